@@ -1,0 +1,80 @@
+"""Dunwell's web application: create_app() only wires things together."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, render_template
+
+from app.config import INSTANCE_DIR, Config
+from app.extensions import csrf, db, login_manager
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    app = Flask(__name__, instance_path=str(INSTANCE_DIR))
+    app.config.from_object(Config)
+    if overrides:
+        app.config.update(overrides)
+    if not app.config["SECRET_KEY"]:
+        raise RuntimeError("SECRET_KEY is not set (the demo writes one under instance/)")
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # Workers and the web process share one file: wait for a lock rather than fail.
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"connect_args": {"timeout": 30}}
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    register_security_headers(app)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    db.init_app(app)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.sign_in"
+    login_manager.login_message = "Please sign in to continue."
+
+
+def register_blueprints(app: Flask) -> None:
+    from app.auth.views import blueprint as auth
+    from app.connections.views import blueprint as connections
+    from app.organisations.views import blueprint as organisations
+
+    app.register_blueprint(auth)
+    app.register_blueprint(organisations)
+    app.register_blueprint(connections)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    def render_error(error: Any) -> tuple[str, int]:
+        code = getattr(error, "code", 500)
+        return render_template("error.html", code=code,
+                               message=getattr(error, "description", "")), code
+
+    for code in (400, 404, 405, 500):
+        app.errorhandler(code)(render_error)
+
+
+def register_commands(app: Flask) -> None:
+    from app.cli import register
+
+    register(app)
+
+
+def register_security_headers(app: Flask) -> None:
+    @app.after_request
+    def headers(response: Any) -> Any:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; frame-ancestors 'none'; form-action 'self' http: https:",
+        )
+        if response.mimetype in ("text/html", "application/json"):
+            # Pages show customers' books: never cache them.
+            response.headers["Cache-Control"] = "no-store"
+        return response

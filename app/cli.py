@@ -1,0 +1,152 @@
+"""The `dunwell` command: a Flask CLI group."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date, datetime
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup
+
+
+def _create_app() -> Flask:
+    from app import create_app
+
+    return create_app()
+
+
+cli = FlaskGroup(create_app=_create_app, add_default_commands=False,
+                 help="Dunwell: collections for QuickBooks Online and Xero.")
+
+
+def main() -> None:
+    cli(prog_name="dunwell")
+
+
+def register(app: Flask) -> None:
+    """Commands that need the app (and its database) are registered per app."""
+    app.cli.add_command(db_group)
+    app.cli.add_command(sync_command)
+    app.cli.add_command(plan_command)
+    app.cli.add_command(worker_command)
+    app.cli.add_command(web_command)
+    app.cli.add_command(user_group)
+
+
+@click.group("db", help="Database schema (Alembic).")
+def db_group() -> None:
+    pass
+
+
+@db_group.command("upgrade", help="Migrate the database to the newest schema.")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    from migrations import upgrade
+
+    upgrade(revision)
+    click.echo(f"database at {revision}")
+
+
+@click.command("sync", help="Sync one organisation now, in this process, and plan what is due.")
+@click.argument("org_id", type=int)
+def sync_command(org_id: int) -> None:
+    from jobs.tasks import sync_org
+
+    click.echo(json.dumps(sync_org(org_id, plan_after=False), indent=2))
+
+
+@click.command("plan", help="Show what Dunwell would do for an organisation on a day (dry run).")
+@click.argument("org_id", type=int)
+@click.option("--as-of", "as_of", default=None, help="YYYY-MM-DD (default: today, local)")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plan_command(org_id: int, as_of: str | None, as_json: bool) -> None:
+    from app import clock
+    from app.extensions import db
+    from app.models import Organisation
+    from jobs.plan import dry_run
+
+    org = db.session.get(Organisation, org_id)
+    if org is None:
+        raise click.ClickException(f"no organisation {org_id}")
+    day = date.fromisoformat(as_of) if as_of else None
+    actions = dry_run(db.session, org, day or clock.now().date())
+    db.session.rollback()
+    if as_json:
+        click.echo(json.dumps(actions, indent=2, default=_json_default))
+        return
+    for item in actions:
+        click.echo(f"{item['scheduled_for']}  {item['invoice_number']:<12} reminder "
+                   f"{item['step'] } of {item['step_count']}  {item['template']}")
+    click.echo(f"{len(actions)} action(s)")
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+@click.command("worker", help="Run an RQ worker (with RQ's scheduler: one is active at a time).")
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+def worker_command(burst: bool) -> None:
+    from jobs.worker import run_worker
+
+    run_worker(burst=burst)
+
+
+@click.command("web", help="Serve the web app with the development server (use gunicorn in "
+                           "production).")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=5000, type=int)
+def web_command(host: str, port: int) -> None:
+    from flask import current_app
+
+    current_app.run(host=host, port=port, threaded=True, use_reloader=False)
+
+
+@click.group("user", help="Users.")
+def user_group() -> None:
+    pass
+
+
+@user_group.command("create")
+@click.argument("email")
+@click.password_option()
+def user_create(email: str, password: str) -> None:
+    from app.auth.views import hash_password
+    from app.extensions import db
+    from app.models import User
+
+    db.session.add(User(email=email.strip().lower(), password_hash=hash_password(password)))
+    db.session.commit()
+    click.echo(f"user {email} created")
+
+
+@cli.command("demo", with_appcontext=False,
+             help="Run everything locally: sandbox, web, worker (Ctrl-C stops all).")
+@click.option("--port", default=5000, type=int)
+@click.option("--sandbox-port", default=5055, type=int)
+def demo_command(port: int, sandbox_port: int) -> None:
+    from app.demo import run_demo
+
+    sys.exit(run_demo(port=port, sandbox_port=sandbox_port))
+
+
+@cli.group("sandbox", help="Local emulators of the providers' APIs.")
+def sandbox_group() -> None:
+    pass
+
+
+@sandbox_group.command("xero", with_appcontext=False, help="Serve the Xero sandbox (seeded).")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=5055, type=int)
+def sandbox_xero(host: str, port: int) -> None:
+    from connectors.sandbox.xero import serve
+
+    serve(host=host, port=port)
+
+
+if __name__ == "__main__":
+    main()

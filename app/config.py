@@ -1,0 +1,52 @@
+"""Settings from the environment, with defaults that are safe on a newcomer's machine."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+INSTANCE_DIR = Path(os.environ.get("DUNWELL_INSTANCE_DIR", Path.cwd() / "instance"))
+
+XERO_SCOPES = (
+    "openid profile email offline_access accounting.transactions accounting.contacts "
+    "accounting.settings.read"
+)
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+class Config:
+    """Production-shaped defaults; every value can be set by an environment variable."""
+
+    SECRET_KEY = _env("SECRET_KEY", "")
+    SQLALCHEMY_DATABASE_URI = _env(
+        "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'dunwell.sqlite3'}"
+    )
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    REDIS_URL = _env("REDIS_URL", "redis://127.0.0.1:6379/0")
+    # MultiFernet keys, comma separated, newest first (rotation: prepend a new key).
+    TOKEN_ENCRYPTION_KEYS = _env("TOKEN_ENCRYPTION_KEYS", "")
+    BASE_URL = _env("BASE_URL", "http://127.0.0.1:5000")
+
+    XERO_CLIENT_ID = _env("XERO_CLIENT_ID", "")
+    XERO_CLIENT_SECRET = _env("XERO_CLIENT_SECRET", "")
+    XERO_SCOPES = _env("XERO_SCOPES", XERO_SCOPES)
+    XERO_AUTHORIZE_URL = _env(
+        "XERO_AUTHORIZE_URL", "https://login.xero.com/identity/connect/authorize"
+    )
+    XERO_TOKEN_URL = _env("XERO_TOKEN_URL", "https://identity.xero.com/connect/token")
+    XERO_REVOKE_URL = _env("XERO_REVOKE_URL", "https://identity.xero.com/connect/revocation")
+    XERO_API_URL = _env("XERO_API_URL", "https://api.xero.com/api.xro/2.0")
+    XERO_CONNECTIONS_URL = _env("XERO_CONNECTIONS_URL", "https://api.xero.com/connections")
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = _env("SESSION_COOKIE_SECURE", "true") == "true"
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    WTF_CSRF_TIME_LIMIT = None
+    # Tests and the demo replace the clock; production reads the real one.
+    CLOCK = None
+    # RQ jobs run in the worker; tests may set this to run them inline.
+    RQ_QUEUE = _env("RQ_QUEUE", "dunwell")

@@ -1,0 +1,87 @@
+"""What the organisation pages show, read in a few queries, always scoped to the member."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from flask import abort
+from sqlalchemy import case, func, select
+
+from app.extensions import db
+from app.models import Action, AuditEvent, Invoice, Membership, Organisation, SyncRun, User
+
+
+def organisations_of(user: User) -> list[Organisation]:
+    return list(db.session.scalars(
+        select(Organisation).join(Membership, Membership.org_id == Organisation.id)
+        .where(Membership.user_id == user.id).order_by(Organisation.name)))
+
+
+def organisation_for(user: User, org_id: int) -> Organisation:
+    """The organisation if the user is a member; 404 otherwise (never reveal it exists)."""
+    org = db.session.scalar(
+        select(Organisation).join(Membership, Membership.org_id == Organisation.id)
+        .where(Membership.user_id == user.id, Organisation.id == org_id))
+    if org is None:
+        abort(404)
+    return org
+
+
+@dataclass
+class InvoiceRow:
+    invoice: Invoice
+    contact_name: str
+    next_action_local: str | None
+    reminders_sent: int
+
+
+@dataclass
+class Overview:
+    org: Organisation
+    sync: SyncRun | None
+    invoices: list[InvoiceRow]
+    events: list[AuditEvent]
+    open_count: int
+    overdue_total_by_currency: dict[str, Decimal]
+
+
+def latest_sync(org: Organisation) -> SyncRun | None:
+    return db.session.scalar(select(SyncRun).where(SyncRun.org_id == org.id)
+                             .order_by(SyncRun.started_at.desc(), SyncRun.id.desc()).limit(1))
+
+
+def local_time(org: Organisation, moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(ZoneInfo(org.timezone)).strftime("%a %d %b %Y, %H:%M")
+
+
+def overview(org: Organisation, today_local: datetime, limit: int = 500) -> Overview:
+    session = db.session
+    sent = dict(session.execute(
+        select(Action.invoice_id, func.count()).where(
+            Action.org_id == org.id, Action.status == "done").group_by(Action.invoice_id)).all())
+    open_first = case((Invoice.status == "open", 0), else_=1)
+    invoices = session.scalars(
+        select(Invoice).where(Invoice.org_id == org.id)
+        .order_by(open_first, Invoice.next_action_at.is_(None), Invoice.next_action_at,
+                  Invoice.due_date).limit(limit)).all()
+    rows = [InvoiceRow(invoice=i, contact_name=i.contact.name if i.contact else "",
+                       next_action_local=local_time(org, i.next_action_at),
+                       reminders_sent=sent.get(i.id, 0)) for i in invoices]
+    events = list(session.scalars(select(AuditEvent).where(AuditEvent.org_id == org.id)
+                                  .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+                                  .limit(100)))
+    overdue: dict[str, Decimal] = {}
+    for invoice in invoices:
+        if invoice.status == "open" and invoice.due_date and \
+                invoice.due_date < today_local.date():
+            overdue[invoice.currency] = overdue.get(invoice.currency, Decimal(0)) + \
+                invoice.amount_due
+    open_count = session.scalar(select(func.count()).select_from(Invoice).where(
+        Invoice.org_id == org.id, Invoice.status == "open")) or 0
+    return Overview(org=org, sync=latest_sync(org), invoices=rows, events=events,
+                    open_count=open_count, overdue_total_by_currency=overdue)

@@ -1,0 +1,62 @@
+"""Organisations list and the organisation page (status, sync progress, invoices, activity)."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, flash, jsonify, redirect, render_template, url_for
+from flask_login import current_user, login_required
+from werkzeug.wrappers import Response
+
+from app import clock
+from app.organisations.services import (
+    latest_sync,
+    organisation_for,
+    organisations_of,
+    overview,
+)
+from jobs.tasks import enqueue_sync
+
+blueprint = Blueprint("organisations", __name__)
+
+
+@blueprint.route("/")
+def home() -> Response:
+    return redirect(url_for("organisations.index"))
+
+
+@blueprint.route("/orgs")
+@login_required
+def index() -> str:
+    return render_template("organisations/index.html", organisations=organisations_of(current_user))
+
+
+@blueprint.route("/orgs/<int:org_id>")
+@login_required
+def show(org_id: int) -> str:
+    org = organisation_for(current_user, org_id)
+    now_local = clock.now().astimezone(ZoneInfo(org.timezone))
+    return render_template("organisations/show.html", view=overview(org, now_local),
+                           now_local=now_local)
+
+
+@blueprint.route("/orgs/<int:org_id>/sync-status")
+@login_required
+def sync_status(org_id: int) -> Any:
+    org = organisation_for(current_user, org_id)
+    run = latest_sync(org)
+    if run is None:
+        return jsonify({"status": "none"})
+    return jsonify({"status": run.status, "mode": run.mode, "progress": run.progress,
+                    "api_calls": run.api_calls, "error": run.error,
+                    "finished_at": run.finished_at.isoformat() if run.finished_at else None})
+
+
+@blueprint.route("/orgs/<int:org_id>/sync", methods=["POST"])
+@login_required
+def sync_now(org_id: int) -> Response:
+    org = organisation_for(current_user, org_id)
+    enqueue_sync(org.id)
+    flash("Sync started.", "success")
+    return redirect(url_for("organisations.show", org_id=org.id))

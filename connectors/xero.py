@@ -1,0 +1,411 @@
+"""Xero Accounting API connector over the official `xero-python` SDK.
+
+The SDK builds every request (paths, tenant header, query, Idempotency-Key); we read the raw
+answer ourselves (`_preload_content=False`) so money is parsed straight into Decimal — the SDK's
+models would hand us floats.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import requests
+import urllib3
+from xero_python.accounting import AccountingApi
+from xero_python.accounting.models import HistoryRecord, HistoryRecords, RequestEmpty
+from xero_python.api_client import ApiClient, Configuration
+from xero_python.api_client.oauth2 import OAuth2Token
+from xero_python.exceptions import ApiException
+
+from connectors.base import (
+    AuthorizationRevoked,
+    ConfigurationError,
+    ConnectorError,
+    ContactRecord,
+    DailyLimitReached,
+    InvoiceRecord,
+    InvoiceStatus,
+    NotFound,
+    OrganisationRecord,
+    PaymentRecord,
+    ProviderRejected,
+    RateLimited,
+    TenantRecord,
+    TokenSet,
+    TokenStore,
+    TransientError,
+)
+from connectors.oauth import OAuthClient
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 1000  # Xero's maximum: fewest calls per record
+REQUEST_TIMEOUT = 60
+REFRESH_MARGIN = timedelta(seconds=120)
+T = TypeVar("T")
+
+# Xero names time zones the Windows way; these cover the countries Dunwell serves first.
+WINDOWS_TO_IANA = {
+    "GMTSTANDARDTIME": "Europe/London",
+    "GREENWICHSTANDARDTIME": "Atlantic/Reykjavik",
+    "WEUROPESTANDARDTIME": "Europe/Berlin",
+    "ROMANCESTANDARDTIME": "Europe/Paris",
+    "CENTRALEUROPESTANDARDTIME": "Europe/Budapest",
+    "CENTRALEUROPEANSTANDARDTIME": "Europe/Warsaw",
+    "ISRAELSTANDARDTIME": "Asia/Jerusalem",
+    "EASTERNSTANDARDTIME": "America/New_York",
+    "CENTRALSTANDARDTIME": "America/Chicago",
+    "MOUNTAINSTANDARDTIME": "America/Denver",
+    "PACIFICSTANDARDTIME": "America/Los_Angeles",
+    "AUSEASTERNSTANDARDTIME": "Australia/Sydney",
+    "EAUSTRALIASTANDARDTIME": "Australia/Brisbane",
+    "WAUSTRALIASTANDARDTIME": "Australia/Perth",
+    "CENAUSTRALIASTANDARDTIME": "Australia/Adelaide",
+    "NEWZEALANDSTANDARDTIME": "Pacific/Auckland",
+    "SOUTHAFRICASTANDARDTIME": "Africa/Johannesburg",
+    "SINGAPORESTANDARDTIME": "Asia/Singapore",
+    "UTC": "UTC",
+}
+# Where one Windows zone spans several countries, the country's own zone is the better name.
+COUNTRY_ZONES = {"NO": "Europe/Oslo", "SE": "Europe/Stockholm", "DK": "Europe/Copenhagen",
+                 "DE": "Europe/Berlin", "NL": "Europe/Amsterdam", "AT": "Europe/Vienna",
+                 "PL": "Europe/Warsaw", "IE": "Europe/Dublin", "GB": "Europe/London"}
+
+_MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+
+
+def parse_xero_datetime(value: str | None) -> datetime | None:
+    """`/Date(1552326816230+0000)/` (epoch ms, UTC) or ISO 8601 -> aware UTC."""
+    if not value:
+        return None
+    match = _MS_DATE.match(value)
+    if match:
+        return datetime.fromtimestamp(int(match.group(1)) / 1000, tz=UTC)
+    parsed = datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def parse_xero_date(iso_string: str | None, ms_value: str | None) -> date | None:
+    """Calendar dates: prefer the `…String` twin (no time-zone arithmetic to get wrong)."""
+    if iso_string:
+        return date.fromisoformat(iso_string[:10])
+    moment = parse_xero_datetime(ms_value)
+    return moment.date() if moment else None
+
+
+def _money(value: Any) -> Decimal:
+    if value is None:
+        return Decimal("0")
+    if isinstance(value, float):  # never expected: bodies are parsed with parse_float=Decimal
+        raise ConnectorError("float money in a Xero answer")
+    return Decimal(value)
+
+
+def invoice_status(provider_status: str, amount_due: Decimal) -> InvoiceStatus:
+    if provider_status in ("DRAFT", "SUBMITTED"):
+        return "draft"  # not approved: nothing to collect yet
+    if provider_status == "AUTHORISED":
+        return "open" if amount_due > 0 else "paid"
+    if provider_status == "PAID":
+        return "paid"
+    if provider_status == "VOIDED":
+        return "voided"
+    return "deleted"
+
+
+def invoice_record(raw: dict[str, Any]) -> InvoiceRecord:
+    amount_due = _money(raw.get("AmountDue"))
+    status = str(raw.get("Status", ""))
+    contact = raw.get("Contact") or {}
+    return InvoiceRecord(
+        provider_id=str(raw["InvoiceID"]),
+        number=str(raw.get("InvoiceNumber") or ""),
+        contact_provider_id=contact.get("ContactID"),
+        currency=str(raw.get("CurrencyCode") or ""),
+        issue_date=parse_xero_date(raw.get("DateString"), raw.get("Date")),
+        due_date=parse_xero_date(raw.get("DueDateString"), raw.get("DueDate")),
+        total=_money(raw.get("Total")),
+        amount_paid=_money(raw.get("AmountPaid")),
+        amount_due=amount_due,
+        status=invoice_status(status, amount_due),
+        provider_status=status,
+        updated_at=parse_xero_datetime(raw.get("UpdatedDateUTC")),
+    )
+
+
+def contact_record(raw: dict[str, Any]) -> ContactRecord:
+    return ContactRecord(
+        provider_id=str(raw["ContactID"]),
+        name=str(raw.get("Name") or ""),
+        email=raw.get("EmailAddress") or None,
+        is_customer=bool(raw.get("IsCustomer", False)),
+        archived=raw.get("ContactStatus") == "ARCHIVED",
+        updated_at=parse_xero_datetime(raw.get("UpdatedDateUTC")),
+    )
+
+
+def payment_record(raw: dict[str, Any]) -> PaymentRecord:
+    invoice = raw.get("Invoice") or {}
+    return PaymentRecord(
+        provider_id=str(raw["PaymentID"]),
+        invoice_provider_id=invoice.get("InvoiceID"),
+        amount=_money(raw.get("Amount")),
+        currency=invoice.get("CurrencyCode"),
+        paid_on=parse_xero_date(None, raw.get("Date")),
+        status="deleted" if raw.get("Status") == "DELETED" else "active",
+        updated_at=parse_xero_datetime(raw.get("UpdatedDateUTC")),
+    )
+
+
+def organisation_record(tenant_id: str, raw: dict[str, Any]) -> OrganisationRecord:
+    country = str(raw.get("CountryCode") or "GB")
+    windows_zone = str(raw.get("Timezone") or "UTC")
+    zone = COUNTRY_ZONES.get(country) or WINDOWS_TO_IANA.get(windows_zone, "UTC")
+    return OrganisationRecord(
+        tenant_id=tenant_id,
+        name=str(raw.get("Name") or ""),
+        country=country,
+        timezone=zone,
+        base_currency=str(raw.get("BaseCurrency") or ""),
+    )
+
+
+@dataclass(frozen=True)
+class XeroSettings:
+    oauth: OAuthClient
+    api_url: str
+    connections_url: str
+
+
+def list_connections(settings: XeroSettings, access_token: str,
+                     auth_event_id: str | None = None) -> list[TenantRecord]:
+    """The tenants a consent authorised (one consent may cover several)."""
+    params = {"authEventId": auth_event_id} if auth_event_id else None
+    try:
+        response = requests.get(
+            settings.connections_url,
+            params=params,
+            headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
+            timeout=REQUEST_TIMEOUT,
+        )
+    except requests.RequestException as exc:
+        raise TransientError(f"Xero connections unreachable: {type(exc).__name__}") from exc
+    if response.status_code == 401:
+        raise AuthorizationRevoked("Xero refused the access token for /connections")
+    if response.status_code != 200:
+        raise TransientError(f"Xero /connections answered {response.status_code}")
+    return [
+        TenantRecord(
+            connection_id=str(item["id"]),
+            tenant_id=str(item["tenantId"]),
+            tenant_name=str(item.get("tenantName") or ""),
+            auth_event_id=item.get("authEventId"),
+        )
+        for item in response.json()
+        if item.get("tenantType", "ORGANISATION") == "ORGANISATION"
+    ]
+
+
+def delete_connection(settings: XeroSettings, access_token: str, connection_id: str) -> None:
+    try:
+        response = requests.delete(
+            f"{settings.connections_url}/{connection_id}",
+            headers={"Authorization": f"Bearer {access_token}"},
+            timeout=REQUEST_TIMEOUT,
+        )
+    except requests.RequestException as exc:
+        raise TransientError(f"Xero connection delete failed: {type(exc).__name__}") from exc
+    if response.status_code not in (200, 204, 404):
+        raise TransientError(f"Xero connection delete answered {response.status_code}")
+
+
+class XeroConnector:
+    """One Xero tenant. Refreshes tokens through the TokenStore, under its lock."""
+
+    provider = "xero"
+
+    def __init__(self, settings: XeroSettings, tenant_id: str, tokens: TokenStore,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.settings = settings
+        self.tenant_id = tenant_id
+        self.tokens = tokens
+        self.clock = clock
+        self.calls = 0
+        self._access_token = ""
+        # Expiry stays None for the SDK: it must never refresh on its own, outside our lock.
+        self._api = AccountingApi(
+            ApiClient(
+                Configuration(oauth2_token=OAuth2Token(
+                    client_id=settings.oauth.client_id,
+                    client_secret=settings.oauth.client_secret,
+                )),
+                pool_threads=1,
+                oauth2_token_getter=lambda: {
+                    "access_token": self._access_token, "token_type": "Bearer",
+                    "expires_in": None, "scope": None,
+                },
+                oauth2_token_saver=lambda token: None,
+            ),
+            base_url=settings.api_url,
+        )
+
+    def __repr__(self) -> str:
+        return f"XeroConnector(tenant_id={self.tenant_id!r})"
+
+    # --- tokens -------------------------------------------------------------------------
+
+    def _stale(self, tokens: TokenSet) -> bool:
+        return tokens.expires_at - REFRESH_MARGIN <= self.clock()
+
+    def _ensure_token(self, force: bool = False) -> None:
+        current = self.tokens.load()
+        if force or self._stale(current):
+            rejected = current.access_token
+            current = self.tokens.refresh(
+                lambda fresh: self._stale(fresh) or (force and fresh.access_token == rejected),
+                lambda old: self.settings.oauth.refresh(old.refresh_token),
+            )
+        self._access_token = current.access_token
+
+    # --- calls --------------------------------------------------------------------------
+
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """One API call: fresh token, raw answer, errors classified once."""
+        for attempt in (1, 2):
+            self._ensure_token(force=attempt == 2)
+            self.calls += 1
+            try:
+                response = fn(self.tenant_id, *args, _preload_content=False,
+                              _request_timeout=REQUEST_TIMEOUT, **kwargs)
+            except ApiException as exc:
+                if exc.status == 401 and attempt == 1:
+                    log.info("xero %s: access token refused, refreshing once", what,
+                             extra={"tenant_id": self.tenant_id})
+                    continue
+                raise self._classify(what, exc) from exc
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise TransientError(f"Xero {what}: {type(exc).__name__}") from exc
+            data = response.data
+            if not data:
+                return None
+            try:
+                return json.loads(data, parse_float=Decimal)
+            except ValueError as exc:
+                raise TransientError(f"Xero {what}: answer is not JSON") from exc
+        raise AuthorizationRevoked(f"Xero {what}: access token refused after refresh")
+
+    def _classify(self, what: str, exc: ApiException) -> ConnectorError:
+        status = exc.status or 0
+        headers = exc.headers or {}
+        if status == 429:
+            problem = str(headers.get("X-Rate-Limit-Problem", ""))
+            retry_after = float(headers.get("Retry-After") or 60)
+            if problem.lower().startswith("day"):
+                return DailyLimitReached(f"Xero {what}: daily limit reached", retry_after, problem)
+            return RateLimited(f"Xero {what}: rate limited ({problem})", retry_after, problem)
+        if status == 401:
+            return AuthorizationRevoked(f"Xero {what}: unauthorised")
+        if status == 403:
+            return ConfigurationError(f"Xero {what}: forbidden (tenant disconnected or scope)")
+        if status == 404:
+            return NotFound(f"Xero {what}: not found")
+        if status == 400:
+            return ProviderRejected(f"Xero {what}: {_validation_message(exc.body)}")
+        if status >= 500 or status == 0:
+            return TransientError(f"Xero {what}: answered {status}")
+        return ConnectorError(f"Xero {what}: answered {status}")
+
+    def _pages(self, what: str, fn: Callable[..., Any], key: str, parse: Callable[[dict], T],
+               modified_since: datetime | None, **query: Any) -> Iterator[list[T]]:
+        """Every page at the largest size, oldest change first; stops on the stated page count."""
+        if modified_since is not None:
+            query["if_modified_since"] = modified_since.astimezone(UTC).strftime(
+                "%Y-%m-%dT%H:%M:%S")
+        page = 1
+        while True:
+            body = self._call(f"{what} page {page}", fn, page=page, page_size=PAGE_SIZE,
+                              order="UpdatedDateUTC ASC", **query) or {}
+            items = body.get(key) or []
+            yield [parse(item) for item in items]
+            pagination = body.get("pagination") or {}
+            page_count = pagination.get("pageCount")
+            if page_count is None:
+                page_count = page if len(items) < PAGE_SIZE else page + 1
+            if page >= int(page_count) or not items:
+                return
+            page += 1
+
+    # --- Connector protocol -------------------------------------------------------------
+
+    def organisation(self) -> OrganisationRecord:
+        body = self._call("organisation", self._api.get_organisations) or {}
+        organisations = body.get("Organisations") or []
+        if not organisations:
+            raise ConnectorError("Xero organisation: empty answer")
+        return organisation_record(self.tenant_id, organisations[0])
+
+    def contacts(self, modified_since: datetime | None) -> Iterator[list[ContactRecord]]:
+        return self._pages("contacts", self._api.get_contacts, "Contacts", contact_record,
+                           modified_since, include_archived=True)
+
+    def invoices(self, modified_since: datetime | None) -> Iterator[list[InvoiceRecord]]:
+        return self._pages("invoices", self._api.get_invoices, "Invoices", invoice_record,
+                           modified_since, where='Type=="ACCREC"')
+
+    def payments(self, modified_since: datetime | None) -> Iterator[list[PaymentRecord]]:
+        def sales_only(raw: dict[str, Any]) -> PaymentRecord | None:
+            if raw.get("PaymentType", "ACCRECPAYMENT") != "ACCRECPAYMENT":
+                return None
+            return payment_record(raw)
+
+        for page in self._pages("payments", self._api.get_payments, "Payments", sales_only,
+                                modified_since):
+            yield [p for p in page if p is not None]
+
+    def invoice(self, provider_id: str) -> InvoiceRecord:
+        body = self._call(f"invoice {provider_id}", self._api.get_invoice, provider_id) or {}
+        invoices = body.get("Invoices") or []
+        if not invoices:
+            raise NotFound(f"Xero invoice {provider_id}: not found")
+        return invoice_record(invoices[0])
+
+    def online_invoice_url(self, provider_id: str) -> str | None:
+        body = self._call(f"online invoice {provider_id}", self._api.get_online_invoice,
+                          provider_id) or {}
+        urls = body.get("OnlineInvoices") or []
+        return urls[0].get("OnlineInvoiceUrl") if urls else None
+
+    def email_invoice(self, provider_id: str, idempotency_key: str) -> None:
+        self._call(f"email invoice {provider_id}", self._api.email_invoice, provider_id,
+                   RequestEmpty(), idempotency_key=idempotency_key)
+
+    def add_invoice_note(self, provider_id: str, text: str, idempotency_key: str) -> None:
+        records = HistoryRecords(history_records=[HistoryRecord(details=text[:2500])])
+        self._call(f"history note {provider_id}", self._api.create_invoice_history, provider_id,
+                   records, idempotency_key=idempotency_key)
+
+
+def _validation_message(body: Any) -> str:
+    """The first human message in Xero's ValidationException body, for logs and the owner."""
+    try:
+        data = json.loads(body) if isinstance(body, str | bytes) else body
+        for element in data.get("Elements") or []:
+            for error in element.get("ValidationErrors") or []:
+                if error.get("Message"):
+                    return str(error["Message"])[:300]
+        return str(data.get("Message") or data.get("Detail") or "validation error")[:300]
+    except (ValueError, AttributeError, TypeError):
+        return "validation error"
+
+
+def page_floor(count: int) -> int:
+    """The fewest calls that can list `count` records (one call even when empty)."""
+    return max(1, math.ceil(count / PAGE_SIZE))

@@ -1,0 +1,112 @@
+"""The action ledger: every effect is written here before it runs, and its outcome after.
+
+States: planned -> running -> done | skipped | failed (retried) | dead (gave up, the owner sees it).
+The key is deterministic (organisation, invoice, rule step), unique in the database, so planning
+the same day twice cannot create a second action.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.models import Action, AuditEvent, Invoice
+from rules import PastAction, PlannedAction
+
+log = logging.getLogger(__name__)
+
+OPEN_STATES = ("planned", "running", "failed")
+FINAL_STATES = ("done", "skipped", "dead")
+REPLAN_REASON = "changed"
+
+
+def audit(session: Session, org_id: int, kind: str, message: str, *, at: datetime,
+          invoice_id: int | None = None, action_id: int | None = None,
+          data: dict[str, Any] | None = None) -> None:
+    session.add(AuditEvent(org_id=org_id, kind=kind, message=message, at=at,
+                           invoice_id=invoice_id, action_id=action_id, data=data))
+
+
+def history(session: Session, invoice_ids: Iterable[int]) -> dict[int, list[PastAction]]:
+    """What the ledger holds per invoice, in the shape rules/ reads.
+
+    An action skipped because the invoice changed before it ran is left out: its step may be
+    planned again against the invoice as it is now.
+    """
+    found: dict[int, list[PastAction]] = defaultdict(list)
+    ids = list(invoice_ids)
+    for start in range(0, len(ids), 500):
+        rows = session.execute(
+            select(Action.invoice_id, Action.key, Action.status, Action.result)
+            .where(Action.invoice_id.in_(ids[start:start + 500]))
+        )
+        for invoice_id, key, status, result in rows:
+            if status == "skipped" and (result or {}).get("reason") == REPLAN_REASON:
+                continue
+            found[invoice_id].append(PastAction(key=key, status=status))
+    return found
+
+
+def record_planned(session: Session, planned: PlannedAction, invoice: Invoice,
+                   now: datetime) -> Action | None:
+    """Write the planned action; None if its key is already in the ledger (a no-op replan)."""
+    existing = session.scalar(select(Action).where(Action.key == planned.key))
+    if existing is not None:
+        if existing.status == "skipped" and (existing.result or {}).get("reason") == REPLAN_REASON:
+            existing.status = "planned"
+            existing.planned_amount_due = invoice.amount_due
+            existing.scheduled_for = planned.scheduled_for
+            existing.result = None
+            audit(session, invoice.org_id, "action_replanned",
+                  f"Reminder {planned.step_index + 1} for {invoice.number} planned again",
+                  at=now, invoice_id=invoice.id, action_id=existing.id)
+            return existing
+        return None
+    action = Action(
+        org_id=planned.org_id, invoice_id=planned.invoice_id, key=planned.key,
+        kind=planned.kind, step_index=planned.step_index, step_count=planned.step_count,
+        template=planned.template, scheduled_for=planned.scheduled_for, status="planned",
+        planned_amount_due=invoice.amount_due, created_at=now, updated_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(action)
+    except IntegrityError:
+        log.info("action %s already planned by another worker", planned.key)
+        return None
+    return action
+
+
+def start(action: Action, now: datetime) -> None:
+    action.status = "running"
+    action.attempts += 1
+    action.updated_at = now
+
+
+def finish(session: Session, action: Action, status: str, message: str, now: datetime,
+           result: dict[str, Any] | None = None, error: str | None = None) -> None:
+    """Record the outcome and say so in the activity log, in one transaction."""
+    assert status in ("done", "skipped", "failed", "dead")
+    action.status = status
+    action.result = {**(action.result or {}), **(result or {})}
+    action.error = error
+    action.updated_at = now
+    if status in FINAL_STATES:
+        action.finished_at = now
+    audit(session, action.org_id, f"action_{status}", message, at=now,
+          invoice_id=action.invoice_id, action_id=action.id,
+          data={"key": action.key, **(result or {})})
+    log.info("org %s invoice %s action %s: %s (%s)", action.org_id, action.invoice_id,
+             action.key, status, message)
+
+
+def amount_changed(action: Action, amount_due: Decimal) -> bool:
+    return action.planned_amount_due is not None and action.planned_amount_due != amount_due

@@ -1,0 +1,167 @@
+"""RQ entry points. Each takes ids, never objects, and runs inside the worker's app context."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from rq import Retry, get_current_job
+from sqlalchemy import select
+
+from app import clock
+from app.extensions import db
+from app.models import Action, Connection, Organisation, SyncRun
+from app.providers import connector_for
+from connectors.base import ConfigurationError
+from jobs import execute, ledger, plan
+from jobs.queues import enqueue_once
+from sync.engine import sync_organisation
+
+log = logging.getLogger(__name__)
+
+ACTION_RETRY = Retry(max=execute.MAX_ATTEMPTS - 1, interval=[30, 120, 600, 1800, 3600])
+SYNC_RETRY = Retry(max=3, interval=[30, 120, 600])
+
+
+def _active_connection(org: Organisation) -> Connection | None:
+    connection = org.connection
+    if connection is None or connection.status != "active":
+        log.info("org %s: no active connection, nothing to do", org.id)
+        return None
+    return connection
+
+
+def sync_org(org_id: int, plan_after: bool = True) -> dict[str, Any]:
+    """Sync one organisation's books, then plan (and enqueue) what is due."""
+    session = db.session
+    org = session.get(Organisation, org_id)
+    if org is None or (connection := _active_connection(org)) is None:
+        return {"skipped": True}
+    job = get_current_job()
+    run = SyncRun(org_id=org.id, job_id=job.id if job else "inline", mode="pending",
+                  status="running", started_at=clock.now(), progress={})
+    session.add(run)
+    session.commit()
+
+    def progress(counts: dict[str, int]) -> None:
+        run.progress = counts
+        run.api_calls = connector.calls
+        if job is not None:
+            job.meta["progress"] = counts
+            job.save_meta()
+
+    connector = connector_for(connection)
+    try:
+        result = sync_organisation(session, org, connector, on_progress=progress)
+    except Exception as exc:
+        session.rollback()
+        run.status, run.error, run.finished_at = "failed", str(exc)[:500], clock.now()
+        run.api_calls = connector.calls
+        if isinstance(exc, ConfigurationError):
+            connection.status, connection.last_error = "needs_reconnect", str(exc)[:500]
+        ledger.audit(session, org.id, "sync_failed", f"Sync failed: {exc}", at=clock.now())
+        session.commit()
+        log.warning("org %s: sync failed: %s", org.id, exc)
+        raise
+    now = clock.now()
+    changed = None if result.mode == "full" else result.changed_invoice_ids
+    plan.refresh_next_action(session, org, now, changed)
+    run.mode, run.status, run.finished_at = result.mode, "done", now
+    run.progress, run.api_calls = result.counts, result.api_calls
+    ledger.audit(session, org.id, "sync_done",
+                 f"{result.mode.capitalize()} sync: {result.counts.get('invoices', 0)} invoices, "
+                 f"{result.counts.get('contacts', 0)} contacts, "
+                 f"{result.counts.get('payments', 0)} payments read in "
+                 f"{result.api_calls} API calls", at=now, data={"counts": result.counts})
+    session.commit()
+    if result.mode == "full":
+        schedule_daily_run(org.id)  # the organisation's zone is known now
+    if plan_after:
+        plan_org(org.id)
+    return {"mode": result.mode, "counts": result.counts, "api_calls": result.api_calls}
+
+
+def plan_org(org_id: int) -> int:
+    """Plan what is due now and enqueue one job per new action."""
+    session = db.session
+    org = session.get(Organisation, org_id)
+    if org is None:
+        return 0
+    now = clock.now()
+    actions = plan.plan_org(session, org, now)
+    for action in actions:
+        ledger.audit(session, org.id, "action_planned",
+                     f"Reminder {(action.step_index or 0) + 1} of {action.step_count} planned",
+                     at=now, invoice_id=action.invoice_id, action_id=action.id)
+    session.commit()
+    for action in actions:
+        enqueue_action(action)
+    return len(actions)
+
+
+def enqueue_action(action: Action) -> None:
+    enqueue_once(execute_action, action.id, job_id=f"action-{action.id}", retry=ACTION_RETRY)
+
+
+def execute_action(action_id: int) -> str:
+    session = db.session
+    action = session.get(Action, action_id)
+    if action is None:
+        log.warning("action %s vanished before it ran", action_id)
+        return "gone"
+    org = session.get(Organisation, action.org_id)
+    assert org is not None
+    connection = org.connection
+    if connection is None or connection.status != "active":
+        ledger.finish(session, action, "dead", "Organisation is not connected", clock.now())
+        session.commit()
+        return "dead"
+    return execute.execute_action(session, action, connector_for(connection), clock.now())
+
+
+def daily_run(org_id: int, local_day: str) -> None:
+    """The day's work for one organisation at its send time; then book tomorrow's."""
+    session = db.session
+    org = session.get(Organisation, org_id)
+    if org is None:
+        return
+    try:
+        if _active_connection(org) is not None:
+            sync_org(org_id, plan_after=True)
+    finally:
+        schedule_daily_run(org_id, after=date.fromisoformat(local_day))
+
+
+def schedule_daily_run(org_id: int, after: date | None = None) -> datetime | None:
+    """Book the next daily run at the policy's send time in the organisation's zone."""
+    session = db.session
+    org = session.get(Organisation, org_id)
+    if org is None:
+        return None
+    policy, calendar = plan.policy_for(session, org), plan.calendar_for(org)
+    now = clock.now()
+    day = calendar.today(now)
+    if after is not None and day <= after:
+        day = after + timedelta(days=1)
+    moment = calendar.at_local(day, policy.send_time)
+    if moment <= now:
+        day += timedelta(days=1)
+        moment = calendar.at_local(day, policy.send_time)
+    session.commit()
+    enqueue_once(daily_run, org_id, day.isoformat(), job_id=f"daily-{org_id}-{day.isoformat()}",
+                 at=moment)
+    return moment
+
+
+def ensure_schedules() -> int:
+    """Make sure every connected organisation has its next daily run booked (idempotent)."""
+    ids = db.session.scalars(
+        select(Connection.org_id).where(Connection.status == "active")).all()
+    for org_id in ids:
+        schedule_daily_run(org_id)
+    return len(ids)
+
+
+def enqueue_sync(org_id: int) -> None:
+    enqueue_once(sync_org, org_id, job_id=f"sync-org-{org_id}", retry=SYNC_RETRY)
