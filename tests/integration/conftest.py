@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import requests
+from redis import Redis
+from rq import Queue
+from sqlalchemy import select
+
+from tests.conftest import LiveServer
+from tests.integration import flows
+
+EMAIL, PASSWORD = "owner@example.com", "correct horse battery"
+
+
+def run_jobs(app) -> None:  # type: ignore[no-untyped-def]
+    """A real RQ worker, in burst mode: runs every queued job, then returns."""
+    from app.extensions import db
+    from jobs.worker import AppWorker
+
+    with app.app_context():
+        redis = Redis.from_url(app.config["REDIS_URL"])
+        queue = Queue(app.config["RQ_QUEUE"], connection=redis)
+        AppWorker([queue], connection=redis).work(burst=True, with_scheduler=False)
+        db.session.remove()
+
+
+def create_user(app, email: str = EMAIL, password: str = PASSWORD) -> None:  # type: ignore[no-untyped-def]
+    from app.auth.views import hash_password
+    from app.extensions import db
+    from app.models import User
+
+    with app.app_context():
+        db.session.add(User(email=email, password_hash=hash_password(password)))
+        db.session.commit()
+
+
+@dataclass
+class Connected:
+    web: LiveServer
+    http: requests.Session
+    org_id: int
+    tenant_id: str
+
+
+@pytest.fixture
+def web(app) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
+    server = LiveServer(app)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def connected(app, web) -> Connected:  # type: ignore[no-untyped-def]
+    """Signed in and connected to the sandbox's first organisation; jobs not yet run."""
+    from app.extensions import db
+    from app.models import Connection
+
+    create_user(app)
+    http = requests.Session()
+    flows.sign_in(http, web.url, EMAIL, PASSWORD)
+    landed = flows.answer_consent(http, flows.start_connect(http, web.url), "allow")
+    assert landed.status_code == 200, landed.text[:300]
+    with app.app_context():
+        connection = db.session.scalars(select(Connection)).one()
+        return Connected(web, http, connection.org_id, connection.tenant_id)

@@ -1,0 +1,70 @@
+"""Steps a person takes in the browser, over real HTTP, shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from urllib.parse import urljoin
+
+import requests
+
+
+class FormParser(HTMLParser):
+    """Collects the forms of a page: action, method and inputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[dict] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "form":
+            self.forms.append({"action": a.get("action") or "", "method":
+                               (a.get("method") or "get").lower(), "inputs": []})
+        elif tag in ("input", "button") and self.forms:
+            self.forms[-1]["inputs"].append(a)
+
+
+def forms_of(html: str) -> list[dict]:
+    parser = FormParser()
+    parser.feed(html)
+    return parser.forms
+
+
+def csrf_token(html: str) -> str:
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
+    assert match, "page has no CSRF token"
+    return match.group(1)
+
+
+def sign_in(http: requests.Session, base: str, email: str, password: str) -> requests.Response:
+    page = http.get(f"{base}/signin")
+    return http.post(f"{base}/signin", data={"csrf_token": csrf_token(page.text),
+                                             "email": email, "password": password})
+
+
+def start_connect(http: requests.Session, base: str) -> requests.Response:
+    """Press "Connect Xero" on the organisations page; returns the consent page."""
+    page = http.get(f"{base}/orgs")
+    assert "Connect Xero" in page.text
+    return http.post(f"{base}/connect/xero", data={"csrf_token": csrf_token(page.text)})
+
+
+def answer_consent(http: requests.Session, consent: requests.Response, decision: str,
+                   tenants: int = 1) -> requests.Response:
+    """Tick the first `tenants` organisations and press Allow (or Cancel)."""
+    form = next(f for f in forms_of(consent.text) if f["method"] == "post")
+    data: list[tuple[str, str]] = []
+    ticked = 0
+    for field in form["inputs"]:
+        name, kind = field.get("name"), (field.get("type") or "text").lower()
+        if not name or name == "decision":
+            continue
+        if kind == "checkbox":
+            if ticked < tenants:
+                data.append((name, field.get("value") or "on"))
+                ticked += 1
+        elif kind not in ("submit", "button"):
+            data.append((name, field.get("value") or ""))
+    data.append(("decision", decision))
+    return http.post(urljoin(consent.url, form["action"] or consent.url), data=data)

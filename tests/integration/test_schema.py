@@ -1,0 +1,38 @@
+"""Migrations are the only source of the schema: they must agree with the models."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, inspect
+
+import app.models  # noqa: F401
+from app.extensions import db
+from migrations import upgrade
+
+pytestmark = pytest.mark.db
+
+
+def test_migrations_and_models_agree(database_url: str) -> None:
+    upgrade(url=database_url)
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        diff = compare_metadata(context, db.metadata)
+        tables = set(inspect(connection).get_table_names())
+    engine.dispose()
+    assert diff == []
+    assert {"organisations", "users", "memberships", "grants", "connections", "contacts",
+            "invoices", "payments", "policies", "actions", "audit_events", "sync_cursors",
+            "sync_runs"} <= tables
+
+
+def test_next_action_at_is_indexed(database_url: str) -> None:
+    upgrade(url=database_url)
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        indexes = {tuple(ix["column_names"]) for ix in inspect(connection).get_indexes("invoices")}
+    engine.dispose()
+    assert ("next_action_at",) in indexes
+    assert ("org_id", "next_action_at") in indexes

@@ -1,0 +1,120 @@
+"""Sync against the sandbox over HTTP, then execute ledger actions with crashes and races."""
+
+from __future__ import annotations
+
+from collections import Counter
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from connectors.xero import page_floor
+
+pytestmark = pytest.mark.db
+
+
+def _snapshot(model) -> list[tuple]:  # type: ignore[no-untyped-def]
+    from app.extensions import db
+
+    columns = [c.name for c in model.__table__.columns]
+    rows = db.session.scalars(select(model).order_by(model.id)).all()
+    return [tuple(getattr(r, c) for c in columns) for r in rows]
+
+
+def test_full_sync_at_the_call_floor_then_incremental_changes_nothing(
+        app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
+    from app.models import Contact, Invoice, Payment
+    from jobs.tasks import sync_org
+
+    state, _ = sandbox
+    with app.app_context():
+        first = sync_org(connected.org_id, plan_after=False)
+        counts = first["counts"]
+        assert first["mode"] == "full"
+        accrec = [i for i in state.invoices(connected.tenant_id) if i["Type"] == "ACCREC"]
+        assert counts["invoices"] == len(accrec)
+        # One call for the organisation's details, then the fewest pages per stream.
+        assert first["api_calls"] == 1 + sum(page_floor(n) for n in counts.values())
+        before = [_snapshot(m) for m in (Contact, Invoice, Payment)]
+
+        second = sync_org(connected.org_id, plan_after=False)
+        assert second["mode"] == "incremental"
+        assert second["counts"] == {"contacts": 0, "invoices": 0, "payments": 0}
+        assert second["api_calls"] == 3
+        assert [_snapshot(m) for m in (Contact, Invoice, Payment)] == before
+
+
+def test_incremental_sync_picks_up_a_payment(app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
+    from app.extensions import db
+    from app.models import Invoice, Payment
+    from jobs.tasks import sync_org
+
+    state, _ = sandbox
+    with app.app_context():
+        sync_org(connected.org_id, plan_after=False)
+        target = db.session.scalars(select(Invoice).where(Invoice.status == "open")
+                                    .order_by(Invoice.id)).first()
+        state.pay_invoice(connected.tenant_id, target.provider_id, target.amount_due)
+        result = sync_org(connected.org_id, plan_after=False)
+        assert result["counts"]["invoices"] == 1 and result["counts"]["payments"] == 1
+        db.session.refresh(target)
+        assert target.status == "paid" and target.amount_due == Decimal("0")
+        assert target.next_action_at is None
+        payment = db.session.scalars(select(Payment).where(Payment.invoice_id == target.id)
+                                     .order_by(Payment.id.desc())).first()
+        assert payment is not None and payment.amount > 0
+
+
+def _plan(app, org_id: int):  # type: ignore[no-untyped-def]
+    from app import clock
+    from app.extensions import db
+    from app.models import Organisation
+    from jobs.plan import plan_org
+    from jobs.tasks import sync_org
+
+    sync_org(org_id, plan_after=False)
+    actions = plan_org(db.session, db.session.get(Organisation, org_id), clock.now())
+    db.session.commit()
+    assert len(actions) >= 2
+    return actions
+
+
+def test_a_payment_between_planning_and_sending_skips_the_reminder(
+        app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
+    from app.extensions import db
+    from jobs.tasks import execute_action
+
+    state, _ = sandbox
+    with app.app_context():
+        paid, other = _plan(app, connected.org_id)[:2]
+        state.pay_invoice(connected.tenant_id, paid.invoice.provider_id,
+                          paid.planned_amount_due)
+        assert execute_action(paid.id) == "skipped"
+        assert execute_action(other.id) == "done"
+        db.session.refresh(paid)
+        assert paid.result["reason"] == "paid"
+        assert paid.invoice.status == "paid"
+        emailed = Counter(e["InvoiceID"] for e in state.emails(connected.tenant_id))
+        assert emailed == {other.invoice.provider_id: 1}
+
+
+def test_a_retry_after_a_crash_replays_instead_of_repeating(
+        app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
+    from app.extensions import db
+    from jobs.tasks import execute_action
+
+    state, _ = sandbox
+    with app.app_context():
+        action = _plan(app, connected.org_id)[0]
+        assert execute_action(action.id) == "done"
+        # The worker "died" after the provider answered but before our commit.
+        action.status, action.result, action.finished_at = "running", None, None
+        db.session.commit()
+        assert execute_action(action.id) == "done"
+        provider_id = action.invoice.provider_id
+        assert Counter(e["InvoiceID"] for e in state.emails(connected.tenant_id)) == {
+            provider_id: 1}
+        notes = [h for h in state.history(connected.tenant_id, provider_id)
+                 if h["Details"].startswith("Dunwell")]
+        assert len(notes) == 1
+        assert execute_action(action.id) == "done"  # a finished action is a no-op
