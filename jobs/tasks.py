@@ -69,11 +69,13 @@ def sync_org(org_id: int, plan_after: bool = True) -> dict[str, Any]:
     plan.refresh_next_action(session, org, now, changed)
     run.mode, run.status, run.finished_at = result.mode, "done", now
     run.progress, run.api_calls = result.counts, result.api_calls
-    ledger.audit(session, org.id, "sync_done",
-                 f"{result.mode.capitalize()} sync: {result.counts.get('invoices', 0)} invoices, "
-                 f"{result.counts.get('contacts', 0)} contacts, "
-                 f"{result.counts.get('payments', 0)} payments read in "
-                 f"{result.api_calls} API calls", at=now, data={"counts": result.counts})
+    if result.mode == "full" or any(result.counts.values()):
+        ledger.audit(
+            session, org.id, "sync_done",
+            f"{result.mode.capitalize()} sync: {result.counts.get('invoices', 0)} invoices, "
+            f"{result.counts.get('contacts', 0)} contacts, "
+            f"{result.counts.get('payments', 0)} payments read in {result.api_calls} API calls",
+            at=now, data={"counts": result.counts})
     session.commit()
     if result.mode == "full":
         schedule_daily_run(org.id)  # the organisation's zone is known now
