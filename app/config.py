@@ -40,6 +40,9 @@ class Config:
     XERO_REVOKE_URL = _env("XERO_REVOKE_URL", "https://identity.xero.com/connect/revocation")
     XERO_API_URL = _env("XERO_API_URL", "https://api.xero.com/api.xro/2.0")
     XERO_CONNECTIONS_URL = _env("XERO_CONNECTIONS_URL", "https://api.xero.com/connections")
+    # Xero's per-tenant limits are 60 a minute and 5,000 a day; we stay a little under.
+    XERO_CALLS_PER_MINUTE = int(_env("XERO_CALLS_PER_MINUTE", "55"))
+    XERO_CALLS_PER_DAY = int(_env("XERO_CALLS_PER_DAY", "4800"))
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"

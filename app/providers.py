@@ -12,6 +12,7 @@ from app.models import Connection
 from app.tokens import GrantTokenStore, TokenVault
 from connectors.base import AuthorizationRevoked, Connector
 from connectors.oauth import OAuthClient
+from connectors.ratelimit import RateBudget
 from connectors.xero import XeroConnector, XeroSettings
 
 
@@ -60,4 +61,8 @@ def connector_for(connection: Connection) -> Connector:
         token_vault(),
         redis_client(),
     )
-    return XeroConnector(xero_settings(), connection.tenant_id, store, clock=clock.now)
+    config = current_app.config
+    budget = RateBudget(redis_client(), "xero", per_minute=config["XERO_CALLS_PER_MINUTE"],
+                        per_day=config["XERO_CALLS_PER_DAY"], clock=clock.now)
+    return XeroConnector(xero_settings(), connection.tenant_id, store, clock=clock.now,
+                         budget=budget)

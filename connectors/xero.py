@@ -44,6 +44,7 @@ from connectors.base import (
     TransientError,
 )
 from connectors.oauth import OAuthClient
+from connectors.ratelimit import RateBudget
 
 log = logging.getLogger(__name__)
 
@@ -233,8 +234,10 @@ class XeroConnector:
     provider = "xero"
 
     def __init__(self, settings: XeroSettings, tenant_id: str, tokens: TokenStore,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 budget: RateBudget | None = None) -> None:
         self.settings = settings
+        self.budget = budget
         self.tenant_id = tenant_id
         self.tokens = tokens
         self.clock = clock
@@ -256,6 +259,10 @@ class XeroConnector:
             ),
             base_url=settings.api_url,
         )
+        # 429s and errors come back to us to classify; urllib3 must not sleep and retry.
+        self._api.api_client.rest_client.pool_manager.connection_pool_kw["retries"] = \
+            urllib3.Retry(total=0, redirect=0, respect_retry_after_header=False,
+                          raise_on_status=False)
 
     def __repr__(self) -> str:
         return f"XeroConnector(tenant_id={self.tenant_id!r})"
@@ -281,6 +288,8 @@ class XeroConnector:
         """One API call: fresh token, raw answer, errors classified once."""
         for attempt in (1, 2):
             self._ensure_token(force=attempt == 2)
+            if self.budget is not None:
+                self.budget.take(self.tenant_id)
             self.calls += 1
             try:
                 response = fn(self.tenant_id, *args, _preload_content=False,

@@ -81,7 +81,8 @@ def sync_org(org_id: int, plan_after: bool = True) -> dict[str, Any]:
         schedule_daily_run(org.id)  # the organisation's zone is known now
     if plan_after:
         plan_org(org.id)
-    return {"mode": result.mode, "counts": result.counts, "api_calls": result.api_calls}
+    return {"mode": result.mode, "counts": result.counts, "api_calls": result.api_calls,
+            "changed_invoices": len(result.changed_invoice_ids)}
 
 
 def plan_org(org_id: int) -> int:

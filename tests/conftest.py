@@ -88,7 +88,7 @@ def clock() -> FakeClock:
 def sandbox(clock: FakeClock) -> Iterator[tuple[object, LiveServer]]:
     from connectors.sandbox.xero import SandboxConfig, XeroSandbox, create_app
 
-    state = XeroSandbox(SandboxConfig(clock=clock))
+    state = XeroSandbox(SandboxConfig(clock=clock, per_minute_limit=100_000))
     state.seed_demo(clock().date())
     server = LiveServer(create_app(state))
     yield state, server
@@ -106,6 +106,8 @@ def app_settings(database_url: str, redis_url: str, clock: FakeClock,
         "SESSION_COOKIE_SECURE": False,
         "CLOCK": clock,
         "RQ_QUEUE": "dunwell-test",
+        # The test clock stands still, so a minute never ends: budgets are tested on their own.
+        "XERO_CALLS_PER_MINUTE": 100_000,
         "XERO_CLIENT_ID": "dunwell-demo",
         "XERO_CLIENT_SECRET": "dunwell-demo-secret",
         "XERO_AUTHORIZE_URL": f"{sandbox_url}/identity/connect/authorize",

@@ -39,7 +39,10 @@ def test_full_sync_at_the_call_floor_then_incremental_changes_nothing(
 
         second = sync_org(connected.org_id, plan_after=False)
         assert second["mode"] == "incremental"
-        assert second["counts"] == {"contacts": 0, "invoices": 0, "payments": 0}
+        # If-Modified-Since has one-second resolution: records of the cursor's own second
+        # are read again (never skipped), and change nothing.
+        assert sum(second["counts"].values()) <= 3
+        assert second["changed_invoices"] == 0
         assert second["api_calls"] == 3
         assert [_snapshot(m) for m in (Contact, Invoice, Payment)] == before
 
@@ -56,7 +59,8 @@ def test_incremental_sync_picks_up_a_payment(app, connected, sandbox) -> None:  
                                     .order_by(Invoice.id)).first()
         state.pay_invoice(connected.tenant_id, target.provider_id, target.amount_due)
         result = sync_org(connected.org_id, plan_after=False)
-        assert result["counts"]["invoices"] == 1 and result["counts"]["payments"] == 1
+        assert result["counts"]["invoices"] >= 1 and result["counts"]["payments"] >= 1
+        assert result["changed_invoices"] == 1
         db.session.refresh(target)
         assert target.status == "paid" and target.amount_due == Decimal("0")
         assert target.next_action_at is None

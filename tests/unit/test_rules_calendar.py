@@ -40,7 +40,7 @@ def test_today_is_the_local_date() -> None:
     oslo = OrgCalendar("Europe/Oslo", "NO")
     assert oslo.today(datetime(2026, 11, 24, 23, 30, tzinfo=UTC)) == date(2026, 11, 25)
     with pytest.raises(ValueError, match="aware"):
-        oslo.today(datetime(2026, 11, 24, 23, 30))  # noqa: DTZ001
+        oslo.today(datetime(2026, 11, 24, 23, 30))
 
 
 def test_unknown_zone_and_unknown_country() -> None:

@@ -1,0 +1,140 @@
+"""Deterministic demo books for the Xero sandbox: customers, invoices in every state, payments.
+
+Names are invented; every e-mail address is under example.com/.org/.no (reserved for
+documentation), so no real person's data is ever in the sandbox.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from connectors.sandbox.xero import Tenant, XeroSandbox
+
+CENT = Decimal("0.01")
+FIRST = ["Ada", "Bjørn", "Chloe", "Dawid", "Eitan", "Freya", "Gustav", "Hanna", "Ingrid", "Jonas",
+         "Kasia", "Liam", "Maja", "Noam", "Olivia", "Piotr", "Quinn", "Rivka", "Sofie", "Tomasz"]
+TRADES = ["Bakery", "Bistro", "Studio", "Joinery", "Florist", "Print Shop", "Gallery", "Cycles",
+          "Books", "Kitchen", "Surf Shop", "Pottery", "Dental", "Architects", "Brewing"]
+PLACES = ["Harbour", "Northgate", "Riverside", "Elm Street", "Old Town", "Meadow", "Fjord",
+          "Hilltop", "Market", "Station", "Bridge", "Lakeside"]
+PRODUCTS = [("Espresso blend 1 kg", "18.50"), ("Filter blend 1 kg", "16.00"),
+            ("Barista training (half day)", "240.00"), ("Grinder service", "85.00"),
+            ("Brand design workshop", "950.00"), ("Logo revisions", "120.00"),
+            ("Monthly retainer", "1500.00"), ("Delivery", "12.00")]
+# Offsets from today that the demo must show (due today, just overdue, due soon).
+PINNED_DUE = [0, 0, 0, -3, -3, -7, -7, -1, 3, 7, 7, -14, -21, -30, 14, 1, 2, -2]
+
+
+def _stamp(rng: random.Random, before: date, days_back: int) -> datetime:
+    day = before - timedelta(days=rng.randint(1, max(1, days_back)))
+    return datetime.combine(day, time(rng.randint(7, 19), rng.randint(0, 59), rng.randint(0, 59),
+                                      rng.randint(0, 999) * 1000), tzinfo=UTC)
+
+
+def seed_tenant(box: XeroSandbox, tenant: Tenant, today: date, seed: int,
+                other_currency: str, tax_rate: Decimal) -> None:
+    rng = random.Random(seed)
+    domain = "example.no" if tenant.country == "NO" else rng.choice(["example.com",
+                                                                     "example.org"])
+    customers: list[dict[str, Any]] = []
+    for n in range(44):
+        first = FIRST[n % len(FIRST)]
+        last = f"{PLACES[(n * 7) % len(PLACES)]} {TRADES[n % len(TRADES)]}"
+        supplier = n >= 40
+        contact: dict[str, Any] = {
+            "ContactID": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "ContactNumber": f"C{n + 1:03d}", "ContactStatus": "ACTIVE",
+            "Name": f"{last}{' Supplies' if supplier else ''}",
+            "FirstName": first, "LastName": last.split()[0],
+            "IsCustomer": not supplier, "IsSupplier": supplier,
+            "DefaultCurrency": tenant.base_currency, "Addresses": [], "Phones": [],
+            "HasAttachments": False,
+            "_updated": _stamp(rng, today, 300),
+        }
+        if n % 10 != 9:  # about one customer in ten has no e-mail address
+            slug = "".join(ch for ch in last.lower() if ch.isalnum())
+            contact["EmailAddress"] = f"accounts@{slug}{n}.{domain}"
+        tenant.contacts[contact["ContactID"]] = contact
+        if not supplier:
+            customers.append(contact)
+    suppliers = [c for c in tenant.contacts.values() if c["IsSupplier"]]
+
+    for n in range(230):
+        bill = n >= 220
+        contact = rng.choice(suppliers if bill else customers)
+        offset = PINNED_DUE[n] if n < len(PINNED_DUE) else rng.randint(-120, 60)
+        due = today + timedelta(days=offset)
+        # Issued in the past, on the usual terms where the due date allows it.
+        issued = min(due - timedelta(days=rng.choice([14, 30, 30, 30])),
+                     today - timedelta(days=1))
+        currency = other_currency if rng.random() < 0.2 else tenant.base_currency
+        lines = []
+        subtotal = tax = Decimal(0)
+        for _ in range(rng.randint(1, 3)):
+            name, price = rng.choice(PRODUCTS)
+            qty = Decimal(rng.randint(1, 6))
+            amount = (qty * Decimal(price)).quantize(CENT, ROUND_HALF_UP)
+            line_tax = (amount * tax_rate).quantize(CENT, ROUND_HALF_UP)
+            lines.append({"LineItemID": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                          "Description": name, "Quantity": qty, "UnitAmount": Decimal(price),
+                          "AccountCode": "200", "TaxType": "OUTPUT2", "TaxAmount": line_tax,
+                          "LineAmount": amount})
+            subtotal += amount
+            tax += line_tax
+        total = subtotal + tax
+        roll = rng.random()
+        status = ("DRAFT" if roll < 0.04 else "SUBMITTED" if roll < 0.07 else
+                  "VOIDED" if roll < 0.10 else "AUTHORISED")
+        if n < len(PINNED_DUE):
+            status = "AUTHORISED"
+        invoice: dict[str, Any] = {
+            "Type": "ACCPAY" if bill else "ACCREC",
+            "InvoiceID": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "InvoiceNumber": f"{'BILL' if bill else 'INV'}-{n + 1:04d}",
+            "Reference": f"PO {rng.randint(1000, 9999)}",
+            "Contact": {"ContactID": contact["ContactID"], "Name": contact["Name"]},
+            "LineItems": lines, "LineAmountTypes": "Exclusive", "CurrencyCode": currency,
+            "CurrencyRate": Decimal("1.000000"), "Status": status, "SubTotal": subtotal,
+            "TotalTax": tax, "Total": total, "AmountDue": total, "AmountPaid": Decimal(0),
+            "AmountCredited": Decimal(0), "SentToContact": status == "AUTHORISED",
+            "HasAttachments": False, "IsDiscounted": False, "HasErrors": False,
+            "_date": issued, "_due": due, "_payments": [],
+            "_updated": min(_stamp(rng, today, 5),
+                            datetime.combine(issued, time(12), tzinfo=UTC) + timedelta(days=1)),
+        }
+        tenant.invoices[invoice["InvoiceID"]] = invoice
+        if status != "AUTHORISED" or bill or n < len(PINNED_DUE):
+            continue
+        pay_roll = rng.random()
+        overdue_days = (today - due).days
+        if pay_roll < 0.30 + (0.3 if overdue_days > 60 else 0):
+            _pay(rng, tenant, invoice, total, today)
+        elif pay_roll < 0.42:
+            _pay(rng, tenant, invoice, (total * Decimal("0.4")).quantize(CENT), today)
+
+
+
+def _pay(rng: random.Random, tenant: Tenant, invoice: dict[str, Any], amount: Decimal,
+         today: date) -> None:
+    latest = min(today - timedelta(days=1), invoice["_due"] + timedelta(days=rng.randint(-10, 20)))
+    paid_on = min(max(invoice["_date"], latest), today - timedelta(days=1))
+    when = datetime.combine(paid_on, time(rng.randint(8, 18)), tzinfo=UTC)
+    payment: dict[str, Any] = {
+        "PaymentID": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "_date": paid_on,
+        "Amount": amount, "CurrencyRate": Decimal("1.000000"), "PaymentType": "ACCRECPAYMENT",
+        "Status": "AUTHORISED", "Reference": f"Payment {invoice['InvoiceNumber']}",
+        "IsReconciled": True, "_invoice_id": invoice["InvoiceID"], "_updated": when,
+    }
+    tenant.payments[payment["PaymentID"]] = payment
+    invoice["AmountPaid"] += amount
+    invoice["AmountDue"] -= amount
+    invoice["_payments"].append(payment["PaymentID"])
+    invoice["_updated"] = max(invoice["_updated"], when)
+    if invoice["AmountDue"] == 0:
+        invoice["Status"] = "PAID"
+        invoice["_paid_on"] = paid_on
