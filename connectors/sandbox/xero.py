@@ -14,6 +14,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import re
 import secrets
 import threading
@@ -97,6 +98,11 @@ def _encode(value: Any) -> str:
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(_encode(body), status=status, headers=headers or {},
                     mimetype="application/json")
+
+
+def _seconds(delta: timedelta) -> int:
+    """Retry-After: whole seconds, rounded up, at least one."""
+    return max(1, math.ceil(delta.total_seconds()))
 
 
 class ApiError(Exception):
@@ -615,11 +621,11 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
         if box.day_calls.get(day_key, 0) >= cfg.per_day_limit:
             midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(),
                                         tzinfo=UTC)
-            refusal = ("Daily", int((midnight - now).total_seconds()) + 1)
+            refusal = ("Daily", _seconds(midnight - now))
         elif len(box.app_calls) >= cfg.app_minute_limit:
-            refusal = ("AppMinute", int((box.app_calls[0] - window).total_seconds()) + 1)
+            refusal = ("AppMinute", _seconds(box.app_calls[0] - window))
         elif len(minute) >= cfg.per_minute_limit:
-            refusal = ("Minute", int((minute[0] - window).total_seconds()) + 1)
+            refusal = ("Minute", _seconds(minute[0] - window))
         elif box.in_flight.get(tenant_id, 0) >= cfg.concurrent_limit:
             refusal = ("Concurrent", 1)
         if refusal is not None:
@@ -721,7 +727,9 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
         def handle(t: Tenant) -> Response:
             return _json(envelope("Organisations", [{
                 "OrganisationID": t.tenant_id, "APIKey": "", "Name": t.name,
-                "LegalName": t.name, "PaysTax": True, "Version": t.country,
+                "LegalName": t.name, "PaysTax": True,
+                "Version": {"GB": "UK", "AU": "AU", "NZ": "NZ", "US": "US"}.get(t.country,
+                                                                            "GLOBAL"),
                 "OrganisationType": "COMPANY", "BaseCurrency": t.base_currency,
                 "CountryCode": t.country, "IsDemoCompany": False,
                 "OrganisationStatus": "ACTIVE", "FinancialYearEndDay": 31,

@@ -1,0 +1,37 @@
+"""The shared per-tenant budget, on a real Redis, with a test clock."""
+
+from __future__ import annotations
+
+import pytest
+from redis import Redis
+
+from connectors.base import DailyLimitReached, RateLimited
+from connectors.ratelimit import RateBudget
+
+
+def test_minute_window_waits_then_refuses_and_the_day_runs_out(redis_url, clock) -> None:  # type: ignore[no-untyped-def]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.advance(seconds=seconds)
+
+    redis = Redis.from_url(redis_url)
+    budget = RateBudget(redis, "xero", per_minute=3, per_day=5, max_wait_seconds=70,
+                        clock=clock, sleep=sleep)
+    for _ in range(3):
+        budget.take("tenant-a")
+    assert slept == []
+    budget.take("tenant-a")  # the minute is full: waits for the oldest slot to free
+    assert slept == [60.0]
+    budget.take("tenant-b")  # another tenant has its own budget
+    budget.take("tenant-a")
+    with pytest.raises(DailyLimitReached):
+        budget.take("tenant-a")
+
+    impatient = RateBudget(redis, "xero", per_minute=1, per_day=100, max_wait_seconds=5,
+                           clock=clock, sleep=sleep)
+    impatient.take("tenant-c")
+    with pytest.raises(RateLimited) as caught:
+        impatient.take("tenant-c")
+    assert caught.value.retry_after == 60.0 and caught.value.problem == "Minute"
