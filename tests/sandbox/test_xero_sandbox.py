@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -26,7 +27,9 @@ from connectors.xero import XeroConnector, XeroSettings
 from tests.conftest import FakeClock, LiveServer
 from tests.integration.flows import answer_consent
 
-SPECS = Path(__file__).resolve().parents[3] / "shared" / "specs" / "xero"
+# The official descriptions live beside the repository, in shared/specs/.
+SPECS = Path(os.environ.get("DUNWELL_SPECS_DIR",
+                            Path(__file__).resolve().parents[3] / "shared" / "specs")) / "xero"
 CLIENT, SECRET = "dunwell-demo", "dunwell-demo-secret"
 REDIRECT = "http://127.0.0.1:9/callback"
 
