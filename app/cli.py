@@ -102,8 +102,9 @@ def worker_command(burst: bool) -> None:
 @click.option("--port", default=5000, type=int)
 def web_command(host: str, port: int) -> None:
     from flask import current_app
+    from werkzeug.serving import run_simple
 
-    current_app.run(host=host, port=port, threaded=True, use_reloader=False)
+    run_simple(host, port, current_app._get_current_object(), threaded=True)  # type: ignore[attr-defined]
 
 
 @click.group("user", help="Users.")

