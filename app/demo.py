@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 
 from app.config import INSTANCE_DIR
 
-DEMO_EMAIL = "demo@dunwell.test"
+DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "collect-on-time"
 DEMO_CLIENT_ID = "dunwell-demo"
 DEMO_CLIENT_SECRET = "dunwell-demo-secret"
