@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -49,6 +50,9 @@ class Config:
     SESSION_COOKIE_SECURE = _env("SESSION_COOKIE_SECURE", "true") == "true"
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
     WTF_CSRF_TIME_LIMIT = None
+    # JSON merged into the default policy of a newly connected organisation (the demo sends
+    # at any hour on any day so that it can be watched working).
+    DEFAULT_POLICY = json.loads(_env("DUNWELL_DEFAULT_POLICY", "{}"))
     # Tests and the demo replace the clock; production reads the real one.
     CLOCK = None
     # RQ jobs run in the worker; tests may set this to run them inline.

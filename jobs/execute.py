@@ -19,6 +19,7 @@ from connectors.base import (
     Connector,
     NotFound,
     ProviderRejected,
+    RateLimited,
     TransientError,
 )
 from jobs import ledger
@@ -32,6 +33,14 @@ MAX_ATTEMPTS = 6
 
 class RetryLater(Exception):
     """The action failed for a passing reason; the job should run again."""
+
+
+class Deferred(Exception):
+    """The provider's budget is spent for now: run the action again after `retry_after`."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"deferred for {retry_after:.0f} s")
+        self.retry_after = retry_after
 
 
 def reminder_note(action: Action, invoice: Invoice) -> str:
@@ -59,6 +68,9 @@ def execute_action(session: Session, action: Action, connector: Connector,
 
     try:
         status = _run(session, action, invoice, connector, now)
+    except RateLimited as exc:  # also the daily limit: wait, do not count it as a failure
+        _defer(session, action, now)
+        raise Deferred(exc.retry_after) from exc
     except ProviderRejected as exc:
         ledger.finish(session, action, "skipped", f"Provider refused: {exc}", now,
                       result={"reason": "rejected"}, error=str(exc))
@@ -77,6 +89,14 @@ def execute_action(session: Session, action: Action, connector: Connector,
     refresh_next_action(session, org, now, [invoice.id])
     session.commit()
     return status
+
+
+def _defer(session: Session, action: Action, now: datetime) -> None:
+    """Not a failure: the action waits, planned, for the budget to refill."""
+    action.status = "planned"
+    action.attempts -= 1
+    action.updated_at = now
+    session.commit()
 
 
 def _run(session: Session, action: Action, invoice: Invoice, connector: Connector,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, datetime
 
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
@@ -33,7 +34,8 @@ BATCH = 1000
 def policy_for(session: Session, org: Organisation) -> Policy:
     row = session.scalar(select(PolicyRow).where(PolicyRow.org_id == org.id))
     if row is None:
-        policy = default_policy()
+        overrides = current_app.config.get("DEFAULT_POLICY") or {}
+        policy = policy_from_json({**policy_to_json(default_policy()), **overrides})
         session.add(PolicyRow(org_id=org.id, version=policy.version,
                               body=policy_to_json(policy)))
         return policy

@@ -120,7 +120,15 @@ def execute_action(action_id: int) -> str:
         ledger.finish(session, action, "dead", "Organisation is not connected", clock.now())
         session.commit()
         return "dead"
-    return execute.execute_action(session, action, connector_for(connection), clock.now())
+    try:
+        return execute.execute_action(session, action, connector_for(connection), clock.now())
+    except execute.Deferred as deferred:
+        at = clock.now() + timedelta(seconds=max(1.0, deferred.retry_after))
+        enqueue_once(execute_action, action_id, at=at, retry=ACTION_RETRY,
+                     job_id=f"action-{action_id}-at-{int(at.timestamp())}")
+        log.info("org %s action %s: provider budget spent, runs again at %s", action.org_id,
+                 action.key, at.isoformat(timespec="seconds"))
+        return "deferred"
 
 
 def daily_run(org_id: int, local_day: str) -> None:

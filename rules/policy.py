@@ -39,7 +39,7 @@ class Policy(BaseModel):
     version: Literal[1] = 1
     reminder_steps: tuple[ReminderStep, ...] = Field(min_length=1, max_length=20)
     send_time: time = time(9, 0)
-    send_window_hours: int = Field(default=8, ge=1, le=23)
+    send_window_hours: int = Field(default=8, ge=1, le=24)
     business_days_only: bool = True
     min_amount_due: Decimal = Field(default=Decimal("0.01"), ge=0)
 

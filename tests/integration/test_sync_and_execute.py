@@ -122,3 +122,29 @@ def test_a_retry_after_a_crash_replays_instead_of_repeating(
                  if h["Details"].startswith("Dunwell")]
         assert len(notes) == 1
         assert execute_action(action.id) == "done"  # a finished action is a no-op
+
+
+def test_a_429_defers_the_action_instead_of_failing_it(app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
+    from rq import Queue
+    from rq.registry import ScheduledJobRegistry
+
+    from app.extensions import db
+    from app.providers import redis_client
+    from jobs.tasks import execute_action
+
+    state, _ = sandbox
+    with app.app_context():
+        action = _plan(app, connected.org_id)[0]
+        used = len(state.minute_calls[connected.tenant_id])
+        state.config.per_minute_limit = used  # the tenant's minute is spent
+        assert execute_action(action.id) == "deferred"
+        db.session.refresh(action)
+        assert (action.status, action.attempts, action.error) == ("planned", 0, None)
+        queue = Queue(app.config["RQ_QUEUE"], connection=redis_client())
+        assert [j for j in ScheduledJobRegistry(queue=queue).get_job_ids()
+                if j.startswith(f"action-{action.id}-at-")]
+        assert state.emails(connected.tenant_id) == []
+
+        state.config.per_minute_limit = 100_000
+        assert execute_action(action.id) == "done"
+        assert len(state.emails(connected.tenant_id)) == 1
