@@ -159,12 +159,13 @@ def run_demo(port: int = 5000, sandbox_port: int = 5055) -> int:
         print("\nStopping…")
         return 0
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut cleanup short
         for _, child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
         for _, child in children:
             try:
-                child.wait(timeout=10)
+                child.wait(timeout=8)
             except subprocess.TimeoutExpired:
                 child.kill()
         if private_redis is not None:
