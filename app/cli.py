@@ -8,7 +8,7 @@ from datetime import date, datetime
 
 import click
 from flask import Flask
-from flask.cli import FlaskGroup
+from flask.cli import FlaskGroup, with_appcontext
 
 
 def _create_app() -> Flask:
@@ -42,6 +42,7 @@ def db_group() -> None:
 
 @db_group.command("upgrade", help="Migrate the database to the newest schema.")
 @click.argument("revision", default="head")
+@with_appcontext
 def db_upgrade(revision: str) -> None:
     from migrations import upgrade
 
@@ -51,6 +52,7 @@ def db_upgrade(revision: str) -> None:
 
 @click.command("sync", help="Sync one organisation now, in this process, and plan what is due.")
 @click.argument("org_id", type=int)
+@with_appcontext
 def sync_command(org_id: int) -> None:
     from jobs.tasks import sync_org
 
@@ -61,6 +63,7 @@ def sync_command(org_id: int) -> None:
 @click.argument("org_id", type=int)
 @click.option("--as-of", "as_of", default=None, help="YYYY-MM-DD (default: today, local)")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@with_appcontext
 def plan_command(org_id: int, as_of: str | None, as_json: bool) -> None:
     from app import clock
     from app.extensions import db
@@ -90,6 +93,7 @@ def _json_default(value: object) -> str:
 
 @click.command("worker", help="Run an RQ worker (with RQ's scheduler: one is active at a time).")
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+@with_appcontext
 def worker_command(burst: bool) -> None:
     from jobs.worker import run_worker
 
@@ -100,6 +104,7 @@ def worker_command(burst: bool) -> None:
                            "production).")
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=5000, type=int)
+@with_appcontext
 def web_command(host: str, port: int) -> None:
     from flask import current_app
     from werkzeug.serving import run_simple
@@ -115,6 +120,7 @@ def user_group() -> None:
 @user_group.command("create")
 @click.argument("email")
 @click.password_option()
+@with_appcontext
 def user_create(email: str, password: str) -> None:
     from app.auth.views import hash_password
     from app.extensions import db
