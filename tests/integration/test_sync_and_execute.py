@@ -148,3 +148,24 @@ def test_a_429_defers_the_action_instead_of_failing_it(app, connected, sandbox) 
         state.config.per_minute_limit = 100_000
         assert execute_action(action.id) == "done"
         assert len(state.emails(connected.tenant_id)) == 1
+
+
+def test_the_daily_run_is_booked_at_the_send_time_in_the_organisations_zone(
+        app, connected) -> None:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from rq import Queue
+    from rq.registry import ScheduledJobRegistry
+
+    from app.providers import redis_client
+    from jobs.tasks import schedule_daily_run, sync_org
+
+    with app.app_context():
+        sync_org(connected.org_id, plan_after=False)  # learns the zone: Europe/London
+        queue = Queue(app.config["RQ_QUEUE"], connection=redis_client())
+        registry = ScheduledJobRegistry(queue=queue)
+        job_id = f"daily-{connected.org_id}-2026-11-25"  # 10:00 today is past 09:00
+        assert job_id in registry.get_job_ids()
+        assert registry.get_scheduled_time(job_id) == datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+        schedule_daily_run(connected.org_id)  # booking again is harmless
+        assert [j for j in registry.get_job_ids() if j.startswith("daily-")] == [job_id]
