@@ -35,6 +35,7 @@ class InvoiceRow:
     invoice: Invoice
     contact_name: str
     next_action_local: str | None
+    due_now: bool
     reminders_sent: int
 
 
@@ -59,7 +60,7 @@ def local_time(org: Organisation, moment: datetime | None) -> str | None:
     return moment.astimezone(ZoneInfo(org.timezone)).strftime("%a %d %b %Y, %H:%M")
 
 
-def overview(org: Organisation, today_local: datetime, limit: int = 500) -> Overview:
+def overview(org: Organisation, now_local: datetime, limit: int = 500) -> Overview:
     session = db.session
     sent = dict(session.execute(
         select(Action.invoice_id, func.count()).where(
@@ -71,6 +72,7 @@ def overview(org: Organisation, today_local: datetime, limit: int = 500) -> Over
                   Invoice.due_date).limit(limit)).all()
     rows = [InvoiceRow(invoice=i, contact_name=i.contact.name if i.contact else "",
                        next_action_local=local_time(org, i.next_action_at),
+                       due_now=i.next_action_at is not None and i.next_action_at <= now_local,
                        reminders_sent=sent.get(i.id, 0)) for i in invoices]
     events = list(session.scalars(select(AuditEvent).where(AuditEvent.org_id == org.id)
                                   .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
@@ -78,7 +80,7 @@ def overview(org: Organisation, today_local: datetime, limit: int = 500) -> Over
     overdue: dict[str, Decimal] = {}
     for invoice in invoices:
         if invoice.status == "open" and invoice.due_date and \
-                invoice.due_date < today_local.date():
+                invoice.due_date < now_local.date():
             overdue[invoice.currency] = overdue.get(invoice.currency, Decimal(0)) + \
                 invoice.amount_due
     open_count = session.scalar(select(func.count()).select_from(Invoice).where(
