@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from flask import abort
 from sqlalchemy import case, func, select
+from sqlalchemy.orm import selectinload
 
 from app.extensions import db
 from app.models import Action, AuditEvent, Invoice, Membership, Organisation, SyncRun, User
@@ -67,7 +68,7 @@ def overview(org: Organisation, now_local: datetime, limit: int = 500) -> Overvi
             Action.org_id == org.id, Action.status == "done").group_by(Action.invoice_id)).all())
     open_first = case((Invoice.status == "open", 0), else_=1)
     invoices = session.scalars(
-        select(Invoice).where(Invoice.org_id == org.id)
+        select(Invoice).where(Invoice.org_id == org.id).options(selectinload(Invoice.contact))
         .order_by(open_first, Invoice.next_action_at.is_(None), Invoice.next_action_at,
                   Invoice.due_date).limit(limit)).all()
     rows = [InvoiceRow(invoice=i, contact_name=i.contact.name if i.contact else "",

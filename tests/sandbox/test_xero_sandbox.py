@@ -126,6 +126,14 @@ class MemoryTokens:
         return self.tokens
 
 
+def connector_for(server: LiveServer, tenant: str, clock: FakeClock) -> XeroConnector:
+    """Our connector, connected through the consent flow, on the test clock."""
+    tokens = tokens_for(server.url, clock=clock)
+    settings = XeroSettings(oauth(server.url, clock), f"{server.url}/api.xro/2.0",
+                            f"{server.url}/connections")
+    return XeroConnector(settings, tenant, MemoryTokens(tokens), clock=clock)
+
+
 # --- OAuth ----------------------------------------------------------------------------
 
 
@@ -302,12 +310,8 @@ def test_the_connector_turns_a_429_into_rate_limited(clock) -> None:
     box = make_box(clock, per_minute_limit=2)
     server = LiveServer(create_app(box))
     try:
-        tokens = tokens_for(server.url, clock=clock)
         tenant = box.tenants()[0]["tenantId"]
-        connector = XeroConnector(XeroSettings(oauth(server.url, clock),
-                                               f"{server.url}/api.xro/2.0",
-                                               f"{server.url}/connections"),
-                                  tenant, MemoryTokens(tokens), clock=clock)
+        connector = connector_for(server, tenant, clock)
         connector.organisation()
         connector.organisation()
         with pytest.raises(RateLimited) as caught:
@@ -338,12 +342,9 @@ def openapi_for(spec: dict, base: str) -> OpenAPI:
 def test_every_answer_the_connector_receives_matches_xeros_openapi(served, accounting_spec,
                                                                     clock) -> None:  # type: ignore[no-untyped-def]
     box, server, recorder = served
-    tokens = tokens_for(server.url, clock=clock)
     tenant = box.tenants()[0]["tenantId"]
-    connector = XeroConnector(XeroSettings(oauth(server.url, clock),
-                                           f"{server.url}/api.xro/2.0",
-                                           f"{server.url}/connections"),
-                              tenant, MemoryTokens(tokens), clock=clock)
+    connector = connector_for(server, tenant, clock)
+    tokens = connector.tokens.load()
     connector.organisation()
     invoices = [i for page in connector.invoices(None) for i in page]
     assert [c for page in connector.contacts(None) for c in page]
