@@ -48,7 +48,7 @@ test: $(DEV_STAMP) services lint typecheck
 	  $(BIN)/pytest -q -m db
 
 bench: $(DEV_STAMP) services
-	$(BIN)/python -m benchmarks.run_all
+	$(BIN)/python -m benchmarks.sync_demo
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache .mypy_cache
