@@ -44,8 +44,7 @@ typecheck: $(DEV_STAMP)
 
 test: $(DEV_STAMP) services lint typecheck
 	DUNWELL_TEST_DATABASE=sqlite $(BIN)/pytest -q
-	DUNWELL_TEST_DATABASE=postgresql TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) \
-	  $(BIN)/pytest -q -m db
+	DUNWELL_TEST_DATABASE=postgresql TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(BIN)/pytest -q
 
 bench: $(DEV_STAMP) services
 	$(BIN)/python -m benchmarks.sync_demo
