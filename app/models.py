@@ -191,9 +191,12 @@ class Action(db.Model):  # type: ignore[name-defined]
     step_count: Mapped[int | None] = mapped_column(Integer)
     template: Mapped[str | None] = mapped_column(String(64))
     scheduled_for: Mapped[datetime] = mapped_column(UTCDateTime)
-    # planned -> running -> done | skipped | failed (retryable) | dead
+    # planned -> claimed -> done | skipped | failed (retryable) | dead
     status: Mapped[str] = mapped_column(String(16), default="planned")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Who holds the claim, and until when: an expired lease may be claimed again.
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # What the invoice looked like when planned; execution re-checks it.
     planned_amount_due: Mapped[Decimal | None] = mapped_column(Money)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -259,10 +259,13 @@ class XeroConnector:
             ),
             base_url=settings.api_url,
         )
-        # 429s and errors come back to us to classify; urllib3 must not sleep and retry.
+        # Status answers (429s included) come back to us to classify: urllib3 must not sleep on
+        # Retry-After. A dropped connection is retried, for writes too: every write carries an
+        # Idempotency-Key, so a repeat replays the first answer instead of repeating the effect.
         self._api.api_client.rest_client.pool_manager.connection_pool_kw["retries"] = \
-            urllib3.Retry(total=0, redirect=0, respect_retry_after_header=False,
-                          raise_on_status=False)
+            urllib3.Retry(total=2, connect=2, read=2, status=0, other=0, redirect=0,
+                          allowed_methods=None, respect_retry_after_header=False,
+                          raise_on_status=False, backoff_factor=0.2)
 
     def __repr__(self) -> str:
         return f"XeroConnector(tenant_id={self.tenant_id!r})"

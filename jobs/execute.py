@@ -1,7 +1,8 @@
 """Where a reminder is sent: one ledger action, carried out at most once.
 
-The action is marked running before any effect; the invoice is re-read from the provider right
-before writing (paid, voided or changed since planning -> skipped); every write carries an
+The action is claimed (atomically, with a lease) before any effect; the invoice is re-read from
+the provider right before writing (paid, voided or changed since planning -> skipped); every
+write carries an
 idempotency key derived from the action key, so a retried job replays instead of repeating; and
 each effect is recorded as soon as the provider confirms it.
 """
@@ -52,7 +53,7 @@ def reminder_note(action: Action, invoice: Invoice) -> str:
 
 
 def execute_action(session: Session, action: Action, connector: Connector,
-                   now: datetime) -> str:
+                   now: datetime, owner: str) -> str:
     """Carry out one action; returns its final or current status."""
     if action.status in ledger.FINAL_STATES:
         return action.status
@@ -63,8 +64,10 @@ def execute_action(session: Session, action: Action, connector: Connector,
                       result={"reason": "gone"})
         session.commit()
         return action.status
-    ledger.start(action, now)
-    session.commit()  # "running" is on disk before anything reaches the provider
+    if not ledger.claim(session, action, owner, now):
+        log.info("action %s is held by %s until %s; not run twice", action.key,
+                 action.claimed_by, action.lease_until)
+        return "held"
 
     try:
         status = _run(session, action, invoice, connector, now)
@@ -96,6 +99,7 @@ def _defer(session: Session, action: Action, now: datetime) -> None:
     action.status = "planned"
     action.attempts -= 1
     action.updated_at = now
+    ledger.release(action)
     session.commit()
 
 

@@ -1,6 +1,8 @@
 """The action ledger: every effect is written here before it runs, and its outcome after.
 
-States: planned -> running -> done | skipped | failed (retried) | dead (gave up, the owner sees it).
+States: planned -> claimed -> done | skipped | failed (retried) | dead (gave up, the owner sees
+it). A claim is one conditional UPDATE, atomic on every database: only one worker wins it, and
+it carries a lease so that a worker that died mid-action does not hold it for ever.
 The key is deterministic (organisation, invoice, rule step), unique in the database, so planning
 the same day twice cannot create a second action.
 """
@@ -10,11 +12,11 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,7 +25,8 @@ from rules import PastAction, PlannedAction
 
 log = logging.getLogger(__name__)
 
-OPEN_STATES = ("planned", "running", "failed")
+OPEN_STATES = ("planned", "claimed", "failed")
+LEASE = timedelta(minutes=10)
 FINAL_STATES = ("done", "skipped", "dead")
 REPLAN_REASON = "changed"
 
@@ -85,10 +88,25 @@ def record_planned(session: Session, planned: PlannedAction, invoice: Invoice,
     return action
 
 
-def start(action: Action, now: datetime) -> None:
-    action.status = "running"
-    action.attempts += 1
-    action.updated_at = now
+def claim(session: Session, action: Action, owner: str, now: datetime) -> bool:
+    """Take the action for `owner` if it is free (open, or its lease ran out); commits."""
+    taken = session.execute(
+        update(Action)
+        .where(Action.id == action.id,
+               or_(Action.status.in_(("planned", "failed")),
+                   and_(Action.status == "claimed", Action.lease_until < now)))
+        .values(status="claimed", claimed_by=owner, lease_until=now + LEASE,
+                attempts=Action.attempts + 1, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    session.commit()
+    session.refresh(action)
+    return taken
+
+
+def release(action: Action) -> None:
+    action.claimed_by = None
+    action.lease_until = None
 
 
 def finish(session: Session, action: Action, status: str, message: str, now: datetime,
@@ -96,6 +114,7 @@ def finish(session: Session, action: Action, status: str, message: str, now: dat
     """Record the outcome and say so in the activity log, in one transaction."""
     assert status in ("done", "skipped", "failed", "dead")
     action.status = status
+    release(action)
     action.result = {**(action.result or {}), **(result or {})}
     action.error = error
     action.updated_at = now

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -121,7 +122,8 @@ def execute_action(action_id: int) -> str:
         session.commit()
         return "dead"
     try:
-        return execute.execute_action(session, action, connector_for(connection), clock.now())
+        return execute.execute_action(session, action, connector_for(connection), clock.now(),
+                                      owner=_owner())
     except execute.Deferred as deferred:
         at = clock.now() + timedelta(seconds=max(1.0, deferred.retry_after))
         enqueue_once(execute_action, action_id, at=at, retry=ACTION_RETRY,
@@ -129,6 +131,12 @@ def execute_action(action_id: int) -> str:
         log.info("org %s action %s: provider budget spent, runs again at %s", action.org_id,
                  action.key, at.isoformat(timespec="seconds"))
         return "deferred"
+
+
+def _owner() -> str:
+    """Who claims an action: the RQ worker and job (or this process, run inline)."""
+    job = get_current_job()
+    return f"{job.worker_name or 'worker'}/{job.id}" if job else f"pid-{os.getpid()}"
 
 
 def daily_run(org_id: int, local_day: str) -> None:

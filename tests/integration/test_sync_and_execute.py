@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -111,8 +112,11 @@ def test_a_retry_after_a_crash_replays_instead_of_repeating(
     with app.app_context():
         action = _plan(app, connected.org_id)[0]
         assert execute_action(action.id) == "done"
-        # The worker "died" after the provider answered but before our commit.
-        action.status, action.result, action.finished_at = "running", None, None
+        # The worker "died" after the provider answered but before our commit; its lease ran out.
+        from app import clock
+
+        action.status, action.result, action.finished_at = "claimed", None, None
+        action.claimed_by, action.lease_until = "dead-worker/1", clock.now() - timedelta(seconds=1)
         db.session.commit()
         assert execute_action(action.id) == "done"
         provider_id = action.invoice.provider_id
@@ -169,3 +173,25 @@ def test_the_daily_run_is_booked_at_the_send_time_in_the_organisations_zone(
         assert registry.get_scheduled_time(job_id) == datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
         schedule_daily_run(connected.org_id)  # booking again is harmless
         assert [j for j in registry.get_job_ids() if j.startswith("daily-")] == [job_id]
+
+
+def test_an_action_held_by_a_live_worker_is_not_run_twice(app, connected, sandbox,
+                                                          clock) -> None:  # type: ignore[no-untyped-def]
+    from app.extensions import db
+    from jobs import ledger
+    from jobs.tasks import execute_action
+
+    state, _ = sandbox
+    with app.app_context():
+        action = _plan(app, connected.org_id)[0]
+        assert ledger.claim(db.session, action, "worker-a/job-1", clock())
+        assert not ledger.claim(db.session, action, "worker-b/job-1", clock())
+        assert (action.status, action.claimed_by, action.attempts) == (
+            "claimed", "worker-a/job-1", 1)
+        assert execute_action(action.id) == "held"
+        assert state.emails(connected.tenant_id) == []
+        clock.advance(minutes=11)  # worker-a died: its lease runs out
+        assert execute_action(action.id) == "done"
+        db.session.refresh(action)
+        assert (action.attempts, action.claimed_by, action.lease_until) == (2, None, None)
+        assert len(state.emails(connected.tenant_id)) == 1
