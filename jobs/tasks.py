@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from rq import Retry, get_current_job
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from app import clock
 from app.extensions import db
@@ -173,12 +173,36 @@ def schedule_daily_run(org_id: int, after: date | None = None) -> datetime | Non
     return moment
 
 
+SWEEP_EVERY = timedelta(minutes=5)
+STUCK_AFTER = timedelta(minutes=15)
+
+
+def sweep_ledger() -> int:
+    """Give every open action a job again: claims whose lease ran out (a worker died), and
+    actions planned long ago whose job was lost (Redis flushed). Enqueueing is idempotent."""
+    session = db.session
+    now = clock.now()
+    stuck = session.scalars(select(Action).where(or_(
+        and_(Action.status == "claimed", Action.lease_until < now),
+        and_(Action.status.in_(("planned", "failed")), Action.updated_at < now - STUCK_AFTER),
+    ))).all()
+    for action in stuck:
+        enqueue_action(action)
+    if stuck:
+        log.warning("sweeper: %d stuck action(s) given a job again", len(stuck))
+    session.commit()
+    slot = int((now + SWEEP_EVERY).timestamp()) // int(SWEEP_EVERY.total_seconds())
+    enqueue_once(sweep_ledger, job_id=f"sweep-{slot}", at=now + SWEEP_EVERY)
+    return len(stuck)
+
+
 def ensure_schedules() -> int:
     """Make sure every connected organisation has its next daily run booked (idempotent)."""
     ids = db.session.scalars(
         select(Connection.org_id).where(Connection.status == "active")).all()
     for org_id in ids:
         schedule_daily_run(org_id)
+    sweep_ledger()
     return len(ids)
 
 

@@ -195,3 +195,26 @@ def test_an_action_held_by_a_live_worker_is_not_run_twice(app, connected, sandbo
         db.session.refresh(action)
         assert (action.attempts, action.claimed_by, action.lease_until) == (2, None, None)
         assert len(state.emails(connected.tenant_id)) == 1
+
+
+def test_the_sweeper_gives_stuck_actions_a_job_again(app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    from rq import Queue
+    from rq.registry import ScheduledJobRegistry
+
+    from app.extensions import db
+    from app.providers import redis_client
+    from jobs.tasks import sweep_ledger
+
+    with app.app_context():
+        lost, dead_worker, fresh = _plan(app, connected.org_id)[:3]
+        redis_client().flushdb()  # every queued job is gone
+        dead_worker.status, dead_worker.claimed_by = "claimed", "gone/1"
+        dead_worker.lease_until = clock() - timedelta(minutes=1)
+        lost.updated_at = clock() - timedelta(minutes=20)
+        fresh.updated_at = clock() - timedelta(minutes=1)  # its job may still be on its way
+        db.session.commit()
+        assert sweep_ledger() == 2
+        queue = Queue(app.config["RQ_QUEUE"], connection=redis_client())
+        assert set(queue.job_ids) == {f"action-{lost.id}", f"action-{dead_worker.id}"}
+        assert any(j.startswith("sweep-")
+                   for j in ScheduledJobRegistry(queue=queue).get_job_ids())
