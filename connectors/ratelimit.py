@@ -46,8 +46,19 @@ class RateBudget:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     sleep: Callable[[float], None] = time.sleep
 
+    def _cooldown_key(self, tenant_id: str) -> str:
+        return f"dunwell:budget:{self.provider}:{tenant_id}:cooldown"
+
+    def cool_down(self, tenant_id: str, seconds: float) -> None:
+        """The provider said 429: every worker leaves this tenant alone for `seconds`."""
+        self.redis.set(self._cooldown_key(tenant_id), "1", px=max(1, int(seconds * 1000)))
+
     def take(self, tenant_id: str) -> None:
         """Take one call's slot, waiting briefly if the minute is full; otherwise raise."""
+        cooling = self.redis.pttl(self._cooldown_key(tenant_id))
+        if cooling and cooling > 0:
+            raise RateLimited(f"{self.provider} tenant cooling down after a 429",
+                              retry_after=cooling / 1000, problem="Cooldown")
         script = self.redis.register_script(_TAKE_SLOT)
         waited = 0.0
         while True:

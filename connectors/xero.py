@@ -302,7 +302,10 @@ class XeroConnector:
                     log.info("xero %s: access token refused, refreshing once", what,
                              extra={"tenant_id": self.tenant_id})
                     continue
-                raise self._classify(what, exc) from exc
+                error = self._classify(what, exc)
+                if isinstance(error, RateLimited) and self.budget is not None:
+                    self.budget.cool_down(self.tenant_id, error.retry_after)
+                raise error from exc
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 raise TransientError(f"Xero {what}: {type(exc).__name__}") from exc
             data = response.data

@@ -35,3 +35,17 @@ def test_minute_window_waits_then_refuses_and_the_day_runs_out(redis_url, clock)
     with pytest.raises(RateLimited) as caught:
         impatient.take("tenant-c")
     assert caught.value.retry_after == 60.0 and caught.value.problem == "Minute"
+
+
+def test_a_429_puts_the_tenant_in_a_cooldown_shared_by_every_worker(redis_url, clock) -> None:  # type: ignore[no-untyped-def]
+    redis = Redis.from_url(redis_url)
+    one = RateBudget(redis, "xero", per_minute=60, per_day=5000, clock=clock)
+    other = RateBudget(Redis.from_url(redis_url), "xero", per_minute=60, per_day=5000,
+                       clock=clock)
+    one.cool_down("tenant-a", 30)
+    with pytest.raises(RateLimited) as caught:
+        other.take("tenant-a")
+    assert caught.value.problem == "Cooldown" and 29 < caught.value.retry_after <= 30
+    other.take("tenant-b")  # others are not held up
+    redis.delete("dunwell:budget:xero:tenant-a:cooldown")  # as its expiry would
+    other.take("tenant-a")

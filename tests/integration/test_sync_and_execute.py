@@ -148,7 +148,14 @@ def test_a_429_defers_the_action_instead_of_failing_it(app, connected, sandbox) 
         assert [j for j in ScheduledJobRegistry(queue=queue).get_job_ids()
                 if j.startswith(f"action-{action.id}-at-")]
         assert state.emails(connected.tenant_id) == []
+        # Every worker now leaves the tenant alone until Xero's Retry-After has passed.
+        cooldown = f"dunwell:budget:xero:{connected.tenant_id}:cooldown"
+        assert redis_client().pttl(cooldown) > 0
+        calls = state.calls(connected.tenant_id)
+        assert execute_action(action.id) == "deferred"
+        assert state.calls(connected.tenant_id) == calls  # no hot loop against a 429
 
+        redis_client().delete(cooldown)  # as its expiry would
         state.config.per_minute_limit = 100_000
         assert execute_action(action.id) == "done"
         assert len(state.emails(connected.tenant_id)) == 1
