@@ -323,7 +323,7 @@ class XeroConnector:
         if status == 429:
             problem = str(headers.get("X-Rate-Limit-Problem", ""))
             retry_after = float(headers.get("Retry-After") or 60)
-            if problem.lower().startswith("day"):
+            if problem.lower() in ("daily", "day"):  # Xero says "Daily"
                 return DailyLimitReached(f"Xero {what}: daily limit reached", retry_after, problem)
             return RateLimited(f"Xero {what}: rate limited ({problem})", retry_after, problem)
         if status == 401:

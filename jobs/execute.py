@@ -18,6 +18,7 @@ from app.models import Action, Invoice, Organisation
 from connectors.base import (
     ConfigurationError,
     Connector,
+    DailyLimitReached,
     NotFound,
     ProviderRejected,
     RateLimited,
@@ -39,9 +40,10 @@ class RetryLater(Exception):
 class Deferred(Exception):
     """The provider's budget is spent for now: run the action again after `retry_after`."""
 
-    def __init__(self, retry_after: float) -> None:
+    def __init__(self, retry_after: float, daily: bool = False) -> None:
         super().__init__(f"deferred for {retry_after:.0f} s")
         self.retry_after = retry_after
+        self.daily = daily
 
 
 def reminder_note(action: Action, invoice: Invoice) -> str:
@@ -73,7 +75,7 @@ def execute_action(session: Session, action: Action, connector: Connector,
         status = _run(session, action, invoice, connector, now)
     except RateLimited as exc:  # also the daily limit: wait, do not count it as a failure
         _defer(session, action, now)
-        raise Deferred(exc.retry_after) from exc
+        raise Deferred(exc.retry_after, daily=isinstance(exc, DailyLimitReached)) from exc
     except ProviderRejected as exc:
         ledger.finish(session, action, "skipped", f"Provider refused: {exc}", now,
                       result={"reason": "rejected"}, error=str(exc))

@@ -13,7 +13,7 @@ from sqlalchemy import and_, or_, select
 from app import clock
 from app.extensions import db
 from app.models import Action, Connection, Organisation, SyncRun
-from app.providers import connector_for
+from app.providers import connector_for, redis_client
 from connectors.base import ConfigurationError
 from jobs import execute, ledger, plan
 from jobs.queues import enqueue_once
@@ -130,7 +130,20 @@ def execute_action(action_id: int) -> str:
                      job_id=f"action-{action_id}-at-{int(at.timestamp())}")
         log.info("org %s action %s: provider budget spent, runs again at %s", action.org_id,
                  action.key, at.isoformat(timespec="seconds"))
+        if deferred.daily:
+            _tell_owner_daily_limit(org, clock.now())
         return "deferred"
+
+
+def _tell_owner_daily_limit(org: Organisation, now: datetime) -> None:
+    """Once a day per organisation, in its activity log: why reminders have paused."""
+    day = plan.calendar_for(org).today(now).isoformat()
+    if redis_client().set(f"dunwell:notice:daily-limit:{org.id}:{day}", "1", nx=True,
+                          ex=2 * 86400):
+        ledger.audit(db.session, org.id, "daily_limit",
+                     "Xero's daily API limit for this organisation is spent; the remaining "
+                     "reminders wait and go out when it refills.", at=now)
+        db.session.commit()
 
 
 def _owner() -> str:

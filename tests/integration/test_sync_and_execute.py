@@ -225,3 +225,24 @@ def test_the_sweeper_gives_stuck_actions_a_job_again(app, connected, sandbox, cl
         assert set(queue.job_ids) == {f"action-{lost.id}", f"action-{dead_worker.id}"}
         assert any(j.startswith("sweep-")
                    for j in ScheduledJobRegistry(queue=queue).get_job_ids())
+
+
+def test_a_spent_daily_limit_waits_and_tells_the_owner_once(app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
+    from app.extensions import db
+    from app.models import AuditEvent
+    from jobs.tasks import execute_action
+
+    state, _ = sandbox
+    with app.app_context():
+        first, second = _plan(app, connected.org_id)[:2]
+        state.config.per_day_limit = state.calls(connected.tenant_id)  # the day is spent
+        assert execute_action(first.id) == "deferred"
+        assert execute_action(second.id) == "deferred"
+        notices = db.session.scalars(select(AuditEvent).where(AuditEvent.kind == "daily_limit"))
+        assert [n.message for n in notices] == [
+            "Xero's daily API limit for this organisation is spent; the remaining reminders "
+            "wait and go out when it refills."]
+        db.session.refresh(first)
+        assert first.status == "planned" and state.emails(connected.tenant_id) == []
+    page = connected.http.get(f"{connected.web.url}/orgs/{connected.org_id}")
+    assert "daily API limit for this organisation is spent" in page.text
