@@ -44,6 +44,8 @@ class Config:
     # Xero's per-tenant limits are 60 a minute and 5,000 a day; we stay a little under.
     XERO_CALLS_PER_MINUTE = int(_env("XERO_CALLS_PER_MINUTE", "55"))
     XERO_CALLS_PER_DAY = int(_env("XERO_CALLS_PER_DAY", "4800"))
+    XERO_CALLS_IN_FLIGHT = int(_env("XERO_CALLS_IN_FLIGHT", "5"))
+    XERO_APP_CALLS_PER_MINUTE = int(_env("XERO_APP_CALLS_PER_MINUTE", "9500"))
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"

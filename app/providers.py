@@ -63,6 +63,8 @@ def connector_for(connection: Connection) -> Connector:
     )
     config = current_app.config
     budget = RateBudget(redis_client(), "xero", per_minute=config["XERO_CALLS_PER_MINUTE"],
-                        per_day=config["XERO_CALLS_PER_DAY"], clock=clock.now)
+                        per_day=config["XERO_CALLS_PER_DAY"],
+                        concurrent=config["XERO_CALLS_IN_FLIGHT"],
+                        app_per_minute=config["XERO_APP_CALLS_PER_MINUTE"], clock=clock.now)
     return XeroConnector(xero_settings(), connection.tenant_id, store, clock=clock.now,
                          budget=budget)

@@ -12,6 +12,7 @@ import logging
 import math
 import re
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -291,12 +292,12 @@ class XeroConnector:
         """One API call: fresh token, raw answer, errors classified once."""
         for attempt in (1, 2):
             self._ensure_token(force=attempt == 2)
-            if self.budget is not None:
-                self.budget.take(self.tenant_id)
-            self.calls += 1
+            slot = self.budget.call(self.tenant_id) if self.budget else nullcontext()
             try:
-                response = fn(self.tenant_id, *args, _preload_content=False,
-                              _request_timeout=REQUEST_TIMEOUT, **kwargs)
+                with slot:
+                    self.calls += 1
+                    response = fn(self.tenant_id, *args, _preload_content=False,
+                                  _request_timeout=REQUEST_TIMEOUT, **kwargs)
             except ApiException as exc:
                 if exc.status == 401 and attempt == 1:
                     log.info("xero %s: access token refused, refreshing once", what,

@@ -108,6 +108,7 @@ def app_settings(database_url: str, redis_url: str, clock: FakeClock,
         "RQ_QUEUE": "dunwell-test",
         # The test clock stands still, so a minute never ends: budgets are tested on their own.
         "XERO_CALLS_PER_MINUTE": 100_000,
+        "XERO_APP_CALLS_PER_MINUTE": 100_000,
         "XERO_CLIENT_ID": "dunwell-demo",
         "XERO_CLIENT_SECRET": "dunwell-demo-secret",
         "XERO_AUTHORIZE_URL": f"{sandbox_url}/identity/connect/authorize",
