@@ -6,24 +6,37 @@ error bodies and Idempotency-Key replays as the real service. One origin serves 
 over three hosts: `/identity/connect/authorize` (login.xero.com), `/connect/token` and
 `/connect/revocation` (identity.xero.com), `/connections` and `/api.xro/2.0/...`
 (api.xero.com). `/_sandbox/...` is ours: introspection for tests and the demo.
+
+Choices where Xero's behaviour is not published (each noted where it is made):
+- `X-Rate-Limit-Problem` is lower case (`minute`, `day`, `appminute`, `concurrent`), as the
+  OAuth 2.0 API has been seen to send it; `SandboxConfig.rate_limit_problems` can rename them.
+- The daily budget resets at 00:00 UTC.
+- An Idempotency-Key reused for a different request (method, path or body) answers 400.
+- Adding a history note leaves the invoice's UpdatedDateUTC alone; the first e-mail, which sets
+  SentToContact, moves it.
+- GET /Invoices without `page` answers every invoice without its line items, as Xero does.
 """
 
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import hmac
 import json
 import math
+import operator
+import random
 import re
 import secrets
 import threading
+import time as wall
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from html import escape
 from typing import Any
@@ -36,30 +49,49 @@ from connectors.sandbox.xero_seed import seed_tenant
 PROVIDER_NAME = "Dunwell Xero sandbox"
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
+MAX_ELEMENTS = 50
 CODE_SECONDS = 300
 CENT = Decimal("0.01")
+FOUR_DP = Decimal("0.0001")
+ZERO_UUID = "00000000-0000-0000-0000-000000000000"
+BANK_ACCOUNT = {"AccountID": "7d05a53d-613d-4eb2-a2fc-dcb6adb80b80", "Code": "090"}
+# Sales tax by organisation country, and the TaxType Xero uses for it on sales lines.
+TAX_RATES = {"GB": Decimal("0.20"), "NO": Decimal("0.25"), "NZ": Decimal("0.15"),
+             "AU": Decimal("0.10"), "IE": Decimal("0.23"), "US": Decimal(0)}
+SALES_TAX_TYPE = {"GB": "OUTPUT2", "AU": "OUTPUT", "NZ": "OUTPUT2"}
+ZERO_TAX_TYPES = {"NONE", "ZERORATEDOUTPUT", "EXEMPTOUTPUT", "ZERORATED", "EXEMPTOUTPUTS"}
+# Units of each currency per pound: a fixed "day rate" so multi-currency invoices have one.
+PER_GBP = {"GBP": Decimal("1"), "EUR": Decimal("1.17"), "USD": Decimal("1.27"),
+           "NOK": Decimal("13.60"), "SEK": Decimal("13.40"), "DKK": Decimal("8.72"),
+           "AUD": Decimal("1.93"), "NZD": Decimal("2.11"), "CAD": Decimal("1.74")}
 
 
 @dataclass
 class ClientApp:
     secret: str
     redirect_uris: list[str] = field(default_factory=list)  # empty: any loopback URI
+    name: str = ""
 
     def allows(self, uri: str) -> bool:
         if self.redirect_uris:
             return uri in self.redirect_uris
-        host = urlparse(uri).hostname
-        return urlparse(uri).scheme == "http" and host in ("127.0.0.1", "localhost")
+        parsed = urlparse(uri)
+        return parsed.scheme == "http" and parsed.hostname in ("127.0.0.1", "localhost")
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _default_problems() -> dict[str, str]:
+    return {"minute": "minute", "day": "day", "appminute": "appminute",
+            "concurrent": "concurrent"}
+
+
 @dataclass
 class SandboxConfig:
-    clients: dict[str, ClientApp] = field(
-        default_factory=lambda: {"dunwell-demo": ClientApp("dunwell-demo-secret")})
+    clients: dict[str, ClientApp] = field(default_factory=lambda: {
+        "dunwell-demo": ClientApp("dunwell-demo-secret", [], "Dunwell (demo)")})
     access_token_seconds: int = 1800
     refresh_grace_seconds: int = 1800
     refresh_token_days: int = 60
@@ -70,6 +102,12 @@ class SandboxConfig:
     clock: Callable[[], datetime] = _utcnow
     seed: int = 7
     webhook_key: str = "sandbox-webhook-key"
+    # Wall-clock seconds each Accounting call takes, so calls overlap as they do against Xero.
+    latency_seconds: float = 0.0
+    # Xero refuses line edits once a payment is allocated; True refuses every edit (UNVERIFIED).
+    lock_paid_invoices: bool = False
+    # X-Rate-Limit-Problem values, by limit.
+    rate_limit_problems: dict[str, str] = field(default_factory=_default_problems)
 
 
 # --- JSON as Xero writes it -------------------------------------------------------------
@@ -81,6 +119,11 @@ def ms_date(moment: datetime) -> str:
 
 def day_ms(day: date) -> str:
     return ms_date(datetime(day.year, day.month, day.day, tzinfo=UTC))
+
+
+def envelope_stamp(moment: datetime) -> str:
+    """The envelope's DateTimeUTC carries no offset, unlike the records inside it."""
+    return f"/Date({int(moment.timestamp() * 1000)})/"
 
 
 def _encode(value: Any) -> str:
@@ -105,18 +148,29 @@ def _seconds(delta: timedelta) -> int:
     return max(1, math.ceil(delta.total_seconds()))
 
 
+def _decimal(value: Any) -> Decimal:
+    if isinstance(value, bool):
+        raise InvalidOperation
+    result = Decimal(str(value))
+    if not result.is_finite():
+        raise InvalidOperation
+    return result
+
+
 class ApiError(Exception):
     def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         super().__init__(status)
         self.status, self.body, self.headers = status, body, headers or {}
 
 
-def validation_error(message: str, element: dict[str, Any] | None = None) -> ApiError:
-    return ApiError(400, {
-        "ErrorNumber": 10, "Type": "ValidationException",
-        "Message": "A validation exception occurred",
-        "Elements": [{**(element or {}), "ValidationErrors": [{"Message": message}]}],
-    })
+def validation_error(*messages: str, element: dict[str, Any] | None = None) -> ApiError:
+    return validation_errors([{**(element or {}),
+                               "ValidationErrors": [{"Message": m} for m in messages]}])
+
+
+def validation_errors(elements: list[dict[str, Any]]) -> ApiError:
+    return ApiError(400, {"ErrorNumber": 10, "Type": "ValidationException",
+                          "Message": "A validation exception occurred", "Elements": elements})
 
 
 def problem(status: int, title: str, detail: str) -> ApiError:
@@ -125,9 +179,7 @@ def problem(status: int, title: str, detail: str) -> ApiError:
 
 
 def not_found() -> ApiError:
-    return ApiError(404, {"Type": None, "Title": "Resource Not Found", "Status": 404,
-                          "Detail": "The resource you're looking for cannot be found",
-                          "Instance": str(uuid.uuid4()), "Extensions": {}})
+    return problem(404, "Resource Not Found", "The resource you're looking for cannot be found")
 
 
 # --- State ------------------------------------------------------------------------------
@@ -148,6 +200,20 @@ class Tenant:
     history: list[dict[str, Any]] = field(default_factory=list)
     emails: list[dict[str, Any]] = field(default_factory=list)
 
+    @property
+    def tax_rate(self) -> Decimal:
+        return TAX_RATES.get(self.country, Decimal("0.20"))
+
+    @property
+    def sales_tax_type(self) -> str:
+        return SALES_TAX_TYPE.get(self.country, "OUTPUT")
+
+    def currency_rate(self, currency: str) -> Decimal:
+        """Units of `currency` per unit of the base currency, as Xero's CurrencyRate."""
+        if currency == self.base_currency:
+            return Decimal("1.000000")
+        return (PER_GBP[currency] / PER_GBP[self.base_currency]).quantize(Decimal("0.000001"))
+
 
 @dataclass
 class RefreshToken:
@@ -161,7 +227,7 @@ class RefreshToken:
 
 
 class XeroSandbox:
-    """All state, in memory, behind one lock."""
+    """All state, in memory, thread-safe (one threading.RLock)."""
 
     def __init__(self, config: SandboxConfig | None = None) -> None:
         self.config = config or SandboxConfig()
@@ -184,24 +250,33 @@ class XeroSandbox:
 
     # tenants and seed data
 
-    def add_tenant(self, name: str, country: str, base_currency: str, timezone: str) -> str:
+    def add_tenant(self, name: str, country: str, base_currency: str, timezone: str, *,
+                   tenant_id: str | None = None, short_code: str | None = None,
+                   created: datetime | None = None) -> str:
+        if base_currency not in PER_GBP:
+            raise ValueError(f"the sandbox has no exchange rate for {base_currency}")
         with self.lock:
-            tenant_id = str(uuid.uuid4())
-            short = "!" + "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(5))
+            tenant_id = tenant_id or str(uuid.uuid4())
+            short = short_code or "!" + "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ")
+                                                for _ in range(5))
             self.tenants_by_id[tenant_id] = Tenant(tenant_id, name, country, base_currency,
-                                                   timezone, short, self.now)
+                                                   timezone, short, created or self.now)
             return tenant_id
 
     def seed_demo(self, today: date) -> None:
+        rng = random.Random(f"tenants-{self.config.seed}")
         with self.lock:
-            for index, (name, country, currency, zone, other, tax) in enumerate((
-                ("Harbour Coffee Roasters Ltd", "GB", "GBP", "GMTSTANDARDTIME", "EUR", "0.20"),
-                ("Fjellbekk Design AS", "NO", "NOK", "WEUROPESTANDARDTIME", "EUR", "0.25"),
+            for index, (name, country, currency, zone) in enumerate((
+                ("Harbour Coffee Roasters Ltd", "GB", "GBP", "GMTSTANDARDTIME"),
+                ("Fjellbekk Design AS", "NO", "NOK", "WEUROPESTANDARDTIME"),
             )):
-                tenant_id = self.add_tenant(name, country, currency, zone)
-                seed_tenant(self, self.tenants_by_id[tenant_id], today,
-                            seed=self.config.seed + index, other_currency=other,
-                            tax_rate=Decimal(tax))
+                tenant_id = self.add_tenant(
+                    name, country, currency, zone,
+                    tenant_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                    short_code="!" + "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ")
+                                             for _ in range(5)),
+                    created=datetime(today.year - 3, 4, 1, 9, 30, tzinfo=UTC))
+                seed_tenant(self.tenants_by_id[tenant_id], today, seed=self.config.seed + index)
 
     def tenant(self, tenant_id: str) -> Tenant:
         found = self.tenants_by_id.get(tenant_id)
@@ -218,7 +293,8 @@ class XeroSandbox:
 
     def history(self, tenant_id: str, invoice_id: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
-            return [dict(h) for h in self.tenant(tenant_id).history
+            return [{k: v for k, v in h.items() if k != "Changes"}
+                    for h in self.tenant(tenant_id).history
                     if invoice_id is None or h["InvoiceID"] == invoice_id]
 
     def emails(self, tenant_id: str) -> list[dict[str, Any]]:
@@ -233,7 +309,8 @@ class XeroSandbox:
 
     def invoices(self, tenant_id: str) -> list[dict[str, Any]]:
         with self.lock:
-            return [render_invoice(i) for i in self.tenant(tenant_id).invoices.values()]
+            tenant = self.tenant(tenant_id)
+            return [render_invoice(i, tenant) for i in tenant.invoices.values()]
 
     def contacts(self, tenant_id: str) -> list[dict[str, Any]]:
         with self.lock:
@@ -247,6 +324,7 @@ class XeroSandbox:
     # changes made "in Xero"
 
     def touch(self, record: dict[str, Any]) -> None:
+        """Every change moves UpdatedDateUTC forward, even when the test clock stands still."""
         record["_updated"] = max(self.now, record.get("_updated", self.now) +
                                  timedelta(milliseconds=1))
 
@@ -257,14 +335,16 @@ class XeroSandbox:
             invoice = tenant.invoices.get(invoice_id)
             if invoice is None:
                 raise KeyError(f"no invoice {invoice_id}")
-            amount = Decimal(amount).quantize(CENT)
+            amount = _decimal(amount).quantize(CENT, ROUND_HALF_UP)
             if invoice["Status"] != "AUTHORISED" or not 0 < amount <= invoice["AmountDue"]:
                 raise ValueError("payment must be positive, at most the amount due, on an "
                                  "AUTHORISED invoice")
             paid_on = on or self.now.date()
             payment: dict[str, Any] = {
                 "PaymentID": str(uuid.uuid4()), "_date": paid_on, "Amount": amount,
-                "CurrencyRate": Decimal("1.000000"), "PaymentType": "ACCRECPAYMENT",
+                "CurrencyRate": invoice["CurrencyRate"],
+                "PaymentType": "ACCRECPAYMENT" if invoice["Type"] == "ACCREC"
+                else "ACCPAYPAYMENT",
                 "Status": "AUTHORISED", "Reference": f"Payment {invoice['InvoiceNumber']}",
                 "IsReconciled": False, "_invoice_id": invoice_id,
             }
@@ -290,7 +370,7 @@ def render_contact(contact: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_invoice(invoice: dict[str, Any], tenant: Tenant | None = None,
-                   summary: bool = False) -> dict[str, Any]:
+                   summary: bool = False, unit_dp: int = 2) -> dict[str, Any]:
     out = {k: v for k, v in invoice.items() if not k.startswith("_")}
     out["Date"] = day_ms(invoice["_date"])
     out["DateString"] = invoice["_date"].isoformat() + "T00:00:00"
@@ -299,6 +379,9 @@ def render_invoice(invoice: dict[str, Any], tenant: Tenant | None = None,
     out["UpdatedDateUTC"] = ms_date(invoice["_updated"])
     if invoice.get("_paid_on"):
         out["FullyPaidOnDate"] = day_ms(invoice["_paid_on"])
+    step = FOUR_DP if unit_dp == 4 else CENT
+    out["LineItems"] = [{**line, "UnitAmount": line["UnitAmount"].quantize(step, ROUND_HALF_UP)}
+                        for line in invoice["LineItems"]]
     if tenant is not None:
         contact = tenant.contacts.get(invoice["Contact"]["ContactID"])
         if contact is not None:
@@ -306,7 +389,8 @@ def render_invoice(invoice: dict[str, Any], tenant: Tenant | None = None,
                               **({"EmailAddress": contact["EmailAddress"]}
                                  if contact.get("EmailAddress") else {})}
         out["Payments"] = [
-            {"PaymentID": p["PaymentID"], "Date": day_ms(p["_date"]), "Amount": p["Amount"]}
+            {"PaymentID": p["PaymentID"], "Date": day_ms(p["_date"]), "Amount": p["Amount"],
+             "CurrencyRate": p["CurrencyRate"]}
             for pid in invoice["_payments"] if (p := tenant.payments.get(pid))]
     if summary:
         out.pop("LineItems", None)
@@ -323,43 +407,250 @@ def render_payment(payment: dict[str, Any], tenant: Tenant) -> dict[str, Any]:
                       "Contact": {"ContactID": invoice["Contact"]["ContactID"],
                                   "Name": invoice["Contact"]["Name"]},
                       "CurrencyCode": invoice["CurrencyCode"]}
-    out["Account"] = {"AccountID": "7d05a53d-613d-4eb2-a2fc-dcb6adb80b80", "Code": "090"}
+    out["Account"] = dict(BANK_ACCOUNT)
     return out
 
 
-# --- Query language (the part of Xero's `where` we need) --------------------------------
+# --- Query language (the part of Xero's `where` that integrations use) ------------------
 
-_CLAUSE = re.compile(r'^\s*([A-Za-z.]+)\s*(==|!=)\s*(?:"([^"]*)"|guid\("([^"]*)"\)|'
-                     r'(true|false|\d+))\s*$')
+_TOKEN = re.compile(r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*")|(?P<op>==|!=|>=|<=|&&|\|\||[=<>(),!])'
+                    r"|(?P<num>-?\d+(?:\.\d+)?)|(?P<word>[A-Za-z_][A-Za-z0-9_.]*))")
+_MS = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq, "=": operator.eq, "!=": operator.ne, ">": operator.gt,
+    "<": operator.lt, ">=": operator.ge, "<=": operator.le}
+Predicate = Callable[[dict[str, Any]], bool]
 
 
-def where_filter(expression: str) -> Callable[[dict[str, Any]], bool]:
+def _lookup(record: Any, path: str) -> Any:
+    """Field names in `where` and `order` are case-insensitive, as in Xero."""
+    value = record
+    for step in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        wanted = step.lower()
+        value = next((v for k, v in value.items() if k.lower() == wanted), None)
+    return value
+
+
+def _as_moment(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    match = _MS.match(value)
+    if match:
+        return datetime.fromtimestamp(int(match.group(1)) / 1000, tz=UTC)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+class WhereClause:
+    """Xero's `where` is a .NET LINQ dialect: comparisons, AND/OR/NOT, brackets, Guid(...),
+    DateTime(y,m,d), null, and the string methods Contains/StartsWith/EndsWith."""
+
+    def __init__(self, text: str, kind: str, fields: set[str]) -> None:
+        self.text, self.kind, self.fields = text, kind, {f.lower() for f in fields}
+        self.tokens: list[tuple[str, str]] = []
+        position = 0
+        while position < len(text):
+            match = _TOKEN.match(text, position)
+            if match is None or match.end() == position:
+                if text[position:].strip():
+                    self.fail(f"unexpected text at position {position}")
+                break
+            found = match.lastgroup or ""
+            self.tokens.append((found, match.group(found)))
+            position = match.end()
+        self.at = 0
+        self.predicate = self.disjunction()
+        if self.at != len(self.tokens):
+            self.fail(f"unexpected '{self.tokens[self.at][1]}'")
+
+    def fail(self, why: str) -> None:
+        raise validation_error(f"The where clause '{self.text}' is not valid: {why}")
+
+    def peek(self) -> tuple[str, str]:
+        return self.tokens[self.at] if self.at < len(self.tokens) else ("end", "")
+
+    def take(self) -> tuple[str, str]:
+        token = self.peek()
+        if token[0] == "end":
+            self.fail("it ends too early")
+        self.at += 1
+        return token
+
+    def accept(self, *texts: str) -> bool:
+        kind, text = self.peek()
+        if kind in ("op", "word") and text.upper() in texts:
+            self.at += 1
+            return True
+        return False
+
+    def expect(self, text: str) -> None:
+        if not self.accept(text):
+            self.fail(f"expected '{text}'")
+
+    def disjunction(self) -> Predicate:
+        parts = [self.conjunction()]
+        while self.accept("OR", "||"):
+            parts.append(self.conjunction())
+        return parts[0] if len(parts) == 1 else lambda r: any(p(r) for p in parts)
+
+    def conjunction(self) -> Predicate:
+        parts = [self.negation()]
+        while self.accept("AND", "&&"):
+            parts.append(self.negation())
+        return parts[0] if len(parts) == 1 else lambda r: all(p(r) for p in parts)
+
+    def negation(self) -> Predicate:
+        if self.accept("NOT", "!"):
+            inner = self.negation()
+            return lambda r: not inner(r)
+        if self.accept("("):
+            inner = self.disjunction()
+            self.expect(")")
+            return inner
+        return self.comparison()
+
+    def check_field(self, path: str) -> None:
+        top = path.split(".")[0]
+        if self.fields and top.lower() not in self.fields:
+            raise validation_error(f"No property or field '{top}' exists in type "
+                                   f"'{self.kind}'")
+
+    def comparison(self) -> Predicate:
+        kind, name = self.take()
+        if kind != "word":
+            self.fail(f"expected a field name, found '{name}'")
+        path, _, method = name.rpartition(".")
+        if path and method.lower() in ("contains", "startswith", "endswith") \
+                and self.peek() == ("op", "("):
+            self.expect("(")
+            needle = self.value()
+            self.expect(")")
+            if not isinstance(needle, str):
+                self.fail(f"{method} takes a string")
+            self.check_field(path)
+            test: Callable[[str, str], bool] = {
+                "contains": lambda h, n: n in h, "startswith": str.startswith,
+                "endswith": str.endswith}[method.lower()]
+            folded = str(needle).casefold()
+            return lambda r: isinstance(v := _lookup(r, path), str) and test(v.casefold(),
+                                                                             folded)
+        self.check_field(name)
+        op_kind, op = self.take()
+        if op_kind != "op" or op not in _COMPARE:
+            self.fail(f"expected a comparison after {name}")
+        wanted = self.value()
+        if (wanted is None or isinstance(wanted, bool)) and op not in ("==", "=", "!="):
+            self.fail("null, true and false can only be compared with == or !=")
+        return lambda r: self.compare(_lookup(r, name), op, wanted)
+
+    def value(self) -> Any:
+        kind, text = self.take()
+        if kind == "str":
+            return re.sub(r"\\(.)", r"\1", text[1:-1])
+        if kind == "num":
+            return Decimal(text)
+        word = text.lower() if kind == "word" else ""
+        if word in ("true", "false"):
+            return word == "true"
+        if word == "null":
+            return None
+        if word == "guid":
+            self.expect("(")
+            guid = self.value()
+            self.expect(")")
+            if not isinstance(guid, str) or not _UUID.match(guid):
+                self.fail("Guid(...) needs a GUID in quotes")
+            return guid
+        if word == "datetime":
+            self.expect("(")
+            parts = [self.value()]
+            while self.accept(","):
+                parts.append(self.value())
+            self.expect(")")
+            if len(parts) not in (3, 6) or not all(isinstance(p, Decimal) for p in parts):
+                self.fail("DateTime takes (year, month, day[, hour, minute, second])")
+            try:
+                y, mo, d, h, mi, sec = ([int(p) for p in parts] + [0, 0, 0])[:6]
+                return datetime(y, mo, d, h, mi, sec, tzinfo=UTC)
+            except ValueError:
+                self.fail("DateTime is not a real date")
+        self.fail(f"expected a value, found '{text}'")
+        return None  # fail() always raises
+
+    def compare(self, value: Any, op: str, wanted: Any) -> bool:
+        if wanted is None:
+            return (value is None) == (op != "!=")
+        if value is None:
+            return op == "!="
+        try:
+            if isinstance(wanted, bool):
+                if not isinstance(value, bool):
+                    raise TypeError
+                return bool(_COMPARE[op](value, wanted))
+            if isinstance(wanted, datetime):
+                moment = _as_moment(value)
+                if moment is None:
+                    raise TypeError
+                return bool(_COMPARE[op](moment, wanted))
+            if isinstance(wanted, Decimal):
+                return bool(_COMPARE[op](_decimal(value), wanted))
+            if isinstance(value, bool | dict | list):
+                raise TypeError
+            text = str(value)
+            if _UUID.match(wanted) and _UUID.match(text):
+                text, wanted = text.lower(), wanted.lower()
+            return bool(_COMPARE[op](text, wanted))
+        except (TypeError, InvalidOperation) as exc:
+            raise validation_error(f"Operator '{op}' is incompatible with the operand types "
+                                   f"in '{self.text}'") from exc
+
+    def __call__(self, record: dict[str, Any]) -> bool:
+        return bool(self.predicate(record))
+
+
+def _sort_value(value: Any) -> tuple[int, Any]:
+    if value is None:
+        return (0, 0)
+    if isinstance(value, bool):
+        return (1, int(value))
+    if isinstance(value, int | Decimal):
+        return (1, value)
+    if isinstance(value, str):
+        match = _MS.match(value)
+        return (1, int(match.group(1))) if match else (2, value.casefold())
+    return (3, 0)
+
+
+def order_records(records: list[dict[str, Any]], order: str, id_key: str, kind: str,
+                  fields: set[str]) -> list[dict[str, Any]]:
+    """`order=Field [ASC|DESC][, ...]`; ties fall back to the ID so paging is stable."""
     clauses = []
-    for part in re.split(r"\s+AND\s+|\s*&&\s*", expression.strip()):
-        match = _CLAUSE.match(part)
-        if not match:
-            raise validation_error(f"The where clause '{part.strip()}' is not supported here")
-        name, op, text, guid, literal = match.groups()
-        wanted: Any = text if text is not None else guid if guid is not None else literal
-        if literal in ("true", "false"):
-            wanted = literal == "true"
-        clauses.append((name.split("."), op, wanted))
-
-    def keep(record: dict[str, Any]) -> bool:
-        for path, op, wanted in clauses:
-            value: Any = record
-            for step in path:
-                value = value.get(step) if isinstance(value, dict) else None
-            if isinstance(wanted, str) and not isinstance(value, str) and value is not None:
-                value = str(value)
-            if (value == wanted) != (op == "=="):
-                return False
-        return True
-
-    return keep
+    known = {f.lower() for f in fields}
+    for part in order.split(","):
+        words = part.split()
+        if not words:
+            continue
+        if len(words) > 2 or (len(words) == 2 and words[1].upper() not in ("ASC", "DESC")):
+            raise validation_error(f"The order clause '{order}' is not valid")
+        if known and words[0].split(".")[0].lower() not in known:
+            raise validation_error(f"No property or field '{words[0]}' exists in type "
+                                   f"'{kind}'")
+        clauses.append((words[0], len(words) == 2 and words[1].upper() == "DESC"))
+    ordered = sorted(records, key=lambda r: str(r.get(id_key, "")))
+    for name, descending in reversed(clauses):
+        ordered.sort(key=lambda r, n=name: _sort_value(_lookup(r, n)),  # type: ignore[misc]
+                     reverse=descending)
+    return ordered
 
 
 def parse_if_modified_since(value: str | None) -> datetime | None:
+    """ISO 8601 as xero-python sends it (naive means UTC), or an RFC 7231 HTTP-date."""
     if not value:
         return None
     try:
@@ -370,6 +661,249 @@ def parse_if_modified_since(value: str | None) -> datetime | None:
         except (TypeError, ValueError) as exc:
             raise validation_error(f"If-Modified-Since '{value}' is not a date") from exc
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def parse_day(value: Any, name: str) -> date:
+    """`/Date(ms)/`, `/Date(ms+0000)/` or `YYYY-MM-DD[THH:MM:SS]`, as the SDKs send dates."""
+    text = str(value)
+    match = _MS.match(text)
+    try:
+        if match:
+            return datetime.fromtimestamp(int(match.group(1)) / 1000, tz=UTC).date()
+        return date.fromisoformat(text[:10])
+    except ValueError as exc:
+        raise validation_error(f"{name} '{text}' is not a valid date") from exc
+
+
+# --- Invoices: validation, pricing, changes ---------------------------------------------
+
+
+class Rejected(Exception):
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__("; ".join(messages))
+        self.messages = messages
+
+
+def price_lines(tenant: Tenant, lines: Any, amount_types: str, status: str,
+                problems: list[str]) -> tuple[list[dict[str, Any]], Decimal, Decimal]:
+    """Line amounts, tax (rounded half up per line) and the subtotal, as Xero computes them."""
+    if lines is None:
+        lines = []
+    if not isinstance(lines, list):
+        problems.append("LineItems must be a list")
+        return [], Decimal(0), Decimal(0)
+    if not lines and status != "DRAFT":
+        problems.append("Invoices must have at least one line item")
+    rate = tenant.tax_rate
+    out: list[dict[str, Any]] = []
+    subtotal = tax = Decimal(0)
+    for number, line in enumerate(lines, start=1):
+        if not isinstance(line, dict):
+            problems.append(f"Line item {number} is not an object")
+            continue
+        try:
+            quantity = _decimal(line.get("Quantity", 1)).quantize(FOUR_DP, ROUND_HALF_UP)
+            unit_raw, amount_raw = line.get("UnitAmount"), line.get("LineAmount")
+            discount = _decimal(line.get("DiscountRate") or 0)
+            if unit_raw is None and amount_raw is not None:
+                unit = (_decimal(amount_raw) / quantity) if quantity else Decimal(0)
+            else:
+                unit = _decimal(unit_raw if unit_raw is not None else 0)
+        except (InvalidOperation, ArithmeticError):
+            problems.append(f"Line item {number}: Quantity, UnitAmount, LineAmount and "
+                            "DiscountRate must be numbers")
+            continue
+        unit = unit.quantize(FOUR_DP, ROUND_HALF_UP)
+        description = str(line.get("Description") or "")
+        if len(description) > 4000:
+            problems.append("Description must not exceed 4000 characters")
+        if unit_raw is None and amount_raw is None and not description:
+            problems.append("Description cannot be empty")
+        amount = (quantity * unit * (1 - discount / 100)).quantize(CENT, ROUND_HALF_UP)
+        account = str(line.get("AccountCode") or "")
+        if not account and amount and status != "DRAFT":
+            problems.append("Account code must be specified")
+        tax_type = str(line.get("TaxType") or ("NONE" if amount_types == "NoTax"
+                                               else tenant.sales_tax_type))
+        if amount_types == "NoTax" or tax_type in ZERO_TAX_TYPES:
+            line_tax = Decimal(0)
+        elif amount_types == "Inclusive":
+            line_tax = (amount * rate / (1 + rate)).quantize(CENT, ROUND_HALF_UP)
+        else:
+            line_tax = (amount * rate).quantize(CENT, ROUND_HALF_UP)
+        priced: dict[str, Any] = {
+            "LineItemID": str(line.get("LineItemID") or uuid.uuid4()),
+            "Description": description, "Quantity": quantity, "UnitAmount": unit,
+            "AccountCode": account, "TaxType": tax_type, "TaxAmount": line_tax,
+            "LineAmount": amount, "Tracking": []}
+        if line.get("ItemCode"):
+            priced["ItemCode"] = str(line["ItemCode"])
+        if discount:
+            priced["DiscountRate"] = discount
+        out.append(priced)
+        subtotal += amount - line_tax if amount_types == "Inclusive" else amount
+        tax += line_tax
+    return out, subtotal, tax
+
+
+def _next_number(numbers: set[str]) -> str:
+    taken = [int(m.group(1)) for n in numbers if (m := re.fullmatch(r"INV-(\d+)", n))]
+    return f"INV-{max(taken, default=0) + 1:04d}"
+
+
+def _contact_for(tenant: Tenant, given: Any, invoice_type: str, now: datetime,
+                 problems: list[str]) -> dict[str, Any] | None:
+    """By ContactID, else by Name; an unknown Name makes a new contact, as in Xero."""
+    if not isinstance(given, dict) or not (given.get("ContactID") or given.get("Name")):
+        problems.append("A Contact must be specified for this type of transaction")
+        return None
+    if given.get("ContactID"):
+        found = tenant.contacts.get(str(given["ContactID"]).lower())
+        if found is None:
+            problems.append(f"The contact with ID '{given['ContactID']}' could not be found")
+        return found
+    name = str(given["Name"]).strip()
+    found = next((c for c in tenant.contacts.values() if c["Name"].casefold() ==
+                  name.casefold()), None)
+    if found is None:
+        found = {"ContactID": str(uuid.uuid4()), "ContactStatus": "ACTIVE", "Name": name,
+                 "IsCustomer": invoice_type == "ACCREC", "IsSupplier": invoice_type == "ACCPAY",
+                 "Addresses": [], "Phones": [], "HasAttachments": False, "_updated": now,
+                 "_new": True}
+        if given.get("EmailAddress"):
+            found["EmailAddress"] = str(given["EmailAddress"])
+    return found
+
+
+def _check_currency(tenant: Tenant, currency: str, problems: list[str]) -> None:
+    if currency != tenant.base_currency and currency not in PER_GBP:
+        problems.append(f"Organisation is not subscribed to currency {currency}")
+
+
+def parse_or_note(value: Any, name: str, default: date, problems: list[str]) -> date:
+    if value in (None, ""):
+        return default
+    try:
+        return parse_day(value, name)
+    except ApiError:
+        problems.append(f"{name} '{value}' is not a valid date")
+        return default
+
+
+def new_invoice(tenant: Tenant, item: dict[str, Any], now: datetime,
+                numbers: set[str]) -> dict[str, Any]:
+    problems: list[str] = []
+    kind = item.get("Type")
+    if kind not in ("ACCREC", "ACCPAY"):
+        problems.append("Invoice Type must be ACCREC or ACCPAY")
+    status = str(item.get("Status") or "DRAFT")
+    if status not in ("DRAFT", "SUBMITTED", "AUTHORISED"):
+        problems.append(f"Invoice not of valid status for creation ({status})")
+    contact = _contact_for(tenant, item.get("Contact"), str(kind), now, problems)
+    amount_types = str(item.get("LineAmountTypes") or "Exclusive")
+    if amount_types not in ("Exclusive", "Inclusive", "NoTax"):
+        problems.append("LineAmountTypes must be Exclusive, Inclusive or NoTax")
+    lines, subtotal, tax = price_lines(tenant, item.get("LineItems"), amount_types, status,
+                                       problems)
+    currency = str(item.get("CurrencyCode") or tenant.base_currency)
+    _check_currency(tenant, currency, problems)
+    issued = parse_or_note(item.get("Date"), "Date", now.date(), problems)
+    due = parse_or_note(item.get("DueDate"), "DueDate", issued, problems)
+    number = str(item.get("InvoiceNumber") or "")
+    if kind == "ACCREC":
+        if number in numbers:
+            problems.append("Invoice # must be unique.")
+        number = number or _next_number(numbers)
+    reference = str(item.get("Reference") or "")
+    if len(reference) > 255:
+        problems.append("Reference must not exceed 255 characters")
+    if problems or contact is None:
+        raise Rejected(problems)
+    numbers.add(number)
+    return {
+        "Type": kind, "InvoiceID": str(uuid.uuid4()), "InvoiceNumber": number,
+        "Reference": reference,
+        "Contact": {"ContactID": contact["ContactID"], "Name": contact["Name"]},
+        "LineItems": lines, "LineAmountTypes": amount_types, "CurrencyCode": currency,
+        "CurrencyRate": tenant.currency_rate(currency), "Status": status,
+        "SubTotal": subtotal, "TotalTax": tax, "Total": subtotal + tax,
+        "AmountDue": subtotal + tax, "AmountPaid": Decimal(0), "AmountCredited": Decimal(0),
+        "SentToContact": False, "HasAttachments": False, "IsDiscounted": False,
+        "HasErrors": False, "_date": issued, "_due": due, "_payments": [], "_by_app": True,
+        "_contact": contact, "_updated": now,
+    }
+
+
+STATUS_MOVES = {"DRAFT": {"DRAFT", "SUBMITTED", "AUTHORISED", "DELETED"},
+                "SUBMITTED": {"SUBMITTED", "DRAFT", "AUTHORISED", "DELETED"},
+                "AUTHORISED": {"AUTHORISED", "VOIDED"}}
+ALLOCATED = ("This document cannot be edited as it has a payment or credit note allocated to "
+             "it.")
+
+
+def changed_invoice(tenant: Tenant, record: dict[str, Any], item: dict[str, Any],
+                    now: datetime, numbers: set[str], lock_paid: bool) -> dict[str, Any]:
+    """A copy of `record` with the update applied; nothing is stored until all items pass."""
+    problems: list[str] = []
+    allocated = record["AmountPaid"] > 0 or record["AmountCredited"] > 0
+    editable = {k for k in item if k not in ("InvoiceID", "Type")}
+    if record["Status"] == "PAID" or (allocated and lock_paid and editable):
+        raise Rejected([ALLOCATED])
+    if record["Status"] in ("VOIDED", "DELETED"):
+        raise Rejected([f"Invoice not of valid status for modification ({record['Status']})"])
+    out = copy.deepcopy(record)
+    status = str(item.get("Status") or record["Status"])
+    if status not in STATUS_MOVES.get(record["Status"], set()):
+        problems.append(f"Invoice not of valid status for modification ({record['Status']} "
+                        f"to {status})")
+    if status == "VOIDED" and allocated:
+        problems.append("This invoice has a payment or credit note allocated. It cannot be "
+                        "voided.")
+    touches_amounts = any(k in item for k in ("LineItems", "LineAmountTypes", "CurrencyCode"))
+    if touches_amounts and allocated:
+        problems.append(ALLOCATED)
+    amount_types = str(item.get("LineAmountTypes") or record["LineAmountTypes"])
+    if amount_types not in ("Exclusive", "Inclusive", "NoTax"):
+        problems.append("LineAmountTypes must be Exclusive, Inclusive or NoTax")
+    if "CurrencyCode" in item:
+        _check_currency(tenant, str(item["CurrencyCode"]), problems)
+        out["CurrencyCode"] = str(item["CurrencyCode"])
+        if out["CurrencyCode"] in PER_GBP:
+            out["CurrencyRate"] = tenant.currency_rate(out["CurrencyCode"])
+    if touches_amounts or status != record["Status"]:
+        given = item["LineItems"] if "LineItems" in item else record["LineItems"]
+        lines, subtotal, tax = price_lines(tenant, given, amount_types, status, problems)
+        if not allocated:
+            out.update({"LineItems": lines, "LineAmountTypes": amount_types,
+                        "SubTotal": subtotal, "TotalTax": tax, "Total": subtotal + tax,
+                        "AmountDue": subtotal + tax - out["AmountCredited"]})
+    if "Contact" in item:
+        contact = _contact_for(tenant, item["Contact"], record["Type"], now, problems)
+        if contact is not None:
+            out["Contact"] = {"ContactID": contact["ContactID"], "Name": contact["Name"]}
+            out["_contact"] = contact
+    if "Reference" in item:
+        out["Reference"] = str(item["Reference"] or "")
+    if item.get("InvoiceNumber") and item["InvoiceNumber"] != record["InvoiceNumber"]:
+        if record["Type"] == "ACCREC" and item["InvoiceNumber"] in numbers:
+            problems.append("Invoice # must be unique.")
+        out["InvoiceNumber"] = str(item["InvoiceNumber"])
+    out["_date"] = parse_or_note(item.get("Date"), "Date", record["_date"], problems)
+    out["_due"] = parse_or_note(item.get("DueDate"), "DueDate", record["_due"], problems)
+    if problems:
+        raise Rejected(problems)
+    out["Status"] = status
+    return out
+
+
+def _echo(item: Any, target: str | None = None) -> dict[str, Any]:
+    """A refused element as Xero lists it in `Elements`: what was sent, with a valid ID."""
+    if not isinstance(item, dict):
+        return {}
+    echoed = {k: v for k, v in item.items() if isinstance(k, str) and not k.startswith("_")}
+    given = str(target or item.get("InvoiceID") or "")
+    echoed["InvoiceID"] = given if _UUID.match(given) else ZERO_UUID
+    return echoed
 
 
 # --- The Flask app ----------------------------------------------------------------------
@@ -384,7 +918,8 @@ def create_app(sandbox: XeroSandbox | None = None) -> Flask:
     def envelope(key: str, items: list[dict[str, Any]],
                  pagination: dict[str, int] | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"Id": str(uuid.uuid4()), "Status": "OK",
-                                "ProviderName": PROVIDER_NAME, "DateTimeUTC": ms_date(box.now)}
+                                "ProviderName": PROVIDER_NAME,
+                                "DateTimeUTC": envelope_stamp(box.now)}
         if pagination is not None:
             body["pagination"] = pagination
         body[key] = items
@@ -394,21 +929,23 @@ def create_app(sandbox: XeroSandbox | None = None) -> Flask:
 
     def client_from_request() -> tuple[str, ClientApp] | None:
         auth = request.authorization
-        client_id = auth.username if auth else request.form.get("client_id", "")
-        secret = auth.password if auth else request.form.get("client_secret", "")
-        client = cfg.clients.get(client_id or "")
-        if client is None or not hmac.compare_digest(client.secret, secret or ""):
+        client_id = (auth.username if auth else request.form.get("client_id")) or ""
+        secret = (auth.password if auth else request.form.get("client_secret")) or ""
+        client = cfg.clients.get(client_id)
+        if client is None or not hmac.compare_digest(client.secret.encode(), secret.encode()):
             return None
-        return client_id or "", client
+        return client_id, client
 
-    def consent_page(args: dict[str, str], error: str = "") -> str:
+    def consent_page(args: dict[str, str], client: ClientApp, error: str = "") -> str:
         hidden = "".join(f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">'
                          for k, v in args.items())
         tenants = "".join(
             f'<label class="tenant"><input type="checkbox" name="tenant" '
-            f'value="{t.tenant_id}"> {escape(t.name)} <small>({t.country}, '
-            f'{t.base_currency})</small></label>' for t in box.tenants_by_id.values())
-        scopes = "".join(f"<li>{escape(s)}</li>" for s in args.get("scope", "").split())
+            f'value="{escape(t.tenant_id)}"> {escape(t.name)} <small>({escape(t.country)}, '
+            f'{escape(t.base_currency)})</small></label>' for t in box.tenants_by_id.values())
+        scopes = "".join(f"<li><code>{escape(s)}</code></li>"
+                         for s in args.get("scope", "").split())
+        app_name = escape(client.name or args.get("client_id", ""))
         return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>Xero sandbox: allow access</title><style>
 body{{font:15px system-ui;background:#f2f5f8;color:#1c2b39;margin:0}}
@@ -417,7 +954,7 @@ box-shadow:0 1px 4px #0002}}h1{{font-size:20px}}.tenant{{display:block;margin:8p
 .err{{color:#b91c1c}}button{{font:inherit;padding:8px 16px;border-radius:6px;margin-right:8px;
 border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5ea;color:#fff}}
 </style></head><body><main><p><strong>Xero</strong> (sandbox)</p>
-<h1>{escape(args.get("client_id", ""))} wants to access your Xero data</h1>
+<h1>{app_name} wants to access your Xero data</h1>
 <p>It asks for:</p><ul>{scopes}</ul>
 <form method="post" action="/identity/connect/authorize">{hidden}
 <p>Choose the organisations it may use:</p>{tenants}
@@ -426,31 +963,43 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
 <button type="submit" name="decision" value="deny">Cancel</button></p></form></main>
 </body></html>"""
 
+    def html(body: str, status: int = 200) -> Response:
+        return Response(body, status=status, mimetype="text/html", headers={
+            "Cache-Control": "no-store", "X-Frame-Options": "DENY"})
+
+    def redirect_to(uri: str, params: dict[str, str]) -> Response:
+        sep = "&" if "?" in uri else "?"
+        return Response(status=302, headers={"Location": uri + sep + urlencode(params)})
+
     @app.route("/identity/connect/authorize", methods=["GET", "POST"])
-    def authorize() -> Response | tuple[str, int]:
+    def authorize() -> Response:
         source = request.args if request.method == "GET" else request.form
         args = {k: source.get(k, "") for k in ("response_type", "client_id", "redirect_uri",
                                                 "scope", "state", "code_challenge",
                                                 "code_challenge_method")}
         client = cfg.clients.get(args["client_id"])
-        if client is None or not client.allows(args["redirect_uri"]):
-            return ("<h1>unauthorized_client</h1><p>Unknown client or redirect_uri "
-                    "not registered for it.</p>"), 400
+        if client is None:
+            return html("<h1>unauthorized_client</h1><p>Unknown client_id.</p>", 400)
+        if not client.allows(args["redirect_uri"]):
+            return html("<h1>invalid_request</h1><p>Invalid redirect_uri: it is not registered "
+                        "for this app.</p>", 400)
         if args["response_type"] != "code":
-            return "<h1>unsupported_response_type</h1>", 400
+            return redirect_to(args["redirect_uri"], {"error": "unsupported_response_type",
+                                                      "state": args["state"]})
         if args["code_challenge"] and args["code_challenge_method"] != "S256":
-            return "<h1>invalid_request</h1><p>code_challenge_method must be S256</p>", 400
+            return redirect_to(args["redirect_uri"], {"error": "invalid_request",
+                                                      "state": args["state"]})
         if request.method == "GET":
-            return consent_page(args), 200
-        back = args["redirect_uri"]
-        sep = "&" if "?" in back else "?"
+            return html(consent_page(args, client))
         if request.form.get("decision") != "allow":
-            return Response(status=302, headers={"Location": back + sep + urlencode(
-                {"error": "access_denied", "state": args["state"]})})
-        chosen = [t for t in request.form.getlist("tenant") if t in box.tenants_by_id]
-        if not chosen:
-            return consent_page(args, "Choose at least one organisation."), 400
+            return redirect_to(args["redirect_uri"], {"error": "access_denied",
+                                                      "state": args["state"]})
         with box.lock:
+            chosen = list(dict.fromkeys(t for t in request.form.getlist("tenant")
+                                        if t in box.tenants_by_id))
+            if not chosen:
+                return html(consent_page(args, client, "Choose at least one organisation."),
+                            400)
             auth_event_id = str(uuid.uuid4())
             box.auth_events[auth_event_id] = {
                 "client_id": args["client_id"],
@@ -460,86 +1009,95 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
             code = secrets.token_urlsafe(32)
             box.codes[code] = {**args, "auth_event_id": auth_event_id,
                                "expires": box.now + timedelta(seconds=CODE_SECONDS)}
-        return Response(status=302, headers={"Location": back + sep + urlencode(
-            {"code": code, "state": args["state"], "scope": args["scope"]})})
+        return redirect_to(args["redirect_uri"], {"code": code, "state": args["state"],
+                                                  "scope": args["scope"]})
 
     def issue_tokens(auth_event_id: str, client_id: str, scope: str) -> dict[str, Any]:
         access = secrets.token_urlsafe(48)
         refresh = secrets.token_urlsafe(48)
         box.access_tokens[access] = {
-            "auth_event_id": auth_event_id,
+            "auth_event_id": auth_event_id, "client_id": client_id,
             "expires_at": box.now + timedelta(seconds=cfg.access_token_seconds)}
         box.refresh_tokens[refresh] = RefreshToken(auth_event_id, client_id, scope, box.now)
-        return {"id_token": id_token(client_id, auth_event_id), "access_token": access,
-                "expires_in": cfg.access_token_seconds, "token_type": "Bearer",
-                "refresh_token": refresh, "scope": scope}
+        answer: dict[str, Any] = {"access_token": access,
+                                  "expires_in": cfg.access_token_seconds,
+                                  "token_type": "Bearer", "refresh_token": refresh,
+                                  "scope": scope}
+        if "openid" in scope.split():
+            answer = {"id_token": id_token(client_id, auth_event_id), **answer}
+        return answer
 
     def id_token(client_id: str, auth_event_id: str) -> str:
         def part(data: dict[str, Any]) -> str:
             return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
+        issued = int(box.now.timestamp())
         header = part({"alg": "HS256", "typ": "JWT"})
         payload = part({"iss": "https://identity.xero.com", "aud": client_id,
-                        "sub": "sandbox-user", "email": "owner@example.com",
-                        "given_name": "Sandbox", "family_name": "Owner",
+                        "sub": "4a5c2b1e00004000800000000000000a",
+                        "email": "owner@example.com", "given_name": "Sandbox",
+                        "family_name": "Owner",
                         "xero_userid": "4a5c2b1e-0000-4000-8000-000000000001",
+                        "global_session_id": auth_event_id.replace("-", ""),
                         "authentication_event_id": auth_event_id,
-                        "iat": int(box.now.timestamp()),
-                        "exp": int(box.now.timestamp()) + 300})
+                        "iat": issued, "nbf": issued, "exp": issued + 300})
         secret = cfg.clients[client_id].secret.encode()
         signature = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
         return f"{header}.{payload}." + base64.urlsafe_b64encode(signature).rstrip(b"=").decode()
 
-    def token_error(error: str, status: int = 400) -> Response:
-        return _json({"error": error}, status)
+    def token_answer(body: dict[str, Any], status: int = 200) -> Response:
+        return _json(body, status, {"Cache-Control": "no-store", "Pragma": "no-cache"})
 
     @app.post("/connect/token")
     def token() -> Response:
         found = client_from_request()
         if found is None:
-            return token_error("invalid_client", 401)
+            return token_answer({"error": "invalid_client"}, 401)
         client_id, _ = found
         grant = request.form.get("grant_type")
+        invalid = {"error": "invalid_grant"}
         with box.lock:
             if grant == "authorization_code":
-                code = box.codes.pop(request.form.get("code", ""), None)
+                code = box.codes.pop(request.form.get("code", ""), None)  # single use
                 if code is None or code["expires"] < box.now or code["client_id"] != client_id:
-                    return token_error("invalid_grant")
+                    return token_answer(invalid, 400)
                 if request.form.get("redirect_uri") != code["redirect_uri"]:
-                    return token_error("invalid_grant")
+                    return token_answer(invalid, 400)
                 if code["code_challenge"]:
                     verifier = request.form.get("code_verifier", "").encode()
                     digest = base64.urlsafe_b64encode(hashlib.sha256(verifier).digest())
-                    if not hmac.compare_digest(digest.rstrip(b"=").decode(),
-                                               code["code_challenge"]):
-                        return token_error("invalid_grant")
-                return _json(issue_tokens(code["auth_event_id"], client_id, code["scope"]))
+                    if not hmac.compare_digest(digest.rstrip(b"="),
+                                               code["code_challenge"].encode()):
+                        return token_answer(invalid, 400)
+                if code["auth_event_id"] not in box.auth_events:
+                    return token_answer(invalid, 400)
+                return token_answer(issue_tokens(code["auth_event_id"], client_id,
+                                                 code["scope"]))
             if grant == "refresh_token":
-                presented = request.form.get("refresh_token", "")
-                record = box.refresh_tokens.get(presented)
-                if record is None or record.revoked or record.client_id != client_id:
-                    return token_error("invalid_grant")
-                if record.auth_event_id not in box.auth_events:
-                    return token_error("invalid_grant")
+                record = box.refresh_tokens.get(request.form.get("refresh_token", ""))
+                if record is None or record.revoked or record.client_id != client_id \
+                        or record.auth_event_id not in box.auth_events:
+                    return token_answer(invalid, 400)
                 if record.rotated_at is not None:
                     grace = record.rotated_at + timedelta(seconds=cfg.refresh_grace_seconds)
                     if box.now <= grace and record.answer is not None:
-                        return _json(record.answer)  # a lost answer, asked again
-                    return token_error("invalid_grant")
+                        return token_answer(record.answer)  # a lost answer, asked for again
+                    return token_answer(invalid, 400)
                 if record.issued + timedelta(days=cfg.refresh_token_days) < box.now:
-                    return token_error("invalid_grant")
+                    return token_answer(invalid, 400)
                 answer = issue_tokens(record.auth_event_id, client_id, record.scope)
                 record.rotated_at, record.answer = box.now, answer
-                return _json(answer)
-        return token_error("unsupported_grant_type")
+                return token_answer(answer)
+        return token_answer({"error": "unsupported_grant_type"}, 400)
 
     @app.post("/connect/revocation")
     def revoke() -> Response:
-        if client_from_request() is None:
-            return token_error("invalid_client", 401)
+        found = client_from_request()
+        if found is None:
+            return token_answer({"error": "invalid_client"}, 401)
         with box.lock:
             record = box.refresh_tokens.get(request.form.get("token", ""))
-            if record is not None:
+            if record is not None and record.client_id == found[0]:
                 event = record.auth_event_id
                 for other in box.refresh_tokens.values():
                     if other.auth_event_id == event:
@@ -552,7 +1110,7 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
 
     def bearer() -> dict[str, Any]:
         header = request.headers.get("Authorization", "")
-        token = box.access_tokens.get(header[7:] if header.startswith("Bearer ") else "")
+        token = box.access_tokens.get(header[7:] if header[:7].lower() == "bearer " else "")
         if token is None or token["expires_at"] <= box.now or \
                 token["auth_event_id"] not in box.auth_events:
             raise ApiError(401, {"Type": None, "Title": "Unauthorized", "Status": 401,
@@ -566,7 +1124,8 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
         found = []
         for connection_id, c in box.auth_events[event_id]["connections"].items():
             tenant = box.tenants_by_id[c["tenantId"]]
-            stamp = c["created"].strftime("%Y-%m-%dT%H:%M:%S.%f") + "0"
+            # Xero writes 7 fractional digits and no offset: "2019-07-09T23:40:30.1833130".
+            stamp = c["created"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0"
             found.append({"id": connection_id, "authEventId": event_id,
                           "tenantId": tenant.tenant_id, "tenantType": "ORGANISATION",
                           "tenantName": tenant.name, "createdDateUtc": stamp,
@@ -577,6 +1136,12 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
     def api_error(error: ApiError) -> Response:
         return _json(error.body, error.status, error.headers)
 
+    def app_headers() -> dict[str, str]:
+        """Tenantless calls (like /connections) carry only the app-wide budget."""
+        window = box.now - timedelta(seconds=60)
+        used = sum(1 for stamp in box.app_calls if stamp > window)
+        return {"X-AppMinLimit-Remaining": str(max(0, cfg.app_minute_limit - used))}
+
     @app.get("/connections")
     @app.get("/Connections")
     def list_connections() -> Response:
@@ -584,7 +1149,7 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
             token = bearer()
             event = request.args.get("authEventId")
             return _json([c for c in connections_of(token)
-                          if not event or c["authEventId"] == event])
+                          if not event or c["authEventId"] == event], headers=app_headers())
 
     @app.delete("/connections/<connection_id>")
     @app.delete("/Connections/<connection_id>")
@@ -594,17 +1159,20 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
             if box.auth_events[token["auth_event_id"]]["connections"].pop(
                     connection_id, None) is None:
                 raise not_found()
-            return Response(status=204)
+            return Response(status=204, headers=app_headers())
 
     # Accounting API: limits, tenant, idempotency around every call -----------------------
 
     def limit_headers(tenant_id: str) -> dict[str, str]:
-        minute = box.minute_calls.get(tenant_id, deque())
+        window = box.now - timedelta(seconds=60)
+        minute = sum(1 for stamp in box.minute_calls.get(tenant_id, ()) if stamp > window)
         day = box.day_calls.get((tenant_id, box.now.date()), 0)
         return {"X-DayLimit-Remaining": str(max(0, cfg.per_day_limit - day)),
-                "X-MinLimit-Remaining": str(max(0, cfg.per_minute_limit - len(minute))),
-                "X-AppMinLimit-Remaining": str(max(0, cfg.app_minute_limit -
-                                                   len(box.app_calls)))}
+                "X-MinLimit-Remaining": str(max(0, cfg.per_minute_limit - minute)),
+                **app_headers()}
+
+    def refusal_headers(tenant_id: str) -> dict[str, str]:
+        return limit_headers(tenant_id) if tenant_id in box.tenants_by_id else app_headers()
 
     def admit(tenant_id: str) -> None:
         """Count the call against the tenant's budgets, or refuse it with a 429."""
@@ -617,20 +1185,21 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
             box.app_calls.popleft()
         box.call_count[tenant_id] = box.call_count.get(tenant_id, 0) + 1
         day_key = (tenant_id, now.date())
-        refusal = None
+        names = cfg.rate_limit_problems
+        refusal: tuple[str, int] | None = None
         if box.day_calls.get(day_key, 0) >= cfg.per_day_limit:
             midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(),
                                         tzinfo=UTC)
-            refusal = ("Daily", _seconds(midnight - now))
+            refusal = (names.get("day", "day"), _seconds(midnight - now))
         elif len(box.app_calls) >= cfg.app_minute_limit:
-            refusal = ("AppMinute", _seconds(box.app_calls[0] - window))
+            refusal = (names.get("appminute", "appminute"), _seconds(box.app_calls[0] - window))
         elif len(minute) >= cfg.per_minute_limit:
-            refusal = ("Minute", _seconds(minute[0] - window))
+            refusal = (names.get("minute", "minute"), _seconds(minute[0] - window))
         elif box.in_flight.get(tenant_id, 0) >= cfg.concurrent_limit:
-            refusal = ("Concurrent", 1)
+            refusal = (names.get("concurrent", "concurrent"), 1)
         if refusal is not None:
             raise ApiError(429, {"Title": "Too Many Requests", "Status": 429,
-                                 "Detail": f"{refusal[0]} rate limit exceeded"},
+                                 "Detail": f"Rate limit exceeded: {refusal[0]}"},
                            {**limit_headers(tenant_id), "Retry-After": str(refusal[1]),
                             "X-Rate-Limit-Problem": refusal[0]})
         minute.append(now)
@@ -638,36 +1207,46 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
         box.day_calls[day_key] = box.day_calls.get(day_key, 0) + 1
 
     def accounting(handler: Callable[[Tenant], Response]) -> Response:
+        tenant_id = request.headers.get("xero-tenant-id", "").strip().lower()
+        key = request.headers.get("Idempotency-Key") if request.method in ("POST", "PUT") \
+            else None
+        fingerprint = f"{request.method} {request.path} " + hashlib.sha256(
+            request.get_data()).hexdigest()
         with box.lock:
-            token = bearer()
-            tenant_id = request.headers.get("xero-tenant-id", "")
-            if not tenant_id:
-                raise validation_error("xero-tenant-id header is required")
-            if tenant_id not in {c["tenantId"] for c in connections_of(token)}:
-                raise problem(403, "Forbidden", "AuthorizationUnsuccessful")
+            try:
+                token = bearer()
+                if not tenant_id:
+                    raise problem(400, "Bad Request", "The xero-tenant-id header is missing")
+                if tenant_id not in {c["tenantId"] for c in connections_of(token)}:
+                    raise problem(403, "Forbidden", "AuthorizationUnsuccessful")
+            except ApiError as error:
+                error.headers = {**refusal_headers(tenant_id), **error.headers}
+                raise
             admit(tenant_id)
-            key = request.headers.get("Idempotency-Key")
-            fingerprint = f"{request.method} {request.path} " + hashlib.sha256(
-                request.get_data()).hexdigest()
-            if key and request.method in ("POST", "PUT"):
+            if key is not None:
+                refused = None
                 if len(key) > 128:
-                    raise validation_error("Idempotency-Key is longer than 128 characters")
+                    refused = "Idempotency-Key must be at most 128 characters"
                 stored = box.idempotent.get((tenant_id, key))
+                if stored is not None and stored[0] != fingerprint:
+                    refused = "This Idempotency-Key was used for a different request"
+                if refused:
+                    raise ApiError(400, validation_error(refused).body, limit_headers(tenant_id))
                 if stored is not None:
-                    if stored[0] != fingerprint:
-                        raise validation_error("Idempotency-Key was used for another request")
                     _, status, headers, body = stored
                     return Response(body, status=status, headers={
                         **headers, **limit_headers(tenant_id)}, mimetype="application/json")
             box.in_flight[tenant_id] = box.in_flight.get(tenant_id, 0) + 1
         try:
+            if cfg.latency_seconds > 0:
+                wall.sleep(cfg.latency_seconds)
             with box.lock:
                 tenant = box.tenant(tenant_id)
                 try:
                     response = handler(tenant)
                 except ApiError as error:
                     response = _json(error.body, error.status, error.headers)
-                if key and request.method in ("POST", "PUT") and response.status_code < 500:
+                if key is not None and response.status_code < 500:
                     box.idempotent[(tenant_id, key)] = (
                         fingerprint, response.status_code,
                         {k: v for k, v in response.headers.items()
@@ -679,28 +1258,23 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
             with box.lock:
                 box.in_flight[tenant_id] -= 1
 
+    def flag(name: str) -> bool:
+        return request.args.get(name, "false").strip().lower() == "true"
+
     def paged(key: str, records: list[dict[str, Any]],
-              render: Callable[[dict[str, Any]], dict[str, Any]]) -> Response:
+              render: Callable[[dict[str, Any]], dict[str, Any]], kind: str,
+              extra_fields: Iterable[str] = ()) -> Response:
         since = parse_if_modified_since(request.headers.get("If-Modified-Since"))
         if since is not None:
             records = [r for r in records if r["_updated"] > since]
-        where = request.args.get("where") or request.args.get("Where")
         rendered = [render(r) for r in records]
+        fields = set(extra_fields).union(*(r.keys() for r in rendered)) if rendered else set()
+        where = request.args.get("where") or request.args.get("Where")
         if where:
-            keep = where_filter(where)
+            keep = WhereClause(where, kind, fields)
             rendered = [r for r in rendered if keep(r)]
-        order = (request.args.get("order") or "").strip()
-        if order:
-            name, _, direction = order.partition(" ")
-            internal = {"UpdatedDateUTC": "_updated", "Date": "_date", "DueDate": "_due"}
-            by = {r[key[:-1] + "ID"]: r for r in records}
-
-            def sort_key(item: dict[str, Any]) -> Any:
-                raw = by[item[key[:-1] + "ID"]]
-                return (raw.get(internal.get(name, ""), item.get(name)) or "",
-                        item[key[:-1] + "ID"])
-
-            rendered.sort(key=sort_key, reverse=direction.strip().upper() == "DESC")
+        order = (request.args.get("order") or "").strip() or "UpdatedDateUTC"
+        rendered = order_records(rendered, order, f"{kind}ID", kind, fields)
         page = request.args.get("page")
         if page is None:
             return _json(envelope(key, rendered))
@@ -711,14 +1285,17 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
         except ValueError as exc:
             raise validation_error("page and pageSize must be whole numbers") from exc
         count = len(rendered)
-        pages = (count + size - 1) // size
         chunk = rendered[(number - 1) * size:number * size]
         return _json(envelope(key, chunk, {"page": number, "pageSize": size,
-                                           "pageCount": pages, "itemCount": count}))
+                                           "pageCount": math.ceil(count / size),
+                                           "itemCount": count}))
 
-    def csv_arg(name: str) -> set[str] | None:
+    def csv_arg(name: str, lower: bool = False) -> set[str] | None:
         value = request.args.get(name)
-        return {v.strip() for v in value.split(",") if v.strip()} if value else None
+        if not value:
+            return None
+        items = {v.strip().strip('"') for v in value.split(",") if v.strip()}
+        return {i.lower() for i in items} if lower else items
 
     api = "/api.xro/2.0"
 
@@ -734,30 +1311,51 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
                 "CountryCode": t.country, "IsDemoCompany": False,
                 "OrganisationStatus": "ACTIVE", "FinancialYearEndDay": 31,
                 "FinancialYearEndMonth": 12, "SalesTaxBasis": "ACCRUALS",
-                "DefaultSalesTax": "Tax Exclusive", "DefaultPurchasesTax": "Tax Exclusive",
+                "SalesTaxPeriod": "QUARTERLY1", "DefaultSalesTax": "Tax Exclusive",
+                "DefaultPurchasesTax": "Tax Exclusive",
                 "CreatedDateUTC": ms_date(t.created), "OrganisationEntityType": "COMPANY",
                 "Timezone": t.timezone, "ShortCode": t.short_code, "Edition": "BUSINESS",
-                "Class": "STANDARD"}]))
+                "Class": "STANDARD", "Addresses": [], "Phones": [], "ExternalLinks": [],
+                "PaymentTerms": {}}]))
         return accounting(handle)
 
     @app.get(f"{api}/Contacts")
     def contacts() -> Response:
         def handle(t: Tenant) -> Response:
             records = list(t.contacts.values())
-            ids = csv_arg("IDs")
+            ids = csv_arg("IDs", lower=True)
             if ids:
                 records = [c for c in records if c["ContactID"] in ids]
-            if request.args.get("includeArchived", "false").lower() != "true":
+            if not flag("includeArchived"):
                 records = [c for c in records if c["ContactStatus"] != "ARCHIVED"]
-            return paged("Contacts", records, render_contact)
+            term = (request.args.get("searchTerm") or "").casefold()
+            if term:
+                records = [c for c in records if any(
+                    term in str(c.get(f) or "").casefold() for f in
+                    ("Name", "FirstName", "LastName", "ContactNumber", "EmailAddress",
+                     "CompanyNumber"))]
+            summary = flag("summaryOnly")
+
+            def render(c: dict[str, Any]) -> dict[str, Any]:
+                out = render_contact(c)
+                if summary:
+                    out.pop("Addresses", None)
+                    out.pop("Phones", None)
+                return out
+
+            return paged("Contacts", records, render, "Contact",
+                         {"EmailAddress", "AccountNumber", "CompanyNumber"})
         return accounting(handle)
 
     @app.get(f"{api}/Payments")
     def payments() -> Response:
         def handle(t: Tenant) -> Response:
             return paged("Payments", list(t.payments.values()),
-                         lambda p: render_payment(p, t))
+                         lambda p: render_payment(p, t), "Payment")
         return accounting(handle)
+
+    def unit_dp() -> int:
+        return 4 if request.args.get("unitdp") == "4" else 2
 
     @app.get(f"{api}/Invoices")
     def invoices() -> Response:
@@ -765,29 +1363,39 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
             records = list(t.invoices.values())
             for arg, fieldname in (("IDs", "InvoiceID"), ("InvoiceNumbers", "InvoiceNumber"),
                                    ("Statuses", "Status")):
-                wanted = csv_arg(arg)
+                wanted = csv_arg(arg, lower=arg == "IDs")
                 if wanted:
                     records = [r for r in records if r[fieldname] in wanted]
-            contact_ids = csv_arg("ContactIDs")
+            contact_ids = csv_arg("ContactIDs", lower=True)
             if contact_ids:
                 records = [r for r in records if r["Contact"]["ContactID"] in contact_ids]
-            summary = request.args.get("summaryOnly", "false").lower() == "true"
-            return paged("Invoices", records, lambda i: render_invoice(i, t, summary))
+            if flag("createdByMyApp"):
+                records = [r for r in records if r.get("_by_app")]
+            term = (request.args.get("searchTerm") or "").casefold()
+            if term:
+                records = [r for r in records if term in r["InvoiceNumber"].casefold()
+                           or term in (r.get("Reference") or "").casefold()]
+            # Line items come only with paging (or one invoice), as in Xero.
+            summary = flag("summaryOnly") or "page" not in request.args
+            dp = unit_dp()
+            return paged("Invoices", records, lambda i: render_invoice(i, t, summary, dp),
+                         "Invoice", {"LineItems", "FullyPaidOnDate", "ExpectedPaymentDate",
+                                     "PlannedPaymentDate", "BrandingThemeID", "Url"})
         return accounting(handle)
 
     def find_invoice(t: Tenant, invoice_id: str) -> dict[str, Any]:
-        invoice = t.invoices.get(invoice_id)
+        invoice = t.invoices.get(invoice_id.lower())
         if invoice is None:
-            by_number = [i for i in t.invoices.values() if i["InvoiceNumber"] == invoice_id]
-            if not by_number:
+            invoice = next((i for i in t.invoices.values() if i["InvoiceNumber"] == invoice_id),
+                           None)
+            if invoice is None:
                 raise not_found()
-            invoice = by_number[0]
         return invoice
 
     @app.get(f"{api}/Invoices/<invoice_id>")
     def invoice(invoice_id: str) -> Response:
         return accounting(lambda t: _json(envelope(
-            "Invoices", [render_invoice(find_invoice(t, invoice_id), t)])))
+            "Invoices", [render_invoice(find_invoice(t, invoice_id), t, unit_dp=unit_dp())])))
 
     @app.route(f"{api}/Invoices", methods=["POST", "PUT"])
     @app.post(f"{api}/Invoices/<invoice_id>")
@@ -797,165 +1405,131 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
                 body = json.loads(request.get_data() or b"{}", parse_float=Decimal)
             except ValueError as exc:
                 raise validation_error("The request body is not valid JSON") from exc
-            items = body.get("Invoices", [body]) if isinstance(body, dict) else body
+            if isinstance(body, dict) and "Invoices" in body:
+                items = body["Invoices"]
+            else:
+                items = [body] if isinstance(body, dict) else body
             if not isinstance(items, list) or not items:
                 raise validation_error("No invoices in the request")
-            if len(items) > 50 and request.method == "POST":
-                raise validation_error("At most 50 invoices in one request")
-            saved = []
-            for item in items:
-                target = invoice_id or item.get("InvoiceID")
-                if target and request.method == "POST":
-                    saved.append(update_invoice(t, find_invoice(t, target), item))
-                else:
-                    saved.append(create_invoice(t, item))
-            return _json(envelope("Invoices", [render_invoice(i, t) for i in saved]))
+            if len(items) > MAX_ELEMENTS:
+                raise validation_error(f"At most {MAX_ELEMENTS} invoices in one request")
+            summarize = request.args.get("summarizeErrors", "true").lower() != "false"
+            numbers = {i["InvoiceNumber"] for i in t.invoices.values() if i["Type"] == "ACCREC"}
+            staged: list[dict[str, Any] | None] = []
+            refused: dict[int, list[str]] = {}
+            targets: dict[int, str] = {}
+            for index, item in enumerate(items):
+                try:
+                    if not isinstance(item, dict):
+                        raise Rejected(["Each invoice must be an object"])
+                    target = invoice_id or item.get("InvoiceID")
+                    if not target and request.method == "POST" and item.get("InvoiceNumber") \
+                            and item["InvoiceNumber"] in numbers:
+                        target = item["InvoiceNumber"]  # POST updates by number too
+                    if target:
+                        targets[index] = str(target)
+                    if target and request.method == "PUT":
+                        raise Rejected(["Use POST to update an existing invoice"])
+                    if target:
+                        staged.append(changed_invoice(t, find_invoice(t, str(target)), item,
+                                                      box.now, numbers, cfg.lock_paid_invoices))
+                    else:
+                        staged.append(new_invoice(t, item, box.now, numbers))
+                except Rejected as why:
+                    staged.append(None)
+                    refused[index] = why.messages
+            if refused and summarize:
+                # All or nothing: one refused element and none is saved.
+                raise validation_errors([
+                    {**_echo(items[i], targets.get(i)),
+                     "ValidationErrors": [{"Message": m} for m in messages]}
+                    for i, messages in refused.items()])
+            out: list[dict[str, Any]] = []
+            for index, record in enumerate(staged):
+                if record is None:
+                    out.append({**_echo(items[index], targets.get(index)), "HasErrors": True,
+                                "StatusAttributeString": "ERROR", "ValidationErrors": [
+                                    {"Message": m} for m in refused[index]]})
+                    continue
+                contact = record.pop("_contact", None)
+                if contact is not None and contact.pop("_new", False):
+                    t.contacts[contact["ContactID"]] = contact
+                if t.invoices.get(record["InvoiceID"]) != record:
+                    box.touch(record)
+                t.invoices[record["InvoiceID"]] = record
+                rendered = render_invoice(record, t, unit_dp=unit_dp())
+                if not summarize:
+                    rendered["StatusAttributeString"] = "OK"
+                out.append(rendered)
+            return _json(envelope("Invoices", out))
         return accounting(handle)
-
-    def priced_lines(t: Tenant, lines: Any) -> tuple[list[dict[str, Any]], Decimal, Decimal]:
-        if not isinstance(lines, list) or not lines:
-            raise validation_error("An invoice needs at least one line item")
-        rate = Decimal("0.20") if t.country == "GB" else Decimal("0.25")
-        out, subtotal, tax = [], Decimal(0), Decimal(0)
-        for line in lines:
-            try:
-                quantity = Decimal(str(line.get("Quantity", 1)))
-                unit = Decimal(str(line["UnitAmount"]))
-            except (KeyError, ArithmeticError) as exc:
-                raise validation_error("Each line item needs a UnitAmount") from exc
-            amount = (quantity * unit).quantize(CENT, ROUND_HALF_UP)
-            line_tax = Decimal(0) if line.get("TaxType") == "NONE" else \
-                (amount * rate).quantize(CENT, ROUND_HALF_UP)
-            out.append({"LineItemID": line.get("LineItemID") or str(uuid.uuid4()),
-                        "Description": str(line.get("Description", ""))[:4000],
-                        "Quantity": quantity, "UnitAmount": unit,
-                        "AccountCode": str(line.get("AccountCode", "200")),
-                        "TaxType": line.get("TaxType", "OUTPUT2"), "TaxAmount": line_tax,
-                        "LineAmount": amount})
-            subtotal += amount
-            tax += line_tax
-        return out, subtotal, tax
-
-    def parse_day(value: Any, name: str) -> date:
-        try:
-            text = str(value)
-            match = re.match(r"^/Date\((\d+)", text)
-            if match:
-                return datetime.fromtimestamp(int(match.group(1)) / 1000, tz=UTC).date()
-            return date.fromisoformat(text[:10])
-        except ValueError as exc:
-            raise validation_error(f"{name} is not a date") from exc
-
-    def create_invoice(t: Tenant, item: dict[str, Any]) -> dict[str, Any]:
-        if item.get("Type") not in ("ACCREC", "ACCPAY"):
-            raise validation_error("Type must be ACCREC or ACCPAY")
-        contact_id = (item.get("Contact") or {}).get("ContactID")
-        contact = t.contacts.get(contact_id or "")
-        if contact is None:
-            raise validation_error("A valid Contact.ContactID is required")
-        lines, subtotal, tax = priced_lines(t, item.get("LineItems"))
-        status = item.get("Status", "DRAFT")
-        if status not in ("DRAFT", "SUBMITTED", "AUTHORISED"):
-            raise validation_error(f"An invoice cannot be created as {status}")
-        issued = parse_day(item.get("Date", box.now.date().isoformat()), "Date")
-        number = item.get("InvoiceNumber") or f"INV-{len(t.invoices) + 1:04d}"
-        record = {
-            "Type": item["Type"], "InvoiceID": str(uuid.uuid4()), "InvoiceNumber": number,
-            "Reference": str(item.get("Reference", "")),
-            "Contact": {"ContactID": contact["ContactID"], "Name": contact["Name"]},
-            "LineItems": lines, "LineAmountTypes": "Exclusive",
-            "CurrencyCode": item.get("CurrencyCode", t.base_currency),
-            "CurrencyRate": Decimal("1.000000"), "Status": status, "SubTotal": subtotal,
-            "TotalTax": tax, "Total": subtotal + tax, "AmountDue": subtotal + tax,
-            "AmountPaid": Decimal(0), "AmountCredited": Decimal(0), "SentToContact": False,
-            "HasAttachments": False, "IsDiscounted": False, "HasErrors": False,
-            "_date": issued, "_due": parse_day(item.get("DueDate", issued.isoformat()),
-                                               "DueDate"),
-            "_payments": [],
-        }
-        box.touch(record)
-        t.invoices[record["InvoiceID"]] = record
-        return record
-
-    def update_invoice(t: Tenant, record: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
-        if record["Status"] in ("PAID", "VOIDED", "DELETED"):
-            raise validation_error(f"Invoice not of valid status for modification "
-                                   f"({record['Status']})")
-        if "LineItems" in item:
-            if record["AmountPaid"] > 0 or record["AmountCredited"] > 0:
-                raise validation_error("This document cannot be edited as it has a payment or "
-                                       "credit note allocated to it.")
-            lines, subtotal, tax = priced_lines(t, item["LineItems"])
-            record.update({"LineItems": lines, "SubTotal": subtotal, "TotalTax": tax,
-                           "Total": subtotal + tax, "AmountDue": subtotal + tax})
-        if "Status" in item:
-            allowed = {"DRAFT": {"SUBMITTED", "AUTHORISED", "DELETED", "DRAFT"},
-                       "SUBMITTED": {"AUTHORISED", "DRAFT", "DELETED", "SUBMITTED"},
-                       "AUTHORISED": {"AUTHORISED", "VOIDED"}}
-            if item["Status"] not in allowed.get(record["Status"], set()):
-                raise validation_error(f"Cannot change status from {record['Status']} to "
-                                       f"{item['Status']}")
-            if item["Status"] == "VOIDED" and record["AmountPaid"] > 0:
-                raise validation_error("Payments must be removed before voiding")
-            record["Status"] = item["Status"]
-        for key in ("Reference",):
-            if key in item:
-                record[key] = str(item[key])
-        if "DueDate" in item:
-            record["_due"] = parse_day(item["DueDate"], "DueDate")
-        box.touch(record)
-        return record
 
     @app.get(f"{api}/Invoices/<invoice_id>/OnlineInvoice")
     def online_invoice(invoice_id: str) -> Response:
         def handle(t: Tenant) -> Response:
             record = find_invoice(t, invoice_id)
-            if record["Type"] != "ACCREC" or record["Status"] in ("DRAFT", "DELETED"):
-                raise validation_error("An online invoice exists only for approved sales "
-                                       "invoices")
+            if record["Type"] != "ACCREC" or record["Status"] in ("DRAFT", "SUBMITTED",
+                                                                  "DELETED"):
+                raise validation_error("An online invoice can only be retrieved for an "
+                                       "approved sales invoice")
             url = f"{request.host_url}online/{t.tenant_id}/{record['InvoiceID']}"
             return _json({"OnlineInvoices": [{"OnlineInvoiceUrl": url}]})
         return accounting(handle)
 
     @app.get("/online/<tenant_id>/<invoice_id>")
-    def online_page(tenant_id: str, invoice_id: str) -> tuple[str, int]:
+    def online_page(tenant_id: str, invoice_id: str) -> Response:
         with box.lock:
             tenant = box.tenants_by_id.get(tenant_id)
             record = tenant.invoices.get(invoice_id) if tenant else None
             if tenant is None or record is None:
-                return "Not found", 404
-            return (f"<!doctype html><title>{escape(record['InvoiceNumber'])}</title>"
-                    f"<h1>{escape(tenant.name)}</h1><p>Invoice "
-                    f"{escape(record['InvoiceNumber'])}: {record['CurrencyCode']} "
-                    f"{record['AmountDue']} due {record['_due']}</p>"), 200
+                return html("<h1>Not found</h1>", 404)
+            rows = "".join(
+                f"<tr><td>{escape(line['Description'])}</td><td>{line['Quantity']:f}</td>"
+                f"<td>{line['UnitAmount']:.2f}</td><td>{line['LineAmount']:.2f}</td></tr>"
+                for line in record["LineItems"])
+            state = "Paid" if record["Status"] == "PAID" else (
+                f"{escape(record['CurrencyCode'])} {record['AmountDue']:.2f} due "
+                f"{record['_due'].isoformat()}")
+            return html(
+                "<!doctype html><html lang='en'><meta charset='utf-8'>"
+                f"<title>Invoice {escape(record['InvoiceNumber'])}</title>"
+                f"<h1>{escape(tenant.name)}</h1><h2>Invoice "
+                f"{escape(record['InvoiceNumber'])}</h2><p>To "
+                f"{escape(record['Contact']['Name'])}</p><table><tr><th>Description</th>"
+                f"<th>Qty</th><th>Price</th><th>Amount</th></tr>{rows}</table>"
+                f"<p>Total {escape(record['CurrencyCode'])} {record['Total']:.2f}</p>"
+                f"<p class='due'>{state}</p><button disabled>Pay now</button></html>")
 
     def history_out(entry: dict[str, Any]) -> dict[str, Any]:
-        return {"Changes": entry["Changes"], "DateUTCString": entry["DateUTC"][:19],
-                "DateUTC": ms_date(datetime.fromisoformat(entry["DateUTC"])),
-                "User": entry["User"], "Details": entry["Details"]}
+        moment = datetime.fromisoformat(entry["DateUTC"])
+        return {"Changes": entry["Changes"],
+                "DateUTCString": moment.strftime("%Y-%m-%dT%H:%M:%S"),
+                "DateUTC": ms_date(moment), "User": entry["User"], "Details": entry["Details"]}
 
     @app.route(f"{api}/Invoices/<invoice_id>/History", methods=["GET", "PUT"])
     def invoice_history(invoice_id: str) -> Response:
         def handle(t: Tenant) -> Response:
             record = find_invoice(t, invoice_id)
             if request.method == "GET":
-                return _json({"HistoryRecords": [
-                    history_out(h) for h in t.history if h["InvoiceID"] == record["InvoiceID"]]})
+                return _json(envelope("HistoryRecords", [
+                    history_out(h) for h in t.history if h["InvoiceID"] == record["InvoiceID"]]))
             try:
                 body = json.loads(request.get_data() or b"{}")
                 details = [str(r["Details"]) for r in body["HistoryRecords"]]
             except (ValueError, KeyError, TypeError) as exc:
                 raise validation_error("HistoryRecords with Details are required") from exc
-            if any(not d.strip() or len(d) > 2500 for d in details):
-                raise validation_error("Details must be 1 to 2500 characters")
+            if not details or any(not d.strip() for d in details):
+                raise validation_error("The History Details cannot be empty")
+            if any(len(d) > 2500 for d in details):
+                raise validation_error("The History Details must be 2500 characters or less")
             added = []
             for text in details:
                 entry = {"InvoiceID": record["InvoiceID"], "Details": text,
-                         "DateUTC": box.now.isoformat(), "User": "Dunwell (API)",
+                         "DateUTC": box.now.isoformat(), "User": "System Generated",
                          "Changes": "Note"}
                 t.history.append(entry)
                 added.append(history_out(entry))
-            return _json({"HistoryRecords": added})
+            return _json(envelope("HistoryRecords", added))
         return accounting(handle)
 
     @app.post(f"{api}/Invoices/<invoice_id>/Email")
@@ -964,11 +1538,13 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
             record = find_invoice(t, invoice_id)
             if record["Type"] != "ACCREC" or record["Status"] not in (
                     "SUBMITTED", "AUTHORISED", "PAID"):
-                raise validation_error("Invoice must be an approved sales invoice to be emailed")
+                raise validation_error("Invoice must be an approved sales invoice to be "
+                                       "emailed (SUBMITTED, AUTHORISED or PAID)")
             contact = t.contacts.get(record["Contact"]["ContactID"], {})
             if not contact.get("EmailAddress"):
                 raise validation_error("The contact does not have an email address")
-            t.emails.append({"InvoiceID": record["InvoiceID"], "SentAt": box.now.isoformat()})
+            t.emails.append({"InvoiceID": record["InvoiceID"], "SentAt": box.now.isoformat(),
+                             "To": contact["EmailAddress"]})
             if not record["SentToContact"]:
                 record["SentToContact"] = True
                 box.touch(record)
@@ -977,16 +1553,24 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
 
     # Introspection for tests and the demo ------------------------------------------------
 
+    def known_tenant(tenant_id: str) -> Tenant:
+        found = box.tenants_by_id.get(tenant_id)
+        if found is None:
+            raise ApiError(404, {"error": f"no tenant {tenant_id}"})
+        return found
+
     @app.get("/_sandbox/tenants")
     def sb_tenants() -> Response:
         return _json(box.tenants())
 
     @app.get("/_sandbox/tenants/<tenant_id>/history")
     def sb_history(tenant_id: str) -> Response:
+        known_tenant(tenant_id)
         return _json(box.history(tenant_id, request.args.get("invoice_id")))
 
     @app.get("/_sandbox/tenants/<tenant_id>/emails")
     def sb_emails(tenant_id: str) -> Response:
+        known_tenant(tenant_id)
         return _json(box.emails(tenant_id))
 
     @app.get("/_sandbox/calls")
@@ -995,10 +1579,15 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
 
     @app.post("/_sandbox/tenants/<tenant_id>/invoices/<invoice_id>/payments")
     def sb_pay(tenant_id: str, invoice_id: str) -> Response:
+        if invoice_id not in known_tenant(tenant_id).invoices:
+            return _json({"error": f"no invoice {invoice_id}"}, 404)
+        payload = request.get_json(silent=True)
         try:
-            amount = Decimal(str((request.get_json(silent=True) or {})["amount"]))
+            amount = _decimal(payload["amount"])  # type: ignore[index]
             return _json(box.pay_invoice(tenant_id, invoice_id, amount))
-        except (KeyError, ArithmeticError, ValueError) as exc:
+        except (KeyError, TypeError, ArithmeticError):
+            return _json({"error": 'send {"amount": "12.50"}'}, 400)
+        except ValueError as exc:
             return _json({"error": str(exc)}, 400)
 
     @app.post("/_sandbox/expire-tokens")
@@ -1007,16 +1596,21 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
         return Response(status=204)
 
     @app.get("/")
-    def index() -> str:
+    def index() -> Response:
         with box.lock:
             rows = "".join(
-                f"<tr><td>{escape(t.name)}</td><td>{len(t.contacts)}</td>"
-                f"<td>{len(t.invoices)}</td><td>{len(t.emails)}</td><td>{len(t.history)}</td>"
+                f"<tr><td>{escape(t.name)}</td><td><code>{escape(t.tenant_id)}</code></td>"
+                f"<td>{len(t.contacts)}</td><td>{len(t.invoices)}</td>"
+                f"<td>{len(t.payments)}</td><td>{len(t.emails)}</td><td>{len(t.history)}</td>"
                 f"<td>{box.call_count.get(t.tenant_id, 0)}</td></tr>"
                 for t in box.tenants_by_id.values())
-        return ("<!doctype html><title>Xero sandbox</title><h1>Xero sandbox</h1><table>"
-                "<tr><th>Organisation</th><th>Contacts</th><th>Invoices</th><th>Emails</th>"
-                f"<th>History notes</th><th>API calls</th></tr>{rows}</table>")
+            connected = sum(len(e["connections"]) for e in box.auth_events.values())
+        return html("<!doctype html><html lang='en'><meta charset='utf-8'>"
+                    "<title>Xero sandbox</title><h1>Xero sandbox</h1>"
+                    f"<p>{connected} connection(s).</p><table><tr><th>Organisation</th>"
+                    "<th>Tenant ID</th><th>Contacts</th><th>Invoices</th><th>Payments</th>"
+                    "<th>Emails sent</th><th>History notes</th><th>API calls</th></tr>"
+                    f"{rows}</table></html>")
 
     return app
 

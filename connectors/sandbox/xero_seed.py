@@ -13,9 +13,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from connectors.sandbox.xero import Tenant, XeroSandbox
+    from connectors.sandbox.xero import Tenant
 
 CENT = Decimal("0.01")
+FOUR_DP = Decimal("0.0001")
 FIRST = ["Ada", "Bjørn", "Chloe", "Dawid", "Eitan", "Freya", "Gustav", "Hanna", "Ingrid", "Jonas",
          "Kasia", "Liam", "Maja", "Noam", "Olivia", "Piotr", "Quinn", "Rivka", "Sofie", "Tomasz"]
 TRADES = ["Bakery", "Bistro", "Studio", "Joinery", "Florist", "Print Shop", "Gallery", "Cycles",
@@ -28,6 +29,7 @@ PRODUCTS = [("Espresso blend 1 kg", "18.50"), ("Filter blend 1 kg", "16.00"),
             ("Monthly retainer", "1500.00"), ("Delivery", "12.00")]
 # Offsets from today that the demo must show (due today, just overdue, due soon).
 PINNED_DUE = [0, 0, 0, -3, -3, -7, -7, -1, 3, 7, 7, -14, -21, -30, 14, 1, 2, -2]
+CUSTOMERS, SUPPLIERS, SALES, BILLS = 40, 4, 220, 10
 
 
 def _stamp(rng: random.Random, before: date, days_back: int) -> datetime:
@@ -36,18 +38,25 @@ def _stamp(rng: random.Random, before: date, days_back: int) -> datetime:
                                       rng.randint(0, 999) * 1000), tzinfo=UTC)
 
 
-def seed_tenant(box: XeroSandbox, tenant: Tenant, today: date, seed: int,
-                other_currency: str, tax_rate: Decimal) -> None:
+def _uuid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def seed_tenant(tenant: Tenant, today: date, seed: int) -> None:
+    """40 customers (one in ten without an e-mail address), 4 suppliers, 220 sales invoices
+    due from 120 days ago to 60 days ahead in the base currency, EUR and USD, and 10 bills.
+    Every seeded record last changed before `today`."""
     rng = random.Random(seed)
     domain = "example.no" if tenant.country == "NO" else rng.choice(["example.com",
                                                                      "example.org"])
     customers: list[dict[str, Any]] = []
-    for n in range(44):
+    suppliers: list[dict[str, Any]] = []
+    for n in range(CUSTOMERS + SUPPLIERS):
         first = FIRST[n % len(FIRST)]
         last = f"{PLACES[(n * 7) % len(PLACES)]} {TRADES[n % len(TRADES)]}"
-        supplier = n >= 40
+        supplier = n >= CUSTOMERS
         contact: dict[str, Any] = {
-            "ContactID": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "ContactID": _uuid(rng),
             "ContactNumber": f"C{n + 1:03d}", "ContactStatus": "ACTIVE",
             "Name": f"{last}{' Supplies' if supplier else ''}",
             "FirstName": first, "LastName": last.split()[0],
@@ -56,34 +65,35 @@ def seed_tenant(box: XeroSandbox, tenant: Tenant, today: date, seed: int,
             "HasAttachments": False,
             "_updated": _stamp(rng, today, 300),
         }
-        if n % 10 != 9:  # about one customer in ten has no e-mail address
+        if n % 10 != 9:  # one customer in ten has no e-mail address
             slug = "".join(ch for ch in last.lower() if ch.isalnum())
             contact["EmailAddress"] = f"accounts@{slug}{n}.{domain}"
         tenant.contacts[contact["ContactID"]] = contact
-        if not supplier:
-            customers.append(contact)
-    suppliers = [c for c in tenant.contacts.values() if c["IsSupplier"]]
+        (suppliers if supplier else customers).append(contact)
 
-    for n in range(230):
-        bill = n >= 220
+    rate, tax_type = tenant.tax_rate, tenant.sales_tax_type
+    for n in range(SALES + BILLS):
+        bill = n >= SALES
         contact = rng.choice(suppliers if bill else customers)
         offset = PINNED_DUE[n] if n < len(PINNED_DUE) else rng.randint(-120, 60)
         due = today + timedelta(days=offset)
         # Issued in the past, on the usual terms where the due date allows it.
         issued = min(due - timedelta(days=rng.choice([14, 30, 30, 30])),
                      today - timedelta(days=1))
-        currency = other_currency if rng.random() < 0.2 else tenant.base_currency
+        pick = rng.random()
+        currency = "EUR" if pick < 0.12 else "USD" if pick < 0.2 else tenant.base_currency
         lines = []
         subtotal = tax = Decimal(0)
         for _ in range(rng.randint(1, 3)):
             name, price = rng.choice(PRODUCTS)
-            qty = Decimal(rng.randint(1, 6))
-            amount = (qty * Decimal(price)).quantize(CENT, ROUND_HALF_UP)
-            line_tax = (amount * tax_rate).quantize(CENT, ROUND_HALF_UP)
-            lines.append({"LineItemID": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                          "Description": name, "Quantity": qty, "UnitAmount": Decimal(price),
-                          "AccountCode": "200", "TaxType": "OUTPUT2", "TaxAmount": line_tax,
-                          "LineAmount": amount})
+            qty = Decimal(rng.randint(1, 6)).quantize(FOUR_DP)
+            unit = Decimal(price).quantize(FOUR_DP)
+            amount = (qty * unit).quantize(CENT, ROUND_HALF_UP)
+            line_tax = (amount * rate).quantize(CENT, ROUND_HALF_UP)
+            lines.append({"LineItemID": _uuid(rng), "Description": name, "Quantity": qty,
+                          "UnitAmount": unit, "AccountCode": "300" if bill else "200",
+                          "TaxType": "INPUT2" if bill else tax_type, "TaxAmount": line_tax,
+                          "LineAmount": amount, "Tracking": []})
             subtotal += amount
             tax += line_tax
         total = subtotal + tax
@@ -94,16 +104,17 @@ def seed_tenant(box: XeroSandbox, tenant: Tenant, today: date, seed: int,
             status = "AUTHORISED"
         invoice: dict[str, Any] = {
             "Type": "ACCPAY" if bill else "ACCREC",
-            "InvoiceID": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "InvoiceID": _uuid(rng),
             "InvoiceNumber": f"{'BILL' if bill else 'INV'}-{n + 1:04d}",
             "Reference": f"PO {rng.randint(1000, 9999)}",
             "Contact": {"ContactID": contact["ContactID"], "Name": contact["Name"]},
             "LineItems": lines, "LineAmountTypes": "Exclusive", "CurrencyCode": currency,
-            "CurrencyRate": Decimal("1.000000"), "Status": status, "SubTotal": subtotal,
-            "TotalTax": tax, "Total": total, "AmountDue": total, "AmountPaid": Decimal(0),
-            "AmountCredited": Decimal(0), "SentToContact": status == "AUTHORISED",
+            "CurrencyRate": tenant.currency_rate(currency), "Status": status,
+            "SubTotal": subtotal, "TotalTax": tax, "Total": total, "AmountDue": total,
+            "AmountPaid": Decimal(0), "AmountCredited": Decimal(0),
+            "SentToContact": status == "AUTHORISED" and not bill,
             "HasAttachments": False, "IsDiscounted": False, "HasErrors": False,
-            "_date": issued, "_due": due, "_payments": [],
+            "_date": issued, "_due": due, "_payments": [], "_by_app": False,
             "_updated": min(_stamp(rng, today, 5),
                             datetime.combine(issued, time(12), tzinfo=UTC) + timedelta(days=1)),
         }
@@ -118,15 +129,14 @@ def seed_tenant(box: XeroSandbox, tenant: Tenant, today: date, seed: int,
             _pay(rng, tenant, invoice, (total * Decimal("0.4")).quantize(CENT), today)
 
 
-
 def _pay(rng: random.Random, tenant: Tenant, invoice: dict[str, Any], amount: Decimal,
          today: date) -> None:
     latest = min(today - timedelta(days=1), invoice["_due"] + timedelta(days=rng.randint(-10, 20)))
     paid_on = min(max(invoice["_date"], latest), today - timedelta(days=1))
     when = datetime.combine(paid_on, time(rng.randint(8, 18)), tzinfo=UTC)
     payment: dict[str, Any] = {
-        "PaymentID": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "_date": paid_on,
-        "Amount": amount, "CurrencyRate": Decimal("1.000000"), "PaymentType": "ACCRECPAYMENT",
+        "PaymentID": _uuid(rng), "_date": paid_on, "Amount": amount,
+        "CurrencyRate": invoice["CurrencyRate"], "PaymentType": "ACCRECPAYMENT",
         "Status": "AUTHORISED", "Reference": f"Payment {invoice['InvoiceNumber']}",
         "IsReconciled": True, "_invoice_id": invoice["InvoiceID"], "_updated": when,
     }
