@@ -42,8 +42,14 @@ def policy_for(session: Session, org: Organisation) -> Policy:
     return policy_from_json(row.body)
 
 
+# Where a country's own holidays differ by region and the books do not say which, the region
+# most businesses are in: UK-wide holidays alone would miss Easter Monday and August's.
+DEFAULT_SUBDIVISIONS = {"GB": "ENG"}
+
+
 def calendar_for(org: Organisation) -> OrgCalendar:
-    return OrgCalendar(timezone=org.timezone, country=org.country)
+    return OrgCalendar(timezone=org.timezone, country=org.country,
+                       subdivision=DEFAULT_SUBDIVISIONS.get(org.country))
 
 
 def invoice_state(invoice: Invoice) -> InvoiceState:
