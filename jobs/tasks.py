@@ -140,8 +140,10 @@ def _tell_owner_daily_limit(org: Organisation, now: datetime) -> None:
     day = plan.calendar_for(org).today(now).isoformat()
     if redis_client().set(f"dunwell:notice:daily-limit:{org.id}:{day}", "1", nx=True,
                           ex=2 * 86400):
+        provider = PROVIDER_NAMES.get(org.connection.provider if org.connection else "",
+                                      "The provider")
         ledger.audit(db.session, org.id, "daily_limit",
-                     "Xero's daily API limit for this organisation is spent; the remaining "
+                     f"{provider}'s daily API limit for this organisation is spent; the remaining "
                      "reminders wait and go out when it refills.", at=now)
         db.session.commit()
 
@@ -186,6 +188,7 @@ def schedule_daily_run(org_id: int, after: date | None = None) -> datetime | Non
     return moment
 
 
+PROVIDER_NAMES = {"xero": "Xero", "quickbooks": "QuickBooks"}
 SWEEP_EVERY = timedelta(minutes=5)
 STUCK_AFTER = timedelta(minutes=15)
 

@@ -27,6 +27,17 @@ def run_jobs(app) -> None:  # type: ignore[no-untyped-def]
         db.session.remove()
 
 
+def expire_tokens_and_sync(app, state, clock, org_id: int) -> None:  # type: ignore[no-untyped-def]
+    """Access tokens expire, Xero's 30-minute grace passes, and a worker syncs: it must refresh."""
+    from jobs.tasks import enqueue_sync
+
+    state.expire_access_tokens()
+    clock.advance(minutes=31)
+    with app.app_context():
+        enqueue_sync(org_id)
+    run_jobs(app)
+
+
 def create_user(app, email: str = EMAIL, password: str = PASSWORD) -> None:  # type: ignore[no-untyped-def]
     from app.auth.views import hash_password
     from app.extensions import db

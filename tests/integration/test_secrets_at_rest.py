@@ -7,7 +7,7 @@ import logging
 import pytest
 from sqlalchemy import text
 
-from tests.integration.conftest import run_jobs
+from tests.integration.conftest import expire_tokens_and_sync, run_jobs
 
 pytestmark = pytest.mark.db
 
@@ -15,16 +15,11 @@ pytestmark = pytest.mark.db
 def test_tokens_and_secrets_never_appear_in_the_database_or_the_logs(
         app, connected, sandbox, clock, caplog) -> None:  # type: ignore[no-untyped-def]
     from app.extensions import db
-    from jobs.tasks import enqueue_sync
 
     state, _ = sandbox
     caplog.set_level(logging.DEBUG)
     run_jobs(app)  # sync, plan, send
-    state.expire_access_tokens()
-    clock.advance(minutes=31)
-    with app.app_context():
-        enqueue_sync(connected.org_id)
-    run_jobs(app)  # and a refresh
+    expire_tokens_and_sync(app, state, clock, connected.org_id)  # and a refresh
 
     secrets = {*state.access_tokens, *state.refresh_tokens, app.config["XERO_CLIENT_SECRET"]}
     assert len(secrets) >= 5  # two pairs issued, one refresh, and the client secret

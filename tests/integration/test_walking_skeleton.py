@@ -13,7 +13,13 @@ from sqlalchemy import func, select
 
 from tests.conftest import LiveServer
 from tests.integration import flows
-from tests.integration.conftest import EMAIL, PASSWORD, create_user, run_jobs
+from tests.integration.conftest import (
+    EMAIL,
+    PASSWORD,
+    create_user,
+    expire_tokens_and_sync,
+    run_jobs,
+)
 
 pytestmark = pytest.mark.db
 
@@ -111,11 +117,7 @@ def test_connect_sync_remind_and_write_back(app, sandbox, clock) -> None:  # typ
         # Tokens expire; a worker refreshes them and the new pair is stored encrypted.
         with app.app_context():
             before = db.session.get(Grant, connection.grant_id).refresh_token_enc
-        state.expire_access_tokens()
-        clock.advance(minutes=31)
-        with app.app_context():
-            enqueue_sync(org_id)
-        run_jobs(app)
+        expire_tokens_and_sync(app, state, clock, org_id)
         with app.app_context():
             grant = db.session.get(Grant, connection.grant_id)
             assert grant.refresh_token_enc != before and grant.status == "active"
@@ -127,14 +129,9 @@ def test_connect_sync_remind_and_write_back(app, sandbox, clock) -> None:  # typ
     # A restarted worker (a new app, new clients) uses the rotated token: the first refresh
     # token is dead by now (past Xero's 30-minute grace), so only the stored one can work.
     from app import create_app
-    from jobs.tasks import enqueue_sync
 
     restarted = create_app(dict(app.config))
-    state.expire_access_tokens()
-    clock.advance(minutes=31)
-    with restarted.app_context():
-        enqueue_sync(org_id)
-    run_jobs(restarted)
+    expire_tokens_and_sync(restarted, state, clock, org_id)
     with restarted.app_context():
         runs = db.session.scalars(select(SyncRun).order_by(SyncRun.id)).all()
         assert [r.status for r in runs] == ["done", "done", "done", "done"]
