@@ -6,6 +6,7 @@ PaymentRecord, with Decimal money, aware UTC timestamps and calendar dates.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -13,6 +14,12 @@ from decimal import Decimal
 from typing import Literal, Protocol
 
 InvoiceStatus = Literal["draft", "open", "paid", "voided", "deleted"]
+
+# A country's own zone, where the provider names none or names one that spans several countries.
+COUNTRY_ZONES = {"NO": "Europe/Oslo", "SE": "Europe/Stockholm", "DK": "Europe/Copenhagen",
+                 "DE": "Europe/Berlin", "NL": "Europe/Amsterdam", "AT": "Europe/Vienna",
+                 "PL": "Europe/Warsaw", "IE": "Europe/Dublin", "GB": "Europe/London",
+                 "IL": "Asia/Jerusalem", "US": "America/New_York"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,13 @@ class InvoiceRecord:
 
 @dataclass(frozen=True)
 class PaymentRecord:
+    """One payment's allocation to one invoice.
+
+    Where a provider lets one payment settle several invoices (QuickBooks), each allocation is
+    `<payment id>:<invoice id>`; a deleted payment may then arrive as its bare id, with no
+    invoice, and removes every allocation of that payment.
+    """
+
     provider_id: str
     invoice_provider_id: str | None
     amount: Decimal
@@ -132,6 +146,42 @@ class ProviderRejected(ConnectorError):
     """The provider validated our request and said no (e.g. invoice cannot be emailed)."""
 
 
+class EditRefused(ProviderRejected):
+    """The provider forbids changing this invoice's lines (e.g. Xero once a payment is on it):
+    the fee belongs on a separate fee invoice instead."""
+
+
+# Fees written to the books. The marker, derived from the action key, is written into the line
+# so that after an unknown outcome the fee can be found again instead of being charged twice.
+
+
+def effect_marker(action_key: str) -> str:
+    """A short, stable reference for one effect (fee line, note), fit for a customer to read."""
+    return "DW-" + hashlib.sha256(action_key.encode()).hexdigest()[:10].upper()
+
+
+@dataclass(frozen=True)
+class FeeLine:
+    description: str  # ends with the marker, e.g. "Late fee on INV-0042 (ref DW-1A2B3C4D5E)"
+    amount: Decimal  # in the invoice's currency, rounded to its minor unit
+    marker: str
+    account_code: str | None = None  # Xero: the revenue account; default from settings
+    item_name: str | None = None  # QuickBooks: the service item; default "Late fee"
+    tax_type: str | None = None  # Xero TaxType; None: no tax (interest is outside VAT)
+
+
+@dataclass(frozen=True)
+class FeeInvoice:
+    """A separate invoice for fees, where a line on the original is not allowed or wanted."""
+
+    contact_provider_id: str
+    currency: str
+    issue_date: date
+    due_date: date
+    reference: str  # names the original invoice, e.g. "Late fees on INV-0042"
+    lines: tuple[FeeLine, ...]
+
+
 class Connector(Protocol):
     """One provider tenant, seen through domain records."""
 
@@ -150,3 +200,13 @@ class Connector(Protocol):
     def email_invoice(self, provider_id: str, idempotency_key: str) -> None: ...
 
     def add_invoice_note(self, provider_id: str, text: str, idempotency_key: str) -> None: ...
+
+    def add_fee_line(self, provider_id: str, fee: FeeLine, idempotency_key: str) -> None:
+        """Add the fee as a line on the invoice, unless a line with its marker is there.
+
+        Raises EditRefused where the provider forbids the edit."""
+        ...
+
+    def create_fee_invoice(self, fee_invoice: FeeInvoice, idempotency_key: str) -> str:
+        """Create (approved) and return the provider id of a separate fee invoice."""
+        ...

@@ -21,6 +21,7 @@ from connectors.base import (
     ConfigurationError,
     ConnectorError,
     TokenSet,
+    TokenStore,
     TransientError,
 )
 
@@ -121,3 +122,28 @@ class OAuthClient:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConnectorError(f"token answer to {grant} lacks a field: {exc}") from exc
+
+
+class FreshTokens:
+    """A connector's access to its TokenStore: refresh only when the token is stale, or once
+    when the provider refused it, and then only if no other worker has refreshed meanwhile."""
+
+    def __init__(self, store: TokenStore, refresh: Callable[[str], TokenSet],
+                 clock: Callable[[], datetime], margin: timedelta) -> None:
+        self.store = store
+        self._refresh = refresh
+        self._clock = clock
+        self._margin = margin
+
+    def _stale(self, tokens: TokenSet) -> bool:
+        return tokens.expires_at - self._margin <= self._clock()
+
+    def access_token(self, refused: bool = False) -> str:
+        current = self.store.load()
+        if refused or self._stale(current):
+            rejected = current.access_token
+            current = self.store.refresh(
+                lambda fresh: self._stale(fresh) or (refused and fresh.access_token == rejected),
+                lambda old: self._refresh(old.refresh_token),
+            )
+        return current.access_token

@@ -27,11 +27,15 @@ from xero_python.api_client.oauth2 import OAuth2Token
 from xero_python.exceptions import ApiException
 
 from connectors.base import (
+    COUNTRY_ZONES,
     AuthorizationRevoked,
     ConfigurationError,
     ConnectorError,
     ContactRecord,
     DailyLimitReached,
+    EditRefused,
+    FeeInvoice,
+    FeeLine,
     InvoiceRecord,
     InvoiceStatus,
     NotFound,
@@ -40,11 +44,10 @@ from connectors.base import (
     ProviderRejected,
     RateLimited,
     TenantRecord,
-    TokenSet,
     TokenStore,
     TransientError,
 )
-from connectors.oauth import OAuthClient
+from connectors.oauth import FreshTokens, OAuthClient
 from connectors.ratelimit import RateBudget
 
 log = logging.getLogger(__name__)
@@ -76,11 +79,6 @@ WINDOWS_TO_IANA = {
     "SINGAPORESTANDARDTIME": "Asia/Singapore",
     "UTC": "UTC",
 }
-# Where one Windows zone spans several countries, the country's own zone is the better name.
-COUNTRY_ZONES = {"NO": "Europe/Oslo", "SE": "Europe/Stockholm", "DK": "Europe/Copenhagen",
-                 "DE": "Europe/Berlin", "NL": "Europe/Amsterdam", "AT": "Europe/Vienna",
-                 "PL": "Europe/Warsaw", "IE": "Europe/Dublin", "GB": "Europe/London"}
-
 _MS_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 
 
@@ -185,6 +183,7 @@ class XeroSettings:
     oauth: OAuthClient
     api_url: str
     connections_url: str
+    fee_account_code: str = "260"  # "Other Revenue" in Xero's default chart of accounts
 
 
 def list_connections(settings: XeroSettings, access_token: str,
@@ -244,6 +243,7 @@ class XeroConnector:
         self.clock = clock
         self.calls = 0
         self._access_token = ""
+        self._fresh = FreshTokens(tokens, settings.oauth.refresh, clock, REFRESH_MARGIN)
         # Expiry stays None for the SDK: it must never refresh on its own, outside our lock.
         self._api = AccountingApi(
             ApiClient(
@@ -271,27 +271,12 @@ class XeroConnector:
     def __repr__(self) -> str:
         return f"XeroConnector(tenant_id={self.tenant_id!r})"
 
-    # --- tokens -------------------------------------------------------------------------
-
-    def _stale(self, tokens: TokenSet) -> bool:
-        return tokens.expires_at - REFRESH_MARGIN <= self.clock()
-
-    def _ensure_token(self, force: bool = False) -> None:
-        current = self.tokens.load()
-        if force or self._stale(current):
-            rejected = current.access_token
-            current = self.tokens.refresh(
-                lambda fresh: self._stale(fresh) or (force and fresh.access_token == rejected),
-                lambda old: self.settings.oauth.refresh(old.refresh_token),
-            )
-        self._access_token = current.access_token
-
     # --- calls --------------------------------------------------------------------------
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """One API call: fresh token, raw answer, errors classified once."""
         for attempt in (1, 2):
-            self._ensure_token(force=attempt == 2)
+            self._access_token = self._fresh.access_token(refused=attempt == 2)
             slot = self.budget.call(self.tenant_id) if self.budget else nullcontext()
             try:
                 with slot:
@@ -407,6 +392,69 @@ class XeroConnector:
         records = HistoryRecords(history_records=[HistoryRecord(details=text[:2500])])
         self._call(f"history note {provider_id}", self._api.create_invoice_history, provider_id,
                    records, idempotency_key=idempotency_key)
+
+
+    # --- fees -----------------------------------------------------------------------------
+
+    def _raw_invoice(self, provider_id: str) -> dict[str, Any]:
+        body = self._call(f"invoice {provider_id}", self._api.get_invoice, provider_id) or {}
+        invoices = body.get("Invoices") or []
+        if not invoices:
+            raise NotFound(f"Xero invoice {provider_id}: not found")
+        return dict(invoices[0])
+
+    def _fee_line(self, fee: FeeLine) -> dict[str, Any]:
+        # Untaxed unless the rule names a tax type: statutory interest and compensation are
+        # outside the scope of VAT, and an owner who charges VAT on an admin fee says so.
+        line: dict[str, Any] = {"Description": fee.description, "Quantity": 1,
+                                "UnitAmount": fee.amount,
+                                "AccountCode": fee.account_code or self.settings.fee_account_code,
+                                "TaxType": fee.tax_type or "NONE"}
+        if fee.item_name:
+            line["ItemCode"] = fee.item_name
+        return line
+
+    def add_fee_line(self, provider_id: str, fee: FeeLine, idempotency_key: str) -> None:
+        """Xero replaces an invoice's lines with those sent, so every kept line goes back with
+        its LineItemID. Once a payment or credit is allocated, Xero refuses line edits."""
+        raw = self._raw_invoice(provider_id)
+        lines = raw.get("LineItems") or []
+        if any(fee.marker in str(line.get("Description") or "") for line in lines):
+            return  # written before; the answer was lost
+        status = str(raw.get("Status", ""))
+        if status not in ("DRAFT", "SUBMITTED", "AUTHORISED"):
+            raise EditRefused(f"Xero invoice {provider_id} is {status.lower()}")
+        if _money(raw.get("AmountPaid")) > 0 or _money(raw.get("AmountCredited")) > 0:
+            raise EditRefused(f"Xero invoice {provider_id} has a payment or credit allocated")
+        kept = [{key: line[key] for key in KEPT_LINE_FIELDS if line.get(key) is not None}
+                for line in lines]
+        body = {"Invoices": [{"InvoiceID": provider_id,
+                              "LineItems": [*kept, self._fee_line(fee)]}]}
+        self._call(f"fee line on invoice {provider_id}", self._api.update_invoice, provider_id,
+                   body, idempotency_key=idempotency_key)
+
+    def create_fee_invoice(self, fee_invoice: FeeInvoice, idempotency_key: str) -> str:
+        body = {"Invoices": [{
+            "Type": "ACCREC", "Status": "AUTHORISED",
+            "Contact": {"ContactID": fee_invoice.contact_provider_id},
+            "CurrencyCode": fee_invoice.currency,
+            "Date": fee_invoice.issue_date.isoformat(),
+            "DueDate": fee_invoice.due_date.isoformat(),
+            "Reference": fee_invoice.reference[:255],
+            "LineItems": [self._fee_line(line) for line in fee_invoice.lines],
+        }]}
+        answer = self._call("create fee invoice", self._api.create_invoices, body,
+                            summarize_errors=False, idempotency_key=idempotency_key) or {}
+        created = (answer.get("Invoices") or [{}])[0]
+        if created.get("HasErrors") or not created.get("InvoiceID"):
+            errors = created.get("ValidationErrors") or [{}]
+            raise ProviderRejected(f"Xero fee invoice: {errors[0].get('Message', 'refused')}")
+        return str(created["InvoiceID"])
+
+
+# What Xero needs to keep a line as it is when the invoice's lines are sent back.
+KEPT_LINE_FIELDS = ("LineItemID", "Description", "Quantity", "UnitAmount", "ItemCode",
+                    "AccountCode", "TaxType", "DiscountRate", "Tracking")
 
 
 def _validation_message(body: Any) -> str:

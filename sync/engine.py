@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app.models import Contact, Invoice, Organisation, Payment, SyncCursor
@@ -99,6 +99,12 @@ def upsert_invoices(session: Session, org_id: int, records: Sequence[InvoiceReco
             "provider_updated_at": record.updated_at,
         }
         row = existing.get(record.provider_id)
+        if record.status == "deleted" and not record.number:
+            # A deletion may carry only the id (QuickBooks CDC): keep what we knew of it.
+            values = {"status": "deleted", "provider_status": record.provider_status,
+                      "provider_updated_at": record.updated_at}
+            if row is None:
+                continue  # never seen, now gone: nothing to record
         if row is None:
             row = Invoice(org_id=org_id, provider_id=record.provider_id, **values)
             session.add(row)
@@ -109,11 +115,33 @@ def upsert_invoices(session: Session, org_id: int, records: Sequence[InvoiceReco
     return {row.id for row in changed}
 
 
+def _allocations(session: Session, org_id: int, payment_ids: set[str]) -> list[Payment]:
+    """Every stored allocation (`<payment>:<invoice>`) of the given payments."""
+    if not payment_ids:
+        return []
+    return list(session.scalars(select(Payment).where(
+        Payment.org_id == org_id, Payment.status == "active",
+        or_(*(Payment.provider_id.startswith(f"{pid}:", autoescape=True)
+              for pid in sorted(payment_ids))))))
+
+
 def upsert_payments(session: Session, org_id: int, records: Sequence[PaymentRecord]) -> set[int]:
     existing = _existing(session, Payment, org_id, (r.provider_id for r in records))
     invoices = _ids_by_provider_id(session, Invoice, org_id,
                                    (r.invoice_provider_id for r in records))
     touched: set[int] = set()
+    # A payment that settles several invoices arrives whole: allocations it no longer has
+    # are gone, and a deleted payment (its bare id) takes all of them with it.
+    whole = {r.provider_id.split(":", 1)[0] for r in records
+             if ":" in r.provider_id or (r.status == "deleted" and r.invoice_provider_id is None)}
+    current = {r.provider_id for r in records if r.status == "active"}
+    for row in _allocations(session, org_id, whole):
+        if row.provider_id not in current:
+            row.status = "deleted"
+            if row.invoice_id is not None:
+                touched.add(row.invoice_id)
+    records = [r for r in records if ":" in r.provider_id or r.invoice_provider_id is not None
+               or r.status != "deleted"]
     for record in records:
         invoice_id = invoices.get(record.invoice_provider_id or "")
         values = {"invoice_id": invoice_id, "invoice_provider_id": record.invoice_provider_id,

@@ -1,0 +1,601 @@
+"""QuickBooks Online connector over `python-quickbooks` (requests) and `intuit-oauth` (tokens).
+
+python-quickbooks builds the URLs, sends `minorversion` and `requestid`, and turns `Fault`
+bodies into its typed exceptions; we hand it a session of our own so that every call passes
+the shared rate budget and a 429 or 5xx is classified before the library reads the body (its
+JSON parser would call a throttle page "Error reading json response"). Answers are read as
+dicts with `use_decimal=True`: the library's objects would round-trip money through float.
+
+Incremental sync uses CDC (one call per record kind), falling back to a keyset query sync when
+the cursor is older than CDC's 30 days or an answer reaches CDC's 1,000-object cap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import requests
+import urllib3
+from intuitlib.client import AuthClient
+from intuitlib.enums import Scopes
+from intuitlib.exceptions import AuthClientError
+from quickbooks import QuickBooks
+from quickbooks import exceptions as qbx
+from requests.adapters import HTTPAdapter
+
+from connectors.base import (
+    COUNTRY_ZONES,
+    AuthorizationRevoked,
+    ConfigurationError,
+    ConnectorError,
+    ContactRecord,
+    EditRefused,
+    FeeInvoice,
+    FeeLine,
+    InvoiceRecord,
+    InvoiceStatus,
+    NotFound,
+    OrganisationRecord,
+    PaymentRecord,
+    ProviderRejected,
+    RateLimited,
+    TokenSet,
+    TokenStore,
+    TransientError,
+    effect_marker,
+)
+from connectors.oauth import FreshTokens
+from connectors.ratelimit import RateBudget
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 1000  # QBO's largest MAXRESULTS
+CDC_MAX_OBJECTS = 1000  # an answer this big may be truncated: read by query instead
+CDC_MAX_AGE = timedelta(days=30)
+REQUEST_TIMEOUT = 120  # QBO's own limit
+# QuickBooks asks apps to refresh only once the access token has expired; a minute's margin
+# keeps a call from starting with a token that dies in flight.
+REFRESH_MARGIN = timedelta(seconds=60)
+DEFAULT_RETRY_AFTER = 60.0  # QBO's 429 carries no Retry-After; Intuit says to wait a minute
+STALE_OBJECT = 5010
+PRIVATE_NOTE_LIMIT = 4000
+LATE_FEE_ITEM = "Late fee"
+ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"
+T = TypeVar("T")
+
+
+# --- Records ------------------------------------------------------------------------------
+
+
+def parse_qbo_datetime(value: str | None) -> datetime | None:
+    """`2026-11-24T02:00:00-08:00` (the company's offset) -> aware UTC."""
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def qbo_timestamp(moment: datetime) -> str:
+    """A timestamp for query and CDC filters, in UTC with an explicit offset."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def _day(value: str | None) -> date | None:
+    return date.fromisoformat(value[:10]) if value else None
+
+
+def _money(value: Any) -> Decimal:
+    if value is None:
+        return Decimal("0")
+    if isinstance(value, float):  # never expected: answers are parsed with use_decimal
+        raise ConnectorError("float money in a QuickBooks answer")
+    return Decimal(value)
+
+
+def _ref(raw: Any) -> str | None:
+    return str(raw["value"]) if isinstance(raw, dict) and raw.get("value") else None
+
+
+def _deleted(raw: dict[str, Any]) -> bool:
+    return str(raw.get("status", "")).lower() == "deleted"
+
+
+def _updated(raw: dict[str, Any]) -> datetime | None:
+    return parse_qbo_datetime((raw.get("MetaData") or {}).get("LastUpdatedTime"))
+
+
+def invoice_status(raw: dict[str, Any]) -> tuple[InvoiceStatus, str]:
+    """QuickBooks has no approval step: an invoice is open until its balance is nil."""
+    if _deleted(raw):
+        return "deleted", "Deleted"
+    total, balance = _money(raw.get("TotalAmt")), _money(raw.get("Balance"))
+    if total == 0 and balance == 0 and str(raw.get("PrivateNote") or "").startswith("Voided"):
+        return "voided", "Voided"  # QBO zeroes a voided invoice and notes it so
+    if balance > 0:
+        return "open", "Open"
+    return "paid", "Paid"
+
+
+def invoice_record(raw: dict[str, Any]) -> InvoiceRecord:
+    status, provider_status = invoice_status(raw)
+    total, balance = _money(raw.get("TotalAmt")), _money(raw.get("Balance"))
+    return InvoiceRecord(
+        provider_id=str(raw["Id"]),
+        number=str(raw.get("DocNumber") or ""),
+        contact_provider_id=_ref(raw.get("CustomerRef")),
+        currency=_ref(raw.get("CurrencyRef")) or "",
+        issue_date=_day(raw.get("TxnDate")),
+        due_date=_day(raw.get("DueDate")),
+        total=total,
+        amount_paid=total - balance,
+        amount_due=balance,
+        status=status,
+        provider_status=provider_status,
+        updated_at=_updated(raw),
+    )
+
+
+def contact_record(raw: dict[str, Any]) -> ContactRecord:
+    email = (raw.get("PrimaryEmailAddr") or {}).get("Address")
+    return ContactRecord(
+        provider_id=str(raw["Id"]),
+        name=str(raw.get("DisplayName") or raw.get("CompanyName") or ""),
+        email=email or None,
+        is_customer=True,
+        archived=raw.get("Active") is False or _deleted(raw),
+        updated_at=_updated(raw),
+    )
+
+
+def payment_records(raw: dict[str, Any]) -> list[PaymentRecord]:
+    """One record per invoice the payment settles (`<payment>:<invoice>`)."""
+    payment_id, updated = str(raw["Id"]), _updated(raw)
+    if _deleted(raw):
+        return [PaymentRecord(provider_id=payment_id, invoice_provider_id=None,
+                              amount=Decimal(0), currency=None, paid_on=None, status="deleted",
+                              updated_at=updated)]
+    amounts: dict[str, Decimal] = {}
+    for line in raw.get("Line") or []:
+        for linked in line.get("LinkedTxn") or []:
+            if linked.get("TxnType") == "Invoice" and linked.get("TxnId"):
+                invoice_id = str(linked["TxnId"])
+                amounts[invoice_id] = amounts.get(invoice_id, Decimal(0)) + _money(
+                    line.get("Amount"))
+    return [
+        PaymentRecord(provider_id=f"{payment_id}:{invoice_id}", invoice_provider_id=invoice_id,
+                      amount=amount, currency=_ref(raw.get("CurrencyRef")),
+                      paid_on=_day(raw.get("TxnDate")), status="active", updated_at=updated)
+        for invoice_id, amount in amounts.items()
+    ]
+
+
+def organisation_record(realm_id: str, company: dict[str, Any],
+                        preferences: dict[str, Any]) -> OrganisationRecord:
+    country = str(company.get("Country") or "US").upper()
+    country = {"UK": "GB"}.get(country, country)
+    zone = str(company.get("DefaultTimeZone") or "")
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = COUNTRY_ZONES.get(country, "UTC")
+    currency = _ref((preferences.get("CurrencyPrefs") or {}).get("HomeCurrency")) or ""
+    return OrganisationRecord(tenant_id=realm_id, name=str(company.get("CompanyName") or ""),
+                              country=country, timezone=zone, base_currency=currency)
+
+
+def request_id(idempotency_key: str) -> str:
+    """QBO's `requestid` holds at most 50 characters; longer keys are hashed, stably."""
+    if len(idempotency_key) <= 50:
+        return idempotency_key
+    return hashlib.sha256(idempotency_key.encode()).hexdigest()[:50]
+
+
+def quote(value: str) -> str:
+    """A string literal of QBO's query language; a quote inside is escaped, never closed."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def select(entity: str, where: tuple[str, ...] = (), order_by: str | None = None,
+           start: int = 1, max_results: int = PAGE_SIZE) -> str:
+    """A SELECT of QBO's query language. Conditions are built here from `quote`d values only,
+    so no caller's text reaches the statement unescaped."""
+    statement = f"SELECT * FROM {entity}"  # noqa: S608 - QBO's query language, not SQL
+    if where:
+        statement += " WHERE " + " AND ".join(where)
+    if order_by:
+        statement += f" ORDERBY {order_by}"
+    return statement + f" STARTPOSITION {start} MAXRESULTS {max_results}"
+
+
+# --- OAuth --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuickBooksSettings:
+    client_id: str
+    client_secret: str
+    discovery_url: str  # Intuit's .well-known/openid_configuration (or the sandbox's)
+    api_url: str  # ".../v3"
+    minor_version: int = 75
+    scopes: tuple[str, ...] = (ACCOUNTING_SCOPE,)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    def auth_client(self, redirect_uri: str = "") -> AuthClient:
+        """intuitlib reads the discovery document as it is made: endpoints are never guessed."""
+        try:
+            return AuthClient(self.client_id, self.client_secret, redirect_uri,
+                              environment=self.discovery_url)
+        except AuthClientError as exc:
+            raise TransientError(f"QuickBooks discovery answered {exc.status_code}") from exc
+        except requests.RequestException as exc:
+            raise TransientError(f"QuickBooks discovery unreachable: {type(exc).__name__}") \
+                from exc
+
+    def authorization_url(self, redirect_uri: str, state: str) -> str:
+        scopes = [Scopes(scope) for scope in self.scopes]  # intuitlib takes its own enum
+        return str(self.auth_client(redirect_uri).get_authorization_url(scopes,
+                                                                        state_token=state))
+
+    def _tokens(self, client: AuthClient, what: str,
+                call: Callable[[], object]) -> TokenSet:
+        try:
+            call()
+        except AuthClientError as exc:
+            body = str(getattr(exc, "content", "") or "")
+            if exc.status_code == 400 and "invalid_grant" in body:
+                raise AuthorizationRevoked(f"QuickBooks {what}: invalid_grant") from exc
+            if exc.status_code in (400, 401):
+                raise ConfigurationError(f"QuickBooks {what}: refused ({exc.status_code})") \
+                    from exc
+            raise TransientError(f"QuickBooks {what}: answered {exc.status_code}") from exc
+        except requests.RequestException as exc:
+            raise TransientError(f"QuickBooks {what}: {type(exc).__name__}") from exc
+        return TokenSet(access_token=str(client.access_token),
+                        refresh_token=str(client.refresh_token),
+                        expires_at=self.clock() + timedelta(seconds=int(client.expires_in)),
+                        scope=" ".join(self.scopes))
+
+    def exchange_code(self, code: str, redirect_uri: str, realm_id: str) -> TokenSet:
+        client = self.auth_client(redirect_uri)
+        return self._tokens(client, "code exchange",
+                            lambda: client.get_bearer_token(code, realm_id=realm_id))
+
+    def refresh(self, refresh_token: str) -> TokenSet:
+        client = self.auth_client()
+        return self._tokens(client, "token refresh",
+                            lambda: client.refresh(refresh_token=refresh_token))
+
+    def revoke(self, token: str) -> None:
+        client = self.auth_client()
+        try:
+            client.revoke(token=token)
+        except AuthClientError as exc:
+            if exc.status_code != 400:  # 400: already dead, which is what we wanted
+                raise TransientError(f"QuickBooks revoke answered {exc.status_code}") from exc
+        except requests.RequestException as exc:
+            raise TransientError(f"QuickBooks revoke: {type(exc).__name__}") from exc
+
+
+# --- The connector ------------------------------------------------------------------------
+
+
+class _BudgetedSession(requests.Session):
+    """The HTTP session python-quickbooks sends through: budget first, status classified."""
+
+    def __init__(self, connector: QuickBooksConnector) -> None:
+        super().__init__()
+        self.connector = connector
+        self.access_token = ""
+        # A dropped connection is retried, writes included: each carries a `requestid`, so a
+        # repeat replays the first answer. Status answers come back to us, unslept.
+        retry = urllib3.Retry(total=2, connect=2, read=2, status=0, other=0, redirect=0,
+                              allowed_methods=None, respect_retry_after_header=False,
+                              raise_on_status=False, backoff_factor=0.2)
+        self.mount("http://", HTTPAdapter(max_retries=retry))
+        self.mount("https://", HTTPAdapter(max_retries=retry))
+
+    def request(self, method: str | bytes, url: str | bytes,  # type: ignore[override]
+                *args: Any, **kwargs: Any) -> requests.Response:
+        connector = self.connector
+        kwargs.setdefault("timeout", REQUEST_TIMEOUT)
+        budget = connector.budget
+        slot = budget.call(connector.realm_id) if budget else nullcontext()
+        try:
+            with slot:
+                connector.calls += 1
+                response = super().request(method, url, *args, **kwargs)
+        except requests.RequestException as exc:
+            raise TransientError(f"QuickBooks {connector.current}: {type(exc).__name__}") \
+                from exc
+        if response.status_code == 429:
+            retry_after = float(response.headers.get("Retry-After") or DEFAULT_RETRY_AFTER)
+            if budget is not None:
+                budget.cool_down(connector.realm_id, retry_after)
+            raise RateLimited(f"QuickBooks {connector.current}: throttled", retry_after,
+                              "ThrottleExceeded")
+        if response.status_code >= 500:
+            raise TransientError(
+                f"QuickBooks {connector.current}: answered {response.status_code} "
+                f"(intuit_tid {response.headers.get('intuit_tid', '?')})")
+        return response
+
+
+class QuickBooksConnector:
+    """One QuickBooks company (realm). Refreshes tokens through the TokenStore, under its lock."""
+
+    provider = "quickbooks"
+
+    def __init__(self, settings: QuickBooksSettings, realm_id: str, tokens: TokenStore,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 budget: RateBudget | None = None) -> None:
+        self.settings = settings
+        self.realm_id = realm_id
+        self.tokens = tokens
+        self.clock = clock
+        self.budget = budget
+        self.calls = 0
+        self._fresh = FreshTokens(tokens, settings.refresh, clock, REFRESH_MARGIN)
+        self.current = ""  # what the call in progress is for, for error messages
+        self._session = _BudgetedSession(self)
+        # A client of our own (never the library's global one), with no auth client: the
+        # library must not refresh tokens outside our lock.
+        self._qb = QuickBooks(company_id=realm_id, minorversion=settings.minor_version,
+                              use_decimal=True)
+        self._qb.session = self._session
+        self._qb.api_url_v3 = settings.api_url.rstrip("/")
+        self._qb.sandbox = False
+        self._fee_item: dict[str, str] = {}
+
+    def __repr__(self) -> str:
+        return f"QuickBooksConnector(realm_id={self.realm_id!r})"
+
+    # --- tokens and calls -------------------------------------------------------------
+
+    def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """One API call: fresh token, errors classified once (a 401 refreshes once)."""
+        self.current = what
+        for attempt in (1, 2):
+            self._session.access_token = self._fresh.access_token(refused=attempt == 2)
+            try:
+                return fn(*args, **kwargs)
+            except qbx.AuthorizationException as exc:
+                if attempt == 1 and exc.error_code == 401:
+                    log.info("quickbooks %s: access token refused, refreshing once", what,
+                             extra={"realm_id": self.realm_id})
+                    continue
+                raise AuthorizationRevoked(f"QuickBooks {what}: {exc.message}") from exc
+            except qbx.QuickbooksException as exc:
+                raise self._classify(what, exc) from exc
+        raise AuthorizationRevoked(f"QuickBooks {what}: access token refused after refresh")
+
+    def _classify(self, what: str, exc: qbx.QuickbooksException) -> ConnectorError:
+        code = int(exc.error_code or 0)
+        text = f"QuickBooks {what}: {exc.message} ({code})"
+        if isinstance(exc, qbx.ObjectNotFoundException):
+            return NotFound(text)
+        if code in (3100, 3200):  # ApplicationAuthorizationFailed, AuthenticationFailed
+            return ConfigurationError(text)
+        if code == 10000 and "json" in str(exc.message).lower():
+            return TransientError(f"QuickBooks {what}: answer is not JSON")
+        if isinstance(exc, qbx.SevereException):
+            return TransientError(text)
+        error = ProviderRejected(f"{text}: {str(exc.detail)[:300]}")
+        error.code = code  # type: ignore[attr-defined]
+        return error
+
+    def _query(self, what: str, statement: str) -> dict[str, Any]:
+        answer = self._call(what, self._qb.query, statement) or {}
+        return answer.get("QueryResponse") or {}
+
+    def _get(self, entity: str, provider_id: str, **params: str) -> dict[str, Any]:
+        answer = self._call(f"{entity.lower()} {provider_id}", self._qb.get_single_object,
+                            entity, provider_id, params=params or None)
+        return dict(answer[entity])
+
+    # --- reading --------------------------------------------------------------------------
+
+    def _keyset(self, entity: str, since: datetime | None,
+                where: str = "") -> Iterator[list[dict[str, Any]]]:
+        """Pages ordered by LastUpdatedTime, resumed from the newest time read (not a
+        position: a record edited while we page moves to the end instead of being skipped)."""
+        position, boundary_ids = 1, set[str]()
+        while True:
+            clauses: tuple[str, ...] = (where,) if where else ()
+            if since is not None:
+                clauses += (f"MetaData.LastUpdatedTime >= {quote(qbo_timestamp(since))}",)
+            statement = select(entity, clauses, "MetaData.LastUpdatedTime", position)
+            items = self._query(f"{entity.lower()} query", statement).get(entity) or []
+            yield [i for i in items if str(i.get("Id")) not in boundary_ids]
+            if len(items) < PAGE_SIZE:
+                return
+            newest = max((t for i in items if (t := _updated(i)) is not None), default=None)
+            if newest is None or (since is not None and newest <= since):
+                position += PAGE_SIZE  # a full page within one second: step through it
+                continue
+            boundary_ids = {str(i["Id"]) for i in items if _updated(i) == newest}
+            since, position = newest, 1
+
+    def _changes(self, entity: str, since: datetime | None,
+                 where: str = "") -> Iterator[list[dict[str, Any]]]:
+        """CDC when it can answer completely, else a query sync from the same point."""
+        if since is not None and self.clock() - since < CDC_MAX_AGE - timedelta(minutes=5):
+            # One second back: QBO stamps to the second, and re-reading is harmless.
+            changed_since = qbo_timestamp(since - timedelta(seconds=1))
+            answer = self._call(f"{entity.lower()} changes", self._qb.change_data_capture,
+                                entity, changed_since) or {}
+            items: list[dict[str, Any]] = []
+            for block in (answer.get("CDCResponse") or [{}])[0].get("QueryResponse") or []:
+                items.extend(block.get(entity) or [])
+            if len(items) < CDC_MAX_OBJECTS:
+                yield items
+                return
+            log.info("quickbooks realm %s: %s changes reached CDC's cap; reading by query",
+                     self.realm_id, entity)
+        yield from self._keyset(entity, since, where)
+
+    def organisation(self) -> OrganisationRecord:
+        company = self._get("CompanyInfo", self.realm_id)
+        answer = self._call("preferences", self._qb.get,
+                            f"{self._qb.api_url}/company/{self.realm_id}/preferences") or {}
+        return organisation_record(self.realm_id, company, answer.get("Preferences") or {})
+
+    def contacts(self, modified_since: datetime | None) -> Iterator[list[ContactRecord]]:
+        for page in self._changes("Customer", modified_since, "Active IN (true, false)"):
+            yield [contact_record(raw) for raw in page]
+
+    def invoices(self, modified_since: datetime | None) -> Iterator[list[InvoiceRecord]]:
+        for page in self._changes("Invoice", modified_since):
+            yield [invoice_record(raw) for raw in page]
+
+    def payments(self, modified_since: datetime | None) -> Iterator[list[PaymentRecord]]:
+        for page in self._changes("Payment", modified_since):
+            yield [record for raw in page for record in payment_records(raw)]
+
+    def invoice(self, provider_id: str) -> InvoiceRecord:
+        return invoice_record(self._get("Invoice", provider_id))
+
+    def online_invoice_url(self, provider_id: str) -> str | None:
+        link = self._get("Invoice", provider_id, include="invoiceLink").get("InvoiceLink")
+        return str(link) if link else None
+
+    # --- writing --------------------------------------------------------------------------
+
+    def _post(self, what: str, path: str, body: Any, key: str,
+              content_type: str = "application/json", **params: str) -> dict[str, Any]:
+        url = f"{self._qb.api_url}/company/{self.realm_id}/{path}"
+        return self._call(what, self._qb.post, url, body, content_type=content_type,
+                          params=dict(params), request_id=request_id(key)) or {}
+
+    def _sparse_update(self, what: str, invoice_id: str, key: str,
+                       change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> None:
+        """Re-read, apply, write with the current SyncToken; once more if someone else wrote
+        in between. `change` returns None when the effect is already there."""
+        for attempt in (1, 2):
+            raw = self._get("Invoice", invoice_id)
+            fields = change(raw)
+            if fields is None:
+                return
+            body = {"Id": raw["Id"], "SyncToken": raw["SyncToken"], "sparse": True, **fields}
+            try:
+                self._post(what, "invoice", _json(body), key if attempt == 1 else f"{key}:2")
+                return
+            except ProviderRejected as exc:
+                if getattr(exc, "code", None) != STALE_OBJECT or attempt == 2:
+                    raise
+                log.info("quickbooks realm %s invoice %s: stale SyncToken, re-reading once",
+                         self.realm_id, invoice_id)
+
+    def email_invoice(self, provider_id: str, idempotency_key: str) -> None:
+        self._post(f"email invoice {provider_id}", f"invoice/{provider_id}/send", "",
+                   idempotency_key, content_type="application/octet-stream")
+
+    def add_invoice_note(self, provider_id: str, text: str, idempotency_key: str) -> None:
+        """A line in the invoice's private note (the bookkeeper sees it; the customer never
+        does), marked so that a retry after a lost answer does not write it twice."""
+        marker = effect_marker(idempotency_key)
+
+        def append(raw: dict[str, Any]) -> dict[str, Any] | None:
+            note = str(raw.get("PrivateNote") or "")
+            if marker in note:
+                return None
+            line = f"{self.clock().date().isoformat()} {text} ({marker})"
+            lines = [*(note.splitlines() if note else []), line]
+            while len("\n".join(lines)) > PRIVATE_NOTE_LIMIT and len(lines) > 1:
+                lines.pop(0)  # the oldest lines give way; the newest always fits
+            return {"PrivateNote": "\n".join(lines)[-PRIVATE_NOTE_LIMIT:]}
+
+        self._sparse_update(f"note on invoice {provider_id}", provider_id, idempotency_key,
+                            append)
+
+    def _fee_item_ref(self) -> dict[str, str]:
+        """The "Late fee" service item, found or made once per connector."""
+        if self._fee_item:
+            return self._fee_item
+        found = self._query("late fee item", select(
+            "Item", (f"Name = {quote(LATE_FEE_ITEM)}", "Active IN (true, false)"))).get("Item")
+        if found:
+            item = found[0]
+            if item.get("Active") is False:
+                item = self._post("reactivate late fee item", "item", _json({
+                    "Id": item["Id"], "SyncToken": item["SyncToken"], "sparse": True,
+                    "Active": True}), f"late-fee-item-active-{item['SyncToken']}")["Item"]
+        else:
+            accounts = self._query("income accounts", select(
+                "Account", ("AccountType = 'Income'",))).get("Account") or []
+            if not accounts:
+                raise ProviderRejected("QuickBooks has no income account for late fees")
+            preferred = sorted(accounts, key=lambda a: (
+                "late" not in str(a.get("Name", "")).lower(),
+                "other" not in str(a.get("Name", "")).lower(), int(a.get("Id", 0))))[0]
+            # One requestid per company: two workers creating the item at once make one.
+            item = self._post("create late fee item", "item", _json({
+                "Name": LATE_FEE_ITEM, "Type": "Service",
+                "Description": "Late payment fees and interest",
+                "IncomeAccountRef": {"value": str(preferred["Id"])}}),
+                "dunwell-late-fee-item")["Item"]
+        self._fee_item = {"value": str(item["Id"]), "name": str(item.get("Name", LATE_FEE_ITEM))}
+        return self._fee_item
+
+    def _fee_line(self, fee: FeeLine) -> dict[str, Any]:
+        item = self._fee_item_ref() if fee.item_name in (None, LATE_FEE_ITEM) else \
+            self._named_item(fee.item_name or LATE_FEE_ITEM)
+        return {"DetailType": "SalesItemLineDetail", "Amount": fee.amount,
+                "Description": fee.description,
+                "SalesItemLineDetail": {"ItemRef": item, "Qty": 1, "UnitPrice": fee.amount}}
+
+    def _named_item(self, name: str) -> dict[str, str]:
+        found = self._query("fee item", select("Item", (f"Name = {quote(name)}",)))
+        items = found.get("Item") or []
+        if not items:
+            raise ProviderRejected(f"QuickBooks has no item named {name!r} for fees")
+        return {"value": str(items[0]["Id"]), "name": name}
+
+    def add_fee_line(self, provider_id: str, fee: FeeLine, idempotency_key: str) -> None:
+        def add(raw: dict[str, Any]) -> dict[str, Any] | None:
+            lines = [line for line in raw.get("Line") or []
+                     if line.get("DetailType") != "SubTotalLineDetail"]
+            if any(fee.marker in str(line.get("Description") or "") for line in lines):
+                return None
+            if invoice_status(raw)[0] in ("voided", "deleted"):
+                raise EditRefused(f"QuickBooks invoice {provider_id} is "
+                                  f"{invoice_status(raw)[1].lower()}")
+            return {"Line": [*lines, self._fee_line(fee)]}
+
+        self._sparse_update(f"fee line on invoice {provider_id}", provider_id,
+                            idempotency_key, add)
+
+    def create_fee_invoice(self, fee_invoice: FeeInvoice, idempotency_key: str) -> str:
+        markers = " ".join(line.marker for line in fee_invoice.lines)
+        body = {
+            "CustomerRef": {"value": fee_invoice.contact_provider_id},
+            "CurrencyRef": {"value": fee_invoice.currency},
+            "TxnDate": fee_invoice.issue_date.isoformat(),
+            "DueDate": fee_invoice.due_date.isoformat(),
+            "CustomerMemo": {"value": fee_invoice.reference[:1000]},
+            "PrivateNote": f"{fee_invoice.reference} ({markers})"[:PRIVATE_NOTE_LIMIT],
+            "Line": [self._fee_line(line) for line in fee_invoice.lines],
+        }
+        answer = self._post("create fee invoice", "invoice", _json(body), idempotency_key)
+        return str(answer["Invoice"]["Id"])
+
+
+def _json(value: Any) -> str:
+    """Request bodies with Decimal money written exactly (json.dumps would need floats)."""
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(str(k))}:{_json(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_json(v) for v in value) + "]"
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError("money must be finite")
+        return format(value, "f")
+    return json.dumps(value)
