@@ -43,10 +43,12 @@ def register_blueprints(app: Flask) -> None:
     from app.auth.views import blueprint as auth
     from app.connections.views import blueprint as connections
     from app.organisations.views import blueprint as organisations
+    from app.providers import PROVIDER_NAMES
 
     app.register_blueprint(auth)
     app.register_blueprint(organisations)
     app.register_blueprint(connections)
+    app.jinja_env.globals["PROVIDER_NAMES"] = PROVIDER_NAMES  # for labels in templates
 
 
 def register_errorhandlers(app: Flask) -> None:

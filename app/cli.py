@@ -155,5 +155,15 @@ def sandbox_xero(host: str, port: int) -> None:
     serve(host=host, port=port)
 
 
+@sandbox_group.command("quickbooks", with_appcontext=False,
+                       help="Serve the QuickBooks Online sandbox (seeded).")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=5056, type=int)
+def sandbox_quickbooks(host: str, port: int) -> None:
+    from connectors.sandbox.quickbooks import serve
+
+    serve(host=host, port=port)
+
+
 if __name__ == "__main__":
     main()

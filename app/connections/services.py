@@ -3,84 +3,147 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from sqlalchemy import select
 
 from app import clock
 from app.extensions import db
 from app.models import Connection, Grant, Membership, Organisation, User
-from app.providers import token_vault, xero_settings
+from app.providers import PROVIDER_NAMES, quickbooks_settings, token_vault, xero_settings
 from app.tokens import store_tokens
-from connectors.base import TokenSet, TransientError
+from connectors.base import AuthorizationRevoked, ConnectorError, TokenSet, TransientError
+from connectors.quickbooks import QuickBooksConnector
 from connectors.xero import delete_connection, list_connections
 from jobs import ledger
 
 log = logging.getLogger(__name__)
 
 
+def _attach(user: User, grant: Grant, provider: str, tenant_id: str, tenant_name: str,
+            provider_connection_id: str | None = None) -> Organisation:
+    """The organisation of one provider tenant, new or reconnected, now using `grant`."""
+    session = db.session
+    connection = session.scalar(select(Connection).where(
+        Connection.provider == provider, Connection.tenant_id == tenant_id))
+    if connection is None:
+        org = Organisation(name=tenant_name or f"{PROVIDER_NAMES[provider]} organisation",
+                           country="GB", timezone="UTC", base_currency="GBP")
+        session.add(org)
+        session.flush()
+        connection = Connection(org_id=org.id, provider=provider, tenant_id=tenant_id)
+        session.add(connection)
+    else:
+        org = connection.organisation
+    connection.grant = grant
+    connection.tenant_name = tenant_name
+    connection.provider_connection_id = provider_connection_id
+    connection.status, connection.last_error = "active", None
+    if session.scalar(select(Membership).where(
+            Membership.user_id == user.id, Membership.org_id == org.id)) is None:
+        session.add(Membership(user_id=user.id, org_id=org.id, role="owner"))
+    session.flush()
+    ledger.audit(session, org.id, "connected",
+                 f"Connected to {PROVIDER_NAMES[provider]} organisation {tenant_name}",
+                 at=clock.now())
+    return org
+
+
+def _new_grant(user: User, provider: str, tokens: TokenSet,
+               auth_event_id: str | None = None) -> Grant:
+    grant = Grant(provider=provider, created_by=user.id, status="active",
+                  auth_event_id=auth_event_id)
+    store_tokens(grant, tokens, token_vault())
+    db.session.add(grant)
+    return grant
+
+
 def connect_xero(user: User, tokens: TokenSet) -> list[Organisation]:
     """Record the consent and every tenant it authorised; returns their organisations."""
-    settings = xero_settings()
-    tenants = list_connections(settings, tokens.access_token)
-    session = db.session
-    grant = Grant(provider="xero", created_by=user.id, status="active",
-                  auth_event_id=tenants[0].auth_event_id if tenants else None)
-    store_tokens(grant, tokens, token_vault())
-    session.add(grant)
-    now = clock.now()
-    organisations = []
-    for tenant in tenants:
-        connection = session.scalar(select(Connection).where(
-            Connection.provider == "xero", Connection.tenant_id == tenant.tenant_id))
-        if connection is None:
-            org = Organisation(name=tenant.tenant_name or "Xero organisation", country="GB",
-                               timezone="UTC", base_currency="GBP")
-            session.add(org)
-            session.flush()
-            connection = Connection(org_id=org.id, provider="xero", tenant_id=tenant.tenant_id)
-            session.add(connection)
-        else:
-            org = connection.organisation
-        connection.grant = grant
-        connection.tenant_name = tenant.tenant_name
-        connection.provider_connection_id = tenant.connection_id
-        connection.status, connection.last_error = "active", None
-        if session.scalar(select(Membership).where(
-                Membership.user_id == user.id, Membership.org_id == org.id)) is None:
-            session.add(Membership(user_id=user.id, org_id=org.id, role="owner"))
-        session.flush()
-        ledger.audit(session, org.id, "connected",
-                     f"Connected to Xero organisation {tenant.tenant_name}", at=now)
-        organisations.append(org)
-    session.commit()
+    tenants = list_connections(xero_settings(), tokens.access_token)
+    grant = _new_grant(user, "xero", tokens, tenants[0].auth_event_id if tenants else None)
+    organisations = [_attach(user, grant, "xero", tenant.tenant_id, tenant.tenant_name,
+                             tenant.connection_id) for tenant in tenants]
+    db.session.commit()
     log.info("user %s connected %d Xero organisation(s)", user.id, len(organisations))
     return organisations
 
 
+def connect_quickbooks(user: User, tokens: TokenSet, realm_id: str) -> Organisation:
+    """One consent, one company. Its name is read at once so the owner sees it."""
+    settings = quickbooks_settings()
+    name = f"QuickBooks company {realm_id}"
+    try:
+        details = QuickBooksConnector(settings, realm_id, FixedTokens(tokens),
+                                      clock=clock.now).organisation()
+        name = details.name or name
+    except ConnectorError as exc:  # the first sync will read it
+        log.warning("realm %s: company details not read at connect (%s)", realm_id, exc)
+    previous = db.session.scalar(select(Connection).where(
+        Connection.provider == "quickbooks", Connection.tenant_id == realm_id))
+    old_grant = previous.grant if previous is not None else None
+    grant = _new_grant(user, "quickbooks", tokens)
+    org = _attach(user, grant, "quickbooks", realm_id, name)
+    if old_grant is not None and old_grant.id != grant.id:
+        # The new consent supersedes the old one; its tokens are of no further use.
+        old_grant.status = "revoked"
+        old_grant.access_token_enc = old_grant.refresh_token_enc = None
+    db.session.commit()
+    log.info("user %s connected QuickBooks realm %s as org %s", user.id, realm_id, org.id)
+    return org
+
+
+class FixedTokens:
+    """Tokens fresh from the consent, for the one call made before they are stored."""
+
+    def __init__(self, tokens: TokenSet) -> None:
+        self.tokens = tokens
+
+    def load(self) -> TokenSet:
+        return self.tokens
+
+    def refresh(self, needs_refresh: Callable[[TokenSet], bool],
+                do_refresh: Callable[[TokenSet], TokenSet]) -> TokenSet:
+        raise AuthorizationRevoked("fresh tokens were refused")
+
+
+def _revoke_at_provider(connection: Connection, grant: Grant) -> None:
+    """Xero: remove the tenant, or the whole consent when no other tenant uses it.
+    QuickBooks: revoke the consent (it covers one company)."""
+    session, vault = db.session, token_vault()
+    if connection.provider == "quickbooks":
+        if grant.refresh_token_enc:
+            quickbooks_settings().revoke(vault.decrypt(grant.refresh_token_enc))
+        grant.status = "revoked"
+        grant.access_token_enc = grant.refresh_token_enc = None
+        return
+    settings = xero_settings()
+    others = session.scalar(select(Connection.id).where(
+        Connection.grant_id == grant.id, Connection.id != connection.id,
+        Connection.status == "active").limit(1))
+    if others is None and grant.refresh_token_enc:
+        settings.oauth.revoke(vault.decrypt(grant.refresh_token_enc))
+        grant.status = "revoked"
+        grant.access_token_enc = grant.refresh_token_enc = None
+    elif connection.provider_connection_id and grant.access_token_enc:
+        delete_connection(settings, vault.decrypt(grant.access_token_enc),
+                          connection.provider_connection_id)
+
+
 def disconnect(org: Organisation) -> None:
-    """Remove the tenant at the provider; revoke the consent once no tenant uses it."""
+    """Revoke at the provider (best effort), then stop everything here."""
     session = db.session
     connection = org.connection
     if connection is None or connection.status == "disconnected":
         return
     grant = connection.grant
-    vault = token_vault()
-    if grant is not None and grant.status == "active" and grant.access_token_enc:
-        settings = xero_settings()
-        others = session.scalar(select(Connection.id).where(
-            Connection.grant_id == grant.id, Connection.id != connection.id,
-            Connection.status == "active").limit(1))
+    if grant is not None and grant.status == "active":
         try:
-            if others is None and grant.refresh_token_enc:
-                settings.oauth.revoke(vault.decrypt(grant.refresh_token_enc))
-                grant.status = "revoked"
-                grant.access_token_enc = grant.refresh_token_enc = None
-            elif connection.provider_connection_id:
-                delete_connection(settings, vault.decrypt(grant.access_token_enc),
-                                  connection.provider_connection_id)
+            _revoke_at_provider(connection, grant)
         except TransientError as exc:
             log.warning("org %s: provider-side disconnect failed (%s); disconnected here",
                         org.id, exc)
     connection.status, connection.grant = "disconnected", None
-    ledger.audit(session, org.id, "disconnected", "Disconnected from Xero", at=clock.now())
+    ledger.audit(session, org.id, "disconnected",
+                 f"Disconnected from {PROVIDER_NAMES[connection.provider]}", at=clock.now())
     session.commit()

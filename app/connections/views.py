@@ -1,4 +1,5 @@
-"""Connect Xero: authorization-code flow with `state` bound to the session and PKCE."""
+"""Connect books: the authorization-code flow with `state` bound to the session (and PKCE
+where the provider supports it: Xero)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, s
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from app.connections.services import connect_xero, disconnect
+from app.connections.services import connect_quickbooks, connect_xero, disconnect
+from app.models import Organisation
 from app.organisations.services import organisation_for
-from app.providers import xero_settings
+from app.providers import PROVIDER_NAMES, quickbooks_settings, xero_settings
 from connectors.base import ConnectorError
 from connectors.oauth import new_pkce_pair
 from jobs.tasks import enqueue_sync
@@ -20,6 +22,7 @@ log = logging.getLogger(__name__)
 blueprint = Blueprint("connections", __name__)
 
 FLOW_KEY = "xero_oauth"
+QBO_FLOW_KEY = "quickbooks_oauth"
 
 
 def _redirect_uri() -> str:
@@ -35,20 +38,30 @@ def connect_xero_start() -> Response:
     return redirect(xero_settings().oauth.authorization_url(_redirect_uri(), state, challenge))
 
 
-@blueprint.route("/connect/xero/callback")
-@login_required
-def xero_callback() -> Response | tuple[str, int]:
-    flow = session.pop(FLOW_KEY, None)  # single use, whatever happens next
+def _refused_callback(flow: dict | None, provider: str) -> tuple[str, int] | None:
+    """The checks every provider's callback makes first: our `state`, then the provider's
+    own error. None when the flow may go on."""
+    name = PROVIDER_NAMES[provider]
     state = request.args.get("state", "")
     if not flow or not state or not secrets.compare_digest(state, flow["state"]):
         return render_template("connections/failed.html",
                                reason="This sign-in link has expired or was not started here. "
-                                      "Please press Connect Xero again."), 400
+                                      f"Please press Connect {name} again."), 400
     if request.args.get("error"):
-        reason = ("You cancelled the connection in Xero."
+        reason = (f"You cancelled the connection in {name}."
                   if request.args["error"] == "access_denied"
-                  else "Xero did not authorise the connection.")
+                  else f"{name} did not authorise the connection.")
         return render_template("connections/failed.html", reason=reason), 400
+    return None
+
+
+@blueprint.route("/connect/xero/callback")
+@login_required
+def xero_callback() -> Response | tuple[str, int]:
+    flow = session.pop(FLOW_KEY, None)  # single use, whatever happens next
+    if (refused := _refused_callback(flow, "xero")) is not None:
+        return refused
+    assert flow is not None
     code = request.args.get("code", "")
     if not code:
         return render_template("connections/failed.html", reason="Xero sent no code."), 400
@@ -63,6 +76,10 @@ def xero_callback() -> Response | tuple[str, int]:
     if not organisations:
         return render_template("connections/failed.html",
                                reason="No organisation was chosen in Xero."), 400
+    return _connected(organisations)
+
+
+def _connected(organisations: list[Organisation]) -> Response:
     for org in organisations:
         enqueue_sync(org.id)
     flash(f"Connected {', '.join(o.name for o in organisations)}. The first sync has started.",
@@ -71,6 +88,47 @@ def xero_callback() -> Response | tuple[str, int]:
     if target is not None:
         return redirect(url_for("organisations.show", org_id=target.id))
     return redirect(url_for("organisations.index"))
+
+
+def _qbo_redirect_uri() -> str:
+    return url_for("connections.quickbooks_callback", _external=True)
+
+
+@blueprint.route("/connect/quickbooks", methods=["POST"])
+@login_required
+def connect_quickbooks_start() -> Response | tuple[str, int]:
+    state = secrets.token_urlsafe(32)
+    session[QBO_FLOW_KEY] = {"state": state}
+    try:
+        url = quickbooks_settings().authorization_url(_qbo_redirect_uri(), state)
+    except ConnectorError as exc:
+        log.warning("user %s: QuickBooks sign-in could not start: %s", current_user.id, exc)
+        return render_template("connections/failed.html",
+                               reason="QuickBooks cannot be reached just now. "
+                                      "Please try again in a minute."), 502
+    return redirect(url)
+
+
+@blueprint.route("/connect/quickbooks/callback")
+@login_required
+def quickbooks_callback() -> Response | tuple[str, int]:
+    flow = session.pop(QBO_FLOW_KEY, None)  # single use, whatever happens next
+    if (refused := _refused_callback(flow, "quickbooks")) is not None:
+        return refused
+    code, realm_id = request.args.get("code", ""), request.args.get("realmId", "")
+    if not code or not realm_id.isdigit():
+        return render_template("connections/failed.html",
+                               reason="QuickBooks sent no company."), 400
+    try:
+        settings = quickbooks_settings()
+        tokens = settings.exchange_code(code, _qbo_redirect_uri(), realm_id)
+        org = connect_quickbooks(current_user, tokens, realm_id)
+    except ConnectorError as exc:
+        log.warning("user %s: QuickBooks connection failed: %s", current_user.id, exc)
+        return render_template("connections/failed.html",
+                               reason="QuickBooks could not complete the connection. "
+                                      "Please try again in a minute."), 502
+    return _connected([org])
 
 
 @blueprint.route("/orgs/<int:org_id>/disconnect", methods=["POST"])
