@@ -95,8 +95,20 @@ def sandbox(clock: FakeClock) -> Iterator[tuple[object, LiveServer]]:
     server.stop()
 
 
+@pytest.fixture
+def qbo_sandbox(clock: FakeClock) -> Iterator[tuple[object, LiveServer]]:
+    from connectors.sandbox.quickbooks import QuickBooksSandbox, SandboxConfig, create_app
+
+    state = QuickBooksSandbox(SandboxConfig(clock=clock, per_minute_limit=100_000))
+    state.seed_demo(clock().date())
+    server = LiveServer(create_app(state))
+    yield state, server
+    server.stop()
+
+
 def app_settings(database_url: str, redis_url: str, clock: FakeClock,
-                 sandbox_url: str, keys: str) -> dict[str, object]:
+                 sandbox_url: str, keys: str, qbo_url: str = "http://127.0.0.1:9"
+                 ) -> dict[str, object]:
     return {
         "TESTING": True,
         "SECRET_KEY": "test-secret-key",
@@ -116,6 +128,11 @@ def app_settings(database_url: str, redis_url: str, clock: FakeClock,
         "XERO_REVOKE_URL": f"{sandbox_url}/connect/revocation",
         "XERO_API_URL": f"{sandbox_url}/api.xro/2.0",
         "XERO_CONNECTIONS_URL": f"{sandbox_url}/connections",
+        "QUICKBOOKS_CLIENT_ID": "dunwell-demo",
+        "QUICKBOOKS_CLIENT_SECRET": "dunwell-demo-secret",
+        "QUICKBOOKS_DISCOVERY_URL": f"{qbo_url}/.well-known/openid_configuration",
+        "QUICKBOOKS_API_URL": f"{qbo_url}/v3",
+        "QUICKBOOKS_CALLS_PER_MINUTE": 100_000,
     }
 
 
@@ -125,13 +142,14 @@ def encryption_keys() -> str:
 
 
 @pytest.fixture
-def app(database_url, redis_url, clock, sandbox, encryption_keys):  # type: ignore[no-untyped-def]
+def app(database_url, redis_url, clock, sandbox, qbo_sandbox,  # type: ignore[no-untyped-def]
+        encryption_keys):
     from app import create_app
     from migrations import upgrade
 
     upgrade(url=database_url)
     application = create_app(app_settings(database_url, redis_url, clock, sandbox[1].url,
-                                          encryption_keys))
+                                          encryption_keys, qbo_sandbox[1].url))
     yield application
     with application.app_context():
         from app.extensions import db

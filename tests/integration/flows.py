@@ -43,11 +43,13 @@ def sign_in(http: requests.Session, base: str, email: str, password: str) -> req
                                              "email": email, "password": password})
 
 
-def start_connect(http: requests.Session, base: str) -> requests.Response:
-    """Press "Connect Xero" on the organisations page; returns the consent page."""
+def start_connect(http: requests.Session, base: str,
+                  provider: str = "xero") -> requests.Response:
+    """Press "Connect Xero" (or "Connect QuickBooks") on the organisations page; returns the
+    provider's consent page."""
     page = http.get(f"{base}/orgs")
-    assert "Connect Xero" in page.text
-    return http.post(f"{base}/connect/xero", data={"csrf_token": csrf_token(page.text)})
+    assert {"xero": "Connect Xero", "quickbooks": "Connect QuickBooks"}[provider] in page.text
+    return http.post(f"{base}/connect/{provider}", data={"csrf_token": csrf_token(page.text)})
 
 
 def answer_consent(http: requests.Session, consent: requests.Response, decision: str,
@@ -55,7 +57,7 @@ def answer_consent(http: requests.Session, consent: requests.Response, decision:
     """Tick the first `tenants` organisations and press Allow (or Cancel)."""
     form = next(f for f in forms_of(consent.text) if f["method"] == "post")
     data: list[tuple[str, str]] = []
-    ticked = 0
+    ticked, chosen = 0, set()
     for field in form["inputs"]:
         name, kind = field.get("name"), (field.get("type") or "text").lower()
         if not name or name == "decision":
@@ -64,6 +66,10 @@ def answer_consent(http: requests.Session, consent: requests.Response, decision:
             if ticked < tenants:
                 data.append((name, field.get("value") or "on"))
                 ticked += 1
+        elif kind == "radio":  # one company per consent (QuickBooks): the first offered
+            if name not in chosen:
+                data.append((name, field.get("value") or ""))
+                chosen.add(name)
         elif kind not in ("submit", "button"):
             data.append((name, field.get("value") or ""))
     data.append(("decision", decision))

@@ -1,0 +1,218 @@
+"""The promises every connector keeps, checked against each provider's sandbox over HTTP.
+
+The layers above (sync, planning, execution) rely on exactly these, never on which provider
+they talk to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import get_args
+
+import pytest
+from redis import Redis
+
+from connectors.base import (
+    AuthorizationRevoked,
+    EditRefused,
+    FeeInvoice,
+    FeeLine,
+    InvoiceStatus,
+    NotFound,
+    RateLimited,
+    effect_marker,
+)
+from connectors.ratelimit import RateBudget
+from tests.conftest import FakeClock
+from tests.contract.harness import Harness, QuickBooksHarness, XeroHarness
+
+HARNESSES = {"xero": XeroHarness, "quickbooks": QuickBooksHarness}
+
+
+@pytest.fixture(params=sorted(HARNESSES))
+def books(request: pytest.FixtureRequest, clock: FakeClock) -> Iterator[Harness]:
+    harness = HARNESSES[request.param](clock)
+    yield harness
+    harness.server.stop()
+
+
+def fee(key: str, amount: str = "12.50", text: str = "Late fee") -> FeeLine:
+    marker = effect_marker(key)
+    return FeeLine(f"{text} (ref {marker})", Decimal(amount), marker)
+
+
+def everything(pages: Iterator[list]) -> list:  # type: ignore[type-arg]
+    return [record for page in pages for record in page]
+
+
+def test_it_lists_the_books_with_exact_money_and_aware_times(books: Harness) -> None:
+    connector = books.connector()
+    org = connector.organisation()
+    assert org.name and len(org.country) == 2 and len(org.base_currency) == 3
+    assert org.timezone.count("/") >= 1 or org.timezone == "UTC"
+
+    contacts = everything(connector.contacts(None))
+    invoices = everything(connector.invoices(None))
+    payments = everything(connector.payments(None))
+    assert len(contacts) >= 5 and len(invoices) >= 20 and payments
+    assert books.invoice_count() == len(invoices)
+    assert len({i.provider_id for i in invoices}) == len(invoices)
+    for invoice in invoices:
+        assert isinstance(invoice.amount_due, Decimal) and isinstance(invoice.total, Decimal)
+        assert invoice.status in get_args(InvoiceStatus)
+        assert invoice.updated_at is not None and invoice.updated_at.tzinfo == UTC
+        if invoice.status == "open":
+            assert invoice.amount_due > 0 and invoice.due_date is not None
+            assert invoice.amount_paid == invoice.total - invoice.amount_due
+    statuses = {i.status for i in invoices}
+    assert {"open", "paid"} <= statuses
+    known = {i.provider_id for i in invoices}
+    assert all(p.invoice_provider_id in known for p in payments if p.status == "active")
+    assert all(p.amount > 0 for p in payments if p.status == "active")
+
+
+def test_incremental_reads_bring_the_change_and_little_else(books: Harness) -> None:
+    connector = books.connector()
+    invoices = everything(connector.invoices(None))
+    cursor = max(i.updated_at for i in invoices if i.updated_at)
+    target = books.open_invoice()
+    due = connector.invoice(target).amount_due
+
+    books.clock.advance(minutes=5)
+    books.pay(target, Decimal("1.00"))
+    books.clock.advance(minutes=1)
+
+    calls = books.calls()
+    changed = everything(connector.invoices(cursor))
+    assert books.calls() - calls == 1  # one call for a small change
+    by_id = {i.provider_id: i for i in changed}
+    assert by_id[target].amount_due == due - Decimal("1.00")
+    # Only the change, plus at most what shares the cursor's own second (read again safely).
+    assert all(i.provider_id == target or (i.updated_at and i.updated_at >= cursor
+                                           - timedelta(seconds=1)) for i in changed)
+    paid = everything(connector.payments(cursor))
+    assert any(p.invoice_provider_id == target and p.amount == Decimal("1.00") for p in paid)
+
+
+def test_reading_one_invoice_and_a_missing_one(books: Harness) -> None:
+    connector = books.connector()
+    target = books.open_invoice()
+    assert connector.invoice(target).provider_id == target
+    with pytest.raises(NotFound):
+        connector.invoice("999999" if books.provider == "quickbooks"
+                          else "00000000-0000-4000-8000-000000000000")
+
+
+def test_a_reminder_email_and_its_note_happen_once_however_often_they_are_retried(
+        books: Harness) -> None:
+    connector = books.connector()
+    target = books.open_invoice()
+    key = f"1:{target}:reminder:0"
+    for _ in range(2):  # a retry after a lost answer sends the same keys again
+        connector.email_invoice(target, f"{key}:email")
+        connector.add_invoice_note(target, "Dunwell: reminder 1 of 4 sent", f"{key}:note")
+    assert books.emails(target) == 1
+    assert sum("reminder 1 of 4" in note for note in books.notes(target)) == 1
+
+
+def test_a_fee_line_is_added_once_and_found_again_under_a_new_key(books: Harness) -> None:
+    connector = books.connector()
+    target = books.open_invoice()
+    before = connector.invoice(target)
+    line = fee(f"1:{target}:fee:late:0")
+    connector.add_fee_line(target, line, "attempt-1")
+    # A retry whose first answer was lost (new idempotency key): the marker finds the line.
+    connector.add_fee_line(target, line, "attempt-2")
+    after = connector.invoice(target)
+    assert after.amount_due == before.amount_due + Decimal("12.50")
+    assert after.total == before.total + Decimal("12.50")
+    assert [x.amount for x in books.lines(target) if line.marker in x.description] == \
+        [Decimal("12.50")]
+    second = fee(f"1:{target}:fee:late:1", "3.05")
+    connector.add_fee_line(target, second, "attempt-3")
+    assert connector.invoice(target).amount_due == before.amount_due + Decimal("15.55")
+
+
+def test_a_part_paid_invoice_takes_a_fee_line_only_where_the_provider_allows(
+        books: Harness) -> None:
+    connector = books.connector()
+    target = books.open_invoice(part_paid=True)
+    before = connector.invoice(target)
+    line = fee(f"1:{target}:fee:late:0")
+    if books.locks_lines_once_paid:
+        with pytest.raises(EditRefused):
+            connector.add_fee_line(target, line, "part-paid")
+        assert connector.invoice(target).amount_due == before.amount_due
+    else:
+        connector.add_fee_line(target, line, "part-paid")
+        assert connector.invoice(target).amount_due == before.amount_due + Decimal("12.50")
+
+
+def test_a_fee_invoice_is_created_once(books: Harness) -> None:
+    connector = books.connector()
+    original = connector.invoice(books.open_invoice())
+    assert original.contact_provider_id
+    spec = FeeInvoice(contact_provider_id=original.contact_provider_id,
+                      currency=original.currency, issue_date=books.clock().date(),
+                      due_date=books.clock().date() + timedelta(days=14),
+                      reference=f"Late fees on {original.number}",
+                      lines=(fee("1:9:fee:late:0", "40.00", "Compensation"),
+                             fee("1:9:fee:interest:0", "7.31", "Interest")))
+    count = books.invoice_count()
+    first = connector.create_fee_invoice(spec, "1:9:fee-invoice:0")
+    again = connector.create_fee_invoice(spec, "1:9:fee-invoice:0")
+    assert first == again and books.invoice_count() == count + 1
+    created = connector.invoice(first)
+    assert created.status == "open" and created.amount_due == Decimal("47.31")
+    assert created.contact_provider_id == original.contact_provider_id
+    assert created.currency == original.currency and created.due_date == spec.due_date
+
+
+def test_a_throttled_call_raises_rate_limited_without_hidden_retries(
+        books: Harness, redis_url: str) -> None:
+    budget = RateBudget(Redis.from_url(redis_url), books.provider, per_minute=10_000,
+                        per_day=100_000, concurrent=10, clock=books.clock)
+    connector = books.connector(budget=budget)
+    connector.organisation()  # tokens in hand
+    books.limit_calls_per_minute(books.calls())
+    calls = books.calls()
+    with pytest.raises(RateLimited) as caught:
+        connector.invoice(books.open_invoice())
+    assert caught.value.retry_after > 0
+    assert books.calls() == calls + 1
+    # The tenant now cools down in the shared budget: the next call never leaves the building.
+    with pytest.raises(RateLimited):
+        connector.invoice(books.open_invoice())
+    assert books.calls() == calls + 1
+
+
+def test_an_expired_access_token_is_refreshed_once_and_the_new_pair_kept(
+        books: Harness) -> None:
+    connector = books.connector()
+    connector.organisation()
+    tokens = books.tokens()
+    old = tokens.tokens
+    books.clock.advance(hours=2)  # past either provider's access-token lifetime
+    books.expire_access_tokens()
+    connector.invoice(books.open_invoice())
+    assert tokens.refreshes == 1
+    assert tokens.tokens.refresh_token != old.refresh_token
+    assert tokens.tokens.expires_at > books.clock()
+    connector.invoice(books.open_invoice())
+    assert tokens.refreshes == 1
+
+
+def test_a_revoked_consent_is_reported_as_such(books: Harness) -> None:
+    connector = books.connector()
+    connector.organisation()
+    books.revoke_consent()
+    books.clock.advance(hours=2)
+    with pytest.raises(AuthorizationRevoked):
+        connector.organisation()
+
+
+def test_dates_are_calendar_dates(books: Harness) -> None:
+    invoice = books.connector().invoice(books.open_invoice())
+    assert isinstance(invoice.due_date, date) and not isinstance(invoice.due_date, datetime)
