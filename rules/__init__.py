@@ -1,32 +1,39 @@
-"""Pure collection rules: plain data in, planned actions out. No I/O, no clock reads."""
+"""Pure collection rules: plain data in, planned actions out. No I/O, no clock reads.
 
+Start at rules/engine.py: `evaluate` (what is due now) and `next_action_at` (when next).
+"""
+
+from rules.actions import ActionKind, PlannedAction, action_key, reminder_key
 from rules.calendar import OrgCalendar
+from rules.engine import evaluate, next_action_at, sendable
+from rules.invoice import Instalment, InvoiceState, PastAction, PaymentPlan
 from rules.policy import (
+    ContactOverrides,
     Policy,
     PolicyError,
     ReminderStep,
+    contact_overrides_from_json,
     default_policy,
     policy_from_json,
     policy_to_json,
+    with_contact_overrides,
 )
-from rules.reminders import (
-    InvoiceState,
-    PastAction,
-    PlannedAction,
-    evaluate,
-    next_action_at,
-    reminder_key,
-    scheduled_moment,
-)
+from rules.reminders import scheduled_moment
 
 __all__ = [
+    "ActionKind",
+    "ContactOverrides",
+    "Instalment",
     "InvoiceState",
     "OrgCalendar",
     "PastAction",
+    "PaymentPlan",
     "PlannedAction",
     "Policy",
     "PolicyError",
     "ReminderStep",
+    "action_key",
+    "contact_overrides_from_json",
     "default_policy",
     "evaluate",
     "next_action_at",
@@ -34,4 +41,6 @@ __all__ = [
     "policy_to_json",
     "reminder_key",
     "scheduled_moment",
+    "sendable",
+    "with_contact_overrides",
 ]

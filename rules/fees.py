@@ -53,8 +53,7 @@ from pydantic import (
     model_validator,
 )
 
-from rules.policy import PolicyError, StrictBool, StrictInt
-from rules.reminders import InvoiceStatus
+from rules.invoice import InvoiceStatus
 from rules.statutory import (
     DECIMAL_CONTEXT,
     FxRates,
@@ -69,6 +68,7 @@ from rules.statutory import (
     statutory_compensation,
     statutory_interest,
 )
+from rules.validation import PolicyError, StrictBool, StrictInt, describe
 
 __all__ = [
     "ChargedFee",
@@ -238,11 +238,7 @@ def fee_rule_from_json(data: Mapping[str, Any]) -> LateFeeRule:
     try:
         return _RULE.validate_python(data)
     except ValidationError as exc:
-        problems = []
-        for item in exc.errors():
-            where = ".".join(str(part) for part in item["loc"]) or "rule"
-            problems.append(f"{where}: {item['msg'].removeprefix('Value error, ')}")
-        raise PolicyError("; ".join(problems)) from exc
+        raise PolicyError(describe(exc, "rule")) from exc
 
 
 def norwegian_reminder_fees(amount: Decimal | None = None) -> tuple[ReminderFeeRule, ...]:

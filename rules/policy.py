@@ -1,8 +1,10 @@
 """The collection policy: a versioned schema, validated at the edge so planning can trust it.
 
-Version 1 holds the reminder ladder and when sending is allowed. Later concerns (late fees,
-interest, discounts, payment plans, escalation) arrive as new sections of a new version, and
-`policy_from_json` is the one place that reads stored bodies of any version.
+Version 2 (current) holds the reminder ladder and its repeat, when sending is allowed, late fees
+and interest (rules/fees.py), an early-payment discount, how payment-plan instalments are
+chased, and escalation. Version 1 bodies (ladder and window only) are read as version 2 with
+every later section empty. `policy_from_json` is the one place that reads stored bodies of any
+version; `with_contact_overrides` applies what an owner set for one contact.
 """
 
 from __future__ import annotations
@@ -15,58 +17,188 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AnyHttpUrl,
     BaseModel,
     ConfigDict,
     Field,
-    Strict,
     ValidationError,
     field_validator,
     model_validator,
 )
 
+from rules.fees import RULE_ID, ExactDecimal, LateFeeRule
+from rules.validation import PolicyError, StrictBool, StrictInt, describe
+
+__all__ = [
+    "AgencyCase",
+    "CallTask",
+    "Channel",
+    "ContactOverrides",
+    "DemandLetter",
+    "EarlyPaymentDiscount",
+    "Escalation",
+    "LateFee",
+    "PlanReminders",
+    "Policy",
+    "PolicyError",
+    "ReminderStep",
+    "Repeat",
+    "StopService",
+    "StrictBool",
+    "StrictInt",
+    "Tone",
+    "contact_overrides_from_json",
+    "default_policy",
+    "policy_from_json",
+    "policy_to_json",
+    "with_contact_overrides",
+]
+
 TEMPLATE_NAME = re.compile(r"[a-z0-9_-]{1,64}")
 MAX_OFFSET_DAYS = 365
+CURRENT_VERSION = 2
+LANGUAGES = ("en", "de", "nb", "pl", "he")
 
-# Strict: a JSON `true` is not the number 1, and a settings typo should not become a policy.
-StrictInt = Annotated[int, Strict()]
-StrictBool = Annotated[bool, Strict()]
+# provider_email: the provider sends its own invoice email; dunwell_email: our text over SMTP;
+# note: only a note on the invoice; call_task: a phone-call task for a person.
+Channel = Literal["provider_email", "dunwell_email", "note", "call_task"]
+Tone = Literal["friendly", "firm", "final"]
+Days = Annotated[StrictInt, Field(ge=0, le=MAX_OFFSET_DAYS)]
+PersonName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
-class PolicyError(ValueError):
-    """A policy that cannot be used; the message names the field, so the owner can fix it."""
+def _template_name(value: str) -> str:
+    # fullmatch: `$` would let a trailing newline through into a template lookup.
+    if not TEMPLATE_NAME.fullmatch(value):
+        raise ValueError(
+            f"template name {value!r} must be 1 to 64 characters of a-z, 0-9, '_' or '-'")
+    return value
 
 
-class ReminderStep(BaseModel):
-    """One rung of the ladder, placed relative to the due date so it survives due-date edits."""
-
+class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ReminderStep(_Section):
+    """One rung of the ladder, placed relative to the due date so it survives due-date edits."""
 
     offset_days: StrictInt = Field(ge=-MAX_OFFSET_DAYS, le=MAX_OFFSET_DAYS)
     template: str = "reminder"
-    channel: Literal["provider_email"] = "provider_email"
+    channel: Channel = "provider_email"
+    tone: Tone = "friendly"
 
-    @field_validator("template")
+    _name = field_validator("template")(classmethod(lambda cls, v: _template_name(v)))
+
+
+class Repeat(_Section):
+    """After the last step: again every `every_days`, or on a fixed day of each month (a
+    statement day), until paid; at most `max_times` (None: until paid)."""
+
+    every_days: StrictInt | None = Field(default=None, ge=1, le=MAX_OFFSET_DAYS)
+    day_of_month: StrictInt | None = Field(default=None, ge=1, le=28)
+    max_times: StrictInt | None = Field(default=None, ge=1, le=1000)
+    template: str = "reminder"
+    channel: Channel = "provider_email"
+    tone: Tone = "firm"
+
+    _name = field_validator("template")(classmethod(lambda cls, v: _template_name(v)))
+
+    @model_validator(mode="after")
+    def _one_rhythm(self) -> Repeat:
+        if (self.every_days is None) == (self.day_of_month is None):
+            raise ValueError("give either every_days or day_of_month")
+        return self
+
+
+class LateFee(_Section):
+    """A fee rule under a stable id: the id is part of every charge's key, so never reuse one."""
+
+    id: str
+    rule: LateFeeRule
+
+    @field_validator("id")
     @classmethod
-    def _template_name(cls, value: str) -> str:
-        # fullmatch: `$` would let a trailing newline through into a template lookup.
-        if not TEMPLATE_NAME.fullmatch(value):
-            raise ValueError(
-                f"template name {value!r} must be 1 to 64 characters of a-z, 0-9, '_' or '-'")
+    def _id(cls, value: str) -> str:
+        if not RULE_ID.fullmatch(value):
+            raise ValueError(f"id {value!r} must be 1 to 64 of A-Z, a-z, 0-9, '_', '.', '-'")
         return value
 
 
-class Policy(BaseModel):
-    """Version 1: the reminder ladder and the daily sending window, in the org's local time."""
+class EarlyPaymentDiscount(_Section):
+    """X % off if paid within N days of issue (2/10 net 30), strict to the day."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    percent: Annotated[ExactDecimal, Field(gt=0, le=50, decimal_places=4)]
+    within_days: Days
+    realise_as: Literal["credit_note", "discount_line"] = "credit_note"
+    account_code: str | None = Field(default=None, max_length=100)
+    item: str | None = Field(default=None, max_length=100)
+    tax_rate: str | None = Field(default=None, max_length=100)
 
-    version: Literal[1] = 1
+
+class PlanReminders(_Section):
+    """How instalments of a payment plan are chased, and when a plan counts as broken."""
+
+    offsets: tuple[StrictInt, ...] = Field(default=(-3, 0, 3), max_length=10)
+    grace_days: Days = 3
+    channel: Channel = "provider_email"
+    template: str = "instalment"
+    tone: Tone = "friendly"
+
+    _name = field_validator("template")(classmethod(lambda cls, v: _template_name(v)))
+
+    @field_validator("offsets")
+    @classmethod
+    def _increasing(cls, offsets: tuple[int, ...]) -> tuple[int, ...]:
+        if any(b <= a for a, b in itertools.pairwise(offsets)):
+            raise ValueError("offsets must be strictly increasing")
+        if any(abs(o) > 60 for o in offsets):
+            raise ValueError("offsets must lie within 60 days of the instalment")
+        return offsets
+
+
+class CallTask(_Section):
+    after_days: Days
+    assignee: PersonName
+
+
+class StopService(_Section):
+    after_days: Days
+    # Told with a signed POST (HMAC-SHA256 of the body with the organisation's secret).
+    webhook_url: AnyHttpUrl | None = None
+
+
+class DemandLetter(_Section):
+    after_days: Days
+    pay_within_days: StrictInt = Field(default=14, ge=7, le=60)
+
+
+class AgencyCase(_Section):
+    after_days: Days
+
+
+class Escalation(_Section):
+    call_task: CallTask | None = None
+    stop_service: StopService | None = None
+    demand_letter: DemandLetter | None = None
+    agency_case: AgencyCase | None = None
+
+
+class Policy(_Section):
+    """Version 2: everything an owner decides about chasing money, in the org's local time."""
+
+    version: Literal[2] = 2
     reminder_steps: tuple[ReminderStep, ...] = Field(min_length=1, max_length=20)
+    repeat: Repeat | None = None
     send_time: time = time(9, 0)
     # 24 is allowed (with send_time 00:00) for "any hour", which the demo uses.
     send_window_hours: StrictInt = Field(default=8, ge=1, le=24)
     business_days_only: StrictBool = True
     min_amount_due: Decimal = Field(default=Decimal("0.01"), ge=0)
+    language: Literal["en", "de", "nb", "pl", "he"] = "en"  # for contacts without their own
+    late_fees: tuple[LateFee, ...] = Field(default=(), max_length=10)
+    early_payment_discount: EarlyPaymentDiscount | None = None
+    payment_plans: PlanReminders = PlanReminders()
+    escalation: Escalation = Escalation()
 
     @field_validator("reminder_steps")
     @classmethod
@@ -77,6 +209,16 @@ class Policy(BaseModel):
                     f"offset_days must be strictly increasing: step {n} has {b.offset_days}"
                     f" after {a.offset_days} in step {n - 1}")
         return steps
+
+    @field_validator("late_fees")
+    @classmethod
+    def _unique_ids(cls, fees: tuple[LateFee, ...]) -> tuple[LateFee, ...]:
+        seen: set[str] = set()
+        for fee in fees:
+            if fee.id in seen:
+                raise ValueError(f"two late fees have the id {fee.id!r}")
+            seen.add(fee.id)
+        return fees
 
     @field_validator("send_time")
     @classmethod
@@ -97,34 +239,35 @@ class Policy(BaseModel):
         return self
 
 
+class ContactOverrides(_Section):
+    """What an owner set for one contact; `policy` replaces whole top-level policy sections."""
+
+    excluded: StrictBool = False
+    disputed: StrictBool = False
+    is_business: StrictBool | None = None
+    language: Literal["en", "de", "nb", "pl", "he"] | None = None
+    policy: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("policy")
+    @classmethod
+    def _known_sections(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(value) - set(Policy.model_fields) | ({"version"} & set(value)))
+        if unknown:
+            raise ValueError(f"cannot override {', '.join(unknown)}")
+        return value
+
+
 def default_policy() -> Policy:
     """A gentle ladder most owners accept unchanged: a nudge before, on, and twice after."""
     return Policy(reminder_steps=(
         ReminderStep(offset_days=-3, template="friendly_before"),
         ReminderStep(offset_days=0, template="due_today"),
-        ReminderStep(offset_days=7, template="overdue_1"),
-        ReminderStep(offset_days=21, template="overdue_2"),
+        ReminderStep(offset_days=7, template="overdue_1", tone="firm"),
+        ReminderStep(offset_days=21, template="overdue_2", tone="final"),
     ))
 
 
-def _describe(error: ValidationError) -> str:
-    items = error.errors()
-    problems = []
-    for item in items:
-        loc = item["loc"]
-        # pydantic also calls a list "too short" when one of its items failed: noise, drop it.
-        if item["type"] == "too_short" and any(
-                other["loc"][:len(loc)] == loc and len(other["loc"]) > len(loc)
-                for other in items):
-            continue
-        where = ".".join(str(part) for part in loc) or "policy"
-        message = item["msg"].removeprefix("Value error, ")
-        problems.append(f"{where}: {message}")
-    return "; ".join(problems)
-
-
-def policy_from_json(data: dict[str, Any] | str) -> Policy:
-    """Read a stored or submitted policy; every problem becomes one PolicyError naming fields."""
+def _loads(data: dict[str, Any] | str) -> dict[str, Any]:
     if isinstance(data, str):
         try:
             # parse_float=Decimal: an amount such as 0.10 never passes through a float.
@@ -134,12 +277,35 @@ def policy_from_json(data: dict[str, Any] | str) -> Policy:
                               f" column {exc.colno}") from exc
     if not isinstance(data, dict):
         raise PolicyError(f"policy must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+def policy_from_json(data: dict[str, Any] | str) -> Policy:
+    """Read a stored or submitted policy; every problem becomes one PolicyError naming fields."""
+    data = _loads(data)
+    if data.get("version") == 1:
+        # Version 1 had the ladder and the window only; every field kept its meaning.
+        data = {**data, "version": CURRENT_VERSION}
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
-        raise PolicyError(_describe(exc)) from exc
+        raise PolicyError(describe(exc)) from exc
 
 
 def policy_to_json(policy: Policy) -> dict[str, Any]:
     """JSON-ready dict (Decimal as a string, time as HH:MM:SS) that policy_from_json reads back."""
     return policy.model_dump(mode="json")
+
+
+def contact_overrides_from_json(data: dict[str, Any] | None) -> ContactOverrides:
+    try:
+        return ContactOverrides.model_validate(data or {})
+    except ValidationError as exc:
+        raise PolicyError(describe(exc, "overrides")) from exc
+
+
+def with_contact_overrides(policy: Policy, overrides: ContactOverrides) -> Policy:
+    """The policy in force for one contact: the organisation's, with the sections replaced."""
+    if not overrides.policy:
+        return policy
+    return policy_from_json({**policy_to_json(policy), **overrides.policy})

@@ -16,7 +16,7 @@ from rules import (
     policy_to_json,
 )
 
-DEFAULT_JSON = {
+V1_JSON = {
     "version": 1,
     "reminder_steps": [
         {"offset_days": -3, "template": "friendly_before", "channel": "provider_email"},
@@ -26,6 +26,26 @@ DEFAULT_JSON = {
     ],
     "send_time": "09:00:00", "send_window_hours": 8, "business_days_only": True,
     "min_amount_due": "0.01",
+}
+EMPTY_SECTIONS = {
+    "repeat": None, "language": "en", "late_fees": [], "early_payment_discount": None,
+    "payment_plans": {"offsets": [-3, 0, 3], "grace_days": 3, "channel": "provider_email",
+                      "template": "instalment", "tone": "friendly"},
+    "escalation": {"call_task": None, "stop_service": None, "demand_letter": None,
+                   "agency_case": None},
+}
+DEFAULT_JSON = {
+    **V1_JSON, "version": 2,
+    "reminder_steps": [
+        {"offset_days": -3, "template": "friendly_before", "channel": "provider_email",
+         "tone": "friendly"},
+        {"offset_days": 0, "template": "due_today", "channel": "provider_email",
+         "tone": "friendly"},
+        {"offset_days": 7, "template": "overdue_1", "channel": "provider_email", "tone": "firm"},
+        {"offset_days": 21, "template": "overdue_2", "channel": "provider_email",
+         "tone": "final"},
+    ],
+    **EMPTY_SECTIONS,
 }
 
 
@@ -60,12 +80,21 @@ def test_amounts_in_json_text_never_pass_through_a_float() -> None:
 def test_defaults_fill_everything_but_the_steps() -> None:
     policy = policy_from_json({"reminder_steps": [{"offset_days": 0}]})
     assert policy_to_json(policy) == {
-        "version": 1,
+        "version": 2,
         "reminder_steps": [{"offset_days": 0, "template": "reminder",
-                            "channel": "provider_email"}],
+                            "channel": "provider_email", "tone": "friendly"}],
         "send_time": "09:00:00", "send_window_hours": 8, "business_days_only": True,
-        "min_amount_due": "0.01",
+        "min_amount_due": "0.01", **EMPTY_SECTIONS,
     }
+
+
+def test_a_version_1_body_is_read_as_version_2_with_its_meaning_kept() -> None:
+    policy = policy_from_json(V1_JSON)
+    assert policy.version == 2
+    assert [(s.offset_days, s.template, s.tone) for s in policy.reminder_steps] == [
+        (-3, "friendly_before", "friendly"), (0, "due_today", "friendly"),
+        (7, "overdue_1", "friendly"), (21, "overdue_2", "friendly")]
+    assert policy.late_fees == () and policy.escalation.demand_letter is None
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -89,7 +118,8 @@ def test_defaults_fill_everything_but_the_steps() -> None:
     ({"reminder_steps": [{"offset_days": 1, "template": "a" * 65}]},
      "reminder_steps.0.template: template name 'aaaa"),
     ({"reminder_steps": [{"offset_days": 1, "channel": "sms"}]},
-     "reminder_steps.0.channel: Input should be 'provider_email'"),
+     "reminder_steps.0.channel: Input should be 'provider_email', 'dunwell_email', 'note'"
+     " or 'call_task'"),
     ({"reminder_steps": [{"offset_days": 1, "colour": "red"}]},
      "reminder_steps.0.colour: Extra inputs are not permitted"),
     ({"reminder_steps": []},
@@ -99,7 +129,7 @@ def test_defaults_fill_everything_but_the_steps() -> None:
     ({"min_amount_due": "-1"}, "min_amount_due: Input should be greater than or equal to 0"),
     ({"min_amount_due": "NaN"}, "min_amount_due: Input should be a finite number"),
     ({"min_amount_due": "lots"}, "min_amount_due: Input should be a valid decimal"),
-    ({"version": 2}, "version: Input should be 1"),
+    ({"version": 3}, "version: Input should be 2"),
     ({"surprise": True}, "surprise: Extra inputs are not permitted"),
     ({"send_window_hours": 0}, "send_window_hours: Input should be greater than or equal to 1"),
     ({"send_window_hours": 25}, "send_window_hours: Input should be less than or equal to 24"),

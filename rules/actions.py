@@ -1,0 +1,47 @@
+"""What the planner hands to the ledger: one action, with a key that makes it happen once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+ActionKind = Literal["reminder", "fee", "interest", "compensation", "discount",
+                     "plan_instalment", "call_task", "stop_service", "demand_letter",
+                     "agency_case"]
+MONEY_KINDS = frozenset({"fee", "interest", "compensation", "discount"})
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedAction:
+    """An action to write to the ledger; its key makes planning it twice a no-op.
+
+    `scheduled_for` is when it became (or becomes) due, aware UTC. Money actions carry the
+    amount and currency; `reason` is the sentence an owner reads in the activity log.
+    """
+
+    key: str
+    kind: ActionKind
+    invoice_id: int
+    org_id: int
+    scheduled_for: datetime
+    reason: str
+    amount: Decimal | None = None
+    currency: str | None = None
+    step_index: int | None = None  # reminders: 0-based; the ladder first, then repeats
+    step_count: int | None = None  # reminders: ladder steps (repeats count beyond it)
+    template: str | None = None
+    channel: str | None = None
+    tone: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+def action_key(org_id: int, invoice_id: int, *parts: object) -> str:
+    """Stable forever: the ledger's uniqueness and the provider's idempotency key rest on it."""
+    return ":".join((str(org_id), str(invoice_id), *(str(p) for p in parts)))
+
+
+def reminder_key(org_id: int, invoice_id: int, step_index: int) -> str:
+    return action_key(org_id, invoice_id, "reminder", step_index)

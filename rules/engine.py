@@ -1,0 +1,317 @@
+"""Where every action is planned: `evaluate` says what is due for one invoice now, and
+`next_action_at` when that will next be the case.
+
+Both are pure functions of (invoice, ledger history, policy, calendar, now). `next_action_at`
+is stored per invoice and indexed, and `evaluate` is empty for every moment before it, so the
+daily run only looks at invoices whose moment has come. Nothing is done outside the policy's
+sending window in the organisation's zone: a run that starts late never acts at 3 a.m.
+
+Each concern has its own module: the ladder (rules/reminders.py), fees and interest
+(rules/fees.py, rules/statutory.py), the early-payment discount (rules/discounts.py), payment
+plans (rules/plans.py) and escalation (rules/escalation.py). This module decides how they
+combine:
+- nothing for an invoice that is not open, has nothing due, or whose contact is excluded or
+  in dispute;
+- a discount now due closes the invoice: nothing else goes with it;
+- while a payment plan is kept, only its instalment reminders go; the ladder, fees and
+  escalation wait. Once broken, they resume, and fees count from the missed instalment;
+- otherwise the latest due reminder, every fee period due, and the escalations due.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+
+from rules.actions import PlannedAction
+from rules.calendar import OrgCalendar, require_aware
+from rules.discounts import discount_key, due_discount
+from rules.escalation import due_escalations, next_escalation_moment
+from rules.fees import (
+    ChargedFee,
+    DailyInterestRule,
+    FeeCharge,
+    FeeInvoice,
+    FlatFeeRule,
+    LateFeeRule,
+    PercentageFeeRule,
+    StatutoryCompensationRule,
+    StatutoryInterestRule,
+    due_fees,
+    fee_key,
+)
+from rules.invoice import InvoiceState, PastAction, PaymentPlan
+from rules.plans import (
+    PlanState,
+    due_instalment_reminder,
+    next_instalment_moment,
+    plan_break_moment,
+    plan_state,
+)
+from rules.policy import LateFee, Policy
+from rules.reminders import due_reminder, next_reminder_moment, send_moment
+from rules.statutory import FxRateRequired, RateNotCovered, RateTable
+from rules.validation import PolicyError
+
+Window = tuple[datetime, datetime]
+# Safety stop for the search of a sending window; any real calendar has one within a week or two.
+LOOKAHEAD_DAYS = 60
+ONE_OFF = (FlatFeeRule, PercentageFeeRule, StatutoryCompensationRule)
+
+
+@dataclass(slots=True)
+class Settled:
+    """The ledger of one invoice, read once: which keys exist, and what they tell the planner."""
+
+    keys: set[str] = field(default_factory=set)
+    done: set[str] = field(default_factory=set)
+    first_open_reminder: int = 0
+    charged: list[ChargedFee] = field(default_factory=list)
+
+
+def settle(invoice: InvoiceState, history: Sequence[PastAction]) -> Settled:
+    settled = Settled()
+    if not history:
+        return settled
+    prefix = f"{invoice.org_id}:{invoice.invoice_id}:"
+    reminder, fee = prefix + "reminder:", prefix + "fee:"
+    for past in history:
+        key = past.key
+        settled.keys.add(key)
+        if past.status == "done":
+            settled.done.add(key)
+        if key.startswith(reminder):
+            tail = key[len(reminder):]
+            if tail.isdigit():
+                settled.first_open_reminder = max(settled.first_open_reminder, int(tail) + 1)
+        elif key.startswith(fee):
+            settled.charged.append(ChargedFee(key=key, amount=past.amount or 0))  # type: ignore[arg-type]
+    return settled
+
+
+# ------------------------------------------------------------------------- sending window
+
+
+@lru_cache(maxsize=65536)
+def _window(calendar: OrgCalendar, business_days_only: bool, day: date, send_time: object,
+            hours: int) -> Window | None:
+    """Sending hours of a local day, as wall times: [send_time, send_time + hours)."""
+    if business_days_only and not calendar.is_business_day(day):
+        return None
+    start = datetime.combine(day, send_time)  # type: ignore[arg-type]
+    end = start + timedelta(hours=hours)  # by the policy's rule, at most midnight
+    return (calendar.at_local(day, start.time()), calendar.at_local(end.date(), end.time()))
+
+
+def _window_of(day: date, policy: Policy, calendar: OrgCalendar) -> Window | None:
+    return _window(calendar, policy.business_days_only, day, policy.send_time,
+                   policy.send_window_hours)
+
+
+def sendable(now: datetime, policy: Policy, calendar: OrgCalendar) -> bool:
+    window = _window_of(calendar.today(now), policy, calendar)
+    return window is not None and window[0] <= now < window[1]
+
+
+def first_sendable(moment: datetime, policy: Policy, calendar: OrgCalendar) -> datetime | None:
+    """The earliest moment at or after `moment` inside a sending window."""
+    day = calendar.today(moment)
+    for _ in range(LOOKAHEAD_DAYS):
+        window = _window_of(day, policy, calendar)
+        if window is not None and max(moment, window[0]) < window[1]:
+            return max(moment, window[0])
+        day += timedelta(days=1)
+    return None
+
+
+# ------------------------------------------------------------------------------- fees
+
+
+def _chaseable(invoice: InvoiceState) -> bool:
+    return (invoice.status == "open" and invoice.amount_due > 0 and not invoice.excluded
+            and not invoice.disputed)
+
+
+def _active_plan(invoice: InvoiceState) -> PaymentPlan | None:
+    plan = invoice.plan
+    return plan if plan is not None and plan.status == "active" and plan.instalments else None
+
+
+@dataclass(frozen=True, slots=True)
+class _FeeRun:
+    """One fee rule as it applies to this invoice now: under which id, from which due date."""
+
+    rule_id: str
+    rule: LateFeeRule
+    due_date: date
+
+
+def _fee_runs(invoice: InvoiceState, policy: Policy, settled: Settled,
+              state: PlanState | None, plan: PaymentPlan | None) -> list[_FeeRun]:
+    runs = []
+    for fee in policy.late_fees:
+        if state is None or state.missed is None or plan is None:
+            runs.append(_FeeRun(fee.id, fee.rule, invoice.due_date))
+            continue
+        runs.extend(_resumed(invoice, fee, settled, plan, state.missed.due_date))
+    return runs
+
+
+def _resumed(invoice: InvoiceState, fee: LateFee, settled: Settled, plan: PaymentPlan,
+             missed_due: date) -> list[_FeeRun]:
+    """A broken plan: the rule starts again from the missed instalment, as a new run of periods
+    (its own keys), with what it charged before the plan counting against max_charges; a
+    one-off fee already charged is not charged again."""
+    before = fee_key(invoice.org_id, invoice.invoice_id, fee.id, 0)[:-1]
+    earlier = sum(1 for c in settled.charged if c.key.startswith(before))
+    rule = fee.rule
+    if isinstance(rule, ONE_OFF):
+        return [] if earlier else [_FeeRun(f"{fee.id}.plan{plan.plan_id}", rule, missed_due)]
+    max_charges = getattr(rule, "max_charges", None)
+    if max_charges is not None:
+        if earlier >= max_charges:
+            return []
+        rule = rule.model_copy(update={"max_charges": max_charges - earlier})
+    return [_FeeRun(f"{fee.id}.plan{plan.plan_id}", rule, missed_due)]
+
+
+def _fee_invoice(invoice: InvoiceState, due_date: date) -> FeeInvoice:
+    return FeeInvoice(org_id=invoice.org_id, invoice_id=invoice.invoice_id,
+                      currency=invoice.currency, principal=invoice.principal,
+                      due_date=due_date, payments=invoice.payments,
+                      is_business=invoice.is_business, status=invoice.status)
+
+
+def _charge_day(charge: FeeCharge) -> date:
+    return charge.period_end + timedelta(days=1) if charge.kind == "interest" \
+        else charge.period_start
+
+
+def _fee_action(invoice: InvoiceState, charge: FeeCharge, policy: Policy,
+                calendar: OrgCalendar) -> PlannedAction:
+    return PlannedAction(
+        key=charge.key, kind=charge.kind, invoice_id=invoice.invoice_id,
+        org_id=invoice.org_id, amount=charge.amount, currency=charge.currency,
+        scheduled_for=send_moment(calendar, policy.business_days_only, _charge_day(charge),
+                                  policy.send_time),
+        reason=f"{charge.reason} ({invoice.number})",
+        details={"rule_id": charge.rule_id, "period": charge.period,
+                 "period_start": charge.period_start.isoformat(),
+                 "period_end": charge.period_end.isoformat(), "placement": charge.placement,
+                 "account_code": charge.account_code, "tax_rate": charge.tax_rate,
+                 "item": charge.item})
+
+
+def _next_charge_day(invoice: InvoiceState, run: _FeeRun, settled: Settled) -> date | None:
+    """The day the rule's first uncharged period becomes chargeable, if it ever can."""
+    rule = run.rule
+    if ((rule.business_contacts_only and not invoice.is_business)
+            or (rule.currency is not None and rule.currency != invoice.currency)):
+        return None
+    prefix = fee_key(invoice.org_id, invoice.invoice_id, run.rule_id, 0)[:-1]
+    periods = {int(c.key[len(prefix):]) for c in settled.charged
+               if c.key.startswith(prefix) and c.key[len(prefix):].isdigit()}
+    start = run.due_date + timedelta(days=rule.grace_days + 1)
+    if isinstance(rule, ONE_OFF):
+        return None if periods else start
+    k = 0
+    while k in periods:
+        k += 1
+    max_charges = getattr(rule, "max_charges", None)
+    if max_charges is not None and k >= max_charges:
+        return None
+    if rule.cap_percent_of_principal is not None:
+        total = sum((c.amount for c in settled.charged if c.key.startswith(prefix)), 0)
+        if total >= invoice.principal * rule.cap_percent_of_principal / 100:
+            return None
+    length: int = rule.period_days  # type: ignore[union-attr]
+    interest = isinstance(rule, DailyInterestRule | StatutoryInterestRule)
+    return start + timedelta(days=(k + 1 if interest else k) * length)
+
+
+# ------------------------------------------------------------------------------ planning
+
+
+def evaluate(invoice: InvoiceState, history: Sequence[PastAction], policy: Policy,
+             calendar: OrgCalendar, now: datetime, *, problems: list[str] | None = None,
+             tables: Mapping[str, RateTable] | None = None) -> list[PlannedAction]:
+    """What is due for this invoice now. A fee that cannot be computed (a rate table without
+    the period, a missing exchange rate) is left out and explained in `problems`."""
+    require_aware(now)
+    if not _chaseable(invoice) or not sendable(now, policy, calendar):
+        return []
+    settled = settle(invoice, history)
+    offer = policy.early_payment_discount
+    if offer is not None and discount_key(invoice) not in settled.keys:
+        discount = due_discount(invoice, offer, policy, calendar, now)
+        if discount is not None:
+            return [discount]
+    plan = _active_plan(invoice)
+    state = None
+    if plan is not None:
+        state = plan_state(invoice, plan, policy.payment_plans.grace_days, calendar.today(now))
+        if state.kept:
+            reminder = due_instalment_reminder(invoice, plan, state, settled.keys, policy,
+                                               calendar, now)
+            return [] if reminder is None else [reminder]
+    actions: list[PlannedAction] = []
+    if invoice.amount_due >= policy.min_amount_due:
+        reminder = due_reminder(invoice, settled.first_open_reminder, policy, calendar, now)
+        if reminder is not None:
+            actions.append(reminder)
+    today = calendar.today(now)
+    for run in _fee_runs(invoice, policy, settled, state, plan):
+        try:
+            charges = due_fees(run.rule, _fee_invoice(invoice, run.due_date), settled.charged,
+                               today, rule_id=run.rule_id, tables=tables)
+        except (RateNotCovered, FxRateRequired, PolicyError) as exc:
+            if problems is not None:
+                problems.append(f"{invoice.number}: fee {run.rule_id!r} not charged: {exc}")
+            continue
+        actions.extend(_fee_action(invoice, charge, policy, calendar) for charge in charges)
+    if invoice.amount_due >= policy.min_amount_due:
+        actions.extend(due_escalations(invoice, settled.keys, settled.done, policy, calendar,
+                                       now))
+    return actions
+
+
+def next_action_at(invoice: InvoiceState, history: Sequence[PastAction], policy: Policy,
+                   calendar: OrgCalendar, now: datetime) -> datetime | None:
+    """The first moment at or after `now` when evaluate() may return an action, if nothing
+    changes; None when nothing is left to do. Stored and indexed to pick the day's work."""
+    require_aware(now)
+    if not _chaseable(invoice):
+        return None
+    settled = settle(invoice, history)
+    offer = policy.early_payment_discount
+    if offer is not None and discount_key(invoice) not in settled.keys:
+        far = datetime.max.replace(tzinfo=now.tzinfo)
+        discount = due_discount(invoice, offer, policy, calendar, far)
+        if discount is not None:
+            return first_sendable(max(discount.scheduled_for, now), policy, calendar)
+    candidates: list[datetime | None] = []
+    plan = _active_plan(invoice)
+    state = None
+    if plan is not None:
+        state = plan_state(invoice, plan, policy.payment_plans.grace_days, calendar.today(now))
+        if state.kept:
+            candidates.append(next_instalment_moment(invoice, plan, state, settled.keys,
+                                                     policy, calendar))
+            candidates.append(plan_break_moment(plan, state, policy, calendar))
+    if state is None or not state.kept:
+        if invoice.amount_due >= policy.min_amount_due:
+            candidates.append(next_reminder_moment(invoice, settled.first_open_reminder,
+                                                   policy, calendar))
+            candidates.append(next_escalation_moment(invoice, settled.keys, settled.done,
+                                                     policy, calendar))
+        for run in _fee_runs(invoice, policy, settled, state, plan):
+            day = _next_charge_day(invoice, run, settled)
+            if day is not None:
+                candidates.append(send_moment(calendar, policy.business_days_only, day,
+                                              policy.send_time))
+    moment = min((c for c in candidates if c is not None), default=None)
+    if moment is None:
+        return None
+    return first_sendable(max(moment, now), policy, calendar)

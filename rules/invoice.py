@@ -1,0 +1,68 @@
+"""The plain data the planner reads: one invoice as the database holds it, and its ledger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Literal
+
+InvoiceStatus = Literal["draft", "open", "paid", "voided", "deleted"]
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Instalment:
+    due_date: date
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentPlan:
+    """An agreed split of an invoice's balance into dated instalments.
+
+    `paid_before` is what had been paid on the invoice when the plan was agreed: payments above
+    it count towards the instalments, in date order.
+    """
+
+    plan_id: int
+    instalments: tuple[Instalment, ...]
+    paid_before: Decimal = ZERO
+    status: Literal["active", "cancelled"] = "active"
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceState:
+    """What the planner needs to know about one invoice (and its contact)."""
+
+    invoice_id: int
+    org_id: int
+    number: str
+    status: InvoiceStatus  # "open" = approved and not fully paid
+    due_date: date  # calendar date in the organisation's zone
+    amount_due: Decimal
+    currency: str
+    has_email: bool = True  # the contact can receive an email
+    issue_date: date | None = None
+    total: Decimal | None = None  # before any fee Dunwell added; None: amount_due + paid
+    payments: tuple[tuple[date, Decimal], ...] = ()  # (payment date, amount)
+    is_business: bool = True
+    excluded: bool = False  # the owner excluded the contact from collection
+    disputed: bool = False  # the invoice (or contact) is in dispute: chase nothing
+    plan: PaymentPlan | None = None
+    contact_id: int | None = None
+
+    @property
+    def principal(self) -> Decimal:
+        if self.total is not None:
+            return self.total
+        return self.amount_due + sum((amount for _, amount in self.payments), ZERO)
+
+
+@dataclass(frozen=True, slots=True)
+class PastAction:
+    """A ledger entry for the invoice, in any state: planned, done, skipped, failed..."""
+
+    key: str
+    status: str
+    amount: Decimal | None = None  # money it moved (fees, discounts), if any
