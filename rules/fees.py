@@ -23,9 +23,11 @@ never change after it could first be charged, so `due_fees` only reads days befo
 - Interest is simple, actual/365, on the unpaid balance of each day; a payment reduces the base
   from its own date (see rules/statutory.py, which the statutory kinds use directly).
 - Each charge is rounded half-up to the currency's minor unit, then raised to `minimum` (only
-  when there is something to charge), lowered to `maximum`, and lowered to fit
-  `cap_percent_of_principal` of the principal (rounded down) across every charge of the rule,
-  the ledger's included; once the cap is reached the rule charges nothing more.
+  when there is something to charge, and never above a reminder fee's legal_cap), lowered to
+  `maximum` (rounded down: a limit, like the cap; a maximum that leaves nothing charges
+  nothing), and lowered to fit `cap_percent_of_principal` of the principal (rounded down)
+  across every charge of the rule, the ledger's included; once the cap is reached the rule
+  charges nothing more.
 
 Amounts in a rule (flat amount, minimum, maximum) are in the rule's `currency`; a rule without
 one takes them in the invoice's currency, and a rule with one leaves invoices in other
@@ -447,7 +449,7 @@ def due_fees(rule: LateFeeRule, invoice: FeeInvoice, charged: Sequence[ChargedFe
     if rule.cap_percent_of_principal is not None:
         cap = floor_money(invoice.principal * rule.cap_percent_of_principal / HUNDRED, currency)
     minimum = None if rule.minimum is None else round_money(rule.minimum, currency)
-    maximum = None if rule.maximum is None else round_money(rule.maximum, currency)
+    maximum = None if rule.maximum is None else floor_money(rule.maximum, currency)
     kind = _kind(rule)
     charges: list[FeeCharge] = []
     with localcontext(DECIMAL_CONTEXT):
@@ -465,12 +467,22 @@ def due_fees(rule: LateFeeRule, invoice: FeeInvoice, charged: Sequence[ChargedFe
             if amount <= 0:
                 continue
             reason = figure[1]
-            if minimum is not None and amount < minimum:
-                reason += f"; raised from {format_money(amount, currency)} to the minimum"
-                amount = minimum
+            floor = minimum
+            if (floor is not None and amount < floor and isinstance(rule, ReminderFeeRule)
+                    and rule.legal_cap is not None):
+                # A minimum never lifts a fee above what the law allows.
+                floor = min(floor, floor_money(reminder_fee_cap(
+                    rule.legal_cap, first, allow_unverified=rule.allow_unverified,
+                    tables=tables)[0], currency))
+            if floor is not None and amount < floor:
+                to = "the minimum" if floor == minimum else "the legal maximum (below the minimum)"
+                reason += f"; raised from {format_money(amount, currency)} to {to}"
+                amount = floor
             if maximum is not None and amount > maximum:
                 reason += f"; lowered from {format_money(amount, currency)} to the maximum"
                 amount = maximum
+                if amount <= 0:
+                    continue
             if cap is not None and total + amount > cap:
                 reason += (f"; lowered from {format_money(amount, currency)} to stay within"
                            f" {_pct(rule.cap_percent_of_principal or ZERO)} % of the principal"
