@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: demo test lint typecheck services bench clean
+.PHONY: demo test lint typecheck services fonts bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,14 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP) $@
 
-demo: $(STAMP)
+demo: $(STAMP) fonts
 	$(BIN)/dunwell demo
+
+# Final demands are PDFs set in DejaVu Sans (Debian's fonts-dejavu-core).
+FONT := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
+fonts:
+	@test -f $(FONT) || { echo "installing fonts-dejavu-core"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core; }
 
 # Redis and PostgreSQL run on this machine kind; start them if they are down.
 services:
@@ -42,7 +48,7 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
-test: $(DEV_STAMP) services lint typecheck
+test: $(DEV_STAMP) services fonts lint typecheck
 	DUNWELL_TEST_DATABASE=sqlite $(BIN)/pytest -q
 	DUNWELL_TEST_DATABASE=postgresql TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(BIN)/pytest -q
 
