@@ -163,7 +163,8 @@ def effect_marker(action_key: str) -> str:
 @dataclass(frozen=True)
 class FeeLine:
     description: str  # ends with the marker, e.g. "Late fee on INV-0042 (ref DW-1A2B3C4D5E)"
-    amount: Decimal  # in the invoice's currency, rounded to its minor unit
+    # In the invoice's currency, rounded to its minor unit; negative for a discount line.
+    amount: Decimal
     marker: str
     account_code: str | None = None  # Xero: the revenue account; default from settings
     item_name: str | None = None  # QuickBooks: the service item; default "Late fee"
@@ -180,6 +181,32 @@ class FeeInvoice:
     due_date: date
     reference: str  # names the original invoice, e.g. "Late fees on INV-0042"
     lines: tuple[FeeLine, ...]
+
+
+@dataclass(frozen=True)
+class CreditNote:
+    """A credit for part of one invoice (an early-payment discount), applied to that invoice.
+
+    The marker is written into the credit note so that after an unknown outcome it is found
+    again and reused instead of crediting the customer twice."""
+
+    contact_provider_id: str
+    invoice_provider_id: str
+    currency: str
+    issue_date: date
+    amount: Decimal  # positive, in the invoice's currency, rounded to its minor unit
+    # Ends with the marker, e.g. "Early-payment discount 2 % on INV-0042 (ref DW-1A2B3C4D5E)".
+    description: str
+    marker: str
+    account_code: str | None = None  # Xero: the revenue account credited; default from settings
+    item_name: str | None = None  # QuickBooks: the service item; default "Discount"
+    tax_type: str | None = None  # Xero TaxType; None: no tax (the amount is credited as it is)
+
+    def __post_init__(self) -> None:
+        if not self.amount.is_finite() or self.amount <= 0:
+            raise ValueError(f"a credit note's amount must be positive, not {self.amount}")
+        if not self.marker or self.marker not in self.description:
+            raise ValueError("a credit note's description must carry its marker")
 
 
 class Connector(Protocol):
@@ -204,7 +231,17 @@ class Connector(Protocol):
     def add_fee_line(self, provider_id: str, fee: FeeLine, idempotency_key: str) -> None:
         """Add the fee as a line on the invoice, unless a line with its marker is there.
 
-        Raises EditRefused where the provider forbids the edit."""
+        A negative amount is a discount line. Raises EditRefused where the provider forbids the
+        edit (a discount then goes on a credit note instead)."""
+        ...
+
+    def apply_credit_note(self, credit: CreditNote, idempotency_key: str) -> str:
+        """Create a credit note for the amount and allocate it to the invoice; returns its
+        provider id.
+
+        If a credit note carrying the marker already exists for that contact it is reused (and
+        allocated if it is not yet), so a retry after an unknown outcome never credits twice.
+        Raises ProviderRejected (e.g. amount above the invoice's amount due)."""
         ...
 
     def create_fee_invoice(self, fee_invoice: FeeInvoice, idempotency_key: str) -> str:

@@ -38,6 +38,7 @@ from connectors.base import (
     ConfigurationError,
     ConnectorError,
     ContactRecord,
+    CreditNote,
     EditRefused,
     FeeInvoice,
     FeeLine,
@@ -68,7 +69,9 @@ REFRESH_MARGIN = timedelta(seconds=60)
 DEFAULT_RETRY_AFTER = 60.0  # QBO's 429 carries no Retry-After; Intuit says to wait a minute
 STALE_OBJECT = 5010
 PRIVATE_NOTE_LIMIT = 4000
+CUSTOMER_MEMO_LIMIT = 1000
 LATE_FEE_ITEM = "Late fee"
+DISCOUNT_ITEM = "Discount"
 ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"
 T = TypeVar("T")
 
@@ -157,12 +160,20 @@ def contact_record(raw: dict[str, Any]) -> ContactRecord:
 
 
 def payment_records(raw: dict[str, Any]) -> list[PaymentRecord]:
-    """One record per invoice the payment settles (`<payment>:<invoice>`)."""
+    """One record per invoice the payment settles (`<payment>:<invoice>`).
+
+    A payment of nothing that links a credit memo only applies the credit (QBO has no other
+    way to): no money came in, so it is no payment, as a Xero credit note allocation is none."""
     payment_id, updated = str(raw["Id"]), _updated(raw)
     if _deleted(raw):
         return [PaymentRecord(provider_id=payment_id, invoice_provider_id=None,
                               amount=Decimal(0), currency=None, paid_on=None, status="deleted",
                               updated_at=updated)]
+    credited = sum((_money(line.get("Amount")) for line in raw.get("Line") or []
+                    for linked in line.get("LinkedTxn") or []
+                    if linked.get("TxnType") == "CreditMemo"), Decimal(0))
+    if _money(raw.get("TotalAmt")) == 0 and credited > 0:
+        return []
     amounts: dict[str, Decimal] = {}
     for line in raw.get("Line") or []:
         for linked in line.get("LinkedTxn") or []:
@@ -353,7 +364,9 @@ class QuickBooksConnector:
         self._qb.session = self._session
         self._qb.api_url_v3 = settings.api_url.rstrip("/")
         self._qb.sandbox = False
-        self._fee_item: dict[str, str] = {}
+        self._items: dict[str, dict[str, str]] = {}  # service items by name
+        self._accounts: list[dict[str, Any]] | None = None  # income accounts
+        self._discounts: bool | None = None  # whether the company allows discount lines
 
     def __repr__(self) -> str:
         return f"QuickBooksConnector(realm_id={self.realm_id!r})"
@@ -516,41 +529,76 @@ class QuickBooksConnector:
         self._sparse_update(f"note on invoice {provider_id}", provider_id, idempotency_key,
                             append)
 
-    def _fee_item_ref(self) -> dict[str, str]:
-        """The "Late fee" service item, found or made once per connector."""
-        if self._fee_item:
-            return self._fee_item
-        found = self._query("late fee item", select(
-            "Item", (f"Name = {quote(LATE_FEE_ITEM)}", "Active IN (true, false)"))).get("Item")
+    def _allows_discounts(self) -> bool:
+        """Intuit: a discount line needs the preference Sales Form Entry | Discounts."""
+        if self._discounts is None:
+            answer = self._call("preferences", self._qb.get,
+                                f"{self._qb.api_url}/company/{self.realm_id}/preferences") or {}
+            sales = (answer.get("Preferences") or {}).get("SalesFormsPrefs") or {}
+            self._discounts = sales.get("AllowDiscount") is not False
+        return self._discounts
+
+    def _income_accounts(self) -> list[dict[str, Any]]:
+        if self._accounts is None:
+            self._accounts = self._query("income accounts", select(
+                "Account", ("AccountType = 'Income'",))).get("Account") or []
+        return self._accounts
+
+    def _service_item_ref(self, item_spec: ServiceItem) -> dict[str, str]:
+        """The connector's own service item ("Late fee", "Discount"), found or made once."""
+        if item_spec.name in self._items:
+            return self._items[item_spec.name]
+        what = item_spec.name.lower()
+        found = self._query(f"{what} item", select(
+            "Item", (f"Name = {quote(item_spec.name)}", "Active IN (true, false)"))).get("Item")
         if found:
             item = found[0]
             if item.get("Active") is False:
-                item = self._post("reactivate late fee item", "item", _json({
+                item = self._post(f"reactivate {what} item", "item", _json({
                     "Id": item["Id"], "SyncToken": item["SyncToken"], "sparse": True,
-                    "Active": True}), f"late-fee-item-active-{item['SyncToken']}")["Item"]
+                    "Active": True}), f"{item_spec.key}-active-{item['SyncToken']}")["Item"]
         else:
-            accounts = self._query("income accounts", select(
-                "Account", ("AccountType = 'Income'",))).get("Account") or []
+            accounts = self._income_accounts()
             if not accounts:
-                raise ProviderRejected("QuickBooks has no income account for late fees")
-            preferred = sorted(accounts, key=lambda a: (
-                "late" not in str(a.get("Name", "")).lower(),
-                "other" not in str(a.get("Name", "")).lower(), int(a.get("Id", 0))))[0]
+                raise ProviderRejected(f"QuickBooks has no income account for {what} items")
+            preferred = sorted(accounts, key=item_spec.rank)[0]
             # One requestid per company: two workers creating the item at once make one.
-            item = self._post("create late fee item", "item", _json({
-                "Name": LATE_FEE_ITEM, "Type": "Service",
-                "Description": "Late payment fees and interest",
+            item = self._post(f"create {what} item", "item", _json({
+                "Name": item_spec.name, "Type": "Service",
+                "Description": item_spec.description,
                 "IncomeAccountRef": {"value": str(preferred["Id"])}}),
-                "dunwell-late-fee-item")["Item"]
-        self._fee_item = {"value": str(item["Id"]), "name": str(item.get("Name", LATE_FEE_ITEM))}
-        return self._fee_item
+                f"dunwell-{item_spec.key}")["Item"]
+        self._items[item_spec.name] = {"value": str(item["Id"]),
+                                       "name": str(item.get("Name", item_spec.name))}
+        return self._items[item_spec.name]
+
+    def _fee_item_ref(self) -> dict[str, str]:
+        """The "Late fee" service item, found or made once per connector."""
+        return self._service_item_ref(LATE_FEE)
+
+    def _item_for(self, name: str | None, default: ServiceItem) -> dict[str, str]:
+        return self._service_item_ref(default) if name in (None, default.name) else \
+            self._named_item(name or default.name)
 
     def _fee_line(self, fee: FeeLine) -> dict[str, Any]:
-        item = self._fee_item_ref() if fee.item_name in (None, LATE_FEE_ITEM) else \
-            self._named_item(fee.item_name or LATE_FEE_ITEM)
+        if fee.amount < 0:
+            return self._discount_line(fee)
+        item = self._item_for(fee.item_name, LATE_FEE)
         return {"DetailType": "SalesItemLineDetail", "Amount": fee.amount,
                 "Description": fee.description,
                 "SalesItemLineDetail": {"ItemRef": item, "Qty": 1, "UnitPrice": fee.amount}}
+
+    def _discount_line(self, fee: FeeLine) -> dict[str, Any]:
+        """QBO's own discount line (positive Amount, subtracted from the subtotal), posted to
+        the company's "Discounts given" account, rather than a negative sales line."""
+        detail: dict[str, Any] = {"PercentBased": False}
+        account = next((a for a in self._income_accounts()
+                        if a.get("AccountSubType") == DISCOUNTS_GIVEN), None)
+        if account is not None:
+            detail["DiscountAccountRef"] = {"value": str(account["Id"]),
+                                            "name": str(account.get("Name", ""))}
+        return {"DetailType": "DiscountLineDetail", "Amount": -fee.amount,
+                "Description": fee.description, "DiscountLineDetail": detail}
 
     def _named_item(self, name: str) -> dict[str, str]:
         found = self._query("fee item", select("Item", (f"Name = {quote(name)}",)))
@@ -560,6 +608,8 @@ class QuickBooksConnector:
         return {"value": str(items[0]["Id"]), "name": name}
 
     def add_fee_line(self, provider_id: str, fee: FeeLine, idempotency_key: str) -> None:
+        """A fee is a sales line; a discount (negative amount) QBO's one discount line, which
+        an invoice that already has one cannot take (EditRefused: a credit memo instead)."""
         def add(raw: dict[str, Any]) -> dict[str, Any] | None:
             lines = [line for line in raw.get("Line") or []
                      if line.get("DetailType") != "SubTotalLineDetail"]
@@ -568,6 +618,18 @@ class QuickBooksConnector:
             if invoice_status(raw)[0] in ("voided", "deleted"):
                 raise EditRefused(f"QuickBooks invoice {provider_id} is "
                                   f"{invoice_status(raw)[1].lower()}")
+            discounts = [line for line in lines if line.get("DetailType") == DISCOUNT_LINE]
+            if fee.amount >= 0:  # sales lines stay above the discount, as QBO shows them
+                return {"Line": [*(line for line in lines if line not in discounts),
+                                 self._fee_line(fee), *discounts]}
+            if discounts:
+                raise EditRefused(f"QuickBooks invoice {provider_id} already has a discount")
+            if not self._allows_discounts():
+                raise EditRefused(f"QuickBooks realm {self.realm_id} has discounts turned off")
+            balance = _money(raw.get("Balance"))
+            if -fee.amount > balance:
+                raise ProviderRejected(f"QuickBooks invoice {provider_id}: a discount of "
+                                       f"{-fee.amount} is more than the {balance} due")
             return {"Line": [*lines, self._fee_line(fee)]}
 
         self._sparse_update(f"fee line on invoice {provider_id}", provider_id,
@@ -586,6 +648,126 @@ class QuickBooksConnector:
         }
         answer = self._post("create fee invoice", "invoice", _json(body), idempotency_key)
         return str(answer["Invoice"]["Id"])
+
+    # --- credit memos -------------------------------------------------------------------
+
+    def _marked_credit_memo(self, credit: CreditNote) -> dict[str, Any] | None:
+        """The customer's credit memo carrying the marker, if an earlier attempt wrote it.
+        QBO's query cannot filter on PrivateNote, so the customer's memos are read."""
+        position = 1
+        while True:
+            statement = select("CreditMemo", (
+                f"CustomerRef = {quote(credit.contact_provider_id)}",), "Id", position)
+            memos = self._query(f"credit memos of customer {credit.contact_provider_id}",
+                                statement).get("CreditMemo") or []
+            for memo in memos:
+                text = str(memo.get("PrivateNote") or "") + " " + str(
+                    (memo.get("CustomerMemo") or {}).get("value") or "")
+                if credit.marker in text:
+                    return dict(memo)
+            if len(memos) < PAGE_SIZE:
+                return None
+            position += PAGE_SIZE
+
+    def _check_creditable(self, invoice: dict[str, Any], credit: CreditNote,
+                          amount: Decimal) -> None:
+        """Refuse, before anything is written, what QBO would refuse to apply."""
+        invoice_id = credit.invoice_provider_id
+        status, shown = invoice_status(invoice)
+        balance = _money(invoice.get("Balance"))
+        if status != "open":
+            raise ProviderRejected(f"QuickBooks invoice {invoice_id} is {shown.lower()}: "
+                                   "no credit can be applied to it")
+        if _ref(invoice.get("CustomerRef")) != credit.contact_provider_id:
+            raise ProviderRejected(f"QuickBooks invoice {invoice_id} belongs to another "
+                                   "customer")
+        currency = _ref(invoice.get("CurrencyRef"))
+        if currency and currency != credit.currency:
+            raise ProviderRejected(f"QuickBooks invoice {invoice_id} is in {currency}, not "
+                                   f"{credit.currency}")
+        if amount > balance:
+            raise ProviderRejected(f"QuickBooks invoice {invoice_id}: a credit of {amount} is "
+                                   f"more than the {balance} due")
+
+    def apply_credit_note(self, credit: CreditNote, idempotency_key: str) -> str:
+        """A CreditMemo, then a Payment of nothing linking it and the invoice: QBO applies a
+        credit memo only through a payment (with automatic application off). Both carry a
+        requestid; a retry under a new key finds the memo by the marker in its PrivateNote."""
+        memo = self._marked_credit_memo(credit)
+        checked = False
+        if memo is None:
+            self._check_creditable(self._get("Invoice", credit.invoice_provider_id), credit,
+                                   credit.amount)
+            memo, checked = self._create_credit_memo(credit, idempotency_key), True
+        memo_id = str(memo["Id"])
+        if _money(memo.get("TotalAmt")) <= 0:  # QBO zeroes a voided memo: someone undid it
+            raise ProviderRejected(f"QuickBooks credit memo {memo_id} carrying {credit.marker} "
+                                   "was voided")
+        remaining = _money(memo.get("RemainingCredit", memo.get("Balance")))
+        if remaining <= 0:
+            return memo_id  # applied before; the answer was lost
+        if not checked:
+            self._check_creditable(self._get("Invoice", credit.invoice_provider_id), credit,
+                                   remaining)
+        body = {"CustomerRef": {"value": credit.contact_provider_id},
+                "CurrencyRef": {"value": credit.currency}, "TotalAmt": Decimal("0.00"),
+                "TxnDate": credit.issue_date.isoformat(),
+                "PrivateNote": credit.description[:PRIVATE_NOTE_LIMIT],
+                "Line": [{"Amount": remaining, "LinkedTxn": [
+                             {"TxnId": credit.invoice_provider_id, "TxnType": "Invoice"}]},
+                         {"Amount": remaining, "LinkedTxn": [
+                             {"TxnId": memo_id, "TxnType": "CreditMemo"}]}]}
+        self._post(f"apply credit memo {memo_id}", "payment", _json(body),
+                   f"{idempotency_key}:apply")
+        return memo_id
+
+    def _create_credit_memo(self, credit: CreditNote, idempotency_key: str) -> dict[str, Any]:
+        item = self._item_for(credit.item_name, DISCOUNT)
+        body = {
+            "CustomerRef": {"value": credit.contact_provider_id},
+            "CurrencyRef": {"value": credit.currency},
+            "TxnDate": credit.issue_date.isoformat(),
+            "CustomerMemo": {"value": _with_marker(credit.description, credit.marker,
+                                                   CUSTOMER_MEMO_LIMIT)},
+            "PrivateNote": _with_marker(credit.description, credit.marker, PRIVATE_NOTE_LIMIT),
+            "Line": [{"DetailType": "SalesItemLineDetail", "Amount": credit.amount,
+                      "Description": credit.description,
+                      "SalesItemLineDetail": {"ItemRef": item, "Qty": 1,
+                                              "UnitPrice": credit.amount}}],
+        }
+        answer = self._post("create credit memo", "creditmemo", _json(body), idempotency_key)
+        return dict(answer["CreditMemo"])
+
+
+@dataclass(frozen=True)
+class ServiceItem:
+    """A service item the connector finds by name or makes, on the income account it ranks
+    first."""
+
+    name: str
+    description: str
+    key: str  # the requestid stem: one create per company, however many workers race
+    rank: Callable[[dict[str, Any]], tuple[bool, bool, int]]
+
+
+LATE_FEE = ServiceItem(LATE_FEE_ITEM, "Late payment fees and interest", "late-fee-item",
+                       lambda a: ("late" not in str(a.get("Name", "")).lower(),
+                                  "other" not in str(a.get("Name", "")).lower(),
+                                  int(a.get("Id", 0))))
+DISCOUNTS_GIVEN = "DiscountsRefundsGiven"  # QBO's "Discounts given" income account
+DISCOUNT_LINE = "DiscountLineDetail"
+DISCOUNT = ServiceItem(DISCOUNT_ITEM, "Early-payment discounts", "discount-item",
+                       lambda a: (a.get("AccountSubType") != DISCOUNTS_GIVEN,
+                                  "discount" not in str(a.get("Name", "")).lower(),
+                                  int(a.get("Id", 0))))
+
+
+def _with_marker(text: str, marker: str, limit: int) -> str:
+    """`text` cut to `limit` characters, keeping the marker at its end if the cut loses it."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    return cut if marker in cut else f"{text[:limit - len(marker) - 1]} {marker}"
 
 
 def _json(value: Any) -> str:

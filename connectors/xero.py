@@ -32,6 +32,7 @@ from connectors.base import (
     ConfigurationError,
     ConnectorError,
     ContactRecord,
+    CreditNote,
     DailyLimitReached,
     EditRefused,
     FeeInvoice,
@@ -184,6 +185,9 @@ class XeroSettings:
     api_url: str
     connections_url: str
     fee_account_code: str = "260"  # "Other Revenue" in Xero's default chart of accounts
+    # "Sales" in Xero's default chart: an early-payment discount lowers the revenue it was
+    # earned on (an ACCRECCREDIT line needs a revenue account).
+    discount_account_code: str = "200"
 
 
 def list_connections(settings: XeroSettings, access_token: str,
@@ -406,9 +410,12 @@ class XeroConnector:
     def _fee_line(self, fee: FeeLine) -> dict[str, Any]:
         # Untaxed unless the rule names a tax type: statutory interest and compensation are
         # outside the scope of VAT, and an owner who charges VAT on an admin fee says so.
+        # A discount (negative amount) goes to the discount account unless one is named.
+        default = self.settings.fee_account_code if fee.amount >= 0 \
+            else self.settings.discount_account_code
         line: dict[str, Any] = {"Description": fee.description, "Quantity": 1,
                                 "UnitAmount": fee.amount,
-                                "AccountCode": fee.account_code or self.settings.fee_account_code,
+                                "AccountCode": fee.account_code or default,
                                 "TaxType": fee.tax_type or "NONE"}
         if fee.item_name:
             line["ItemCode"] = fee.item_name
@@ -426,6 +433,9 @@ class XeroConnector:
             raise EditRefused(f"Xero invoice {provider_id} is {status.lower()}")
         if _money(raw.get("AmountPaid")) > 0 or _money(raw.get("AmountCredited")) > 0:
             raise EditRefused(f"Xero invoice {provider_id} has a payment or credit allocated")
+        if fee.amount < 0 and -fee.amount > _money(raw.get("AmountDue")):
+            raise ProviderRejected(f"Xero invoice {provider_id}: a discount of {-fee.amount} "
+                                   f"is more than the {_money(raw.get('AmountDue'))} due")
         kept = [{key: line[key] for key in KEPT_LINE_FIELDS if line.get(key) is not None}
                 for line in lines]
         body = {"Invoices": [{"InvoiceID": provider_id,
@@ -451,10 +461,109 @@ class XeroConnector:
             raise ProviderRejected(f"Xero fee invoice: {errors[0].get('Message', 'refused')}")
         return str(created["InvoiceID"])
 
+    # --- credit notes -----------------------------------------------------------------------
+
+    def _marked_credit_note(self, credit: CreditNote) -> dict[str, Any] | None:
+        """The contact's sales credit note carrying the marker, if an earlier attempt wrote it."""
+        contact = _literal(credit.contact_provider_id)
+        where = (f'Type=="ACCRECCREDIT" AND Contact.ContactID==Guid({contact})'
+                 f" AND Reference.Contains({_literal(credit.marker)})")
+        body = self._call(f"credit notes marked {credit.marker}", self._api.get_credit_notes,
+                          where=where, page=1) or {}
+        found = [note for note in body.get("CreditNotes") or []
+                 if credit.marker in str(note.get("Reference") or "")
+                 and note.get("Status") != "DELETED"]
+        return dict(found[0]) if found else None
+
+    def _check_creditable(self, invoice: dict[str, Any], credit: CreditNote,
+                          amount: Decimal) -> None:
+        """Refuse, before anything is written, what Xero would refuse to allocate."""
+        invoice_id = credit.invoice_provider_id
+        if invoice.get("Type", "ACCREC") != "ACCREC":
+            raise ProviderRejected(f"Xero invoice {invoice_id} is not a sales invoice")
+        status = str(invoice.get("Status", ""))
+        due = _money(invoice.get("AmountDue"))
+        if status != "AUTHORISED" or due <= 0:
+            raise ProviderRejected(f"Xero invoice {invoice_id} is {status.lower()}: "
+                                   "no credit can be allocated to it")
+        if (invoice.get("Contact") or {}).get("ContactID") != credit.contact_provider_id:
+            raise ProviderRejected(f"Xero invoice {invoice_id} belongs to another contact")
+        if invoice.get("CurrencyCode") != credit.currency:
+            raise ProviderRejected(f"Xero invoice {invoice_id} is in "
+                                   f"{invoice.get('CurrencyCode')}, not {credit.currency}")
+        if amount > due:
+            raise ProviderRejected(f"Xero invoice {invoice_id}: a credit of {amount} is more "
+                                   f"than the {due} due")
+
+    def _create_credit_note(self, credit: CreditNote, idempotency_key: str) -> dict[str, Any]:
+        # The amount is what the customer is credited: with a tax type it includes the tax.
+        line: dict[str, Any] = {
+            "Description": credit.description, "Quantity": 1, "UnitAmount": credit.amount,
+            "AccountCode": credit.account_code or self.settings.discount_account_code,
+            "TaxType": credit.tax_type or "NONE"}
+        if credit.item_name:
+            line["ItemCode"] = credit.item_name
+        body = {"CreditNotes": [{
+            "Type": "ACCRECCREDIT", "Status": "AUTHORISED",
+            "Contact": {"ContactID": credit.contact_provider_id},
+            "CurrencyCode": credit.currency, "Date": credit.issue_date.isoformat(),
+            "LineAmountTypes": "Inclusive" if credit.tax_type else "NoTax",
+            "Reference": _with_marker(credit.description, credit.marker, 255),
+            "LineItems": [line],
+        }]}
+        answer = self._call("create credit note", self._api.create_credit_notes, body,
+                            summarize_errors=False, idempotency_key=idempotency_key) or {}
+        created = (answer.get("CreditNotes") or [{}])[0]
+        if created.get("HasErrors") or not created.get("CreditNoteID"):
+            errors = created.get("ValidationErrors") or [{}]
+            raise ProviderRejected(f"Xero credit note: {errors[0].get('Message', 'refused')}")
+        return dict(created)
+
+    def apply_credit_note(self, credit: CreditNote, idempotency_key: str) -> str:
+        """PUT /CreditNotes (AUTHORISED), then PUT /CreditNotes/{id}/Allocations: Xero takes no
+        allocation in the credit note's own request. Both carry an Idempotency-Key; a retry
+        under a new key finds the credit note by the marker in its Reference."""
+        note = self._marked_credit_note(credit)
+        checked = False
+        if note is None:
+            self._check_creditable(self._raw_invoice(credit.invoice_provider_id), credit,
+                                   credit.amount)
+            note, checked = self._create_credit_note(credit, idempotency_key), True
+        note_id = str(note["CreditNoteID"])
+        remaining = _money(note.get("RemainingCredit"))
+        status = str(note.get("Status", ""))
+        if status == "PAID" or remaining <= 0:
+            return note_id  # allocated before; the answer was lost
+        if status != "AUTHORISED":
+            raise ProviderRejected(f"Xero credit note {note_id} carrying {credit.marker} is "
+                                   f"{status.lower()}")
+        if not checked:
+            self._check_creditable(self._raw_invoice(credit.invoice_provider_id), credit,
+                                   remaining)
+        body = {"Allocations": [{"Amount": remaining,
+                                 "Invoice": {"InvoiceID": credit.invoice_provider_id},
+                                 "Date": credit.issue_date.isoformat()}]}
+        self._call(f"allocate credit note {note_id}", self._api.create_credit_note_allocation,
+                   note_id, body, idempotency_key=f"{idempotency_key}:allocation")
+        return note_id
+
 
 # What Xero needs to keep a line as it is when the invoice's lines are sent back.
 KEPT_LINE_FIELDS = ("LineItemID", "Description", "Quantity", "UnitAmount", "ItemCode",
                     "AccountCode", "TaxType", "DiscountRate", "Tracking")
+
+
+def _literal(value: str) -> str:
+    """A string literal of Xero's `where` language; a quote inside is escaped, never closed."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _with_marker(text: str, marker: str, limit: int) -> str:
+    """`text` cut to `limit` characters, keeping the marker at its end if the cut loses it."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    return cut if marker in cut else f"{text[:limit - len(marker) - 1]} {marker}"
 
 
 def _validation_message(body: Any) -> str:

@@ -15,6 +15,16 @@ Choices where Xero's behaviour is not published (each noted where it is made):
 - Adding a history note leaves the invoice's UpdatedDateUTC alone; the first e-mail, which sets
   SentToContact, moves it.
 - GET /Invoices without `page` answers every invoice without its line items, as Xero does.
+- Credit notes (GET, PUT and POST /CreditNotes, GET /CreditNotes/{id}, PUT
+  /CreditNotes/{id}/Allocations): an allocation lowers the invoice's AmountDue, raises its
+  AmountCredited, lists the credit note under the invoice's CreditNotes and marks invoice and
+  credit note PAID at zero. Messages Xero has been seen to send are used as they are ("Credit
+  Note cannot be allocated as amount is greater than amount outstanding", "The invoice you are
+  trying to allocate to has already been paid off", "Credit Note cannot be allocated to an
+  incorrect invoice type"); the others (a draft credit note, credit above RemainingCredit,
+  another contact or currency, a missing Date) are ours. GET /CreditNotes answers line items
+  with or without `page`. Only Status, Reference, Date, Contact and, while nothing is
+  allocated, the lines of a credit note can be updated.
 """
 
 from __future__ import annotations
@@ -197,6 +207,7 @@ class Tenant:
     contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
     invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
     payments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    credit_notes: dict[str, dict[str, Any]] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     emails: list[dict[str, Any]] = field(default_factory=list)
 
@@ -316,6 +327,11 @@ class XeroSandbox:
         with self.lock:
             return [render_contact(c) for c in self.tenant(tenant_id).contacts.values()]
 
+    def credit_notes(self, tenant_id: str) -> list[dict[str, Any]]:
+        with self.lock:
+            tenant = self.tenant(tenant_id)
+            return [render_credit_note(n, tenant) for n in tenant.credit_notes.values()]
+
     def expire_access_tokens(self) -> None:
         with self.lock:
             for token in self.access_tokens.values():
@@ -327,6 +343,24 @@ class XeroSandbox:
         """Every change moves UpdatedDateUTC forward, even when the test clock stands still."""
         record["_updated"] = max(self.now, record.get("_updated", self.now) +
                                  timedelta(milliseconds=1))
+
+    def add_invoice(self, tenant_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A bookkeeper raises an invoice in Xero (one element of PUT /Invoices, as JSON)."""
+        with self.lock:
+            tenant = self.tenant(tenant_id)
+            numbers = {i["InvoiceNumber"] for i in tenant.invoices.values()
+                       if i["Type"] == "ACCREC"}
+            try:
+                record = new_invoice(tenant, copy.deepcopy(body), self.now, numbers)
+            except Rejected as why:
+                raise ValueError("; ".join(why.messages)) from why
+            contact = record.pop("_contact", None)
+            if contact is not None and contact.pop("_new", False):
+                tenant.contacts[contact["ContactID"]] = contact
+            record["_by_app"] = False
+            self.touch(record)
+            tenant.invoices[record["InvoiceID"]] = record
+            return render_invoice(record, tenant)
 
     def pay_invoice(self, tenant_id: str, invoice_id: str, amount: Decimal,
                     on: date | None = None) -> dict[str, Any]:
@@ -392,8 +426,57 @@ def render_invoice(invoice: dict[str, Any], tenant: Tenant | None = None,
             {"PaymentID": p["PaymentID"], "Date": day_ms(p["_date"]), "Amount": p["Amount"],
              "CurrencyRate": p["CurrencyRate"]}
             for pid in invoice["_payments"] if (p := tenant.payments.get(pid))]
+        out["CreditNotes"] = [applied_credit(tenant, note_id, allocation_id)
+                              for note_id, allocation_id in invoice.get("_credits", ())]
     if summary:
         out.pop("LineItems", None)
+    return out
+
+
+def applied_credit(tenant: Tenant, note_id: str, allocation_id: str) -> dict[str, Any]:
+    """A credit note as an invoice lists it: what it gave that invoice, and when."""
+    note = tenant.credit_notes[note_id]
+    allocation = next(a for a in note["_allocations"] if a["AllocationID"] == allocation_id)
+    return {"CreditNoteID": note["CreditNoteID"], "CreditNoteNumber": note["CreditNoteNumber"],
+            "ID": note["CreditNoteID"], "AppliedAmount": allocation["Amount"],
+            "Date": day_ms(allocation["_date"]),
+            "DateString": allocation["_date"].isoformat() + "T00:00:00",
+            "Total": note["Total"], "LineItems": []}
+
+
+def render_allocation(allocation: dict[str, Any], note: dict[str, Any],
+                      tenant: Tenant) -> dict[str, Any]:
+    invoice = tenant.invoices[allocation["_invoice_id"]]
+    return {"AllocationID": allocation["AllocationID"], "Amount": allocation["Amount"],
+            "Date": day_ms(allocation["_date"]),
+            "Invoice": {"InvoiceID": invoice["InvoiceID"],
+                        "InvoiceNumber": invoice["InvoiceNumber"], "Payments": [],
+                        "CreditNotes": [], "Prepayments": [], "Overpayments": [],
+                        "HasErrors": False, "IsDiscounted": False, "LineItems": [],
+                        "ValidationErrors": []},
+            "CreditNote": {"CreditNoteID": note["CreditNoteID"], "ID": note["CreditNoteID"],
+                           "LineItems": []},
+            "ValidationErrors": []}
+
+
+def render_credit_note(note: dict[str, Any], tenant: Tenant | None = None,
+                       unit_dp: int = 2) -> dict[str, Any]:
+    out = {k: v for k, v in note.items() if not k.startswith("_")}
+    out["ID"] = note["CreditNoteID"]
+    out["Date"] = day_ms(note["_date"])
+    out["DateString"] = note["_date"].isoformat() + "T00:00:00"
+    out["UpdatedDateUTC"] = ms_date(note["_updated"])
+    if note.get("_paid_on"):
+        out["FullyPaidOnDate"] = day_ms(note["_paid_on"])
+    step = FOUR_DP if unit_dp == 4 else CENT
+    out["LineItems"] = [{**line, "UnitAmount": line["UnitAmount"].quantize(step, ROUND_HALF_UP)}
+                        for line in note["LineItems"]]
+    out["Payments"] = []
+    if tenant is not None:
+        contact = tenant.contacts.get(note["Contact"]["ContactID"])
+        if contact is not None:
+            out["Contact"] = {"ContactID": contact["ContactID"], "Name": contact["Name"]}
+        out["Allocations"] = [render_allocation(a, note, tenant) for a in note["_allocations"]]
     return out
 
 
@@ -685,7 +768,8 @@ class Rejected(Exception):
 
 
 def price_lines(tenant: Tenant, lines: Any, amount_types: str, status: str,
-                problems: list[str]) -> tuple[list[dict[str, Any]], Decimal, Decimal]:
+                problems: list[str], documents: str = "Invoices"
+                ) -> tuple[list[dict[str, Any]], Decimal, Decimal]:
     """Line amounts, tax (rounded half up per line) and the subtotal, as Xero computes them."""
     if lines is None:
         lines = []
@@ -693,7 +777,7 @@ def price_lines(tenant: Tenant, lines: Any, amount_types: str, status: str,
         problems.append("LineItems must be a list")
         return [], Decimal(0), Decimal(0)
     if not lines and status != "DRAFT":
-        problems.append("Invoices must have at least one line item")
+        problems.append(f"{documents} must have at least one line item")
     rate = tenant.tax_rate
     out: list[dict[str, Any]] = []
     subtotal = tax = Decimal(0)
@@ -903,6 +987,205 @@ def _echo(item: Any, target: str | None = None) -> dict[str, Any]:
     echoed = {k: v for k, v in item.items() if isinstance(k, str) and not k.startswith("_")}
     given = str(target or item.get("InvoiceID") or "")
     echoed["InvoiceID"] = given if _UUID.match(given) else ZERO_UUID
+    return echoed
+
+
+# --- Credit notes and their allocations ------------------------------------------------
+
+CREDIT_TYPES = {"ACCRECCREDIT": "ACCREC", "ACCPAYCREDIT": "ACCPAY"}
+
+
+def _next_credit_number(numbers: set[str]) -> str:
+    taken = [int(m.group(1)) for n in numbers if (m := re.fullmatch(r"CN-(\d+)", n))]
+    return f"CN-{max(taken, default=0) + 1:04d}"
+
+
+def new_credit_note(tenant: Tenant, item: dict[str, Any], now: datetime,
+                    numbers: set[str]) -> dict[str, Any]:
+    problems: list[str] = []
+    kind = item.get("Type")
+    if kind not in CREDIT_TYPES:
+        problems.append("Credit Note Type must be ACCRECCREDIT or ACCPAYCREDIT")
+    status = str(item.get("Status") or "DRAFT")
+    if status not in ("DRAFT", "SUBMITTED", "AUTHORISED"):
+        problems.append(f"Credit Note not of valid status for creation ({status})")
+    contact = _contact_for(tenant, item.get("Contact"), CREDIT_TYPES.get(str(kind), "ACCREC"),
+                           now, problems)
+    amount_types = str(item.get("LineAmountTypes") or "Exclusive")
+    if amount_types not in ("Exclusive", "Inclusive", "NoTax"):
+        problems.append("LineAmountTypes must be Exclusive, Inclusive or NoTax")
+    lines, subtotal, tax = price_lines(tenant, item.get("LineItems"), amount_types, status,
+                                       problems, "Credit notes")
+    if subtotal + tax < 0:
+        problems.append("The total of a credit note cannot be negative")
+    currency = str(item.get("CurrencyCode") or tenant.base_currency)
+    _check_currency(tenant, currency, problems)
+    issued = parse_or_note(item.get("Date"), "Date", now.date(), problems)
+    number = str(item.get("CreditNoteNumber") or "")
+    if kind == "ACCRECCREDIT":
+        if number in numbers:
+            problems.append("Credit Note # must be unique.")
+        number = number or _next_credit_number(numbers)
+    reference = str(item.get("Reference") or "")
+    if len(reference) > 255:
+        problems.append("Reference must not exceed 255 characters")
+    if problems or contact is None:
+        raise Rejected(problems)
+    numbers.add(number)
+    return {
+        "Type": kind, "CreditNoteID": str(uuid.uuid4()), "CreditNoteNumber": number,
+        "Reference": reference,
+        "Contact": {"ContactID": contact["ContactID"], "Name": contact["Name"]},
+        "LineItems": lines, "LineAmountTypes": amount_types, "CurrencyCode": currency,
+        "CurrencyRate": tenant.currency_rate(currency), "Status": status,
+        "SubTotal": subtotal, "TotalTax": tax, "Total": subtotal + tax,
+        "RemainingCredit": subtotal + tax, "SentToContact": False, "HasAttachments": False,
+        "HasErrors": False, "_date": issued, "_allocations": [], "_by_app": True,
+        "_contact": contact, "_updated": now,
+    }
+
+
+def changed_credit_note(tenant: Tenant, record: dict[str, Any], item: dict[str, Any],
+                        now: datetime) -> dict[str, Any]:
+    """A copy of `record` with the update applied; nothing is stored until all items pass."""
+    problems: list[str] = []
+    allocated = bool(record["_allocations"])
+    if record["Status"] in ("VOIDED", "DELETED"):
+        raise Rejected([f"Credit Note not of valid status for modification "
+                        f"({record['Status']})"])
+    if record["Status"] == "PAID":
+        raise Rejected([ALLOCATED])
+    out = copy.deepcopy(record)
+    status = str(item.get("Status") or record["Status"])
+    if status not in STATUS_MOVES.get(record["Status"], set()):
+        problems.append(f"Credit Note not of valid status for modification ({record['Status']} "
+                        f"to {status})")
+    if status == "VOIDED" and allocated:
+        problems.append("This credit note has been allocated. It cannot be voided.")
+    touches_amounts = any(k in item for k in ("LineItems", "LineAmountTypes", "CurrencyCode"))
+    if (touches_amounts or "Contact" in item) and allocated:
+        problems.append(ALLOCATED)
+    amount_types = str(item.get("LineAmountTypes") or record["LineAmountTypes"])
+    if amount_types not in ("Exclusive", "Inclusive", "NoTax"):
+        problems.append("LineAmountTypes must be Exclusive, Inclusive or NoTax")
+    if "CurrencyCode" in item:
+        _check_currency(tenant, str(item["CurrencyCode"]), problems)
+        out["CurrencyCode"] = str(item["CurrencyCode"])
+        if out["CurrencyCode"] in PER_GBP:
+            out["CurrencyRate"] = tenant.currency_rate(out["CurrencyCode"])
+    if (touches_amounts or status != record["Status"]) and not allocated:
+        given = item["LineItems"] if "LineItems" in item else record["LineItems"]
+        lines, subtotal, tax = price_lines(tenant, given, amount_types, status, problems,
+                                           "Credit notes")
+        if subtotal + tax < 0:
+            problems.append("The total of a credit note cannot be negative")
+        out.update({"LineItems": lines, "LineAmountTypes": amount_types, "SubTotal": subtotal,
+                    "TotalTax": tax, "Total": subtotal + tax, "RemainingCredit": subtotal + tax})
+    if "Contact" in item and not allocated:
+        contact = _contact_for(tenant, item["Contact"], CREDIT_TYPES[record["Type"]], now,
+                               problems)
+        if contact is not None:
+            out["Contact"] = {"ContactID": contact["ContactID"], "Name": contact["Name"]}
+            out["_contact"] = contact
+    if "Reference" in item:
+        out["Reference"] = str(item["Reference"] or "")
+        if len(out["Reference"]) > 255:
+            problems.append("Reference must not exceed 255 characters")
+    out["_date"] = parse_or_note(item.get("Date"), "Date", record["_date"], problems)
+    if problems:
+        raise Rejected(problems)
+    out["Status"] = status
+    return out
+
+
+def allocation_problems(tenant: Tenant, note: dict[str, Any], item: Any,
+                        remaining: Decimal, due: dict[str, Decimal]) -> tuple[list[str], Any]:
+    """What Xero would refuse in one allocation, given the credit left on the note and on each
+    invoice after the allocations before it in the same request; and the parsed allocation."""
+    if not isinstance(item, dict):
+        return ["Each allocation must be an object"], None
+    problems: list[str] = []
+    if note["Status"] in ("DRAFT", "SUBMITTED"):
+        problems.append("A credit note must be approved (AUTHORISED) before it is allocated")
+    elif note["Status"] in ("VOIDED", "DELETED"):
+        problems.append(f"A {note['Status'].lower()} credit note cannot be allocated")
+    try:
+        amount = _decimal(item.get("Amount") if item.get("Amount") is not None
+                          else item.get("AppliedAmount"))
+    except (InvalidOperation, ArithmeticError):
+        amount = None
+        problems.append("Amount must be a number")
+    if amount is not None:
+        amount = amount.quantize(CENT, ROUND_HALF_UP)
+        if amount <= 0:
+            problems.append("Amount must be greater than zero")
+    if item.get("Date") in (None, ""):
+        problems.append("Date is required")
+        on = None
+    else:
+        try:
+            on = parse_day(item["Date"], "Date")
+        except ApiError:
+            on = None
+            problems.append(f"Date '{item['Date']}' is not a valid date")
+    given = item.get("Invoice")
+    invoice_id = str(given.get("InvoiceID") or "").lower() if isinstance(given, dict) else ""
+    invoice = tenant.invoices.get(invoice_id) if invoice_id else None
+    if invoice is None:
+        problems.append("Invoice could not be found" if invoice_id
+                        else "An Invoice with an InvoiceID is required")
+    else:
+        if invoice["Type"] != CREDIT_TYPES.get(note["Type"]):
+            problems.append("Credit Note cannot be allocated to an incorrect invoice type")
+        open_amount = due.get(invoice["InvoiceID"], invoice["AmountDue"])
+        if invoice["Status"] == "PAID" or (invoice["Status"] == "AUTHORISED"
+                                           and open_amount <= 0):
+            problems.append("The invoice you are trying to allocate to has already been paid "
+                            "off")
+        elif invoice["Status"] != "AUTHORISED":
+            problems.append(f"A credit note cannot be allocated to a "
+                            f"{invoice['Status'].lower()} invoice")
+        elif amount is not None and amount > open_amount:
+            problems.append("Credit Note cannot be allocated as amount is greater than amount "
+                            "outstanding")
+        if invoice["Contact"]["ContactID"] != note["Contact"]["ContactID"]:
+            problems.append("The credit note and the invoice must be for the same contact")
+        if invoice["CurrencyCode"] != note["CurrencyCode"]:
+            problems.append("The credit note and the invoice must be in the same currency")
+    if amount is not None and amount > remaining:
+        problems.append(f"The amount allocated ({amount:f}) is more than the credit note's "
+                        f"remaining credit ({remaining:f})")
+    return problems, (amount, on, invoice)
+
+
+def allocate_credit(box: XeroSandbox, tenant: Tenant, note: dict[str, Any], amount: Decimal,
+                    on: date, invoice: dict[str, Any]) -> dict[str, Any]:
+    allocation = {"AllocationID": str(uuid.uuid4()), "Amount": amount, "_date": on,
+                  "_invoice_id": invoice["InvoiceID"]}
+    note["_allocations"].append(allocation)
+    note["RemainingCredit"] -= amount
+    if note["RemainingCredit"] == 0:
+        note["Status"] = "PAID"
+        note["_paid_on"] = on
+    invoice["AmountCredited"] += amount
+    invoice["AmountDue"] -= amount
+    invoice.setdefault("_credits", []).append((note["CreditNoteID"],
+                                               allocation["AllocationID"]))
+    if invoice["AmountDue"] == 0:
+        invoice["Status"] = "PAID"
+        invoice["_paid_on"] = on
+    box.touch(note)
+    box.touch(invoice)
+    return allocation
+
+
+def _echo_credit_note(item: Any, target: str | None = None) -> dict[str, Any]:
+    """A refused credit note as Xero lists it in `Elements`: what was sent, with a valid ID."""
+    if not isinstance(item, dict):
+        return {}
+    echoed = {k: v for k, v in item.items() if isinstance(k, str) and not k.startswith("_")}
+    given = str(target or item.get("CreditNoteID") or "")
+    echoed["CreditNoteID"] = given if _UUID.match(given) else ZERO_UUID
     return echoed
 
 
@@ -1549,6 +1832,141 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
                 record["SentToContact"] = True
                 box.touch(record)
             return Response(status=204)
+        return accounting(handle)
+
+    # Credit notes ------------------------------------------------------------------------
+
+    def request_items(key: str, what: str) -> list[Any]:
+        """The elements of a write: `{"<Key>": [...]}`, one bare object, or a bare list."""
+        try:
+            body = json.loads(request.get_data() or b"{}", parse_float=Decimal)
+        except ValueError as exc:
+            raise validation_error("The request body is not valid JSON") from exc
+        items = body[key] if isinstance(body, dict) and key in body else (
+            [body] if isinstance(body, dict) else body)
+        if not isinstance(items, list) or not items:
+            raise validation_error(f"No {what} in the request")
+        if len(items) > MAX_ELEMENTS:
+            raise validation_error(f"At most {MAX_ELEMENTS} {what} in one request")
+        return items
+
+    def find_credit_note(t: Tenant, note_id: str) -> dict[str, Any]:
+        note = t.credit_notes.get(note_id.lower())
+        if note is None:
+            note = next((n for n in t.credit_notes.values()
+                         if n["CreditNoteNumber"] and n["CreditNoteNumber"] == note_id), None)
+            if note is None:
+                raise not_found()
+        return note
+
+    @app.get(f"{api}/CreditNotes")
+    def credit_notes() -> Response:
+        def handle(t: Tenant) -> Response:
+            dp = unit_dp()
+            return paged("CreditNotes", list(t.credit_notes.values()),
+                         lambda n: render_credit_note(n, t, dp), "CreditNote",
+                         {"Reference", "CreditNoteNumber", "FullyPaidOnDate", "DueDate",
+                          "BrandingThemeID", "AppliedAmount"})
+        return accounting(handle)
+
+    @app.get(f"{api}/CreditNotes/<note_id>")
+    def credit_note(note_id: str) -> Response:
+        return accounting(lambda t: _json(envelope(
+            "CreditNotes", [render_credit_note(find_credit_note(t, note_id), t, unit_dp())])))
+
+    @app.route(f"{api}/CreditNotes", methods=["POST", "PUT"])
+    @app.post(f"{api}/CreditNotes/<note_id>")
+    def save_credit_notes(note_id: str | None = None) -> Response:
+        def handle(t: Tenant) -> Response:
+            items = request_items("CreditNotes", "credit notes")
+            summarize = request.args.get("summarizeErrors", "true").lower() != "false"
+            numbers = {n["CreditNoteNumber"] for n in t.credit_notes.values()
+                       if n["Type"] == "ACCRECCREDIT"}
+            staged: list[dict[str, Any] | None] = []
+            refused: dict[int, list[str]] = {}
+            targets: dict[int, str] = {}
+            for index, item in enumerate(items):
+                try:
+                    if not isinstance(item, dict):
+                        raise Rejected(["Each credit note must be an object"])
+                    target = note_id or item.get("CreditNoteID")
+                    if target:
+                        targets[index] = str(target)
+                        if request.method == "PUT":
+                            raise Rejected(["Use POST to update an existing credit note"])
+                        staged.append(changed_credit_note(
+                            t, find_credit_note(t, str(target)), item, box.now))
+                    else:
+                        staged.append(new_credit_note(t, item, box.now, numbers))
+                except Rejected as why:
+                    staged.append(None)
+                    refused[index] = why.messages
+            if refused and summarize:
+                raise validation_errors([
+                    {**_echo_credit_note(items[i], targets.get(i)),
+                     "ValidationErrors": [{"Message": m} for m in messages]}
+                    for i, messages in refused.items()])
+            out: list[dict[str, Any]] = []
+            for index, record in enumerate(staged):
+                if record is None:
+                    out.append({**_echo_credit_note(items[index], targets.get(index)),
+                                "HasErrors": True, "StatusAttributeString": "ERROR",
+                                "ValidationErrors": [{"Message": m} for m in refused[index]]})
+                    continue
+                contact = record.pop("_contact", None)
+                if contact is not None and contact.pop("_new", False):
+                    t.contacts[contact["ContactID"]] = contact
+                if t.credit_notes.get(record["CreditNoteID"]) != record:
+                    box.touch(record)
+                t.credit_notes[record["CreditNoteID"]] = record
+                rendered = render_credit_note(record, t, unit_dp())
+                if not summarize:
+                    rendered["StatusAttributeString"] = "OK"
+                out.append(rendered)
+            return _json(envelope("CreditNotes", out))
+        return accounting(handle)
+
+    @app.put(f"{api}/CreditNotes/<note_id>/Allocations")
+    def allocate_credit_note(note_id: str) -> Response:
+        def handle(t: Tenant) -> Response:
+            note = find_credit_note(t, note_id)
+            items = request_items("Allocations", "allocations")
+            summarize = request.args.get("summarizeErrors", "true").lower() != "false"
+            remaining = note["RemainingCredit"]
+            due: dict[str, Decimal] = {}
+            staged: list[Any] = []
+            refused: dict[int, list[str]] = {}
+            for index, item in enumerate(items):
+                problems, parsed = allocation_problems(t, note, item, remaining, due)
+                if problems:
+                    refused[index] = problems
+                    staged.append(None)
+                    continue
+                amount, _, invoice = parsed
+                remaining -= amount
+                due[invoice["InvoiceID"]] = due.get(invoice["InvoiceID"],
+                                                    invoice["AmountDue"]) - amount
+                staged.append(parsed)
+            if refused and summarize:
+                # All or nothing: one refused allocation and none is made.
+                raise validation_errors([
+                    {**(items[i] if isinstance(items[i], dict) else {}),
+                     "CreditNoteID": note["CreditNoteID"],
+                     "ValidationErrors": [{"Message": m} for m in messages]}
+                    for i, messages in refused.items()])
+            out: list[dict[str, Any]] = []
+            for index, parsed in enumerate(staged):
+                if parsed is None:
+                    item = items[index] if isinstance(items[index], dict) else {}
+                    out.append({**item, "StatusAttributeString": "ERROR",
+                                "ValidationErrors": [{"Message": m} for m in refused[index]]})
+                    continue
+                allocation = allocate_credit(box, t, note, *parsed)
+                rendered = render_allocation(allocation, note, t)
+                if not summarize:
+                    rendered["StatusAttributeString"] = "OK"
+                out.append(rendered)
+            return _json(envelope("Allocations", out))
         return accounting(handle)
 
     # Introspection for tests and the demo ------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -36,7 +37,17 @@ class MemoryTokens:
 @dataclass(frozen=True)
 class Line:
     description: str
-    amount: Decimal
+    amount: Decimal  # negative for a discount
+
+
+@dataclass(frozen=True)
+class Credit:
+    """A credit note (Xero) or credit memo (QuickBooks) as the books hold it."""
+
+    provider_id: str
+    total: Decimal
+    remaining: Decimal
+    text: str  # every text the customer or the bookkeeper sees on it
 
 
 class Harness(Protocol):
@@ -55,7 +66,19 @@ class Harness(Protocol):
         """An approved invoice with money due whose contact has an email address."""
         ...
 
+    def invoice_due(self, amount: Decimal) -> str:
+        """A new approved invoice of one untaxed line, for a contact with an email address."""
+        ...
+
     def pay(self, invoice_id: str, amount: Decimal) -> None: ...
+
+    def credit_notes(self) -> list[Credit]:
+        """Every sales credit note in the books."""
+        ...
+
+    def credits(self, invoice_id: str) -> list[Decimal]:
+        """Each credit applied to the invoice, in the order applied."""
+        ...
 
     def emails(self, invoice_id: str) -> int: ...
 
@@ -119,8 +142,30 @@ class XeroHarness:
                 return str(raw["InvoiceID"])
         raise LookupError("the seed has no such invoice")
 
+    def invoice_due(self, amount: Decimal) -> str:
+        contact = next(c for c in self.box.contacts(self.tenant)
+                       if c.get("EmailAddress") and c.get("ContactStatus") == "ACTIVE")
+        today = self.clock().date()
+        return str(self.box.add_invoice(self.tenant, {
+            "Type": "ACCREC", "Status": "AUTHORISED",
+            "Contact": {"ContactID": contact["ContactID"]}, "Date": today.isoformat(),
+            "DueDate": (today + timedelta(days=14)).isoformat(),
+            "LineItems": [{"Description": "Roasting course", "Quantity": 1,
+                           "UnitAmount": amount, "AccountCode": "200", "TaxType": "NONE"}],
+        })["InvoiceID"])
+
     def pay(self, invoice_id: str, amount: Decimal) -> None:
         self.box.pay_invoice(self.tenant, invoice_id, amount)
+
+    def credit_notes(self) -> list[Credit]:
+        return [Credit(str(n["CreditNoteID"]), Decimal(n["Total"]),
+                       Decimal(n["RemainingCredit"]),
+                       " ".join([str(n["Reference"]),
+                                 *(str(line["Description"]) for line in n["LineItems"])]))
+                for n in self.box.credit_notes(self.tenant) if n["Type"] == "ACCRECCREDIT"]
+
+    def credits(self, invoice_id: str) -> list[Decimal]:
+        return [Decimal(c["AppliedAmount"]) for c in self._raw(invoice_id)["CreditNotes"]]
 
     def emails(self, invoice_id: str) -> int:
         return sum(1 for e in self.box.emails(self.tenant) if e["InvoiceID"] == invoice_id)
@@ -228,8 +273,38 @@ class QuickBooksHarness:
                 return str(raw["Id"])
         raise LookupError("the seed has no such invoice")
 
+    def invoice_due(self, amount: Decimal) -> str:
+        customer = next(c for c in self.box.customers(self.realm)
+                        if (c.get("PrimaryEmailAddr") or {}).get("Address") and c["Active"])
+        today = self.clock().date()
+        return str(self.box.create(self.realm, "Invoice", {
+            "CustomerRef": {"value": customer["Id"]}, "TxnDate": today.isoformat(),
+            "DueDate": (today + timedelta(days=14)).isoformat(),
+            "Line": [{"DetailType": "SalesItemLineDetail", "Amount": amount,
+                      "Description": "Planting", "SalesItemLineDetail": {}}],
+        })["Id"])
+
     def pay(self, invoice_id: str, amount: Decimal) -> None:
         self.box.pay_invoice(self.realm, invoice_id, amount)
+
+    def credit_notes(self) -> list[Credit]:
+        return [Credit(str(m["Id"]), Decimal(m["TotalAmt"]), Decimal(m["RemainingCredit"]),
+                       " ".join([str(m.get("PrivateNote") or ""),
+                                 str((m.get("CustomerMemo") or {}).get("value") or ""),
+                                 *(str(line.get("Description") or "") for line in m["Line"])]))
+                for m in self.box.credit_memos(self.realm)]
+
+    def credits(self, invoice_id: str) -> list[Decimal]:
+        """The invoice's share of each payment that applies a credit memo (QBO applies credit
+        no other way)."""
+        found = []
+        for payment in sorted(self.box.payments(self.realm), key=lambda p: int(p["Id"])):
+            links = [(str(linked["TxnType"]), str(linked["TxnId"]), Decimal(line["Amount"]))
+                     for line in payment["Line"] for linked in line["LinkedTxn"]]
+            if any(kind == "CreditMemo" for kind, _, _ in links):
+                found += [amount for kind, txn, amount in links
+                          if kind == "Invoice" and txn == invoice_id]
+        return found
 
     def _raw(self, invoice_id: str) -> dict[str, Any]:
         return next(i for i in self.box.invoices(self.realm) if i["Id"] == invoice_id)
@@ -242,9 +317,11 @@ class QuickBooksHarness:
         return str(self._raw(invoice_id).get("PrivateNote") or "").splitlines()
 
     def lines(self, invoice_id: str) -> list[Line]:
-        return [Line(str(line.get("Description") or ""), Decimal(line["Amount"]))
+        return [Line(str(line.get("Description") or ""),
+                     -Decimal(line["Amount"]) if line["DetailType"] == "DiscountLineDetail"
+                     else Decimal(line["Amount"]))
                 for line in self._raw(invoice_id)["Line"]
-                if line.get("DetailType") == "SalesItemLineDetail"]
+                if line.get("DetailType") in ("SalesItemLineDetail", "DiscountLineDetail")]
 
     def invoice_count(self) -> int:
         return len(self.box.invoices(self.realm))

@@ -16,11 +16,14 @@ from redis import Redis
 
 from connectors.base import (
     AuthorizationRevoked,
+    Connector,
+    CreditNote,
     EditRefused,
     FeeInvoice,
     FeeLine,
     InvoiceStatus,
     NotFound,
+    ProviderRejected,
     RateLimited,
     effect_marker,
 )
@@ -168,6 +171,116 @@ def test_a_fee_invoice_is_created_once(books: Harness) -> None:
     assert created.status == "open" and created.amount_due == Decimal("47.31")
     assert created.contact_provider_id == original.contact_provider_id
     assert created.currency == original.currency and created.due_date == spec.due_date
+
+
+def discount(connector: Connector, invoice_id: str, key: str, amount: str) -> CreditNote:
+    invoice = connector.invoice(invoice_id)
+    assert invoice.contact_provider_id and invoice.issue_date
+    marker = effect_marker(key)
+    return CreditNote(contact_provider_id=invoice.contact_provider_id,
+                      invoice_provider_id=invoice_id, currency=invoice.currency,
+                      issue_date=invoice.issue_date, amount=Decimal(amount),
+                      description=f"Early-payment discount 2 % on {invoice.number} "
+                                  f"(ref {marker})", marker=marker)
+
+
+def marked(books: Harness, marker: str) -> list[str]:
+    return [c.provider_id for c in books.credit_notes() if marker in c.text]
+
+
+def test_a_discount_credit_note_is_applied_once_however_often_it_is_retried(
+        books: Harness) -> None:
+    connector = books.connector()
+    target = books.invoice_due(Decimal("120.00"))
+    credit = discount(connector, target, f"1:{target}:discount:0", "2.40")
+    count = len(books.credit_notes())
+    first = connector.apply_credit_note(credit, "discount-attempt-1")
+    # The same key again (a replayed job), then a new key after an unknown outcome.
+    assert connector.apply_credit_note(credit, "discount-attempt-1") == first
+    assert connector.apply_credit_note(credit, "discount-attempt-2") == first
+    assert len(books.credit_notes()) == count + 1
+    assert marked(books, credit.marker) == [first]
+    assert books.credits(target) == [Decimal("2.40")]
+    after = connector.invoice(target)
+    assert (after.amount_due, after.total, after.status) == (Decimal("117.60"),
+                                                             Decimal("120.00"), "open")
+    note = next(c for c in books.credit_notes() if c.provider_id == first)
+    assert (note.total, note.remaining) == (Decimal("2.40"), Decimal("0.00"))
+
+
+def test_a_credit_note_written_but_not_applied_is_applied_by_the_retry(
+        books: Harness) -> None:
+    """The job dies between writing the credit note and applying it (here: throttled on the
+    last call); the retry, under a new key, applies that note and writes no other."""
+    connector = books.connector()
+    warm, measured, target = (books.invoice_due(Decimal("80.00")) for _ in range(3))
+    connector.apply_credit_note(discount(connector, warm, "1:warm:discount:0", "1.00"),
+                                "warm")
+    before = books.calls()
+    connector.apply_credit_note(discount(connector, measured, "1:m:discount:0", "1.00"),
+                                "measured")
+    needed = books.calls() - before - 1  # one invoice read is the test's, not the write's
+    credit = discount(connector, target, f"1:{target}:discount:0", "1.60")
+    books.limit_calls_per_minute(books.calls() + needed - 1)  # refuses the last call
+    with pytest.raises(RateLimited):
+        connector.apply_credit_note(credit, "dies-before-applying")
+    [written] = marked(books, credit.marker)
+    assert books.credits(target) == []
+    books.limit_calls_per_minute(100_000)
+    books.clock.advance(minutes=2)
+    assert books.connector().apply_credit_note(credit, "retried") == written
+    assert marked(books, credit.marker) == [written]
+    assert books.credits(target) == [Decimal("1.60")]
+    assert books.connector().invoice(target).amount_due == Decimal("78.40")
+
+
+def test_an_invoice_paid_except_for_the_discount_ends_paid(books: Harness) -> None:
+    connector = books.connector()
+    target = books.invoice_due(Decimal("250.00"))
+    books.pay(target, Decimal("245.00"))
+    connector.apply_credit_note(discount(connector, target, f"1:{target}:discount:0", "5.00"),
+                                "discount-1")
+    after = connector.invoice(target)
+    assert (after.status, after.amount_due, after.total) == ("paid", Decimal("0.00"),
+                                                             Decimal("250.00"))
+    assert books.credits(target) == [Decimal("5.00")]
+
+
+def test_a_credit_above_the_amount_due_is_rejected_and_changes_nothing(
+        books: Harness) -> None:
+    connector = books.connector()
+    target = books.invoice_due(Decimal("100.00"))
+    books.pay(target, Decimal("99.00"))
+    credits = books.credit_notes()
+    credit = discount(connector, target, f"1:{target}:discount:0", "2.00")
+    with pytest.raises(ProviderRejected):
+        connector.apply_credit_note(credit, "too-much")
+    assert books.credit_notes() == credits and books.credits(target) == []
+    assert connector.invoice(target).amount_due == Decimal("1.00")
+
+
+def test_a_discount_line_lowers_an_unpaid_invoice_once(books: Harness) -> None:
+    connector = books.connector()
+    target = books.open_invoice()
+    before = connector.invoice(target)
+    line = fee(f"1:{target}:discount:0", "-7.25", "Early-payment discount 2 %")
+    connector.add_fee_line(target, line, "discount-line-1")
+    connector.add_fee_line(target, line, "discount-line-2")  # a retry under a new key
+    after = connector.invoice(target)
+    assert after.total == before.total - Decimal("7.25")
+    assert after.amount_due == before.amount_due - Decimal("7.25")
+    assert [x.amount for x in books.lines(target) if line.marker in x.description] == \
+        [Decimal("-7.25")]
+    part_paid = books.open_invoice(part_paid=True)
+    due = connector.invoice(part_paid).amount_due
+    other = fee(f"1:{part_paid}:discount:0", "-1.50", "Early-payment discount 2 %")
+    if books.locks_lines_once_paid:
+        with pytest.raises(EditRefused):
+            connector.add_fee_line(part_paid, other, "discount-line-3")
+        assert connector.invoice(part_paid).amount_due == due
+    else:
+        connector.add_fee_line(part_paid, other, "discount-line-3")
+        assert connector.invoice(part_paid).amount_due == due - Decimal("1.50")
 
 
 def test_a_throttled_call_raises_rate_limited_without_hidden_retries(

@@ -37,6 +37,7 @@ CLIENT, SECRET = "dunwell-demo", "dunwell-demo-secret"
 REDIRECT = "http://127.0.0.1:9/callback"
 SCOPES = "openid profile email offline_access accounting.transactions accounting.contacts"
 TODAY = date(2026, 11, 24)
+ZERO = "00000000-0000-4000-8000-000000000000"
 
 
 class Clock:
@@ -750,6 +751,128 @@ def test_idempotency_keys_replay_without_repeating_the_effect(served: Served) ->
                json={"HistoryRecords": [{"Details": "x"}]}).status_code == 400
 
 
+def test_credit_notes_are_created_listed_and_allocated_as_in_xero(
+        served: Served, accounting_spec: dict[str, Any]) -> None:
+    openapi = openapi_for(accounting_spec, f"{served.url}/api.xro/2.0")
+    tokens = connect(served.url)
+    base = served.box.tenants()[0]["baseCurrency"]
+    invoices = served.box.invoices(served.first)
+    target = next(i for i in invoices if i["Type"] == "ACCREC" and i["Status"] == "AUTHORISED"
+                  and i["AmountPaid"] > 0 and i["AmountDue"] > 20
+                  and i["CurrencyCode"] == base)
+    invoice_path = f"/Invoices/{target['InvoiceID']}"
+    contact = target["Contact"]["ContactID"]
+    answers: list[requests.Response] = []
+
+    def call(path: str, method: str = "GET", **kwargs: Any) -> requests.Response:
+        answer = api(served, tokens, path, method, **kwargs)
+        answers.append(answer)
+        return answer
+
+    def errors(answer: requests.Response) -> list[str]:
+        assert answer.status_code == 400, answer.text
+        body = answer.json()
+        assert (body["ErrorNumber"], body["Type"]) == (10, "ValidationException")
+        return [e["Message"] for element in body["Elements"]
+                for e in element["ValidationErrors"]]
+
+    def invoice() -> dict[str, Any]:
+        return exact(call(invoice_path))["Invoices"][0]
+
+    note = {"Type": "ACCRECCREDIT", "Status": "AUTHORISED", "Contact": {"ContactID": contact},
+            "Date": "2026-11-24", "LineAmountTypes": "NoTax", "CurrencyCode": base,
+            "Reference": "Early-payment discount (ref DW-TEST00001)",
+            "LineItems": [{"Description": "Early-payment discount (ref DW-TEST00001)",
+                           "Quantity": 1, "UnitAmount": "10.00", "AccountCode": "200",
+                           "TaxType": "NONE"}]}
+    made = [call("/CreditNotes", "PUT", json={"CreditNotes": [note]},
+                 headers={"Idempotency-Key": "cn-1"}) for _ in range(2)]
+    assert made[0].status_code == 200, made[0].text
+    assert made[0].text == made[1].text and len(served.box.credit_notes(served.first)) == 1
+    created = exact(made[0])["CreditNotes"][0]
+    note_id = created["CreditNoteID"]
+    assert (created["CreditNoteNumber"], created["Status"], created["Type"]) == (
+        "CN-0001", "AUTHORISED", "ACCRECCREDIT")
+    assert (created["Total"], created["RemainingCredit"], created["Allocations"]) == (
+        Decimal("10.00"), Decimal("10.00"), [])
+
+    where = f'Contact.ContactID==Guid("{contact}") AND Reference.Contains("DW-TEST00001")'
+    listed = exact(call("/CreditNotes", params={"where": where, "page": 1}))
+    assert [n["CreditNoteID"] for n in listed["CreditNotes"]] == [note_id]
+    assert listed["pagination"]["itemCount"] == 1
+    assert exact(call("/CreditNotes", params={"where": 'Reference=="nothing"'}))[
+        "CreditNotes"] == []
+    assert exact(call("/CreditNotes/CN-0001"))["CreditNotes"][0]["CreditNoteID"] == note_id
+    assert api(served, tokens, f"/CreditNotes/{ZERO}").status_code == 404  # spec has no 404
+
+    allocations = f"/CreditNotes/{note_id}/Allocations"
+    due = target["AmountDue"]
+
+    def allocation(amount: str, invoice_id: str = target["InvoiceID"]) -> dict[str, Any]:
+        return {"Allocations": [{"Amount": amount, "Invoice": {"InvoiceID": invoice_id},
+                                 "Date": "2026-11-24"}]}
+
+    applied = [call(allocations, "PUT", json=allocation("4.00"),
+                    headers={"Idempotency-Key": "al-1"}) for _ in range(2)]
+    assert applied[0].status_code == 200, applied[0].text
+    assert applied[0].text == applied[1].text
+    [made_allocation] = exact(applied[0])["Allocations"]
+    assert made_allocation["Amount"] == Decimal("4.00")
+    assert made_allocation["Invoice"]["InvoiceID"] == target["InvoiceID"]
+    after = invoice()
+    assert (after["AmountDue"], after["AmountCredited"], after["Status"]) == (
+        due - Decimal("4.00"), Decimal("4.00"), "AUTHORISED")
+    assert [(c["CreditNoteID"], c["AppliedAmount"]) for c in after["CreditNotes"]] == [
+        (note_id, Decimal("4.00"))]
+    credited = exact(call(f"/CreditNotes/{note_id}"))["CreditNotes"][0]
+    assert credited["RemainingCredit"] == Decimal("6.00") and len(credited["Allocations"]) == 1
+
+    # More than the credit left, or than the invoice owes: refused, and nothing changes.
+    assert any("remaining credit" in m for m in errors(call(allocations, "PUT",
+                                                            json=allocation("7.00"))))
+    served.box.pay_invoice(served.first, target["InvoiceID"], due - Decimal("9.00"))
+    assert "Credit Note cannot be allocated as amount is greater than amount outstanding" in \
+        errors(call(allocations, "PUT", json=allocation("5.50")))
+    assert invoice()["AmountDue"] == Decimal("5.00")
+    assert exact(call(f"/CreditNotes/{note_id}"))["CreditNotes"][0]["RemainingCredit"] == \
+        Decimal("6.00")
+    # The rest of what is due: the invoice is paid off.
+    assert call(allocations, "PUT", json=allocation("5.00")).status_code == 200
+    paid = invoice()
+    assert (paid["Status"], paid["AmountDue"], paid["AmountCredited"]) == (
+        "PAID", Decimal("0.00"), Decimal("9.00"))
+    assert "FullyPaidOnDate" in paid and len(paid["CreditNotes"]) == 2
+    assert "The invoice you are trying to allocate to has already been paid off" in errors(
+        call(allocations, "PUT", json=allocation("1.00")))
+    # Another contact's invoice, a bill, a draft credit note, a missing date.
+    other = next(i for i in invoices if i["Type"] == "ACCREC" and i["Status"] == "AUTHORISED"
+                 and i["Contact"]["ContactID"] != contact and i["CurrencyCode"] == base)
+    assert "The credit note and the invoice must be for the same contact" in errors(
+        call(allocations, "PUT", json=allocation("1.00", other["InvoiceID"])))
+    bill = next(i for i in invoices if i["Type"] == "ACCPAY" and i["Status"] == "AUTHORISED")
+    assert "Credit Note cannot be allocated to an incorrect invoice type" in errors(
+        call(allocations, "PUT", json=allocation("1.00", bill["InvoiceID"])))
+    draft = exact(call("/CreditNotes", "PUT", json={**note, "Status": "DRAFT"}))[
+        "CreditNotes"][0]
+    assert draft["Status"] == "DRAFT" and draft["CreditNoteNumber"] == "CN-0002"
+    assert any("approved" in m for m in errors(call(
+        f"/CreditNotes/{draft['CreditNoteID']}/Allocations", "PUT",
+        json=allocation("1.00", other["InvoiceID"]))))
+    assert "Date is required" in errors(call(allocations, "PUT", json={"Allocations": [
+        {"Amount": "1.00", "Invoice": {"InvoiceID": other["InvoiceID"]}}]}))
+    # An allocated credit note keeps its lines; its reference can change.
+    assert "This document cannot be edited as it has a payment or credit note allocated to " \
+        "it." in errors(call(f"/CreditNotes/{note_id}", "POST", json={"LineItems": [
+            {"Description": "x", "UnitAmount": 1, "AccountCode": "200"}]}))
+    renamed = call("/CreditNotes", "POST", json={"CreditNoteID": note_id, "Reference": "Kept"})
+    assert renamed.status_code == 200 and renamed.json()["CreditNotes"][0]["Reference"] == "Kept"
+    assert errors(call("/CreditNotes", "PUT", json={"CreditNotes": [
+        {"Type": "ACCRECCREDIT", "Contact": {"ContactID": contact}, "Status": "AUTHORISED",
+         "LineItems": []}]})) == ["Credit notes must have at least one line item"]
+    for answer in answers:
+        conforms(openapi, answer)
+
+
 def test_online_invoice_link_and_page(served: Served) -> None:
     tokens = connect(served.url)
     invoices = served.box.invoices(served.first)
@@ -1069,3 +1192,53 @@ def test_the_official_sdk_reads_and_writes_against_the_sandbox(served: Served) -
     assert accounting.get_payments(tenant, page=1).payments
     with pytest.raises(HTTPStatusException):
         accounting.get_invoice(tenant, "9f0b5b0a-0000-4000-8000-000000000000")
+
+
+def test_the_official_sdk_creates_lists_and_allocates_credit_notes(served: Served) -> None:
+    from xero_python.accounting import AccountingApi
+    from xero_python.accounting.models import (
+        Allocation,
+        Allocations,
+        Contact,
+        CreditNote,
+        CreditNotes,
+        Invoice,
+        LineItem,
+    )
+    from xero_python.api_client import ApiClient, Configuration
+    from xero_python.api_client.oauth2 import OAuth2Token
+
+    tokens = connect(served.url)
+    client = ApiClient(Configuration(oauth2_token=OAuth2Token(client_id=CLIENT,
+                                                              client_secret=SECRET)),
+                       pool_threads=1,
+                       oauth2_token_getter=lambda: {"access_token": tokens["access_token"],
+                                                    "token_type": "Bearer", "expires_in": None,
+                                                    "scope": None})
+    accounting = AccountingApi(client, base_url=f"{served.url}/api.xro/2.0")
+    tenant = served.first
+    target = next(i for i in served.box.invoices(tenant) if i["Type"] == "ACCREC"
+                  and i["Status"] == "AUTHORISED" and i["AmountDue"] > 5
+                  and i["CurrencyCode"] == served.box.tenants()[0]["baseCurrency"])
+    created = accounting.create_credit_notes(tenant, CreditNotes(credit_notes=[CreditNote(
+        type="ACCRECCREDIT", status="AUTHORISED", reference="Discount (ref DW-SDK0000001)",
+        contact=Contact(contact_id=target["Contact"]["ContactID"]), date=TODAY,
+        line_items=[LineItem(description="Discount (ref DW-SDK0000001)",
+                             quantity=Decimal(1), unit_amount=Decimal("3.10"),
+                             account_code="200", tax_type="NONE")])]),
+        idempotency_key="sdk-cn-1")
+    note = created.credit_notes[0]
+    assert note.credit_note_number == "CN-0001" and note.total == Decimal("3.10")
+    allocated = accounting.create_credit_note_allocation(
+        tenant, note.credit_note_id, Allocations(allocations=[Allocation(
+            amount=Decimal("3.10"), invoice=Invoice(invoice_id=target["InvoiceID"]),
+            date=TODAY)]), idempotency_key="sdk-al-1")
+    assert allocated.allocations[0].amount == Decimal("3.10")
+    listed = accounting.get_credit_notes(
+        tenant, where='Reference.Contains("DW-SDK0000001")', page=1)
+    assert [n.credit_note_id for n in listed.credit_notes] == [note.credit_note_id]
+    assert listed.credit_notes[0].remaining_credit == 0
+    assert listed.credit_notes[0].status == "PAID"
+    invoice = accounting.get_invoice(tenant, target["InvoiceID"]).invoices[0]
+    assert invoice.amount_credited == Decimal("3.10")
+    assert [c.credit_note_id for c in invoice.credit_notes] == [note.credit_note_id]
