@@ -62,7 +62,7 @@ def sync_command(org_id: int) -> None:
 @click.command("plan", help="Show what Dunwell would do for an organisation on a day (dry run).")
 @click.argument("org_id", type=int)
 @click.option("--as-of", "as_of", default=None, help="YYYY-MM-DD (default: today, local)")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line.")
 @with_appcontext
 def plan_command(org_id: int, as_of: str | None, as_json: bool) -> None:
     from app import clock
@@ -77,11 +77,13 @@ def plan_command(org_id: int, as_of: str | None, as_json: bool) -> None:
     actions = dry_run(db.session, org, day or clock.now().date())
     db.session.rollback()
     if as_json:
-        click.echo(json.dumps(actions, indent=2, default=_json_default))
+        for item in actions:
+            click.echo(json.dumps(item, default=_json_default, sort_keys=True))
         return
     for item in actions:
-        click.echo(f"{item['scheduled_for']}  {item['invoice_number']:<12} reminder "
-                   f"{item['step'] } of {item['step_count']}  {item['template']}")
+        when = item.get("scheduled_for") or ""
+        click.echo(f"{when!s:<25}  {item['invoice_number']:<12} {item['kind']:<16}"
+                   f" {item['reason']}")
     click.echo(f"{len(actions)} action(s)")
 
 

@@ -60,6 +60,16 @@ class Config:
     QUICKBOOKS_CALLS_IN_FLIGHT = int(_env("QUICKBOOKS_CALLS_IN_FLIGHT", "10"))
     QUICKBOOKS_CALLS_PER_DAY = int(_env("QUICKBOOKS_CALLS_PER_DAY", "500000"))  # no daily cap
 
+    # Dunwell's own email (the dunwell_email channel, final demands). Empty host: not sent.
+    SMTP_HOST = _env("SMTP_HOST", "")
+    SMTP_PORT = int(_env("SMTP_PORT", "587"))
+    SMTP_STARTTLS = _env("SMTP_STARTTLS", "true") == "true"
+    SMTP_USERNAME = _env("SMTP_USERNAME", "")
+    SMTP_PASSWORD = _env("SMTP_PASSWORD", "")
+    MAIL_FROM = _env("MAIL_FROM", "reminders@dunwell.invalid")
+    # Signs stop-service webhooks (HMAC-SHA256); by default derived from SECRET_KEY per org.
+    WEBHOOK_SIGNING_KEY = _env("WEBHOOK_SIGNING_KEY", "")
+
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = _env("SESSION_COOKIE_SECURE", "true") == "true"

@@ -7,7 +7,17 @@ from decimal import Decimal
 from typing import Any
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -111,6 +121,15 @@ class Contact(db.Model):  # type: ignore[name-defined]
     is_customer: Mapped[bool] = mapped_column(default=True)
     archived: Mapped[bool] = mapped_column(default=False)
     provider_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by the owner in Dunwell (the books know nothing of them): rules.ContactOverrides.
+    excluded: Mapped[bool] = mapped_column(default=False)
+    disputed: Mapped[bool] = mapped_column(default=False)
+    is_business: Mapped[bool] = mapped_column(default=True)
+    language: Mapped[str | None] = mapped_column(String(8))
+    policy_overrides: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Set by escalation: the owner's other systems may stop serving this customer.
+    stop_service: Mapped[bool] = mapped_column(default=False)
+    stop_service_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Invoice(db.Model):  # type: ignore[name-defined]
@@ -138,6 +157,7 @@ class Invoice(db.Model):  # type: ignore[name-defined]
     provider_status: Mapped[str] = mapped_column(String(32), default="")
     provider_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_action_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disputed: Mapped[bool] = mapped_column(default=False)
 
     contact: Mapped[Contact | None] = relationship()
 
@@ -199,6 +219,14 @@ class Action(db.Model):  # type: ignore[name-defined]
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # What the invoice looked like when planned; execution re-checks it.
     planned_amount_due: Mapped[Decimal | None] = mapped_column(Money)
+    # What rules/ planned: money (fees, discounts), the sentence the owner reads, and the
+    # kind's own particulars (channel, tone, fee placement, assignee...).
+    amount: Mapped[Decimal | None] = mapped_column(Money)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    reason: Mapped[str | None] = mapped_column(Text)
+    channel: Mapped[str | None] = mapped_column(String(32))
+    tone: Mapped[str | None] = mapped_column(String(16))
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -253,3 +281,55 @@ class SyncRun(db.Model):  # type: ignore[name-defined]
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PaymentPlan(db.Model):  # type: ignore[name-defined]
+    """Instalments agreed with a customer for one invoice (rules.PaymentPlan)."""
+
+    __tablename__ = "payment_plans"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"),
+                                            index=True)
+    # [{"due_date": "2026-12-01", "amount": "250.00"}, ...]
+    instalments: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    paid_before: Mapped[Decimal] = mapped_column(Money)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | cancelled
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Task(db.Model):  # type: ignore[name-defined]
+    """Work for a person, e.g. a phone call an escalation step asked for."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_org_id_status", "org_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", ondelete="SET NULL"))
+    action_id: Mapped[int | None] = mapped_column(
+        ForeignKey("actions.id", ondelete="SET NULL"), unique=True)
+    kind: Mapped[str] = mapped_column(String(32), default="call")
+    assignee: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | done
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Document(db.Model):  # type: ignore[name-defined]
+    """A file Dunwell produced: a final demand (HTML, PDF), a collections-agency case (ZIP)."""
+
+    __tablename__ = "documents"
+    __table_args__ = (UniqueConstraint("action_id", "filename"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", ondelete="SET NULL"),
+                                                   index=True)
+    action_id: Mapped[int | None] = mapped_column(ForeignKey("actions.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(32))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,36 +1,57 @@
-"""Where a reminder is sent: one ledger action, carried out at most once.
+"""Where every planned action is carried out (reminders sent, fees written, tasks opened):
+one ledger action, at most once.
 
 The action is claimed (atomically, with a lease) before any effect; the invoice is re-read from
 the provider right before writing (paid, voided or changed since planning -> skipped); every
-write carries an
-idempotency key derived from the action key, so a retried job replays instead of repeating; and
-each effect is recorded as soon as the provider confirms it.
+write carries an idempotency key derived from the action key, so a retried job replays instead
+of repeating; and each effect is recorded as soon as the provider confirms it (`action.result`
+holds which parts are done, so a retry resumes after the last one).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import logging
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
 
+import requests
+from flask import current_app
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Action, Invoice, Organisation
+from app.models import Action, Contact, Invoice, Organisation, Task
 from connectors.base import (
     ConfigurationError,
     Connector,
+    CreditNote,
     DailyLimitReached,
+    EditRefused,
+    FeeInvoice,
+    FeeLine,
     NotFound,
     ProviderRejected,
     RateLimited,
     TransientError,
+    effect_marker,
 )
-from jobs import ledger
-from jobs.plan import refresh_next_action
+from jobs import documents, ledger
+from jobs.mail import send_email
+from jobs.plan import calendar_for, refresh_next_action
+from rules.case_file import agency_case_file
+from rules.letters import demand_letter
+from rules.messages import MessageContext, language_of, render, shipped_template
 from sync.engine import upsert_invoices
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 6
+FEE_KINDS = ("fee", "interest", "compensation")
+FEE_LABELS = {"fee": "Late fee", "interest": "Interest", "compensation": "Recovery costs"}
 
 
 class RetryLater(Exception):
@@ -47,11 +68,16 @@ class Deferred(Exception):
 
 
 def reminder_note(action: Action, invoice: Invoice) -> str:
-    step = (action.step_index or 0) + 1
-    return (
-        f"Dunwell: reminder {step} of {action.step_count} sent ({action.template}); "
-        f"{invoice.currency} {invoice.amount_due} due {invoice.due_date}."
-    )
+    if action.kind == "plan_instalment":
+        details = action.details or {}
+        what = (f"instalment {details.get('instalment')} of {details.get('instalments')}"
+                f" reminder sent")
+    elif (action.step_index or 0) < (action.step_count or 0):
+        what = f"reminder {(action.step_index or 0) + 1} of {action.step_count} sent"
+    else:
+        what = f"repeat reminder {(action.step_index or 0) - (action.step_count or 0) + 1} sent"
+    return (f"Dunwell: {what} ({action.template}, {action.channel}); "
+            f"{invoice.currency} {invoice.amount_due} due {invoice.due_date}.")
 
 
 def execute_action(session: Session, action: Action, connector: Connector,
@@ -105,33 +131,297 @@ def _defer(session: Session, action: Action, now: datetime) -> None:
     session.commit()
 
 
+@dataclass
+class Effect:
+    """One action being carried out, with what its handler may touch."""
+
+    session: Session
+    action: Action
+    invoice: Invoice
+    org: Organisation
+    connector: Connector
+    now: datetime
+
+    @property
+    def key(self) -> str:
+        return self.action.key
+
+    def done_part(self, part: str) -> bool:
+        return bool((self.action.result or {}).get(part))
+
+    def record_part(self, part: str, value: object = True) -> None:
+        """Remember at once that a part of the effect happened (a retry skips it)."""
+        self.action.result = {**(self.action.result or {}), part: value}
+        self.session.commit()
+
+    def finish(self, message: str, **result: object) -> str:
+        ledger.finish(self.session, self.action, "done", message, self.now, result=result)
+        return "done"
+
+
 def _run(session: Session, action: Action, invoice: Invoice, connector: Connector,
          now: datetime) -> str:
     current = connector.invoice(invoice.provider_id)
     upsert_invoices(session, invoice.org_id, [current])
     if current.status != "open":
         ledger.finish(session, action, "skipped",
-                      f"Invoice {invoice.number} is {current.status} now; nothing sent", now,
+                      f"Invoice {invoice.number} is {current.status} now; nothing done", now,
                       result={"reason": current.status})
         return "skipped"
-    if ledger.amount_changed(action, current.amount_due):
+    if ledger.amount_changed(action, current.amount_due) and not action.result:
         ledger.finish(
             session, action, "skipped",
             f"Invoice {invoice.number} changed since planning "
             f"({action.planned_amount_due} -> {current.amount_due}); planned again",
             now, result={"reason": ledger.REPLAN_REASON})
         return "skipped"
+    org = session.get(Organisation, action.org_id)
+    assert org is not None
+    effect = Effect(session, action, invoice, org, connector, now)
+    return HANDLERS[action.kind](effect)
 
-    result = dict(action.result or {})
-    if not result.get("emailed"):
-        connector.email_invoice(invoice.provider_id, idempotency_key=f"{action.key}:email")
-        action.result = {**result, "emailed": True}
-        session.commit()
-    if not (action.result or {}).get("noted"):
-        connector.add_invoice_note(invoice.provider_id, reminder_note(action, invoice),
-                                   idempotency_key=f"{action.key}:note")
-    ledger.finish(session, action, "done",
-                  f"Reminder {(action.step_index or 0) + 1} of {action.step_count} emailed "
-                  f"for {invoice.number} ({invoice.currency} {invoice.amount_due} due)",
-                  now, result={"emailed": True, "noted": True})
-    return "done"
+
+# ------------------------------------------------------------------------------ reminders
+
+
+def _message(effect: Effect, tone: str | None) -> tuple[str, str, str]:
+    """Subject, text and HTML of our own email, in the contact's language."""
+    invoice, contact = effect.invoice, effect.invoice.contact
+    language = language_of(contact.language if contact else None)
+    days = (effect.now.date() - invoice.due_date).days if invoice.due_date else 0
+    message = render(shipped_template(language, tone or "friendly"), MessageContext(
+        contact_name=contact.name if contact else "", invoice_number=invoice.number,
+        amount_due=invoice.amount_due, currency=invoice.currency,
+        due_date=invoice.due_date or effect.now.date(), days_overdue=max(days, 0),
+        business_name=effect.org.name, locale=language))
+    return message.subject, message.text, message.html
+
+
+def send_reminder(effect: Effect) -> str:
+    """A reminder or an instalment reminder, by the channel the policy chose."""
+    action, invoice = effect.action, effect.invoice
+    channel = action.channel or "provider_email"
+    contact = invoice.contact
+    if channel == "call_task":
+        return open_call_task(effect)
+    if channel in ("provider_email", "dunwell_email") and not (contact and contact.email):
+        ledger.finish(effect.session, action, "skipped",
+                      f"{invoice.number}: the contact has no email address", effect.now,
+                      result={"reason": "no_email"})
+        return "skipped"
+    if channel == "provider_email" and not effect.done_part("emailed"):
+        effect.connector.email_invoice(invoice.provider_id, idempotency_key=f"{effect.key}:email")
+        effect.record_part("emailed")
+    if channel == "dunwell_email" and not effect.done_part("emailed"):
+        assert contact is not None and contact.email
+        subject, text, html = _message(effect, action.tone)
+        send_email(to=contact.email, subject=subject, text=text, html=html,
+                   sender_name=effect.org.name, action_key=effect.key)
+        effect.record_part("emailed")
+        effect.record_part("message", {"subject": subject, "text": text})
+    if not effect.done_part("noted"):
+        effect.connector.add_invoice_note(invoice.provider_id, reminder_note(action, invoice),
+                                          idempotency_key=f"{effect.key}:note")
+    how = {"note": "noted on the invoice", "dunwell_email": "emailed by Dunwell"}.get(
+        channel, "emailed")
+    return effect.finish(f"{action.reason or 'Reminder'}: {how}"
+                         f" ({invoice.currency} {invoice.amount_due} due)", noted=True)
+
+
+def open_call_task(effect: Effect) -> str:
+    action, invoice = effect.action, effect.invoice
+    existing = effect.session.scalar(select(Task).where(Task.action_id == action.id))
+    assignee = (action.details or {}).get("assignee") or "the owner"
+    if existing is None:
+        contact = invoice.contact
+        effect.session.add(Task(
+            org_id=action.org_id, invoice_id=invoice.id, action_id=action.id, kind="call",
+            assignee=str(assignee), created_at=effect.now,
+            title=(f"Call {contact.name if contact else 'the customer'} about {invoice.number}:"
+                   f" {invoice.currency} {invoice.amount_due} due since {invoice.due_date}")))
+    return effect.finish(f"Phone call for {invoice.number} assigned to {assignee}",
+                         task=True)
+
+
+# ----------------------------------------------------------------------------------- money
+
+
+def _fee_line(effect: Effect, amount: Decimal, label: str) -> FeeLine:
+    details = effect.action.details or {}
+    marker = effect_marker(effect.key)
+    period = ""
+    if details.get("period_start") and effect.action.kind == "interest":
+        period = f" {details['period_start']} to {details['period_end']}"
+    return FeeLine(description=f"{label} on {effect.invoice.number}{period} (ref {marker})",
+                   amount=amount, marker=marker, account_code=details.get("account_code"),
+                   item_name=details.get("item"), tax_type=details.get("tax_rate"))
+
+
+def _fee_invoice(effect: Effect, line: FeeLine) -> str:
+    invoice = effect.invoice
+    if not effect.done_part("fee_invoice_id"):
+        assert invoice.contact_provider_id is not None
+        today = effect.now.date()
+        provider_id = effect.connector.create_fee_invoice(FeeInvoice(
+            contact_provider_id=invoice.contact_provider_id, currency=invoice.currency,
+            issue_date=today, due_date=today + timedelta(days=14),
+            reference=f"Late fees on {invoice.number}", lines=(line,)),
+            idempotency_key=f"{effect.key}:fee_invoice")
+        effect.record_part("fee_invoice_id", provider_id)
+    return str((effect.action.result or {})["fee_invoice_id"])
+
+
+def charge_fee(effect: Effect) -> str:
+    """A fee, interest or compensation: a line on the invoice where the provider allows it,
+    otherwise (or by the rule's choice) a separate fee invoice naming the original."""
+    action = effect.action
+    assert action.amount is not None
+    line = _fee_line(effect, action.amount, FEE_LABELS[action.kind])
+    placement = (action.details or {}).get("placement", "line")
+    if placement == "line" and not effect.done_part("fee_invoice_id"):
+        try:
+            effect.connector.add_fee_line(effect.invoice.provider_id, line,
+                                          idempotency_key=f"{effect.key}:line")
+        except EditRefused as exc:
+            log.info("org %s invoice %s: %s; a fee invoice instead", action.org_id,
+                     effect.invoice.id, exc)
+        else:
+            return effect.finish(f"{action.reason}: added to {effect.invoice.number}",
+                                 placed="line", marker=line.marker)
+    provider_id = _fee_invoice(effect, line)
+    return effect.finish(f"{action.reason}: on a separate fee invoice", placed="fee_invoice",
+                         marker=line.marker, fee_invoice_id=provider_id)
+
+
+def grant_discount(effect: Effect) -> str:
+    """The early-payment discount: a credit note applied to the invoice, or a discount line."""
+    action, invoice = effect.action, effect.invoice
+    assert action.amount is not None
+    details = action.details or {}
+    marker = effect_marker(action.key)
+    description = (f"Early-payment discount {details.get('percent', '')} % on {invoice.number}"
+                   f" (ref {marker})")
+    if details.get("realise_as") == "discount_line" and not effect.done_part("credit_note_id"):
+        line = FeeLine(description=description, amount=-action.amount, marker=marker,
+                       account_code=details.get("account_code"),
+                       item_name=details.get("item"), tax_type=details.get("tax_rate"))
+        try:
+            effect.connector.add_fee_line(invoice.provider_id, line,
+                                          idempotency_key=f"{action.key}:line")
+        except EditRefused:
+            pass  # e.g. Xero, once a payment is on the invoice: a credit note instead
+        else:
+            return effect.finish(f"{action.reason}: discount line on {invoice.number}",
+                                 placed="line", marker=marker)
+    assert invoice.contact_provider_id is not None
+    credit_id = effect.connector.apply_credit_note(CreditNote(
+        contact_provider_id=invoice.contact_provider_id,
+        invoice_provider_id=invoice.provider_id, currency=invoice.currency,
+        issue_date=effect.now.date(), amount=action.amount, description=description,
+        marker=marker, account_code=details.get("account_code"),
+        item_name=details.get("item"), tax_type=details.get("tax_rate")),
+        idempotency_key=f"{action.key}:credit")
+    return effect.finish(f"{action.reason}: credit note applied", placed="credit_note",
+                         marker=marker, credit_note_id=credit_id)
+
+
+# ------------------------------------------------------------------------------ escalation
+
+
+def _signature(org: Organisation, body: bytes) -> str:
+    config = current_app.config
+    secret = config.get("WEBHOOK_SIGNING_KEY") or hmac.new(
+        str(config["SECRET_KEY"]).encode(), f"webhook:{org.id}".encode(),
+        hashlib.sha256).hexdigest()
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def stop_service(effect: Effect) -> str:
+    """Flag the contact; tell the owner's system with a signed webhook if one is configured."""
+    action, invoice = effect.action, effect.invoice
+    contact = effect.session.get(Contact, invoice.contact_id) if invoice.contact_id else None
+    if contact is not None and not contact.stop_service:
+        contact.stop_service, contact.stop_service_at = True, effect.now
+        effect.session.commit()
+    url = (action.details or {}).get("webhook_url")
+    if url and not effect.done_part("webhook"):
+        body = json.dumps({
+            "event": "stop_service", "organisation_id": action.org_id,
+            "contact": {"id": contact.id if contact else None,
+                        "provider_id": contact.provider_id if contact else None,
+                        "name": contact.name if contact else None},
+            "invoice": {"id": invoice.id, "number": invoice.number,
+                        "amount_due": str(invoice.amount_due), "currency": invoice.currency,
+                        "due_date": invoice.due_date.isoformat() if invoice.due_date else None},
+            "at": effect.now.isoformat()}, sort_keys=True).encode()
+        try:
+            answer = requests.post(url, data=body, timeout=10, headers={
+                "Content-Type": "application/json", "Dunwell-Delivery": action.key,
+                "Dunwell-Signature": f"sha256={_signature(effect.org, body)}"})
+        except requests.RequestException as exc:
+            raise TransientError(f"stop-service webhook: {exc.__class__.__name__}") from exc
+        if answer.status_code >= 500 or answer.status_code == 429:
+            raise TransientError(f"stop-service webhook answered {answer.status_code}")
+        if answer.status_code >= 400:
+            raise ConfigurationError(f"stop-service webhook answered {answer.status_code}")
+        effect.record_part("webhook", answer.status_code)
+    name = contact.name if contact else "the contact"
+    return effect.finish(f"{action.reason}: {name} flagged stop-service"
+                         + (" and the webhook told" if url else ""), flagged=True)
+
+
+def send_demand_letter(effect: Effect) -> str:
+    """The final demand: written (HTML and PDF, kept with the invoice), emailed by Dunwell with
+    the PDF attached where the contact has an address, and noted on the invoice."""
+    action, invoice, org = effect.action, effect.invoice, effect.org
+    calendar = calendar_for(org)
+    days = int((action.details or {}).get("pay_within_days", 14))
+    letter = demand_letter(documents.letter_facts(effect.session, org, invoice, days,
+                                                  calendar.today(effect.now)))
+    stem = f"final-demand-{invoice.number or invoice.id}"
+    documents.keep(effect.session, action, "demand_letter_html", f"{stem}.html",
+                   "text/html", letter.html.encode(), effect.now)
+    documents.keep(effect.session, action, "demand_letter_pdf", f"{stem}.pdf",
+                   "application/pdf", letter.pdf, effect.now)
+    contact = invoice.contact
+    sent_to = None
+    if contact is not None and contact.email and not effect.done_part("emailed"):
+        send_email(to=contact.email, subject=letter.subject, text=letter.text, html=letter.html,
+                   sender_name=org.name, action_key=action.key,
+                   attachments=((f"{stem}.pdf", "application/pdf", letter.pdf),))
+        effect.record_part("emailed")
+        effect.record_part("message", {"subject": letter.subject, "text": letter.text})
+        sent_to = contact.email
+    if not effect.done_part("noted"):
+        effect.connector.add_invoice_note(
+            invoice.provider_id, f"Dunwell: final demand {'sent' if sent_to else 'written'}"
+            f" ({letter.subject}); pay within {days} days.", idempotency_key=f"{action.key}:note")
+        effect.record_part("noted")
+    how = "emailed with the PDF" if sent_to else "written; no email address, send it by post"
+    return effect.finish(f"Final demand for {invoice.number}: {how}", letter=True)
+
+
+def open_agency_case(effect: Effect) -> str:
+    """The case file for a collections agency: a ZIP kept with the invoice for the owner."""
+    action, invoice = effect.action, effect.invoice
+    content = agency_case_file(documents.case_facts(effect.session, effect.org, invoice,
+                                                    effect.now))
+    documents.keep(effect.session, action, "agency_case",
+                   f"case-{invoice.number or invoice.id}.zip", "application/zip", content,
+                   effect.now)
+    return effect.finish(f"Collections-agency case file for {invoice.number} is ready"
+                         f" ({len(content):,} bytes)", case_file=True)
+
+
+HANDLERS: dict[str, Callable[[Effect], str]] = {
+    "reminder": send_reminder,
+    "plan_instalment": send_reminder,
+    "fee": charge_fee,
+    "interest": charge_fee,
+    "compensation": charge_fee,
+    "discount": grant_discount,
+    "call_task": open_call_task,
+    "stop_service": stop_service,
+    "demand_letter": send_demand_letter,
+    "agency_case": open_agency_case,
+}

@@ -48,13 +48,13 @@ def history(session: Session, invoice_ids: Iterable[int]) -> dict[int, list[Past
     ids = list(invoice_ids)
     for start in range(0, len(ids), 500):
         rows = session.execute(
-            select(Action.invoice_id, Action.key, Action.status, Action.result)
+            select(Action.invoice_id, Action.key, Action.status, Action.result, Action.amount)
             .where(Action.invoice_id.in_(ids[start:start + 500]))
         )
-        for invoice_id, key, status, result in rows:
+        for invoice_id, key, status, result, amount in rows:
             if status == "skipped" and (result or {}).get("reason") == REPLAN_REASON:
                 continue
-            found[invoice_id].append(PastAction(key=key, status=status))
+            found[invoice_id].append(PastAction(key=key, status=status, amount=amount))
     return found
 
 
@@ -64,21 +64,21 @@ def record_planned(session: Session, planned: PlannedAction, invoice: Invoice,
     existing = session.scalar(select(Action).where(Action.key == planned.key))
     if existing is not None:
         if existing.status == "skipped" and (existing.result or {}).get("reason") == REPLAN_REASON:
+            _particulars(existing, planned)
             existing.status = "planned"
             existing.planned_amount_due = invoice.amount_due
-            existing.scheduled_for = planned.scheduled_for
             existing.result = None
             audit(session, invoice.org_id, "action_replanned",
-                  f"Reminder {planned.step_index + 1} for {invoice.number} planned again",
+                  f"Planned again: {planned.reason}",
                   at=now, invoice_id=invoice.id, action_id=existing.id)
             return existing
         return None
     action = Action(
         org_id=planned.org_id, invoice_id=planned.invoice_id, key=planned.key,
-        kind=planned.kind, step_index=planned.step_index, step_count=planned.step_count,
-        template=planned.template, scheduled_for=planned.scheduled_for, status="planned",
-        planned_amount_due=invoice.amount_due, created_at=now, updated_at=now,
+        kind=planned.kind, status="planned", planned_amount_due=invoice.amount_due,
+        created_at=now, updated_at=now,
     )
+    _particulars(action, planned)
     try:
         with session.begin_nested():
             session.add(action)
@@ -86,6 +86,14 @@ def record_planned(session: Session, planned: PlannedAction, invoice: Invoice,
         log.info("action %s already planned by another worker", planned.key)
         return None
     return action
+
+
+def _particulars(action: Action, planned: PlannedAction) -> None:
+    action.step_index, action.step_count = planned.step_index, planned.step_count
+    action.template, action.channel, action.tone = planned.template, planned.channel, planned.tone
+    action.scheduled_for, action.reason = planned.scheduled_for, planned.reason
+    action.amount, action.currency = planned.amount, planned.currency
+    action.details = dict(planned.details) or None
 
 
 def claim(session: Session, action: Action, owner: str, now: datetime) -> bool:

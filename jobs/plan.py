@@ -1,32 +1,44 @@
-"""Where a reminder is planned: the database side of rules.evaluate.
+"""Where actions are planned: the database side of rules.evaluate.
 
 Only invoices whose stored next_action_at has come are read, so the daily cost follows the
-work due, not the size of the book.
+work due, not the size of the book. Each invoice is handed to rules/ with its payments, its
+payment plan and its contact's settings; the policy in force is the organisation's with the
+contact's overrides.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import date, datetime
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, time
+from decimal import Decimal
 
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from app.models import Action, Invoice, Organisation
+from app.models import Action, AuditEvent, Invoice, Organisation, Payment
+from app.models import PaymentPlan as PlanRow
 from app.models import Policy as PolicyRow
 from jobs import ledger
 from rules import (
+    Instalment,
     InvoiceState,
     OrgCalendar,
     PastAction,
+    PaymentPlan,
     Policy,
+    contact_overrides_from_json,
     default_policy,
     evaluate,
     next_action_at,
     policy_from_json,
     policy_to_json,
+    with_contact_overrides,
 )
+
+log = logging.getLogger(__name__)
 
 BATCH = 1000
 
@@ -52,60 +64,134 @@ def calendar_for(org: Organisation) -> OrgCalendar:
                        subdivision=DEFAULT_SUBDIVISIONS.get(org.country))
 
 
-def invoice_state(invoice: Invoice) -> InvoiceState:
-    assert invoice.due_date is not None
-    return InvoiceState(
-        invoice_id=invoice.id, org_id=invoice.org_id, number=invoice.number,
-        status=invoice.status,  # type: ignore[arg-type]
-        due_date=invoice.due_date, amount_due=invoice.amount_due, currency=invoice.currency,
-        has_email=bool(invoice.contact and invoice.contact.email),
-    )
+class Book:
+    """The invoices of one planning pass with what rules/ needs beside them, read in bulk."""
+
+    def __init__(self, session: Session, org: Organisation, invoices: Sequence[Invoice]):
+        self.policy = policy_for(session, org)
+        self.calendar = calendar_for(org)
+        ids = [i.id for i in invoices]
+        self.history = ledger.history(session, ids)
+        self.payments: dict[int, list[tuple[date, Decimal]]] = defaultdict(list)
+        self.plans: dict[int, PaymentPlan] = {}
+        # Lines Dunwell wrote into the books change the invoice's total; fees are charged on
+        # the principal, never on fees (and a discount line does not lower it).
+        self.lines_added: dict[int, Decimal] = defaultdict(Decimal)
+        for start in range(0, len(ids), BATCH):
+            chunk = ids[start:start + BATCH]
+            for invoice_id, kind, amount, result in session.execute(
+                    select(Action.invoice_id, Action.kind, Action.amount, Action.result)
+                    .where(Action.invoice_id.in_(chunk), Action.status == "done",
+                           Action.kind.in_(("fee", "interest", "compensation", "discount")))):
+                if (result or {}).get("placed") == "line" and amount is not None:
+                    self.lines_added[invoice_id] += -amount if kind == "discount" else amount
+            for invoice_id, paid_on, amount in session.execute(
+                    select(Payment.invoice_id, Payment.paid_on, Payment.amount)
+                    .where(Payment.invoice_id.in_(chunk), Payment.status == "active")):
+                if paid_on is not None and invoice_id is not None:
+                    self.payments[invoice_id].append((paid_on, amount))
+            for plan in session.scalars(select(PlanRow).where(
+                    PlanRow.invoice_id.in_(chunk), PlanRow.status == "active")):
+                self.plans[plan.invoice_id] = plan_record(plan)
+        self._policies: dict[int, Policy] = {}
+
+    def policy_of(self, invoice: Invoice) -> Policy:
+        contact = invoice.contact
+        if contact is None or not contact.policy_overrides:
+            return self.policy
+        if contact.id not in self._policies:
+            overrides = contact_overrides_from_json({"policy": contact.policy_overrides})
+            self._policies[contact.id] = with_contact_overrides(self.policy, overrides)
+        return self._policies[contact.id]
+
+    def state(self, invoice: Invoice) -> InvoiceState:
+        assert invoice.due_date is not None
+        contact = invoice.contact
+        return InvoiceState(
+            invoice_id=invoice.id, org_id=invoice.org_id, number=invoice.number,
+            status=invoice.status,  # type: ignore[arg-type]
+            due_date=invoice.due_date, amount_due=invoice.amount_due,
+            currency=invoice.currency, has_email=bool(contact and contact.email),
+            issue_date=invoice.issue_date,
+            total=invoice.total - self.lines_added.get(invoice.id, Decimal(0)),
+            payments=tuple(sorted(self.payments.get(invoice.id, ()))),
+            is_business=contact.is_business if contact else True,
+            excluded=bool(contact and contact.excluded),
+            disputed=invoice.disputed or bool(contact and contact.disputed),
+            plan=self.plans.get(invoice.id), contact_id=invoice.contact_id)
+
+    def past(self, invoice: Invoice) -> list[PastAction]:
+        return self.history.get(invoice.id, [])
+
+
+def plan_record(row: PlanRow) -> PaymentPlan:
+    return PaymentPlan(
+        plan_id=row.id, paid_before=row.paid_before,
+        instalments=tuple(Instalment(date.fromisoformat(i["due_date"]), Decimal(i["amount"]))
+                          for i in row.instalments),
+        status="active" if row.status == "active" else "cancelled")
+
+
+def _invoices(session: Session, org: Organisation):  # type: ignore[no-untyped-def]
+    return select(Invoice).where(Invoice.org_id == org.id).options(selectinload(Invoice.contact))
 
 
 def refresh_next_action(session: Session, org: Organisation, now: datetime,
                         invoice_ids: Iterable[int] | None = None) -> int:
     """Recompute next_action_at for these invoices (all of the organisation's if None)."""
-    policy, calendar = policy_for(session, org), calendar_for(org)
-    query = select(Invoice).where(Invoice.org_id == org.id).options(
-        selectinload(Invoice.contact))
     ids = None if invoice_ids is None else sorted(set(invoice_ids))
     chunks = [None] if ids is None else [ids[i:i + BATCH] for i in range(0, len(ids), BATCH)]
     touched = 0
     for chunk in chunks:
+        query = _invoices(session, org)
         invoices = session.scalars(
             query if chunk is None else query.where(Invoice.id.in_(chunk))).all()
-        past = ledger.history(session, (i.id for i in invoices))
+        book = Book(session, org, invoices)
         for invoice in invoices:
             when = None
             if invoice.due_date is not None:
-                when = next_action_at(invoice_state(invoice), past.get(invoice.id, []),
-                                      policy, calendar, now)
+                when = next_action_at(book.state(invoice), book.past(invoice),
+                                      book.policy_of(invoice), book.calendar, now)
             if invoice.next_action_at != when:
                 invoice.next_action_at = when
             touched += 1
     return touched
 
 
+def _report_problems(session: Session, org: Organisation, invoice: Invoice,
+                     problems: list[str], now: datetime, calendar: OrgCalendar) -> None:
+    """Tell the owner once a day what could not be computed (e.g. a rate table to extend)."""
+    day_start = calendar.at_local(calendar.today(now), time(0))
+    for problem in problems:
+        log.warning("org %s invoice %s: %s", org.id, invoice.id, problem)
+        seen = session.scalar(select(AuditEvent.id).where(
+            AuditEvent.org_id == org.id, AuditEvent.invoice_id == invoice.id,
+            AuditEvent.kind == "needs_attention", AuditEvent.message == problem,
+            AuditEvent.at >= day_start).limit(1))
+        if seen is None:
+            ledger.audit(session, org.id, "needs_attention", problem, at=now,
+                         invoice_id=invoice.id)
+
+
 def plan_org(session: Session, org: Organisation, now: datetime) -> list[Action]:
     """Plan what is due now into the ledger; the caller commits and enqueues the actions."""
-    policy, calendar = policy_for(session, org), calendar_for(org)
     due = session.scalars(
-        select(Invoice)
-        .where(Invoice.org_id == org.id, Invoice.next_action_at.is_not(None),
-               Invoice.next_action_at <= now)
-        .options(selectinload(Invoice.contact))
-    ).all()
-    past = ledger.history(session, (i.id for i in due))
+        _invoices(session, org).where(Invoice.next_action_at.is_not(None),
+                                      Invoice.next_action_at <= now)).all()
+    book = Book(session, org, due)
     planned: list[Action] = []
     for invoice in due:
-        history = past.get(invoice.id, [])
-        state = invoice_state(invoice)
-        for step in evaluate(state, history, policy, calendar, now):
+        history = book.past(invoice)
+        state, policy = book.state(invoice), book.policy_of(invoice)
+        problems: list[str] = []
+        for step in evaluate(state, history, policy, book.calendar, now, problems=problems):
             action = ledger.record_planned(session, step, invoice, now)
             if action is not None:
                 planned.append(action)
-                history = [*history, PastAction(key=step.key, status="planned")]
-        invoice.next_action_at = next_action_at(state, history, policy, calendar, now)
+            history = [*history, PastAction(key=step.key, status="planned", amount=step.amount)]
+        if problems:
+            _report_problems(session, org, invoice, problems, now, book.calendar)
+        invoice.next_action_at = next_action_at(state, history, policy, book.calendar, now)
     session.flush()
     return planned
 
@@ -115,16 +201,25 @@ def dry_run(session: Session, org: Organisation, day: date) -> list[dict[str, ob
     policy, calendar = policy_for(session, org), calendar_for(org)
     at = calendar.at_local(day, policy.send_time)
     invoices = session.scalars(
-        select(Invoice).where(Invoice.org_id == org.id, Invoice.status == "open")
-        .options(selectinload(Invoice.contact)).order_by(Invoice.due_date, Invoice.id)
-    ).all()
-    past = ledger.history(session, (i.id for i in invoices))
-    return [
-        {"invoice_id": invoice.id, "invoice_number": invoice.number, "key": step.key,
-         "kind": step.kind, "step": step.step_index + 1, "step_count": step.step_count,
-         "template": step.template, "scheduled_for": step.scheduled_for,
-         "amount_due": str(invoice.amount_due), "currency": invoice.currency}
-        for invoice in invoices if invoice.due_date is not None
-        for step in evaluate(invoice_state(invoice), past.get(invoice.id, []), policy,
-                             calendar, at)
-    ]
+        _invoices(session, org).where(Invoice.status == "open")
+        .order_by(Invoice.due_date, Invoice.id)).all()
+    book = Book(session, org, invoices)
+    rows: list[dict[str, object]] = []
+    for invoice in invoices:
+        if invoice.due_date is None:
+            continue
+        problems: list[str] = []
+        for step in evaluate(book.state(invoice), book.past(invoice), book.policy_of(invoice),
+                             calendar, at, problems=problems):
+            rows.append({
+                "invoice_id": invoice.id, "invoice_number": invoice.number, "key": step.key,
+                "kind": step.kind, "scheduled_for": step.scheduled_for,
+                "reason": step.reason,
+                "amount": None if step.amount is None else str(step.amount),
+                "currency": step.currency, "channel": step.channel,
+                "step": None if step.step_index is None else step.step_index + 1,
+                "step_count": step.step_count, "template": step.template,
+                "amount_due": str(invoice.amount_due)})
+        rows.extend({"invoice_id": invoice.id, "invoice_number": invoice.number,
+                     "kind": "needs_attention", "reason": problem} for problem in problems)
+    return rows

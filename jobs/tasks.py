@@ -95,8 +95,7 @@ def plan_org(org_id: int) -> int:
     now = clock.now()
     actions = plan.plan_org(session, org, now)
     for action in actions:
-        ledger.audit(session, org.id, "action_planned",
-                     f"Reminder {(action.step_index or 0) + 1} of {action.step_count} planned",
+        ledger.audit(session, org.id, "action_planned", f"Planned: {action.reason}",
                      at=now, invoice_id=action.invoice_id, action_id=action.id)
     session.commit()
     for action in actions:

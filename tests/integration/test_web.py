@@ -89,8 +89,9 @@ def test_plan_command_prints_the_day_as_json(app, connected) -> None:  # type: i
     result = app.test_cli_runner().invoke(
         args=["plan", str(connected.org_id), "--as-of", "2026-11-24", "--json"])
     assert result.exit_code == 0, result.output
-    planned = json.loads(result.output)
+    planned = [json.loads(line) for line in result.output.splitlines()]
     assert planned and all(p["kind"] == "reminder" for p in planned)
+    assert all(p["reason"].startswith(("Reminder ", "Repeat reminder ")) for p in planned)
     assert {"invoice_number", "key", "step", "step_count", "scheduled_for"} <= set(planned[0])
     from app.models import Action
 

@@ -1,0 +1,181 @@
+"""Escalation end to end on the Xero sandbox: a phone-call task, a stop-service flag with a
+signed webhook, a final demand emailed by Dunwell with its PDF, a collections-agency case file,
+and a reminder in Dunwell's own words; each once, however often the day runs."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import socket
+import threading
+import zipfile
+from collections.abc import Iterator
+from email import message_from_bytes
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+
+from tests.integration.conftest import run_jobs
+
+pytestmark = pytest.mark.db
+
+POLICY = {
+    "version": 2,
+    "reminder_steps": [{"offset_days": 0}, {"offset_days": 20, "channel": "dunwell_email",
+                                            "tone": "firm"}],
+    "escalation": {
+        "call_task": {"after_days": 25, "assignee": "Sam in accounts"},
+        "stop_service": {"after_days": 30, "webhook_url": "http://127.0.0.1:9/hook"},
+        "demand_letter": {"after_days": 40, "pay_within_days": 14},
+        "agency_case": {"after_days": 50},
+    },
+}
+
+
+class Sink:
+    """A real SMTP server keeping what it receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Sink, int]]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sink = Sink()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield sink, port
+    controller.stop()
+
+
+@pytest.fixture
+def hook() -> Iterator[tuple[list[tuple[dict[str, str], bytes]], str]]:
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((dict(self.headers), body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield received, f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server.shutdown()
+
+
+def test_escalation_reaches_people_the_books_and_the_owner_once(  # type: ignore[no-untyped-def]
+        app, connected, sandbox, smtp, hook) -> None:
+    from app.extensions import db
+    from app.models import Action, Contact, Document, Invoice, Policy, Task
+    from jobs.tasks import enqueue_sync, sync_org
+
+    sink, smtp_port = smtp
+    received, hook_url = hook
+    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=smtp_port, SMTP_STARTTLS=False,
+                      MAIL_FROM="reminders@example.com")
+    box = sandbox[0]
+    policy = json.loads(json.dumps(POLICY))
+    policy["escalation"]["stop_service"]["webhook_url"] = hook_url
+    with app.app_context():
+        sync_org(connected.org_id, plan_after=False)
+        row = db.session.scalars(select(Policy).where(Policy.org_id == connected.org_id)).one()
+        row.body = policy
+        db.session.commit()
+        # One long-overdue invoice, unpaid, whose customer has an email address: everything
+        # is due for it today. The others are left alone by a date filter on this test's part.
+        target = next(i for i in db.session.scalars(select(Invoice).where(
+            Invoice.org_id == connected.org_id, Invoice.status == "open").order_by(Invoice.id))
+            if i.contact is not None and i.contact.email and i.amount_paid == 0
+            and i.due_date is not None and (app.config["CLOCK"]().date() - i.due_date).days > 60)
+        target_id, contact_id, number = target.id, target.contact_id, target.number
+        target_provider_id = target.provider_id
+        contact_email = target.contact.email
+        others = db.session.scalars(select(Contact).where(Contact.id != contact_id)).all()
+        for other in others:
+            other.excluded = True  # keep the run to the one customer this test watches
+        db.session.commit()
+
+    with app.app_context():
+        enqueue_sync(connected.org_id)
+    run_jobs(app)
+
+    def actions() -> dict[str, tuple[str, str | None]]:
+        return {a.kind: (a.status, a.error) for a in db.session.scalars(select(Action).where(
+            Action.invoice_id == target_id))}
+
+    with app.app_context():
+        # The agency case waits for the final demand to have gone out: the next run plans it.
+        assert actions() == {"reminder": ("done", None), "call_task": ("done", None),
+                             "stop_service": ("done", None), "demand_letter": ("done", None)}
+    app.config["CLOCK"].advance(minutes=5)
+    with app.app_context():
+        enqueue_sync(connected.org_id)
+    run_jobs(app)
+
+    with app.app_context():
+        assert actions()["agency_case"] == ("done", None)
+        task = db.session.scalars(select(Task)).one()
+        assert task.assignee == "Sam in accounts" and number in task.title
+        contact = db.session.get(Contact, contact_id)
+        assert contact.stop_service and contact.stop_service_at is not None
+        kinds = sorted(d.kind for d in db.session.scalars(select(Document).where(
+            Document.invoice_id == target_id)))
+        assert kinds == ["agency_case", "demand_letter_html", "demand_letter_pdf"]
+        pdf = db.session.scalars(select(Document).where(
+            Document.kind == "demand_letter_pdf")).one().content
+        case = db.session.scalars(select(Document).where(
+            Document.kind == "agency_case")).one().content
+        assert pdf.startswith(b"%PDF")
+        archive = zipfile.ZipFile(io.BytesIO(case))
+        assert {"README.txt", "invoice.json", "timeline.csv", "policy.json",
+                "demand-letter.pdf"} <= set(archive.namelist())
+        assert archive.read("demand-letter.pdf") == pdf
+        assert number in archive.read("README.txt").decode("utf-8")
+        secret = hmac.new(b"test-secret-key", f"webhook:{connected.org_id}".encode(),
+                          hashlib.sha256).hexdigest()
+
+    # The webhook: one signed POST naming the contact and the invoice.
+    assert len(received) == 1
+    headers, body = received[0]
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    assert headers["Dunwell-Signature"] == f"sha256={expected}"
+    assert json.loads(body)["invoice"]["number"] == number
+    # Dunwell's own email: the firm reminder, and the final demand with its PDF attached.
+    assert [m["To"] for m in sink.messages] == [contact_email, contact_email]
+    demand = next(m for m in sink.messages if any(
+        part.get_filename() for part in m.walk()))
+    attachment = next(p for p in demand.walk() if p.get_filename())
+    assert attachment.get_content_type() == "application/pdf"
+    assert attachment.get_payload(decode=True) == pdf
+    # The provider emailed nothing for the Dunwell-email step; notes record every effect.
+    history = [str(h["Details"]) for h in box.history(connected.tenant_id,
+                                                      target_provider_id)]
+    assert any("final demand sent" in h for h in history)
+
+    # The day runs again: nothing happens twice.
+    app.config["CLOCK"].advance(minutes=5)
+    with app.app_context():
+        enqueue_sync(connected.org_id)
+    run_jobs(app)
+    assert len(received) == 1 and len(sink.messages) == 2
+    with app.app_context():
+        assert db.session.scalar(select(db.func.count()).select_from(Task)) == 1
+        assert db.session.scalar(select(db.func.count()).select_from(Document)) == 3
