@@ -81,8 +81,18 @@ def demo_environment(port: int, sandbox_port: int, redis_url: str,
         "REDIS_URL": redis_url,
         "BASE_URL": f"http://127.0.0.1:{port}",
         "SESSION_COOKIE_SECURE": "false",
-        "DUNWELL_DEFAULT_POLICY": json.dumps({"send_time": "00:00:00", "send_window_hours": 24,
-                                              "business_days_only": False}),
+        # Any hour, any day, so the demo can be watched working; and a taste of the rest of
+        # the policy: a late fee, interest, an early-payment discount and a phone call.
+        "DUNWELL_DEFAULT_POLICY": json.dumps({
+            "send_time": "00:00:00", "send_window_hours": 24, "business_days_only": False,
+            "late_fees": [
+                {"id": "late-fee", "rule": {"kind": "flat", "amount": "40.00",
+                                            "grace_days": 30}},
+                {"id": "interest", "rule": {"kind": "daily_interest",
+                                            "annual_rate_percent": "8", "grace_days": 30,
+                                            "cap_percent_of_principal": "25"}}],
+            "early_payment_discount": {"percent": "2", "within_days": 10},
+            "escalation": {"call_task": {"after_days": 45, "assignee": "Accounts"}}}),
         "XERO_CLIENT_ID": DEMO_CLIENT_ID,
         "XERO_CLIENT_SECRET": DEMO_CLIENT_SECRET,
         "XERO_AUTHORIZE_URL": f"{sandbox}/identity/connect/authorize",

@@ -9,10 +9,20 @@ from zoneinfo import ZoneInfo
 
 from flask import abort
 from sqlalchemy import case, func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import load_only, selectinload
 
 from app.extensions import db
-from app.models import Action, AuditEvent, Invoice, Membership, Organisation, SyncRun, User
+from app.models import (
+    Action,
+    AuditEvent,
+    Document,
+    Invoice,
+    Membership,
+    Organisation,
+    SyncRun,
+    Task,
+    User,
+)
 
 
 def organisations_of(user: User) -> list[Organisation]:
@@ -48,6 +58,8 @@ class Overview:
     events: list[AuditEvent]
     open_count: int
     overdue_total_by_currency: dict[str, Decimal]
+    tasks: list[Task]
+    documents: list[Document]
 
 
 def latest_sync(org: Organisation) -> SyncRun | None:
@@ -86,5 +98,23 @@ def overview(org: Organisation, now_local: datetime, limit: int = 500) -> Overvi
                 invoice.amount_due
     open_count = session.scalar(select(func.count()).select_from(Invoice).where(
         Invoice.org_id == org.id, Invoice.status == "open")) or 0
+    tasks = list(session.scalars(select(Task).where(Task.org_id == org.id,
+                                                    Task.status == "open")
+                                 .order_by(Task.created_at.desc()).limit(50)))
+    # Not the content: a page lists them; the download reads one.
+    documents = list(session.scalars(
+        select(Document).where(Document.org_id == org.id)
+        .options(load_only(Document.id, Document.filename, Document.kind, Document.created_at))
+        .order_by(Document.created_at.desc()).limit(50)))
     return Overview(org=org, sync=latest_sync(org), invoices=rows, events=events,
-                    open_count=open_count, overdue_total_by_currency=overdue)
+                    open_count=open_count, overdue_total_by_currency=overdue, tasks=tasks,
+                    documents=documents)
+
+
+def document_for(org: Organisation, document_id: int) -> Document:
+    """A document of this organisation; 404 for anyone else's."""
+    document = db.session.scalar(select(Document).where(Document.org_id == org.id,
+                                                        Document.id == document_id))
+    if document is None:
+        abort(404)
+    return document

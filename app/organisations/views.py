@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -11,6 +12,7 @@ from werkzeug.wrappers import Response
 
 from app import clock
 from app.organisations.services import (
+    document_for,
     latest_sync,
     organisation_for,
     organisations_of,
@@ -60,3 +62,15 @@ def sync_now(org_id: int) -> Response:
     enqueue_sync(org.id)
     flash("Sync started.", "success")
     return redirect(url_for("organisations.show", org_id=org.id))
+
+
+@blueprint.route("/orgs/<int:org_id>/documents/<int:document_id>")
+@login_required
+def document(org_id: int, document_id: int) -> Response:
+    """A final demand or case file, as a download (never rendered inside our pages)."""
+    org = organisation_for(current_user, org_id)
+    found = document_for(org, document_id)
+    filename = re.sub(r"[^A-Za-z0-9._-]", "-", found.filename)  # names come from the books
+    return Response(found.content, mimetype=found.content_type, headers={
+        "Content-Disposition": f'attachment; filename="{filename}"',
+        "X-Content-Type-Options": "nosniff"})

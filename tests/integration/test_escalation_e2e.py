@@ -152,6 +152,19 @@ def test_escalation_reaches_people_the_books_and_the_owner_once(  # type: ignore
         secret = hmac.new(b"test-secret-key", f"webhook:{connected.org_id}".encode(),
                           hashlib.sha256).hexdigest()
 
+    # The owner finds the papers on the organisation page and downloads them.
+    page = connected.http.get(f"{connected.web.url}/orgs/{connected.org_id}")
+    assert "Sam in accounts" in page.text and ".pdf" in page.text
+    with app.app_context():
+        pdf_id = db.session.scalars(select(Document.id).where(
+            Document.kind == "demand_letter_pdf")).one()
+    download = connected.http.get(
+        f"{connected.web.url}/orgs/{connected.org_id}/documents/{pdf_id}")
+    assert download.status_code == 200 and download.content == pdf
+    assert download.headers["Content-Disposition"].startswith("attachment;")
+    assert connected.http.get(f"{connected.web.url}/orgs/{connected.org_id + 1}/documents/"
+                              f"{pdf_id}").status_code == 404
+
     # The webhook: one signed POST naming the contact and the invoice.
     assert len(received) == 1
     headers, body = received[0]
