@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from rules.fees import RULE_ID, ExactDecimal, LateFeeRule
+from rules.statutory import default_tables
 from rules.validation import PolicyError, StrictBool, StrictInt, describe
 
 __all__ = [
@@ -122,6 +123,18 @@ class LateFee(_Section):
         if not RULE_ID.fullmatch(value):
             raise ValueError(f"id {value!r} must be 1 to 64 of A-Z, a-z, 0-9, '_', '.', '-'")
         return value
+
+    @model_validator(mode="after")
+    def _known_law(self) -> LateFee:
+        # A statutory rule for a country without a rate table would fail every day at run
+        # time; refuse it when the owner saves it instead.
+        jurisdiction = getattr(self.rule, "jurisdiction", None) or getattr(
+            self.rule, "legal_cap", None)
+        known = default_tables()
+        if jurisdiction is not None and jurisdiction not in known:
+            raise ValueError(f"no statutory rate table for {jurisdiction}; known:"
+                             f" {', '.join(sorted(known))}")
+        return self
 
 
 class EarlyPaymentDiscount(_Section):

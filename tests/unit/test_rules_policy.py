@@ -175,3 +175,14 @@ def test_policies_are_frozen() -> None:
     policy = default_policy()
     with pytest.raises(ValueError, match="frozen"):
         policy.send_window_hours = 3  # type: ignore[misc]
+
+
+def test_a_statutory_rule_for_a_country_without_a_rate_table_is_refused_when_saved() -> None:
+    with pytest.raises(PolicyError) as caught:
+        policy_from_json({**DEFAULT_JSON, "late_fees": [
+            {"id": "interest", "rule": {"kind": "statutory_interest", "jurisdiction": "US"}}]})
+    assert str(caught.value) == (
+        "late_fees.0: no statutory rate table for US; known: DE, EU, GB, NO, PL")
+    policy = policy_from_json({**DEFAULT_JSON, "late_fees": [
+        {"id": "interest", "rule": {"kind": "statutory_interest", "jurisdiction": "DE"}}]})
+    assert policy.late_fees[0].rule.kind == "statutory_interest"
