@@ -10,8 +10,9 @@ Each concern has its own module: the ladder (rules/reminders.py), fees and inter
 (rules/fees.py, rules/statutory.py), the early-payment discount (rules/discounts.py), payment
 plans (rules/plans.py) and escalation (rules/escalation.py). This module decides how they
 combine:
-- nothing for an invoice that is not open, has nothing due, or whose contact is excluded or
-  in dispute;
+- nothing for an invoice that is not open, has nothing due, owes less than the policy's
+  minimum (no fee the customer is never reminded of), or whose contact is excluded or in
+  dispute;
 - a discount now due closes the invoice: nothing else goes with it;
 - while a payment plan is kept, only its instalment reminders go; the ladder, fees and
   escalation wait. Once broken, they resume, and fees count from the missed instalment;
@@ -23,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from functools import lru_cache
 
 from rules.actions import PlannedAction
@@ -52,7 +54,13 @@ from rules.plans import (
 )
 from rules.policy import LateFee, Policy
 from rules.reminders import due_reminder, next_reminder_moment, send_moment
-from rules.statutory import FxRateRequired, RateNotCovered, RateTable
+from rules.statutory import (
+    FxRateRequired,
+    NotApplicable,
+    RateNotCovered,
+    RateTable,
+    floor_money,
+)
 from rules.validation import PolicyError
 
 Window = tuple[datetime, datetime]
@@ -141,11 +149,23 @@ def _active_plan(invoice: InvoiceState) -> PaymentPlan | None:
 
 @dataclass(frozen=True, slots=True)
 class _FeeRun:
-    """One fee rule as it applies to this invoice now: under which id, from which due date."""
+    """One fee rule as it applies to this invoice now: under which id, from which due date.
+
+    `carried` is what the rule charged under its own id before a plan that is now broken: it
+    counts against the rule's cap_percent_of_principal as the run's own charges do."""
 
     rule_id: str
     rule: LateFeeRule
     due_date: date
+    carried: Decimal = Decimal(0)
+
+    def charged(self, invoice: InvoiceState, settled: Settled) -> list[ChargedFee]:
+        """The ledger's charges as due_fees reads them: `carried` as one more charge under the
+        run's prefix, not numbered like a period, so it adds to the total and to no period."""
+        if not self.carried:
+            return settled.charged
+        prefix = fee_key(invoice.org_id, invoice.invoice_id, self.rule_id, 0)[:-1]
+        return [*settled.charged, ChargedFee(key=prefix + "before-plan", amount=self.carried)]
 
 
 def _fee_runs(invoice: InvoiceState, policy: Policy, settled: Settled,
@@ -162,10 +182,11 @@ def _fee_runs(invoice: InvoiceState, policy: Policy, settled: Settled,
 def _resumed(invoice: InvoiceState, fee: LateFee, settled: Settled, plan: PaymentPlan,
              missed_due: date) -> list[_FeeRun]:
     """A broken plan: the rule starts again from the missed instalment, as a new run of periods
-    (its own keys), with what it charged before the plan counting against max_charges; a
-    one-off fee already charged is not charged again."""
+    (its own keys), with what it charged before the plan counting against max_charges and
+    the cap; a one-off fee already charged is not charged again."""
     before = fee_key(invoice.org_id, invoice.invoice_id, fee.id, 0)[:-1]
-    earlier = sum(1 for c in settled.charged if c.key.startswith(before))
+    charges = [c for c in settled.charged if c.key.startswith(before)]
+    earlier = len(charges)
     rule = fee.rule
     if isinstance(rule, ONE_OFF):
         return [] if earlier else [_FeeRun(f"{fee.id}.plan{plan.plan_id}", rule, missed_due)]
@@ -174,7 +195,8 @@ def _resumed(invoice: InvoiceState, fee: LateFee, settled: Settled, plan: Paymen
         if earlier >= max_charges:
             return []
         rule = rule.model_copy(update={"max_charges": max_charges - earlier})
-    return [_FeeRun(f"{fee.id}.plan{plan.plan_id}", rule, missed_due)]
+    carried = sum((Decimal(c.amount) for c in charges), Decimal(0))
+    return [_FeeRun(f"{fee.id}.plan{plan.plan_id}", rule, missed_due, carried)]
 
 
 def _fee_invoice(invoice: InvoiceState, due_date: date) -> FeeInvoice:
@@ -211,7 +233,8 @@ def _next_charge_day(invoice: InvoiceState, run: _FeeRun, settled: Settled) -> d
             or (rule.currency is not None and rule.currency != invoice.currency)):
         return None
     prefix = fee_key(invoice.org_id, invoice.invoice_id, run.rule_id, 0)[:-1]
-    periods = {int(c.key[len(prefix):]) for c in settled.charged
+    charged = run.charged(invoice, settled)
+    periods = {int(c.key[len(prefix):]) for c in charged
                if c.key.startswith(prefix) and c.key[len(prefix):].isdigit()}
     start = run.due_date + timedelta(days=rule.grace_days + 1)
     if isinstance(rule, ONE_OFF):
@@ -223,8 +246,10 @@ def _next_charge_day(invoice: InvoiceState, run: _FeeRun, settled: Settled) -> d
     if max_charges is not None and k >= max_charges:
         return None
     if rule.cap_percent_of_principal is not None:
-        total = sum((c.amount for c in settled.charged if c.key.startswith(prefix)), 0)
-        if total >= invoice.principal * rule.cap_percent_of_principal / 100:
+        total = sum((c.amount for c in charged if c.key.startswith(prefix)), Decimal(0))
+        # Floored, as due_fees floors it: at a cap of 3.33 of 3.333 nothing more is charged.
+        if total >= floor_money(invoice.principal * rule.cap_percent_of_principal / 100,
+                                invoice.currency):
             return None
     length: int = rule.period_days  # type: ignore[union-attr]
     interest = isinstance(rule, DailyInterestRule | StatutoryInterestRule)
@@ -256,24 +281,24 @@ def evaluate(invoice: InvoiceState, history: Sequence[PastAction], policy: Polic
             reminder = due_instalment_reminder(invoice, plan, state, settled.keys, policy,
                                                calendar, now)
             return [] if reminder is None else [reminder]
+    if invoice.amount_due < policy.min_amount_due:
+        return []  # too small to chase: no reminder, so no fee the customer is not told of
     actions: list[PlannedAction] = []
-    if invoice.amount_due >= policy.min_amount_due:
-        reminder = due_reminder(invoice, settled.first_open_reminder, policy, calendar, now)
-        if reminder is not None:
-            actions.append(reminder)
+    reminder = due_reminder(invoice, settled.first_open_reminder, policy, calendar, now)
+    if reminder is not None:
+        actions.append(reminder)
     today = calendar.today(now)
     for run in _fee_runs(invoice, policy, settled, state, plan):
         try:
-            charges = due_fees(run.rule, _fee_invoice(invoice, run.due_date), settled.charged,
+            charges = due_fees(run.rule, _fee_invoice(invoice, run.due_date),
+                               run.charged(invoice, settled),
                                today, rule_id=run.rule_id, tables=tables)
-        except (RateNotCovered, FxRateRequired, PolicyError) as exc:
+        except (RateNotCovered, FxRateRequired, NotApplicable, PolicyError) as exc:
             if problems is not None:
                 problems.append(f"{invoice.number}: fee {run.rule_id!r} not charged: {exc}")
             continue
         actions.extend(_fee_action(invoice, charge, policy, calendar) for charge in charges)
-    if invoice.amount_due >= policy.min_amount_due:
-        actions.extend(due_escalations(invoice, settled.keys, settled.done, policy, calendar,
-                                       now))
+    actions.extend(due_escalations(invoice, settled.keys, settled.done, policy, calendar, now))
     return actions
 
 
@@ -285,13 +310,16 @@ def next_action_at(invoice: InvoiceState, history: Sequence[PastAction], policy:
     if not _chaseable(invoice):
         return None
     settled = settle(invoice, history)
+    candidates: list[datetime | None] = []
     offer = policy.early_payment_discount
     if offer is not None and discount_key(invoice) not in settled.keys:
         far = datetime.max.replace(tzinfo=now.tzinfo)
         discount = due_discount(invoice, offer, policy, calendar, far)
+        if discount is not None and discount.scheduled_for <= now:
+            return first_sendable(now, policy, calendar)  # due: it alone goes, at once
         if discount is not None:
-            return first_sendable(max(discount.scheduled_for, now), policy, calendar)
-    candidates: list[datetime | None] = []
+            # Due later (a payment dated ahead): until then evaluate plans as usual.
+            candidates.append(discount.scheduled_for)
     plan = _active_plan(invoice)
     state = None
     if plan is not None:
@@ -299,13 +327,12 @@ def next_action_at(invoice: InvoiceState, history: Sequence[PastAction], policy:
         if state.kept:
             candidates.append(next_instalment_moment(invoice, plan, state, settled.keys,
                                                      policy, calendar))
-            candidates.append(plan_break_moment(plan, state, policy, calendar))
-    if state is None or not state.kept:
-        if invoice.amount_due >= policy.min_amount_due:
-            candidates.append(next_reminder_moment(invoice, settled.first_open_reminder,
-                                                   policy, calendar))
-            candidates.append(next_escalation_moment(invoice, settled.keys, settled.done,
-                                                     policy, calendar))
+            candidates.append(plan_break_moment(invoice, plan, policy, calendar))
+    if (state is None or not state.kept) and invoice.amount_due >= policy.min_amount_due:
+        candidates.append(next_reminder_moment(invoice, settled.first_open_reminder,
+                                               policy, calendar))
+        candidates.append(next_escalation_moment(invoice, settled.keys, settled.done,
+                                                 policy, calendar))
         for run in _fee_runs(invoice, policy, settled, state, plan):
             day = _next_charge_day(invoice, run, settled)
             if day is not None:

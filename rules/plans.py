@@ -78,7 +78,7 @@ def due_instalment_reminder(invoice: InvoiceState, plan: PaymentPlan, state: Pla
     best = None
     for j in range(len(rules.offsets) - 1, -1, -1):
         if instalment_key(invoice, plan, number, j) in settled:
-            return None  # a later (or this) offset already went: the earlier are superseded
+            break  # this offset already went: it and the earlier ones are settled
         if best is None and _moment(policy, calendar, instalment, rules.offsets[j]) <= now:
             best = j
     if best is None:
@@ -118,13 +118,17 @@ def next_instalment_moment(invoice: InvoiceState, plan: PaymentPlan, state: Plan
     return _moment(policy, calendar, instalment, rules.offsets[first])
 
 
-def plan_break_moment(plan: PaymentPlan, state: PlanState, policy: Policy,
+def plan_break_moment(invoice: InvoiceState, plan: PaymentPlan, policy: Policy,
                       calendar: OrgCalendar) -> datetime | None:
-    """When the plan, kept today, would count as broken if the next instalment went unpaid:
-    the planner looks again then (fees and the ladder resume if it was)."""
-    if state.covered >= len(plan.instalments):
-        return None
-    instalment = plan.instalments[state.covered]
-    return send_moment(calendar, policy.business_days_only,
-                       instalment.due_date + timedelta(days=policy.payment_plans.grace_days + 1),
-                       policy.send_time)
+    """When the plan, kept today, counts as broken if no more is paid: the day after the grace
+    of the first instalment the payments known now, by their dates, do not cover (a payment
+    dated ahead covers only from its date). The planner looks again then."""
+    grace = policy.payment_plans.grace_days
+    scheduled = ZERO
+    for instalment in plan.instalments:
+        scheduled += instalment.amount
+        last_day = instalment.due_date + timedelta(days=grace)
+        if _paid_by(invoice, plan, last_day) < scheduled:
+            return send_moment(calendar, policy.business_days_only,
+                               last_day + timedelta(days=1), policy.send_time)
+    return None

@@ -139,9 +139,10 @@ def due_reminder(invoice: InvoiceState, first_open: int, policy: Policy,
         template, channel, tone = (policy.repeat.template, policy.repeat.channel,
                                    policy.repeat.tone)
         label = f"Repeat reminder {best - len(steps) + 1}"
-    days = (calendar.today(moment) - invoice.due_date).days
-    when = ("due today" if days == 0 else f"due in {-days} days" if days < 0
-            else f"{days} days overdue")
+    days = (calendar.today(now) - invoice.due_date).days
+    plural = "" if abs(days) == 1 else "s"
+    when = ("due today" if days == 0 else f"due in {-days} day{plural}" if days < 0
+            else f"{days} day{plural} overdue")
     return PlannedAction(
         key=reminder_key(invoice.org_id, invoice.invoice_id, best), kind="reminder",
         invoice_id=invoice.invoice_id, org_id=invoice.org_id, scheduled_for=moment,

@@ -156,7 +156,7 @@ def test_a_newly_synced_overdue_invoice_gets_one_reminder_not_four() -> None:
         key="3:7:reminder:3", kind="reminder", invoice_id=7, org_id=3, step_index=3,
         step_count=4, template="overdue_2", channel="provider_email", tone="final",
         amount=Decimal("120.00"), currency="GBP",
-        reason="Reminder 4 of 4 (provider_email, final): INV-0007 21 days overdue",
+        reason="Reminder 4 of 4 (provider_email, final): INV-0007 54 days overdue",
         scheduled_for=datetime(2026, 10, 22, 8, tzinfo=UTC))]  # 1 Oct + 21, 09:00 BST
     done = [PastAction("3:7:reminder:3", "done")]
     assert evaluate(inv, done, POLICY, UK, now) == []
