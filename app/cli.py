@@ -33,6 +33,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(worker_command)
     app.cli.add_command(web_command)
     app.cli.add_command(user_group)
+    app.cli.add_command(plans_group)
 
 
 @click.group("db", help="Database schema (Alembic).")
@@ -169,3 +170,50 @@ def sandbox_quickbooks(host: str, port: int) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@click.group("plans", help="Payment plans agreed with customers.")
+def plans_group() -> None:
+    pass
+
+
+@plans_group.command("add", help="Agree a payment plan for an invoice, e.g. --instalment "
+                     "2026-12-01:250.00 --instalment 2027-01-01:250.00 (they must add up to "
+                     "the amount due).")
+@click.argument("org_id", type=int)
+@click.argument("invoice_number")
+@click.option("--instalment", "instalments", multiple=True, required=True,
+              help="DATE:AMOUNT")
+@with_appcontext
+def plans_add(org_id: int, invoice_number: str, instalments: tuple[str, ...]) -> None:
+    from decimal import Decimal, InvalidOperation
+
+    from sqlalchemy import select
+
+    from app import clock
+    from app.extensions import db
+    from app.models import Invoice, Organisation
+    from app.payment_plans.services import PlanRefused, agree_payment_plan
+
+    org = db.session.get(Organisation, org_id)
+    if org is None:
+        raise click.ClickException(f"no organisation {org_id}")
+    invoice = db.session.scalar(select(Invoice).where(Invoice.org_id == org.id,
+                                                      Invoice.number == invoice_number))
+    if invoice is None:
+        raise click.ClickException(f"no invoice {invoice_number} in organisation {org_id}")
+    parsed = []
+    for text in instalments:
+        day, _, amount = text.partition(":")
+        try:
+            parsed.append((date.fromisoformat(day), Decimal(amount)))
+        except (ValueError, InvalidOperation) as exc:
+            raise click.ClickException(f"--instalment {text!r}: give DATE:AMOUNT, e.g."
+                                       " 2026-12-01:250.00") from exc
+    try:
+        plan = agree_payment_plan(db.session, org, invoice, parsed, clock.now())
+    except PlanRefused as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(f"plan {plan.id} for {invoice.number}: {len(parsed)} instalments")
