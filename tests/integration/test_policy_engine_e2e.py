@@ -133,7 +133,11 @@ def test_a_fee_a_discount_and_a_plan_reach_the_books_once(  # type: ignore[no-un
         assert [amount for _, amount in fee_lines] == [Decimal("25.00")]
         assert "(ref DW-" in fee_lines[0][0]
         assert not [x for x in books.lines(plan_id) if x[0].startswith("Late fee")]
-        assert books.balance(discount_id) == 0
+        with app.app_context():
+            discount_actions = [(a.status, a.attempts, a.result, a.error) for a in
+                                db.session.scalars(select(Action).where(
+                                    Action.invoice_id == discount_target.id))]
+        assert books.balance(discount_id) == 0, discount_actions
         assert books.credits() == credits_before + 1
         emails = books.emails()
         assert emails[plan_id] == 1  # the instalment due today
