@@ -26,6 +26,8 @@ def main() -> None:
 
 
 def register(app: Flask) -> None:
+    from app.fees_cli import fees_group
+
     """Commands that need the app (and its database) are registered per app."""
     app.cli.add_command(db_group)
     app.cli.add_command(sync_command)
@@ -34,6 +36,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(web_command)
     app.cli.add_command(user_group)
     app.cli.add_command(plans_group)
+    app.cli.add_command(fees_group)
 
 
 @click.group("db", help="Database schema (Alembic).")
