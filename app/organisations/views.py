@@ -6,7 +6,8 @@ import re
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, flash, jsonify, redirect, render_template, url_for
+import click
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
@@ -74,3 +75,41 @@ def document(org_id: int, document_id: int) -> Response:
     return Response(found.content, mimetype=found.content_type, headers={
         "Content-Disposition": f'attachment; filename="{filename}"',
         "X-Content-Type-Options": "nosniff"})
+
+
+@blueprint.route("/orgs/<int:org_id>/fees/quote")
+@login_required
+def fee_quote(org_id: int) -> str:
+    """The statutory-interest calculator (the same figures as `dunwell fees quote`)."""
+    from app.fees_cli import (
+        _amount,
+        _day,
+        _tables,
+        quote,
+        quote_lines,
+    )
+    from rules.statutory import PrincipalEvents
+
+    org = organisation_for(current_user, org_id)
+    args = request.args
+    form = {"jurisdiction": args.get("jurisdiction", org.country),
+            "amount": args.get("amount", ""), "currency": args.get("currency",
+                                                                   org.base_currency),
+            "due": args.get("due", ""), "as_of": args.get("as_of", ""),
+            "b2c": args.get("b2c") == "on"}
+    lines: list[str] = []
+    error = None
+    if form["amount"] and form["due"] and form["as_of"]:
+        try:
+            currency = str(form["currency"]).strip().upper()
+            debt = PrincipalEvents(_amount(str(form["amount"]), "--amount", currency),
+                                   currency, ())
+            lines = quote_lines(quote(
+                str(form["jurisdiction"]).strip().upper(), debt, _day(str(form["due"]),
+                                                                     "--due"),
+                _day(str(form["as_of"]), "--as-of"), b2c=bool(form["b2c"]), fx={},
+                allow_unverified=False, tables=_tables(None)))
+        except click.ClickException as exc:  # QuoteRefused and bad input alike
+            error = exc.message
+    return render_template("organisations/fee_quote.html", org=org, form=form, lines=lines,
+                           error=error)

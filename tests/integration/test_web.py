@@ -96,3 +96,24 @@ def test_plan_command_prints_the_day_as_json(app, connected) -> None:  # type: i
     from app.models import Action
 
     assert _count(app, Action) == 0  # a dry run writes nothing
+
+
+def test_the_statutory_interest_calculator_gives_the_cli_figures(app, connected) -> None:  # type: ignore[no-untyped-def]
+    base = f"{connected.web.url}/orgs/{connected.org_id}/fees/quote"
+    page = connected.http.get(base, params={
+        "jurisdiction": "DE", "amount": "1000", "currency": "EUR", "due": "2026-01-01",
+        "as_of": "2026-03-02"})
+    # 1,000.00 x 10.27 % x 60 / 365 = 16.88, and the EUR 40 Pauschale.
+    assert page.status_code == 200
+    assert "16.88 EUR" in page.text and "40.00 EUR" in page.text and "56.88 EUR" in page.text
+    refused = connected.http.get(base, params={
+        "jurisdiction": "GB", "amount": "100", "currency": "GBP", "due": "2026-01-31",
+        "as_of": "2026-03-31", "b2c": "on"})
+    assert refused.status_code == 200
+    assert "the Late Payment Act applies to business debts only" in refused.text
+    bad = connected.http.get(base, params={"jurisdiction": "DE", "amount": "lots",
+                                           "currency": "EUR", "due": "2026-01-01",
+                                           "as_of": "2026-03-02"})
+    assert bad.status_code == 200 and 'role="alert"' in bad.text
+    assert connected.http.get(f"{connected.web.url}/orgs/{connected.org_id + 1}/fees/quote"
+                              ).status_code == 404
