@@ -106,6 +106,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask, Response, request
 
 from connectors.sandbox.quickbooks_seed import seed_company
+from connectors.sandbox.wire import json_response as _json
 
 CENT = Decimal("0.01")
 SEVEN_DP = Decimal("0.0000001")
@@ -268,23 +269,6 @@ class SandboxConfig:
 
 
 # --- JSON and times as QBO writes them --------------------------------------------------
-
-
-def _encode(value: Any) -> str:
-    """JSON with Decimal written exactly (json.dumps would need floats); `_` keys are ours."""
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{json.dumps(str(k))}:{_encode(v)}" for k, v in value.items()
-                              if not str(k).startswith("_")) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_encode(v) for v in value) + "]"
-    return json.dumps(value)
-
-
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(_encode(body), status=status, headers=headers or {},
-                    mimetype="application/json")
 
 
 def _money(value: Decimal) -> Decimal:

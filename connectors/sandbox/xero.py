@@ -54,6 +54,7 @@ from urllib.parse import urlencode, urlparse
 
 from flask import Flask, Response, request
 
+from connectors.sandbox.wire import json_response as _json
 from connectors.sandbox.xero_seed import seed_tenant
 
 PROVIDER_NAME = "Dunwell Xero sandbox"
@@ -134,23 +135,6 @@ def day_ms(day: date) -> str:
 def envelope_stamp(moment: datetime) -> str:
     """The envelope's DateTimeUTC carries no offset, unlike the records inside it."""
     return f"/Date({int(moment.timestamp() * 1000)})/"
-
-
-def _encode(value: Any) -> str:
-    """JSON with Decimal written as an exact number (json.dumps would need floats)."""
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{json.dumps(str(k))}:{_encode(v)}" for k, v in value.items()
-                              if not str(k).startswith("_")) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_encode(v) for v in value) + "]"
-    return json.dumps(value)
-
-
-def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(_encode(body), status=status, headers=headers or {},
-                    mimetype="application/json")
 
 
 def _seconds(delta: timedelta) -> int:
