@@ -15,7 +15,7 @@ import hmac
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -184,6 +184,13 @@ def _run(session: Session, action: Action, invoice: Invoice, connector: Connecto
 # ------------------------------------------------------------------------------ reminders
 
 
+def _payment_link(effect: Effect) -> str | None:
+    try:
+        return effect.connector.online_invoice_url(effect.invoice.provider_id)
+    except (NotFound, ProviderRejected):
+        return None  # the message goes without a link rather than not at all
+
+
 def _message(effect: Effect, tone: str | None) -> tuple[str, str, str]:
     """Subject, text and HTML of our own email, in the contact's language."""
     invoice, contact = effect.invoice, effect.invoice.contact
@@ -193,7 +200,7 @@ def _message(effect: Effect, tone: str | None) -> tuple[str, str, str]:
         contact_name=contact.name if contact else "", invoice_number=invoice.number,
         amount_due=invoice.amount_due, currency=invoice.currency,
         due_date=invoice.due_date or effect.now.date(), days_overdue=max(days, 0),
-        business_name=effect.org.name, locale=language))
+        business_name=effect.org.name, payment_link=_payment_link(effect), locale=language))
     return message.subject, message.text, message.html
 
 
@@ -376,8 +383,9 @@ def send_demand_letter(effect: Effect) -> str:
     action, invoice, org = effect.action, effect.invoice, effect.org
     calendar = calendar_for(org)
     days = int((action.details or {}).get("pay_within_days", 14))
-    letter = demand_letter(documents.letter_facts(effect.session, org, invoice, days,
-                                                  calendar.today(effect.now)))
+    facts = documents.letter_facts(effect.session, org, invoice, days,
+                                   calendar.today(effect.now))
+    letter = demand_letter(replace(facts, payment_link=_payment_link(effect)))
     stem = f"final-demand-{invoice.number or invoice.id}"
     documents.keep(effect.session, action, "demand_letter_html", f"{stem}.html",
                    "text/html", letter.html.encode(), effect.now)

@@ -329,3 +329,9 @@ def test_a_revoked_consent_is_reported_as_such(books: Harness) -> None:
 def test_dates_are_calendar_dates(books: Harness) -> None:
     invoice = books.connector().invoice(books.open_invoice())
     assert isinstance(invoice.due_date, date) and not isinstance(invoice.due_date, datetime)
+
+
+def test_an_invoice_has_a_link_the_customer_can_pay_at(books: Harness) -> None:
+    target = books.open_invoice()
+    link = books.connector().online_invoice_url(target)
+    assert link is not None and link.startswith(books.server.url) and target in link

@@ -175,6 +175,9 @@ def test_escalation_reaches_people_the_books_and_the_owner_once(  # type: ignore
     assert [m["To"] for m in sink.messages] == [contact_email, contact_email]
     demand = next(m for m in sink.messages if any(
         part.get_filename() for part in m.walk()))
+    reminder = next(m for m in sink.messages if m is not demand)
+    text = next(p for p in reminder.walk() if p.get_content_type() == "text/plain")
+    assert f"{sandbox[1].url}/" in text.get_payload(decode=True).decode()  # online invoice
     attachment = next(p for p in demand.walk() if p.get_filename())
     assert attachment.get_content_type() == "application/pdf"
     assert attachment.get_payload(decode=True) == pdf
