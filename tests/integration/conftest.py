@@ -63,17 +63,22 @@ def web(app) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
     server.stop()
 
 
-@pytest.fixture
-def connected(app, web) -> Connected:  # type: ignore[no-untyped-def]
-    """Signed in and connected to the sandbox's first organisation; jobs not yet run."""
+def connect(app, web: LiveServer, provider: str = "xero") -> Connected:  # type: ignore[no-untyped-def]
+    """Sign up, sign in and connect the provider sandbox's first organisation."""
     from app.extensions import db
     from app.models import Connection
 
     create_user(app)
     http = requests.Session()
     flows.sign_in(http, web.url, EMAIL, PASSWORD)
-    landed = flows.answer_consent(http, flows.start_connect(http, web.url), "allow")
+    landed = flows.answer_consent(http, flows.start_connect(http, web.url, provider), "allow")
     assert landed.status_code == 200, landed.text[:300]
     with app.app_context():
         connection = db.session.scalars(select(Connection)).one()
         return Connected(web, http, connection.org_id, connection.tenant_id)
+
+
+@pytest.fixture
+def connected(app, web) -> Connected:  # type: ignore[no-untyped-def]
+    """Signed in and connected to the Xero sandbox's first organisation; jobs not yet run."""
+    return connect(app, web)

@@ -1,4 +1,4 @@
-"""Escalation end to end on the Xero sandbox: a phone-call task, a stop-service flag with a
+"""Escalation end to end on both providers: a phone-call task, a stop-service flag with a
 signed webhook, a final demand emailed by Dunwell with its PDF, a collections-agency case file,
 and a reminder in Dunwell's own words; each once, however often the day runs."""
 
@@ -12,6 +12,7 @@ import socket
 import threading
 import zipfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from email import message_from_bytes
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,7 +22,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
-from tests.integration.conftest import run_jobs
+from tests.integration.conftest import connect, run_jobs
 
 pytestmark = pytest.mark.db
 
@@ -81,17 +82,29 @@ def hook() -> Iterator[tuple[list[tuple[dict[str, str], bytes]], str]]:
     server.shutdown()
 
 
+def notes(provider: str, box: Any, tenant: str, invoice_id: str) -> list[str]:
+    if provider == "xero":
+        return [str(h["Details"]) for h in box.history(tenant, invoice_id)]
+    raw = next(i for i in box.invoices(tenant) if i["Id"] == invoice_id)
+    return str(raw.get("PrivateNote") or "").splitlines()
+
+
+@pytest.mark.parametrize("provider", ["xero", "quickbooks"])
 def test_escalation_reaches_people_the_books_and_the_owner_once(  # type: ignore[no-untyped-def]
-        app, connected, sandbox, smtp, hook) -> None:
+        app, web, clock, sandbox, qbo_sandbox, smtp, hook, provider: str) -> None:
     from app.extensions import db
     from app.models import Action, Contact, Document, Invoice, Policy, Task
     from jobs.tasks import enqueue_sync, sync_org
 
+    if provider == "quickbooks":
+        clock.set(datetime(2026, 11, 24, 18, 0, tzinfo=UTC))  # 10:00 in California
+    connected = connect(app, web, provider)
+    served = sandbox if provider == "xero" else qbo_sandbox
     sink, smtp_port = smtp
     received, hook_url = hook
     app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=smtp_port, SMTP_STARTTLS=False,
                       MAIL_FROM="reminders@example.com")
-    box = sandbox[0]
+    box = served[0]
     policy = json.loads(json.dumps(POLICY))
     policy["escalation"]["stop_service"]["webhook_url"] = hook_url
     with app.app_context():
@@ -104,7 +117,7 @@ def test_escalation_reaches_people_the_books_and_the_owner_once(  # type: ignore
         target = next(i for i in db.session.scalars(select(Invoice).where(
             Invoice.org_id == connected.org_id, Invoice.status == "open").order_by(Invoice.id))
             if i.contact is not None and i.contact.email and i.amount_paid == 0
-            and i.due_date is not None and (app.config["CLOCK"]().date() - i.due_date).days > 60)
+            and i.due_date is not None and (clock().date() - i.due_date).days > 60)
         target_id, contact_id, number = target.id, target.contact_id, target.number
         target_provider_id = target.provider_id
         contact_email = target.contact.email
@@ -177,14 +190,13 @@ def test_escalation_reaches_people_the_books_and_the_owner_once(  # type: ignore
         part.get_filename() for part in m.walk()))
     reminder = next(m for m in sink.messages if m is not demand)
     text = next(p for p in reminder.walk() if p.get_content_type() == "text/plain")
-    assert f"{sandbox[1].url}/" in text.get_payload(decode=True).decode()  # online invoice
+    assert f"{served[1].url}/" in text.get_payload(decode=True).decode()  # online invoice
     attachment = next(p for p in demand.walk() if p.get_filename())
     assert attachment.get_content_type() == "application/pdf"
     assert attachment.get_payload(decode=True) == pdf
     # The provider emailed nothing for the Dunwell-email step; notes record every effect.
-    history = [str(h["Details"]) for h in box.history(connected.tenant_id,
-                                                      target_provider_id)]
-    assert any("final demand sent" in h for h in history)
+    assert any("final demand sent" in n for n in notes(provider, box, connected.tenant_id,
+                                                       target_provider_id))
 
     # The day runs again: nothing happens twice.
     app.config["CLOCK"].advance(minutes=5)
