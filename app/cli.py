@@ -26,8 +26,6 @@ def main() -> None:
 
 
 def register(app: Flask) -> None:
-    from app.fees_cli import fees_group
-
     """Commands that need the app (and its database) are registered per app."""
     app.cli.add_command(db_group)
     app.cli.add_command(sync_command)
@@ -36,7 +34,6 @@ def register(app: Flask) -> None:
     app.cli.add_command(web_command)
     app.cli.add_command(user_group)
     app.cli.add_command(plans_group)
-    app.cli.add_command(fees_group)
 
 
 @click.group("db", help="Database schema (Alembic).")
@@ -145,6 +142,16 @@ def demo_command(port: int, sandbox_port: int) -> None:
     from app.demo import run_demo
 
     sys.exit(run_demo(port=port, sandbox_port=sandbox_port))
+
+
+def _register_fees() -> None:
+    # The calculator needs no app or database: it works before anything is configured.
+    from app.fees_cli import fees_group
+
+    cli.add_command(fees_group)
+
+
+_register_fees()
 
 
 @cli.group("sandbox", help="Local emulators of the providers' APIs.")

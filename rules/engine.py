@@ -77,6 +77,9 @@ class Settled:
     done: set[str] = field(default_factory=set)
     first_open_reminder: int = 0
     charged: list[ChargedFee] = field(default_factory=list)
+    # A discount on its way (planned, running, retrying or done) closes the invoice: nothing
+    # else is chased while the rest of it is being credited. Skipped or dead, chasing resumes.
+    closing: bool = False
 
 
 def settle(invoice: InvoiceState, history: Sequence[PastAction]) -> Settled:
@@ -84,12 +87,14 @@ def settle(invoice: InvoiceState, history: Sequence[PastAction]) -> Settled:
     if not history:
         return settled
     prefix = f"{invoice.org_id}:{invoice.invoice_id}:"
-    reminder, fee = prefix + "reminder:", prefix + "fee:"
+    reminder, fee, discount = prefix + "reminder:", prefix + "fee:", prefix + "discount"
     for past in history:
         key = past.key
         settled.keys.add(key)
         if past.status == "done":
             settled.done.add(key)
+        if key == discount and past.status in ("planned", "claimed", "failed", "done"):
+            settled.closing = True
         if key.startswith(reminder):
             tail = key[len(reminder):]
             if tail.isdigit():
@@ -268,6 +273,8 @@ def evaluate(invoice: InvoiceState, history: Sequence[PastAction], policy: Polic
     if not _chaseable(invoice) or not sendable(now, policy, calendar):
         return []
     settled = settle(invoice, history)
+    if settled.closing:
+        return []
     offer = policy.early_payment_discount
     if offer is not None and discount_key(invoice) not in settled.keys:
         discount = due_discount(invoice, offer, policy, calendar, now)
@@ -310,6 +317,8 @@ def next_action_at(invoice: InvoiceState, history: Sequence[PastAction], policy:
     if not _chaseable(invoice):
         return None
     settled = settle(invoice, history)
+    if settled.closing:
+        return None
     candidates: list[datetime | None] = []
     offer = policy.early_payment_discount
     if offer is not None and discount_key(invoice) not in settled.keys:

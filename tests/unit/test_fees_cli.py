@@ -253,3 +253,13 @@ def test_the_group_needs_no_flask_app() -> None:
     """A plain click group: registered anywhere, it is not wrapped in an app context."""
     assert not isinstance(fees_group, AppGroup)
     assert fees_group.name == "fees" and "quote" in fees_group.commands
+
+
+def test_dunwell_fees_quote_runs_before_anything_is_configured() -> None:
+    from app.cli import cli
+
+    result = CliRunner().invoke(cli, [
+        "fees", "quote", "--jurisdiction", "DE", "--amount", "1000", "--currency", "EUR",
+        "--due", "2026-01-01", "--as-of", "2026-03-02"], env={"SECRET_KEY": ""})
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == "total: 56.88 EUR"  # 16.88 interest + 40.00

@@ -387,6 +387,24 @@ def test_paid_less_the_discount_within_ten_days_gets_one_discount_and_nothing_el
     assert evaluate(inv, done("3:7:discount"), pol, UK, at(date(2026, 11, 11), 11)) == []
 
 
+@pytest.mark.parametrize(("status", "closed"), [
+    ("planned", True), ("claimed", True), ("failed", True), ("done", True),
+    ("skipped", False), ("dead", False)])
+def test_a_discount_on_its_way_closes_the_invoice_until_it_is_given_up(
+        status: str, closed: bool) -> None:
+    # The balance left is about to be credited: no reminder or fee for it meanwhile. Should
+    # the provider refuse the credit (skipped) or the action give up (dead), chasing resumes.
+    pol = policy(early_payment_discount=TWO_TEN, late_fees=(FLAT,))
+    inv = discounted((date(2026, 11, 11), "980.00"))
+    history = [PastAction("3:7:discount", status, D("20.00"))]
+    later = at(date(2026, 12, 10))
+    planned = evaluate(inv, history, pol, UK, later)
+    if closed:
+        assert planned == [] and next_action_at(inv, history, pol, UK, later) is None
+    else:
+        assert {a.key for a in planned} == {"3:7:reminder:2", "3:7:fee:late:0"}
+
+
 def test_paid_less_the_discount_a_day_late_gets_no_discount_and_is_chased() -> None:
     pol = policy(early_payment_discount=TWO_TEN)
     inv = discounted((date(2026, 11, 12), "980.00"))
