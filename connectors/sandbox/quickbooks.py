@@ -98,7 +98,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 from html import escape
 from typing import Any
-from urllib.parse import urlencode, urlparse
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import jwt
@@ -106,6 +106,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask, Response, request
 
 from connectors.sandbox.quickbooks_seed import seed_company
+from connectors.sandbox.wire import ClientApp
 from connectors.sandbox.wire import json_response as _json
 
 CENT = Decimal("0.01")
@@ -221,19 +222,6 @@ ACCOUNT_TYPES = {
     "Income": ("Revenue", "ServiceFeeIncome"),
     "Other Income": ("Revenue", "OtherMiscellaneousIncome"),
 }
-
-
-@dataclass
-class ClientApp:
-    secret: str
-    redirect_uris: list[str] = field(default_factory=list)  # empty: any loopback URI
-    name: str = ""
-
-    def allows(self, uri: str) -> bool:
-        if self.redirect_uris:
-            return uri in self.redirect_uris
-        parsed = urlparse(uri)
-        return parsed.scheme == "http" and parsed.hostname in ("127.0.0.1", "localhost")
 
 
 def _utcnow() -> datetime:

@@ -1,10 +1,13 @@
-"""What both sandboxes write on the wire alike: JSON with exact decimals."""
+"""What both sandboxes do alike on the wire: JSON with exact decimals, and the OAuth client
+apps they know (with the redirect URIs each may use)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlparse
 
 from flask import Response
 
@@ -26,3 +29,16 @@ def json_response(body: Any, status: int = 200,
                   headers: dict[str, str] | None = None) -> Response:
     return Response(encode(body), status=status, headers=headers or {},
                     mimetype="application/json")
+
+
+@dataclass
+class ClientApp:
+    secret: str
+    redirect_uris: list[str] = field(default_factory=list)  # empty: any loopback URI
+    name: str = ""
+
+    def allows(self, uri: str) -> bool:
+        if self.redirect_uris:
+            return uri in self.redirect_uris
+        parsed = urlparse(uri)
+        return parsed.scheme == "http" and parsed.hostname in ("127.0.0.1", "localhost")

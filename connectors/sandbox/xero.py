@@ -50,10 +50,11 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from html import escape
 from typing import Any
-from urllib.parse import urlencode, urlparse
+from urllib.parse import urlencode
 
 from flask import Flask, Response, request
 
+from connectors.sandbox.wire import ClientApp
 from connectors.sandbox.wire import json_response as _json
 from connectors.sandbox.xero_seed import seed_tenant
 
@@ -75,19 +76,6 @@ ZERO_TAX_TYPES = {"NONE", "ZERORATEDOUTPUT", "EXEMPTOUTPUT", "ZERORATED", "EXEMP
 PER_GBP = {"GBP": Decimal("1"), "EUR": Decimal("1.17"), "USD": Decimal("1.27"),
            "NOK": Decimal("13.60"), "SEK": Decimal("13.40"), "DKK": Decimal("8.72"),
            "AUD": Decimal("1.93"), "NZD": Decimal("2.11"), "CAD": Decimal("1.74")}
-
-
-@dataclass
-class ClientApp:
-    secret: str
-    redirect_uris: list[str] = field(default_factory=list)  # empty: any loopback URI
-    name: str = ""
-
-    def allows(self, uri: str) -> bool:
-        if self.redirect_uris:
-            return uri in self.redirect_uris
-        parsed = urlparse(uri)
-        return parsed.scheme == "http" and parsed.hostname in ("127.0.0.1", "localhost")
 
 
 def _utcnow() -> datetime:
