@@ -40,8 +40,8 @@ class PlannedAction:
 
 def action_key(org_id: int, invoice_id: int, *parts: object) -> str:
     """Stable forever: the ledger's uniqueness and the provider's idempotency key rest on it."""
-    return ":".join((str(org_id), str(invoice_id), *(str(p) for p in parts)))
+    return f"{org_id}:{invoice_id}:" + ":".join(map(str, parts))
 
 
 def reminder_key(org_id: int, invoice_id: int, step_index: int) -> str:
-    return action_key(org_id, invoice_id, "reminder", step_index)
+    return f"{org_id}:{invoice_id}:reminder:{step_index}"

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 
@@ -67,6 +67,8 @@ Window = tuple[datetime, datetime]
 # Safety stop for the search of a sending window; any real calendar has one within a week or two.
 LOOKAHEAD_DAYS = 60
 ONE_OFF = (FlatFeeRule, PercentageFeeRule, StatutoryCompensationRule)
+INTEREST = (DailyInterestRule, StatutoryInterestRule)
+FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(slots=True)
@@ -257,7 +259,7 @@ def _next_charge_day(invoice: InvoiceState, run: _FeeRun, settled: Settled) -> d
                                 invoice.currency):
             return None
     length: int = rule.period_days  # type: ignore[union-attr]
-    interest = isinstance(rule, DailyInterestRule | StatutoryInterestRule)
+    interest = isinstance(rule, INTEREST)
     return start + timedelta(days=(k + 1 if interest else k) * length)
 
 
@@ -322,7 +324,7 @@ def next_action_at(invoice: InvoiceState, history: Sequence[PastAction], policy:
     candidates: list[datetime | None] = []
     offer = policy.early_payment_discount
     if offer is not None and discount_key(invoice) not in settled.keys:
-        far = datetime.max.replace(tzinfo=now.tzinfo)
+        far = FAR_FUTURE
         discount = due_discount(invoice, offer, policy, calendar, far)
         if discount is not None and discount.scheduled_for <= now:
             return first_sendable(now, policy, calendar)  # due: it alone goes, at once

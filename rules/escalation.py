@@ -5,11 +5,12 @@ an agency case waits until the final demand (when the policy has one) has gone o
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from rules.actions import ActionKind, PlannedAction, action_key
 from rules.calendar import OrgCalendar
 from rules.invoice import InvoiceState
-from rules.policy import Policy
+from rules.policy import Escalation, Policy
 from rules.reminders import send_moment
 from rules.statutory import format_money
 
@@ -21,7 +22,12 @@ def escalation_key(invoice: InvoiceState, kind: str) -> str:
 
 
 def _steps(policy: Policy) -> list[tuple[ActionKind, int, dict[str, object]]]:
-    e = policy.escalation
+    return _steps_of(policy.escalation)
+
+
+@lru_cache(maxsize=64)
+def _steps_of(e: Escalation) -> list[tuple[ActionKind, int, dict[str, object]]]:
+    """The policy's escalation steps, read once per policy (planning asks for every invoice)."""
     steps: list[tuple[ActionKind, int, dict[str, object]]] = []
     if e.call_task is not None:
         steps.append(("call_task", e.call_task.after_days, {"assignee": e.call_task.assignee}))
@@ -69,8 +75,13 @@ def due_escalations(invoice: InvoiceState, settled: set[str], done: set[str], po
 
 def next_escalation_moment(invoice: InvoiceState, settled: set[str], done: set[str],
                            policy: Policy, calendar: OrgCalendar) -> datetime | None:
+    steps = _steps(policy)
+    if not settled:  # nothing in the ledger yet: the earliest step, without building keys
+        letter_first = policy.escalation.demand_letter is not None
+        days = [d for kind, d, _ in steps if not (kind == "agency_case" and letter_first)]
+        return _moment(invoice, policy, calendar, min(days)) if days else None
     moments = [_moment(invoice, policy, calendar, after_days)
-               for kind, after_days, _ in _steps(policy)
+               for kind, after_days, _ in steps
                if escalation_key(invoice, kind) not in settled
                and not _waiting_for_letter(invoice, kind, policy, done)]
     return min(moments, default=None)
