@@ -42,7 +42,7 @@ def db_group() -> None:
 
 
 @db_group.command("upgrade", help="Migrate the database to the newest schema.")
-@click.argument("revision", default="head")
+@click.argument("revision", default="heads")
 @with_appcontext
 def db_upgrade(revision: str) -> None:
     from migrations import upgrade
