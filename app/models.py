@@ -9,6 +9,7 @@ from typing import Any
 from flask_login import UserMixin
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Date,
     ForeignKey,
     Index,
@@ -77,6 +78,10 @@ class Grant(db.Model):  # type: ignore[name-defined]
     scope: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(16), default="active")  # active|revoked
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Compare-and-swap for token refreshes: every saved pair moves the version on, and carries
+    # the fencing token of the refresh lock it was taken under (app/tokens.py).
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    token_fence: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -333,3 +338,30 @@ class Document(db.Model):  # type: ignore[name-defined]
     content_type: Mapped[str] = mapped_column(String(100))
     content: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookEvent(db.Model):  # type: ignore[name-defined]
+    """One change a provider told us about by webhook, stored once (replays are no-ops).
+
+    The event key is the provider's own event id where it sends one (Intuit CloudEvents), else
+    a digest of what identifies the change (tenant, entity, id, operation, time)."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (
+        UniqueConstraint("provider", "tenant_id", "event_key"),
+        Index("ix_webhook_events_org_id_processed_at", "org_id", "processed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    event_key: Mapped[str] = mapped_column(String(128))
+    # invoice | contact | payment | credit_note | other (the provider's name is in `kind`)
+    entity: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(64))  # e.g. INVOICE.UPDATE, qbo.invoice.updated.v1
+    occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    org_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"))
