@@ -1,0 +1,308 @@
+"""How each customer pays: lateness, its trend, broken plans, what is overdue now, and a risk
+score in words an owner can check by hand.
+
+Everything is a pure function of the customer's invoices (with the date each was paid in
+full), a few counts the database side supplies, and `today` (a calendar date in the
+organisation's zone). Lateness of a paid invoice is `paid_on - due_date` in days (negative:
+paid early). Means are exact Decimals, shown to one decimal place.
+
+The score (0-100) adds five capped parts, so each reason maps to points:
+
+| part | points |
+|---|---|
+| mean lateness of paid invoices (days, if positive) | 1 per day, at most 30 |
+| share of paid invoices paid late | 20 x share, rounded |
+| getting worse (trend, see below) | 1 per day of trend, at most 15 |
+| broken payment plans and promises | 10 per plan, 5 per promise, at most 20 |
+| oldest overdue open invoice | >90 days 15, >60 10, >30 5, any 2 |
+
+Trend: mean lateness of invoices paid in the last 6 months (183 days) minus that of invoices
+paid in the 6 months before (183-365 days ago); both windows need at least `TREND_MIN`
+invoices. Getting worse at +5 days or more, improving at -5 or less.
+
+Struggling (markedly worse, flagged before the debt is bad): over invoices due in the last 90
+days, the mean lateness (paid ones: paid_on - due; open ones: days overdue so far, a lower
+bound) is at least `STRUGGLING_MIN_DAYS` and exceeds the customer's baseline by at least
+`STRUGGLING_MARGIN_DAYS`, where the baseline is the mean lateness of invoices due in the 365
+days before that window (paid ones; open ones by days overdue so far). The recent window
+needs 2 invoices and the baseline 3, so one bad week of a new customer is not "struggling".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+ZERO = Decimal(0)
+TENTH = Decimal("0.1")
+HALF_YEAR_DAYS = 183
+YEAR_DAYS = 365
+TREND_MIN = 2
+TREND_DAYS = Decimal(5)
+RECENT_DAYS = 90
+BASELINE_DAYS = 365
+RECENT_MIN = 2
+BASELINE_MIN = 3
+STRUGGLING_MARGIN_DAYS = Decimal(10)
+STRUGGLING_MIN_DAYS = Decimal(7)
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceHistory:
+    """One customer invoice as credit control sees it.
+
+    `paid_on` is the day the last payment settled it in full, None while it is open.
+    `amount_due` is the open balance today (zero when paid)."""
+
+    invoice_id: int
+    issue_date: date
+    due_date: date
+    total: Decimal
+    amount_due: Decimal
+    currency: str
+    paid_on: date | None = None
+    contact_id: int | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.paid_on is None and self.amount_due > 0
+
+    @property
+    def days_late(self) -> int | None:
+        """Days paid after the due date (negative: early); None while open."""
+        return None if self.paid_on is None else (self.paid_on - self.due_date).days
+
+
+@dataclass(frozen=True, slots=True)
+class Trend:
+    last_6m: Decimal | None  # mean lateness of invoices paid in the last 183 days
+    prior_6m: Decimal | None  # ... paid 183-365 days ago
+    last_12m: Decimal | None  # ... paid in the last 365 days
+    change: Decimal | None  # last_6m - prior_6m, when both windows hold TREND_MIN invoices
+
+    @property
+    def direction(self) -> str:
+        if self.change is None:
+            return "unknown"
+        if self.change >= TREND_DAYS:
+            return "worse"
+        if self.change <= -TREND_DAYS:
+            return "better"
+        return "steady"
+
+
+@dataclass(frozen=True, slots=True)
+class Struggling:
+    flagged: bool
+    recent_mean: Decimal | None  # lateness over invoices due in the last 90 days
+    baseline_mean: Decimal | None  # ... due in the 365 days before that
+    recent_count: int
+    baseline_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentBehaviour:
+    """What a customer's history says, as of `today`."""
+
+    today: date
+    paid_count: int
+    paid_late_count: int
+    mean_days_to_pay: Decimal | None  # issue -> paid
+    weighted_days_to_pay: Decimal | None  # the same, weighted by invoice total
+    mean_days_late: Decimal | None  # due -> paid, signed
+    mean_days_beyond_terms: Decimal | None  # max(0, due -> paid)
+    trend: Trend
+    struggling: Struggling
+    broken_plans: int
+    broken_promises: int
+    open_balance: dict[str, Decimal]  # currency -> open balance (exposure)
+    overdue_balance: dict[str, Decimal]  # currency -> balance of invoices past due
+    oldest_overdue_days: int  # 0 when nothing is overdue
+
+    @property
+    def share_paid_late(self) -> Decimal | None:
+        if not self.paid_count:
+            return None
+        return Decimal(self.paid_late_count) / Decimal(self.paid_count)
+
+
+@dataclass(frozen=True, slots=True)
+class RiskScore:
+    score: int  # 0-100, higher is riskier
+    reasons: tuple[str, ...]
+    points: dict[str, int] = field(default_factory=dict)  # part -> points, adds up to score
+
+    @property
+    def summary(self) -> str:
+        return "; ".join(self.reasons)
+
+
+def _mean(values: Sequence[int | Decimal]) -> Decimal | None:
+    if not values:
+        return None
+    return sum((Decimal(v) for v in values), ZERO) / Decimal(len(values))
+
+
+def tenths(value: Decimal | None) -> Decimal | None:
+    return None if value is None else value.quantize(TENTH, ROUND_HALF_UP)
+
+
+def whole(value: Decimal) -> int:
+    return int(value.quantize(Decimal(1), ROUND_HALF_UP))
+
+
+def _lateness_so_far(invoice: InvoiceHistory, today: date) -> int | None:
+    """Paid: days late. Open and past due: days overdue so far (it will be at least that)."""
+    if invoice.paid_on is not None:
+        return invoice.days_late
+    if invoice.amount_due > 0 and invoice.due_date < today:
+        return (today - invoice.due_date).days
+    return None
+
+
+def trend_of(paid: Sequence[InvoiceHistory], today: date) -> Trend:
+    def window(newest: int, oldest: int) -> list[int]:
+        return [i.days_late for i in paid if i.paid_on is not None and i.days_late is not None
+                and newest <= (today - i.paid_on).days < oldest]
+
+    last, prior, year = window(0, HALF_YEAR_DAYS), window(HALF_YEAR_DAYS, YEAR_DAYS), \
+        window(0, YEAR_DAYS)
+    change = None
+    if len(last) >= TREND_MIN and len(prior) >= TREND_MIN:
+        change = tenths(_mean(last)) - tenths(_mean(prior))  # type: ignore[operator]
+    return Trend(last_6m=tenths(_mean(last)), prior_6m=tenths(_mean(prior)),
+                 last_12m=tenths(_mean(year)), change=change)
+
+
+def struggling_of(invoices: Sequence[InvoiceHistory], today: date) -> Struggling:
+    recent_from = today - timedelta(days=RECENT_DAYS)
+    baseline_from = recent_from - timedelta(days=BASELINE_DAYS)
+    recent: list[int] = []
+    baseline: list[int] = []
+    for invoice in invoices:
+        late = _lateness_so_far(invoice, today)
+        if late is None or invoice.due_date > today:
+            continue
+        if invoice.due_date > recent_from:
+            recent.append(late)
+        elif invoice.due_date > baseline_from:
+            baseline.append(late)
+    recent_mean, baseline_mean = tenths(_mean(recent)), tenths(_mean(baseline))
+    flagged = (len(recent) >= RECENT_MIN and len(baseline) >= BASELINE_MIN
+               and recent_mean is not None and baseline_mean is not None
+               and recent_mean >= STRUGGLING_MIN_DAYS
+               and recent_mean - baseline_mean >= STRUGGLING_MARGIN_DAYS)
+    return Struggling(flagged=flagged, recent_mean=recent_mean, baseline_mean=baseline_mean,
+                      recent_count=len(recent), baseline_count=len(baseline))
+
+
+def payment_behaviour(invoices: Iterable[InvoiceHistory], today: date, *,
+                      broken_plans: int = 0, broken_promises: int = 0) -> PaymentBehaviour:
+    """One customer's behaviour from all their invoices (paid and open) as of `today`.
+
+    Invoices paid after `today` are treated as open on `today` (so a backtest can ask about
+    the past)."""
+    history = []
+    for invoice in invoices:
+        if invoice.paid_on is not None and invoice.paid_on > today:
+            invoice = InvoiceHistory(invoice.invoice_id, invoice.issue_date, invoice.due_date,
+                                     invoice.total, invoice.total, invoice.currency, None,
+                                     invoice.contact_id)
+        history.append(invoice)
+    paid = [i for i in history if i.paid_on is not None]
+    late = [i.days_late for i in paid if i.days_late is not None]
+    to_pay = [(i.paid_on - i.issue_date).days for i in paid if i.paid_on is not None]
+    weight = sum((i.total for i in paid), ZERO)
+    weighted = None
+    if paid and weight > 0:
+        weighted = sum((i.total * (i.paid_on - i.issue_date).days for i in paid
+                        if i.paid_on is not None), ZERO) / weight
+    open_balance: dict[str, Decimal] = {}
+    overdue: dict[str, Decimal] = {}
+    oldest = 0
+    for invoice in history:
+        if not invoice.is_open:
+            continue
+        open_balance[invoice.currency] = open_balance.get(invoice.currency, ZERO) \
+            + invoice.amount_due
+        if invoice.due_date < today:
+            overdue[invoice.currency] = overdue.get(invoice.currency, ZERO) + invoice.amount_due
+            oldest = max(oldest, (today - invoice.due_date).days)
+    return PaymentBehaviour(
+        today=today, paid_count=len(paid), paid_late_count=sum(1 for d in late if d > 0),
+        mean_days_to_pay=tenths(_mean(to_pay)), weighted_days_to_pay=tenths(weighted),
+        mean_days_late=tenths(_mean(late)),
+        mean_days_beyond_terms=tenths(_mean([max(0, d) for d in late])),
+        trend=trend_of(paid, today), struggling=struggling_of(history, today),
+        broken_plans=broken_plans, broken_promises=broken_promises,
+        open_balance=open_balance, overdue_balance=overdue, oldest_overdue_days=oldest)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _money(balances: dict[str, Decimal]) -> str:
+    return ", ".join(f"{currency} {amount.quantize(Decimal('0.01'), ROUND_HALF_UP):,}"
+                     for currency, amount in sorted(balances.items()))
+
+
+def overdue_points(days: int) -> int:
+    if days > 90:
+        return 15
+    if days > 60:
+        return 10
+    if days > 30:
+        return 5
+    return 2 if days > 0 else 0
+
+
+def risk_score(behaviour: PaymentBehaviour) -> RiskScore:
+    """The score and, for each part that adds points, the sentence that explains it."""
+    b = behaviour
+    points: dict[str, int] = {}
+    reasons: list[str] = []
+    if b.mean_days_late is not None:
+        days = whole(b.mean_days_late)
+        points["lateness"] = min(30, max(0, days))
+        if days > 0:
+            phrase = f"pays {_plural(days, 'day')} late on average"
+        elif days < 0:
+            phrase = f"pays {_plural(-days, 'day')} early on average"
+        else:
+            phrase = "pays on the due date on average"
+        if b.trend.direction == "worse":
+            phrase += ", getting worse"
+        elif b.trend.direction == "better":
+            phrase += ", improving"
+        reasons.append(phrase)
+    else:
+        reasons.append("no paid invoices yet")
+    share = b.share_paid_late
+    if share is not None:
+        points["late_share"] = whole(share * 20)
+        if b.paid_late_count:
+            reasons.append(f"{b.paid_late_count} of {_plural(b.paid_count, 'invoice')}"
+                           " paid late")
+    if b.trend.direction == "worse" and b.trend.change is not None:
+        points["trend"] = min(15, whole(b.trend.change))
+    broken = min(20, 10 * b.broken_plans + 5 * b.broken_promises)
+    if broken:
+        points["broken"] = broken
+        reasons.append(", ".join(
+            part for part in (_plural(b.broken_plans, "broken plan") if b.broken_plans else "",
+                              _plural(b.broken_promises, "broken promise")
+                              if b.broken_promises else "") if part))
+    if b.oldest_overdue_days:
+        points["overdue"] = overdue_points(b.oldest_overdue_days)
+        reasons.append(f"{_money(b.overdue_balance)} overdue, the oldest"
+                       f" {_plural(b.oldest_overdue_days, 'day')}")
+    s = b.struggling
+    if s.flagged:
+        reasons.append(f"struggling: {s.recent_mean} days late on invoices due in the last"
+                       f" {RECENT_DAYS} days against {s.baseline_mean} before")
+    points = {part: value for part, value in points.items() if value}
+    return RiskScore(score=min(100, sum(points.values())), reasons=tuple(reasons),
+                     points=points)
