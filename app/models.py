@@ -135,6 +135,12 @@ class Contact(db.Model):  # type: ignore[name-defined]
     # Set by escalation: the owner's other systems may stop serving this customer.
     stop_service: Mapped[bool] = mapped_column(default=False)
     stop_service_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Credit control, set by the owner: a limit on the open balance (None: the organisation's
+    # default, CreditSettings.default_credit_limit) and a hold on new work.
+    credit_limit: Mapped[Decimal | None] = mapped_column(Money)
+    on_hold: Mapped[bool] = mapped_column(default=False)
+    hold_reason: Mapped[str | None] = mapped_column(Text)
+    on_hold_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Invoice(db.Model):  # type: ignore[name-defined]
@@ -411,3 +417,23 @@ class ApiToken(db.Model):  # type: ignore[name-defined]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CreditSettings(db.Model):  # type: ignore[name-defined]
+    """An organisation's credit-control settings: the default limit for customers without
+    their own, what a hold does, and when monthly statements go."""
+
+    __tablename__ = "credit_settings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), unique=True)
+    default_credit_limit: Mapped[Decimal | None] = mapped_column(Money)
+    # Over the limit or on hold: signal stop-service (the escalation's flag and webhook).
+    stop_service_on_hold: Mapped[bool] = mapped_column(default=False)
+    stop_service_webhook_url: Mapped[str | None] = mapped_column(String(500))
+    # Monthly statements: day of month (1-28; None: off), local send time, channel.
+    statement_day: Mapped[int | None] = mapped_column(Integer)
+    statement_time: Mapped[str] = mapped_column(String(5), default="09:00")
+    statement_channel: Mapped[str] = mapped_column(String(32), default="dunwell_email")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
