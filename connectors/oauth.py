@@ -45,6 +45,9 @@ class OAuthClient:
     revoke_url: str
     scopes: str
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # How long to wait for the token endpoint; a refresh that times out is asked again with the
+    # same refresh token (Xero answers the same pair for 30 minutes).
+    timeout_seconds: float = TIMEOUT_SECONDS
 
     def __repr__(self) -> str:
         return f"OAuthClient(client_id={self.client_id!r}, token_url={self.token_url!r})"
@@ -78,7 +81,7 @@ class OAuthClient:
                 self.revoke_url,
                 data={"token": refresh_token},
                 auth=(self.client_id, self.client_secret),
-                timeout=TIMEOUT_SECONDS,
+                timeout=self.timeout_seconds,
             )
         except requests.RequestException as exc:
             raise TransientError(f"token revocation failed: {type(exc).__name__}") from exc
@@ -93,7 +96,7 @@ class OAuthClient:
                 data=form,
                 auth=(self.client_id, self.client_secret),
                 headers={"Accept": "application/json"},
-                timeout=TIMEOUT_SECONDS,
+                timeout=self.timeout_seconds,
             )
         except requests.RequestException as exc:
             raise TransientError(f"token endpoint unreachable: {type(exc).__name__}") from exc
