@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 ActionKind = Literal["reminder", "fee", "interest", "compensation", "discount",
                      "plan_instalment", "call_task", "stop_service", "demand_letter",
-                     "agency_case"]
+                     "agency_case", "statement"]
 MONEY_KINDS = frozenset({"fee", "interest", "compensation", "discount"})
 
 
