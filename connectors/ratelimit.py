@@ -1,10 +1,17 @@
 """A per-tenant call budget shared by every worker on every machine (Redis, Lua scripts).
 
-Xero allows about 60 calls a minute, 5,000 a day and 5 at once per tenant, and 10,000 a minute
-for the whole app. Each call takes a slot in the tenant's and the app's sliding one-minute
-windows and the tenant's day counter, then one of the tenant's concurrent places (a lease, so a
-worker that dies frees it), all before it is sent. A short wait is absorbed; a longer one, or a
-spent day, is raised to the caller, who defers the work.
+Xero allows 60 calls a minute, 5,000 a day and 5 at once per tenant, and 10,000 a minute for
+the whole app; QuickBooks 500 a minute and 10 at once per company, and 40 batch requests a
+minute. A call first takes one of the tenant's concurrent places (a lease, so a worker that
+dies frees it), then, right before it is sent, a slot in every sliding one-minute window that
+applies (tenant, app, batch) and the tenant's day counter, all in one atomic script. Taking the
+slot last keeps its time stamp next to the moment the provider counts the call, so our window
+frees no earlier than the provider's does.
+
+A short wait is absorbed here; a longer one is raised (RateLimited with how long to wait), and
+a spent day is raised as DailyLimitReached with the time left until the provider's day ends
+(00:00 UTC), so the caller defers the work rather than spinning. A 429 puts the tenant in a
+cooldown every worker honours.
 """
 
 from __future__ import annotations
@@ -14,35 +21,37 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from redis import Redis
 
 from connectors.base import DailyLimitReached, RateLimited
 
-# KEYS: tenant minute zset, tenant day counter, app minute zset.
-# ARGV: now_ms, per_minute, per_day, member, day_ttl_s, app_per_minute.
-# Returns 0 when admitted, -1 when the day is spent, else milliseconds to wait.
+# KEYS: the tenant's day counter, then one sorted set per one-minute window.
+# ARGV: now_ms, per_day, member, day_ttl_s, then the limit of each window in KEYS order.
+# Returns 0 when admitted (the slot is taken in every window), -1 when the day is spent, else
+# the milliseconds until every window has room.
 _TAKE_SLOT = """
 local now = tonumber(ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 60000)
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - 60000)
-local used_today = tonumber(redis.call('GET', KEYS[2]) or '0')
-if used_today >= tonumber(ARGV[3]) then return -1 end
+local used_today = tonumber(redis.call('GET', KEYS[1]) or '0')
+if used_today >= tonumber(ARGV[2]) then return -1 end
 local wait = 0
-for i, limit in ipairs({{KEYS[1], ARGV[2]}, {KEYS[3], ARGV[6]}}) do
-  if redis.call('ZCARD', limit[1]) >= tonumber(limit[2]) then
-    local oldest = redis.call('ZRANGE', limit[1], 0, 0, 'WITHSCORES')
-    wait = math.max(wait, tonumber(oldest[2]) + 60000 - now, 1)
+for i = 2, #KEYS do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - 60000)
+  local limit = tonumber(ARGV[i + 3])
+  local used = redis.call('ZCARD', KEYS[i])
+  if used >= limit then
+    local frees = redis.call('ZRANGE', KEYS[i], used - limit, used - limit, 'WITHSCORES')
+    wait = math.max(wait, tonumber(frees[2]) + 60000 - now, 1)
   end
 end
 if wait > 0 then return wait end
-redis.call('ZADD', KEYS[1], now, ARGV[4])
-redis.call('PEXPIRE', KEYS[1], 61000)
-redis.call('ZADD', KEYS[3], now, ARGV[4])
-redis.call('PEXPIRE', KEYS[3], 61000)
-redis.call('INCR', KEYS[2])
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[5]))
+for i = 2, #KEYS do
+  redis.call('ZADD', KEYS[i], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[i], 61000)
+end
+redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
 return 0
 """
 
@@ -59,7 +68,25 @@ redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), ARGV[3])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]) + 1000)
 return 0
 """
+
+# KEYS: the cooldown key. ARGV: ms. A later, shorter 429 never shortens a longer cooldown.
+_COOL_DOWN = """
+local left = redis.call('PTTL', KEYS[1])
+if left < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], '1', 'PX', tonumber(ARGV[1]))
+end
+return 0
+"""
 CALL_LEASE_MS = 130_000  # longer than any call may take (Xero and QBO time out at 120 s)
+DAY_TTL_SECONDS = 2 * 86_400
+
+
+def seconds_to_next_day(now: datetime) -> float:
+    """Until 00:00 UTC, when Xero's day (and so the day counter) starts again."""
+    moment = now.astimezone(UTC)
+    midnight = datetime.combine(moment.date() + timedelta(days=1), datetime.min.time(),
+                                tzinfo=UTC)
+    return max(1.0, (midnight - moment).total_seconds())
 
 
 @dataclass
@@ -70,39 +97,54 @@ class RateBudget:
     per_day: int
     concurrent: int = 5
     app_per_minute: int = 9500
+    # QuickBooks counts batch requests in a window of their own (40 a minute per company).
+    batch_per_minute: int | None = None
+    # Scaled seconds: with a test clock that runs fast, `sleep` runs fast too.
     max_wait_seconds: float = 5.0
     poll_seconds: float = 0.05
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     sleep: Callable[[float], None] = time.sleep
 
+    def _key(self, tenant_id: str, what: str) -> str:
+        return f"dunwell:budget:{self.provider}:{tenant_id}:{what}"
+
     def _cooldown_key(self, tenant_id: str) -> str:
-        return f"dunwell:budget:{self.provider}:{tenant_id}:cooldown"
+        return self._key(tenant_id, "cooldown")
 
     def cool_down(self, tenant_id: str, seconds: float) -> None:
         """The provider said 429: every worker leaves this tenant alone for `seconds`."""
-        self.redis.set(self._cooldown_key(tenant_id), "1", px=max(1, int(seconds * 1000)))
+        script = self.redis.register_script(_COOL_DOWN)
+        script(keys=[self._cooldown_key(tenant_id)], args=[max(1, int(seconds * 1000))])
 
-    def take(self, tenant_id: str) -> None:
-        """Take one call's slot, waiting briefly if the minute is full; otherwise raise."""
-        cooling = self.redis.pttl(self._cooldown_key(tenant_id))
-        if cooling and cooling > 0:
+    def cooling(self, tenant_id: str) -> float:
+        """Seconds the tenant still cools down after a 429 (0: not cooling)."""
+        left = self.redis.pttl(self._cooldown_key(tenant_id))
+        return left / 1000 if left and left > 0 else 0.0
+
+    def take(self, tenant_id: str, batch: bool = False) -> None:
+        """Take one call's slot, waiting briefly if a minute is full; otherwise raise."""
+        cooling = self.cooling(tenant_id)
+        if cooling:
             raise RateLimited(f"{self.provider} tenant cooling down after a 429",
-                              retry_after=cooling / 1000, problem="Cooldown")
+                              retry_after=cooling, problem="Cooldown")
         script = self.redis.register_script(_TAKE_SLOT)
         waited = 0.0
         while True:
             now = self.clock()
-            keys = [f"dunwell:budget:{self.provider}:{tenant_id}:minute",
-                    f"dunwell:budget:{self.provider}:{tenant_id}:day:{now.date().isoformat()}",
+            day = now.astimezone(UTC).date().isoformat()
+            keys = [self._key(tenant_id, f"day:{day}"), self._key(tenant_id, "minute"),
                     f"dunwell:budget:{self.provider}:app:minute"]
-            answer = int(script(keys=keys, args=[int(now.timestamp() * 1000), self.per_minute,
-                                                 self.per_day, uuid.uuid4().hex, 90000,
-                                                 self.app_per_minute]))
+            limits = [self.per_minute, self.app_per_minute]
+            if batch and self.batch_per_minute is not None:
+                keys.append(self._key(tenant_id, "batch-minute"))
+                limits.append(self.batch_per_minute)
+            answer = int(script(keys=keys, args=[int(now.timestamp() * 1000), self.per_day,
+                                                 uuid.uuid4().hex, DAY_TTL_SECONDS, *limits]))
             if answer == 0:
                 return
             if answer < 0:
                 raise DailyLimitReached(f"{self.provider} daily budget spent for tenant",
-                                        retry_after=3600, problem="Daily")
+                                        retry_after=seconds_to_next_day(now), problem="Daily")
             wait = answer / 1000
             if waited + wait > self.max_wait_seconds:
                 raise RateLimited(f"{self.provider} minute budget full for tenant",
@@ -111,10 +153,9 @@ class RateBudget:
             waited += wait
 
     @contextmanager
-    def call(self, tenant_id: str) -> Iterator[None]:
-        """Around one API call: a slot in the windows, then one of the concurrent places."""
-        self.take(tenant_id)
-        key = f"dunwell:budget:{self.provider}:{tenant_id}:inflight"
+    def call(self, tenant_id: str, batch: bool = False) -> Iterator[None]:
+        """Around one API call: one of the concurrent places, then a slot in the windows."""
+        key = self._key(tenant_id, "inflight")
         member = uuid.uuid4().hex
         enter = self.redis.register_script(_ENTER)
         waited = 0.0
@@ -127,6 +168,7 @@ class RateBudget:
             time.sleep(self.poll_seconds)
             waited += self.poll_seconds
         try:
+            self.take(tenant_id, batch)
             yield
         finally:
             self.redis.zrem(key, member)
