@@ -42,12 +42,14 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from app.auth.views import blueprint as auth
     from app.connections.views import blueprint as connections
+    from app.customers.views import blueprint as customers
     from app.organisations.views import blueprint as organisations
     from app.providers import PROVIDER_NAMES
 
     app.register_blueprint(auth)
     app.register_blueprint(organisations)
     app.register_blueprint(connections)
+    app.register_blueprint(customers)
     app.jinja_env.globals["PROVIDER_NAMES"] = PROVIDER_NAMES  # for labels in templates
 
 

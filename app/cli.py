@@ -10,6 +10,8 @@ import click
 from flask import Flask
 from flask.cli import FlaskGroup, with_appcontext
 
+from app.customers.cli import customers_group
+
 
 def _create_app() -> Flask:
     from app import create_app
@@ -34,6 +36,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(web_command)
     app.cli.add_command(user_group)
     app.cli.add_command(plans_group)
+    app.cli.add_command(customers_group)
 
 
 @click.group("db", help="Database schema (Alembic).")

@@ -42,6 +42,7 @@ from connectors.base import (
 from jobs import documents, ledger
 from jobs.mail import send_email
 from jobs.plan import calendar_for, refresh_next_action
+from jobs.statements import send_statement
 from rules.case_file import agency_case_file
 from rules.letters import demand_letter
 from rules.messages import MessageContext, language_of, render, shipped_template
@@ -432,4 +433,5 @@ HANDLERS: dict[str, Callable[[Effect], str]] = {
     "stop_service": stop_service,
     "demand_letter": send_demand_letter,
     "agency_case": open_agency_case,
+    "statement": send_statement,
 }

@@ -1,0 +1,1 @@
+"""Credit control: customer risk, predicted pay dates, limits and holds, statements."""

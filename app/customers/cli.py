@@ -1,0 +1,144 @@
+"""`dunwell customers`: risk scores, the pay-date backtest and credit holds from the command
+line."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal, InvalidOperation
+
+import click
+from flask.cli import with_appcontext
+
+
+def _org(org_id: int):  # type: ignore[no-untyped-def]
+    from app.extensions import db
+    from app.models import Organisation
+
+    org = db.session.get(Organisation, org_id)
+    if org is None:
+        raise click.ClickException(f"no organisation {org_id}")
+    return org
+
+
+@click.group("customers", help="Credit control: customer risk, pay-date forecasts, holds.")
+def customers_group() -> None:
+    pass
+
+
+@customers_group.command("risk", help="Each customer's risk score (0-100) with its reasons, "
+                         "predicted days late and the struggling flag, riskiest first.")
+@click.argument("org_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line.")
+@with_appcontext
+def risk_command(org_id: int, as_json: bool) -> None:
+    from app import clock
+    from app.customers.services import customer_credit
+    from app.extensions import db
+
+    customers = customer_credit(db.session, _org(org_id), clock.now())
+    db.session.rollback()
+    for customer in customers:
+        if as_json:
+            click.echo(json.dumps(customer.as_json(), sort_keys=True))
+        else:
+            flag = " STRUGGLING" if customer.struggling else ""
+            click.echo(f"{customer.risk.score:>3}  {customer.contact.name:<32}"
+                       f" ~{customer.lateness.expected:+d}d{flag}  {customer.risk.summary}")
+    if not as_json:
+        click.echo(f"{len(customers)} customer(s)")
+
+
+@customers_group.command("backtest", help="Predict each paid invoice from what was paid "
+                         "before its issue date; print the mean absolute error in days.")
+@click.argument("org_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@with_appcontext
+def backtest_command(org_id: int, as_json: bool) -> None:
+    from app.customers.services import backtest_org
+    from app.extensions import db
+
+    result = backtest_org(db.session, _org(org_id))
+    db.session.rollback()
+    figures = {"invoices": result.invoices,
+               "mean_absolute_error_days": str(result.mean_absolute_error_days),
+               "due_date_guess_error_days": str(result.due_date_error_days),
+               "predicted_without_history": result.without_history}
+    if as_json:
+        click.echo(json.dumps(figures, sort_keys=True))
+        return
+    click.echo(f"mean absolute error: {result.mean_absolute_error_days} days over"
+               f" {result.invoices} paid invoices (guessing the due date:"
+               f" {result.due_date_error_days} days; {result.without_history} predicted with"
+               " no earlier payment)")
+
+
+@customers_group.command("hold", help="Put a customer on credit hold, or release them.")
+@click.argument("org_id", type=int)
+@click.argument("contact_id", type=int)
+@click.option("--reason", default=None, help="Why (required to put on hold).")
+@click.option("--release", is_flag=True, help="Release the hold.")
+@with_appcontext
+def hold_command(org_id: int, contact_id: int, reason: str | None, release: bool) -> None:
+    from app import clock
+    from app.customers.services import (
+        CreditRefused,
+        contact_of,
+        put_on_hold,
+        release_hold,
+        signal_hold,
+    )
+    from app.extensions import db
+
+    org = _org(org_id)
+    signal = None
+    try:
+        contact = contact_of(db.session, org, contact_id)
+        if release:
+            release_hold(db.session, contact)
+        else:
+            put_on_hold(db.session, contact, reason or "", clock.now())
+            signal = signal_hold(db.session, org, contact, clock.now())
+    except CreditRefused as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    if not release and signal is not None:
+        from jobs.tasks import enqueue_action
+
+        enqueue_action(signal)
+    click.echo(f"{contact.name}: {'released' if release else 'on hold'}")
+
+
+@customers_group.command("limit", help="Set a customer's credit limit (or the organisation's "
+                         "default with --default); 'none' clears it.")
+@click.argument("org_id", type=int)
+@click.argument("amount")
+@click.option("--contact", "contact_id", type=int, default=None)
+@click.option("--default", "is_default", is_flag=True)
+@with_appcontext
+def limit_command(org_id: int, amount: str, contact_id: int | None, is_default: bool) -> None:
+    from app.customers.services import (
+        CreditRefused,
+        contact_of,
+        set_credit_limit,
+        set_default_credit_limit,
+    )
+    from app.extensions import db
+
+    org = _org(org_id)
+    if is_default == (contact_id is not None):
+        raise click.ClickException("give either --contact ID or --default")
+    try:
+        value = None if amount.lower() == "none" else Decimal(amount)
+    except InvalidOperation as exc:
+        raise click.ClickException(f"{amount!r} is not an amount") from exc
+    try:
+        if is_default:
+            set_default_credit_limit(db.session, org, value)
+        else:
+            set_credit_limit(db.session, contact_of(db.session, org, contact_id or 0), value)
+    except CreditRefused as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(f"credit limit {'cleared' if value is None else value}")

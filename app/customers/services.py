@@ -1,0 +1,381 @@
+"""Credit control for one organisation, computed from the synced books on every call.
+
+The database side of rules/credit.py and rules/forecast.py: invoices (open and paid, with the
+day the last payment settled each) are read in bulk and handed over as plain records, so the
+figures always follow the latest sync; nothing is cached to go stale. Every query is scoped by
+the organisation.
+
+For other pages (the dashboard): `customer_credit`, `struggling_customers`,
+`cash_in_forecast`, `open_pay_dates`, `backtest_org`, `credit_position`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.models import Action, Contact, CreditSettings, Invoice, Organisation, Payment
+from app.models import PaymentPlan as PlanRow
+from app.models import Policy as PolicyRow
+from jobs import ledger
+from jobs.plan import calendar_for, plan_record
+from rules import InvoiceState, PlannedAction, action_key, default_policy, policy_from_json
+from rules.credit import InvoiceHistory, PaymentBehaviour, RiskScore, payment_behaviour, risk_score
+from rules.forecast import (
+    Backtest,
+    CashForecast,
+    Lateness,
+    LatenessModel,
+    PayDate,
+    backtest,
+    predict_pay_dates,
+)
+from rules.forecast import cash_in_forecast as weekly_cash_in
+from rules.messages import language_of
+from rules.plans import plan_state
+from rules.statements import OpenItem, Statement, build_statement
+
+log = logging.getLogger(__name__)
+
+BATCH = 1000
+
+
+class CreditRefused(ValueError):
+    """A credit-control change that cannot be made; the message says why, for the owner."""
+
+
+def org_today(org: Organisation, now: datetime) -> date:
+    return calendar_for(org).today(now)
+
+
+def invoice_histories(session: Session, org: Organisation) -> list[InvoiceHistory]:
+    """Every open or paid invoice of the organisation with its dates; a paid one carries the
+    day of its last payment (paid without a recorded payment, e.g. by a credit note: left out
+    of lateness, as nobody knows when the money came)."""
+    rows = session.execute(
+        select(Invoice.id, Invoice.contact_id, Invoice.issue_date, Invoice.due_date,
+               Invoice.total, Invoice.amount_due, Invoice.currency, Invoice.status)
+        .where(Invoice.org_id == org.id, Invoice.status.in_(("open", "paid")),
+               Invoice.due_date.is_not(None)).order_by(Invoice.id)).all()
+    last_paid: dict[int, date] = {}
+    paid_ids = [row.id for row in rows if row.status == "paid"]
+    for start in range(0, len(paid_ids), BATCH):
+        chunk = paid_ids[start:start + BATCH]
+        for invoice_id, day in session.execute(
+                select(Payment.invoice_id, func.max(Payment.paid_on))
+                .where(Payment.org_id == org.id, Payment.invoice_id.in_(chunk),
+                       Payment.status == "active")
+                .group_by(Payment.invoice_id)):
+            if day is not None:
+                last_paid[invoice_id] = day
+    histories = []
+    for row in rows:
+        paid_on = last_paid.get(row.id) if row.status == "paid" else None
+        if row.status == "paid" and paid_on is None:
+            continue
+        histories.append(InvoiceHistory(
+            invoice_id=row.id, issue_date=row.issue_date or row.due_date,
+            due_date=row.due_date, total=row.total,
+            amount_due=Decimal(0) if row.status == "paid" else row.amount_due,
+            currency=row.currency, paid_on=paid_on, contact_id=row.contact_id))
+    return histories
+
+
+def broken_plans(session: Session, org: Organisation, today: date) -> dict[int, int]:
+    """Contact id -> payment plans broken: an active plan missed today, or a replaced plan
+    that was already missed on the day its successor was agreed."""
+    row = session.scalar(select(PolicyRow).where(PolicyRow.org_id == org.id))
+    grace = (policy_from_json(row.body) if row else default_policy()).payment_plans.grace_days
+    plans = session.scalars(select(PlanRow).where(PlanRow.org_id == org.id)
+                            .order_by(PlanRow.invoice_id, PlanRow.created_at, PlanRow.id)).all()
+    if not plans:
+        return {}
+    invoice_ids = sorted({p.invoice_id for p in plans})
+    invoices = {i.id: i for i in session.scalars(
+        select(Invoice).where(Invoice.org_id == org.id, Invoice.id.in_(invoice_ids)))}
+    payments: dict[int, list[tuple[date, Decimal]]] = defaultdict(list)
+    for invoice_id, paid_on, amount in session.execute(
+            select(Payment.invoice_id, Payment.paid_on, Payment.amount)
+            .where(Payment.org_id == org.id, Payment.invoice_id.in_(invoice_ids),
+                   Payment.status == "active")):
+        if paid_on is not None:
+            payments[invoice_id].append((paid_on, amount))
+    counts: dict[int, int] = defaultdict(int)
+    for n, plan in enumerate(plans):
+        invoice = invoices.get(plan.invoice_id)
+        if invoice is None or invoice.contact_id is None or invoice.due_date is None:
+            continue
+        successor = plans[n + 1] if n + 1 < len(plans) and \
+            plans[n + 1].invoice_id == plan.invoice_id else None
+        if plan.status != "active" and successor is None:
+            continue
+        until = org_today(org, successor.created_at) if successor else today
+        state = InvoiceState(
+            invoice_id=invoice.id, org_id=org.id, number=invoice.number, status="open",
+            due_date=invoice.due_date, amount_due=invoice.amount_due,
+            currency=invoice.currency, payments=tuple(sorted(payments[invoice.id])))
+        if not plan_state(state, plan_record(plan), grace, until).kept:
+            counts[invoice.contact_id] += 1
+    return dict(counts)
+
+
+def credit_settings(session: Session, org: Organisation) -> CreditSettings:
+    """The organisation's settings row (made, unsaved defaults, when there is none yet)."""
+    settings = session.scalar(select(CreditSettings).where(CreditSettings.org_id == org.id))
+    if settings is None:
+        settings = CreditSettings(org_id=org.id, default_credit_limit=None,
+                                  stop_service_on_hold=False, statement_day=None,
+                                  statement_time="09:00", statement_channel="dunwell_email")
+    return settings
+
+
+@dataclass(frozen=True)
+class CreditPosition:
+    """A customer's exposure against their limit, in the organisation's base currency
+    (balances in other currencies are shown beside it, not converted)."""
+
+    currency: str
+    limit: Decimal | None  # the contact's own, else the organisation's default
+    limit_is_default: bool
+    exposure: Decimal  # open balance in the base currency
+    other_currencies: dict[str, Decimal]
+    on_hold: bool
+    hold_reason: str | None
+
+    @property
+    def over_limit(self) -> bool:
+        return self.limit is not None and self.exposure > self.limit
+
+    @property
+    def blocked(self) -> bool:
+        return self.on_hold or self.over_limit
+
+    @property
+    def banner(self) -> str | None:
+        if self.on_hold:
+            return "On credit hold" + (f": {self.hold_reason}" if self.hold_reason else "")
+        if self.over_limit:
+            return (f"Over the credit limit: {self.currency} {self.exposure:,.2f} open against"
+                    f" a limit of {self.currency} {self.limit:,.2f}")
+        return None
+
+
+def credit_position(org: Organisation, contact: Contact, behaviour: PaymentBehaviour,
+                    settings: CreditSettings) -> CreditPosition:
+    own = contact.credit_limit
+    limit = own if own is not None else settings.default_credit_limit
+    balances = dict(behaviour.open_balance)
+    exposure = balances.pop(org.base_currency, Decimal(0))
+    return CreditPosition(currency=org.base_currency, limit=limit,
+                          limit_is_default=own is None and limit is not None,
+                          exposure=exposure, other_currencies=balances,
+                          on_hold=contact.on_hold, hold_reason=contact.hold_reason)
+
+
+@dataclass(frozen=True)
+class CustomerCredit:
+    contact: Contact
+    behaviour: PaymentBehaviour
+    risk: RiskScore
+    lateness: Lateness  # predicted for their next invoice
+    position: CreditPosition
+
+    @property
+    def struggling(self) -> bool:
+        return self.behaviour.struggling.flagged
+
+    def as_json(self) -> dict[str, object]:
+        b, p = self.behaviour, self.position
+        return {
+            "contact_id": self.contact.id, "name": self.contact.name,
+            "score": self.risk.score, "reasons": list(self.risk.reasons),
+            "points": self.risk.points, "struggling": self.struggling,
+            "predicted_days_late": self.lateness.expected,
+            "predicted_days_late_interval": [self.lateness.low, self.lateness.high],
+            "paid_invoices": b.paid_count, "paid_late": b.paid_late_count,
+            "mean_days_to_pay": _text(b.mean_days_to_pay),
+            "weighted_days_to_pay": _text(b.weighted_days_to_pay),
+            "mean_days_late": _text(b.mean_days_late),
+            "mean_days_beyond_terms": _text(b.mean_days_beyond_terms),
+            "trend_last_6m": _text(b.trend.last_6m), "trend_prior_6m": _text(b.trend.prior_6m),
+            "trend_last_12m": _text(b.trend.last_12m), "trend": b.trend.direction,
+            "broken_plans": b.broken_plans,
+            "open_balance": {c: str(a) for c, a in sorted(b.open_balance.items())},
+            "overdue_balance": {c: str(a) for c, a in sorted(b.overdue_balance.items())},
+            "oldest_overdue_days": b.oldest_overdue_days,
+            "credit_limit": _text(p.limit), "over_limit": p.over_limit, "on_hold": p.on_hold,
+        }
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def customer_credit(session: Session, org: Organisation, now: datetime,
+                    contact_ids: set[int] | None = None) -> list[CustomerCredit]:
+    """Every customer with an open or paid invoice (or only `contact_ids`), riskiest first."""
+    today = org_today(org, now)
+    histories = invoice_histories(session, org)
+    model = LatenessModel.from_history(histories)
+    by_contact: dict[int, list[InvoiceHistory]] = defaultdict(list)
+    for history in histories:
+        if history.contact_id is not None:
+            by_contact[history.contact_id].append(history)
+    wanted = set(by_contact) if contact_ids is None else contact_ids
+    contacts = session.scalars(select(Contact).where(
+        Contact.org_id == org.id, Contact.id.in_(sorted(wanted)))).all() if wanted else []
+    broken = broken_plans(session, org, today)
+    settings = credit_settings(session, org)
+    result = []
+    for contact in contacts:
+        behaviour = payment_behaviour(by_contact.get(contact.id, []), today,
+                                      broken_plans=broken.get(contact.id, 0))
+        result.append(CustomerCredit(
+            contact=contact, behaviour=behaviour, risk=risk_score(behaviour),
+            lateness=model.predict(contact.id),
+            position=credit_position(org, contact, behaviour, settings)))
+    result.sort(key=lambda c: (-c.risk.score, c.contact.name, c.contact.id))
+    return result
+
+
+def struggling_customers(session: Session, org: Organisation,
+                         now: datetime) -> list[CustomerCredit]:
+    """Customers markedly worse lately than their own baseline (rules/credit.py), riskiest
+    first: trouble seen before the invoices are badly overdue."""
+    return [c for c in customer_credit(session, org, now) if c.struggling]
+
+
+def open_pay_dates(session: Session, org: Organisation, now: datetime,
+                   contact_id: int | None = None) -> list[PayDate]:
+    """Expected pay date (and interval) of each open invoice, by the organisation's model."""
+    histories = invoice_histories(session, org)
+    model = LatenessModel.from_history(histories)
+    return predict_pay_dates(
+        [h for h in histories if h.is_open and (contact_id is None or h.contact_id == contact_id)],
+        model, org_today(org, now))
+
+
+def cash_in_forecast(session: Session, org: Organisation, now: datetime) -> CashForecast:
+    """Expected cash in for each of the next 13 weeks (Monday to Sunday), by currency."""
+    return weekly_cash_in(open_pay_dates(session, org, now), org_today(org, now))
+
+
+def backtest_org(session: Session, org: Organisation) -> Backtest:
+    """How far the pay-date model would have been off on the organisation's paid invoices."""
+    return backtest(invoice_histories(session, org))
+
+
+# --------------------------------------------------------------------- limits and holds
+
+
+def contact_of(session: Session, org: Organisation, contact_id: int) -> Contact:
+    contact = session.scalar(select(Contact).where(Contact.org_id == org.id,
+                                                   Contact.id == contact_id))
+    if contact is None:
+        raise CreditRefused(f"no customer {contact_id} in this organisation")
+    return contact
+
+
+def _limit(value: Decimal | None) -> Decimal | None:
+    if value is None:
+        return None
+    if not value.is_finite() or value < 0:
+        raise CreditRefused("a credit limit is a positive amount, or none")
+    if value.as_tuple().exponent < -2:  # type: ignore[operator]
+        raise CreditRefused("a credit limit has at most two decimal places")
+    return value
+
+
+def set_credit_limit(session: Session, contact: Contact, limit: Decimal | None) -> None:
+    """The customer's own limit (None: the organisation's default applies)."""
+    contact.credit_limit = _limit(limit)
+    log.info("org %s contact %s: credit limit %s", contact.org_id, contact.id,
+             "cleared" if limit is None else "set")
+
+
+def set_default_credit_limit(session: Session, org: Organisation,
+                             limit: Decimal | None) -> CreditSettings:
+    settings = credit_settings(session, org)
+    settings.default_credit_limit = _limit(limit)
+    session.add(settings)
+    return settings
+
+
+def put_on_hold(session: Session, contact: Contact, reason: str, now: datetime) -> None:
+    reason = " ".join(reason.split())
+    if not reason:
+        raise CreditRefused("say why the customer is on hold")
+    if len(reason) > 500:
+        raise CreditRefused("a hold reason has at most 500 characters")
+    if not contact.on_hold:
+        contact.on_hold_at = now
+    contact.on_hold, contact.hold_reason = True, reason
+    log.info("org %s contact %s: put on credit hold", contact.org_id, contact.id)
+
+
+def release_hold(session: Session, contact: Contact) -> None:
+    contact.on_hold, contact.hold_reason, contact.on_hold_at = False, None, None
+    log.info("org %s contact %s: credit hold released", contact.org_id, contact.id)
+
+
+def oldest_open_invoice(session: Session, org: Organisation, contact: Contact) -> Invoice | None:
+    return session.scalar(
+        select(Invoice).where(Invoice.org_id == org.id, Invoice.contact_id == contact.id,
+                              Invoice.status == "open", Invoice.amount_due > 0,
+                              Invoice.due_date.is_not(None))
+        .order_by(Invoice.due_date, Invoice.id).limit(1))
+
+
+def signal_hold(session: Session, org: Organisation, contact: Contact,
+                now: datetime) -> Action | None:
+    """Plan the stop-service signal for a hold, if the organisation asked for it.
+
+    It is the escalation's own action (jobs/execute.py flags the contact and sends the signed
+    webhook), written to the ledger under the customer's oldest open invoice with a key per
+    hold, so holding twice signals once; the caller commits and enqueues it. A customer with
+    nothing open gets no signal: the ledger's actions belong to an invoice."""
+    settings = credit_settings(session, org)
+    if not (settings.stop_service_on_hold and contact.on_hold):
+        return None
+    anchor = oldest_open_invoice(session, org, contact)
+    if anchor is None:
+        log.info("org %s contact %s: on hold with nothing open; no stop-service signal",
+                 org.id, contact.id)
+        return None
+    since = org_today(org, contact.on_hold_at or now)
+    planned = PlannedAction(
+        key=action_key(org.id, anchor.id, "stop_service", f"hold{contact.id}", since.isoformat()),
+        kind="stop_service", invoice_id=anchor.id, org_id=org.id, scheduled_for=now,
+        reason=f"{contact.name} is on credit hold ({contact.hold_reason})",
+        details={"webhook_url": settings.stop_service_webhook_url, "trigger": "credit_hold"})
+    return ledger.record_planned(session, planned, anchor, now)
+
+
+# --------------------------------------------------------------------------- statements
+
+
+def statement_language(session: Session, org: Organisation, contact: Contact) -> str:
+    """The contact's own language, else the policy's language for contacts without one."""
+    if contact.language:
+        return language_of(contact.language)
+    row = session.scalar(select(PolicyRow).where(PolicyRow.org_id == org.id))
+    return (policy_from_json(row.body) if row else default_policy()).language
+
+
+def statement_for(session: Session, org: Organisation, contact: Contact, now: datetime,
+                  payment_link: str | None = None) -> Statement:
+    """The contact's statement as of today in the organisation's zone."""
+    invoices = session.scalars(
+        select(Invoice).where(Invoice.org_id == org.id, Invoice.contact_id == contact.id,
+                              Invoice.status == "open", Invoice.amount_due > 0,
+                              Invoice.due_date.is_not(None))).all()
+    items = [OpenItem(i.number or str(i.id), i.issue_date, i.due_date, i.amount_due, i.currency)
+             for i in invoices if i.due_date is not None]
+    return build_statement(contact.name, org.name, items, org_today(org, now),
+                           statement_language(session, org, contact), payment_link)

@@ -1,0 +1,106 @@
+"""Customer pages: risk and payment behaviour, credit limit and hold, statement preview."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_login import current_user, login_required
+from werkzeug.wrappers import Response
+
+from app import clock
+from app.customers import services
+from app.customers.forms import CreditLimitForm, HoldForm
+from app.extensions import db
+from app.organisations.services import EDITORS, organisation_for, require_role
+from rules.statements import render_statement
+
+blueprint = Blueprint("customers", __name__)
+
+
+def _customer(org_id: int, contact_id: int):  # type: ignore[no-untyped-def]
+    org = organisation_for(current_user, org_id)
+    try:
+        contact = services.contact_of(db.session, org, contact_id)
+    except services.CreditRefused:
+        abort(404)
+    return org, contact
+
+
+@blueprint.route("/orgs/<int:org_id>/customers")
+@login_required
+def index(org_id: int) -> str:
+    org = organisation_for(current_user, org_id)
+    now = clock.now()
+    return render_template("customers/index.html", org=org,
+                           customers=services.customer_credit(db.session, org, now),
+                           backtest=services.backtest_org(db.session, org),
+                           forecast=services.cash_in_forecast(db.session, org, now))
+
+
+@blueprint.route("/orgs/<int:org_id>/customers/<int:contact_id>")
+@login_required
+def show(org_id: int, contact_id: int) -> str:
+    org, contact = _customer(org_id, contact_id)
+    now = clock.now()
+    credit = services.customer_credit(db.session, org, now, {contact.id})
+    if not credit:
+        abort(404)
+    hold = HoldForm(action="release" if contact.on_hold else "hold")
+    limit = CreditLimitForm(limit=contact.credit_limit)
+    return render_template(
+        "customers/show.html", org=org, contact=contact, credit=credit[0],
+        pay_dates=services.open_pay_dates(db.session, org, now, contact.id),
+        statement=render_statement(services.statement_for(db.session, org, contact, now)),
+        hold_form=hold, limit_form=limit)
+
+
+@blueprint.route("/orgs/<int:org_id>/customers/<int:contact_id>/hold", methods=["POST"])
+@login_required
+def hold(org_id: int, contact_id: int) -> Response:
+    org, contact = _customer(org_id, contact_id)
+    require_role(current_user, org, EDITORS)
+    form = HoldForm()
+    back = redirect(url_for("customers.show", org_id=org.id, contact_id=contact.id))
+    if not form.validate_on_submit():
+        flash("The form was not accepted; please try again.", "error")
+        return back
+    signal = None
+    try:
+        if form.action.data == "release":
+            services.release_hold(db.session, contact)
+        else:
+            services.put_on_hold(db.session, contact, form.reason.data or "", clock.now())
+            signal = services.signal_hold(db.session, org, contact, clock.now())
+    except services.CreditRefused as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return back
+    db.session.commit()
+    if signal is not None:
+        from jobs.tasks import enqueue_action
+
+        enqueue_action(signal)
+    flash(f"{contact.name} is {'on credit hold' if contact.on_hold else 'no longer on hold'}.",
+          "success")
+    return back
+
+
+@blueprint.route("/orgs/<int:org_id>/customers/<int:contact_id>/limit", methods=["POST"])
+@login_required
+def limit(org_id: int, contact_id: int) -> Response:
+    org, contact = _customer(org_id, contact_id)
+    require_role(current_user, org, EDITORS)
+    form = CreditLimitForm()
+    back = redirect(url_for("customers.show", org_id=org.id, contact_id=contact.id))
+    if not form.validate_on_submit():
+        flash("A credit limit is a positive amount with at most two decimals, or empty.",
+              "error")
+        return back
+    try:
+        services.set_credit_limit(db.session, contact, form.limit.data)
+    except services.CreditRefused as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return back
+    db.session.commit()
+    flash("Credit limit saved.", "success")
+    return back

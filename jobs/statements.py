@@ -1,0 +1,105 @@
+"""Monthly customer statements: planned into the action ledger like reminders, sent by the
+executor like reminders.
+
+`plan_statements` writes this month's statement for each customer with something open, once
+the organisation's statement moment (day of month, local time) has come; the key is per
+customer per month, so planning again is a no-op. Each statement rides on the customer's
+oldest open invoice (the ledger's actions belong to an invoice): the executor re-reads that
+invoice before sending, as for any action, and `send_statement` then builds the statement
+from the books as they are at that moment.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, time
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.customers.services import credit_settings, statement_for
+from app.models import Action, Contact, Invoice, Organisation
+from jobs import ledger
+from jobs.mail import send_email
+from jobs.plan import calendar_for
+from rules.statements import StatementSchedule, due_statement, render_statement
+
+if TYPE_CHECKING:
+    from jobs.execute import Effect
+
+log = logging.getLogger(__name__)
+
+CHANNELS = ("dunwell_email",)  # the providers' own email sends one invoice, not a statement
+
+
+def plan_statements(session: Session, org: Organisation, now: datetime) -> list[Action]:
+    """Plan the statements now due; the caller commits and enqueues the returned actions."""
+    settings = credit_settings(session, org)
+    if settings.statement_day is None:
+        return []
+    schedule = StatementSchedule(settings.statement_day,
+                                 time.fromisoformat(settings.statement_time),
+                                 settings.statement_channel)
+    calendar = calendar_for(org)
+    carriers: dict[int, tuple[Invoice, int]] = {}
+    for invoice in session.scalars(
+            select(Invoice).where(Invoice.org_id == org.id, Invoice.status == "open",
+                                  Invoice.amount_due > 0, Invoice.contact_id.is_not(None),
+                                  Invoice.due_date.is_not(None))
+            .order_by(Invoice.contact_id, Invoice.due_date, Invoice.id)):
+        assert invoice.contact_id is not None
+        carrier, count = carriers.get(invoice.contact_id, (invoice, 0))
+        carriers[invoice.contact_id] = (carrier, count + 1)
+    if not carriers:
+        return []
+    names = dict(session.execute(select(Contact.id, Contact.name).where(
+        Contact.org_id == org.id, Contact.id.in_(sorted(carriers)), Contact.is_customer,
+        Contact.archived.is_(False), Contact.excluded.is_(False))).tuples())
+    planned = []
+    for contact_id, (carrier, count) in carriers.items():
+        if contact_id not in names:
+            continue
+        step = due_statement(org.id, contact_id, names[contact_id], carrier.id, count,
+                             schedule, calendar, now)
+        if step is None:
+            continue
+        action = ledger.record_planned(session, step, carrier, now)
+        if action is not None:
+            planned.append(action)
+    session.flush()
+    log.info("org %s: %d statement(s) planned", org.id, len(planned))
+    return planned
+
+
+def send_statement(effect: Effect) -> str:
+    """Email this month's statement to the customer, once (the Message-ID is the action's)."""
+    from jobs.execute import _payment_link
+
+    action, org = effect.action, effect.org
+    contact_id = (action.details or {}).get("contact_id")
+    contact = effect.session.get(Contact, contact_id) if contact_id else None
+
+    def skip(reason: str, message: str) -> str:
+        ledger.finish(effect.session, action, "skipped", message, effect.now,
+                      result={"reason": reason})
+        return "skipped"
+
+    if contact is None or contact.org_id != org.id:
+        return skip("gone", "The customer no longer exists")
+    if (action.channel or "dunwell_email") not in CHANNELS:
+        return skip("channel", f"Statements go by Dunwell email, not {action.channel}")
+    if not contact.email:
+        return skip("no_email", f"{contact.name} has no email address")
+    if not effect.done_part("emailed"):
+        statement = statement_for(effect.session, org, contact, effect.now,
+                                  payment_link=_payment_link(effect))
+        if not statement.lines:
+            return skip("nothing_open", f"{contact.name} has nothing open")
+        message = render_statement(statement)
+        send_email(to=contact.email, subject=message.subject, text=message.text,
+                   html=message.html, sender_name=org.name, action_key=effect.key)
+        effect.record_part("emailed")
+        effect.record_part("message", {"subject": message.subject, "text": message.text,
+                                       "items": len(statement.lines)})
+    return effect.finish(f"{action.reason}: emailed by Dunwell", statement=True)
