@@ -142,3 +142,59 @@ def limit_command(org_id: int, amount: str, contact_id: int | None, is_default: 
         raise click.ClickException(str(exc)) from exc
     db.session.commit()
     click.echo(f"credit limit {'cleared' if value is None else value}")
+
+
+@customers_group.command("settings", help="Credit-control settings: the statement day and "
+                         "time, and whether a hold signals stop-service.")
+@click.argument("org_id", type=int)
+@click.option("--statement-day", type=click.IntRange(0, 28), default=None,
+              help="Day of month (1-28); 0 turns statements off.")
+@click.option("--statement-time", default=None, help="Local time, HH:MM.")
+@click.option("--stop-service-on-hold/--no-stop-service-on-hold", default=None)
+@click.option("--webhook-url", default=None, help="Told (signed POST) when a hold stops service.")
+@with_appcontext
+def settings_command(org_id: int, statement_day: int | None, statement_time: str | None,
+                     stop_service_on_hold: bool | None, webhook_url: str | None) -> None:
+    from datetime import time
+
+    from app.customers.services import credit_settings
+    from app.extensions import db
+
+    settings = credit_settings(db.session, _org(org_id))
+    if statement_day is not None:
+        settings.statement_day = statement_day or None
+    if statement_time is not None:
+        try:
+            settings.statement_time = time.fromisoformat(statement_time).strftime("%H:%M")
+        except ValueError as exc:
+            raise click.ClickException(f"--statement-time {statement_time!r}: give HH:MM") \
+                from exc
+    if stop_service_on_hold is not None:
+        settings.stop_service_on_hold = stop_service_on_hold
+    if webhook_url is not None:
+        if webhook_url and not webhook_url.startswith(("https://", "http://")):
+            raise click.ClickException("--webhook-url must be an http(s) URL")
+        settings.stop_service_webhook_url = webhook_url or None
+    db.session.add(settings)
+    db.session.commit()
+    click.echo(json.dumps({
+        "statement_day": settings.statement_day, "statement_time": settings.statement_time,
+        "stop_service_on_hold": settings.stop_service_on_hold,
+        "webhook_url": settings.stop_service_webhook_url}, sort_keys=True))
+
+
+@customers_group.command("statements", help="Plan this month's statements that are due now "
+                         "and queue them for sending.")
+@click.argument("org_id", type=int)
+@with_appcontext
+def statements_command(org_id: int) -> None:
+    from app import clock
+    from app.extensions import db
+    from jobs.statements import plan_statements
+    from jobs.tasks import enqueue_action
+
+    actions = plan_statements(db.session, _org(org_id), clock.now())
+    db.session.commit()
+    for action in actions:
+        enqueue_action(action)
+    click.echo(f"{len(actions)} statement(s) planned")

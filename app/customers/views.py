@@ -4,16 +4,28 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from app import clock
 from app.customers import services
 from app.customers.forms import CreditLimitForm, HoldForm
 from app.extensions import db
-from app.organisations.services import EDITORS, organisation_for, require_role
+from app.models import Membership, Organisation
+from app.organisations.services import organisation_for
 from rules.statements import render_statement
 
 blueprint = Blueprint("customers", __name__)
+
+
+def _require_editor(org: Organisation) -> None:
+    """Viewers read; everyone else in the organisation may change credit settings."""
+    role = db.session.scalar(select(Membership.role).where(
+        Membership.user_id == current_user.id, Membership.org_id == org.id))
+    if role is None:
+        abort(404)
+    if role == "viewer":
+        abort(403)
 
 
 def _customer(org_id: int, contact_id: int):  # type: ignore[no-untyped-def]
@@ -57,7 +69,7 @@ def show(org_id: int, contact_id: int) -> str:
 @login_required
 def hold(org_id: int, contact_id: int) -> Response:
     org, contact = _customer(org_id, contact_id)
-    require_role(current_user, org, EDITORS)
+    _require_editor(org)
     form = HoldForm()
     back = redirect(url_for("customers.show", org_id=org.id, contact_id=contact.id))
     if not form.validate_on_submit():
@@ -88,7 +100,7 @@ def hold(org_id: int, contact_id: int) -> Response:
 @login_required
 def limit(org_id: int, contact_id: int) -> Response:
     org, contact = _customer(org_id, contact_id)
-    require_role(current_user, org, EDITORS)
+    _require_editor(org)
     form = CreditLimitForm()
     back = redirect(url_for("customers.show", org_id=org.id, contact_id=contact.id))
     if not form.validate_on_submit():
