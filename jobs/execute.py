@@ -6,6 +6,14 @@ the provider right before writing (paid, voided or changed since planning -> ski
 write carries an idempotency key derived from the action key, so a retried job replays instead
 of repeating; and each effect is recorded as soon as the provider confirms it (`action.result`
 holds which parts are done, so a retry resumes after the last one).
+
+Before each provider write the part is written down as `writing` (committed): a retry that
+finds it knows the outcome of that write is unknown (the worker died, or the answer was lost)
+and reconciles before anything new is written: the same idempotency key replays the first
+answer within the provider's window, and the marker (fee line description, credit note, the
+QuickBooks note) is looked up beyond it; the re-check of the invoice does not turn such an
+action into "skipped" because of a change the action itself made (a discount that closed the
+invoice, a fee line that raised the amount due).
 """
 
 from __future__ import annotations
@@ -14,6 +22,9 @@ import hashlib
 import hmac
 import json
 import logging
+import os
+import random
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -53,6 +64,23 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 6
 FEE_KINDS = ("fee", "interest", "compensation")
 FEE_LABELS = {"fee": "Late fee", "interest": "Interest", "compensation": "Recovery costs"}
+WRITING = "writing"  # in action.result: the part whose provider write may or may not have happened
+CRASH_POINTS = "DUNWELL_CRASH_POINTS"  # e.g. "claimed=0.1,answered=0.1,committed=0.1"
+
+
+def crash_point(name: str) -> None:
+    """Die as `kill -9` would, at a named point, with the chance DUNWELL_CRASH_POINTS gives it.
+
+    For chaos tests and benchmarks only (unset in production): `claimed` (the claim is
+    committed, nothing sent), `answered` (the provider answered a write, nothing recorded yet),
+    `committed` (the outcome is committed, RQ does not know it yet)."""
+    spec = os.environ.get(CRASH_POINTS)
+    if not spec:
+        return
+    chances = dict(item.split("=", 1) for item in spec.split(",") if "=" in item)
+    if random.random() < float(chances.get(name, 0)):
+        log.warning("crash point %s: pid %s dies now", name, os.getpid())
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class RetryLater(Exception):
@@ -97,6 +125,7 @@ def execute_action(session: Session, action: Action, connector: Connector,
         log.info("action %s is held by %s until %s; not run twice", action.key,
                  action.claimed_by, action.lease_until)
         return "held"
+    crash_point("claimed")
 
     try:
         status = _run(session, action, invoice, connector, now)
@@ -120,6 +149,7 @@ def execute_action(session: Session, action: Action, connector: Connector,
         raise RetryLater(str(exc)) from exc
     refresh_next_action(session, org, now, [invoice.id])
     session.commit()
+    crash_point("committed")
     return status
 
 
@@ -150,12 +180,25 @@ class Effect:
     def done_part(self, part: str) -> bool:
         return bool((self.action.result or {}).get(part))
 
+    def begin(self, part: str) -> None:
+        """Say, before the provider is asked, which write may happen: if no answer is recorded,
+        a retry knows the outcome is unknown and reconciles instead of trusting the books'
+        look."""
+        self.action.result = {**(self.action.result or {}), WRITING: part}
+        self.session.commit()
+
     def record_part(self, part: str, value: object = True) -> None:
         """Remember at once that a part of the effect happened (a retry skips it)."""
-        self.action.result = {**(self.action.result or {}), part: value}
+        crash_point("answered")
+        result = {**(self.action.result or {}), part: value}
+        result.pop(WRITING, None)
+        self.action.result = result
         self.session.commit()
 
     def finish(self, message: str, **result: object) -> str:
+        crash_point("answered")
+        self.action.result = {k: v for k, v in (self.action.result or {}).items()
+                              if k != WRITING}
         ledger.finish(self.session, self.action, "done", message, self.now, result=result)
         return "done"
 
@@ -164,7 +207,13 @@ def _run(session: Session, action: Action, invoice: Invoice, connector: Connecto
          now: datetime) -> str:
     current = connector.invoice(invoice.provider_id)
     upsert_invoices(session, invoice.org_id, [current])
-    if current.status != "open":
+    unknown = (action.result or {}).get(WRITING)
+    if unknown:
+        log.info("org %s invoice %s action %s: the outcome of %s is unknown; reconciling",
+                 action.org_id, invoice.id, action.key, unknown)
+    # A discount whose credit note may have been applied can itself have closed the invoice:
+    # it is looked up by its marker before the invoice's state decides anything.
+    if current.status != "open" and not (unknown and action.kind == "discount"):
         ledger.finish(session, action, "skipped",
                       f"Invoice {invoice.number} is {current.status} now; nothing done", now,
                       result={"reason": current.status})
@@ -218,16 +267,19 @@ def send_reminder(effect: Effect) -> str:
                       result={"reason": "no_email"})
         return "skipped"
     if channel == "provider_email" and not effect.done_part("emailed"):
+        effect.begin("emailed")
         effect.connector.email_invoice(invoice.provider_id, idempotency_key=f"{effect.key}:email")
         effect.record_part("emailed")
     if channel == "dunwell_email" and not effect.done_part("emailed"):
         assert contact is not None and contact.email
         subject, text, html = _message(effect, action.tone)
+        effect.begin("emailed")
         send_email(to=contact.email, subject=subject, text=text, html=html,
                    sender_name=effect.org.name, action_key=effect.key)
         effect.record_part("emailed")
         effect.record_part("message", {"subject": subject, "text": text})
     if not effect.done_part("noted"):
+        effect.begin("noted")
         effect.connector.add_invoice_note(invoice.provider_id, reminder_note(action, invoice),
                                           idempotency_key=f"{effect.key}:note")
     how = {"note": "noted on the invoice", "dunwell_email": "emailed by Dunwell"}.get(
@@ -270,6 +322,7 @@ def _fee_invoice(effect: Effect, line: FeeLine) -> str:
     if not effect.done_part("fee_invoice_id"):
         assert invoice.contact_provider_id is not None
         today = effect.now.date()
+        effect.begin("fee_invoice_id")
         provider_id = effect.connector.create_fee_invoice(FeeInvoice(
             contact_provider_id=invoice.contact_provider_id, currency=invoice.currency,
             issue_date=today, due_date=today + timedelta(days=14),
@@ -287,6 +340,7 @@ def charge_fee(effect: Effect) -> str:
     line = _fee_line(effect, action.amount, FEE_LABELS[action.kind])
     placement = (action.details or {}).get("placement", "line")
     if placement == "line" and not effect.done_part("fee_invoice_id"):
+        effect.begin("line")
         try:
             effect.connector.add_fee_line(effect.invoice.provider_id, line,
                                           idempotency_key=f"{effect.key}:line")
@@ -313,6 +367,7 @@ def grant_discount(effect: Effect) -> str:
         line = FeeLine(description=description, amount=-action.amount, marker=marker,
                        account_code=details.get("account_code"),
                        item_name=details.get("item"), tax_type=details.get("tax_rate"))
+        effect.begin("line")
         try:
             effect.connector.add_fee_line(invoice.provider_id, line,
                                           idempotency_key=f"{action.key}:line")
@@ -322,6 +377,7 @@ def grant_discount(effect: Effect) -> str:
             return effect.finish(f"{action.reason}: discount line on {invoice.number}",
                                  placed="line", marker=marker)
     assert invoice.contact_provider_id is not None
+    effect.begin("credit_note_id")
     credit_id = effect.connector.apply_credit_note(CreditNote(
         contact_provider_id=invoice.contact_provider_id,
         invoice_provider_id=invoice.provider_id, currency=invoice.currency,
@@ -362,6 +418,7 @@ def stop_service(effect: Effect) -> str:
                         "amount_due": str(invoice.amount_due), "currency": invoice.currency,
                         "due_date": invoice.due_date.isoformat() if invoice.due_date else None},
             "at": effect.now.isoformat()}, sort_keys=True).encode()
+        effect.begin("webhook")
         try:
             answer = requests.post(url, data=body, timeout=10, headers={
                 "Content-Type": "application/json", "Dunwell-Delivery": action.key,
@@ -395,6 +452,7 @@ def send_demand_letter(effect: Effect) -> str:
     contact = invoice.contact
     sent_to = None
     if contact is not None and contact.email and not effect.done_part("emailed"):
+        effect.begin("emailed")
         send_email(to=contact.email, subject=letter.subject, text=letter.text, html=letter.html,
                    sender_name=org.name, action_key=action.key,
                    attachments=((f"{stem}.pdf", "application/pdf", letter.pdf),))
@@ -402,6 +460,7 @@ def send_demand_letter(effect: Effect) -> str:
         effect.record_part("message", {"subject": letter.subject, "text": letter.text})
         sent_to = contact.email
     if not effect.done_part("noted"):
+        effect.begin("noted")
         effect.connector.add_invoice_note(
             invoice.provider_id, f"Dunwell: final demand {'sent' if sent_to else 'written'}"
             f" ({letter.subject}); pay within {days} days.", idempotency_key=f"{action.key}:note")

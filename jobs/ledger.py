@@ -1,15 +1,28 @@
 """The action ledger: every effect is written here before it runs, and its outcome after.
 
 States: planned -> claimed -> done | skipped | failed (retried) | dead (gave up, the owner sees
-it). A claim is one conditional UPDATE, atomic on every database: only one worker wins it, and
-it carries a lease so that a worker that died mid-action does not hold it for ever.
-The key is deterministic (organisation, invoice, rule step), unique in the database, so planning
-the same day twice cannot create a second action.
+it). The key is deterministic (organisation, invoice, rule step), unique in the database, so
+planning the same day twice cannot create a second action.
+
+A claim is one statement, `UPDATE actions SET status='claimed', lease... WHERE id = (SELECT id
+... WHERE <free> FOR UPDATE SKIP LOCKED) AND <free>`, committed at once:
+- on PostgreSQL the subquery locks the row or, if another worker is in the middle of claiming
+  it, skips it and the UPDATE changes nothing: a loser never waits on the winner. A loser that
+  comes after the winner committed sees the row claimed (READ COMMITTED re-reads the latest
+  version) and changes nothing either. (A bare conditional UPDATE would also be exact, since
+  PostgreSQL re-checks its WHERE after waiting for the row lock; SKIP LOCKED only spares the
+  wait, which matters when a thousand deliveries of the same job arrive together.)
+- SQLite has no row locks (SQLAlchemy leaves FOR UPDATE out) and serialises writers on the
+  database lock, so the same conditional UPDATE is atomic there.
+Exactly one of any number of concurrent claimers gets rowcount 1. The claim carries a lease
+(`DUNWELL_ACTION_LEASE_SECONDS`, 10 minutes by default) so that a worker that died mid-action
+does not hold it for ever; the sweeper (jobs.tasks.sweep_ledger) gives such actions a job again.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -26,7 +39,7 @@ from rules import PastAction, PlannedAction
 log = logging.getLogger(__name__)
 
 OPEN_STATES = ("planned", "claimed", "failed")
-LEASE = timedelta(minutes=10)
+LEASE = timedelta(seconds=float(os.environ.get("DUNWELL_ACTION_LEASE_SECONDS", "600")))
 FINAL_STATES = ("done", "skipped", "dead")
 REPLAN_REASON = "changed"
 
@@ -96,14 +109,23 @@ def _particulars(action: Action, planned: PlannedAction) -> None:
     action.details = dict(planned.details) or None
 
 
-def claim(session: Session, action: Action, owner: str, now: datetime) -> bool:
-    """Take the action for `owner` if it is free (open, or its lease ran out); commits."""
+def _free(now: datetime) -> Any:
+    """Open, or held under a lease that ran out (its worker died)."""
+    return or_(Action.status.in_(("planned", "failed")),
+               and_(Action.status == "claimed", Action.lease_until < now))
+
+
+def claim(session: Session, action: Action, owner: str, now: datetime,
+          lease: timedelta = LEASE) -> bool:
+    """Take the action for `owner` if it is free (open, or its lease ran out); commits.
+
+    True for exactly one of any number of concurrent callers (see the module's docstring)."""
+    free_row = (select(Action.id).where(Action.id == action.id, _free(now))
+                .with_for_update(skip_locked=True).scalar_subquery())
     taken = session.execute(
         update(Action)
-        .where(Action.id == action.id,
-               or_(Action.status.in_(("planned", "failed")),
-                   and_(Action.status == "claimed", Action.lease_until < now)))
-        .values(status="claimed", claimed_by=owner, lease_until=now + LEASE,
+        .where(Action.id == free_row, _free(now))
+        .values(status="claimed", claimed_by=owner, lease_until=now + lease,
                 attempts=Action.attempts + 1, updated_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount == 1

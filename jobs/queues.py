@@ -10,6 +10,7 @@ from flask import current_app
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
 
 from app.providers import redis_client
 
@@ -22,13 +23,20 @@ def queue() -> Queue:
 
 
 def enqueue_once(fn: Callable[..., Any], *args: Any, job_id: str, at: datetime | None = None,
-                 retry: Retry | None = None, job_timeout: int = 1800) -> Job:
-    """Enqueue unless the same job id is already waiting or running; then return that one."""
+                 retry: Retry | None = None, job_timeout: int = 1800,
+                 replace_started: bool = False) -> Job:
+    """Enqueue unless the same job id is already waiting or running; then return that one.
+
+    `replace_started`: a job RQ still calls started is treated as gone. The sweeper asks for
+    this for actions whose lease ran out: the worker running that job died (`kill -9` leaves
+    the job "started" until RQ notices, up to its timeout later); the ledger's claim keeps a
+    worker that is in fact alive from running the action twice."""
     q = queue()
     options: dict[str, Any] = {"job_id": job_id, "unique": True, "retry": retry,
                                "result_ttl": RESULT_TTL_SECONDS, "failure_ttl": 86400,
                                "job_timeout": job_timeout}
-    for _ in range(2):
+    gone = FINISHED | ({JobStatus.STARTED} if replace_started else set())
+    for _ in range(3):
         try:
             if at is not None:
                 return q.enqueue_at(at, fn, *args, **options)
@@ -38,7 +46,9 @@ def enqueue_once(fn: Callable[..., Any], *args: Any, job_id: str, at: datetime |
                 existing = Job.fetch(job_id, connection=q.connection)
             except NoSuchJobError:
                 continue
-            if existing.get_status(refresh=True) not in FINISHED:
+            if existing.get_status(refresh=True) not in gone:
                 return existing
+            if existing.get_status() == JobStatus.STARTED:
+                StartedJobRegistry(queue=q).remove(existing)
             existing.delete()
     raise RuntimeError(f"could not enqueue job {job_id}")

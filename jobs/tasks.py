@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from rq import Retry, get_current_job
@@ -103,8 +103,9 @@ def plan_org(org_id: int) -> int:
     return len(actions)
 
 
-def enqueue_action(action: Action) -> None:
-    enqueue_once(execute_action, action.id, job_id=f"action-{action.id}", retry=ACTION_RETRY)
+def enqueue_action(action: Action, replace_started: bool = False) -> None:
+    enqueue_once(execute_action, action.id, job_id=f"action-{action.id}", retry=ACTION_RETRY,
+                 replace_started=replace_started)
 
 
 def execute_action(action_id: int) -> str:
@@ -187,26 +188,29 @@ def schedule_daily_run(org_id: int, after: date | None = None) -> datetime | Non
     return moment
 
 
-SWEEP_EVERY = timedelta(minutes=5)
-STUCK_AFTER = timedelta(minutes=15)
+SWEEP_EVERY = timedelta(seconds=float(os.environ.get("DUNWELL_SWEEP_SECONDS", "300")))
+STUCK_AFTER = timedelta(seconds=float(os.environ.get("DUNWELL_STUCK_SECONDS", "900")))
 
 
-def sweep_ledger() -> int:
+def sweep_ledger(book_next: bool = True) -> int:
     """Give every open action a job again: claims whose lease ran out (a worker died), and
-    actions planned long ago whose job was lost (Redis flushed). Enqueueing is idempotent."""
+    actions planned or failed long ago whose job was lost (Redis flushed, a worker killed
+    before it claimed). Enqueueing is idempotent; a job a dead worker left "started" is
+    replaced; the claim keeps any action from running twice."""
     session = db.session
     now = clock.now()
     stuck = session.scalars(select(Action).where(or_(
         and_(Action.status == "claimed", Action.lease_until < now),
         and_(Action.status.in_(("planned", "failed")), Action.updated_at < now - STUCK_AFTER),
-    ))).all()
+    )).order_by(Action.id)).all()
     for action in stuck:
-        enqueue_action(action)
+        enqueue_action(action, replace_started=True)
     if stuck:
         log.warning("sweeper: %d stuck action(s) given a job again", len(stuck))
     session.commit()
-    slot = int((now + SWEEP_EVERY).timestamp()) // int(SWEEP_EVERY.total_seconds())
-    enqueue_once(sweep_ledger, job_id=f"sweep-{slot}", at=now + SWEEP_EVERY)
+    if book_next:
+        slot = int((now + SWEEP_EVERY).timestamp()) // max(1, int(SWEEP_EVERY.total_seconds()))
+        enqueue_once(sweep_ledger, job_id=f"sweep-{slot}", at=now + SWEEP_EVERY)
     return len(stuck)
 
 
@@ -222,3 +226,106 @@ def ensure_schedules() -> int:
 
 def enqueue_sync(org_id: int) -> None:
     enqueue_once(sync_org, org_id, job_id=f"sync-org-{org_id}", retry=SYNC_RETRY)
+
+
+# --- Webhooks: targeted syncs, the nightly reconcile, connections lost on the provider's side
+
+
+def _connection_lost(org: Organisation, connection: Connection, exc: ConfigurationError,
+                     what: str) -> None:
+    """A revoked consent or a connection removed in the books: stop, and tell the owner."""
+    db.session.rollback()
+    connection.status, connection.last_error = "needs_reconnect", str(exc)[:500]
+    provider = PROVIDER_NAMES.get(connection.provider, connection.provider)
+    ledger.audit(db.session, org.id, "connection_lost",
+                 f"{provider} refused Dunwell during the {what} ({exc}); reconnect to resume.",
+                 at=clock.now())
+    db.session.commit()
+    log.warning("org %s: %s connection lost during the %s: %s", org.id, connection.provider,
+                what, exc)
+
+
+def sync_webhook_changes(org_id: int) -> dict[str, Any]:
+    """Apply the organisation's pending webhook events, then plan (and enqueue) what is due."""
+    from app.webhooks.services import generation_key
+    from sync.webhooks import apply_webhook_events
+
+    redis_client().incr(generation_key(org_id))  # later events get a job of their own
+    session = db.session
+    org = session.get(Organisation, org_id)
+    if org is None or (connection := _active_connection(org)) is None:
+        return {"skipped": True}
+    try:
+        result = apply_webhook_events(session, org, connector_for(connection), clock.now())
+    except ConfigurationError as exc:
+        _connection_lost(org, connection, exc, "sync of webhook changes")
+        return {"connection": "needs_reconnect"}
+    schedule_reconcile(org_id)
+    planned = plan_org(org_id) if result.events else 0
+    return {"events": result.events, "mode": result.mode, "api_calls": result.api_calls,
+            "changed_invoices": len(result.changed_invoice_ids),
+            "closed": len(result.closed), "set_aside": len(result.set_aside),
+            "planned": planned}
+
+
+RECONCILE_AT = time(2, 30)  # the organisation's local time: quiet in the books, before send times
+
+
+def reconcile_org(org_id: int, local_day: str | None = None) -> dict[str, Any]:
+    """The nightly reconcile: count (and repair) what webhooks missed; book tomorrow's."""
+    from sync.webhooks import reconcile
+
+    session = db.session
+    org = session.get(Organisation, org_id)
+    if org is None:
+        return {"skipped": True}
+    try:
+        connection = _active_connection(org)
+        if connection is None:
+            return {"skipped": True}
+        job = get_current_job()
+        now = clock.now()
+        run = SyncRun(org_id=org.id, job_id=job.id if job else "inline", mode="reconcile",
+                      status="running", started_at=now, progress={})
+        session.add(run)
+        session.commit()
+        try:
+            found = reconcile(session, org, connector_for(connection), now)
+        except ConfigurationError as exc:
+            run.status, run.error, run.finished_at = "failed", str(exc)[:500], clock.now()
+            session.commit()
+            _connection_lost(org, connection, exc, "nightly reconcile")
+            return {"connection": "needs_reconnect"}
+        run.status, run.finished_at = "done", clock.now()
+        run.progress, run.api_calls = found, int(found["api_calls"])  # type: ignore[call-overload]
+        missed = int(found["missed"])  # type: ignore[call-overload]
+        shown = ", ".join(found["missed_invoices"][:10])  # type: ignore[index]
+        ledger.audit(session, org.id, "reconcile",
+                     f"Nightly reconcile: {missed} change(s) webhooks missed"
+                     + (f" (invoices {shown})" if missed and shown else ""),
+                     at=clock.now(), data=found)
+        session.commit()
+        if missed:
+            plan_org(org_id)
+        return found
+    finally:
+        schedule_reconcile(org_id, after=date.fromisoformat(local_day) if local_day else None)
+
+
+def schedule_reconcile(org_id: int, after: date | None = None) -> datetime | None:
+    """Book the next nightly reconcile at RECONCILE_AT in the organisation's zone (idempotent)."""
+    org = db.session.get(Organisation, org_id)
+    if org is None:
+        return None
+    calendar = plan.calendar_for(org)
+    now = clock.now()
+    day = calendar.today(now)
+    if after is not None and day <= after:
+        day = after + timedelta(days=1)
+    moment = calendar.at_local(day, RECONCILE_AT)
+    if moment <= now:
+        day += timedelta(days=1)
+        moment = calendar.at_local(day, RECONCILE_AT)
+    enqueue_once(reconcile_org, org_id, day.isoformat(),
+                 job_id=f"reconcile-{org_id}-{day.isoformat()}", at=moment)
+    return moment
