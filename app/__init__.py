@@ -45,10 +45,12 @@ def register_blueprints(app: Flask) -> None:
     from app.customers.views import blueprint as customers
     from app.organisations.views import blueprint as organisations
     from app.providers import PROVIDER_NAMES
+    from app.webhooks.views import blueprint as webhooks
 
     app.register_blueprint(auth)
     app.register_blueprint(organisations)
     app.register_blueprint(connections)
+    app.register_blueprint(csrf.exempt(webhooks))  # signed by the provider, not a form
     app.register_blueprint(customers)
     app.jinja_env.globals["PROVIDER_NAMES"] = PROVIDER_NAMES  # for labels in templates
 

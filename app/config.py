@@ -69,6 +69,9 @@ class Config:
     MAIL_FROM = _env("MAIL_FROM", "reminders@dunwell.invalid")
     # Signs stop-service webhooks (HMAC-SHA256); by default derived from SECRET_KEY per org.
     WEBHOOK_SIGNING_KEY = _env("WEBHOOK_SIGNING_KEY", "")
+    # Verify the providers' webhooks (HMAC-SHA256 of the raw body); empty: every one refused.
+    XERO_WEBHOOK_KEY = _env("XERO_WEBHOOK_KEY", "")
+    QUICKBOOKS_WEBHOOK_VERIFIER = _env("QUICKBOOKS_WEBHOOK_VERIFIER", "")
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"

@@ -106,6 +106,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask, Response, request
 
 from connectors.sandbox.quickbooks_seed import seed_company
+from connectors.sandbox.webhooks import IntuitWebhooks
 from connectors.sandbox.wire import ClientApp
 from connectors.sandbox.wire import json_response as _json
 
@@ -254,6 +255,12 @@ class SandboxConfig:
     owner_given_name: str = "Sandbox"
     owner_family_name: str = "Owner"
     owner_email: str = "owner@example.com"
+    # Where changes are posted as signed webhooks (None: not sent); connectors/sandbox/webhooks.
+    webhook_url: str | None = None
+    webhook_verifier: str = "sandbox-webhook-verifier"
+    webhook_format: str = "legacy"  # legacy (eventNotifications) | cloudevents
+    webhook_batch_seconds: float = 0.5
+    webhook_retries: int = 3
 
 
 # --- JSON and times as QBO writes them --------------------------------------------------
@@ -960,6 +967,7 @@ class QuickBooksSandbox:
         self._realm_rng = random.Random(f"realms-{self.config.seed}")
         self.user_sub = str(uuid.UUID(int=random.Random(f"user-{self.config.seed}")
                                       .getrandbits(128), version=4))
+        self.webhooks = IntuitWebhooks(self)  # start() once webhook_url is set
 
     @property
     def now(self) -> datetime:

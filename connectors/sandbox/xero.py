@@ -54,6 +54,7 @@ from urllib.parse import urlencode
 
 from flask import Flask, Response, request
 
+from connectors.sandbox.webhooks import XeroWebhooks
 from connectors.sandbox.wire import ClientApp
 from connectors.sandbox.wire import json_response as _json
 from connectors.sandbox.xero_seed import seed_tenant
@@ -101,6 +102,11 @@ class SandboxConfig:
     clock: Callable[[], datetime] = _utcnow
     seed: int = 7
     webhook_key: str = "sandbox-webhook-key"
+    # Where changes are posted as signed webhooks (None: not sent); connectors/sandbox/webhooks.
+    webhook_url: str | None = None
+    webhook_batch_seconds: float = 0.5
+    webhook_retries: int = 3
+    webhook_api_url: str = "https://api.xero.com/api.xro/2.0"  # resourceUrl's base
     # Wall-clock seconds each Accounting call takes, so calls overlap as they do against Xero.
     latency_seconds: float = 0.0
     # Xero refuses line edits once a payment is allocated; True refuses every edit (UNVERIFIED).
@@ -226,6 +232,7 @@ class XeroSandbox:
         self.app_calls: deque[datetime] = deque()
         self.in_flight: dict[str, int] = {}
         self.call_count: dict[str, int] = {}
+        self.webhooks = XeroWebhooks(self)  # start() once webhook_url is set
 
     @property
     def now(self) -> datetime:

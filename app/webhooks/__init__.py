@@ -1,0 +1,1 @@
+"""Provider webhooks: verified, validated, stored once, and handed to a worker."""

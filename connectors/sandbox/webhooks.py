@@ -1,0 +1,304 @@
+"""Signed webhooks from the sandboxes, batched and retried as Xero and Intuit send them.
+
+Each sandbox says what its books hold now as a snapshot, {(tenant, kind, id): version}; the
+emitter compares it with the last one it delivered, so every change is seen however it was
+made (the API, the sandbox's own pages, a test's "a customer pays" helper) without a hook in
+each of them. Changes found in one look are one batch: Xero sends one `events` payload, Intuit
+one notification (legacy `eventNotifications` or a CloudEvents array). Delivery happens on a
+background thread, retried with backoff; `flush()` delivers at once, for tests and the demo.
+
+Choices where the providers' behaviour is not published (UNVERIFIED): a batch is at most
+`MAX_BATCH` events; a failed delivery is retried `retries` times, 0.5 s apart doubling, then
+dropped (Xero retries for 24 h, Intuit for a while; the nightly reconcile catches the rest).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import random
+import string
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 100
+XERO_API = "https://api.xero.com/api.xro/2.0"
+XERO_KINDS = {"INVOICE": "Invoices", "CONTACT": "Contacts", "CREDITNOTE": "CreditNotes"}
+INTUIT_VERBS = {"Create": "created", "Update": "updated", "Delete": "deleted",
+                "Void": "voided", "Merge": "merged"}
+
+# (tenant, kind, record id) -> a version that moves with every change (time, SyncToken...)
+Key = tuple[str, str, str]
+Snapshot = dict[Key, Any]
+
+
+@dataclass(frozen=True)
+class Change:
+    tenant_id: str
+    kind: str  # the provider's name: INVOICE, CONTACT... or Invoice, Customer...
+    record_id: str
+    operation: str  # CREATE/UPDATE (Xero); Create/Update/Delete/Void (Intuit)
+    at: datetime
+
+
+def sign(secret: str, body: bytes) -> str:
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+class WebhookEmitter:
+    """Finds what changed since the last look and posts it, signed, to the configured URL."""
+
+    def __init__(self, snapshot: Callable[[], Snapshot],
+                 operation: Callable[[Key, Any, Any], str | None],
+                 render: Callable[[list[Change]], tuple[bytes, dict[str, str]]],
+                 settings: Callable[[], tuple[str | None, float, int]],
+                 clock: Callable[[], datetime]) -> None:
+        self._snapshot, self._operation, self._render = snapshot, operation, render
+        self._settings, self._clock = settings, clock
+        self._seen: Snapshot | None = None
+        self._lock = threading.Lock()  # one look-and-deliver at a time
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.delivered: list[dict[str, Any]] = []  # what was posted and how it was answered
+        self.failed: list[dict[str, Any]] = []
+
+    def arm(self) -> None:
+        """From now on: what is in the books now is known; only later changes are sent."""
+        with self._lock:
+            self._seen = self._snapshot()
+
+    def start(self) -> None:
+        """Deliver from a background thread every `batch_seconds` until stop()."""
+        if self._seen is None:
+            self.arm()
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="sandbox-webhooks",
+                                             daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            _, every, _ = self._settings()
+            if self._stop.wait(max(0.05, every)):
+                break
+            try:
+                self.flush()
+            except Exception:  # the thread must outlive one bad look; the log says why
+                log.exception("sandbox webhooks: delivery round failed")
+
+    def changes(self) -> list[Change]:
+        """What changed since the last look (and remember this look)."""
+        now_seen = self._snapshot()
+        before = self._seen if self._seen is not None else now_seen
+        self._seen = now_seen
+        found = []
+        for key in sorted(set(before) | set(now_seen)):
+            operation = self._operation(key, before.get(key), now_seen.get(key))
+            if operation is not None:
+                version = now_seen.get(key, before.get(key))
+                at = version[0] if isinstance(version, tuple) else self._clock()
+                found.append(Change(key[0], key[1], key[2], operation, at))
+        return found
+
+    def flush(self) -> int:
+        """Look now and deliver every change found, in batches; returns how many were sent."""
+        with self._lock:
+            url, _, _ = self._settings()
+            if not url:
+                self._seen = self._snapshot()
+                return 0
+            found = self.changes()
+            for start in range(0, len(found), MAX_BATCH):
+                body, headers = self._render(found[start:start + MAX_BATCH])
+                self.post(url, body, headers)
+            return len(found)
+
+    def post(self, url: str, body: bytes, headers: dict[str, str]) -> requests.Response | None:
+        _, _, retries = self._settings()
+        pause = 0.5
+        for attempt in range(retries + 1):
+            try:
+                answer = requests.post(url, data=body, timeout=10, headers={
+                    "Content-Type": "application/json", **headers})
+                if answer.status_code < 300:
+                    self.delivered.append({"body": body, "status": answer.status_code})
+                    return answer
+                why = f"answered {answer.status_code}"
+            except requests.RequestException as exc:
+                why = type(exc).__name__
+            log.info("sandbox webhook to %s failed (%s), attempt %d", url, why, attempt + 1)
+            if attempt < retries:
+                time.sleep(pause)
+                pause *= 2
+        self.failed.append({"body": body, "why": why})
+        return None
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+# --- Xero -------------------------------------------------------------------------------
+
+
+class XeroWebhooks(WebhookEmitter):
+    """Xero's shape: `{events: [...], firstEventSequence, lastEventSequence, entropy}`, signed
+    with the webhook key in `x-xero-signature`; CREATE or UPDATE of invoices, contacts and
+    credit notes (a payment shows as an UPDATE of the invoices it pays)."""
+
+    def __init__(self, box: Any) -> None:
+        self.box = box
+        self.sequence = 0
+        super().__init__(self._xero_snapshot, self._xero_operation, self._xero_render,
+                         lambda: (box.config.webhook_url, box.config.webhook_batch_seconds,
+                                  box.config.webhook_retries),
+                         lambda: box.now)
+
+    def _xero_snapshot(self) -> Snapshot:
+        with self.box.lock:
+            seen: Snapshot = {}
+            for tenant in self.box.tenants_by_id.values():
+                for kind, records, id_key in (("CONTACT", tenant.contacts, "ContactID"),
+                                              ("INVOICE", tenant.invoices, "InvoiceID"),
+                                              ("CREDITNOTE", tenant.credit_notes,
+                                               "CreditNoteID")):
+                    for record_id, record in records.items():
+                        seen[(tenant.tenant_id, kind, record_id)] = (
+                            record.get("_updated"), record.get(id_key))
+            return seen
+
+    @staticmethod
+    def _xero_operation(key: Key, before: Any, after: Any) -> str | None:
+        if after is None or before == after:
+            return None  # Xero keeps deleted and voided records, with a status: an UPDATE
+        return "CREATE" if before is None else "UPDATE"
+
+    def payload(self, changes: list[Change]) -> dict[str, Any]:
+        first = self.sequence + 1 if changes else 0
+        self.sequence += len(changes)
+        events = [{
+            "resourceUrl": f"{self.box.config.webhook_api_url}/{XERO_KINDS[c.kind]}/"
+                           f"{c.record_id}",
+            "resourceId": c.record_id,
+            "eventDateUtc": _utc(c.at).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],
+            "eventType": c.operation, "eventCategory": c.kind,
+            "tenantId": c.tenant_id, "tenantType": "ORGANISATION"} for c in changes]
+        return {"events": events, "firstEventSequence": first,
+                "lastEventSequence": self.sequence if changes else 0,
+                "entropy": "".join(random.choices(string.ascii_uppercase, k=20))}
+
+    def _xero_render(self, changes: list[Change]) -> tuple[bytes, dict[str, str]]:
+        body = json.dumps(self.payload(changes)).encode()
+        return body, {"x-xero-signature": sign(self.box.config.webhook_key, body)}
+
+    def intent_to_receive(self, url: str | None = None, rounds: int = 2) -> dict[str, Any]:
+        """Xero's check of a new webhook URL: empty batches, some signed with the key and some
+        not; the endpoint passes if it answers 200 to each good one and 401 to each bad one,
+        with no body and no cookie, within 5 s."""
+        url = url or self.box.config.webhook_url
+        answers = []
+        for index in range(rounds * 2):
+            good = index % 2 == 0
+            body = json.dumps(self.payload([])).encode()
+            key = self.box.config.webhook_key if good else uuid.uuid4().hex
+            started = time.monotonic()
+            try:
+                answer = requests.post(url, data=body, timeout=5, headers={
+                    "Content-Type": "application/json", "x-xero-signature": sign(key, body)})
+            except requests.RequestException as exc:
+                answers.append({"signed": good, "passed": False, "why": type(exc).__name__})
+                continue
+            took = time.monotonic() - started
+            wanted = 200 if good else 401
+            passed = (answer.status_code == wanted and not answer.content
+                      and "Set-Cookie" not in answer.headers and took < 5)
+            answers.append({"signed": good, "status": answer.status_code, "passed": passed,
+                            "body": answer.text[:200], "cookies": "Set-Cookie" in answer.headers,
+                            "seconds": round(took, 3)})
+        return {"passed": all(a["passed"] for a in answers), "answers": answers}
+
+
+# --- Intuit -----------------------------------------------------------------------------
+
+
+class IntuitWebhooks(WebhookEmitter):
+    """Intuit's shapes: the legacy `{eventNotifications: [{realmId, dataChangeEvent}]}` or a
+    CloudEvents array (`config.webhook_format`), signed with the verifier token in
+    `intuit-signature`; Create, Update, Delete and Void of invoices, customers, payments and
+    credit memos."""
+
+    ENTITIES = ("Customer", "Invoice", "Payment", "CreditMemo")
+
+    def __init__(self, box: Any) -> None:
+        self.box = box
+        super().__init__(self._intuit_snapshot, self._intuit_operation, self._intuit_render,
+                         lambda: (box.config.webhook_url, box.config.webhook_batch_seconds,
+                                  box.config.webhook_retries),
+                         lambda: box.now)
+
+    def _intuit_snapshot(self) -> Snapshot:
+        with self.box.lock:
+            seen: Snapshot = {}
+            for company in self.box.companies_by_id.values():
+                for entity in self.ENTITIES:
+                    for record_id, record in company.records.get(entity, {}).items():
+                        seen[(company.realm_id, entity, record_id)] = (
+                            record.get("_updated"), record.get("SyncToken"),
+                            bool(record.get("_voided")))
+                    for record_id, when in company.deleted.get(entity, {}).items():
+                        seen[(company.realm_id, entity, record_id)] = (when, "deleted", False)
+            return seen
+
+    @staticmethod
+    def _intuit_operation(key: Key, before: Any, after: Any) -> str | None:
+        if after is None or before == after:
+            return None
+        if after[1] == "deleted":
+            return "Delete"
+        if before is None:
+            return "Create"
+        return "Void" if after[2] and not before[2] else "Update"
+
+    def _stamp(self, realm_id: str, moment: datetime) -> str:
+        return _utc(moment).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+    def _intuit_render(self, changes: list[Change]) -> tuple[bytes, dict[str, str]]:
+        payload: Any
+        if self.box.config.webhook_format == "cloudevents":
+            payload = [{
+                "specversion": "1.0", "id": str(uuid.uuid4()),
+                "source": "intuit.dunwell-sandbox",
+                "type": f"qbo.{c.kind.lower()}.{INTUIT_VERBS[c.operation]}.v1",
+                "datacontenttype": "application/json",
+                "time": self._stamp(c.tenant_id, c.at),
+                "intuitentityid": c.record_id, "intuitaccountid": c.tenant_id, "data": {}}
+                for c in changes]
+        else:
+            by_realm: dict[str, list[dict[str, str]]] = {}
+            for c in changes:
+                by_realm.setdefault(c.tenant_id, []).append({
+                    "name": c.kind, "id": c.record_id, "operation": c.operation,
+                    "lastUpdated": self._stamp(c.tenant_id, c.at)})
+            payload = {"eventNotifications": [
+                {"realmId": realm, "dataChangeEvent": {"entities": entities}}
+                for realm, entities in by_realm.items()]}
+        body = json.dumps(payload).encode()
+        return body, {"intuit-signature": sign(self.box.config.webhook_verifier, body)}
