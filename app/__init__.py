@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, render_template
 
 from app.config import INSTANCE_DIR, Config
-from app.extensions import csrf, db, login_manager
+from app.extensions import babel, csrf, db, login_manager
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
@@ -37,6 +37,9 @@ def register_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.login_view = "auth.sign_in"
     login_manager.login_message = "Please sign in to continue."
+    from app.languages import init_languages
+
+    init_languages(app, babel)
 
 
 def register_blueprints(app: Flask) -> None:
@@ -50,8 +53,16 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth)
     app.register_blueprint(organisations)
     app.register_blueprint(connections)
-    app.register_blueprint(csrf.exempt(webhooks))  # signed by the provider, not a form
     app.register_blueprint(customers)
+    app.register_blueprint(csrf.exempt(webhooks))  # signed by the provider, not a form
+    from app.api.views import blueprint as api
+    from app.dashboard.views import blueprint as dashboard
+    from app.organisations.members_views import blueprint as members
+    from app.practice.views import blueprint as practice
+    from app.settings.views import blueprint as settings
+
+    for blueprint in (settings, dashboard, members, practice, api):
+        app.register_blueprint(blueprint)
     app.jinja_env.globals["PROVIDER_NAMES"] = PROVIDER_NAMES  # for labels in templates
 
 
@@ -61,7 +72,7 @@ def register_errorhandlers(app: Flask) -> None:
         return render_template("error.html", code=code,
                                message=getattr(error, "description", "")), code
 
-    for code in (400, 404, 405, 500):
+    for code in (400, 403, 404, 405, 500):
         app.errorhandler(code)(render_error)
 
 

@@ -31,6 +31,28 @@ def organisations_of(user: User) -> list[Organisation]:
         .where(Membership.user_id == user.id).order_by(Organisation.name)))
 
 
+# Who may do what in an organisation: owners and admins manage people and connections,
+# accountants also edit the policy, viewers only read.
+ROLES = ("owner", "admin", "accountant", "viewer")
+EDITORS = frozenset({"owner", "admin", "accountant"})
+MANAGERS = frozenset({"owner", "admin"})
+
+
+def role_of(user: User, org: Organisation) -> str | None:
+    return db.session.scalar(select(Membership.role).where(
+        Membership.user_id == user.id, Membership.org_id == org.id))
+
+
+def require_role(user: User, org: Organisation, allowed: frozenset[str]) -> str:
+    """The member's role if it is allowed; 403 otherwise (a member knows the book exists)."""
+    role = role_of(user, org)
+    if role is None:
+        abort(404)
+    if role not in allowed:
+        abort(403)
+    return role
+
+
 def organisation_for(user: User, org_id: int) -> Organisation:
     """The organisation if the user is a member; 404 otherwise (never reveal it exists)."""
     org = db.session.scalar(

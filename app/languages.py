@@ -1,0 +1,83 @@
+"""Interface languages: which one a page is shown in, and money and dates written its way.
+
+The .po files under app/translations are the source; their .mo files are compiled here when
+missing or older, so a fresh checkout needs no build step.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from babel.dates import format_date, format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_currency, format_decimal
+from flask import Flask, request, session
+from flask_babel import Babel, get_locale
+
+TRANSLATIONS = Path(__file__).parent / "translations"
+# English first: the default. Names are each language's own.
+LANGUAGES = {"en": "English", "de": "Deutsch", "nb": "Norsk bokmål", "pl": "Polski",
+             "he": "עברית"}
+RIGHT_TO_LEFT = frozenset({"he"})
+SESSION_KEY = "language"
+
+
+def compile_translations(folder: Path = TRANSLATIONS) -> list[Path]:
+    """Write each catalogue's .mo beside its .po when it is missing or stale."""
+    written = []
+    for po_path in sorted(folder.glob("*/LC_MESSAGES/messages.po")):
+        mo_path = po_path.with_suffix(".mo")
+        if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
+            continue
+        with po_path.open("rb") as source:
+            catalog = read_po(source, locale=po_path.parent.parent.name)
+        tmp = mo_path.with_suffix(".mo.tmp")
+        with tmp.open("wb") as target:
+            write_mo(target, catalog)
+        tmp.replace(mo_path)  # atomic: several processes may start at once
+        written.append(mo_path)
+    return written
+
+
+def select_language() -> str:
+    """The visitor's choice, else the best match of their browser's languages, else English."""
+    chosen = session.get(SESSION_KEY)
+    if chosen in LANGUAGES:
+        return str(chosen)
+    return request.accept_languages.best_match(list(LANGUAGES)) or "en"
+
+
+def current_language() -> str:
+    locale = get_locale()
+    return locale.language if locale is not None else "en"
+
+
+def money(amount: Decimal | None, currency: str | None = None) -> str:
+    """An amount as the reader's language writes it (1.234,50 € in German)."""
+    if amount is None:
+        return ""
+    language = current_language()
+    if not currency:
+        return format_decimal(amount, locale=language)
+    return format_currency(amount, currency, locale=language)
+
+
+def day(value: date | datetime | None, style: str = "medium") -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return format_datetime(value, style, locale=current_language())
+    return format_date(value, style, locale=current_language())
+
+
+def init_languages(app: Flask, babel: Babel) -> None:
+    compile_translations()
+    babel.init_app(app, locale_selector=select_language,
+                   default_translation_directories=str(TRANSLATIONS))
+    app.jinja_env.globals.update(LANGUAGES=LANGUAGES, current_language=current_language,
+                                 RIGHT_TO_LEFT=RIGHT_TO_LEFT)
+    app.jinja_env.filters["money"] = money
+    app.jinja_env.filters["day"] = day

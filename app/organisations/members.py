@@ -1,0 +1,157 @@
+"""Who belongs to an organisation: invitations by email link with a role, and the read tokens
+of the JSON API. Only hashes of links and tokens are stored."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from datetime import datetime, timedelta
+
+from flask import current_app, url_for
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import ApiToken, Invitation, Membership, Organisation, User
+from app.organisations.services import ROLES
+from connectors.base import ConfigurationError, TransientError
+from jobs import ledger
+from jobs.mail import send_email
+
+log = logging.getLogger(__name__)
+INVITATION_DAYS = 14
+API_TOKEN_PREFIX = "dw_"
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class InvitationRefused(ValueError):
+    """An invitation that cannot be made or used; the message is for the person."""
+
+
+def members_of(org: Organisation) -> list[tuple[User, str]]:
+    return [(user, role) for user, role in db.session.execute(
+        select(User, Membership.role).join(Membership, Membership.user_id == User.id)
+        .where(Membership.org_id == org.id).order_by(User.email))]
+
+
+def pending_invitations(org: Organisation, now: datetime) -> list[Invitation]:
+    return list(db.session.scalars(select(Invitation).where(
+        Invitation.org_id == org.id, Invitation.accepted_at.is_(None),
+        Invitation.expires_at > now).order_by(Invitation.created_at.desc())))
+
+
+def invite(org: Organisation, inviter: User, email: str, role: str,
+           now: datetime) -> tuple[Invitation, str, bool]:
+    """Make an invitation; returns it, its link (shown once) and whether it was emailed."""
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 255 or any(c.isspace() for c in email):
+        raise InvitationRefused("Enter an email address.")
+    if role not in ROLES or role == "owner":
+        raise InvitationRefused("Choose admin, accountant or viewer.")
+    token = secrets.token_urlsafe(32)
+    invitation = Invitation(org_id=org.id, email=email, role=role, token_hash=digest(token),
+                            invited_by=inviter.id, created_at=now,
+                            expires_at=now + timedelta(days=INVITATION_DAYS))
+    db.session.add(invitation)
+    ledger.audit(db.session, org.id, "invited", f"{inviter.email} invited a new {role}", at=now)
+    db.session.commit()
+    link = url_for("auth.invitation", token=token, _external=True)
+    emailed = False
+    if current_app.config.get("SMTP_HOST"):
+        try:
+            send_email(to=email, subject=f"Join {org.name} on Dunwell",
+                       text=f"{inviter.email} invites you to {org.name} on Dunwell as {role}.\n\n"
+                            f"Accept within {INVITATION_DAYS} days: {link}\n",
+                       html=None, sender_name="Dunwell",
+                       action_key=f"invitation:{invitation.id}")
+            emailed = True
+        except (ConfigurationError, TransientError) as exc:
+            log.warning("org %s: invitation %s not emailed (%s)", org.id, invitation.id, exc)
+    return invitation, link, emailed
+
+
+def invitation_for(token: str, now: datetime) -> Invitation:
+    invitation = db.session.scalar(select(Invitation).where(
+        Invitation.token_hash == digest(token)))
+    if invitation is None or invitation.accepted_at is not None or invitation.expires_at <= now:
+        raise InvitationRefused("This invitation has expired or was already used.")
+    return invitation
+
+
+def accept(invitation: Invitation, user: User, now: datetime) -> Organisation:
+    if user.email.lower() != invitation.email:
+        raise InvitationRefused(f"This invitation is for {invitation.email}.")
+    membership = db.session.scalar(select(Membership).where(
+        Membership.user_id == user.id, Membership.org_id == invitation.org_id))
+    if membership is None:
+        db.session.add(Membership(user_id=user.id, org_id=invitation.org_id,
+                                  role=invitation.role))
+    invitation.accepted_at = now
+    ledger.audit(db.session, invitation.org_id, "joined",
+                 f"{user.email} joined as {invitation.role}", at=now)
+    db.session.commit()
+    org = db.session.get(Organisation, invitation.org_id)
+    assert org is not None
+    return org
+
+
+def change_role(org: Organisation, user_id: int, role: str, now: datetime) -> None:
+    """Change a member's role; the last owner stays an owner."""
+    if role not in ROLES:
+        raise InvitationRefused("Unknown role.")
+    membership = db.session.scalar(select(Membership).where(
+        Membership.org_id == org.id, Membership.user_id == user_id))
+    if membership is None:
+        raise LookupError(user_id)
+    owners = db.session.scalar(select(func.count()).select_from(Membership).where(
+        Membership.org_id == org.id, Membership.role == "owner")) or 0
+    if membership.role == "owner" and role != "owner" and owners <= 1:
+        raise InvitationRefused("An organisation keeps at least one owner.")
+    membership.role = role
+    ledger.audit(db.session, org.id, "role_changed", f"Member {user_id} is now {role}", at=now)
+    db.session.commit()
+
+
+# -- API tokens ---------------------------------------------------------------------------
+
+
+def api_tokens_of(org: Organisation) -> list[ApiToken]:
+    return list(db.session.scalars(select(ApiToken).where(
+        ApiToken.org_id == org.id, ApiToken.revoked_at.is_(None))
+        .order_by(ApiToken.created_at.desc())))
+
+
+def new_api_token(org: Organisation, user: User, name: str, now: datetime) -> str:
+    """A new read token for this organisation alone; the secret is shown once."""
+    name = name.strip()[:100] or "API token"
+    secret = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    db.session.add(ApiToken(org_id=org.id, name=name, token_hash=digest(secret),
+                            created_by=user.id, created_at=now))
+    ledger.audit(db.session, org.id, "api_token", f"{user.email} made API token {name!r}",
+                 at=now)
+    db.session.commit()
+    return secret
+
+
+def revoke_api_token(org: Organisation, token_id: int, now: datetime) -> None:
+    token = db.session.scalar(select(ApiToken).where(ApiToken.org_id == org.id,
+                                                     ApiToken.id == token_id))
+    if token is None:
+        raise LookupError(token_id)
+    token.revoked_at = now
+    db.session.commit()
+
+
+def organisation_of_token(secret: str, now: datetime) -> Organisation | None:
+    if not secret.startswith(API_TOKEN_PREFIX):
+        return None
+    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(secret),
+                                                     ApiToken.revoked_at.is_(None)))
+    if token is None:
+        return None
+    token.last_used_at = now
+    db.session.commit()
+    return db.session.get(Organisation, token.org_id)

@@ -1,0 +1,83 @@
+"""Members, invitations and API tokens of one organisation (owners and admins manage them)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from werkzeug.wrappers import Response
+
+from app import clock
+from app.organisations import members
+from app.organisations.services import MANAGERS, ROLES, organisation_for, require_role, role_of
+
+blueprint = Blueprint("members", __name__)
+
+
+def _page(org, new_link: str | None = None, new_token: str | None = None) -> str:  # type: ignore[no-untyped-def]
+    return render_template(
+        "members/index.html", org=org, members=members.members_of(org),
+        invitations=members.pending_invitations(org, clock.now()),
+        tokens=members.api_tokens_of(org), roles=ROLES, new_link=new_link,
+        new_token=new_token, can_manage=role_of(current_user, org) in MANAGERS)
+
+
+@blueprint.route("/orgs/<int:org_id>/members")
+@login_required
+def index(org_id: int) -> str:
+    return _page(organisation_for(current_user, org_id))
+
+
+@blueprint.route("/orgs/<int:org_id>/members/invite", methods=["POST"])
+@login_required
+def invite(org_id: int) -> str | Response:
+    org = organisation_for(current_user, org_id)
+    require_role(current_user, org, MANAGERS)
+    try:
+        _invitation, link, emailed = members.invite(
+            org, current_user, request.form.get("email", ""), request.form.get("role", ""),
+            clock.now())
+    except members.InvitationRefused as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("members.index", org_id=org.id))
+    flash(_("Invitation emailed.") if emailed else
+          _("Invitation made: send this link to the person."), "success")
+    return _page(org, new_link=link)
+
+
+@blueprint.route("/orgs/<int:org_id>/members/<int:user_id>/role", methods=["POST"])
+@login_required
+def role(org_id: int, user_id: int) -> Response:
+    org = organisation_for(current_user, org_id)
+    require_role(current_user, org, MANAGERS)
+    try:
+        members.change_role(org, user_id, request.form.get("role", ""), clock.now())
+    except LookupError:
+        abort(404)
+    except members.InvitationRefused as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("members.index", org_id=org.id))
+
+
+@blueprint.route("/orgs/<int:org_id>/api-tokens", methods=["POST"])
+@login_required
+def new_token(org_id: int) -> str:
+    org = organisation_for(current_user, org_id)
+    require_role(current_user, org, MANAGERS)
+    secret = members.new_api_token(org, current_user, request.form.get("name", ""),
+                                   clock.now())
+    flash(_("API token made. Copy it now: it is not shown again."), "success")
+    return _page(org, new_token=secret)
+
+
+@blueprint.route("/orgs/<int:org_id>/api-tokens/<int:token_id>/revoke", methods=["POST"])
+@login_required
+def revoke_token(org_id: int, token_id: int) -> Response:
+    org = organisation_for(current_user, org_id)
+    require_role(current_user, org, MANAGERS)
+    try:
+        members.revoke_api_token(org, token_id, clock.now())
+    except LookupError:
+        abort(404)
+    flash(_("API token revoked."), "success")
+    return redirect(url_for("members.index", org_id=org.id))

@@ -1,0 +1,60 @@
+"""The accountant's view of every book they can see: a few figures per book, read per book
+with the same queries the dashboard uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+
+from app.dashboard.services import aging, dso, overdue_count
+from app.extensions import db
+from app.models import Invoice, Organisation, User
+from app.organisations.services import organisations_of, role_of
+
+SORTS = ("name", "overdue", "dso", "over_60", "due_today")
+
+
+@dataclass(frozen=True)
+class BookRow:
+    org: Organisation
+    role: str
+    currency: str
+    overdue: Decimal
+    dso: int | None
+    over_60: int
+    due_today: int
+    health: str  # active | needs_reconnect | disconnected | none
+
+
+def practice_rows(user: User, now: datetime, query: str = "", health: str = "",
+                  sort: str = "overdue") -> list[BookRow]:
+    rows = []
+    for org in organisations_of(user):
+        if query and query.lower() not in org.name.lower():
+            continue
+        state = org.connection.status if org.connection else "none"
+        if health and state != health:
+            continue
+        zone = ZoneInfo(org.timezone)
+        today = now.astimezone(zone).date()
+        end_of_day = datetime.combine(today + timedelta(days=1), time(0), zone)
+        books = aging(org, today)
+        main = books[0] if books else None
+        due_today = db.session.scalar(select(func.count()).select_from(Invoice).where(
+            Invoice.org_id == org.id, Invoice.next_action_at.is_not(None),
+            Invoice.next_action_at < end_of_day)) or 0
+        rows.append(BookRow(
+            org=org, role=role_of(user, org) or "", currency=main.currency if main
+            else org.base_currency, overdue=main.overdue if main else Decimal(0),
+            dso=dso(org, today, main.currency) if main else None,
+            over_60=overdue_count(org, today, 60), due_today=due_today, health=state))
+    key = sort if sort in SORTS else "overdue"
+    if key == "name":
+        rows.sort(key=lambda r: r.org.name.lower())
+    else:
+        rows.sort(key=lambda r: (-(getattr(r, key) or 0), r.org.name.lower()))
+    return rows

@@ -1,0 +1,350 @@
+"""The policy editor: form fields to a policy body and back, saved only when the whole policy
+validates, and a pure preview of what the policy will do to one invoice.
+
+Field names are the policy's own paths (`reminder_steps.0.offset_days`), so every problem the
+schema finds is shown next to the field it is about.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
+
+from app.extensions import db
+from app.models import AuditEvent, Contact, Invoice, Organisation, User
+from app.models import Policy as PolicyRow
+from jobs import ledger
+from jobs.plan import Book, calendar_for, policy_for, refresh_next_action
+from rules import PastAction, Policy, evaluate, policy_to_json
+from rules.fees import (
+    DailyInterestRule,
+    FlatFeeRule,
+    PercentageFeeRule,
+    RecurringPercentageFeeRule,
+    ReminderFeeRule,
+    StatutoryCompensationRule,
+    StatutoryInterestRule,
+)
+from rules.messages import SAMPLE, MessageTemplateError, render, shipped_template
+from rules.policy import LANGUAGES
+
+FEE_KINDS = {cls.model_fields["kind"].default: cls for cls in (
+    FlatFeeRule, PercentageFeeRule, RecurringPercentageFeeRule, DailyInterestRule,
+    StatutoryInterestRule, StatutoryCompensationRule, ReminderFeeRule)}
+# The fee fields the page offers; a rule's other settings (minimum, account code...) are kept.
+FEE_FIELDS = ("amount", "percent", "annual_rate_percent", "jurisdiction", "grace_days",
+              "period_days", "max_charges", "placement")
+INT_FEE_FIELDS = frozenset({"grace_days", "period_days", "max_charges"})
+CHANNELS = ("provider_email", "dunwell_email", "note", "call_task")
+TONES = ("friendly", "firm", "final")
+EMPTY_STEP_ROWS = 2
+EMPTY_FEE_ROWS = 1
+PREVIEW_DAYS = 90
+
+
+class PolicyForm:
+    """One submission: the policy body it describes and every problem, by field name."""
+
+    def __init__(self, form: MultiDict[str, str], current: Policy) -> None:
+        self.form = form
+        self.current = current
+        self.errors: dict[str, str] = {}
+        self.body = self._body()
+
+    # -- reading fields ------------------------------------------------------------------
+
+    def text(self, name: str) -> str:
+        return (self.form.get(name) or "").strip()
+
+    def integer(self, name: str) -> int | str | None:
+        raw = self.text(name)
+        if not raw:
+            return None
+        try:
+            return int(raw)
+        except ValueError:
+            self.errors.setdefault(name, "Enter a whole number.")
+            return raw
+
+    def rows(self, prefix: str, key_field: str) -> list[int]:
+        """Indexes of the repeated rows (steps, fees) that were filled in, in page order."""
+        indexes = sorted({int(k.split(".")[1]) for k in self.form
+                          if k.startswith(prefix + ".") and k.split(".")[1].isdigit()})
+        return [i for i in indexes if self.text(f"{prefix}.{i}.{key_field}")]
+
+    # -- building the body ---------------------------------------------------------------
+
+    def _body(self) -> dict[str, Any]:
+        self.step_rows = self.rows("reminder_steps", "offset_days")
+        self.fee_rows = self.rows("late_fees", "id")
+        body: dict[str, Any] = {
+            "version": 2,
+            "reminder_steps": [{
+                "offset_days": self.integer(f"reminder_steps.{i}.offset_days"),
+                "template": self.text(f"reminder_steps.{i}.template") or "reminder",
+                "channel": self.text(f"reminder_steps.{i}.channel") or "provider_email",
+                "tone": self.text(f"reminder_steps.{i}.tone") or "friendly",
+            } for i in self.step_rows],
+            "send_time": self.text("send_time") or "09:00",
+            "send_window_hours": self.integer("send_window_hours"),
+            "business_days_only": self.form.get("business_days_only") == "on",
+            "min_amount_due": self.text("min_amount_due") or "0",
+            "language": self.text("language") or "en",
+            "late_fees": [self._fee(i) for i in self.fee_rows],
+            "payment_plans": self._plans(),
+            "escalation": self._escalation(),
+        }
+        if body["send_window_hours"] is None:
+            body["send_window_hours"] = 8
+        every, day = self.integer("repeat.every_days"), self.integer("repeat.day_of_month")
+        if every is not None or day is not None:
+            body["repeat"] = {k: v for k, v in {
+                "every_days": every, "day_of_month": day,
+                "max_times": self.integer("repeat.max_times"),
+                "tone": self.text("repeat.tone") or "firm",
+                "channel": self.text("repeat.channel") or "provider_email",
+                "template": (self.current.repeat.template if self.current.repeat
+                             else "reminder")}.items() if v is not None}
+        if self.text("early_payment_discount.percent"):
+            body["early_payment_discount"] = {
+                "percent": self.text("early_payment_discount.percent"),
+                "within_days": self.integer("early_payment_discount.within_days"),
+                "realise_as": self.text("early_payment_discount.realise_as") or "credit_note"}
+        return body
+
+    def _fee(self, row: int) -> dict[str, Any]:
+        fee_id = self.text(f"late_fees.{row}.id")
+        kind = self.text(f"late_fees.{row}.kind") or "flat"
+        known = FEE_KINDS.get(kind)
+        previous = next((f for f in self.current.late_fees if f.id == fee_id), None)
+        rule: dict[str, Any] = {}
+        if previous is not None and previous.rule.kind == kind:
+            rule = previous.rule.model_dump(mode="json", exclude_defaults=True)
+        rule["kind"] = kind
+        for name in FEE_FIELDS:
+            field = f"late_fees.{row}.{name}"
+            if known is not None and name not in known.model_fields:
+                continue
+            value: Any = self.integer(field) if name in INT_FEE_FIELDS else self.text(field)
+            if value in (None, ""):
+                rule.pop(name, None)
+            else:
+                rule[name] = value.upper() if name == "jurisdiction" else value
+        return {"id": fee_id, "rule": rule}
+
+    def _plans(self) -> dict[str, Any]:
+        raw = self.text("payment_plans.offsets")
+        offsets: list[int] = []
+        for part in filter(None, (p.strip() for p in raw.split(","))):
+            try:
+                offsets.append(int(part))
+            except ValueError:
+                self.errors.setdefault("payment_plans.offsets",
+                                       "Give whole numbers of days separated by commas.")
+        plans: dict[str, Any] = {"offsets": offsets}
+        grace = self.integer("payment_plans.grace_days")
+        if grace is not None:
+            plans["grace_days"] = grace
+        return plans
+
+    def _escalation(self) -> dict[str, Any]:
+        escalation: dict[str, Any] = {}
+        call = self.integer("escalation.call_task.after_days")
+        if call is not None:
+            escalation["call_task"] = {
+                "after_days": call,
+                "assignee": self.text("escalation.call_task.assignee") or "Accounts"}
+        stop = self.integer("escalation.stop_service.after_days")
+        if stop is not None:
+            escalation["stop_service"] = {"after_days": stop}
+            if url := self.text("escalation.stop_service.webhook_url"):
+                escalation["stop_service"]["webhook_url"] = url
+        letter = self.integer("escalation.demand_letter.after_days")
+        if letter is not None:
+            escalation["demand_letter"] = {"after_days": letter}
+            pay_within = self.integer("escalation.demand_letter.pay_within_days")
+            if pay_within is not None:
+                escalation["demand_letter"]["pay_within_days"] = pay_within
+        agency = self.integer("escalation.agency_case.after_days")
+        if agency is not None:
+            escalation["agency_case"] = {"after_days": agency}
+        return escalation
+
+    # -- validating ----------------------------------------------------------------------
+
+    def field_name(self, loc: tuple[Any, ...]) -> str:
+        """The form field a schema error is about (rows are renumbered when blanks drop)."""
+        parts = list(loc)
+        if len(parts) >= 2 and parts[0] == "reminder_steps" and isinstance(parts[1], int):
+            parts[1] = self.step_rows[parts[1]] if parts[1] < len(self.step_rows) else parts[1]
+        if len(parts) >= 2 and parts[0] == "late_fees" and isinstance(parts[1], int):
+            parts[1] = self.fee_rows[parts[1]] if parts[1] < len(self.fee_rows) else parts[1]
+            # ("late_fees", n, "rule", "<kind>", "amount") -> late_fees.n.amount
+            if len(parts) >= 4 and parts[2] == "rule":
+                parts = [*parts[:2], *parts[4:]] if parts[3] in FEE_KINDS else \
+                    [*parts[:2], *parts[3:]]
+                if len(parts) == 2:
+                    parts.append("kind")
+            elif len(parts) == 2:
+                parts.append("id")
+        if len(parts) == 2 and parts[0] == "reminder_steps":
+            parts.append("offset_days")
+        return ".".join(str(p) for p in parts)
+
+    def validate(self) -> Policy | None:
+        if not self.body["reminder_steps"]:
+            self.errors.setdefault("reminder_steps.0.offset_days",
+                                   "The ladder needs at least one step.")
+        try:
+            policy = Policy.model_validate(self.body)
+        except ValidationError as exc:
+            for item in exc.errors():
+                if item["type"] == "too_short" and item["loc"] == ("reminder_steps",):
+                    continue
+                name = self.field_name(item["loc"]) or "policy"
+                message = item["msg"].removeprefix("Value error, ")
+                self.errors.setdefault(name, message[:1].upper() + message[1:] + ".")
+            return None
+        return None if self.errors else policy
+
+
+def save_policy(org: Organisation, user: User, policy: Policy, now: datetime) -> int:
+    """Store the policy as the organisation's next version, say so in the activity log, and
+    move every invoice's next action to what the new policy says. Returns the version."""
+    session = db.session
+    policy_for(session, org)  # the row exists from here on
+    row = session.scalars(select(PolicyRow).where(PolicyRow.org_id == org.id)).one()
+    previous = row.body
+    row.body = policy_to_json(policy)
+    row.version = (row.version or 1) + 1
+    ledger.audit(session, org.id, "policy_saved",
+                 f"Collection policy version {row.version} saved by {user.email}", at=now,
+                 data={"version": row.version, "previous": previous})
+    refresh_next_action(session, org, now)
+    session.commit()
+    return row.version
+
+
+def policy_version(org: Organisation) -> int:
+    policy_for(db.session, org)
+    return db.session.scalar(select(PolicyRow.version).where(PolicyRow.org_id == org.id)) or 1
+
+
+# -- per-contact overrides ----------------------------------------------------------------
+
+
+def contacts_of(org: Organisation, limit: int = 200) -> list[Contact]:
+    return list(db.session.scalars(select(Contact).where(
+        Contact.org_id == org.id, Contact.is_customer.is_(True), Contact.archived.is_(False))
+        .order_by(Contact.name).limit(limit)))
+
+
+class ContactSettingsError(ValueError):
+    """A contact setting that is not one of the offered choices."""
+
+
+def save_contact_settings(org: Organisation, contact_id: int, form: Mapping[str, str],
+                          now: datetime) -> Contact:
+    contact = db.session.scalar(select(Contact).where(Contact.org_id == org.id,
+                                                      Contact.id == contact_id))
+    if contact is None:
+        raise LookupError(contact_id)
+    language = (form.get("language") or "").strip()
+    kind = (form.get("kind") or "business").strip()
+    if language and language not in LANGUAGES:
+        raise ContactSettingsError(f"Language must be one of {', '.join(LANGUAGES)}.")
+    if kind not in ("business", "consumer"):
+        raise ContactSettingsError("Choose business or consumer.")
+    contact.excluded = form.get("excluded") == "on"
+    contact.language = language or None
+    contact.is_business = kind == "business"
+    ledger.audit(db.session, org.id, "contact_settings",
+                 f"Collection settings changed for contact {contact.id}", at=now)
+    ids = db.session.scalars(select(Invoice.id).where(Invoice.org_id == org.id,
+                                                      Invoice.contact_id == contact.id)).all()
+    refresh_next_action(db.session, org, now, ids)
+    db.session.commit()
+    return contact
+
+
+# -- templates ----------------------------------------------------------------------------
+
+
+def template_preview(source: str, language: str, business_name: str) -> dict[str, str]:
+    """A template rendered for a sample invoice in one language, or what is wrong with it."""
+    from dataclasses import replace
+
+    if language not in LANGUAGES:
+        return {"error": f"Language must be one of {', '.join(LANGUAGES)}."}
+    try:
+        message = render(source, replace(SAMPLE, locale=language, business_name=business_name))
+    except MessageTemplateError as exc:
+        return {"error": str(exc)}
+    return {"subject": message.subject, "text": message.text, "direction": message.direction}
+
+
+def shipped_texts() -> dict[str, dict[str, str]]:
+    return {language: {tone: shipped_template(language, tone) for tone in TONES}
+            for language in LANGUAGES}
+
+
+# -- "what will happen" -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    at: datetime
+    kind: str
+    reason: str
+    amount: Decimal | None
+    currency: str | None
+    channel: str | None
+
+
+def what_will_happen(org: Organisation, invoice_id: int, now: datetime,
+                     days: int = PREVIEW_DAYS) -> tuple[Invoice, list[TimelineEntry]]:
+    """Every action the policy would take on this invoice over the next `days`, if nobody pays:
+    the engine asked at each day's send time, with what it planned before counted as done.
+    Pure: nothing is written."""
+    session = db.session
+    invoice = session.scalar(select(Invoice).where(Invoice.org_id == org.id,
+                                                   Invoice.id == invoice_id))
+    if invoice is None:
+        raise LookupError(invoice_id)
+    book = Book(session, org, [invoice])
+    entries: list[TimelineEntry] = []
+    if invoice.due_date is None:
+        return invoice, entries
+    calendar = calendar_for(org)
+    state, policy = book.state(invoice), book.policy_of(invoice)
+    history = list(book.past(invoice))
+    today = calendar.today(now)
+    for offset in range(days + 1):
+        at = calendar.at_local(today + timedelta(days=offset), policy.send_time)
+        if at < now:
+            at = now
+        for step in evaluate(state, history, policy, calendar, at):
+            entries.append(TimelineEntry(at=at, kind=step.kind, reason=step.reason,
+                                         amount=step.amount, currency=step.currency,
+                                         channel=step.channel))
+            history.append(PastAction(key=step.key, status="done", amount=step.amount))
+    return invoice, entries
+
+
+def open_invoices(org: Organisation, limit: int = 300) -> list[Invoice]:
+    return list(db.session.scalars(select(Invoice).where(
+        Invoice.org_id == org.id, Invoice.status == "open")
+        .order_by(Invoice.due_date, Invoice.id).limit(limit)))
+
+
+def recent_policy_events(org: Organisation) -> list[AuditEvent]:
+    return list(db.session.scalars(select(AuditEvent).where(
+        AuditEvent.org_id == org.id, AuditEvent.kind == "policy_saved")
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(5)))
