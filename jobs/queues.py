@@ -49,6 +49,6 @@ def enqueue_once(fn: Callable[..., Any], *args: Any, job_id: str, at: datetime |
             if existing.get_status(refresh=True) not in gone:
                 return existing
             if existing.get_status() == JobStatus.STARTED:
-                StartedJobRegistry(queue=q).remove(existing)
+                StartedJobRegistry(queue=q).remove_executions(existing)
             existing.delete()
     raise RuntimeError(f"could not enqueue job {job_id}")

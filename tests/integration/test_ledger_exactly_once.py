@@ -1,0 +1,274 @@
+"""The ledger under contention and unknown outcomes: a thousand deliveries of one action run it
+once; a write whose answer was lost is reconciled, not skipped or repeated; the sweeper gives
+every open action its job back."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connectors.base import effect_marker
+from connectors.sandbox.faults import FaultInjector
+from tests.conftest import FakeClock, LiveServer
+
+pytestmark = pytest.mark.db
+DROPS_TO_FAIL = 3  # the connector retries a dropped connection twice itself
+
+
+@pytest.fixture
+def sandbox(clock: FakeClock) -> Iterator[tuple[object, LiveServer]]:
+    """The Xero sandbox behind a fault injector (`server.faults`)."""
+    from connectors.sandbox.xero import SandboxConfig, XeroSandbox, create_app
+
+    state = XeroSandbox(SandboxConfig(clock=clock, per_minute_limit=100_000))
+    state.seed_demo(clock().date())
+    faults = FaultInjector(create_app(state), "xero", seed=3)
+    server = LiveServer(faults)
+    server.faults = faults  # type: ignore[attr-defined]
+    yield state, server
+    server.stop()
+
+
+def _synced_invoice(app, org_id: int):  # type: ignore[no-untyped-def]
+    """The first open invoice whose contact has an email address, after a sync (the queue
+    emptied of the connection's first sync)."""
+    from app.extensions import db
+    from app.models import Contact, Invoice
+    from jobs.queues import queue
+    from jobs.tasks import sync_org
+
+    sync_org(org_id, plan_after=False)
+    queue().empty()
+    return db.session.scalars(
+        select(Invoice).join(Contact, Invoice.contact_id == Contact.id)
+        .where(Invoice.status == "open", Invoice.amount_paid == Decimal("0"),
+               Contact.email.is_not(None)).order_by(Invoice.id)).first()
+
+
+def _action(invoice, kind: str, now, **particulars):  # type: ignore[no-untyped-def]
+    from app.extensions import db
+    from app.models import Action
+
+    action = Action(org_id=invoice.org_id, invoice_id=invoice.id,
+                    key=f"{invoice.org_id}:{invoice.id}:{kind}:test", kind=kind,
+                    status="planned", planned_amount_due=invoice.amount_due, scheduled_for=now,
+                    created_at=now, updated_at=now, reason=f"Test {kind}", **particulars)
+    db.session.add(action)
+    db.session.commit()
+    return action
+
+
+def test_a_thousand_deliveries_of_one_action_run_it_once(app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
+    from rq import Queue
+
+    from app import clock
+    from app.extensions import db
+    from app.models import Action
+    from app.providers import redis_client
+    from jobs import ledger
+    from jobs.tasks import enqueue_action, execute_action
+
+    state, _ = sandbox
+    with app.app_context():
+        invoice = _synced_invoice(app, connected.org_id)
+        action = _action(invoice, "reminder", clock.now(), channel="provider_email",
+                         step_index=0, step_count=3, template="friendly")
+        action_id, provider_id = action.id, invoice.provider_id
+
+    def enqueue(_: int) -> None:
+        with app.app_context():
+            enqueue_action(db.session.get(Action, action_id))
+            db.session.remove()
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(enqueue, range(1000)))
+    with app.app_context():
+        queue = Queue(app.config["RQ_QUEUE"], connection=redis_client())
+        assert queue.job_ids == [f"action-{action_id}"]
+
+    # A thousand claims at once, each in its own session: exactly one wins.
+    with app.app_context():
+        engine = db.engine
+        now = clock.now()
+
+        def claim(n: int) -> bool:
+            with Session(engine) as session:
+                row = session.get(Action, action_id)
+                assert row is not None
+                return ledger.claim(session, row, f"worker-{n}", now)
+
+        with ThreadPoolExecutor(12) as pool:
+            won = Counter(pool.map(claim, range(1000)))
+        assert won == {True: 1, False: 999}
+        row = db.session.get(Action, action_id)
+        assert (row.status, row.attempts) == ("claimed", 1)
+        # The winner died: its lease runs out, and a thousand executions race for the action.
+        row.lease_until = now - timedelta(seconds=1)
+        db.session.commit()
+        db.session.remove()
+
+    def execute(_: int) -> str:
+        with app.app_context():
+            try:
+                return execute_action(action_id)
+            finally:
+                db.session.remove()
+
+    with ThreadPoolExecutor(12) as pool:
+        outcomes = Counter(pool.map(execute, range(1000)))
+    assert set(outcomes) <= {"done", "held"} and outcomes["done"] >= 1
+    with app.app_context():
+        row = db.session.get(Action, action_id)
+        assert (row.status, row.attempts) == ("done", 2)  # one claim per execution, ever
+    assert [e["InvoiceID"] for e in state.emails(connected.tenant_id)] == [provider_id]
+    notes = [h for h in state.history(connected.tenant_id, provider_id)
+             if h["Details"].startswith("Dunwell")]
+    assert len(notes) == 1
+
+
+def test_a_discount_whose_allocation_answer_was_lost_is_found_not_skipped(
+        app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
+    """The credit note closed the invoice; the retry must find it, not call the invoice paid
+    by someone else."""
+    from app import clock
+    from app.extensions import db
+    from jobs.execute import RetryLater
+    from jobs.tasks import execute_action
+
+    state, server = sandbox
+    with app.app_context():
+        invoice = _synced_invoice(app, connected.org_id)
+        action = _action(invoice, "discount", clock.now(), amount=invoice.amount_due,
+                         currency=invoice.currency, details={"percent": "2"})
+        server.faults.add("lost_answer", method="PUT", path="/Allocations$",
+                          times=DROPS_TO_FAIL)
+        with pytest.raises(RetryLater):
+            execute_action(action.id)
+        db.session.refresh(action)
+        assert action.status == "failed" and action.result["writing"] == "credit_note_id"
+        assert execute_action(action.id) == "done"
+        db.session.refresh(action)
+        assert action.result["placed"] == "credit_note" and "writing" not in action.result
+        marker = effect_marker(action.key)
+    notes = [n for n in state.credit_notes(connected.tenant_id) if marker in n["Reference"]]
+    assert len(notes) == 1 and notes[0]["Status"] == "PAID"
+
+
+def test_a_fee_line_whose_answer_was_lost_is_found_not_replanned(
+        app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
+    """The fee raised the amount due; the retry must find the line, not call the invoice
+    changed since planning."""
+    from app import clock
+    from app.extensions import db
+    from jobs.execute import RetryLater
+    from jobs.tasks import execute_action
+
+    state, server = sandbox
+    with app.app_context():
+        invoice = _synced_invoice(app, connected.org_id)
+        action = _action(invoice, "fee", clock.now(), amount=Decimal("12.50"),
+                         currency=invoice.currency, details={"placement": "line"})
+        server.faults.add("lost_answer", method="POST",
+                          path=f"/Invoices/{invoice.provider_id}$", times=DROPS_TO_FAIL)
+        with pytest.raises(RetryLater):
+            execute_action(action.id)
+        assert execute_action(action.id) == "done"
+        db.session.refresh(action)
+        assert (action.status, action.result["placed"]) == ("done", "line")
+        provider_id = invoice.provider_id
+        marker = effect_marker(action.key)
+    lines = state.tenant(connected.tenant_id).invoices[provider_id]["LineItems"]
+    assert sum(1 for line in lines if marker in line["Description"]) == 1
+
+
+def test_a_reminder_whose_answers_were_lost_emails_and_notes_once(
+        app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
+    from app import clock
+    from jobs.execute import RetryLater
+    from jobs.tasks import execute_action
+
+    state, server = sandbox
+    with app.app_context():
+        invoice = _synced_invoice(app, connected.org_id)
+        action = _action(invoice, "reminder", clock.now(), channel="provider_email",
+                         step_index=0, step_count=3, template="friendly")
+        provider_id = invoice.provider_id
+        for path in ("/Email$", "/History$"):
+            server.faults.add("lost_answer", method="POST|PUT", path=path, times=DROPS_TO_FAIL)
+            with pytest.raises(RetryLater):
+                execute_action(action.id)
+        assert execute_action(action.id) == "done"
+    assert [e["InvoiceID"] for e in state.emails(connected.tenant_id)] == [provider_id]
+    notes = [h for h in state.history(connected.tenant_id, provider_id)
+             if h["Details"].startswith("Dunwell")]
+    assert len(notes) == 1
+
+
+def test_the_sweeper_replaces_a_job_a_killed_worker_left_started(
+        app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    from rq import Queue
+    from rq.job import Job, JobStatus
+    from app.extensions import db
+    from app.providers import redis_client
+    from jobs.tasks import enqueue_action, execute_action, sweep_ledger
+
+    state, _ = sandbox
+    with app.app_context():
+        invoice = _synced_invoice(app, connected.org_id)
+        action = _action(invoice, "reminder", clock(), channel="provider_email",
+                         step_index=0, step_count=3, template="friendly")
+        enqueue_action(action)
+        queue = Queue(app.config["RQ_QUEUE"], connection=redis_client())
+        job = queue.dequeue_any([queue], None, connection=redis_client())[0]  # type: ignore[index]
+        job.set_status(JobStatus.STARTED)  # as a worker does, and leaves it when killed
+        # ...and the worker that took it claimed the action and died with it.
+        action.status, action.claimed_by = "claimed", "killed/1"
+        action.lease_until = clock() - timedelta(seconds=1)
+        db.session.commit()
+        enqueue_action(action)  # an ordinary enqueue leaves the "running" job alone
+        assert queue.job_ids == []
+        assert sweep_ledger(book_next=False) == 1
+        assert queue.job_ids == [f"action-{action.id}"]
+        assert Job.fetch(f"action-{action.id}", connection=redis_client()).get_status() == \
+            JobStatus.QUEUED
+        assert execute_action(action.id) == "done"
+    assert len(state.emails(connected.tenant_id)) == 1
+
+
+def test_after_redis_is_flushed_the_sweeper_gives_every_open_action_its_job(
+        app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    from rq import Queue
+
+    from app.extensions import db
+    from app.models import Action, Organisation
+    from app.providers import redis_client
+    from jobs import plan
+    from jobs.tasks import STUCK_AFTER, enqueue_action, sweep_ledger
+
+    with app.app_context():
+        _synced_invoice(app, connected.org_id)
+        actions = plan.plan_org(db.session, db.session.get(Organisation, connected.org_id),
+                                clock())
+        db.session.commit()
+        assert len(actions) >= 3
+        for action in actions:
+            enqueue_action(action)
+        actions[0].status, actions[0].claimed_by = "claimed", "gone/1"
+        actions[0].lease_until = clock() + timedelta(minutes=1)
+        actions[1].status = "failed"
+        db.session.commit()
+        redis_client().flushdb()  # mid-run: every queued job is gone
+        clock.advance(seconds=STUCK_AFTER.total_seconds() + 120)
+        assert sweep_ledger(book_next=False) == len(actions)
+        queue = Queue(app.config["RQ_QUEUE"], connection=redis_client())
+        open_ids = db.session.scalars(select(Action.id).where(
+            Action.status.in_(("planned", "claimed", "failed")))).all()
+        assert sorted(queue.job_ids) == sorted(f"action-{i}" for i in open_ids)
+        assert len(open_ids) == len(actions)
