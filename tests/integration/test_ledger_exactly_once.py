@@ -215,6 +215,7 @@ def test_the_sweeper_replaces_a_job_a_killed_worker_left_started(
         app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
     from rq import Queue
     from rq.job import Job, JobStatus
+
     from app.extensions import db
     from app.providers import redis_client
     from jobs.tasks import enqueue_action, execute_action, sweep_ledger
