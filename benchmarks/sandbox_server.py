@@ -127,8 +127,8 @@ class ListingMemo:
     so reading a book of n records in pages costs n^2 / page size: minutes for 50,000
     invoices, a cost real providers do not have. Within one state of the books a record's
     rendering, a field looked up in it, and a parsed time never change, so they are kept from
-    one GET to the next; every request that may change the books (anything but a GET or a QuickBooks query) clears
-    them before and after it runs, and is served without them.
+    one GET to the next; every request that may change the books (anything but a GET or a
+    QuickBooks query) clears them before and after it runs, and is served without them.
     """
 
     def __init__(self, app: Any) -> None:
