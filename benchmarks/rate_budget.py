@@ -30,7 +30,7 @@ from typing import Any
 from redis import Redis
 from werkzeug.serving import make_server
 
-from connectors.base import RateLimited, TokenSet
+from connectors.base import ConnectorError, RateLimited, TokenSet
 from connectors.ratelimit import RateBudget
 
 START = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -152,7 +152,7 @@ def run_load(provider: str, tenants: int, workers: int, scale: float, minutes: f
              redis_url: str) -> dict[str, Any]:
     """Run the load; answer the figures (see the module docstring)."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    redis = Redis.from_url(redis_url)
+    redis = Redis.from_url(redis_url, max_connections=tenants * workers + 16)
     for key in redis.scan_iter(f"dunwell:budget:{provider}:*"):
         redis.delete(key)
     clock = ScaledClock(START, scale)
@@ -160,7 +160,8 @@ def run_load(provider: str, tenants: int, workers: int, scale: float, minutes: f
         tenants, clock)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     answered = {tenant: 0 for tenant in ids}
-    refusals = {"budget_waits": 0, "seconds_told_to_wait": 0.0}
+    refusals: dict[str, float] = {"budget_waits": 0, "seconds_told_to_wait": 0.0,
+                                  "other_errors": 0}
     lock = threading.Lock()
     end = START + timedelta(minutes=minutes)
 
@@ -179,6 +180,10 @@ def run_load(provider: str, tenants: int, workers: int, scale: float, minutes: f
                     refusals["budget_waits"] += 1
                     refusals["seconds_told_to_wait"] += refused.retry_after
                 clock.sleep(refused.retry_after)  # told how long: never a hot loop
+                continue
+            except ConnectorError:
+                with lock:
+                    refusals["other_errors"] += 1
                 continue
             if clock() <= end:
                 with lock:
@@ -206,7 +211,9 @@ def run_load(provider: str, tenants: int, workers: int, scale: float, minutes: f
         "worst_tenant_share": round(shares[0], 4), "best_tenant_share": round(shares[-1], 4),
         "sandbox_429s": watch.by_status.get(429, 0),
         "sandbox_answers_by_status": dict(sorted(watch.by_status.items())),
-        **refusals,
+        "budget_waits": int(refusals["budget_waits"]),
+        "seconds_told_to_wait": round(refusals["seconds_told_to_wait"], 1),
+        "other_errors": int(refusals["other_errors"]),
     }
 
 

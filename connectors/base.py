@@ -7,7 +7,7 @@ PaymentRecord, with Decimal money, aware UTC timestamps and calendar dates.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -184,6 +184,26 @@ class FeeInvoice:
 
 
 @dataclass(frozen=True)
+class FeeInvoiceOutcome:
+    """What became of one fee invoice of a batch: created (its provider id) or refused."""
+
+    idempotency_key: str
+    provider_id: str | None
+    refused: str | None = None  # the provider's reason, when it validated and said no
+
+
+def fee_invoice_markers(fee_invoice: FeeInvoice) -> tuple[str, ...]:
+    """The markers that find a fee invoice again after an unknown outcome."""
+    return tuple(line.marker for line in fee_invoice.lines)
+
+
+def batch_key(item_keys: Iterable[str], prefix: str = "batch") -> str:
+    """One idempotency key for a batch, the same for the same items in any order."""
+    digest = hashlib.sha256("\n".join(sorted(item_keys)).encode()).hexdigest()
+    return f"{prefix}:{digest[:40]}"
+
+
+@dataclass(frozen=True)
 class CreditNote:
     """A credit for part of one invoice (an early-payment discount), applied to that invoice.
 
@@ -251,4 +271,33 @@ class Connector(Protocol):
 
     def create_fee_invoice(self, fee_invoice: FeeInvoice, idempotency_key: str) -> str:
         """Create (approved) and return the provider id of a separate fee invoice."""
+        ...
+
+    # Fee invoices in bulk: hundreds of late fees in a handful of calls.
+
+    fee_invoices_per_call: int  # the most fee invoices one create call carries
+
+    def invoices_by_id(self, provider_ids: Sequence[str]) -> list[InvoiceRecord]:
+        """Those invoices as they are now, in as few calls as the provider allows (missing
+        ones are left out)."""
+        ...
+
+    def refuses_fee_line(self, invoice: InvoiceRecord) -> bool:
+        """Whether the provider would refuse a fee line on this invoice (EditRefused), so the
+        fee must go on a separate fee invoice."""
+        ...
+
+    def create_fee_invoices(self, items: Sequence[tuple[FeeInvoice, str]]
+                            ) -> list[FeeInvoiceOutcome]:
+        """Create (approved) every fee invoice, `fee_invoices_per_call` to a call, each call
+        with one idempotency key derived from its items' keys; one outcome per item, in order.
+
+        Each fee invoice carries its lines' markers, so that after an unknown outcome
+        (TransientError) `find_fee_invoices` tells which were made."""
+        ...
+
+    def find_fee_invoices(self, markers: Sequence[str], contact_provider_ids: Sequence[str],
+                          since: date) -> dict[str, str]:
+        """The provider ids of fee invoices issued to those contacts since `since` that carry
+        any of the markers, by marker."""
         ...

@@ -15,9 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -41,6 +41,7 @@ from connectors.base import (
     CreditNote,
     EditRefused,
     FeeInvoice,
+    FeeInvoiceOutcome,
     FeeLine,
     InvoiceRecord,
     InvoiceStatus,
@@ -53,7 +54,9 @@ from connectors.base import (
     TokenStore,
     TransientError,
     effect_marker,
+    fee_invoice_markers,
 )
+from connectors.base import batch_key as make_batch_key
 from connectors.oauth import FreshTokens
 from connectors.ratelimit import RateBudget
 
@@ -73,6 +76,9 @@ CUSTOMER_MEMO_LIMIT = 1000
 LATE_FEE_ITEM = "Late fee"
 DISCOUNT_ITEM = "Discount"
 ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"
+BATCH_MAX_ITEMS = 30  # operations in one /batch request
+BATCH_PER_MINUTE = 40  # /batch requests a minute per company
+IDS_PER_QUERY = 200  # ids in one `IN (…)` of a query
 T = TypeVar("T")
 
 
@@ -319,7 +325,10 @@ class _BudgetedSession(requests.Session):
         connector = self.connector
         kwargs.setdefault("timeout", REQUEST_TIMEOUT)
         budget = connector.budget
-        slot = budget.call(connector.realm_id) if budget else nullcontext()
+        batch = str(url).split("?", 1)[0].rstrip("/").endswith("/batch")
+        if budget is not None and batch and budget.batch_per_minute is None:
+            budget = replace(budget, batch_per_minute=BATCH_PER_MINUTE)
+        slot = budget.call(connector.realm_id, batch=batch) if budget else nullcontext()
         try:
             with slot:
                 connector.calls += 1
@@ -635,9 +644,11 @@ class QuickBooksConnector:
         self._sparse_update(f"fee line on invoice {provider_id}", provider_id,
                             idempotency_key, add)
 
-    def create_fee_invoice(self, fee_invoice: FeeInvoice, idempotency_key: str) -> str:
-        markers = " ".join(line.marker for line in fee_invoice.lines)
-        body = {
+    def _fee_invoice_body(self, fee_invoice: FeeInvoice) -> dict[str, Any]:
+        """The lines' markers go in the PrivateNote (and each line's description), so a lost
+        answer is found again."""
+        markers = " ".join(fee_invoice_markers(fee_invoice))
+        return {
             "CustomerRef": {"value": fee_invoice.contact_provider_id},
             "CurrencyRef": {"value": fee_invoice.currency},
             "TxnDate": fee_invoice.issue_date.isoformat(),
@@ -646,8 +657,85 @@ class QuickBooksConnector:
             "PrivateNote": f"{fee_invoice.reference} ({markers})"[:PRIVATE_NOTE_LIMIT],
             "Line": [self._fee_line(line) for line in fee_invoice.lines],
         }
-        answer = self._post("create fee invoice", "invoice", _json(body), idempotency_key)
+
+    def create_fee_invoice(self, fee_invoice: FeeInvoice, idempotency_key: str) -> str:
+        answer = self._post("create fee invoice", "invoice",
+                            _json(self._fee_invoice_body(fee_invoice)), idempotency_key)
         return str(answer["Invoice"]["Id"])
+
+    # --- fee invoices in bulk ---------------------------------------------------------------
+
+    fee_invoices_per_call = BATCH_MAX_ITEMS
+
+    def invoices_by_id(self, provider_ids: Sequence[str]) -> list[InvoiceRecord]:
+        """One query per IDS_PER_QUERY ids (`Id IN (…)`)."""
+        found: list[InvoiceRecord] = []
+        ids = list(dict.fromkeys(provider_ids))
+        for start in range(0, len(ids), IDS_PER_QUERY):
+            chunk = ids[start:start + IDS_PER_QUERY]
+            listed = ", ".join(quote(i) for i in chunk)
+            answer = self._query(f"{len(chunk)} invoices by id", select(
+                "Invoice", (f"Id IN ({listed})",), None))
+            found.extend(invoice_record(raw) for raw in answer.get("Invoice") or [])
+        return found
+
+    def refuses_fee_line(self, invoice: InvoiceRecord) -> bool:
+        """QuickBooks takes a fee line on any invoice that is not voided or deleted."""
+        return invoice.status in ("voided", "deleted")
+
+    def create_fee_invoices(self, items: Sequence[tuple[FeeInvoice, str]]
+                            ) -> list[FeeInvoiceOutcome]:
+        """POST /batch with up to 30 create operations, each with its bId (its position and
+        marker); the batch's `requestid` is derived from the sorted item keys, so the same batch
+        sent again replays. Each operation succeeds or faults on its own."""
+        outcomes: list[FeeInvoiceOutcome] = []
+        for start in range(0, len(items), BATCH_MAX_ITEMS):
+            chunk = items[start:start + BATCH_MAX_ITEMS]
+            operations = [{"bId": _batch_id(index, fee_invoice), "operation": "create",
+                           "Invoice": self._fee_invoice_body(fee_invoice)}
+                          for index, (fee_invoice, _) in enumerate(chunk)]
+            answer = self._post(f"create {len(chunk)} fee invoices", "batch",
+                                _json({"BatchItemRequest": operations}),
+                                make_batch_key((k for _, k in chunk), "fee-invoices"))
+            by_id = {str(item.get("bId")): item for item in answer.get("BatchItemResponse")
+                     or []}
+            for operation, (_, item_key) in zip(operations, chunk, strict=True):
+                item = by_id.get(str(operation["bId"]))
+                if item is None:
+                    raise TransientError(f"QuickBooks batch: no answer for {operation['bId']}")
+                if item.get("Invoice", {}).get("Id"):
+                    outcomes.append(FeeInvoiceOutcome(item_key, str(item["Invoice"]["Id"])))
+                    continue
+                errors = (item.get("Fault") or {}).get("Error") or [{}]
+                reason = f"{errors[0].get('Message', 'refused')}: {errors[0].get('Detail', '')}"
+                outcomes.append(FeeInvoiceOutcome(item_key, None, reason[:300]))
+        return outcomes
+
+    def find_fee_invoices(self, markers: Sequence[str], contact_provider_ids: Sequence[str],
+                          since: date) -> dict[str, str]:
+        """QBO's query cannot filter on PrivateNote: those customers' invoices since `since`
+        are read (pages of 1,000) and searched for the markers."""
+        wanted, found = set(markers), {}
+        customers = list(dict.fromkeys(contact_provider_ids))
+        for start in range(0, len(customers), IDS_PER_QUERY):
+            listed = ", ".join(quote(c) for c in customers[start:start + IDS_PER_QUERY])
+            position = 1
+            while True:
+                statement = select("Invoice", (f"CustomerRef IN ({listed})",
+                                               f"TxnDate >= {quote(since.isoformat())}"),
+                                   "Id", position)
+                invoices = self._query("fee invoices by customer", statement).get(
+                    "Invoice") or []
+                for raw in invoices:
+                    text = " ".join([str(raw.get("PrivateNote") or ""), *(
+                        str(line.get("Description") or "") for line in raw.get("Line") or [])])
+                    for marker in wanted:
+                        if marker in text:
+                            found[marker] = str(raw["Id"])
+                if len(invoices) < PAGE_SIZE:
+                    break
+                position += PAGE_SIZE
+        return found
 
     # --- credit memos -------------------------------------------------------------------
 
@@ -768,6 +856,12 @@ def _with_marker(text: str, marker: str, limit: int) -> str:
         return text
     cut = text[:limit]
     return cut if marker in cut else f"{text[:limit - len(marker) - 1]} {marker}"
+
+
+def _batch_id(index: int, fee_invoice: FeeInvoice) -> str:
+    """A batch operation's bId: unique in the request, and naming the fee it carries."""
+    markers = fee_invoice_markers(fee_invoice)
+    return f"{index}-{markers[0]}" if markers else str(index)
 
 
 def _json(value: Any) -> str:

@@ -11,7 +11,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -36,6 +36,7 @@ from connectors.base import (
     DailyLimitReached,
     EditRefused,
     FeeInvoice,
+    FeeInvoiceOutcome,
     FeeLine,
     InvoiceRecord,
     InvoiceStatus,
@@ -47,13 +48,17 @@ from connectors.base import (
     TenantRecord,
     TokenStore,
     TransientError,
+    fee_invoice_markers,
 )
+from connectors.base import batch_key as make_batch_key
 from connectors.oauth import FreshTokens, OAuthClient
 from connectors.ratelimit import RateBudget
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 1000  # Xero's maximum: fewest calls per record
+FEE_INVOICES_PER_CALL = 50  # Xero: about 50 elements a request
+IDS_PER_READ = 150  # invoice or contact ids in one query string (about 5,600 characters)
 REQUEST_TIMEOUT = 60
 REFRESH_MARGIN = timedelta(seconds=120)
 T = TypeVar("T")
@@ -443,23 +448,110 @@ class XeroConnector:
         self._call(f"fee line on invoice {provider_id}", self._api.update_invoice, provider_id,
                    body, idempotency_key=idempotency_key)
 
-    def create_fee_invoice(self, fee_invoice: FeeInvoice, idempotency_key: str) -> str:
-        body = {"Invoices": [{
+    def _fee_invoice_body(self, fee_invoice: FeeInvoice) -> dict[str, Any]:
+        """An approved sales invoice; its Reference names the original and carries the lines'
+        markers, so a lost answer is found again (by Reference or line description)."""
+        markers = fee_invoice_markers(fee_invoice)
+        reference = fee_invoice.reference
+        if markers and not all(marker in reference for marker in markers):
+            reference = f"{reference} ({' '.join(markers)})"
+        return {
             "Type": "ACCREC", "Status": "AUTHORISED",
             "Contact": {"ContactID": fee_invoice.contact_provider_id},
             "CurrencyCode": fee_invoice.currency,
             "Date": fee_invoice.issue_date.isoformat(),
             "DueDate": fee_invoice.due_date.isoformat(),
-            "Reference": fee_invoice.reference[:255],
+            "Reference": _with_marker(reference, markers[-1], 255) if markers
+            else reference[:255],
             "LineItems": [self._fee_line(line) for line in fee_invoice.lines],
-        }]}
-        answer = self._call("create fee invoice", self._api.create_invoices, body,
-                            summarize_errors=False, idempotency_key=idempotency_key) or {}
-        created = (answer.get("Invoices") or [{}])[0]
-        if created.get("HasErrors") or not created.get("InvoiceID"):
-            errors = created.get("ValidationErrors") or [{}]
-            raise ProviderRejected(f"Xero fee invoice: {errors[0].get('Message', 'refused')}")
-        return str(created["InvoiceID"])
+        }
+
+    def create_fee_invoice(self, fee_invoice: FeeInvoice, idempotency_key: str) -> str:
+        outcome = self.create_fee_invoices([(fee_invoice, idempotency_key)],
+                                           batch_key=idempotency_key)[0]
+        if outcome.provider_id is None:
+            raise ProviderRejected(f"Xero fee invoice: {outcome.refused}")
+        return outcome.provider_id
+
+    # --- fee invoices in bulk ---------------------------------------------------------------
+
+    fee_invoices_per_call = FEE_INVOICES_PER_CALL
+
+    def invoices_by_id(self, provider_ids: Sequence[str]) -> list[InvoiceRecord]:
+        """GET /Invoices?IDs=…, IDS_PER_READ to a call (the URL stays well under Xero's
+        limits); summaries suffice: status and amounts are what a write is checked against."""
+        found: list[InvoiceRecord] = []
+        ids = list(dict.fromkeys(provider_ids))
+        for start in range(0, len(ids), IDS_PER_READ):
+            chunk = ids[start:start + IDS_PER_READ]
+            body = self._call(f"{len(chunk)} invoices by id", self._api.get_invoices,
+                              i_ds=chunk) or {}
+            found.extend(invoice_record(raw) for raw in body.get("Invoices") or [])
+        return found
+
+    def refuses_fee_line(self, invoice: InvoiceRecord) -> bool:
+        """Xero refuses line edits once a payment or credit is allocated (what is due is then
+        less than the total) and on anything not draft, submitted or approved."""
+        if invoice.provider_status not in ("DRAFT", "SUBMITTED", "AUTHORISED"):
+            return True
+        return invoice.amount_paid > 0 or invoice.amount_due < invoice.total
+
+    def create_fee_invoices(self, items: Sequence[tuple[FeeInvoice, str]],
+                            batch_key: str | None = None) -> list[FeeInvoiceOutcome]:
+        """PUT /Invoices?summarizeErrors=false with up to 50 invoices: each is saved or refused
+        on its own, answered in the order sent. The Idempotency-Key is derived from the sorted
+        item keys, so the same batch sent again replays instead of repeating."""
+        outcomes: list[FeeInvoiceOutcome] = []
+        for start in range(0, len(items), FEE_INVOICES_PER_CALL):
+            chunk = items[start:start + FEE_INVOICES_PER_CALL]
+            key = batch_key if batch_key and len(items) <= FEE_INVOICES_PER_CALL else \
+                make_batch_key((k for _, k in chunk), "fee-invoices")
+            body = {"Invoices": [self._fee_invoice_body(fee_invoice) for fee_invoice, _ in chunk]}
+            answer = self._call(f"create {len(chunk)} fee invoices", self._api.create_invoices,
+                                body, summarize_errors=False, idempotency_key=key) or {}
+            created = answer.get("Invoices") or []
+            if len(created) != len(chunk):
+                raise TransientError(f"Xero fee invoices: {len(created)} answers for "
+                                     f"{len(chunk)} invoices")
+            for (_, item_key), raw in zip(chunk, created, strict=True):
+                if raw.get("HasErrors") or not raw.get("InvoiceID"):
+                    errors = raw.get("ValidationErrors") or [{}]
+                    outcomes.append(FeeInvoiceOutcome(
+                        item_key, None, str(errors[0].get("Message", "refused"))[:300]))
+                else:
+                    outcomes.append(FeeInvoiceOutcome(item_key, str(raw["InvoiceID"])))
+        return outcomes
+
+    def find_fee_invoices(self, markers: Sequence[str], contact_provider_ids: Sequence[str],
+                          since: date) -> dict[str, str]:
+        """Our app's sales invoices for those contacts dated since `since`, with their lines
+        (paged), searched for the markers in Reference and line descriptions."""
+        wanted, found = set(markers), {}
+        contacts = list(dict.fromkeys(contact_provider_ids))
+        where = (f'Type=="ACCREC" AND Date>=DateTime({since.year}, {since.month}, '
+                 f"{since.day})")
+        for start in range(0, len(contacts), IDS_PER_READ):
+            chunk = contacts[start:start + IDS_PER_READ]
+            page = 1
+            while True:
+                body = self._call(f"fee invoices of {len(chunk)} contacts page {page}",
+                                  self._api.get_invoices, where=where, contact_i_ds=chunk,
+                                  created_by_my_app=True, page=page,
+                                  page_size=PAGE_SIZE) or {}
+                invoices = body.get("Invoices") or []
+                for raw in invoices:
+                    if raw.get("Status") in ("DELETED", "VOIDED"):
+                        continue
+                    text = " ".join([str(raw.get("Reference") or ""), *(
+                        str(line.get("Description") or "") for line in raw.get("LineItems")
+                        or [])])
+                    for marker in wanted:
+                        if marker in text:
+                            found[marker] = str(raw["InvoiceID"])
+                if len(invoices) < PAGE_SIZE:
+                    break
+                page += 1
+        return found
 
     # --- credit notes -----------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from app.extensions import db
 from app.models import Action, Connection, Organisation, SyncRun
 from app.providers import PROVIDER_NAMES, connector_for, redis_client
 from connectors.base import ConfigurationError
-from jobs import execute, ledger, plan
+from jobs import execute, fee_batches, ledger, plan
 from jobs.queues import enqueue_once
 from sync.engine import sync_organisation
 
@@ -98,6 +98,7 @@ def plan_org(org_id: int) -> int:
         ledger.audit(session, org.id, "action_planned", f"Planned: {action.reason}",
                      at=now, invoice_id=action.invoice_id, action_id=action.id)
     session.commit()
+    fee_batches.run_for_org(org.id)  # fee invoices many to a call; their jobs find them done
     for action in actions:
         enqueue_action(action)
     return len(actions)

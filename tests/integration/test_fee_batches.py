@@ -1,0 +1,158 @@
+"""Late fees on separate fee invoices, many to a call, against the Xero sandbox over HTTP."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+pytestmark = pytest.mark.db
+
+
+def part_paid_invoices(state, tenant_id: str, today, count: int) -> None:  # type: ignore[no-untyped-def]
+    """Invoices a bookkeeper raised and the customers paid part of: Xero locks their lines."""
+    contact = next(c for c in state.contacts(tenant_id) if c.get("ContactStatus") == "ACTIVE")
+    for n in range(count):
+        invoice = state.add_invoice(tenant_id, {
+            "Type": "ACCREC", "Status": "AUTHORISED", "InvoiceNumber": f"LATE-{n:04d}",
+            "Contact": {"ContactID": contact["ContactID"]},
+            "Date": (today - timedelta(days=60)).isoformat(),
+            "DueDate": (today - timedelta(days=30)).isoformat(),
+            "LineItems": [{"Description": "Consulting", "Quantity": 1, "UnitAmount": "100.00",
+                           "AccountCode": "200", "TaxType": "NONE"}]})
+        state.pay_invoice(tenant_id, invoice["InvoiceID"], Decimal("10.00"))
+
+
+def plan_late_fees(app, org_id: int, now) -> list[int]:  # type: ignore[no-untyped-def]
+    """A late fee planned for every LATE- invoice, as the policy engine would (placement
+    "line": the batch must notice that Xero refuses the line)."""
+    from app.extensions import db
+    from app.models import Action, Invoice
+
+    with app.app_context():
+        invoices = db.session.scalars(select(Invoice).where(
+            Invoice.org_id == org_id, Invoice.number.like("LATE-%")).order_by(Invoice.id)).all()
+        actions = [Action(org_id=org_id, invoice_id=invoice.id, kind="fee", status="planned",
+                          key=f"{org_id}:{invoice.id}:fee:late:0", scheduled_for=now,
+                          amount=Decimal("15.00"), currency=invoice.currency,
+                          reason=f"Late fee on {invoice.number}",
+                          planned_amount_due=invoice.amount_due,
+                          details={"placement": "line"}, created_at=now, updated_at=now)
+                   for invoice in invoices]
+        db.session.add_all(actions)
+        db.session.commit()
+        return [action.id for action in actions]
+
+
+def synced(app, connected, state, clock, count: int) -> None:  # type: ignore[no-untyped-def]
+    from jobs.tasks import sync_org
+
+    part_paid_invoices(state, connected.tenant_id, clock().date(), count)
+    with app.app_context():
+        assert sync_org(connected.org_id, plan_after=False)["counts"]["invoices"] >= count
+
+
+def fee_invoices_in_the_books(state, tenant_id: str) -> Counter[str]:  # type: ignore[no-untyped-def]
+    """How many fee invoices carry each marker."""
+    found: Counter[str] = Counter()
+    for raw in state.invoices(tenant_id):
+        reference = str(raw.get("Reference") or "")
+        if reference.startswith("Late fees on LATE-"):
+            found[reference.rsplit("(", 1)[1].rstrip(")")] += 1
+    return found
+
+
+def test_five_hundred_late_fees_on_one_xero_tenant_take_fifteen_calls(
+        app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    from app.extensions import db
+    from app.models import Action, Organisation
+    from app.providers import connector_for
+    from connectors.base import effect_marker
+    from jobs.fee_batches import create_fee_invoices
+
+    state, _ = sandbox
+    synced(app, connected, state, clock, 500)
+    action_ids = plan_late_fees(app, connected.org_id, clock())
+    assert len(action_ids) == 500
+    calls = state.calls(connected.tenant_id)
+    with app.app_context():
+        org = db.session.get(Organisation, connected.org_id)
+        counts = create_fee_invoices(db.session, org, connector_for(org.connection), clock(),
+                                     "worker-1")
+        used = state.calls(connected.tenant_id) - calls
+        print(f"\n500 late fees on one Xero tenant: {used} API calls ({counts})")
+        assert counts == {"claimed": 500, "done": 500, "found_again": 0, "skipped": 0,
+                          "handed_back": 0, "unknown": 0, "api_calls": 14}
+        assert used == 14  # 4 re-reads of 150 invoices, 10 creates of 50 fee invoices
+        actions = db.session.scalars(select(Action).where(Action.id.in_(action_ids))).all()
+        assert {a.status for a in actions} == {"done"}
+        assert all(a.result and a.result["placed"] == "fee_invoice" for a in actions)
+        markers = {effect_marker(a.key) for a in actions}
+        assert {a.result["marker"] for a in actions if a.result} == markers
+
+        again = create_fee_invoices(db.session, org, connector_for(org.connection), clock(),
+                                    "worker-2")
+        assert again["claimed"] == 0 and again["api_calls"] == 0
+    books = fee_invoices_in_the_books(state, connected.tenant_id)
+    assert set(books) == markers and set(books.values()) == {1}
+
+
+def test_a_batch_whose_answer_was_lost_is_found_again_and_never_made_twice(
+        app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    from app.extensions import db
+    from app.models import Action, Invoice, Organisation
+    from app.providers import connector_for
+    from jobs import ledger
+    from jobs.execute import Effect
+    from jobs.fee_batches import SENT, create_fee_invoices, fee_invoice_for
+
+    state, _ = sandbox
+    synced(app, connected, state, clock, 120)
+    action_ids = plan_late_fees(app, connected.org_id, clock())
+    with app.app_context():
+        org = db.session.get(Organisation, connected.org_id)
+        connector = connector_for(org.connection)
+        first = db.session.scalars(select(Action).where(Action.id.in_(action_ids[:50]))).all()
+        # A worker claimed 50, sent them, and died before it could record the answer.
+        for action in first:
+            assert ledger.claim(db.session, action, "worker-dead", clock())
+            action.result = {SENT: clock().date().isoformat()}
+        db.session.commit()
+        connector.create_fee_invoices([
+            fee_invoice_for(Effect(db.session, action, db.session.get(Invoice, action.invoice_id),
+                                   org, connector, clock()))
+            for action in first])
+        clock.advance(minutes=11)  # its lease runs out
+
+        counts = create_fee_invoices(db.session, org, connector_for(org.connection), clock(),
+                                     "worker-2")
+        assert (counts["claimed"], counts["found_again"], counts["done"]) == (120, 50, 70)
+        actions = db.session.scalars(select(Action).where(Action.id.in_(action_ids))).all()
+        assert {a.status for a in actions} == {"done"}
+    books = fee_invoices_in_the_books(state, connected.tenant_id)
+    assert len(books) == 120 and set(books.values()) == {1}
+
+
+def test_planning_batches_fee_invoices_and_the_single_jobs_find_them_done(
+        app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    from app.extensions import db
+    from app.models import Action
+    from jobs.tasks import plan_org
+    from tests.integration.conftest import run_jobs
+
+    state, _ = sandbox
+    synced(app, connected, state, clock, 60)
+    action_ids = plan_late_fees(app, connected.org_id, clock())
+    with app.app_context():
+        plan_org(connected.org_id)  # batches the fees before enqueueing the day's actions
+        statuses = Counter(db.session.scalars(select(Action.status).where(
+            Action.id.in_(action_ids))).all())
+        assert statuses == {"done": 60}
+    calls = state.calls(connected.tenant_id)
+    run_jobs(app)  # the single jobs of the planned actions: none makes a fee invoice again
+    assert len(fee_invoices_in_the_books(state, connected.tenant_id)) == 60
+    assert set(fee_invoices_in_the_books(state, connected.tenant_id).values()) == {1}
+    assert state.calls(connected.tenant_id) >= calls
