@@ -110,7 +110,7 @@ def test_a_batch_whose_answer_was_lost_is_found_again_and_never_made_twice(
     from jobs.fee_batches import SENT, create_fee_invoices, fee_invoice_for
 
     state, _ = sandbox
-    synced(app, connected, state, clock, 120)
+    synced(app, connected, state, clock, 80)
     action_ids = plan_late_fees(app, connected.org_id, clock())
     with app.app_context():
         org = db.session.get(Organisation, connected.org_id)
@@ -129,11 +129,11 @@ def test_a_batch_whose_answer_was_lost_is_found_again_and_never_made_twice(
 
         counts = create_fee_invoices(db.session, org, connector_for(org.connection), clock(),
                                      "worker-2")
-        assert (counts["claimed"], counts["found_again"], counts["done"]) == (120, 50, 70)
+        assert (counts["claimed"], counts["found_again"], counts["done"]) == (80, 50, 30)
         actions = db.session.scalars(select(Action).where(Action.id.in_(action_ids))).all()
         assert {a.status for a in actions} == {"done"}
     books = fee_invoices_in_the_books(state, connected.tenant_id)
-    assert len(books) == 120 and set(books.values()) == {1}
+    assert len(books) == 80 and set(books.values()) == {1}
 
 
 def test_planning_batches_fee_invoices_and_the_single_jobs_find_them_done(
@@ -144,15 +144,15 @@ def test_planning_batches_fee_invoices_and_the_single_jobs_find_them_done(
     from tests.integration.conftest import run_jobs
 
     state, _ = sandbox
-    synced(app, connected, state, clock, 60)
+    synced(app, connected, state, clock, 20)
     action_ids = plan_late_fees(app, connected.org_id, clock())
     with app.app_context():
         plan_org(connected.org_id)  # batches the fees before enqueueing the day's actions
         statuses = Counter(db.session.scalars(select(Action.status).where(
             Action.id.in_(action_ids))).all())
-        assert statuses == {"done": 60}
+        assert statuses == {"done": 20}
     calls = state.calls(connected.tenant_id)
     run_jobs(app)  # the single jobs of the planned actions: none makes a fee invoice again
-    assert len(fee_invoices_in_the_books(state, connected.tenant_id)) == 60
+    assert len(fee_invoices_in_the_books(state, connected.tenant_id)) == 20
     assert set(fee_invoices_in_the_books(state, connected.tenant_id).values()) == {1}
     assert state.calls(connected.tenant_id) >= calls
