@@ -45,17 +45,20 @@ def plan_statements(session: Session, org: Organisation, now: datetime) -> list[
     carriers: dict[int, tuple[Invoice, int]] = {}
     for invoice in session.scalars(
             select(Invoice).where(Invoice.org_id == org.id, Invoice.status == "open",
-                                  Invoice.amount_due > 0, Invoice.contact_id.is_not(None),
+                                  Invoice.contact_id.is_not(None),
                                   Invoice.due_date.is_not(None))
             .order_by(Invoice.contact_id, Invoice.due_date, Invoice.id)):
         assert invoice.contact_id is not None
+        if invoice.amount_due <= 0:  # compared here: SQLite keeps money as text
+            continue
         carrier, count = carriers.get(invoice.contact_id, (invoice, 0))
         carriers[invoice.contact_id] = (carrier, count + 1)
     if not carriers:
         return []
-    names = dict(session.execute(select(Contact.id, Contact.name).where(
-        Contact.org_id == org.id, Contact.id.in_(sorted(carriers)), Contact.is_customer,
-        Contact.archived.is_(False), Contact.excluded.is_(False))).tuples())
+    names = {contact_id: name for contact_id, name in session.execute(
+        select(Contact.id, Contact.name).where(
+            Contact.org_id == org.id, Contact.id.in_(sorted(carriers)), Contact.is_customer,
+            Contact.archived.is_(False), Contact.excluded.is_(False)))}
     planned = []
     for contact_id, (carrier, count) in carriers.items():
         if contact_id not in names:

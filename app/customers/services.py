@@ -324,12 +324,18 @@ def release_hold(session: Session, contact: Contact) -> None:
     log.info("org %s contact %s: credit hold released", contact.org_id, contact.id)
 
 
-def oldest_open_invoice(session: Session, org: Organisation, contact: Contact) -> Invoice | None:
-    return session.scalar(
+def open_invoices(session: Session, org: Organisation, contact: Contact) -> list[Invoice]:
+    """The contact's open invoices with something due, oldest due first. (Amounts are compared
+    here, not in SQL: SQLite keeps money as exact text, which does not compare as numbers.)"""
+    return [i for i in session.scalars(
         select(Invoice).where(Invoice.org_id == org.id, Invoice.contact_id == contact.id,
-                              Invoice.status == "open", Invoice.amount_due > 0,
-                              Invoice.due_date.is_not(None))
-        .order_by(Invoice.due_date, Invoice.id).limit(1))
+                              Invoice.status == "open", Invoice.due_date.is_not(None))
+        .order_by(Invoice.due_date, Invoice.id)) if i.amount_due > 0]
+
+
+def oldest_open_invoice(session: Session, org: Organisation, contact: Contact) -> Invoice | None:
+    invoices = open_invoices(session, org, contact)
+    return invoices[0] if invoices else None
 
 
 def signal_hold(session: Session, org: Organisation, contact: Contact,
@@ -371,11 +377,7 @@ def statement_language(session: Session, org: Organisation, contact: Contact) ->
 def statement_for(session: Session, org: Organisation, contact: Contact, now: datetime,
                   payment_link: str | None = None) -> Statement:
     """The contact's statement as of today in the organisation's zone."""
-    invoices = session.scalars(
-        select(Invoice).where(Invoice.org_id == org.id, Invoice.contact_id == contact.id,
-                              Invoice.status == "open", Invoice.amount_due > 0,
-                              Invoice.due_date.is_not(None))).all()
     items = [OpenItem(i.number or str(i.id), i.issue_date, i.due_date, i.amount_due, i.currency)
-             for i in invoices if i.due_date is not None]
+             for i in open_invoices(session, org, contact) if i.due_date is not None]
     return build_statement(contact.name, org.name, items, org_today(org, now),
                            statement_language(session, org, contact), payment_link)

@@ -1,0 +1,237 @@
+"""Credit control on the synced demo books: risk per customer, the backtest, a struggling
+customer, credit limits and holds (with the stop-service signal), monthly statements."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.integration.conftest import run_jobs
+from tests.integration.flows import csrf_token
+from tests.integration.test_escalation_e2e import hook, smtp  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.db
+
+TODAY = date(2026, 11, 24)  # the test clock's day in London
+
+
+def _sync(app, org_id: int) -> None:  # type: ignore[no-untyped-def]
+    from jobs.tasks import sync_org
+
+    with app.app_context():
+        sync_org(org_id, plan_after=False)
+
+
+def _craft_worsening_customer(app, org_id: int) -> int:  # type: ignore[no-untyped-def]
+    """A customer who paid 2 and 4 days late early in the year, then 20, 25 and 30; 500.00
+    overdue 40 days; two broken payment plans (the unit test's history, in the database)."""
+    from app.extensions import db
+    from app.models import Contact, Invoice, Organisation, Payment, PaymentPlan
+
+    with app.app_context():
+        org = db.session.get(Organisation, org_id)
+        contact = Contact(org_id=org_id, provider_id="crafted-1", name="Zeta Worsening Ltd",
+                          email="accounts@zeta.example.com")
+        db.session.add(contact)
+        db.session.flush()
+        history = [(date(2026, 1, 10), 2, "100.00"), (date(2026, 2, 10), 4, "100.00"),
+                   (date(2026, 7, 1), 20, "200.00"), (date(2026, 8, 1), 25, "200.00"),
+                   (date(2026, 9, 15), 30, "400.00")]
+        for n, (due, late, total) in enumerate(history):
+            invoice = Invoice(org_id=org_id, provider_id=f"crafted-inv-{n}", number=f"Z-{n}",
+                              contact_id=contact.id, currency=org.base_currency,
+                              issue_date=due - timedelta(days=30), due_date=due,
+                              total=Decimal(total), amount_paid=Decimal(total),
+                              amount_due=Decimal(0), status="paid")
+            db.session.add(invoice)
+            db.session.flush()
+            db.session.add(Payment(org_id=org_id, provider_id=f"crafted-pay-{n}",
+                                   invoice_id=invoice.id, amount=Decimal(total),
+                                   currency=org.base_currency,
+                                   paid_on=due + timedelta(days=late)))
+        open_invoice = Invoice(org_id=org_id, provider_id="crafted-inv-open", number="Z-9",
+                               contact_id=contact.id, currency=org.base_currency,
+                               issue_date=date(2026, 9, 15), due_date=date(2026, 10, 15),
+                               total=Decimal("500.00"), amount_paid=Decimal(0),
+                               amount_due=Decimal("500.00"), status="open")
+        db.session.add(open_invoice)
+        db.session.flush()
+        # Missed on 20 October, replaced on 10 November; the new one missed on 1 November+3.
+        db.session.add(PaymentPlan(org_id=org_id, invoice_id=open_invoice.id,
+                                   instalments=[{"due_date": "2026-10-20", "amount": "500.00"}],
+                                   paid_before=Decimal(0), status="cancelled",
+                                   created_at=datetime(2026, 10, 1, tzinfo=UTC)))
+        db.session.add(PaymentPlan(org_id=org_id, invoice_id=open_invoice.id,
+                                   instalments=[{"due_date": "2026-11-16", "amount": "500.00"}],
+                                   paid_before=Decimal(0), status="active",
+                                   created_at=datetime(2026, 11, 10, tzinfo=UTC)))
+        db.session.commit()
+        return contact.id
+
+
+def test_risk_backtest_and_a_struggling_customer(app, connected) -> None:  # type: ignore[no-untyped-def]
+    from app import clock
+    from app.customers.services import cash_in_forecast, struggling_customers
+    from app.extensions import db
+    from app.models import Organisation
+
+    _sync(app, connected.org_id)
+    runner = app.test_cli_runner()
+    org = str(connected.org_id)
+
+    backtest = runner.invoke(args=["customers", "backtest", org, "--json"])
+    assert backtest.exit_code == 0, backtest.output
+    # The demo seed pays each invoice from 10 days early to 20 days late at random, whoever
+    # the customer: there is no customer habit to learn, so the model cannot beat the due date.
+    assert json.loads(backtest.output) == {
+        "invoices": 79, "mean_absolute_error_days": "18.01",
+        "due_date_guess_error_days": "16.37", "predicted_without_history": 14}
+
+    before = runner.invoke(args=["customers", "risk", org, "--json"])
+    assert before.exit_code == 0, before.output
+    demo = [json.loads(line) for line in before.output.splitlines()]
+    assert len(demo) == 40
+    assert not any(c["struggling"] for c in demo)
+    assert [c["score"] for c in demo] == sorted((c["score"] for c in demo), reverse=True)
+
+    contact_id = _craft_worsening_customer(app, connected.org_id)
+    after = runner.invoke(args=["customers", "risk", org, "--json"])
+    customers = [json.loads(line) for line in after.output.splitlines()]
+    assert len(customers) == 41
+    top = customers[0]
+    assert (top["contact_id"], top["name"], top["score"], top["struggling"]) == (
+        contact_id, "Zeta Worsening Ltd", 76, True)
+    assert top["reasons"] == [
+        "pays 16 days late on average, getting worse", "5 of 5 invoices paid late",
+        "2 broken plans", "GBP 500.00 overdue, the oldest 40 days",
+        "struggling: 35.0 days late on invoices due in the last 90 days against 12.8 before"]
+    assert top["points"] == {"lateness": 16, "late_share": 20, "trend": 15, "broken": 20,
+                             "overdue": 5}
+    # Own median 20 over n = 5 (w = 5/8), the organisation's -2: 11.75 -> 12; own 20-80% spread
+    # 3.6..26 around 20 -> -4.65..17.75.
+    assert (top["predicted_days_late"], top["predicted_days_late_interval"]) == (12, [-5, 18])
+
+    text = runner.invoke(args=["customers", "risk", org])
+    assert text.output.splitlines()[0].startswith(" 76  Zeta Worsening Ltd")
+    assert text.output.splitlines()[-1] == "41 customer(s)"
+    with app.app_context():
+        organisation = db.session.get(Organisation, connected.org_id)
+        flagged = struggling_customers(db.session, organisation, clock.now())
+        assert [c.contact.id for c in flagged] == [contact_id]
+        forecast = cash_in_forecast(db.session, organisation, clock.now())
+        assert forecast.weeks[0].starts == date(2026, 11, 23)
+        # Invoices already later than expected are due "any day now": this week.
+        assert (forecast.weeks[0].invoices, forecast.weeks[0].amounts["GBP"]) == (
+            87, Decimal("194010.92"))
+        assert sum(w.invoices for w in forecast.weeks) == 128 and forecast.later == {}
+    assert runner.invoke(args=["customers", "risk", "999"]).output == \
+        "Error: no organisation 999\n"
+
+
+def test_a_credit_hold_shows_a_banner_and_signals_stop_service(app, connected, hook) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    from app.extensions import db
+    from app.models import Action, Contact, Invoice
+
+    received, url = hook
+    _sync(app, connected.org_id)
+    runner = app.test_cli_runner()
+    org = str(connected.org_id)
+    with app.app_context():
+        contact = db.session.scalars(select(Contact).join(
+            Invoice, Invoice.contact_id == Contact.id).where(
+            Contact.org_id == connected.org_id, Invoice.status == "open")
+            .order_by(Contact.id)).first()
+        contact_id, name = contact.id, contact.name
+    page = f"{connected.web.url}/orgs/{org}/customers/{contact_id}"
+
+    shown = connected.http.get(page)
+    assert shown.status_code == 200 and 'id="credit-banner"' not in shown.text
+    assert "Statement of account from" in shown.text  # the preview
+
+    # A limit below the open balance: the banner says so.
+    refused = connected.http.post(f"{page}/limit", data={
+        "csrf_token": csrf_token(shown.text), "limit": "-5"})
+    assert "A credit limit is a positive amount" in refused.text
+    limited = connected.http.post(f"{page}/limit", data={
+        "csrf_token": csrf_token(shown.text), "limit": "1.00"})
+    assert "Over the credit limit: GBP" in limited.text and "against a limit of GBP 1.00" \
+        in limited.text
+
+    settings = runner.invoke(args=["customers", "settings", org, "--stop-service-on-hold",
+                                   "--webhook-url", url])
+    assert settings.exit_code == 0, settings.output
+    missing = runner.invoke(args=["customers", "hold", org, str(contact_id)])
+    assert missing.exit_code == 1 and "say why the customer is on hold" in missing.output
+    held = runner.invoke(args=["customers", "hold", org, str(contact_id), "--reason",
+                               "cheque bounced"])
+    assert held.exit_code == 0, held.output
+    again = runner.invoke(args=["customers", "hold", org, str(contact_id), "--reason",
+                                "cheque bounced twice"])
+    assert again.exit_code == 0, again.output
+    run_jobs(app)
+    with app.app_context():
+        actions = db.session.scalars(select(Action).where(Action.kind == "stop_service")).all()
+        assert len(actions) == 1  # one hold, one signal
+        assert actions[0].status == "done", actions[0].error
+        assert actions[0].key.endswith(f":stop_service:hold{contact_id}:2026-11-24")
+        contact = db.session.get(Contact, contact_id)
+        assert (contact.on_hold, contact.hold_reason, contact.stop_service) == (
+            True, "cheque bounced twice", True)
+    assert len(received) == 1
+    headers, body = received[0]
+    assert headers["Dunwell-Signature"].startswith("sha256=")
+    assert json.loads(body)["contact"]["id"] == contact_id
+
+    page_now = connected.http.get(page)
+    assert "On credit hold: cheque bounced twice" in page_now.text
+    listing = connected.http.get(f"{connected.web.url}/orgs/{org}/customers")
+    assert listing.status_code == 200 and "on hold" in listing.text
+    released = connected.http.post(f"{page}/hold", data={
+        "csrf_token": csrf_token(page_now.text), "action": "release"})
+    assert f"{name} is no longer on hold." in released.text
+    assert connected.http.get(f"{connected.web.url}/orgs/{org}/customers/999999").status_code \
+        == 404
+
+
+def test_statements_go_once_a_month_in_the_customers_language(app, connected, smtp) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    from app.extensions import db
+    from app.models import Action, Contact
+
+    sink, port = smtp
+    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_STARTTLS=False)
+    _sync(app, connected.org_id)
+    runner = app.test_cli_runner()
+    org = str(connected.org_id)
+    off = runner.invoke(args=["customers", "statements", org])
+    assert off.output == "0 statement(s) planned\n"
+    with app.app_context():
+        german = db.session.scalars(select(Contact).where(
+            Contact.org_id == connected.org_id, Contact.email.is_not(None))
+            .order_by(Contact.id)).first()
+        german.language = "de"
+        db.session.commit()
+    # Today (24 November, 10:00 in London) is the statement day, from 09:00.
+    runner.invoke(args=["customers", "settings", org, "--statement-day", "24",
+                        "--statement-time", "09:00"])
+    planned = runner.invoke(args=["customers", "statements", org])
+    assert planned.output == "40 statement(s) planned\n"  # every demo customer has one open
+    assert runner.invoke(args=["customers", "statements", org]).output == \
+        "0 statement(s) planned\n"
+    run_jobs(app)
+    with app.app_context():
+        statuses = {status: count for status, count in db.session.execute(
+            select(Action.status, func.count()).where(Action.kind == "statement")
+            .group_by(Action.status))}
+        assert statuses == {"done": 36, "skipped": 4}  # one customer in ten has no email
+    subjects = sorted(" ".join(str(m["Subject"]).split()) for m in sink.messages)
+    assert len(subjects) == 36
+    assert subjects.count("Kontoauszug von Harbour Coffee Roasters Ltd zum 24. November 2026") \
+        == 1
+    assert subjects.count("Statement of account from Harbour Coffee Roasters Ltd on"
+                          " 24 November 2026") == 35
+    run_jobs(app)
+    assert len(sink.messages) == 36  # nothing sent twice
