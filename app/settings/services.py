@@ -7,6 +7,7 @@ schema finds is shown next to the field it is about.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -47,6 +48,7 @@ TONES = ("friendly", "firm", "final")
 EMPTY_STEP_ROWS = 2
 EMPTY_FEE_ROWS = 1
 PREVIEW_DAYS = 90
+STEP_NAMED = re.compile(r"step (\d+) has")
 
 
 class PolicyForm:
@@ -210,6 +212,11 @@ class PolicyForm:
                     continue
                 name = self.field_name(item["loc"]) or "policy"
                 message = item["msg"].removeprefix("Value error, ")
+                # The ladder's order is checked on the whole list; the message names the step.
+                out_of_order = STEP_NAMED.search(message)
+                if name == "reminder_steps" and out_of_order:
+                    name = self.field_name(("reminder_steps", int(out_of_order.group(1)),
+                                            "offset_days"))
                 self.errors.setdefault(name, message[:1].upper() + message[1:] + ".")
             return None
         return None if self.errors else policy
