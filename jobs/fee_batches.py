@@ -216,6 +216,23 @@ class FeeBatchRun:
         done = {id(markers[m][0]) for m in found}
         return [(a, i) for a, i in ready if id(a) not in done]
 
+    def _lost(self, chunk: list[tuple[Action, Invoice]], exc: Exception) -> bool:
+        """The batch's answer was lost: what the books hold is recorded; what they do not is
+        handed back (it was never made). If even that cannot be seen, the actions wait as
+        failed, marked as sent, for the next run to look again."""
+        try:
+            left = self._find_again(chunk)
+        except ConnectorError as again:
+            for action, _ in chunk:
+                ledger.finish(self.session, action, "failed",
+                              f"Will retry: the fee invoice batch's answer was lost ({exc})",
+                              self.now, error=f"{exc}; then {again}")
+            self.counts["unknown"] += len(chunk)
+            self.session.commit()
+            return False
+        self._hand_back([action for action, _ in left], forget_sent=True)
+        return False
+
     def _send(self, chunk: list[tuple[Action, Invoice]]) -> bool:
         """One create call; False when the rest should wait (budget, provider trouble)."""
         items = [fee_invoice_for(self._effect(a, i)) for a, i in chunk]
@@ -237,14 +254,8 @@ class FeeBatchRun:
             log.warning("org %s: fee invoices not made: %s", self.org.id, exc)
             self._hand_back([action for action, _ in chunk], forget_sent=True)
             return False
-        except TransientError as exc:  # unknown: made or not; found again on the next run
-            for action, _ in chunk:
-                ledger.finish(self.session, action, "failed",
-                              f"Will retry: the fee invoice batch's answer was lost ({exc})",
-                              self.now, error=str(exc))
-            self.counts["unknown"] += len(chunk)
-            self.session.commit()
-            return False
+        except TransientError as exc:  # unknown: made or not? Look at once.
+            return self._lost(chunk, exc)
         for (action, invoice), outcome in zip(chunk, outcomes, strict=True):
             if outcome.provider_id is not None:
                 self._done(action, invoice, outcome.provider_id, found=False)

@@ -156,3 +156,48 @@ def test_planning_batches_fee_invoices_and_the_single_jobs_find_them_done(
     assert len(fee_invoices_in_the_books(state, connected.tenant_id)) == 20
     assert set(fee_invoices_in_the_books(state, connected.tenant_id).values()) == {1}
     assert state.calls(connected.tenant_id) >= calls
+
+
+class AnswerLost:
+    """The real connector, except that a batch's answer never arrives (made or not)."""
+
+    def __init__(self, connector, made: bool) -> None:  # type: ignore[no-untyped-def]
+        self._connector, self._made = connector, made
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self._connector, name)
+
+    def create_fee_invoices(self, items):  # type: ignore[no-untyped-def]
+        from connectors.base import TransientError
+
+        if self._made:
+            self._connector.create_fee_invoices(items)
+        raise TransientError("Xero create fee invoices: ReadTimeoutError")
+
+
+@pytest.mark.parametrize("made", [True, False])
+def test_a_lost_batch_answer_is_looked_up_at_once(
+        app, connected, sandbox, clock, made: bool) -> None:  # type: ignore[no-untyped-def]
+    from app.extensions import db
+    from app.models import Action, Organisation
+    from app.providers import connector_for
+    from jobs.fee_batches import SENT, create_fee_invoices
+
+    state, _ = sandbox
+    synced(app, connected, state, clock, 10)
+    action_ids = plan_late_fees(app, connected.org_id, clock())
+    with app.app_context():
+        org = db.session.get(Organisation, connected.org_id)
+        counts = create_fee_invoices(db.session, org,
+                                     AnswerLost(connector_for(org.connection), made), clock(),
+                                     "worker-1")
+        actions = db.session.scalars(select(Action).where(Action.id.in_(action_ids))).all()
+        if made:
+            assert (counts["found_again"], counts["handed_back"]) == (10, 0)
+            assert {a.status for a in actions} == {"done"}
+        else:  # never made: back to the single path, with nothing left to look for
+            assert (counts["found_again"], counts["handed_back"]) == (0, 10)
+            assert {a.status for a in actions} == {"planned"}
+            assert not any(SENT in (a.result or {}) for a in actions)
+    books = fee_invoices_in_the_books(state, connected.tenant_id)
+    assert (len(books), set(books.values())) == ((10, {1}) if made else (0, set()))
