@@ -25,6 +25,7 @@ from jobs import ledger
 from rules import (
     Instalment,
     InvoiceState,
+    NextActionPlanner,
     OrgCalendar,
     PastAction,
     PaymentPlan,
@@ -147,11 +148,11 @@ def refresh_next_action(session: Session, org: Organisation, now: datetime,
         invoices = session.scalars(
             query if chunk is None else query.where(Invoice.id.in_(chunk))).all()
         book = Book(session, org, invoices)
+        planner = NextActionPlanner(book.calendar, now)
         for invoice in invoices:
             when = None
             if invoice.due_date is not None:
-                when = next_action_at(book.state(invoice), book.past(invoice),
-                                      book.policy_of(invoice), book.calendar, now)
+                when = planner(book.state(invoice), book.past(invoice), book.policy_of(invoice))
             if invoice.next_action_at != when:
                 invoice.next_action_at = when
             touched += 1

@@ -5,7 +5,7 @@ Start at rules/engine.py: `evaluate` (what is due now) and `next_action_at` (whe
 
 from rules.actions import ActionKind, PlannedAction, action_key, reminder_key
 from rules.calendar import OrgCalendar
-from rules.engine import evaluate, next_action_at, sendable
+from rules.engine import NextActionPlanner, evaluate, next_action_at, sendable
 from rules.invoice import Instalment, InvoiceState, PastAction, PaymentPlan
 from rules.policy import (
     ContactOverrides,
@@ -25,6 +25,7 @@ __all__ = [
     "ContactOverrides",
     "Instalment",
     "InvoiceState",
+    "NextActionPlanner",
     "OrgCalendar",
     "PastAction",
     "PaymentPlan",

@@ -18,6 +18,7 @@ from rules import (
     ContactOverrides,
     Instalment,
     InvoiceState,
+    NextActionPlanner,
     OrgCalendar,
     PastAction,
     PaymentPlan,
@@ -31,6 +32,7 @@ from rules import (
     next_action_at,
     policy_from_json,
     policy_to_json,
+    reminder_key,
     with_contact_overrides,
 )
 from rules.fees import (
@@ -941,3 +943,61 @@ def test_contact_overrides_replace_whole_sections() -> None:
         with_contact_overrides(pol, contact_overrides_from_json(
             {"policy": {"repeat": {"every_days": 0}}}))
     assert str(caught.value) == "repeat.every_days: Input should be greater than or equal to 1"
+
+
+@st.composite
+def books(draw: st.DrawFn) -> tuple[Policy, OrgCalendar, datetime, list[InvoiceState]]:
+    """Many invoices under one policy at one moment, crowded onto a few due dates, so that
+    invoices differing only in what the plain case must not ignore share a memo entry."""
+    pol = draw(policies())
+    calendar = draw(st.sampled_from((UK, ISRAEL)))
+    today = date(2026, 1, 1) + timedelta(days=draw(st.integers(0, 400)))
+    now = calendar.at_local(today, time(draw(st.integers(0, 23)), draw(st.integers(0, 59))))
+    due_dates = [today + timedelta(days=d)
+                 for d in draw(st.lists(st.integers(-120, 40), min_size=1, max_size=4))]
+    invoices = []
+    for n in range(draw(st.integers(5, 40))):
+        currency = draw(st.sampled_from(("GBP", "GBP", "JPY", "EUR")))
+        total = draw(st.sampled_from((D("0.01"), D("0.35"), D("3"), D("49.99"), D("50"),
+                                      D("401"), D("12000"))))
+        due = draw(st.sampled_from(due_dates))
+        issue = due - timedelta(days=draw(st.integers(0, 40)))
+        payments = tuple(sorted(
+            (issue + timedelta(days=draw(st.integers(0, 90))), D("0.01"))
+            for _ in range(draw(st.integers(0, 2)))))
+        paid = sum((a for _, a in payments), D(0))
+        invoices.append(InvoiceState(
+            invoice_id=n + 1, org_id=3, number=f"INV-{n + 1}", status="open",
+            due_date=due, amount_due=max(total - paid, D("0.01")), currency=currency,
+            has_email=draw(st.booleans()), issue_date=draw(st.none() | st.just(issue)),
+            total=total, payments=payments, is_business=draw(st.booleans()),
+            excluded=draw(st.booleans()) and draw(st.booleans()),
+            disputed=draw(st.booleans()) and draw(st.booleans())))
+    return pol, calendar, now, invoices
+
+
+@PROPERTY
+@given(books())
+def test_the_planner_of_a_pass_gives_next_action_ats_own_answers(
+        book: tuple[Policy, OrgCalendar, datetime, list[InvoiceState]]) -> None:
+    pol, calendar, now, invoices = book
+    planner = NextActionPlanner(calendar, now)
+    for inv in invoices:
+        ledger = [] if inv.invoice_id % 5 else [
+            PastAction(reminder_key(3, inv.invoice_id, 0), "done")]
+        assert planner(inv, ledger, pol) == next_action_at(inv, ledger, pol, calendar, now), inv
+
+
+def test_the_planner_tells_a_principal_too_small_for_the_cap_from_one_that_is_not() -> None:
+    pol = policy(late_fees=(LateFee(id="interest", rule=DailyInterestRule(
+        annual_rate_percent=D(8), period_days=30, grace_days=0,
+        cap_percent_of_principal=D(1))),))
+    now = at(date(2026, 12, 2))
+    planner = NextActionPlanner(UK, now)
+    # No email address: no reminder can go, so the interest period alone wakes the invoice.
+    tiny = invoice(DUE, amount_due=D("0.99"), total=D("0.99"), has_email=False)  # 1 %: 0.00
+    big = invoice(DUE, amount_due=D("1.00"), total=D("1.00"), has_email=False)  # 1 %: 0.01
+    for inv in (big, tiny, big):
+        assert planner(inv, [], pol) == next_action_at(inv, [], pol, UK, now)
+    assert planner(tiny, [], pol) is None
+    assert planner(big, [], pol) == utc(2027, 1, 4, 9)  # 2 Jan + 30 days' period, Monday 9:00
