@@ -35,6 +35,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app import clock
 from app.models import Action, Contact, Invoice, Organisation, Task
 from connectors.base import (
     ConfigurationError,
@@ -87,6 +88,11 @@ class RetryLater(Exception):
     """The action failed for a passing reason; the job should run again."""
 
 
+class ClaimLost(Exception):
+    """The lease ran out and another worker claimed the action: this one stops, writing
+    nothing more (the other carries the action on and reconciles what was done)."""
+
+
 class Deferred(Exception):
     """The provider's budget is spent for now: run the action again after `retry_after`."""
 
@@ -128,7 +134,12 @@ def execute_action(session: Session, action: Action, connector: Connector,
     crash_point("claimed")
 
     try:
-        status = _run(session, action, invoice, connector, now)
+        status = _run(session, action, invoice, connector, now, owner)
+    except ClaimLost:
+        session.rollback()
+        log.warning("org %s action %s: the claim passed to another worker; stopped",
+                    action.org_id, action.key)
+        return "held"
     except RateLimited as exc:  # also the daily limit: wait, do not count it as a failure
         _defer(session, action, now)
         raise Deferred(exc.retry_after, daily=isinstance(exc, DailyLimitReached)) from exc
@@ -172,6 +183,7 @@ class Effect:
     org: Organisation
     connector: Connector
     now: datetime
+    owner: str = ""  # who claimed it; empty: whoever the ledger says holds it
 
     @property
     def key(self) -> str:
@@ -184,8 +196,10 @@ class Effect:
         """Say, before the provider is asked, which write may happen: if no answer is recorded,
         a retry knows the outcome is unknown and reconciles instead of trusting the books'
         look."""
-        self.action.result = {**(self.action.result or {}), WRITING: part}
-        self.session.commit()
+        owner = self.owner or self.action.claimed_by or ""
+        if not ledger.renew(self.session, self.action, owner, max(clock.now(), self.now),
+                            result={**(self.action.result or {}), WRITING: part}):
+            raise ClaimLost(self.action.key)
 
     def record_part(self, part: str, value: object = True) -> None:
         """Remember at once that a part of the effect happened (a retry skips it)."""
@@ -204,7 +218,7 @@ class Effect:
 
 
 def _run(session: Session, action: Action, invoice: Invoice, connector: Connector,
-         now: datetime) -> str:
+         now: datetime, owner: str) -> str:
     current = connector.invoice(invoice.provider_id)
     upsert_invoices(session, invoice.org_id, [current])
     unknown = (action.result or {}).get(WRITING)
@@ -227,7 +241,7 @@ def _run(session: Session, action: Action, invoice: Invoice, connector: Connecto
         return "skipped"
     org = session.get(Organisation, action.org_id)
     assert org is not None
-    effect = Effect(session, action, invoice, org, connector, now)
+    effect = Effect(session, action, invoice, org, connector, now, owner)
     return HANDLERS[action.kind](effect)
 
 

@@ -134,6 +134,25 @@ def claim(session: Session, action: Action, owner: str, now: datetime,
     return taken
 
 
+def renew(session: Session, action: Action, owner: str, now: datetime,
+          result: dict[str, Any] | None = None, lease: timedelta = LEASE) -> bool:
+    """Before each provider write: still ours? Then the lease runs on from `now` (and `result`
+    is saved with it); commits. False once the lease ran out and another worker claimed the
+    action: that worker now owns its effects, and this one must write nothing more."""
+    values: dict[str, Any] = {"lease_until": now + lease, "updated_at": now}
+    if result is not None:
+        values["result"] = result
+    held = session.execute(
+        update(Action)
+        .where(Action.id == action.id, Action.status == "claimed", Action.claimed_by == owner)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    session.commit()
+    session.refresh(action)
+    return held
+
+
 def release(action: Action) -> None:
     action.claimed_by = None
     action.lease_until = None

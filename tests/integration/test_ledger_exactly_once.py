@@ -273,3 +273,30 @@ def test_after_redis_is_flushed_the_sweeper_gives_every_open_action_its_job(
             Action.status.in_(("planned", "claimed", "failed")))).all()
         assert sorted(queue.job_ids) == sorted(f"action-{i}" for i in open_ids)
         assert len(open_ids) == len(actions)
+
+
+def test_a_worker_whose_lease_passed_to_another_writes_nothing_more(
+        app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    from app.extensions import db
+    from app.models import Organisation
+    from app.providers import connector_for
+    from jobs import ledger
+    from jobs.execute import ClaimLost, Effect, send_reminder
+
+    state, _ = sandbox
+    with app.app_context():
+        invoice = _synced_invoice(app, connected.org_id)
+        action = _action(invoice, "reminder", clock(), channel="provider_email",
+                         step_index=0, step_count=3, template="friendly")
+        assert ledger.claim(db.session, action, "slow-worker/1", clock())
+        clock.advance(minutes=11)  # it stalled; its lease ran out
+        assert ledger.claim(db.session, action, "other-worker/1", clock())
+        org = db.session.get(Organisation, connected.org_id)
+        stalled = Effect(db.session, action, invoice, org, connector_for(org.connection),
+                         clock(), owner="slow-worker/1")
+        with pytest.raises(ClaimLost):
+            send_reminder(stalled)
+        db.session.refresh(action)
+        assert (action.status, action.claimed_by) == ("claimed", "other-worker/1")
+        assert "writing" not in (action.result or {})
+    assert state.emails(connected.tenant_id) == []
