@@ -486,6 +486,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=defaults.timeout)
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the workers are stopped too
     scale = Scale(orgs=args.orgs, invoices=args.invoices, workers=args.workers,
                   crash=args.crash, storm=args.storm, timeout=args.timeout)
     with tempfile.TemporaryDirectory() as workdir:

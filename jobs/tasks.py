@@ -8,6 +8,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from rq import Retry, get_current_job
+from rq.job import Job, JobStatus
 from sqlalchemy import and_, or_, select
 
 from app import clock
@@ -16,7 +17,7 @@ from app.models import Action, Connection, Organisation, SyncRun
 from app.providers import PROVIDER_NAMES, connector_for, redis_client
 from connectors.base import ConfigurationError
 from jobs import execute, fee_batches, ledger, plan
-from jobs.queues import enqueue_once
+from jobs.queues import FINISHED, enqueue_once
 from sync.engine import sync_organisation
 
 log = logging.getLogger(__name__)
@@ -200,10 +201,16 @@ def sweep_ledger(book_next: bool = True) -> int:
     replaced; the claim keeps any action from running twice."""
     session = db.session
     now = clock.now()
-    stuck = session.scalars(select(Action).where(or_(
+    candidates = session.scalars(select(Action).where(or_(
         and_(Action.status == "claimed", Action.lease_until < now),
         and_(Action.status.in_(("planned", "failed")), Action.updated_at < now - STUCK_AFTER),
     )).order_by(Action.id)).all()
+    # An open action waiting its turn in the queue (or for its retry) keeps its job; read
+    # them all in one round trip, so a long queue costs one call, not one per action.
+    jobs = Job.fetch_many([f"action-{a.id}" for a in candidates], connection=redis_client())
+    stuck = [action for action, job in zip(candidates, jobs, strict=True)
+             if action.status == "claimed" or job is None
+             or job.get_status(refresh=False) in (*FINISHED, JobStatus.STARTED)]
     for action in stuck:
         enqueue_action(action, replace_started=True)
     if stuck:
