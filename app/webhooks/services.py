@@ -65,8 +65,8 @@ def _insert_new(provider: str, rows: list[dict[str, object]]) -> int:
     dialect = db.session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     statement = insert(WebhookEvent).values(rows).on_conflict_do_nothing(
-        index_elements=["provider", "tenant_id", "event_key"])
-    return int(db.session.execute(statement).rowcount or 0)
+        index_elements=["provider", "tenant_id", "event_key"]).returning(WebhookEvent.id)
+    return len(db.session.execute(statement).all())  # rowcount is -1 on some drivers
 
 
 def store_events(provider: str, events: Sequence[ProviderEvent]) -> Stored:
@@ -107,11 +107,24 @@ def enqueue_targeted_sync(org_id: int) -> None:
     """One job per organisation and generation: a burst of webhooks shares the waiting job.
 
     The job moves the generation on as it starts, before it reads the events; an event stored
-    after that gets a job of the next generation, so none is left behind a running job."""
+    after that gets a job of the next generation, so none is left behind a running job. A
+    marker per generation spares the burst's later requests the enqueue itself."""
     from jobs.queues import enqueue_once
     from jobs.tasks import SYNC_RETRY, sync_webhook_changes
 
-    raw = redis_client().get(generation_key(org_id))
+    redis = redis_client()
+    raw = redis.get(generation_key(org_id))
     generation = int(raw) if raw else 0
-    enqueue_once(sync_webhook_changes, org_id, job_id=f"webhook-sync-{org_id}-{generation}",
-                 retry=SYNC_RETRY)
+    job_id = f"webhook-sync-{org_id}-{generation}"
+    marker = f"dunwell:webhook-sync:{org_id}:queued:{generation}"
+    if not redis.set(marker, "1", nx=True, ex=MARKER_SECONDS):
+        return  # this generation's job is already queued (or running): it will read our events
+    try:
+        enqueue_once(sync_webhook_changes, org_id, job_id=job_id, retry=SYNC_RETRY)
+    except Exception:
+        redis.delete(marker)  # the next webhook tries again; the nightly reconcile catches up
+        raise
+
+
+# A queued job runs within minutes; after this a burst enqueues again (a no-op if still queued).
+MARKER_SECONDS = 600
