@@ -9,6 +9,7 @@ from flask import Flask, render_template
 
 from app.config import INSTANCE_DIR, Config
 from app.extensions import babel, csrf, db, login_manager
+from app.security import init_security
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
@@ -26,6 +27,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     register_errorhandlers(app)
     register_commands(app)
     register_security_headers(app)
+    init_security(app)  # runs before the defaults above: CSP nonce, HSTS, sign-in limit
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return app

@@ -1,0 +1,153 @@
+"""The browser-facing defences: security headers, a per-request CSP nonce, no caching of signed-in
+pages, and a limit on failed sign-ins.
+
+Why each exists: the headers keep another site from framing our pages (clickjacking), from
+running script in them (only our own files and nonce-carrying code run), and keep a shared
+computer's cache from holding someone's books; the sign-in limit makes guessing passwords
+slow (ten failures a minute per address and per email, then 429 until the minute is over).
+CSRF itself is Flask-WTF's CSRFProtect (app/extensions.py), exempting only the signed provider
+webhooks and the token-authenticated JSON API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, current_app, g, render_template, request
+from flask_login import current_user
+from redis.exceptions import RedisError
+from werkzeug.wrappers import Response
+
+log = logging.getLogger(__name__)
+
+SIGN_IN_ENDPOINT = "auth.sign_in"
+FAILED_SIGN_INS_ALLOWED = 10  # per minute, per address and per email; the 11th gets 429
+FAILED_SIGN_IN_WINDOW_SECONDS = 60
+HSTS = "max-age=31536000; includeSubDomains"
+# Where the connect buttons' form posts are redirected to (Chrome applies form-action to them).
+INTUIT_AUTHORIZE_ORIGIN = "https://appcenter.intuit.com"
+
+
+def init_security(app: Flask) -> None:
+    """Register the headers, the nonce and the sign-in limit on the app."""
+    app.config.setdefault("SECURITY_HSTS", str(app.config.get("BASE_URL", "")).startswith(
+        "https://"))
+    app.config.setdefault("SIGN_IN_RATE_LIMIT", True)
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
+    app.before_request(_refuse_after_too_many_failed_sign_ins)
+    app.after_request(_count_failed_sign_in)
+    app.after_request(_security_headers)
+
+
+def csp_nonce() -> str:
+    """This response's nonce: `<script nonce="{{ csp_nonce() }}">` is the only inline code
+    the Content-Security-Policy lets run."""
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(18)
+    return str(g.csp_nonce)
+
+
+def _origin(url: str) -> str | None:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
+
+
+def content_security_policy(nonce: str) -> str:
+    config = current_app.config
+    form_targets = {"'self'", INTUIT_AUTHORIZE_ORIGIN}
+    for key in ("XERO_AUTHORIZE_URL", "QUICKBOOKS_DISCOVERY_URL"):
+        origin = _origin(str(config.get(key) or ""))
+        if origin:
+            form_targets.add(origin)
+    return "; ".join((
+        "default-src 'self'",
+        f"script-src 'self' 'nonce-{nonce}'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+        "form-action " + " ".join(sorted(form_targets)),
+    ))
+
+
+def _security_headers(response: Response) -> Response:
+    headers = response.headers
+    headers["Content-Security-Policy"] = content_security_policy(csp_nonce())
+    headers["X-Frame-Options"] = "DENY"
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["Referrer-Policy"] = "same-origin"
+    headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), payment=()"
+    if current_app.config["SECURITY_HSTS"] or request.is_secure:
+        headers["Strict-Transport-Security"] = HSTS
+    if current_user.is_authenticated:
+        # Signed-in answers (pages, JSON, PDFs) hold someone's books: never kept in a cache.
+        headers["Cache-Control"] = "no-store"
+        headers["Pragma"] = "no-cache"
+    return response
+
+
+# -- failed sign-ins ------------------------------------------------------------------------
+
+
+def _sign_in_keys() -> list[str]:
+    """One counter per address and one per email (hashed: Redis holds no one's address)."""
+    email = (request.form.get("email") or "").strip().lower()
+    keys = [f"signin-failures:ip:{request.remote_addr or 'unknown'}"]
+    if email:
+        keys.append("signin-failures:email:"
+                    + hashlib.sha256(email.encode()).hexdigest()[:32])
+    return keys
+
+
+def _is_sign_in_post() -> bool:
+    return (request.method == "POST" and request.endpoint == SIGN_IN_ENDPOINT
+            and bool(current_app.config["SIGN_IN_RATE_LIMIT"]))
+
+
+def _refuse_after_too_many_failed_sign_ins() -> Any:
+    if not _is_sign_in_post():
+        return None
+    from app.providers import redis_client
+
+    try:
+        counts = redis_client().mget(_sign_in_keys())
+    except RedisError:
+        log.warning("sign-in limit not checked: Redis unavailable")
+        return None
+    if any(int(count or 0) >= FAILED_SIGN_INS_ALLOWED for count in counts):
+        g.sign_in_refused = True
+        log.warning("sign-in refused: too many failed attempts from one address or email")
+        body = render_template("error.html", code=429, message=(
+            "Too many failed sign-ins. Please wait a minute and try again."))
+        return Response(body, status=429, mimetype="text/html",
+                        headers={"Retry-After": str(FAILED_SIGN_IN_WINDOW_SECONDS)})
+    return None
+
+
+def _count_failed_sign_in(response: Response) -> Response:
+    """A sign-in post that does not redirect onward has failed (wrong password, bad form)."""
+    if not _is_sign_in_post() or g.get("sign_in_refused"):
+        return response
+    from app.providers import redis_client
+
+    keys = _sign_in_keys()
+    try:
+        if response.status_code in (301, 302, 303):
+            if len(keys) > 1:
+                redis_client().delete(keys[1])  # the right password clears the email's count
+            return response
+        pipe = redis_client().pipeline()
+        for key in keys:
+            pipe.incr(key)
+            pipe.expire(key, FAILED_SIGN_IN_WINDOW_SECONDS, nx=True)
+        pipe.execute()
+    except RedisError:
+        log.warning("failed sign-in not counted: Redis unavailable")
+    return response
