@@ -219,19 +219,38 @@ def _charge_day(charge: FeeCharge) -> date:
         else charge.period_start
 
 
+def statement_day(day: date, policy: Policy) -> date:
+    """The statement day on or after `day` (the policy's day of the month, else the 1st).
+
+    A fee placed on a statement invoice waits for it: every such fee of one contact that fell
+    due in the same statement period is invoiced together, on one fee invoice, that day."""
+    day_of_month = policy.statement_day or 1
+    if day.day <= day_of_month:
+        return day.replace(day=day_of_month)
+    month = day.month % 12 + 1
+    return date(day.year + (day.month == 12), month, day_of_month)
+
+
+def _fee_day(charge_day: date, placement: str, policy: Policy) -> date:
+    return statement_day(charge_day, policy) if placement == "statement_invoice" else charge_day
+
+
 def _fee_action(invoice: InvoiceState, charge: FeeCharge, policy: Policy,
                 calendar: OrgCalendar) -> PlannedAction:
+    day = _fee_day(_charge_day(charge), charge.placement, policy)
+    details: dict[str, object] = {
+        "rule_id": charge.rule_id, "period": charge.period,
+        "period_start": charge.period_start.isoformat(),
+        "period_end": charge.period_end.isoformat(), "placement": charge.placement,
+        "account_code": charge.account_code, "tax_rate": charge.tax_rate, "item": charge.item}
+    if charge.placement == "statement_invoice":
+        details["statement"] = day.isoformat()
+        details["contact_id"] = invoice.contact_id
     return PlannedAction(
         key=charge.key, kind=charge.kind, invoice_id=invoice.invoice_id,
         org_id=invoice.org_id, amount=charge.amount, currency=charge.currency,
-        scheduled_for=send_moment(calendar, policy.business_days_only, _charge_day(charge),
-                                  policy.send_time),
-        reason=f"{charge.reason} ({invoice.number})",
-        details={"rule_id": charge.rule_id, "period": charge.period,
-                 "period_start": charge.period_start.isoformat(),
-                 "period_end": charge.period_end.isoformat(), "placement": charge.placement,
-                 "account_code": charge.account_code, "tax_rate": charge.tax_rate,
-                 "item": charge.item})
+        scheduled_for=send_moment(calendar, policy.business_days_only, day, policy.send_time),
+        reason=f"{charge.reason} ({invoice.number})", details=details)
 
 
 def _next_charge_day(invoice: InvoiceState, run: _FeeRun, settled: Settled) -> date | None:
@@ -307,7 +326,10 @@ def evaluate(invoice: InvoiceState, history: Sequence[PastAction], policy: Polic
             if problems is not None:
                 problems.append(f"{invoice.number}: fee {run.rule_id!r} not charged: {exc}")
             continue
-        actions.extend(_fee_action(invoice, charge, policy, calendar) for charge in charges)
+        for charge in charges:
+            action = _fee_action(invoice, charge, policy, calendar)
+            if charge.placement != "statement_invoice" or action.scheduled_for <= now:
+                actions.append(action)  # a fee for a statement invoice waits for its day
     actions.extend(due_escalations(invoice, settled.keys, settled.done, policy, calendar, now))
     return actions
 
@@ -356,7 +378,8 @@ def _earliest(invoice: InvoiceState, history: Sequence[PastAction], policy: Poli
         for run in _fee_runs(invoice, policy, settled, state, plan):
             day = _next_charge_day(invoice, run, settled)
             if day is not None:
-                candidates.append(send_moment(calendar, policy.business_days_only, day,
+                candidates.append(send_moment(calendar, policy.business_days_only,
+                                              _fee_day(day, run.rule.placement, policy),
                                               policy.send_time))
     return min((c for c in candidates if c is not None), default=None)
 

@@ -122,6 +122,7 @@ Jurisdiction = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 BookingText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
                                                max_length=100),
                         AfterValidator(_printable)]
+Placement = Literal["line", "separate_invoice", "statement_invoice"]
 PeriodDays = Annotated[StrictInt, Field(ge=1, le=MAX_PERIOD_DAYS)]
 MaxCharges = Annotated[StrictInt, Field(ge=1, le=1000)]
 
@@ -138,7 +139,8 @@ class _LateFeeRuleBase(BaseModel):
     account_code: BookingText | None = None
     tax_rate: BookingText | None = None
     item: BookingText | None = None
-    placement: Literal["line", "separate_invoice"] = "line"
+    # statement_invoice: one fee invoice per contact per statement period (see engine)
+    placement: Placement = "line"
 
     @model_validator(mode="after")
     def _minimum_below_maximum(self) -> _LateFeeRuleBase:
@@ -292,7 +294,7 @@ class FeeCharge:
     period_start: date  # first day counted (for a fee: the day it became due)
     period_end: date  # last day counted, inclusive
     reason: str
-    placement: Literal["line", "separate_invoice"]
+    placement: Placement
     account_code: str | None
     tax_rate: str | None
     item: str | None

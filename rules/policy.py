@@ -207,6 +207,9 @@ class Policy(_Section):
     send_window_hours: StrictInt = Field(default=8, ge=1, le=24)
     business_days_only: StrictBool = True
     min_amount_due: Decimal = Field(default=Decimal("0.01"), ge=0)
+    # The day of the month statements go out; fees placed on a statement invoice are gathered
+    # per contact and invoiced on it (the 1st when not set).
+    statement_day: StrictInt | None = Field(default=None, ge=1, le=28)
     language: Literal["en", "de", "nb", "pl", "he"] = "en"  # for contacts without their own
     late_fees: tuple[LateFee, ...] = Field(default=(), max_length=10)
     early_payment_discount: EarlyPaymentDiscount | None = None

@@ -35,6 +35,7 @@ from rules import (
     reminder_key,
     with_contact_overrides,
 )
+from rules.engine import statement_day
 from rules.fees import (
     DailyInterestRule,
     FlatFeeRule,
@@ -660,6 +661,7 @@ def fee_rules(draw: st.DrawFn) -> LateFeeRule:
         "maximum": draw(st.none() | cents(500, 5000))}
     periodic: dict[str, Any] = {"period_days": draw(st.integers(1, 30)),
                                 "max_charges": draw(st.none() | st.integers(1, 6))}
+    common["placement"] = draw(st.sampled_from(("line", "line", "statement_invoice")))
     kind = draw(st.sampled_from(("flat", "percentage", "recurring", "interest")))
     if kind == "flat":
         return FlatFeeRule(amount=draw(cents(100, 10_000)), **common)
@@ -692,6 +694,7 @@ def policies(draw: st.DrawFn) -> Policy:
         reminder_steps=draw(ladders()), repeat=draw(REPEATS), send_time=send_time,
         send_window_hours=hours, business_days_only=draw(st.booleans()),
         min_amount_due=draw(st.sampled_from((D("0.01"), D("0"), D("50.00"), D("400.00")))),
+        statement_day=draw(st.none() | st.integers(1, 28)),
         late_fees=tuple(LateFee(id=f"f{n}", rule=rule) for n, rule in enumerate(fees)),
         early_payment_discount=draw(st.none() | st.builds(
             EarlyPaymentDiscount, percent=tenths(5, 50), within_days=st.integers(0, 20))),
@@ -1001,3 +1004,26 @@ def test_the_planner_tells_a_principal_too_small_for_the_cap_from_one_that_is_no
         assert planner(inv, [], pol) == next_action_at(inv, [], pol, UK, now)
     assert planner(tiny, [], pol) is None
     assert planner(big, [], pol) == utc(2027, 1, 4, 9)  # 2 Jan + 30 days' period, Monday 9:00
+
+
+def test_a_fee_for_a_statement_invoice_waits_for_the_statement_day() -> None:
+    """Flat fee due the day after 2 Dec; the statement day is the 5th, a Saturday in December
+    2026, so it goes on Monday 7 Dec at 09:00 with the contact's other statement fees."""
+    pol = policy(statement_day=5, late_fees=(LateFee(id="late", rule=FlatFeeRule(
+        amount=D(40), placement="statement_invoice")),))
+    inv = invoice(DUE, has_email=False, contact_id=9)  # no email: no reminder in the way
+    assert evaluate(inv, [], pol, UK, at(date(2026, 12, 4))) == []
+    assert next_action_at(inv, [], pol, UK, at(date(2026, 12, 4))) == utc(2026, 12, 7, 9)
+    [fee] = evaluate(inv, [], pol, UK, at(date(2026, 12, 7)))
+    assert (fee.key, fee.amount, fee.scheduled_for) == ("3:7:fee:late:0", D(40),
+                                                        utc(2026, 12, 7, 9))
+    assert (fee.details["statement"], fee.details["contact_id"],
+            fee.details["placement"]) == ("2026-12-05", 9, "statement_invoice")
+
+
+def test_the_statement_day_is_the_next_one_on_or_after_the_day() -> None:
+    pol = policy(statement_day=28)
+    assert statement_day(date(2026, 12, 28), pol) == date(2026, 12, 28)
+    assert statement_day(date(2026, 12, 29), pol) == date(2027, 1, 28)
+    assert statement_day(date(2026, 2, 1), policy()) == date(2026, 2, 1)  # the 1st by default
+    assert statement_day(date(2026, 2, 2), policy()) == date(2026, 3, 1)
