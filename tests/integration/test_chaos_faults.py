@@ -137,7 +137,9 @@ def test_a_timeout_reaches_the_connector_as_transient_and_the_email_went_once(
                          times=DROPS_TO_FAIL)
     with pytest.raises(TransientError) as caught:
         connector.email_invoice(invoice, idempotency_key="timeout-test:email")
-    assert "Timeout" in str(caught.value) or "Error" in str(caught.value)
+    # The client gave up waiting (or, on its last try, found the connection closed under it).
+    assert any(word in repr(caught.value.__cause__)
+               for word in ("ReadTimeoutError", "RemoteDisconnected")), caught.value.__cause__
     time.sleep(1.6)  # the sandbox finishes what the client gave up on
     connector.email_invoice(invoice, idempotency_key="timeout-test:email")  # the job's retry
     assert books.emails(invoice) == emails + 1
@@ -238,10 +240,13 @@ def test_a_write_whose_answer_was_lost_and_retried_happens_once(books: Harness,
     assert _effects(books, invoice, what, marker) == plus_one(before, what)
 
 
-@pytest.mark.parametrize("what", ["fee_line", "credit_note"])
+@pytest.mark.parametrize("what", ["fee_line", "credit_note", "note"])
 def test_past_the_idempotency_window_the_marker_finds_the_write(books: Harness,
                                                                 what: str) -> None:
-    """The provider no longer remembers the key: the marker in the books prevents a repeat."""
+    """The provider no longer remembers the key: the marker in the books prevents a repeat.
+    (A Xero history note carries no marker: past Xero's window only the key protects it.)"""
+    if what == "note" and books.provider == "xero":
+        pytest.skip("Xero history notes are found again by their Idempotency-Key only")
     connector = books.connector()
     invoice = books.open_invoice()
     key = f"org:{invoice}:window:{what}"
