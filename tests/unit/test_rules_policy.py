@@ -26,6 +26,7 @@ V1_JSON = {
     ],
     "send_time": "09:00:00", "send_window_hours": 8, "business_days_only": True,
     "min_amount_due": "0.01",
+    "statement_day": None,
 }
 EMPTY_SECTIONS = {
     "repeat": None, "language": "en", "late_fees": [], "early_payment_discount": None,
@@ -84,7 +85,7 @@ def test_defaults_fill_everything_but_the_steps() -> None:
         "reminder_steps": [{"offset_days": 0, "template": "reminder",
                             "channel": "provider_email", "tone": "friendly"}],
         "send_time": "09:00:00", "send_window_hours": 8, "business_days_only": True,
-        "min_amount_due": "0.01", **EMPTY_SECTIONS,
+        "min_amount_due": "0.01", "statement_day": None, **EMPTY_SECTIONS,
     }
 
 
