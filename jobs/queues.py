@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import current_app
 from rq import Queue, Retry
-from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
@@ -46,9 +46,13 @@ def enqueue_once(fn: Callable[..., Any], *args: Any, job_id: str, at: datetime |
                 existing = Job.fetch(job_id, connection=q.connection)
             except NoSuchJobError:
                 continue
-            if existing.get_status(refresh=True) not in gone:
-                return existing
-            if existing.get_status() == JobStatus.STARTED:
-                StartedJobRegistry(queue=q).remove_executions(existing)
-            existing.delete()
+            try:
+                status = existing.get_status(refresh=True)
+                if status not in gone:
+                    return existing
+                if status == JobStatus.STARTED:
+                    StartedJobRegistry(queue=q).remove_executions(existing)
+                existing.delete()
+            except InvalidJobOperation:  # deleted meanwhile: another sweeper replaced it
+                continue
     raise RuntimeError(f"could not enqueue job {job_id}")
