@@ -72,6 +72,8 @@ class Config:
     # Verify the providers' webhooks (HMAC-SHA256 of the raw body); empty: every one refused.
     XERO_WEBHOOK_KEY = _env("XERO_WEBHOOK_KEY", "")
     QUICKBOOKS_WEBHOOK_VERIFIER = _env("QUICKBOOKS_WEBHOOK_VERIFIER", "")
+    # Owner-configured webhooks may reach 127.0.0.1/::1 (demo, tests); never private ranges.
+    OUTBOUND_ALLOW_LOOPBACK = _env("OUTBOUND_ALLOW_LOOPBACK", "false") == "true"
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"

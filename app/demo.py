@@ -81,6 +81,7 @@ def demo_environment(port: int, sandbox_port: int, redis_url: str,
         "REDIS_URL": redis_url,
         "BASE_URL": f"http://127.0.0.1:{port}",
         "SESSION_COOKIE_SECURE": "false",
+        "OUTBOUND_ALLOW_LOOPBACK": "true",  # a stop-service hook on this machine
         # Any hour, any day, so the demo can be watched working; and a taste of the rest of
         # the policy: a late fee, interest, an early-payment discount and a phone call.
         "DUNWELL_DEFAULT_POLICY": json.dumps({

@@ -18,8 +18,6 @@ invoice, a fee line that raised the amount due).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import os
@@ -30,8 +28,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-import requests
-from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -51,7 +47,7 @@ from connectors.base import (
     TransientError,
     effect_marker,
 )
-from jobs import documents, ledger
+from jobs import documents, ledger, outbound
 from jobs.mail import send_email
 from jobs.plan import calendar_for, refresh_next_action
 from jobs.statements import send_statement
@@ -406,14 +402,6 @@ def grant_discount(effect: Effect) -> str:
 # ------------------------------------------------------------------------------ escalation
 
 
-def _signature(org: Organisation, body: bytes) -> str:
-    config = current_app.config
-    secret = config.get("WEBHOOK_SIGNING_KEY") or hmac.new(
-        str(config["SECRET_KEY"]).encode(), f"webhook:{org.id}".encode(),
-        hashlib.sha256).hexdigest()
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
 def stop_service(effect: Effect) -> str:
     """Flag the contact; tell the owner's system with a signed webhook if one is configured."""
     action, invoice = effect.action, effect.invoice
@@ -433,17 +421,9 @@ def stop_service(effect: Effect) -> str:
                         "due_date": invoice.due_date.isoformat() if invoice.due_date else None},
             "at": effect.now.isoformat()}, sort_keys=True).encode()
         effect.begin("webhook")
-        try:
-            answer = requests.post(url, data=body, timeout=10, headers={
-                "Content-Type": "application/json", "Dunwell-Delivery": action.key,
-                "Dunwell-Signature": f"sha256={_signature(effect.org, body)}"})
-        except requests.RequestException as exc:
-            raise TransientError(f"stop-service webhook: {exc.__class__.__name__}") from exc
-        if answer.status_code >= 500 or answer.status_code == 429:
-            raise TransientError(f"stop-service webhook answered {answer.status_code}")
-        if answer.status_code >= 400:
-            raise ConfigurationError(f"stop-service webhook answered {answer.status_code}")
-        effect.record_part("webhook", answer.status_code)
+        # Public addresses only (SSRF), signed, bounded in time: jobs/outbound.py.
+        status = outbound.post_signed(url, body, action.org_id, action.key)
+        effect.record_part("webhook", status)
     name = contact.name if contact else "the contact"
     return effect.finish(f"{action.reason}: {name} flagged stop-service"
                          + (" and the webhook told" if url else ""), flagged=True)

@@ -116,6 +116,7 @@ def app_settings(database_url: str, redis_url: str, clock: FakeClock,
         "REDIS_URL": redis_url,
         "TOKEN_ENCRYPTION_KEYS": keys,
         "SESSION_COOKIE_SECURE": False,
+        "OUTBOUND_ALLOW_LOOPBACK": True,  # receivers in tests listen on 127.0.0.1
         "CLOCK": clock,
         "RQ_QUEUE": "dunwell-test",
         # The test clock stands still, so a minute never ends: budgets are tested on their own.
