@@ -51,7 +51,7 @@ def free_port() -> int:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def make_database(admin_url: str) -> str:
@@ -194,7 +194,7 @@ def main() -> None:
         if args.worker_threads > 1:
             command += ["--threads", str(args.worker_threads)]
         # The app logs each request's outcome at INFO: to a file, never an unread pipe.
-        log_file = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"{queue}.log", "wb")  # noqa: SIM115
+        log_file = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"{queue}.log", "wb")
         proc = subprocess.Popen([*command, "app:create_app()"], cwd=ROOT, env=env,
                                 stdout=subprocess.DEVNULL, stderr=log_file)
         url = f"http://127.0.0.1:{port}/webhooks/xero"
