@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import ARRAY, String, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from app.models import Contact, Invoice, Organisation, Payment, SyncCursor
 from connectors.base import Connector, ContactRecord, InvoiceRecord, PaymentRecord
@@ -43,14 +44,15 @@ def _assign(row: Any, values: dict[str, Any]) -> bool:
     return changed
 
 
-def _existing(session: Session, model: Any, org_id: int, provider_ids: Iterable[str]) -> dict:
-    ids = list(provider_ids)
-    if not ids:
-        return {}
-    rows = session.scalars(
-        select(model).where(model.org_id == org_id, model.provider_id.in_(ids))
-    )
-    return {row.provider_id: row for row in rows}
+def _of_page(session: Session, query: Any, model: Any, provider_ids: list[str]) -> Any:
+    """Restrict `query` to the page's provider ids. PostgreSQL gets them as one array joined
+    as a table: with a list of a thousand values it falls to a scan comparing each row with
+    each value once the table has grown and been analysed (seconds a page at 20,000 rows)."""
+    if session.get_bind().dialect.name == "postgresql":
+        page = func.unnest(bindparam("page_ids", provider_ids, type_=ARRAY(String))
+                           ).table_valued("provider_id").render_derived(name="page")
+        return query.join(page, model.provider_id == page.c.provider_id)
+    return query.where(model.provider_id.in_(provider_ids))
 
 
 def _ids_by_provider_id(session: Session, model: Any, org_id: int,
@@ -58,31 +60,158 @@ def _ids_by_provider_id(session: Session, model: Any, org_id: int,
     ids = [p for p in set(provider_ids) if p]
     if not ids:
         return {}
-    rows = session.execute(
-        select(model.provider_id, model.id).where(model.org_id == org_id,
-                                                  model.provider_id.in_(ids))
-    )
+    rows = session.execute(_of_page(
+        session, select(model.provider_id, model.id).where(model.org_id == org_id), model,
+        ids))
     return {provider_id: row_id for provider_id, row_id in rows}
 
 
+@dataclass
+class _Stored:
+    """A stored row's id and synced values, read as plain columns (no ORM object per row)."""
+
+    id: int
+    values: dict[str, Any]
+
+
+def _stored(session: Session, model: Any, org_id: int, provider_ids: Iterable[str],
+            fields: Sequence[str]) -> dict[str, _Stored]:
+    ids = list(set(provider_ids))
+    if not ids:
+        return {}
+    columns = [getattr(model, name) for name in fields]
+    rows = session.execute(_of_page(session, select(model.id, model.provider_id, *columns)
+                                    .where(model.org_id == org_id), model, ids))
+    return {row[1]: _Stored(row[0], dict(zip(fields, row[2:], strict=True))) for row in rows}
+
+
+def _differs(stored: dict[str, Any], values: dict[str, Any]) -> bool:
+    return any(stored[name] != value for name, value in values.items())
+
+
+def _column_arrays(session: Session, table: Any, rows: list[dict[str, Any]],
+                   columns: Sequence[str]) -> tuple[dict[str, list[Any]], list[str]]:
+    """Each column's values as one list, bound as SQLAlchemy would bind them one by one,
+    with each one's SQL array type: a page travels as a few arrays, not thousands of
+    placeholders for the driver to parse."""
+    dialect = session.get_bind().dialect
+    arrays: dict[str, list[Any]] = {}
+    casts: list[str] = []
+    for name in columns:
+        column = table.c[name]
+        bind = column.type.bind_processor(dialect)
+        values = [row[name] for row in rows]
+        arrays[name] = [bind(v) for v in values] if bind is not None else values
+        casts.append(f"%({name})s::{column.type.compile(dialect=dialect)}[]")
+    return arrays, casts
+
+
+def _with_defaults(table: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """The rows with each missing column's scalar default, as Core's INSERT would add them;
+    None if a missing column's default must be computed."""
+    missing = {}
+    for column in table.columns:
+        if column.name in rows[0] or column.primary_key or column.default is None:
+            continue
+        if not column.default.is_scalar:
+            return None
+        missing[column.name] = column.default.arg
+    return [{**missing, **row} for row in rows] if missing else rows
+
+
+def _insert_rows(session: Session, model: Any, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """One INSERT per page (RETURNING the new ids); a row another sync stored meanwhile is
+    updated instead (ON CONFLICT), where the database can say so."""
+    if not rows:
+        return {}
+    table = model.__table__
+    dialect = session.get_bind().dialect.name
+    updated = [name for name in rows[0] if name not in ("org_id", "provider_id")]
+    filled = _with_defaults(table, rows) if dialect == "postgresql" else None
+    if filled is not None:
+        # PostgreSQL: the page as arrays, unnested into rows by the server.
+        columns = list(filled[0])
+        arrays, casts = _column_arrays(session, table, filled, columns)
+        sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 - our names
+               f"SELECT * FROM unnest({', '.join(casts)}) "
+               f"ON CONFLICT (org_id, provider_id) DO UPDATE SET "
+               + ", ".join(f"{name} = EXCLUDED.{name}" for name in updated)
+               + " RETURNING provider_id, id")
+        found = session.connection().exec_driver_sql(sql, arrays)
+        return {provider_id: row_id for provider_id, row_id in found}
+    statement: Any
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(table)
+        statement = statement.on_conflict_do_update(
+            index_elements=["org_id", "provider_id"],
+            set_={name: statement.excluded[name] for name in updated})
+    else:
+        statement = insert(table)
+    found = session.execute(statement.returning(table.c.provider_id, table.c.id), rows)
+    return {provider_id: row_id for provider_id, row_id in found}
+
+
+def _update_rows(session: Session, model: Any, rows: list[tuple[int, dict[str, Any]]]) -> None:
+    """Rows already in the session are changed through their objects (whoever holds them
+    sees the new values); the others by one UPDATE per set of columns (PostgreSQL: from
+    arrays; elsewhere an executemany)."""
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row_id, values in rows:
+        loaded = session.identity_map.get(identity_key(model, row_id))
+        if loaded is not None:
+            _assign(loaded, values)
+            continue
+        by_columns.setdefault(tuple(values), []).append({"row_id": row_id, **values})
+    table = model.__table__
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    for columns, params in by_columns.items():
+        if postgresql:
+            arrays, casts = _column_arrays(session, table, params, columns)
+            arrays["row_id"] = [p["row_id"] for p in params]
+            sql = (f"UPDATE {table.name} SET "  # noqa: S608 - our own names
+                   + ", ".join(f"{name} = page.{name}" for name in columns)
+                   + f" FROM unnest(%(row_id)s::integer[], {', '.join(casts)}) "
+                   f"AS page(row_id, {', '.join(columns)}) WHERE {table.name}.id = page.row_id")
+            session.connection().exec_driver_sql(sql, arrays)
+            continue
+        session.execute(update(table).where(table.c.id == bindparam("row_id"))
+                        .values({name: bindparam(name) for name in columns}), params)
+
+
 def upsert_contacts(session: Session, org_id: int, records: Sequence[ContactRecord]) -> set[int]:
-    existing = _existing(session, Contact, org_id, (r.provider_id for r in records))
+    fields = ("name", "email", "is_customer", "archived", "provider_updated_at")
+    existing = _stored(session, Contact, org_id, (r.provider_id for r in records), fields)
+    new: dict[str, dict[str, Any]] = {}
+    changed: list[tuple[int, dict[str, Any]]] = []
     for record in records:
         values = {"name": record.name, "email": record.email, "is_customer": record.is_customer,
                   "archived": record.archived, "provider_updated_at": record.updated_at}
         row = existing.get(record.provider_id)
         if row is None:
-            session.add(Contact(org_id=org_id, provider_id=record.provider_id, **values))
-        else:
-            _assign(row, values)
+            new[record.provider_id] = {"org_id": org_id, "provider_id": record.provider_id,
+                                       **values}
+        elif _differs(row.values, values):
+            row.values.update(values)
+            changed.append((row.id, values))
+    _insert_rows(session, Contact, list(new.values()))
+    _update_rows(session, Contact, changed)
     return set()
 
 
+INVOICE_FIELDS = ("number", "contact_provider_id", "contact_id", "currency", "issue_date",
+                  "due_date", "total", "amount_paid", "amount_due", "status", "provider_status",
+                  "provider_updated_at")
+
+
 def upsert_invoices(session: Session, org_id: int, records: Sequence[InvoiceRecord]) -> set[int]:
-    existing = _existing(session, Invoice, org_id, (r.provider_id for r in records))
+    existing = _stored(session, Invoice, org_id, (r.provider_id for r in records),
+                       INVOICE_FIELDS)
     contacts = _ids_by_provider_id(session, Contact, org_id,
                                    (r.contact_provider_id for r in records))
-    changed: list[Invoice] = []
+    new: dict[str, dict[str, Any]] = {}
+    changed: dict[int, dict[str, Any]] = {}
     for record in records:
         values = {
             "number": record.number,
@@ -104,29 +233,46 @@ def upsert_invoices(session: Session, org_id: int, records: Sequence[InvoiceReco
             values = {"status": "deleted", "provider_status": record.provider_status,
                       "provider_updated_at": record.updated_at}
             if row is None:
+                if record.provider_id in new:  # read earlier in this page: now gone
+                    new[record.provider_id].update(values)
                 continue  # never seen, now gone: nothing to record
         if row is None:
-            row = Invoice(org_id=org_id, provider_id=record.provider_id, **values)
-            session.add(row)
-            changed.append(row)
-        elif _assign(row, values):
-            changed.append(row)
-    session.flush()
-    return {row.id for row in changed}
+            if record.provider_id in new:
+                new[record.provider_id].update(values)
+            else:
+                new[record.provider_id] = {"org_id": org_id,
+                                           "provider_id": record.provider_id, **values}
+        elif _differs(row.values, values):
+            row.values.update(values)
+            changed[row.id] = {**changed.get(row.id, {}), **values}
+    inserted = _insert_rows(session, Invoice, list(new.values()))
+    _update_rows(session, Invoice, list(changed.items()))
+    return set(inserted.values()) | set(changed)
+
+
+def _payment_of_allocation(session: Session) -> Any:
+    """SQL for the payment part of an allocation's id (`<payment>:<invoice>` -> payment)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.split_part(Payment.provider_id, ":", 1)
+    return func.substr(Payment.provider_id, 1, func.instr(Payment.provider_id, ":") - 1)
 
 
 def _allocations(session: Session, org_id: int, payment_ids: set[str]) -> list[Payment]:
-    """Every stored allocation (`<payment>:<invoice>`) of the given payments."""
+    """Every stored allocation (`<payment>:<invoice>`) of the given payments: one IN over the
+    payment part of the id, however many payments a page holds."""
     if not payment_ids:
         return []
     return list(session.scalars(select(Payment).where(
         Payment.org_id == org_id, Payment.status == "active",
-        or_(*(Payment.provider_id.startswith(f"{pid}:", autoescape=True)
-              for pid in sorted(payment_ids))))))
+        Payment.provider_id.contains(":", autoescape=True),
+        _payment_of_allocation(session).in_(sorted(payment_ids)))))
+
+
+PAYMENT_FIELDS = ("invoice_id", "invoice_provider_id", "amount", "currency", "paid_on",
+                  "status", "provider_updated_at")
 
 
 def upsert_payments(session: Session, org_id: int, records: Sequence[PaymentRecord]) -> set[int]:
-    existing = _existing(session, Payment, org_id, (r.provider_id for r in records))
     invoices = _ids_by_provider_id(session, Invoice, org_id,
                                    (r.invoice_provider_id for r in records))
     touched: set[int] = set()
@@ -142,6 +288,10 @@ def upsert_payments(session: Session, org_id: int, records: Sequence[PaymentReco
                 touched.add(row.invoice_id)
     records = [r for r in records if ":" in r.provider_id or r.invoice_provider_id is not None
                or r.status != "deleted"]
+    existing = _stored(session, Payment, org_id, (r.provider_id for r in records),
+                       PAYMENT_FIELDS)
+    new: dict[str, dict[str, Any]] = {}
+    changed: dict[int, dict[str, Any]] = {}
     for record in records:
         invoice_id = invoices.get(record.invoice_provider_id or "")
         values = {"invoice_id": invoice_id, "invoice_provider_id": record.invoice_provider_id,
@@ -150,11 +300,17 @@ def upsert_payments(session: Session, org_id: int, records: Sequence[PaymentReco
                   "provider_updated_at": record.updated_at}
         row = existing.get(record.provider_id)
         if row is None:
-            session.add(Payment(org_id=org_id, provider_id=record.provider_id, **values))
-        elif not _assign(row, values):
+            new[record.provider_id] = {"org_id": org_id, "provider_id": record.provider_id,
+                                       **values}
+        elif not _differs(row.values, values):
             continue
+        else:
+            row.values.update(values)
+            changed[row.id] = {**changed.get(row.id, {}), **values}
         if invoice_id is not None:
             touched.add(invoice_id)
+    _insert_rows(session, Payment, list(new.values()))
+    _update_rows(session, Payment, list(changed.items()))
     return touched
 
 
