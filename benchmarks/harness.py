@@ -87,7 +87,7 @@ def machine() -> dict[str, Any]:
         with psycopg.connect(_psycopg_url(POSTGRES_ADMIN_URL)) as conn:
             row = conn.execute("SHOW server_version").fetchone()
             postgres = row[0] if row else None
-    except Exception as exc:  # noqa: BLE001 - the version is informative only
+    except Exception as exc:
         postgres = f"unavailable ({type(exc).__name__})"
     redis_version = None
     try:
@@ -95,7 +95,7 @@ def machine() -> dict[str, Any]:
 
         redis_version = Redis.from_url(os.environ.get(
             "REDIS_URL", "redis://127.0.0.1:6379/6")).info("server").get("redis_version")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         redis_version = f"unavailable ({type(exc).__name__})"
     cpu = None
     try:

@@ -80,7 +80,7 @@ class TimedConnector:
         return details
 
     def _pages(self, name: str, pages: Iterator[list[Any]]) -> Iterator[list[Any]]:
-        out = open(f"{self.record}.{name}", "wb") if self.record is not None else None  # noqa: SIM115
+        out = open(f"{self.record}.{name}", "wb") if self.record is not None else None
         try:
             while True:
                 started = time.perf_counter()
@@ -119,13 +119,13 @@ class ReplayConnector:
 
     def organisation(self) -> Any:
         with open(f"{self.record}.organisation", "rb") as source:
-            return pickle.load(source)  # noqa: S301 - a file this benchmark wrote
+            return pickle.load(source)
 
     def _pages(self, name: str) -> Iterator[list[Any]]:
         with open(f"{self.record}.{name}", "rb") as source:
             while True:
                 try:
-                    yield pickle.load(source)  # noqa: S301
+                    yield pickle.load(source)
                 except EOFError:
                     return
 
