@@ -22,6 +22,8 @@ from babel.numbers import format_currency
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from rules.template_safety import TemplateSandbox
+
 LOCALES = {"en": "en_GB", "de": "de_DE", "nb": "nb_NO", "pl": "pl_PL", "he": "he_IL"}
 RIGHT_TO_LEFT = {"he"}
 TONES = ("friendly", "firm", "final")
@@ -68,8 +70,8 @@ def language_of(locale: str | None) -> str:
 
 
 def _environment(language: str, currency: str) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
-                                        keep_trailing_newline=True)
+    env = TemplateSandbox(undefined=StrictUndefined, autoescape=False,  # with a work budget
+                          keep_trailing_newline=True)
     babel_locale = LOCALES[language]
     env.filters["money"] = lambda amount: format_currency(
         Decimal(amount), currency, locale=babel_locale)
