@@ -114,6 +114,21 @@ def _serve(args: argparse.Namespace) -> None:
                     changed += 1
         return json_response({"changed": changed})
 
+    @app.get("/_bench/invoices")
+    def open_invoices() -> Response:
+        """The tenant's open invoices, oldest first, and each one's contact."""
+        tenant = str(request.args["tenant"])
+        with box.lock:
+            if args.provider == "xero":
+                books = box.tenant(tenant)
+                rows = [(i["InvoiceID"], i["Contact"]["ContactID"])
+                        for i in books.invoices.values() if i["Status"] == "AUTHORISED"
+                        and books.contacts[i["Contact"]["ContactID"]].get("EmailAddress")]
+            else:
+                rows = [(i["Id"], i["CustomerRef"]["value"])
+                        for i in box.company(tenant).records["Invoice"].values()]
+        return json_response({"ids": [i for i, _ in rows], "contacts": dict(rows)})
+
     server = make_server("127.0.0.1", 0, app, threaded=True)
     print(json.dumps({"url": f"http://127.0.0.1:{server.server_port}", "tenants": tenants,
                       "pid": os.getpid()}), flush=True)
