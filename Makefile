@@ -58,8 +58,10 @@ test: $(DEV_STAMP) services fonts chromium lint typecheck
 	DUNWELL_TEST_DATABASE=sqlite $(BIN)/pytest -q
 	DUNWELL_TEST_DATABASE=postgresql TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(BIN)/pytest -q
 
+# Every benchmark (benchmarks/report.py says which, at what size): benchmarks/results.json
+# and the table in docs/performance.md. Redis db 6 is the benchmarks' own.
 bench: $(DEV_STAMP) services
-	$(BIN)/python -m benchmarks.sync_demo
+	REDIS_URL=$${BENCH_REDIS_URL:-redis://127.0.0.1:6379/6} $(BIN)/python -m benchmarks.report run
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache .mypy_cache
