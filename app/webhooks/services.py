@@ -55,18 +55,22 @@ class Stored:
 def _organisations(provider: str, tenants: set[str]) -> dict[str, int]:
     if not tenants:
         return {}
-    rows = db.session.execute(select(Connection.tenant_id, Connection.org_id).where(
+    rows = db.session.connection().execute(select(Connection.tenant_id, Connection.org_id).where(
         Connection.provider == provider, Connection.tenant_id.in_(sorted(tenants))))
     return {tenant.lower() if provider == "xero" else tenant: org for tenant, org in rows}
 
 
 def _insert_new(provider: str, rows: list[dict[str, object]]) -> int:
-    """INSERT ... ON CONFLICT DO NOTHING: a replayed event is skipped by the unique key."""
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING id: a replayed event is skipped by the unique
+    key. One statement with bound rows, so SQLAlchemy compiles it once per process."""
     dialect = db.session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(WebhookEvent).values(rows).on_conflict_do_nothing(
+    statement = insert(WebhookEvent).on_conflict_do_nothing(
         index_elements=["provider", "tenant_id", "event_key"]).returning(WebhookEvent.id)
-    return len(db.session.execute(statement).all())  # rowcount is -1 on some drivers
+    inserted = 0
+    for row in rows:  # one row at a time: RETURNING counts exactly what was new
+        inserted += len(db.session.connection().execute(statement, row).all())
+    return inserted
 
 
 def store_events(provider: str, events: Sequence[ProviderEvent]) -> Stored:
