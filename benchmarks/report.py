@@ -53,7 +53,8 @@ def run() -> dict[str, Any]:
         results["benchmarks"][name]["script_seconds"] = round(
             time.perf_counter() - started, 1)
         print(f"{name}: {results['benchmarks'][name]['script_seconds']} s", file=sys.stderr)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        RESULTS.write_text(json.dumps(results, indent=2) + "\n")  # what is done so far
+        render(results)
     return results
 
 
