@@ -6,12 +6,14 @@ PaymentRecord, with Decimal money, aware UTC timestamps and calendar dates.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal, Protocol
+from typing import Literal, ParamSpec, Protocol, TypeVar
 
 InvoiceStatus = Literal["draft", "open", "paid", "voided", "deleted"]
 
@@ -301,3 +303,68 @@ class Connector(Protocol):
         """The provider ids of fee invoices issued to those contacts since `since` that carry
         any of the markers, by marker."""
         ...
+
+
+# A provider answer we cannot read. Raised while a page is parsed, before anything of it is
+# written, so a sync stops cleanly at the page before and says why.
+
+
+MAX_PROVIDER_ID = 64  # the width of the provider id columns
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class MalformedAnswer(ConnectorError):
+    """A record in a provider's answer is missing its id, has a date that is no date, money that
+    is no number (or negative on an invoice), or a currency that does not exist."""
+
+
+def _known_currency(code: str) -> bool:
+    from babel.numbers import is_currency
+
+    return bool(re.fullmatch(r"[A-Z]{3}", code)) and is_currency(code)
+
+
+def check_invoice(record: InvoiceRecord) -> InvoiceRecord:
+    for name in ("total", "amount_paid", "amount_due"):
+        value = getattr(record, name)
+        if not value.is_finite():
+            raise MalformedAnswer(f"invoice {record.provider_id}: {name} is not a number")
+    if record.total < 0 or record.amount_due < 0:
+        raise MalformedAnswer(f"invoice {record.provider_id}: a negative total or amount due")
+    if record.currency and not _known_currency(record.currency):
+        raise MalformedAnswer(f"invoice {record.provider_id}: unknown currency "
+                              f"{record.currency[:8]!r}")
+    return record
+
+
+def reads_provider_record(provider: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Turn whatever a parser trips on (KeyError, TypeError, ValueError, a bad Decimal) into
+    MalformedAnswer naming the provider and the record kind; invoices are checked too."""
+
+    def decorate(parse: Callable[P, R]) -> Callable[P, R]:
+        kind = parse.__name__.removesuffix("s").removesuffix("_record")
+
+        @functools.wraps(parse)
+        def parsed(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                record = parse(*args, **kwargs)
+            except ConnectorError:
+                raise
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError,
+                    ArithmeticError, OverflowError) as exc:
+                raise MalformedAnswer(f"{provider} {kind} could not be read: "
+                                      f"{exc.__class__.__name__}: {str(exc)[:200]}") from exc
+            for one in record if isinstance(record, list) else [record]:
+                identity = str(getattr(one, "provider_id", getattr(one, "tenant_id", "")))
+                if identity in ("", "None") or any(
+                        len(str(getattr(one, name, None) or "")) > MAX_PROVIDER_ID for name in
+                        ("provider_id", "contact_provider_id", "invoice_provider_id")):
+                    raise MalformedAnswer(f"{provider} {kind} without a usable id")
+                if isinstance(one, InvoiceRecord):
+                    check_invoice(one)
+            return record
+
+        return parsed
+
+    return decorate

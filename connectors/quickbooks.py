@@ -55,6 +55,7 @@ from connectors.base import (
     TransientError,
     effect_marker,
     fee_invoice_markers,
+    reads_provider_record,
 )
 from connectors.base import batch_key as make_batch_key
 from connectors.oauth import FreshTokens
@@ -134,6 +135,7 @@ def invoice_status(raw: dict[str, Any]) -> tuple[InvoiceStatus, str]:
     return "paid", "Paid"
 
 
+@reads_provider_record("QuickBooks")
 def invoice_record(raw: dict[str, Any]) -> InvoiceRecord:
     status, provider_status = invoice_status(raw)
     total, balance = _money(raw.get("TotalAmt")), _money(raw.get("Balance"))
@@ -153,6 +155,7 @@ def invoice_record(raw: dict[str, Any]) -> InvoiceRecord:
     )
 
 
+@reads_provider_record("QuickBooks")
 def contact_record(raw: dict[str, Any]) -> ContactRecord:
     email = (raw.get("PrimaryEmailAddr") or {}).get("Address")
     return ContactRecord(
@@ -165,6 +168,7 @@ def contact_record(raw: dict[str, Any]) -> ContactRecord:
     )
 
 
+@reads_provider_record("QuickBooks")
 def payment_records(raw: dict[str, Any]) -> list[PaymentRecord]:
     """One record per invoice the payment settles (`<payment>:<invoice>`).
 
@@ -195,6 +199,7 @@ def payment_records(raw: dict[str, Any]) -> list[PaymentRecord]:
     ]
 
 
+@reads_provider_record("QuickBooks")
 def organisation_record(realm_id: str, company: dict[str, Any],
                         preferences: dict[str, Any]) -> OrganisationRecord:
     country = str(company.get("Country") or "US").upper()

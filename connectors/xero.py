@@ -49,6 +49,7 @@ from connectors.base import (
     TokenStore,
     TransientError,
     fee_invoice_markers,
+    reads_provider_record,
 )
 from connectors.base import batch_key as make_batch_key
 from connectors.oauth import FreshTokens, OAuthClient
@@ -127,6 +128,7 @@ def invoice_status(provider_status: str, amount_due: Decimal) -> InvoiceStatus:
     return "deleted"
 
 
+@reads_provider_record("Xero")
 def invoice_record(raw: dict[str, Any]) -> InvoiceRecord:
     amount_due = _money(raw.get("AmountDue"))
     status = str(raw.get("Status", ""))
@@ -147,6 +149,7 @@ def invoice_record(raw: dict[str, Any]) -> InvoiceRecord:
     )
 
 
+@reads_provider_record("Xero")
 def contact_record(raw: dict[str, Any]) -> ContactRecord:
     return ContactRecord(
         provider_id=str(raw["ContactID"]),
@@ -158,6 +161,7 @@ def contact_record(raw: dict[str, Any]) -> ContactRecord:
     )
 
 
+@reads_provider_record("Xero")
 def payment_record(raw: dict[str, Any]) -> PaymentRecord:
     invoice = raw.get("Invoice") or {}
     return PaymentRecord(
@@ -171,6 +175,7 @@ def payment_record(raw: dict[str, Any]) -> PaymentRecord:
     )
 
 
+@reads_provider_record("Xero")
 def organisation_record(tenant_id: str, raw: dict[str, Any]) -> OrganisationRecord:
     country = str(raw.get("CountryCode") or "GB")
     windows_zone = str(raw.get("Timezone") or "UTC")
