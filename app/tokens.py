@@ -49,6 +49,18 @@ TRANSIENT_RETRIES = 2
 RETRY_PAUSE_SECONDS = 0.5
 
 
+# KEYS: the grant's fence counter. ARGV: the fence the row was last saved under.
+_NEXT_FENCE = """
+local fence = redis.call('INCR', KEYS[1])
+local floor = tonumber(ARGV[1])
+if fence <= floor then
+  fence = floor + 1
+  redis.call('SET', KEYS[1], fence)
+end
+return fence
+"""
+
+
 class TokenVault:
     """MultiFernet: the first key encrypts; every key decrypts, so keys can rotate."""
 
@@ -89,6 +101,7 @@ class StoredTokens:
 
     tokens: TokenSet
     version: int
+    fence: int = 0  # the fencing token the stored pair was saved under
 
 
 # Who is told that a connection needs reconnecting: (session, grant id, connections, reason).
@@ -133,7 +146,7 @@ class GrantTokenStore:
             refresh_token=self._vault.decrypt(grant.refresh_token_enc),
             expires_at=grant.expires_at,
             scope=grant.scope,
-        ), grant.token_version or 0)
+        ), grant.token_version or 0, grant.token_fence or 0)
 
     def read(self) -> StoredTokens:
         with self._sessions() as session:
@@ -168,8 +181,8 @@ class GrantTokenStore:
         if not lock.acquire():
             raise TransientError(f"grant {self.grant_id}: token refresh lock busy")
         try:
-            fence = int(self._redis.incr(self.fence_name))
             stored = self.read()
+            fence = self._next_fence(stored.fence)
             if not needs_refresh(stored.tokens):
                 return stored.tokens  # another worker refreshed while we waited
             try:
@@ -190,6 +203,12 @@ class GrantTokenStore:
                 lock.release()
             except LockError:
                 pass  # it expired: a later holder has it now, and fencing kept us apart
+
+    def _next_fence(self, saved: int) -> int:
+        """The next fencing token: above every one handed out, and above the one the row was
+        last saved under, so that a flushed Redis cannot hand out a fence the row refuses."""
+        return int(self._redis.register_script(_NEXT_FENCE)(keys=[self.fence_name],
+                                                            args=[saved]))
 
     def _holds(self, lock: object, fence: int) -> bool:
         """Still the lock's owner and the latest fence: only then may the token be spent."""

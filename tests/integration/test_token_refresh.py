@@ -378,3 +378,27 @@ def test_a_dead_refresh_token_pauses_the_connection_and_tells_the_owner(
     assert message["To"] == "owner@example.com"
     assert message["Subject"] == "Reconnect Xero to keep Dunwell working"
     assert f"/organisations/{connected.org_id}" in message.get_payload(decode=True).decode()
+
+
+def test_a_flushed_redis_does_not_stop_tokens_being_saved(
+        app, connected, sandbox, clock, database_url, redis_url, encryption_keys,
+        watch) -> None:  # type: ignore[no-untyped-def]
+    state, server = sandbox
+    grant_id = grant_of(app, connected.org_id)
+    engine = create_engine(database_url)
+    redis = Redis.from_url(redis_url)
+    store = GrantTokenStore(grant_id, sessionmaker(bind=engine), TokenVault(encryption_keys),
+                            redis)
+    fresh = FreshTokens(store, oauth_client(server.url, clock).refresh, clock, MARGIN)
+    for _ in range(3):
+        state.expire_access_tokens()
+        clock.advance(minutes=31)
+        fresh.access_token()
+    assert store.read().fence == 3
+    redis.flushdb()  # the fence counter is gone; the row remembers the last fence
+    state.expire_access_tokens()
+    clock.advance(minutes=31)
+    token = fresh.access_token()
+    assert store.read().tokens.access_token == token and store.read().fence == 4
+    assert (watch.refreshes, watch.invalid_grants) == (4, 0)
+    engine.dispose()
