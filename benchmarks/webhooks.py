@@ -153,6 +153,13 @@ def drive(url: str, tenants: list[str], rate: float, seconds: float, threads: in
             "statuses": {str(k): v for k, v in sorted(statuses.items())}}
 
 
+def forget_generations(redis: Redis) -> None:
+    """The organisations' job generations and queued markers (ids 1..ORGS in every run)."""
+    for n in range(1, ORGS + 1):
+        for key in redis.scan_iter(f"dunwell:webhook-sync:{n}:*"):
+            redis.delete(key)
+
+
 def wait_until_up(url: str, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -185,6 +192,7 @@ def main() -> None:
     proc = None
     try:
         tenants = seed(database)
+        forget_generations(Redis.from_url(redis_url))
         env = {**os.environ, "DATABASE_URL": database, "REDIS_URL": redis_url,
                "SECRET_KEY": uuid.uuid4().hex, "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key()
                .decode(), "XERO_WEBHOOK_KEY": KEY, "RQ_QUEUE": queue}
@@ -208,8 +216,7 @@ def main() -> None:
         jobs = redis.llen(f"rq:queue:{queue}")
         for key in redis.scan_iter(f"rq:*{queue}*"):
             redis.delete(key)
-        for n in range(1, ORGS + 1):
-            redis.delete(f"dunwell:webhook-sync:{n}:generation")
+        forget_generations(redis)
         print(json.dumps({
             "benchmark": "webhooks", "endpoint": "/webhooks/xero", "server":
             f"gunicorn {args.workers} workers x {args.worker_threads} thread(s)",
