@@ -16,7 +16,7 @@ from app.extensions import db
 from app.models import Action, Connection, Organisation, SyncRun
 from app.providers import PROVIDER_NAMES, connector_for, redis_client
 from connectors.base import ConfigurationError
-from jobs import execute, fee_batches, ledger, plan
+from jobs import execute, fee_batches, ledger, plan, statements
 from jobs.queues import FINISHED, enqueue_once
 from sync.engine import sync_organisation
 
@@ -105,6 +105,20 @@ def plan_org(org_id: int) -> int:
     return len(actions)
 
 
+def plan_statements(org_id: int) -> int:
+    """Once a day, after the day's sync: the customer statements now due (jobs/statements.py),
+    into the ledger and onto the queue like any other action."""
+    session = db.session
+    org = session.get(Organisation, org_id)
+    if org is None:
+        return 0
+    actions = statements.plan_statements(session, org, clock.now())
+    session.commit()
+    for action in actions:
+        enqueue_action(action)
+    return len(actions)
+
+
 def enqueue_action(action: Action, replace_started: bool = False) -> None:
     enqueue_once(execute_action, action.id, job_id=f"action-{action.id}", retry=ACTION_RETRY,
                  replace_started=replace_started)
@@ -165,6 +179,7 @@ def daily_run(org_id: int, local_day: str) -> None:
     try:
         if _active_connection(org) is not None:
             sync_org(org_id, plan_after=True)
+            plan_statements(org_id)
     finally:
         schedule_daily_run(org_id, after=date.fromisoformat(local_day))
 

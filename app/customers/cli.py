@@ -188,13 +188,7 @@ def settings_command(org_id: int, statement_day: int | None, statement_time: str
 @click.argument("org_id", type=int)
 @with_appcontext
 def statements_command(org_id: int) -> None:
-    from app import clock
-    from app.extensions import db
-    from jobs.statements import plan_statements
-    from jobs.tasks import enqueue_action
+    from jobs.tasks import plan_statements
 
-    actions = plan_statements(db.session, _org(org_id), clock.now())
-    db.session.commit()
-    for action in actions:
-        enqueue_action(action)
-    click.echo(f"{len(actions)} statement(s) planned")
+    _org(org_id)  # a clear error for an unknown organisation
+    click.echo(f"{plan_statements(org_id)} statement(s) planned")
