@@ -25,7 +25,7 @@ import random
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -329,6 +329,15 @@ def _fee_line(effect: Effect, amount: Decimal, label: str) -> FeeLine:
 
 def _fee_invoice(effect: Effect, line: FeeLine) -> str:
     invoice = effect.invoice
+    sent_in_batch = (effect.action.result or {}).get("fee_batch_sent")
+    if sent_in_batch and not effect.done_part("fee_invoice_id"):
+        # A batch (jobs/fee_batches.py) carried it and its answer was lost: under another
+        # idempotency key than ours, so the marker is the only way to know it was made.
+        assert invoice.contact_provider_id is not None
+        found = effect.connector.find_fee_invoices(
+            [line.marker], [invoice.contact_provider_id], date.fromisoformat(str(sent_in_batch)))
+        if line.marker in found:
+            effect.record_part("fee_invoice_id", found[line.marker])
     if not effect.done_part("fee_invoice_id"):
         assert invoice.contact_provider_id is not None
         today = effect.now.date()

@@ -60,7 +60,8 @@ def record_of(invoice: Invoice) -> InvoiceRecord:
 
 def _wants_fee_invoice(action: Action, record: InvoiceRecord, connector: Connector) -> bool:
     placement = (action.details or {}).get("placement", "line")
-    return placement == "fee_invoice" or connector.refuses_fee_line(record)
+    return placement in ("separate_invoice", "statement_invoice") \
+        or connector.refuses_fee_line(record)
 
 
 def fee_invoice_for(effect: Effect) -> tuple[FeeInvoice, str]:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 pytestmark = pytest.mark.db
 
 
-def part_paid_invoices(state, tenant_id: str, today, count: int) -> None:  # type: ignore[no-untyped-def]
+def part_paid_invoices(state, tenant_id: str, today, count: int, paid: bool = True) -> None:  # type: ignore[no-untyped-def]
     """Invoices a bookkeeper raised and the customers paid part of: Xero locks their lines."""
     contact = next(c for c in state.contacts(tenant_id) if c.get("ContactStatus") == "ACTIVE")
     for n in range(count):
@@ -23,7 +23,8 @@ def part_paid_invoices(state, tenant_id: str, today, count: int) -> None:  # typ
             "DueDate": (today - timedelta(days=30)).isoformat(),
             "LineItems": [{"Description": "Consulting", "Quantity": 1, "UnitAmount": "100.00",
                            "AccountCode": "200", "TaxType": "NONE"}]})
-        state.pay_invoice(tenant_id, invoice["InvoiceID"], Decimal("10.00"))
+        if paid:
+            state.pay_invoice(tenant_id, invoice["InvoiceID"], Decimal("10.00"))
 
 
 def plan_late_fees(app, org_id: int, now) -> list[int]:  # type: ignore[no-untyped-def]
@@ -201,3 +202,60 @@ def test_a_lost_batch_answer_is_looked_up_at_once(
             assert not any(SENT in (a.result or {}) for a in actions)
     books = fee_invoices_in_the_books(state, connected.tenant_id)
     assert (len(books), set(books.values())) == ((10, {1}) if made else (0, set()))
+
+
+def test_the_single_path_finds_a_fee_invoice_a_lost_batch_made(
+        app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    """The batch's answer and its look-up were both lost; the sweeper hands the action to the
+    single path, whose own idempotency key differs from the batch's: the marker finds it."""
+    from app.extensions import db
+    from app.models import Action, Invoice, Organisation
+    from app.providers import connector_for
+    from jobs import execute, ledger
+    from jobs.execute import Effect
+    from jobs.fee_batches import SENT, fee_invoice_for
+
+    state, _ = sandbox
+    synced(app, connected, state, clock, 1)
+    [action_id] = plan_late_fees(app, connected.org_id, clock())
+    with app.app_context():
+        org = db.session.get(Organisation, connected.org_id)
+        connector = connector_for(org.connection)
+        action = db.session.get(Action, action_id)
+        invoice = db.session.get(Invoice, action.invoice_id)
+        connector.create_fee_invoices([fee_invoice_for(Effect(db.session, action, invoice, org,
+                                                              connector, clock()))])
+        ledger.finish(db.session, action, "failed", "Will retry: the batch's answer was lost",
+                      clock(), result={SENT: clock().date().isoformat()})
+        db.session.commit()
+        clock.advance(minutes=20)
+        assert execute.execute_action(db.session, action, connector, clock(), "worker-3") \
+            == "done"
+        assert action.result["fee_invoice_id"]
+    books = fee_invoices_in_the_books(state, connected.tenant_id)
+    assert len(books) == 1 and set(books.values()) == {1}
+
+
+def test_a_fee_the_rule_places_on_a_separate_invoice_goes_in_the_batch(
+        app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    from app.extensions import db
+    from app.models import Action, Organisation
+    from app.providers import connector_for
+    from jobs.fee_batches import create_fee_invoices
+
+    from jobs.tasks import sync_org
+
+    state, _ = sandbox
+    part_paid_invoices(state, connected.tenant_id, clock().date(), 3, paid=False)
+    with app.app_context():  # unpaid: Xero would take a line, the rule asks for an invoice
+        sync_org(connected.org_id, plan_after=False)
+    action_ids = plan_late_fees(app, connected.org_id, clock())
+    with app.app_context():
+        for action in db.session.scalars(select(Action).where(Action.id.in_(action_ids))):
+            action.details = {"placement": "separate_invoice"}
+        db.session.commit()
+        org = db.session.get(Organisation, connected.org_id)
+        counts = create_fee_invoices(db.session, org, connector_for(org.connection), clock(),
+                                     "worker-1")
+        assert (counts["claimed"], counts["done"], counts["handed_back"]) == (3, 3, 0)
+    assert len(fee_invoices_in_the_books(state, connected.tenant_id)) == 3
