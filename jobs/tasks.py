@@ -133,10 +133,17 @@ def execute_action(action_id: int) -> str:
     org = session.get(Organisation, action.org_id)
     assert org is not None
     connection = org.connection
+    if connection is not None and connection.status == "needs_reconnect":
+        # Paused, not given up: the action stays planned and the sweeper offers it again
+        # until the owner reconnects (the invoice is re-read then, as always).
+        log.info("org %s action %s: waits for the organisation to reconnect", org.id,
+                 action.key)
+        return "paused"
     if connection is None or connection.status != "active":
-        ledger.finish(session, action, "dead", "Organisation is not connected", clock.now())
+        ledger.finish(session, action, "skipped", "Organisation is not connected", clock.now(),
+                      result={"reason": "disconnected"})
         session.commit()
-        return "dead"
+        return "skipped"
     try:
         return execute.execute_action(session, action, connector_for(connection), clock.now(),
                                       owner=_owner())

@@ -246,3 +246,31 @@ def test_a_spent_daily_limit_waits_and_tells_the_owner_once(app, connected, sand
         assert first.status == "planned" and state.emails(connected.tenant_id) == []
     page = connected.http.get(f"{connected.web.url}/orgs/{connected.org_id}")
     assert "daily API limit for this organisation is spent" in page.text
+
+
+def test_an_organisation_that_must_reconnect_pauses_its_actions_until_it_does(
+        app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
+    from app.extensions import db
+    from app.models import Connection
+    from jobs.tasks import execute_action
+
+    state, _ = sandbox
+    with app.app_context():
+        waiting, gone = _plan(app, connected.org_id)[:2]
+        connection = db.session.scalar(select(Connection).where(
+            Connection.org_id == connected.org_id))
+        connection.status = "needs_reconnect"
+        db.session.commit()
+        assert execute_action(waiting.id) == "paused"
+        db.session.refresh(waiting)
+        assert (waiting.status, waiting.attempts) == ("planned", 0)
+        assert state.emails(connected.tenant_id) == []
+        connection.status = "active"  # the owner reconnected
+        db.session.commit()
+        assert execute_action(waiting.id) == "done"
+        connection.status = "disconnected"  # the owner disconnected: nothing more goes
+        db.session.commit()
+        assert execute_action(gone.id) == "skipped"
+        db.session.refresh(gone)
+        assert gone.result == {"reason": "disconnected"}
+        assert len(state.emails(connected.tenant_id)) == 1
