@@ -35,6 +35,7 @@ from connectors.base import (
     ProviderRejected,
     RateLimited,
     TransientError,
+    batch_key,
 )
 from jobs import ledger
 from jobs.execute import FEE_KINDS, FEE_LABELS, Effect, _fee_line
@@ -77,6 +78,33 @@ def fee_invoice_for(effect: Effect) -> tuple[FeeInvoice, str]:
                       lines=(line,)), f"{action.key}:fee_invoice"
 
 
+Unit = list[tuple[Action, Invoice]]  # the actions that go on one fee invoice
+
+
+def statement_of(action: Action) -> str | None:
+    details = action.details or {}
+    return str(details["statement"]) if details.get("placement") == "statement_invoice" \
+        and details.get("statement") else None
+
+
+def fee_invoice_units(ready: list[tuple[Action, Invoice]]) -> list[Unit]:
+    """One fee invoice per action, except fees placed on a statement invoice: one per
+    contact, currency and statement day, with a line for each (rules/engine.statement_day)."""
+    units: list[Unit] = []
+    statements: dict[tuple[str, str, str], Unit] = {}
+    for action, invoice in ready:
+        statement = statement_of(action)
+        if statement is None:
+            units.append([(action, invoice)])
+            continue
+        group = (str(invoice.contact_provider_id), invoice.currency, statement)
+        if group not in statements:
+            statements[group] = []
+            units.append(statements[group])
+        statements[group].append((action, invoice))
+    return units
+
+
 class FeeBatchRun:
     """One organisation's batch run: what was claimed, made, found again or handed back."""
 
@@ -102,6 +130,20 @@ class FeeBatchRun:
                     (action.result or {}).get(SENT)
                 or (action.result or {}).get("fee_invoice_id")
                     or _wants_fee_invoice(action, record_of(invoice), self.connector))]
+
+    def _item(self, unit: Unit) -> tuple[FeeInvoice, str]:
+        """The fee invoice of a unit and its item key (a statement's: from its lines' keys)."""
+        single = [fee_invoice_for(self._effect(a, i)) for a, i in unit]
+        if len(unit) == 1 and statement_of(unit[0][0]) is None:
+            return single[0]
+        first = single[0][0]
+        statement = statement_of(unit[0][0])
+        return (FeeInvoice(contact_provider_id=first.contact_provider_id,
+                           currency=first.currency, issue_date=first.issue_date,
+                           due_date=first.due_date,
+                           reference=f"Late fees and interest, statement of {statement}",
+                           lines=tuple(line for item, _ in single for line in item.lines)),
+                batch_key([key for _, key in single], prefix="statement"))
 
     def _effect(self, action: Action, invoice: Invoice) -> Effect:
         return Effect(self.session, action, invoice, self.org, self.connector, self.now)
@@ -165,10 +207,12 @@ class FeeBatchRun:
         self.session.commit()
         ready = self._recheck(claimed, fresh)
         ready = self._find_again(ready)
+        units = fee_invoice_units(ready)
         per_call = max(1, self.connector.fee_invoices_per_call)
-        for start in range(0, len(ready), per_call):
-            if not self._send(ready[start:start + per_call]):
-                self._hand_back([action for action, _ in ready[start + per_call:]])
+        for start in range(0, len(units), per_call):
+            if not self._send(units[start:start + per_call]):
+                self._hand_back([action for unit in units[start + per_call:]
+                                 for action, _ in unit])
                 return
 
     def _recheck(self, claimed: list[tuple[Action, Invoice]],
@@ -234,9 +278,10 @@ class FeeBatchRun:
         self._hand_back([action for action, _ in left], forget_sent=True)
         return False
 
-    def _send(self, chunk: list[tuple[Action, Invoice]]) -> bool:
+    def _send(self, units: list[Unit]) -> bool:
         """One create call; False when the rest should wait (budget, provider trouble)."""
-        items = [fee_invoice_for(self._effect(a, i)) for a, i in chunk]
+        items = [self._item(unit) for unit in units]
+        chunk = [pair for unit in units for pair in unit]
         for action, _ in chunk:
             action.result = {**(action.result or {}), SENT: self.now.date().isoformat()}
         self.session.commit()  # from here on a lost answer is looked for before any repeat
@@ -257,12 +302,13 @@ class FeeBatchRun:
             return False
         except TransientError as exc:  # unknown: made or not? Look at once.
             return self._lost(chunk, exc)
-        for (action, invoice), outcome in zip(chunk, outcomes, strict=True):
-            if outcome.provider_id is not None:
-                self._done(action, invoice, outcome.provider_id, found=False)
-            else:
-                self._skip(action, invoice, f"Provider refused: {outcome.refused}",
-                           "rejected", outcome.refused)
+        for unit, outcome in zip(units, outcomes, strict=True):
+            for action, invoice in unit:
+                if outcome.provider_id is not None:
+                    self._done(action, invoice, outcome.provider_id, found=False)
+                else:
+                    self._skip(action, invoice, f"Provider refused: {outcome.refused}",
+                               "rejected", outcome.refused)
         self.session.commit()
         return True
 

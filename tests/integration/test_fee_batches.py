@@ -259,3 +259,41 @@ def test_a_fee_the_rule_places_on_a_separate_invoice_goes_in_the_batch(
                                      "worker-1")
         assert (counts["claimed"], counts["done"], counts["handed_back"]) == (3, 3, 0)
     assert len(fee_invoices_in_the_books(state, connected.tenant_id)) == 3
+
+
+def test_fees_for_a_statement_invoice_go_on_one_fee_invoice_per_contact_and_statement(
+        app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    """Four fees of one contact: three for the statement of 1 December, one for 1 January."""
+    from app.extensions import db
+    from app.models import Action, Organisation
+    from app.providers import connector_for
+    from connectors.base import effect_marker
+    from jobs.fee_batches import create_fee_invoices
+
+    state, _ = sandbox
+    synced(app, connected, state, clock, 4)
+    action_ids = plan_late_fees(app, connected.org_id, clock())
+    with app.app_context():
+        actions = db.session.scalars(select(Action).where(Action.id.in_(action_ids))
+                                     .order_by(Action.id)).all()
+        for n, action in enumerate(actions):
+            action.details = {"placement": "statement_invoice",
+                              "statement": "2026-12-01" if n < 3 else "2027-01-01"}
+        db.session.commit()
+        markers = [effect_marker(a.key) for a in actions]
+        org = db.session.get(Organisation, connected.org_id)
+        counts = create_fee_invoices(db.session, org, connector_for(org.connection), clock(),
+                                     "worker-1")
+        assert (counts["claimed"], counts["done"]) == (4, 4)
+        made = {a.result["fee_invoice_id"] for a in actions}
+        assert len(made) == 2
+    statements = {str(raw["Reference"]).split(" (")[0]: raw
+                  for raw in state.invoices(connected.tenant_id)
+                  if str(raw.get("Reference") or "").startswith("Late fees and interest")}
+    assert sorted(statements) == ["Late fees and interest, statement of 2026-12-01",
+                                  "Late fees and interest, statement of 2027-01-01"]
+    december = statements["Late fees and interest, statement of 2026-12-01"]
+    assert [Decimal(str(line["LineAmount"])) for line in december["LineItems"]] == \
+        [Decimal("15.00")] * 3
+    text = " ".join(str(line["Description"]) for line in december["LineItems"])
+    assert all(marker in text for marker in markers[:3]) and markers[3] not in text
