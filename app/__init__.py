@@ -26,8 +26,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
-    register_security_headers(app)
-    init_security(app)  # runs before the defaults above: CSP nonce, HSTS, sign-in limit
+    init_security(app)  # CSP nonce, HSTS, no-store, the sign-in limit
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return app
@@ -82,18 +81,3 @@ def register_commands(app: Flask) -> None:
     from app.cli import register
 
     register(app)
-
-
-def register_security_headers(app: Flask) -> None:
-    @app.after_request
-    def headers(response: Any) -> Any:
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; frame-ancestors 'none'; form-action 'self' http: https:",
-        )
-        if response.mimetype in ("text/html", "application/json"):
-            # Pages show customers' books: never cache them.
-            response.headers["Cache-Control"] = "no-store"
-        return response

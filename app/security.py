@@ -86,8 +86,9 @@ def _security_headers(response: Response) -> Response:
     headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), payment=()"
     if current_app.config["SECURITY_HSTS"] or request.is_secure:
         headers["Strict-Transport-Security"] = HSTS
-    if current_user.is_authenticated:
-        # Signed-in answers (pages, JSON, PDFs) hold someone's books: never kept in a cache.
+    if current_user.is_authenticated or response.mimetype in ("text/html", "application/json"):
+        # Signed-in answers (pages, JSON, PDFs) hold someone's books, and no page or JSON
+        # answer is worth caching: never kept in a cache.
         headers["Cache-Control"] = "no-store"
         headers["Pragma"] = "no-cache"
     return response
