@@ -242,7 +242,6 @@ def test_a_fee_the_rule_places_on_a_separate_invoice_goes_in_the_batch(
     from app.models import Action, Organisation
     from app.providers import connector_for
     from jobs.fee_batches import create_fee_invoices
-
     from jobs.tasks import sync_org
 
     state, _ = sandbox
