@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: demo test lint typecheck services fonts chromium bench clean
+.PHONY: demo test lint typecheck services fonts chromium bench chaos clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,12 @@ test: $(DEV_STAMP) services fonts chromium lint typecheck
 # and the table in docs/performance.md. Redis db 6 is the benchmarks' own.
 bench: $(DEV_STAMP) services
 	REDIS_URL=$${BENCH_REDIS_URL:-redis://127.0.0.1:6379/6} $(BIN)/python -m benchmarks.report run
+
+# Worker processes killed at random points over both sandboxes, on both databases.
+chaos: $(DEV_STAMP) services
+	DUNWELL_CHAOS=1 DUNWELL_TEST_DATABASE=sqlite $(BIN)/pytest -q tests/integration/test_chaos.py
+	DUNWELL_CHAOS=1 DUNWELL_TEST_DATABASE=postgresql TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) \
+	  $(BIN)/pytest -q tests/integration/test_chaos.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache .mypy_cache

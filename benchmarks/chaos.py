@@ -484,11 +484,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--crash", default=defaults.crash)
     parser.add_argument("--storm", type=int, default=defaults.storm)
     parser.add_argument("--timeout", type=float, default=defaults.timeout)
+    parser.add_argument("--lease-seconds", type=float, default=defaults.lease_seconds)
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the workers are stopped too
     scale = Scale(orgs=args.orgs, invoices=args.invoices, workers=args.workers,
-                  crash=args.crash, storm=args.storm, timeout=args.timeout)
+                  crash=args.crash, storm=args.storm, timeout=args.timeout,
+                  lease_seconds=args.lease_seconds)
     with tempfile.TemporaryDirectory() as workdir:
         database_url = os.environ.get("DATABASE_URL") or \
             f"sqlite:///{Path(workdir) / 'chaos.sqlite3'}"
