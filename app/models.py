@@ -109,6 +109,11 @@ class Connection(db.Model):  # type: ignore[name-defined]
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # After a disconnect the synced data is kept until purge_after (the grace period), then
+    # deleted by jobs/retention.py; a reconnect clears purge_after.
+    disconnected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    purge_after: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     organisation: Mapped[Organisation] = relationship(back_populates="connection")
     grant: Mapped[Grant | None] = relationship()
