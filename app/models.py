@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -38,6 +39,8 @@ class Organisation(db.Model):  # type: ignore[name-defined]
     timezone: Mapped[str] = mapped_column(String(64))
     base_currency: Mapped[str] = mapped_column(String(3))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Safe mode: the daily run's actions wait for the owner's approval instead of going out.
+    safe_mode: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     connection: Mapped[Connection | None] = relationship(back_populates="organisation")
 
@@ -441,4 +444,21 @@ class CreditSettings(db.Model):  # type: ignore[name-defined]
     statement_day: Mapped[int | None] = mapped_column(Integer)
     statement_time: Mapped[str] = mapped_column(String(5), default="09:00")
     statement_channel: Mapped[str] = mapped_column(String(32), default="dunwell_email")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class MessageText(db.Model):  # type: ignore[name-defined]
+    """An organisation's own wording of one reminder tone in one language (the shipped text
+    in rules/templates when absent); checked by rules/template_safety.py before it is saved."""
+
+    __tablename__ = "message_texts"
+    __table_args__ = (UniqueConstraint("org_id", "language", "tone"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    language: Mapped[str] = mapped_column(String(8))
+    tone: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(500))
+    body: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
