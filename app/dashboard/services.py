@@ -3,11 +3,14 @@ and one invoice's whole history. Read-only except marking a task done."""
 
 from __future__ import annotations
 
+import calendar
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
 from app.extensions import db
@@ -220,3 +223,173 @@ def overdue_count(org: Organisation, today: date, older_than_days: int) -> int:
     return sum(1 for amount in db.session.scalars(select(Invoice.amount_due).where(
         Invoice.org_id == org.id, Invoice.status == "open",
         Invoice.due_date < today - timedelta(days=older_than_days))) if amount > 0)
+
+
+# -- DSO over time -------------------------------------------------------------------------
+
+DSO_MONTHS = 12
+SOLD = ("open", "paid")  # drafts, voided and deleted invoices were never credit sales
+
+
+@dataclass(frozen=True)
+class DsoPoint:
+    """One month's DSO, as of its last day (the current month: as of today)."""
+
+    month: date  # the first day of the month
+    as_of: date
+    receivables: Decimal
+    credit_sales: Decimal
+
+    @property
+    def days(self) -> int | None:
+        if self.credit_sales <= 0:
+            return None
+        return int((self.receivables / self.credit_sales * DSO_DAYS)
+                   .quantize(Decimal(1), ROUND_HALF_UP))
+
+
+def month_ends(today: date, months: int = DSO_MONTHS) -> list[tuple[date, date]]:
+    """(first day, as-of day) of the last `months` calendar months, oldest first; the current
+    month is read as of today."""
+    out = []
+    year, month = today.year, today.month
+    for _ in range(months):
+        last = date(year, month, calendar.monthrange(year, month)[1])
+        out.append((date(year, month, 1), min(last, today)))
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return out[::-1]
+
+
+def dso_history(org: Organisation, today: date, currency: str,
+                months: int = DSO_MONTHS) -> list[DsoPoint]:
+    """DSO at each month end: receivables at that day over the credit sales of the 90 days
+    up to it, times 90. Receivables are rebuilt from the synced books as they stood that day:
+    an invoice issued by then owes its total less the payments dated by then, less what was
+    settled otherwise (credit notes, write-offs: total - amount due - payments), which the
+    books do not date, so it counts from the invoice's last change at the provider (the
+    latest it can have happened; a figure is never lowered before its time)."""
+    zone = ZoneInfo(org.timezone)
+    invoices = db.session.execute(select(
+        Invoice.id, Invoice.issue_date, Invoice.total, Invoice.amount_due,
+        Invoice.provider_updated_at).where(
+        Invoice.org_id == org.id, Invoice.currency == currency, Invoice.status.in_(SOLD),
+        Invoice.issue_date.is_not(None), Invoice.issue_date <= today)).all()
+    payments: dict[int, list[tuple[date | None, Decimal]]] = defaultdict(list)
+    for invoice_id, paid_on, amount, updated in db.session.execute(select(
+            Payment.invoice_id, Payment.paid_on, Payment.amount, Payment.provider_updated_at)
+            .join(Invoice, Invoice.id == Payment.invoice_id).where(
+            Payment.org_id == org.id, Payment.status == "active",
+            Invoice.currency == currency, Invoice.status.in_(SOLD))):
+        when = paid_on or (updated.astimezone(zone).date() if updated else None)
+        payments[invoice_id].append((when, amount))
+    settlements = []  # (invoice's issue day, total, [(day, amount settled)])
+    for invoice_id, issued, total, amount_due, updated in invoices:
+        settled = list(payments.get(invoice_id, []))
+        otherwise = total - amount_due - sum((a for _, a in settled), Decimal(0))
+        if otherwise > 0:
+            settled.append((updated.astimezone(zone).date() if updated else None, otherwise))
+        settlements.append((issued, total, settled))
+    points = []
+    for first, as_of in month_ends(today, months):
+        since = as_of - timedelta(days=DSO_DAYS)
+        owed = sold = Decimal(0)
+        for issued, total, settled in settlements:
+            if issued > as_of:
+                continue
+            if issued > since:
+                sold += total
+            # A settlement with no date at all is taken as already made.
+            paid = sum((a for when, a in settled if when is None or when <= as_of),
+                       Decimal(0))
+            owed += max(total - paid, Decimal(0))
+        points.append(DsoPoint(first, as_of, owed, sold))
+    return points
+
+
+@dataclass(frozen=True)
+class LinePoint:
+    point: DsoPoint
+    x: int
+    y: int | None
+
+
+@dataclass(frozen=True)
+class DsoChart:
+    width: int
+    height: int
+    top: int
+    bottom: int
+    path: str  # SVG path data; a month without sales breaks the line
+    points: list[LinePoint]
+    ceiling: int  # the top of the y axis, in days
+
+
+LINE_STEP, LINE_LEFT, LINE_TOP, LINE_HEIGHT = 56, 48, 20, 140
+
+
+def dso_chart(points: list[DsoPoint]) -> DsoChart:
+    """Coordinates of an inline SVG line chart: y in proportion to the highest DSO, rounded
+    up to a multiple of 30 days so the axis reads in months."""
+    highest = max((p.days for p in points if p.days is not None), default=0)
+    ceiling = max(30, -(-highest // 30) * 30)
+    bottom = LINE_TOP + LINE_HEIGHT
+    placed, path, pen_down = [], [], False
+    for n, point in enumerate(points):
+        x = LINE_LEFT + n * LINE_STEP
+        if point.days is None:
+            placed.append(LinePoint(point, x, None))
+            pen_down = False
+            continue
+        y = bottom - round(point.days * LINE_HEIGHT / ceiling)
+        path.append(f"{'L' if pen_down else 'M'}{x} {y}")
+        pen_down = True
+        placed.append(LinePoint(point, x, y))
+    width = LINE_LEFT + max(len(points) - 1, 0) * LINE_STEP + 32
+    return DsoChart(width, bottom + 36, LINE_TOP, bottom, " ".join(path), placed, ceiling)
+
+
+# -- Money collected after a reminder ------------------------------------------------------
+
+ATTRIBUTION_DAYS = 14
+COLLECTION_WINDOWS = (30, 90)
+
+
+@dataclass(frozen=True)
+class Collected:
+    currency: str
+    amount: Decimal
+    invoices: int
+
+
+def collected_after_reminder(org: Organisation, today: date, window_days: int,
+                             attribution_days: int = ATTRIBUTION_DAYS) -> list[Collected]:
+    """Payments dated in the last `window_days` days (today included) that came on the day a
+    reminder for their invoice was sent or within `attribution_days` after it. Each payment
+    counts once however many reminders came before it; per currency, with how many invoices
+    they paid. Reminder days are read in the organisation's zone, like payment dates."""
+    zone = ZoneInfo(org.timezone)
+    since = today - timedelta(days=window_days - 1)
+    reminded: dict[int, list[date]] = defaultdict(list)
+    earliest = datetime.combine(since - timedelta(days=attribution_days + 1), datetime.min.time(),
+                                zone)
+    for invoice_id, finished in db.session.execute(select(Action.invoice_id, Action.finished_at)
+                                                   .where(Action.org_id == org.id,
+                                                          Action.kind == "reminder",
+                                                          Action.status == "done",
+                                                          Action.invoice_id.is_not(None),
+                                                          Action.finished_at >= earliest)):
+        reminded[invoice_id].append(finished.astimezone(zone).date())
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    paid: dict[str, set[int]] = defaultdict(set)
+    window = timedelta(days=attribution_days)
+    for invoice_id, paid_on, amount, currency in db.session.execute(
+            select(Payment.invoice_id, Payment.paid_on, Payment.amount,
+                   func.coalesce(Payment.currency, Invoice.currency))
+            .join(Invoice, Invoice.id == Payment.invoice_id).where(
+                Payment.org_id == org.id, Payment.status == "active",
+                Payment.paid_on >= since, Payment.paid_on <= today)):
+        if any(sent <= paid_on <= sent + window for sent in reminded.get(invoice_id, ())):
+            totals[currency] += amount
+            paid[currency].add(invoice_id)
+    return sorted((Collected(c, totals[c], len(paid[c])) for c in totals),
+                  key=lambda row: (row.currency != org.base_currency, row.currency))

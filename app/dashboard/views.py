@@ -31,6 +31,11 @@ def show(org_id: int) -> str:
         chart_width=len(services.BUCKETS) * (services.BAR_WIDTH + services.GAP)
         + services.GAP, bar_width=services.BAR_WIDTH,
         dso=services.dso(org, today, main.currency) if main else None,
+        dso_chart=services.dso_chart(services.dso_history(org, today, main.currency))
+        if main else None, dso_days=services.DSO_DAYS,
+        collected={days: services.collected_after_reminder(org, today, days)
+                   for days in services.COLLECTION_WINDOWS},
+        attribution_days=services.ATTRIBUTION_DAYS,
         upcoming=services.upcoming_actions(org, now),
         next_due=services.next_due_invoices(org, now),
         tasks=services.open_tasks(org), disputed=services.disputed_invoices(org))

@@ -12,10 +12,36 @@ from sqlalchemy import func, select
 
 from app.dashboard.services import aging, dso, overdue_count
 from app.extensions import db
-from app.models import Invoice, Organisation, User
+from app.models import Invoice, Membership, Organisation, User
 from app.organisations.services import organisations_of, role_of
 
 SORTS = ("name", "overdue", "dso", "over_60", "due_today")
+
+
+@dataclass(frozen=True)
+class PracticeAccess:
+    """Who sees the practice view: an accountant in at least one book, or an owner of several
+    books (a practice of their own). Anyone else has no practice: one book leads straight to
+    it, none to the list of books (where one is connected), several without such a role to
+    a 404, as for any page that is not theirs."""
+
+    allowed: bool
+    only_book: Organisation | None = None
+    no_books: bool = False
+
+
+def practice_access(user: User) -> PracticeAccess:
+    roles = db.session.execute(select(Membership.role, Organisation).join(
+        Organisation, Organisation.id == Membership.org_id).where(
+        Membership.user_id == user.id)).all()
+    if any(role == "accountant" for role, _ in roles) or \
+            sum(1 for role, _ in roles if role == "owner") >= 2:
+        return PracticeAccess(allowed=True)
+    if not roles:
+        return PracticeAccess(allowed=False, no_books=True)
+    if len(roles) == 1:
+        return PracticeAccess(allowed=False, only_book=roles[0][1])
+    return PracticeAccess(allowed=False)
 
 
 @dataclass(frozen=True)

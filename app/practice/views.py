@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
+from werkzeug.wrappers import Response
 
 from app import clock
-from app.practice.services import SORTS, practice_rows
+from app.practice.services import SORTS, practice_access, practice_rows
 
 blueprint = Blueprint("practice", __name__)
 
 
 @blueprint.route("/practice")
 @login_required
-def index() -> str:
+def index() -> str | Response:
+    access = practice_access(current_user)
+    if not access.allowed:
+        if access.only_book is not None:
+            return redirect(url_for("dashboard.show", org_id=access.only_book.id))
+        if access.no_books:
+            return redirect(url_for("organisations.index"))
+        abort(404)
     query = request.args.get("q", "").strip()[:100]
     health = request.args.get("health", "")
     sort = request.args.get("sort", "overdue")
