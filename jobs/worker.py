@@ -25,6 +25,15 @@ class AppWorker(SimpleWorker):
         super().__init__(*args, **kwargs)
         self.keeps_schedules = keeps_schedules
 
+    @property
+    def dequeue_timeout(self) -> int:
+        """Wait for a job no longer than one maintenance beat. RQ's default (worker TTL - 15 s,
+        about 400 s) keeps an idle worker inside one BLPOP for that long, and the beat is the
+        only place a worker takes over the scheduler of one that was killed (its lock expires
+        61 s later): with every worker idle, scheduled jobs (retries, the sweep, daily runs)
+        would wait up to seven minutes for a job that wakes someone up."""
+        return max(1, int(self.maintenance_interval))
+
     def perform_job(self, job: Any, queue: Any) -> bool:
         try:
             return super().perform_job(job, queue)
