@@ -4,12 +4,13 @@ Figures checked by hand (actual/365; interest from the day after the due date up
 including as-of; only the total is rounded, half-up):
 
 - GB, 10,000 GBP due 2026-01-01 as of 2026-03-02: 60 days (Jan 2-31 = 30, Feb = 28,
-  Mar 1-2 = 2). The shipped rules/rates/gb.json holds NO row for 2026-01-01..2026-06-30 (its
-  rows are 2024 H1 and 2025 H2), so the command refuses and names the row to add. With a row
-  at base b the figure is 10,000 x (b + 8) % x 60 / 365; the operator-table test uses
-  b = 3.75 (the Bank Rate believed in force on 31 Dec 2025, after the cut of 18 Dec 2025 --
-  a fixture flagged unverified, not a confirmed figure): 10,000 x 11.75 % x 60 / 365 =
-  70,500 / 365 = 193.1506... -> 193.15 GBP.
+  Mar 1-2 = 2) at the shipped row for 2026 H1 (Bank Rate 3.75 % on 31 Dec 2025, after the cut
+  of 18 Dec 2025 -> 11.75 %): 10,000 x 11.75 % x 60 / 365 = 70,500 / 365 = 193.1506...
+  -> 193.15 GBP, plus 100 GBP compensation = 293.15 GBP.
+- GB 2027: the shipped table ends on 2026-12-31, and its 2026 H2 row is unverified (news
+  reports of the June 2026 decision only). The operator-table test adds a 2027 H1 row at
+  base 3.75 (a fixture, flagged unverified): 10,000 GBP due 2027-01-01 as of 2027-03-02,
+  60 days (Jan 2-31 = 30, Feb = 28, Mar 1-2 = 2): 193.15 GBP again.
 - GB, 10,000 GBP due 2024-01-01 as of 2024-03-01, the shipped verified row (BoE base 5.25 %
   on 31 Dec 2023 -> 13.25 %): 60 days (Jan 2-31 = 30, Feb 2024 = 29, Mar 1 = 1);
   10,000 x 13.25 % x 60 / 365 = 79,500 / 365 = 217.8082... -> 217.81 GBP. Compensation: the
@@ -61,6 +62,8 @@ def refused(result: Result) -> str:
 
 GB_2026 = ("--jurisdiction", "GB", "--amount", "10000", "--currency", "GBP",
            "--due", "2026-01-01", "--as-of", "2026-03-02")
+GB_2027 = ("--jurisdiction", "GB", "--amount", "10000", "--currency", "GBP",
+           "--due", "2027-01-01", "--as-of", "2027-03-02")
 GB_2024 = ("--jurisdiction", "GB", "--amount", "10000", "--currency", "GBP",
            "--due", "2024-01-01", "--as-of", "2024-03-01")
 
@@ -87,42 +90,50 @@ def test_gb_business_debt_in_the_shipped_verified_half_year() -> None:
     ]
 
 
-def test_gb_2026_is_refused_while_the_table_holds_no_row_for_the_half_year() -> None:
-    """The brief's case. When gb.json gains its 2026-01-01..2026-06-30 row, replace this with
-    the literal figure 10,000 x (base + 8) % x 60 / 365 for that row's base rate."""
-    assert refused(quote(*GB_2026)) == (
-        "Error: No GB statutory rate for 2026-01-02 (the table covers 2024-01-01..2024-06-30,"
-        " 2025-07-01..2025-12-31): add a row for 2026-01-01..2026-06-30 to"
-        " rules/rates/gb.json.")
+def test_gb_2026_in_the_shipped_table() -> None:
+    data = as_json(*GB_2026)
+    [segment] = data["interest"]["segments"]
+    assert (segment["from"], segment["to"], segment["days"], segment["annual_rate"],
+            segment["reference_rate"], segment["margin"]) == (
+        "2026-01-02", "2026-03-02", 60, "11.75", "3.75", "8")
+    assert segment["rate_period"]["unverified"] is False
+    assert (data["interest"]["total"], data["compensation"]["amount"], data["total"]) == (
+        "193.15", "100.00", "293.15")
+
+
+def test_gb_after_the_shipped_table_is_refused() -> None:
+    assert refused(quote(*GB_2027)) == (
+        "Error: No GB statutory rate for 2027-01-02 (the table covers 2024-01-01..2026-12-31):"
+        " add a row for 2027-01-01..2027-06-30 to rules/rates/gb.json.")
 
 
 @pytest.fixture
 def operator_rates(tmp_path: Path) -> Path:
-    """A copy of gb.json with a 2026 H1 row, as an operator would add one (flagged unverified:
+    """A copy of gb.json with a 2027 H1 row, as an operator would add one (flagged unverified:
     a fixture, not a confirmed figure)."""
     table = json.loads((RATES / "gb.json").read_text(encoding="utf-8"))
     table["periods"].append({
-        "from": "2026-01-01", "to": "2026-06-30", "reference_rate": "3.75",
-        "source": "test fixture: Bank Rate 3.75 % from 18 Dec 2025, not confirmed here",
+        "from": "2027-01-01", "to": "2027-06-30", "reference_rate": "3.75",
+        "source": "test fixture: a Bank Rate of 3.75 % assumed, not a published figure",
         "unverified": True})
     (tmp_path / "gb.json").write_text(json.dumps(table), encoding="utf-8")
     return tmp_path
 
 
-def test_gb_2026_with_an_operator_table(operator_rates: Path) -> None:
-    data = as_json(*GB_2026, "--rates-dir", str(operator_rates), "--allow-unverified")
+def test_gb_2027_with_an_operator_table(operator_rates: Path) -> None:
+    data = as_json(*GB_2027, "--rates-dir", str(operator_rates), "--allow-unverified")
     assert data["interest"]["total"] == "193.15"
     [segment] = data["interest"]["segments"]
     assert (segment["from"], segment["to"], segment["days"], segment["annual_rate"],
             segment["reference_rate"], segment["margin"]) == (
-        "2026-01-02", "2026-03-02", 60, "11.75", "3.75", "8")
+        "2027-01-02", "2027-03-02", 60, "11.75", "3.75", "8")
     assert segment["rate_period"]["unverified"] is True
     assert data["compensation"]["amount"] == "100.00"
     assert data["total"] == "293.15"
 
 
 def test_an_unverified_row_needs_allow_unverified(operator_rates: Path) -> None:
-    line = refused(quote(*GB_2026, "--rates-dir", str(operator_rates)))
+    line = refused(quote(*GB_2027, "--rates-dir", str(operator_rates)))
     assert "is unverified" in line and line.endswith("or give --allow-unverified.")
 
 
@@ -148,13 +159,12 @@ def test_de_consumer_debt_with_a_part_payment() -> None:
 
 
 def test_a_period_the_table_does_not_cover_is_refused() -> None:
-    """GB's table has a hole for 2024 H2 - 2025 H1: the first uncovered day is named."""
+    """GB's table starts in 2024: a debt from before it names the first uncovered day."""
     line = refused(quote("--jurisdiction", "GB", "--amount", "5000", "--currency", "GBP",
-                         "--due", "2024-06-15", "--as-of", "2024-08-01"))
+                         "--due", "2023-12-15", "--as-of", "2024-02-01"))
     assert line == (
-        "Error: No GB statutory rate for 2024-07-01 (the table covers 2024-01-01..2024-06-30,"
-        " 2025-07-01..2025-12-31): add a row for 2024-07-01..2024-12-31 to"
-        " rules/rates/gb.json.")
+        "Error: No GB statutory rate for 2023-12-16 (the table covers 2024-01-01..2026-12-31):"
+        " add a row for 2023-07-01..2023-12-31 to rules/rates/gb.json.")
 
 
 def test_a_consumer_is_refused_under_the_gb_business_only_law() -> None:

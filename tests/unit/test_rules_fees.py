@@ -279,15 +279,15 @@ def test_statutory_interest_gb_is_base_rate_plus_8_for_businesses_only() -> None
 
 def test_statutory_interest_gb_refuses_an_uncovered_or_unverified_half_year() -> None:
     uncovered = rule(kind="statutory_interest", jurisdiction="GB", period_days=30)
-    with pytest.raises(RateNotCovered, match=re.escape("add a row for 2024-07-01..2024-12-31")):
-        fees(uncovered, invoice("1000", "GBP", date(2024, 6, 15)), date(2024, 8, 1))
-    inv = invoice("10000", "GBP", date(2025, 9, 30))
+    with pytest.raises(RateNotCovered, match=re.escape("add a row for 2023-07-01..2023-12-31")):
+        fees(uncovered, invoice("1000", "GBP", date(2023, 12, 15)), date(2024, 2, 1))
+    inv = invoice("10000", "GBP", date(2026, 9, 30))
     with pytest.raises(RateUnverified):
-        fees(uncovered, inv, date(2025, 11, 1))
+        fees(uncovered, inv, date(2026, 11, 1))
     allowed = rule(kind="statutory_interest", jurisdiction="GB", period_days=31,
                    allow_unverified=True)
-    # 10,000 x 12.25 % x 31 / 365 = 104.0410958... -> 104.04 (10-01..10-31)
-    assert amounts(fees(allowed, inv, date(2025, 11, 1))) == [D("104.04")]
+    # 10,000 x 11.75 % x 31 / 365 = 99.7945205... -> 99.79 (10-01..10-31)
+    assert amounts(fees(allowed, inv, date(2026, 11, 1))) == [D("99.79")]
 
 
 def test_statutory_interest_de_business_is_base_plus_9_and_consumer_base_plus_5() -> None:

@@ -45,14 +45,19 @@ def segments(quote: Any) -> list[tuple[date, date, int, Decimal, Decimal]]:
 
 
 def test_the_shipped_tables_hold_exactly_the_figures_of_the_reference() -> None:
-    """Rows for half-years the reference gives; unverified ones flagged; nothing invented."""
+    """Rows for half-years the reference gives (GB: the Bank of England's Bank Rate history,
+    named in each row's source); unverified ones flagged; nothing invented."""
     rows = {
         jurisdiction: [(str(p.effective_from), str(p.effective_to), str(p.annual_rate(False)),
                         p.unverified) for p in table.periods]
         for jurisdiction, table in default_tables().items()}
     assert rows == {
         "GB": [("2024-01-01", "2024-06-30", "13.25", False),
-               ("2025-07-01", "2025-12-31", "12.25", True)],
+               ("2024-07-01", "2024-12-31", "13.25", False),
+               ("2025-01-01", "2025-06-30", "12.75", False),
+               ("2025-07-01", "2025-12-31", "12.25", False),
+               ("2026-01-01", "2026-06-30", "11.75", False),
+               ("2026-07-01", "2026-12-31", "11.75", True)],
         "EU": [("2026-01-01", "2026-06-30", "10.15", False)],
         "DE": [("2025-07-01", "2025-12-31", "10.27", False),
                ("2026-01-01", "2026-06-30", "10.27", False)],
@@ -191,20 +196,21 @@ def test_gb_verified_half_year() -> None:
 
 
 def test_gb_unverified_half_year_only_when_allowed() -> None:
-    """GB Jul-Dec 2025 is derived (12.25 %): GBP 10,000 due 2025-09-30, as of 2025-10-31.
+    """GB Jul-Dec 2026 rests on news reports (11.75 %): GBP 10,000 due 2026-09-30, as of
+    2026-10-31.
 
-    31 days: 10,000 x 12.25 % x 31 / 365 = 1,225 x 31 / 365 = 104.0410958... -> 104.04
+    31 days: 10,000 x 11.75 % x 31 / 365 = 1,175 x 31 / 365 = 99.7945205... -> 99.79
     """
-    args = ("GB", debt("10000", "GBP"), date(2025, 9, 30), date(2025, 10, 31))
+    args = ("GB", debt("10000", "GBP"), date(2026, 9, 30), date(2026, 10, 31))
     with pytest.raises(RateUnverified) as error:
         statutory_interest(*args)
     message = str(error.value)
-    assert message.startswith("The GB statutory rate for 2025-07-01..2025-12-31 (12.25 % B2B)"
-                              " is unverified (Derived, not published")
+    assert message.startswith("The GB statutory rate for 2026-07-01..2026-12-31 (11.75 % B2B)"
+                              " is unverified (Base rate held at 3.75 % on 18 Jun 2026")
     assert message.endswith('set "unverified": false in rules/rates/gb.json, or pass'
                             " allow_unverified=True.")
     assert isinstance(error.value, RateNotCovered) and isinstance(error.value, ValueError)
-    assert statutory_interest(*args, allow_unverified=True).total == D("104.04")
+    assert statutory_interest(*args, allow_unverified=True).total == D("99.79")
 
 
 def test_gb_consumers_are_refused() -> None:
@@ -215,12 +221,13 @@ def test_gb_consumers_are_refused() -> None:
 
 
 def test_gb_a_date_the_table_does_not_cover_names_the_half_year_and_the_file() -> None:
-    """No GB figure for Jul-Dec 2024 in the reference: a debt running into it refuses."""
+    """No GB figure for 2027 yet: a debt running into it refuses."""
     with pytest.raises(RateNotCovered) as error:
-        statutory_interest("GB", debt("1000", "GBP"), date(2024, 6, 15), date(2024, 7, 10))
+        statutory_interest("GB", debt("1000", "GBP"), date(2026, 12, 15), date(2027, 1, 10),
+                           allow_unverified=True)
     assert str(error.value) == (
-        "No GB statutory rate for 2024-07-01 (the table covers 2024-01-01..2024-06-30,"
-        " 2025-07-01..2025-12-31): add a row for 2024-07-01..2024-12-31 to rules/rates/gb.json.")
+        "No GB statutory rate for 2027-01-01 (the table covers 2024-01-01..2026-12-31):"
+        " add a row for 2027-01-01..2027-06-30 to rules/rates/gb.json.")
     assert not isinstance(error.value, RateUnverified)
 
 
