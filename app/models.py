@@ -462,3 +462,57 @@ class MessageText(db.Model):  # type: ignore[name-defined]
     body: Mapped[str] = mapped_column(Text)
     updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ExpectedPayment(db.Model):  # type: ignore[name-defined]
+    """One milestone of an invoice under the policy's deposit rule (rules/deposits.py), as the
+    last planning pass saw it: what is expected, by when, and the day it was met."""
+
+    __tablename__ = "expected_payments"
+    __table_args__ = (UniqueConstraint("invoice_id", "milestone"),
+                      Index("ix_expected_payments_org_id_contact_id", "org_id", "contact_id"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    milestone: Mapped[int] = mapped_column(Integer)  # 1-based
+    milestones: Mapped[int] = mapped_column(Integer)
+    percent: Mapped[Decimal] = mapped_column(Money)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    cumulative: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    due_date: Mapped[date] = mapped_column(Date)
+    met_on: Mapped[date | None] = mapped_column(Date)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Retainer(db.Model):  # type: ignore[name-defined]
+    """Money a customer pays in advance, drawn down by their invoices (rules/retainers.py)."""
+
+    __tablename__ = "retainers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"),
+                                        index=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"),
+                                            unique=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    threshold: Mapped[Decimal] = mapped_column(Money)
+    top_up_to: Mapped[Decimal] = mapped_column(Money)
+    started_on: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RetainerTopUp(db.Model):  # type: ignore[name-defined]
+    """A payment into a retainer, recorded by the owner."""
+
+    __tablename__ = "retainer_top_ups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    retainer_id: Mapped[int] = mapped_column(ForeignKey("retainers.id", ondelete="CASCADE"),
+                                             index=True)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    received_on: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -306,3 +306,61 @@ def risk_score(behaviour: PaymentBehaviour) -> RiskScore:
     points = {part: value for part, value in points.items() if value}
     return RiskScore(score=min(100, sum(points.values())), reasons=tuple(reasons),
                      points=points)
+
+
+# ------------------------------------------------------------- new customers and terms
+
+
+def paid_on_time(invoices: Iterable[InvoiceHistory]) -> int:
+    """Invoices paid in full on or before their due date: what a new customer must reach to
+    leave the stricter policy variant."""
+    return sum(1 for i in invoices if i.days_late is not None and i.days_late <= 0)
+
+
+def over_limit_since(open_invoices: Iterable[InvoiceHistory], limit: Decimal | None,
+                     currency: str) -> date | None:
+    """The issue date of the invoice that took the open balance over the limit, adding the
+    open invoices in the order they were issued (None: not over it)."""
+    if limit is None:
+        return None
+    running = ZERO
+    for invoice in sorted((i for i in open_invoices if i.is_open and i.currency == currency),
+                          key=lambda i: (i.issue_date, i.invoice_id)):
+        running += invoice.amount_due
+        if running > limit:
+            return invoice.issue_date
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class TermsChange:
+    """A new invoice whose terms are longer than a blocked customer should get."""
+
+    invoice_id: int
+    issue_date: date
+    due_date: date
+    recommended_due: date
+    because: str
+
+
+def recommended_terms(open_invoices: Iterable[InvoiceHistory], due_in_days: int, *,
+                      on_hold_since: date | None = None,
+                      over_limit_from: date | None = None) -> list[TermsChange]:
+    """Open invoices issued since the customer went on hold or over the limit, whose due
+    date lies beyond `issue date + due_in_days` (0: due on receipt), with the date to give
+    them instead. The caller passes only the triggers the policy asks about."""
+    triggers = [(day, why) for day, why in ((on_hold_since, "on credit hold"),
+                                            (over_limit_from, "over the credit limit"))
+                if day is not None]
+    if not triggers:
+        return []
+    changes = []
+    for invoice in sorted(open_invoices, key=lambda i: (i.issue_date, i.invoice_id)):
+        if not invoice.is_open:
+            continue
+        reasons = [why for day, why in triggers if invoice.issue_date >= day]
+        recommended = invoice.issue_date + timedelta(days=due_in_days)
+        if reasons and recommended < invoice.due_date:
+            changes.append(TermsChange(invoice.invoice_id, invoice.issue_date,
+                                       invoice.due_date, recommended, " and ".join(reasons)))
+    return changes

@@ -29,6 +29,7 @@ from functools import lru_cache
 
 from rules.actions import PlannedAction
 from rules.calendar import OrgCalendar, require_aware
+from rules.deposits import due_deposit_reminders, next_deposit_moment, qualifies
 from rules.discounts import discount_key, due_discount
 from rules.escalation import due_escalations, next_escalation_moment
 from rules.fees import (
@@ -316,6 +317,7 @@ def evaluate(invoice: InvoiceState, history: Sequence[PastAction], policy: Polic
     reminder = due_reminder(invoice, settled.first_open_reminder, policy, calendar, now)
     if reminder is not None:
         actions.append(reminder)
+    actions.extend(due_deposit_reminders(invoice, settled.keys, policy, calendar, now))
     today = calendar.today(now)
     for run in _fee_runs(invoice, policy, settled, state, plan):
         try:
@@ -375,6 +377,7 @@ def _earliest(invoice: InvoiceState, history: Sequence[PastAction], policy: Poli
                                                policy, calendar))
         candidates.append(next_escalation_moment(invoice, settled.keys, settled.done,
                                                  policy, calendar))
+        candidates.append(next_deposit_moment(invoice, settled.keys, policy, calendar, now))
         for run in _fee_runs(invoice, policy, settled, state, plan):
             day = _next_charge_day(invoice, run, settled)
             if day is not None:
@@ -409,7 +412,8 @@ class NextActionPlanner:
     def __call__(self, invoice: InvoiceState, history: Sequence[PastAction],
                  policy: Policy) -> datetime | None:
         if history or not _chaseable(invoice) or _active_plan(invoice) is not None \
-                or self._discount_possible(invoice, policy):
+                or self._discount_possible(invoice, policy) \
+                or qualifies(invoice, policy.deposits):
             return next_action_at(invoice, history, policy, self.calendar, self.now)
         memo = self._memos.get(id(policy))
         if memo is None:

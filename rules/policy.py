@@ -36,9 +36,12 @@ __all__ = [
     "Channel",
     "ContactOverrides",
     "DemandLetter",
+    "DepositRule",
     "EarlyPaymentDiscount",
     "Escalation",
     "LateFee",
+    "Milestone",
+    "NewCustomerPolicy",
     "PlanReminders",
     "Policy",
     "PolicyError",
@@ -47,9 +50,12 @@ __all__ = [
     "StopService",
     "StrictBool",
     "StrictInt",
+    "TermsOnHold",
     "Tone",
     "contact_overrides_from_json",
     "default_policy",
+    "is_new_customer",
+    "new_customer_variant",
     "policy_from_json",
     "policy_to_json",
     "with_contact_overrides",
@@ -196,6 +202,72 @@ class Escalation(_Section):
     agency_case: AgencyCase | None = None
 
 
+class Milestone(_Section):
+    """One expected payment of a deposit schedule: a share of the invoice, due some days after
+    its issue date (0: on issue, the deposit)."""
+
+    percent: Annotated[ExactDecimal, Field(gt=0, le=100, decimal_places=4)]
+    due_offset_days: Days = 0
+
+
+class DepositRule(_Section):
+    """Invoices of at least `threshold` (in `currency`) are paid in milestones (30/30/40...):
+    each is an expected payment with its own reminders, met once the payments on the invoice
+    reach its cumulative share."""
+
+    threshold: Annotated[ExactDecimal, Field(gt=0, max_digits=18, decimal_places=4)]
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    schedule: tuple[Milestone, ...] = Field(min_length=1, max_length=10)
+    reminder_offsets: tuple[StrictInt, ...] = Field(default=(-3, 0, 3), min_length=1,
+                                                    max_length=10)
+    channel: Channel = "dunwell_email"
+
+    @field_validator("reminder_offsets")
+    @classmethod
+    def _offsets(cls, offsets: tuple[int, ...]) -> tuple[int, ...]:
+        if any(b <= a for a, b in itertools.pairwise(offsets)):
+            raise ValueError("reminder_offsets must be strictly increasing")
+        if any(abs(o) > 60 for o in offsets):
+            raise ValueError("reminder_offsets must lie within 60 days of the milestone")
+        return offsets
+
+    @model_validator(mode="after")
+    def _whole_invoice(self) -> DepositRule:
+        total = sum((m.percent for m in self.schedule), Decimal(0))
+        if total != 100:
+            raise ValueError(f"the milestones' percents must add up to 100, not {total}")
+        if any(b.due_offset_days < a.due_offset_days
+               for a, b in itertools.pairwise(self.schedule)):
+            raise ValueError("milestones must be in the order they fall due")
+        return self
+
+
+class TermsOnHold(_Section):
+    """New invoices of a customer over the limit or on hold: the terms to give them instead
+    (0: due on receipt). The providers' APIs offer no due-date update through our connectors,
+    so it is a recommendation the owner sees, not a write-back."""
+
+    due_in_days: StrictInt = Field(default=7, ge=0, le=60)
+    when: Literal["on_hold", "over_limit", "either"] = "either"
+
+
+class NewCustomerPolicy(_Section):
+    """The stricter variant a new customer starts on (top-level sections replaced, as a
+    contact's own overrides do) until `paid_on_time` of their invoices are paid on time."""
+
+    paid_on_time: StrictInt = Field(default=3, ge=1, le=100)
+    policy: dict[str, Any] = Field(min_length=1)
+
+    @field_validator("policy")
+    @classmethod
+    def _known_sections(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(value) - set(Policy.model_fields)
+                         | ({"version", "new_customer_policy"} & set(value)))
+        if unknown:
+            raise ValueError(f"the new-customer variant cannot set {', '.join(unknown)}")
+        return value
+
+
 class Policy(_Section):
     """Version 2: everything an owner decides about chasing money, in the org's local time."""
 
@@ -215,6 +287,10 @@ class Policy(_Section):
     early_payment_discount: EarlyPaymentDiscount | None = None
     payment_plans: PlanReminders = PlanReminders()
     escalation: Escalation = Escalation()
+    # Credit control (rules/deposits.py, rules/credit.py): optional, off when None.
+    deposits: DepositRule | None = None
+    terms_on_hold: TermsOnHold | None = None
+    new_customer_policy: NewCustomerPolicy | None = None
 
     @field_validator("reminder_steps")
     @classmethod
@@ -254,6 +330,13 @@ class Policy(_Section):
                 f" {self.send_window_hours} must end by midnight")
         return self
 
+    @model_validator(mode="after")
+    def _variant_is_a_policy(self) -> Policy:
+        # Refused when saved, not on the day a new customer's invoice is planned.
+        if self.new_customer_policy is not None:
+            new_customer_variant(self)
+        return self
+
 
 class ContactOverrides(_Section):
     """What an owner set for one contact; `policy` replaces whole top-level policy sections."""
@@ -271,6 +354,24 @@ class ContactOverrides(_Section):
         if unknown:
             raise ValueError(f"cannot override {', '.join(unknown)}")
         return value
+
+
+def new_customer_variant(policy: Policy) -> Policy:
+    """The policy a new customer starts on: the organisation's with the variant's sections."""
+    variant = policy.new_customer_policy
+    if variant is None:
+        return policy
+    body = {**policy.model_dump(mode="json"), **variant.policy, "new_customer_policy": None}
+    try:
+        return Policy.model_validate(body)
+    except ValidationError as exc:
+        raise ValueError(f"new_customer_policy: {describe(exc)}") from exc
+
+
+def is_new_customer(policy: Policy, paid_on_time: int) -> bool:
+    """Still on the stricter variant: fewer than N invoices paid on time so far."""
+    variant = policy.new_customer_policy
+    return variant is not None and paid_on_time < variant.paid_on_time
 
 
 def default_policy() -> Policy:

@@ -1,0 +1,182 @@
+"""Deposits and milestones: large invoices paid in agreed shares (30/30/40...), each an
+expected payment with its own reminders.
+
+An invoice qualifies when the policy has a `deposits` rule, the invoice is in the rule's
+currency and its principal (before any fee Dunwell added) is at least the threshold. Milestone
+k falls due `due_offset_days` after the issue date and asks for its share of the principal,
+rounded half up to the currency's minor unit; the last takes what is left, so the shares add up
+to the principal exactly. A milestone is met once the payments on the invoice, in date order,
+reach its cumulative amount (the deposit plus every earlier share): the day of the payment that
+got there is the day it was met.
+
+Reminders: for each milestone not yet met, one at each of the rule's `reminder_offsets` (days
+from the milestone's due day) at the policy's send time; like the ladder, only the latest one
+due is sent (earlier ones missed by a late run are superseded), and none once it is met. Keys:
+`<org>:<invoice>:deposit:<milestone>:<reminder>`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Set
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from rules.actions import PlannedAction, action_key
+from rules.calendar import OrgCalendar
+from rules.invoice import InvoiceState
+from rules.policy import DepositRule, Policy
+from rules.reminders import send_moment
+from rules.statutory import round_money
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectedPayment:
+    """One milestone of one invoice: what is expected, by when, and whether it came."""
+
+    index: int  # 0-based; 0 is the deposit when its offset is 0
+    count: int  # milestones in the schedule
+    percent: Decimal
+    amount: Decimal
+    cumulative: Decimal  # payments on the invoice must reach this
+    due_date: date
+    met_on: date | None = None
+
+    @property
+    def label(self) -> str:
+        return "Deposit" if self.index == 0 else f"Milestone {self.index + 1} of {self.count}"
+
+
+def qualifies(invoice: InvoiceState, rule: DepositRule | None) -> bool:
+    return (rule is not None and invoice.issue_date is not None
+            and invoice.currency == rule.currency and invoice.principal >= rule.threshold)
+
+
+def expected_payments(invoice: InvoiceState, rule: DepositRule) -> list[ExpectedPayment]:
+    """The invoice's milestones with the day each was met, if it was ([] if it does not
+    qualify)."""
+    if not qualifies(invoice, rule):
+        return []
+    assert invoice.issue_date is not None
+    principal = invoice.principal
+    count = len(rule.schedule)
+    amounts = [round_money(principal * m.percent / 100, invoice.currency)
+               for m in rule.schedule[:-1]]
+    amounts.append(principal - sum(amounts, ZERO))
+    paid_by: list[tuple[date, Decimal]] = []
+    running = ZERO
+    for when, amount in sorted(invoice.payments):
+        running += amount
+        paid_by.append((when, running))
+    result = []
+    cumulative = ZERO
+    for index, (milestone, amount) in enumerate(zip(rule.schedule, amounts, strict=True)):
+        cumulative += amount
+        met_on = next((when for when, total in paid_by if total >= cumulative), None)
+        result.append(ExpectedPayment(
+            index=index, count=count, percent=milestone.percent, amount=amount,
+            cumulative=cumulative,
+            due_date=invoice.issue_date + timedelta(days=milestone.due_offset_days),
+            met_on=met_on))
+    return result
+
+
+def deposit_key(invoice: InvoiceState, milestone: int, reminder: int) -> str:
+    return action_key(invoice.org_id, invoice.invoice_id, "deposit", milestone, reminder)
+
+
+def _moment(milestone: ExpectedPayment, offset: int, policy: Policy,
+            calendar: OrgCalendar) -> datetime:
+    return send_moment(calendar, policy.business_days_only,
+                       milestone.due_date + timedelta(days=offset), policy.send_time)
+
+
+def _open_milestones(invoice: InvoiceState, policy: Policy) -> list[ExpectedPayment]:
+    rule = policy.deposits
+    if rule is None:
+        return []
+    return [m for m in expected_payments(invoice, rule) if m.met_on is None]
+
+
+def _taken(invoice: InvoiceState, milestone: int, reminders: int, keys: Set[str]) -> int:
+    """The last reminder of the milestone already in the ledger (-1: none)."""
+    return max((r for r in range(reminders) if deposit_key(invoice, milestone, r) in keys),
+               default=-1)
+
+
+def due_deposit_reminders(invoice: InvoiceState, keys: Set[str], policy: Policy,
+                          calendar: OrgCalendar, now: datetime) -> list[PlannedAction]:
+    """For each milestone not met, the latest reminder whose moment has come and that is not
+    in the ledger yet."""
+    rule = policy.deposits
+    if rule is None:
+        return []
+    actions = []
+    for milestone in _open_milestones(invoice, policy):
+        taken = _taken(invoice, milestone.index, len(rule.reminder_offsets), keys)
+        best = None
+        for r in range(taken + 1, len(rule.reminder_offsets)):
+            if _moment(milestone, rule.reminder_offsets[r], policy, calendar) > now:
+                break
+            best = r
+        if best is None:
+            continue
+        offset = rule.reminder_offsets[best]
+        paid = sum((a for _, a in invoice.payments), ZERO)
+        still = max(milestone.cumulative - paid, ZERO)
+        days = (calendar.today(now) - milestone.due_date).days
+        unit = "day" if abs(days) == 1 else "days"
+        when = ("due today" if days == 0 else f"due in {-days} {unit}" if days < 0
+                else f"{days} {unit} overdue")
+        actions.append(PlannedAction(
+            key=deposit_key(invoice, milestone.index, best), kind="deposit_reminder",
+            invoice_id=invoice.invoice_id, org_id=invoice.org_id,
+            scheduled_for=_moment(milestone, offset, policy, calendar),
+            reason=(f"{milestone.label} ({milestone.percent} %) of {invoice.number}:"
+                    f" {invoice.currency} {still} {when}"),
+            amount=still, currency=invoice.currency, channel=rule.channel,
+            template="deposit", step_index=best, step_count=len(rule.reminder_offsets),
+            details={"milestone": milestone.index + 1, "milestones": milestone.count,
+                     "percent": str(milestone.percent), "share": str(milestone.amount),
+                     "cumulative": str(milestone.cumulative),
+                     "milestone_due": milestone.due_date.isoformat()}))
+    return actions
+
+
+def next_deposit_moment(invoice: InvoiceState, keys: Set[str], policy: Policy,
+                        calendar: OrgCalendar, now: datetime) -> datetime | None:
+    """The first moment after `now` a reminder of an unmet milestone falls due (one due at
+    or before `now` and not planned yet counts as `now`)."""
+    rule = policy.deposits
+    if rule is None:
+        return None
+    found: list[datetime] = []
+    for milestone in _open_milestones(invoice, policy):
+        taken = _taken(invoice, milestone.index, len(rule.reminder_offsets), keys)
+        for r in range(taken + 1, len(rule.reminder_offsets)):
+            # One already due and not planned yet: evaluate() plans it now.
+            found.append(max(now, _moment(milestone, rule.reminder_offsets[r], policy,
+                                          calendar)))
+            break
+    return min(found, default=None)
+
+
+def deposit_message(contact_name: str, business_name: str, invoice_number: str,
+                    currency: str, details: dict[str, str], still_due: Decimal,
+                    payment_link: str | None = None) -> tuple[str, str]:
+    """Subject and text of a milestone reminder (English; the ladder's languages do not
+    cover milestones yet)."""
+    milestone, count = int(details["milestone"]), int(details["milestones"])
+    label = "The deposit" if milestone == 1 else f"Milestone {milestone} of {count}"
+    subject = (f"{label} on invoice {invoice_number}: {currency} {still_due} due"
+               f" {details['milestone_due']}")
+    lines = [f"Dear {contact_name},", "",
+             f"As agreed, invoice {invoice_number} is paid in {count} parts."
+             f" {label} ({details['percent']} %, {currency} {details['share']}) is due on"
+             f" {details['milestone_due']}; {currency} {still_due} of it is still to come."]
+    if payment_link:
+        lines += ["", f"Pay online: {payment_link}"]
+    lines += ["", "Kind regards,", business_name]
+    return subject, "\n".join(lines) + "\n"

@@ -1,0 +1,139 @@
+"""Retainers: money a customer pays in advance, drawn down by their invoices, topped up on
+request when it runs low.
+
+The balance is never stored: it is worked out from the top-ups the owner recorded and the
+customer's invoices in the retainer's currency issued on or after the day it started, so it
+always follows the synced books. Entries go in date order (a top-up before an invoice of the
+same day); each invoice draws its total, or what is left if that is less (the balance never goes
+below zero; the rest of such an invoice is owed as usual).
+
+When the balance is below the threshold, one top-up request asks for what brings it back to
+`top_up_to`. Its key counts the top-ups received so far
+(`<org>:contact<id>:retainer_top_up:<n>`): one request per time the money runs low, a new one
+only after the customer has paid in again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal
+
+from rules.actions import PlannedAction
+from rules.calendar import OrgCalendar
+from rules.engine import sendable
+from rules.policy import Policy
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class RetainerTerms:
+    currency: str
+    threshold: Decimal  # below this, ask for a top-up
+    top_up_to: Decimal  # the balance a top-up restores
+    started_on: date
+
+    def __post_init__(self) -> None:
+        if self.threshold < 0 or self.top_up_to <= self.threshold:
+            raise ValueError("a retainer tops up to more than its threshold, which is"
+                             " zero or more")
+
+
+@dataclass(frozen=True, slots=True)
+class TopUp:
+    received_on: date
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class RetainerInvoice:
+    invoice_id: int
+    number: str
+    issue_date: date
+    total: Decimal
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetainerEntry:
+    day: date
+    kind: Literal["top_up", "drawdown"]
+    amount: Decimal  # positive in, negative out
+    balance: Decimal  # after this entry
+    invoice_id: int | None = None
+    number: str | None = None
+
+
+def retainer_history(terms: RetainerTerms, top_ups: Iterable[TopUp],
+                     invoices: Iterable[RetainerInvoice]) -> list[RetainerEntry]:
+    """Every movement of the retainer in date order, with the balance after each."""
+    events: list[tuple[date, int, int, TopUp | RetainerInvoice]] = []
+    for n, top_up in enumerate(top_ups):
+        if top_up.amount <= 0:
+            raise ValueError("a top-up is a positive amount")
+        events.append((top_up.received_on, 0, n, top_up))
+    for invoice in invoices:
+        if invoice.currency == terms.currency and invoice.issue_date >= terms.started_on:
+            events.append((invoice.issue_date, 1, invoice.invoice_id, invoice))
+    balance = ZERO
+    entries = []
+    for day, _, _, event in sorted(events, key=lambda e: e[:3]):
+        if isinstance(event, TopUp):
+            balance += event.amount
+            entries.append(RetainerEntry(day, "top_up", event.amount, balance))
+            continue
+        drawn = min(event.total, balance)
+        balance -= drawn
+        entries.append(RetainerEntry(day, "drawdown", -drawn, balance, event.invoice_id,
+                                     event.number))
+    return entries
+
+
+def retainer_balance(entries: Iterable[RetainerEntry]) -> Decimal:
+    """The balance after the last movement (zero before any)."""
+    found = list(entries)
+    return found[-1].balance if found else ZERO
+
+
+def top_up_key(org_id: int, contact_id: int, received: int) -> str:
+    return f"{org_id}:contact{contact_id}:retainer_top_up:{received}"
+
+
+def due_top_up(org_id: int, contact_id: int, contact_name: str, carrier_invoice_id: int | None,
+               terms: RetainerTerms, top_ups_received: int, entries: Iterable[RetainerEntry],
+               policy: Policy, calendar: OrgCalendar, now: datetime) -> PlannedAction | None:
+    """The top-up request, when the balance is below the threshold inside a sending window.
+
+    `carrier_invoice_id` is the customer invoice the ledger files it under (the executor
+    re-reads it before sending); None: nothing to file it under yet."""
+    balance = retainer_balance(entries)
+    if balance >= terms.threshold or carrier_invoice_id is None \
+            or not sendable(now, policy, calendar):
+        return None
+    asked = terms.top_up_to - balance
+    return PlannedAction(
+        key=top_up_key(org_id, contact_id, top_ups_received), kind="retainer_top_up",
+        invoice_id=carrier_invoice_id, org_id=org_id, scheduled_for=now,
+        reason=(f"Retainer top-up for {contact_name}: balance {terms.currency} {balance}"
+                f" below {terms.currency} {terms.threshold}; asking for"
+                f" {terms.currency} {asked}"),
+        amount=asked, currency=terms.currency, channel="dunwell_email",
+        template="retainer_top_up",
+        details={"contact_id": contact_id, "balance": str(balance),
+                 "threshold": str(terms.threshold), "top_up_to": str(terms.top_up_to)})
+
+
+def top_up_message(contact_name: str, business_name: str, currency: str,
+                   details: dict[str, str], asked: Decimal) -> tuple[str, str]:
+    """Subject and text of a top-up request (English)."""
+    subject = f"Please top up your retainer with {business_name}: {currency} {asked}"
+    text = "\n".join([
+        f"Dear {contact_name},", "",
+        f"Your retainer with {business_name} stands at {currency} {details['balance']},"
+        f" below the agreed {currency} {details['threshold']}.",
+        f"Please pay in {currency} {asked} to bring it back to {currency}"
+        f" {details['top_up_to']}.", "", "Kind regards,", business_name]) + "\n"
+    return subject, text
