@@ -102,6 +102,38 @@ def check_url(url: str, allow_loopback: bool) -> None:
     vetted_addresses(parts.hostname, port or default, allow_loopback)
 
 
+def check_url_to_save(url: str, allow_loopback: bool) -> None:
+    """The save-time check of an owner's webhook address (policy page, credit settings):
+    what the send-time check refuses, plus plain http:// and a host that does not resolve,
+    so a mistake is told to the owner while they are at the field rather than the day a
+    customer is put on hold. Plain http:// is kept for loopback receivers when
+    OUTBOUND_ALLOW_LOOPBACK is on (demo, tests). Raises OutboundRefused with the reason."""
+    try:
+        check_url(url, allow_loopback)
+    except TransientError as exc:  # at send time DNS may recover; at save time it is a typo
+        raise OutboundRefused(f"the webhook address {urlsplit(url).hostname} does not "
+                              "resolve (no such host); check the address") from exc
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "https":
+        host = (parts.hostname or "").strip("[]")
+        loopback_only = allow_loopback and all(
+            _effective(ipaddress.ip_address(a)).is_loopback
+            for a in vetted_addresses(host, parts.port or 80, allow_loopback))
+        if not loopback_only:
+            raise OutboundRefused("the webhook address must start with https://")
+
+
+def refusal_to_save(url: str) -> str | None:
+    """Why this app will not save `url` as a stop-service address, as a sentence for the
+    field; None when it may be saved."""
+    try:
+        check_url_to_save(url, bool(current_app.config.get("OUTBOUND_ALLOW_LOOPBACK", False)))
+    except OutboundRefused as exc:
+        reason = str(exc)
+        return reason[:1].upper() + reason[1:] + "."
+    return None
+
+
 class _Vetted:
     """Mixed into urllib3's connections: connect only to an address that passed the guard."""
 

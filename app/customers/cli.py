@@ -172,8 +172,10 @@ def settings_command(org_id: int, statement_day: int | None, statement_time: str
     if stop_service_on_hold is not None:
         settings.stop_service_on_hold = stop_service_on_hold
     if webhook_url is not None:
-        if webhook_url and not webhook_url.startswith(("https://", "http://")):
-            raise click.ClickException("--webhook-url must be an http(s) URL")
+        from jobs.outbound import refusal_to_save
+
+        if webhook_url and (refused := refusal_to_save(webhook_url)):
+            raise click.ClickException(f"--webhook-url: {refused}")
         settings.stop_service_webhook_url = webhook_url or None
     db.session.add(settings)
     db.session.commit()

@@ -21,7 +21,7 @@ from werkzeug.datastructures import MultiDict
 from app.extensions import db
 from app.models import AuditEvent, Contact, Invoice, Organisation, User
 from app.models import Policy as PolicyRow
-from jobs import ledger
+from jobs import ledger, outbound
 from jobs.plan import Book, calendar_for, policy_for, refresh_next_action
 from rules import PastAction, Policy, evaluate, policy_to_json
 from rules.fees import (
@@ -168,6 +168,8 @@ class PolicyForm:
             escalation["stop_service"] = {"after_days": stop}
             if url := self.text("escalation.stop_service.webhook_url"):
                 escalation["stop_service"]["webhook_url"] = url
+                if refused := outbound.refusal_to_save(url):
+                    self.errors.setdefault("escalation.stop_service.webhook_url", refused)
         letter = self.integer("escalation.demand_letter.after_days")
         if letter is not None:
             escalation["demand_letter"] = {"after_days": letter}

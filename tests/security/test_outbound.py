@@ -212,8 +212,21 @@ def test_a_stop_service_signal_to_our_own_network_needs_the_owner_and_sends_noth
                 Contact.org_id == connected.org_id, Invoice.status == "open")
                 .order_by(Contact.id)).first()
         runner = app.test_cli_runner()
-        assert runner.invoke(args=["customers", "settings", org, "--stop-service-on-hold",
-                                   "--webhook-url", url]).exit_code == 0
+        # Refused when it is typed in (tests/security/test_saved_webhook_urls.py) ...
+        refused = runner.invoke(args=["customers", "settings", org, "--stop-service-on-hold",
+                                      "--webhook-url", url])
+        assert refused.exit_code == 1 and "--webhook-url: The webhook address" in refused.output
+        assert runner.invoke(args=["customers", "settings", org,
+                                   "--stop-service-on-hold"]).exit_code == 0
+        # ... so it stands for an address saved before that check, or a name whose DNS
+        # answer has changed since: the send-time check is the last guard.
+        from app.models import CreditSettings
+
+        with app.app_context():
+            row = db.session.scalars(select(CreditSettings).where(
+                CreditSettings.org_id == connected.org_id)).one()
+            row.stop_service_webhook_url = url
+            db.session.commit()
         held = runner.invoke(args=["customers", "hold", org, str(contact_id), "--reason",
                                    "cheque bounced"])
         assert held.exit_code == 0, held.output
