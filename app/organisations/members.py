@@ -9,11 +9,11 @@ import secrets
 from datetime import datetime, timedelta
 
 from flask import current_app, url_for
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 
 from app.extensions import db
 from app.models import ApiToken, Invitation, Membership, Organisation, User
-from app.organisations.services import ROLES
+from app.organisations.services import ROLES, role_of
 from connectors.base import ConfigurationError, TransientError
 from jobs import ledger
 from jobs.mail import send_email
@@ -115,6 +115,40 @@ def change_role(org: Organisation, user_id: int, role: str, now: datetime) -> No
     db.session.commit()
 
 
+def remove_member(org: Organisation, remover: User, user_id: int, now: datetime) -> User:
+    """Take a person out of the organisation: the membership goes, and so do the API tokens
+    they made for it (a token must not outlive its maker's access). The last owner stays;
+    only an owner removes an owner. Their signed-in sessions need nothing: every page looks
+    the membership up on each request, so their next request in this organisation is 404."""
+    membership = db.session.scalar(select(Membership).where(
+        Membership.org_id == org.id, Membership.user_id == user_id))
+    user = db.session.get(User, user_id)
+    if membership is None or user is None:
+        raise LookupError(user_id)
+    if membership.role == "owner":
+        if role_of(remover, org) != "owner":
+            raise InvitationRefused("Only an owner can remove an owner.")
+        owners = db.session.scalar(select(func.count()).select_from(Membership).where(
+            Membership.org_id == org.id, Membership.role == "owner")) or 0
+        if owners <= 1:
+            raise InvitationRefused("An organisation keeps at least one owner.")
+    tokens = list(db.session.scalars(select(ApiToken).where(
+        ApiToken.org_id == org.id, ApiToken.created_by == user_id,
+        ApiToken.revoked_at.is_(None))))
+    for token in tokens:
+        token.revoked_at = now
+    db.session.delete(membership)
+    ledger.audit(db.session, org.id, "member_removed",
+                 f"{remover.email} removed {user.email} ({membership.role})"
+                 + (f"; {len(tokens)} API token(s) they made revoked" if tokens else ""),
+                 at=now, data={"user_id": user_id, "role": membership.role,
+                               "revoked_tokens": [t.id for t in tokens]})
+    db.session.commit()
+    log.info("org %s: member %s removed by %s, %d token(s) revoked", org.id, user_id,
+             remover.id, len(tokens))
+    return user
+
+
 # -- API tokens ---------------------------------------------------------------------------
 
 
@@ -148,8 +182,10 @@ def revoke_api_token(org: Organisation, token_id: int, now: datetime) -> None:
 def organisation_of_token(secret: str, now: datetime) -> Organisation | None:
     if not secret.startswith(API_TOKEN_PREFIX):
         return None
-    token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(secret),
-                                                     ApiToken.revoked_at.is_(None)))
+    # A token works while the person who made it is still a member of its organisation.
+    token = db.session.scalar(select(ApiToken).join(Membership, and_(
+        Membership.user_id == ApiToken.created_by, Membership.org_id == ApiToken.org_id))
+        .where(ApiToken.token_hash == digest(secret), ApiToken.revoked_at.is_(None)))
     if token is None:
         return None
     token.last_used_at = now

@@ -59,6 +59,38 @@ def role(org_id: int, user_id: int) -> Response:
     return redirect(url_for("members.index", org_id=org.id))
 
 
+def _member(org, user_id: int):  # type: ignore[no-untyped-def]
+    """A member of this organisation and their role; 404 for anyone else."""
+    found = next(((user, role) for user, role in members.members_of(org)
+                  if user.id == user_id), None)
+    if found is None:
+        abort(404)
+    return found
+
+
+@blueprint.route("/orgs/<int:org_id>/members/<int:user_id>/remove", methods=["GET", "POST"])
+@login_required
+def remove(org_id: int, user_id: int) -> str | Response:
+    """GET asks to confirm; POST (with its CSRF token) removes."""
+    org = organisation_for(current_user, org_id)
+    require_role(current_user, org, MANAGERS)
+    user, role = _member(org, user_id)
+    if request.method == "GET":
+        return render_template("members/remove.html", org=org, member=user, role=role)
+    try:
+        removed = members.remove_member(org, current_user, user_id, clock.now())
+    except LookupError:
+        abort(404)
+    except members.InvitationRefused as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("members.index", org_id=org.id))
+    flash(_("%(email)s no longer has access to %(org)s.", email=removed.email, org=org.name),
+          "success")
+    if removed.id == current_user.id:  # one who removed themselves cannot see the page
+        return redirect(url_for("organisations.index"))
+    return redirect(url_for("members.index", org_id=org.id))
+
+
 @blueprint.route("/orgs/<int:org_id>/api-tokens", methods=["POST"])
 @login_required
 def new_token(org_id: int) -> str:

@@ -169,36 +169,74 @@ def _arguments(app, rule_text: str) -> set[str]:  # type: ignore[no-untyped-def]
 
 def test_an_accountant_removed_from_an_organisation_gets_404_everywhere_in_it(
         app, connected) -> None:  # type: ignore[no-untyped-def]
+    """The practice removes the accountant with the members page's Remove button; the
+    accountant's session, already signed in, then gets 404 on every page and action of that
+    organisation, and the API token they made for it stops working."""
+    from app import clock as app_clock
     from app.extensions import db
-    from app.models import Membership, User
+    from app.models import ApiToken, AuditEvent, Membership, Organisation, User
+    from app.organisations.members import new_api_token
 
     books = _books(app, connected)
     create_user(app, ACCOUNTANT, PASSWORD)
     with app.app_context():
-        accountant_id = db.session.scalar(select(User.id).where(User.email == ACCOUNTANT))
+        accountant = db.session.scalar(select(User).where(User.email == ACCOUNTANT))
+        accountant_id = accountant.id
         db.session.add(Membership(user_id=accountant_id, org_id=books.b, role="accountant"))
         db.session.commit()
+        # A token the accountant made for their reporting (tokens outlive role changes).
+        token = new_api_token(db.session.get(Organisation, books.b), accountant, "Practice",
+                              app_clock.now())
+        db.session.remove()
     http = requests.Session()
     flows.sign_in(http, connected.web.url, ACCOUNTANT, PASSWORD)
     base = connected.web.url
+    bearer = {"Authorization": f"Bearer {token}"}
     assert http.get(f"{base}/orgs/{books.b}").status_code == 200
     assert "Harbour Coffee" in http.get(f"{base}/practice").text
+    assert requests.get(f"{base}/api/v1/invoices", headers=bearer).json()["invoices"]
     pages = [p for p in probes(app, books.values_b, {"GET"},
                                skip_without_tenant_parameters=True)
              if not p.rule.startswith("/api/")]
     seen = {p.url: http.get(base + p.url, allow_redirects=False).status_code for p in pages}
     assert seen[f"/orgs/{books.b}/dashboard"] == 200  # a member sees the books...
 
-    with app.app_context():  # ... until the practice removes them
-        db.session.execute(Membership.__table__.delete().where(
-            Membership.user_id == accountant_id, Membership.org_id == books.b))
-        db.session.commit()
+    # ... until the practice's owner presses Remove on the members page and confirms.
+    owner = connected.http
+    members_page = owner.get(f"{base}/orgs/{books.b}/members")
+    link = f"/orgs/{books.b}/members/{accountant_id}/remove"
+    assert f'href="{link}"' in members_page.text
+    confirm = owner.get(base + link)
+    assert confirm.status_code == 200 and ACCOUNTANT in confirm.text
+    removed = owner.post(base + link, data={"csrf_token": flows.csrf_token(confirm.text)},
+                         allow_redirects=False)
+    assert removed.status_code == 302, removed.text[:300]
+    after = owner.get(f"{base}/orgs/{books.b}/members").text
+    assert f"{ACCOUNTANT} no longer has access" in after and link not in after
+    with app.app_context():
+        assert db.session.scalar(select(Membership).where(
+            Membership.user_id == accountant_id, Membership.org_id == books.b)) is None
+        assert db.session.scalar(select(ApiToken.revoked_at).where(
+            ApiToken.org_id == books.b, ApiToken.created_by == accountant_id)) is not None
+        [event] = db.session.scalars(select(AuditEvent).where(
+            AuditEvent.org_id == books.b, AuditEvent.kind == "member_removed")).all()
+        assert ACCOUNTANT in event.message and EMAIL in event.message
+        db.session.remove()
+
+    # The accountant's session, signed in before the removal, and their token.
     csrf = flows.csrf_token(http.get(f"{base}/orgs").text)
     before = _tenant_rows(app, books.b)
     every = probes(app, books.values_b, _all_methods(), skip_without_tenant_parameters=True)
     after_removal = {f"{p.method} {p.url}": _call(http, base, p, csrf)
                      for p in every if not p.rule.startswith("/api/")}
+    assert len(after_removal) >= 24
     assert {k: v for k, v in after_removal.items() if v != 404} == {}
+    api = [p for p in probes(app, books.values_b, _all_methods()) if p.rule.startswith("/api/")
+           and p.rule != "/api/v1/openapi.json"]
+    assert len(api) >= 4
+    api_answers = {f"{p.method} {p.url}": _call(requests.Session(), base, p, csrf, token)
+                   for p in api}
+    assert {k: v for k, v in api_answers.items() if v != 401} == {}
     assert _tenant_rows(app, books.b) == before
     practice = http.get(f"{base}/practice")
     assert practice.status_code == 200 and "Harbour Coffee" not in practice.text
