@@ -1,17 +1,22 @@
 """A whole day of Dunwell (connect Xero, sync, plan, send reminders by Dunwell's own email, a
-token refresh) with every logger at DEBUG: no token, client secret, webhook key or encryption
-key appears in any log record or in any column of any table, and the logs name organisations
-and invoices by id, never the text a customer was sent."""
+token refresh, a webhook from Xero applied) with every logger at DEBUG: no token, client
+secret, webhook key or encryption key appears in any log record, in any column of any table,
+or in any value of the test's Redis database (RQ's job data unpacked), and the logs name
+organisations and invoices by id, never the text a customer was sent."""
 
 from __future__ import annotations
 
 import json
 import logging
+import pickle
 import re
+import zlib
 from collections.abc import Iterator
+from decimal import Decimal
 
 import pytest
 from cryptography.fernet import Fernet
+from redis import Redis
 from sqlalchemy import select
 
 from tests.integration.conftest import connect, expire_tokens_and_sync, run_jobs
@@ -42,6 +47,55 @@ class Everything(logging.Handler):
             if record.exc_info:
                 lines.append(logging.Formatter().formatException(record.exc_info))
         return "\n".join(lines)
+
+
+def _readable(value: bytes) -> list[str]:
+    """A Redis value as text, and as what it unpacks to: RQ keeps a job's function and
+    arguments (and its exception, meta and results) as pickles, most of them zlib-compressed."""
+    layers = [value]
+    try:
+        layers.append(zlib.decompress(value))
+    except zlib.error:
+        pass
+    texts = [layer.decode("utf-8", "replace") for layer in layers]
+    for layer in layers:
+        try:
+            texts.append(repr(pickle.loads(layer)))  # the test's own Redis, its own data
+        except Exception:  # not a pickle: its bytes were searched above
+            continue
+    return texts
+
+
+def redis_dump(url: str) -> dict[str, str]:
+    """Every key of the Redis database at `url`, every type, as searchable text."""
+    client = Redis.from_url(url)
+    dump: dict[str, str] = {}
+    try:
+        for key in client.scan_iter(count=1000):
+            kind = client.type(key).decode()
+            values: list[bytes] = []
+            if kind == "string":
+                values = [client.get(key) or b""]
+            elif kind == "hash":
+                for field, item in client.hgetall(key).items():
+                    values += [field, item]
+            elif kind == "list":
+                values = client.lrange(key, 0, -1)
+            elif kind == "set":
+                values = list(client.smembers(key))
+            elif kind == "zset":
+                values = [member for member, _ in client.zrange(key, 0, -1, withscores=True)]
+            elif kind == "stream":
+                for _, fields in client.xrange(key):
+                    for field, item in fields.items():
+                        values += [field, item]
+            else:
+                raise AssertionError(f"Redis key {key!r} of a type the dump cannot read: {kind}")
+            dump[key.decode("utf-8", "replace")] = "\n".join(
+                text for item in [key, *values] for text in _readable(item))
+    finally:
+        client.close()
+    return dump
 
 
 @pytest.fixture
@@ -95,6 +149,20 @@ def test_no_secret_in_the_database_or_the_logs_and_no_customer_text_in_the_logs(
         db.session.commit()
     run_jobs(app)  # sync, plan, send
     expire_tokens_and_sync(app, state, clock, connected.org_id)  # and a token refresh
+    # A payment in Xero arrives as a signed webhook and a worker applies it.
+    state.config.webhook_url = f"{web.url}/webhooks/xero"
+    state.webhooks.flush()  # the sandbox's first look: what exists now is not a change
+    with app.app_context():
+        from app.models import Invoice
+
+        invoice = db.session.scalars(select(Invoice).where(
+            Invoice.org_id == connected.org_id, Invoice.status == "open",
+            Invoice.amount_due > Decimal("1")).order_by(Invoice.id)).first()
+        paid_provider_id = invoice.provider_id
+        db.session.remove()
+    state.pay_invoice(connected.tenant_id, paid_provider_id, Decimal("1.00"))
+    assert state.webhooks.flush() >= 1
+    run_jobs(app)
 
     with app.app_context():
         sent = db.session.scalars(select(Action).where(
@@ -115,8 +183,22 @@ def test_no_secret_in_the_database_or_the_logs_and_no_customer_text_in_the_logs(
     stored = "\n".join(row for rows in table_rows(app).values() for row in rows)
     logged = every_log.text()
     assert len(every_log.records) > 50  # DEBUG from the libraries too, not only ours
+    with app.app_context():
+        from app.models import WebhookEvent
+
+        assert db.session.scalars(select(WebhookEvent.processed_at).where(
+            WebhookEvent.org_id == connected.org_id)).all()  # the webhook went through
+        db.session.remove()
+    cached = redis_dump(app.config["REDIS_URL"])
+    # The dump reads what the run left: RQ's jobs unpacked, their queues and registries.
+    jobs = {k: v for k, v in cached.items() if k.startswith("rq:job:")}
+    assert len(jobs) >= 5
+    assert any("jobs.tasks.execute_action" in v for v in jobs.values())
+    assert any("jobs.tasks.sync_webhook_changes" in v for v in jobs.values())
     found = {(kind, where) for kind, values in secrets.items() for value in values
              for where, text in (("database", stored), ("logs", logged)) if value in text}
+    found |= {(kind, f"redis {key}") for kind, values in secrets.items() for value in values
+              for key, text in cached.items() if value in text}
     assert found == set()
 
     # What the customers were sent stays out of the logs: each line of each body, and their
@@ -137,3 +219,24 @@ def test_no_secret_in_the_database_or_the_logs_and_no_customer_text_in_the_logs(
         rf"org {connected.org_id} invoice (\d+) action {connected.org_id}:\1:reminder:\S+: "
         r"done", narrative)}
     assert sent_invoices <= finished
+
+
+def test_the_redis_dump_reads_every_type_and_unpacks_rq_job_data(redis_url) -> None:  # type: ignore[no-untyped-def]
+    """The probe above can fail: a marker put in each kind of Redis value, and as an argument
+    of a queued RQ job (stored zlib-compressed and pickled), is found by the dump."""
+    from rq import Queue
+
+    marker = "planted-refresh-token-7d1c"
+    client = Redis.from_url(redis_url)
+    client.set("s", marker)
+    client.hset("h", mapping={"f": marker})
+    client.rpush("l", marker)
+    client.sadd("set", marker)
+    client.zadd("z", {marker: 1})
+    client.xadd("x", {"f": marker})
+    client.set("packed", zlib.compress(pickle.dumps({"token": marker})))
+    job = Queue("dump-test", connection=client).enqueue("jobs.tasks.sync_org", marker)
+    client.close()
+    dump = redis_dump(redis_url)
+    for key in ("s", "h", "l", "set", "z", "x", "packed", f"rq:job:{job.id}"):
+        assert marker in dump[key], key
