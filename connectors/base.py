@@ -253,7 +253,22 @@ class Connector(Protocol):
 
     def email_invoice(self, provider_id: str, idempotency_key: str) -> None: ...
 
-    def add_invoice_note(self, provider_id: str, text: str, idempotency_key: str) -> None: ...
+    def add_invoice_note(self, provider_id: str, text: str, idempotency_key: str) -> None:
+        """A note for the bookkeeper on the invoice, carrying the marker derived from the key
+        (`effect_marker(idempotency_key)`), so `find_invoice_note` can find it again."""
+        ...
+
+    # Lookups after an unknown outcome, once the provider may have forgotten the idempotency
+    # key: the executor asks before writing again, never on a first attempt (they cost calls).
+
+    def find_invoice_note(self, provider_id: str, idempotency_key: str) -> bool:
+        """Whether the note written under that key is on the invoice (by its marker)."""
+        ...
+
+    def invoice_emailed_since(self, provider_id: str, since: datetime) -> bool:
+        """Whether the provider emailed the invoice at or after `since` (a provider time
+        stamp of the send: Xero's History "Sent" record, QuickBooks' DeliveryInfo)."""
+        ...
 
     def add_fee_line(self, provider_id: str, fee: FeeLine, idempotency_key: str) -> None:
         """Add the fee as a line on the invoice, unless a line with its marker is there.

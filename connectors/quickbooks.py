@@ -543,6 +543,22 @@ class QuickBooksConnector:
         self._sparse_update(f"note on invoice {provider_id}", provider_id, idempotency_key,
                             append)
 
+    def find_invoice_note(self, provider_id: str, idempotency_key: str) -> bool:
+        """The note's marker in the invoice's PrivateNote (one read)."""
+        note = str(self._get("Invoice", provider_id).get("PrivateNote") or "")
+        return effect_marker(idempotency_key) in note
+
+    def invoice_emailed_since(self, provider_id: str, since: datetime) -> bool:
+        """The send operation sets EmailStatus to EmailSent and DeliveryInfo to
+        {DeliveryType: Email, DeliveryTime}, the time of the latest send (read-only): a
+        DeliveryTime at or after `since` is the send whose answer was lost."""
+        raw = self._get("Invoice", provider_id)
+        delivery = raw.get("DeliveryInfo") or {}
+        if raw.get("EmailStatus") != "EmailSent" or delivery.get("DeliveryType") != "Email":
+            return False
+        moment = parse_qbo_datetime(delivery.get("DeliveryTime"))
+        return moment is not None and moment >= since
+
     def _allows_discounts(self) -> bool:
         """Intuit: a discount line needs the preference Sales Form Entry | Discounts."""
         if self._discounts is None:

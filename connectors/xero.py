@@ -48,6 +48,7 @@ from connectors.base import (
     TenantRecord,
     TokenStore,
     TransientError,
+    effect_marker,
     fee_invoice_markers,
     reads_provider_record,
 )
@@ -61,6 +62,8 @@ PAGE_SIZE = 1000  # Xero's maximum: fewest calls per record
 FEE_INVOICES_PER_CALL = 50  # Xero: about 50 elements a request
 IDS_PER_READ = 150  # invoice or contact ids in one query string (about 5,600 characters)
 REQUEST_TIMEOUT = 60
+HISTORY_DETAILS_LIMIT = 2500  # Xero refuses longer History details
+SENT_CHANGES = ("sent", "emailed")  # History "Changes" of an invoice emailed to its contact
 REFRESH_MARGIN = timedelta(seconds=120)
 T = TypeVar("T")
 
@@ -403,9 +406,41 @@ class XeroConnector:
                    RequestEmpty(), idempotency_key=idempotency_key)
 
     def add_invoice_note(self, provider_id: str, text: str, idempotency_key: str) -> None:
-        records = HistoryRecords(history_records=[HistoryRecord(details=text[:2500])])
+        """A History note ending with the marker derived from the key: past Xero's idempotency
+        window the marker is the only way to tell a note that was written from one that was
+        not (History & Notes can be read, never edited or deleted)."""
+        marker = effect_marker(idempotency_key)
+        details = _with_marker(f"{text} ({marker})", marker, HISTORY_DETAILS_LIMIT)
+        records = HistoryRecords(history_records=[HistoryRecord(details=details)])
         self._call(f"history note {provider_id}", self._api.create_invoice_history, provider_id,
                    records, idempotency_key=idempotency_key)
+
+    def _history(self, provider_id: str) -> list[dict[str, Any]]:
+        body = self._call(f"history of invoice {provider_id}", self._api.get_invoice_history,
+                          provider_id) or {}
+        return list(body.get("HistoryRecords") or [])
+
+    def find_invoice_note(self, provider_id: str, idempotency_key: str) -> bool:
+        """GET /Invoices/{id}/History, searched for the note's marker (one call)."""
+        marker = effect_marker(idempotency_key)
+        return any(marker in str(record.get("Details") or "")
+                   for record in self._history(provider_id))
+
+    def invoice_emailed_since(self, provider_id: str, since: datetime) -> bool:
+        """Xero writes every email of an invoice into its History & Notes ("Sent", with the
+        address and the time), and History is never edited: a "Sent" record stamped at or
+        after `since` is the send whose answer was lost; none means none went. SentToContact
+        alone cannot tell: it stays true from the first send on."""
+        for record in self._history(provider_id):
+            change = str(record.get("Changes") or "").strip().lower()
+            if change not in SENT_CHANGES:
+                continue
+            moment = parse_xero_datetime(record.get("DateUTC")) or (
+                parse_xero_datetime(str(record["DateUTCString"]))
+                if record.get("DateUTCString") else None)
+            if moment is not None and moment >= since:
+                return True
+        return False
 
 
     # --- fees -----------------------------------------------------------------------------

@@ -10,10 +10,12 @@ holds which parts are done, so a retry resumes after the last one).
 Before each provider write the part is written down as `writing` (committed): a retry that
 finds it knows the outcome of that write is unknown (the worker died, or the answer was lost)
 and reconciles before anything new is written: the same idempotency key replays the first
-answer within the provider's window, and the marker (fee line description, credit note, the
-QuickBooks note) is looked up beyond it; the re-check of the invoice does not turn such an
-action into "skipped" because of a change the action itself made (a discount that closed the
-invoice, a fee line that raised the amount due).
+answer within the provider's window, and beyond it the effect is looked up at the provider from
+the moment the write began (`writing_since`): the marker in a fee line, a fee invoice, a credit
+note or a note (Xero History, QuickBooks PrivateNote), and for an email the provider's own record
+of the send (Xero History "Sent", QuickBooks DeliveryInfo.DeliveryTime); the re-check of the
+invoice does not turn such an action into "skipped" because of a change the action itself made
+(a discount that closed the invoice, a fee line that raised the amount due).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from sqlalchemy.orm import Session
 
 from app import clock
 from app.models import Action, Contact, Invoice, Organisation, Task
+from app.settings.approvals import AWAITING_APPROVAL
+from app.settings.message_texts import message_source
 from connectors.base import (
     ConfigurationError,
     Connector,
@@ -48,12 +52,13 @@ from connectors.base import (
     effect_marker,
 )
 from jobs import documents, ledger, outbound
+from jobs.credit_requests import send_deposit_reminder, send_top_up_request
 from jobs.mail import send_email
 from jobs.plan import calendar_for, refresh_next_action
 from jobs.statements import send_statement
 from rules.case_file import agency_case_file
 from rules.letters import demand_letter
-from rules.messages import MessageContext, language_of, render, shipped_template
+from rules.messages import MessageContext, language_of, render
 from sync.engine import upsert_invoices
 
 log = logging.getLogger(__name__)
@@ -62,6 +67,10 @@ MAX_ATTEMPTS = 6
 FEE_KINDS = ("fee", "interest", "compensation")
 FEE_LABELS = {"fee": "Late fee", "interest": "Interest", "compensation": "Recovery costs"}
 WRITING = "writing"  # in action.result: the part whose provider write may or may not have happened
+WRITING_SINCE = "writing_since"  # when the first attempt at that write began (aware UTC, ISO)
+# A provider's own time stamp of an effect (an email's History record or DeliveryTime, to the
+# second) is compared with our clock, which may run a little ahead of the provider's.
+CLOCK_SKEW = timedelta(minutes=2)
 CRASH_POINTS = "DUNWELL_CRASH_POINTS"  # e.g. "claimed=0.1,answered=0.1,committed=0.1"
 
 
@@ -115,6 +124,9 @@ def execute_action(session: Session, action: Action, connector: Connector,
                    now: datetime, owner: str) -> str:
     """Carry out one action; returns its final or current status."""
     if action.status in ledger.FINAL_STATES:
+        return action.status
+    if action.status == AWAITING_APPROVAL:  # safe mode: only the owner's approval sends it
+        log.warning("org %s action %s waits for approval; not run", action.org_id, action.key)
         return action.status
     invoice = session.get(Invoice, action.invoice_id) if action.invoice_id else None
     org = session.get(Organisation, action.org_id)
@@ -193,22 +205,43 @@ class Effect:
         a retry knows the outcome is unknown and reconciles instead of trusting the books'
         look."""
         owner = self.owner or self.action.claimed_by or ""
-        if not ledger.renew(self.session, self.action, owner, max(clock.now(), self.now),
-                            result={**(self.action.result or {}), WRITING: part}):
+        moment = max(clock.now(), self.now)
+        result = dict(self.action.result or {})
+        # A write tried again keeps the time of its first try: a lookup after a later unknown
+        # outcome must still see an effect the first try made.
+        if result.get(WRITING) != part or not result.get(WRITING_SINCE):
+            result[WRITING_SINCE] = moment.isoformat()
+        if not ledger.renew(self.session, self.action, owner, moment,
+                            result={**result, WRITING: part}):
             raise ClaimLost(self.action.key)
+
+    def unknown_since(self, part: str) -> datetime | None:
+        """When the write of `part` whose outcome is unknown began (None: no such write).
+
+        Within the provider's idempotency window the same key would replay its answer; past it
+        only a lookup at the provider tells whether the effect happened, and this is the moment
+        from which to look."""
+        result = self.action.result or {}
+        if result.get(WRITING) != part:
+            return None
+        since = result.get(WRITING_SINCE)
+        if since:
+            return datetime.fromisoformat(str(since))
+        return self.action.updated_at or self.now
 
     def record_part(self, part: str, value: object = True) -> None:
         """Remember at once that a part of the effect happened (a retry skips it)."""
         crash_point("answered")
         result = {**(self.action.result or {}), part: value}
         result.pop(WRITING, None)
+        result.pop(WRITING_SINCE, None)
         self.action.result = result
         self.session.commit()
 
     def finish(self, message: str, **result: object) -> str:
         crash_point("answered")
         self.action.result = {k: v for k, v in (self.action.result or {}).items()
-                              if k != WRITING}
+                              if k not in (WRITING, WRITING_SINCE)}
         ledger.finish(self.session, self.action, "done", message, self.now, result=result)
         return "done"
 
@@ -256,7 +289,8 @@ def _message(effect: Effect, tone: str | None) -> tuple[str, str, str]:
     invoice, contact = effect.invoice, effect.invoice.contact
     language = language_of(contact.language if contact else None)
     days = (effect.now.date() - invoice.due_date).days if invoice.due_date else 0
-    message = render(shipped_template(language, tone or "friendly"), MessageContext(
+    source = message_source(effect.session, effect.org.id, language, tone or "friendly")
+    message = render(source, MessageContext(
         contact_name=contact.name if contact else "", invoice_number=invoice.number,
         amount_due=invoice.amount_due, currency=invoice.currency,
         due_date=invoice.due_date or effect.now.date(), days_overdue=max(days, 0),
@@ -277,9 +311,18 @@ def send_reminder(effect: Effect) -> str:
                       result={"reason": "no_email"})
         return "skipped"
     if channel == "provider_email" and not effect.done_part("emailed"):
-        effect.begin("emailed")
-        effect.connector.email_invoice(invoice.provider_id, idempotency_key=f"{effect.key}:email")
-        effect.record_part("emailed")
+        since = effect.unknown_since("emailed")
+        if since is not None and effect.connector.invoice_emailed_since(
+                invoice.provider_id, since - CLOCK_SKEW):
+            log.info("org %s invoice %s action %s: the provider emailed the invoice after %s;"
+                     " recorded, not sent again", action.org_id, invoice.id, action.key,
+                     since.isoformat(timespec="seconds"))
+            effect.record_part("emailed", "found")
+        else:
+            effect.begin("emailed")
+            effect.connector.email_invoice(invoice.provider_id,
+                                           idempotency_key=f"{effect.key}:email")
+            effect.record_part("emailed")
     if channel == "dunwell_email" and not effect.done_part("emailed"):
         assert contact is not None and contact.email
         subject, text, html = _message(effect, action.tone)
@@ -288,7 +331,7 @@ def send_reminder(effect: Effect) -> str:
                    sender_name=effect.org.name, action_key=effect.key)
         effect.record_part("emailed")
         effect.record_part("message", {"subject": subject, "text": text})
-    if not effect.done_part("noted"):
+    if not effect.done_part("noted") and not _note_found(effect, f"{effect.key}:note"):
         effect.begin("noted")
         effect.connector.add_invoice_note(invoice.provider_id, reminder_note(action, invoice),
                                           idempotency_key=f"{effect.key}:note")
@@ -296,6 +339,19 @@ def send_reminder(effect: Effect) -> str:
         channel, "emailed")
     return effect.finish(f"{action.reason or 'Reminder'}: {how}"
                          f" ({invoice.currency} {invoice.amount_due} due)", noted=True)
+
+
+def _note_found(effect: Effect, idempotency_key: str) -> bool:
+    """After an unknown outcome, whether the note is on the invoice already (by its marker):
+    recorded as written instead of written twice. No lookup on a first attempt."""
+    if effect.unknown_since("noted") is None:
+        return False
+    if not effect.connector.find_invoice_note(effect.invoice.provider_id, idempotency_key):
+        return False
+    log.info("org %s invoice %s action %s: the note is on the invoice; not written again",
+             effect.action.org_id, effect.invoice.id, effect.key)
+    effect.record_part("noted", "found")
+    return True
 
 
 def open_call_task(effect: Effect) -> str:
@@ -337,6 +393,18 @@ def _fee_invoice(effect: Effect, line: FeeLine) -> str:
         found = effect.connector.find_fee_invoices(
             [line.marker], [invoice.contact_provider_id], date.fromisoformat(str(sent_in_batch)))
         if line.marker in found:
+            effect.record_part("fee_invoice_id", found[line.marker])
+    since = effect.unknown_since("fee_invoice_id")
+    if since is not None and not effect.done_part("fee_invoice_id"):
+        # Our own create's answer was lost: within the provider's window the key replays it,
+        # past it the marker (in the Reference or PrivateNote and the line) finds the invoice.
+        # It is dated the day of its attempt, in UTC: one day back covers a retry after midnight.
+        assert invoice.contact_provider_id is not None
+        found = effect.connector.find_fee_invoices(
+            [line.marker], [invoice.contact_provider_id], since.date() - timedelta(days=1))
+        if line.marker in found:
+            log.info("org %s invoice %s action %s: fee invoice %s found by its marker; not made"
+                     " again", effect.action.org_id, invoice.id, effect.key, found[line.marker])
             effect.record_part("fee_invoice_id", found[line.marker])
     if not effect.done_part("fee_invoice_id"):
         assert invoice.contact_provider_id is not None
@@ -462,7 +530,7 @@ def send_demand_letter(effect: Effect) -> str:
         effect.record_part("emailed")
         effect.record_part("message", {"subject": letter.subject, "text": letter.text})
         sent_to = contact.email
-    if not effect.done_part("noted"):
+    if not effect.done_part("noted") and not _note_found(effect, f"{action.key}:note"):
         effect.begin("noted")
         effect.connector.add_invoice_note(
             invoice.provider_id, f"Dunwell: final demand {'sent' if sent_to else 'written'}"
@@ -496,4 +564,6 @@ HANDLERS: dict[str, Callable[[Effect], str]] = {
     "demand_letter": send_demand_letter,
     "agency_case": open_agency_case,
     "statement": send_statement,
+    "deposit_reminder": send_deposit_reminder,
+    "retainer_top_up": send_top_up_request,
 }

@@ -14,6 +14,9 @@ Choices where Xero's behaviour is not published (each noted where it is made):
 - An Idempotency-Key reused for a different request (method, path or body) answers 400.
 - Adding a history note leaves the invoice's UpdatedDateUTC alone; the first e-mail, which sets
   SentToContact, moves it.
+- Each e-mail of an invoice appears in its GET /History as `Changes: "Sent"` with the time sent
+  and "This invoice has been sent to <address>." (the wording is ours; the record is what Xero's
+  History & Notes shows for every sent invoice). History is listed oldest first.
 - GET /Invoices without `page` answers every invoice without its line items, as Xero does.
 - Credit notes (GET, PUT and POST /CreditNotes, GET /CreditNotes/{id}, PUT
   /CreditNotes/{id}/Allocations): an allocation lowers the invoice's AmountDue, raises its
@@ -1773,8 +1776,16 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
         def handle(t: Tenant) -> Response:
             record = find_invoice(t, invoice_id)
             if request.method == "GET":
-                return _json(envelope("HistoryRecords", [
-                    history_out(h) for h in t.history if h["InvoiceID"] == record["InvoiceID"]]))
+                # Xero's History & Notes holds each email of the invoice too ("Sent", when and
+                # to whom), next to the notes, oldest first.
+                sent = [{"InvoiceID": e["InvoiceID"], "DateUTC": e["SentAt"],
+                         "User": "System Generated", "Changes": "Sent",
+                         "Details": f"This invoice has been sent to {e['To']}."}
+                        for e in t.emails if e["InvoiceID"] == record["InvoiceID"]]
+                notes = [h for h in t.history if h["InvoiceID"] == record["InvoiceID"]]
+                merged = sorted([*notes, *sent], key=lambda h: datetime.fromisoformat(
+                    h["DateUTC"]))
+                return _json(envelope("HistoryRecords", [history_out(h) for h in merged]))
             try:
                 body = json.loads(request.get_data() or b"{}")
                 details = [str(r["Details"]) for r in body["HistoryRecords"]]

@@ -300,3 +300,179 @@ def test_a_worker_whose_lease_passed_to_another_writes_nothing_more(
         assert (action.status, action.claimed_by) == ("claimed", "other-worker/1")
         assert "writing" not in (action.result or {})
     assert state.emails(connected.tenant_id) == []
+
+
+# --- past the provider's idempotency window: looked up, recorded, never repeated ------------
+
+
+@pytest.fixture
+def qbo_sandbox(clock: FakeClock) -> Iterator[tuple[object, LiveServer]]:
+    """The QuickBooks sandbox behind a fault injector (`server.faults`)."""
+    from connectors.sandbox.quickbooks import QuickBooksSandbox, SandboxConfig, create_app
+
+    state = QuickBooksSandbox(SandboxConfig(clock=clock, per_minute_limit=100_000))
+    state.seed_demo(clock().date())
+    faults = FaultInjector(create_app(state), "quickbooks", seed=3)
+    server = LiveServer(faults)
+    server.faults = faults  # type: ignore[attr-defined]
+    yield state, server
+    server.stop()
+
+
+# Where each provider's writes go: the email, the note, a new (fee) invoice.
+WRITE_PATHS = {
+    "xero": {"email": "/Email$", "note": "/History$", "create": "/Invoices$"},
+    "quickbooks": {"email": "/send$", "note": "/invoice$", "create": "/invoice$"},
+}
+
+
+class Books:
+    """One connected provider sandbox as the tests below read it."""
+
+    def __init__(self, provider: str, app, web, sandbox, qbo_sandbox) -> None:  # type: ignore[no-untyped-def]
+        from tests.integration.conftest import connect
+
+        self.provider = provider
+        self.state, server = sandbox if provider == "xero" else qbo_sandbox
+        self.faults: FaultInjector = server.faults
+        self.connected = connect(app, web, provider)
+        self.tenant = self.connected.tenant_id
+        self.paths = WRITE_PATHS[provider]
+
+    def open_invoice(self, app):  # type: ignore[no-untyped-def]
+        """The first open, unpaid invoice whose contact has an email address, after a sync
+        (compared in Python: each provider's amounts are stored at their own scale)."""
+        from app.extensions import db
+        from app.models import Contact, Invoice
+
+        _synced_invoice(app, self.connected.org_id)
+        return next(invoice for invoice in db.session.scalars(
+            select(Invoice).join(Contact, Invoice.contact_id == Contact.id)
+            .where(Invoice.status == "open", Contact.email.is_not(None)).order_by(Invoice.id))
+            if invoice.amount_paid == 0)
+
+    def emails(self, invoice_id: str) -> int:
+        if self.provider == "xero":
+            return sum(1 for e in self.state.emails(self.tenant)  # type: ignore[attr-defined]
+                       if e["InvoiceID"] == invoice_id)
+        return sum(1 for e in self.state.emails(self.tenant)  # type: ignore[attr-defined]
+                   if str(e["InvoiceId"]) == invoice_id)
+
+    def notes(self, invoice_id: str) -> list[str]:
+        if self.provider == "xero":
+            return [str(h["Details"]) for h in self.state.history(  # type: ignore[attr-defined]
+                self.tenant, invoice_id) if str(h["Details"]).startswith("Dunwell")]
+        raw = next(i for i in self.state.invoices(self.tenant)  # type: ignore[attr-defined]
+                   if i["Id"] == invoice_id)
+        return [line for line in str(raw.get("PrivateNote") or "").splitlines()
+                if "Dunwell" in line]
+
+    def invoices_marked(self, marker: str) -> list[str]:
+        found = []
+        for raw in self.state.invoices(self.tenant):  # type: ignore[attr-defined]
+            lines = raw.get("LineItems") or raw.get("Line") or []
+            text = " ".join([str(raw.get("Reference") or ""), str(raw.get("PrivateNote") or ""),
+                             *(str(line.get("Description") or "") for line in lines)])
+            if marker in text:
+                found.append(str(raw.get("InvoiceID") or raw.get("Id")))
+        return found
+
+
+@pytest.mark.parametrize("provider", ["xero", "quickbooks"])
+def test_a_reminder_past_the_window_is_looked_up_not_sent_or_noted_twice(
+        app, web, sandbox, qbo_sandbox, clock, provider) -> None:  # type: ignore[no-untyped-def]
+    """Both answers lost and the provider has forgotten the keys: the retry finds the email
+    (Xero's History "Sent", QuickBooks' DeliveryInfo) and the note (its marker) and records
+    them; one email, one note, the action done."""
+    from app.extensions import db
+    from jobs.execute import RetryLater
+    from jobs.tasks import execute_action
+
+    books = Books(provider, app, web, sandbox, qbo_sandbox)
+    with app.app_context():
+        invoice = books.open_invoice(app)
+        action = _action(invoice, "reminder", clock(), channel="provider_email",
+                         step_index=0, step_count=3, template="friendly")
+        provider_id = invoice.provider_id
+        emails = books.emails(provider_id)
+        # Rules fire first come, first served: the lost answers go before the forgotten keys.
+        books.faults.add("lost_answer", method="POST", path=books.paths["email"],
+                         times=DROPS_TO_FAIL)
+        books.faults.add("lost_answer", method="POST|PUT", path=books.paths["note"],
+                         times=DROPS_TO_FAIL)
+        with pytest.raises(RetryLater):
+            execute_action(action.id)
+        db.session.refresh(action)
+        assert action.result["writing"] == "emailed" and action.result["writing_since"]
+        assert books.emails(provider_id) == emails + 1  # it went; the answer did not come back
+        books.faults.add("forget_key", times=None)  # the provider's window has passed
+        clock.advance(minutes=20)
+        with pytest.raises(RetryLater):
+            execute_action(action.id)
+        db.session.refresh(action)
+        assert action.result["emailed"] == "found" and action.result["writing"] == "noted"
+        assert len(books.notes(provider_id)) == 1
+        clock.advance(minutes=20)
+        assert execute_action(action.id) == "done"
+        db.session.refresh(action)
+        assert action.status == "done" and action.result["noted"] is True
+        assert "writing" not in action.result and "writing_since" not in action.result
+    assert books.emails(provider_id) == emails + 1
+    assert len(books.notes(provider_id)) == 1
+
+
+@pytest.mark.parametrize("provider", ["xero", "quickbooks"])
+def test_a_reminder_whose_email_never_reached_the_provider_is_sent_on_retry(
+        app, web, sandbox, qbo_sandbox, clock, provider) -> None:  # type: ignore[no-untyped-def]
+    """A 500 in front of the provider: the outcome is unknown to us, the lookup finds no
+    send since the write began, so the retry sends it (once)."""
+    from app.extensions import db
+    from jobs.execute import RetryLater
+    from jobs.tasks import execute_action
+
+    books = Books(provider, app, web, sandbox, qbo_sandbox)
+    with app.app_context():
+        invoice = books.open_invoice(app)
+        action = _action(invoice, "reminder", clock(), channel="provider_email",
+                         step_index=0, step_count=3, template="friendly")
+        provider_id = invoice.provider_id
+        emails = books.emails(provider_id)
+        books.faults.add("server_error", method="POST", path=books.paths["email"])
+        with pytest.raises(RetryLater):
+            execute_action(action.id)
+        assert books.emails(provider_id) == emails
+        books.faults.add("forget_key", times=None)
+        clock.advance(minutes=20)
+        assert execute_action(action.id) == "done"
+        db.session.refresh(action)
+        assert action.result["emailed"] is True
+    assert books.emails(provider_id) == emails + 1
+    assert len(books.notes(provider_id)) == 1
+
+
+@pytest.mark.parametrize("provider", ["xero", "quickbooks"])
+def test_a_single_fee_invoice_past_the_window_is_found_by_its_marker(
+        app, web, sandbox, qbo_sandbox, clock, provider) -> None:  # type: ignore[no-untyped-def]
+    from app.extensions import db
+    from jobs.execute import RetryLater
+    from jobs.tasks import execute_action
+
+    books = Books(provider, app, web, sandbox, qbo_sandbox)
+    with app.app_context():
+        invoice = books.open_invoice(app)
+        action = _action(invoice, "fee", clock(), amount=Decimal("12.50"),
+                         currency=invoice.currency, details={"placement": "separate_invoice"})
+        marker = effect_marker(action.key)
+        books.faults.add("lost_answer", method="POST|PUT", path=books.paths["create"],
+                         times=DROPS_TO_FAIL)
+        with pytest.raises(RetryLater):
+            execute_action(action.id)
+        made = books.invoices_marked(marker)
+        assert len(made) == 1  # made; the answer lost
+        books.faults.add("forget_key", times=None)
+        clock.advance(hours=1)
+        assert execute_action(action.id) == "done"
+        db.session.refresh(action)
+        assert action.result["placed"] == "fee_invoice"
+        assert action.result["fee_invoice_id"] == made[0]
+    assert books.invoices_marked(marker) == made
