@@ -33,6 +33,7 @@ from rules import (
     contact_overrides_from_json,
     default_policy,
     evaluate,
+    new_customer_variant,
     next_action_at,
     policy_from_json,
     policy_to_json,
@@ -95,14 +96,18 @@ class Book:
                     PlanRow.invoice_id.in_(chunk), PlanRow.status == "active")):
                 self.plans[plan.invoice_id] = plan_record(plan)
         self._policies: dict[int, Policy] = {}
+        from jobs.credit_requests import new_customers  # credit control: stricter variant
+        self.newcomers = new_customers(session, org.id, invoices, self.policy)
 
     def policy_of(self, invoice: Invoice) -> Policy:
         contact = invoice.contact
-        if contact is None or not contact.policy_overrides:
+        newcomer = contact is not None and contact.id in self.newcomers
+        if contact is None or not (contact.policy_overrides or newcomer):
             return self.policy
         if contact.id not in self._policies:
-            overrides = contact_overrides_from_json({"policy": contact.policy_overrides})
-            self._policies[contact.id] = with_contact_overrides(self.policy, overrides)
+            overrides = contact_overrides_from_json({"policy": contact.policy_overrides or {}})
+            base = new_customer_variant(self.policy) if newcomer else self.policy
+            self._policies[contact.id] = with_contact_overrides(base, overrides)
         return self._policies[contact.id]
 
     def state(self, invoice: Invoice) -> InvoiceState:
@@ -193,6 +198,8 @@ def plan_org(session: Session, org: Organisation, now: datetime) -> list[Action]
         if problems:
             _report_problems(session, org, invoice, problems, now, book.calendar)
         invoice.next_action_at = next_action_at(state, history, policy, book.calendar, now)
+    from jobs import credit_requests  # deposits tracked; retainers, limits, terms planned
+    planned.extend(credit_requests.plan_for_customers(session, org, book, due, now))
     session.flush()
     return planned
 

@@ -194,3 +194,78 @@ def statements_command(org_id: int) -> None:
 
     _org(org_id)  # a clear error for an unknown organisation
     click.echo(f"{plan_statements(org_id)} statement(s) planned")
+
+
+def _decimal(value: str | None, what: str) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        return Decimal(value)
+    except InvalidOperation as exc:
+        raise click.ClickException(f"{value!r} is not an amount ({what})") from exc
+
+
+@customers_group.command("retainer", help="Start or change a customer's retainer: invoices "
+                         "from --start draw on it; below --threshold a top-up is asked for.")
+@click.argument("org_id", type=int)
+@click.argument("contact_id", type=int)
+@click.option("--threshold", required=True, help="Ask for a top-up below this balance.")
+@click.option("--top-up-to", "top_up_to", required=True, help="The balance a top-up restores.")
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="The first day invoices draw on it (default: today).")
+@click.option("--currency", default=None, help="Default: the organisation's base currency.")
+@with_appcontext
+def retainer_command(org_id: int, contact_id: int, threshold: str, top_up_to: str,
+                     start: object, currency: str | None) -> None:
+    from datetime import datetime
+
+    from app import clock
+    from app.customers.services import CreditRefused, contact_of, org_today, set_retainer
+    from app.extensions import db
+
+    org = _org(org_id)
+    started = start.date() if isinstance(start, datetime) else org_today(org, clock.now())
+    try:
+        set_retainer(db.session, org, contact_of(db.session, org, contact_id),
+                     threshold=_decimal(threshold, "threshold"),
+                     top_up_to=_decimal(top_up_to, "top-up level"), started_on=started,
+                     currency=currency)
+    except CreditRefused as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(f"retainer from {started.isoformat()}: top-up below {threshold} to {top_up_to}")
+
+
+@customers_group.command("top-up", help="Record money paid into a customer's retainer.")
+@click.argument("org_id", type=int)
+@click.argument("contact_id", type=int)
+@click.argument("amount")
+@click.option("--received", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="The day it came in (default: today).")
+@with_appcontext
+def top_up_command(org_id: int, contact_id: int, amount: str, received: object) -> None:
+    from datetime import datetime
+
+    from app import clock
+    from app.customers.services import (
+        CreditRefused,
+        contact_of,
+        org_today,
+        record_top_up,
+        retainer_view,
+    )
+    from app.extensions import db
+
+    org = _org(org_id)
+    day = received.date() if isinstance(received, datetime) else org_today(org, clock.now())
+    try:
+        contact = contact_of(db.session, org, contact_id)
+        record_top_up(db.session, org, contact, _decimal(amount, "top-up"), day)
+    except CreditRefused as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    view = retainer_view(db.session, org, contact)
+    assert view is not None
+    click.echo(f"balance {view.retainer.currency} {view.balance}")

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import DecimalField, HiddenField, StringField
-from wtforms.validators import AnyOf, Length, NumberRange, Optional
+from wtforms import DateField, DecimalField, HiddenField, StringField
+from wtforms.validators import AnyOf, InputRequired, Length, NumberRange, Optional
 
 
 class HoldForm(FlaskForm):
@@ -12,3 +12,17 @@ class HoldForm(FlaskForm):
 
 class CreditLimitForm(FlaskForm):
     limit = DecimalField("Credit limit", places=2, validators=[Optional(), NumberRange(min=0)])
+
+
+class RetainerForm(FlaskForm):
+    threshold = DecimalField("Top-up below", places=2,
+                             validators=[InputRequired(), NumberRange(min=0)])
+    top_up_to = DecimalField("Top up to", places=2,
+                             validators=[InputRequired(), NumberRange(min=0)])
+    started_on = DateField("Invoices from", validators=[Optional()])
+
+
+class TopUpForm(FlaskForm):
+    amount = DecimalField("Amount received", places=2,
+                          validators=[InputRequired(), NumberRange(min=0.01)])
+    received_on = DateField("Received on", validators=[Optional()])

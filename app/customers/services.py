@@ -20,13 +20,39 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.models import Action, Contact, CreditSettings, Invoice, Organisation, Payment
+from app.models import (
+    Action,
+    Contact,
+    CreditSettings,
+    Invoice,
+    Organisation,
+    Payment,
+    Retainer,
+    RetainerTopUp,
+)
+from app.models import ExpectedPayment as ExpectedPaymentRow
 from app.models import PaymentPlan as PlanRow
 from app.models import Policy as PolicyRow
 from jobs import ledger
 from jobs.plan import calendar_for, plan_record
-from rules import InvoiceState, PlannedAction, action_key, default_policy, policy_from_json
-from rules.credit import InvoiceHistory, PaymentBehaviour, RiskScore, payment_behaviour, risk_score
+from rules import (
+    InvoiceState,
+    PlannedAction,
+    Policy,
+    action_key,
+    default_policy,
+    policy_from_json,
+)
+from rules.credit import (
+    InvoiceHistory,
+    PaymentBehaviour,
+    RiskScore,
+    TermsChange,
+    over_limit_since,
+    payment_behaviour,
+    recommended_terms,
+    risk_score,
+)
 from rules.forecast import (
     Backtest,
     CashForecast,
@@ -39,6 +65,14 @@ from rules.forecast import (
 from rules.forecast import cash_in_forecast as weekly_cash_in
 from rules.messages import language_of
 from rules.plans import plan_state
+from rules.retainers import (
+    RetainerEntry,
+    RetainerInvoice,
+    RetainerTerms,
+    TopUp,
+    retainer_balance,
+    retainer_history,
+)
 from rules.statements import OpenItem, Statement, build_statement
 
 log = logging.getLogger(__name__)
@@ -381,3 +415,180 @@ def statement_for(session: Session, org: Organisation, contact: Contact, now: da
              for i in open_invoices(session, org, contact) if i.due_date is not None]
     return build_statement(contact.name, org.name, items, org_today(org, now),
                            statement_language(session, org, contact), payment_link)
+
+
+# ------------------------------------------------------------------- retainers, deposits
+
+
+def retainer_of(session: Session, org: Organisation, contact: Contact) -> Retainer | None:
+    return session.scalar(select(Retainer).where(Retainer.org_id == org.id,
+                                                 Retainer.contact_id == contact.id))
+
+
+def retainer_terms(retainer: Retainer) -> RetainerTerms:
+    return RetainerTerms(currency=retainer.currency, threshold=retainer.threshold,
+                         top_up_to=retainer.top_up_to, started_on=retainer.started_on)
+
+
+def _top_ups(session: Session, retainer: Retainer) -> list[RetainerTopUp]:
+    return list(session.scalars(select(RetainerTopUp).where(
+        RetainerTopUp.org_id == retainer.org_id, RetainerTopUp.retainer_id == retainer.id)
+        .order_by(RetainerTopUp.received_on, RetainerTopUp.id)))
+
+
+def retainer_entries(session: Session, retainer: Retainer) -> list[RetainerEntry]:
+    """The retainer's movements from the recorded top-ups and the synced invoices."""
+    invoices = [RetainerInvoice(row.id, row.number or str(row.id), row.issue_date, row.total,
+                                row.currency)
+                for row in session.execute(
+                    select(Invoice.id, Invoice.number, Invoice.issue_date, Invoice.total,
+                           Invoice.currency)
+                    .where(Invoice.org_id == retainer.org_id,
+                           Invoice.contact_id == retainer.contact_id,
+                           Invoice.status.in_(("open", "paid")),
+                           Invoice.issue_date.is_not(None),
+                           Invoice.issue_date >= retainer.started_on))]
+    return retainer_history(retainer_terms(retainer),
+                            [TopUp(t.received_on, t.amount) for t in _top_ups(session, retainer)],
+                            invoices)
+
+
+def _amount(value: Decimal | None, what: str) -> Decimal:
+    if value is None or not value.is_finite() or value < 0:
+        raise CreditRefused(f"{what} is an amount of zero or more")
+    if value.as_tuple().exponent < -2:  # type: ignore[operator]
+        raise CreditRefused(f"{what} has at most two decimal places")
+    return value
+
+
+def set_retainer(session: Session, org: Organisation, contact: Contact, *,
+                 threshold: Decimal | None, top_up_to: Decimal | None, started_on: date,
+                 currency: str | None = None) -> Retainer:
+    """Start (or change) the customer's retainer; its invoices from `started_on` draw on it."""
+    low, high = _amount(threshold, "the threshold"), _amount(top_up_to, "the top-up level")
+    if high <= low:
+        raise CreditRefused("a retainer tops up to more than its threshold")
+    currency = (currency or org.base_currency).upper()
+    if len(currency) != 3 or not currency.isalpha():
+        raise CreditRefused(f"{currency!r} is not a currency code")
+    retainer = retainer_of(session, org, contact)
+    if retainer is None:
+        retainer = Retainer(org_id=org.id, contact_id=contact.id)
+        session.add(retainer)
+    retainer.currency, retainer.threshold, retainer.top_up_to = currency, low, high
+    retainer.started_on = started_on
+    session.flush()
+    log.info("org %s contact %s: retainer set", org.id, contact.id)
+    return retainer
+
+
+def record_top_up(session: Session, org: Organisation, contact: Contact, amount: Decimal | None,
+                  received_on: date) -> RetainerTopUp:
+    retainer = retainer_of(session, org, contact)
+    if retainer is None:
+        raise CreditRefused("this customer has no retainer")
+    value = _amount(amount, "a top-up")
+    if value == 0:
+        raise CreditRefused("a top-up is more than zero")
+    top_up = RetainerTopUp(org_id=org.id, retainer_id=retainer.id, amount=value,
+                           received_on=received_on)
+    session.add(top_up)
+    session.flush()
+    log.info("org %s contact %s: retainer top-up recorded", org.id, contact.id)
+    return top_up
+
+
+@dataclass(frozen=True)
+class RetainerView:
+    retainer: Retainer
+    entries: list[RetainerEntry]
+    balance: Decimal
+
+    @property
+    def low(self) -> bool:
+        return self.balance < self.retainer.threshold
+
+
+def retainer_view(session: Session, org: Organisation, contact: Contact) -> RetainerView | None:
+    retainer = retainer_of(session, org, contact)
+    if retainer is None:
+        return None
+    entries = retainer_entries(session, retainer)
+    return RetainerView(retainer, entries, retainer_balance(entries))
+
+
+def expected_payments_of(session: Session, org: Organisation,
+                         contact: Contact) -> list[tuple[ExpectedPaymentRow, str]]:
+    """The customer's milestones as the last planning pass recorded them, with the invoice
+    number, by invoice and milestone."""
+    return [(row, number or str(row.invoice_id)) for row, number in session.execute(
+        select(ExpectedPaymentRow, Invoice.number)
+        .join(Invoice, Invoice.id == ExpectedPaymentRow.invoice_id)
+        .where(ExpectedPaymentRow.org_id == org.id, ExpectedPaymentRow.contact_id == contact.id)
+        .order_by(ExpectedPaymentRow.invoice_id, ExpectedPaymentRow.milestone))]
+
+
+def policy_of_org(session: Session, org: Organisation) -> Policy:
+    row = session.scalar(select(PolicyRow).where(PolicyRow.org_id == org.id))
+    return policy_from_json(row.body) if row else default_policy()
+
+
+def terms_changes(org: Organisation, contact: Contact, histories: list[InvoiceHistory],
+                  position: CreditPosition, policy: Policy) -> list[TermsChange]:
+    """The shorter terms the policy recommends for the customer's new invoices while blocked."""
+    rule = policy.terms_on_hold
+    if rule is None or not position.blocked:
+        return []
+    hold_since = org_today(org, contact.on_hold_at) \
+        if contact.on_hold and contact.on_hold_at and rule.when != "over_limit" else None
+    over_from = over_limit_since(histories, position.limit, position.currency) \
+        if rule.when != "on_hold" else None
+    return recommended_terms(histories, rule.due_in_days, on_hold_since=hold_since,
+                             over_limit_from=over_from)
+
+
+def contact_terms_changes(session: Session, org: Organisation, credit: CustomerCredit,
+                          ) -> list[TermsChange]:
+    histories = [h for h in invoice_histories(session, org)
+                 if h.contact_id == credit.contact.id and h.is_open]
+    return terms_changes(org, credit.contact, histories, credit.position,
+                         policy_of_org(session, org))
+
+
+# ----------------------------------------------------------------------- dashboard panel
+
+
+CHART_WIDTH, CHART_HEIGHT, CHART_TOP = 520, 140, 20
+
+
+@dataclass(frozen=True)
+class ForecastBar:
+    starts: date
+    amount: Decimal
+    invoices: int
+    x: int
+    y: int
+    height: int
+
+
+def dashboard_credit(session: Session, org: Organisation, now: datetime) -> dict[str, object]:
+    """The context of customers/_dashboard_credit.html: struggling customers, the 13-week
+    cash-in forecast (in the base currency, bars scaled to the largest week) and the
+    backtest's mean absolute error."""
+    customers = customer_credit(session, org, now)
+    forecast = weekly_cash_in(open_pay_dates(session, org, now), org_today(org, now))
+    currency = org.base_currency
+    amounts = [week.amounts.get(currency, Decimal(0)) for week in forecast.weeks]
+    top = max(amounts, default=Decimal(0))
+    step = CHART_WIDTH // max(len(amounts), 1)
+    bars = []
+    for n, (week, amount) in enumerate(zip(forecast.weeks, amounts, strict=True)):
+        height = 0 if top <= 0 else int(amount / top * CHART_HEIGHT)
+        bars.append(ForecastBar(week.starts, amount, week.invoices, n * step + 4,
+                                CHART_TOP + CHART_HEIGHT - height, height))
+    return {"credit_struggling": [c for c in customers if c.struggling],
+            "credit_blocked": [c for c in customers if c.position.blocked],
+            "credit_forecast": forecast, "credit_forecast_bars": bars,
+            "credit_forecast_currency": currency, "credit_bar_width": step - 8,
+            "credit_chart_width": CHART_WIDTH, "credit_chart_height": CHART_TOP + CHART_HEIGHT + 30,
+            "credit_backtest": backtest(invoice_histories(session, org))}

@@ -9,7 +9,7 @@ from werkzeug.wrappers import Response
 
 from app import clock
 from app.customers import services
-from app.customers.forms import CreditLimitForm, HoldForm
+from app.customers.forms import CreditLimitForm, HoldForm, RetainerForm, TopUpForm
 from app.extensions import db
 from app.models import Membership, Organisation
 from app.organisations.services import organisation_for
@@ -58,11 +58,19 @@ def show(org_id: int, contact_id: int) -> str:
         abort(404)
     hold = HoldForm(action="release" if contact.on_hold else "hold")
     limit = CreditLimitForm(limit=contact.credit_limit)
+    retainer = services.retainer_view(db.session, org, contact)
     return render_template(
         "customers/show.html", org=org, contact=contact, credit=credit[0],
         pay_dates=services.open_pay_dates(db.session, org, now, contact.id),
         statement=render_statement(services.statement_for(db.session, org, contact, now)),
-        hold_form=hold, limit_form=limit)
+        hold_form=hold, limit_form=limit, retainer=retainer,
+        retainer_form=RetainerForm(
+            threshold=retainer.retainer.threshold if retainer else None,
+            top_up_to=retainer.retainer.top_up_to if retainer else None,
+            started_on=retainer.retainer.started_on if retainer else None),
+        top_up_form=TopUpForm(),
+        milestones=services.expected_payments_of(db.session, org, contact),
+        terms=services.contact_terms_changes(db.session, org, credit[0]))
 
 
 @blueprint.route("/orgs/<int:org_id>/customers/<int:contact_id>/hold", methods=["POST"])
@@ -115,4 +123,52 @@ def limit(org_id: int, contact_id: int) -> Response:
         return back
     db.session.commit()
     flash("Credit limit saved.", "success")
+    return back
+
+
+@blueprint.route("/orgs/<int:org_id>/customers/<int:contact_id>/retainer", methods=["POST"])
+@login_required
+def retainer(org_id: int, contact_id: int) -> Response:
+    org, contact = _customer(org_id, contact_id)
+    _require_editor(org)
+    form = RetainerForm()
+    back = redirect(url_for("customers.show", org_id=org.id, contact_id=contact.id))
+    if not form.validate_on_submit():
+        flash("A retainer needs a threshold and a higher top-up level, each an amount.",
+              "error")
+        return back
+    try:
+        services.set_retainer(
+            db.session, org, contact, threshold=form.threshold.data,
+            top_up_to=form.top_up_to.data,
+            started_on=form.started_on.data or services.org_today(org, clock.now()))
+    except services.CreditRefused as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return back
+    db.session.commit()
+    flash("Retainer saved.", "success")
+    return back
+
+
+@blueprint.route("/orgs/<int:org_id>/customers/<int:contact_id>/retainer/top-up",
+                 methods=["POST"])
+@login_required
+def top_up(org_id: int, contact_id: int) -> Response:
+    org, contact = _customer(org_id, contact_id)
+    _require_editor(org)
+    form = TopUpForm()
+    back = redirect(url_for("customers.show", org_id=org.id, contact_id=contact.id))
+    if not form.validate_on_submit():
+        flash("A top-up is an amount above zero.", "error")
+        return back
+    try:
+        services.record_top_up(db.session, org, contact, form.amount.data,
+                               form.received_on.data or services.org_today(org, clock.now()))
+    except services.CreditRefused as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return back
+    db.session.commit()
+    flash("Top-up recorded.", "success")
     return back

@@ -10,7 +10,9 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from app import clock
+from app.customers.services import dashboard_credit
 from app.dashboard import services
+from app.extensions import db
 from app.organisations.services import EDITORS, organisation_for, require_role
 
 blueprint = Blueprint("dashboard", __name__)
@@ -38,7 +40,8 @@ def show(org_id: int) -> str:
         attribution_days=services.ATTRIBUTION_DAYS,
         upcoming=services.upcoming_actions(org, now),
         next_due=services.next_due_invoices(org, now),
-        tasks=services.open_tasks(org), disputed=services.disputed_invoices(org))
+        tasks=services.open_tasks(org), disputed=services.disputed_invoices(org),
+        **dashboard_credit(db.session, org, now))
 
 
 @blueprint.route("/orgs/<int:org_id>/tasks/<int:task_id>/done", methods=["POST"])

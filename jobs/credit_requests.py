@@ -1,0 +1,279 @@
+"""Credit control in the planning pass: deposits tracked, retainer top-ups asked for, customers
+over their limit signalled, shorter terms recommended; and the two new action kinds carried out.
+
+`plan_for_customers` runs at the end of jobs.plan.plan_org (the planner's own pass, after every
+sync and at the day's send time). Deposit reminders themselves are planned per invoice by
+rules/engine.py (rules/deposits.py); here their milestones are written to `expected_payments`
+for the owner to see. What is per customer (a retainer running low, a balance over the limit)
+is planned here through the same ledger, each under a deterministic key. New invoice terms
+cannot be written back (the connectors have no due-date update), so a shorter due date is
+recorded once per invoice in the activity log as a recommendation for the owner.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.customers import services
+from app.models import Action, AuditEvent, Contact, Invoice, Organisation, Payment, Retainer
+from app.models import ExpectedPayment as ExpectedPaymentRow
+from jobs import ledger
+from jobs.mail import send_email
+from rules import Policy
+from rules.credit import InvoiceHistory, paid_on_time
+from rules.deposits import deposit_message, expected_payments, qualifies
+from rules.policy import is_new_customer
+from rules.retainers import due_top_up, top_up_message
+
+if TYPE_CHECKING:
+    from jobs.execute import Effect
+    from jobs.plan import Book
+
+log = logging.getLogger(__name__)
+
+BATCH = 1000
+
+
+def new_customers(session: Session, org_id: int, invoices: Sequence[Invoice],
+                  policy: Policy) -> set[int]:
+    """Contacts of these invoices still on the new-customer variant: fewer than N of their
+    invoices paid on time (nothing is read when the policy has no variant)."""
+    if policy.new_customer_policy is None:
+        return set()
+    contact_ids = sorted({i.contact_id for i in invoices if i.contact_id is not None})
+    histories: dict[int, list[InvoiceHistory]] = {c: [] for c in contact_ids}
+    for start in range(0, len(contact_ids), BATCH):
+        chunk = contact_ids[start:start + BATCH]
+        for row in session.execute(
+                select(Invoice.id, Invoice.contact_id, Invoice.issue_date, Invoice.due_date,
+                       Invoice.total, Invoice.currency, func.max(Payment.paid_on))
+                .join(Payment, Payment.invoice_id == Invoice.id)
+                .where(Invoice.org_id == org_id, Invoice.contact_id.in_(chunk),
+                       Invoice.status == "paid", Invoice.due_date.is_not(None),
+                       Payment.status == "active")
+                .group_by(Invoice.id, Invoice.contact_id, Invoice.issue_date, Invoice.due_date,
+                          Invoice.total, Invoice.currency)):
+            invoice_id, contact_id, issued, due, total, currency, paid_on = row
+            if paid_on is not None and contact_id is not None and due is not None:
+                histories[contact_id].append(InvoiceHistory(
+                    invoice_id, issued or due, due, total, total * 0, currency, paid_on,
+                    contact_id))
+    return {c for c in contact_ids if is_new_customer(policy, paid_on_time(histories[c]))}
+
+
+def track_expected_payments(session: Session, book: Book, invoices: Sequence[Invoice],
+                            now: datetime) -> int:
+    """Write the milestones of the invoices under a deposit rule, with the day each was met."""
+    touched = 0
+    for invoice in invoices:
+        policy = book.policy_of(invoice)
+        if invoice.due_date is None or policy.deposits is None:
+            continue
+        state = book.state(invoice)
+        if not qualifies(state, policy.deposits):
+            continue
+        rows = {row.milestone: row for row in session.scalars(select(ExpectedPaymentRow).where(
+            ExpectedPaymentRow.org_id == invoice.org_id,
+            ExpectedPaymentRow.invoice_id == invoice.id))}
+        for milestone in expected_payments(state, policy.deposits):
+            row = rows.get(milestone.index + 1)
+            if row is None:
+                row = ExpectedPaymentRow(org_id=invoice.org_id, invoice_id=invoice.id,
+                                         milestone=milestone.index + 1)
+                session.add(row)
+            row.contact_id, row.milestones = invoice.contact_id, milestone.count
+            row.percent, row.amount = milestone.percent, milestone.amount
+            row.cumulative, row.currency = milestone.cumulative, invoice.currency
+            row.due_date, row.met_on, row.updated_at = milestone.due_date, milestone.met_on, now
+            touched += 1
+    return touched
+
+
+def _carrier(session: Session, org: Organisation, contact_id: int,
+             since: date | None = None) -> Invoice | None:
+    """The invoice a customer-level action is filed under: the newest open one."""
+    query = select(Invoice).where(Invoice.org_id == org.id, Invoice.contact_id == contact_id,
+                                  Invoice.status == "open", Invoice.due_date.is_not(None))
+    if since is not None:
+        query = query.where(Invoice.issue_date >= since)
+    found = [i for i in session.scalars(query.order_by(Invoice.issue_date.desc(),
+                                                       Invoice.id.desc()))
+             if i.amount_due > 0]  # compared here: SQLite keeps money as text
+    return found[0] if found else None
+
+
+def plan_top_ups(session: Session, org: Organisation, book: Book,
+                 now: datetime) -> list[Action]:
+    planned = []
+    for retainer in session.scalars(select(Retainer).where(Retainer.org_id == org.id)
+                                    .order_by(Retainer.id)):
+        contact = session.get(Contact, retainer.contact_id)
+        if contact is None or contact.excluded or contact.archived:
+            continue
+        entries = services.retainer_entries(session, retainer)
+        received = sum(1 for e in entries if e.kind == "top_up")
+        carrier = _carrier(session, org, contact.id)
+        step = due_top_up(org.id, contact.id, contact.name,
+                          None if carrier is None else carrier.id,
+                          services.retainer_terms(retainer), received, entries, book.policy,
+                          book.calendar, now)
+        if step is None or carrier is None:
+            continue
+        action = ledger.record_planned(session, step, carrier, now)
+        if action is not None:
+            planned.append(action)
+    return planned
+
+
+def _blocked_customers(session: Session, org: Organisation,
+                       now: datetime) -> list[services.CustomerCredit]:
+    """Customers over their limit or on hold (read only when a limit, hold or rule exists)."""
+    settings = services.credit_settings(session, org)
+    limited = session.scalar(select(func.count()).select_from(Contact).where(
+        Contact.org_id == org.id,
+        (Contact.credit_limit.is_not(None)) | Contact.on_hold.is_(True)))
+    if not limited and settings.default_credit_limit is None:
+        return []
+    return [c for c in services.customer_credit(session, org, now) if c.position.blocked]
+
+
+def plan_limit_signals(session: Session, org: Organisation,
+                       blocked: Sequence[services.CustomerCredit], now: datetime) -> list[Action]:
+    """The stop-service signal for each customer over the limit, once per oldest open
+    invoice, when the organisation asked for it (holds signal when they are set)."""
+    settings = services.credit_settings(session, org)
+    if not settings.stop_service_on_hold:
+        return []
+    planned = []
+    for credit in blocked:
+        contact = credit.contact
+        if not credit.position.over_limit or contact.stop_service:
+            continue
+        anchor = services.oldest_open_invoice(session, org, contact)
+        if anchor is None:
+            continue
+        p = credit.position
+        step = services.PlannedAction(
+            key=services.action_key(org.id, anchor.id, "stop_service", f"limit{contact.id}"),
+            kind="stop_service", invoice_id=anchor.id, org_id=org.id, scheduled_for=now,
+            reason=(f"{contact.name} is over the credit limit ({p.currency} {p.exposure}"
+                    f" open against {p.currency} {p.limit})"),
+            details={"webhook_url": settings.stop_service_webhook_url,
+                     "trigger": "credit_limit"})
+        action = ledger.record_planned(session, step, anchor, now)
+        if action is not None:
+            planned.append(action)
+    return planned
+
+
+def record_terms_recommendations(session: Session, org: Organisation, policy: Policy,
+                                 blocked: Sequence[services.CustomerCredit],
+                                 now: datetime) -> int:
+    """Tell the owner once per invoice the shorter due date the policy asks for."""
+    if policy.terms_on_hold is None or not blocked:
+        return 0
+    histories = [h for h in services.invoice_histories(session, org) if h.is_open]
+    told = 0
+    for credit in blocked:
+        own = [h for h in histories if h.contact_id == credit.contact.id]
+        for change in services.terms_changes(org, credit.contact, own, credit.position, policy):
+            seen = session.scalar(select(AuditEvent.id).where(
+                AuditEvent.org_id == org.id, AuditEvent.invoice_id == change.invoice_id,
+                AuditEvent.kind == "terms_recommended").limit(1))
+            if seen is not None:
+                continue
+            ledger.audit(
+                session, org.id, "terms_recommended",
+                f"{credit.contact.name} is {change.because}: give this invoice"
+                f" {policy.terms_on_hold.due_in_days} days (due {change.recommended_due}"
+                f" instead of {change.due_date}); change it in the books",
+                at=now, invoice_id=change.invoice_id,
+                data={"recommended_due": change.recommended_due.isoformat(),
+                      "due_date": change.due_date.isoformat()})
+            log.info("org %s invoice %s: shorter terms recommended", org.id, change.invoice_id)
+            told += 1
+    return told
+
+
+def plan_for_customers(session: Session, org: Organisation, book: Book,
+                       invoices: Sequence[Invoice], now: datetime) -> list[Action]:
+    """The credit-control part of a planning pass; the caller commits and enqueues."""
+    track_expected_payments(session, book, invoices, now)
+    planned = plan_top_ups(session, org, book, now)
+    blocked = _blocked_customers(session, org, now)
+    planned += plan_limit_signals(session, org, blocked, now)
+    record_terms_recommendations(session, org, book.policy, blocked, now)
+    return planned
+
+
+# --------------------------------------------------------------------------- execution
+
+
+def _skip(effect: Effect, reason: str, message: str) -> str:
+    ledger.finish(effect.session, effect.action, "skipped", message, effect.now,
+                  result={"reason": reason})
+    return "skipped"
+
+
+def send_deposit_reminder(effect: Effect) -> str:
+    """A milestone reminder: our email (or the provider's invoice email), then a note on the
+    invoice. The executor has re-read the invoice: a payment since planning replans it."""
+    from jobs.execute import _payment_link
+
+    action, invoice = effect.action, effect.invoice
+    contact = invoice.contact
+    channel = action.channel or "dunwell_email"
+    details = {k: str(v) for k, v in (action.details or {}).items()}
+    if channel in ("provider_email", "dunwell_email") and not (contact and contact.email):
+        return _skip(effect, "no_email", f"{invoice.number}: the contact has no email address")
+    assert action.amount is not None
+    if channel == "provider_email" and not effect.done_part("emailed"):
+        effect.begin("emailed")
+        effect.connector.email_invoice(invoice.provider_id, idempotency_key=f"{effect.key}:email")
+        effect.record_part("emailed")
+    if channel == "dunwell_email" and not effect.done_part("emailed"):
+        assert contact is not None and contact.email
+        subject, text = deposit_message(contact.name, effect.org.name, invoice.number,
+                                        invoice.currency, details, action.amount,
+                                        _payment_link(effect))
+        effect.begin("emailed")
+        send_email(to=contact.email, subject=subject, text=text, html=None,
+                   sender_name=effect.org.name, action_key=effect.key)
+        effect.record_part("emailed")
+        effect.record_part("message", {"subject": subject, "text": text})
+    if not effect.done_part("noted"):
+        effect.begin("noted")
+        effect.connector.add_invoice_note(
+            invoice.provider_id,
+            f"Dunwell: milestone {details.get('milestone')} of {details.get('milestones')}"
+            f" reminder sent; {invoice.currency} {action.amount} still due"
+            f" {details.get('milestone_due')}.", idempotency_key=f"{effect.key}:note")
+    return effect.finish(f"{action.reason}: sent", noted=True)
+
+
+def send_top_up_request(effect: Effect) -> str:
+    """Ask the customer by Dunwell email to top up the retainer, once per key."""
+    action, org = effect.action, effect.org
+    details = {k: str(v) for k, v in (action.details or {}).items()}
+    contact_id = (action.details or {}).get("contact_id")
+    contact = effect.session.get(Contact, contact_id) if contact_id else None
+    if contact is None or contact.org_id != org.id:
+        return _skip(effect, "gone", "The customer no longer exists")
+    if not contact.email:
+        return _skip(effect, "no_email", f"{contact.name} has no email address")
+    assert action.amount is not None and action.currency is not None
+    if not effect.done_part("emailed"):
+        subject, text = top_up_message(contact.name, org.name, action.currency, details,
+                                       action.amount)
+        effect.begin("emailed")
+        send_email(to=contact.email, subject=subject, text=text, html=None,
+                   sender_name=org.name, action_key=effect.key)
+        effect.record_part("emailed")
+        effect.record_part("message", {"subject": subject, "text": text})
+    return effect.finish(f"{action.reason}: emailed by Dunwell", top_up=True)
