@@ -16,7 +16,7 @@ from app.extensions import db
 from app.models import Action, Connection, Organisation, SyncRun
 from app.providers import PROVIDER_NAMES, connector_for, redis_client
 from connectors.base import ConfigurationError
-from jobs import execute, fee_batches, ledger, plan, statements
+from jobs import execute, fee_batches, ledger, plan, retention, statements
 from jobs.queues import FINISHED, enqueue_once
 from sync.engine import sync_organisation
 
@@ -251,6 +251,7 @@ def ensure_schedules() -> int:
     for org_id in ids:
         schedule_daily_run(org_id)
     sweep_ledger()
+    retention.check_retention()  # disconnected books whose grace has ended
     return len(ids)
 
 

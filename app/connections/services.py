@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
+import re
+import zipfile
 from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 
@@ -15,7 +22,7 @@ from app.tokens import store_tokens
 from connectors.base import AuthorizationRevoked, ConnectorError, TokenSet, TransientError
 from connectors.quickbooks import QuickBooksConnector
 from connectors.xero import delete_connection, list_connections
-from jobs import ledger
+from jobs import ledger, retention
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +46,11 @@ def _attach(user: User, grant: Grant, provider: str, tenant_id: str, tenant_name
     connection.tenant_name = tenant_name
     connection.provider_connection_id = provider_connection_id
     connection.status, connection.last_error = "active", None
+    if connection.purge_after is not None:
+        ledger.audit(session, org.id, "deletion_cancelled",
+                     "Reconnected within the grace period: the synced data is kept",
+                     at=clock.now())
+    connection.disconnected_at = connection.purge_after = connection.purged_at = None
     if session.scalar(select(Membership).where(
             Membership.user_id == user.id, Membership.org_id == org.id)) is None:
         session.add(Membership(user_id=user.id, org_id=org.id, role="owner"))
@@ -143,7 +155,84 @@ def disconnect(org: Organisation) -> None:
         except TransientError as exc:
             log.warning("org %s: provider-side disconnect failed (%s); disconnected here",
                         org.id, exc)
+    now = clock.now()
     connection.status, connection.grant = "disconnected", None
+    connection.disconnected_at, connection.purged_at = now, None
+    connection.purge_after = now + retention.grace_period()
     ledger.audit(session, org.id, "disconnected",
-                 f"Disconnected from {PROVIDER_NAMES[connection.provider]}", at=clock.now())
+                 f"Disconnected from {PROVIDER_NAMES[connection.provider]}; the synced data "
+                 f"will be deleted after {connection.purge_after.date().isoformat()} (UTC) "
+                 "unless the organisation is reconnected", at=now)
     session.commit()
+
+
+class DeletionRefused(ValueError):
+    """Delete-now asked of a book that is not waiting for deletion; the message is for the
+    owner."""
+
+
+def delete_now(org: Organisation, user: User) -> None:
+    """Cut the grace short: the deletion is due now, and its job is enqueued at once."""
+    connection = org.connection
+    if connection is None or connection.status != "disconnected" \
+            or connection.purge_after is None or connection.purged_at is not None:
+        raise DeletionRefused("Only a disconnected book whose data is still kept can be "
+                              "deleted now.")
+    now = clock.now()
+    connection.purge_after = now
+    ledger.audit(db.session, org.id, "deletion_requested",
+                 f"{user.email} asked for the synced data to be deleted now", at=now)
+    db.session.commit()
+    retention.enqueue_purge(org.id)
+
+
+# -- Export ---------------------------------------------------------------------------------
+
+EXPORTED_TABLES = ("contacts", "invoices", "payments", "payment_plans", "actions", "tasks",
+                   "documents", "webhook_events", "audit_events")
+
+
+def _plain(value: Any) -> Any:
+    """A column value as JSON: money as exact decimal text, moments in ISO 8601 (UTC)."""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def export_archive(org: Organisation) -> bytes:
+    """A ZIP of the organisation's synced data and every action and activity-log entry, one
+    JSON file per kind (documents' PDFs as files of their own); the owner's copy before the
+    data is deleted. Tokens and credentials are never in it."""
+    session = db.session
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        connection = org.connection
+        archive.writestr("organisation.json", json.dumps({
+            "id": org.id, "name": org.name, "country": org.country, "timezone": org.timezone,
+            "base_currency": org.base_currency,
+            "provider": connection.provider if connection else None,
+            "tenant_name": connection.tenant_name if connection else None,
+            "connection_status": connection.status if connection else None,
+            "disconnected_at": _plain(connection.disconnected_at) if connection else None,
+            "data_deleted_after": _plain(connection.purge_after) if connection else None,
+            "exported_at": clock.now().isoformat()}, indent=1))
+        for name in EXPORTED_TABLES:
+            table = db.metadata.tables[name]
+            rows = []
+            for row in session.execute(select(table).where(table.c.org_id == org.id)
+                                       .order_by(table.c.id)).mappings():
+                record = {k: _plain(v) for k, v in row.items() if k != "content"}
+                if name == "documents":
+                    path = f"documents/{row['id']}-{safe_filename(row['filename'])}"
+                    archive.writestr(path, row["content"])
+                    record["file"] = path
+                rows.append(record)
+            archive.writestr(f"{name}.json", json.dumps(rows, indent=1))
+    log.info("org %s: export made", org.id)
+    return buffer.getvalue()
+
+
+def safe_filename(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "-", name)[:100] or "document"

@@ -5,14 +5,26 @@ from __future__ import annotations
 
 import logging
 import secrets
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from app.connections.services import connect_quickbooks, connect_xero, disconnect
+from app import clock
+from app.connections.services import (
+    DeletionRefused,
+    connect_quickbooks,
+    connect_xero,
+    delete_now,
+    disconnect,
+    export_archive,
+)
+from app.languages import day
 from app.models import Organisation
-from app.organisations.services import organisation_for
+from app.organisations.services import MANAGERS, organisation_for, require_role, role_of
 from app.providers import PROVIDER_NAMES, quickbooks_settings, xero_settings
 from connectors.base import ConnectorError
 from connectors.oauth import new_pkce_pair
@@ -23,6 +35,7 @@ blueprint = Blueprint("connections", __name__)
 
 FLOW_KEY = "xero_oauth"
 QBO_FLOW_KEY = "quickbooks_oauth"
+OWNERS = frozenset({"owner"})
 
 
 def _redirect_uri() -> str:
@@ -135,8 +148,60 @@ def quickbooks_callback() -> Response | tuple[str, int]:
 @login_required
 def disconnect_org(org_id: int) -> Response:
     org = organisation_for(current_user, org_id)
+    require_role(current_user, org, MANAGERS)
     if org.connection is None:
         abort(404)
     disconnect(org)
-    flash(f"{org.name} is disconnected. Nothing more will be sent.", "success")
+    flash(_("%(name)s is disconnected. Nothing more will be sent. Its synced data will be "
+            "deleted after %(day)s unless you reconnect; you can download it until then.",
+            name=org.name, day=org_day(org.connection.purge_after, org)), "success")
     return redirect(url_for("organisations.show", org_id=org.id))
+
+
+@blueprint.app_template_filter("org_day")
+def org_day(moment: datetime | None, org: Organisation) -> str:
+    """A moment as the day it is in the organisation's zone, in the reader's language."""
+    if moment is None:
+        return ""
+    return day(moment.astimezone(ZoneInfo(org.timezone)).date(), "long")
+
+
+@blueprint.route("/orgs/<int:org_id>/connection")
+@login_required
+def show(org_id: int) -> str:
+    """The connection, and after a disconnect: when the data goes, export, delete now."""
+    org = organisation_for(current_user, org_id)
+    if org.connection is None:
+        abort(404)
+    return render_template("connections/show.html", org=org, conn=org.connection,
+                           is_owner=role_of(current_user, org) == "owner")
+
+
+@blueprint.route("/orgs/<int:org_id>/connection/export")
+@login_required
+def export(org_id: int) -> Response:
+    """The owner's copy: the synced data and every action, as a ZIP download."""
+    org = organisation_for(current_user, org_id)
+    require_role(current_user, org, OWNERS)
+    stamp = clock.now().strftime("%Y%m%d-%H%M%S")
+    return Response(export_archive(org), mimetype="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="dunwell-org-{org.id}-{stamp}.zip"',
+        "X-Content-Type-Options": "nosniff"})
+
+
+@blueprint.route("/orgs/<int:org_id>/connection/delete-now", methods=["POST"])
+@login_required
+def delete_data_now(org_id: int) -> Response:
+    org = organisation_for(current_user, org_id)
+    require_role(current_user, org, OWNERS)
+    if request.form.get("confirm") != "delete":
+        flash(_("Tick the box to confirm that the synced data is to be deleted now."), "error")
+        return redirect(url_for("connections.show", org_id=org.id))
+    try:
+        delete_now(org, current_user)
+    except DeletionRefused:
+        flash(_("Only a disconnected book whose data is still kept can be deleted now."),
+              "error")
+        return redirect(url_for("connections.show", org_id=org.id))
+    flash(_("The synced data of %(name)s is being deleted now.", name=org.name), "success")
+    return redirect(url_for("connections.show", org_id=org.id))
