@@ -9,7 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, g, jsonify, request
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from app import clock
 from app.dashboard.services import BUCKETS, aging, dso
@@ -52,6 +52,22 @@ def _limit() -> int | tuple[Response, int]:
     return int(raw)
 
 
+def _listing(model: type[Invoice] | type[Action], statuses: tuple[str, ...]
+             ) -> Select[Any] | tuple[Response, int]:
+    """The organisation's rows of `model` with the request's `status` filter and `limit`;
+    or the problem answer for a bad value of either."""
+    limit = _limit()
+    if isinstance(limit, tuple):
+        return limit
+    query: Select[Any] = select(model).where(model.org_id == g.api_org.id)
+    status = request.args.get("status")
+    if status is not None:
+        if status not in statuses:
+            return _problem(400, f"status must be one of {', '.join(statuses)}")
+        query = query.where(model.status == status)
+    return query.limit(limit)
+
+
 def _money(value: Any) -> str | None:
     return None if value is None else format(value, "f")
 
@@ -83,16 +99,10 @@ def aging_report() -> Response:
 
 @blueprint.get("/invoices")
 def invoices() -> Response | tuple[Response, int]:
-    limit = _limit()
-    if isinstance(limit, tuple):
-        return limit
-    query = select(Invoice).where(Invoice.org_id == g.api_org.id)
-    status = request.args.get("status")
-    if status is not None:
-        if status not in INVOICE_STATUSES:
-            return _problem(400, f"status must be one of {', '.join(INVOICE_STATUSES)}")
-        query = query.where(Invoice.status == status)
-    rows = db.session.scalars(query.order_by(Invoice.due_date, Invoice.id).limit(limit))
+    query = _listing(Invoice, INVOICE_STATUSES)
+    if isinstance(query, tuple):
+        return query
+    rows = db.session.scalars(query.order_by(Invoice.due_date, Invoice.id))
     return jsonify({"invoices": [{
         "id": i.id, "number": i.number, "status": i.status, "currency": i.currency,
         "total": _money(i.total), "amount_due": _money(i.amount_due),
@@ -105,17 +115,10 @@ def invoices() -> Response | tuple[Response, int]:
 
 @blueprint.get("/actions")
 def actions() -> Response | tuple[Response, int]:
-    limit = _limit()
-    if isinstance(limit, tuple):
-        return limit
-    query = select(Action).where(Action.org_id == g.api_org.id)
-    status = request.args.get("status")
-    if status is not None:
-        if status not in ACTION_STATUSES:
-            return _problem(400, f"status must be one of {', '.join(ACTION_STATUSES)}")
-        query = query.where(Action.status == status)
-    rows = db.session.scalars(query.order_by(Action.scheduled_for.desc(), Action.id.desc())
-                              .limit(limit))
+    query = _listing(Action, ACTION_STATUSES)
+    if isinstance(query, tuple):
+        return query
+    rows = db.session.scalars(query.order_by(Action.scheduled_for.desc(), Action.id.desc()))
     return jsonify({"actions": [{
         "id": a.id, "key": a.key, "kind": a.kind, "status": a.status,
         "invoice_id": a.invoice_id, "scheduled_for": a.scheduled_for.isoformat(),

@@ -271,3 +271,7 @@ def test_json_api_needs_its_organisation_token(app, connected) -> None:  # type:
     assert invoices["invoices"] and {i["status"] for i in invoices["invoices"]} == {"open"}
     assert requests.get(f"{api}/invoices", params={"limit": "0"}, headers=auth
                         ).status_code == 400
+    one = requests.get(f"{api}/invoices", params={"status": "open", "limit": "1"}, headers=auth)
+    assert [i["id"] for i in one.json()["invoices"]] == [invoices["invoices"][0]["id"]]
+    bad = requests.get(f"{api}/actions", params={"status": "sent"}, headers=auth)
+    assert bad.status_code == 400 and "status must be one of" in bad.text
