@@ -25,6 +25,7 @@ from rules.actions import PlannedAction
 from rules.calendar import OrgCalendar
 from rules.engine import sendable
 from rules.policy import Policy
+from rules.statutory import round_money
 
 ZERO = Decimal(0)
 
@@ -113,17 +114,21 @@ def due_top_up(org_id: int, contact_id: int, contact_name: str, carrier_invoice_
     if balance >= terms.threshold or carrier_invoice_id is None \
             or not sendable(now, policy, calendar):
         return None
-    asked = terms.top_up_to - balance
+    # Rounded to the currency's minor unit at the last step (amounts may come with more).
+    balance = round_money(balance, terms.currency)
+    threshold = round_money(terms.threshold, terms.currency)
+    asked = round_money(terms.top_up_to - balance, terms.currency)
     return PlannedAction(
         key=top_up_key(org_id, contact_id, top_ups_received), kind="retainer_top_up",
         invoice_id=carrier_invoice_id, org_id=org_id, scheduled_for=now,
         reason=(f"Retainer top-up for {contact_name}: balance {terms.currency} {balance}"
-                f" below {terms.currency} {terms.threshold}; asking for"
+                f" below {terms.currency} {threshold}; asking for"
                 f" {terms.currency} {asked}"),
         amount=asked, currency=terms.currency, channel="dunwell_email",
         template="retainer_top_up",
         details={"contact_id": contact_id, "balance": str(balance),
-                 "threshold": str(terms.threshold), "top_up_to": str(terms.top_up_to)})
+                 "threshold": str(threshold),
+                 "top_up_to": str(round_money(terms.top_up_to, terms.currency))})
 
 
 def top_up_message(contact_name: str, business_name: str, currency: str,

@@ -256,6 +256,7 @@ def top_up_command(org_id: int, contact_id: int, amount: str, received: object) 
         retainer_view,
     )
     from app.extensions import db
+    from rules.statutory import round_money
 
     org = _org(org_id)
     day = received.date() if isinstance(received, datetime) else org_today(org, clock.now())
@@ -268,4 +269,5 @@ def top_up_command(org_id: int, contact_id: int, amount: str, received: object) 
     db.session.commit()
     view = retainer_view(db.session, org, contact)
     assert view is not None
-    click.echo(f"balance {view.retainer.currency} {view.balance}")
+    click.echo(f"balance {view.retainer.currency}"
+               f" {round_money(view.balance, view.retainer.currency)}")
