@@ -12,6 +12,7 @@ import multiprocessing
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
@@ -20,7 +21,7 @@ import pytest
 import requests
 from redis import Redis
 from sqlalchemy import create_engine, select, update
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.tokens import GrantTokenStore, TokenVault
 from connectors.base import AuthorizationRevoked, TokenSet, TransientError
@@ -101,6 +102,28 @@ def grant_of(app, org_id: int) -> int:  # type: ignore[no-untyped-def]
             select(Connection).where(Connection.org_id == org_id)).one()
         assert connection.grant_id is not None
         return connection.grant_id
+
+
+@dataclass
+class GrantStores:
+    """What a worker needs to hold the connection's grant: its own store on request."""
+
+    grant_id: int
+    sessions: sessionmaker[Session]
+    vault: TokenVault
+    redis: Redis
+
+    def store(self, **options: Any) -> GrantTokenStore:
+        return GrantTokenStore(self.grant_id, self.sessions, self.vault, self.redis, **options)
+
+
+@pytest.fixture
+def grants(app, connected, database_url, redis_url,  # type: ignore[no-untyped-def]
+           encryption_keys) -> Iterator[GrantStores]:
+    engine = create_engine(database_url)
+    yield GrantStores(grant_of(app, connected.org_id), sessionmaker(bind=engine),
+                      TokenVault(encryption_keys), Redis.from_url(redis_url))
+    engine.dispose()
 
 
 def race(workers: int, attempt: Callable[[], str]) -> list[str]:
@@ -218,16 +241,13 @@ def test_fifty_workers_in_four_processes_refresh_once_per_round(
 
 
 def test_a_lost_refresh_answer_is_asked_again_within_the_grace_and_the_connection_lives(
-        app, connected, sandbox, clock, database_url, redis_url, encryption_keys,
-        watch) -> None:  # type: ignore[no-untyped-def]
+        app, connected, sandbox, clock, grants, watch) -> None:  # type: ignore[no-untyped-def]
     from app.extensions import db
     from app.models import Connection, Grant
 
     state, server = sandbox
-    grant_id = grant_of(app, connected.org_id)
-    engine = create_engine(database_url)
-    store = GrantTokenStore(grant_id, sessionmaker(bind=engine), TokenVault(encryption_keys),
-                            Redis.from_url(redis_url), retry_pause=0.1)
+    grant_id = grants.grant_id
+    store = grants.store(retry_pause=0.1)
     fresh = FreshTokens(store, oauth_client(server.url, clock, timeout=0.5).refresh, clock,
                         MARGIN)
     before = store.read()
@@ -235,7 +255,6 @@ def test_a_lost_refresh_answer_is_asked_again_within_the_grace_and_the_connectio
     clock.advance(minutes=31)
     watch.lose_next, watch.hold_seconds = 1, 1.5
     token = fresh.access_token()
-    engine.dispose()
 
     assert (watch.refreshes, watch.invalid_grants) == (2, 0)  # lost, then replayed by Xero
     assert works(server.url, token)
@@ -256,30 +275,26 @@ def test_a_lost_refresh_answer_is_asked_again_within_the_grace_and_the_connectio
 
 
 def test_a_stale_lock_holder_cannot_overwrite_a_newer_token(
-        app, connected, sandbox, clock, database_url, redis_url, encryption_keys,
-        watch) -> None:  # type: ignore[no-untyped-def]
+        sandbox, clock, grants, watch) -> None:  # type: ignore[no-untyped-def]
     state, server = sandbox
-    grant_id = grant_of(app, connected.org_id)
-    engine = create_engine(database_url)
-    sessions, vault = sessionmaker(bind=engine), TokenVault(encryption_keys)
-    redis = Redis.from_url(redis_url)
+    redis = grants.redis
     oauth = oauth_client(server.url, clock)
     state.expire_access_tokens()
     clock.advance(minutes=31)
-    before = GrantTokenStore(grant_id, sessions, vault, redis).read()
+    before = grants.store().read()
     stale_pair = TokenSet("stale-access", "stale-refresh", clock() + timedelta(hours=1))
 
     def slow_refresh(old: TokenSet) -> TokenSet:
         time.sleep(0.8)  # a long pause: the 0.3 s lock expires and another worker takes it
         return stale_pair
 
-    slow = GrantTokenStore(grant_id, sessions, vault, redis, lock_timeout=0.3)
+    slow = grants.store(lock_timeout=0.3)
     outcome: dict[str, TokenSet] = {}
     first = threading.Thread(target=lambda: outcome.update(
         slow=slow.refresh(lambda t: True, slow_refresh)))
     first.start()
     time.sleep(0.45)
-    other = GrantTokenStore(grant_id, sessions, vault, redis)
+    other = grants.store()
     newer = FreshTokens(other, oauth.refresh, clock, MARGIN).access_token()
     first.join(timeout=10)
     after = other.read()
@@ -293,16 +308,12 @@ def test_a_stale_lock_holder_cannot_overwrite_a_newer_token(
     assert other.read().tokens.access_token == newer
     assert other.save_if_current(after.version, 3, stale_pair) is True
     assert other.read().version == after.version + 1
-    engine.dispose()
 
 
 def test_a_holder_that_lost_the_lock_before_refreshing_never_spends_the_token(
-        app, connected, database_url, redis_url, encryption_keys) -> None:  # type: ignore[no-untyped-def]
-    grant_id = grant_of(app, connected.org_id)
-    engine = create_engine(database_url)
-    redis = Redis.from_url(redis_url)
-    store = GrantTokenStore(grant_id, sessionmaker(bind=engine), TokenVault(encryption_keys),
-                            redis, lock_timeout=0.2)
+        grants) -> None:  # type: ignore[no-untyped-def]
+    redis = grants.redis
+    store = grants.store(lock_timeout=0.2)
     spent: list[str] = []
 
     def slow_check(tokens: TokenSet) -> bool:
@@ -315,17 +326,12 @@ def test_a_holder_that_lost_the_lock_before_refreshing_never_spends_the_token(
         store.refresh(slow_check, lambda old: spent.append(old.refresh_token) or old)
     assert spent == []
     assert redis.get(store.lock_name) == b"other-worker"  # its lock is left alone
-    engine.dispose()
 
 
 def test_invalid_grant_uses_a_newer_stored_pair_when_another_worker_saved_one(
-        app, connected, sandbox, clock, database_url, redis_url, encryption_keys,
-        watch) -> None:  # type: ignore[no-untyped-def]
+        sandbox, clock, grants, watch) -> None:  # type: ignore[no-untyped-def]
     state, server = sandbox
-    grant_id = grant_of(app, connected.org_id)
-    engine = create_engine(database_url)
-    store = GrantTokenStore(grant_id, sessionmaker(bind=engine), TokenVault(encryption_keys),
-                            Redis.from_url(redis_url))
+    store = grants.store()
     oauth = oauth_client(server.url, clock)
     state.expire_access_tokens()
     clock.advance(minutes=31)
@@ -341,7 +347,6 @@ def test_invalid_grant_uses_a_newer_stored_pair_when_another_worker_saved_one(
     assert got.access_token == store.read().tokens.access_token
     assert store.read().version == before.version + 1
     assert works(server.url, got.access_token)
-    engine.dispose()
 
 
 def test_a_dead_refresh_token_pauses_the_connection_and_tells_the_owner(
@@ -381,14 +386,10 @@ def test_a_dead_refresh_token_pauses_the_connection_and_tells_the_owner(
 
 
 def test_a_flushed_redis_does_not_stop_tokens_being_saved(
-        app, connected, sandbox, clock, database_url, redis_url, encryption_keys,
-        watch) -> None:  # type: ignore[no-untyped-def]
+        sandbox, clock, grants, watch) -> None:  # type: ignore[no-untyped-def]
     state, server = sandbox
-    grant_id = grant_of(app, connected.org_id)
-    engine = create_engine(database_url)
-    redis = Redis.from_url(redis_url)
-    store = GrantTokenStore(grant_id, sessionmaker(bind=engine), TokenVault(encryption_keys),
-                            redis)
+    redis = grants.redis
+    store = grants.store()
     fresh = FreshTokens(store, oauth_client(server.url, clock).refresh, clock, MARGIN)
     for _ in range(3):
         state.expire_access_tokens()
@@ -401,4 +402,3 @@ def test_a_flushed_redis_does_not_stop_tokens_being_saved(
     token = fresh.access_token()
     assert store.read().tokens.access_token == token and store.read().fence == 4
     assert (watch.refreshes, watch.invalid_grants) == (4, 0)
-    engine.dispose()
