@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -131,6 +131,47 @@ def overview(org: Organisation, now_local: datetime, limit: int = 500) -> Overvi
     return Overview(org=org, sync=latest_sync(org), invoices=rows, events=events,
                     open_count=open_count, overdue_total_by_currency=overdue, tasks=tasks,
                     documents=documents)
+
+
+@dataclass(frozen=True)
+class DailyLimitNotice:
+    """The provider's daily budget for this organisation is spent: what waits, and until when."""
+
+    provider: str  # the provider's name, as the owner knows it
+    deferred: int  # open actions due before the budget refills
+    until_local: str  # when it refills, in the organisation's zone
+
+
+DEFERRABLE = ("planned", "claimed", "failed")
+
+
+def daily_limit_notice(org: Organisation, now: datetime) -> DailyLimitNotice | None:
+    """Shown while the provider's day in which the limit was reached lasts.
+
+    The provider's day (and our shared budget's day counter, connectors/ratelimit.py) starts at
+    00:00 UTC, so the notice is read from the `daily_limit` activity event the worker writes
+    when an action is deferred for the day, and is gone once that day has rolled over. Every
+    action still open and due before then waits for the budget to refill."""
+    from app.providers import PROVIDER_NAMES
+
+    day_start = datetime.combine(now.astimezone(UTC).date(), time.min, tzinfo=UTC)
+    refills = day_start + timedelta(days=1)
+    reached = db.session.scalar(
+        select(AuditEvent.id).where(AuditEvent.org_id == org.id,
+                                    AuditEvent.kind == "daily_limit",
+                                    AuditEvent.at >= day_start, AuditEvent.at < refills)
+        .limit(1))
+    if reached is None:
+        return None
+    deferred = db.session.scalar(
+        select(func.count()).select_from(Action).where(
+            Action.org_id == org.id, Action.status.in_(DEFERRABLE),
+            Action.scheduled_for < refills)) or 0
+    provider = org.connection.provider if org.connection else ""
+    zone = ZoneInfo(org.timezone)
+    return DailyLimitNotice(provider=PROVIDER_NAMES.get(provider, provider or "the provider"),
+                            deferred=int(deferred),
+                            until_local=f"{local_time(org, refills)} ({zone.key})")
 
 
 def document_for(org: Organisation, document_id: int) -> Document:

@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response
 
 from app import clock
 from app.organisations.services import (
+    daily_limit_notice,
     document_for,
     latest_sync,
     organisation_for,
@@ -39,9 +40,10 @@ def index() -> str:
 @login_required
 def show(org_id: int) -> str:
     org = organisation_for(current_user, org_id)
-    now_local = clock.now().astimezone(ZoneInfo(org.timezone))
+    now = clock.now()
+    now_local = now.astimezone(ZoneInfo(org.timezone))
     return render_template("organisations/show.html", view=overview(org, now_local),
-                           now_local=now_local)
+                           now_local=now_local, daily_limit=daily_limit_notice(org, now))
 
 
 @blueprint.route("/orgs/<int:org_id>/sync-status")
