@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-.PHONY: demo test lint typecheck services fonts chromium bench chaos clean
+.PHONY: demo test lint typecheck services fonts chromium bench chaos clean translations
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,19 @@ chaos: $(DEV_STAMP) services
 	DUNWELL_CHAOS=1 DUNWELL_TEST_DATABASE=sqlite $(BIN)/pytest -q tests/integration/test_chaos.py
 	DUNWELL_CHAOS=1 DUNWELL_TEST_DATABASE=postgresql TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) \
 	  $(BIN)/pytest -q tests/integration/test_chaos.py
+
+# Interface strings: extract every _() / gettext / _l / ngettext from app/ and merge them into
+# the four catalogues. Translations kept; new or changed strings arrive empty (no fuzzy guesses)
+# and must be translated before tests/unit/test_translations.py passes. The template is a
+# by-product and is not kept.
+BABEL_KEYWORDS := -k _l -k lazy_gettext -k lazy_ngettext:1,2 -k lazy_pgettext:1c,2
+translations: $(STAMP)
+	@mkdir -p instance
+	$(BIN)/pybabel extract -F babel.cfg $(BABEL_KEYWORDS) --no-wrap --sort-by-file \
+	  --project Dunwell --version 1 -o instance/messages.pot .
+	$(BIN)/pybabel update -i instance/messages.pot -d app/translations -D messages --no-wrap \
+	  --no-fuzzy-matching --ignore-obsolete --ignore-pot-creation-date
+	@rm -f instance/messages.pot
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache .mypy_cache
