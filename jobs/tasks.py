@@ -15,6 +15,7 @@ from app import clock
 from app.extensions import db
 from app.models import Action, Connection, Organisation, SyncRun
 from app.providers import PROVIDER_NAMES, connector_for, redis_client
+from app.settings import approvals
 from connectors.base import ConfigurationError
 from jobs import execute, fee_batches, ledger, plan, retention, statements
 from jobs.queues import FINISHED, enqueue_once
@@ -94,13 +95,15 @@ def plan_org(org_id: int) -> int:
     if org is None:
         return 0
     now = clock.now()
+    approvals.expire_changed(session, org, now)  # waited for approval; the invoice changed
     actions = plan.plan_org(session, org, now)
     for action in actions:
         ledger.audit(session, org.id, "action_planned", f"Planned: {action.reason}",
                      at=now, invoice_id=action.invoice_id, action_id=action.id)
+    to_send = approvals.hold_in_safe_mode(session, org, actions, now)
     session.commit()
     fee_batches.run_for_org(org.id)  # fee invoices many to a call; their jobs find them done
-    for action in actions:
+    for action in to_send:
         enqueue_action(action)
     return len(actions)
 
@@ -113,8 +116,9 @@ def plan_statements(org_id: int) -> int:
     if org is None:
         return 0
     actions = statements.plan_statements(session, org, clock.now())
+    to_send = approvals.hold_in_safe_mode(session, org, actions, clock.now())
     session.commit()
-    for action in actions:
+    for action in to_send:
         enqueue_action(action)
     return len(actions)
 
