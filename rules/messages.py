@@ -149,3 +149,15 @@ def validate_template(source: str) -> Message:
         render(source, replace(SAMPLE, locale=language, payment_link=None, fees=Decimal(0),
                                signature=""))
     return rendered
+
+
+def split_template(source: str) -> tuple[str, str]:
+    """A template's subject line and body, as the settings page edits them."""
+    return _split(source)
+
+
+def join_template(subject: str, body: str) -> str:
+    """The one-source form `render` reads, from a subject and a body kept apart."""
+    if "\n" in subject or "\r" in subject:
+        raise MessageTemplateError("the subject is one line")
+    return f"Subject: {subject.strip()}\n\n{body}"
