@@ -49,6 +49,11 @@ EMPTY_STEP_ROWS = 2
 EMPTY_FEE_ROWS = 1
 PREVIEW_DAYS = 90
 STEP_NAMED = re.compile(r"step (\d+) has")
+# The policy's sections this page edits; an empty field removes the optional ones.
+PAGE_SECTIONS = frozenset({
+    "version", "reminder_steps", "repeat", "send_time", "send_window_hours",
+    "business_days_only", "min_amount_due", "statement_day", "language", "late_fees",
+    "early_payment_discount", "payment_plans", "escalation"})
 
 
 class PolicyForm:
@@ -94,6 +99,7 @@ class PolicyForm:
                 "channel": self.text(f"reminder_steps.{i}.channel") or "provider_email",
                 "tone": self.text(f"reminder_steps.{i}.tone") or "friendly",
             } for i in self.step_rows],
+            "statement_day": self._statement_day(),
             "send_time": self.text("send_time") or "09:00",
             "send_window_hours": self.integer("send_window_hours"),
             "business_days_only": self.form.get("business_days_only") == "on",
@@ -105,6 +111,10 @@ class PolicyForm:
         }
         if body["send_window_hours"] is None:
             body["send_window_hours"] = 8
+        # Sections this page does not show (set elsewhere) are kept as they are.
+        for section, value in policy_to_json(self.current).items():
+            if section not in PAGE_SECTIONS:
+                body.setdefault(section, value)
         every, day = self.integer("repeat.every_days"), self.integer("repeat.day_of_month")
         if every is not None or day is not None:
             body["repeat"] = {k: v for k, v in {
@@ -140,6 +150,13 @@ class PolicyForm:
             else:
                 rule[name] = value.upper() if name == "jurisdiction" else value
         return {"id": fee_id, "rule": rule}
+
+    def _statement_day(self) -> int | str | None:
+        day = self.integer("statement_day")
+        if isinstance(day, int) and not 1 <= day <= 28:
+            self.errors.setdefault("statement_day",
+                                   "Choose a day from 1 to 28: every month has it.")
+        return day
 
     def _plans(self) -> dict[str, Any]:
         raw = self.text("payment_plans.offsets")

@@ -12,7 +12,7 @@ from werkzeug.wrappers import Response
 from app import clock
 from app.extensions import db
 from app.organisations.services import EDITORS, organisation_for, require_role, role_of
-from app.settings import services
+from app.settings import approvals, contact_overrides, message_texts, services
 from jobs.plan import policy_for
 from rules import policy_to_json
 
@@ -20,15 +20,27 @@ blueprint = Blueprint("settings", __name__)
 
 
 def _page(org, values: MultiDict[str, str] | None, errors: dict[str, str],  # type: ignore[no-untyped-def]
-          status: int = 200) -> tuple[str, int]:
+          status: int = 200, template: dict[str, str] | None = None) -> tuple[str, int]:
     policy = policy_for(db.session, org)
+    texts = message_texts.texts_of(db.session, org)
+    chosen = template or {}
+    language = chosen.get("language") if chosen.get("language") in texts else "en"
+    tone = chosen.get("tone") if chosen.get("tone") in services.TONES else "friendly"
+    in_force = texts[language][tone]
     return render_template(
         "settings/policy.html", org=org, policy=policy_to_json(policy), values=values,
         errors=errors, version=services.policy_version(org),
         can_edit=role_of(current_user, org) in EDITORS, channels=services.CHANNELS,
         tones=services.TONES, fee_kinds=list(services.FEE_KINDS),
         empty_steps=services.EMPTY_STEP_ROWS, empty_fees=services.EMPTY_FEE_ROWS,
-        shipped=services.shipped_texts(), history=services.recent_policy_events(org)), status
+        shipped=services.shipped_texts(), history=services.recent_policy_events(org),
+        texts={lang: {t: {"subject": x.subject, "body": x.body, "custom": x.custom}
+                      for t, x in by_tone.items()} for lang, by_tone in texts.items()},
+        template={"language": language, "tone": tone,
+                  "subject": chosen.get("subject", in_force.subject),
+                  "body": chosen.get("body", in_force.body), "custom": in_force.custom},
+        invoices=services.open_invoices(org, limit=100),
+        awaiting=approvals.count_awaiting(db.session, org)), status
 
 
 @blueprint.route("/orgs/<int:org_id>/settings", methods=["GET", "POST"])
@@ -36,7 +48,8 @@ def _page(org, values: MultiDict[str, str] | None, errors: dict[str, str],  # ty
 def policy(org_id: int) -> tuple[str, int] | Response:
     org = organisation_for(current_user, org_id)
     if request.method == "GET":
-        return _page(org, None, {})
+        return _page(org, None, {}, template={"language": request.args.get("language", ""),
+                                              "tone": request.args.get("tone", "")})
     require_role(current_user, org, EDITORS)
     form = services.PolicyForm(request.form, policy_for(db.session, org))
     checked = form.validate()
@@ -53,8 +66,144 @@ def policy(org_id: int) -> tuple[str, int] | Response:
 @login_required
 def template_preview(org_id: int) -> Response:
     org = organisation_for(current_user, org_id)
-    return jsonify(services.template_preview(request.form.get("source", ""),
-                                             request.form.get("language", "en"), org.name))
+    source = request.form.get("source", "")
+    if "subject" in request.form:  # the editor keeps subject and body apart
+        try:
+            source = message_texts.checked_source(request.form.get("subject", ""),
+                                                  request.form.get("body", ""))
+        except message_texts.TextRefused as exc:
+            return jsonify({"error": str(exc), "field": exc.field})
+    return jsonify(services.template_preview(source, request.form.get("language", "en"),
+                                             org.name))
+
+
+def _template_choice() -> dict[str, str]:
+    return {name: request.form.get(name, "") for name in ("language", "tone", "subject", "body")}
+
+
+@blueprint.route("/orgs/<int:org_id>/settings/templates", methods=["POST"])
+@login_required
+def save_template(org_id: int) -> tuple[str, int] | Response:
+    org = organisation_for(current_user, org_id)
+    require_role(current_user, org, EDITORS)
+    chosen = _template_choice()
+    try:
+        message_texts.save_text(db.session, org, current_user, chosen["language"],
+                                chosen["tone"], chosen["subject"], chosen["body"], clock.now())
+    except message_texts.TextRefused as exc:
+        db.session.rollback()
+        flash(_("The text was not saved: please correct it."), "error")
+        return _page(org, None, {exc.field: str(exc)}, 422, chosen)
+    db.session.commit()
+    flash(_("Saved your %(tone)s text in %(language)s.", tone=chosen["tone"],
+            language=chosen["language"]), "success")
+    return redirect(url_for("settings.policy", org_id=org.id, language=chosen["language"],
+                            tone=chosen["tone"]) + "#templates")
+
+
+@blueprint.route("/orgs/<int:org_id>/settings/templates/reset", methods=["POST"])
+@login_required
+def reset_template(org_id: int) -> tuple[str, int] | Response:
+    org = organisation_for(current_user, org_id)
+    require_role(current_user, org, EDITORS)
+    chosen = _template_choice()
+    try:
+        reset = message_texts.reset_text(db.session, org, current_user, chosen["language"],
+                                         chosen["tone"], clock.now())
+    except message_texts.TextRefused as exc:
+        db.session.rollback()
+        return _page(org, None, {exc.field: str(exc)}, 422)
+    db.session.commit()
+    flash(_("Back to the default text.") if reset else _("This text was already the default."),
+          "success")
+    return redirect(url_for("settings.policy", org_id=org.id, language=chosen["language"],
+                            tone=chosen["tone"]) + "#templates")
+
+
+@blueprint.route("/orgs/<int:org_id>/settings/templates/test", methods=["POST"])
+@login_required
+def test_send(org_id: int) -> tuple[str, int] | Response:
+    org = organisation_for(current_user, org_id)
+    require_role(current_user, org, EDITORS)
+    chosen = _template_choice()
+    invoice_id = request.form.get("invoice", type=int)
+    edited = bool(chosen["subject"] or chosen["body"])
+    try:
+        message_texts.test_send(db.session, org, current_user, chosen["language"],
+                                chosen["tone"], chosen["subject"] if edited else None,
+                                chosen["body"] if edited else None, invoice_id, clock.now())
+    except LookupError:
+        abort(404)
+    except message_texts.TextRefused as exc:
+        db.session.rollback()
+        status = 429 if isinstance(exc, message_texts.TestSendsSpent) else 422
+        flash(_("No test was sent."), "error")
+        return _page(org, None, {exc.field: str(exc)}, status, chosen)
+    flash(_("A test was sent to %(email)s only. No customer received it.",
+            email=current_user.email), "success")
+    return redirect(url_for("settings.policy", org_id=org.id, language=chosen["language"],
+                            tone=chosen["tone"]) + "#templates")
+
+
+# -- safe mode and approvals -------------------------------------------------------------
+
+
+@blueprint.route("/orgs/<int:org_id>/settings/safe-mode", methods=["POST"])
+@login_required
+def safe_mode(org_id: int) -> Response:
+    org = organisation_for(current_user, org_id)
+    require_role(current_user, org, EDITORS)
+    on = request.form.get("safe_mode") == "on"
+    approvals.set_safe_mode(db.session, org, current_user, on, clock.now())
+    db.session.commit()
+    flash(_("Safe mode is on: planned actions wait for your approval.") if on else
+          _("Safe mode is off: planned actions go out. Actions already waiting still need"
+            " your approval."), "success")
+    return redirect((request.form.get("next") == "approvals"
+                    and url_for("settings.approvals_page", org_id=org.id))
+                    or url_for("settings.policy", org_id=org.id))
+
+
+@blueprint.route("/orgs/<int:org_id>/settings/approvals")
+@login_required
+def approvals_page(org_id: int) -> str:
+    org = organisation_for(current_user, org_id)
+    return render_template("settings/approvals.html", org=org,
+                           actions=approvals.awaiting(db.session, org),
+                           can_edit=role_of(current_user, org) in EDITORS)
+
+
+@blueprint.route("/orgs/<int:org_id>/settings/approvals/<int:action_id>", methods=["POST"])
+@login_required
+def approval(org_id: int, action_id: int) -> Response:
+    org = organisation_for(current_user, org_id)
+    require_role(current_user, org, EDITORS)
+    decision = request.form.get("decision")
+    now = clock.now()
+    if not approvals.is_waiting(db.session, org, action_id):
+        abort(404)
+    if decision == "approve":
+        done = approvals.approve(db.session, org, current_user, now, [action_id])
+        if not done:
+            abort(404)
+        flash(_("Approved: it goes out now."), "success")
+    elif decision == "reject":
+        if approvals.reject(db.session, org, current_user, action_id, now) is None:
+            abort(404)
+        flash(_("Rejected: it will not be sent."), "success")
+    else:
+        abort(400)
+    return redirect(url_for("settings.approvals_page", org_id=org.id))
+
+
+@blueprint.route("/orgs/<int:org_id>/settings/approvals/approve-all", methods=["POST"])
+@login_required
+def approve_all(org_id: int) -> Response:
+    org = organisation_for(current_user, org_id)
+    require_role(current_user, org, EDITORS)
+    done = approvals.approve(db.session, org, current_user, clock.now())
+    flash(_("Approved %(count)s action(s): they go out now.", count=len(done)), "success")
+    return redirect(url_for("settings.approvals_page", org_id=org.id))
 
 
 @blueprint.route("/orgs/<int:org_id>/settings/contacts")
@@ -66,10 +215,38 @@ def contacts(org_id: int) -> str:
                            can_edit=role_of(current_user, org) in EDITORS)
 
 
-@blueprint.route("/orgs/<int:org_id>/settings/contacts/<int:contact_id>", methods=["POST"])
+def _contact_page(org, contact, values: dict[str, str], errors: dict[str, str],  # type: ignore[no-untyped-def]
+                  status: int = 200) -> tuple[str, int]:
+    return render_template(
+        "settings/contact.html", org=org, contact=contact, values=values, errors=errors,
+        can_edit=role_of(current_user, org) in EDITORS,
+        plans=contact_overrides.active_plans(db.session, org, contact),
+        invoices=contact_overrides.open_invoices(db.session, org, contact),
+        summary=contact_overrides.summary(contact)), status
+
+
+@blueprint.route("/orgs/<int:org_id>/settings/contacts/<int:contact_id>",
+                 methods=["GET", "POST"])
 @login_required
-def contact(org_id: int, contact_id: int) -> Response:
+def contact(org_id: int, contact_id: int) -> tuple[str, int] | Response:
     org = organisation_for(current_user, org_id)
+    if request.method == "GET" or request.form.get("page") == "contact":
+        try:
+            found = contact_overrides.contact_of(db.session, org, contact_id)
+        except LookupError:
+            abort(404)
+        policy = policy_for(db.session, org)
+        if request.method == "GET":
+            return _contact_page(org, found, contact_overrides.form_values(found, policy), {})
+        require_role(current_user, org, EDITORS)
+        form = contact_overrides.ContactForm(found, request.form, policy)
+        if not form.validate():
+            db.session.rollback()
+            flash(_("Nothing was saved: please correct the fields marked below."), "error")
+            return _contact_page(org, found, dict(request.form), form.errors, 422)
+        contact_overrides.save(db.session, org, form, clock.now())
+        flash(_("Saved the settings of %(name)s.", name=found.name), "success")
+        return redirect(url_for("settings.contact", org_id=org.id, contact_id=found.id))
     require_role(current_user, org, EDITORS)
     try:
         saved = services.save_contact_settings(org, contact_id, request.form, clock.now())
@@ -98,4 +275,6 @@ def preview(org_id: int) -> str:
             db.session.rollback()  # a preview writes nothing, whatever it read
     return render_template("settings/preview.html", org=org, invoices=invoices,
                            invoice=invoice, timeline=timeline,
-                           days=services.PREVIEW_DAYS)
+                           days=services.PREVIEW_DAYS,
+                           contact_settings=contact_overrides.summary(
+                               invoice.contact if invoice is not None else None))

@@ -1,12 +1,15 @@
-// Live preview of a message template: rendered by the server for a sample invoice.
+// Live preview of a message template (rendered by the server for a sample invoice), and the
+// text in force loaded when the language or tone changes.
 (function () {
   "use strict";
   var form = document.getElementById("template-form");
   if (!form) { return; }
-  var shipped = JSON.parse(document.getElementById("shipped-templates").textContent);
+  var texts = JSON.parse(document.getElementById("template-texts").textContent);
   var language = document.getElementById("template-language");
   var tone = document.getElementById("template-tone");
-  var source = document.getElementById("template-source");
+  var subject = document.getElementById("template-subject");
+  var body = document.getElementById("template-body");
+  var state = document.getElementById("template-state");
   var preview = document.getElementById("template-preview");
   var timer = null;
 
@@ -20,26 +23,32 @@
       preview.appendChild(p);
       return;
     }
-    var subject = document.createElement("strong");
-    subject.textContent = answer.subject;
-    preview.appendChild(subject);
+    var heading = document.createElement("strong");
+    heading.textContent = answer.subject;
+    preview.appendChild(heading);
     preview.appendChild(document.createTextNode("\n\n" + answer.text));
   }
 
   function render() {
-    var body = new FormData(form);
-    fetch(form.dataset.previewUrl, {method: "POST", body: body, credentials: "same-origin",
-                                    headers: {"X-CSRFToken": body.get("csrf_token")}})
+    var data = new FormData(form);
+    fetch(form.dataset.previewUrl, {method: "POST", body: data, credentials: "same-origin",
+                                    headers: {"X-CSRFToken": data.get("csrf_token")}})
       .then(function (r) { return r.json(); }).then(show)
-      .catch(function () { preview.textContent = "Preview unavailable."; });
+      .catch(function () { preview.textContent = preview.dataset.unavailable || "—"; });
   }
 
   function later() { clearTimeout(timer); timer = setTimeout(render, 250); }
-  function load() { source.value = shipped[language.value][tone.value]; render(); }
+  function load() {
+    var text = texts[language.value][tone.value];
+    subject.value = text.subject;
+    body.value = text.body;
+    if (state) { state.textContent = text.custom ? state.dataset.own : state.dataset["default"]; }
+    render();
+  }
 
   language.addEventListener("change", load);
   tone.addEventListener("change", load);
-  source.addEventListener("input", later);
-  form.addEventListener("submit", function (e) { e.preventDefault(); render(); });
+  subject.addEventListener("input", later);
+  body.addEventListener("input", later);
   render();
 })();
