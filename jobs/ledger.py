@@ -21,15 +21,17 @@ does not hold it for ever; the sweeper (jobs.tasks.sweep_ledger) gives such acti
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select, text, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -99,6 +101,92 @@ def record_planned(session: Session, planned: PlannedAction, invoice: Invoice,
         log.info("action %s already planned by another worker", planned.key)
         return None
     return action
+
+
+def record_planned_many(session: Session, steps: Sequence[tuple[PlannedAction, Invoice]],
+                        now: datetime) -> list[Action]:
+    """Write a planning pass's actions set-wise; the new (or planned again) ones, in order.
+
+    The same contract as `record_planned` one by one, in a few statements instead of a SELECT,
+    a SAVEPOINT and an INSERT per action: one `INSERT ... ON CONFLICT (key) DO NOTHING
+    RETURNING` per chunk writes what is new (a key already in the ledger, or written by another
+    worker meanwhile, is skipped by the unique key, never duplicated), and only the keys that
+    were skipped are read back, to plan again the ones skipped because their invoice changed.
+    """
+    by_key: dict[str, tuple[PlannedAction, Invoice]] = {}
+    for planned, invoice in steps:
+        by_key.setdefault(planned.key, (planned, invoice))
+    if not by_key:
+        return []
+    session.flush()  # the statements below go around the unit of work
+    found: dict[str, Action] = {}
+    keys = list(by_key)
+    for start in range(0, len(keys), INSERT_CHUNK):
+        rows = [_row(*by_key[key], now) for key in keys[start:start + INSERT_CHUNK]]
+        for action in _insert_new(session, rows):
+            found[action.key] = action
+    taken = [key for key in keys if key not in found]
+    for start in range(0, len(taken), INSERT_CHUNK):
+        for existing in session.scalars(
+                select(Action).where(Action.key.in_(taken[start:start + INSERT_CHUNK]))):
+            if existing.status == "skipped" and \
+                    (existing.result or {}).get("reason") == REPLAN_REASON:
+                planned, invoice = by_key[existing.key]
+                _particulars(existing, planned)
+                existing.status = "planned"
+                existing.planned_amount_due = invoice.amount_due
+                existing.result = None
+                audit(session, invoice.org_id, "action_replanned",
+                      f"Planned again: {planned.reason}",
+                      at=now, invoice_id=invoice.id, action_id=existing.id)
+                found[existing.key] = existing
+    skipped = len(taken) - sum(1 for key in taken if key in found)
+    if skipped:
+        log.info("%d action(s) already in the ledger, not planned again", skipped)
+    return [found[key] for key in keys if key in found]
+
+
+# Rows per INSERT: on SQLite 20 placeholders each, under its 32,766 bound parameters.
+INSERT_CHUNK = 1000
+
+
+def _insert_new(session: Session, rows: list[dict[str, Any]]) -> Iterable[Action]:
+    """INSERT ... ON CONFLICT (key) DO NOTHING RETURNING: the rows that were new, as the
+    session's objects. PostgreSQL gets the rows as one array per column, unnested by the
+    server (thousands of placeholders cost psycopg more to parse than the server to insert)."""
+    if session.get_bind().dialect.name != "postgresql":
+        statement = sqlite_insert(Action).on_conflict_do_nothing(index_elements=["key"])
+        return session.scalars(statement.returning(Action), rows)
+    from sync.engine import column_arrays
+
+    table = Action.__table__
+    dialect = session.get_bind().dialect
+    serialise = getattr(dialect, "_json_serializer", None) or json.dumps
+    rows = [{**row, "details": None if row["details"] is None else serialise(row["details"])}
+            for row in rows]  # psycopg adapts no dict inside an array: JSON goes as text
+    columns = list(rows[0])
+    arrays, _ = column_arrays(session, table, rows, columns)
+    casts = [f"CAST(:{name} AS {table.c[name].type.compile(dialect=dialect)}[])"
+             for name in columns]
+    sql = (f"INSERT INTO actions ({', '.join(columns)}) "  # noqa: S608 - our own names
+           f"SELECT * FROM unnest({', '.join(casts)}) ON CONFLICT (key) DO NOTHING "
+           f"RETURNING {', '.join(c.name for c in table.columns)}")
+    return session.scalars(select(Action).from_statement(
+        text(sql).bindparams(**arrays).columns(*table.columns)))
+
+
+def _row(planned: PlannedAction, invoice: Invoice, now: datetime) -> dict[str, Any]:
+    """An Action's columns as `record_planned` sets them, every row with the same keys."""
+    return {
+        "org_id": planned.org_id, "invoice_id": planned.invoice_id, "key": planned.key,
+        "kind": planned.kind, "status": "planned", "attempts": 0,
+        "planned_amount_due": invoice.amount_due, "created_at": now, "updated_at": now,
+        "step_index": planned.step_index, "step_count": planned.step_count,
+        "template": planned.template, "channel": planned.channel, "tone": planned.tone,
+        "scheduled_for": planned.scheduled_for, "reason": planned.reason,
+        "amount": planned.amount, "currency": planned.currency,
+        "details": dict(planned.details) or None,
+    }
 
 
 def _particulars(action: Action, planned: PlannedAction) -> None:

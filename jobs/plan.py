@@ -15,8 +15,9 @@ from datetime import date, datetime, time
 from decimal import Decimal
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.models import Action, AuditEvent, Invoice, Organisation, Payment
 from app.models import PaymentPlan as PlanRow
@@ -29,6 +30,7 @@ from rules import (
     OrgCalendar,
     PastAction,
     PaymentPlan,
+    PlannedAction,
     Policy,
     contact_overrides_from_json,
     default_policy,
@@ -185,23 +187,41 @@ def plan_org(session: Session, org: Organisation, now: datetime) -> list[Action]
         _invoices(session, org).where(Invoice.next_action_at.is_not(None),
                                       Invoice.next_action_at <= now)).all()
     book = Book(session, org, due)
-    planned: list[Action] = []
+    steps: list[tuple[PlannedAction, Invoice]] = []
+    next_times: list[tuple[Invoice, datetime | None]] = []
     for invoice in due:
         history = book.past(invoice)
         state, policy = book.state(invoice), book.policy_of(invoice)
         problems: list[str] = []
         for step in evaluate(state, history, policy, book.calendar, now, problems=problems):
-            action = ledger.record_planned(session, step, invoice, now)
-            if action is not None:
-                planned.append(action)
+            steps.append((step, invoice))
             history = [*history, PastAction(key=step.key, status="planned", amount=step.amount)]
         if problems:
             _report_problems(session, org, invoice, problems, now, book.calendar)
-        invoice.next_action_at = next_action_at(state, history, policy, book.calendar, now)
+        when = next_action_at(state, history, policy, book.calendar, now)
+        if invoice.next_action_at != when:
+            next_times.append((invoice, when))
+    planned = ledger.record_planned_many(session, steps, now)
+    _store_next_action_at(session, next_times)
     from jobs import credit_requests  # deposits tracked; retainers, limits, terms planned
     planned.extend(credit_requests.plan_for_customers(session, org, book, due, now))
     session.flush()
     return planned
+
+
+def _store_next_action_at(session: Session, rows: list[tuple[Invoice, datetime | None]]) -> None:
+    """One executemany UPDATE by primary key for the pass (not an ORM UPDATE per invoice);
+    the session's objects are told the new value, as the database now holds it."""
+    if not rows:
+        return
+    session.flush()
+    table = Invoice.__table__
+    session.connection().execute(
+        update(table).where(table.c.id == bindparam("invoice_id"))
+        .values(next_action_at=bindparam("when")),
+        [{"invoice_id": invoice.id, "when": when} for invoice, when in rows])
+    for invoice, when in rows:
+        set_committed_value(invoice, "next_action_at", when)
 
 
 def dry_run(session: Session, org: Organisation, day: date) -> list[dict[str, object]]:

@@ -89,8 +89,8 @@ def _differs(stored: dict[str, Any], values: dict[str, Any]) -> bool:
     return any(stored[name] != value for name, value in values.items())
 
 
-def _column_arrays(session: Session, table: Any, rows: list[dict[str, Any]],
-                   columns: Sequence[str]) -> tuple[dict[str, list[Any]], list[str]]:
+def column_arrays(session: Session, table: Any, rows: list[dict[str, Any]],
+                  columns: Sequence[str]) -> tuple[dict[str, list[Any]], list[str]]:
     """Each column's values as one list, bound as SQLAlchemy would bind them one by one,
     with each one's SQL array type: a page travels as a few arrays, not thousands of
     placeholders for the driver to parse."""
@@ -131,7 +131,7 @@ def _insert_rows(session: Session, model: Any, rows: list[dict[str, Any]]) -> di
     if filled is not None:
         # PostgreSQL: the page as arrays, unnested into rows by the server.
         columns = list(filled[0])
-        arrays, casts = _column_arrays(session, table, filled, columns)
+        arrays, casts = column_arrays(session, table, filled, columns)
         sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 - our names
                f"SELECT * FROM unnest({', '.join(casts)}) "
                f"ON CONFLICT (org_id, provider_id) DO UPDATE SET "
@@ -168,7 +168,7 @@ def _update_rows(session: Session, model: Any, rows: list[tuple[int, dict[str, A
     postgresql = session.get_bind().dialect.name == "postgresql"
     for columns, params in by_columns.items():
         if postgresql:
-            arrays, casts = _column_arrays(session, table, params, columns)
+            arrays, casts = column_arrays(session, table, params, columns)
             arrays["row_id"] = [p["row_id"] for p in params]
             sql = (f"UPDATE {table.name} SET "  # noqa: S608 - our own names
                    + ", ".join(f"{name} = page.{name}" for name in columns)
