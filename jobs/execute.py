@@ -25,10 +25,13 @@ import logging
 import os
 import random
 import signal
+import smtplib
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -229,6 +232,13 @@ class Effect:
             return datetime.fromisoformat(str(since))
         return self.action.updated_at or self.now
 
+    def forget_write(self) -> None:
+        """The write just tried is known not to have happened: a retry simply makes it."""
+        result = {k: v for k, v in (self.action.result or {}).items()
+                  if k not in (WRITING, WRITING_SINCE)}
+        self.action.result = result
+        self.session.commit()
+
     def record_part(self, part: str, value: object = True) -> None:
         """Remember at once that a part of the effect happened (a retry skips it)."""
         crash_point("answered")
@@ -326,19 +336,60 @@ def send_reminder(effect: Effect) -> str:
     if channel == "dunwell_email" and not effect.done_part("emailed"):
         assert contact is not None and contact.email
         subject, text, html = _message(effect, action.tone)
-        effect.begin("emailed")
-        send_email(to=contact.email, subject=subject, text=text, html=html,
-                   sender_name=effect.org.name, action_key=effect.key)
-        effect.record_part("emailed")
-        effect.record_part("message", {"subject": subject, "text": text})
+        if _send_own_email(effect, to=contact.email, subject=subject, text=text, html=html,
+                           sender_name=effect.org.name, action_key=effect.key):
+            effect.record_part("message", {"subject": subject, "text": text})
+    unconfirmed = (action.result or {}).get("emailed") == UNCONFIRMED
     if not effect.done_part("noted") and not _note_found(effect, f"{effect.key}:note"):
         effect.begin("noted")
-        effect.connector.add_invoice_note(invoice.provider_id, reminder_note(action, invoice),
+        note = reminder_note(action, invoice)
+        if unconfirmed:
+            note += f" {UNCONFIRMED_NOTE}"
+        effect.connector.add_invoice_note(invoice.provider_id, note,
                                           idempotency_key=f"{effect.key}:note")
+    if unconfirmed:
+        return effect.finish(f"{action.reason or 'Reminder'}: {UNCONFIRMED_MESSAGE}",
+                             noted=True, unconfirmed=UNCONFIRMED_REASON)
     how = {"note": "noted on the invoice", "dunwell_email": "emailed by Dunwell"}.get(
         channel, "emailed")
     return effect.finish(f"{action.reason or 'Reminder'}: {how}"
                          f" ({invoice.currency} {invoice.amount_due} due)", noted=True)
+
+
+# Our own email (SMTP) leaves no trace we could look up: once the mail server's answer is lost
+# (a dropped connection or a timeout after the message was handed over), nobody can tell
+# whether the customer got it. A second copy of a dunning email is the harm Dunwell exists to
+# prevent, so it is not sent again: the action is finished with this reason, in the owner's
+# activity log and on the invoice's note. Failures that prove nothing was handed over (no
+# connection, the server refused us or the message) are retried as usual.
+UNCONFIRMED = "unconfirmed"
+UNCONFIRMED_REASON = "smtp_answer_lost"
+UNCONFIRMED_MESSAGE = ("the mail server's answer to Dunwell's email was lost, so it may or may "
+                       "not have reached the customer; it was not sent again. Check with the "
+                       "customer before chasing this invoice further.")
+UNCONFIRMED_NOTE = "(Delivery unconfirmed: the mail server's answer was lost.)"
+NOTHING_SENT = (ConnectionRefusedError, socket.gaierror, smtplib.SMTPConnectError,
+                smtplib.SMTPHeloError, smtplib.SMTPAuthenticationError,
+                smtplib.SMTPSenderRefused, smtplib.SMTPDataError, smtplib.SMTPNotSupportedError)
+
+
+def _send_own_email(effect: Effect, **message: Any) -> bool:
+    """Send through our SMTP server once; False when an earlier attempt's outcome is unknown
+    (then it is recorded as unconfirmed and not sent again)."""
+    if effect.unknown_since("emailed") is not None:
+        log.warning("org %s invoice %s action %s: the outcome of an earlier email is unknown;"
+                    " not sent again", effect.action.org_id, effect.invoice.id, effect.key)
+        effect.record_part("emailed", UNCONFIRMED)
+        return False
+    effect.begin("emailed")
+    try:
+        send_email(**message)
+    except TransientError as exc:
+        if isinstance(exc.__cause__, NOTHING_SENT):
+            effect.forget_write()  # nothing was handed over: the retry sends it
+        raise
+    effect.record_part("emailed")
+    return True
 
 
 def _note_found(effect: Effect, idempotency_key: str) -> bool:
@@ -521,22 +572,26 @@ def send_demand_letter(effect: Effect) -> str:
     documents.keep(effect.session, action, "demand_letter_pdf", f"{stem}.pdf",
                    "application/pdf", letter.pdf, effect.now)
     contact = invoice.contact
-    sent_to = None
-    if contact is not None and contact.email and not effect.done_part("emailed"):
-        effect.begin("emailed")
-        send_email(to=contact.email, subject=letter.subject, text=letter.text, html=letter.html,
-                   sender_name=org.name, action_key=action.key,
-                   attachments=((f"{stem}.pdf", "application/pdf", letter.pdf),))
-        effect.record_part("emailed")
+    if contact is not None and contact.email and not effect.done_part("emailed") and \
+            _send_own_email(effect, to=contact.email, subject=letter.subject, text=letter.text,
+                            html=letter.html, sender_name=org.name, action_key=action.key,
+                            attachments=((f"{stem}.pdf", "application/pdf", letter.pdf),)):
         effect.record_part("message", {"subject": letter.subject, "text": letter.text})
-        sent_to = contact.email
+    emailed = (action.result or {}).get("emailed")
+    unconfirmed = emailed == UNCONFIRMED
     if not effect.done_part("noted") and not _note_found(effect, f"{action.key}:note"):
         effect.begin("noted")
         effect.connector.add_invoice_note(
-            invoice.provider_id, f"Dunwell: final demand {'sent' if sent_to else 'written'}"
-            f" ({letter.subject}); pay within {days} days.", idempotency_key=f"{action.key}:note")
+            invoice.provider_id, f"Dunwell: final demand {'sent' if emailed else 'written'}"
+            f" ({letter.subject}); pay within {days} days."
+            + (f" {UNCONFIRMED_NOTE}" if unconfirmed else ""),
+            idempotency_key=f"{action.key}:note")
         effect.record_part("noted")
-    how = "emailed with the PDF" if sent_to else "written; no email address, send it by post"
+    if unconfirmed:
+        return effect.finish(f"Final demand for {invoice.number}: written; "
+                             f"{UNCONFIRMED_MESSAGE}", letter=True,
+                             unconfirmed=UNCONFIRMED_REASON)
+    how = "emailed with the PDF" if emailed else "written; no email address, send it by post"
     return effect.finish(f"Final demand for {invoice.number}: {how}", letter=True)
 
 

@@ -476,3 +476,102 @@ def test_a_single_fee_invoice_past_the_window_is_found_by_its_marker(
         assert action.result["placed"] == "fee_invoice"
         assert action.result["fee_invoice_id"] == made[0]
     assert books.invoices_marked(marker) == made
+
+
+# --- our own email leaves no trace: never sent twice, the owner told -------------------------
+
+
+class MailSink:
+    """A real SMTP server keeping what it receives; `lose_answers` drops the connection right
+    after a message is kept, before the server's 250 reaches the client."""
+
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+        self.lose_answers = 0
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
+        self.messages.append(envelope.content)
+        if self.lose_answers:
+            self.lose_answers -= 1
+            server.transport.abort()
+        return "250 OK"
+
+
+@pytest.fixture
+def mail(app) -> Iterator[MailSink]:  # type: ignore[no-untyped-def]
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sink = MailSink()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_STARTTLS=False,
+                      MAIL_FROM="dunwell@example.com")
+    yield sink
+    controller.stop()
+
+
+def test_our_email_whose_answer_was_lost_is_not_sent_again_and_the_owner_is_told(
+        app, connected, sandbox, mail, clock) -> None:  # type: ignore[no-untyped-def]
+    from app.extensions import db
+    from app.models import AuditEvent
+    from jobs.execute import UNCONFIRMED, RetryLater
+    from jobs.tasks import execute_action
+
+    state, _ = sandbox
+    with app.app_context():
+        invoice = _synced_invoice(app, connected.org_id)
+        action = _action(invoice, "reminder", clock(), channel="dunwell_email",
+                         step_index=1, step_count=3, template="firm", tone="firm")
+        provider_id = invoice.provider_id
+        mail.lose_answers = 1
+        with pytest.raises(RetryLater):
+            execute_action(action.id)
+        db.session.refresh(action)
+        assert action.result["writing"] == "emailed"
+        assert len(mail.messages) == 1  # the server kept it; we never heard so
+        clock.advance(minutes=20)
+        assert execute_action(action.id) == "done"
+        db.session.refresh(action)
+        assert action.result["emailed"] == UNCONFIRMED
+        assert action.result["unconfirmed"] == "smtp_answer_lost"
+        told = db.session.scalars(select(AuditEvent.message).where(
+            AuditEvent.action_id == action.id, AuditEvent.kind == "action_done")).one()
+        assert "not sent again" in told and "may or may not have reached" in told
+    assert len(mail.messages) == 1
+    notes = [h["Details"] for h in state.history(connected.tenant_id, provider_id)
+             if h["Details"].startswith("Dunwell")]
+    assert len(notes) == 1 and "Delivery unconfirmed" in notes[0]
+
+
+def test_our_email_that_never_reached_the_mail_server_is_sent_on_retry(
+        app, connected, sandbox, mail, clock) -> None:  # type: ignore[no-untyped-def]
+    """No connection: nothing was handed over, so the retry sends it (once) and says so."""
+    import socket
+
+    from app.extensions import db
+    from jobs.execute import RetryLater
+    from jobs.tasks import execute_action
+
+    port = app.config["SMTP_PORT"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    with app.app_context():
+        invoice = _synced_invoice(app, connected.org_id)
+        action = _action(invoice, "reminder", clock(), channel="dunwell_email",
+                         step_index=1, step_count=3, template="firm", tone="firm")
+        app.config["SMTP_PORT"] = closed
+        with pytest.raises(RetryLater):
+            execute_action(action.id)
+        db.session.refresh(action)
+        assert action.status == "failed" and "writing" not in (action.result or {})
+        app.config["SMTP_PORT"] = port
+        assert execute_action(action.id) == "done"
+        db.session.refresh(action)
+        assert action.result["emailed"] is True and "unconfirmed" not in action.result
+    assert len(mail.messages) == 1
