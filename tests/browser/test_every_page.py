@@ -1,0 +1,119 @@
+"""Every page of a book, found from the app's routes (a page added later is visited without
+anyone listing it), opened in Chromium: it answers, passes axe-core (no serious or critical
+violation, labels on every input), and every visible link, button and field can take the
+keyboard's focus. In Hebrew the same pages run right to left."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from tests.browser.conftest import axe_problems, screenshot
+from tests.integration.conftest import run_jobs
+from tests.security.routes import probes
+
+# Focusable by the keyboard: what the page shows as interactive must take focus.
+FOCUS_CHECK = """() => {
+  const wanted = 'a[href], button, input:not([type=hidden]), select, textarea, summary';
+  const missed = [];
+  for (const el of document.querySelectorAll(wanted)) {
+    const box = el.getBoundingClientRect();
+    if (box.width === 0 || box.height === 0 || el.disabled) continue;
+    el.focus();
+    if (document.activeElement !== el) missed.push(el.outerHTML.slice(0, 120));
+  }
+  return missed;
+}"""
+# Pages whose answer is a file, not a page.
+DOWNLOADS = re.compile(r"\.(pdf|zip|json|csv)$|/export|/download|/case-file|/documents/")
+
+
+def _book_values(app, org_id: int) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """An object of each kind in the book, so that every page has something to show."""
+    from app import clock
+    from app.extensions import db
+    from app.models import (
+        Action,
+        ApiToken,
+        Contact,
+        Document,
+        Invoice,
+        Membership,
+        Organisation,
+        Task,
+        User,
+    )
+    from app.organisations.members import new_api_token
+
+    with app.app_context():
+        invoice = db.session.scalars(select(Invoice).where(Invoice.org_id == org_id)
+                                     .order_by(Invoice.id)).first()
+        assert invoice is not None
+        task = Task(org_id=org_id, invoice_id=invoice.id, assignee="Sam", title="Call")
+        document = Document(org_id=org_id, invoice_id=invoice.id, kind="demand_letter_pdf",
+                            filename="letter.pdf", content_type="application/pdf",
+                            content=b"%PDF-1.7 letter")
+        db.session.add_all([task, document])
+        db.session.commit()
+        owner = db.session.scalars(select(Membership).where(Membership.org_id == org_id)).one()
+        new_api_token(db.session.get(Organisation, org_id), db.session.get(User, owner.user_id),
+                      "Reporting", clock.now())
+        values = {
+            "org_id": org_id, "invoice_id": invoice.id, "task_id": task.id,
+            "document_id": document.id, "user_id": owner.user_id,
+            "contact_id": db.session.scalar(select(Contact.id).where(Contact.org_id == org_id)
+                                            .order_by(Contact.id).limit(1)),
+            "token_id": db.session.scalar(select(ApiToken.id).where(ApiToken.org_id == org_id)),
+            "action_id": db.session.scalar(select(Action.id).where(Action.org_id == org_id)
+                                           .order_by(Action.id).limit(1)),
+        }
+        db.session.remove()
+    assert all(values.values()), values
+    return values
+
+
+def test_every_page_answers_passes_axe_and_takes_the_keyboard(app, web, page  # type: ignore[no-untyped-def]
+                                                              ) -> None:
+    page.goto(f"{web.url}/signin")
+    page.get_by_role("link", name="Sign up with Xero").click()
+    page.locator("input[name=tenant]").first.check()
+    page.get_by_role("button", name="Allow access").click()
+    page.wait_for_url(re.compile(r"/orgs/\d+/dashboard$"))
+    org_id = int(re.search(r"/orgs/(\d+)/", page.url).group(1))
+    run_jobs(app)
+    values = _book_values(app, org_id)
+    pages = sorted({p.url for p in probes(app, values, {"GET"})
+                    if not p.url.startswith(("/api/", "/webhooks/", "/static/", "/signout",
+                                             "/signin/", "/signup/", "/invitations/", "/connect",
+                                             "/launch"))
+                    and not DOWNLOADS.search(p.url)})
+    assert f"/orgs/{org_id}/dashboard" in pages and f"/orgs/{org_id}/settings" in pages
+
+    problems: dict[str, list[str]] = {}
+    visited = []
+    for url in pages:
+        answer = page.goto(f"{web.url}{url}")
+        assert answer is not None
+        if not answer.headers.get("content-type", "").startswith("text/html"):
+            continue
+        if answer.status >= 400:
+            problems[url] = [f"answered {answer.status}"]
+            continue
+        visited.append(url)
+        found = axe_problems(page) + [f"not focusable: {html}"
+                                       for html in page.evaluate(FOCUS_CHECK)]
+        if found:
+            problems[url] = found
+        screenshot(page, "page" + re.sub(r"[^a-z0-9]+", "_", url.lower()))
+    assert problems == {}
+    assert len(visited) >= 10, visited
+
+    # Hebrew: the same pages, right to left.
+    page.goto(f"{web.url}/orgs/{org_id}/dashboard")
+    page.get_by_label("Language").select_option("he")
+    page.get_by_role("button", name="Change language").click()
+    page.wait_for_function("document.documentElement.dir === 'rtl'")
+    for url in visited:
+        page.goto(f"{web.url}{url}")
+        assert page.locator("html").get_attribute("dir") == "rtl", url
