@@ -30,6 +30,7 @@ from rules.credit import InvoiceHistory, paid_on_time
 from rules.deposits import deposit_message, expected_payments, qualifies
 from rules.policy import is_new_customer
 from rules.retainers import due_top_up, top_up_message
+from rules.statutory import round_money
 
 if TYPE_CHECKING:
     from jobs.execute import Effect
@@ -153,8 +154,8 @@ def plan_limit_signals(session: Session, org: Organisation,
     planned = []
     for credit in blocked:
         contact = credit.contact
-        if not credit.position.over_limit or contact.stop_service:
-            continue
+        if not credit.position.over_limit or contact.stop_service or contact.on_hold:
+            continue  # already signalled, or a hold's own signal covers it
         anchor = services.oldest_open_invoice(session, org, contact)
         if anchor is None:
             continue
@@ -233,6 +234,7 @@ def send_deposit_reminder(effect: Effect) -> str:
     if channel in ("provider_email", "dunwell_email") and not (contact and contact.email):
         return _skip(effect, "no_email", f"{invoice.number}: the contact has no email address")
     assert action.amount is not None
+    still = round_money(action.amount, invoice.currency)  # the column keeps 4 places
     if channel == "provider_email" and not effect.done_part("emailed"):
         effect.begin("emailed")
         effect.connector.email_invoice(invoice.provider_id, idempotency_key=f"{effect.key}:email")
@@ -240,7 +242,7 @@ def send_deposit_reminder(effect: Effect) -> str:
     if channel == "dunwell_email" and not effect.done_part("emailed"):
         assert contact is not None and contact.email
         subject, text = deposit_message(contact.name, effect.org.name, invoice.number,
-                                        invoice.currency, details, action.amount,
+                                        invoice.currency, details, still,
                                         _payment_link(effect))
         effect.begin("emailed")
         send_email(to=contact.email, subject=subject, text=text, html=None,
@@ -252,7 +254,7 @@ def send_deposit_reminder(effect: Effect) -> str:
         effect.connector.add_invoice_note(
             invoice.provider_id,
             f"Dunwell: milestone {details.get('milestone')} of {details.get('milestones')}"
-            f" reminder sent; {invoice.currency} {action.amount} still due"
+            f" reminder sent; {invoice.currency} {still} still due"
             f" {details.get('milestone_due')}.", idempotency_key=f"{effect.key}:note")
     return effect.finish(f"{action.reason}: sent", noted=True)
 
@@ -270,7 +272,7 @@ def send_top_up_request(effect: Effect) -> str:
     assert action.amount is not None and action.currency is not None
     if not effect.done_part("emailed"):
         subject, text = top_up_message(contact.name, org.name, action.currency, details,
-                                       action.amount)
+                                       round_money(action.amount, action.currency))
         effect.begin("emailed")
         send_email(to=contact.email, subject=subject, text=text, html=None,
                    sender_name=org.name, action_key=effect.key)

@@ -64,7 +64,7 @@ def expected_payments(invoice: InvoiceState, rule: DepositRule) -> list[Expected
     count = len(rule.schedule)
     amounts = [round_money(principal * m.percent / 100, invoice.currency)
                for m in rule.schedule[:-1]]
-    amounts.append(principal - sum(amounts, ZERO))
+    amounts.append(round_money(principal - sum(amounts, ZERO), invoice.currency))
     paid_by: list[tuple[date, Decimal]] = []
     running = ZERO
     for when, amount in sorted(invoice.payments):
@@ -125,7 +125,7 @@ def due_deposit_reminders(invoice: InvoiceState, keys: Set[str], policy: Policy,
             continue
         offset = rule.reminder_offsets[best]
         paid = sum((a for _, a in invoice.payments), ZERO)
-        still = max(milestone.cumulative - paid, ZERO)
+        still = round_money(max(milestone.cumulative - paid, ZERO), invoice.currency)
         days = (calendar.today(now) - milestone.due_date).days
         unit = "day" if abs(days) == 1 else "days"
         when = ("due today" if days == 0 else f"due in {-days} {unit}" if days < 0

@@ -409,9 +409,18 @@ def policy_from_json(data: dict[str, Any] | str) -> Policy:
         raise PolicyError(describe(exc)) from exc
 
 
+# Optional credit-control sections: left out of the JSON while off, so bodies stored before
+# they existed and bodies without them read and write the same.
+CREDIT_SECTIONS = ("deposits", "terms_on_hold", "new_customer_policy")
+
+
 def policy_to_json(policy: Policy) -> dict[str, Any]:
     """JSON-ready dict (Decimal as a string, time as HH:MM:SS) that policy_from_json reads back."""
-    return policy.model_dump(mode="json")
+    body = policy.model_dump(mode="json")
+    for section in CREDIT_SECTIONS:
+        if body.get(section, ()) is None:
+            del body[section]
+    return body
 
 
 def contact_overrides_from_json(data: dict[str, Any] | None) -> ContactOverrides:

@@ -271,3 +271,48 @@ def top_up_command(org_id: int, contact_id: int, amount: str, received: object) 
     assert view is not None
     click.echo(f"balance {view.retainer.currency}"
                f" {round_money(view.balance, view.retainer.currency)}")
+
+
+def _section(value: str | None) -> object:
+    """A JSON section from the command line; 'none' turns it off."""
+    if value is None or value.lower() == "none":
+        return None
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(f"not JSON: {exc.msg}") from exc
+
+
+@customers_group.command("credit-policy", help="Deposits and milestones, shorter terms for "
+                         "customers over the limit or on hold, and the new-customer variant "
+                         "(each a JSON section of the policy; 'none' turns it off).")
+@click.argument("org_id", type=int)
+@click.option("--deposits", default=None, help='e.g. {"threshold": "5000", "currency": "GBP",'
+              ' "schedule": [{"percent": "30"}, {"percent": "70", "due_offset_days": 30}]}')
+@click.option("--terms-on-hold", "terms", default=None,
+              help='e.g. {"due_in_days": 7, "when": "either"}')
+@click.option("--new-customer", "newcomer", default=None,
+              help='e.g. {"paid_on_time": 3, "policy": {"reminder_steps": [...]}}')
+@with_appcontext
+def credit_policy_command(org_id: int, deposits: str | None, terms: str | None,
+                          newcomer: str | None) -> None:
+    from app.customers.services import CreditRefused, set_credit_policy
+    from app.extensions import db
+
+    org = _org(org_id)
+    sections = {name: _section(value) for name, value in (
+        ("deposits", deposits), ("terms_on_hold", terms), ("new_customer_policy", newcomer))
+        if value is not None}
+    if not sections:
+        raise click.ClickException("give --deposits, --terms-on-hold or --new-customer")
+    try:
+        policy = set_credit_policy(db.session, org, sections)
+    except CreditRefused as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    for name in sorted(sections):
+        value = getattr(policy, name)
+        shown = "off" if value is None else json.dumps(value.model_dump(mode="json"),
+                                                       sort_keys=True)
+        click.echo(f"{name}: {shown}")

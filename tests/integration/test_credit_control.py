@@ -74,9 +74,21 @@ def test_deposit_milestones_are_tracked_and_reminded_once(app, connected, smtp) 
             if i.total >= threshold)
     assert (number, total, issued, paid, qualifying) == (
         "INV-0050", Decimal("14220.00"), date(2026, 11, 23), Decimal(0), 1)
-    _set_policy(app, connected.org_id, deposits={
-        "threshold": str(threshold), "currency": "GBP", "reminder_offsets": [0, 7],
-        "schedule": [{"percent": "30"}, {"percent": "70", "due_offset_days": 30}]})
+    runner = app.test_cli_runner()
+    org = str(connected.org_id)
+    bad = runner.invoke(args=["customers", "credit-policy", org, "--deposits", json.dumps({
+        "threshold": "100", "currency": "GBP", "schedule": [{"percent": "30"}]})])
+    assert bad.exit_code == 1 and "must add up to 100, not 30" in bad.output
+    assert runner.invoke(args=["customers", "credit-policy", org, "--deposits", "{"]).output \
+        .startswith("Error: not JSON")
+    made = runner.invoke(args=["customers", "credit-policy", org, "--deposits", json.dumps({
+        "threshold": str(_money(threshold)), "currency": "GBP", "reminder_offsets": [0, 7],
+        "schedule": [{"percent": "30"}, {"percent": "70", "due_offset_days": 30}]})])
+    assert made.exit_code == 0, made.output
+    assert made.output == (
+        'deposits: {"channel": "dunwell_email", "currency": "GBP", "reminder_offsets": [0, 7],'
+        ' "schedule": [{"due_offset_days": 0, "percent": "30"}, {"due_offset_days": 30,'
+        ' "percent": "70"}], "threshold": "14220.00"}\n')
     _plan(app, connected.org_id)
     with app.app_context():
         rows = db.session.scalars(select(ExpectedPayment).where(
