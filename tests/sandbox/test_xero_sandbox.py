@@ -687,6 +687,33 @@ def test_history_notes(served: Served) -> None:
     assert served.box.invoices(served.first)[0]["UpdatedDateUTC"] == target["UpdatedDateUTC"]
 
 
+def test_history_lists_each_email_as_sent_next_to_the_notes(served: Served) -> None:
+    """What a lookup past the Idempotency-Key's window reads: every email of the invoice as a
+    "Sent" record with its time, oldest first among the notes; notes alone in box.history."""
+    tokens = connect(served.url)
+    contacts = {c["ContactID"]: c.get("EmailAddress")
+                for c in served.box.contacts(served.first)}
+    target = next(i for i in served.box.invoices(served.first)
+                  if i["Status"] == "AUTHORISED" and i["Type"] == "ACCREC"
+                  and contacts[i["Contact"]["ContactID"]])
+    path = f"/Invoices/{target['InvoiceID']}"
+    assert api(served, tokens, f"{path}/History", "PUT",
+               json={"HistoryRecords": [{"Details": "Before"}]}).status_code == 200
+    served.clock.advance(minutes=5)
+    assert api(served, tokens, f"{path}/Email", "POST", json={}).status_code == 204
+    served.clock.advance(minutes=5)
+    assert api(served, tokens, f"{path}/History", "PUT",
+               json={"HistoryRecords": [{"Details": "After"}]}).status_code == 200
+    listed = api(served, tokens, f"{path}/History").json()["HistoryRecords"]
+    assert [(h["Changes"], h["DateUTCString"]) for h in listed] == [
+        ("Note", "2026-11-24T10:00:00"), ("Sent", "2026-11-24T10:05:00"),
+        ("Note", "2026-11-24T10:10:00")]
+    assert contacts[target["Contact"]["ContactID"]] in listed[1]["Details"]
+    assert re.fullmatch(r"/Date\(\d+\+0000\)/", listed[1]["DateUTC"])
+    assert [h["Details"] for h in served.box.history(served.first, target["InvoiceID"])] == [
+        "Before", "After"]
+
+
 def test_email_rules(served: Served) -> None:
     tokens = connect(served.url)
     invoices = served.box.invoices(served.first)
