@@ -120,6 +120,31 @@ def test_a_reminder_email_and_its_note_happen_once_however_often_they_are_retrie
     assert sum("reminder 1 of 4" in note for note in books.notes(target)) == 1
 
 
+def test_a_note_and_an_email_can_be_looked_up_after_the_fact(books: Harness,
+                                                              clock: FakeClock) -> None:
+    """What the executor asks after an unknown outcome, once the provider may have forgotten
+    the key: the note by the marker its key gives it, the email by the provider's own record
+    of the send, from the moment the write began."""
+    connector = books.connector()
+    target = books.open_invoice()
+    key = f"1:{target}:reminder:1"
+    assert not connector.find_invoice_note(target, f"{key}:note")
+    connector.add_invoice_note(target, "Dunwell: reminder 2 of 4 sent", f"{key}:note")
+    assert connector.find_invoice_note(target, f"{key}:note")
+    assert not connector.find_invoice_note(target, f"{key}:other-note")
+    assert any(effect_marker(f"{key}:note") in note for note in books.notes(target))
+
+    clock.advance(minutes=10)
+    began = clock()
+    assert not connector.invoice_emailed_since(target, began)
+    clock.advance(seconds=30)
+    connector.email_invoice(target, f"{key}:email")
+    clock.advance(minutes=20)
+    assert connector.invoice_emailed_since(target, began)
+    assert not connector.invoice_emailed_since(target, clock())  # nothing sent since now
+    assert books.emails(target) == 1
+
+
 def test_a_fee_line_is_added_once_and_found_again_under_a_new_key(books: Harness) -> None:
     connector = books.connector()
     target = books.open_invoice()
