@@ -235,7 +235,10 @@ def test_the_redis_dump_reads_every_type_and_unpacks_rq_job_data(redis_url) -> N
     client.zadd("z", {marker: 1})
     client.xadd("x", {"f": marker})
     client.set("packed", zlib.compress(pickle.dumps({"token": marker})))
-    job = Queue("dump-test", connection=client).enqueue("jobs.tasks.sync_org", marker)
+    job = Queue("dump-test", connection=client).enqueue("jobs.tasks.sync_org", marker,
+                                                        description="a planted job")
+    # The argument is in the job's compressed data only: found there or not at all.
+    assert marker.encode() not in b"".join(client.hgetall(f"rq:job:{job.id}").values())
     client.close()
     dump = redis_dump(redis_url)
     for key in ("s", "h", "l", "set", "z", "x", "packed", f"rq:job:{job.id}"):
