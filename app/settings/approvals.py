@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.models import Action, Invoice, Organisation, User
@@ -89,8 +89,8 @@ def set_safe_mode(session: Session, org: Organisation, user: User, on: bool,
 
 
 def count_awaiting(session: Session, org: Organisation) -> int:
-    return len(session.scalars(select(Action.id).where(
-        Action.org_id == org.id, Action.status == AWAITING_APPROVAL)).all())
+    return session.scalar(select(func.count(Action.id)).where(
+        Action.org_id == org.id, Action.status == AWAITING_APPROVAL)) or 0
 
 
 def awaiting(session: Session, org: Organisation, limit: int = MAX_LISTED) -> list[Action]:

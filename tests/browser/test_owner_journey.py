@@ -122,8 +122,13 @@ def test_owner_journey(app, web, page) -> None:  # type: ignore[no-untyped-def]
     page.goto(f"{web.url}/orgs/{org_id}/invoices/{done[0].invoice_id}")
     assert "Promised to pay on Friday" in page.locator("ol.timeline").inner_text()
     check_page(page, "invoice")
+    from app.models import Contact
+
+    contact_id = _one(app, select(Contact.id).where(Contact.org_id == org_id)
+                      .order_by(Contact.id))[0]
     for name, path in (("contacts", "settings/contacts"), ("members", "members"),
-                       ("organisation", "")):
+                       ("approvals", "settings/approvals"),
+                       ("contact", f"settings/contacts/{contact_id}"), ("organisation", "")):
         page.goto(f"{web.url}/orgs/{org_id}/{path}".rstrip("/"))
         check_page(page, name)
 
