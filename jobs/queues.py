@@ -24,13 +24,19 @@ def queue() -> Queue:
 
 def enqueue_once(fn: Callable[..., Any], *args: Any, job_id: str, at: datetime | None = None,
                  retry: Retry | None = None, job_timeout: int = 1800,
-                 replace_started: bool = False) -> Job:
+                 replace_started: bool = False, at_front: bool = False) -> Job:
     """Enqueue unless the same job id is already waiting or running; then return that one.
 
     `replace_started`: a job RQ still calls started is treated as gone. The sweeper asks for
     this for actions whose lease ran out: the worker running that job died (`kill -9` leaves
     the job "started" until RQ notices, up to its timeout later); the ledger's claim keeps a
-    worker that is in fact alive from running the action twice."""
+    worker that is in fact alive from running the action twice.
+
+    `at_front`: the job goes to the head of the queue, ahead of the jobs waiting there (a
+    webhook's targeted sync, so a payment is seen before the actions queued behind it run).
+    Not for a job booked for later (`at`): when it is due RQ's scheduler queues it."""
+    if at_front and at is not None:
+        raise ValueError("at_front applies to a job queued now, not one booked for later")
     q = queue()
     options: dict[str, Any] = {"job_id": job_id, "unique": True, "retry": retry,
                                "result_ttl": RESULT_TTL_SECONDS, "failure_ttl": 86400,
@@ -40,7 +46,7 @@ def enqueue_once(fn: Callable[..., Any], *args: Any, job_id: str, at: datetime |
         try:
             if at is not None:
                 return q.enqueue_at(at, fn, *args, **options)
-            return q.enqueue(fn, *args, **options)
+            return q.enqueue(fn, *args, at_front=at_front, **options)
         except DuplicateJobError:
             try:
                 existing = Job.fetch(job_id, connection=q.connection)

@@ -1,7 +1,8 @@
 """What a webhook request does: check the signature, store each event once, wake a worker.
 
-The request does no provider I/O: one SELECT (tenant -> organisation), one INSERT that skips
-events already stored, and one enqueue per organisation with something new.
+The request does no provider I/O and opens no ORM session: one INSERT per event that finds the
+tenant's organisation and skips events already stored (one transaction, committed before the
+answer), and one enqueue per organisation with something new, coalesced by a Redis marker.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import Engine, bindparam, create_engine, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 
 from app import clock
 from app.extensions import db
@@ -52,53 +56,120 @@ class Stored:
     orgs_woken: int
 
 
-def _organisations(provider: str, tenants: set[str]) -> dict[str, int]:
-    if not tenants:
-        return {}
-    rows = db.session.connection().execute(select(Connection.tenant_id, Connection.org_id).where(
-        Connection.provider == provider, Connection.tenant_id.in_(sorted(tenants))))
-    return {tenant.lower() if provider == "xero" else tenant: org for tenant, org in rows}
+EVENT_COLUMNS = ("provider", "tenant_id", "event_key", "entity", "entity_id", "kind",
+                 "occurred_at", "received_at")
 
 
-def _insert_new(provider: str, rows: list[dict[str, object]]) -> int:
-    """INSERT ... ON CONFLICT DO NOTHING RETURNING id: a replayed event is skipped by the unique
-    key. One statement with bound rows, so SQLAlchemy compiles it once per process."""
-    dialect = db.session.get_bind().dialect.name
+@lru_cache(maxsize=4)
+def _insert_statement(dialect: str) -> Any:
+    """INSERT ... SELECT <the event>, connections.org_id FROM connections WHERE <its tenant>
+    ON CONFLICT DO NOTHING RETURNING org_id: the tenant's organisation is found by the same
+    statement that stores the event, so no lookup (and no cache of one that could go stale
+    when a tenant is connected or moves) precedes it; an event of an unknown tenant or a replay
+    inserts nothing. Built once per process: SQLAlchemy's compiled cache does the rest."""
+    events, connections = WebhookEvent.__table__, Connection.__table__
+    values = [bindparam(name, type_=events.c[name].type) for name in EVENT_COLUMNS]
+    source = select(*(value.label(value.key) for value in values),
+                    connections.c.org_id.label("org_id")).where(
+        connections.c.provider == bindparam("provider"),
+        connections.c.tenant_id == bindparam("tenant_id"))
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(WebhookEvent).on_conflict_do_nothing(
-        index_elements=["provider", "tenant_id", "event_key"]).returning(WebhookEvent.id)
-    inserted = 0
-    for row in rows:  # one row at a time: RETURNING counts exactly what was new
-        inserted += len(db.session.connection().execute(statement, row).all())
-    return inserted
+    return insert(events).from_select([*EVENT_COLUMNS, "org_id"], source).on_conflict_do_nothing(
+        index_elements=["provider", "tenant_id", "event_key"]).returning(events.c.org_id)
+
+
+# PostgreSQL: the request's events as one array per column, joined with their tenants'
+# connections, in one statement that is its own transaction (autocommit): one round trip.
+PG_INSERT = (
+    "INSERT INTO webhook_events (provider, tenant_id, event_key, entity, entity_id, kind, "
+    "occurred_at, received_at, org_id) "
+    "SELECT e.provider, e.tenant_id, e.event_key, e.entity, e.entity_id, e.kind, "
+    "e.occurred_at, e.received_at, c.org_id "
+    "FROM unnest(%(provider)s::varchar[], %(tenant_id)s::varchar[], %(event_key)s::varchar[], "
+    "%(entity)s::varchar[], %(entity_id)s::varchar[], %(kind)s::varchar[], "
+    "%(occurred_at)s::timestamptz[], %(received_at)s::timestamptz[]) "
+    "AS e(provider, tenant_id, event_key, entity, entity_id, kind, occurred_at, received_at) "
+    "JOIN connections c ON c.provider = e.provider AND c.tenant_id = e.tenant_id "
+    "ON CONFLICT (provider, tenant_id, event_key) DO NOTHING RETURNING org_id")
+
+
+def _organisations(conn: Any, provider: str, tenants: set[str]) -> dict[str, int]:
+    rows = conn.execute(select(Connection.tenant_id, Connection.org_id).where(
+        Connection.provider == provider, Connection.tenant_id.in_(sorted(tenants))))
+    return {tenant: org_id for tenant, org_id in rows}
+
+
+def _webhook_engine() -> Engine:
+    """The engine the endpoint writes through. On PostgreSQL its own pool, in autocommit
+    (the one statement is the transaction) and without the app's pre-ping (a round trip per
+    request): a connection the server closed fails its statement, is dropped by the pool and
+    the statement is sent once more (see `_store`)."""
+    engine = current_app.extensions.get("dunwell_webhook_engine")
+    if engine is None:
+        engine = db.engine
+        if engine.dialect.name == "postgresql":
+            engine = create_engine(engine.url, pool_pre_ping=False, pool_size=5,
+                                   max_overflow=10, isolation_level="AUTOCOMMIT")
+        current_app.extensions["dunwell_webhook_engine"] = engine
+    return engine
+
+
+def _insert(engine: Engine, rows: list[dict[str, Any]]) -> list[int]:
+    """Each new event's organisation id; committed when this returns."""
+    if engine.dialect.name == "postgresql":
+        arrays = {name: [row[name] for row in rows] for name in EVENT_COLUMNS}
+        with engine.connect() as conn:
+            return [org_id for (org_id,) in conn.exec_driver_sql(PG_INSERT, arrays)]
+    statement = _insert_statement(engine.dialect.name)
+    with engine.begin() as conn:  # one statement a row: RETURNING counts exactly what was new
+        return [org_id for row in rows for (org_id,) in conn.execute(statement, row)]
+
+
+def _store(provider: str, rows: list[dict[str, Any]]) -> tuple[dict[int, int], set[int]]:
+    """New events per organisation, and the organisations to wake. Durable before the caller
+    answers, so an acknowledged event is never lost."""
+    engine = _webhook_engine()
+    fresh: dict[int, int] = defaultdict(int)
+    try:
+        new = _insert(engine, rows)
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+        log.info("%s webhook: the database closed the connection; sending again", provider)
+        new = _insert(engine, rows)
+        # The first attempt may have committed before its answer was lost: wake every
+        # organisation named, so none of its events waits for the nightly reconcile.
+        with engine.connect() as conn:
+            named = set(_organisations(conn, provider, {str(r["tenant_id"]) for r in rows}
+                                       ).values())
+        for org_id in new:
+            fresh[org_id] += 1
+        return fresh, named
+    for org_id in new:
+        fresh[org_id] += 1
+    return fresh, set(fresh)
 
 
 def store_events(provider: str, events: Sequence[ProviderEvent]) -> Stored:
     """Store what is new for organisations we know, then enqueue one targeted sync each."""
-    orgs = _organisations(provider, {e.tenant_id for e in events})
-    unknown = {e.tenant_id for e in events} - set(orgs)
-    for tenant in sorted(unknown):
-        log.info("%s webhook for unknown tenant %s ignored", provider, tenant)
     now = clock.now()
-    by_org: dict[int, list[dict[str, object]]] = defaultdict(list)
-    for e in events:
-        if e.tenant_id in orgs:
-            by_org[orgs[e.tenant_id]].append({
-                "provider": provider, "tenant_id": e.tenant_id, "event_key": e.event_key,
-                "entity": e.entity, "entity_id": e.entity_id, "kind": e.kind,
-                "occurred_at": e.occurred_at, "received_at": now,
-                "org_id": orgs[e.tenant_id]})
-    fresh: dict[int, int] = {}
-    for org_id, rows in by_org.items():
-        # One payload can name a change twice; the database sees each key once.
-        unique = list({str(r["event_key"]): r for r in rows}.values())
-        fresh[org_id] = _insert_new(provider, unique)
-    db.session.commit()
-    woken = [org_id for org_id, count in fresh.items() if count]
-    for org_id in woken:
+    # One payload can name a change twice; the database sees each key once.
+    rows = list({(e.tenant_id, e.event_key): {
+        "provider": provider, "tenant_id": e.tenant_id, "event_key": e.event_key,
+        "entity": e.entity, "entity_id": e.entity_id, "kind": e.kind,
+        "occurred_at": e.occurred_at, "received_at": now} for e in events}.values())
+    fresh, woken = _store(provider, rows)
+    unknown: set[str] = set()
+    if sum(fresh.values()) < len(rows):  # replays, or tenants we do not know: which?
+        tenants = {e.tenant_id for e in events}
+        with _webhook_engine().connect() as conn:
+            unknown = tenants - set(_organisations(conn, provider, tenants))
+        for tenant in sorted(unknown):
+            log.info("%s webhook for unknown tenant %s ignored", provider, tenant)
+    for org_id in sorted(woken):
         enqueue_targeted_sync(org_id)
         log.info("org %s: %d new %s webhook event(s); targeted sync queued", org_id,
-                 fresh[org_id], provider)
+                 fresh.get(org_id, 0), provider)
     return Stored(received=len(events), new=sum(fresh.values()),
                   unknown_tenants=len(unknown), orgs_woken=len(woken))
 
@@ -124,7 +195,9 @@ def enqueue_targeted_sync(org_id: int) -> None:
     if not redis.set(marker, "1", nx=True, ex=MARKER_SECONDS):
         return  # this generation's job is already queued (or running): it will read our events
     try:
-        enqueue_once(sync_webhook_changes, org_id, job_id=job_id, retry=SYNC_RETRY)
+        # At the front: a payment must reach Dunwell before the actions waiting behind it run.
+        enqueue_once(sync_webhook_changes, org_id, job_id=job_id, retry=SYNC_RETRY,
+                     at_front=True)
     except Exception:
         redis.delete(marker)  # the next webhook tries again; the nightly reconcile catches up
         raise
