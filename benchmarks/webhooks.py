@@ -8,7 +8,8 @@ measured from the moment it was due (a client that fell behind shows there).
     .venv/bin/python benchmarks/webhooks.py [--rate 500] [--seconds 10] [--threads 48]
 
 Settings from the environment: TEST_POSTGRES_URL (an admin URL; a database is created and
-dropped), REDIS_URL (default redis://127.0.0.1:6379/0; only this run's queue keys are removed).
+dropped), BENCH_REDIS_URL or REDIS_URL (default redis://127.0.0.1:6379/0; only this run's
+queue keys are removed).
 """
 
 from __future__ import annotations
@@ -185,7 +186,8 @@ def main() -> None:
 
     admin_url = os.environ.get("TEST_POSTGRES_URL",
                                "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    redis_url = os.environ.get("BENCH_REDIS_URL") or os.environ.get(
+        "REDIS_URL", "redis://127.0.0.1:6379/0")
     queue = f"bench-webhooks-{uuid.uuid4().hex[:8]}"
     database = make_database(admin_url)
     port = free_port()
