@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from rq import Retry, get_current_job
@@ -163,8 +163,10 @@ def execute_action(action_id: int) -> str:
 
 
 def _tell_owner_daily_limit(org: Organisation, now: datetime) -> None:
-    """Once a day per organisation, in its activity log: why reminders have paused."""
-    day = plan.calendar_for(org).today(now).isoformat()
+    """Once per provider day per organisation, in its activity log: why reminders have paused
+    (the organisation page's banner reads it). The provider's day runs from 00:00 UTC, as the
+    budget's counter does (connectors/ratelimit.py), not by the organisation's calendar."""
+    day = now.astimezone(UTC).date().isoformat()
     if redis_client().set(f"dunwell:notice:daily-limit:{org.id}:{day}", "1", nx=True,
                           ex=2 * 86400):
         provider = PROVIDER_NAMES.get(org.connection.provider if org.connection else "",

@@ -5,6 +5,7 @@ provider's day has rolled over."""
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -117,3 +118,31 @@ def test_the_banner_is_shown_in_the_organisations_own_time_zone(
         "(Pacific/Auckland).")
     clock.advance(days=1)
     assert _banner(client, connected.org_id) is None
+
+
+def test_a_limit_spent_again_on_the_next_utc_day_is_told_again_within_one_local_day(
+        app, connected, clock) -> None:  # type: ignore[no-untyped-def]
+    """Auckland (UTC+13): 23:30 UTC on the 24th and 00:30 UTC on the 25th are both the 25th
+    there (12:30 and 13:30), yet two provider days: each spent day gets its own notice, so the
+    banner comes back after Xero's day rolled over."""
+    from app.extensions import db
+    from app.models import AuditEvent, Organisation
+    from jobs.tasks import _tell_owner_daily_limit
+
+    client = _signed_in(app)
+    auckland = ZoneInfo("Pacific/Auckland")
+    with app.app_context():
+        org = db.session.get(Organisation, connected.org_id)
+        org.timezone = "Pacific/Auckland"
+        db.session.commit()
+        clock.advance(hours=13, minutes=30)  # 23:30 UTC on the 24th
+        late = clock()
+        _tell_owner_daily_limit(org, late)
+        _tell_owner_daily_limit(org, late + timedelta(minutes=15))  # the same provider day
+        clock.advance(hours=1)  # 00:30 UTC on the 25th: Xero's new day, the same local day
+        _tell_owner_daily_limit(org, clock())
+        told = db.session.scalars(select(AuditEvent.at).where(
+            AuditEvent.org_id == org.id, AuditEvent.kind == "daily_limit")).all()
+    assert late.astimezone(auckland).date() == clock().astimezone(auckland).date()
+    assert len(told) == 2
+    assert _banner(client, connected.org_id) is not None
