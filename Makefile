@@ -63,10 +63,11 @@ test: $(DEV_STAMP) services fonts chromium lint typecheck
 bench: $(DEV_STAMP) services
 	REDIS_URL=$${BENCH_REDIS_URL:-redis://127.0.0.1:6379/6} $(BIN)/python -m benchmarks.report run
 
-# Worker processes killed at random points over both sandboxes, on both databases.
+# Worker processes killed at random points over both sandboxes, on both databases (also part
+# of `make test`; this runs only the chaos test).
 chaos: $(DEV_STAMP) services
-	DUNWELL_CHAOS=1 DUNWELL_TEST_DATABASE=sqlite $(BIN)/pytest -q tests/integration/test_chaos.py
-	DUNWELL_CHAOS=1 DUNWELL_TEST_DATABASE=postgresql TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) \
+	DUNWELL_TEST_DATABASE=sqlite $(BIN)/pytest -q tests/integration/test_chaos.py
+	DUNWELL_TEST_DATABASE=postgresql TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) \
 	  $(BIN)/pytest -q tests/integration/test_chaos.py
 
 # Interface strings: extract every _() / gettext / _l / ngettext from app/ and merge them into
