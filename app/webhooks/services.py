@@ -188,12 +188,14 @@ def enqueue_targeted_sync(org_id: int) -> None:
     from jobs.tasks import SYNC_RETRY, sync_webhook_changes
 
     redis = redis_client()
-    raw = redis.get(generation_key(org_id))
-    generation = int(raw) if raw else 0
-    job_id = f"webhook-sync-{org_id}-{generation}"
-    marker = f"dunwell:webhook-sync:{org_id}:queued:{generation}"
-    if not redis.set(marker, "1", nx=True, ex=MARKER_SECONDS):
+    # One round trip: read the generation and set its marker unless it is set.
+    claimed = redis.eval(MARK_GENERATION, 1, generation_key(org_id), _marker_prefix(org_id),
+                         MARKER_SECONDS)
+    if claimed is None:
         return  # this generation's job is already queued (or running): it will read our events
+    generation = int(claimed)
+    job_id = f"webhook-sync-{org_id}-{generation}"
+    marker = f"{_marker_prefix(org_id)}{generation}"
     try:
         # At the front: a payment must reach Dunwell before the actions waiting behind it run.
         enqueue_once(sync_webhook_changes, org_id, job_id=job_id, retry=SYNC_RETRY,
@@ -205,3 +207,17 @@ def enqueue_targeted_sync(org_id: int) -> None:
 
 # A queued job runs within minutes; after this a burst enqueues again (a no-op if still queued).
 MARKER_SECONDS = 600
+
+# KEYS[1] the generation, ARGV[1] the marker's prefix, ARGV[2] its lifetime: the generation
+# whose marker this call set, or nil if it was set already.
+MARK_GENERATION = """
+local generation = redis.call('GET', KEYS[1]) or '0'
+if redis.call('SET', ARGV[1] .. generation, '1', 'NX', 'EX', tonumber(ARGV[2])) then
+  return generation
+end
+return false
+"""
+
+
+def _marker_prefix(org_id: int) -> str:
+    return f"dunwell:webhook-sync:{org_id}:queued:"
