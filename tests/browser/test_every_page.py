@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from tests.browser.conftest import axe_problems, screenshot
@@ -113,7 +114,7 @@ def test_every_page_answers_passes_axe_and_takes_the_keyboard(app, web, page  # 
     page.goto(f"{web.url}/orgs/{org_id}/dashboard")
     page.get_by_label("Language").select_option("he")
     page.get_by_role("button", name="Change language").click()
-    page.wait_for_function("document.documentElement.dir === 'rtl'")
+    expect(page.locator("html")).to_have_attribute("dir", "rtl")
     for url in visited:
         page.goto(f"{web.url}{url}")
         assert page.locator("html").get_attribute("dir") == "rtl", url
