@@ -8,15 +8,19 @@ from datetime import date, datetime
 
 import click
 from flask import Flask
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, NoAppException, with_appcontext
 
 from app.customers.cli import customers_group
 
 
 def _create_app() -> Flask:
+    """The app from the environment; a missing setting is one line on stderr, not a traceback."""
     from app import create_app
 
-    return create_app()
+    try:
+        return create_app()
+    except RuntimeError as exc:
+        raise NoAppException(str(exc)) from exc
 
 
 cli = FlaskGroup(create_app=_create_app, add_default_commands=False,
