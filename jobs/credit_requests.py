@@ -28,6 +28,7 @@ from jobs.mail import send_email
 from rules import Policy
 from rules.credit import InvoiceHistory, paid_on_time
 from rules.deposits import deposit_message, expected_payments, qualifies
+from rules.messages import language_of
 from rules.policy import is_new_customer
 from rules.retainers import due_top_up, top_up_message
 from rules.statutory import round_money
@@ -243,7 +244,7 @@ def send_deposit_reminder(effect: Effect) -> str:
         assert contact is not None and contact.email
         subject, text = deposit_message(contact.name, effect.org.name, invoice.number,
                                         invoice.currency, details, still,
-                                        _payment_link(effect))
+                                        _payment_link(effect), language_of(contact.language))
         effect.begin("emailed")
         send_email(to=contact.email, subject=subject, text=text, html=None,
                    sender_name=effect.org.name, action_key=effect.key)
@@ -272,7 +273,8 @@ def send_top_up_request(effect: Effect) -> str:
     assert action.amount is not None and action.currency is not None
     if not effect.done_part("emailed"):
         subject, text = top_up_message(contact.name, org.name, action.currency, details,
-                                       round_money(action.amount, action.currency))
+                                       round_money(action.amount, action.currency),
+                                       language_of(contact.language))
         effect.begin("emailed")
         send_email(to=contact.email, subject=subject, text=text, html=None,
                    sender_name=org.name, action_key=effect.key)

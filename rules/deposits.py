@@ -163,20 +163,60 @@ def next_deposit_moment(invoice: InvoiceState, keys: Set[str], policy: Policy,
     return min(found, default=None)
 
 
+# A milestone reminder in each language the ladder speaks; {label} is the deposit or the
+# milestone, named as the language does.
+DEPOSIT_TEXTS: dict[str, dict[str, str]] = {
+    "en": {"deposit": "The deposit", "milestone": "Milestone {n} of {count}",
+           "subject": "{label} on invoice {number}: {currency} {still} due {due}",
+           "greeting": "Dear {name},",
+           "body": "As agreed, invoice {number} is paid in {count} parts. {label} ({percent} %,"
+                   " {currency} {share}) is due on {due}; {currency} {still} of it is still to"
+                   " come.",
+           "pay": "Pay online: {link}", "closing": "Kind regards,"},
+    "de": {"deposit": "Die Anzahlung", "milestone": "Teilzahlung {n} von {count}",
+           "subject": "{label} zu Rechnung {number}: {currency} {still} fällig am {due}",
+           "greeting": "Sehr geehrte Damen und Herren von {name},",
+           "body": "Wie vereinbart wird Rechnung {number} in {count} Teilen bezahlt. {label}"
+                   " ({percent} %, {currency} {share}) ist am {due} fällig; davon stehen noch"
+                   " {currency} {still} aus.",
+           "pay": "Online bezahlen: {link}", "closing": "Mit freundlichen Grüßen"},
+    "nb": {"deposit": "Forskuddet", "milestone": "Delbetaling {n} av {count}",
+           "subject": "{label} på faktura {number}: {currency} {still} forfaller {due}",
+           "greeting": "Hei {name},",
+           "body": "Som avtalt betales faktura {number} i {count} deler. {label} ({percent} %,"
+                   " {currency} {share}) forfaller {due}; {currency} {still} av dette gjenstår.",
+           "pay": "Betal på nett: {link}", "closing": "Med vennlig hilsen"},
+    "pl": {"deposit": "Zaliczka", "milestone": "Rata {n} z {count}",
+           "subject": "{label} do faktury {number}: {currency} {still}, termin płatności {due}",
+           "greeting": "Szanowni Państwo ({name}),",
+           "body": "Zgodnie z ustaleniami faktura {number} jest płatna w {count} częściach."
+                   " {label} ({percent} %, {currency} {share}) jest płatna do {due}; do zapłaty"
+                   " pozostaje {currency} {still}.",
+           "pay": "Zapłać online: {link}", "closing": "Z poważaniem"},
+    "he": {"deposit": "המקדמה", "milestone": "תשלום {n} מתוך {count}",
+           "subject": "{label} לחשבונית {number}: {currency} {still} לתשלום עד {due}",
+           "greeting": "שלום {name},",
+           "body": "כפי שסוכם, חשבונית {number} משולמת ב-{count} תשלומים. {label} ({percent} %,"
+                   " {currency} {share}) לתשלום עד {due}; נותרו לתשלום {currency} {still}.",
+           "pay": "לתשלום מקוון: {link}", "closing": "בברכה,"},
+}
+
+
 def deposit_message(contact_name: str, business_name: str, invoice_number: str,
                     currency: str, details: dict[str, str], still_due: Decimal,
-                    payment_link: str | None = None) -> tuple[str, str]:
-    """Subject and text of a milestone reminder (English; the ladder's languages do not
-    cover milestones yet)."""
+                    payment_link: str | None = None, language: str = "en") -> tuple[str, str]:
+    """Subject and text of a milestone reminder, in the contact's language (English for one
+    we do not speak)."""
+    words = DEPOSIT_TEXTS.get(language, DEPOSIT_TEXTS["en"])
     milestone, count = int(details["milestone"]), int(details["milestones"])
-    label = "The deposit" if milestone == 1 else f"Milestone {milestone} of {count}"
-    subject = (f"{label} on invoice {invoice_number}: {currency} {still_due} due"
-               f" {details['milestone_due']}")
-    lines = [f"Dear {contact_name},", "",
-             f"As agreed, invoice {invoice_number} is paid in {count} parts."
-             f" {label} ({details['percent']} %, {currency} {details['share']}) is due on"
-             f" {details['milestone_due']}; {currency} {still_due} of it is still to come."]
+    label = words["deposit"] if milestone == 1 else words["milestone"].format(n=milestone,
+                                                                              count=count)
+    fields = {"label": label, "number": invoice_number, "currency": currency,
+              "still": still_due, "due": details["milestone_due"], "count": count,
+              "percent": details["percent"], "share": details["share"]}
+    subject = words["subject"].format(**fields)
+    lines = [words["greeting"].format(name=contact_name), "", words["body"].format(**fields)]
     if payment_link:
-        lines += ["", f"Pay online: {payment_link}"]
-    lines += ["", "Kind regards,", business_name]
+        lines += ["", words["pay"].format(link=payment_link)]
+    lines += ["", words["closing"], business_name]
     return subject, "\n".join(lines) + "\n"

@@ -131,14 +131,55 @@ def due_top_up(org_id: int, contact_id: int, contact_name: str, carrier_invoice_
                  "top_up_to": str(round_money(terms.top_up_to, terms.currency))})
 
 
+# A top-up request in each language the ladder speaks.
+TOP_UP_TEXTS: dict[str, dict[str, str]] = {
+    "en": {"subject": "Please top up your retainer with {business}: {currency} {asked}",
+           "greeting": "Dear {name},",
+           "balance": "Your retainer with {business} stands at {currency} {balance}, below the"
+                      " agreed {currency} {threshold}.",
+           "ask": "Please pay in {currency} {asked} to bring it back to {currency} {top_up_to}.",
+           "closing": "Kind regards,"},
+    "de": {"subject": "Bitte füllen Sie Ihr Guthaben bei {business} auf: {currency} {asked}",
+           "greeting": "Sehr geehrte Damen und Herren von {name},",
+           "balance": "Ihr Vorschussguthaben bei {business} beträgt {currency} {balance} und liegt"
+                      " damit unter den vereinbarten {currency} {threshold}.",
+           "ask": "Bitte zahlen Sie {currency} {asked} ein, um es wieder auf {currency}"
+                  " {top_up_to} zu bringen.",
+           "closing": "Mit freundlichen Grüßen"},
+    "nb": {"subject": "Vennligst fyll på forskuddet ditt hos {business}: {currency} {asked}",
+           "greeting": "Hei {name},",
+           "balance": "Forskuddet ditt hos {business} er nå {currency} {balance}, under avtalte"
+                      " {currency} {threshold}.",
+           "ask": "Vennligst betal inn {currency} {asked} for å bringe det tilbake til {currency}"
+                  " {top_up_to}.",
+           "closing": "Med vennlig hilsen"},
+    "pl": {"subject": "Prosimy o uzupełnienie zaliczki w {business}: {currency} {asked}",
+           "greeting": "Szanowni Państwo ({name}),",
+           "balance": "Saldo Państwa zaliczki w {business} wynosi {currency} {balance}, poniżej"
+                      " uzgodnionych {currency} {threshold}.",
+           "ask": "Prosimy o wpłatę {currency} {asked}, aby przywrócić saldo do {currency}"
+                  " {top_up_to}.",
+           "closing": "Z poważaniem"},
+    "he": {"subject": "נא להשלים את יתרת המקדמה אצל {business}: {currency} {asked}",
+           "greeting": "שלום {name},",
+           "balance": "יתרת המקדמה שלך אצל {business} עומדת על {currency} {balance}, מתחת"
+                      " ל-{currency} {threshold} שסוכמו.",
+           "ask": "נא להפקיד {currency} {asked} כדי להחזיר אותה ל-{currency} {top_up_to}.",
+           "closing": "בברכה,"},
+}
+
+
 def top_up_message(contact_name: str, business_name: str, currency: str,
-                   details: dict[str, str], asked: Decimal) -> tuple[str, str]:
-    """Subject and text of a top-up request (English)."""
-    subject = f"Please top up your retainer with {business_name}: {currency} {asked}"
+                   details: dict[str, str], asked: Decimal,
+                   language: str = "en") -> tuple[str, str]:
+    """Subject and text of a top-up request, in the contact's language (English for one we
+    do not speak)."""
+    words = TOP_UP_TEXTS.get(language, TOP_UP_TEXTS["en"])
+    fields = {"business": business_name, "currency": currency, "asked": asked,
+              "balance": details["balance"], "threshold": details["threshold"],
+              "top_up_to": details["top_up_to"]}
+    subject = words["subject"].format(**fields)
     text = "\n".join([
-        f"Dear {contact_name},", "",
-        f"Your retainer with {business_name} stands at {currency} {details['balance']},"
-        f" below the agreed {currency} {details['threshold']}.",
-        f"Please pay in {currency} {asked} to bring it back to {currency}"
-        f" {details['top_up_to']}.", "", "Kind regards,", business_name]) + "\n"
+        words["greeting"].format(name=contact_name), "", words["balance"].format(**fields),
+        words["ask"].format(**fields), "", words["closing"], business_name]) + "\n"
     return subject, text

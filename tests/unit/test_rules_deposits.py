@@ -121,3 +121,19 @@ def test_the_milestone_message() -> None:
         "Dear Acme Ltd,\n\nAs agreed, invoice INV-7 is paid in 3 parts. Milestone 2 of 3"
         " (30 %, GBP 3000.00) is due on 2026-12-02; GBP 2500.00 of it is still to come.\n\n"
         "Pay online: https://pay.example/7\n\nKind regards,\nHarbour Coffee\n")
+
+
+def test_the_milestone_message_in_the_contacts_language() -> None:
+    details = {"milestone": "1", "milestones": "3", "percent": "30", "share": "3000.00",
+               "milestone_due": "2026-12-02"}
+    subject, text = deposit_message("Acme GmbH", "Harbour Coffee", "INV-7", "EUR", details,
+                                    Decimal("3000.00"), None, "de")
+    assert subject == "Die Anzahlung zu Rechnung INV-7: EUR 3000.00 fällig am 2026-12-02"
+    assert text == (
+        "Sehr geehrte Damen und Herren von Acme GmbH,\n\nWie vereinbart wird Rechnung INV-7 in"
+        " 3 Teilen bezahlt. Die Anzahlung (30 %, EUR 3000.00) ist am 2026-12-02 fällig; davon"
+        " stehen noch EUR 3000.00 aus.\n\nMit freundlichen Grüßen\nHarbour Coffee\n")
+    assert {language: deposit_message("A", "B", "INV-7", "PLN", details, Decimal("1"), None,
+                                      language)[0].split(" ")[0]
+            for language in ("en", "nb", "pl", "he", "xx")} == {
+        "en": "The", "nb": "Forskuddet", "pl": "Zaliczka", "he": "המקדמה", "xx": "The"}

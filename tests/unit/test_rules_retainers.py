@@ -82,3 +82,16 @@ def test_the_top_up_message() -> None:
     assert text == ("Dear Acme Ltd,\n\nYour retainer with Harbour Coffee stands at GBP 300.00,"
                     " below the agreed GBP 500.00.\nPlease pay in GBP 1700.00 to bring it back"
                     " to GBP 2000.00.\n\nKind regards,\nHarbour Coffee\n")
+
+
+def test_the_top_up_message_in_the_contacts_language() -> None:
+    details = {"balance": "300.00", "threshold": "500.00", "top_up_to": "2000.00"}
+    subject, text = top_up_message("Fjord AS", "Harbour Coffee", "NOK", details,
+                                   Decimal("1700.00"), "nb")
+    assert subject == "Vennligst fyll på forskuddet ditt hos Harbour Coffee: NOK 1700.00"
+    assert text == ("Hei Fjord AS,\n\nForskuddet ditt hos Harbour Coffee er nå NOK 300.00, under"
+                    " avtalte NOK 500.00.\nVennligst betal inn NOK 1700.00 for å bringe det"
+                    " tilbake til NOK 2000.00.\n\nMed vennlig hilsen\nHarbour Coffee\n")
+    for language in ("de", "pl", "he"):
+        subject, text = top_up_message("A", "B", "EUR", details, Decimal("1700.00"), language)
+        assert "EUR 1700.00" in subject and "EUR 300.00" in text and "EUR 2000.00" in text
