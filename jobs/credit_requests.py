@@ -24,7 +24,6 @@ from app.customers import services
 from app.models import Action, AuditEvent, Contact, Invoice, Organisation, Payment, Retainer
 from app.models import ExpectedPayment as ExpectedPaymentRow
 from jobs import ledger
-from jobs.mail import send_email
 from rules import Policy
 from rules.credit import InvoiceHistory, paid_on_time
 from rules.deposits import deposit_message, expected_payments, qualifies
@@ -226,7 +225,13 @@ def _skip(effect: Effect, reason: str, message: str) -> str:
 def send_deposit_reminder(effect: Effect) -> str:
     """A milestone reminder: our email (or the provider's invoice email), then a note on the
     invoice. The executor has re-read the invoice: a payment since planning replans it."""
-    from jobs.execute import _payment_link
+    from jobs.execute import (
+        UNCONFIRMED,
+        UNCONFIRMED_MESSAGE,
+        UNCONFIRMED_REASON,
+        _payment_link,
+        send_own_email,
+    )
 
     action, invoice = effect.action, effect.invoice
     contact = invoice.contact
@@ -245,11 +250,9 @@ def send_deposit_reminder(effect: Effect) -> str:
         subject, text = deposit_message(contact.name, effect.org.name, invoice.number,
                                         invoice.currency, details, still,
                                         _payment_link(effect), language_of(contact.language))
-        effect.begin("emailed")
-        send_email(to=contact.email, subject=subject, text=text, html=None,
-                   sender_name=effect.org.name, action_key=effect.key)
-        effect.record_part("emailed")
-        effect.record_part("message", {"subject": subject, "text": text})
+        if send_own_email(effect, to=contact.email, subject=subject, text=text, html=None,
+                          sender_name=effect.org.name, action_key=effect.key):
+            effect.record_part("message", {"subject": subject, "text": text})
     if not effect.done_part("noted"):
         effect.begin("noted")
         effect.connector.add_invoice_note(
@@ -257,11 +260,16 @@ def send_deposit_reminder(effect: Effect) -> str:
             f"Dunwell: milestone {details.get('milestone')} of {details.get('milestones')}"
             f" reminder sent; {invoice.currency} {still} still due"
             f" {details.get('milestone_due')}.", idempotency_key=f"{effect.key}:note")
+    if (action.result or {}).get("emailed") == UNCONFIRMED:
+        return effect.finish(f"{action.reason}: {UNCONFIRMED_MESSAGE}", noted=True,
+                             unconfirmed=UNCONFIRMED_REASON)
     return effect.finish(f"{action.reason}: sent", noted=True)
 
 
 def send_top_up_request(effect: Effect) -> str:
     """Ask the customer by Dunwell email to top up the retainer, once per key."""
+    from jobs.execute import UNCONFIRMED, UNCONFIRMED_MESSAGE, UNCONFIRMED_REASON, send_own_email
+
     action, org = effect.action, effect.org
     details = {k: str(v) for k, v in (action.details or {}).items()}
     contact_id = (action.details or {}).get("contact_id")
@@ -275,9 +283,10 @@ def send_top_up_request(effect: Effect) -> str:
         subject, text = top_up_message(contact.name, org.name, action.currency, details,
                                        round_money(action.amount, action.currency),
                                        language_of(contact.language))
-        effect.begin("emailed")
-        send_email(to=contact.email, subject=subject, text=text, html=None,
-                   sender_name=org.name, action_key=effect.key)
-        effect.record_part("emailed")
-        effect.record_part("message", {"subject": subject, "text": text})
+        if send_own_email(effect, to=contact.email, subject=subject, text=text, html=None,
+                          sender_name=org.name, action_key=effect.key):
+            effect.record_part("message", {"subject": subject, "text": text})
+    if (action.result or {}).get("emailed") == UNCONFIRMED:
+        return effect.finish(f"{action.reason}: {UNCONFIRMED_MESSAGE}", top_up=True,
+                             unconfirmed=UNCONFIRMED_REASON)
     return effect.finish(f"{action.reason}: emailed by Dunwell", top_up=True)

@@ -336,7 +336,7 @@ def send_reminder(effect: Effect) -> str:
     if channel == "dunwell_email" and not effect.done_part("emailed"):
         assert contact is not None and contact.email
         subject, text, html = _message(effect, action.tone)
-        if _send_own_email(effect, to=contact.email, subject=subject, text=text, html=html,
+        if send_own_email(effect, to=contact.email, subject=subject, text=text, html=html,
                            sender_name=effect.org.name, action_key=effect.key):
             effect.record_part("message", {"subject": subject, "text": text})
     unconfirmed = (action.result or {}).get("emailed") == UNCONFIRMED
@@ -373,9 +373,10 @@ NOTHING_SENT = (ConnectionRefusedError, socket.gaierror, smtplib.SMTPConnectErro
                 smtplib.SMTPSenderRefused, smtplib.SMTPDataError, smtplib.SMTPNotSupportedError)
 
 
-def _send_own_email(effect: Effect, **message: Any) -> bool:
+def send_own_email(effect: Effect, **message: Any) -> bool:
     """Send through our SMTP server once; False when an earlier attempt's outcome is unknown
-    (then it is recorded as unconfirmed and not sent again)."""
+    (then it is recorded as unconfirmed and not sent again). Every email of ours goes through
+    here: reminders, final demands, statements, milestone reminders and top-up requests."""
     if effect.unknown_since("emailed") is not None:
         log.warning("org %s invoice %s action %s: the outcome of an earlier email is unknown;"
                     " not sent again", effect.action.org_id, effect.invoice.id, effect.key)
@@ -573,7 +574,7 @@ def send_demand_letter(effect: Effect) -> str:
                    "application/pdf", letter.pdf, effect.now)
     contact = invoice.contact
     if contact is not None and contact.email and not effect.done_part("emailed") and \
-            _send_own_email(effect, to=contact.email, subject=letter.subject, text=letter.text,
+            send_own_email(effect, to=contact.email, subject=letter.subject, text=letter.text,
                             html=letter.html, sender_name=org.name, action_key=action.key,
                             attachments=((f"{stem}.pdf", "application/pdf", letter.pdf),)):
         effect.record_part("message", {"subject": letter.subject, "text": letter.text})

@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 from app.customers.services import credit_settings, statement_for
 from app.models import Action, Contact, Invoice, Organisation
 from jobs import ledger
-from jobs.mail import send_email
 from jobs.plan import calendar_for
 from rules.statements import StatementSchedule, due_statement, render_statement
 
@@ -77,7 +76,13 @@ def plan_statements(session: Session, org: Organisation, now: datetime) -> list[
 
 def send_statement(effect: Effect) -> str:
     """Email this month's statement to the customer, once (the Message-ID is the action's)."""
-    from jobs.execute import _payment_link
+    from jobs.execute import (
+        UNCONFIRMED,
+        UNCONFIRMED_MESSAGE,
+        UNCONFIRMED_REASON,
+        _payment_link,
+        send_own_email,
+    )
 
     action, org = effect.action, effect.org
     contact_id = (action.details or {}).get("contact_id")
@@ -100,9 +105,11 @@ def send_statement(effect: Effect) -> str:
         if not statement.lines:
             return skip("nothing_open", f"{contact.name} has nothing open")
         message = render_statement(statement)
-        send_email(to=contact.email, subject=message.subject, text=message.text,
-                   html=message.html, sender_name=org.name, action_key=effect.key)
-        effect.record_part("emailed")
-        effect.record_part("message", {"subject": message.subject, "text": message.text,
-                                       "items": len(statement.lines)})
+        if send_own_email(effect, to=contact.email, subject=message.subject, text=message.text,
+                          html=message.html, sender_name=org.name, action_key=effect.key):
+            effect.record_part("message", {"subject": message.subject, "text": message.text,
+                                           "items": len(statement.lines)})
+    if (action.result or {}).get("emailed") == UNCONFIRMED:
+        return effect.finish(f"{action.reason}: {UNCONFIRMED_MESSAGE}", statement=True,
+                             unconfirmed=UNCONFIRMED_REASON)
     return effect.finish(f"{action.reason}: emailed by Dunwell", statement=True)

@@ -575,3 +575,35 @@ def test_our_email_that_never_reached_the_mail_server_is_sent_on_retry(
         db.session.refresh(action)
         assert action.result["emailed"] is True and "unconfirmed" not in action.result
     assert len(mail.messages) == 1
+
+
+@pytest.mark.parametrize("kind", ["statement", "retainer_top_up"])
+def test_our_other_emails_whose_answer_was_lost_are_not_sent_again(
+        app, connected, sandbox, mail, clock, kind) -> None:  # type: ignore[no-untyped-def]
+    """Statements and retainer top-up requests go by our email too: the same rule."""
+    from app.extensions import db
+    from app.models import AuditEvent
+    from jobs.execute import UNCONFIRMED, RetryLater
+    from jobs.tasks import execute_action
+
+    with app.app_context():
+        invoice = _synced_invoice(app, connected.org_id)
+        details = {"contact_id": invoice.contact_id, "period": "2026-11"}
+        if kind == "retainer_top_up":
+            details.update(balance="300.00", threshold="500.00", top_up_to="2000.00")
+        action = _action(invoice, kind, clock(), channel="dunwell_email", template=kind,
+                         amount=Decimal("1700.00"), currency=invoice.currency,
+                         details=details)
+        mail.lose_answers = 1
+        with pytest.raises(RetryLater):
+            execute_action(action.id)
+        assert len(mail.messages) == 1
+        clock.advance(minutes=20)
+        assert execute_action(action.id) == "done"
+        db.session.refresh(action)
+        assert (action.result["emailed"], action.result["unconfirmed"]) == (
+            UNCONFIRMED, "smtp_answer_lost")
+        told = db.session.scalars(select(AuditEvent.message).where(
+            AuditEvent.action_id == action.id, AuditEvent.kind == "action_done")).one()
+        assert "not sent again" in told
+    assert len(mail.messages) == 1
