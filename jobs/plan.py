@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.models import Action, AuditEvent, Invoice, Organisation, Payment
+from app.models import Action, AuditEvent, CreditSettings, Invoice, Organisation, Payment
 from app.models import PaymentPlan as PlanRow
 from app.models import Policy as PolicyRow
 from jobs import ledger
@@ -58,6 +58,20 @@ def policy_for(session: Session, org: Organisation) -> Policy:
     return policy_from_json(row.body)
 
 
+def planning_policy(session: Session, org: Organisation) -> Policy:
+    """The policy as planning applies it. Fees placed on a statement invoice fall due on the
+    policy's statement day; a policy that names none takes the day the organisation's customer
+    statements go out (credit settings), so the fee invoice and the statement that lists it
+    arrive together. Without either, the 1st of the month (rules/engine.statement_day)."""
+    policy = policy_for(session, org)
+    if policy.statement_day is None:
+        day = session.scalar(select(CreditSettings.statement_day)
+                             .where(CreditSettings.org_id == org.id))
+        if day:
+            policy = policy.model_copy(update={"statement_day": day})
+    return policy
+
+
 # Where a country's own holidays differ by region and the books do not say which, the region
 # most businesses are in: UK-wide holidays alone would miss Easter Monday and August's.
 DEFAULT_SUBDIVISIONS = {"GB": "ENG"}
@@ -72,7 +86,7 @@ class Book:
     """The invoices of one planning pass with what rules/ needs beside them, read in bulk."""
 
     def __init__(self, session: Session, org: Organisation, invoices: Sequence[Invoice]):
-        self.policy = policy_for(session, org)
+        self.policy = planning_policy(session, org)
         self.calendar = calendar_for(org)
         ids = [i.id for i in invoices]
         self.history = ledger.history(session, ids)
@@ -226,7 +240,7 @@ def _store_next_action_at(session: Session, rows: list[tuple[Invoice, datetime |
 
 def dry_run(session: Session, org: Organisation, day: date) -> list[dict[str, object]]:
     """What the run at the send time of `day` would plan, without writing anything."""
-    policy, calendar = policy_for(session, org), calendar_for(org)
+    policy, calendar = planning_policy(session, org), calendar_for(org)
     at = calendar.at_local(day, policy.send_time)
     invoices = session.scalars(
         _invoices(session, org).where(Invoice.status == "open")

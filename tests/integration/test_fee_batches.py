@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -296,3 +296,62 @@ def test_fees_for_a_statement_invoice_go_on_one_fee_invoice_per_contact_and_stat
         [Decimal("15.00")] * 3
     text = " ".join(str(line["Description"]) for line in december["LineItems"])
     assert all(marker in text for marker in markers[:3]) and markers[3] not in text
+
+
+def test_a_statement_fee_falls_due_on_the_customer_statement_day_when_the_policy_names_none(
+        app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    """A flat fee placed on the statement invoice, charged from 23 November: with customer
+    statements on the 28th (Saturday 28 November 2026: Monday the 30th at 09:00) and no
+    statement day in the policy, the fee is due with the statement, not on the 1st."""
+    from app.extensions import db
+    from app.models import CreditSettings, Organisation
+    from app.models import Policy as PolicyRow
+    from jobs.plan import dry_run, planning_policy
+    from jobs.tasks import sync_org
+    from rules import default_policy, policy_to_json
+
+    state, _ = sandbox
+    today = clock().date()
+    contact = next(c for c in state.contacts(connected.tenant_id)
+                   if c.get("ContactStatus") == "ACTIVE")
+    state.add_invoice(connected.tenant_id, {
+        "Type": "ACCREC", "Status": "AUTHORISED", "InvoiceNumber": "STMT-0001",
+        "Contact": {"ContactID": contact["ContactID"]},
+        "Date": (today - timedelta(days=32)).isoformat(),
+        "DueDate": date(2026, 11, 22).isoformat(),
+        "LineItems": [{"Description": "Consulting", "Quantity": 1, "UnitAmount": "100.00",
+                       "AccountCode": "200", "TaxType": "NONE"}]})
+    body = policy_to_json(default_policy())
+    body["late_fees"] = [{"id": "late", "rule": {"kind": "flat", "amount": "40",
+                                                 "placement": "statement_invoice"}}]
+
+    def fee_days(days: list[date]) -> list[date]:
+        with app.app_context():
+            org = db.session.get(Organisation, connected.org_id)
+            return [day for day in days if any(
+                row["kind"] == "fee" and row["invoice_number"] == "STMT-0001"
+                for row in dry_run(db.session, org, day))]
+
+    with app.app_context():
+        sync_org(connected.org_id, plan_after=False)
+        row = db.session.scalar(select(PolicyRow).where(PolicyRow.org_id == connected.org_id))
+        if row is None:
+            db.session.add(PolicyRow(org_id=connected.org_id, version=2, body=body))
+        else:
+            row.body = body
+        db.session.commit()
+        org = db.session.get(Organisation, connected.org_id)
+        assert planning_policy(db.session, org).statement_day is None
+    days = [date(2026, 11, 27), date(2026, 11, 30), date(2026, 12, 1)]
+    assert fee_days(days) == [date(2026, 12, 1)]  # the 1st, with no statement day anywhere
+    with app.app_context():
+        db.session.add(CreditSettings(org_id=connected.org_id, statement_day=28))
+        db.session.commit()
+        org = db.session.get(Organisation, connected.org_id)
+        assert planning_policy(db.session, org).statement_day == 28
+    assert fee_days(days) == [date(2026, 11, 30), date(2026, 12, 1)]
+    with app.app_context():  # the policy's own day wins
+        row = db.session.scalar(select(PolicyRow).where(PolicyRow.org_id == connected.org_id))
+        row.body = {**body, "statement_day": 1}
+        db.session.commit()
+    assert fee_days(days) == [date(2026, 12, 1)]
