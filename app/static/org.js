@@ -4,6 +4,7 @@
   if (!box) return;
   const state = document.getElementById("sync-state");
   const progress = document.getElementById("sync-progress");
+  const bar = document.getElementById("sync-bar");
   let wasRunning = state && (state.textContent.trim() === "running" || state.textContent.trim() === "waiting");
   async function poll() {
     try {
@@ -15,6 +16,7 @@
       state.textContent = s.status;
       state.className = "badge " + s.status;
       progress.textContent = `${p.contacts || 0} contacts · ${p.invoices || 0} invoices · ${p.payments || 0} payments · ${s.api_calls} API calls`;
+      if (bar) bar.hidden = !(s.status === "running" || s.status === "queued");
       if (s.status === "running") { wasRunning = true; setTimeout(poll, 1000); return; }
       if (wasRunning) { window.location.reload(); return; }
       setTimeout(poll, 10000);

@@ -146,3 +146,4 @@ def test_a_limit_spent_again_on_the_next_utc_day_is_told_again_within_one_local_
     assert late.astimezone(auckland).date() == clock().astimezone(auckland).date()
     assert len(told) == 2
     assert _banner(client, connected.org_id) is not None
+
