@@ -10,11 +10,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
+from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
-from flask import Flask, request, session
+from flask import Flask, has_request_context, request, session
 from flask_babel import Babel, get_locale
 
 TRANSLATIONS = Path(__file__).parent / "translations"
@@ -55,11 +56,33 @@ def current_language() -> str:
     return locale.language if locale is not None else "en"
 
 
+def format_locale() -> str:
+    """The interface language with the reader's region where their browser names one for it:
+    English readers in Britain see 25 Nov 2026 and 09:00, in the United States Nov 25, 2026
+    and 9:00 AM. Without a region, the language's own defaults."""
+    language = current_language()
+    if has_request_context():
+        for tag, _quality in request.accept_languages:
+            parts = tag.replace("-", "_").split("_")
+            if len(parts) == 2 and language_code(parts[0]) == language:
+                try:
+                    return str(Locale(language, parts[1].upper()))
+                except (ValueError, UnknownLocaleError):
+                    continue
+    return language
+
+
+def language_code(code: str) -> str:
+    """Browsers say 'no' or 'nn' for Norwegian, 'iw' for Hebrew: our codes are nb and he."""
+    code = code.lower()
+    return {"no": "nb", "nn": "nb", "iw": "he"}.get(code, code)
+
+
 def money(amount: Decimal | None, currency: str | None = None) -> str:
     """An amount as the reader's language writes it (1.234,50 € in German)."""
     if amount is None:
         return ""
-    language = current_language()
+    language = format_locale()
     if not currency:
         return format_decimal(amount, locale=language)
     return format_currency(amount, currency, locale=language)
@@ -69,8 +92,8 @@ def day(value: date | datetime | None, style: str = "medium") -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return format_datetime(value, style, locale=current_language())
-    return format_date(value, style, locale=current_language())
+        return format_datetime(value, style, locale=format_locale())
+    return format_date(value, style, locale=format_locale())
 
 
 def init_languages(app: Flask, babel: Babel) -> None:

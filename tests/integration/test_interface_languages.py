@@ -8,7 +8,7 @@ money and dates the reader's way.
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
@@ -84,3 +84,11 @@ def test_money_and_dates_follow_the_reader_language(app) -> None:  # type: ignor
     assert re.fullmatch(r"1\s?234,50\s€", written["pl"][0]) and "lis" in written["pl"][1]
     assert "1,234.50" in written["he"][0] and "€" in written["he"][0]
     assert "בנוב" in written["he"][1] and "2026" in written["he"][1]
+    # The reader's region, where the browser names one: British and American English differ.
+    moment = datetime(2026, 11, 25, 9, 0)
+    for header, expected in (("en-GB,en;q=0.8", ("25 Nov 2026", "25/11/2026, 09:00")),
+                             ("en-US,en;q=0.8", ("Nov 25, 2026", "11/25/26, 9:00\u202fAM")),
+                             ("en", ("Nov 25, 2026", "11/25/26, 9:00\u202fAM")),
+                             ("nb-NO,no;q=0.9", ("25. nov. 2026", "25.11.2026, 09:00"))):
+        with app.test_request_context("/", headers={"Accept-Language": header}):
+            assert (day(moment.date()), day(moment, "short")) == expected, header
