@@ -78,16 +78,7 @@ def record_planned(session: Session, planned: PlannedAction, invoice: Invoice,
     """Write the planned action; None if its key is already in the ledger (a no-op replan)."""
     existing = session.scalar(select(Action).where(Action.key == planned.key))
     if existing is not None:
-        if existing.status == "skipped" and (existing.result or {}).get("reason") == REPLAN_REASON:
-            _particulars(existing, planned)
-            existing.status = "planned"
-            existing.planned_amount_due = invoice.amount_due
-            existing.result = None
-            audit(session, invoice.org_id, "action_replanned",
-                  f"Planned again: {planned.reason}",
-                  at=now, invoice_id=invoice.id, action_id=existing.id)
-            return existing
-        return None
+        return existing if _plan_again(session, existing, planned, invoice, now) else None
     action = Action(
         org_id=planned.org_id, invoice_id=planned.invoice_id, key=planned.key,
         kind=planned.kind, status="planned", planned_amount_due=invoice.amount_due,
@@ -101,6 +92,21 @@ def record_planned(session: Session, planned: PlannedAction, invoice: Invoice,
         log.info("action %s already planned by another worker", planned.key)
         return None
     return action
+
+
+def _plan_again(session: Session, existing: Action, planned: PlannedAction, invoice: Invoice,
+                now: datetime) -> bool:
+    """An action skipped because its invoice changed is planned again under its key (the key
+    is the effect's identity, so a new row would be a second effect); any other is left be."""
+    if existing.status != "skipped" or (existing.result or {}).get("reason") != REPLAN_REASON:
+        return False
+    _particulars(existing, planned)
+    existing.status = "planned"
+    existing.planned_amount_due = invoice.amount_due
+    existing.result = None
+    audit(session, invoice.org_id, "action_replanned", f"Planned again: {planned.reason}",
+          at=now, invoice_id=invoice.id, action_id=existing.id)
+    return True
 
 
 def record_planned_many(session: Session, steps: Sequence[tuple[PlannedAction, Invoice]],
@@ -129,16 +135,7 @@ def record_planned_many(session: Session, steps: Sequence[tuple[PlannedAction, I
     for start in range(0, len(taken), INSERT_CHUNK):
         for existing in session.scalars(
                 select(Action).where(Action.key.in_(taken[start:start + INSERT_CHUNK]))):
-            if existing.status == "skipped" and \
-                    (existing.result or {}).get("reason") == REPLAN_REASON:
-                planned, invoice = by_key[existing.key]
-                _particulars(existing, planned)
-                existing.status = "planned"
-                existing.planned_amount_due = invoice.amount_due
-                existing.result = None
-                audit(session, invoice.org_id, "action_replanned",
-                      f"Planned again: {planned.reason}",
-                      at=now, invoice_id=invoice.id, action_id=existing.id)
+            if _plan_again(session, existing, *by_key[existing.key], now):
                 found[existing.key] = existing
     skipped = len(taken) - sum(1 for key in taken if key in found)
     if skipped:
