@@ -17,6 +17,7 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
 from flask import Flask, has_request_context, request, session
 from flask_babel import Babel, get_locale
+from flask_babel import lazy_gettext as _l
 
 TRANSLATIONS = Path(__file__).parent / "translations"
 # English first: the default. Names are each language's own.
@@ -96,11 +97,32 @@ def day(value: date | datetime | None, style: str = "medium") -> str:
     return format_date(value, style, locale=format_locale())
 
 
+# Statuses stored as words (invoices, actions, syncs, connections) and shown in badges: the
+# badge's CSS class keeps the raw value, its text is the reader's language. One table, so a
+# status is worded the same on every page; an unknown one is shown as stored.
+STATUS_LABELS = {
+    "open": _l("open"), "paid": _l("paid"), "voided": _l("voided"), "draft": _l("draft"),
+    "planned": _l("planned"), "claimed": _l("claimed"), "done": _l("done"),
+    "skipped": _l("skipped"), "failed": _l("failed"), "dead": _l("dead"),
+    "cancelled": _l("cancelled"), "queued": _l("queued"), "running": _l("running"),
+    "waiting": _l("waiting"), "active": _l("active"), "needs_reconnect": _l("needs reconnect"),
+    "disconnected": _l("disconnected"), "revoked": _l("revoked"),
+    "not_connected": _l("not connected"),
+}
+
+
+def status_label(value: str | None) -> str:
+    if value is None:
+        return ""
+    label = STATUS_LABELS.get(value)
+    return str(label) if label is not None else value.replace("_", " ")
+
+
 def init_languages(app: Flask, babel: Babel) -> None:
     compile_translations()
     babel.init_app(app, locale_selector=select_language,
                    default_translation_directories=str(TRANSLATIONS))
     app.jinja_env.globals.update(LANGUAGES=LANGUAGES, current_language=current_language,
-                                 RIGHT_TO_LEFT=RIGHT_TO_LEFT)
+                                 RIGHT_TO_LEFT=RIGHT_TO_LEFT, status_label=status_label)
     app.jinja_env.filters["money"] = money
     app.jinja_env.filters["day"] = day

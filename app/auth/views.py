@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -46,7 +47,7 @@ def sign_in() -> str | Response:
                 target = url_for("organisations.index")
             return redirect(target)
         check_password_hash(_DUMMY_HASH, form.password.data)
-        flash("Email or password is not right.", "error")
+        flash(_("Email or password is not right."), "error")
     return render_template("auth/sign_in.html", form=form)
 
 
@@ -123,8 +124,8 @@ def _signed_up(user: User, organisations: list) -> Response:  # type: ignore[typ
     for org in organisations:
         enqueue_sync(org.id)
     if organisations:
-        flash(f"Welcome. Connected {', '.join(o.name for o in organisations)}; "
-              "the first sync has started.", "success")
+        flash(_("Welcome. Connected %(names)s; the first sync has started.",
+                names=", ".join(o.name for o in organisations)), "success")
     if len(organisations) == 1:
         return redirect(url_for("dashboard.show", org_id=organisations[0].id))
     return redirect(url_for("organisations.index"))
@@ -254,7 +255,7 @@ def invitation(token: str) -> str | Response | tuple[str, int]:
                 if not current_user.is_authenticated:
                     session.clear()
                     login_user(user)
-                flash(f"You joined {org.name}.", "success")
+                flash(_("You joined %(name)s.", name=org.name), "success")
                 return redirect(url_for("organisations.show", org_id=org.id))
         db.session.rollback()
     return render_template("auth/invitation.html", invitation=found, org_name=org_name,

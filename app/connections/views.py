@@ -95,8 +95,8 @@ def xero_callback() -> Response | tuple[str, int]:
 def _connected(organisations: list[Organisation]) -> Response:
     for org in organisations:
         enqueue_sync(org.id)
-    flash(f"Connected {', '.join(o.name for o in organisations)}. The first sync has started.",
-          "success")
+    flash(_("Connected %(names)s. The first sync has started.",
+            names=", ".join(o.name for o in organisations)), "success")
     target = organisations[0] if len(organisations) == 1 else None
     if target is not None:
         return redirect(url_for("organisations.show", org_id=target.id))

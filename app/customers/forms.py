@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateField, DecimalField, HiddenField, StringField
 from wtforms.validators import AnyOf, InputRequired, Length, NumberRange, Optional
@@ -7,22 +8,22 @@ from wtforms.validators import AnyOf, InputRequired, Length, NumberRange, Option
 
 class HoldForm(FlaskForm):
     action = HiddenField(validators=[AnyOf(("hold", "release"))])
-    reason = StringField("Reason", validators=[Optional(), Length(max=500)])
+    reason = StringField(_l("Reason"), validators=[Optional(), Length(max=500)])
 
 
 class CreditLimitForm(FlaskForm):
-    limit = DecimalField("Credit limit", places=2, validators=[Optional(), NumberRange(min=0)])
+    limit = DecimalField(_l("Credit limit"), places=2, validators=[Optional(), NumberRange(min=0)])
 
 
 class RetainerForm(FlaskForm):
-    threshold = DecimalField("Top-up below", places=2,
+    threshold = DecimalField(_l("Top-up below"), places=2,
                              validators=[InputRequired(), NumberRange(min=0)])
-    top_up_to = DecimalField("Top up to", places=2,
+    top_up_to = DecimalField(_l("Top up to"), places=2,
                              validators=[InputRequired(), NumberRange(min=0)])
-    started_on = DateField("Invoices from", validators=[Optional()])
+    started_on = DateField(_l("Invoices from"), validators=[Optional()])
 
 
 class TopUpForm(FlaskForm):
-    amount = DecimalField("Amount received", places=2,
+    amount = DecimalField(_l("Amount received"), places=2,
                           validators=[InputRequired(), NumberRange(min=0.01)])
-    received_on = DateField("Received on", validators=[Optional()])
+    received_on = DateField(_l("Received on"), validators=[Optional()])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -81,7 +82,7 @@ def hold(org_id: int, contact_id: int) -> Response:
     form = HoldForm()
     back = redirect(url_for("customers.show", org_id=org.id, contact_id=contact.id))
     if not form.validate_on_submit():
-        flash("The form was not accepted; please try again.", "error")
+        flash(_("The form was not accepted; please try again."), "error")
         return back
     signal = None
     try:
@@ -99,7 +100,8 @@ def hold(org_id: int, contact_id: int) -> Response:
         from jobs.tasks import enqueue_action
 
         enqueue_action(signal)
-    flash(f"{contact.name} is {'on credit hold' if contact.on_hold else 'no longer on hold'}.",
+    flash(_("%(name)s is on credit hold.", name=contact.name) if contact.on_hold
+          else _("%(name)s is no longer on hold.", name=contact.name),
           "success")
     return back
 
@@ -112,7 +114,7 @@ def limit(org_id: int, contact_id: int) -> Response:
     form = CreditLimitForm()
     back = redirect(url_for("customers.show", org_id=org.id, contact_id=contact.id))
     if not form.validate_on_submit():
-        flash("A credit limit is a positive amount with at most two decimals, or empty.",
+        flash(_("A credit limit is a positive amount with at most two decimals, or empty."),
               "error")
         return back
     try:
@@ -122,7 +124,7 @@ def limit(org_id: int, contact_id: int) -> Response:
         flash(str(exc), "error")
         return back
     db.session.commit()
-    flash("Credit limit saved.", "success")
+    flash(_("Credit limit saved."), "success")
     return back
 
 
@@ -134,7 +136,7 @@ def retainer(org_id: int, contact_id: int) -> Response:
     form = RetainerForm()
     back = redirect(url_for("customers.show", org_id=org.id, contact_id=contact.id))
     if not form.validate_on_submit():
-        flash("A retainer needs a threshold and a higher top-up level, each an amount.",
+        flash(_("A retainer needs a threshold and a higher top-up level, each an amount."),
               "error")
         return back
     try:
@@ -147,7 +149,7 @@ def retainer(org_id: int, contact_id: int) -> Response:
         flash(str(exc), "error")
         return back
     db.session.commit()
-    flash("Retainer saved.", "success")
+    flash(_("Retainer saved."), "success")
     return back
 
 
@@ -160,7 +162,7 @@ def top_up(org_id: int, contact_id: int) -> Response:
     form = TopUpForm()
     back = redirect(url_for("customers.show", org_id=org.id, contact_id=contact.id))
     if not form.validate_on_submit():
-        flash("A top-up is an amount above zero.", "error")
+        flash(_("A top-up is an amount above zero."), "error")
         return back
     try:
         services.record_top_up(db.session, org, contact, form.amount.data,
@@ -170,5 +172,5 @@ def top_up(org_id: int, contact_id: int) -> Response:
         flash(str(exc), "error")
         return back
     db.session.commit()
-    flash("Top-up recorded.", "success")
+    flash(_("Top-up recorded."), "success")
     return back

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import click
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
@@ -63,7 +64,7 @@ def sync_status(org_id: int) -> Any:
 def sync_now(org_id: int) -> Response:
     org = organisation_for(current_user, org_id)
     enqueue_sync(org.id)
-    flash("Sync started.", "success")
+    flash(_("Sync started."), "success")
     return redirect(url_for("organisations.show", org_id=org.id))
 
 

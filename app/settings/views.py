@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_required
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
@@ -202,7 +203,8 @@ def approve_all(org_id: int) -> Response:
     org = organisation_for(current_user, org_id)
     require_role(current_user, org, EDITORS)
     done = approvals.approve(db.session, org, current_user, clock.now())
-    flash(_("Approved %(count)s action(s): they go out now.", count=len(done)), "success")
+    flash(ngettext("Approved %(num)d action: it goes out now.",
+                   "Approved %(num)d actions: they go out now.", len(done)), "success")
     return redirect(url_for("settings.approvals_page", org_id=org.id))
 
 

@@ -144,7 +144,7 @@ def test_owner_journey(app, web, page) -> None:  # type: ignore[no-untyped-def]
 
     # Disconnect the Xero book.
     page.goto(f"{web.url}/orgs/{org_id}")
-    page.get_by_role("button", name="Disconnect").click()
+    page.get_by_role("button", name="ניתוק").click()  # "Disconnect", the page is in Hebrew
     (name,) = _one(app, select(Organisation.name).where(Organisation.id == org_id))
     assert name in page.get_by_role("status").first.inner_text()  # said in Hebrew now
     assert page.locator("#data-retention").is_visible()  # when the synced data goes
