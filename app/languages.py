@@ -108,6 +108,11 @@ STATUS_LABELS = {
     "waiting": _l("waiting"), "active": _l("active"), "needs_reconnect": _l("needs reconnect"),
     "disconnected": _l("disconnected"), "revoked": _l("revoked"),
     "not_connected": _l("not connected"),
+    # A customer's payment trend (rules/credit.py) and a member's role.
+    "worse": _l("worse"), "better": _l("better"), "steady": _l("steady"),
+    "unknown": _l("unknown"),
+    "owner": _l("owner"), "admin": _l("admin"), "accountant": _l("accountant"),
+    "viewer": _l("viewer"),
 }
 
 
