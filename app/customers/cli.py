@@ -296,8 +296,10 @@ def _section(value: str | None) -> object:
 @with_appcontext
 def credit_policy_command(org_id: int, deposits: str | None, terms: str | None,
                           newcomer: str | None) -> None:
-    from app.customers.services import CreditRefused, set_credit_policy
+    from app import clock
     from app.extensions import db
+    from app.settings.services import save_credit_sections
+    from rules import PolicyError
 
     org = _org(org_id)
     sections = {name: _section(value) for name, value in (
@@ -306,11 +308,11 @@ def credit_policy_command(org_id: int, deposits: str | None, terms: str | None,
     if not sections:
         raise click.ClickException("give --deposits, --terms-on-hold or --new-customer")
     try:
-        policy = set_credit_policy(db.session, org, sections)
-    except CreditRefused as exc:
+        # The settings page's own saving path: the next policy version, in the activity log.
+        policy, _version = save_credit_sections(org, "the command line", sections, clock.now())
+    except PolicyError as exc:
         db.session.rollback()
         raise click.ClickException(str(exc)) from exc
-    db.session.commit()
     for name in sorted(sections):
         value = getattr(policy, name)
         shown = "off" if value is None else json.dumps(value.model_dump(mode="json"),

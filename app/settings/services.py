@@ -7,6 +7,7 @@ schema finds is shown next to the field it is about.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from app.models import AuditEvent, Contact, Invoice, Organisation, User
 from app.models import Policy as PolicyRow
 from jobs import ledger, outbound
 from jobs.plan import Book, calendar_for, policy_for, refresh_next_action
-from rules import PastAction, Policy, evaluate, policy_to_json
+from rules import PastAction, Policy, PolicyError, evaluate, policy_from_json, policy_to_json
 from rules.fees import (
     DailyInterestRule,
     FlatFeeRule,
@@ -34,7 +35,9 @@ from rules.fees import (
     StatutoryInterestRule,
 )
 from rules.messages import SAMPLE, MessageTemplateError, render, shipped_template
-from rules.policy import LANGUAGES
+from rules.policy import CREDIT_SECTIONS, LANGUAGES
+
+log = logging.getLogger(__name__)
 
 FEE_KINDS = {cls.model_fields["kind"].default: cls for cls in (
     FlatFeeRule, PercentageFeeRule, RecurringPercentageFeeRule, DailyInterestRule,
@@ -241,21 +244,49 @@ class PolicyForm:
         return None if self.errors else policy
 
 
-def save_policy(org: Organisation, user: User, policy: Policy, now: datetime) -> int:
+def save_policy(org: Organisation, by: User | str, policy: Policy, now: datetime) -> int:
     """Store the policy as the organisation's next version, say so in the activity log, and
-    move every invoice's next action to what the new policy says. Returns the version."""
+    move every invoice's next action to what the new policy says. Returns the version.
+
+    The one way a policy is saved, from this page and from the command line (`by` is then a
+    description such as "the command line")."""
     session = db.session
     policy_for(session, org)  # the row exists from here on
     row = session.scalars(select(PolicyRow).where(PolicyRow.org_id == org.id)).one()
     previous = row.body
     row.body = policy_to_json(policy)
     row.version = (row.version or 1) + 1
+    who = by if isinstance(by, str) else by.email
     ledger.audit(session, org.id, "policy_saved",
-                 f"Collection policy version {row.version} saved by {user.email}", at=now,
+                 f"Collection policy version {row.version} saved by {who}", at=now,
                  data={"version": row.version, "previous": previous})
     refresh_next_action(session, org, now)
     session.commit()
     return row.version
+
+
+def with_credit_sections(current: Policy, sections: Mapping[str, object]) -> Policy:
+    """The policy with its credit-control sections replaced (None turns one off), validated
+    whole: a PolicyError names every problem, and nothing is changed."""
+    unknown = sorted(set(sections) - set(CREDIT_SECTIONS))
+    if unknown:
+        raise PolicyError(f"not a credit-control section: {', '.join(unknown)}")
+    return policy_from_json({**policy_to_json(current), **sections})
+
+
+def save_credit_sections(org: Organisation, by: User | str, sections: Mapping[str, object],
+                         now: datetime) -> tuple[Policy, int | None]:
+    """Deposits, terms on hold and the new-customer variant, from the settings page or the
+    command line alike: saved as the policy's next version (save_policy) when they change it.
+    Returns the policy in force and the new version (None: nothing changed, nothing saved)."""
+    current = policy_for(db.session, org)
+    policy = with_credit_sections(current, sections)
+    if policy == current:
+        db.session.commit()
+        return policy, None
+    log.info("org %s: credit-control policy sections %s saved", org.id,
+             ", ".join(sorted(sections)))
+    return policy, save_policy(org, by, policy, now)
 
 
 def policy_version(org: Organisation) -> int:

@@ -11,17 +11,34 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from app import clock
+from app.customers.services import CreditRefused
 from app.extensions import db
 from app.organisations.services import EDITORS, organisation_for, require_role, role_of
-from app.settings import approvals, contact_overrides, message_texts, services
+from app.practice.services import practice_access
+from app.settings import approvals, contact_overrides, credit_sections, message_texts, services
 from jobs.plan import policy_for
 from rules import policy_to_json
 
 blueprint = Blueprint("settings", __name__)
 
 
+@blueprint.app_context_processor
+def navigation() -> dict[str, object]:
+    """For the header and the organisation's links, asked only where a page shows them: the
+    practice view's own access rule, and how many actions wait for approval (an indexed
+    count)."""
+    def can_use_practice() -> bool:
+        return bool(current_user.is_authenticated and practice_access(current_user).allowed)
+
+    def awaiting_approval(org) -> int:  # type: ignore[no-untyped-def]
+        return approvals.count_awaiting(db.session, org)
+
+    return {"can_use_practice": can_use_practice, "awaiting_approval": awaiting_approval}
+
+
 def _page(org, values: MultiDict[str, str] | None, errors: dict[str, str],  # type: ignore[no-untyped-def]
-          status: int = 200, template: dict[str, str] | None = None) -> tuple[str, int]:
+          status: int = 200, template: dict[str, str] | None = None,
+          credit: dict[str, str] | None = None) -> tuple[str, int]:
     policy = policy_for(db.session, org)
     texts = message_texts.texts_of(db.session, org)
     chosen = template or {}
@@ -41,7 +58,10 @@ def _page(org, values: MultiDict[str, str] | None, errors: dict[str, str],  # ty
                   "subject": chosen.get("subject", in_force.subject),
                   "body": chosen.get("body", in_force.body), "custom": in_force.custom},
         invoices=services.open_invoices(org, limit=100),
-        awaiting=approvals.count_awaiting(db.session, org)), status
+        awaiting=approvals.count_awaiting(db.session, org),
+        credit=credit if credit is not None else credit_sections.form_values(policy, org),
+        terms_fields=credit_sections.terms_fields(),
+        deposit_fields=credit_sections.deposit_fields()), status
 
 
 @blueprint.route("/orgs/<int:org_id>/settings", methods=["GET", "POST"])
@@ -61,6 +81,27 @@ def policy(org_id: int) -> tuple[str, int] | Response:
     version = services.save_policy(org, current_user, checked, clock.now())
     flash(_("Policy saved (version %(version)s).", version=version), "success")
     return redirect(url_for("settings.policy", org_id=org.id))
+
+
+@blueprint.route("/orgs/<int:org_id>/settings/credit", methods=["POST"])
+@login_required
+def credit(org_id: int) -> tuple[str, int] | Response:
+    """Deposits, terms on hold, the new-customer variant and the default credit limit."""
+    org = organisation_for(current_user, org_id)
+    require_role(current_user, org, EDITORS)
+    form = credit_sections.CreditForm(request.form, policy_for(db.session, org))
+    if form.validate():
+        try:
+            version = credit_sections.save(org, current_user, form, clock.now())
+        except CreditRefused as exc:
+            form.errors["default_credit_limit"] = str(exc)
+        else:
+            flash(_("Credit control saved (policy version %(version)s).", version=version)
+                  if version is not None else _("Credit control saved."), "success")
+            return redirect(url_for("settings.policy", org_id=org.id) + "#credit")
+    db.session.rollback()
+    flash(_("Nothing was saved: please correct the fields marked below."), "error")
+    return _page(org, None, form.errors, 422, credit=dict(request.form))
 
 
 @blueprint.route("/orgs/<int:org_id>/settings/template-preview", methods=["POST"])

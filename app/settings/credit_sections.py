@@ -1,0 +1,351 @@
+"""The settings page's credit-control editor: deposits and milestones, the terms given to
+customers on hold or over their limit, the stricter variant for new customers, and the
+organisation's default credit limit.
+
+Each section is checked by its own schema model (rules/policy.py) field by field, so a problem
+is shown next to the field it is about, in the reader's language; then the whole policy is
+checked, and only then is anything written, through the same function the command line uses
+(services.save_credit_sections).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import typing
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from pydantic import BaseModel, ValidationError
+
+from app.customers.services import credit_settings, set_default_credit_limit
+from app.extensions import db
+from app.models import Organisation, User
+from app.settings import services
+from rules import Policy, PolicyError
+from rules.policy import DepositRule, NewCustomerPolicy, TermsOnHold
+
+CENTS = Decimal("0.01")
+# The deposit fields the page lays out itself; any other field of the model (an option added
+# later) is offered from the model, as every terms-on-hold field is.
+DEPOSIT_FIELDS = ("threshold", "currency", "schedule", "reminder_offsets", "channel")
+# Labels of the fields and choices the page knows; a field added to the model later is still
+# offered (under its own name) until it gets a label here.
+FIELD_LABELS = {
+    "due_in_days": _l("Terms to give (days; 0: due on receipt)"),
+    "when": _l("For customers"),
+    "apply": _l("How the terms are given"),
+    "applies_to": _l("Deposits asked on"),
+}
+CHOICE_LABELS = {
+    "on_hold": _l("On credit hold"),
+    "over_limit": _l("Over their credit limit"),
+    "either": _l("On hold or over their limit"),
+    "recommend": _l("Recommended to me"),
+    "write_back": _l("Written back to the books"),
+    "invoices": _l("Invoices"),
+    "quotes": _l("Accepted quotes"),
+    "both": _l("Invoices and accepted quotes"),
+}
+
+
+def _problem(item: Mapping[str, Any]) -> str:
+    """One schema problem in the reader's language (the schema's own English words only for
+    rules the page does not know by name)."""
+    kind, ctx = item["type"], item.get("ctx") or {}
+    limit = ctx.get("gt", ctx.get("ge", ctx.get("lt", ctx.get("le"))))
+    known = {
+        "greater_than": lambda: _("Must be more than %(limit)s.", limit=limit),
+        "greater_than_equal": lambda: _("Must be at least %(limit)s.", limit=limit),
+        "less_than": lambda: _("Must be less than %(limit)s.", limit=limit),
+        "less_than_equal": lambda: _("Must be at most %(limit)s.", limit=limit),
+        "int_type": lambda: _("Enter a whole number."),
+        "int_parsing": lambda: _("Enter a whole number."),
+        "int_from_float": lambda: _("Enter a whole number."),
+        "decimal_parsing": lambda: _("Enter an amount, such as 5000 or 5000.00."),
+        "decimal_type": lambda: _("Enter an amount, such as 5000 or 5000.00."),
+        "decimal_max_places": lambda: _("At most %(places)s decimal places.",
+                                        places=ctx.get("decimal_places")),
+        "decimal_max_digits": lambda: _("That amount has too many digits."),
+        "literal_error": lambda: _("Choose one of the offered options."),
+        "string_pattern_mismatch": lambda: _("Give a three-letter currency code, such as GBP."),
+        "too_short": lambda: _("Give at least %(count)s.", count=ctx.get("min_length")),
+        "too_long": lambda: _("Give at most %(count)s.", count=ctx.get("max_length")),
+        "missing": lambda: _("This field is required."),
+        "dict_type": lambda: _("Give a JSON object of policy sections."),
+        "bool_type": lambda: _("Choose one of the offered options."),
+        "bool_parsing": lambda: _("Choose one of the offered options."),
+    }
+    if kind in known:
+        return str(known[kind]())
+    return str(item["msg"]).removeprefix("Value error, ")
+
+
+def _choices(annotation: Any) -> tuple[Any, ...]:
+    return typing.get_args(annotation) if typing.get_origin(annotation) is typing.Literal else ()
+
+
+def model_fields(model: type[BaseModel], prefix: str,
+                 skip: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """A section's fields as the model has them today: a choice for a Literal, a check box for
+    a bool, a number for an int (fields without a default are the page's own, never here)."""
+    fields = []
+    for name, info in model.model_fields.items():
+        if name in skip or info.is_required():
+            continue
+        choices = _choices(info.annotation)
+        kind = "select" if choices else ("check" if info.annotation is bool else "number")
+        fields.append({
+            "name": f"{prefix}.{name}", "key": name, "kind": kind,
+            "label": str(FIELD_LABELS.get(name, name.replace("_", " "))),
+            "choices": [(str(c), str(CHOICE_LABELS.get(str(c), c))) for c in choices]})
+    return fields
+
+
+def terms_fields() -> list[dict[str, Any]]:
+    return model_fields(TermsOnHold, "terms_on_hold")
+
+
+def deposit_fields() -> list[dict[str, Any]]:
+    """The deposit options beyond the ones the page lays out itself."""
+    return model_fields(DepositRule, "deposits", DEPOSIT_FIELDS)
+
+
+def _shown(value: Any) -> str:
+    return ("on" if value else "") if isinstance(value, bool) else str(value)
+
+
+def _joined(numbers: tuple[Any, ...], sep: str) -> str:
+    return sep.join(str(n) for n in numbers)
+
+
+def form_values(policy: Policy, org: Organisation) -> dict[str, str]:
+    """The editor's fields as the saved policy and settings have them."""
+    values: dict[str, str] = {"deposits.currency": org.base_currency or "",
+                              "deposits.channel": "dunwell_email",
+                              "deposits.reminder_offsets": "-3, 0, 3"}
+    limit = credit_settings(db.session, org).default_credit_limit
+    values["default_credit_limit"] = "" if limit is None else str(limit.quantize(CENTS))
+    if (deposits := policy.deposits) is not None:
+        values.update({
+            "deposits.threshold": str(deposits.threshold), "deposits.currency": deposits.currency,
+            "deposits.schedule": _joined(tuple(f"{m.percent.normalize():f}"
+                                               for m in deposits.schedule), "/"),
+            "deposits.due_days": _joined(tuple(m.due_offset_days for m in deposits.schedule),
+                                         "/"),
+            "deposits.reminder_offsets": _joined(deposits.reminder_offsets, ", "),
+            "deposits.channel": deposits.channel})
+    for field in deposit_fields():
+        source = deposits if deposits is not None else None
+        info = DepositRule.model_fields[field["key"]]
+        values[field["name"]] = _shown(getattr(source, field["key"]) if source is not None
+                                       else info.get_default(call_default_factory=True))
+    terms = policy.terms_on_hold
+    shown = terms if terms is not None else TermsOnHold()
+    for name in TermsOnHold.model_fields:
+        values[f"terms_on_hold.{name}"] = _shown(getattr(shown, name))
+    values["terms_on_hold.on"] = "on" if terms is not None else ""
+    if (variant := policy.new_customer_policy) is not None:
+        values["new_customer_policy.paid_on_time"] = str(variant.paid_on_time)
+        values["new_customer_policy.policy"] = json.dumps(variant.policy, indent=2,
+                                                          sort_keys=True, default=str)
+    else:
+        values["new_customer_policy.paid_on_time"] = ""
+        values["new_customer_policy.policy"] = ""
+    return values
+
+
+class CreditForm:
+    """One submission of the editor: the sections it describes and every problem, by field."""
+
+    def __init__(self, form: Mapping[str, str], current: Policy) -> None:
+        self.form = form
+        self.current = current
+        self.errors: dict[str, str] = {}
+        self.limit: Decimal | None = None
+        self.sections: dict[str, object] = {}
+        self.policy: Policy | None = None
+
+    def text(self, name: str) -> str:
+        return (self.form.get(name) or "").strip()
+
+    def _numbers(self, name: str, separators: str) -> list[str]:
+        raw = self.text(name)
+        for sep in separators[1:]:
+            raw = raw.replace(sep, separators[0])
+        return [p.strip() for p in raw.split(separators[0]) if p.strip()]
+
+    def _integers(self, name: str, separators: str, message: str) -> list[int] | None:
+        try:
+            return [int(p) for p in self._numbers(name, separators)]
+        except ValueError:
+            self.errors.setdefault(name, message)
+            return None
+
+    def _read(self, fields: list[dict[str, Any]], body: dict[str, Any]) -> None:
+        """The model-rendered fields into the section's body (an empty one: the default)."""
+        for field in fields:
+            name, raw = field["name"], self.text(field["name"])
+            if field["kind"] == "check":
+                body[field["key"]] = self.form.get(name) == "on"
+            elif field["kind"] == "number":
+                if raw:
+                    try:
+                        body[field["key"]] = int(raw)
+                    except ValueError:
+                        self.errors.setdefault(name, _("Enter a whole number."))
+            elif raw:
+                body[field["key"]] = raw
+
+    def _model(self, model: type[BaseModel], prefix: str, body: dict[str, Any],
+               where: Mapping[str, str]) -> dict[str, Any] | None:
+        """The section if its model accepts it; otherwise each problem next to its field."""
+        try:
+            checked = model.model_validate(body)
+        except ValidationError as exc:
+            for item in exc.errors():
+                loc = item["loc"]
+                head = str(loc[0]) if loc else ""
+                field = where.get(head, f"{prefix}.{head}" if head else where.get("", prefix))
+                self.errors.setdefault(field, _problem(item))
+            return None
+        return checked.model_dump(mode="json")
+
+    # -- the sections ---------------------------------------------------------------------
+
+    def _deposits(self) -> dict[str, Any] | None:
+        if not self.text("deposits.threshold"):
+            return None  # no threshold: no deposits
+        percents = self._numbers("deposits.schedule", "/,; ")
+        if not percents:
+            self.errors["deposits.schedule"] = _("Give the milestones' percents, such as"
+                                                 " 30/30/40.")
+            return None
+        try:
+            total = sum((Decimal(p) for p in percents), Decimal(0))
+        except InvalidOperation:
+            self.errors["deposits.schedule"] = _("Give percents separated by slashes, such as"
+                                                 " 30/30/40.")
+            return None
+        if total != 100:
+            self.errors["deposits.schedule"] = _(
+                "The milestones must add up to 100 %%, not %(total)s %%.", total=total)
+        days = self._integers("deposits.due_days", "/,; ",
+                              _("Give whole numbers of days separated by slashes, such as"
+                                " 0/30/60."))
+        if days is not None and not days:
+            days = [0] * len(percents)
+        if days is not None and len(days) != len(percents):
+            self.errors["deposits.due_days"] = _(
+                "Give one number of days for each milestone (%(count)s).", count=len(percents))
+            days = None
+        elif days is not None and any(b < a for a, b in itertools.pairwise(days)):
+            self.errors["deposits.due_days"] = _("The milestones must be in the order they"
+                                                 " fall due.")
+        offsets = self._integers("deposits.reminder_offsets", ",; ",
+                                 _("Give whole numbers of days separated by commas."))
+        if offsets is not None:
+            if any(b <= a for a, b in itertools.pairwise(offsets)):
+                self.errors["deposits.reminder_offsets"] = _(
+                    "Each reminder must come after the one before it.")
+            elif any(abs(o) > 60 for o in offsets):
+                self.errors["deposits.reminder_offsets"] = _(
+                    "Reminders must lie within 60 days of the milestone.")
+        body: dict[str, Any] = {
+            "threshold": self.text("deposits.threshold"),
+            "currency": self.text("deposits.currency").upper(),
+            "schedule": [{"percent": p, "due_offset_days": d}
+                         for p, d in zip(percents, days or [0] * len(percents), strict=True)],
+            "channel": self.text("deposits.channel") or "dunwell_email"}
+        if offsets is not None:
+            body["reminder_offsets"] = offsets
+        self._read(deposit_fields(), body)
+        if any(name.startswith("deposits.") for name in self.errors):
+            return None
+        return self._model(DepositRule, "deposits", body, {
+            "schedule": "deposits.schedule", "": "deposits.schedule"})
+
+    def _terms(self) -> dict[str, Any] | None:
+        if self.form.get("terms_on_hold.on") != "on":
+            return None
+        body: dict[str, Any] = {}
+        self._read(terms_fields(), body)
+        if any(name.startswith("terms_on_hold.") for name in self.errors):
+            return None
+        return self._model(TermsOnHold, "terms_on_hold", body, {"": "terms_on_hold.on"})
+
+    def _newcomer(self) -> dict[str, Any] | None:
+        raw_count, raw_policy = (self.text("new_customer_policy.paid_on_time"),
+                                 self.text("new_customer_policy.policy"))
+        if not raw_count and not raw_policy:
+            return None
+        body: dict[str, Any] = {"paid_on_time": raw_count or None}
+        try:
+            body["paid_on_time"] = int(raw_count)
+        except ValueError:
+            self.errors["new_customer_policy.paid_on_time"] = _("Enter a whole number.")
+        if not raw_policy:
+            self.errors["new_customer_policy.policy"] = _(
+                "Give the sections the new-customer variant replaces, as a JSON object.")
+            return None
+        try:
+            body["policy"] = json.loads(raw_policy, parse_float=Decimal)
+        except json.JSONDecodeError as exc:
+            self.errors["new_customer_policy.policy"] = _(
+                "This is not valid JSON (line %(line)s, column %(column)s).",
+                line=exc.lineno, column=exc.colno)
+            return None
+        if not isinstance(body["policy"], dict):
+            self.errors["new_customer_policy.policy"] = _(
+                "Give a JSON object of policy sections.")
+            return None
+        if self.errors:
+            return None
+        return self._model(NewCustomerPolicy, "new_customer_policy", body,
+                           {"": "new_customer_policy.policy"})
+
+    def _default_limit(self) -> None:
+        raw = self.text("default_credit_limit").replace(",", "")
+        if not raw:
+            return
+        try:
+            self.limit = Decimal(raw)
+        except InvalidOperation:
+            self.errors["default_credit_limit"] = _("Enter an amount, such as 5000 or"
+                                                    " 5000.00.")
+            return
+        if not self.limit.is_finite() or self.limit < 0:
+            self.errors["default_credit_limit"] = _("A credit limit is a positive amount, or"
+                                                    " empty for none.")
+        elif self.limit.as_tuple().exponent < -2:  # type: ignore[operator]
+            self.errors["default_credit_limit"] = _("A credit limit has at most two decimal"
+                                                    " places.")
+
+    def validate(self) -> bool:
+        """True when every section and the whole policy they make are valid."""
+        self.sections = {"deposits": self._deposits(), "terms_on_hold": self._terms(),
+                         "new_customer_policy": self._newcomer()}
+        self._default_limit()
+        if self.errors:
+            return False
+        try:
+            self.policy = services.with_credit_sections(self.current, self.sections)
+        except PolicyError as exc:
+            # Only the variant is checked against the rest of the policy: it is about that.
+            self.errors["new_customer_policy.policy"] = _(
+                "The new-customer variant is not a valid policy: %(problem)s",
+                problem=str(exc).removeprefix("new_customer_policy: "))
+            return False
+        return True
+
+
+def save(org: Organisation, user: User, form: CreditForm, now: datetime) -> int | None:
+    """The default limit and the sections, in one transaction; the new policy version, or None
+    when the policy itself did not change. CreditRefused: nothing was saved."""
+    set_default_credit_limit(db.session, org, form.limit)
+    _policy, version = services.save_credit_sections(org, user, form.sections, now)
+    return version
