@@ -270,6 +270,15 @@ class Connector(Protocol):
         stamp of the send: Xero's History "Sent" record, QuickBooks' DeliveryInfo)."""
         ...
 
+    def set_invoice_due_date(self, provider_id: str, due_date: date,
+                             idempotency_key: str) -> None:
+        """Move the invoice's due date (credit control's shorter terms), nothing else.
+
+        Setting the day it is due on already changes nothing, so a retry after a lost answer
+        is harmless. Raises EditRefused for an invoice that is paid, voided or deleted (Xero
+        refuses those itself; QuickBooks would accept a paid one, so the connector refuses)."""
+        ...
+
     def add_fee_line(self, provider_id: str, fee: FeeLine, idempotency_key: str) -> None:
         """Add the fee as a line on the invoice, unless a line with its marker is there.
 

@@ -637,6 +637,25 @@ class QuickBooksConnector:
             raise ProviderRejected(f"QuickBooks has no item named {name!r} for fees")
         return {"value": str(items[0]["Id"]), "name": name}
 
+    # --- terms ----------------------------------------------------------------------------
+
+    def set_invoice_due_date(self, provider_id: str, due_date: date,
+                             idempotency_key: str) -> None:
+        """A sparse update of DueDate with the current SyncToken (a stale one, 5010, is read
+        again and written once more). QuickBooks would move a paid invoice's due date too; the
+        connector refuses it (EditRefused), as it refuses a voided or deleted one."""
+        def move(raw: dict[str, Any]) -> dict[str, Any] | None:
+            if _day(raw.get("DueDate")) == due_date:
+                return None  # moved before; the answer was lost
+            status, provider_status = invoice_status(raw)
+            if status != "open":
+                raise EditRefused(f"QuickBooks invoice {provider_id} is "
+                                  f"{provider_status.lower()}")
+            return {"DueDate": due_date.isoformat()}
+
+        self._sparse_update(f"due date of invoice {provider_id}", provider_id,
+                            idempotency_key, move)
+
     def add_fee_line(self, provider_id: str, fee: FeeLine, idempotency_key: str) -> None:
         """A fee is a sales line; a discount (negative amount) QBO's one discount line, which
         an invoice that already has one cannot take (EditRefused: a credit memo instead)."""

@@ -443,6 +443,20 @@ class XeroConnector:
         return False
 
 
+    # --- terms ----------------------------------------------------------------------------
+
+    def set_invoice_due_date(self, provider_id: str, due_date: date,
+                             idempotency_key: str) -> None:
+        """POST /Invoices/{id} with the DueDate alone (a partial update: nothing else
+        changes). Xero takes it on a draft, submitted or approved invoice and answers a
+        validation error (400) on a paid, voided or deleted one: EditRefused."""
+        body = {"Invoices": [{"InvoiceID": provider_id, "DueDate": due_date.isoformat()}]}
+        try:
+            self._call(f"due date of invoice {provider_id}", self._api.update_invoice,
+                       provider_id, body, idempotency_key=idempotency_key)
+        except ProviderRejected as exc:
+            raise EditRefused(str(exc)) from exc
+
     # --- fees -----------------------------------------------------------------------------
 
     def _raw_invoice(self, provider_id: str) -> dict[str, Any]:

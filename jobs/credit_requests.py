@@ -1,13 +1,15 @@
 """Credit control in the planning pass: deposits tracked, retainer top-ups asked for, customers
-over their limit signalled, shorter terms recommended; and the two new action kinds carried out.
+over their limit signalled, shorter terms recommended or written back; and the new action kinds
+carried out.
 
 `plan_for_customers` runs at the end of jobs.plan.plan_org (the planner's own pass, after every
 sync and at the day's send time). Deposit reminders themselves are planned per invoice by
 rules/engine.py (rules/deposits.py); here their milestones are written to `expected_payments`
 for the owner to see. What is per customer (a retainer running low, a balance over the limit)
-is planned here through the same ledger, each under a deterministic key. New invoice terms
-cannot be written back (the connectors have no due-date update), so a shorter due date is
-recorded once per invoice in the activity log as a recommendation for the owner.
+is planned here through the same ledger, each under a deterministic key. A shorter due date for
+a blocked customer's new invoices is, as the policy's `terms_on_hold.apply` says, recorded once
+per invoice in the activity log as a recommendation for the owner, or planned as a
+`terms_change` action that writes it into the books through the connector.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from app.models import Action, AuditEvent, Contact, Invoice, Organisation, Payme
 from app.models import ExpectedPayment as ExpectedPaymentRow
 from jobs import ledger
 from rules import Policy
-from rules.credit import InvoiceHistory, paid_on_time
+from rules.credit import InvoiceHistory, paid_on_time, terms_change_key, terms_verdict
 from rules.deposits import deposit_message, expected_payments, qualifies
 from rules.messages import language_of
 from rules.policy import is_new_customer
@@ -173,11 +175,48 @@ def plan_limit_signals(session: Session, org: Organisation,
     return planned
 
 
+def plan_terms_changes(session: Session, org: Organisation, policy: Policy,
+                       blocked: Sequence[services.CustomerCredit],
+                       now: datetime) -> list[Action]:
+    """With `write_back`, each shorter due date becomes a ledger action keyed by the invoice
+    and the new day: planning again writes nothing new, and the executor re-reads the invoice
+    (paid, voided or due sooner by then: nothing is written)."""
+    rule = policy.terms_on_hold
+    if rule is None or rule.apply != "write_back" or not blocked:
+        return []
+    histories = [h for h in services.invoice_histories(session, org) if h.is_open]
+    planned = []
+    for credit in blocked:
+        contact = credit.contact
+        own = [h for h in histories if h.contact_id == contact.id]
+        for change in services.terms_changes(org, contact, own, credit.position, policy):
+            invoice = session.get(Invoice, change.invoice_id)
+            if invoice is None or invoice.org_id != org.id:
+                continue
+            step = services.PlannedAction(
+                key=terms_change_key(org.id, invoice.id, change.recommended_due),
+                kind="terms_change", invoice_id=invoice.id, org_id=org.id, scheduled_for=now,
+                reason=(f"{contact.name} is {change.because}: {invoice.number} shortened to"
+                        f" {rule.due_in_days} days (due {change.recommended_due} instead of"
+                        f" {change.due_date})"),
+                details={"due_date": change.recommended_due.isoformat(),
+                         "was": change.due_date.isoformat(), "because": change.because,
+                         "due_in_days": rule.due_in_days, "contact_id": contact.id})
+            action = ledger.record_planned(session, step, invoice, now)
+            if action is not None:
+                log.info("org %s invoice %s: shorter terms planned (%s)", org.id, invoice.id,
+                         action.key)
+                planned.append(action)
+    return planned
+
+
 def record_terms_recommendations(session: Session, org: Organisation, policy: Policy,
                                  blocked: Sequence[services.CustomerCredit],
                                  now: datetime) -> int:
-    """Tell the owner once per invoice the shorter due date the policy asks for."""
-    if policy.terms_on_hold is None or not blocked:
+    """Tell the owner once per invoice the shorter due date the policy asks for (`recommend`;
+    with `write_back` the ledger writes it instead)."""
+    if policy.terms_on_hold is None or policy.terms_on_hold.apply != "recommend" \
+            or not blocked:
         return 0
     histories = [h for h in services.invoice_histories(session, org) if h.is_open]
     told = 0
@@ -210,6 +249,7 @@ def plan_for_customers(session: Session, org: Organisation, book: Book,
     blocked = _blocked_customers(session, org, now)
     planned += plan_limit_signals(session, org, blocked, now)
     record_terms_recommendations(session, org, book.policy, blocked, now)
+    planned += plan_terms_changes(session, org, book.policy, blocked, now)
     return planned
 
 
@@ -290,3 +330,38 @@ def send_top_up_request(effect: Effect) -> str:
         return effect.finish(f"{action.reason}: {UNCONFIRMED_MESSAGE}", top_up=True,
                              unconfirmed=UNCONFIRMED_REASON)
     return effect.finish(f"{action.reason}: emailed by Dunwell", top_up=True)
+
+
+def shorten_terms(effect: Effect) -> str:
+    """Write the shorter due date into the books, once. The executor has re-read the invoice
+    (the stored row is as the provider has it now): paid, voided or already due on or before
+    the new day, nothing is written (terms are never lengthened). After a write whose answer
+    was lost, the invoice due on the new day is that write, done."""
+    action, invoice = effect.action, effect.invoice
+    details = action.details or {}
+    new_due = date.fromisoformat(str(details["due_date"]))
+    was = str(details.get("was") or invoice.due_date)
+    because = str(details.get("because") or "on credit hold")
+    unknown = effect.unknown_since("due_date") is not None
+    verdict = terms_verdict(invoice.status, invoice.due_date, new_due, write_unknown=unknown)
+    if verdict == "not_open":
+        return _skip(effect, invoice.status, f"{invoice.number} is {invoice.status} now;"
+                     " its terms are left as they are")
+    if verdict == "already_shorter":
+        return _skip(effect, "already_shorter", f"{invoice.number} is due {invoice.due_date}"
+                     f" already, not later than {new_due}; its terms are left as they are")
+    if verdict == "done":
+        log.info("org %s invoice %s action %s: due %s already; the lost write is recorded, not"
+                 " made again", action.org_id, invoice.id, action.key, new_due)
+        effect.record_part("due_date", "found")
+    else:
+        effect.begin("due_date")
+        effect.connector.set_invoice_due_date(invoice.provider_id, new_due,
+                                              idempotency_key=f"{effect.key}:due")
+        effect.record_part("due_date", new_due.isoformat())
+    invoice.due_date = new_due  # as the books have it now; the next sync agrees
+    message = f"{invoice.number}: terms shortened from {was} to {new_due} ({because})"
+    log.info("org %s invoice %s: terms shortened from %s to %s", action.org_id, invoice.id, was,
+             new_due)
+    return effect.finish(message, terms_changed=True, was=was, due_date=new_due.isoformat(),
+                         because=because, looked_up=verdict == "done")

@@ -55,7 +55,7 @@ from connectors.base import (
     effect_marker,
 )
 from jobs import documents, ledger, outbound
-from jobs.credit_requests import send_deposit_reminder, send_top_up_request
+from jobs.credit_requests import send_deposit_reminder, send_top_up_request, shorten_terms
 from jobs.mail import send_email
 from jobs.plan import calendar_for, refresh_next_action
 from jobs.statements import send_statement
@@ -265,8 +265,10 @@ def _run(session: Session, action: Action, invoice: Invoice, connector: Connecto
         log.info("org %s invoice %s action %s: the outcome of %s is unknown; reconciling",
                  action.org_id, invoice.id, action.key, unknown)
     # A discount whose credit note may have been applied can itself have closed the invoice:
-    # it is looked up by its marker before the invoice's state decides anything.
-    if current.status != "open" and not (unknown and action.kind == "discount"):
+    # it is looked up by its marker before the invoice's state decides anything. A due date
+    # whose write may have happened is looked up too (the invoice may be paid since).
+    if current.status != "open" and not (unknown and action.kind in ("discount",
+                                                                     "terms_change")):
         ledger.finish(session, action, "skipped",
                       f"Invoice {invoice.number} is {current.status} now; nothing done", now,
                       result={"reason": current.status})
@@ -622,4 +624,5 @@ HANDLERS: dict[str, Callable[[Effect], str]] = {
     "statement": send_statement,
     "deposit_reminder": send_deposit_reminder,
     "retainer_top_up": send_top_up_request,
+    "terms_change": shorten_terms,
 }

@@ -34,6 +34,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Literal
 
 ZERO = Decimal(0)
 TENTH = Decimal("0.1")
@@ -364,3 +365,27 @@ def recommended_terms(open_invoices: Iterable[InvoiceHistory], due_in_days: int,
             changes.append(TermsChange(invoice.invoice_id, invoice.issue_date,
                                        invoice.due_date, recommended, " and ".join(reasons)))
     return changes
+
+
+def terms_change_key(org_id: int, invoice_id: int, new_due: date) -> str:
+    """The ledger key of one shortening: the invoice and the day it becomes due, so planning
+    again (or the same change asked for twice) is one write, and a later, different change
+    is another."""
+    return f"{org_id}:{invoice_id}:terms_change:{new_due.isoformat()}"
+
+
+TermsVerdict = Literal["write", "done", "already_shorter", "not_open"]
+
+
+def terms_verdict(status: str, due_date: date | None, new_due: date, *,
+                  write_unknown: bool = False) -> TermsVerdict:
+    """Right before writing, what to do with the invoice as it is now: only an open invoice
+    due later than `new_due` is shortened; terms are never lengthened. Due on `new_due`
+    already after a write whose answer was lost is that write, done."""
+    if due_date == new_due and write_unknown:
+        return "done"
+    if status != "open":
+        return "not_open"
+    if due_date is None or due_date <= new_due:
+        return "already_shorter"  # (no due date: nothing to shorten)
+    return "write"

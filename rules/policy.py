@@ -244,11 +244,13 @@ class DepositRule(_Section):
 
 class TermsOnHold(_Section):
     """New invoices of a customer over the limit or on hold: the terms to give them instead
-    (0: due on receipt). The providers' APIs offer no due-date update through our connectors,
-    so it is a recommendation the owner sees, not a write-back."""
+    (0: due on receipt). `recommend` (the default, and what policies saved before this option
+    mean) shows the shorter due date to the owner; `write_back` shortens it in the books
+    through the action ledger (never lengthening one, never touching a paid or voided one)."""
 
     due_in_days: StrictInt = Field(default=7, ge=0, le=60)
     when: Literal["on_hold", "over_limit", "either"] = "either"
+    apply: Literal["recommend", "write_back"] = "recommend"
 
 
 class NewCustomerPolicy(_Section):
@@ -420,6 +422,9 @@ def policy_to_json(policy: Policy) -> dict[str, Any]:
     for section in CREDIT_SECTIONS:
         if body.get(section, ()) is None:
             del body[section]
+    terms = body.get("terms_on_hold")
+    if isinstance(terms, dict) and terms.get("apply") == "recommend":
+        del terms["apply"]  # the default: a policy stored before the option is stored alike
     return body
 
 

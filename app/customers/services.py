@@ -557,6 +557,52 @@ def contact_terms_changes(session: Session, org: Organisation, credit: CustomerC
                          policy_of_org(session, org))
 
 
+@dataclass(frozen=True)
+class TermsWritten:
+    """One shorter due date written back (or on its way) for the customer page."""
+
+    number: str
+    was: str
+    due: str
+    because: str
+    state: str  # done | waiting | refused
+
+
+TERMS_WAITING = ("planned", "claimed", "failed", "pending_approval")
+
+
+def terms_write_back(session: Session, org: Organisation) -> bool:
+    """Whether the policy writes shorter terms into the books (else they are recommended)."""
+    rule = policy_of_org(session, org).terms_on_hold
+    return rule is not None and rule.apply == "write_back"
+
+
+def contact_terms_written(session: Session, org: Organisation, contact: Contact,
+                          ) -> list[TermsWritten]:
+    """The customer's `terms_change` actions: written, waiting in the ledger, or refused by
+    the books (skipped for another reason, e.g. paid meanwhile, they are left out)."""
+    found = []
+    for action, number in session.execute(
+            select(Action, Invoice.number).join(Invoice, Invoice.id == Action.invoice_id)
+            .where(Action.org_id == org.id, Action.kind == "terms_change",
+                   Invoice.org_id == org.id, Invoice.contact_id == contact.id)
+            .order_by(Action.created_at, Action.id)):
+        details = action.details or {}
+        reason = (action.result or {}).get("reason")
+        if action.status == "done":
+            state = "done"
+        elif action.status in TERMS_WAITING:
+            state = "waiting"
+        elif action.status == "dead" or reason == "rejected":
+            state = "refused"
+        else:
+            continue
+        found.append(TermsWritten(number or str(action.invoice_id), str(details.get("was", "")),
+                                  str(details.get("due_date", "")),
+                                  str(details.get("because", "")), state))
+    return found
+
+
 # ----------------------------------------------------------------------- dashboard panel
 
 
