@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, String, bindparam, func, insert, select, update
+from sqlalchemy import ARRAY, String, bindparam, cast, func, insert, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -44,13 +44,21 @@ def _assign(row: Any, values: dict[str, Any]) -> bool:
     return changed
 
 
+def _array_literal(values: Iterable[str]) -> str:
+    """A PostgreSQL array literal of strings, each quoted: one text parameter the server
+    parses, where psycopg would dump a list element by element in Python."""
+    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+                          for v in values) + "}"
+
+
 def _of_page(session: Session, query: Any, model: Any, provider_ids: list[str]) -> Any:
     """Restrict `query` to the page's provider ids. PostgreSQL gets them as one array joined
     as a table: with a list of a thousand values it falls to a scan comparing each row with
     each value once the table has grown and been analysed (seconds a page at 20,000 rows)."""
     if session.get_bind().dialect.name == "postgresql":
-        page = func.unnest(bindparam("page_ids", provider_ids, type_=ARRAY(String))
-                           ).table_valued("provider_id").render_derived(name="page")
+        ids = cast(bindparam("page_ids", _array_literal(provider_ids), type_=String),
+                   ARRAY(String))
+        page = func.unnest(ids).table_valued("provider_id").render_derived(name="page")
         return query.join(page, model.provider_id == page.c.provider_id)
     return query.where(model.provider_id.in_(provider_ids))
 
@@ -119,17 +127,77 @@ def _with_defaults(table: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any
     return [{**missing, **row} for row in rows] if missing else rows
 
 
-def _insert_rows(session: Session, model: Any, rows: list[dict[str, Any]]) -> dict[str, int]:
+# From this many rows a page goes to PostgreSQL by COPY (text format, encoded by psycopg's C
+# code) into a temporary table, instead of one array per column, which psycopg dumps value by
+# value in Python; below it the extra round trips of the temporary table cost more than that.
+COPY_FROM_ROWS = 50
+
+
+def _by_copy(session: Session, rows: int) -> bool:
+    return rows >= COPY_FROM_ROWS and session.get_bind().dialect.name == "postgresql"
+
+
+def _copy_page(session: Session, table: Any, rows: list[tuple[int, dict[str, Any]]],
+               columns: Sequence[str]) -> str:
+    """COPY `rows` (each with an id: the row's own for an UPDATE, its place in the page for an
+    INSERT) into this connection's temporary table shaped like `table`, emptied first; returns
+    the temporary table's name. Values are bound as SQLAlchemy would bind them."""
+    dialect = session.get_bind().dialect
+    page = f"page_{table.name}"
+    binds = [(name, table.c[name].type.bind_processor(dialect)) for name in columns]
+    driver = session.connection().connection.dbapi_connection
+    assert driver is not None
+    with driver.cursor() as cursor:
+        # Without parameters both statements go in one round trip. The table lives as long as
+        # the connection, and ON COMMIT DELETE ROWS empties it at the end of each transaction.
+        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {page} "  # noqa: S608
+                       f"ON COMMIT DELETE ROWS AS SELECT * FROM {table.name} WITH NO DATA; "
+                       f"DELETE FROM {page}")
+        with cursor.copy(f"COPY {page} (id, {', '.join(columns)}) FROM STDIN") as copy:
+            for row_id, row in rows:
+                copy.write_row([row_id, *[row[name] if bind is None else bind(row[name])
+                                          for name, bind in binds]])
+    return page
+
+
+def _insert_rows(session: Session, model: Any, rows: list[dict[str, Any]],
+                 links: dict[str, tuple[Any, str]] | None = None) -> dict[str, int]:
     """One INSERT per page (RETURNING the new ids); a row another sync stored meanwhile is
-    updated instead (ON CONFLICT), where the database can say so."""
+    updated instead (ON CONFLICT), where the database can say so.
+
+    `links` (column -> (model, column holding its provider id)): ids the caller left for the
+    database to find, by joining the page with `model` in the INSERT, when the page goes by
+    COPY (`_by_copy`); otherwise the caller has found them."""
     if not rows:
         return {}
     table = model.__table__
     dialect = session.get_bind().dialect.name
     updated = [name for name in rows[0] if name not in ("org_id", "provider_id")]
     filled = _with_defaults(table, rows) if dialect == "postgresql" else None
+    if filled is not None and _by_copy(session, len(filled)):
+        # PostgreSQL, a long page: COPY into a temporary table, one INSERT ... SELECT from it.
+        columns = list(filled[0])
+        page = _copy_page(session, table, list(enumerate(filled)), columns)
+        selected, joins = [], []
+        for name in columns:
+            if links and name in links:
+                linked, provider_column = links[name]
+                alias = f"link_{name}"
+                selected.append(f"{alias}.id")
+                joins.append(f" LEFT JOIN {linked.__table__.name} AS {alias} ON "
+                             f"{alias}.org_id = page.org_id AND {alias}.provider_id = "
+                             f"page.{provider_column} AND page.{provider_column} <> ''")
+            else:
+                selected.append(f"page.{name}")
+        sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 - our names
+               f"SELECT {', '.join(selected)} FROM {page} AS page{''.join(joins)} "
+               f"ORDER BY page.id ON CONFLICT (org_id, provider_id) DO UPDATE SET "
+               + ", ".join(f"{name} = EXCLUDED.{name}" for name in updated)
+               + " RETURNING provider_id, id")
+        found = session.connection().exec_driver_sql(sql)
+        return {provider_id: row_id for provider_id, row_id in found}
     if filled is not None:
-        # PostgreSQL: the page as arrays, unnested into rows by the server.
+        # PostgreSQL, a short page: the rows as arrays, unnested by the server.
         columns = list(filled[0])
         arrays, casts = column_arrays(session, table, filled, columns)
         sql = (f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 - our names
@@ -167,6 +235,13 @@ def _update_rows(session: Session, model: Any, rows: list[tuple[int, dict[str, A
     table = model.__table__
     postgresql = session.get_bind().dialect.name == "postgresql"
     for columns, params in by_columns.items():
+        if postgresql and _by_copy(session, len(params)):
+            page = _copy_page(session, table, [(p["row_id"], p) for p in params], columns)
+            sql = (f"UPDATE {table.name} SET "  # noqa: S608 - our own names
+                   + ", ".join(f"{name} = page.{name}" for name in columns)
+                   + f" FROM {page} AS page WHERE {table.name}.id = page.id")
+            session.connection().exec_driver_sql(sql)
+            continue
         if postgresql:
             arrays, casts = column_arrays(session, table, params, columns)
             arrays["row_id"] = [p["row_id"] for p in params]
@@ -208,8 +283,11 @@ INVOICE_FIELDS = ("number", "contact_provider_id", "contact_id", "currency", "is
 def upsert_invoices(session: Session, org_id: int, records: Sequence[InvoiceRecord]) -> set[int]:
     existing = _stored(session, Invoice, org_id, (r.provider_id for r in records),
                        INVOICE_FIELDS)
+    # The contacts of stored invoices, to compare with; a new invoice's contact is found
+    # below, by the INSERT itself where the page goes by COPY.
     contacts = _ids_by_provider_id(session, Contact, org_id,
-                                   (r.contact_provider_id for r in records))
+                                   (r.contact_provider_id for r in records
+                                    if r.provider_id in existing))
     new: dict[str, dict[str, Any]] = {}
     changed: dict[int, dict[str, Any]] = {}
     for record in records:
@@ -245,7 +323,13 @@ def upsert_invoices(session: Session, org_id: int, records: Sequence[InvoiceReco
         elif _differs(row.values, values):
             row.values.update(values)
             changed[row.id] = {**changed.get(row.id, {}), **values}
-    inserted = _insert_rows(session, Invoice, list(new.values()))
+    if new and not _by_copy(session, len(new)):
+        found = _ids_by_provider_id(session, Contact, org_id,
+                                    (row["contact_provider_id"] for row in new.values()))
+        for row in new.values():
+            row["contact_id"] = found.get(row["contact_provider_id"] or "")
+    inserted = _insert_rows(session, Invoice, list(new.values()),
+                            links={"contact_id": (Contact, "contact_provider_id")})
     _update_rows(session, Invoice, list(changed.items()))
     return set(inserted.values()) | set(changed)
 
@@ -321,6 +405,15 @@ UPSERTS: dict[str, Callable[[Session, int, Any], set[int]]] = {
 }
 
 
+def _commit_without_flush_wait(session: Session) -> None:
+    """PostgreSQL: this transaction's COMMIT returns before its WAL is flushed to disk. A page
+    lost in a crash is lost with its bookmark (both are in the transaction), so the next sync
+    reads it again; and whatever is later done with the page (planning, sending) commits
+    after it, and a synchronous commit flushes the WAL of every earlier one."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+
+
 def _cursor(session: Session, org_id: int, stream: Stream) -> SyncCursor:
     cursor = session.scalar(
         select(SyncCursor).where(SyncCursor.org_id == org_id, SyncCursor.stream == stream.name)
@@ -344,15 +437,17 @@ def sync_organisation(session: Session, org: Organisation, connector: Connector,
                       "timezone": details.timezone, "base_currency": details.base_currency})
     session.commit()
 
+    org_id = org.id  # read once: after each commit `org.id` would cost a SELECT
     for stream in STREAMS:
         cursor = cursors[stream.name]
         result.counts[stream.name] = 0
         pages = getattr(connector, stream.connector_method)(cursor.cursor)
         for page in pages:
-            result.changed_invoice_ids |= UPSERTS[stream.name](session, org.id, page)
+            result.changed_invoice_ids |= UPSERTS[stream.name](session, org_id, page)
             newest = _newest(page, cursor.cursor)
             if newest != cursor.cursor:
                 cursor.cursor = newest
+            _commit_without_flush_wait(session)
             session.commit()  # the bookmark lands with the page it covers
             result.counts[stream.name] += len(page)
             if on_progress is not None:
