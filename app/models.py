@@ -155,8 +155,9 @@ class Invoice(db.Model):  # type: ignore[name-defined]
     __tablename__ = "invoices"
     __table_args__ = (
         UniqueConstraint("org_id", "provider_id"),
-        # The daily run asks "what is due now?": it must not scan the whole book.
-        Index("ix_invoices_next_action_at", "next_action_at"),
+        # The daily run asks "what is due now?" of one organisation: it must not scan the
+        # whole book. Every query on next_action_at is scoped to an organisation, so this one
+        # index serves them all (a single-column one was dropped: e1ingest0001).
         Index("ix_invoices_org_id_next_action_at", "org_id", "next_action_at"),
     )
 
