@@ -59,6 +59,29 @@ class InvoiceRecord:
     updated_at: datetime | None
 
 
+QuoteStatus = Literal["draft", "sent", "accepted", "declined", "invoiced", "deleted"]
+
+
+@dataclass(frozen=True)
+class QuoteRecord:
+    """A Xero Quote or a QuickBooks Estimate: what a customer was offered, and whether they
+    took it. `invoice_provider_ids` are the invoices the provider links to it (QuickBooks'
+    LinkedTxn; Xero keeps no such link)."""
+
+    provider_id: str
+    number: str
+    contact_provider_id: str | None
+    currency: str
+    issue_date: date | None
+    expiry_date: date | None
+    total: Decimal
+    status: QuoteStatus
+    provider_status: str
+    accepted_on: date | None  # QuickBooks' AcceptedDate; Xero has none
+    invoice_provider_ids: tuple[str, ...]
+    updated_at: datetime | None
+
+
 @dataclass(frozen=True)
 class PaymentRecord:
     """One payment's allocation to one invoice.
@@ -246,6 +269,12 @@ class Connector(Protocol):
 
     def invoice(self, provider_id: str) -> InvoiceRecord: ...
 
+    def quotes(self, modified_since: datetime | None) -> Iterator[list[QuoteRecord]]:
+        """Xero Quotes / QuickBooks Estimates changed since then, oldest change first."""
+        ...
+
+    def quote(self, provider_id: str) -> QuoteRecord: ...
+
     def online_invoice_url(self, provider_id: str) -> str | None:
         """Where the customer can see and pay the invoice online (Xero's online invoice,
         QuickBooks' InvoiceLink), if the provider has one for it."""
@@ -362,6 +391,15 @@ def check_invoice(record: InvoiceRecord) -> InvoiceRecord:
     return record
 
 
+def check_quote(record: QuoteRecord) -> QuoteRecord:
+    if not record.total.is_finite() or record.total < 0:
+        raise MalformedAnswer(f"quote {record.provider_id}: the total is not a positive number")
+    if record.currency and not _known_currency(record.currency):
+        raise MalformedAnswer(f"quote {record.provider_id}: unknown currency "
+                              f"{record.currency[:8]!r}")
+    return record
+
+
 def reads_provider_record(provider: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Turn whatever a parser trips on (KeyError, TypeError, ValueError, a bad Decimal) into
     MalformedAnswer naming the provider and the record kind; invoices are checked too."""
@@ -387,6 +425,8 @@ def reads_provider_record(provider: str) -> Callable[[Callable[P, R]], Callable[
                     raise MalformedAnswer(f"{provider} {kind} without a usable id")
                 if isinstance(one, InvoiceRecord):
                     check_invoice(one)
+                if isinstance(one, QuoteRecord):
+                    check_quote(one)
             return record
 
         return parsed

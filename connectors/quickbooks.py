@@ -49,6 +49,8 @@ from connectors.base import (
     OrganisationRecord,
     PaymentRecord,
     ProviderRejected,
+    QuoteRecord,
+    QuoteStatus,
     RateLimited,
     TokenSet,
     TokenStore,
@@ -151,6 +153,39 @@ def invoice_record(raw: dict[str, Any]) -> InvoiceRecord:
         amount_due=balance,
         status=status,
         provider_status=provider_status,
+        updated_at=_updated(raw),
+    )
+
+
+QBO_ESTIMATE_STATUSES: dict[str, QuoteStatus] = {
+    "Pending": "sent", "Accepted": "accepted", "Closed": "invoiced", "Rejected": "declined"}
+
+
+@reads_provider_record("QuickBooks")
+def quote_record(raw: dict[str, Any]) -> QuoteRecord:
+    """An Estimate. QuickBooks has no draft estimate: Pending is one given to the customer."""
+    if _deleted(raw):
+        return QuoteRecord(provider_id=str(raw["Id"]), number="", contact_provider_id=None,
+                           currency="", issue_date=None, expiry_date=None, total=Decimal(0),
+                           status="deleted", provider_status="Deleted", accepted_on=None,
+                           invoice_provider_ids=(), updated_at=_updated(raw))
+    provider_status = str(raw.get("TxnStatus") or "Pending")
+    if provider_status not in QBO_ESTIMATE_STATUSES:
+        raise ValueError(f"unknown estimate status {provider_status[:20]!r}")
+    linked = tuple(str(link["TxnId"]) for link in raw.get("LinkedTxn") or []
+                   if link.get("TxnType") == "Invoice" and link.get("TxnId"))
+    return QuoteRecord(
+        provider_id=str(raw["Id"]),
+        number=str(raw.get("DocNumber") or ""),
+        contact_provider_id=_ref(raw.get("CustomerRef")),
+        currency=_ref(raw.get("CurrencyRef")) or "",
+        issue_date=_day(raw.get("TxnDate")),
+        expiry_date=_day(raw.get("ExpirationDate")),
+        total=_money(raw.get("TotalAmt")),
+        status=QBO_ESTIMATE_STATUSES[provider_status],
+        provider_status=provider_status,
+        accepted_on=_day(raw.get("AcceptedDate")),
+        invoice_provider_ids=linked,
         updated_at=_updated(raw),
     )
 
@@ -489,6 +524,14 @@ class QuickBooksConnector:
 
     def invoice(self, provider_id: str) -> InvoiceRecord:
         return invoice_record(self._get("Invoice", provider_id))
+
+    def quotes(self, modified_since: datetime | None) -> Iterator[list[QuoteRecord]]:
+        """Estimates, by CDC or a keyset query like invoices."""
+        for page in self._changes("Estimate", modified_since):
+            yield [quote_record(raw) for raw in page]
+
+    def quote(self, provider_id: str) -> QuoteRecord:
+        return quote_record(self._get("Estimate", provider_id))
 
     def online_invoice_url(self, provider_id: str) -> str | None:
         link = self._get("Invoice", provider_id, include="invoiceLink").get("InvoiceLink")

@@ -44,6 +44,8 @@ from connectors.base import (
     OrganisationRecord,
     PaymentRecord,
     ProviderRejected,
+    QuoteRecord,
+    QuoteStatus,
     RateLimited,
     TenantRecord,
     TokenStore,
@@ -60,6 +62,7 @@ log = logging.getLogger(__name__)
 
 PAGE_SIZE = 1000  # Xero's maximum: fewest calls per record
 FEE_INVOICES_PER_CALL = 50  # Xero: about 50 elements a request
+QUOTES_PAGE_SIZE = 100  # Xero's fixed page of GET /Quotes (it takes no pageSize)
 IDS_PER_READ = 150  # invoice or contact ids in one query string (about 5,600 characters)
 REQUEST_TIMEOUT = 60
 HISTORY_DETAILS_LIMIT = 2500  # Xero refuses longer History details
@@ -148,6 +151,32 @@ def invoice_record(raw: dict[str, Any]) -> InvoiceRecord:
         amount_due=amount_due,
         status=invoice_status(status, amount_due),
         provider_status=status,
+        updated_at=parse_xero_datetime(raw.get("UpdatedDateUTC")),
+    )
+
+
+XERO_QUOTE_STATUSES: dict[str, QuoteStatus] = {
+    "DRAFT": "draft", "SENT": "sent", "ACCEPTED": "accepted", "DECLINED": "declined",
+    "INVOICED": "invoiced", "DELETED": "deleted"}
+
+
+@reads_provider_record("Xero")
+def quote_record(raw: dict[str, Any]) -> QuoteRecord:
+    provider_status = str(raw.get("Status") or "")
+    if provider_status not in XERO_QUOTE_STATUSES:
+        raise ValueError(f"unknown quote status {provider_status[:20]!r}")
+    return QuoteRecord(
+        provider_id=str(raw["QuoteID"]),
+        number=str(raw.get("QuoteNumber") or ""),
+        contact_provider_id=(raw.get("Contact") or {}).get("ContactID"),
+        currency=str(raw.get("CurrencyCode") or ""),
+        issue_date=parse_xero_date(raw.get("DateString"), raw.get("Date")),
+        expiry_date=parse_xero_date(raw.get("ExpiryDateString"), raw.get("ExpiryDate")),
+        total=_money(raw.get("Total")),
+        status=XERO_QUOTE_STATUSES[provider_status],
+        provider_status=provider_status,
+        accepted_on=None,  # Xero records no acceptance date
+        invoice_provider_ids=(),  # nor a link from a quote to an invoice
         updated_at=parse_xero_datetime(raw.get("UpdatedDateUTC")),
     )
 
@@ -394,6 +423,30 @@ class XeroConnector:
         if not invoices:
             raise NotFound(f"Xero invoice {provider_id}: not found")
         return invoice_record(invoices[0])
+
+    def quotes(self, modified_since: datetime | None) -> Iterator[list[QuoteRecord]]:
+        """GET /Quotes pages of 100 (Xero's fixed size, no pagination element), oldest change
+        first; the last page is the first with fewer than 100."""
+        query: dict[str, Any] = {}
+        if modified_since is not None:
+            query["if_modified_since"] = modified_since.astimezone(UTC).strftime(
+                "%Y-%m-%dT%H:%M:%S")
+        page = 1
+        while True:
+            body = self._call(f"quotes page {page}", self._api.get_quotes, page=page,
+                              order="UpdatedDateUTC ASC", **query) or {}
+            items = body.get("Quotes") or []
+            yield [quote_record(item) for item in items]
+            if len(items) < QUOTES_PAGE_SIZE:
+                return
+            page += 1
+
+    def quote(self, provider_id: str) -> QuoteRecord:
+        body = self._call(f"quote {provider_id}", self._api.get_quote, provider_id) or {}
+        quotes = body.get("Quotes") or []
+        if not quotes:
+            raise NotFound(f"Xero quote {provider_id}: not found")
+        return quote_record(quotes[0])
 
     def online_invoice_url(self, provider_id: str) -> str | None:
         body = self._call(f"online invoice {provider_id}", self._api.get_online_invoice,

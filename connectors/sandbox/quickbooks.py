@@ -122,11 +122,13 @@ CURRENCY_NAMES = {"USD": "United States Dollar", "GBP": "British Pound Sterling"
                   "EUR": "Euro", "CAD": "Canadian Dollar", "AUD": "Australian Dollar",
                   "NZD": "New Zealand Dollar"}
 EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
-TRANSACTIONS = ("Invoice", "Payment", "CreditMemo")
-ENTITIES = ("Invoice", "Customer", "Item", "Payment", "CreditMemo", "Account")
+TRANSACTIONS = ("Invoice", "Payment", "CreditMemo", "Estimate")
+ENTITIES = ("Invoice", "Customer", "Item", "Payment", "CreditMemo", "Account", "Estimate")
+# An Estimate's TxnStatus (Finance.xsd leaves it a string; these are the values QBO uses).
+ESTIMATE_STATUSES = ("Pending", "Accepted", "Closed", "Rejected")
 SINGLETONS = ("CompanyInfo", "Preferences")
 # Entities QBO knows but this sandbox does not keep: CDC answers them empty.
-OTHER_CDC = {"vendor", "bill", "billpayment", "estimate", "salesreceipt", "refundreceipt",
+OTHER_CDC = {"vendor", "bill", "billpayment", "salesreceipt", "refundreceipt",
              "purchase", "purchaseorder", "deposit", "transfer", "journalentry", "employee",
              "class", "department", "term", "paymentmethod", "vendorcredit", "attachable"}
 NO_CDC = {"journalcode", "taxagency", "timeactivity", "taxcode", "taxrate"}
@@ -162,6 +164,18 @@ _FIELDS = {
         HomeBalance FinanceCharge PaymentMethodRef PaymentRefNum PaymentType CheckPayment
         CreditCardPayment DepositToAccountRef DeliveryInfo DiscountRate DiscountAmt
         GovtTxnRefIdentifier TaxExemptionRef RemainingCredit InvoiceRef CreditMemoEx""",
+    "Estimate": """DocNumber TxnDate DepartmentRef CurrencyRef ExchangeRate PrivateNote
+        TxnStatus LinkedTxn Line TxnTaxDetail TxnSource TaxFormType TaxFormNum
+        TransactionLocationType Tag TxnApprovalInfo RecurDataRef RecurringInfo ProjectRef
+        TotalCostAmount HomeTotalCostAmount AutoDocNumber CustomerRef CustomerMemo BillAddr
+        ShipAddr FreeFormAddress ShipFromAddr RemitToRef ClassRef SalesTermRef DueDate
+        SalesRepRef PONumber FOB ShipMethodRef ShipDate TrackingNum GlobalTaxCalculation
+        TotalAmt HomeTotalAmt ApplyTaxAfterDiscount ShippingTaxIncludedInTotalTax TemplateRef
+        PrintStatus EmailStatus BillEmail BillEmailCc BillEmailBcc ARAccountRef Balance
+        HomeBalance FinanceCharge PaymentMethodRef PaymentRefNum PaymentType CheckPayment
+        CreditCardPayment DepositToAccountRef DeliveryInfo DiscountRate DiscountAmt
+        GovtTxnRefIdentifier TaxExemptionRef ExpirationDate AcceptedBy AcceptedDate
+        EstimateEx""",
     "Payment": """DocNumber TxnDate DepartmentRef CurrencyRef ExchangeRate PrivateNote
         TxnStatus LinkedTxn Line TxnTaxDetail TxnSource TaxFormType TaxFormNum
         TransactionLocationType Tag TxnApprovalInfo RecurDataRef RecurringInfo ProjectRef
@@ -510,7 +524,8 @@ def render(company: Company, entity: str, record: dict[str, Any],
         balance = _money(record["TotalAmt"] - _applied(record))
         payments = [{"TxnId": pid, "TxnType": "Payment"} for pid in record["_applied"]]
         if entity == "Invoice":
-            out["LinkedTxn"] = payments
+            out["LinkedTxn"] = payments + ([{"TxnId": record["_estimate"], "TxnType": "Estimate"}]
+                                           if record.get("_estimate") else [])
             out["Balance"] = balance
             if link_base is not None:
                 out["InvoiceLink"] = f"{link_base}online/{company.realm_id}/{record['Id']}"
@@ -518,6 +533,13 @@ def render(company: Company, entity: str, record: dict[str, Any],
             out["LinkedTxn"] = payments
             out["RemainingCredit"] = balance
             out["Balance"] = balance
+    elif entity == "Estimate":
+        subtotal = sum((line["Amount"] for line in out["Line"]
+                        if line["DetailType"] == "SalesItemLineDetail"), Decimal("0.00"))
+        out["Line"] = [*out["Line"], {"Amount": _money(subtotal),
+                                      "DetailType": "SubTotalLineDetail",
+                                      "SubTotalLineDetail": {}}]
+        out["LinkedTxn"] = [{"TxnId": i, "TxnType": "Invoice"} for i in record["_linked"]]
     elif entity == "Customer":
         balance = _customer_balance(company, record["Id"])
         out["Balance"] = balance
@@ -1167,6 +1189,33 @@ class QuickBooksSandbox:
     def _after_insert(self, company: Company, entity: str, record: dict[str, Any]) -> None:
         if entity == "Payment":
             self._apply_payment(company, record["Id"], {}, record["_applied"])
+        if entity == "Invoice" and record.get("_estimate"):
+            self._link_estimate(company, record)
+
+    def _link_estimate(self, company: Company, invoice: dict[str, Any]) -> None:
+        """An invoice made from an estimate: both list each other in LinkedTxn, and the
+        estimate is Closed once its invoices reach its total (progress invoicing: a deposit
+        invoice leaves it open; UNVERIFIED in detail)."""
+        estimate = company.find("Estimate", invoice["_estimate"])
+        estimate["_linked"].append(invoice["Id"])
+        invoiced = sum((company.records["Invoice"][i]["TotalAmt"] for i in estimate["_linked"]
+                        if i in company.records["Invoice"]), Decimal(0))
+        if invoiced >= estimate["TotalAmt"]:
+            estimate["TxnStatus"] = "Closed"
+        self.touch(estimate)
+
+    def set_estimate_status(self, realm_id: str, estimate_id: str, status: str,
+                            accepted_by: str | None = None) -> dict[str, Any]:
+        """The customer accepts or rejects an estimate in QuickBooks (a sparse update)."""
+        with self.lock:
+            company = self.company(realm_id)
+            estimate = company.find("Estimate", estimate_id)
+            body: dict[str, Any] = {"Id": estimate["Id"], "SyncToken": estimate["SyncToken"],
+                                    "sparse": True, "TxnStatus": status}
+            if status == "Accepted":
+                body["AcceptedDate"] = company.today().isoformat()
+                body["AcceptedBy"] = accepted_by or estimate["CustomerRef"]["name"]
+            return self.save(company, "Estimate", body)["Estimate"]
 
     def _apply_payment(self, company: Company, payment_id: str,
                        before: dict[tuple[str, str], Decimal],
@@ -1747,7 +1796,45 @@ def build_sales(box: QuickBooksSandbox, company: Company, entity: str, body: dic
 
 def build_invoice(box: QuickBooksSandbox, company: Company, body: dict[str, Any],
                   current: dict[str, Any] | None, sparse: bool) -> dict[str, Any]:
-    return build_sales(box, company, "Invoice", body, current, sparse)
+    record = build_sales(box, company, "Invoice", body, current, sparse)
+    if current is None:  # made from an estimate: LinkedTxn names it (only on create)
+        links = body.get("LinkedTxn") or []
+        estimates = [link.get("TxnId") for link in links if isinstance(link, dict)
+                     and link.get("TxnType") == "Estimate"] if isinstance(links, list) else []
+        if estimates:
+            estimate = _resolve(company, "Estimate", {"value": estimates[0]}, "LinkedTxn")
+            assert estimate is not None
+            if estimate["CustomerRef"]["value"] != record["CustomerRef"]["value"]:
+                raise business("The estimate belongs to another customer.", "LinkedTxn")
+            record["_estimate"] = estimate["Id"]
+    return record
+
+
+def build_estimate(box: QuickBooksSandbox, company: Company, body: dict[str, Any],
+                   current: dict[str, Any] | None, sparse: bool) -> dict[str, Any]:
+    """An Estimate: priced like an invoice, with TxnStatus, ExpirationDate and acceptance."""
+    record = build_sales(box, company, "Estimate", body, current, sparse)
+    record.setdefault("_linked", [])
+    record.setdefault("TxnStatus", "Pending")
+    if "TxnStatus" in body:
+        status = body["TxnStatus"]
+        if status not in ESTIMATE_STATUSES:
+            raise bad_value("TxnStatus", status, "java.lang.String")
+        record["TxnStatus"] = status
+    for name in ("ExpirationDate", "AcceptedDate"):
+        if name in body:
+            day = _date(body[name], name)
+            if day is None:
+                record.pop(name, None)
+            else:
+                record[name] = day.isoformat()
+    if "AcceptedBy" in body:
+        accepted_by = _text(body["AcceptedBy"], "AcceptedBy")
+        if accepted_by:
+            record["AcceptedBy"] = accepted_by
+        else:
+            record.pop("AcceptedBy", None)
+    return record
 
 
 def build_credit_memo(box: QuickBooksSandbox, company: Company, body: dict[str, Any],
@@ -2034,7 +2121,8 @@ def build_payment(box: QuickBooksSandbox, company: Company, body: dict[str, Any]
 Builder = Callable[[QuickBooksSandbox, Company, dict[str, Any], "dict[str, Any] | None", bool],
                    dict[str, Any]]
 BUILDERS: dict[str, Builder] = {
-    "Invoice": build_invoice, "CreditMemo": build_credit_memo, "Customer": build_customer,
+    "Invoice": build_invoice, "CreditMemo": build_credit_memo, "Estimate": build_estimate,
+    "Customer": build_customer,
     "Item": build_item, "Account": build_account, "Payment": build_payment}
 
 

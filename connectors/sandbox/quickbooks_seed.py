@@ -252,6 +252,50 @@ def seed_company(company: Company, today: date, seed: int) -> None:
         f"{retired['DisplayName']} (deleted)"
     retired["SyncToken"] = "1"
     retired["_updated"] = _moment(company, today - timedelta(days=9), rng, today)
+    _seed_estimates(company, today, payers, items, seed)
+
+
+# Estimates the demo shows: (TxnStatus, days since issued, quantity of the first item).
+ESTIMATES = (("Accepted", 6, 40), ("Pending", 3, 12), ("Rejected", 20, 8), ("Closed", 35, 5))
+
+
+def _seed_estimates(company: Company, today: date, payers: list[dict[str, Any]],
+                    items: list[dict[str, Any]], seed: int) -> None:
+    """A few estimates in each TxnStatus, from their own random stream (after everything else,
+    so the invoices, payments and their ids are what they were without them)."""
+    rng = random.Random(f"estimates-{seed}")
+    uk = company.country == "GB"
+    for number, (status, age, qty) in enumerate(ESTIMATES):
+        customer = payers[(number * 3 + 2) % len(payers)]
+        item = items[number % len(items)]
+        issued = today - timedelta(days=age)
+        amount = (Decimal(qty) * item["UnitPrice"]).quantize(CENT, ROUND_HALF_UP)
+        created = _moment(company, issued, rng, today)
+        estimate: dict[str, Any] = {
+            "DocNumber": str(5001 + number), "TxnDate": issued.isoformat(),
+            "ExpirationDate": (issued + timedelta(days=30)).isoformat(), "TxnStatus": status,
+            "CustomerRef": {"value": customer["Id"], "name": customer["DisplayName"]},
+            "CurrencyRef": company.currency_ref(),
+            "Line": [{"Id": "1", "LineNum": 1, "Description": item["Description"],
+                      "Amount": amount, "DetailType": "SalesItemLineDetail",
+                      "SalesItemLineDetail": {
+                          "ItemRef": {"value": item["Id"], "name": item["Name"]},
+                          "UnitPrice": item["UnitPrice"], "Qty": Decimal(qty),
+                          "ItemAccountRef": dict(item["IncomeAccountRef"]),
+                          "TaxCodeRef": {"value": "NON" if not uk else "20.0% S"}}}],
+            "TxnTaxDetail": {"TotalTax": Decimal("0.00")}, "TotalAmt": amount,
+            "ApplyTaxAfterDiscount": False, "PrintStatus": "NotSet", "EmailStatus": "EmailSent",
+            "CustomField": [], "BillAddr": dict(customer["BillAddr"]),
+            "_applied": {}, "_next_line": 2, "_linked": []}
+        if customer.get("PrimaryEmailAddr"):
+            estimate["BillEmail"] = dict(customer["PrimaryEmailAddr"])
+        updated = created
+        if status == "Accepted":
+            accepted = issued + timedelta(days=2)
+            estimate["AcceptedDate"] = accepted.isoformat()
+            estimate["AcceptedBy"] = customer["DisplayName"]
+            updated = max(created, _moment(company, accepted, rng, today))
+        company.insert("Estimate", estimate, created, min(updated, _eve(company, today)))
 
 
 PLACES = ["Harbor Way", "Elm Street", "Market Square", "Meadow Lane", "Station Road",

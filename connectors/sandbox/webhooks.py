@@ -245,7 +245,7 @@ class IntuitWebhooks(WebhookEmitter):
     `intuit-signature`; Create, Update, Delete and Void of invoices, customers, payments and
     credit memos."""
 
-    ENTITIES = ("Customer", "Invoice", "Payment", "CreditMemo")
+    ENTITIES = ("Customer", "Invoice", "Payment", "CreditMemo", "Estimate")
 
     def __init__(self, box: Any) -> None:
         self.box = box

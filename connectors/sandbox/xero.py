@@ -66,6 +66,12 @@ PROVIDER_NAME = "Dunwell Xero sandbox"
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 MAX_ELEMENTS = 50
+QUOTES_PAGE_SIZE = 100  # GET /Quotes?page=n: 100 a page, no pageSize, no pagination element
+QUOTE_STATUSES = ("DRAFT", "SENT", "DECLINED", "ACCEPTED", "INVOICED", "DELETED")
+# Where a quote may go from each status, as Xero's quote screens allow (UNVERIFIED in detail).
+QUOTE_MOVES = {"DRAFT": {"SENT", "DELETED"}, "SENT": {"ACCEPTED", "DECLINED", "DELETED", "DRAFT"},
+               "ACCEPTED": {"INVOICED", "SENT", "DELETED"}, "DECLINED": {"SENT", "DELETED"},
+               "INVOICED": {"ACCEPTED"}, "DELETED": set()}
 CODE_SECONDS = 300
 CENT = Decimal("0.01")
 FOUR_DP = Decimal("0.0001")
@@ -189,6 +195,7 @@ class Tenant:
     invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
     payments: dict[str, dict[str, Any]] = field(default_factory=dict)
     credit_notes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    quotes: dict[str, dict[str, Any]] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     emails: list[dict[str, Any]] = field(default_factory=list)
 
@@ -344,6 +351,40 @@ class XeroSandbox:
             tenant.invoices[record["InvoiceID"]] = record
             return render_invoice(record, tenant)
 
+    def add_quote(self, tenant_id: str, contact_id: str, amount: Decimal | str, *,
+                  status: str = "SENT", issued: date | None = None,
+                  expiry: date | None = None, currency: str | None = None,
+                  description: str = "Project work as quoted") -> dict[str, Any]:
+        """A bookkeeper raises a quote in Xero: one line of `amount` before tax."""
+        with self.lock:
+            tenant = self.tenant(tenant_id)
+            contact = tenant.contacts.get(contact_id.lower())
+            if contact is None:
+                raise KeyError(f"no contact {contact_id}")
+            if status not in QUOTE_STATUSES:
+                raise ValueError(f"a quote's status is one of {', '.join(QUOTE_STATUSES)}")
+            currency = currency or tenant.base_currency
+            if currency not in PER_GBP:
+                raise ValueError(f"the sandbox has no exchange rate for {currency}")
+            record = new_quote(tenant, contact, _decimal(amount), status,
+                               issued or self.now.date(), expiry, currency, description)
+            self.touch(record)
+            tenant.quotes[record["QuoteID"]] = record
+            return render_quote(record, tenant)
+
+    def set_quote_status(self, tenant_id: str, quote_id: str, status: str) -> dict[str, Any]:
+        """The customer accepts or declines, or the bookkeeper invoices or deletes a quote."""
+        with self.lock:
+            tenant = self.tenant(tenant_id)
+            record = tenant.quotes.get(quote_id.lower())
+            if record is None:
+                raise KeyError(f"no quote {quote_id}")
+            if status not in QUOTE_MOVES[record["Status"]]:
+                raise ValueError(f"a {record['Status']} quote cannot become {status}")
+            record["Status"] = status
+            self.touch(record)
+            return render_quote(record, tenant)
+
     def pay_invoice(self, tenant_id: str, invoice_id: str, amount: Decimal,
                     on: date | None = None) -> dict[str, Any]:
         with self.lock:
@@ -412,6 +453,45 @@ def render_invoice(invoice: dict[str, Any], tenant: Tenant | None = None,
                               for note_id, allocation_id in invoice.get("_credits", ())]
     if summary:
         out.pop("LineItems", None)
+    return out
+
+
+def new_quote(tenant: Tenant, contact: dict[str, Any], amount: Decimal, status: str,
+              issued: date, expiry: date | None, currency: str,
+              description: str) -> dict[str, Any]:
+    amount = amount.quantize(CENT, ROUND_HALF_UP)
+    if amount <= 0:
+        raise ValueError("a quote's amount must be positive")
+    tax = (amount * tenant.tax_rate).quantize(CENT, ROUND_HALF_UP)
+    numbers = [int(q["QuoteNumber"].removeprefix("QU-")) for q in tenant.quotes.values()
+               if q["QuoteNumber"].removeprefix("QU-").isdigit()]
+    return {
+        "QuoteID": str(uuid.uuid4()), "QuoteNumber": f"QU-{max(numbers, default=0) + 1:04d}",
+        "Reference": "", "Terms": "Valid for 30 days",
+        "Contact": {"ContactID": contact["ContactID"], "Name": contact["Name"]},
+        "LineItems": [{"LineItemID": str(uuid.uuid4()), "Description": description,
+                       "Quantity": Decimal("1.0000"), "UnitAmount": amount,
+                       "AccountCode": "200", "TaxType": tenant.sales_tax_type,
+                       "TaxAmount": tax, "LineAmount": amount, "Tracking": []}],
+        "Status": status, "CurrencyCode": currency,
+        "CurrencyRate": tenant.currency_rate(currency), "SubTotal": amount, "TotalTax": tax,
+        "Total": amount + tax, "TotalDiscount": Decimal("0.00"), "Title": "Quote",
+        "Summary": "", "LineAmountTypes": "EXCLUSIVE",
+        "_date": issued, "_expiry": expiry or issued + timedelta(days=30),
+    }
+
+
+def render_quote(quote: dict[str, Any], tenant: Tenant | None = None) -> dict[str, Any]:
+    out = {k: copy.deepcopy(v) for k, v in quote.items() if not k.startswith("_")}
+    out["Date"] = day_ms(quote["_date"])
+    out["DateString"] = quote["_date"].isoformat() + "T00:00:00"
+    out["ExpiryDate"] = day_ms(quote["_expiry"])
+    out["ExpiryDateString"] = quote["_expiry"].isoformat() + "T00:00:00"
+    out["UpdatedDateUTC"] = ms_date(quote["_updated"])
+    if tenant is not None:
+        contact = tenant.contacts.get(quote["Contact"]["ContactID"])
+        if contact is not None:
+            out["Contact"] = {"ContactID": contact["ContactID"], "Name": contact["Name"]}
     return out
 
 
@@ -1997,6 +2077,52 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
             return _json({"error": 'send {"amount": "12.50"}'}, 400)
         except ValueError as exc:
             return _json({"error": str(exc)}, 400)
+
+    @app.get(f"{api}/Quotes")
+    def quotes() -> Response:
+        """Filters Status, ContactID, QuoteNumber, DateFrom/DateTo; If-Modified-Since; `page`
+        gives 100 a page (without it, every quote)."""
+        def handle(t: Tenant) -> Response:
+            records = list(t.quotes.values())
+            since = parse_if_modified_since(request.headers.get("If-Modified-Since"))
+            if since is not None:
+                records = [q for q in records if q["_updated"] > since]
+            status = (request.args.get("Status") or "").strip().upper()
+            if status:
+                records = [q for q in records if q["Status"] == status]
+            contact_id = (request.args.get("ContactID") or "").strip().lower()
+            if contact_id:
+                records = [q for q in records if q["Contact"]["ContactID"] == contact_id]
+            number = (request.args.get("QuoteNumber") or "").strip()
+            if number:
+                records = [q for q in records if q["QuoteNumber"] == number]
+            for arg, keep in (("DateFrom", operator.ge), ("DateTo", operator.le)):
+                if request.args.get(arg):
+                    day = parse_day(request.args[arg], arg)
+                    records = [q for q in records if keep(q["_date"], day)]
+            rendered = [render_quote(q, t) for q in records]
+            order = (request.args.get("order") or "").strip() or "UpdatedDateUTC"
+            fields = set().union(*(r.keys() for r in rendered)) if rendered else set()
+            rendered = order_records(rendered, order, "QuoteID", "Quote", fields)
+            page = request.args.get("page")
+            if page is not None:
+                try:
+                    number_of_page = max(1, int(page))
+                except ValueError as exc:
+                    raise validation_error("page must be a whole number") from exc
+                start = (number_of_page - 1) * QUOTES_PAGE_SIZE
+                rendered = rendered[start:start + QUOTES_PAGE_SIZE]
+            return _json(envelope("Quotes", rendered))
+        return accounting(handle)
+
+    @app.get(f"{api}/Quotes/<quote_id>")
+    def quote(quote_id: str) -> Response:
+        def handle(t: Tenant) -> Response:
+            record = t.quotes.get(quote_id.lower())
+            if record is None:
+                raise not_found()
+            return _json(envelope("Quotes", [render_quote(record, t)]))
+        return accounting(handle)
 
     @app.post("/_sandbox/expire-tokens")
     def sb_expire() -> Response:

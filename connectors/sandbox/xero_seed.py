@@ -127,6 +127,30 @@ def seed_tenant(tenant: Tenant, today: date, seed: int) -> None:
             _pay(rng, tenant, invoice, total, today)
         elif pay_roll < 0.42:
             _pay(rng, tenant, invoice, (total * Decimal("0.4")).quantize(CENT), today)
+    _seed_quotes(tenant, today, customers, seed)
+
+
+# Quotes the demo shows: (Status, days since issued, amount before tax).
+QUOTES = (("ACCEPTED", 5, "9500.00"), ("SENT", 2, "4200.00"), ("DECLINED", 18, "12000.00"),
+          ("DRAFT", 1, "800.00"), ("INVOICED", 30, "2600.00"))
+
+
+def _seed_quotes(tenant: Tenant, today: date, customers: list[dict[str, Any]],
+                 seed: int) -> None:
+    """A quote in most statuses, from its own random stream (after everything else, so the
+    invoices and payments are what they were without them)."""
+    from connectors.sandbox.xero import new_quote
+
+    rng = random.Random(f"quotes-{seed}")
+    for number, (status, age, amount) in enumerate(QUOTES):
+        contact = customers[(number * 4 + 1) % len(customers)]
+        issued = today - timedelta(days=age)
+        record = new_quote(tenant, contact, Decimal(amount), status, issued, None,
+                           tenant.base_currency, "Fit-out as quoted")
+        record["QuoteID"] = _uuid(rng)
+        record["LineItems"][0]["LineItemID"] = _uuid(rng)
+        record["_updated"] = _stamp(rng, today, max(1, age - 1))
+        tenant.quotes[record["QuoteID"]] = record
 
 
 def _pay(rng: random.Random, tenant: Tenant, invoice: dict[str, Any], amount: Decimal,
