@@ -517,3 +517,55 @@ class RetainerTopUp(db.Model):  # type: ignore[name-defined]
     amount: Mapped[Decimal] = mapped_column(Money)
     received_on: Mapped[date] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Quote(db.Model):  # type: ignore[name-defined]
+    """A Xero Quote or QuickBooks Estimate, as the last sync read it (connectors QuoteRecord).
+
+    `accepted_on` is QuickBooks' AcceptedDate; Xero records none, so it is the day a sync first
+    saw the quote accepted, kept while it stays accepted (rules/deposits.py)."""
+
+    __tablename__ = "quotes"
+    __table_args__ = (UniqueConstraint("org_id", "provider_id"),
+                      Index("ix_quotes_org_id_status", "org_id", "status"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    provider_id: Mapped[str] = mapped_column(String(64))
+    number: Mapped[str] = mapped_column(String(64), default="")
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    contact_provider_id: Mapped[str | None] = mapped_column(String(64))
+    currency: Mapped[str] = mapped_column(String(3))
+    issue_date: Mapped[date | None] = mapped_column(Date)
+    expiry_date: Mapped[date | None] = mapped_column(Date)
+    total: Mapped[Decimal] = mapped_column(Money)
+    status: Mapped[str] = mapped_column(String(16))
+    provider_status: Mapped[str] = mapped_column(String(32), default="")
+    accepted_on: Mapped[date | None] = mapped_column(Date)
+    invoice_provider_ids: Mapped[list[str] | None] = mapped_column(JSON)
+    provider_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    contact: Mapped[Contact | None] = relationship()
+
+
+class QuoteDeposit(db.Model):  # type: ignore[name-defined]
+    """A deposit milestone of an accepted quote (rules/deposits.py), as the last planning pass
+    saw it: what is expected before work starts, by when, and the day it was met."""
+
+    __tablename__ = "quote_deposits"
+    __table_args__ = (UniqueConstraint("quote_id", "milestone"),
+                      Index("ix_quote_deposits_org_id_contact_id", "org_id", "contact_id"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    quote_id: Mapped[int] = mapped_column(ForeignKey("quotes.id", ondelete="CASCADE"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    milestone: Mapped[int] = mapped_column(Integer)  # 1-based
+    milestones: Mapped[int] = mapped_column(Integer)
+    percent: Mapped[Decimal] = mapped_column(Money)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    cumulative: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    due_date: Mapped[date] = mapped_column(Date)
+    met_on: Mapped[date | None] = mapped_column(Date)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -245,7 +245,10 @@ def plan_for_customers(session: Session, org: Organisation, book: Book,
                        invoices: Sequence[Invoice], now: datetime) -> list[Action]:
     """The credit-control part of a planning pass; the caller commits and enqueues."""
     track_expected_payments(session, book, invoices, now)
-    planned = plan_top_ups(session, org, book, now)
+    from jobs.quote_deposits import plan_quote_deposits  # deposits on accepted quotes
+
+    planned = plan_quote_deposits(session, org, book, now)
+    planned += plan_top_ups(session, org, book, now)
     blocked = _blocked_customers(session, org, now)
     planned += plan_limit_signals(session, org, blocked, now)
     record_terms_recommendations(session, org, book.policy, blocked, now)

@@ -131,6 +131,10 @@ def execute_action(session: Session, action: Action, connector: Connector,
     if action.status == AWAITING_APPROVAL:  # safe mode: only the owner's approval sends it
         log.warning("org %s action %s waits for approval; not run", action.org_id, action.key)
         return action.status
+    if action.kind == "quote_deposit_reminder":  # filed under a quote, not an invoice
+        from jobs.quote_deposits import execute_quote_deposit
+
+        return execute_quote_deposit(session, action, connector, now, owner)
     invoice = session.get(Invoice, action.invoice_id) if action.invoice_id else None
     org = session.get(Organisation, action.org_id)
     if invoice is None or org is None:
@@ -381,7 +385,8 @@ def send_own_email(effect: Effect, **message: Any) -> bool:
     here: reminders, final demands, statements, milestone reminders and top-up requests."""
     if effect.unknown_since("emailed") is not None:
         log.warning("org %s invoice %s action %s: the outcome of an earlier email is unknown;"
-                    " not sent again", effect.action.org_id, effect.invoice.id, effect.key)
+                    " not sent again", effect.action.org_id, effect.action.invoice_id,
+                    effect.key)
         effect.record_part("emailed", UNCONFIRMED)
         return False
     effect.begin("emailed")

@@ -13,6 +13,27 @@ Reminders: for each milestone not yet met, one at each of the rule's `reminder_o
 from the milestone's due day) at the policy's send time; like the ladder, only the latest one
 due is sent (earlier ones missed by a late run are superseded), and none once it is met. Keys:
 `<org>:<invoice>:deposit:<milestone>:<reminder>`.
+
+Quotes (`applies_to: quotes | both`): an ACCEPTED quote (Xero Quote ACCEPTED, QuickBooks
+Estimate TxnStatus Accepted) in the rule's currency whose total is at least the threshold owes
+its deposit before work starts: the schedule's first milestone and any that fall due on the same
+day as it (30/30/40 with offsets 0/30/60: the 30 %), as shares of the quote's total, due
+`due_offset_days` after the day the quote was accepted (QuickBooks' AcceptedDate; Xero records
+none, so the day the sync first saw it accepted). The later milestones belong to the invoices.
+
+How a payment is matched to a quote, kept simple and stated here because the providers differ:
+- Only payments on invoices the provider itself links to the quote count: QuickBooks lists the
+  invoices made from an estimate (a deposit or progress invoice, or the final one) in the
+  estimate's LinkedTxn. A deposit milestone is met once the payments on those invoices, in date
+  order, reach its cumulative amount. Dunwell never guesses a link from amounts or references.
+- Xero's API keeps no link between a quote and an invoice, so in Xero no payment is matched to
+  a quote: its deposit is chased until the quote leaves ACCEPTED.
+- A quote that leaves ACCEPTED (INVOICED / Closed, DECLINED / Rejected, DELETED) is chased no
+  more. Once invoiced, what is owed is on an invoice, and the invoice policy chases it (with
+  `applies_to: both`, with its own milestones) - the deposit is then not "met" but "invoiced".
+
+Quote reminders go by Dunwell's own email (neither provider emails a quote through our
+connectors), under the keys `<org>:quote<quote>:deposit:<milestone>:<reminder>`.
 """
 
 from __future__ import annotations
@@ -50,7 +71,7 @@ class ExpectedPayment:
 
 
 def qualifies(invoice: InvoiceState, rule: DepositRule | None) -> bool:
-    return (rule is not None and invoice.issue_date is not None
+    return (rule is not None and rule.applies_to != "quotes" and invoice.issue_date is not None
             and invoice.currency == rule.currency and invoice.principal >= rule.threshold)
 
 
@@ -220,3 +241,164 @@ def deposit_message(contact_name: str, business_name: str, invoice_number: str,
         lines += ["", words["pay"].format(link=payment_link)]
     lines += ["", words["closing"], business_name]
     return subject, "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------- quotes
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteState:
+    """What the planner knows of one quote: plain data, read from the quotes table."""
+
+    quote_id: int
+    org_id: int
+    number: str
+    status: str  # draft | sent | accepted | declined | invoiced | deleted
+    currency: str
+    total: Decimal
+    accepted_on: date | None
+    # Payments on the invoices the provider links to the quote, as (day, amount).
+    payments: tuple[tuple[date, Decimal], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteReminder:
+    """A deposit reminder of a quote, for the ledger (it has no invoice to be filed under)."""
+
+    key: str
+    quote_id: int
+    org_id: int
+    scheduled_for: datetime
+    reason: str
+    amount: Decimal
+    currency: str
+    channel: str
+    step_index: int
+    step_count: int
+    details: dict[str, str]
+    kind: str = "quote_deposit_reminder"
+
+
+def quote_qualifies(quote: QuoteState, rule: DepositRule | None) -> bool:
+    return (rule is not None and rule.applies_to in ("quotes", "both")
+            and quote.status == "accepted" and quote.accepted_on is not None
+            and quote.currency == rule.currency and quote.total >= rule.threshold)
+
+
+def quote_milestones(rule: DepositRule) -> int:
+    """How many of the schedule's milestones a quote owes before work starts: the first and
+    any due on the same day as it."""
+    first = rule.schedule[0].due_offset_days
+    return sum(1 for m in rule.schedule if m.due_offset_days == first)
+
+
+def quote_expected_payments(quote: QuoteState, rule: DepositRule) -> list[ExpectedPayment]:
+    """The quote's deposit milestone(s) with the day each was met ([] if it does not
+    qualify). `count` is the whole schedule's, so labels read as on an invoice."""
+    if not quote_qualifies(quote, rule):
+        return []
+    assert quote.accepted_on is not None
+    paid_by: list[tuple[date, Decimal]] = []
+    running = ZERO
+    for when, amount in sorted(quote.payments):
+        running += amount
+        paid_by.append((when, running))
+    result = []
+    cumulative = ZERO
+    for index, milestone in enumerate(rule.schedule[:quote_milestones(rule)]):
+        amount = round_money(quote.total * milestone.percent / 100, quote.currency)
+        cumulative += amount
+        met_on = next((when for when, total in paid_by if total >= cumulative), None)
+        result.append(ExpectedPayment(
+            index=index, count=len(rule.schedule), percent=milestone.percent, amount=amount,
+            cumulative=cumulative,
+            due_date=quote.accepted_on + timedelta(days=milestone.due_offset_days),
+            met_on=met_on))
+    return result
+
+
+def quote_deposit_key(quote: QuoteState, milestone: int, reminder: int) -> str:
+    return f"{quote.org_id}:quote{quote.quote_id}:deposit:{milestone}:{reminder}"
+
+
+def due_quote_deposit_reminders(quote: QuoteState, keys: Set[str], policy: Policy,
+                                calendar: OrgCalendar, now: datetime) -> list[QuoteReminder]:
+    """For each deposit milestone of the quote not met, the latest reminder whose moment has
+    come and that is not in the ledger yet (as for invoices)."""
+    rule = policy.deposits
+    if rule is None:
+        return []
+    steps = len(rule.reminder_offsets)
+    paid = sum((a for _, a in quote.payments), ZERO)
+    found = []
+    for milestone in quote_expected_payments(quote, rule):
+        if milestone.met_on is not None:
+            continue
+        taken = max((r for r in range(steps)
+                     if quote_deposit_key(quote, milestone.index, r) in keys), default=-1)
+        best = None
+        for r in range(taken + 1, steps):
+            if _moment(milestone, rule.reminder_offsets[r], policy, calendar) > now:
+                break
+            best = r
+        if best is None:
+            continue
+        still = round_money(max(milestone.cumulative - paid, ZERO), quote.currency)
+        found.append(QuoteReminder(
+            key=quote_deposit_key(quote, milestone.index, best), quote_id=quote.quote_id,
+            org_id=quote.org_id,
+            scheduled_for=_moment(milestone, rule.reminder_offsets[best], policy, calendar),
+            reason=(f"{milestone.label} ({milestone.percent} %) of quote {quote.number}:"
+                    f" {quote.currency} {still} due {milestone.due_date.isoformat()}"),
+            amount=still, currency=quote.currency, channel="dunwell_email",
+            step_index=best, step_count=steps,
+            details={"quote_id": str(quote.quote_id), "milestone": str(milestone.index + 1),
+                     "milestones": str(milestone.count), "percent": str(milestone.percent),
+                     "share": str(milestone.amount), "cumulative": str(milestone.cumulative),
+                     "milestone_due": milestone.due_date.isoformat()}))
+    return found
+
+
+# A quote's deposit reminder in each language the ladder speaks.
+QUOTE_DEPOSIT_TEXTS: dict[str, dict[str, str]] = {
+    "en": {"subject": "{label} for quote {number}: {currency} {still} due {due}",
+           "body": "Thank you for accepting quote {number}. As agreed, {label_lower} ({percent} %,"
+                   " {currency} {share}) is due on {due}, before work starts; {currency}"
+                   " {still} of it is still to come."},
+    "de": {"subject": "{label} zu Angebot {number}: {currency} {still} fällig am {due}",
+           "body": "Vielen Dank für die Annahme von Angebot {number}. Wie vereinbart ist"
+                   " {label_lower} ({percent} %, {currency} {share}) vor Beginn der Arbeiten am"
+                   " {due} fällig; davon stehen noch {currency} {still} aus."},
+    "nb": {"subject": "{label} for tilbud {number}: {currency} {still} forfaller {due}",
+           "body": "Takk for at du godtok tilbud {number}. Som avtalt forfaller {label_lower}"
+                   " ({percent} %, {currency} {share}) {due}, før arbeidet starter; {currency}"
+                   " {still} av dette gjenstår."},
+    "pl": {"subject": "{label} do oferty {number}: {currency} {still}, termin płatności {due}",
+           "body": "Dziękujemy za przyjęcie oferty {number}. Zgodnie z ustaleniami"
+                   " {label_lower} ({percent} %, {currency} {share}) jest płatna do {due}, przed"
+                   " rozpoczęciem prac; do zapłaty pozostaje {currency} {still}."},
+    "he": {"subject": "{label} להצעת מחיר {number}: {currency} {still} לתשלום עד {due}",
+           "body": "תודה שאישרתם את הצעת המחיר {number}. כפי שסוכם, {label_lower} ({percent} %,"
+                   " {currency} {share}) לתשלום עד {due}, לפני תחילת העבודה; נותרו לתשלום"
+                   " {currency} {still}."},
+}
+
+
+def quote_deposit_message(contact_name: str, business_name: str, quote_number: str,
+                          currency: str, details: dict[str, str], still_due: Decimal,
+                          language: str = "en") -> tuple[str, str]:
+    """Subject and text of a quote's deposit reminder, in the contact's language (English for
+    one we do not speak)."""
+    language = language if language in QUOTE_DEPOSIT_TEXTS else "en"
+    words, common = QUOTE_DEPOSIT_TEXTS[language], DEPOSIT_TEXTS[language]
+    milestone, count = int(details["milestone"]), int(details["milestones"])
+    label = common["deposit"] if milestone == 1 else common["milestone"].format(n=milestone,
+                                                                               count=count)
+    # Mid-sentence: "the deposit", "die Anzahlung"; a German noun keeps its capital.
+    lower = label if language == "de" and milestone > 1 else label[:1].lower() + label[1:]
+    fields = {"label": label, "label_lower": lower, "number": quote_number,
+              "currency": currency, "still": still_due, "due": details["milestone_due"],
+              "percent": details["percent"], "share": details["share"]}
+    lines = [common["greeting"].format(name=contact_name), "", words["body"].format(**fields),
+             "", common["closing"], business_name]
+    return words["subject"].format(**fields), "\n".join(lines) + "\n"

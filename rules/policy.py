@@ -21,8 +21,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -213,7 +215,8 @@ class Milestone(_Section):
 class DepositRule(_Section):
     """Invoices of at least `threshold` (in `currency`) are paid in milestones (30/30/40...):
     each is an expected payment with its own reminders, met once the payments on the invoice
-    reach its cumulative share."""
+    reach its cumulative share. With `applies_to` quotes or both, an accepted quote of at least
+    the threshold owes its deposit milestone(s) before work starts (rules/deposits.py)."""
 
     threshold: Annotated[ExactDecimal, Field(gt=0, max_digits=18, decimal_places=4)]
     currency: str = Field(pattern=r"^[A-Z]{3}$")
@@ -221,6 +224,9 @@ class DepositRule(_Section):
     reminder_offsets: tuple[StrictInt, ...] = Field(default=(-3, 0, 3), min_length=1,
                                                     max_length=10)
     channel: Channel = "dunwell_email"
+    # What the rule asks deposits on: invoices (as before the option existed), accepted quotes
+    # (Xero Quotes, QuickBooks Estimates: the deposit before work starts), or both.
+    applies_to: Literal["invoices", "quotes", "both"] = "invoices"
 
     @field_validator("reminder_offsets")
     @classmethod
@@ -230,6 +236,15 @@ class DepositRule(_Section):
         if any(abs(o) > 60 for o in offsets):
             raise ValueError("reminder_offsets must lie within 60 days of the milestone")
         return offsets
+
+    @model_serializer(mode="wrap")
+    def _stored(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The default (invoices) is left out, so policies stored before the option read and
+        write exactly as they did."""
+        body: dict[str, Any] = handler(self)
+        if body.get("applies_to") == "invoices":
+            del body["applies_to"]
+        return body
 
     @model_validator(mode="after")
     def _whole_invoice(self) -> DepositRule:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from app.models import Contact, Invoice, Organisation, Payment, SyncCursor
-from connectors.base import Connector, ContactRecord, InvoiceRecord, PaymentRecord
+from connectors.base import Connector, ContactRecord, InvoiceRecord, PaymentRecord, QuoteRecord
 from sync.streams import STREAMS, Stream
 
 log = logging.getLogger(__name__)
@@ -452,10 +452,91 @@ def sync_organisation(session: Session, org: Organisation, connector: Connector,
             result.counts[stream.name] += len(page)
             if on_progress is not None:
                 on_progress(dict(result.counts))
+    if wants_quotes(session, org.id):
+        sync_quotes(session, org, connector, result, on_progress)
     result.api_calls = connector.calls - calls_before
     log.info("org %s: %s sync read %s in %s API calls; %s invoices changed", org.id,
              result.mode, result.counts, result.api_calls, len(result.changed_invoice_ids))
     return result
+
+
+# ------------------------------------------------------------------------------ quotes
+# Read only for an organisation whose policy asks deposits on quotes: the others spend no
+# calls of their provider budget on them. The stream's bookmark works as every other's.
+
+QUOTES_STREAM = Stream("quotes", "quotes")
+
+
+def wants_quotes(session: Session, org_id: int) -> bool:
+    """Whether the organisation's policy has a deposit rule for quotes (or both)."""
+    from app.models import Policy
+
+    body = session.scalar(select(Policy.body).where(Policy.org_id == org_id))
+    deposits = (body or {}).get("deposits") if isinstance(body, dict) else None
+    return isinstance(deposits, dict) and deposits.get("applies_to") in ("quotes", "both")
+
+
+def upsert_quotes(session: Session, org_id: int, records: Sequence[QuoteRecord]) -> set[int]:
+    """Insert or update the page's quotes; the ids of those that changed.
+
+    A quote's `accepted_on` is the provider's (QuickBooks' AcceptedDate); where there is none
+    (Xero) it is the day of the change in which a sync first saw it accepted, kept while it
+    stays accepted."""
+    from app.models import Quote
+
+    ids = [r.provider_id for r in records]
+    existing = {q.provider_id: q for q in session.scalars(
+        select(Quote).where(Quote.org_id == org_id, Quote.provider_id.in_(ids)))} if ids else {}
+    contacts = _ids_by_provider_id(session, Contact, org_id,
+                                   (r.contact_provider_id for r in records))
+    changed: set[int] = set()
+    for record in records:
+        row = existing.get(record.provider_id)
+        if record.status == "deleted" and not record.number:
+            # A deletion may carry only the id (QuickBooks CDC): keep what we knew of it.
+            if row is not None and _assign(row, {"status": "deleted",
+                                                 "provider_status": record.provider_status,
+                                                 "provider_updated_at": record.updated_at}):
+                changed.add(row.id)
+            continue
+        accepted_on = record.accepted_on
+        if record.status == "accepted" and accepted_on is None:
+            kept = row.accepted_on if row is not None and row.status == "accepted" else None
+            accepted_on = kept or (record.updated_at.date() if record.updated_at else None)
+        values = {"number": record.number, "contact_provider_id": record.contact_provider_id,
+                  "contact_id": contacts.get(record.contact_provider_id or ""),
+                  "currency": record.currency, "issue_date": record.issue_date,
+                  "expiry_date": record.expiry_date, "total": record.total,
+                  "status": record.status, "provider_status": record.provider_status,
+                  "accepted_on": accepted_on,
+                  "invoice_provider_ids": list(record.invoice_provider_ids),
+                  "provider_updated_at": record.updated_at}
+        if row is None:
+            row = Quote(org_id=org_id, provider_id=record.provider_id, **values)
+            session.add(row)
+            session.flush()
+            existing[record.provider_id] = row
+            changed.add(row.id)
+        elif _assign(row, values):
+            changed.add(row.id)
+    session.flush()
+    return changed
+
+
+def sync_quotes(session: Session, org: Organisation, connector: Connector, result: SyncResult,
+                on_progress: Progress | None = None) -> None:
+    """Quotes changed since the stream's bookmark, committed page by page."""
+    cursor = _cursor(session, org.id, QUOTES_STREAM)
+    result.counts["quotes"] = 0
+    for page in connector.quotes(cursor.cursor):
+        upsert_quotes(session, org.id, page)
+        newest = _newest(page, cursor.cursor)
+        if newest != cursor.cursor:
+            cursor.cursor = newest
+        session.commit()
+        result.counts["quotes"] += len(page)
+        if on_progress is not None:
+            on_progress(dict(result.counts))
 
 
 def _newest(page: Sequence[Any], current: datetime | None) -> datetime | None:

@@ -65,7 +65,7 @@ def apply_webhook_events(session: Session, org: Organisation, connector: Connect
         return result
     calls_before = connector.calls
     invoice_ids = sorted({e.entity_id for e in events if e.entity == "invoice"})
-    others = any(e.entity in ("contact", "payment", "credit_note") for e in events)
+    others = any(e.entity in ("contact", "payment", "credit_note", "quote") for e in events)
     if others or len(invoice_ids) > BY_ID_LIMIT or not _synced_before(session, org.id):
         synced = sync_organisation(session, org, connector)
         result.mode = synced.mode

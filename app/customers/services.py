@@ -27,6 +27,8 @@ from app.models import (
     Invoice,
     Organisation,
     Payment,
+    Quote,
+    QuoteDeposit,
     Retainer,
     RetainerTopUp,
 )
@@ -528,6 +530,20 @@ def expected_payments_of(session: Session, org: Organisation,
         .join(Invoice, Invoice.id == ExpectedPaymentRow.invoice_id)
         .where(ExpectedPaymentRow.org_id == org.id, ExpectedPaymentRow.contact_id == contact.id)
         .order_by(ExpectedPaymentRow.invoice_id, ExpectedPaymentRow.milestone))]
+
+
+def quote_deposits_of(session: Session, org: Organisation,
+                      contact: Contact) -> list[tuple[QuoteDeposit, str, bool]]:
+    """The customer's quote deposits as the last planning pass recorded them, with the quote's
+    number and whether it has been invoiced since (its deposit is then chased on the invoice),
+    by quote and milestone."""
+    return [(row, number or str(row.quote_id), status == "invoiced")
+            for row, number, status in session.execute(
+                select(QuoteDeposit, Quote.number, Quote.status)
+                .join(Quote, Quote.id == QuoteDeposit.quote_id)
+                .where(QuoteDeposit.org_id == org.id, QuoteDeposit.contact_id == contact.id,
+                       Quote.org_id == org.id)
+                .order_by(QuoteDeposit.quote_id, QuoteDeposit.milestone))]
 
 
 def policy_of_org(session: Session, org: Organisation) -> Policy:

@@ -71,6 +71,7 @@ def show(org_id: int, contact_id: int) -> str:
             started_on=retainer.retainer.started_on if retainer else None),
         top_up_form=TopUpForm(),
         milestones=services.expected_payments_of(db.session, org, contact),
+        quote_deposits=services.quote_deposits_of(db.session, org, contact),
         terms=services.contact_terms_changes(db.session, org, credit[0]),
         terms_written=services.contact_terms_written(db.session, org, contact),
         terms_write_back=services.terms_write_back(db.session, org))

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 # say something about the tenant) and needs no targeted read.
 XERO_ENTITIES = {"INVOICE": "invoice", "CONTACT": "contact", "CREDITNOTE": "credit_note"}
 INTUIT_ENTITIES = {"invoice": "invoice", "customer": "contact", "payment": "payment",
-                   "creditmemo": "credit_note"}
+                   "creditmemo": "credit_note", "estimate": "quote"}
 
 Text = Annotated[str, Field(min_length=1, max_length=64)]
 
@@ -32,7 +32,7 @@ class ProviderEvent:
 
     tenant_id: str
     event_key: str  # unique per tenant: the provider's event id, or a digest of the change
-    entity: str  # invoice | contact | payment | credit_note | other
+    entity: str  # invoice | contact | payment | credit_note | quote | other
     entity_id: str
     kind: str
     occurred_at: datetime | None
