@@ -155,29 +155,20 @@ def limit_command(org_id: int, amount: str, contact_id: int | None, is_default: 
 @with_appcontext
 def settings_command(org_id: int, statement_day: int | None, statement_time: str | None,
                      stop_service_on_hold: bool | None, webhook_url: str | None) -> None:
-    from datetime import time
-
-    from app.customers.services import credit_settings
     from app.extensions import db
+    from app.settings.credit_sections import SettingRefused, update_credit_settings
 
-    settings = credit_settings(db.session, _org(org_id))
-    if statement_day is not None:
-        settings.statement_day = statement_day or None
-    if statement_time is not None:
-        try:
-            settings.statement_time = time.fromisoformat(statement_time).strftime("%H:%M")
-        except ValueError as exc:
-            raise click.ClickException(f"--statement-time {statement_time!r}: give HH:MM") \
-                from exc
-    if stop_service_on_hold is not None:
-        settings.stop_service_on_hold = stop_service_on_hold
-    if webhook_url is not None:
-        from jobs.outbound import refusal_to_save
-
-        if webhook_url and (refused := refusal_to_save(webhook_url)):
-            raise click.ClickException(f"--webhook-url: {refused}")
-        settings.stop_service_webhook_url = webhook_url or None
-    db.session.add(settings)
+    try:
+        # The settings page's own function: the same checks, the same meaning of each value.
+        settings = update_credit_settings(
+            db.session, _org(org_id), statement_day=statement_day,
+            statement_time=statement_time, stop_service_on_hold=stop_service_on_hold,
+            webhook_url=webhook_url)
+    except SettingRefused as exc:
+        db.session.rollback()
+        option = {"statement_time": "--statement-time", "statement_day": "--statement-day",
+                  "stop_service_webhook_url": "--webhook-url"}[exc.field]
+        raise click.ClickException(f"{option}: {exc}") from exc
     db.session.commit()
     click.echo(json.dumps({
         "statement_day": settings.statement_day, "statement_time": settings.statement_time,

@@ -14,18 +14,20 @@ import itertools
 import json
 import typing
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
 
 from app.customers.services import credit_settings, set_default_credit_limit
 from app.extensions import db
-from app.models import Organisation, User
+from app.models import CreditSettings, Organisation, User
 from app.settings import services
+from jobs import outbound
 from rules import Policy, PolicyError
 from rules.policy import DepositRule, NewCustomerPolicy, TermsOnHold
 
@@ -128,8 +130,14 @@ def form_values(policy: Policy, org: Organisation) -> dict[str, str]:
     values: dict[str, str] = {"deposits.currency": org.base_currency or "",
                               "deposits.channel": "dunwell_email",
                               "deposits.reminder_offsets": "-3, 0, 3"}
-    limit = credit_settings(db.session, org).default_credit_limit
+    settings = credit_settings(db.session, org)
+    limit = settings.default_credit_limit
     values["default_credit_limit"] = "" if limit is None else str(limit.quantize(CENTS))
+    values.update({
+        "statement_day": str(settings.statement_day or ""),
+        "statement_time": settings.statement_time or "09:00",
+        "stop_service_on_hold": "on" if settings.stop_service_on_hold else "",
+        "stop_service_webhook_url": settings.stop_service_webhook_url or ""})
     if (deposits := policy.deposits) is not None:
         values.update({
             "deposits.threshold": str(deposits.threshold), "deposits.currency": deposits.currency,
@@ -140,9 +148,8 @@ def form_values(policy: Policy, org: Organisation) -> dict[str, str]:
             "deposits.reminder_offsets": _joined(deposits.reminder_offsets, ", "),
             "deposits.channel": deposits.channel})
     for field in deposit_fields():
-        source = deposits if deposits is not None else None
         info = DepositRule.model_fields[field["key"]]
-        values[field["name"]] = _shown(getattr(source, field["key"]) if source is not None
+        values[field["name"]] = _shown(getattr(deposits, field["key"]) if deposits is not None
                                        else info.get_default(call_default_factory=True))
     terms = policy.terms_on_hold
     shown = terms if terms is not None else TermsOnHold()
@@ -159,6 +166,45 @@ def form_values(policy: Policy, org: Organisation) -> dict[str, str]:
     return values
 
 
+class SettingRefused(ValueError):
+    """A credit setting that cannot be saved, with the field it is about."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def update_credit_settings(session: Session, org: Organisation, *,
+                           statement_day: int | None = None, statement_time: str | None = None,
+                           stop_service_on_hold: bool | None = None,
+                           webhook_url: str | None = None) -> CreditSettings:
+    """Statements and what a hold does, from the settings page or the command line alike. None
+    leaves a setting as it is; statement_day 0 turns statements off and an empty webhook_url
+    clears it. Everything is checked before anything changes (SettingRefused)."""
+    settings = credit_settings(session, org)
+    if statement_day is not None and not 0 <= statement_day <= 28:
+        raise SettingRefused("statement_day", _("Choose a day from 1 to 28: every month has"
+                                                " it."))
+    local_time = None
+    if statement_time is not None:
+        try:
+            local_time = time.fromisoformat(statement_time.strip()).strftime("%H:%M")
+        except ValueError as exc:
+            raise SettingRefused("statement_time", _("Give a time as HH:MM.")) from exc
+    if webhook_url and (refused := outbound.refusal_to_save(webhook_url)):
+        raise SettingRefused("stop_service_webhook_url", refused)
+    if statement_day is not None:
+        settings.statement_day = statement_day or None
+    if local_time is not None:
+        settings.statement_time = local_time
+    if stop_service_on_hold is not None:
+        settings.stop_service_on_hold = stop_service_on_hold
+    if webhook_url is not None:
+        settings.stop_service_webhook_url = webhook_url or None
+    session.add(settings)
+    return settings
+
+
 class CreditForm:
     """One submission of the editor: the sections it describes and every problem, by field."""
 
@@ -168,6 +214,7 @@ class CreditForm:
         self.errors: dict[str, str] = {}
         self.limit: Decimal | None = None
         self.sections: dict[str, object] = {}
+        self.settings: dict[str, Any] = {}
         self.policy: Policy | None = None
 
     def text(self, name: str) -> str:
@@ -325,11 +372,25 @@ class CreditForm:
             self.errors["default_credit_limit"] = _("A credit limit has at most two decimal"
                                                     " places.")
 
+    def _statements(self) -> None:
+        raw_day = self.text("statement_day")
+        day = 0
+        if raw_day:
+            try:
+                day = int(raw_day)
+            except ValueError:
+                self.errors["statement_day"] = _("Enter a whole number.")
+        self.settings = {"statement_day": day,
+                         "statement_time": self.text("statement_time") or "09:00",
+                         "stop_service_on_hold": self.form.get("stop_service_on_hold") == "on",
+                         "webhook_url": self.text("stop_service_webhook_url")}
+
     def validate(self) -> bool:
         """True when every section and the whole policy they make are valid."""
         self.sections = {"deposits": self._deposits(), "terms_on_hold": self._terms(),
                          "new_customer_policy": self._newcomer()}
         self._default_limit()
+        self._statements()
         if self.errors:
             return False
         try:
@@ -345,7 +406,9 @@ class CreditForm:
 
 def save(org: Organisation, user: User, form: CreditForm, now: datetime) -> int | None:
     """The default limit and the sections, in one transaction; the new policy version, or None
-    when the policy itself did not change. CreditRefused: nothing was saved."""
+    when the policy itself did not change. CreditRefused or SettingRefused: nothing was
+    saved."""
     set_default_credit_limit(db.session, org, form.limit)
+    update_credit_settings(db.session, org, **form.settings)
     _policy, version = services.save_credit_sections(org, user, form.sections, now)
     return version

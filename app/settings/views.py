@@ -95,6 +95,8 @@ def credit(org_id: int) -> tuple[str, int] | Response:
             version = credit_sections.save(org, current_user, form, clock.now())
         except CreditRefused as exc:
             form.errors["default_credit_limit"] = str(exc)
+        except credit_sections.SettingRefused as exc:
+            form.errors[exc.field] = str(exc)
         else:
             flash(_("Credit control saved (policy version %(version)s).", version=version)
                   if version is not None else _("Credit control saved."), "success")

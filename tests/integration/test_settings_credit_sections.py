@@ -25,6 +25,10 @@ OWNER = "owner@example.com"
 
 VALID = {
     "default_credit_limit": "5000",
+    "statement_day": "24",
+    "statement_time": "10:30",
+    "stop_service_on_hold": "on",
+    "stop_service_webhook_url": "http://127.0.0.1:8123/stop",
     "deposits.threshold": "2500.00",
     "deposits.currency": "gbp",
     "deposits.schedule": "30/30/40",
@@ -87,8 +91,9 @@ def _post(client, org_id: int, fields: dict[str, str]):  # type: ignore[no-untyp
     return client.post(f"/orgs/{org_id}/settings/credit", data={"csrf_token": token, **fields})
 
 
-def _stored(app, org_id: int) -> tuple[dict[str, Any], int, Decimal | None, int]:
-    """The policy body and version, the default credit limit, and policy_saved events."""
+def _stored(app, org_id: int) -> tuple[dict[str, Any], int, Decimal | None, int, Any]:
+    """The policy body and version, the default credit limit, policy_saved events, and the
+    statement and stop-service settings."""
     from app.extensions import db
     from app.models import AuditEvent, CreditSettings
     from app.models import Policy as PolicyRow
@@ -97,9 +102,14 @@ def _stored(app, org_id: int) -> tuple[dict[str, Any], int, Decimal | None, int]
         row = db.session.scalar(select(PolicyRow).where(PolicyRow.org_id == org_id))
         limit = db.session.scalar(select(CreditSettings.default_credit_limit).where(
             CreditSettings.org_id == org_id))
+        settings = db.session.execute(select(
+            CreditSettings.statement_day, CreditSettings.statement_time,
+            CreditSettings.stop_service_on_hold, CreditSettings.stop_service_webhook_url).where(
+            CreditSettings.org_id == org_id)).one_or_none()
         saved = len(db.session.scalars(select(AuditEvent).where(
             AuditEvent.org_id == org_id, AuditEvent.kind == "policy_saved")).all())
-        return (dict(row.body) if row else {}, row.version if row else 0, limit, saved)
+        return (dict(row.body) if row else {}, row.version if row else 0, limit, saved,
+                tuple(settings) if settings else None)
 
 
 def _field_error(page: str, name: str) -> str:
@@ -124,13 +134,21 @@ def test_owner_saves_every_credit_section_as_the_command_line_would(app) -> None
     page = client.get(f"/orgs/{org_id}/settings")
     assert page.status_code == 200
     assert 'id="credit-form"' in page.text and _value(page.text, "deposits.currency") == "GBP"
-    assert _stored(app, org_id) == ({}, 0, None, 0)  # looking saves nothing
+    form = page.text[page.text.index('id="credit-form"'):]
+    form = form[:form.index("</form>")]
+    fields = re.findall(r'<(?:input|select|textarea) (?:type="(?!hidden)[^"]*" )?id="([^"]+)"',
+                        form)
+    assert len(fields) >= 11 and "terms_on_hold-when" in fields
+    assert all(f'<label for="{field}"' in form or f'for="{field}"' in form
+               for field in fields)  # every field is labelled
+    assert _stored(app, org_id) == ({}, 0, None, 0, None)  # looking saves nothing
 
     saved = _post(client, org_id, VALID)
     assert saved.status_code == 302
     assert saved.headers["Location"].endswith(f"/orgs/{org_id}/settings#credit")
-    body, version, limit, events = _stored(app, org_id)
+    body, version, limit, events, settings = _stored(app, org_id)
     assert (limit, events) == (Decimal("5000.00"), 1)
+    assert settings == (24, "10:30", True, "http://127.0.0.1:8123/stop")
     policy = policy_from_json(body)
     assert policy.deposits is not None and policy.terms_on_hold is not None
     assert [(m.percent, m.due_offset_days) for m in policy.deposits.schedule] == [
@@ -147,7 +165,12 @@ def test_owner_saves_every_credit_section_as_the_command_line_would(app) -> None
         part for option, section in CLI_SECTIONS.items()
         for part in (option, json.dumps(section))]])
     assert made.exit_code == 0, made.output
-    cli_body, cli_version, _cli_limit, cli_events = _stored(app, cli_org)
+    made = runner.invoke(args=["customers", "settings", str(cli_org), "--statement-day", "24",
+                               "--statement-time", "10:30", "--stop-service-on-hold",
+                               "--webhook-url", "http://127.0.0.1:8123/stop"])
+    assert made.exit_code == 0, made.output
+    cli_body, cli_version, _cli_limit, cli_events, cli_settings = _stored(app, cli_org)
+    assert cli_settings == settings
     assert policy_from_json(cli_body) == policy
     assert cli_body == body
     assert (cli_version, cli_events) == (version, 1)
@@ -159,13 +182,13 @@ def test_owner_saves_every_credit_section_as_the_command_line_would(app) -> None
     assert 'name="terms_on_hold.on" checked' in shown
     again = _post(client, org_id, {**VALID, "deposits.currency": "GBP"})
     assert again.status_code == 302
-    assert _stored(app, org_id)[1:] == (version, Decimal("5000.00"), 1)
+    assert _stored(app, org_id)[1:] == (version, Decimal("5000.00"), 1, settings)
 
     # Empty fields turn the sections off (and clear the default limit).
     off = _post(client, org_id, {"deposits.currency": "GBP", "deposits.schedule": "30/70"})
     assert off.status_code == 302
-    body, _version, limit, _events = _stored(app, org_id)
-    assert limit is None
+    body, _version, limit, _events, settings = _stored(app, org_id)
+    assert (limit, settings) == (None, (None, "09:00", False, None))
     assert not {"deposits", "terms_on_hold", "new_customer_policy"} & set(body)
 
 
@@ -188,17 +211,21 @@ def test_owner_saves_every_credit_section_as_the_command_line_would(app) -> None
      "Must be at least 1."),
     ({"default_credit_limit": "12.345"}, "default_credit_limit",
      "A credit limit has at most two decimal places."),
+    ({"statement_day": "31"}, "statement_day", "Choose a day from 1 to 28: every month has it."),
+    ({"statement_time": "25:00"}, "statement_time", "Give a time as HH:MM."),
+    ({"stop_service_webhook_url": "http://10.1.2.3/stop"}, "stop_service_webhook_url",
+     "The webhook address"),
 ])
 def test_a_bad_field_is_shown_beside_it_and_nothing_is_saved(app, fields, name, expected) -> None:  # type: ignore[no-untyped-def]
     org_id = _org(app, "Harbour Coffee", {OWNER: "owner"})
     client = _client(app)
     assert _post(client, org_id, VALID).status_code == 302
     before = _stored(app, org_id)
-    assert before[1:] == (before[1], Decimal("5000.00"), 1)
+    assert before[1:4] == (before[1], Decimal("5000.00"), 1)
     refused = _post(client, org_id, {**VALID, **fields, "default_credit_limit": "7000"}
                     if name != "default_credit_limit" else {**VALID, **fields})
     assert refused.status_code == 422
-    assert _field_error(refused.text, name) == expected
+    assert _field_error(refused.text, name).startswith(expected)
     assert _stored(app, org_id) == before
     # The owner's entries are kept for correcting, and the policy form above is untouched.
     assert _value(refused.text, "deposits.schedule") == {**VALID, **fields}["deposits.schedule"]
