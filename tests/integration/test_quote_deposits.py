@@ -228,3 +228,38 @@ def test_declined_and_small_quotes_get_no_deposit_reminder(  # type: ignore[no-u
     assert _reminders(app) == []
     with app.app_context():
         assert db.session.scalars(select(QuoteDeposit)).all() == []
+
+
+@pytest.mark.parametrize("provider", ["xero", "quickbooks"])
+def test_a_quote_withdrawn_after_planning_is_not_reminded(  # type: ignore[no-untyped-def]
+        app, web, sandbox, qbo_sandbox, clock, smtp, provider) -> None:  # noqa: F811
+    """The executor reads the quote again right before sending: deleted (Xero) or rejected
+    (QuickBooks) since the plan, the reminder is skipped and nothing is sent."""
+    setup = SETUPS[provider]
+    clock.set(setup["now"])
+    sink, port = smtp
+    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_STARTTLS=False)
+    connected = connect(app, web, provider)
+    _sync(app, connected.org_id)
+    _set_deposits(app, connected.org_id, _deposits(setup["currency"], setup["threshold"]))
+    _sync(app, connected.org_id)
+    _plan(app, connected.org_id)
+    [(key, status, _, _)] = _reminders(app)
+    assert status == "planned"
+    if provider == "xero":
+        box, _ = sandbox
+        quote = next(q for q in box.tenant(connected.tenant_id).quotes.values()
+                     if q["QuoteNumber"] == "QU-0001")
+        box.set_quote_status(connected.tenant_id, quote["QuoteID"], "DELETED")
+        gone = "deleted"
+    else:
+        box, _ = qbo_sandbox
+        estimate = next(e for e in box.company(connected.tenant_id).records["Estimate"].values()
+                        if e["DocNumber"] == "5001")
+        box.set_estimate_status(connected.tenant_id, estimate["Id"], "Rejected")
+        gone = "declined"
+    run_jobs(app)
+    assert [(k, s) for k, s, _, _ in _reminders(app)] == [(key, "skipped")]
+    assert _subjects(sink) == []
+    assert _quotes(app, connected.org_id)[
+        "QU-0001" if provider == "xero" else "5001"][0] == gone
