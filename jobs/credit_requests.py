@@ -338,8 +338,9 @@ def send_top_up_request(effect: Effect) -> str:
 def shorten_terms(effect: Effect) -> str:
     """Write the shorter due date into the books, once. The executor has re-read the invoice
     (the stored row is as the provider has it now): paid, voided or already due on or before
-    the new day, nothing is written (terms are never lengthened). After a write whose answer
-    was lost, the invoice due on the new day is that write, done."""
+    the new day, nothing is written (terms are never lengthened), nor when the hold that asked
+    for it was released meanwhile. After a write whose answer was lost, the invoice due on the
+    new day is that write, done."""
     action, invoice = effect.action, effect.invoice
     details = action.details or {}
     new_due = date.fromisoformat(str(details["due_date"]))
@@ -347,6 +348,10 @@ def shorten_terms(effect: Effect) -> str:
     because = str(details.get("because") or "on credit hold")
     unknown = effect.unknown_since("due_date") is not None
     verdict = terms_verdict(invoice.status, invoice.due_date, new_due, write_unknown=unknown)
+    contact = effect.session.get(Contact, details.get("contact_id") or invoice.contact_id or 0)
+    if verdict == "write" and because == "on credit hold" and not (contact and contact.on_hold):
+        return _skip(effect, "released", f"{invoice.number}: the customer is no longer on"
+                     " credit hold; its terms are left as they are")
     if verdict == "not_open":
         return _skip(effect, invoice.status, f"{invoice.number} is {invoice.status} now;"
                      " its terms are left as they are")

@@ -224,6 +224,32 @@ def test_an_invoice_paid_before_the_write_is_left_alone(app, linked, books, cloc
     assert "terms shortened" not in page.text
 
 
+def test_a_hold_released_before_the_write_leaves_the_terms(app, linked, books, clock) -> None:  # type: ignore[no-untyped-def]
+    from app.customers.services import release_hold
+    from app.extensions import db
+    from app.models import Contact
+
+    org_id = linked.org_id
+    _sync(app, org_id)
+    contact_id, contact_ref, _ = _customer(app, org_id)
+    _hold(app, org_id, contact_id)
+    today = books.today(clock)
+    target = books.raise_invoice(contact_ref, today, 30, "45.00")
+    _sync(app, org_id)
+    _set_policy(app, org_id, terms_on_hold=WRITE_BACK)
+    _plan(app, org_id)
+    with app.app_context():
+        release_hold(db.session, db.session.get(Contact, contact_id))
+        db.session.commit()
+    before = books.version(target)
+
+    run_jobs(app)
+    [(_, _, status, _, result)] = _terms_actions(app, org_id)
+    assert (status, result.get("reason")) == ("skipped", "released")
+    assert books.due(target) == today + timedelta(days=30)
+    assert books.version(target) == before
+
+
 def test_after_a_lost_answer_the_due_date_is_looked_up_not_written_again(
         app, linked, books, clock) -> None:  # type: ignore[no-untyped-def]
     from app.extensions import db
