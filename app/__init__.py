@@ -27,6 +27,10 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     register_errorhandlers(app)
     register_commands(app)
     init_security(app)  # CSP nonce, HSTS, no-store, the sign-in limit
+    from app.webhooks.views import WebhookDispatcher
+
+    # Provider webhooks answered in front of Flask's request machinery (see the class).
+    app.wsgi_app = WebhookDispatcher(app, app.wsgi_app)  # type: ignore[method-assign]
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return app
