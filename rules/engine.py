@@ -45,7 +45,7 @@ from rules.fees import (
     due_fees,
     fee_key,
 )
-from rules.invoice import InvoiceState, PastAction, PaymentPlan
+from rules.invoice import ZERO, InvoiceState, PastAction, PaymentPlan
 from rules.plans import (
     PlanState,
     due_instalment_reminder,
@@ -61,6 +61,7 @@ from rules.statutory import (
     RateNotCovered,
     RateTable,
     floor_money,
+    minor_unit_digits,
     round_money,
 )
 from rules.validation import PolicyError
@@ -387,81 +388,146 @@ def _earliest(invoice: InvoiceState, history: Sequence[PastAction], policy: Poli
     return min((c for c in candidates if c is not None), default=None)
 
 
-_Plain = tuple[date, bool, bool, str, bool, bool]
+@dataclass(slots=True)
+class _PolicyMemo:
+    """What a planning pass keeps per policy: the answers so far, and the capped fee rules as
+    (key tail before the period, cap percent)."""
+
+    policy: Policy  # held so that its id stays its own
+    answers: dict[tuple[object, ...], datetime | None]
+    caps: tuple[tuple[str, Decimal], ...]
 
 
 class NextActionPlanner:
     """next_action_at for many invoices at one `now` (one planning pass), same answers, faster.
 
-    Most invoices are plain: nothing in the ledger yet, no payment plan, no early-payment
-    discount within reach. For those the earliest moment depends only on the due
-    date, whether the contact has an email address, is a business, the currency, whether the
-    balance reaches the policy's minimum and whether the principal leaves room under the fee
-    caps; it is computed once per distinct combination and policy, and the sending window once
-    per moment. Everything else goes through next_action_at's own path.
+    The earliest moment of most invoices depends on few facts: the due date, whether the
+    contact has an email address and is a business, the currency, whether the balance reaches
+    the policy's minimum, whether each capped fee rule still has room under its cap, and the
+    ledger's entries by what they are (their keys without the invoice's own prefix, and their
+    status), not by which invoice they belong to. The answer is computed once per distinct
+    combination and policy, and the sending window once per moment. Invoices whose answer
+    depends on more (a payment plan, an early-payment discount within reach, a deposit, a
+    ledger entry not keyed by the invoice) go through next_action_at's own path.
     """
 
     def __init__(self, calendar: OrgCalendar, now: datetime) -> None:
         require_aware(now)
         self.calendar, self.now = calendar, now
-        # id(policy) -> (policy, memo): the policy is held so that its id stays its own.
-        self._memos: dict[int, tuple[Policy, dict[_Plain, datetime | None]]] = {}
+        self._memos: dict[int, _PolicyMemo] = {}
+        self._last: _PolicyMemo | None = None
         self._sendable: dict[tuple[int, datetime], datetime | None] = {}
-        self._caps: dict[int, tuple[Decimal, ...]] = {}
+
+    def _memo(self, policy: Policy) -> _PolicyMemo:
+        memo = self._last
+        if memo is not None and memo.policy is policy:
+            return memo
+        memo = self._memos.get(id(policy))
+        if memo is None:
+            caps = tuple((f"fee:{fee.id}:", fee.rule.cap_percent_of_principal)
+                         for fee in policy.late_fees
+                         if not isinstance(fee.rule, ONE_OFF)
+                         and fee.rule.cap_percent_of_principal is not None)
+            memo = self._memos[id(policy)] = _PolicyMemo(policy, {}, caps)
+        self._last = memo
+        return memo
 
     def __call__(self, invoice: InvoiceState, history: Sequence[PastAction],
                  policy: Policy) -> datetime | None:
-        if history or not _chaseable(invoice) or _active_plan(invoice) is not None \
-                or self._discount_possible(invoice, policy) \
-                or qualifies(invoice, policy.deposits):
+        if (invoice.status != "open" or invoice.amount_due <= 0 or invoice.excluded
+                or invoice.disputed):
+            return None  # as _earliest: not chaseable
+        if _active_plan(invoice) is not None \
+                or (invoice.payments and self._discount_possible(invoice, policy)) \
+                or (policy.deposits is not None and qualifies(invoice, policy.deposits)):
             return next_action_at(invoice, history, policy, self.calendar, self.now)
-        memo = self._memos.get(id(policy))
-        if memo is None:
-            memo = self._memos[id(policy)] = (policy, {})
+        memo = self._last
+        if memo is None or memo.policy is not policy:
+            memo = self._memo(policy)
+        caps = memo.caps
+        ledger: frozenset[tuple[str, str]] = _NO_LEDGER
+        room: object = ()
+        if history:
+            found = self._ledger(invoice, history, caps)
+            if found is None:
+                return next_action_at(invoice, history, policy, self.calendar, self.now)
+            ledger, charged = found
+            if caps:
+                room = tuple(total < floor_money(invoice.principal * cap / 100,
+                                                 invoice.currency)
+                             for (_, cap), total in zip(caps, charged, strict=True))
+        elif caps:
+            # Nothing charged: a rule has room while its floored cap is at least one minor
+            # unit, that is principal * cap / 100 >= 10 ** -digits (exact, no rounding).
+            least = _LEAST_CAP_PRODUCT.get(invoice.currency) \
+                or _least_cap_product(invoice.currency)
+            principal = invoice.principal
+            room = tuple([principal * cap >= least for _, cap in caps])
         key = (invoice.due_date, invoice.has_email, invoice.is_business, invoice.currency,
-               invoice.amount_due >= policy.min_amount_due, self._under_caps(invoice, policy))
-        table = memo[1]
-        if key in table:
-            moment = table[key]
-        else:
-            moment = table[key] = _earliest(invoice, (), policy, self.calendar, self.now)
+               invoice.amount_due >= policy.min_amount_due, room, ledger)
+        answers = memo.answers
+        moment = answers.get(key, FAR_FUTURE)
+        if moment is FAR_FUTURE:
+            moment = answers[key] = _earliest(invoice, history, policy, self.calendar,
+                                              self.now)
         if moment is None:
             return None
-        start = max(moment, self.now)
-        found = self._sendable.get((id(policy), start), FAR_FUTURE)
-        if found is FAR_FUTURE:
-            found = self._sendable[(id(policy), start)] = first_sendable(start, policy,
-                                                                        self.calendar)
-        return found
+        if moment < self.now:
+            moment = self.now
+        sendable = self._sendable
+        found_at = sendable.get((id(policy), moment), FAR_FUTURE)
+        if found_at is FAR_FUTURE:
+            found_at = sendable[(id(policy), moment)] = first_sendable(moment, policy,
+                                                                       self.calendar)
+        return found_at
+
+    @staticmethod
+    def _ledger(invoice: InvoiceState, history: Sequence[PastAction],
+                caps: tuple[tuple[str, Decimal], ...]
+                ) -> tuple[frozenset[tuple[str, str]], list[Decimal]] | None:
+        """The ledger as settle() reads it, without the invoice's prefix: (key tail, status)
+        for each entry, and what each capped rule has charged (whether it still has room is
+        part of the answer's key; the amounts themselves are not). None: an entry is not
+        keyed by this invoice, so its meaning cannot be shared with another's."""
+        prefix = f"{invoice.org_id}:{invoice.invoice_id}:"
+        size = len(prefix)
+        entries = []
+        charged = [ZERO] * len(caps)
+        for past in history:
+            key = past.key
+            if not key.startswith(prefix):
+                return None
+            tail = key[size:]
+            entries.append((tail, past.status))
+            if caps and tail.startswith("fee:"):
+                for i, (rule_prefix, _) in enumerate(caps):
+                    if tail.startswith(rule_prefix):
+                        charged[i] += past.amount or 0
+        return frozenset(entries), charged
 
     @staticmethod
     def _discount_possible(invoice: InvoiceState, policy: Policy) -> bool:
-        """Whether due_discount could find anything: a payment inside the window and a
-        balance no larger than the discount (its own two tests, cheapest first)."""
+        """Whether due_discount could find anything: a balance no larger than the discount
+        and a payment inside the window (its own two tests; the balance first, as a balance
+        above the unrounded discount plus one minor unit cannot round down to it)."""
         offer = policy.early_payment_discount
         if offer is None or not invoice.payments or invoice.issue_date is None:
             return False
-        last_day = invoice.issue_date + timedelta(days=offer.within_days)
-        if not any(when <= last_day for when, _ in invoice.payments):
+        discount = invoice.principal * offer.percent / 100
+        if invoice.amount_due > discount + 1:  # far above it, whatever the currency
             return False
-        return invoice.amount_due <= round_money(invoice.principal * offer.percent / 100,
-                                                 invoice.currency)
+        if invoice.amount_due > round_money(discount, invoice.currency):
+            return False
+        last_day = invoice.issue_date + timedelta(days=offer.within_days)
+        return any(when <= last_day for when, _ in invoice.payments)
 
-    def _under_caps(self, invoice: InvoiceState, policy: Policy) -> bool:
-        """Whether every capped recurring fee has room for its first charge (as
-        _next_charge_day decides with an empty ledger): exact, computed only for principals
-        small enough for the floored cap to be nothing."""
-        caps = self._caps.get(id(policy))
-        if caps is None:
-            caps = self._caps[id(policy)] = tuple(
-                fee.rule.cap_percent_of_principal for fee in policy.late_fees
-                if not isinstance(fee.rule, ONE_OFF)
-                and fee.rule.cap_percent_of_principal is not None)
-        principal = invoice.principal
-        for cap in caps:
-            # Above 10,000 minor units per percent point of the cap the floor is never zero
-            # (any currency has at most 3 decimals); below, ask floor_money itself.
-            if principal * cap < 10_000 and \
-                    floor_money(principal * cap / 100, invoice.currency) <= 0:
-                return False
-        return True
+
+_LEAST_CAP_PRODUCT: dict[str, Decimal] = {}
+_NO_LEDGER: frozenset[tuple[str, str]] = frozenset()
+
+
+def _least_cap_product(currency: str) -> Decimal:
+    """100 * the currency's minor unit: the least principal * cap percent whose floored cap
+    is not zero."""
+    least = _LEAST_CAP_PRODUCT[currency] = Decimal(100).scaleb(-minor_unit_digits(currency))
+    return least

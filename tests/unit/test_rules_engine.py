@@ -32,7 +32,6 @@ from rules import (
     next_action_at,
     policy_from_json,
     policy_to_json,
-    reminder_key,
     with_contact_overrides,
 )
 from rules.engine import statement_day
@@ -979,16 +978,56 @@ def books(draw: st.DrawFn) -> tuple[Policy, OrgCalendar, datetime, list[InvoiceS
     return pol, calendar, now, invoices
 
 
+LEDGER_STATUSES = ("planned", "claimed", "done", "skipped", "failed", "dead")
+
+
+@st.composite
+def ledger_shapes(draw: st.DrawFn, pol: Policy) -> list[tuple[str, str, Decimal | None]]:
+    """A ledger as key tails (what follows "org:invoice:"), statuses and amounts: reminders,
+    fee periods with what they charged, escalations, the discount, and now and then an entry
+    keyed by another invoice."""
+    tails = [f"reminder:{n}" for n in range(4)] + ["call_task", "stop_service",
+                                                    "demand_letter", "agency_case", "discount"]
+    tails += [f"fee:{fee.id}:{k}" for fee in pol.late_fees for k in range(3)]
+    chosen = draw(st.lists(st.sampled_from(tails), unique=True, max_size=6))
+    shape: list[tuple[str, str, Decimal | None]] = [
+        (tail, draw(st.sampled_from(LEDGER_STATUSES)),
+         draw(st.sampled_from((D("0.01"), D("1.50"), D("40"), D("900")))) if tail.startswith(
+             "fee:") else None) for tail in chosen]
+    if draw(st.integers(0, 9)) == 0:
+        shape.append(("!other-invoice", "done", None))
+    return shape
+
+
+def twins(shape: list[tuple[str, str, Decimal | None]]
+          ) -> list[list[tuple[str, str, Decimal | None]]]:
+    """The same keys with other statuses, and with other amounts: what the planner must not
+    mistake for the shape itself."""
+    statuses = [(tail, LEDGER_STATUSES[(LEDGER_STATUSES.index(status) + shift) % 6], amount)
+                for shift in (1, 2) for tail, status, amount in shape]
+    amounts = [(tail, status, None if amount is None else amount * 1000 + D("0.01"))
+               for tail, status, amount in shape]
+    return [statuses[:len(shape)], statuses[len(shape):], amounts]
+
+
 @PROPERTY
-@given(books())
+@given(books(), st.data())
 def test_the_planner_of_a_pass_gives_next_action_ats_own_answers(
-        book: tuple[Policy, OrgCalendar, datetime, list[InvoiceState]]) -> None:
+        book: tuple[Policy, OrgCalendar, datetime, list[InvoiceState]], data: st.DataObject
+) -> None:
+    """Ledgers of a few shapes shared between invoices (as a real book's are: invoices at the
+    same step), so that the planner's answers for one are reused for another."""
     pol, calendar, now, invoices = book
+    drawn = data.draw(st.lists(ledger_shapes(pol), min_size=1, max_size=3))
+    shapes = [[], *drawn, *(twin for shape in drawn for twin in twins(shape))]
     planner = NextActionPlanner(calendar, now)
     for inv in invoices:
-        ledger = [] if inv.invoice_id % 5 else [
-            PastAction(reminder_key(3, inv.invoice_id, 0), "done")]
-        assert planner(inv, ledger, pol) == next_action_at(inv, ledger, pol, calendar, now), inv
+        shape = shapes[data.draw(st.integers(0, len(shapes) - 1))]
+        ledger = [PastAction(f"3:{inv.invoice_id + 1000}:reminder:0" if tail[0] == "!"
+                             else f"3:{inv.invoice_id}:{tail}", status, amount)
+                  for tail, status, amount in shape]
+        assert planner(inv, ledger, pol) == next_action_at(inv, ledger, pol, calendar, now), (
+            inv, ledger)
 
 
 def test_the_planner_tells_a_principal_too_small_for_the_cap_from_one_that_is_not() -> None:
@@ -1004,6 +1043,28 @@ def test_the_planner_tells_a_principal_too_small_for_the_cap_from_one_that_is_no
         assert planner(inv, [], pol) == next_action_at(inv, [], pol, UK, now)
     assert planner(tiny, [], pol) is None
     assert planner(big, [], pol) == utc(2027, 1, 4, 9)  # 2 Jan + 30 days' period, Monday 9:00
+
+
+def test_the_planner_tells_a_fee_rule_at_its_cap_from_one_below_it() -> None:
+    """Same ledger keys and statuses, different amounts charged: 10 % of 1,000.00 is a cap
+    of 100.00. Periods 0 and 1 are in the ledger; with 99.98 charged period 2 (1 Feb to 2 Mar,
+    charged the day after, Wednesday 3 Mar 2027) still goes; with 100.00 charged the cap is
+    reached and, with no email address for reminders, nothing is left."""
+    pol = policy(late_fees=(LateFee(id="interest", rule=DailyInterestRule(
+        annual_rate_percent=D(8), period_days=30, grace_days=0,
+        cap_percent_of_principal=D(10))),))
+    now = at(date(2027, 1, 5))
+    planner = NextActionPlanner(UK, now)
+    inv = invoice(DUE, amount_due=D("1000.00"), total=D("1000.00"), has_email=False)
+
+    def ledger(charged: str) -> list[PastAction]:
+        return [PastAction(f"3:7:fee:interest:{k}", "done", D(charged) / 2) for k in (0, 1)]
+
+    for charged in ("99.98", "100.00", "99.98"):
+        assert planner(inv, ledger(charged), pol) == next_action_at(
+            inv, ledger(charged), pol, UK, now)
+    assert planner(inv, ledger("100.00"), pol) is None
+    assert planner(inv, ledger("99.98"), pol) == utc(2027, 3, 3, 9)
 
 
 def test_a_fee_for_a_statement_invoice_waits_for_the_statement_day() -> None:
