@@ -36,3 +36,14 @@ def test_next_action_at_is_indexed(database_url: str) -> None:
     engine.dispose()
     assert ("org_id", "next_action_at") in indexes  # every query on it is per organisation
     assert ("next_action_at",) not in indexes  # dropped (e1ingest0001): the pair serves it
+
+
+def test_the_migrations_have_one_head() -> None:
+    """Two heads mean two branches nobody merged: `downgrade -1` and `upgrade head` then
+    fail on an operator's machine. Merge them in a migration of their own."""
+    from alembic.script import ScriptDirectory
+
+    from migrations import alembic_config
+
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    assert len(heads) == 1, heads
