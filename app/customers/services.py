@@ -41,11 +41,9 @@ from rules import (
     InvoiceState,
     PlannedAction,
     Policy,
-    PolicyError,
     action_key,
     default_policy,
     policy_from_json,
-    policy_to_json,
 )
 from rules.credit import (
     InvoiceHistory,
@@ -656,27 +654,3 @@ def dashboard_credit(session: Session, org: Organisation, now: datetime) -> dict
             "credit_forecast_currency": currency, "credit_bar_width": step - 8,
             "credit_chart_width": CHART_WIDTH, "credit_chart_height": CHART_TOP + CHART_HEIGHT + 30,
             "credit_backtest": backtest(invoice_histories(session, org))}
-
-
-CREDIT_SECTIONS = ("deposits", "terms_on_hold", "new_customer_policy")
-
-
-def set_credit_policy(session: Session, org: Organisation,
-                      sections: dict[str, object]) -> Policy:
-    """Replace the policy's credit-control sections (None turns one off); the whole policy is
-    validated first, so a bad section changes nothing."""
-    unknown = sorted(set(sections) - set(CREDIT_SECTIONS))
-    if unknown:
-        raise CreditRefused(f"not a credit-control section: {', '.join(unknown)}")
-    row = session.scalar(select(PolicyRow).where(PolicyRow.org_id == org.id))
-    current = policy_from_json(row.body) if row else default_policy()
-    try:
-        policy = policy_from_json({**policy_to_json(current), **sections})
-    except PolicyError as exc:
-        raise CreditRefused(str(exc)) from exc
-    if row is None:
-        row = PolicyRow(org_id=org.id)
-        session.add(row)
-    row.version, row.body = policy.version, policy_to_json(policy)
-    log.info("org %s: credit-control policy sections %s saved", org.id, ", ".join(sorted(sections)))
-    return policy
