@@ -56,6 +56,18 @@ def call_floor(provider: str, counts: dict[str, int]) -> int:
         max(1, math.ceil(counts[name] / PAGE_SIZE[provider])) for name in STREAMS)
 
 
+def reachable_floor(provider: str, counts: dict[str, int]) -> int:
+    """The least calls that can know they have read everything. Xero's answers carry their
+    page count (`pagination.pageCount`): ceil(n / page). A QuickBooks query answer carries no
+    total (`totalCount` comes only with `SELECT COUNT(*)`, a call of its own), so only a page
+    that comes back short says the end has come: n // page + 1, one more than ceil(n / page)
+    when n is a multiple of the page."""
+    if provider != "quickbooks":
+        return call_floor(provider, counts)
+    return ORGANISATION_CALLS[provider] + sum(
+        counts[name] // PAGE_SIZE[provider] + 1 for name in STREAMS)
+
+
 # --- the syncing child --------------------------------------------------------------------
 
 
@@ -213,10 +225,13 @@ def end_to_end(provider: str, sizes: dict[str, int], databases: list[str],
                             *extra, timeout=1800)
             run["sandbox_counted_calls"] = box.calls() - before
             floor = call_floor(provider, run["counts"])
+            reachable = reachable_floor(provider, run["counts"])
             invoices = run["counts"]["invoices"]
             found[database] = {
                 "api_calls": run["sandbox_counted_calls"], "api_call_floor": floor,
                 "calls_over_floor": run["sandbox_counted_calls"] - floor,
+                "api_call_floor_reachable": reachable,
+                "calls_over_reachable_floor": run["sandbox_counted_calls"] - reachable,
                 "seconds": run["seconds"], "waiting_seconds": run["waiting_seconds"],
                 "database_seconds": run["database_seconds"],
                 "invoices_per_second": round(invoices / run["seconds"]),
@@ -297,11 +312,17 @@ def main() -> None:
         [r["max_peak_rss_mib"] for p in providers.values() for r in p["ingest"].values()]
     over = {f"{name}/{db}": r["calls_over_floor"] for name, p in providers.items()
             for db, r in p["end_to_end"].items()}
+    over_reachable = {f"{name}/{db}": r["calls_over_reachable_floor"]
+                      for name, p in providers.items() for db, r in p["end_to_end"].items()}
     print(json.dumps({
         "benchmark": "sync_full", "sizes": sizes, "providers": providers,
         "targets": {
             "calls_equal_floor": {"target": "api_calls == floor", "calls_over_floor": over,
                                   "met": all(v == 0 for v in over.values()) if over else None},
+            "calls_equal_reachable_floor": {
+                "target": "api_calls == reachable floor",
+                "calls_over_reachable_floor": over_reachable,
+                "met": all(v == 0 for v in over_reachable.values()) if over else None},
             "postgresql_ingest_invoices_per_second": {
                 "target": TARGET_INVOICES_PER_SECOND, "actual": min(pg_ingest),
                 "met": min(pg_ingest) >= TARGET_INVOICES_PER_SECOND},
