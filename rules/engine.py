@@ -419,9 +419,7 @@ class NextActionPlanner:
         self._sendable: dict[tuple[int, datetime], datetime | None] = {}
 
     def _memo(self, policy: Policy) -> _PolicyMemo:
-        memo = self._last
-        if memo is not None and memo.policy is policy:
-            return memo
+        """The policy's memo, made on first sight (the caller has found it is not the last)."""
         memo = self._memos.get(id(policy))
         if memo is None:
             caps = tuple((f"fee:{fee.id}:", fee.rule.cap_percent_of_principal)
@@ -434,9 +432,8 @@ class NextActionPlanner:
 
     def __call__(self, invoice: InvoiceState, history: Sequence[PastAction],
                  policy: Policy) -> datetime | None:
-        if (invoice.status != "open" or invoice.amount_due <= 0 or invoice.excluded
-                or invoice.disputed):
-            return None  # as _earliest: not chaseable
+        if not _chaseable(invoice):
+            return None  # as _earliest
         if _active_plan(invoice) is not None \
                 or (invoice.payments and self._discount_possible(invoice, policy)) \
                 or (policy.deposits is not None and qualifies(invoice, policy.deposits)):
@@ -509,7 +506,7 @@ class NextActionPlanner:
     def _discount_possible(invoice: InvoiceState, policy: Policy) -> bool:
         """Whether due_discount could find anything: a balance no larger than the discount
         and a payment inside the window (its own two tests; the balance first, as a balance
-        above the unrounded discount plus one minor unit cannot round down to it)."""
+        more than one whole unit above the unrounded discount cannot round down to it)."""
         offer = policy.early_payment_discount
         if offer is None or not invoice.payments or invoice.issue_date is None:
             return False
