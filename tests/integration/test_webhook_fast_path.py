@@ -207,3 +207,68 @@ def test_a_connection_the_database_closed_is_dropped_and_the_event_sent_again(
     assert stored_events(hooked) == 2
     assert any("the database closed the connection; sending again" in r.getMessage()
                for r in caplog.records)
+
+
+def _gunicorn_settings():  # type: ignore[no-untyped-def]
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "gunicorn.conf.py"
+    spec = importlib.util.spec_from_file_location("gunicorn_settings", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_each_web_worker_opens_the_endpoint_connections_before_its_first_request(
+        hooked, redis_url) -> None:  # type: ignore[no-untyped-def]
+    from types import SimpleNamespace
+
+    from redis import Redis
+
+    from app.extensions import db
+    from app.webhooks.services import _webhook_engine
+
+    def sessions() -> int:
+        with hooked.app_context(), db.engine.connect() as conn:
+            return int(conn.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+            ).scalar_one())
+
+    redis = Redis.from_url(redis_url)
+    clients_before = int(redis.info("clients")["connected_clients"])
+    sessions_before = sessions() if backend() == "postgresql" else 0
+    worker = SimpleNamespace(wsgi=hooked, cfg=SimpleNamespace(threads=3))
+    _gunicorn_settings().post_worker_init(worker)
+    with hooked.app_context():
+        assert _webhook_engine().pool.checkedin() == 3  # open, idle, ready for requests
+    assert int(redis.info("clients")["connected_clients"]) - clients_before == 3
+    if backend() == "postgresql":
+        assert sessions() - sessions_before == 3
+    redis.close()
+
+
+def test_a_worker_that_cannot_open_them_logs_it_and_serves(
+        hooked, connected, caplog) -> None:  # type: ignore[no-untyped-def]
+    from types import SimpleNamespace
+
+    from redis import Redis
+
+    caplog.set_level(logging.INFO, logger="app.webhooks.services")
+    working = hooked.extensions["dunwell_redis"] if "dunwell_redis" in hooked.extensions else None
+    hooked.extensions["dunwell_redis"] = Redis.from_url("redis://127.0.0.1:1/0")  # nothing there
+    _gunicorn_settings().post_worker_init(SimpleNamespace(wsgi=hooked,
+                                                          cfg=SimpleNamespace(threads=2)))
+    assert any(r.levelname == "WARNING" and "could not open its database and Redis "
+               "connections at start (ConnectionError" in r.getMessage()
+               and "requests will open them" in r.getMessage() for r in caplog.records)
+    if working is None:
+        del hooked.extensions["dunwell_redis"]
+    else:
+        hooked.extensions["dunwell_redis"] = working
+    body = xero_body(connected.tenant_id)
+    answer = hooked.test_client().post("/webhooks/xero", data=body,
+                                       headers={"x-xero-signature": sign(XERO_KEY, body)})
+    assert answer.status_code == 200
+    assert stored_events(hooked) == 1
