@@ -5,7 +5,9 @@ Run: `.venv/bin/python -m benchmarks.sync_incremental [--invoices N] [--changed 
 Prints one JSON object. The sandbox (benchmarks/sandbox_server.py, rate limits lifted) holds
 a book of `--invoices` (default 10,000: the calls of an incremental sync do not depend on the
 book's size); a first full sync into a fresh SQLite database, then `--runs` rounds of
-"change 500 invoices, sync". Floor: one call per record kind (an answer that nothing changed
+"change 500 invoices, sync", each round's changes made in a later second than the last sync
+(as between real syncs, minutes apart; both providers filter changes by whole seconds, so
+rounds within one second, which a fast machine runs, would read each other's changes). Floor: one call per record kind (an answer that nothing changed
 is one call too; ceil(500 / 1,000) = 1 for the invoices and the payments). Target: at most
 floor + 1.
 """
@@ -42,6 +44,7 @@ def one_provider(provider: str, invoices: int, changed: int, runs: int) -> dict[
             source = connector(provider, box.url, box.tenant)
             sync_organisation(session, org, source)
             for _ in range(runs):
+                time.sleep(1.01 - time.time() % 1)  # into the next second of the clock
                 made = box.change_invoices(changed)
                 before = box.calls()
                 started = time.perf_counter()
