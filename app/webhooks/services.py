@@ -24,6 +24,7 @@ from sqlalchemy import Engine, bindparam, create_engine, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import QueuePool
 
 from app import clock
 from app.extensions import db
@@ -134,7 +135,9 @@ def open_pools(connections: int) -> None:
     apiece while the others wait. A failure is logged and left: requests open their own."""
     try:
         engine = _webhook_engine()
-        size = getattr(engine.pool, "size", lambda: connections)()
+        # A QueuePool keeps what it opened (PostgreSQL, an SQLite file); SQLite in memory's
+        # pool holds one connection per thread, so there is nothing to open ahead.
+        size = engine.pool.size() if isinstance(engine.pool, QueuePool) else 0
         held = [engine.raw_connection() for _ in range(min(connections, size))]
         for pooled in held:
             pooled.close()  # back to the pool, still open
