@@ -7,9 +7,9 @@ a book of `--invoices` (default 10,000: the calls of an incremental sync do not 
 book's size); a first full sync into a fresh SQLite database, then `--runs` rounds of
 "change 500 invoices, sync", each round's changes made in a later second than the last sync
 (as between real syncs, minutes apart; both providers filter changes by whole seconds, so
-rounds within one second, which a fast machine runs, would read each other's changes). Floor: one call per record kind (an answer that nothing changed
-is one call too; ceil(500 / 1,000) = 1 for the invoices and the payments). Target: at most
-floor + 1.
+rounds within one second, which a fast machine runs, would read each other's changes).
+Floor: one call per record kind (an answer that nothing changed is one call too;
+ceil(500 / 1,000) = 1 for the invoices and the payments). Target: at most floor + 1.
 """
 
 from __future__ import annotations
