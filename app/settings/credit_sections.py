@@ -55,38 +55,6 @@ CHOICE_LABELS = {
 }
 
 
-def _problem(item: Mapping[str, Any]) -> str:
-    """One schema problem in the reader's language (the schema's own English words only for
-    rules the page does not know by name)."""
-    kind, ctx = item["type"], item.get("ctx") or {}
-    limit = ctx.get("gt", ctx.get("ge", ctx.get("lt", ctx.get("le"))))
-    known = {
-        "greater_than": lambda: _("Must be more than %(limit)s.", limit=limit),
-        "greater_than_equal": lambda: _("Must be at least %(limit)s.", limit=limit),
-        "less_than": lambda: _("Must be less than %(limit)s.", limit=limit),
-        "less_than_equal": lambda: _("Must be at most %(limit)s.", limit=limit),
-        "int_type": lambda: _("Enter a whole number."),
-        "int_parsing": lambda: _("Enter a whole number."),
-        "int_from_float": lambda: _("Enter a whole number."),
-        "decimal_parsing": lambda: _("Enter an amount, such as 5000 or 5000.00."),
-        "decimal_type": lambda: _("Enter an amount, such as 5000 or 5000.00."),
-        "decimal_max_places": lambda: _("At most %(places)s decimal places.",
-                                        places=ctx.get("decimal_places")),
-        "decimal_max_digits": lambda: _("That amount has too many digits."),
-        "literal_error": lambda: _("Choose one of the offered options."),
-        "string_pattern_mismatch": lambda: _("Give a three-letter currency code, such as GBP."),
-        "too_short": lambda: _("Give at least %(count)s.", count=ctx.get("min_length")),
-        "too_long": lambda: _("Give at most %(count)s.", count=ctx.get("max_length")),
-        "missing": lambda: _("This field is required."),
-        "dict_type": lambda: _("Give a JSON object of policy sections."),
-        "bool_type": lambda: _("Choose one of the offered options."),
-        "bool_parsing": lambda: _("Choose one of the offered options."),
-    }
-    if kind in known:
-        return str(known[kind]())
-    return str(item["msg"]).removeprefix("Value error, ")
-
-
 def _choices(annotation: Any) -> tuple[Any, ...]:
     return typing.get_args(annotation) if typing.get_origin(annotation) is typing.Literal else ()
 
@@ -258,7 +226,7 @@ class CreditForm:
                 loc = item["loc"]
                 head = str(loc[0]) if loc else ""
                 field = where.get(head, f"{prefix}.{head}" if head else where.get("", prefix))
-                self.errors.setdefault(field, _problem(item))
+                self.errors.setdefault(field, services.schema_problem(item))
             return None
         return checked.model_dump(mode="json")
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from flask_babel import gettext as _
 from pydantic import ValidationError
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
@@ -59,6 +60,39 @@ PAGE_SECTIONS = frozenset({
     "early_payment_discount", "payment_plans", "escalation"})
 
 
+def schema_problem(item: Mapping[str, Any]) -> str:
+    """One schema problem (an item of pydantic's `errors()`) in the reader's language: the
+    schema's own English words only for rules the page does not know by name (the policy's
+    own checks, such as a ladder out of order)."""
+    kind, ctx = item["type"], item.get("ctx") or {}
+    limit = ctx.get("gt", ctx.get("ge", ctx.get("lt", ctx.get("le"))))
+    known = {
+        "greater_than": lambda: _("Must be more than %(limit)s.", limit=limit),
+        "greater_than_equal": lambda: _("Must be at least %(limit)s.", limit=limit),
+        "less_than": lambda: _("Must be less than %(limit)s.", limit=limit),
+        "less_than_equal": lambda: _("Must be at most %(limit)s.", limit=limit),
+        "int_type": lambda: _("Enter a whole number."),
+        "int_parsing": lambda: _("Enter a whole number."),
+        "int_from_float": lambda: _("Enter a whole number."),
+        "decimal_parsing": lambda: _("Enter an amount, such as 5000 or 5000.00."),
+        "decimal_type": lambda: _("Enter an amount, such as 5000 or 5000.00."),
+        "decimal_max_places": lambda: _("At most %(places)s decimal places.",
+                                        places=ctx.get("decimal_places")),
+        "decimal_max_digits": lambda: _("That amount has too many digits."),
+        "literal_error": lambda: _("Choose one of the offered options."),
+        "string_pattern_mismatch": lambda: _("Give a three-letter currency code, such as GBP."),
+        "too_short": lambda: _("Give at least %(count)s.", count=ctx.get("min_length")),
+        "too_long": lambda: _("Give at most %(count)s.", count=ctx.get("max_length")),
+        "missing": lambda: _("This field is required."),
+        "dict_type": lambda: _("Give a JSON object of policy sections."),
+        "bool_type": lambda: _("Choose one of the offered options."),
+        "bool_parsing": lambda: _("Choose one of the offered options."),
+    }
+    if kind in known:
+        return str(known[kind]())
+    return str(item["msg"]).removeprefix("Value error, ")
+
+
 class PolicyForm:
     """One submission: the policy body it describes and every problem, by field name."""
 
@@ -80,7 +114,7 @@ class PolicyForm:
         try:
             return int(raw)
         except ValueError:
-            self.errors.setdefault(name, "Enter a whole number.")
+            self.errors.setdefault(name, _("Enter a whole number."))
             return raw
 
     def rows(self, prefix: str, key_field: str) -> list[int]:
@@ -158,7 +192,7 @@ class PolicyForm:
         day = self.integer("statement_day")
         if isinstance(day, int) and not 1 <= day <= 28:
             self.errors.setdefault("statement_day",
-                                   "Choose a day from 1 to 28: every month has it.")
+                                   _("Choose a day from 1 to 28: every month has it."))
         return day
 
     def _plans(self) -> dict[str, Any]:
@@ -169,7 +203,7 @@ class PolicyForm:
                 offsets.append(int(part))
             except ValueError:
                 self.errors.setdefault("payment_plans.offsets",
-                                       "Give whole numbers of days separated by commas.")
+                                       _("Give whole numbers of days separated by commas."))
         plans: dict[str, Any] = {"offsets": offsets}
         grace = self.integer("payment_plans.grace_days")
         if grace is not None:
@@ -225,7 +259,7 @@ class PolicyForm:
     def validate(self) -> Policy | None:
         if not self.body["reminder_steps"]:
             self.errors.setdefault("reminder_steps.0.offset_days",
-                                   "The ladder needs at least one step.")
+                                   _("The ladder needs at least one step."))
         try:
             policy = Policy.model_validate(self.body)
         except ValidationError as exc:
@@ -233,13 +267,14 @@ class PolicyForm:
                 if item["type"] == "too_short" and item["loc"] == ("reminder_steps",):
                     continue
                 name = self.field_name(item["loc"]) or "policy"
-                message = item["msg"].removeprefix("Value error, ")
+                message = schema_problem(item)
                 # The ladder's order is checked on the whole list; the message names the step.
                 out_of_order = STEP_NAMED.search(message)
                 if name == "reminder_steps" and out_of_order:
                     name = self.field_name(("reminder_steps", int(out_of_order.group(1)),
                                             "offset_days"))
-                self.errors.setdefault(name, message[:1].upper() + message[1:] + ".")
+                self.errors.setdefault(name, message[:1].upper() + message[1:]
+                                       + ("" if message.endswith(".") else "."))
             return None
         return None if self.errors else policy
 
