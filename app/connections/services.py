@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import io
+import itertools
 import json
 import logging
 import re
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import select
 
@@ -201,13 +201,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def export_archive(org: Organisation) -> bytes:
-    """A ZIP of the organisation's synced data and every action and activity-log entry, one
-    JSON file per kind (documents' PDFs as files of their own); the owner's copy before the
-    data is deleted. Tokens and credentials are never in it."""
+def export_archive(org: Organisation, out: IO[bytes]) -> None:
+    """Write a ZIP of the organisation's synced data and every action and activity-log entry to
+    `out`, one JSON file per kind (documents' PDFs as files of their own); the owner's copy
+    before the data is deleted. Tokens and credentials are never in it.
+
+    Rows are read and written a batch at a time, so memory does not grow with the books: a
+    large organisation's export held every row as a dict, then as JSON text, then the ZIP."""
     session = db.session
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         connection = org.connection
         archive.writestr("organisation.json", json.dumps({
             "id": org.id, "name": org.name, "country": org.country, "timezone": org.timezone,
@@ -220,18 +222,39 @@ def export_archive(org: Organisation) -> bytes:
             "exported_at": clock.now().isoformat()}, indent=1))
         for name in EXPORTED_TABLES:
             table = db.metadata.tables[name]
-            rows = []
-            for row in session.execute(select(table).where(table.c.org_id == org.id)
-                                       .order_by(table.c.id)).mappings():
-                record = {k: _plain(v) for k, v in row.items() if k != "content"}
-                if name == "documents":
-                    path = f"documents/{row['id']}-{safe_filename(row['filename'])}"
-                    archive.writestr(path, row["content"])
-                    record["file"] = path
-                rows.append(record)
-            archive.writestr(f"{name}.json", json.dumps(rows, indent=1))
+            rows = session.execute(select(table).where(table.c.org_id == org.id)
+                                   .order_by(table.c.id)
+                                   .execution_options(yield_per=EXPORT_BATCH)).mappings()
+            records: Iterator[dict[str, Any]]
+            if name == "documents":  # each PDF a member of its own, written before the list
+                records = iter([_with_file(archive, row) for row in rows])
+            else:
+                records = ({k: _plain(v) for k, v in row.items()} for row in rows)
+            with archive.open(f"{name}.json", "w") as member:
+                write_json_array(member, records)
     log.info("org %s: export made", org.id)
-    return buffer.getvalue()
+
+
+EXPORT_BATCH = 500
+
+
+def _with_file(archive: zipfile.ZipFile, row: Any) -> dict[str, Any]:
+    path = f"documents/{row['id']}-{safe_filename(row['filename'])}"
+    archive.writestr(path, row["content"])
+    return {**{k: _plain(v) for k, v in row.items() if k != "content"}, "file": path}
+
+
+def write_json_array(out: IO[bytes], records: Iterator[dict[str, Any]]) -> None:
+    """The same bytes as `json.dumps(list(records), indent=1)`, one record at a time."""
+    first = next(records, None)
+    if first is None:
+        out.write(b"[]")
+        return
+    out.write(b"[\n")
+    for n, record in enumerate(itertools.chain([first], records)):
+        text = json.dumps(record, indent=1).replace("\n", "\n ")  # JSON text has no raw \n
+        out.write(((",\n " if n else " ") + text).encode())
+    out.write(b"\n]")
 
 
 def safe_filename(name: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import tempfile
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -12,6 +13,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, s
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
+from werkzeug.wsgi import wrap_file
 
 from app import clock
 from app.connections.services import (
@@ -184,9 +186,20 @@ def export(org_id: int) -> Response:
     org = organisation_for(current_user, org_id)
     require_role(current_user, org, OWNERS)
     stamp = clock.now().strftime("%Y%m%d-%H%M%S")
-    return Response(export_archive(org), mimetype="application/zip", headers={
-        "Content-Disposition": f'attachment; filename="dunwell-org-{org.id}-{stamp}.zip"',
-        "X-Content-Type-Options": "nosniff"})
+    # Built in a spooled file (on disk past 8 MiB) and streamed from it; closed when sent.
+    archive = tempfile.SpooledTemporaryFile(max_size=8 * 2**20)
+    try:
+        export_archive(org, archive)
+    except BaseException:
+        archive.close()
+        raise
+    size = archive.tell()
+    archive.seek(0)
+    return Response(wrap_file(request.environ, archive), mimetype="application/zip",
+                    direct_passthrough=True, headers={
+                        "Content-Disposition":
+                            f'attachment; filename="dunwell-org-{org.id}-{stamp}.zip"',
+                        "Content-Length": str(size), "X-Content-Type-Options": "nosniff"})
 
 
 @blueprint.route("/orgs/<int:org_id>/connection/delete-now", methods=["POST"])

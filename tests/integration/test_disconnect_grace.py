@@ -143,8 +143,19 @@ def test_disconnect_shows_the_deletion_date_and_the_export_holds_every_row(
     assert re.search(r'id="deletion-date">Disconnected on November 24, 2026\. The synced data '
                      r'will be deleted after December 24, 2026 \(Europe/London\)', page.text)
 
+    from app.extensions import db
+    from app.models import Document
+
+    pdfs = {"Final demand INV-1.pdf": b"%PDF-1.7 first", "case/file.pdf": b"%PDF-1.7 second"}
+    with app.app_context():
+        for filename, content in pdfs.items():
+            db.session.add(Document(org_id=connected.org_id, kind="demand_letter",
+                                    filename=filename, content_type="application/pdf",
+                                    content=content))
+        db.session.commit()
     export = client.get(f"/orgs/{connected.org_id}/connection/export")
     assert export.status_code == 200 and export.mimetype == "application/zip"
+    assert int(export.headers["Content-Length"]) == len(export.data)
     assert export.headers["Content-Disposition"] == (
         f'attachment; filename="dunwell-org-{connected.org_id}-20261124-100000.zip"')
     archive = zipfile.ZipFile(io.BytesIO(export.data))
@@ -165,6 +176,11 @@ def test_disconnect_shows_the_deletion_date_and_the_export_holds_every_row(
     sent = [a for a in files["actions.json"] if a["status"] == "done"]
     assert sent and all(a["kind"] == "reminder" for a in sent)
     assert any(e["kind"] == "disconnected" for e in files["audit_events.json"])
+    documents = files["documents.json"]
+    assert [d["filename"] for d in documents] == list(pdfs)
+    assert all("content" not in d for d in documents)
+    assert [archive.read(d["file"]) for d in documents] == list(pdfs.values())
+    assert documents[1]["file"] == f"documents/{documents[1]['id']}-case-file.pdf"
     blob = b"".join(archive.read(name) for name in names)
     assert b"access_token" not in blob and b"refresh_token" not in blob
 
