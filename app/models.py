@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -22,12 +22,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app import clock
 from app.extensions import db
 from app.types import Money, UTCDateTime
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """Column defaults read the time where the rest of Dunwell does (app/clock.py), so a
+    row's timestamps and the code that compares them agree (a test's or the demo's clock)."""
+    return clock.now()
 
 
 class Organisation(db.Model):  # type: ignore[name-defined]

@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from redis import Redis
@@ -31,6 +31,7 @@ from redis.exceptions import LockError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import clock
 from app.models import AuditEvent, Connection, Grant, Membership, User
 from connectors.base import (
     AuthorizationRevoked,
@@ -167,7 +168,7 @@ class GrantTokenStore:
                         refresh_token_enc=self._vault.encrypt(tokens.refresh_token),
                         expires_at=tokens.expires_at, scope=tokens.scope,
                         token_version=expected_version + 1, token_fence=fence,
-                        last_error=None, updated_at=datetime.now(UTC))
+                        last_error=None, updated_at=clock.now())
                 .execution_options(synchronize_session=False)
             ).rowcount == 1
             session.commit()
