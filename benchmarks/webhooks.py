@@ -10,9 +10,10 @@ answer; `p99_late_ms` from the moment it was due (a server or client that fell b
 there).
 
 The figures are the steady state: first, for `--warm-up` seconds (default 1), the same client
-at the same rate sends the events of one more organisation, kept out of the counts. A worker's
-first concurrent requests open its pools' connections to PostgreSQL and Redis (about 10-30 ms
-each); those requests' latencies are printed apart, under `warm_up`.
+at the same rate sends the events of one more organisation, kept out of the counts. A new
+worker's first second is slower (its first enqueues; without gunicorn.conf.py, which opens its
+pools' connections as it starts, also a PostgreSQL and a Redis connection opened per thread,
+10-30 ms each); its latencies are printed apart, under `warm_up`.
 
     .venv/bin/python benchmarks/webhooks.py [--rate 500] [--seconds 10] [--threads 16]
         [--worker-class gthread|sync] [--worker-threads 4] [--warm-up 1]
