@@ -15,6 +15,9 @@ from redis import Redis
 from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
 
+# The providers' official API descriptions, with their licences, that the sandboxes are held to.
+SPECS_DIR = Path(__file__).resolve().parents[1] / "sandboxes" / "specs"
+
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 

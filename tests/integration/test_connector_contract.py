@@ -4,10 +4,8 @@ against Xero's published OpenAPI description, and a 429 reaches it as RateLimite
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Iterator
 from datetime import date, timedelta
-from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -22,12 +20,10 @@ from connectors.base import RateLimited, TokenSet
 from connectors.oauth import OAuthClient, new_pkce_pair
 from connectors.sandbox.xero import SandboxConfig, XeroSandbox, create_app
 from connectors.xero import XeroConnector, XeroSettings
-from tests.conftest import FakeClock, LiveServer
+from tests.conftest import SPECS_DIR, FakeClock, LiveServer
 from tests.integration.flows import answer_consent
 
-# The official descriptions live beside the repository, in shared/specs/.
-SPECS = Path(os.environ.get("DUNWELL_SPECS_DIR",
-                            Path(__file__).resolve().parents[3] / "shared" / "specs")) / "xero"
+SPECS = SPECS_DIR / "xero"
 CLIENT, SECRET = "dunwell-demo", "dunwell-demo-secret"
 REDIRECT = "http://127.0.0.1:9/callback"
 

@@ -5,7 +5,6 @@ its objects checked against Intuit's own Finance.xsd."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -36,10 +35,9 @@ from quickbooks.objects.payment import Payment
 from werkzeug.serving import make_server
 
 from connectors.sandbox.quickbooks import QuickBooksSandbox, SandboxConfig, create_app
+from tests.conftest import SPECS_DIR
 
-SPECS = Path(os.environ.get("DUNWELL_SPECS_DIR",
-                            Path(__file__).resolve().parents[3] / "shared" / "specs")
-             ) / "quickbooks"
+SPECS = SPECS_DIR / "quickbooks"
 CLIENT, SECRET = "dunwell-demo", "dunwell-demo-secret"
 REDIRECT = "http://127.0.0.1:9/callback"
 TODAY = date(2026, 11, 24)
@@ -840,8 +838,6 @@ def strays(types: dict[str, ComplexType], value: dict[str, Any], type_name: str,
 
 @pytest.fixture(scope="module")
 def finance_types() -> dict[str, ComplexType]:
-    if not (SPECS / "Finance.xsd").is_file():
-        pytest.skip(f"Intuit's Finance.xsd is not at {SPECS} (set DUNWELL_SPECS_DIR)")
     return load_xsd(SPECS / "Finance.xsd")
 
 

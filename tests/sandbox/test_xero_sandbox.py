@@ -7,7 +7,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import re
 import secrets
 import threading
@@ -18,7 +17,6 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from email.utils import format_datetime
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
@@ -30,9 +28,9 @@ from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAP
 from werkzeug.serving import make_server
 
 from connectors.sandbox.xero import ClientApp, SandboxConfig, XeroSandbox, create_app
+from tests.conftest import SPECS_DIR
 
-SPECS = Path(os.environ.get("DUNWELL_SPECS_DIR",
-                            Path(__file__).resolve().parents[3] / "shared" / "specs")) / "xero"
+SPECS = SPECS_DIR / "xero"
 CLIENT, SECRET = "dunwell-demo", "dunwell-demo-secret"
 REDIRECT = "http://127.0.0.1:9/callback"
 SCOPES = "openid profile email offline_access accounting.transactions accounting.contacts"
