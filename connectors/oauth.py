@@ -1,20 +1,26 @@
-"""OAuth 2.0 authorization-code flow with PKCE, token refresh and revocation.
+"""OAuth 2.0 authorization-code flow with PKCE, token refresh and revocation, via requests-oauthlib.
 
-Plain HTTP with `requests`: the SDKs have no code exchange, and keeping refreshes here lets the
-caller hold its per-connection lock around them (Xero refresh tokens are single-use).
+The library builds the requests and parses the answers; what is ours is around it: one failure
+classification for the layers above, the injected clock for expiry, the timeout, and refreshes
+kept out of the library's auto-refresh so the caller can hold its per-connection lock around
+them and save a rotated refresh token at once (Xero refresh tokens are single-use).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import secrets
-from collections.abc import Callable
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlencode
+from typing import Any
+from urllib.parse import urlsplit
 
 import requests
+from oauthlib.oauth2 import InvalidGrantError, OAuth2Error, WebApplicationClient
+from requests_oauthlib import OAuth2Session
 
 from connectors.base import (
     AuthorizationRevoked,
@@ -26,14 +32,62 @@ from connectors.base import (
 )
 
 TIMEOUT_SECONDS = 30
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+# Both libraries log request and answer bodies, tokens included, at DEBUG: never let them.
+for _name in ("requests_oauthlib", "oauthlib"):
+    logging.getLogger(_name).setLevel(max(logging.INFO, logging.getLogger(_name).level))
+
+_insecure_lock = threading.Lock()
+_insecure_users = 0
+
+
+@contextmanager
+def _transport_for(url: str) -> Iterator[None]:
+    """oauthlib refuses http://; the sandboxes serve http on loopback only, so the refusal is
+    lifted (OAUTHLIB_INSECURE_TRANSPORT, counted across threads) while a call to loopback runs
+    and never for any other host: production URLs are https and keep the library's check."""
+    global _insecure_users
+    if urlsplit(url).hostname not in LOOPBACK_HOSTS:
+        yield
+        return
+    with _insecure_lock:
+        _insecure_users += 1
+        os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+    try:
+        yield
+    finally:
+        with _insecure_lock:
+            _insecure_users -= 1
+            if _insecure_users == 0:
+                os.environ.pop("OAUTHLIB_INSECURE_TRANSPORT", None)
 
 
 def new_pkce_pair() -> tuple[str, str]:
-    """A (code_verifier, S256 code_challenge) pair (RFC 7636)."""
-    verifier = secrets.token_urlsafe(64)
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-    return verifier, challenge
+    """A (code_verifier, S256 code_challenge) pair (RFC 7636), made by oauthlib.
+
+    The verifier must outlive the request that sends the user to consent (it waits in the
+    signed session for the callback), so it is made here rather than held by one OAuth2Session.
+    """
+    client = WebApplicationClient(None)
+    verifier = client.create_code_verifier(64)
+    return verifier, client.create_code_challenge(verifier, "S256")
+
+
+def _classify(response: requests.Response) -> requests.Response:
+    """Before the library parses a token answer: what no OAuth error body can explain."""
+    status = response.status_code
+    if status >= 500 or status == 429:
+        raise TransientError(f"token endpoint answered {status}")
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise TransientError(f"token endpoint answered non-JSON ({status})") from exc
+    if status in (400, 401) and not (isinstance(body, dict) and body.get("error")):
+        raise ConfigurationError(f"token endpoint refused the request ({status})")
+    if status not in (200, 400, 401):
+        raise ConnectorError(f"token endpoint answered {status}")
+    return response
 
 
 @dataclass(frozen=True)
@@ -52,75 +106,70 @@ class OAuthClient:
     def __repr__(self) -> str:
         return f"OAuthClient(client_id={self.client_id!r}, token_url={self.token_url!r})"
 
+    def _session(self, redirect_uri: str | None = None, scope: str | None = None
+                 ) -> OAuth2Session:
+        session = OAuth2Session(self.client_id, redirect_uri=redirect_uri,
+                                scope=scope.split() if scope else None)
+        session.register_compliance_hook("access_token_response", _classify)
+        session.register_compliance_hook("refresh_token_response", _classify)
+        return session
+
     def authorization_url(self, redirect_uri: str, state: str, code_challenge: str) -> str:
-        query = {
-            "response_type": "code",
-            "client_id": self.client_id,
-            "redirect_uri": redirect_uri,
-            "scope": self.scopes,
-            "state": state,
-            "code_challenge": code_challenge,
-            "code_challenge_method": "S256",
-        }
-        return f"{self.authorize_url}?{urlencode(query)}"
+        with _transport_for(self.authorize_url):
+            url, _ = self._session(redirect_uri, self.scopes).authorization_url(
+                self.authorize_url, state, code_challenge=code_challenge,
+                code_challenge_method="S256")
+        return str(url)
 
     def exchange_code(self, code: str, redirect_uri: str, code_verifier: str) -> TokenSet:
-        return self._token_request({
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": redirect_uri,
-            "code_verifier": code_verifier,
-        })
+        session = self._session(redirect_uri)
+        return self._token_request("authorization_code", lambda: session.fetch_token(
+            self.token_url, code=code, code_verifier=code_verifier,
+            client_secret=self.client_secret, timeout=self.timeout_seconds))
 
     def refresh(self, refresh_token: str) -> TokenSet:
-        return self._token_request({"grant_type": "refresh_token", "refresh_token": refresh_token})
+        session = self._session()
+        return self._token_request("refresh_token", lambda: session.refresh_token(
+            self.token_url, refresh_token, auth=(self.client_id, self.client_secret),
+            timeout=self.timeout_seconds))
 
     def revoke(self, refresh_token: str) -> None:
-        try:
-            response = requests.post(
-                self.revoke_url,
-                data={"token": refresh_token},
-                auth=(self.client_id, self.client_secret),
-                timeout=self.timeout_seconds,
-            )
-        except requests.RequestException as exc:
-            raise TransientError(f"token revocation failed: {type(exc).__name__}") from exc
+        with _transport_for(self.revoke_url):
+            url, headers, body = WebApplicationClient(self.client_id) \
+                .prepare_token_revocation_request(self.revoke_url, refresh_token,
+                                                  token_type_hint="refresh_token")
+            try:
+                response = requests.post(url, data=body, headers=headers,
+                                         auth=(self.client_id, self.client_secret),
+                                         timeout=self.timeout_seconds)
+            except requests.RequestException as exc:
+                raise TransientError(f"token revocation failed: {type(exc).__name__}") from exc
         if response.status_code >= 500:
             raise TransientError(f"token revocation answered {response.status_code}")
         # 400 for an already-dead token is fine: the goal (no live token) holds.
 
-    def _token_request(self, form: dict[str, str]) -> TokenSet:
+    def _token_request(self, grant: str, call: Callable[[], dict[str, Any]]) -> TokenSet:
         try:
-            response = requests.post(
-                self.token_url,
-                data=form,
-                auth=(self.client_id, self.client_secret),
-                headers={"Accept": "application/json"},
-                timeout=self.timeout_seconds,
-            )
+            with _transport_for(self.token_url):
+                body = call()
         except requests.RequestException as exc:
             raise TransientError(f"token endpoint unreachable: {type(exc).__name__}") from exc
-        grant = form["grant_type"]
-        if response.status_code >= 500 or response.status_code == 429:
-            raise TransientError(f"token endpoint answered {response.status_code} to {grant}")
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise TransientError(
-                f"token endpoint answered non-JSON ({response.status_code})"
-            ) from exc
-        if response.status_code == 400 and body.get("error") == "invalid_grant":
-            raise AuthorizationRevoked(f"{grant} refused: invalid_grant (reconnect needed)")
-        if response.status_code in (400, 401):
-            raise ConfigurationError(f"{grant} refused: {body.get('error', response.status_code)}")
-        if response.status_code != 200:
-            raise ConnectorError(f"token endpoint answered {response.status_code} to {grant}")
+        except TransientError as exc:
+            raise TransientError(f"{exc} to {grant}") from exc
+        except InvalidGrantError as exc:
+            raise AuthorizationRevoked(f"{grant} refused: invalid_grant (reconnect needed)") \
+                from exc
+        except OAuth2Error as exc:
+            if exc.error == "missing_token":  # a 200 without an access token
+                raise ConnectorError(f"token answer to {grant} lacks a field: access_token") \
+                    from exc
+            raise ConfigurationError(f"{grant} refused: {exc.error}") from exc
         try:
             return TokenSet(
                 access_token=str(body["access_token"]),
                 refresh_token=str(body["refresh_token"]),
                 expires_at=self.clock() + timedelta(seconds=int(body["expires_in"])),
-                scope=str(body.get("scope", "")),
+                scope=" ".join(body.get("scope") or ()),
                 id_token=body.get("id_token"),
             )
         except (KeyError, TypeError, ValueError) as exc:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 from cryptography.fernet import Fernet
+from oauthlib.oauth2 import InsecureTransportError
 
 from app.tokens import TokenVault
-from connectors.base import TokenSet
+from connectors.base import ConfigurationError, TokenSet, TransientError
 from connectors.oauth import OAuthClient, new_pkce_pair
 
 
@@ -53,3 +55,19 @@ def test_authorization_url_carries_state_and_challenge() -> None:
 def test_token_repr_hides_the_tokens() -> None:
     tokens = TokenSet("access-xyz", "refresh-xyz", datetime(2026, 1, 1, tzinfo=UTC), "openid")
     assert "xyz" not in repr(tokens) and "xyz" not in str(tokens)
+
+
+def test_plain_http_is_refused_except_on_loopback() -> None:
+    """oauthlib's https check is lifted for the local sandboxes only, and only during the call."""
+    remote = OAuthClient("cid", "secret", "http://login.example/authorize",
+                         "http://id.example/token", "http://id.example/revoke", "openid")
+    with pytest.raises(ConfigurationError, match="insecure_transport"):
+        remote.refresh("refresh-abc")
+    with pytest.raises(InsecureTransportError):
+        remote.authorization_url("http://127.0.0.1/cb", "st4te", "ch4llenge")
+    local = OAuthClient("cid", "secret", "http://127.0.0.1:9/authorize",
+                        "http://127.0.0.1:9/token", "http://127.0.0.1:9/revoke", "openid")
+    assert local.authorization_url("http://127.0.0.1/cb", "s", "c").startswith("http://127.0.0.1")
+    with pytest.raises(TransientError):  # nothing listens on port 9: refused, not insecure
+        local.refresh("refresh-abc")
+    assert "OAUTHLIB_INSECURE_TRANSPORT" not in os.environ
