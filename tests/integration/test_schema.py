@@ -14,9 +14,9 @@ from migrations import upgrade
 pytestmark = pytest.mark.db
 
 
-def test_migrations_and_models_agree(database_url: str) -> None:
-    upgrade(url=database_url)
-    engine = create_engine(database_url)
+def test_migrations_and_models_agree(empty_database_url: str) -> None:
+    upgrade(url=empty_database_url)
+    engine = create_engine(empty_database_url)
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         diff = compare_metadata(context, db.metadata)
@@ -28,9 +28,9 @@ def test_migrations_and_models_agree(database_url: str) -> None:
             "sync_runs"} <= tables
 
 
-def test_next_action_at_is_indexed(database_url: str) -> None:
-    upgrade(url=database_url)
-    engine = create_engine(database_url)
+def test_next_action_at_is_indexed(empty_database_url: str) -> None:
+    upgrade(url=empty_database_url)
+    engine = create_engine(empty_database_url)
     with engine.connect() as connection:
         indexes = {tuple(ix["column_names"]) for ix in inspect(connection).get_indexes("invoices")}
     engine.dispose()
