@@ -57,12 +57,17 @@ from urllib.parse import urlencode
 
 from flask import Flask, Response, request
 
+from connectors.sandbox.openid import SigningKeys
 from connectors.sandbox.webhooks import XeroWebhooks
 from connectors.sandbox.wire import ClientApp
 from connectors.sandbox.wire import json_response as _json
 from connectors.sandbox.xero_seed import seed_tenant
 
 PROVIDER_NAME = "Dunwell Xero sandbox"
+XERO_ISSUER = "https://identity.xero.com"
+SANDBOX_USER_SUB = "4a5c2b1e00004000800000000000000a"
+SANDBOX_XERO_USERID = "4a5c2b1e-0000-4000-8000-000000000001"
+ID_TOKEN_SECONDS = 300  # UNVERIFIED: Xero's id_token lifetime is not published
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 MAX_ELEMENTS = 50
@@ -234,6 +239,7 @@ class XeroSandbox:
         self.tenants_by_id: dict[str, Tenant] = {}
         self.codes: dict[str, dict[str, Any]] = {}
         self.auth_events: dict[str, dict[str, Any]] = {}  # id -> {client_id, connections}
+        self.signing_keys = SigningKeys()
         self.access_tokens: dict[str, dict[str, Any]] = {}
         self.refresh_tokens: dict[str, RefreshToken] = {}
         self.idempotent: dict[tuple[str, str], tuple[str, int, dict[str, str], str]] = {}
@@ -283,6 +289,50 @@ class XeroSandbox:
         if found is None:
             raise KeyError(f"no tenant {tenant_id}")
         return found
+
+    # consents and connections (one sandbox user; a connection is that user, the app, a tenant)
+
+    def consent(self, client_id: str, tenant_ids: list[str]) -> str:
+        """Record one consent (auth event) to the chosen tenants; returns its id.
+
+        A tenant the user had already connected to the app keeps its connection id and
+        createdDateUtc; it moves to the new auth event and its updatedDateUtc moves on, as the
+        identity description says of updatedDateUtc ("the date when the user most recently
+        connected this tenant"). UNVERIFIED: that the authEventId moves too; one developer
+        reported in 2021 that it does not (github.com/XeroAPI/xero-php-oauth2/issues/18).
+        """
+        with self.lock:
+            event_id = str(uuid.uuid4())
+            chosen: dict[str, dict[str, Any]] = {}
+            for tenant_id in tenant_ids:
+                found = self.connection_of(client_id, tenant_id)
+                if found is None:
+                    chosen[str(uuid.uuid4())] = {"tenantId": tenant_id, "created": self.now,
+                                                 "updated": self.now}
+                    continue
+                old_event, connection_id = found
+                record = self.auth_events[old_event]["connections"].pop(connection_id)
+                chosen[connection_id] = {**record, "updated": self.now}
+            self.auth_events[event_id] = {"client_id": client_id, "connections": chosen}
+            return event_id
+
+    def connection_of(self, client_id: str, tenant_id: str) -> tuple[str, str] | None:
+        """(auth event id, connection id) of the app's connection to a tenant, if any."""
+        for event_id, event in self.auth_events.items():
+            if event["client_id"] != client_id:
+                continue
+            for connection_id, record in event["connections"].items():
+                if record["tenantId"] == tenant_id:
+                    return event_id, connection_id
+        return None
+
+    def connections(self, client_id: str) -> list[tuple[str, str, dict[str, Any]]]:
+        """Every (auth event id, connection id, record) the user has made to the app."""
+        with self.lock:
+            return [(event_id, connection_id, record)
+                    for event_id, event in self.auth_events.items()
+                    if event["client_id"] == client_id
+                    for connection_id, record in event["connections"].items()]
 
     # introspection
 
@@ -1321,7 +1371,7 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
         source = request.args if request.method == "GET" else request.form
         args = {k: source.get(k, "") for k in ("response_type", "client_id", "redirect_uri",
                                                 "scope", "state", "code_challenge",
-                                                "code_challenge_method")}
+                                                "code_challenge_method", "nonce")}
         client = cfg.clients.get(args["client_id"])
         if client is None:
             return html("<h1>unauthorized_client</h1><p>Unknown client_id.</p>", 400)
@@ -1345,50 +1395,78 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
             if not chosen:
                 return html(consent_page(args, client, "Choose at least one organisation."),
                             400)
-            auth_event_id = str(uuid.uuid4())
-            box.auth_events[auth_event_id] = {
-                "client_id": args["client_id"],
-                "connections": {str(uuid.uuid4()): {"tenantId": t, "created": box.now}
-                                for t in chosen},
-            }
+            auth_event_id = box.consent(args["client_id"], chosen)
             code = secrets.token_urlsafe(32)
             box.codes[code] = {**args, "auth_event_id": auth_event_id,
                                "expires": box.now + timedelta(seconds=CODE_SECONDS)}
         return redirect_to(args["redirect_uri"], {"code": code, "state": args["state"],
                                                   "scope": args["scope"]})
 
-    def issue_tokens(auth_event_id: str, client_id: str, scope: str) -> dict[str, Any]:
-        access = secrets.token_urlsafe(48)
+    def issue_tokens(auth_event_id: str, client_id: str, scope: str,
+                     nonce: str = "") -> dict[str, Any]:
+        issued = int(box.now.timestamp())
+        expires = box.now + timedelta(seconds=cfg.access_token_seconds)
+        # Xero's access tokens are RS256 JWTs an app may read: authentication_event_id is how it
+        # tells which tenants a consent added (github.com/XeroAPI/xero-node/issues/474,
+        # github.com/XeroAPI/xero-php-oauth2/issues/18). UNVERIFIED: the exact claim set.
+        access = box.signing_keys.sign({
+            "nbf": issued, "exp": int(expires.timestamp()), "iss": XERO_ISSUER,
+            "aud": f"{XERO_ISSUER}/resources", "client_id": client_id, "sub": SANDBOX_USER_SUB,
+            "auth_time": issued, "xero_userid": SANDBOX_XERO_USERID,
+            "global_session_id": auth_event_id.replace("-", ""), "jti": secrets.token_hex(16),
+            "authentication_event_id": auth_event_id, "scope": scope.split()})
         refresh = secrets.token_urlsafe(48)
         box.access_tokens[access] = {
-            "auth_event_id": auth_event_id, "client_id": client_id,
-            "expires_at": box.now + timedelta(seconds=cfg.access_token_seconds)}
+            "auth_event_id": auth_event_id, "client_id": client_id, "expires_at": expires}
         box.refresh_tokens[refresh] = RefreshToken(auth_event_id, client_id, scope, box.now)
         answer: dict[str, Any] = {"access_token": access,
                                   "expires_in": cfg.access_token_seconds,
                                   "token_type": "Bearer", "refresh_token": refresh,
                                   "scope": scope}
         if "openid" in scope.split():
-            answer = {"id_token": id_token(client_id, auth_event_id), **answer}
+            answer = {"id_token": id_token(client_id, auth_event_id, nonce), **answer}
         return answer
 
-    def id_token(client_id: str, auth_event_id: str) -> str:
-        def part(data: dict[str, Any]) -> str:
-            return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-
+    def id_token(client_id: str, auth_event_id: str, nonce: str) -> str:
         issued = int(box.now.timestamp())
-        header = part({"alg": "HS256", "typ": "JWT"})
-        payload = part({"iss": "https://identity.xero.com", "aud": client_id,
-                        "sub": "4a5c2b1e00004000800000000000000a",
-                        "email": "owner@example.com", "given_name": "Sandbox",
-                        "family_name": "Owner",
-                        "xero_userid": "4a5c2b1e-0000-4000-8000-000000000001",
-                        "global_session_id": auth_event_id.replace("-", ""),
-                        "authentication_event_id": auth_event_id,
-                        "iat": issued, "nbf": issued, "exp": issued + 300})
-        secret = cfg.clients[client_id].secret.encode()
-        signature = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
-        return f"{header}.{payload}." + base64.urlsafe_b64encode(signature).rstrip(b"=").decode()
+        claims: dict[str, Any] = {
+            "iss": XERO_ISSUER, "aud": client_id, "sub": SANDBOX_USER_SUB,
+            "email": "owner@example.com", "given_name": "Sandbox", "family_name": "Owner",
+            "xero_userid": SANDBOX_XERO_USERID,
+            "global_session_id": auth_event_id.replace("-", ""),
+            "authentication_event_id": auth_event_id,
+            "iat": issued, "nbf": issued, "exp": issued + ID_TOKEN_SECONDS,
+            "auth_time": issued}
+        if nonce:
+            claims["nonce"] = nonce
+        return box.signing_keys.sign(claims)
+
+    @app.get("/.well-known/openid-configuration")
+    def openid_configuration() -> Response:
+        """Xero's discovery document, its endpoints pointing at this sandbox; `issuer` is
+        Xero's own, as the id_tokens say."""
+        base = request.host_url.rstrip("/")
+        return _json({
+            "issuer": XERO_ISSUER,
+            "jwks_uri": f"{base}/.well-known/openid-configuration/jwks",
+            "authorization_endpoint": f"{base}/identity/connect/authorize",
+            "token_endpoint": f"{base}/connect/token",
+            "revocation_endpoint": f"{base}/connect/revocation",
+            "scopes_supported": ["openid", "profile", "email", "offline_access"],
+            "response_types_supported": ["code"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic",
+                                                      "client_secret_post"],
+            "claims_supported": ["sub", "email", "given_name", "family_name", "xero_userid",
+                                 "global_session_id", "authentication_event_id", "nonce"],
+        })
+
+    @app.get("/.well-known/openid-configuration/jwks")
+    def jwks() -> Response:
+        return _json(box.signing_keys.jwks())
 
     def token_answer(body: dict[str, Any], status: int = 200) -> Response:
         return _json(body, status, {"Cache-Control": "no-store", "Pragma": "no-cache"})
@@ -1417,7 +1495,7 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
                 if code["auth_event_id"] not in box.auth_events:
                     return token_answer(invalid, 400)
                 return token_answer(issue_tokens(code["auth_event_id"], client_id,
-                                                 code["scope"]))
+                                                 code["scope"], code["nonce"]))
             if grant == "refresh_token":
                 record = box.refresh_tokens.get(request.form.get("refresh_token", ""))
                 if record is None or record.revoked or record.client_id != client_id \
@@ -1465,16 +1543,20 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
         return token
 
     def connections_of(token: dict[str, Any]) -> list[dict[str, Any]]:
-        event_id = token["auth_event_id"]
-        found = []
-        for connection_id, c in box.auth_events[event_id]["connections"].items():
-            tenant = box.tenants_by_id[c["tenantId"]]
+        """Every tenant the user has connected to the app, whichever consent the token is of
+        (github.com/XeroAPI/xero-php-oauth2/issues/18: "this is based on the access token
+        being used, which in turn is linked to the user")."""
+        def stamp(moment: datetime) -> str:
             # Xero writes 7 fractional digits and no offset: "2019-07-09T23:40:30.1833130".
-            stamp = c["created"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0"
+            return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0"
+
+        found = []
+        for event_id, connection_id, c in box.connections(token["client_id"]):
+            tenant = box.tenants_by_id[c["tenantId"]]
             found.append({"id": connection_id, "authEventId": event_id,
                           "tenantId": tenant.tenant_id, "tenantType": "ORGANISATION",
-                          "tenantName": tenant.name, "createdDateUtc": stamp,
-                          "updatedDateUtc": stamp})
+                          "tenantName": tenant.name, "createdDateUtc": stamp(c["created"]),
+                          "updatedDateUtc": stamp(c.get("updated", c["created"]))})
         return found
 
     @app.errorhandler(ApiError)
@@ -1501,9 +1583,11 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
     def delete_connection(connection_id: str) -> Response:
         with box.lock:
             token = bearer()
-            if box.auth_events[token["auth_event_id"]]["connections"].pop(
-                    connection_id, None) is None:
+            owner = next((event for event, found, _ in box.connections(token["client_id"])
+                          if found == connection_id), None)
+            if owner is None:
                 raise not_found()
+            del box.auth_events[owner]["connections"][connection_id]
             return Response(status=204, headers=app_headers())
 
     # Accounting API: limits, tenant, idempotency around every call -----------------------
