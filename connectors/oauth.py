@@ -40,6 +40,7 @@ for _name in ("requests_oauthlib", "oauthlib"):
 
 _insecure_lock = threading.Lock()
 _insecure_users = 0
+_insecure_was_set = False  # set by someone else before: left as it was
 
 
 @contextmanager
@@ -47,19 +48,21 @@ def _transport_for(url: str) -> Iterator[None]:
     """oauthlib refuses http://; the sandboxes serve http on loopback only, so the refusal is
     lifted (OAUTHLIB_INSECURE_TRANSPORT, counted across threads) while a call to loopback runs
     and never for any other host: production URLs are https and keep the library's check."""
-    global _insecure_users
+    global _insecure_users, _insecure_was_set
     if urlsplit(url).hostname not in LOOPBACK_HOSTS:
         yield
         return
     with _insecure_lock:
+        if _insecure_users == 0:
+            _insecure_was_set = "OAUTHLIB_INSECURE_TRANSPORT" in os.environ
+            os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
         _insecure_users += 1
-        os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
     try:
         yield
     finally:
         with _insecure_lock:
             _insecure_users -= 1
-            if _insecure_users == 0:
+            if _insecure_users == 0 and not _insecure_was_set:
                 os.environ.pop("OAUTHLIB_INSECURE_TRANSPORT", None)
 
 
@@ -114,11 +117,14 @@ class OAuthClient:
         session.register_compliance_hook("refresh_token_response", _classify)
         return session
 
-    def authorization_url(self, redirect_uri: str, state: str, code_challenge: str) -> str:
+    def authorization_url(self, redirect_uri: str, state: str, code_challenge: str,
+                          nonce: str | None = None) -> str:
+        """Where to send the person to consent; `nonce` (OpenID) comes back in the id_token."""
+        extra = {"nonce": nonce} if nonce else {}
         with _transport_for(self.authorize_url):
             url, _ = self._session(redirect_uri, self.scopes).authorization_url(
                 self.authorize_url, state, code_challenge=code_challenge,
-                code_challenge_method="S256")
+                code_challenge_method="S256", **extra)
         return str(url)
 
     def exchange_code(self, code: str, redirect_uri: str, code_verifier: str) -> TokenSet:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass, replace
+from urllib.parse import urlsplit
 
 import jwt
 import requests
@@ -14,6 +15,7 @@ from flask import current_app
 from sqlalchemy import func, select
 from werkzeug.security import generate_password_hash
 
+from app import clock
 from app.extensions import db
 from app.models import User, UserIdentity
 from app.providers import quickbooks_settings
@@ -22,6 +24,8 @@ from connectors.quickbooks import ACCOUNTING_SCOPE, QuickBooksSettings
 
 log = logging.getLogger(__name__)
 XERO_ISSUER = "https://identity.xero.com"
+ID_TOKEN_ALGORITHM = "RS256"  # the only one Xero's discovery document lists
+ID_TOKEN_LEEWAY_SECONDS = 60
 INTUIT_SIGN_IN_SCOPES = (ACCOUNTING_SCOPE, "openid", "email", "profile")
 
 
@@ -37,25 +41,43 @@ class Identity:
     name: str
 
 
-def xero_identity(tokens: TokenSet) -> Identity:
-    """Read and check Xero's id_token: signature, audience, issuer and lifetime."""
+def xero_jwks_url() -> str:
+    """XERO_JWKS_URL, or the JWKS beside the token endpoint, where Xero publishes it
+    (https://identity.xero.com/.well-known/openid-configuration/jwks); the sandbox serves
+    both from one origin, so a demo or test needs no extra setting."""
+    config = current_app.config
+    if config.get("XERO_JWKS_URL"):
+        return str(config["XERO_JWKS_URL"])
+    token_url = urlsplit(config["XERO_TOKEN_URL"])
+    return f"{token_url.scheme}://{token_url.netloc}/.well-known/openid-configuration/jwks"
+
+
+def xero_identity(tokens: TokenSet, nonce: str | None = None) -> Identity:
+    """Read and check Xero's id_token as real Xero signs it: RS256 with a key from its JWKS
+    (chosen by `kid`), our client id as audience, Xero as issuer, unexpired by our clock, and
+    the nonce this sign-in sent. HS256, `none` and unknown keys are refused."""
     if not tokens.id_token:
         raise IdentityRefused("Xero sent no id_token (is the openid scope asked for?)")
     config = current_app.config
     try:
-        header = jwt.get_unverified_header(tokens.id_token)
-        if header.get("alg") == "HS256":  # signed with our client secret
-            key: object = config["XERO_CLIENT_SECRET"]
-        else:
-            key = jwt.PyJWKClient(config.get("XERO_JWKS_URL") or
-                                  f"{XERO_ISSUER}/.well-known/openid-configuration/jwks"
-                                  ).get_signing_key_from_jwt(tokens.id_token).key
-        claims = jwt.decode(tokens.id_token, key, algorithms=["HS256", "RS256"],  # type: ignore[arg-type]
+        if jwt.get_unverified_header(tokens.id_token).get("alg") != ID_TOKEN_ALGORITHM:
+            raise IdentityRefused("Xero's id_token is not signed with RS256")
+        key = jwt.PyJWKClient(xero_jwks_url(), timeout=15) \
+            .get_signing_key_from_jwt(tokens.id_token).key
+        # Expiry is checked below against the app's clock, not the machine's.
+        claims = jwt.decode(tokens.id_token, key, algorithms=[ID_TOKEN_ALGORITHM],
                             audience=config["XERO_CLIENT_ID"], issuer=XERO_ISSUER,
-                            leeway=60, options={"verify_iat": False, "verify_nbf": False,
-                                                "verify_exp": False})
+                            options={"verify_exp": False, "verify_iat": False,
+                                     "verify_nbf": False,
+                                     "require": ["exp", "iss", "aud", "sub"]})
+    except jwt.PyJWKClientConnectionError as exc:
+        raise TransientError(f"Xero's keys unreachable: {type(exc).__name__}") from exc
     except jwt.PyJWTError as exc:
         raise IdentityRefused(f"Xero's id_token did not verify: {type(exc).__name__}") from exc
+    if float(claims["exp"]) + ID_TOKEN_LEEWAY_SECONDS < clock.now().timestamp():
+        raise IdentityRefused("Xero's id_token has expired")
+    if nonce is not None and not secrets.compare_digest(str(claims.get("nonce") or ""), nonce):
+        raise IdentityRefused("Xero's id_token is not for this sign-in (nonce)")
     email = str(claims.get("email") or "").strip().lower()
     if not claims.get("sub") or not email:
         raise IdentityRefused("Xero's id_token names no person")
