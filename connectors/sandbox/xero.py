@@ -127,6 +127,11 @@ class SandboxConfig:
     lock_paid_invoices: bool = False
     # X-Rate-Limit-Problem values, by limit.
     rate_limit_problems: dict[str, str] = field(default_factory=_default_problems)
+    # How long an Idempotency-Key's first answer is replayed; past it the key is forgotten and
+    # the same request is carried out again. UNVERIFIED: Xero's documentation of the header
+    # (the Accounting API's OpenAPI description, specs/xero) names no retention period;
+    # searched Xero's developer pages, SDK sources and issue threads without finding one.
+    idempotency_window_seconds: int = 3600
 
 
 # --- JSON as Xero writes it -------------------------------------------------------------
@@ -173,6 +178,14 @@ def validation_error(*messages: str, element: dict[str, Any] | None = None) -> A
 def validation_errors(elements: list[dict[str, Any]]) -> ApiError:
     return ApiError(400, {"ErrorNumber": 10, "Type": "ValidationException",
                           "Message": "A validation exception occurred", "Elements": elements})
+
+
+def query_parse_error(message: str) -> ApiError:
+    """A `where` Xero cannot parse: 400 QueryParseException, ErrorNumber 16, no Elements, with
+    messages such as "Syntax error" and "Expression expected" (as quoted from Xero in
+    github.com/XeroAPI/xero-php-oauth2/issues/23 and /307, waynerobinson/xeroizer#164 and
+    XeroAPI/Xero-Java#347)."""
+    return ApiError(400, {"ErrorNumber": 16, "Type": "QueryParseException", "Message": message})
 
 
 def problem(status: int, title: str, detail: str) -> ApiError:
@@ -242,7 +255,9 @@ class XeroSandbox:
         self.signing_keys = SigningKeys()
         self.access_tokens: dict[str, dict[str, Any]] = {}
         self.refresh_tokens: dict[str, RefreshToken] = {}
-        self.idempotent: dict[tuple[str, str], tuple[str, int, dict[str, str], str]] = {}
+        # (tenant, key) -> (request fingerprint, status, headers, body, when answered)
+        self.idempotent: dict[tuple[str, str],
+                              tuple[str, int, dict[str, str], str, datetime]] = {}
         self.minute_calls: dict[str, deque[datetime]] = {}
         self.day_calls: dict[tuple[str, date], int] = {}
         self.app_calls: deque[datetime] = deque()
@@ -644,7 +659,11 @@ def _as_moment(value: Any) -> datetime | None:
 
 class WhereClause:
     """Xero's `where` is a .NET LINQ dialect: comparisons, AND/OR/NOT, brackets, Guid(...),
-    DateTime(y,m,d), null, and the string methods Contains/StartsWith/EndsWith."""
+    DateTime(y,m,d[,h,m,s]), DateTime.Parse("...") (github.com/waynerobinson/xeroizer/issues/164,
+    XeroAPI/xero-node#456), null, and the string methods Contains/StartsWith/EndsWith.
+    Whatever does not parse is a QueryParseException; the messages follow System.Linq.Dynamic,
+    whose parser Xero's messages match ("Syntax error", "Expression expected"); UNVERIFIED:
+    the wording of the others ("No property or field ...", "Operator ... incompatible ...")."""
 
     def __init__(self, text: str, kind: str, fields: set[str]) -> None:
         self.text, self.kind, self.fields = text, kind, {f.lower() for f in fields}
@@ -654,7 +673,7 @@ class WhereClause:
             match = _TOKEN.match(text, position)
             if match is None or match.end() == position:
                 if text[position:].strip():
-                    self.fail(f"unexpected text at position {position}")
+                    self.fail("Syntax error")
                 break
             found = match.lastgroup or ""
             self.tokens.append((found, match.group(found)))
@@ -662,10 +681,10 @@ class WhereClause:
         self.at = 0
         self.predicate = self.disjunction()
         if self.at != len(self.tokens):
-            self.fail(f"unexpected '{self.tokens[self.at][1]}'")
+            self.fail("Syntax error")
 
     def fail(self, why: str) -> None:
-        raise validation_error(f"The where clause '{self.text}' is not valid: {why}")
+        raise query_parse_error(why)
 
     def peek(self) -> tuple[str, str]:
         return self.tokens[self.at] if self.at < len(self.tokens) else ("end", "")
@@ -673,7 +692,7 @@ class WhereClause:
     def take(self) -> tuple[str, str]:
         token = self.peek()
         if token[0] == "end":
-            self.fail("it ends too early")
+            self.fail("Expression expected")
         self.at += 1
         return token
 
@@ -686,7 +705,7 @@ class WhereClause:
 
     def expect(self, text: str) -> None:
         if not self.accept(text):
-            self.fail(f"expected '{text}'")
+            self.fail(f"'{text}' expected")
 
     def disjunction(self) -> Predicate:
         parts = [self.conjunction()]
@@ -713,13 +732,12 @@ class WhereClause:
     def check_field(self, path: str) -> None:
         top = path.split(".")[0]
         if self.fields and top.lower() not in self.fields:
-            raise validation_error(f"No property or field '{top}' exists in type "
-                                   f"'{self.kind}'")
+            self.fail(f"No property or field '{top}' exists in type '{self.kind}'")
 
     def comparison(self) -> Predicate:
         kind, name = self.take()
         if kind != "word":
-            self.fail(f"expected a field name, found '{name}'")
+            self.fail("Expression expected")
         path, _, method = name.rpartition(".")
         if path and method.lower() in ("contains", "startswith", "endswith") \
                 and self.peek() == ("op", "("):
@@ -738,7 +756,7 @@ class WhereClause:
         self.check_field(name)
         op_kind, op = self.take()
         if op_kind != "op" or op not in _COMPARE:
-            self.fail(f"expected a comparison after {name}")
+            self.fail("Syntax error")
         wanted = self.value()
         if (wanted is None or isinstance(wanted, bool)) and op not in ("==", "=", "!="):
             self.fail("null, true and false can only be compared with == or !=")
@@ -762,6 +780,18 @@ class WhereClause:
             if not isinstance(guid, str) or not _UUID.match(guid):
                 self.fail("Guid(...) needs a GUID in quotes")
             return guid
+        if word == "datetime.parse":
+            self.expect("(")
+            given = self.value()
+            self.expect(")")
+            try:
+                parsed = datetime.fromisoformat(given) if isinstance(given, str) else None
+            except ValueError:
+                parsed = None
+            if parsed is None:
+                self.fail("String was not recognized as a valid DateTime.")  # UNVERIFIED
+            assert parsed is not None
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
         if word == "datetime":
             self.expect("(")
             parts = [self.value()]
@@ -775,7 +805,7 @@ class WhereClause:
                 return datetime(y, mo, d, h, mi, sec, tzinfo=UTC)
             except ValueError:
                 self.fail("DateTime is not a real date")
-        self.fail(f"expected a value, found '{text}'")
+        self.fail("Expression expected")
         return None  # fail() always raises
 
     def compare(self, value: Any, op: str, wanted: Any) -> bool:
@@ -802,8 +832,8 @@ class WhereClause:
                 text, wanted = text.lower(), wanted.lower()
             return bool(_COMPARE[op](text, wanted))
         except (TypeError, InvalidOperation) as exc:
-            raise validation_error(f"Operator '{op}' is incompatible with the operand types "
-                                   f"in '{self.text}'") from exc
+            raise query_parse_error(f"Operator '{op}' incompatible with operand types") \
+                from exc
 
     def __call__(self, record: dict[str, Any]) -> bool:
         return bool(self.predicate(record))
@@ -1657,12 +1687,16 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
                 if len(key) > 128:
                     refused = "Idempotency-Key must be at most 128 characters"
                 stored = box.idempotent.get((tenant_id, key))
+                window = timedelta(seconds=cfg.idempotency_window_seconds)
+                if stored is not None and stored[4] + window <= box.now:
+                    del box.idempotent[(tenant_id, key)]  # past the window: forgotten
+                    stored = None
                 if stored is not None and stored[0] != fingerprint:
                     refused = "This Idempotency-Key was used for a different request"
                 if refused:
                     raise ApiError(400, validation_error(refused).body, limit_headers(tenant_id))
                 if stored is not None:
-                    _, status, headers, body = stored
+                    _, status, headers, body, _ = stored
                     return Response(body, status=status, headers={
                         **headers, **limit_headers(tenant_id)}, mimetype="application/json")
             box.in_flight[tenant_id] = box.in_flight.get(tenant_id, 0) + 1
@@ -1680,7 +1714,7 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
                         fingerprint, response.status_code,
                         {k: v for k, v in response.headers.items()
                          if k.lower() not in ("content-length", "content-type")},
-                        response.get_data(as_text=True))
+                        response.get_data(as_text=True), box.now)
                 response.headers.update(limit_headers(tenant_id))
                 return response
         finally:

@@ -447,12 +447,25 @@ def test_where_statuses_ids_and_contact_filters(served: Served) -> None:
     assert ids(IDs=",".join(two)) == set(two)
     assert ids(InvoiceNumbers="INV-0001,INV-0002") == expect(
         lambda i: i["InvoiceNumber"] in ("INV-0001", "INV-0002"))
-    for bad in ('Colour=="red"', 'Type = = "ACCREC"', 'Type=="ACCREC" AND', "Total > "):
+    day = TODAY.isoformat()
+    assert ids(where=f'DueDate >= DateTime.Parse("{day}T00:00:00")') == ids(
+        where=f"DueDate >= DateTime({TODAY.year}, {TODAY.month}, {TODAY.day})")
+    assert ids(where=f'DueDate>=DateTime.Parse("{day}")&&Type=="ACCREC"') == expect(
+        lambda i: i["DueDateString"][:10] >= day and i["Type"] == "ACCREC")
+    # Xero's answer to a where it cannot parse: QueryParseException, ErrorNumber 16.
+    for bad, message in (('Type = = "ACCREC"', "Expression expected"),
+                         ('Type=="ACCREC" AND', "Expression expected"),
+                         ("Total > ", "Expression expected"),
+                         ('Type=="ACCREC" AND ()', "Expression expected"),
+                         ('Type=="ACCREC" "x"', "Syntax error"),
+                         ('Colour=="red"', "No property or field 'Colour' exists in type "
+                                           "'Invoice'"),
+                         ('DueDate >= DateTime.Parse("soon")',
+                          "String was not recognized as a valid DateTime.")):
         refused = api(served, tokens, "/Invoices", params={"where": bad})
         assert refused.status_code == 400, bad
-        body = refused.json()
-        assert (body["ErrorNumber"], body["Type"]) == (10, "ValidationException")
-        assert body["Elements"][0]["ValidationErrors"][0]["Message"]
+        assert refused.json() == {"ErrorNumber": 16, "Type": "QueryParseException",
+                                  "Message": message}, bad
 
 
 def test_order_and_its_errors(served: Served) -> None:
@@ -775,6 +788,29 @@ def test_idempotency_keys_replay_without_repeating_the_effect(served: Served) ->
     assert other.status_code == 400 and "different request" in other.text
     assert api(served, tokens, f"{path}/History", "PUT", headers={"Idempotency-Key": "k" * 129},
                json={"HistoryRecords": [{"Details": "x"}]}).status_code == 400
+
+
+def test_an_idempotency_key_is_kept_for_the_configured_window_only(start: Any) -> None:
+    served = start(idempotency_window_seconds=600)
+    tokens = connect(served.url)
+    target = next(i for i in served.box.invoices(served.first)
+                  if i["Status"] == "AUTHORISED" and i["Type"] == "ACCREC")
+    path = f"/Invoices/{target['InvoiceID']}/History"
+
+    def note(details: str = "Reminder 1") -> requests.Response:
+        return api(served, tokens, path, "PUT", headers={"Idempotency-Key": "n-1"},
+                   json={"HistoryRecords": [{"Details": details}]})
+
+    first = note()
+    served.clock.advance(seconds=599)
+    assert note().text == first.text  # replayed: the same answer, no second note
+    assert len(served.box.history(served.first, target["InvoiceID"])) == 1
+    served.clock.advance(seconds=1)
+    assert note().status_code == 200  # forgotten: carried out again
+    assert len(served.box.history(served.first, target["InvoiceID"])) == 2
+    # Forgotten means free: the key may now name a different request.
+    served.clock.advance(seconds=600)
+    assert note("Something else").status_code == 200
 
 
 def test_credit_notes_are_created_listed_and_allocated_as_in_xero(
