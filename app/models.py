@@ -572,3 +572,16 @@ class QuoteDeposit(db.Model):  # type: ignore[name-defined]
     due_date: Mapped[date] = mapped_column(Date)
     met_on: Mapped[date | None] = mapped_column(Date)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class UserSession(db.Model):  # type: ignore[name-defined]
+    """One signed-in browser: the session cookie carries its secret, only the hash is stored.
+    Ending the row ends the session, wherever a copy of the cookie is (app/auth/sessions.py)."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
