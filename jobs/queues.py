@@ -13,6 +13,7 @@ from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
 from app.providers import redis_client
+from observability.jobs import job_meta
 
 RESULT_TTL_SECONDS = 3600
 FINISHED = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.STOPPED}
@@ -40,7 +41,8 @@ def enqueue_once(fn: Callable[..., Any], *args: Any, job_id: str, at: datetime |
     q = queue()
     options: dict[str, Any] = {"job_id": job_id, "unique": True, "retry": retry,
                                "result_ttl": RESULT_TTL_SECONDS, "failure_ttl": 86400,
-                               "job_timeout": job_timeout}
+                               "job_timeout": job_timeout,
+                               "meta": job_meta()}  # the request id, for the job's logs
     gone = FINISHED | ({JobStatus.STARTED} if replace_started else set())
     for _ in range(3):
         try:
@@ -59,6 +61,8 @@ def enqueue_once(fn: Callable[..., Any], *args: Any, job_id: str, at: datetime |
                 if status == JobStatus.STARTED:
                     StartedJobRegistry(queue=q).remove_executions(existing)
                 existing.delete()
-            except InvalidJobOperation:  # deleted meanwhile: another sweeper replaced it
+            except (InvalidJobOperation, ValueError):
+                # Deleted meanwhile (another sweeper replaced it), or it finished meanwhile and
+                # RQ dropped its execution ("Execution ... not found"): look again.
                 continue
     raise RuntimeError(f"could not enqueue job {job_id}")
