@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Literal, ParamSpec, Protocol, TypeVar
 
@@ -331,6 +331,11 @@ class Connector(Protocol):
     # Fee invoices in bulk: hundreds of late fees in a handful of calls.
 
     fee_invoices_per_call: int  # the most fee invoices one create call carries
+    # How long the provider answers a repeated idempotency key with its first answer. Past it
+    # only a lookup tells whether a write happened; the lookup takes an effect of the same kind
+    # on the same invoice within this span before the write began as the write's own (the
+    # provider itself would have folded a repeat inside it into one).
+    idempotency_window: timedelta
 
     def invoices_by_id(self, provider_ids: Sequence[str]) -> list[InvoiceRecord]:
         """Those invoices as they are now, in as few calls as the provider allows (missing

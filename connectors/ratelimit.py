@@ -12,6 +12,10 @@ A short wait is absorbed here; a longer one is raised (RateLimited with how long
 a spent day is raised as DailyLimitReached with the time left until the provider's day ends
 (00:00 UTC), so the caller defers the work rather than spinning. A 429 puts the tenant in a
 cooldown every worker honours.
+
+Every window is measured on one clock all workers share, Redis's own (TIME): a worker whose
+clock runs minutes slow or fast would otherwise stamp its calls outside the window the others
+count, and the tenant would see more calls in a minute than the budget allows.
 """
 
 from __future__ import annotations
@@ -55,17 +59,18 @@ redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
 return 0
 """
 
-# KEYS: in-flight zset (member -> lease end). ARGV: now_ms, limit, member, lease_ms.
-# Returns 0 when a place is taken, else milliseconds until the first lease ends.
+# KEYS: in-flight zset (member -> lease end). ARGV: limit, member, lease_ms; the time is
+# Redis's own. Returns 0 when a place is taken, else milliseconds until the first lease ends.
 _ENTER = """
-local now = tonumber(ARGV[1])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
   local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
   return math.max(1, tonumber(first[2]) - now)
 end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), ARGV[3])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]) + 1000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) + 1000)
 return 0
 """
 
@@ -79,6 +84,12 @@ return 0
 """
 CALL_LEASE_MS = 130_000  # longer than any call may take (Xero and QBO time out at 120 s)
 DAY_TTL_SECONDS = 2 * 86_400
+
+
+def server_time(redis: Redis) -> datetime:
+    """Redis's clock: the one time every worker on every machine reads alike."""
+    seconds, microseconds = redis.time()
+    return datetime.fromtimestamp(seconds + microseconds / 1_000_000, UTC)
 
 
 def seconds_to_next_day(now: datetime) -> float:
@@ -102,8 +113,13 @@ class RateBudget:
     # Scaled seconds: with a test clock that runs fast, `sleep` runs fast too.
     max_wait_seconds: float = 5.0
     poll_seconds: float = 0.05
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    # None: Redis's clock (server_time), shared by every worker; a test or the demo may set
+    # its own.
+    clock: Callable[[], datetime] | None = None
     sleep: Callable[[float], None] = time.sleep
+
+    def now(self) -> datetime:
+        return self.clock() if self.clock is not None else server_time(self.redis)
 
     def _key(self, tenant_id: str, what: str) -> str:
         return f"dunwell:budget:{self.provider}:{tenant_id}:{what}"
@@ -130,7 +146,7 @@ class RateBudget:
         script = self.redis.register_script(_TAKE_SLOT)
         waited = 0.0
         while True:
-            now = self.clock()
+            now = self.now()
             day = now.astimezone(UTC).date().isoformat()
             keys = [self._key(tenant_id, f"day:{day}"), self._key(tenant_id, "minute"),
                     f"dunwell:budget:{self.provider}:app:minute"]
@@ -159,8 +175,7 @@ class RateBudget:
         member = uuid.uuid4().hex
         enter = self.redis.register_script(_ENTER)
         waited = 0.0
-        while int(enter(keys=[key], args=[int(time.time() * 1000), self.concurrent, member,
-                                          CALL_LEASE_MS])):
+        while int(enter(keys=[key], args=[self.concurrent, member, CALL_LEASE_MS])):
             # Places free up in milliseconds: poll on the real clock, briefly.
             if waited >= self.max_wait_seconds:
                 raise RateLimited(f"{self.provider} tenant has {self.concurrent} calls in flight",

@@ -57,8 +57,16 @@ from connectors.base import (
 from connectors.base import batch_key as make_batch_key
 from connectors.oauth import FreshTokens, OAuthClient
 from connectors.ratelimit import RateBudget
+from observability.metrics import CountedRefresh, ProviderCall
 
 log = logging.getLogger(__name__)
+
+# How long Xero replays an Idempotency-Key. UNVERIFIED: Xero's API documentation (the
+# Idempotency-Key header in the Accounting API's OpenAPI description, sandboxes/specs/xero)
+# says a repeated key is not processed twice but names no lifetime; searched the
+# specifications and Xero's developer pages. An hour is assumed: long beside any retry of
+# ours, short beside the days between two reminders of one invoice.
+IDEMPOTENCY_WINDOW = timedelta(hours=1)
 
 PAGE_SIZE = 1000  # Xero's maximum: fewest calls per record
 FEE_INVOICES_PER_CALL = 50  # Xero: about 50 elements a request
@@ -289,7 +297,8 @@ class XeroConnector:
         self.clock = clock
         self.calls = 0
         self._access_token = ""
-        self._fresh = FreshTokens(tokens, settings.oauth.refresh, clock, REFRESH_MARGIN)
+        self._fresh = FreshTokens(tokens, CountedRefresh("xero", settings.oauth.refresh), clock,
+                                  REFRESH_MARGIN)
         # Expiry stays None for the SDK: it must never refresh on its own, outside our lock.
         self._api = AccountingApi(
             ApiClient(
@@ -327,8 +336,9 @@ class XeroConnector:
             try:
                 with slot:
                     self.calls += 1
-                    response = fn(self.tenant_id, *args, _preload_content=False,
-                                  _request_timeout=REQUEST_TIMEOUT, **kwargs)
+                    response = ProviderCall("xero", fn.__name__, fn)(
+                        self.tenant_id, *args, _preload_content=False,
+                        _request_timeout=REQUEST_TIMEOUT, **kwargs)
             except ApiException as exc:
                 if exc.status == 401 and attempt == 1:
                     log.info("xero %s: access token refused, refreshing once", what,
@@ -583,6 +593,7 @@ class XeroConnector:
     # --- fee invoices in bulk ---------------------------------------------------------------
 
     fee_invoices_per_call = FEE_INVOICES_PER_CALL
+    idempotency_window = IDEMPOTENCY_WINDOW
 
     def invoices_by_id(self, provider_ids: Sequence[str]) -> list[InvoiceRecord]:
         """GET /Invoices?IDs=…, IDS_PER_READ to a call (the URL stays well under Xero's

@@ -36,7 +36,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import clock
 from app.models import Action, Contact, Invoice, Organisation, Task
 from app.settings.approvals import AWAITING_APPROVAL
 from app.settings.message_texts import message_source
@@ -54,9 +53,10 @@ from connectors.base import (
     TransientError,
     effect_marker,
 )
-from jobs import documents, ledger, outbound
+from jobs import documents, ledger, outbound, own_documents, review, shared_clock
 from jobs.credit_requests import send_deposit_reminder, send_top_up_request, shorten_terms
 from jobs.mail import send_email
+from jobs.observed import with_action_ids
 from jobs.plan import calendar_for, refresh_next_action
 from jobs.statements import send_statement
 from rules.case_file import agency_case_file
@@ -71,9 +71,6 @@ FEE_KINDS = ("fee", "interest", "compensation")
 FEE_LABELS = {"fee": "Late fee", "interest": "Interest", "compensation": "Recovery costs"}
 WRITING = "writing"  # in action.result: the part whose provider write may or may not have happened
 WRITING_SINCE = "writing_since"  # when the first attempt at that write began (aware UTC, ISO)
-# A provider's own time stamp of an effect (an email's History record or DeliveryTime, to the
-# second) is compared with our clock, which may run a little ahead of the provider's.
-CLOCK_SKEW = timedelta(minutes=2)
 CRASH_POINTS = "DUNWELL_CRASH_POINTS"  # e.g. "claimed=0.1,answered=0.1,committed=0.1"
 
 
@@ -96,9 +93,7 @@ class RetryLater(Exception):
     """The action failed for a passing reason; the job should run again."""
 
 
-class ClaimLost(Exception):
-    """The lease ran out and another worker claimed the action: this one stops, writing
-    nothing more (the other carries the action on and reconciles what was done)."""
+ClaimLost = ledger.ClaimLost
 
 
 class Deferred(Exception):
@@ -123,6 +118,7 @@ def reminder_note(action: Action, invoice: Invoice) -> str:
             f"{invoice.currency} {invoice.amount_due} due {invoice.due_date}.")
 
 
+@with_action_ids
 def execute_action(session: Session, action: Action, connector: Connector,
                    now: datetime, owner: str) -> str:
     """Carry out one action; returns its final or current status."""
@@ -130,6 +126,17 @@ def execute_action(session: Session, action: Action, connector: Connector,
         return action.status
     if action.status == AWAITING_APPROVAL:  # safe mode: only the owner's approval sends it
         log.warning("org %s action %s waits for approval; not run", action.org_id, action.key)
+        return action.status
+    owner_org = session.get(Organisation, action.org_id)
+    if owner_org is not None and review.in_review(owner_org):
+        # In review nothing reaches the books or a customer: held for the owner instead.
+        action.status, action.updated_at = AWAITING_APPROVAL, now
+        ledger.audit(session, action.org_id, "action_awaiting",
+                     f"In review, held for the owner: {action.reason}", at=now,
+                     invoice_id=action.invoice_id, action_id=action.id)
+        session.commit()
+        log.warning("org %s action %s: the organisation is in review; held, not run",
+                    action.org_id, action.key)
         return action.status
     if action.kind == "quote_deposit_reminder":  # filed under a quote, not an invoice
         from jobs.quote_deposits import execute_quote_deposit
@@ -142,19 +149,28 @@ def execute_action(session: Session, action: Action, connector: Connector,
                       result={"reason": "gone"})
         session.commit()
         return action.status
-    if not ledger.claim(session, action, owner, now):
+    if not ledger.claim(session, action, owner, shared_clock.now()):
         log.info("action %s is held by %s until %s; not run twice", action.key,
                  action.claimed_by, action.lease_until)
         return "held"
     crash_point("claimed")
-
     try:
-        status = _run(session, action, invoice, connector, now, owner)
+        with ledger.fenced(session, [action], owner):
+            status = _carry_out(session, action, invoice, org, connector, now, owner)
     except ClaimLost:
         session.rollback()
-        log.warning("org %s action %s: the claim passed to another worker; stopped",
-                    action.org_id, action.key)
+        log.warning("org %s invoice %s action %s: the claim passed to another worker; stopped"
+                    " without writing", action.org_id, action.invoice_id, action.key)
         return "held"
+    crash_point("committed")
+    return status
+
+
+def _carry_out(session: Session, action: Action, invoice: Invoice, org: Organisation,
+               connector: Connector, now: datetime, owner: str) -> str:
+    """The claimed action run and its outcome recorded, each commit fenced by the claim."""
+    try:
+        status = _run(session, action, invoice, connector, now, owner)
     except RateLimited as exc:  # also the daily limit: wait, do not count it as a failure
         _defer(session, action, now)
         raise Deferred(exc.retry_after, daily=isinstance(exc, DailyLimitReached)) from exc
@@ -166,17 +182,23 @@ def execute_action(session: Session, action: Action, connector: Connector,
         ledger.finish(session, action, "dead", f"Needs the owner: {exc}", now, error=str(exc))
         status = "dead"
     except TransientError as exc:
-        final = action.attempts >= MAX_ATTEMPTS
-        ledger.finish(session, action, "dead" if final else "failed",
-                      f"{'Gave up' if final else 'Will retry'}: {exc}", now, error=str(exc))
-        session.commit()
-        if final:
-            return "dead"
-        raise RetryLater(str(exc)) from exc
+        return failed_in_passing(session, action, exc, now)
     refresh_next_action(session, org, now, [invoice.id])
     session.commit()
-    crash_point("committed")
     return status
+
+
+def failed_in_passing(session: Session, action: Action, exc: TransientError,
+                      now: datetime) -> str:
+    """A passing failure: recorded, and the job raises to be retried ("dead" once the
+    attempts are spent)."""
+    final = action.attempts >= MAX_ATTEMPTS
+    ledger.finish(session, action, "dead" if final else "failed",
+                  f"{'Gave up' if final else 'Will retry'}: {exc}", now, error=str(exc))
+    session.commit()
+    if final:
+        return "dead"
+    raise RetryLater(str(exc)) from exc
 
 
 def _defer(session: Session, action: Action, now: datetime) -> None:
@@ -212,7 +234,8 @@ class Effect:
         a retry knows the outcome is unknown and reconciles instead of trusting the books'
         look."""
         owner = self.owner or self.action.claimed_by or ""
-        moment = max(clock.now(), self.now)
+        # The shared clock: a later lookup (by any worker) compares it with the provider's.
+        moment = shared_clock.now()
         result = dict(self.action.result or {})
         # A write tried again keeps the time of its first try: a lookup after a later unknown
         # outcome must still see an effect the first try made.
@@ -250,6 +273,9 @@ class Effect:
         result.pop(WRITING, None)
         result.pop(WRITING_SINCE, None)
         self.action.result = result
+        if part == "fee_invoice_id" and value:  # ours: never chased on its own once synced
+            own_documents.remember(self.session, self.action.org_id, str(value),
+                                   self.action.invoice_id)
         self.session.commit()
 
     def finish(self, message: str, **result: object) -> str:
@@ -328,8 +354,11 @@ def send_reminder(effect: Effect) -> str:
         return "skipped"
     if channel == "provider_email" and not effect.done_part("emailed"):
         since = effect.unknown_since("emailed")
+        # `since` is on the shared clock; the provider stamps the email with its own. An
+        # email of this invoice within the provider's idempotency window before it is taken
+        # as this write's (Connector.idempotency_window), however far the clocks are apart.
         if since is not None and effect.connector.invoice_emailed_since(
-                invoice.provider_id, since - CLOCK_SKEW):
+                invoice.provider_id, since - effect.connector.idempotency_window):
             log.info("org %s invoice %s action %s: the provider emailed the invoice after %s;"
                      " recorded, not sent again", action.org_id, invoice.id, action.key,
                      since.isoformat(timespec="seconds"))

@@ -17,6 +17,15 @@ A claim is one statement, `UPDATE actions SET status='claimed', lease... WHERE i
 Exactly one of any number of concurrent claimers gets rowcount 1. The claim carries a lease
 (`DUNWELL_ACTION_LEASE_SECONDS`, 10 minutes by default) so that a worker that died mid-action
 does not hold it for ever; the sweeper (jobs.tasks.sweep_ledger) gives such actions a job again.
+Leases are measured on the clock all workers share (jobs/shared_clock.py).
+
+A worker can outlive its lease without dying (paused, a long GC, a VM stall) and resume after
+another worker claimed the action. So every commit of the claimant is fenced (`fenced`): the
+transaction's first statement updates the row `WHERE id = :id AND status = 'claimed' AND
+claimed_by = :me`, and the transaction goes on only if that matched. On PostgreSQL the row
+stays locked by that statement until the transaction ends, on SQLite the whole database does:
+no other claim can slip in between the check and the write. A worker that lost its claim
+writes nothing (no outcome, no part, no activity) and stops (ClaimLost).
 """
 
 from __future__ import annotations
@@ -25,22 +34,27 @@ import json
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, or_, select, text, update
+from sqlalchemy import Connection, and_, event, inspect, or_, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.models import Action, AuditEvent, Invoice
+from jobs.observed import count_when_committed
 from rules import PastAction, PlannedAction
 
 log = logging.getLogger(__name__)
 
 OPEN_STATES = ("planned", "claimed", "failed")
+FENCE = "dunwell_fence"  # in session.info: (owner, {action id: Action}) while fenced
+RELEASING = "dunwell_fence_releasing"  # fenced actions this commit takes out of "claimed"
+OUTCOMES = "dunwell_outcomes"  # log lines of outcomes, written once their commit succeeded
 LEASE = timedelta(seconds=float(os.environ.get("DUNWELL_ACTION_LEASE_SECONDS", "600")))
 FINAL_STATES = ("done", "skipped", "dead")
 REPLAN_REASON = "changed"
@@ -63,13 +77,14 @@ def history(session: Session, invoice_ids: Iterable[int]) -> dict[int, list[Past
     ids = list(invoice_ids)
     for start in range(0, len(ids), 500):
         rows = session.execute(
-            select(Action.invoice_id, Action.key, Action.status, Action.result, Action.amount)
+            select(Action.invoice_id, Action.key, Action.status, Action.result, Action.amount,
+                   Action.scheduled_for)
             .where(Action.invoice_id.in_(ids[start:start + 500]))
         )
-        for invoice_id, key, status, result, amount in rows:
+        for invoice_id, key, status, result, amount, at in rows:
             if status == "skipped" and (result or {}).get("reason") == REPLAN_REASON:
                 continue
-            found[invoice_id].append(PastAction(key=key, status=status, amount=amount))
+            found[invoice_id].append(PastAction(key=key, status=status, amount=amount, at=at))
     return found
 
 
@@ -238,6 +253,66 @@ def renew(session: Session, action: Action, owner: str, now: datetime,
     return held
 
 
+class ClaimLost(Exception):
+    """The lease ran out and another worker claimed the action: this one stops, writing
+    nothing more (the other carries the action on and reconciles what was done)."""
+
+
+@contextmanager
+def fenced(session: Session, actions: Iterable[Action], owner: str) -> Iterator[None]:
+    """Every commit inside is conditional on `owner` still holding the claim on each of
+    `actions` (see the module's docstring); one that finds otherwise raises ClaimLost and
+    writes nothing. An action this owner finishes (or hands back) leaves the fence with the
+    commit that records it."""
+    session.info[FENCE] = (owner, {action.id: action for action in actions})
+    try:
+        yield
+    finally:
+        session.info.pop(FENCE, None)
+        session.info.pop(RELEASING, None)
+
+
+@event.listens_for(Session, "after_begin")
+def _check_fence(session: Session, transaction: Any, connection: Connection) -> None:
+    """The first statement of every transaction while fenced: the claims still ours, and
+    their rows locked (PostgreSQL) or the database (SQLite) until the transaction ends."""
+    owner, held = session.info.get(FENCE, (None, {}))
+    if not held:
+        return
+    matched = connection.execute(
+        update(Action)
+        .where(Action.id.in_(sorted(held)), Action.status == "claimed",
+               Action.claimed_by == owner)
+        .values(claimed_by=owner)).rowcount
+    if matched != len(held):
+        raise ClaimLost(", ".join(sorted(action.key for action in held.values())))
+
+
+@event.listens_for(Session, "before_commit")
+def _releasing(session: Session) -> None:
+    """Which fenced actions this commit takes out of "claimed" (they leave the fence)."""
+    _, held = session.info.get(FENCE, (None, {}))
+    if held:
+        session.info[RELEASING] = [
+            action_id for action_id, action in held.items()
+            if inspect(action).dict.get("status", "claimed") != "claimed"]
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    _, held = session.info.get(FENCE, (None, {}))
+    for action_id in session.info.pop(RELEASING, []):
+        held.pop(action_id, None)
+    for line in session.info.pop(OUTCOMES, []):
+        log.info(*line)
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(RELEASING, None)
+    session.info.pop(OUTCOMES, None)  # not recorded: not said
+
+
 def release(action: Action) -> None:
     action.claimed_by = None
     action.lease_until = None
@@ -257,8 +332,10 @@ def finish(session: Session, action: Action, status: str, message: str, now: dat
     audit(session, action.org_id, f"action_{status}", message, at=now,
           invoice_id=action.invoice_id, action_id=action.id,
           data={"key": action.key, **(result or {})})
-    log.info("org %s invoice %s action %s: %s (%s)", action.org_id, action.invoice_id,
-             action.key, status, message)
+    count_when_committed(session, action.kind, status, result)
+    session.info.setdefault(OUTCOMES, []).append(
+        ("org %s invoice %s action %s: %s (%s)", action.org_id, action.invoice_id,
+         action.key, status, message))
 
 
 def amount_changed(action: Action, amount_due: Decimal) -> bool:

@@ -35,7 +35,7 @@ from connectors.base import (
     RateLimited,
     TransientError,
 )
-from jobs import ledger
+from jobs import ledger, shared_clock
 from rules.deposits import (
     QuoteReminder,
     QuoteState,
@@ -180,15 +180,14 @@ def execute_quote_deposit(session: Session, action: Action, connector: Connector
                           now: datetime, owner: str) -> str:
     """Carry out one quote deposit reminder, at most once; its final or current status."""
     from jobs.execute import (
-        MAX_ATTEMPTS,
         UNCONFIRMED,
         UNCONFIRMED_MESSAGE,
         UNCONFIRMED_REASON,
         ClaimLost,
         Deferred,
         Effect,
-        RetryLater,
         _defer,
+        failed_in_passing,
         send_own_email,
     )
 
@@ -197,76 +196,78 @@ def execute_quote_deposit(session: Session, action: Action, connector: Connector
     org = session.get(Organisation, action.org_id)
     if quote is None or org is None or quote.org_id != action.org_id:
         return _finish(session, action, "skipped", "Quote no longer exists", now, "gone")
-    if not ledger.claim(session, action, owner, now):
+    if not ledger.claim(session, action, owner, shared_clock.now()):
         log.info("action %s is held by %s until %s; not run twice", action.key,
                  action.claimed_by, action.lease_until)
         return "held"
-    try:
-        if not (action.result or {}).get("emailed"):
-            # Re-read before writing: accepted still, and the deposit not met since planning?
-            upsert_quotes(session, org.id, [connector.quote(quote.provider_id)])
-            session.refresh(quote)
-            if quote.status != "accepted":
+
+    def carry_out() -> str:
+        """The claimed reminder sent and its outcome recorded, each commit fenced."""
+        try:
+            if not (action.result or {}).get("emailed"):
+                # Re-read before writing: accepted still, and the deposit not met since planning?
+                upsert_quotes(session, org.id, [connector.quote(quote.provider_id)])
+                session.refresh(quote)
+                if quote.status != "accepted":
+                    return _finish(session, action, "skipped",
+                                   f"Quote {quote.number} is {quote.status} now; nothing sent", now,
+                                   quote.status)
+                rule = _rule(session, org)
+                milestone = int((action.details or {}).get("milestone", 1)) - 1
+                current = [m for m in quote_expected_payments(quote_state(session, quote), rule)
+                           if m.index == milestone] if rule is not None else []
+                if not current or current[0].met_on is not None:
+                    return _finish(session, action, "skipped",
+                                   f"The deposit of quote {quote.number} is met or no longer"
+                                   " asked for; nothing sent", now, "met")
+            contact = session.get(Contact, quote.contact_id) if quote.contact_id else None
+            if contact is None or not contact.email:
                 return _finish(session, action, "skipped",
-                               f"Quote {quote.number} is {quote.status} now; nothing sent", now,
-                               quote.status)
-            rule = _rule(session, org)
-            milestone = int((action.details or {}).get("milestone", 1)) - 1
-            current = [m for m in quote_expected_payments(quote_state(session, quote), rule)
-                       if m.index == milestone] if rule is not None else []
-            if not current or current[0].met_on is not None:
-                return _finish(session, action, "skipped",
-                               f"The deposit of quote {quote.number} is met or no longer"
-                               " asked for; nothing sent", now, "met")
-        contact = session.get(Contact, quote.contact_id) if quote.contact_id else None
-        if contact is None or not contact.email:
+                               f"Quote {quote.number}: the contact has no email address", now,
+                               "no_email")
+            # A quote's action has no invoice; the email path reads none.
+            effect = Effect(session, action, None, org, connector, now, owner)  # type: ignore[arg-type]
+            if not effect.done_part("emailed"):
+                assert action.amount is not None and action.currency is not None
+                details = {k: str(v) for k, v in (action.details or {}).items()}
+                subject, text = quote_deposit_message(
+                    contact.name, org.name, quote.number, action.currency, details,
+                    round_money(action.amount, action.currency), language_of(contact.language))
+                if send_own_email(effect, to=contact.email, subject=subject, text=text, html=None,
+                                  sender_name=org.name, action_key=effect.key):
+                    effect.record_part("message", {"subject": subject, "text": text})
+            if (action.result or {}).get("emailed") == UNCONFIRMED:
+                status = effect.finish(f"{action.reason}: {UNCONFIRMED_MESSAGE}",
+                                       unconfirmed=UNCONFIRMED_REASON)
+            else:
+                status = effect.finish(f"{action.reason}: emailed by Dunwell")
+        except RateLimited as exc:
+            _defer(session, action, now)
+            raise Deferred(exc.retry_after) from exc
+        except ProviderRejected as exc:
+            ledger.finish(session, action, "skipped", f"Provider refused: {exc}", now,
+                          result={"reason": "rejected"}, error=str(exc))
+            status = "skipped"
+        except NotFound:
             return _finish(session, action, "skipped",
-                           f"Quote {quote.number}: the contact has no email address", now,
-                           "no_email")
-        # A quote's action has no invoice; the email path reads none.
-        effect = Effect(session, action, None, org, connector, now, owner)  # type: ignore[arg-type]
-        if not effect.done_part("emailed"):
-            assert action.amount is not None and action.currency is not None
-            details = {k: str(v) for k, v in (action.details or {}).items()}
-            subject, text = quote_deposit_message(
-                contact.name, org.name, quote.number, action.currency, details,
-                round_money(action.amount, action.currency), language_of(contact.language))
-            if send_own_email(effect, to=contact.email, subject=subject, text=text, html=None,
-                              sender_name=org.name, action_key=effect.key):
-                effect.record_part("message", {"subject": subject, "text": text})
-        if (action.result or {}).get("emailed") == UNCONFIRMED:
-            status = effect.finish(f"{action.reason}: {UNCONFIRMED_MESSAGE}",
-                                   unconfirmed=UNCONFIRMED_REASON)
-        else:
-            status = effect.finish(f"{action.reason}: emailed by Dunwell")
+                           f"Quote {quote.number} is no longer in the books; nothing sent", now,
+                           "gone")
+        except ConfigurationError as exc:
+            ledger.finish(session, action, "dead", f"Needs the owner: {exc}", now, error=str(exc))
+            status = "dead"
+        except TransientError as exc:
+            return failed_in_passing(session, action, exc, now)
+        session.commit()
+        return status
+
+    try:
+        with ledger.fenced(session, [action], owner):
+            status = carry_out()
     except ClaimLost:
         session.rollback()
-        log.warning("org %s action %s: the claim passed to another worker; stopped",
-                    action.org_id, action.key)
+        log.warning("org %s quote %s action %s: the claim passed to another worker; stopped"
+                    " without writing", action.org_id, quote.id, action.key)
         return "held"
-    except RateLimited as exc:
-        _defer(session, action, now)
-        raise Deferred(exc.retry_after) from exc
-    except ProviderRejected as exc:
-        ledger.finish(session, action, "skipped", f"Provider refused: {exc}", now,
-                      result={"reason": "rejected"}, error=str(exc))
-        status = "skipped"
-    except NotFound:
-        return _finish(session, action, "skipped",
-                       f"Quote {quote.number} is no longer in the books; nothing sent", now,
-                       "gone")
-    except ConfigurationError as exc:
-        ledger.finish(session, action, "dead", f"Needs the owner: {exc}", now, error=str(exc))
-        status = "dead"
-    except TransientError as exc:
-        final = action.attempts >= MAX_ATTEMPTS
-        ledger.finish(session, action, "dead" if final else "failed",
-                      f"{'Gave up' if final else 'Will retry'}: {exc}", now, error=str(exc))
-        session.commit()
-        if final:
-            return "dead"
-        raise RetryLater(str(exc)) from exc
-    session.commit()
     log.info("org %s quote %s action %s: %s", org.id, quote.id, action.key, status)
     return status
 
