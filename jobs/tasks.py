@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from rq import Retry, get_current_job
 from rq.job import Job, JobStatus
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from app import clock
 from app.extensions import db
 from app.models import Action, Connection, Organisation, SyncRun
 from app.providers import PROVIDER_NAMES, connector_for, redis_client
 from app.settings import approvals
-from connectors.base import ConfigurationError
-from jobs import execute, fee_batches, ledger, plan, retention, statements
+from connectors.base import ConfigurationError, DailyLimitReached, RateLimited
+from jobs import execute, fee_batches, ledger, plan, retention, shared_clock, statements
 from jobs.queues import FINISHED, enqueue_once
 from sync.engine import sync_organisation
 
@@ -35,17 +38,55 @@ def _active_connection(org: Organisation) -> Connection | None:
     return connection
 
 
+SYNC_MODES = ("pending", "full", "incremental")  # the runs of sync_org (not reconciles)
+
+
+def _sync_history(session: Session, org_id: int) -> tuple[bool, bool]:
+    """(a sync of the organisation ever completed, a sync since the last completed one did
+    not). A first sync that was interrupted is still the first sync when it resumes: every
+    invoice it stored waits for its next-action time, whichever run stored it."""
+    last_done = session.scalar(select(func.max(SyncRun.id)).where(
+        SyncRun.org_id == org_id, SyncRun.status == "done",
+        SyncRun.mode.in_(SYNC_MODES)))
+    unfinished = session.scalar(select(SyncRun.id).where(
+        SyncRun.org_id == org_id, SyncRun.mode.in_(SYNC_MODES), SyncRun.status != "done",
+        SyncRun.id > (last_done or 0)).limit(1))
+    return last_done is not None, unfinished is not None
+
+
+def _record_sync_failure(run_id: int, org_id: int, exc: Exception, api_calls: int) -> None:
+    """The failed run, written on a session of its own: the job's session (or its connection)
+    may be the very thing that failed. If this write fails too, the sweeper ends the run."""
+    try:
+        with Session(db.engine) as session:
+            session.execute(update(SyncRun).where(SyncRun.id == run_id).values(
+                status="failed", error=str(exc)[:500], finished_at=clock.now(),
+                api_calls=api_calls))
+            if isinstance(exc, ConfigurationError):
+                session.execute(update(Connection).where(Connection.org_id == org_id).values(
+                    status="needs_reconnect", last_error=str(exc)[:500]))
+            if not isinstance(exc, RateLimited):  # the budget refills: a wait, not a failure
+                ledger.audit(session, org_id, "sync_failed", f"Sync failed: {exc}",
+                             at=clock.now())
+            session.commit()
+    except SQLAlchemyError as db_exc:
+        log.warning("org %s: sync run %s not marked failed (%s); the sweeper ends it", org_id,
+                    run_id, db_exc.__class__.__name__)
+
+
 def sync_org(org_id: int, plan_after: bool = True) -> dict[str, Any]:
     """Sync one organisation's books, then plan (and enqueue) what is due."""
     session = db.session
     org = session.get(Organisation, org_id)
     if org is None or (connection := _active_connection(org)) is None:
         return {"skipped": True}
+    completed_before, interrupted_before = _sync_history(session, org.id)
     job = get_current_job()
     run = SyncRun(org_id=org.id, job_id=job.id if job else "inline", mode="pending",
                   status="running", started_at=clock.now(), progress={})
     session.add(run)
     session.commit()
+    run_id = run.id
 
     def progress(counts: dict[str, int]) -> None:
         run.progress = counts
@@ -56,20 +97,23 @@ def sync_org(org_id: int, plan_after: bool = True) -> dict[str, Any]:
 
     connector = connector_for(connection)
     try:
-        result = sync_organisation(session, org, connector, on_progress=progress)
+        result = sync_organisation(session, org, connector, on_progress=progress,
+                                   first=not completed_before)
     except Exception as exc:
-        session.rollback()
-        run.status, run.error, run.finished_at = "failed", str(exc)[:500], clock.now()
-        run.api_calls = connector.calls
-        if isinstance(exc, ConfigurationError):
-            connection.status, connection.last_error = "needs_reconnect", str(exc)[:500]
-        ledger.audit(session, org.id, "sync_failed", f"Sync failed: {exc}", at=clock.now())
-        session.commit()
-        log.warning("org %s: sync failed: %s", org.id, exc)
+        try:
+            session.rollback()
+        except SQLAlchemyError:
+            pass  # the connection is gone; the failure is written on another
+        _record_sync_failure(run_id, org_id, exc, connector.calls)
+        log.warning("org %s: sync failed: %s", org_id, exc)
         raise
     now = clock.now()
-    changed = None if result.mode == "full" else result.changed_invoice_ids
-    plan.refresh_next_action(session, org, now, changed)
+    # Every invoice of a first sync (also one resumed after an interruption) or of a sync
+    # after one that did not finish (its pages are stored, their next actions not computed):
+    # all of the organisation's; otherwise those this run changed.
+    everything = result.mode == "full" or interrupted_before
+    plan.refresh_next_action(session, org, now,
+                             None if everything else result.changed_invoice_ids)
     run.mode, run.status, run.finished_at = result.mode, "done", now
     run.progress, run.api_calls = result.counts, result.api_calls
     if result.mode == "full" or any(result.counts.values()):
@@ -180,7 +224,10 @@ def _tell_owner_daily_limit(org: Organisation, now: datetime) -> None:
 def _owner() -> str:
     """Who claims an action: the RQ worker and job (or this process, run inline)."""
     job = get_current_job()
-    return f"{job.worker_name or 'worker'}/{job.id}" if job else f"pid-{os.getpid()}"
+    # A token per attempt: a worker that runs the same job again later is another claimant.
+    token = secrets.token_hex(4)
+    return f"{job.worker_name or 'worker'}/{job.id}/{token}" if job else \
+        f"pid-{os.getpid()}/{token}"
 
 
 def daily_run(org_id: int, local_day: str) -> None:
@@ -193,6 +240,16 @@ def daily_run(org_id: int, local_day: str) -> None:
         if _active_connection(org) is not None:
             sync_org(org_id, plan_after=True)
             plan_statements(org_id)
+    except RateLimited as exc:
+        # The provider's budget is spent for now (approved actions spent the minute first, or
+        # the day is used up): the day's run waits for it, as every other job does.
+        at = clock.now() + timedelta(seconds=max(1.0, exc.retry_after))
+        enqueue_once(daily_run, org_id, local_day, at=at,
+                     job_id=f"daily-{org_id}-{local_day}-at-{int(at.timestamp())}")
+        log.info("org %s: daily run of %s deferred to %s (%s)", org_id, local_day,
+                 at.isoformat(timespec="seconds"), exc)
+        if isinstance(exc, DailyLimitReached):
+            _tell_owner_daily_limit(org, clock.now())
     finally:
         schedule_daily_run(org_id, after=date.fromisoformat(local_day))
 
@@ -228,7 +285,7 @@ def sweep_ledger(book_next: bool = True) -> int:
     before it claimed). Enqueueing is idempotent; a job a dead worker left "started" is
     replaced; the claim keeps any action from running twice."""
     session = db.session
-    now = clock.now()
+    now = shared_clock.now()  # leases are on the shared clock
     candidates = session.scalars(select(Action).where(or_(
         and_(Action.status == "claimed", Action.lease_until < now),
         and_(Action.status.in_(("planned", "failed")), Action.updated_at < now - STUCK_AFTER),
@@ -244,10 +301,32 @@ def sweep_ledger(book_next: bool = True) -> int:
     if stuck:
         log.warning("sweeper: %d stuck action(s) given a job again", len(stuck))
     session.commit()
+    end_lost_sync_runs()
     if book_next:
         slot = int((now + SWEEP_EVERY).timestamp()) // max(1, int(SWEEP_EVERY.total_seconds()))
         enqueue_once(sweep_ledger, job_id=f"sweep-{slot}", at=now + SWEEP_EVERY)
     return len(stuck)
+
+
+def end_lost_sync_runs() -> int:
+    """End the sync records still "running" whose job is over: it failed or finished while
+    its own write of the outcome failed (the database went away under it), or it is gone
+    (Redis lost it, or the run had no job) and the run is older than STUCK_AFTER."""
+    session = db.session
+    now = clock.now()  # as the runs' own start times
+    running = session.scalars(select(SyncRun).where(
+        SyncRun.status == "running").order_by(SyncRun.id)).all()
+    jobs = Job.fetch_many([run.job_id for run in running], connection=redis_client())
+    lost = [run for run, job in zip(running, jobs, strict=True)
+            if (job is not None and job.get_status(refresh=False) in FINISHED)
+            or (job is None and run.started_at < now - STUCK_AFTER)]
+    for run in lost:
+        run.status, run.finished_at = "failed", now
+        run.error = "The sync stopped without recording its end (its worker or job was lost)."
+        log.warning("org %s: sync run %s ended by the sweeper: its job is over", run.org_id,
+                    run.id)
+    session.commit()
+    return len(lost)
 
 
 def ensure_schedules() -> int:

@@ -425,10 +425,15 @@ def _cursor(session: Session, org_id: int, stream: Stream) -> SyncCursor:
 
 
 def sync_organisation(session: Session, org: Organisation, connector: Connector,
-                      on_progress: Progress | None = None) -> SyncResult:
-    """Bring the organisation's contacts, invoices and payments up to date with its books."""
+                      on_progress: Progress | None = None, first: bool = False) -> SyncResult:
+    """Bring the organisation's contacts, invoices and payments up to date with its books.
+
+    A sync with no bookmark is full. So is one the caller says is `first`: the organisation's
+    first sync, resumed after an interruption, reads on from its bookmarks but is still the
+    sync that brings the books in (the caller computes every invoice's next action after it
+    and books the organisation's daily run)."""
     cursors = {stream.name: _cursor(session, org.id, stream) for stream in STREAMS}
-    full = all(c.cursor is None for c in cursors.values())
+    full = first or all(c.cursor is None for c in cursors.values())
     result = SyncResult(mode="full" if full else "incremental")
     calls_before = connector.calls
     if full:
