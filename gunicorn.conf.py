@@ -8,7 +8,30 @@ otherwise each wait for a connection to be opened (docs/performance.md, "Webhook
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from typing import Any
+
+# Metrics in multiprocess mode (docs/operations.md): each worker writes its values to files in
+# this directory and /metrics adds them up. Set before any worker imports prometheus_client: a
+# fresh directory per start unless the environment names one (emptied at each deploy; shared
+# with `dunwell worker` on the same machine, the scrape shows the jobs' metrics too).
+OWN_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+if OWN_METRICS_DIR:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="dunwell-metrics-")
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    # Imported here, in the master, only once PROMETHEUS_MULTIPROC_DIR is set above.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    if OWN_METRICS_DIR:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 def post_worker_init(worker: Any) -> None:

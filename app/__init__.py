@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask import Flask, render_template
 
 from app.config import INSTANCE_DIR, Config
 from app.extensions import babel, csrf, db, login_manager
+from app.health import init_operations
 from app.security import init_security
 
 
@@ -31,8 +31,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     # Provider webhooks answered in front of Flask's request machinery (see the class).
     app.wsgi_app = WebhookDispatcher(app, app.wsgi_app)  # type: ignore[method-assign]
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    init_operations(app)  # logs, error reports, request ids and metrics, /healthz, /readyz
     return app
 
 
@@ -65,8 +64,9 @@ def register_blueprints(app: Flask) -> None:
     from app.organisations.members_views import blueprint as members
     from app.practice.views import blueprint as practice
     from app.settings.views import blueprint as settings
+    from app.setup.views import blueprint as setup
 
-    for blueprint in (settings, dashboard, members, practice, api):
+    for blueprint in (settings, dashboard, members, practice, api, setup):
         app.register_blueprint(blueprint)
     app.jinja_env.globals["PROVIDER_NAMES"] = PROVIDER_NAMES  # for labels in templates
 

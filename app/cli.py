@@ -11,6 +11,8 @@ from flask import Flask
 from flask.cli import FlaskGroup, NoAppException, with_appcontext
 
 from app.customers.cli import customers_group
+from app.health.cli import serve_worker_metrics, workers_command
+from app.setup.cli import setup_group
 
 
 def _create_app() -> Flask:
@@ -37,10 +39,12 @@ def register(app: Flask) -> None:
     app.cli.add_command(sync_command)
     app.cli.add_command(plan_command)
     app.cli.add_command(worker_command)
+    app.cli.add_command(workers_command)
     app.cli.add_command(web_command)
     app.cli.add_command(user_group)
     app.cli.add_command(plans_group)
     app.cli.add_command(customers_group)
+    app.cli.add_command(setup_group)
 
 
 @click.group("db", help="Database schema (Alembic).")
@@ -107,6 +111,7 @@ def _json_default(value: object) -> str:
 def worker_command(burst: bool) -> None:
     from jobs.worker import run_worker
 
+    serve_worker_metrics()
     run_worker(burst=burst)
 
 

@@ -106,6 +106,7 @@ def demo_environment(port: int, sandbox_port: int, redis_url: str,
         "QUICKBOOKS_DISCOVERY_URL": f"{qbo}/.well-known/openid_configuration",
         "QUICKBOOKS_API_URL": f"{qbo}/v3",
     })
+    env.setdefault("LOG_FORMAT", "text")  # lines a person reads; production logs JSON lines
     return env
 
 

@@ -62,6 +62,7 @@ from connectors.base import (
 from connectors.base import batch_key as make_batch_key
 from connectors.oauth import FreshTokens
 from connectors.ratelimit import RateBudget
+from observability.metrics import CountedRefresh, ProviderCall
 
 log = logging.getLogger(__name__)
 
@@ -351,6 +352,14 @@ class QuickBooksSettings:
 # --- The connector ------------------------------------------------------------------------
 
 
+def operation_of(method: str, url: str) -> str:
+    """A call's name in the metrics: the method and the resource after the company's id
+    (`get_invoice`, `post_batch`, `get_query`), never an id."""
+    path = url.split("?", 1)[0].rstrip("/").split("/")
+    after = path[path.index("company") + 2:] if "company" in path else path[-1:]
+    return f"{method.lower()}_{after[0].lower() if after else ''}"
+
+
 class _BudgetedSession(requests.Session):
     """The HTTP session python-quickbooks sends through: budget first, status classified."""
 
@@ -378,7 +387,8 @@ class _BudgetedSession(requests.Session):
         try:
             with slot:
                 connector.calls += 1
-                response = super().request(method, url, *args, **kwargs)
+                response = ProviderCall("quickbooks", operation_of(str(method), str(url)),
+                                        super().request)(method, url, *args, **kwargs)
         except requests.RequestException as exc:
             raise TransientError(f"QuickBooks {connector.current}: {type(exc).__name__}") \
                 from exc
@@ -409,7 +419,8 @@ class QuickBooksConnector:
         self.clock = clock
         self.budget = budget
         self.calls = 0
-        self._fresh = FreshTokens(tokens, settings.refresh, clock, REFRESH_MARGIN)
+        self._fresh = FreshTokens(tokens, CountedRefresh("quickbooks", settings.refresh), clock,
+                                  REFRESH_MARGIN)
         self.current = ""  # what the call in progress is for, for error messages
         self._session = _BudgetedSession(self)
         # A client of our own (never the library's global one), with no auth client: the

@@ -57,6 +57,7 @@ from connectors.base import (
 from connectors.base import batch_key as make_batch_key
 from connectors.oauth import FreshTokens, OAuthClient
 from connectors.ratelimit import RateBudget
+from observability.metrics import CountedRefresh, ProviderCall
 
 log = logging.getLogger(__name__)
 
@@ -296,7 +297,8 @@ class XeroConnector:
         self.clock = clock
         self.calls = 0
         self._access_token = ""
-        self._fresh = FreshTokens(tokens, settings.oauth.refresh, clock, REFRESH_MARGIN)
+        self._fresh = FreshTokens(tokens, CountedRefresh("xero", settings.oauth.refresh), clock,
+                                  REFRESH_MARGIN)
         # Expiry stays None for the SDK: it must never refresh on its own, outside our lock.
         self._api = AccountingApi(
             ApiClient(
@@ -334,8 +336,9 @@ class XeroConnector:
             try:
                 with slot:
                     self.calls += 1
-                    response = fn(self.tenant_id, *args, _preload_content=False,
-                                  _request_timeout=REQUEST_TIMEOUT, **kwargs)
+                    response = ProviderCall("xero", fn.__name__, fn)(
+                        self.tenant_id, *args, _preload_content=False,
+                        _request_timeout=REQUEST_TIMEOUT, **kwargs)
             except ApiException as exc:
                 if exc.status == 401 and attempt == 1:
                     log.info("xero %s: access token refused, refreshing once", what,

@@ -8,6 +8,7 @@ books reads one empty page per stream and writes nothing.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +20,7 @@ from sqlalchemy.orm.util import identity_key
 
 from app.models import Contact, Invoice, Organisation, Payment, SyncCursor
 from connectors.base import Connector, ContactRecord, InvoiceRecord, PaymentRecord, QuoteRecord
+from observability.metrics import observe_sync
 from sync.streams import STREAMS, Stream
 
 log = logging.getLogger(__name__)
@@ -436,6 +438,7 @@ def sync_organisation(session: Session, org: Organisation, connector: Connector,
     full = first or all(c.cursor is None for c in cursors.values())
     result = SyncResult(mode="full" if full else "incremental")
     calls_before = connector.calls
+    started = time.perf_counter()
     if full:
         details = connector.organisation()
         _assign(org, {"name": details.name or org.name, "country": details.country,
@@ -460,6 +463,8 @@ def sync_organisation(session: Session, org: Organisation, connector: Connector,
     if wants_quotes(session, org.id):
         sync_quotes(session, org, connector, result, on_progress)
     result.api_calls = connector.calls - calls_before
+    observe_sync(getattr(connector, "provider", "other"), result.mode,
+                 time.perf_counter() - started, sum(result.counts.values()))
     log.info("org %s: %s sync read %s in %s API calls; %s invoices changed", org.id,
              result.mode, result.counts, result.api_calls, len(result.changed_invoice_ids))
     return result

@@ -21,6 +21,7 @@ from app.models import Action, Invoice, Organisation, Payment, SyncCursor, Webho
 from connectors.base import Connector, InvoiceRecord, NotFound
 from jobs import ledger
 from jobs.plan import refresh_next_action
+from observability.metrics import observe_webhook_lag
 from sync.engine import sync_organisation, upsert_invoices
 
 log = logging.getLogger(__name__)
@@ -88,9 +89,12 @@ def apply_webhook_events(session: Session, org: Organisation, connector: Connect
     result.api_calls = connector.calls - calls_before
     settle_open_actions(session, org, result, now)
     refresh_next_action(session, org, now, result.changed_invoice_ids)
+    lags = [(e.provider, (now - e.received_at).total_seconds()) for e in events]
     session.execute(update(WebhookEvent).where(WebhookEvent.id.in_([e.id for e in events]))
                     .values(processed_at=now).execution_options(synchronize_session=False))
     session.commit()
+    for provider, lag in lags:
+        observe_webhook_lag(provider, lag)
     log.info("org %s: %d webhook event(s) applied (%s, %d API calls): %d invoice(s) changed, "
              "%d action(s) closed, %d set aside to plan again", org.id, len(events),
              result.mode, result.api_calls, len(result.changed_invoice_ids),

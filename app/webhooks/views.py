@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, Response, g, request
 
+from app.health.requests import webhook_answered
 from app.webhooks.payloads import PayloadError, ProviderEvent, intuit_events, xero_events
 from app.webhooks.services import SIGNATURE_HEADERS, signature_valid, store_events
 
@@ -131,6 +132,7 @@ class WebhookDispatcher:
 
     def _answer(self, environ: WSGIEnvironment, start_response: StartResponse,
                 answer: Answer) -> Iterable[bytes]:
+        webhook_answered(environ, ROUTES[environ["PATH_INFO"]], answer.status)
         body = answer.body()
         headers, nonce = self._template(str(environ.get("wsgi.url_scheme", "http")),
                                         answer.reason is not None)
