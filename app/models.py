@@ -44,6 +44,10 @@ class Organisation(db.Model):  # type: ignore[name-defined]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Safe mode: the daily run's actions wait for the owner's approval instead of going out.
     safe_mode: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # review: planning and previews only, nothing reaches the books or a customer (every new
+    # organisation starts here, app/setup/); live: the owner said go (live_since).
+    mode: Mapped[str] = mapped_column(String(16), default="review", server_default="review")
+    live_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     connection: Mapped[Connection | None] = relationship(back_populates="organisation")
 
@@ -585,3 +589,57 @@ class UserSession(db.Model):  # type: ignore[name-defined]
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OwnDocument(db.Model):  # type: ignore[name-defined]
+    """A document Dunwell created in the books (a fee invoice), by its provider id: a sync
+    that reads it back must not take it for a debt of its own to chase (rules.InvoiceState)."""
+
+    __tablename__ = "own_documents"
+    __table_args__ = (UniqueConstraint("org_id", "provider_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    provider_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16), default="fee_invoice")
+    # The invoice it belongs to (the one whose lateness it charges).
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MailSender(db.Model):  # type: ignore[name-defined]
+    """Who an organisation's own email comes from: its SMTP server (the password encrypted as
+    the tokens are) or the server-wide relay, verified by a test send."""
+
+    __tablename__ = "mail_senders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), unique=True)
+    transport: Mapped[str] = mapped_column(String(16), default="relay")  # relay | smtp
+    host: Mapped[str | None] = mapped_column(String(255))
+    port: Mapped[int | None] = mapped_column(Integer)
+    security: Mapped[str] = mapped_column(String(16), default="starttls")  # starttls | tls
+    username: Mapped[str | None] = mapped_column(String(255))
+    password_enc: Mapped[str | None] = mapped_column(Text)
+    from_name: Mapped[str] = mapped_column(String(255), default="")
+    from_email: Mapped[str | None] = mapped_column(String(255))
+    reply_to: Mapped[str | None] = mapped_column(String(255))
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class RateConfirmation(db.Model):  # type: ignore[name-defined]
+    """An owner's or admin's word on a statutory rate period the shipped table has not
+    verified: the rate they confirmed, or the last verified rate chosen instead."""
+
+    __tablename__ = "rate_confirmations"
+    __table_args__ = (UniqueConstraint("org_id", "jurisdiction", "period_start"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    jurisdiction: Mapped[str] = mapped_column(String(2))
+    period_start: Mapped[date] = mapped_column(Date)
+    choice: Mapped[str] = mapped_column(String(16))  # confirmed | last_verified
+    confirmed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    confirmed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

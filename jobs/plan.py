@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from datetime import date, datetime, time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from flask import current_app
@@ -22,7 +23,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from app.models import Action, AuditEvent, CreditSettings, Invoice, Organisation, Payment
 from app.models import PaymentPlan as PlanRow
 from app.models import Policy as PolicyRow
-from jobs import ledger
+from jobs import ledger, own_documents
 from rules import (
     Instalment,
     InvoiceState,
@@ -85,8 +86,13 @@ def calendar_for(org: Organisation) -> OrgCalendar:
 class Book:
     """The invoices of one planning pass with what rules/ needs beside them, read in bulk."""
 
-    def __init__(self, session: Session, org: Organisation, invoices: Sequence[Invoice]):
+    def __init__(self, session: Session, org: Organisation, invoices: Sequence[Invoice],
+                 adjust: Callable[[Policy], Policy] | None = None):
+        """`adjust` changes the policy as a preview asks (e.g. fees dated from go-live)."""
+        self.adjust = adjust
         self.policy = planning_policy(session, org)
+        if adjust is not None:
+            self.policy = adjust(self.policy)
         self.calendar = calendar_for(org)
         ids = [i.id for i in invoices]
         self.history = ledger.history(session, ids)
@@ -111,6 +117,7 @@ class Book:
             for plan in session.scalars(select(PlanRow).where(
                     PlanRow.invoice_id.in_(chunk), PlanRow.status == "active")):
                 self.plans[plan.invoice_id] = plan_record(plan)
+        self.own = own_documents.among(session, org.id, (i.provider_id for i in invoices))
         self._policies: dict[int, Policy] = {}
         from jobs.credit_requests import new_customers  # credit control: stricter variant
         self.newcomers = new_customers(session, org.id, invoices, self.policy)
@@ -123,7 +130,8 @@ class Book:
         if contact.id not in self._policies:
             overrides = contact_overrides_from_json({"policy": contact.policy_overrides or {}})
             base = new_customer_variant(self.policy) if newcomer else self.policy
-            self._policies[contact.id] = with_contact_overrides(base, overrides)
+            policy = with_contact_overrides(base, overrides)
+            self._policies[contact.id] = policy if self.adjust is None else self.adjust(policy)
         return self._policies[contact.id]
 
     def state(self, invoice: Invoice) -> InvoiceState:
@@ -140,7 +148,8 @@ class Book:
             is_business=contact.is_business if contact else True,
             excluded=bool(contact and contact.excluded),
             disputed=invoice.disputed or bool(contact and contact.disputed),
-            plan=self.plans.get(invoice.id), contact_id=invoice.contact_id)
+            plan=self.plans.get(invoice.id), contact_id=invoice.contact_id,
+            own_document=invoice.provider_id in self.own)
 
     def past(self, invoice: Invoice) -> list[PastAction]:
         return self.history.get(invoice.id, [])
@@ -209,7 +218,8 @@ def plan_org(session: Session, org: Organisation, now: datetime) -> list[Action]
         problems: list[str] = []
         for step in evaluate(state, history, policy, book.calendar, now, problems=problems):
             steps.append((step, invoice))
-            history = [*history, PastAction(key=step.key, status="planned", amount=step.amount)]
+            history = [*history, PastAction(key=step.key, status="planned", amount=step.amount,
+                                            at=step.scheduled_for)]
         if problems:
             _report_problems(session, org, invoice, problems, now, book.calendar)
         when = next_action_at(state, history, policy, book.calendar, now)
@@ -265,3 +275,36 @@ def dry_run(session: Session, org: Organisation, day: date) -> list[dict[str, ob
         rows.extend({"invoice_id": invoice.id, "invoice_number": invoice.number,
                      "kind": "needs_attention", "reason": problem} for problem in problems)
     return rows
+
+
+@dataclass(frozen=True, slots=True)
+class Foreseen:
+    """One action a preview expects: when the run would take it, for which invoice."""
+
+    at: datetime
+    invoice: Invoice
+    action: PlannedAction
+
+
+def foresee(session: Session, org: Organisation, invoices: Sequence[Invoice], now: datetime,
+            days: int, adjust: Callable[[Policy], Policy] | None = None) -> list[Foreseen]:
+    """Every action the policy would take on these invoices over the next `days`, if nobody
+    pays: the engine asked at each day's send time, with what it planned before counted as
+    done (and when, so a first contact moves the later steps as it will). Writes nothing."""
+    book = Book(session, org, invoices, adjust=adjust)
+    calendar = book.calendar
+    today = calendar.today(now)
+    histories = {invoice.id: list(book.past(invoice)) for invoice in invoices}
+    found: list[Foreseen] = []
+    for offset in range(days + 1):
+        for invoice in invoices:
+            if invoice.due_date is None:
+                continue
+            policy = book.policy_of(invoice)
+            at = max(now, calendar.at_local(today + timedelta(days=offset), policy.send_time))
+            history = histories[invoice.id]
+            for step in evaluate(book.state(invoice), history, policy, calendar, at):
+                found.append(Foreseen(at, invoice, step))
+                history.append(PastAction(key=step.key, status="done", amount=step.amount,
+                                          at=step.scheduled_for))
+    return found

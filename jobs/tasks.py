@@ -20,7 +20,7 @@ from app.models import Action, Connection, Organisation, SyncRun
 from app.providers import PROVIDER_NAMES, connector_for, redis_client
 from app.settings import approvals
 from connectors.base import ConfigurationError, DailyLimitReached, RateLimited
-from jobs import execute, fee_batches, ledger, plan, retention, shared_clock, statements
+from jobs import execute, fee_batches, ledger, plan, retention, review, shared_clock, statements
 from jobs.queues import FINISHED, enqueue_once
 from sync.engine import sync_organisation
 
@@ -139,6 +139,10 @@ def plan_org(org_id: int) -> int:
     if org is None:
         return 0
     now = clock.now()
+    if review.in_review(org):  # counted and told; nothing planned, sent or written
+        count = review.review_run(session, org, now)
+        session.commit()
+        return count
     approvals.expire_changed(session, org, now)  # waited for approval; the invoice changed
     actions = plan.plan_org(session, org, now)
     for action in actions:
@@ -157,7 +161,7 @@ def plan_statements(org_id: int) -> int:
     into the ledger and onto the queue like any other action."""
     session = db.session
     org = session.get(Organisation, org_id)
-    if org is None:
+    if org is None or review.in_review(org):
         return 0
     actions = statements.plan_statements(session, org, clock.now())
     to_send = approvals.hold_in_safe_mode(session, org, actions, clock.now())

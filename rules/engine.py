@@ -16,13 +16,17 @@ combine:
 - a discount now due closes the invoice: nothing else goes with it;
 - while a payment plan is kept, only its instalment reminders go; the ladder, fees and
   escalation wait. Once broken, they resume, and fees count from the missed instalment;
-- otherwise the latest due reminder, every fee period due, and the escalations due.
+- otherwise the latest due reminder, every fee period due, and the escalations due;
+- an invoice already late when first chased gets the first-contact step, and its later steps
+  and escalations keep their spacing from that contact (rules/reminders.contact_anchor);
+- a fee rule counts lateness from its effective date only (rules/policy.LateFee);
+- a document Dunwell made (a fee invoice) is never chased on its own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
@@ -54,7 +58,7 @@ from rules.plans import (
     plan_state,
 )
 from rules.policy import LateFee, Policy
-from rules.reminders import due_reminder, next_reminder_moment, send_moment
+from rules.reminders import contact_anchor, due_reminder, next_reminder_moment, send_moment
 from rules.statutory import (
     FxRateRequired,
     NotApplicable,
@@ -85,6 +89,8 @@ class Settled:
     # A discount on its way (planned, running, retrying or done) closes the invoice: nothing
     # else is chased while the rest of it is being credited. Skipped or dead, chasing resumes.
     closing: bool = False
+    # The invoice's first reminder in the ledger: (step, when it was planned for).
+    first_reminder: tuple[int, datetime | None] | None = None
 
 
 def settle(invoice: InvoiceState, history: Sequence[PastAction]) -> Settled:
@@ -103,7 +109,10 @@ def settle(invoice: InvoiceState, history: Sequence[PastAction]) -> Settled:
         if key.startswith(reminder):
             tail = key[len(reminder):]
             if tail.isdigit():
-                settled.first_open_reminder = max(settled.first_open_reminder, int(tail) + 1)
+                index = int(tail)
+                settled.first_open_reminder = max(settled.first_open_reminder, index + 1)
+                if settled.first_reminder is None or index < settled.first_reminder[0]:
+                    settled.first_reminder = (index, past.at)
         elif key.startswith(fee):
             settled.charged.append(ChargedFee(key=key, amount=past.amount or 0))  # type: ignore[arg-type]
     return settled
@@ -149,7 +158,12 @@ def first_sendable(moment: datetime, policy: Policy, calendar: OrgCalendar) -> d
 
 def _chaseable(invoice: InvoiceState) -> bool:
     return (invoice.status == "open" and invoice.amount_due > 0 and not invoice.excluded
-            and not invoice.disputed)
+            and not invoice.disputed and not invoice.own_document)
+
+
+def _anchored(invoice: InvoiceState, anchor: date | None) -> InvoiceState:
+    """The invoice as the ladder's later steps and escalation see it: due on the anchor."""
+    return invoice if anchor is None else replace(invoice, due_date=anchor)
 
 
 def _active_plan(invoice: InvoiceState) -> PaymentPlan | None:
@@ -183,10 +197,22 @@ def _fee_runs(invoice: InvoiceState, policy: Policy, settled: Settled,
     runs = []
     for fee in policy.late_fees:
         if state is None or state.missed is None or plan is None:
-            runs.append(_FeeRun(fee.id, fee.rule, invoice.due_date))
+            runs.extend(_looking_forward(invoice, fee))
             continue
         runs.extend(_resumed(invoice, fee, settled, plan, state.missed.due_date))
     return runs
+
+
+def _looking_forward(invoice: InvoiceState, fee: LateFee) -> list[_FeeRun]:
+    """The rule's run from its effective date: lateness before it is not charged. An invoice
+    already late that day owes no one-off fee, and its periods (interest, repeating fees)
+    start that day, as a run of their own from a due date moved back by the grace."""
+    rule, since = fee.rule, fee.effective_from
+    if since is None or invoice.due_date + timedelta(days=rule.grace_days + 1) >= since:
+        return [_FeeRun(fee.id, rule, invoice.due_date)]
+    if isinstance(rule, ONE_OFF):
+        return []
+    return [_FeeRun(fee.id, rule, since - timedelta(days=rule.grace_days + 1))]
 
 
 def _resumed(invoice: InvoiceState, fee: LateFee, settled: Settled, plan: PaymentPlan,
@@ -315,7 +341,8 @@ def evaluate(invoice: InvoiceState, history: Sequence[PastAction], policy: Polic
     if invoice.amount_due < policy.min_amount_due:
         return []  # too small to chase: no reminder, so no fee the customer is not told of
     actions: list[PlannedAction] = []
-    reminder = due_reminder(invoice, settled.first_open_reminder, policy, calendar, now)
+    anchor = contact_anchor(invoice, policy, calendar, settled.first_reminder)
+    reminder = due_reminder(invoice, settled.first_open_reminder, policy, calendar, now, anchor)
     if reminder is not None:
         actions.append(reminder)
     actions.extend(due_deposit_reminders(invoice, settled.keys, policy, calendar, now))
@@ -333,7 +360,13 @@ def evaluate(invoice: InvoiceState, history: Sequence[PastAction], policy: Polic
             action = _fee_action(invoice, charge, policy, calendar)
             if charge.placement != "statement_invoice" or action.scheduled_for <= now:
                 actions.append(action)  # a fee for a statement invoice waits for its day
-    actions.extend(due_escalations(invoice, settled.keys, settled.done, policy, calendar, now))
+    if reminder is not None and reminder.details.get("first_contact"):
+        # Escalation counts from the first contact too: no final demand on the first day.
+        assert reminder.step_index is not None
+        anchor = calendar.today(now) - timedelta(
+            days=policy.reminder_steps[reminder.step_index].offset_days)
+    actions.extend(due_escalations(_anchored(invoice, anchor), settled.keys, settled.done,
+                                   policy, calendar, now))
     return actions
 
 
@@ -374,10 +407,11 @@ def _earliest(invoice: InvoiceState, history: Sequence[PastAction], policy: Poli
                                                      policy, calendar))
             candidates.append(plan_break_moment(invoice, plan, policy, calendar))
     if (state is None or not state.kept) and invoice.amount_due >= policy.min_amount_due:
+        anchor = contact_anchor(invoice, policy, calendar, settled.first_reminder)
         candidates.append(next_reminder_moment(invoice, settled.first_open_reminder,
-                                               policy, calendar))
-        candidates.append(next_escalation_moment(invoice, settled.keys, settled.done,
-                                                 policy, calendar))
+                                               policy, calendar, anchor))
+        candidates.append(next_escalation_moment(_anchored(invoice, anchor), settled.keys,
+                                                 settled.done, policy, calendar))
         candidates.append(next_deposit_moment(invoice, settled.keys, policy, calendar, now))
         for run in _fee_runs(invoice, policy, settled, state, plan):
             day = _next_charge_day(invoice, run, settled)
@@ -460,8 +494,12 @@ class NextActionPlanner:
                 or _least_cap_product(invoice.currency)
             principal = invoice.principal
             room = tuple([principal * cap >= least for _, cap in caps])
+        anchor = None
+        if history:
+            anchor = contact_anchor(invoice, policy, self.calendar,
+                                    settle(invoice, history).first_reminder)
         key = (invoice.due_date, invoice.has_email, invoice.is_business, invoice.currency,
-               invoice.amount_due >= policy.min_amount_due, room, ledger)
+               invoice.amount_due >= policy.min_amount_due, room, ledger, anchor)
         answers = memo.answers
         moment = answers.get(key, FAR_FUTURE)
         if moment is FAR_FUTURE:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal
 
@@ -51,6 +51,9 @@ class InvoiceState:
     disputed: bool = False  # the invoice (or contact) is in dispute: chase nothing
     plan: PaymentPlan | None = None
     contact_id: int | None = None
+    # A document Dunwell made (a fee invoice): it belongs to another invoice and is never
+    # chased on its own.
+    own_document: bool = False
 
     @property
     def principal(self) -> Decimal:
@@ -66,3 +69,4 @@ class PastAction:
     key: str
     status: str
     amount: Decimal | None = None  # money it moved (fees, discounts), if any
+    at: datetime | None = None  # when it was planned to happen (scheduled_for, aware UTC)

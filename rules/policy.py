@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from datetime import time
+from datetime import date, time
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -41,6 +41,7 @@ __all__ = [
     "DepositRule",
     "EarlyPaymentDiscount",
     "Escalation",
+    "FirstContact",
     "LateFee",
     "Milestone",
     "NewCustomerPolicy",
@@ -55,8 +56,11 @@ __all__ = [
     "TermsOnHold",
     "Tone",
     "contact_overrides_from_json",
+    "dated_new_rules",
     "default_policy",
+    "first_contact_index",
     "is_new_customer",
+    "looking_forward",
     "new_customer_variant",
     "policy_from_json",
     "policy_to_json",
@@ -119,11 +123,35 @@ class Repeat(_Section):
         return self
 
 
+class FirstContact(_Section):
+    """What an invoice already late when Dunwell first chases it (at go-live, or first seen late
+    in a sync) gets as its first message: one ladder step (1-based; None: the first step after
+    the due date) in its own tone, never the step its lateness would reach. The ladder then
+    continues from that contact at its own spacing."""
+
+    step: StrictInt | None = Field(default=None, ge=1, le=20)
+    tone: Tone = "friendly"
+
+
 class LateFee(_Section):
-    """A fee rule under a stable id: the id is part of every charge's key, so never reuse one."""
+    """A fee rule under a stable id: the id is part of every charge's key, so never reuse one.
+
+    `effective_from` is the day the rule starts to count: lateness before it is not charged (a
+    one-off fee of an invoice already late that day never is). It is stamped at go-live or on
+    the day the rule is added; None (the owner chose to charge lateness from the due date, or a
+    rule saved before the field existed) counts from the due date."""
 
     id: str
     rule: LateFeeRule
+    effective_from: date | None = None
+
+    @model_serializer(mode="wrap")
+    def _stored(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Left out while None, so rules stored before the field read and write alike."""
+        body: dict[str, Any] = handler(self)
+        if body.get("effective_from") is None:
+            body.pop("effective_from", None)
+        return body
 
     @field_validator("id")
     @classmethod
@@ -308,6 +336,15 @@ class Policy(_Section):
     deposits: DepositRule | None = None
     terms_on_hold: TermsOnHold | None = None
     new_customer_policy: NewCustomerPolicy | None = None
+    first_contact: FirstContact = FirstContact()
+
+    @model_validator(mode="after")
+    def _first_contact_on_the_ladder(self) -> Policy:
+        step = self.first_contact.step
+        if step is not None and step > len(self.reminder_steps):
+            raise ValueError(f"first_contact step {step} is not on the ladder of"
+                             f" {len(self.reminder_steps)} step(s)")
+        return self
 
     @field_validator("reminder_steps")
     @classmethod
@@ -391,6 +428,34 @@ def is_new_customer(policy: Policy, paid_on_time: int) -> bool:
     return variant is not None and paid_on_time < variant.paid_on_time
 
 
+def first_contact_index(policy: Policy) -> int:
+    """The ladder step (0-based) a late invoice's first message is: the policy's choice, else
+    the first step after the due date, else the last step."""
+    if policy.first_contact.step is not None:
+        return policy.first_contact.step - 1
+    steps = policy.reminder_steps
+    return next((i for i, step in enumerate(steps) if step.offset_days > 0), len(steps) - 1)
+
+
+def looking_forward(policy: Policy, day: date, charge_earlier: frozenset[str] = frozenset()
+                    ) -> Policy:
+    """The policy with every fee rule not yet dated counting from `day` (go-live, or the day a
+    rule is added), except the rules the owner chose to charge from the due date."""
+    fees = tuple(fee if fee.effective_from is not None or fee.id in charge_earlier
+                 else fee.model_copy(update={"effective_from": day})
+                 for fee in policy.late_fees)
+    if fees == policy.late_fees:
+        return policy
+    return policy.model_copy(update={"late_fees": fees})
+
+
+def dated_new_rules(policy: Policy, before: Policy | None, day: date) -> Policy:
+    """A policy being saved: fee rules it adds (ids the policy before did not have) count
+    from `day` unless the owner dated them; rules it keeps keep their date."""
+    known = frozenset(fee.id for fee in before.late_fees) if before is not None else frozenset()
+    return looking_forward(policy, day, charge_earlier=known)
+
+
 def default_policy() -> Policy:
     """A gentle ladder most owners accept unchanged: a nudge before, on, and twice after."""
     return Policy(reminder_steps=(
@@ -437,6 +502,8 @@ def policy_to_json(policy: Policy) -> dict[str, Any]:
     for section in CREDIT_SECTIONS:
         if body.get(section, ()) is None:
             del body[section]
+    if body.get("first_contact") == FirstContact().model_dump(mode="json"):
+        del body["first_contact"]  # the default: stored bodies stay as they were
     terms = body.get("terms_on_hold")
     if isinstance(terms, dict) and terms.get("apply") == "recommend":
         del terms["apply"]  # the default: a policy stored before the option is stored alike

@@ -5,6 +5,10 @@ are settled. When several steps are due at once (an invoice synced long overdue,
 was down for days), only the latest is sent; the customer gets one reminder, not a burst.
 After the last step the policy may repeat (every N days, or on a statement day each month)
 until the invoice is paid: repeats are steps numbered on from the ladder, under the same rules.
+
+An invoice already late when it is first chased (at go-live, or first seen late) does not get
+the step its lateness reaches: its first message is the policy's first-contact step, and the
+ladder's `anchor` moves so the later steps keep their spacing from that contact.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from functools import lru_cache
 from rules.actions import PlannedAction, reminder_key
 from rules.calendar import OrgCalendar
 from rules.invoice import InvoiceState
-from rules.policy import Policy, ReminderStep, Repeat
+from rules.policy import Policy, ReminderStep, Repeat, first_contact_index
 
 EMAIL_CHANNELS = frozenset({"provider_email", "dunwell_email"})
 
@@ -44,21 +48,24 @@ def _repeat_day(last: date, repeat: Repeat, r: int) -> date:
     return _add_months(last, first + r, repeat.day_of_month)
 
 
-def step_day(invoice: InvoiceState, policy: Policy, index: int) -> date | None:
-    """The local day step `index` falls on (before business-day moves); None: no such step."""
+def step_day(invoice: InvoiceState, policy: Policy, index: int,
+             anchor: date | None = None) -> date | None:
+    """The local day step `index` falls on (before business-day moves); None: no such step.
+    The ladder hangs from `anchor` (the due date, unless a first contact moved it)."""
     steps = policy.reminder_steps
+    base = invoice.due_date if anchor is None else anchor
     if index < len(steps):
-        return invoice.due_date + timedelta(days=steps[index].offset_days)
+        return base + timedelta(days=steps[index].offset_days)
     repeat = policy.repeat
     r = index - len(steps)
     if repeat is None or (repeat.max_times is not None and r >= repeat.max_times):
         return None
-    return _repeat_day(invoice.due_date + timedelta(days=steps[-1].offset_days), repeat, r)
+    return _repeat_day(base + timedelta(days=steps[-1].offset_days), repeat, r)
 
 
 def step_moment(invoice: InvoiceState, policy: Policy, calendar: OrgCalendar,
-                index: int) -> datetime | None:
-    day = step_day(invoice, policy, index)
+                index: int, anchor: date | None = None) -> datetime | None:
+    day = step_day(invoice, policy, index, anchor)
     if day is None:
         return None
     return send_moment(calendar, policy.business_days_only, day, policy.send_time)
@@ -84,11 +91,12 @@ def _usable(invoice: InvoiceState, policy: Policy, index: int) -> bool:
 
 
 def _latest_repeat_due(invoice: InvoiceState, policy: Policy, calendar: OrgCalendar,
-                       now: datetime, lowest: int) -> int | None:
+                       now: datetime, lowest: int, anchor: date | None) -> int | None:
     """The highest repeat (>= lowest) whose moment has come, found without walking them all."""
     repeat, steps = policy.repeat, policy.reminder_steps
     assert repeat is not None
-    last = invoice.due_date + timedelta(days=steps[-1].offset_days)
+    base = invoice.due_date if anchor is None else anchor
+    last = base + timedelta(days=steps[-1].offset_days)
     today = calendar.today(now)
     if repeat.every_days is not None:
         r = (today - last).days // repeat.every_days - 1
@@ -99,21 +107,64 @@ def _latest_repeat_due(invoice: InvoiceState, policy: Policy, calendar: OrgCalen
         r = min(r, repeat.max_times - 1)
     n = len(steps)
     while r >= lowest:
-        moment = step_moment(invoice, policy, calendar, n + r)
+        moment = step_moment(invoice, policy, calendar, n + r, anchor)
         if moment is not None and moment <= now:
             return n + r
         r -= 1
     return None
 
 
+def first_contact(invoice: InvoiceState, policy: Policy, calendar: OrgCalendar,
+                  now: datetime) -> PlannedAction | None:
+    """The first message of an invoice already late: the first-contact step, now (the caller
+    is inside the sending window), in the first contact's tone. `details` says so, for the
+    preview and the activity log; the key is the step's own, as for any reminder."""
+    steps = policy.reminder_steps
+    index = first_contact_index(policy)
+    while index < len(steps) and not _usable(invoice, policy, index):
+        index += 1
+    if index >= len(steps):
+        return None
+    step = steps[index]
+    tone = policy.first_contact.tone
+    days = (calendar.today(now) - invoice.due_date).days
+    return PlannedAction(
+        key=reminder_key(invoice.org_id, invoice.invoice_id, index), kind="reminder",
+        invoice_id=invoice.invoice_id, org_id=invoice.org_id, scheduled_for=now,
+        reason=(f"First contact, reminder {index + 1} of {len(steps)} ({step.channel}, {tone}):"
+                f" {invoice.number} {days} day{'' if days == 1 else 's'} overdue"),
+        amount=invoice.amount_due, currency=invoice.currency, step_index=index,
+        step_count=len(steps), template=step.template, channel=step.channel, tone=tone,
+        details={"first_contact": True})
+
+
+def contact_anchor(invoice: InvoiceState, policy: Policy, calendar: OrgCalendar,
+                   first: tuple[int, datetime | None] | None) -> date | None:
+    """Where the ladder hangs from, given the invoice's first reminder (its step and when it
+    was planned): the due date (None) for a step planned on the ladder, else the day of that
+    first contact less its step's offset, so the next steps keep the ladder's spacing."""
+    if first is None or first[1] is None or first[0] >= len(policy.reminder_steps):
+        return None
+    index, at = first
+    ladder = step_moment(invoice, policy, calendar, index)
+    assert ladder is not None and at is not None
+    day = calendar.today(at)
+    if day == calendar.today(ladder):
+        return None
+    return day - timedelta(days=policy.reminder_steps[index].offset_days)
+
+
 def due_reminder(invoice: InvoiceState, first_open: int, policy: Policy,
-                 calendar: OrgCalendar, now: datetime) -> PlannedAction | None:
-    """The latest step whose moment has come (earlier open ones are superseded), if any."""
+                 calendar: OrgCalendar, now: datetime,
+                 anchor: date | None = None) -> PlannedAction | None:
+    """The latest step whose moment has come (earlier open ones are superseded), if any. For
+    an invoice nothing was sent for whose lateness reaches the first-contact step or beyond,
+    the first contact instead (a day or two late it is simply the step due: a missed day)."""
     steps = policy.reminder_steps
     best: int | None = None
     index = first_open
     while index < len(steps):
-        moment = step_moment(invoice, policy, calendar, index)
+        moment = step_moment(invoice, policy, calendar, index, anchor)
         assert moment is not None
         if moment > now:
             break
@@ -123,12 +174,17 @@ def due_reminder(invoice: InvoiceState, first_open: int, policy: Policy,
     else:
         if policy.repeat is not None and _usable(invoice, policy, len(steps)):
             found = _latest_repeat_due(invoice, policy, calendar, now,
-                                       max(first_open, len(steps)) - len(steps))
+                                       max(first_open, len(steps)) - len(steps), anchor)
             if found is not None:
                 best = found
     if best is None:
         return None
-    moment = step_moment(invoice, policy, calendar, best)
+    if first_open == 0 and best >= first_contact_index(policy) \
+            and calendar.today(now) > invoice.due_date:
+        contact = first_contact(invoice, policy, calendar, now)
+        if contact is not None:  # else no ladder step can reach the contact: the repeat goes
+            return contact
+    moment = step_moment(invoice, policy, calendar, best, anchor)
     assert moment is not None
     if best < len(steps):
         step = steps[best]
@@ -152,13 +208,13 @@ def due_reminder(invoice: InvoiceState, first_open: int, policy: Policy,
 
 
 def next_reminder_moment(invoice: InvoiceState, first_open: int, policy: Policy,
-                         calendar: OrgCalendar) -> datetime | None:
+                         calendar: OrgCalendar, anchor: date | None = None) -> datetime | None:
     """The moment of the first open step this invoice can take, if any."""
     index, limit = first_open, len(policy.reminder_steps) + 1
     while index < max(limit, first_open + 1):
-        if step_day(invoice, policy, index) is None:
+        if step_day(invoice, policy, index, anchor) is None:
             return None
         if _usable(invoice, policy, index):
-            return step_moment(invoice, policy, calendar, index)
+            return step_moment(invoice, policy, calendar, index, anchor)
         index += 1
     return None

@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -23,9 +23,9 @@ from werkzeug.datastructures import MultiDict
 from app.extensions import db
 from app.models import AuditEvent, Contact, Invoice, Organisation, User
 from app.models import Policy as PolicyRow
-from jobs import ledger, outbound
-from jobs.plan import Book, calendar_for, policy_for, refresh_next_action
-from rules import PastAction, Policy, PolicyError, evaluate, policy_from_json, policy_to_json
+from jobs import ledger, outbound, review
+from jobs.plan import calendar_for, foresee, policy_for, refresh_next_action
+from rules import Policy, PolicyError, policy_from_json, policy_to_json
 from rules.fees import (
     DailyInterestRule,
     FlatFeeRule,
@@ -36,7 +36,7 @@ from rules.fees import (
     StatutoryInterestRule,
 )
 from rules.messages import SAMPLE, MessageTemplateError, render, shipped_template
-from rules.policy import CREDIT_SECTIONS, LANGUAGES
+from rules.policy import CREDIT_SECTIONS, LANGUAGES, dated_new_rules
 
 log = logging.getLogger(__name__)
 
@@ -289,6 +289,8 @@ def save_policy(org: Organisation, by: User | str, policy: Policy, now: datetime
     policy_for(session, org)  # the row exists from here on
     row = session.scalars(select(PolicyRow).where(PolicyRow.org_id == org.id)).one()
     previous = row.body
+    if not review.in_review(org):  # in review, going live dates every fee rule
+        policy = dated_new_rules(policy, policy_from_json(previous), calendar_for(org).today(now))
     row.body = policy_to_json(policy)
     row.version = (row.version or 1) + 1
     who = by if isinstance(by, str) else by.email
@@ -410,24 +412,13 @@ def what_will_happen(org: Organisation, invoice_id: int, now: datetime,
                                                    Invoice.id == invoice_id))
     if invoice is None:
         raise LookupError(invoice_id)
-    book = Book(session, org, [invoice])
-    entries: list[TimelineEntry] = []
     if invoice.due_date is None:
-        return invoice, entries
-    calendar = calendar_for(org)
-    state, policy = book.state(invoice), book.policy_of(invoice)
-    history = list(book.past(invoice))
-    today = calendar.today(now)
-    for offset in range(days + 1):
-        at = calendar.at_local(today + timedelta(days=offset), policy.send_time)
-        if at < now:
-            at = now
-        for step in evaluate(state, history, policy, calendar, at):
-            entries.append(TimelineEntry(at=at, kind=step.kind, reason=step.reason,
-                                         amount=step.amount, currency=step.currency,
-                                         channel=step.channel))
-            history.append(PastAction(key=step.key, status="done", amount=step.amount))
-    return invoice, entries
+        return invoice, []
+    return invoice, [TimelineEntry(at=f.at, kind=f.action.kind, reason=f.action.reason,
+                                   amount=f.action.amount, currency=f.action.currency,
+                                   channel=f.action.channel)
+                     for f in foresee(session, org, [invoice], now, days,
+                                      adjust=review.previewed(org, now))]
 
 
 def open_invoices(org: Organisation, limit: int = 300) -> list[Invoice]:

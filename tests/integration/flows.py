@@ -74,3 +74,18 @@ def answer_consent(http: requests.Session, consent: requests.Response, decision:
             data.append((name, field.get("value") or ""))
     data.append(("decision", decision))
     return http.post(urljoin(consent.url, form["action"] or consent.url), data=data)
+
+
+def go_live(http: requests.Session, base: str, org_id: int,
+            charge_earlier: bool = True) -> requests.Response:
+    """Press Go live on the setup page of a newly connected organisation (which starts in
+    review): fees seen and, unless told otherwise, charged on lateness from before today as
+    well (what the organisation did before review existed)."""
+    page = http.get(f"{base}/orgs/{org_id}/setup")
+    assert page.status_code == 200, page.text[:300]
+    data = {"csrf_token": csrf_token(page.text), "fees_seen": "on"}
+    if charge_earlier:
+        data["charge_earlier"] = "on"
+    live = http.post(f"{base}/orgs/{org_id}/setup/go-live", data=data)
+    assert live.status_code == 200 and "Live" in live.text, live.text[:300]
+    return live

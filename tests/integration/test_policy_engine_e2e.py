@@ -82,6 +82,7 @@ def _connect(app, provider: str, clock, sandbox,  # type: ignore[no-untyped-def]
     with app.app_context():
         connection = db.session.scalars(select(Connection)).one()
         org_id, tenant = connection.org_id, connection.tenant_id
+    flows.go_live(http, web.url, org_id)  # a new organisation starts in review
     box = (sandbox if provider == "xero" else qbo_sandbox)[0]
     return Books(box, tenant, provider), org_id, web
 

@@ -72,6 +72,7 @@ def test_connect_sync_remind_and_write_back(app, sandbox, clock) -> None:  # typ
             tenant_id, org_id = connection.tenant_id, org.id
             grant = db.session.get(Grant, connection.grant_id)
             assert grant.refresh_token_enc and "refresh" not in grant.refresh_token_enc
+        flows.go_live(http, web.url, org_id)  # a new organisation starts in review
 
         run_jobs(app)  # sync -> plan -> execute
 

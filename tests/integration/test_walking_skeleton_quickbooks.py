@@ -64,6 +64,7 @@ def test_connect_quickbooks_sync_remind_and_write_back(app, qbo_sandbox, clock) 
             org_id, grant_id = org.id, connection.grant_id
             grant = db.session.get(Grant, grant_id)
             assert grant.provider == "quickbooks" and grant.refresh_token_enc
+        flows.go_live(http, web.url, org_id)  # a new organisation starts in review
 
         run_jobs(app)  # sync -> plan -> execute
 

@@ -335,7 +335,8 @@ def test_a_statutory_rule_without_a_rate_is_explained_and_the_reminder_still_goe
     problems: list[str] = []
     actions = evaluate(invoice(date(2026, 11, 2)), [], pol, UK, at(date(2026, 12, 9)),
                        problems=problems, tables=GB_2026_H1)
-    assert [a.key for a in actions] == ["3:7:reminder:3"]
+    # Late when first chased: the first contact (step 3), not the step its lateness reaches.
+    assert [a.key for a in actions] == ["3:7:reminder:2"]
     assert problems == [
         "INV-0007: fee 'statutory' not charged: No GB statutory rate for 2026-11-03 (the table"
         " covers 2026-01-01..2026-06-30): add a row for 2026-07-01..2026-12-31 to"
@@ -351,7 +352,7 @@ def test_a_statutory_rule_without_its_table_is_explained_not_raised() -> None:
     problems: list[str] = []
     actions = evaluate(invoice(date(2026, 11, 2)), [], policy(late_fees=(STATUTORY,)), UK,
                        at(date(2026, 12, 9)), problems=problems, tables=MappingProxyType({}))
-    assert [a.key for a in actions] == ["3:7:reminder:3"]
+    assert [a.key for a in actions] == ["3:7:reminder:2"]  # the first contact
     assert problems == [
         "INV-0007: fee 'statutory' not charged: No statutory table for jurisdiction 'GB'"
         " (known: none): add rules/rates/gb.json or pass tables= with one."]
@@ -836,7 +837,7 @@ def test_walking_any_invoice_day_by_day_keeps_the_planner_promises(scn: Scenario
             keys = [action.key for action in actions]
             assert len(set(keys)) == len(keys) and not planned & set(keys), keys
             planned.update(keys)
-            ledger.extend(PastAction(a.key, "done", a.amount) for a in actions)
+            ledger.extend(PastAction(a.key, "done", a.amount, a.scheduled_for) for a in actions)
             promised = next_action_at(scn.invoice_on(day, ledger), ledger, pol, calendar, now)
             assert promised is None or promised >= now
             # Without fee rules it is exact too: inside the window, "now" means something is

@@ -150,17 +150,20 @@ def test_a_whole_day_window_sends_at_any_hour() -> None:
 
 
 def test_a_newly_synced_overdue_invoice_gets_one_reminder_not_four() -> None:
+    # 54 days late when first chased: one message, and it is the first contact (the first step
+    # after the due date, friendly), never the final step its lateness would reach.
     inv = invoice(date(2026, 10, 1))
     now = at(date(2026, 11, 24), 10)
     assert evaluate(inv, [], POLICY, UK, now) == [PlannedAction(
-        key="3:7:reminder:3", kind="reminder", invoice_id=7, org_id=3, step_index=3,
-        step_count=4, template="overdue_2", channel="provider_email", tone="final",
+        key="3:7:reminder:2", kind="reminder", invoice_id=7, org_id=3, step_index=2,
+        step_count=4, template="overdue_1", channel="provider_email", tone="friendly",
         amount=Decimal("120.00"), currency="GBP",
-        reason="Reminder 4 of 4 (provider_email, final): INV-0007 54 days overdue",
-        scheduled_for=datetime(2026, 10, 22, 8, tzinfo=UTC))]  # 1 Oct + 21, 09:00 BST
-    done = [PastAction("3:7:reminder:3", "done")]
+        reason="First contact, reminder 3 of 4 (provider_email, friendly): INV-0007 54 days"
+               " overdue", scheduled_for=now, details={"first_contact": True})]
+    done = [PastAction("3:7:reminder:2", "done", at=now)]
     assert evaluate(inv, done, POLICY, UK, now) == []
-    assert next_action_at(inv, done, POLICY, UK, now) is None
+    # The last step follows at the ladder's spacing from the contact: +21 - +7 = 14 days.
+    assert next_action_at(inv, done, POLICY, UK, now) == at(date(2026, 12, 8), 9)
 
 
 def test_missed_days_are_superseded_by_the_latest_due_step() -> None:

@@ -1,0 +1,102 @@
+"""The setup page: the owner's first hour, from review to Go live. Views stay thin;
+app/setup/services.py does the work."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+from werkzeug.wrappers import Response
+
+from app import clock
+from app.extensions import db
+from app.organisations.services import may_in, organisation_for
+from app.settings import message_texts
+from app.setup import services
+from jobs import review
+from jobs.plan import policy_for
+
+blueprint = Blueprint("setup", __name__)
+
+
+def _page(org, status: int = 200, errors: dict[str, str] | None = None  # type: ignore[no-untyped-def]
+          ) -> tuple[str, int]:
+    now = clock.now()
+    session = db.session
+    verified = services.sender_verified(session, org)
+    channel = "dunwell_email" if verified else "provider_email"
+    policy = policy_for(session, org)
+    page = render_template(
+        "setup/show.html", org=org, in_review=review.in_review(org),
+        can_edit=may_in(org, "setup.go_live"), presets=services.preset_ladders(channel),
+        current=policy.reminder_steps, verified=verified, fees=policy.late_fees,
+        earlier=services.earlier_lateness(session, org, now),
+        week=services.first_week(session, org, now), errors=errors or {})
+    session.rollback()  # a preview writes nothing (the policy's first read may add its row)
+    return page, status
+
+
+@blueprint.route("/orgs/<int:org_id>/setup")
+@login_required
+def show(org_id: int) -> tuple[str, int]:
+    return _page(organisation_for(current_user, org_id))
+
+
+@blueprint.route("/orgs/<int:org_id>/setup/preset", methods=["POST"])
+@login_required
+def preset(org_id: int) -> tuple[str, int] | Response:
+    org = organisation_for(current_user, org_id)
+    name = request.form.get("preset", "")
+    if name == "keep":
+        flash(_("Your current ladder is kept."), "success")
+        return redirect(url_for("setup.show", org_id=org.id) + "#sender")
+    try:
+        version = services.choose_preset(db.session, org, current_user, name, clock.now())
+    except services.SetupRefused:
+        db.session.rollback()
+        flash(_("Nothing was saved: choose one of the offered ladders."), "error")
+        return _page(org, 422, {"preset": _("Choose one of the offered ladders.")})
+    flash(_("The %(name)s ladder is your policy now (version %(version)s).",
+            name=_preset_name(name), version=version), "success")
+    return redirect(url_for("setup.show", org_id=org.id) + "#sender")
+
+
+def _preset_name(name: str) -> str:
+    return {"gentle": _("gentle"), "standard": _("standard"), "firm": _("firm")}.get(name, name)
+
+
+@blueprint.route("/orgs/<int:org_id>/setup/test", methods=["POST"])
+@login_required
+def test_send(org_id: int) -> tuple[str, int] | Response:
+    org = organisation_for(current_user, org_id)
+    try:
+        message_texts.test_send(db.session, org, current_user, "en", "friendly", None, None,
+                                None, clock.now())
+    except message_texts.TextRefused as exc:
+        db.session.rollback()
+        flash(_("No test was sent."), "error")
+        return _page(org, 422, {"test": str(exc)})
+    flash(_("A test was sent to %(email)s only. No customer received it.",
+            email=current_user.email), "success")
+    return redirect(url_for("setup.show", org_id=org.id) + "#test")
+
+
+@blueprint.route("/orgs/<int:org_id>/setup/go-live", methods=["POST"])
+@login_required
+def go_live(org_id: int) -> tuple[str, int] | Response:
+    org = organisation_for(current_user, org_id)
+    try:
+        services.go_live(db.session, org, current_user, clock.now(),
+                         fees_seen=request.form.get("fees_seen") == "on",
+                         charge_earlier=request.form.get("charge_earlier") == "on",
+                         approvals=request.form.get("approvals") == "on")
+    except services.SetupRefused as exc:
+        db.session.rollback()
+        if str(exc) == "already live":
+            flash(_("This organisation is already live."), "success")
+            return redirect(url_for("organisations.show", org_id=org.id))
+        flash(_("Not live yet: please confirm you have seen what the fees will charge."),
+              "error")
+        return _page(org, 422, {"fees_seen": _("Tick this to confirm you have seen the fees.")})
+    flash(_("Live: from now on Dunwell acts on your policy."), "success")
+    return redirect(url_for("organisations.show", org_id=org.id))
