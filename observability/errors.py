@@ -1,9 +1,9 @@
 """Error reports to Sentry, when SENTRY_DSN is set (the `sentry` extra installs sentry-sdk).
 
-Nothing personal is sent: no default PII, no request bodies, no local variables of the stack
-frames (they hold tokens and customer records); what is sent (headers, the message, the
-exception's text, breadcrumbs, extra data) is scrubbed by the rules the logs use, and carries
-the same ids.
+Nothing personal is sent: no default PII (sentry-sdk's default), no request bodies, no local
+variables of the stack frames (they hold tokens and customer records); what is sent (headers,
+the message, the exception's text, the source lines, breadcrumbs, extra data) is scrubbed by
+the rules the logs use, and carries the same ids as tags.
 """
 
 from __future__ import annotations
@@ -47,6 +47,11 @@ def scrub_event(event: Any, hint: Any = None) -> Any:
             exception["value"] = scrub_text(str(exception["value"]))
         for frame in (exception.get("stacktrace") or {}).get("frames") or []:
             frame.pop("vars", None)
+            for key in ("pre_context", "post_context"):
+                if isinstance(frame.get(key), list):
+                    frame[key] = [scrub_text(str(line)) for line in frame[key]]
+            if "context_line" in frame:
+                frame["context_line"] = scrub_text(str(frame["context_line"]))
     breadcrumbs = event.get("breadcrumbs")
     crumbs = breadcrumbs.get("values") if isinstance(breadcrumbs, dict) else breadcrumbs
     for crumb in crumbs or []:
@@ -68,7 +73,7 @@ def init_error_reports(dsn: str, environment: str, release: str | None = None) -
         return False
     sentry_sdk.init(dsn=dsn, environment=environment, release=release,
                     integrations=[FlaskIntegration(), RqIntegration()],
-                    send_default_pii=False, include_local_variables=False,
+                    include_local_variables=False,
                     max_request_body_size="never", before_send=scrub_event,
                     before_send_transaction=scrub_event, traces_sample_rate=0.0)
     return True

@@ -30,7 +30,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 NAMESPACE = "dunwell"
 OTHER = "other"
-_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_IDENTIFIER = re.compile(r"^[a-z][a-z_]{0,39}$")  # no digits: an id is never a label
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 # Seconds: a webhook's answer, a provider call, a job, a sync (from milliseconds to an hour).
 _FAST = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -71,8 +71,9 @@ SYNC_RECORDS = Histogram("sync_records", "Records read by one sync of one organi
 
 
 def label(value: object) -> str:
-    """A short lower-case identifier as it is, anything else as "other"."""
-    text = str(value or "").strip().lower().replace("-", "_").replace(" ", "_")
+    """A short lower-case identifier as it is, anything else (free text, anything with a
+    digit in it) as "other"."""
+    text = str(value or "").strip().lower().replace("-", "_")
     return text if _IDENTIFIER.match(text) else OTHER
 
 
