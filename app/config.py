@@ -79,7 +79,10 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = _env("SESSION_COOKIE_SECURE", "true") == "true"
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
-    WTF_CSRF_TIME_LIMIT = None
+    # A form's CSRF token works for this many seconds (a page left open longer asks again).
+    WTF_CSRF_TIME_LIMIT = int(_env("CSRF_TOKEN_SECONDS", str(4 * 3600)))
+    # A signed-in session (its row in user_sessions) lasts at most this long.
+    PERMANENT_SESSION_LIFETIME = int(_env("SESSION_SECONDS", str(7 * 24 * 3600)))
     # JSON merged into the default policy of a newly connected organisation (the demo sends
     # at any hour on any day so that it can be watched working).
     DEFAULT_POLICY = json.loads(_env("DUNWELL_DEFAULT_POLICY", "{}"))

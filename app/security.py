@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, g, render_template, request
+from flask import Flask, abort, current_app, g, render_template, request
 from flask_login import current_user
 from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
+
+from app.access import init_access
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +41,69 @@ def init_security(app: Flask) -> None:
         "https://"))
     app.config.setdefault("SIGN_IN_RATE_LIMIT", True)
     app.jinja_env.globals["csp_nonce"] = csp_nonce
+    for name in (*LOGGERS_WITH_PATHS, app.logger.name):
+        logging.getLogger(name).addFilter(REDACT_SECRETS)  # the same filter once per logger
+    app.before_request(_refuse_ids_beyond_64_bits)
+    init_access(app)  # the role matrix, checked before every view
     app.before_request(_refuse_after_too_many_failed_sign_ins)
     app.after_request(_count_failed_sign_in)
     app.after_request(_security_headers)
+
+
+_C0_AND_SPACE = "".join(chr(code) for code in range(0x21))
+BIGGEST_ID = 2**63 - 1  # the widest id column (BIGINT); larger ones name nothing
+
+
+def _refuse_ids_beyond_64_bits() -> None:
+    """An id in the URL that no column can hold is 404, not an OverflowError in the driver."""
+    for value in (request.view_args or {}).values():
+        if isinstance(value, int) and not -BIGGEST_ID <= value <= BIGGEST_ID:
+            abort(404)
+
+
+# Paths whose last part is a secret, and callbacks whose query holds an OAuth code.
+_SECRET_IN_PATH = re.compile(r"(/(?:invitations|password-reset)/)[^\s?\"']+")
+_SECRET_IN_QUERY = re.compile(
+    r"(/(?:connect/xero|connect/quickbooks|signup/xero|signin/intuit)/callback\?)[^\s\"']+")
+REDACTED = "[redacted]"
+
+
+def redact_secrets(text: str) -> str:
+    """An invitation or reset link's secret, and an OAuth callback's query, as [redacted]."""
+    return _SECRET_IN_QUERY.sub(r"\1" + REDACTED, _SECRET_IN_PATH.sub(r"\1" + REDACTED, text))
+
+
+class RedactSecrets(logging.Filter):
+    """Rewrites a record whose text names a secret URL (the access logs print every path)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_secrets(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+REDACT_SECRETS = RedactSecrets()
+# The development server's and gunicorn's access logs, and Flask's "Exception on <path>".
+LOGGERS_WITH_PATHS = ("werkzeug", "gunicorn.access", "gunicorn.error")
+
+
+def same_origin_path(target: str, default: str) -> str:
+    """`target` if a browser would read it as a path on this site, else `default`.
+
+    Browsers (the WHATWG URL parser) strip control characters and spaces at both ends, drop
+    tabs and newlines anywhere and read a backslash as a slash, so `/%09/evil.example/` is
+    `//evil.example/` to them: the check runs on what they will read, and that is what is
+    returned. Any other control character: `default`."""
+    cleaned = "".join(c for c in target.strip(_C0_AND_SPACE) if c not in "\t\n\r")
+    cleaned = cleaned.replace("\\", "/")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in cleaned):
+        return default
+    if not cleaned.startswith("/") or cleaned.startswith("//"):
+        return default
+    parts = urlsplit(cleaned)
+    return cleaned if not parts.scheme and not parts.netloc else default
 
 
 def csp_nonce() -> str:
@@ -94,6 +157,19 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
+def count_in_window(keys: list[str], seconds: int) -> list[int]:
+    """Add one to each counter and return the counts; a counter starts its window of `seconds`
+    at its first count. SET NX EX then INCR (which keeps the expiry) in one MULTI/EXEC, as
+    Redis 6.2 has no EXPIRE ... NX. Raises RedisError."""
+    from app.providers import redis_client
+
+    pipe = redis_client().pipeline()
+    for key in keys:
+        pipe.set(key, 0, ex=seconds, nx=True)
+        pipe.incr(key)
+    return [int(count) for count in pipe.execute()[1::2]]
+
+
 # -- failed sign-ins ------------------------------------------------------------------------
 
 
@@ -144,11 +220,7 @@ def _count_failed_sign_in(response: Response) -> Response:
             if len(keys) > 1:
                 redis_client().delete(keys[1])  # the right password clears the email's count
             return response
-        pipe = redis_client().pipeline()
-        for key in keys:
-            pipe.incr(key)
-            pipe.expire(key, FAILED_SIGN_IN_WINDOW_SECONDS, nx=True)
-        pipe.execute()
+        count_in_window(keys, FAILED_SIGN_IN_WINDOW_SECONDS)
     except RedisError:
         log.warning("failed sign-in not counted: Redis unavailable")
     return response

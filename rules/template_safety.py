@@ -5,13 +5,15 @@ Jinja's sandbox already keeps a template away from Python's internals (`''.__cla
 spending the worker: `range(10**5)` nested three deep, a macro calling itself twice per call,
 `'x' * 10**9`, `'x'.center(10**9)` or a `9 ** 9 ** 9` would each hang a worker or fill its
 memory. This environment counts the work of one render (loop turns and calls), caps the output,
-the numbers that size things, and the nesting of calls, and stops with TemplateBudgetExceeded,
-a Jinja TemplateError, so the one place that renders (rules/messages.render) reports it to the
-owner as any other template problem when the template is saved.
+the numbers that size things, the nesting of calls and the wall time, and stops with
+TemplateBudgetExceeded, a Jinja TemplateError, so the one place that renders
+(rules/messages.render, in the web and in the worker) reports it to the owner as any other
+template problem when the template is saved.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -25,6 +27,9 @@ MAX_SIZE_ARGUMENT = 10_000  # widths, counts and repeats handed to calls and fil
 MAX_CALL_DEPTH = 20  # macros within macros
 MAX_POWER_EXPONENT = 64
 MAX_NUMBER_BITS = 256  # arithmetic results; far beyond any amount, far below a slow one
+# Wall time of one render: the step budget bounds the count of costly filters, not their cost
+# (50,000 `title` calls on long text take seconds). A message renders in milliseconds.
+MAX_RENDER_SECONDS = 0.5
 _BUDGET_FILTER = "_budgeted_loop"
 _CONCAT_FILTER = "_budgeted_concat"
 # What a message needs; `replace`, `join`, `format`, `indent`... can multiply text and are left
@@ -52,6 +57,7 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
+        self.deadline = time.monotonic() + MAX_RENDER_SECONDS
         self.steps = 0
         self.depth = 0
         self.output_chars = 0
@@ -72,6 +78,10 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
             raise TemplateBudgetExceeded(
                 f"the template does too much work (more than {MAX_STEPS:,} loop turns and "
                 "calls); a message needs far fewer")
+        if time.monotonic() > self.deadline:
+            raise TemplateBudgetExceeded(
+                f"the template takes too long to write (more than {MAX_RENDER_SECONDS} s); "
+                "a message needs a few milliseconds")
 
     @staticmethod
     def _check_sizes(args: Iterable[Any]) -> None:

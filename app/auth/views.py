@@ -2,18 +2,40 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import secrets
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required, logout_user
+from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 
-from app.auth.forms import SignInForm
+from app.auth import flows
+from app.auth.forms import NewPasswordForm, ResetRequestForm, SignInForm
+from app.auth.sessions import (
+    end_every_session,
+    end_this_session,
+    start_session,
+    user_of_session,
+)
 from app.extensions import db, login_manager
 from app.models import Organisation, User
+from app.security import same_origin_path
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("auth", __name__)
@@ -24,7 +46,7 @@ _DUMMY_HASH = generate_password_hash("not-a-real-password")
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    return user_of_session(user_id)
 
 
 def hash_password(password: str) -> str:
@@ -40,12 +62,9 @@ def sign_in() -> str | Response:
         email = form.email.data.strip().lower()
         user = db.session.scalar(select(User).where(func.lower(User.email) == email))
         if user is not None and check_password_hash(user.password_hash, form.password.data):
-            session.clear()  # a fresh session on sign-in
-            login_user(user)
-            target = request.args.get("next", "")
-            if not target.startswith("/") or target.startswith("//"):
-                target = url_for("organisations.index")
-            return redirect(target)
+            start_session(user)  # a fresh session on sign-in
+            return redirect(same_origin_path(request.args.get("next", ""),
+                                             url_for("organisations.index")))
         check_password_hash(_DUMMY_HASH, form.password.data)
         flash(_("Email or password is not right."), "error")
     return render_template("auth/sign_in.html", form=form)
@@ -54,17 +73,109 @@ def sign_in() -> str | Response:
 @blueprint.route("/signout", methods=["POST"])
 @login_required
 def sign_out() -> Response:
+    end_this_session()  # a copy of the cookie no longer works either
     logout_user()
     session.clear()
     return redirect(url_for("auth.sign_in"))
 
 
+# -- password reset -------------------------------------------------------------------------
+
+RESET_SECONDS = 3600
+RESET_SALT = "password-reset"
+
+
+def _reset_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt=RESET_SALT)  # type: ignore[arg-type]
+
+
+def _password_mark(user: User) -> str:
+    """Part of the link: a new password changes it, so a link works once."""
+    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+
+
+def reset_link(user: User) -> str:
+    token = _reset_serializer().dumps({"u": user.id, "m": _password_mark(user)})
+    return url_for("auth.reset_password", token=token, _external=True)
+
+
+def _user_of_reset(token: str) -> User | None:
+    try:
+        data = _reset_serializer().loads(
+            token, max_age=int(current_app.config.get("PASSWORD_RESET_SECONDS", RESET_SECONDS)))
+    except BadData:
+        return None
+    user = db.session.get(User, data.get("u")) if isinstance(data, dict) and \
+        isinstance(data.get("u"), int) else None
+    if user is None or not secrets.compare_digest(str(data.get("m")), _password_mark(user)):
+        return None
+    return user
+
+
+def _email_reset_link(app: Flask, user_id: int) -> None:
+    """Sent after the answer has gone, so that its time says nothing about the address."""
+    from connectors.base import ConfigurationError, TransientError
+    from jobs.mail import send_email
+
+    with app.app_context(), app.test_request_context(base_url=app.config["BASE_URL"]):
+        user = db.session.get(User, user_id)
+        if user is None:
+            return
+        try:
+            send_email(to=user.email, subject=_("Choose a new Dunwell password"),
+                       text=_("Someone asked to choose a new password for this address on "
+                              "Dunwell. If it was you, open this link within an hour (it "
+                              "works once):\n\n%(link)s\n\nIf it was not you, ignore this "
+                              "email: your password stays as it is.\n", link=reset_link(user)),
+                       html=None, sender_name="Dunwell",
+                       action_key=f"password-reset:{user.id}:{secrets.token_hex(8)}")
+        except (ConfigurationError, TransientError) as exc:
+            log.warning("user %s: password reset link not emailed (%s)", user_id, exc)
+        finally:
+            db.session.remove()
+
+
+@blueprint.route("/password-reset", methods=["GET", "POST"])
+def reset_request() -> str | Response:
+    """Ask for a link. The answer is the same whether or not the address has an account."""
+    form = ResetRequestForm()
+    if form.validate_on_submit():
+        email = form.email.data.strip().lower()
+        user_id = db.session.scalar(select(User.id).where(func.lower(User.email) == email))
+        flash(_("If %(email)s has an account, a link to choose a new password is on its way. "
+                "It works once, within an hour.", email=email), "success")
+        answer = redirect(url_for("auth.sign_in"))
+        if user_id is not None:
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
+            answer.call_on_close(lambda: _email_reset_link(app, user_id))
+        return answer
+    return render_template("auth/reset_request.html", form=form)
+
+
+@blueprint.route("/password-reset/<token>", methods=["GET", "POST"])
+def reset_password(token: str) -> str | Response | tuple[str, int]:
+    from app import clock
+
+    user = _user_of_reset(token)
+    if user is None:
+        return _signup_failed(_("This link has expired or was already used. Please ask for "
+                                "a new one."), 404)
+    form = NewPasswordForm()
+    if form.validate_on_submit():
+        user.password_hash = hash_password(form.password.data)
+        ended = end_every_session(user.id, clock.now())
+        db.session.commit()
+        log.info("user %s: password changed by reset link, %d session(s) ended", user.id, ended)
+        if current_user.is_authenticated:
+            logout_user()
+        session.clear()
+        flash(_("Your password is changed and every session is signed out. Please sign in."),
+              "success")
+        return redirect(url_for("auth.sign_in"))
+    return render_template("auth/reset_password.html", form=form)
+
+
 # -- interface language ---------------------------------------------------------------------
-
-
-def _safe_next(target: str, default: str) -> str:
-    target = target.rstrip("?")
-    return target if target.startswith("/") and not target.startswith("//") else default
 
 
 @blueprint.route("/language", methods=["POST"])
@@ -74,7 +185,8 @@ def set_language() -> Response:
     chosen = request.form.get("language", "")
     if chosen in LANGUAGES:
         session[SESSION_KEY] = chosen
-    return redirect(_safe_next(request.form.get("next", ""), url_for("organisations.home")))
+    return redirect(same_origin_path(request.form.get("next", "").rstrip("?"),
+                                     url_for("organisations.home")))
 
 
 # -- sign up with Xero, sign in with Intuit (OpenID Connect) --------------------------------
@@ -96,7 +208,7 @@ def signup_xero() -> Response:
 
     state = secrets.token_urlsafe(32)
     verifier, challenge = new_pkce_pair()
-    session[SIGNUP_FLOW] = {"state": state, "verifier": verifier, "provider": "xero"}
+    flows.begin(SIGNUP_FLOW, state=state, verifier=verifier, provider="xero")
     return redirect(xero_settings().oauth.authorization_url(
         url_for("auth.signup_xero_callback", _external=True), state, challenge))
 
@@ -104,7 +216,7 @@ def signup_xero() -> Response:
 def _checked_flow(provider: str) -> dict | tuple[str, int]:
     import secrets
 
-    flow = session.pop(SIGNUP_FLOW, None)  # single use
+    flow = flows.take(SIGNUP_FLOW)  # single use
     state = request.args.get("state", "")
     if not flow or flow.get("provider") != provider or not state or \
             not secrets.compare_digest(state, flow["state"]):
@@ -119,8 +231,7 @@ def _signed_up(user: User, organisations: list) -> Response:  # type: ignore[typ
     from jobs.tasks import enqueue_sync
 
     if not current_user.is_authenticated or current_user.id != user.id:
-        session.clear()
-        login_user(user)
+        start_session(user)
     for org in organisations:
         enqueue_sync(org.id)
     if organisations:
@@ -134,7 +245,8 @@ def _signed_up(user: User, organisations: list) -> Response:  # type: ignore[typ
 @blueprint.route("/signup/xero/callback")
 def signup_xero_callback() -> Response | tuple[str, int]:
     from app.auth.identity import IdentityRefused, user_for, xero_identity
-    from app.connections.services import connect_xero
+    from app.connections.services import BooksAlreadyConnected, connect_xero
+    from app.connections.views import already_connected
     from app.providers import xero_settings
     from connectors.base import ConnectorError
 
@@ -150,6 +262,9 @@ def signup_xero_callback() -> Response | tuple[str, int]:
         identity = xero_identity(tokens)
         user = user_for(identity, current_user if current_user.is_authenticated else None)
         organisations = connect_xero(user, tokens)  # commits the user with the books
+    except BooksAlreadyConnected as exc:
+        already_connected(exc)  # the person is signed in; the books stay with their owners
+        organisations = exc.connected
     except IdentityRefused as exc:
         db.session.rollback()
         return _signup_failed(f"Xero sign-in refused: {exc}.", 403)
@@ -168,7 +283,7 @@ def signin_intuit() -> Response | tuple[str, int]:
     from connectors.base import ConnectorError
 
     state = secrets.token_urlsafe(32)
-    session[SIGNUP_FLOW] = {"state": state, "provider": "intuit"}
+    flows.begin(SIGNUP_FLOW, state=state, provider="intuit")
     try:
         url = intuit_settings().authorization_url(
             url_for("auth.signin_intuit_callback", _external=True), state)
@@ -180,7 +295,8 @@ def signin_intuit() -> Response | tuple[str, int]:
 @blueprint.route("/signin/intuit/callback")
 def signin_intuit_callback() -> Response | tuple[str, int]:
     from app.auth.identity import IdentityRefused, intuit_identity, intuit_settings, user_for
-    from app.connections.services import connect_quickbooks
+    from app.connections.services import BooksAlreadyConnected, connect_quickbooks
+    from app.connections.views import already_connected
     from connectors.base import ConnectorError
 
     flow = _checked_flow("intuit")
@@ -195,6 +311,9 @@ def signin_intuit_callback() -> Response | tuple[str, int]:
         identity = intuit_identity(tokens)
         user = user_for(identity, current_user if current_user.is_authenticated else None)
         org = connect_quickbooks(user, tokens, realm_id)
+    except BooksAlreadyConnected as exc:
+        already_connected(exc)
+        return _signed_up(user, [])
     except IdentityRefused as exc:
         db.session.rollback()
         return _signup_failed(f"Intuit sign-in refused: {exc}.", 403)
@@ -253,8 +372,7 @@ def invitation(token: str) -> str | Response | tuple[str, int]:
                 error = str(exc)
             else:
                 if not current_user.is_authenticated:
-                    session.clear()
-                    login_user(user)
+                    start_session(user)
                 flash(_("You joined %(name)s.", name=org.name), "success")
                 return redirect(url_for("organisations.show", org_id=org.id))
         db.session.rollback()

@@ -8,13 +8,14 @@ import logging
 import re
 import zipfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import IO, Any
 
 from sqlalchemy import select
 
-from app import clock
+from app import access, clock
 from app.extensions import db
 from app.models import Connection, Grant, Membership, Organisation, User
 from app.providers import PROVIDER_NAMES, quickbooks_settings, token_vault, xero_settings
@@ -27,12 +28,51 @@ from jobs import ledger, retention
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Books that already belong to an organisation the person may not reconnect."""
+
+    books: str  # the tenant's name at the provider
+    ask: tuple[str, ...]  # the emails of that organisation's owners and admins
+
+
+class BooksAlreadyConnected(Exception):
+    """Some or all of the books in a consent belong to an organisation whose owners and admins
+    alone may replace its connection. Nothing changed for those books, and the new consent
+    no longer reaches them. `connected` holds the organisations that were connected."""
+
+    def __init__(self, refusals: list[Refusal], connected: list[Organisation]) -> None:
+        super().__init__("books already connected to another organisation")
+        self.refusals, self.connected = refusals, connected
+
+
+def _existing(provider: str, tenant_id: str) -> Connection | None:
+    return db.session.scalar(select(Connection).where(
+        Connection.provider == provider, Connection.tenant_id == tenant_id))
+
+
+def _refusal(user: User, connection: Connection | None, tenant_name: str) -> Refusal | None:
+    """None when the person may (re)connect these books: they are new to Dunwell, or the
+    person is an owner or admin of their organisation. Connecting never grants membership."""
+    if connection is None:
+        return None
+    roles = {user_id: role for user_id, role in db.session.execute(
+        select(Membership.user_id, Membership.role).where(
+            Membership.org_id == connection.org_id))}
+    if access.MANAGERS.allows(roles.get(user.id, "")):
+        return None
+    ask = tuple(db.session.scalars(select(User.email).where(
+        User.id.in_([uid for uid, role in roles.items() if access.MANAGERS.allows(role)]))
+        .order_by(User.email)))
+    return Refusal(books=tenant_name or connection.tenant_name, ask=ask)
+
+
 def _attach(user: User, grant: Grant, provider: str, tenant_id: str, tenant_name: str,
             provider_connection_id: str | None = None) -> Organisation:
-    """The organisation of one provider tenant, new or reconnected, now using `grant`."""
+    """The organisation of one provider tenant, new or reconnected, now using `grant`. The
+    caller has checked `_refusal` first: only a new organisation's first owner is added."""
     session = db.session
-    connection = session.scalar(select(Connection).where(
-        Connection.provider == provider, Connection.tenant_id == tenant_id))
+    connection = _existing(provider, tenant_id)
     if connection is None:
         org = Organisation(name=tenant_name or f"{PROVIDER_NAMES[provider]} organisation",
                            country="GB", timezone="UTC", base_currency="GBP")
@@ -40,6 +80,7 @@ def _attach(user: User, grant: Grant, provider: str, tenant_id: str, tenant_name
         session.flush()
         connection = Connection(org_id=org.id, provider=provider, tenant_id=tenant_id)
         session.add(connection)
+        session.add(Membership(user_id=user.id, org_id=org.id, role="owner"))
     else:
         org = connection.organisation
     connection.grant = grant
@@ -51,12 +92,9 @@ def _attach(user: User, grant: Grant, provider: str, tenant_id: str, tenant_name
                      "Reconnected within the grace period: the synced data is kept",
                      at=clock.now())
     connection.disconnected_at = connection.purge_after = connection.purged_at = None
-    if session.scalar(select(Membership).where(
-            Membership.user_id == user.id, Membership.org_id == org.id)) is None:
-        session.add(Membership(user_id=user.id, org_id=org.id, role="owner"))
     session.flush()
     ledger.audit(session, org.id, "connected",
-                 f"Connected to {PROVIDER_NAMES[provider]} organisation {tenant_name}",
+                 f"{user.email} connected {PROVIDER_NAMES[provider]} organisation {tenant_name}",
                  at=clock.now())
     return org
 
@@ -70,19 +108,58 @@ def _new_grant(user: User, provider: str, tokens: TokenSet,
     return grant
 
 
+def _withdraw(what: str, call: Callable[[], None]) -> None:
+    """Take the new consent back from books it may not serve (best effort: it is stored
+    nowhere here either way)."""
+    try:
+        call()
+    except ConnectorError as exc:
+        log.warning("%s not withdrawn at the provider (%s)", what, exc)
+
+
 def connect_xero(user: User, tokens: TokenSet) -> list[Organisation]:
-    """Record the consent and every tenant it authorised; returns their organisations."""
-    tenants = list_connections(xero_settings(), tokens.access_token)
-    grant = _new_grant(user, "xero", tokens, tenants[0].auth_event_id if tenants else None)
-    organisations = [_attach(user, grant, "xero", tenant.tenant_id, tenant.tenant_name,
-                             tenant.connection_id) for tenant in tenants]
+    """Record the consent and every tenant it authorised; returns their organisations.
+    Raises BooksAlreadyConnected (after committing the others) for tenants the person may
+    not reconnect: the consent is taken back from those tenants, or revoked if it reaches no
+    other, except where the provider's connection is the one the organisation itself uses
+    (the same login at Xero): removing that would disconnect the organisation."""
+    settings = xero_settings()
+    tenants = list_connections(settings, tokens.access_token)
+    allowed, refused, shared = [], {}, False
+    for tenant in tenants:
+        existing = _existing("xero", tenant.tenant_id)
+        refusal = _refusal(user, existing, tenant.tenant_name)
+        if refusal is None:
+            allowed.append(tenant)
+            continue
+        assert existing is not None
+        if existing.grant is not None and tenant.auth_event_id and \
+                tenant.auth_event_id == existing.grant.auth_event_id:
+            continue  # an earlier consent's tenant, listed with this one: not part of it
+        refused[tenant.connection_id] = refusal
+        if tenant.connection_id == existing.provider_connection_id:
+            shared = True
+        else:
+            _withdraw("Xero tenant", lambda t=tenant: delete_connection(  # type: ignore[misc]
+                settings, tokens.access_token, t.connection_id))
+    organisations: list[Organisation] = []
+    if allowed:
+        grant = _new_grant(user, "xero", tokens, allowed[0].auth_event_id)
+        organisations = [_attach(user, grant, "xero", tenant.tenant_id, tenant.tenant_name,
+                                 tenant.connection_id) for tenant in allowed]
+    elif refused and not shared:
+        _withdraw("Xero consent", lambda: settings.oauth.revoke(tokens.refresh_token))
     db.session.commit()
-    log.info("user %s connected %d Xero organisation(s)", user.id, len(organisations))
+    log.info("user %s connected %d Xero organisation(s), %d refused", user.id,
+             len(organisations), len(refused))
+    if refused:
+        raise BooksAlreadyConnected(list(refused.values()), organisations)
     return organisations
 
 
 def connect_quickbooks(user: User, tokens: TokenSet, realm_id: str) -> Organisation:
-    """One consent, one company. Its name is read at once so the owner sees it."""
+    """One consent, one company. Its name is read at once so the owner sees it. Raises
+    BooksAlreadyConnected, with the new consent revoked, if the person may not reconnect it."""
     settings = quickbooks_settings()
     name = f"QuickBooks company {realm_id}"
     try:
@@ -91,8 +168,12 @@ def connect_quickbooks(user: User, tokens: TokenSet, realm_id: str) -> Organisat
         name = details.name or name
     except ConnectorError as exc:  # the first sync will read it
         log.warning("realm %s: company details not read at connect (%s)", realm_id, exc)
-    previous = db.session.scalar(select(Connection).where(
-        Connection.provider == "quickbooks", Connection.tenant_id == realm_id))
+    refusal = _refusal(user, _existing("quickbooks", realm_id), name)
+    if refusal is not None:
+        _withdraw("QuickBooks consent", lambda: settings.revoke(tokens.refresh_token))
+        log.info("user %s: QuickBooks realm %s refused, already connected", user.id, realm_id)
+        raise BooksAlreadyConnected([refusal], [])
+    previous = _existing("quickbooks", realm_id)
     old_grant = previous.grant if previous is not None else None
     grant = _new_grant(user, "quickbooks", tokens)
     org = _attach(user, grant, "quickbooks", realm_id, name)

@@ -9,14 +9,16 @@ import tempfile
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 from werkzeug.wsgi import wrap_file
 
 from app import clock
+from app.auth import flows
 from app.connections.services import (
+    BooksAlreadyConnected,
     DeletionRefused,
     connect_quickbooks,
     connect_xero,
@@ -26,7 +28,7 @@ from app.connections.services import (
 )
 from app.languages import day
 from app.models import Organisation
-from app.organisations.services import MANAGERS, organisation_for, require_role, role_of
+from app.organisations.services import may_in, organisation_for
 from app.providers import PROVIDER_NAMES, quickbooks_settings, xero_settings
 from connectors.base import ConnectorError
 from connectors.oauth import new_pkce_pair
@@ -37,7 +39,6 @@ blueprint = Blueprint("connections", __name__)
 
 FLOW_KEY = "xero_oauth"
 QBO_FLOW_KEY = "quickbooks_oauth"
-OWNERS = frozenset({"owner"})
 
 
 def _redirect_uri() -> str:
@@ -49,7 +50,7 @@ def _redirect_uri() -> str:
 def connect_xero_start() -> Response:
     state = secrets.token_urlsafe(32)
     verifier, challenge = new_pkce_pair()
-    session[FLOW_KEY] = {"state": state, "verifier": verifier}
+    flows.begin(FLOW_KEY, state=state, verifier=verifier)
     return redirect(xero_settings().oauth.authorization_url(_redirect_uri(), state, challenge))
 
 
@@ -73,7 +74,7 @@ def _refused_callback(flow: dict | None, provider: str) -> tuple[str, int] | Non
 @blueprint.route("/connect/xero/callback")
 @login_required
 def xero_callback() -> Response | tuple[str, int]:
-    flow = session.pop(FLOW_KEY, None)  # single use, whatever happens next
+    flow = flows.take(FLOW_KEY)  # single use, whatever happens next
     if (refused := _refused_callback(flow, "xero")) is not None:
         return refused
     assert flow is not None
@@ -83,6 +84,11 @@ def xero_callback() -> Response | tuple[str, int]:
     try:
         tokens = xero_settings().oauth.exchange_code(code, _redirect_uri(), flow["verifier"])
         organisations = connect_xero(current_user, tokens)
+    except BooksAlreadyConnected as exc:
+        if not exc.connected:
+            return already_connected(exc)
+        already_connected(exc)
+        organisations = exc.connected
     except ConnectorError as exc:
         log.warning("user %s: Xero connection failed: %s", current_user.id, exc)
         return render_template("connections/failed.html",
@@ -92,6 +98,18 @@ def xero_callback() -> Response | tuple[str, int]:
         return render_template("connections/failed.html",
                                reason="No organisation was chosen in Xero."), 400
     return _connected(organisations)
+
+
+def already_connected(refused: BooksAlreadyConnected) -> tuple[str, int]:
+    """Whom to ask, for books that belong to an organisation the person may not reconnect
+    (flashed too, for when some other books of the consent were connected)."""
+    reasons = [_("%(books)s is already connected to Dunwell. Only its owners and admins can "
+                 "reconnect it: ask %(people)s to invite you. Your consent for it was "
+                 "withdrawn.", books=refusal.books,
+                 people=", ".join(refusal.ask) or _("its owner")) for refusal in refused.refusals]
+    for reason in reasons:
+        flash(reason, "error")
+    return render_template("connections/failed.html", reason=" ".join(reasons)), 409
 
 
 def _connected(organisations: list[Organisation]) -> Response:
@@ -113,7 +131,7 @@ def _qbo_redirect_uri() -> str:
 @login_required
 def connect_quickbooks_start() -> Response | tuple[str, int]:
     state = secrets.token_urlsafe(32)
-    session[QBO_FLOW_KEY] = {"state": state}
+    flows.begin(QBO_FLOW_KEY, state=state)
     try:
         url = quickbooks_settings().authorization_url(_qbo_redirect_uri(), state)
     except ConnectorError as exc:
@@ -127,7 +145,7 @@ def connect_quickbooks_start() -> Response | tuple[str, int]:
 @blueprint.route("/connect/quickbooks/callback")
 @login_required
 def quickbooks_callback() -> Response | tuple[str, int]:
-    flow = session.pop(QBO_FLOW_KEY, None)  # single use, whatever happens next
+    flow = flows.take(QBO_FLOW_KEY)  # single use, whatever happens next
     if (refused := _refused_callback(flow, "quickbooks")) is not None:
         return refused
     code, realm_id = request.args.get("code", ""), request.args.get("realmId", "")
@@ -138,6 +156,8 @@ def quickbooks_callback() -> Response | tuple[str, int]:
         settings = quickbooks_settings()
         tokens = settings.exchange_code(code, _qbo_redirect_uri(), realm_id)
         org = connect_quickbooks(current_user, tokens, realm_id)
+    except BooksAlreadyConnected as exc:
+        return already_connected(exc)
     except ConnectorError as exc:
         log.warning("user %s: QuickBooks connection failed: %s", current_user.id, exc)
         return render_template("connections/failed.html",
@@ -150,7 +170,6 @@ def quickbooks_callback() -> Response | tuple[str, int]:
 @login_required
 def disconnect_org(org_id: int) -> Response:
     org = organisation_for(current_user, org_id)
-    require_role(current_user, org, MANAGERS)
     if org.connection is None:
         abort(404)
     disconnect(org)
@@ -176,7 +195,7 @@ def show(org_id: int) -> str:
     if org.connection is None:
         abort(404)
     return render_template("connections/show.html", org=org, conn=org.connection,
-                           is_owner=role_of(current_user, org) == "owner")
+                           is_owner=may_in(org, "connections.delete_data_now"))
 
 
 @blueprint.route("/orgs/<int:org_id>/connection/export")
@@ -184,7 +203,6 @@ def show(org_id: int) -> str:
 def export(org_id: int) -> Response:
     """The owner's copy: the synced data and every action, as a ZIP download."""
     org = organisation_for(current_user, org_id)
-    require_role(current_user, org, OWNERS)
     stamp = clock.now().strftime("%Y%m%d-%H%M%S")
     # Built in a spooled file (on disk past 8 MiB) and streamed from it; closed when sent.
     archive = tempfile.SpooledTemporaryFile(max_size=8 * 2**20)
@@ -206,7 +224,6 @@ def export(org_id: int) -> Response:
 @login_required
 def delete_data_now(org_id: int) -> Response:
     org = organisation_for(current_user, org_id)
-    require_role(current_user, org, OWNERS)
     if request.form.get("confirm") != "delete":
         flash(_("Tick the box to confirm that the synced data is to be deleted now."), "error")
         return redirect(url_for("connections.show", org_id=org.id))

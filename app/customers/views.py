@@ -5,28 +5,16 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from app import clock
 from app.customers import services
 from app.customers.forms import CreditLimitForm, HoldForm, RetainerForm, TopUpForm
 from app.extensions import db
-from app.models import Membership, Organisation
 from app.organisations.services import organisation_for
 from rules.statements import render_statement
 
 blueprint = Blueprint("customers", __name__)
-
-
-def _require_editor(org: Organisation) -> None:
-    """Viewers read; everyone else in the organisation may change credit settings."""
-    role = db.session.scalar(select(Membership.role).where(
-        Membership.user_id == current_user.id, Membership.org_id == org.id))
-    if role is None:
-        abort(404)
-    if role == "viewer":
-        abort(403)
 
 
 def _customer(org_id: int, contact_id: int):  # type: ignore[no-untyped-def]
@@ -81,7 +69,6 @@ def show(org_id: int, contact_id: int) -> str:
 @login_required
 def hold(org_id: int, contact_id: int) -> Response:
     org, contact = _customer(org_id, contact_id)
-    _require_editor(org)
     form = HoldForm()
     back = redirect(url_for("customers.show", org_id=org.id, contact_id=contact.id))
     if not form.validate_on_submit():
@@ -113,7 +100,6 @@ def hold(org_id: int, contact_id: int) -> Response:
 @login_required
 def limit(org_id: int, contact_id: int) -> Response:
     org, contact = _customer(org_id, contact_id)
-    _require_editor(org)
     form = CreditLimitForm()
     back = redirect(url_for("customers.show", org_id=org.id, contact_id=contact.id))
     if not form.validate_on_submit():
@@ -135,7 +121,6 @@ def limit(org_id: int, contact_id: int) -> Response:
 @login_required
 def retainer(org_id: int, contact_id: int) -> Response:
     org, contact = _customer(org_id, contact_id)
-    _require_editor(org)
     form = RetainerForm()
     back = redirect(url_for("customers.show", org_id=org.id, contact_id=contact.id))
     if not form.validate_on_submit():
@@ -161,7 +146,6 @@ def retainer(org_id: int, contact_id: int) -> Response:
 @login_required
 def top_up(org_id: int, contact_id: int) -> Response:
     org, contact = _customer(org_id, contact_id)
-    _require_editor(org)
     form = TopUpForm()
     back = redirect(url_for("customers.show", org_id=org.id, contact_id=contact.id))
     if not form.validate_on_submit():

@@ -11,9 +11,11 @@ from datetime import datetime, timedelta
 from flask import current_app, url_for
 from sqlalchemy import and_, func, select
 
+from app.access import ROLES
+from app.auth.sessions import end_every_session
 from app.extensions import db
 from app.models import ApiToken, Invitation, Membership, Organisation, User
-from app.organisations.services import ROLES, role_of
+from app.organisations.services import role_of
 from connectors.base import ConfigurationError, TransientError
 from jobs import ledger
 from jobs.mail import send_email
@@ -73,6 +75,21 @@ def invite(org: Organisation, inviter: User, email: str, role: str,
     return invitation, link, emailed
 
 
+def revoke_invitation(org: Organisation, revoker: User, invitation_id: int,
+                      now: datetime) -> Invitation:
+    """Withdraw an invitation not yet used: its link stops working at once."""
+    invitation = db.session.scalar(select(Invitation).where(
+        Invitation.org_id == org.id, Invitation.id == invitation_id,
+        Invitation.accepted_at.is_(None)))
+    if invitation is None:
+        raise LookupError(invitation_id)
+    db.session.delete(invitation)
+    ledger.audit(db.session, org.id, "invitation_revoked",
+                 f"{revoker.email} withdrew the invitation of {invitation.email}", at=now)
+    db.session.commit()
+    return invitation
+
+
 def invitation_for(token: str, now: datetime) -> Invitation:
     invitation = db.session.scalar(select(Invitation).where(
         Invitation.token_hash == digest(token)))
@@ -98,28 +115,44 @@ def accept(invitation: Invitation, user: User, now: datetime) -> Organisation:
     return org
 
 
-def change_role(org: Organisation, user_id: int, role: str, now: datetime) -> None:
-    """Change a member's role; the last owner stays an owner."""
+def _owners(org: Organisation) -> int:
+    return db.session.scalar(select(func.count()).select_from(Membership).where(
+        Membership.org_id == org.id, Membership.role == "owner")) or 0
+
+
+def change_role(org: Organisation, changer: User, user_id: int, role: str,
+                now: datetime) -> User:
+    """Change a member's role. Nobody changes their own; only an owner grants or takes away
+    the owner role; the last owner stays an owner. The activity log names both people."""
     if role not in ROLES:
         raise InvitationRefused("Unknown role.")
     membership = db.session.scalar(select(Membership).where(
         Membership.org_id == org.id, Membership.user_id == user_id))
-    if membership is None:
+    user = db.session.get(User, user_id)
+    if membership is None or user is None:
         raise LookupError(user_id)
-    owners = db.session.scalar(select(func.count()).select_from(Membership).where(
-        Membership.org_id == org.id, Membership.role == "owner")) or 0
-    if membership.role == "owner" and role != "owner" and owners <= 1:
+    if user_id == changer.id:
+        raise InvitationRefused("You cannot change your own role: ask another owner.")
+    if "owner" in (role, membership.role) and role_of(changer, org) != "owner":
+        raise InvitationRefused("Only an owner can grant or take away the owner role.")
+    if membership.role == "owner" and role != "owner" and _owners(org) <= 1:
         raise InvitationRefused("An organisation keeps at least one owner.")
-    membership.role = role
-    ledger.audit(db.session, org.id, "role_changed", f"Member {user_id} is now {role}", at=now)
+    if membership.role == role:
+        return user
+    before, membership.role = membership.role, role
+    ledger.audit(db.session, org.id, "role_changed",
+                 f"{changer.email} changed {user.email} from {before} to {role}", at=now,
+                 data={"user_id": user_id, "by": changer.id, "from": before, "to": role})
     db.session.commit()
+    return user
 
 
 def remove_member(org: Organisation, remover: User, user_id: int, now: datetime) -> User:
     """Take a person out of the organisation: the membership goes, and so do the API tokens
     they made for it (a token must not outlive its maker's access). The last owner stays;
-    only an owner removes an owner. Their signed-in sessions need nothing: every page looks
-    the membership up on each request, so their next request in this organisation is 404."""
+    only an owner removes an owner. Every page looks the membership up on each request, so
+    their next request in this organisation is 404; one removed from their last organisation
+    is signed out everywhere as well."""
     membership = db.session.scalar(select(Membership).where(
         Membership.org_id == org.id, Membership.user_id == user_id))
     user = db.session.get(User, user_id)
@@ -128,9 +161,7 @@ def remove_member(org: Organisation, remover: User, user_id: int, now: datetime)
     if membership.role == "owner":
         if role_of(remover, org) != "owner":
             raise InvitationRefused("Only an owner can remove an owner.")
-        owners = db.session.scalar(select(func.count()).select_from(Membership).where(
-            Membership.org_id == org.id, Membership.role == "owner")) or 0
-        if owners <= 1:
+        if _owners(org) <= 1:
             raise InvitationRefused("An organisation keeps at least one owner.")
     tokens = list(db.session.scalars(select(ApiToken).where(
         ApiToken.org_id == org.id, ApiToken.created_by == user_id,
@@ -138,14 +169,19 @@ def remove_member(org: Organisation, remover: User, user_id: int, now: datetime)
     for token in tokens:
         token.revoked_at = now
     db.session.delete(membership)
+    db.session.flush()
+    ended = 0
+    if db.session.scalar(select(Membership.id).where(Membership.user_id == user_id)
+                         .limit(1)) is None:
+        ended = end_every_session(user_id, now)  # in no organisation now: signed out too
     ledger.audit(db.session, org.id, "member_removed",
                  f"{remover.email} removed {user.email} ({membership.role})"
                  + (f"; {len(tokens)} API token(s) they made revoked" if tokens else ""),
                  at=now, data={"user_id": user_id, "role": membership.role,
                                "revoked_tokens": [t.id for t in tokens]})
     db.session.commit()
-    log.info("org %s: member %s removed by %s, %d token(s) revoked", org.id, user_id,
-             remover.id, len(tokens))
+    log.info("org %s: member %s removed by %s, %d token(s) revoked, %d session(s) ended",
+             org.id, user_id, remover.id, len(tokens), ended)
     return user
 
 

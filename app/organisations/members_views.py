@@ -8,8 +8,9 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from app import clock
+from app.access import ROLES
 from app.organisations import members
-from app.organisations.services import MANAGERS, ROLES, organisation_for, require_role, role_of
+from app.organisations.services import may_in, organisation_for
 
 blueprint = Blueprint("members", __name__)
 
@@ -19,7 +20,7 @@ def _page(org, new_link: str | None = None, new_token: str | None = None) -> str
         "members/index.html", org=org, members=members.members_of(org),
         invitations=members.pending_invitations(org, clock.now()),
         tokens=members.api_tokens_of(org), roles=ROLES, new_link=new_link,
-        new_token=new_token, can_manage=role_of(current_user, org) in MANAGERS)
+        new_token=new_token, can_manage=may_in(org, "members.invite"))
 
 
 @blueprint.route("/orgs/<int:org_id>/members")
@@ -32,7 +33,6 @@ def index(org_id: int) -> str:
 @login_required
 def invite(org_id: int) -> str | Response:
     org = organisation_for(current_user, org_id)
-    require_role(current_user, org, MANAGERS)
     try:
         _invitation, link, emailed = members.invite(
             org, current_user, request.form.get("email", ""), request.form.get("role", ""),
@@ -45,17 +45,34 @@ def invite(org_id: int) -> str | Response:
     return _page(org, new_link=link)
 
 
+@blueprint.route("/orgs/<int:org_id>/invitations/<int:invitation_id>/revoke",
+                 methods=["POST"])
+@login_required
+def revoke_invitation(org_id: int, invitation_id: int) -> Response:
+    org = organisation_for(current_user, org_id)
+    try:
+        withdrawn = members.revoke_invitation(org, current_user, invitation_id, clock.now())
+    except LookupError:
+        abort(404)
+    flash(_("The invitation of %(email)s is withdrawn: its link no longer works.",
+            email=withdrawn.email), "success")
+    return redirect(url_for("members.index", org_id=org.id))
+
+
 @blueprint.route("/orgs/<int:org_id>/members/<int:user_id>/role", methods=["POST"])
 @login_required
 def role(org_id: int, user_id: int) -> Response:
     org = organisation_for(current_user, org_id)
-    require_role(current_user, org, MANAGERS)
     try:
-        members.change_role(org, user_id, request.form.get("role", ""), clock.now())
+        changed = members.change_role(org, current_user, user_id, request.form.get("role", ""),
+                                       clock.now())
     except LookupError:
         abort(404)
     except members.InvitationRefused as exc:
         flash(str(exc), "error")
+    else:
+        flash(_("%(email)s is now %(role)s.", email=changed.email, role=_(request.form["role"])),
+              "success")
     return redirect(url_for("members.index", org_id=org.id))
 
 
@@ -73,7 +90,6 @@ def _member(org, user_id: int):  # type: ignore[no-untyped-def]
 def remove(org_id: int, user_id: int) -> str | Response:
     """GET asks to confirm; POST (with its CSRF token) removes."""
     org = organisation_for(current_user, org_id)
-    require_role(current_user, org, MANAGERS)
     user, role = _member(org, user_id)
     if request.method == "GET":
         return render_template("members/remove.html", org=org, member=user, role=role)
@@ -95,7 +111,6 @@ def remove(org_id: int, user_id: int) -> str | Response:
 @login_required
 def new_token(org_id: int) -> str:
     org = organisation_for(current_user, org_id)
-    require_role(current_user, org, MANAGERS)
     secret = members.new_api_token(org, current_user, request.form.get("name", ""),
                                    clock.now())
     flash(_("API token made. Copy it now: it is not shown again."), "success")
@@ -106,7 +121,6 @@ def new_token(org_id: int) -> str:
 @login_required
 def revoke_token(org_id: int, token_id: int) -> Response:
     org = organisation_for(current_user, org_id)
-    require_role(current_user, org, MANAGERS)
     try:
         members.revoke_api_token(org, token_id, clock.now())
     except LookupError:

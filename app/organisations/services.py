@@ -8,9 +8,11 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from flask import abort
+from flask_login import current_user
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import load_only, selectinload
 
+from app.access import may, role_in
 from app.extensions import db
 from app.models import (
     Action,
@@ -31,26 +33,14 @@ def organisations_of(user: User) -> list[Organisation]:
         .where(Membership.user_id == user.id).order_by(Organisation.name)))
 
 
-# Who may do what in an organisation: owners and admins manage people and connections,
-# accountants also edit the policy, viewers only read.
-ROLES = ("owner", "admin", "accountant", "viewer")
-EDITORS = frozenset({"owner", "admin", "accountant"})
-MANAGERS = frozenset({"owner", "admin"})
-
-
 def role_of(user: User, org: Organisation) -> str | None:
-    return db.session.scalar(select(Membership.role).where(
-        Membership.user_id == user.id, Membership.org_id == org.id))
+    return role_in(user.id, org.id)
 
 
-def require_role(user: User, org: Organisation, allowed: frozenset[str]) -> str:
-    """The member's role if it is allowed; 403 otherwise (a member knows the book exists)."""
-    role = role_of(user, org)
-    if role is None:
-        abort(404)
-    if role not in allowed:
-        abort(403)
-    return role
+def may_in(org: Organisation, endpoint: str, method: str = "POST") -> bool:
+    """Whether the signed-in person may call this route of the organisation (the role matrix
+    in app/access.py): pages show a button only to those it would work for."""
+    return may(role_of(current_user, org), endpoint, method)
 
 
 def organisation_for(user: User, org_id: int) -> Organisation:

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import Contact, Invoice, Organisation, PaymentPlan
+from app.settings import bounds
 from jobs import ledger
 from jobs.plan import policy_for, refresh_next_action
 from rules.policy import (
@@ -90,9 +92,11 @@ class ContactForm:
         offsets: list[int] = []
         for part in filter(None, (p.strip() for p in self._text("plan_offsets").split(","))):
             try:
-                offsets.append(int(part))
-            except ValueError:
-                self.errors["plan_offsets"] = "Give whole numbers of days separated by commas."
+                offsets.append(bounds.whole_number(part))
+            except bounds.NumberRefused:
+                self.errors["plan_offsets"] = _(
+                    "Give whole numbers of days separated by commas, each from %(low)s to "
+                    "%(high)s.", low=-bounds.MAX_WHOLE, high=bounds.MAX_WHOLE)
                 return None
         if not offsets:
             self.errors["plan_offsets"] = "Give at least one day, e.g. -3, 0, 3."
@@ -101,9 +105,9 @@ class ContactForm:
         grace = self._text("plan_grace_days")
         if grace:
             try:
-                section["grace_days"] = int(grace)
-            except ValueError:
-                self.errors["plan_grace_days"] = "Enter a whole number."
+                section["grace_days"] = bounds.whole_number(grace)
+            except bounds.NumberRefused as exc:
+                self.errors["plan_grace_days"] = str(exc)
                 return None
         return section
 

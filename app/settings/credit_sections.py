@@ -15,7 +15,7 @@ import json
 import typing
 from collections.abc import Mapping
 from datetime import datetime, time
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from flask_babel import gettext as _
@@ -26,12 +26,13 @@ from sqlalchemy.orm import Session
 from app.customers.services import credit_settings, set_default_credit_limit
 from app.extensions import db
 from app.models import CreditSettings, Organisation, User
-from app.settings import services
+from app.settings import bounds, services
 from jobs import outbound
 from rules import Policy, PolicyError
 from rules.policy import DepositRule, NewCustomerPolicy, TermsOnHold
 
 CENTS = Decimal("0.01")
+MAX_POLICY_JSON_CHARS = 20_000
 # The deposit fields the page lays out itself; any other field of the model (an option added
 # later) is offered from the model, as every terms-on-hold field is.
 DEPOSIT_FIELDS = ("threshold", "currency", "schedule", "reminder_offsets", "channel")
@@ -196,9 +197,14 @@ class CreditForm:
 
     def _integers(self, name: str, separators: str, message: str) -> list[int] | None:
         try:
-            return [int(p) for p in self._numbers(name, separators)]
+            numbers = [int(p) for p in self._numbers(name, separators)]
         except ValueError:
             self.errors.setdefault(name, message)
+            return None
+        try:
+            return [bounds.within(n) for n in numbers]
+        except bounds.NumberRefused as exc:
+            self.errors.setdefault(name, str(exc))
             return None
 
     def _read(self, fields: list[dict[str, Any]], body: dict[str, Any]) -> None:
@@ -210,9 +216,9 @@ class CreditForm:
             elif field["kind"] == "number":
                 if raw:
                     try:
-                        body[field["key"]] = int(raw)
-                    except ValueError:
-                        self.errors.setdefault(name, _("Enter a whole number."))
+                        body[field["key"]] = bounds.whole_number(raw)
+                    except bounds.NumberRefused as exc:
+                        self.errors.setdefault(name, str(exc))
             elif raw:
                 body[field["key"]] = raw
 
@@ -241,8 +247,8 @@ class CreditForm:
                                                  " 30/30/40.")
             return None
         try:
-            total = sum((Decimal(p) for p in percents), Decimal(0))
-        except InvalidOperation:
+            total = sum((bounds.amount(p) for p in percents), Decimal(0))
+        except bounds.NumberRefused:
             self.errors["deposits.schedule"] = _("Give percents separated by slashes, such as"
                                                  " 30/30/40.")
             return None
@@ -270,6 +276,10 @@ class CreditForm:
             elif any(abs(o) > 60 for o in offsets):
                 self.errors["deposits.reminder_offsets"] = _(
                     "Reminders must lie within 60 days of the milestone.")
+        try:
+            bounds.amount(self.text("deposits.threshold"))
+        except bounds.NumberRefused as exc:
+            self.errors["deposits.threshold"] = str(exc)
         body: dict[str, Any] = {
             "threshold": self.text("deposits.threshold"),
             "currency": self.text("deposits.currency").upper(),
@@ -300,15 +310,22 @@ class CreditForm:
             return None
         body: dict[str, Any] = {"paid_on_time": raw_count or None}
         try:
-            body["paid_on_time"] = int(raw_count)
-        except ValueError:
-            self.errors["new_customer_policy.paid_on_time"] = _("Enter a whole number.")
+            body["paid_on_time"] = bounds.whole_number(raw_count, 0)
+        except bounds.NumberRefused as exc:
+            self.errors["new_customer_policy.paid_on_time"] = str(exc)
         if not raw_policy:
             self.errors["new_customer_policy.policy"] = _(
                 "Give the sections the new-customer variant replaces, as a JSON object.")
             return None
+        if len(raw_policy) > MAX_POLICY_JSON_CHARS:
+            self.errors["new_customer_policy.policy"] = _(
+                "Give at most %(count)s characters of JSON.", count=MAX_POLICY_JSON_CHARS)
+            return None
         try:
             body["policy"] = json.loads(raw_policy, parse_float=Decimal)
+        except RecursionError:  # `[[[[…]]]]` thousands deep: no policy is nested like that
+            self.errors["new_customer_policy.policy"] = _("This JSON is nested too deeply.")
+            return None
         except json.JSONDecodeError as exc:
             self.errors["new_customer_policy.policy"] = _(
                 "This is not valid JSON (line %(line)s, column %(column)s).",
@@ -328,26 +345,18 @@ class CreditForm:
         if not raw:
             return
         try:
-            self.limit = Decimal(raw)
-        except InvalidOperation:
-            self.errors["default_credit_limit"] = _("Enter an amount, such as 5000 or"
-                                                    " 5000.00.")
-            return
-        if not self.limit.is_finite() or self.limit < 0:
-            self.errors["default_credit_limit"] = _("A credit limit is a positive amount, or"
-                                                    " empty for none.")
-        elif self.limit.as_tuple().exponent < -2:  # type: ignore[operator]
-            self.errors["default_credit_limit"] = _("A credit limit has at most two decimal"
-                                                    " places.")
+            self.limit = bounds.amount(raw)
+        except bounds.NumberRefused as exc:
+            self.errors["default_credit_limit"] = str(exc)
 
     def _statements(self) -> None:
         raw_day = self.text("statement_day")
         day = 0
         if raw_day:
             try:
-                day = int(raw_day)
-            except ValueError:
-                self.errors["statement_day"] = _("Enter a whole number.")
+                day = bounds.whole_number(raw_day)
+            except bounds.NumberRefused as exc:
+                self.errors["statement_day"] = str(exc)
         self.settings = {"statement_day": day,
                          "statement_time": self.text("statement_time") or "09:00",
                          "stop_service_on_hold": self.form.get("stop_service_on_hold") == "on",

@@ -23,6 +23,7 @@ from werkzeug.datastructures import MultiDict
 from app.extensions import db
 from app.models import AuditEvent, Contact, Invoice, Organisation, User
 from app.models import Policy as PolicyRow
+from app.settings import bounds
 from jobs import ledger, outbound, review
 from jobs.plan import calendar_for, foresee, policy_for, refresh_next_action
 from rules import Policy, PolicyError, policy_from_json, policy_to_json
@@ -112,9 +113,9 @@ class PolicyForm:
         if not raw:
             return None
         try:
-            return int(raw)
-        except ValueError:
-            self.errors.setdefault(name, _("Enter a whole number."))
+            return bounds.whole_number(raw)
+        except bounds.NumberRefused as exc:
+            self.errors.setdefault(name, str(exc))
             return raw
 
     def rows(self, prefix: str, key_field: str) -> list[int]:
@@ -200,10 +201,11 @@ class PolicyForm:
         offsets: list[int] = []
         for part in filter(None, (p.strip() for p in raw.split(","))):
             try:
-                offsets.append(int(part))
-            except ValueError:
-                self.errors.setdefault("payment_plans.offsets",
-                                       _("Give whole numbers of days separated by commas."))
+                offsets.append(bounds.whole_number(part))
+            except bounds.NumberRefused:
+                self.errors.setdefault("payment_plans.offsets", _(
+                    "Give whole numbers of days separated by commas, each from %(low)s to "
+                    "%(high)s.", low=-bounds.MAX_WHOLE, high=bounds.MAX_WHOLE))
         plans: dict[str, Any] = {"offsets": offsets}
         grace = self.integer("payment_plans.grace_days")
         if grace is not None:

@@ -8,6 +8,7 @@ import hashlib
 from sqlalchemy import text
 
 from tests.integration.conftest import connected, web  # noqa: F401  (fixtures)
+from tests.integration.test_settings_page import smtp  # noqa: F401  (a real SMTP sink)
 
 
 def table_rows(app) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]

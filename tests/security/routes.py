@@ -11,7 +11,8 @@ STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 NOT_TENANT_PARAMETERS = {
     "filename": "static files",
     "provider": "which provider's sign-in to start",
-    "token": "an invitation's secret, itself the authorisation (tested by the web issue)",
+    "token": "an invitation's or a password reset's secret, itself the authorisation "
+             "(test_sessions_and_password_reset.py, test_web.py)",
 }
 # Signed by the provider, or authenticated by an API token in the Authorization header:
 # exempt from CSRF because no browser cookie authorises them.
@@ -40,6 +41,8 @@ def probes(app, values: Mapping[str, object],  # type: ignore[no-untyped-def]
     unfilled: list[str] = []
     with app.test_request_context():
         for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+            if not (rule.methods or set()) & wanted:
+                continue
             params = set(rule.arguments)
             unknown = sorted(p for p in params
                              if p not in values and p not in NOT_TENANT_PARAMETERS)

@@ -69,7 +69,7 @@ def _books(app, connected) -> Books:  # type: ignore[no-untyped-def]
 
     run_jobs(app)
     create_user(app, ATTACKER, PASSWORD)
-    with app.app_context():
+    with app.test_request_context():  # an invitation's link is built from the request
         b = db.session.get(Organisation, connected.org_id)
         owner = db.session.scalar(select(User).where(User.email == EMAIL))
         attacker = db.session.scalar(select(User).where(User.email == ATTACKER))
@@ -87,8 +87,11 @@ def _books(app, connected) -> Books:  # type: ignore[no-untyped-def]
         db.session.add_all([task, document])
         db.session.commit()
         new_api_token(b, owner, "B's reporting", clock.now())
+        from app.organisations.members import invite
+
+        invite(b, owner, "invitee-of-b@example.com", "viewer", clock.now())
         a_token = new_api_token(a, attacker, "A's reporting", clock.now())
-        from app.models import ApiToken
+        from app.models import ApiToken, Invitation
 
         values_b = {
             "org_id": b.id,
@@ -99,6 +102,8 @@ def _books(app, connected) -> Books:  # type: ignore[no-untyped-def]
             "document_id": document.id,
             "token_id": db.session.scalar(select(ApiToken.id).where(ApiToken.org_id == b.id)),
             "user_id": owner.id,
+            "invitation_id": db.session.scalar(select(Invitation.id).where(
+                Invitation.org_id == b.id)),
             "action_id": db.session.scalar(select(Action.id).where(Action.org_id == b.id)
                                            .order_by(Action.id).limit(1)),
         }
@@ -183,6 +188,9 @@ def test_an_accountant_removed_from_an_organisation_gets_404_everywhere_in_it(
         accountant = db.session.scalar(select(User).where(User.email == ACCOUNTANT))
         accountant_id = accountant.id
         db.session.add(Membership(user_id=accountant_id, org_id=books.b, role="accountant"))
+        # Another client's books: still a member somewhere, so still signed in after the
+        # removal (losing the last membership ends every session: test_sessions.py).
+        db.session.add(Membership(user_id=accountant_id, org_id=books.a, role="accountant"))
         db.session.commit()
         # A token the accountant made for their reporting (tokens outlive role changes).
         token = new_api_token(db.session.get(Organisation, books.b), accountant, "Practice",

@@ -26,7 +26,7 @@ def _first_id(app, model, org_id: int) -> int:  # type: ignore[no-untyped-def]
 
 def test_every_state_changing_route_without_a_csrf_token_is_400_and_changes_nothing(
         app, connected) -> None:  # type: ignore[no-untyped-def]
-    from app.models import Action, ApiToken, Contact, Document, Invoice, Task, User
+    from app.models import Action, ApiToken, Contact, Document, Invitation, Invoice, Task, User
 
     run_jobs(app)  # books synced, reminders sent: there is something to change
     org = connected.org_id
@@ -38,7 +38,8 @@ def test_every_state_changing_route_without_a_csrf_token_is_400_and_changes_noth
               "invoice_id": _first_id(app, Invoice, org), "task_id": _first_id(app, Task, org),
               "document_id": _first_id(app, Document, org),
               "token_id": _first_id(app, ApiToken, org), "user_id": owner,
-              "action_id": _first_id(app, Action, org)}
+              "action_id": _first_id(app, Action, org),
+              "invitation_id": _first_id(app, Invitation, org)}
     found = probes(app, values, STATE_CHANGING)
     checked = [p for p in found if not p.rule.startswith(CSRF_EXEMPT_PREFIXES)]
     # The routes known today must all be among those probed (a rename is noticed too).
