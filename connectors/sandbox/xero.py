@@ -54,6 +54,7 @@ from email.utils import parsedate_to_datetime
 from html import escape
 from typing import Any
 from urllib.parse import urlencode
+from xml.etree import ElementTree
 
 from flask import Flask, Response, request
 
@@ -88,6 +89,10 @@ TAX_RATES = {"GB": Decimal("0.20"), "NO": Decimal("0.25"), "NZ": Decimal("0.15")
 SALES_TAX_TYPE = {"GB": "OUTPUT2", "AU": "OUTPUT", "NZ": "OUTPUT2"}
 ZERO_TAX_TYPES = {"NONE", "ZERORATEDOUTPUT", "EXEMPTOUTPUT", "ZERORATED", "EXEMPTOUTPUTS"}
 # Units of each currency per pound: a fixed "day rate" so multi-currency invoices have one.
+CURRENCY_NAMES = {"GBP": "British Pound", "EUR": "Euro", "USD": "United States Dollar",
+                  "NOK": "Norwegian Krone", "SEK": "Swedish Krona", "DKK": "Danish Krone",
+                  "AUD": "Australian Dollar", "NZD": "New Zealand Dollar",
+                  "CAD": "Canadian Dollar"}
 PER_GBP = {"GBP": Decimal("1"), "EUR": Decimal("1.17"), "USD": Decimal("1.27"),
            "NOK": Decimal("13.60"), "SEK": Decimal("13.40"), "DKK": Decimal("8.72"),
            "AUD": Decimal("1.93"), "NZD": Decimal("2.11"), "CAD": Decimal("1.74")}
@@ -485,8 +490,16 @@ class XeroSandbox:
 # --- Rendering (stored record -> Xero JSON) ---------------------------------------------
 
 
+# Fields every contact in the examples of Xero's description carries, empty when unset
+# (tap-xero reads ContactGroups on every contact).
+CONTACT_DEFAULTS: dict[str, Any] = {"BankAccountDetails": "", "TaxNumber": "",
+                                    "HasValidationErrors": False}
+
+
 def render_contact(contact: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in contact.items() if not k.startswith("_")}
+    out = {**CONTACT_DEFAULTS, **{k: v for k, v in contact.items() if not k.startswith("_")}}
+    out.setdefault("ContactGroups", [])
+    out.setdefault("ContactPersons", [])
     out["UpdatedDateUTC"] = ms_date(contact["_updated"])
     return out
 
@@ -516,6 +529,7 @@ def render_invoice(invoice: dict[str, Any], tenant: Tenant | None = None,
             for pid in invoice["_payments"] if (p := tenant.payments.get(pid))]
         out["CreditNotes"] = [applied_credit(tenant, note_id, allocation_id)
                               for note_id, allocation_id in invoice.get("_credits", ())]
+        out["Prepayments"], out["Overpayments"] = [], []  # none are ever made here
     if summary:
         out.pop("LineItems", None)
     return out
@@ -618,7 +632,37 @@ def render_payment(payment: dict[str, Any], tenant: Tenant) -> dict[str, Any]:
                                   "Name": invoice["Contact"]["Name"]},
                       "CurrencyCode": invoice["CurrencyCode"]}
     out["Account"] = dict(BANK_ACCOUNT)
+    # The bank account is in the base currency: what reached it, at the payment's rate.
+    out["BankAmount"] = (_decimal(payment["Amount"]) / _decimal(payment["CurrencyRate"])) \
+        .quantize(CENT, ROUND_HALF_UP)
+    out["HasAccount"], out["HasValidationErrors"] = True, False
     return out
+
+
+def _xml_value(element: ElementTree.Element) -> Any:
+    children = list(element)
+    if not children:
+        text = (element.text or "").strip()
+        if text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        if re.fullmatch(r"-?\d+(\.\d+)?", text):
+            return Decimal(text)
+        return text
+    tags = {child.tag for child in children}
+    if len(tags) == 1 and element.tag == f"{children[0].tag}s":  # <LineItems><LineItem>...
+        return [_xml_value(child) for child in children]
+    return {child.tag: _xml_value(child) for child in children}
+
+
+def xml_body(raw: bytes) -> Any:
+    """Xero's XML writes as the JSON the handlers read: a plural root (<Invoices>) is
+    {"Invoices": [...]}, a singular one (<HistoryRecord>) one bare object; a container named
+    the plural of its repeated child is a list."""
+    if b"<!" in raw:  # no DOCTYPE, so no entities to expand: the parse below stays bounded
+        raise ElementTree.ParseError("a DOCTYPE is not accepted")
+    root = ElementTree.fromstring(raw)  # noqa: S314 - no DTD can reach it (above)
+    value = _xml_value(root)
+    return {root.tag: value} if isinstance(value, list) else value
 
 
 # --- Query language (the part of Xero's `where` that integrations use) ------------------
@@ -1762,6 +1806,8 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
 
     api = "/api.xro/2.0"
 
+    # pyxero (a client used against Xero for years) asks for the plural.
+    @app.get(f"{api}/Organisations")
     @app.get(f"{api}/Organisation")
     def organisation() -> Response:
         def handle(t: Tenant) -> Response:
@@ -1864,10 +1910,7 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
     @app.post(f"{api}/Invoices/<invoice_id>")
     def save_invoices(invoice_id: str | None = None) -> Response:
         def handle(t: Tenant) -> Response:
-            try:
-                body = json.loads(request.get_data() or b"{}", parse_float=Decimal)
-            except ValueError as exc:
-                raise validation_error("The request body is not valid JSON") from exc
+            body = request_body()
             if isinstance(body, dict) and "Invoices" in body:
                 items = body["Invoices"]
             else:
@@ -1985,8 +2028,10 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
                     h["DateUTC"]))
                 return _json(envelope("HistoryRecords", [history_out(h) for h in merged]))
             try:
-                body = json.loads(request.get_data() or b"{}")
-                details = [str(r["Details"]) for r in body["HistoryRecords"]]
+                body = request_body()
+                records = body["HistoryRecords"] if isinstance(body, dict) and \
+                    "HistoryRecords" in body else [body]
+                details = [str(r["Details"]) for r in records]
             except (ValueError, KeyError, TypeError) as exc:
                 raise validation_error("HistoryRecords with Details are required") from exc
             if not details or any(not d.strip() for d in details):
@@ -2024,12 +2069,22 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
 
     # Credit notes ------------------------------------------------------------------------
 
-    def request_items(key: str, what: str) -> list[Any]:
-        """The elements of a write: `{"<Key>": [...]}`, one bare object, or a bare list."""
+    def request_body() -> Any:
+        """A write's body, JSON or XML (Xero takes both; pyxero sends XML)."""
+        raw = request.get_data() or b"{}"
+        if raw.lstrip()[:1] == b"<" or "xml" in (request.content_type or ""):
+            try:
+                return xml_body(raw)
+            except ElementTree.ParseError as exc:
+                raise validation_error("The request body is not valid XML") from exc
         try:
-            body = json.loads(request.get_data() or b"{}", parse_float=Decimal)
+            return json.loads(raw, parse_float=Decimal)
         except ValueError as exc:
             raise validation_error("The request body is not valid JSON") from exc
+
+    def request_items(key: str, what: str) -> list[Any]:
+        """The elements of a write: `{"<Key>": [...]}`, one bare object, or a bare list."""
+        body = request_body()
         items = body[key] if isinstance(body, dict) and key in body else (
             [body] if isinstance(body, dict) else body)
         if not isinstance(items, list) or not items:
@@ -2264,7 +2319,47 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
                     "<th>Emails sent</th><th>History notes</th><th>API calls</th></tr>"
                     f"{rows}</table></html>")
 
+    @app.get(f"{api}/Currencies")
+    def currencies() -> Response:
+        """The organisation's currencies: its base currency and every one its invoices use
+        (shape: Xero's description's example, {Code, Description}). tap-xero reads it first
+        to check access."""
+        def handle(t: Tenant) -> Response:
+            used = {t.base_currency} | {str(i.get("CurrencyCode") or t.base_currency)
+                                        for i in t.invoices.values()}
+            rows = [{"Code": code, "Description": CURRENCY_NAMES.get(code, code)}
+                    for code in sorted(used)]
+            where = request.args.get("where") or request.args.get("Where")
+            if where:
+                keep = WhereClause(where, "Currency", {"Code", "Description"})
+                rows = [r for r in rows if keep(r)]
+            return _json(envelope("Currencies", rows))
+        return accounting(handle)
+
+    app.wsgi_app = CaseInsensitivePaths(app)  # type: ignore[method-assign]
     return app
+
+
+class CaseInsensitivePaths:
+    """Xero's routes ignore case (/api.xro/2.0/invoices/{id}/history is /Invoices/{id}/History;
+    pyxero asks for the lower-case `history`): each fixed segment of a request's path is put
+    in the case the sandbox's routes spell it, before Flask matches it."""
+
+    PREFIXES = ("/api.xro/", "/connections")  # the OAuth and /_sandbox paths keep their case
+
+    def __init__(self, app: Flask) -> None:
+        self.inner = app.wsgi_app
+        self.segments = {segment.lower(): segment for rule in app.url_map.iter_rules()
+                         if rule.rule.lower().startswith(self.PREFIXES)
+                         for segment in rule.rule.split("/")
+                         if segment and "<" not in segment}
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path.lower().startswith(self.PREFIXES):
+            environ["PATH_INFO"] = "/".join(self.segments.get(part.lower(), part)
+                                            for part in path.split("/"))
+        return self.inner(environ, start_response)
 
 
 def serve(host: str = "127.0.0.1", port: int = 5055, seed_today: date | None = None) -> None:

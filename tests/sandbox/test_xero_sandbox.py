@@ -1304,3 +1304,35 @@ def test_the_official_sdk_creates_lists_and_allocates_credit_notes(served: Serve
     invoice = accounting.get_invoice(tenant, target["InvoiceID"]).invoices[0]
     assert invoice.amount_credited == Decimal("3.10")
     assert [c.credit_note_id for c in invoice.credit_notes] == [note.credit_note_id]
+
+
+def test_routes_ignore_case_and_writes_may_be_xml(served: Served) -> None:
+    tokens = connect(served.url)
+    upper = api(served, tokens, "/Invoices", params={"page": 1}).json()["Invoices"]
+    lower = requests.get(f"{served.url}/API.XRO/2.0/invoices", params={"page": 1}, timeout=10,
+                         headers={"Authorization": f"Bearer {tokens['access_token']}",
+                                  "xero-tenant-id": served.first}).json()["Invoices"]
+    assert [i["InvoiceID"] for i in lower] == [i["InvoiceID"] for i in upper]
+    target = upper[0]["InvoiceID"]
+    noted = requests.put(
+        f"{served.url}/api.xro/2.0/invoices/{target}/history", timeout=10,
+        data="<HistoryRecords><HistoryRecord><Details>By XML</Details></HistoryRecord>"
+             "</HistoryRecords>",
+        headers={"Authorization": f"Bearer {tokens['access_token']}",
+                 "xero-tenant-id": served.first, "Content-Type": "application/xml"})
+    assert noted.status_code == 200, noted.text
+    assert served.box.history(served.first, target)[-1]["Details"] == "By XML"
+    entity = '<!DOCTYPE x [<!ENTITY a "aaaa">]><HistoryRecord><Details>&a;</Details>' \
+             '</HistoryRecord>'
+    refused = api(served, tokens, f"/Invoices/{target}/History", "PUT", data=entity,
+                  headers={"Content-Type": "application/xml"})
+    assert refused.status_code == 400 and refused.json()["Type"] == "ValidationException"
+    # Every contact carries what every contact in Xero's examples carries.
+    contact = api(served, tokens, "/Contacts").json()["Contacts"][0]
+    assert (contact["ContactGroups"], contact["ContactPersons"], contact["HasValidationErrors"],
+            contact["BankAccountDetails"]) == ([], [], False, "")
+    payment = api(served, tokens, "/Payments").json()["Payments"][0]
+    assert payment["HasAccount"] is True and payment["BankAmount"] > 0
+    assert (upper[0]["Prepayments"], upper[0]["Overpayments"]) == ([], [])
+    currencies = api(served, tokens, "/Currencies").json()["Currencies"]
+    assert {"Code": "GBP", "Description": "British Pound"} in currencies
