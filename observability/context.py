@@ -8,12 +8,11 @@ ids for the time it does. Ids only: never a name, an address or a token.
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
-from types import MappingProxyType
+from collections.abc import Mapping
+from contextvars import ContextVar, Token
+from types import MappingProxyType, TracebackType
 
 FIELDS = ("request_id", "job_id", "org_id", "invoice_id", "action_id")
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -30,14 +29,21 @@ def _with(ids: Mapping[str, object]) -> Mapping[str, object]:
         {**_ids.get(), **{name: value for name, value in ids.items() if value is not None}})
 
 
-@contextmanager
-def bound(**ids: object) -> Iterator[None]:
-    """The given ids (None ones left out) added to the current ones until the block ends."""
-    token = _ids.set(_with(ids))
-    try:
-        yield
-    finally:
-        _ids.reset(token)
+class bound:  # lower case: used as a function, `with bound(org_id=...)`
+    """The given ids (None ones left out) added to the current ones until the block ends.
+    A class rather than a generator: every web request enters one, and this is cheaper."""
+
+    def __init__(self, **ids: object) -> None:
+        self.ids = _with(ids)
+        self.token: Token[Mapping[str, object]] | None = None
+
+    def __enter__(self) -> None:
+        self.token = _ids.set(self.ids)
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        if self.token is not None:
+            _ids.reset(self.token)
 
 
 def add(**ids: object) -> None:
@@ -60,4 +66,4 @@ def request_id_from(given: str | None) -> str:
     is input, and a log field must not carry whatever a stranger put there."""
     if given and _PLAUSIBLE_REQUEST_ID.match(given):
         return given
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()

@@ -16,6 +16,7 @@ import os
 import re
 import time
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from prometheus_client import (
@@ -70,10 +71,22 @@ SYNC_RECORDS = Histogram("sync_records", "Records read by one sync of one organi
                          ["provider", "mode"], namespace=NAMESPACE, buckets=_RECORDS)
 
 
+@lru_cache(maxsize=4096)
+def _child(metric: Any, *labels: str) -> Any:
+    """The metric's series for these labels, found once: the webhook endpoint counts each of
+    its hundreds of requests a second, and `labels()` takes a lock and builds a key each time."""
+    return metric.labels(*labels)
+
+
 def label(value: object) -> str:
     """A short lower-case identifier as it is, anything else (free text, anything with a
     digit in it) as "other"."""
-    text = str(value or "").strip().lower().replace("-", "_")
+    return _label(value if isinstance(value, str) else "" if value is None else str(value))
+
+
+@lru_cache(maxsize=4096)
+def _label(value: str) -> str:
+    text = value.strip().lower().replace("-", "_")
     return text if _IDENTIFIER.match(text) else OTHER
 
 
@@ -93,8 +106,8 @@ def method_label(method: str) -> str:
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
     """`route`: the URL rule that matched ("/orgs/<int:org_id>"), or "unmatched"."""
     method = method_label(method)
-    HTTP_REQUESTS.labels(route, method, str(status)).inc()
-    HTTP_DURATION.labels(route, method).observe(seconds)
+    _child(HTTP_REQUESTS, route, method, str(status)).inc()
+    _child(HTTP_DURATION, route, method).observe(seconds)
 
 
 def observe_job(task: str, succeeded: bool, seconds: float, waited: float | None) -> None:
@@ -156,8 +169,12 @@ class CountedRefresh:
             raise
 
 
-def observe_webhook(provider: str, status: int) -> None:
-    WEBHOOKS.labels(label(provider), str(status)).inc()
+def observe_webhook(provider: str, status: int, seconds: float | None = None) -> None:
+    """A delivery answered, by status (its count by route is this counter, not
+    dunwell_http_requests_total), and its time to answer among the web requests'."""
+    _child(WEBHOOKS, label(provider), str(status)).inc()
+    if seconds is not None:
+        _child(HTTP_DURATION, f"/webhooks/{label(provider)}", "POST").observe(seconds)
 
 
 def observe_webhook_lag(provider: str, seconds: float) -> None:

@@ -43,10 +43,9 @@ class RequestIds:
 
 def webhook_answered(environ: WSGIEnvironment, provider: str, status: int) -> None:
     """A webhook delivery answered in front of Flask: counted, and timed from its arrival."""
-    observe_webhook(provider, status)
     started = environ.get(STARTED)
-    if started is not None:
-        observe_request(f"/webhooks/{provider}", "POST", status, time.perf_counter() - started)
+    observe_webhook(provider, status,
+                    None if started is None else time.perf_counter() - started)
 
 
 def _started() -> None:
