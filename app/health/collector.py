@@ -48,7 +48,7 @@ def _gauge(name: str, documentation: str, labels: list[str] | None = None) -> Ga
 def _oldest_queued_age(queue: Queue, now: datetime) -> float:
     """Age of the oldest job waiting (either end of the list: a webhook's sync jumps the
     queue), 0 when none waits."""
-    ids = {*queue.get_job_ids(0, 0), *queue.get_job_ids(-1, -1)}
+    ids = {*queue.get_job_ids(0, 1), *queue.get_job_ids(-1, 1)}  # the first, the last
     stamps = [job.enqueued_at for job in Job.fetch_many(sorted(ids), connection=queue.connection)
               if job is not None and job.enqueued_at is not None]
     if not stamps:

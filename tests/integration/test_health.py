@@ -182,6 +182,34 @@ def test_readyz_fails_while_the_schema_is_behind_the_code(  # type: ignore[no-un
     assert probe(app, "/readyz") == READY
 
 
+def test_metrics_show_how_long_the_oldest_queued_job_has_waited(  # type: ignore[no-untyped-def]
+        database_url, redis_url, encryption_keys) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from jobs.queues import enqueue_once
+    from jobs.tasks import sweep_ledger
+
+    app = make_app(database_url, redis_url, encryption_keys)
+
+    def gauges() -> dict[tuple[str, str], float]:
+        answer = app.test_client().get("/metrics", headers={
+            "Authorization": f"Bearer {METRICS_TOKEN}"})
+        return {(s.name, s.labels.get("state", "")): s.value
+                for family in text_string_to_metric_families(answer.get_data(as_text=True))
+                for s in family.samples if s.name.startswith(("dunwell_queue", "dunwell_rq"))}
+
+    assert gauges()[("dunwell_queue_oldest_job_age_seconds", "")] == 0
+    with app.app_context():
+        for n in range(3):
+            enqueue_once(sweep_ledger, job_id=f"waiting-{n}")
+            time.sleep(0.6 if n == 0 else 0)
+    seen = gauges()
+    assert seen[("dunwell_queue_jobs", "queued")] == 3
+    assert 0.6 <= seen[("dunwell_queue_oldest_job_age_seconds", "")] < 60
+    assert ("dunwell_rq_scheduler_heartbeat_age_seconds", "") not in seen  # none runs
+    assert seen[("dunwell_rq_workers", "idle")] == seen[("dunwell_rq_workers", "busy")] == 0
+
+
 def workers(app) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
     result = app.test_cli_runner().invoke(args=["workers"])
     return result.exit_code, json.loads(result.output)
