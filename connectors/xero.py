@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
+import jwt
 import requests
 import urllib3
 from xero_python.accounting import AccountingApi
@@ -240,9 +241,24 @@ class XeroSettings:
     discount_account_code: str = "200"
 
 
+def consent_event(access_token: str) -> str | None:
+    """The consent (authentication event) a Xero access token was issued for: its
+    `authentication_event_id` claim, matched by each connection's `authEventId` (Xero's
+    advice in github.com/XeroAPI/xero-php-oauth2/issues/18). Read without checking the
+    signature: the token came straight from Xero's token endpoint, and it only narrows a
+    listing the same token is allowed to see. None when the token is not a JWT."""
+    try:
+        claims = jwt.decode(access_token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    event = claims.get("authentication_event_id")
+    return str(event) if event else None
+
+
 def list_connections(settings: XeroSettings, access_token: str,
                      auth_event_id: str | None = None) -> list[TenantRecord]:
-    """The tenants a consent authorised (one consent may cover several)."""
+    """The tenants the user has connected to the app; with `auth_event_id`, only those one
+    consent authorised (one consent may cover several)."""
     params = {"authEventId": auth_event_id} if auth_event_id else None
     try:
         response = requests.get(

@@ -206,11 +206,11 @@ def signup_xero() -> Response:
     from app.providers import xero_settings
     from connectors.oauth import new_pkce_pair
 
-    state = secrets.token_urlsafe(32)
+    state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     verifier, challenge = new_pkce_pair()
-    flows.begin(SIGNUP_FLOW, state=state, verifier=verifier, provider="xero")
+    flows.begin(SIGNUP_FLOW, state=state, verifier=verifier, provider="xero", nonce=nonce)
     return redirect(xero_settings().oauth.authorization_url(
-        url_for("auth.signup_xero_callback", _external=True), state, challenge))
+        url_for("auth.signup_xero_callback", _external=True), state, challenge, nonce))
 
 
 def _checked_flow(provider: str) -> dict | tuple[str, int]:
@@ -259,7 +259,7 @@ def signup_xero_callback() -> Response | tuple[str, int]:
     try:
         tokens = xero_settings().oauth.exchange_code(
             code, url_for("auth.signup_xero_callback", _external=True), flow["verifier"])
-        identity = xero_identity(tokens)
+        identity = xero_identity(tokens, flow.get("nonce", ""))
         user = user_for(identity, current_user if current_user.is_authenticated else None)
         organisations = connect_xero(user, tokens)  # commits the user with the books
     except BooksAlreadyConnected as exc:
