@@ -13,6 +13,10 @@ import shutil
 import tempfile
 from typing import Any
 
+from gunicorn.glogging import Logger
+
+from observability.logs import JsonFormatter, TextFormatter
+
 # Metrics in multiprocess mode (docs/operations.md): each worker writes its values to files in
 # this directory and /metrics adds them up. Set before any worker imports prometheus_client: a
 # fresh directory per start unless the environment names one (emptied at each deploy; shared
@@ -20,6 +24,20 @@ from typing import Any
 OWN_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 if OWN_METRICS_DIR:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="dunwell-metrics-")
+
+
+class DunwellLogger(Logger):
+    """gunicorn's own lines (workers booting, timeouts) in LOG_FORMAT, as the app's are: the
+    web process's stream stays one JSON object per line."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        json_lines = os.environ.get("LOG_FORMAT", "json") == "json"
+        for handler in self.error_log.handlers:
+            handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
+
+
+logger_class = DunwellLogger
 
 
 def child_exit(server: Any, worker: Any) -> None:

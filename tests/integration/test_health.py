@@ -26,6 +26,7 @@ from tests.conftest import _admin_url, _free_port, backend
 
 pytestmark = pytest.mark.db
 
+ROOT = Path(__file__).resolve().parents[2]
 QUEUE = "dunwell-health-test"
 METRICS_TOKEN = "metrics-token-for-tests"
 
@@ -258,3 +259,44 @@ def test_dunwell_workers_sees_a_worker_and_its_scheduler_heartbeat(  # type: ign
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     assert any(line.get("job_id") == "health-test-sweep" for line in lines)
     assert workers(app)[0] == 1  # a worker that stopped leaves the registry
+
+
+def test_under_gunicorn_the_workers_metrics_add_up_and_every_line_is_json(  # type: ignore[no-untyped-def]
+        database_url, redis_url, encryption_keys, tmp_path) -> None:
+    """gunicorn.conf.py as the Procfile's web process reads it: multiprocess metrics, and
+    gunicorn's own lines in the app's format."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "web.log"
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+           "SECRET_KEY": "test-secret-key", "TOKEN_ENCRYPTION_KEYS": encryption_keys,
+           "RQ_QUEUE": QUEUE, "METRICS_TOKEN": METRICS_TOKEN, "LOG_FORMAT": "json"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    with open(log, "wb") as output:
+        web = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "--workers", "2",
+                                "--worker-class", "gthread", "--threads", "2",
+                                "--bind", f"127.0.0.1:{port}", "app:create_app()"],
+                               cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert web.poll() is None, log.read_text()[-2000:]
+            try:
+                if requests.get(f"{base}/healthz", timeout=30).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass  # not listening yet
+            assert time.monotonic() < deadline, "gunicorn did not start"
+            time.sleep(0.2)
+        for _ in range(20):  # a worker still starting answers once it has (a busy machine)
+            assert requests.get(f"{base}/no-such-page", timeout=60).status_code == 404
+        assert requests.get(f"{base}/readyz", timeout=60).status_code == 200
+        scraped = requests.get(f"{base}/metrics", timeout=10, headers={
+            "Authorization": f"Bearer {METRICS_TOKEN}"}).text
+        assert ('dunwell_http_requests_total{method="GET",route="unmatched",status="404"} 20.0'
+                in scraped)
+    finally:
+        web.terminate()
+        web.wait(timeout=60)
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    assert any(line["logger"] == "gunicorn.error" for line in lines)

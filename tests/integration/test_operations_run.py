@@ -108,7 +108,7 @@ class Run:
 
 
 def demo_like_run(app, faulty: Faulty, clock: FakeClock) -> Run:  # type: ignore[no-untyped-def]
-    """Connect, sync, a webhook, a day's run with one 429, then consent revoked."""
+    """Connect, sync, a webhook, a day's run with one 429, the day spent, consent revoked."""
     from app import clock as app_clock
     from app.extensions import db
     from app.models import Invoice, Organisation
@@ -150,9 +150,18 @@ def demo_like_run(app, faulty: Faulty, clock: FakeClock) -> Run:  # type: ignore
         clock.set(datetime(2026, 11, 24, 9, 5, tzinfo=UTC))
         with app.app_context():
             org = db.session.get(Organisation, connected.org_id)
+            db.session.expunge(org)
             daily_run(connected.org_id, calendar_for(org).today(app_clock.now()).isoformat())
         run_jobs(app)
         assert faulty.faults.count("rate_limited") == 1
+
+        # Run again, the tenant's day is spent (Xero's daily 429): the run waits, the owner
+        # is told.
+        faulty.faults.add("rate_limited", method="GET", path=r"/Invoices$", problem="Daily",
+                          retry_after=60)
+        with app.app_context():
+            daily_run(connected.org_id, calendar_for(org).today(app_clock.now()).isoformat())
+        assert faulty.faults.count("rate_limited") == 2
 
         # The owner removes the app in Xero: the next refresh is refused.
         for record in faulty.state.refresh_tokens.values():  # type: ignore[attr-defined]
@@ -205,9 +214,9 @@ def test_metrics_move_with_a_demo_like_run(app, faulty, clock) -> None:  # type:
     for kind, count in done.items():
         assert moved(run, "dunwell_actions_total", kind=kind, outcome="done") == count
 
-    # Provider calls by operation and status: the 429 counted once; the refusal of the
-    # revoked refresh token counted as a token refresh failure.
-    assert moved(run, "dunwell_provider_calls_total", provider="xero", status="429") == 1
+    # Provider calls by operation and status: each 429 counted (the minute's and the day's); the
+    # refusal of the revoked refresh token counted as a token refresh failure.
+    assert moved(run, "dunwell_provider_calls_total", provider="xero", status="429") == 2
     assert moved(run, "dunwell_provider_calls_total", provider="xero",
                  operation="get_invoices", status="200") >= 1
     assert moved(run, "dunwell_provider_call_duration_seconds_count", provider="xero") >= \
@@ -232,8 +241,9 @@ def test_metrics_move_with_a_demo_like_run(app, faulty, clock) -> None:  # type:
     assert value(run.after, "dunwell_rate_budget_tenants", provider="xero") == 1
     assert value(run.after, "dunwell_organisations_needing_attention",
                  reason="needs_reconnect") == 1
-    assert value(run.before, "dunwell_organisations_needing_attention",
-                 reason="needs_reconnect") == 0
+    assert value(run.after, "dunwell_organisations_needing_attention",
+                 reason="daily_limit_spent") == 1
+    assert value(run.before, "dunwell_organisations_needing_attention") == 0
 
     # No label carries an organisation's, an invoice's or a tenant's id, except the top-N gauge.
     for (name, labels) in run.after:
