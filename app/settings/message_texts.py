@@ -200,7 +200,7 @@ def test_send(session: Session, org: Organisation, user: User, language: str, to
     """Render the text (as edited, or as in force) for the chosen invoice (or the sample) and
     email it, marked as a test, to the signed-in user's own address: the recipient is never
     taken from the form or the invoice. Rate-limited per organisation. Commits the audit."""
-    from jobs.mail import send_email
+    from jobs.mail import send_email, server_for
 
     _checked_choice(language, tone)
     source = (checked_source(subject, body or "") if subject is not None and body is not None
@@ -218,7 +218,8 @@ def test_send(session: Session, org: Organisation, user: User, language: str, to
                    text=banner + message.text,
                    html=message.html.replace("<p>", f"<p><strong>{escape(banner.strip())}"
                                                     "</strong></p><p>", 1),
-                   sender_name=org.name, action_key=f"test-send:{org.id}:{uuid.uuid4().hex}")
+                   sender_name=org.name, action_key=f"test-send:{org.id}:{uuid.uuid4().hex}",
+                   server=server_for(session, org.id))  # the organisation's sender, if set up
     except ConfigurationError as exc:
         raise TextRefused("template.test", f"The test was not sent: {exc}.") from exc
     except TransientError as exc:

@@ -3,27 +3,55 @@ app/setup/services.py does the work."""
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from pathlib import Path
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from app import clock
+from app.demo import read_mailbox
 from app.extensions import db
 from app.organisations.services import may_in, organisation_for
 from app.settings import message_texts
-from app.setup import services
-from jobs import review
+from app.setup import sender, services
+from jobs import retention, review
 from jobs.plan import policy_for
 
 blueprint = Blueprint("setup", __name__)
 
 
-def _page(org, status: int = 200, errors: dict[str, str] | None = None  # type: ignore[no-untyped-def]
-          ) -> tuple[str, int]:
+@blueprint.app_context_processor
+def mode_at_a_glance() -> dict[str, object]:
+    """For the organisation pages: its mode in one word, and how long data outlives a
+    disconnect (said before the owner confirms one)."""
+    def org_mode(org) -> str:  # type: ignore[no-untyped-def]
+        if review.in_review(org):
+            return "review"
+        return "approvals" if org.safe_mode else "live"
+
+    def grace_days() -> int:
+        return retention.grace_period().days
+
+    return {"org_mode": org_mode, "grace_days": grace_days}
+
+
+def _page(org, status: int = 200, errors: dict[str, str] | None = None,  # type: ignore[no-untyped-def]
+          values: dict[str, str] | None = None) -> tuple[str, int]:
     now = clock.now()
     session = db.session
     verified = services.sender_verified(session, org)
+    own = sender.sender_of(session, org)
     channel = "dunwell_email" if verified else "provider_email"
     policy = policy_for(session, org)
     page = render_template(
@@ -31,7 +59,8 @@ def _page(org, status: int = 200, errors: dict[str, str] | None = None  # type: 
         can_edit=may_in(org, "setup.go_live"), presets=services.preset_ladders(channel),
         current=policy.reminder_steps, verified=verified, fees=policy.late_fees,
         earlier=services.earlier_lateness(session, org, now),
-        week=services.first_week(session, org, now), errors=errors or {})
+        week=services.first_week(session, org, now), errors=errors or {},
+        sender=own, values=values or {}, mailbox=bool(current_app.config.get("DEMO_MAILBOX")))
     session.rollback()  # a preview writes nothing (the policy's first read may add its row)
     return page, status
 
@@ -100,3 +129,29 @@ def go_live(org_id: int) -> tuple[str, int] | Response:
         return _page(org, 422, {"fees_seen": _("Tick this to confirm you have seen the fees.")})
     flash(_("Live: from now on Dunwell acts on your policy."), "success")
     return redirect(url_for("organisations.show", org_id=org.id))
+
+
+@blueprint.route("/orgs/<int:org_id>/setup/sender", methods=["POST"])
+@login_required
+def save_sender(org_id: int) -> tuple[str, int] | Response:
+    org = organisation_for(current_user, org_id)
+    try:
+        sender.verify_and_save(db.session, org, current_user, request.form, clock.now())
+    except sender.SenderRefused as exc:
+        db.session.rollback()
+        flash(_("The sender was not saved."), "error")
+        values = {k: v for k, v in request.form.items() if k not in ("password", "csrf_token")}
+        return _page(org, 422, {exc.field: str(exc)}, values)
+    flash(_("A test reached the mail server and the sender is saved. Look for it in your "
+            "inbox."), "success")
+    return redirect(url_for("setup.show", org_id=org.id) + "#sender")
+
+
+@blueprint.route("/demo/mailbox")
+@login_required
+def mailbox() -> str:
+    """The demo's mail catcher: every message Dunwell sent, with its headers and text."""
+    folder = current_app.config.get("DEMO_MAILBOX")
+    if not folder:
+        abort(404)
+    return render_template("setup/mailbox.html", messages=read_mailbox(Path(folder)))
