@@ -127,10 +127,15 @@ ENTITIES = ("Invoice", "Customer", "Item", "Payment", "CreditMemo", "Account", "
 # An Estimate's TxnStatus (Finance.xsd leaves it a string; these are the values QBO uses).
 ESTIMATE_STATUSES = ("Pending", "Accepted", "Closed", "Rejected")
 SINGLETONS = ("CompanyInfo", "Preferences")
-# Entities QBO knows but this sandbox does not keep: CDC answers them empty.
-OTHER_CDC = {"vendor", "bill", "billpayment", "salesreceipt", "refundreceipt",
-             "purchase", "purchaseorder", "deposit", "transfer", "journalentry", "employee",
-             "class", "department", "term", "paymentmethod", "vendorcredit", "attachable"}
+# Entities QBO's ChangeDataCapture covers but this sandbox does not keep: CDC answers them
+# empty. With ENTITIES, the list Intuit's change-data-capture page gives, as tap-quickbooks
+# 2.5.0 (streams.py, DeletedObjects) copies it, Budget included.
+OTHER_CDC = {name.lower(): name for name in (
+    "Vendor", "Bill", "BillPayment", "Budget", "SalesReceipt", "RefundReceipt", "Purchase",
+    "PurchaseOrder", "Deposit", "Transfer", "JournalEntry", "Employee", "Class", "Department",
+    "Term", "PaymentMethod", "VendorCredit", "Attachable")}
+# "Change tracking is not supported for TimeActivities, TaxAgencies, TaxCodes and TaxRates"
+# (the same page, as quoted there).
 NO_CDC = {"journalcode", "taxagency", "timeactivity", "taxcode", "taxrate"}
 
 # Element names of each entity type (with its bases) in Finance.xsd: a property outside these
@@ -261,6 +266,10 @@ class SandboxConfig:
     emails_per_day: int = 40
     cdc_max_objects: int = 1000
     cdc_max_days: int = 30
+    # Where InvoiceLink points: https on Intuit's host, as Intuit sends it (the path after the
+    # host is ours, UNVERIFIED: Intuit's is an opaque scs-v1-... token). None: this sandbox's
+    # own address, so the demo's links open the sandbox's page for the invoice.
+    invoice_link_base: str | None = "https://connect.intuit.com/"
     query_max_results: int = 1000
     clock: Callable[[], datetime] = _utcnow
     seed: int = 7
@@ -1423,10 +1432,10 @@ class QuickBooksSandbox:
             if not name:
                 continue
             canonical = next((e for e in ENTITIES if e.lower() == name.lower()), None)
-            if canonical is None and name.lower() in NO_CDC | OTHER_CDC:
-                if name.lower() in NO_CDC:
-                    raise unsupported_operation(f"cdc for entity {name}")
-                canonical = name[:1].upper() + name[1:]
+            if canonical is None and name.lower() in NO_CDC:
+                raise unsupported_operation(f"cdc for entity {name}")
+            if canonical is None:
+                canonical = OTHER_CDC.get(name.lower())
             if canonical is None:
                 raise query_invalid(f"Invalid entity name: {name}")
             if canonical not in names:
@@ -1779,8 +1788,21 @@ def build_sales(box: QuickBooksSandbox, company: Company, entity: str, body: dic
     if current is None or customer_changed:
         if "BillEmail" not in body and customer.get("PrimaryEmailAddr"):
             record["BillEmail"] = dict(customer["PrimaryEmailAddr"])
-        if customer.get("BillAddr"):
-            record["BillAddr"] = copy.deepcopy(customer["BillAddr"])
+        for name in ("BillAddr", "ShipAddr"):  # the customer's, unless the form names its own
+            if name not in body and customer.get(name):
+                record[name] = copy.deepcopy(customer[name])
+    for name in ("BillAddr", "ShipAddr"):
+        # A form (invoice, estimate, credit memo) keeps the addresses it was given: a copy of
+        # its own, which a later change of the customer's does not touch (Finance.xsd gives
+        # SalesTransaction its own BillAddr and ShipAddr).
+        if name in body:
+            if body[name] is None:
+                record.pop(name, None)
+            elif not isinstance(body[name], dict):
+                raise bad_value(name, body[name], f"{SCHEMA}.PhysicalAddress")
+            else:
+                record[name] = {str(k): v for k, v in body[name].items()
+                                if isinstance(v, str | int) and not isinstance(v, bool)}
     if "EmailStatus" in body and body["EmailStatus"] not in (None, ""):
         status = body["EmailStatus"]
         if status not in ("NotSet", "NeedToSend", "EmailSent"):
@@ -1851,7 +1873,7 @@ def build_customer(box: QuickBooksSandbox, company: Company, body: dict[str, Any
     record: dict[str, Any] = copy.deepcopy(current) if current else {
         "Active": True, "Taxable": False, "Job": False, "BillWithParent": False,
         "IsProject": False, "PreferredDeliveryMethod": "Print"}
-    for name in (*NAME_PARTS, "CompanyName", "Notes", "PrintOnCheckName"):
+    for name in (*NAME_PARTS, "CompanyName", "Notes", "PrintOnCheckName", "AcctNum"):
         if name in body or (not sparse and current is not None):
             text = _text(body.get(name), name)
             if text and text.strip():
@@ -2007,6 +2029,12 @@ def build_account(box: QuickBooksSandbox, company: Company, body: dict[str, Any]
     description = _text(body.get("Description"), "Description")
     if description:
         record["Description"] = description
+    number = _text(body.get("AcctNum"), "AcctNum")  # the account's number in the chart
+    if number and number.strip():
+        if any(a.get("AcctNum") == number.strip() and a["Id"] != record.get("Id")
+               for a in company.records["Account"].values()):
+            raise duplicate_name("account number")  # UNVERIFIED: QBO's wording for it
+        record["AcctNum"] = number.strip()
     _check_currency(company, body)
     record["CurrencyRef"] = company.currency_ref()
     return record
@@ -2454,7 +2482,9 @@ border:1px solid #2ca01c;background:#fff}}button[value=allow]{{background:#2ca01
 
     def link_base() -> str | None:
         include = request.args.get("include", "")
-        return request.host_url if "invoicelink" in include.lower().split(",") else None
+        if "invoicelink" not in include.lower().split(","):
+            return None
+        return cfg.invoice_link_base or request.host_url
 
     def body_json() -> Any:
         try:

@@ -137,6 +137,10 @@ class SandboxConfig:
     # (the Accounting API's OpenAPI description, specs/xero) names no retention period;
     # searched Xero's developer pages, SDK sources and issue threads without finding one.
     idempotency_window_seconds: int = 3600
+    # Where OnlineInvoiceUrl points: https on Xero's host, as Xero sends it (the path is ours,
+    # UNVERIFIED: Xero's is an opaque token). None: this sandbox's own address, so the demo's
+    # links open the sandbox's page for the invoice.
+    invoice_link_base: str | None = "https://in.xero.com/"
 
 
 # --- JSON as Xero writes it -------------------------------------------------------------
@@ -1978,7 +1982,8 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
                                                                   "DELETED"):
                 raise validation_error("An online invoice can only be retrieved for an "
                                        "approved sales invoice")
-            url = f"{request.host_url}online/{t.tenant_id}/{record['InvoiceID']}"
+            base = cfg.invoice_link_base or request.host_url
+            url = f"{base}online/{t.tenant_id}/{record['InvoiceID']}"
             return _json({"OnlineInvoices": [{"OnlineInvoiceUrl": url}]})
         return accounting(handle)
 

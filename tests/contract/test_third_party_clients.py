@@ -223,3 +223,19 @@ def test_tap_quickbooks_reads_every_record_dunwell_uses(
     assert set(relay.seen) <= {"quickbooks.api.intuit.com", "oauth.platform.intuit.com"}
     invoice = records["invoices"][0]
     assert invoice["Id"] and invoice["CustomerRef"]["value"] and invoice["Line"]
+
+    # Its deleted_objects stream asks CDC for every entity Intuit lists, in one call, from its
+    # start date (CDC looks back 30 days at most): a deleted invoice comes back as a stub.
+    doomed = next(r["Id"] for r in records["invoices"]  # nothing applied: it may be deleted
+                  if r["Balance"] == r["TotalAmt"])
+    with box.lock:
+        company = box.company(realm)
+        record = company.find("Invoice", doomed)
+        box.delete(company, "Invoice", {"Id": doomed, "SyncToken": record["SyncToken"]})
+    recent = {**json.loads((tmp_path / "config.json").read_text()),
+              "start_date": (datetime.now(UTC) - timedelta(days=29)).strftime(
+                  "%Y-%m-%dT%H:%M:%SZ")}
+    counts, records = run_tap(client_venv(TAP_QUICKBOOKS) / "tap-quickbooks", recent, relay,
+                              tmp_path, {"deleted_objects"})
+    assert [(r["Id"], r["Type"]) for r in records.get("deleted_objects", [])] == [
+        (doomed, "Invoice")]

@@ -863,7 +863,7 @@ def test_objects_use_only_finance_xsd_element_names(
     }
     assert [len(read[name]) for name in ("Invoice", "Customer", "Payment", "Item")] == [
         41, 10, 10, 8]
-    assert read["Invoice"][-1]["InvoiceLink"].startswith(f"{served.url}/online/")
+    assert read["Invoice"][-1]["InvoiceLink"].startswith("https://connect.intuit.com/online/")
     for name, objects in read.items():
         for found in objects:
             assert strays(finance_types, found, name, f"{name} {found['Id']}") == []
@@ -931,3 +931,69 @@ def test_the_seeded_company_is_a_realistic_mix_whose_balances_add_up(served: Ser
             credit = sum((m["Balance"] for m in memos
                           if m["CustomerRef"]["value"] == customer["Id"]), Decimal(0))
             assert customer["Balance"] == owed - credit
+
+
+# The entities Intuit's change-data-capture page lists, as tap-quickbooks 2.5.0 copies it.
+CDC_ENTITIES = ("Account", "BillPayment", "Bill", "Budget", "Class", "CreditMemo", "Customer",
+                "Department", "Deposit", "Employee", "Estimate", "Invoice", "Item",
+                "JournalEntry", "PaymentMethod", "Payment", "PurchaseOrder", "Purchase",
+                "RefundReceipt", "SalesReceipt", "Term", "Transfer", "VendorCredit", "Vendor")
+
+
+def test_cdc_takes_every_entity_intuit_lists_in_any_case_and_reports_deletions(
+        served: Served) -> None:
+    client = connect(served)
+    since = served.clock() - timedelta(days=1)
+    for spelled in (",".join(CDC_ENTITIES), ",".join(e.lower() for e in CDC_ENTITIES)):
+        answer = cdc(served, client, spelled, since)
+        assert answer.status_code == 200, answer.text
+        groups = answer.json()["CDCResponse"][0]["QueryResponse"]
+        assert len(groups) == len(CDC_ENTITIES)
+        for entity, group in zip(CDC_ENTITIES, groups, strict=True):
+            assert set(group) <= {entity, "startPosition", "maxResults"}, (entity, group)
+    for unsupported in ("TimeActivity", "TaxAgency", "TaxCode", "TaxRate"):
+        assert fault_of(cdc(served, client, unsupported, since))["Message"] == \
+            "Unsupported Operation"
+    customer = served.box.customers(served.first)[0]
+    made = exact(api(served, client, "estimate", "POST", json={
+        "CustomerRef": {"value": customer["Id"]},
+        "Line": [{"DetailType": "SalesItemLineDetail", "Amount": 40,
+                  "SalesItemLineDetail": {}}]}))["Estimate"]
+    served.clock.advance(minutes=1)
+    gone = api(served, client, "estimate", "POST", params={"operation": "delete"},
+               json={"Id": made["Id"], "SyncToken": made["SyncToken"]})
+    assert gone.status_code == 200, gone.text
+    answer = cdc(served, client, "Estimate", served.clock() - timedelta(minutes=5)).json()
+    [stub] = [e for e in answer["CDCResponse"][0]["QueryResponse"][0]["Estimate"]
+              if e["Id"] == made["Id"]]
+    assert stub["status"] == "Deleted"
+
+
+def test_forms_keep_their_own_addresses_and_account_numbers_survive(served: Served) -> None:
+    client = connect(served)
+    customer = served.box.customers(served.first)[0]
+    own = {"Line1": "1 Quote Street", "City": "Leeds", "PostalCode": "LS1 1AA"}
+    site = {"Line1": "9 Site Road", "City": "York"}
+    line = [{"DetailType": "SalesItemLineDetail", "Amount": 40, "SalesItemLineDetail": {}}]
+    estimate = exact(api(served, client, "estimate", "POST", json={
+        "CustomerRef": {"value": customer["Id"]}, "BillAddr": own, "ShipAddr": site,
+        "Line": line}))["Estimate"]
+    assert (estimate["BillAddr"], estimate["ShipAddr"]) == (own, site)
+    plain = exact(api(served, client, "estimate", "POST", json={
+        "CustomerRef": {"value": customer["Id"]}, "Line": line}))["Estimate"]
+    assert plain["BillAddr"] == customer["BillAddr"]  # none given: the customer's
+    # The customer moves; the estimate keeps the address it was given.
+    moved = exact(api(served, client, "customer", "POST", json={
+        "Id": customer["Id"], "SyncToken": customer["SyncToken"], "sparse": True,
+        "BillAddr": {"Line1": "2 New Street", "City": "Hull"}}))["Customer"]
+    assert moved["BillAddr"]["City"] == "Hull"
+    read = exact(api(served, client, f"estimate/{estimate['Id']}"))["Estimate"]
+    assert (read["BillAddr"], read["ShipAddr"]) == (own, site)
+    numbered = exact(api(served, client, "customer", "POST", json={
+        "DisplayName": "Numbered Ltd", "AcctNum": "CUST-0042"}))["Customer"]
+    assert exact(api(served, client, f"customer/{numbered['Id']}"))["Customer"][
+        "AcctNum"] == "CUST-0042"
+    account = exact(api(served, client, "account", "POST", json={
+        "Name": "Late fees", "AccountType": "Income", "AcctNum": "4105"}))["Account"]
+    assert exact(api(served, client, f"account/{account['Id']}"))["Account"][
+        "AcctNum"] == "4105"

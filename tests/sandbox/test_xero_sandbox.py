@@ -941,12 +941,23 @@ def test_online_invoice_link_and_page(served: Served) -> None:
     target = next(i for i in invoices if i["Status"] == "AUTHORISED" and i["Type"] == "ACCREC")
     answer = api(served, tokens, f"/Invoices/{target['InvoiceID']}/OnlineInvoice")
     url = answer.json()["OnlineInvoices"][0]["OnlineInvoiceUrl"]
-    assert url.startswith(served.url + "/online/")
-    page = requests.get(url, timeout=10)
+    assert url.startswith("https://in.xero.com/online/")  # https, as Xero sends it
+    page = requests.get(url.replace("https://in.xero.com", served.url), timeout=10)
     assert page.status_code == 200 and target["InvoiceNumber"] in page.text
     draft = next(i for i in invoices if i["Status"] == "DRAFT")
     assert api(served, tokens, f"/Invoices/{draft['InvoiceID']}/OnlineInvoice"
                ).status_code == 400
+
+
+def test_online_invoice_links_can_point_at_the_sandbox_itself(start: Any) -> None:
+    served = start(invoice_link_base=None)  # the demo's choice: links that open locally
+    tokens = connect(served.url)
+    target = next(i for i in served.box.invoices(served.first)
+                  if i["Status"] == "AUTHORISED" and i["Type"] == "ACCREC")
+    url = api(served, tokens, f"/Invoices/{target['InvoiceID']}/OnlineInvoice").json()[
+        "OnlineInvoices"][0]["OnlineInvoiceUrl"]
+    assert url.startswith(served.url + "/online/")
+    assert requests.get(url, timeout=10).status_code == 200
 
 
 # --- Limits ---------------------------------------------------------------------------
@@ -1237,7 +1248,7 @@ def test_the_official_sdk_reads_and_writes_against_the_sandbox(served: Served) -
     accounting.email_invoice(tenant, target["InvoiceID"], RequestEmpty())
     assert served.box.emails(tenant)[-1]["InvoiceID"] == target["InvoiceID"]
     link = accounting.get_online_invoice(tenant, target["InvoiceID"])
-    assert link.online_invoices[0].online_invoice_url.startswith(served.url)
+    assert link.online_invoices[0].online_invoice_url.startswith("https://in.xero.com/online/")
 
     since = served.clock() - timedelta(minutes=1)
     served.box.pay_invoice(tenant, target["InvoiceID"], Decimal("1.00"))
