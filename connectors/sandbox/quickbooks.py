@@ -1688,6 +1688,20 @@ def _price_lines(company: Company, entity: str, given: Any, previous: list[dict[
     return lines, _money(total), next_line
 
 
+def _take_parts(record: dict[str, Any], body: dict[str, Any], names: tuple[str, ...]) -> None:
+    """Copy the named address or phone objects the body gives (null removes one)."""
+    for name in names:
+        if name not in body:
+            continue
+        if body[name] is None:
+            record.pop(name, None)
+        elif not isinstance(body[name], dict):
+            raise bad_value(name, body[name], f"{SCHEMA}.{name}")
+        else:
+            record[name] = {str(k): v for k, v in body[name].items()
+                            if isinstance(v, str | int) and not isinstance(v, bool)}
+
+
 def build_sales(box: QuickBooksSandbox, company: Company, entity: str, body: dict[str, Any],
                 current: dict[str, Any] | None, sparse: bool) -> dict[str, Any]:
     """An Invoice or CreditMemo: validated and priced, returned as a record to store."""
@@ -1791,18 +1805,10 @@ def build_sales(box: QuickBooksSandbox, company: Company, entity: str, body: dic
         for name in ("BillAddr", "ShipAddr"):  # the customer's, unless the form names its own
             if name not in body and customer.get(name):
                 record[name] = copy.deepcopy(customer[name])
-    for name in ("BillAddr", "ShipAddr"):
-        # A form (invoice, estimate, credit memo) keeps the addresses it was given: a copy of
-        # its own, which a later change of the customer's does not touch (Finance.xsd gives
-        # SalesTransaction its own BillAddr and ShipAddr).
-        if name in body:
-            if body[name] is None:
-                record.pop(name, None)
-            elif not isinstance(body[name], dict):
-                raise bad_value(name, body[name], f"{SCHEMA}.PhysicalAddress")
-            else:
-                record[name] = {str(k): v for k, v in body[name].items()
-                                if isinstance(v, str | int) and not isinstance(v, bool)}
+    # A form (invoice, estimate, credit memo) keeps the addresses it was given: a copy of its
+    # own, which a later change of the customer's does not touch (Finance.xsd gives
+    # SalesTransaction its own BillAddr and ShipAddr).
+    _take_parts(record, body, ("BillAddr", "ShipAddr"))
     if "EmailStatus" in body and body["EmailStatus"] not in (None, ""):
         status = body["EmailStatus"]
         if status not in ("NotSet", "NeedToSend", "EmailSent"):
@@ -1921,15 +1927,7 @@ def build_customer(box: QuickBooksSandbox, company: Company, body: dict[str, Any
         if method not in ("Print", "Email", "None"):
             raise bad_value("PreferredDeliveryMethod", method, "java.lang.String")
         record["PreferredDeliveryMethod"] = method
-    for name in ("BillAddr", "ShipAddr", "PrimaryPhone", "Mobile"):
-        if name in body:
-            if body[name] is None:
-                record.pop(name, None)
-            elif not isinstance(body[name], dict):
-                raise bad_value(name, body[name], f"{SCHEMA}.{name}")
-            else:
-                record[name] = {str(k): v for k, v in body[name].items()
-                                if isinstance(v, str | int) and not isinstance(v, bool)}
+    _take_parts(record, body, ("BillAddr", "ShipAddr", "PrimaryPhone", "Mobile"))
     _check_currency(company, body)
     record["CurrencyRef"] = company.currency_ref()
     return record
