@@ -2156,7 +2156,9 @@ BUILDERS: dict[str, Builder] = {
 
 
 def _throttled(stamp: str) -> Response:
-    """QBO answers a throttled call in XML whatever Accept says, and without Retry-After."""
+    """QBO answers a throttled call in XML whatever Accept says (this body, as quoted in
+    github.com/intuit/QuickBooks-V3-PHP-SDK/issues/54 and ruckus/quickbooks-ruby#348; XML for a
+    JSON request: ej2/python-quickbooks#43), and without Retry-After (UNVERIFIED)."""
     body = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
             f'<IntuitResponse time="{stamp}" xmlns="http://schema.intuit.com/finance/v3">\n'
             '    <Fault type="SERVICE">\n        <Error code="3001">\n'

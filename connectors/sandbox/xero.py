@@ -8,9 +8,13 @@ over three hosts: `/identity/connect/authorize` (login.xero.com), `/connect/toke
 (api.xero.com). `/_sandbox/...` is ours: introspection for tests and the demo.
 
 Choices where Xero's behaviour is not published (each noted where it is made):
-- `X-Rate-Limit-Problem` is lower case (`minute`, `day`, `appminute`, `concurrent`), as the
-  OAuth 2.0 API has been seen to send it; `SandboxConfig.rate_limit_problems` can rename them.
-- The daily budget resets at 00:00 UTC.
+- `X-Rate-Limit-Problem` is lower case (`minute`, `day`, `appminute`, `concurrent`): a
+  developer saw `minute` from the OAuth 2.0 API (github.com/XeroAPI/xero-node/issues/634);
+  the others are guesses in the same form (the OAuth 1.0a API sent `Daily`/`Minute`,
+  calcinai/xero-php#352); `SandboxConfig.rate_limit_problems` can rename them.
+- The daily budget resets at 00:00 UTC. Contradicted: Xero's limits page, as quoted in
+  github.com/XeroAPI/xero-node/issues/262, says "5000 calls in a rolling 24 hour window"
+  (connectors/sandbox/README.md says why it is not changed yet).
 - An Idempotency-Key reused for a different request (method, path or body) answers 400.
 - Adding a history note leaves the invoice's UpdatedDateUTC alone; the first e-mail, which sets
   SentToContact, moves it.
