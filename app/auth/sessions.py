@@ -1,19 +1,22 @@
 """Revocable sessions. The signed cookie alone cannot be taken back (a copy works until it
 expires), so each sign-in makes a row whose secret the cookie carries, and the user loader
 accepts the cookie only while that row is open. Sign-out ends the row; a password change, or
-losing the last membership, ends every row of the person."""
+losing the last membership, ends every row of the person.
+
+Sessions live in real time, as the signed cookie that carries them does (its signature's age
+is read from the system clock): a test's or the demo's clock, which may jump days ahead to
+reach a due date, does not sign anyone out."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime
 
 from flask import current_app, session
 from flask_login import login_user
 from sqlalchemy import select, update
 
-from app import clock
 from app.extensions import db
 from app.models import User, UserSession
 
@@ -28,7 +31,7 @@ def start_session(user: User) -> None:
     """Sign `user` in on a fresh session (whatever the cookie held before is dropped)."""
     secret = secrets.token_urlsafe(32)
     db.session.add(UserSession(user_id=user.id, token_hash=_digest(secret),
-                               created_at=clock.now()))
+                               created_at=datetime.now(UTC)))
     db.session.commit()
     session.clear()
     session[SESSION_KEY] = secret
@@ -41,7 +44,7 @@ def user_of_session(user_id: str) -> User | None:
     secret = session.get(SESSION_KEY)
     if not user_id.isdigit() or len(user_id) > 18 or not isinstance(secret, str):
         return None
-    oldest = clock.now() - current_app.permanent_session_lifetime
+    oldest = datetime.now(UTC) - current_app.permanent_session_lifetime
     return db.session.scalar(
         select(User).join(UserSession, UserSession.user_id == User.id)
         .where(User.id == int(user_id), UserSession.token_hash == _digest(secret),
@@ -53,13 +56,14 @@ def end_this_session() -> None:
     if isinstance(secret, str):
         db.session.execute(update(UserSession).where(
             UserSession.token_hash == _digest(secret), UserSession.ended_at.is_(None))
-            .values(ended_at=clock.now()))
+            .values(ended_at=datetime.now(UTC)))
         db.session.commit()
     session.clear()
 
 
-def end_every_session(user_id: int, now: datetime) -> int:
+def end_every_session(user_id: int) -> int:
     """End all of a person's sessions (the caller commits); how many were open."""
     result = db.session.execute(update(UserSession).where(
-        UserSession.user_id == user_id, UserSession.ended_at.is_(None)).values(ended_at=now))
+        UserSession.user_id == user_id, UserSession.ended_at.is_(None))
+        .values(ended_at=datetime.now(UTC)))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

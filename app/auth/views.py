@@ -154,7 +154,6 @@ def reset_request() -> str | Response:
 
 @blueprint.route("/password-reset/<token>", methods=["GET", "POST"])
 def reset_password(token: str) -> str | Response | tuple[str, int]:
-    from app import clock
 
     user = _user_of_reset(token)
     if user is None:
@@ -163,7 +162,7 @@ def reset_password(token: str) -> str | Response | tuple[str, int]:
     form = NewPasswordForm()
     if form.validate_on_submit():
         user.password_hash = hash_password(form.password.data)
-        ended = end_every_session(user.id, clock.now())
+        ended = end_every_session(user.id)
         db.session.commit()
         log.info("user %s: password changed by reset link, %d session(s) ended", user.id, ended)
         if current_user.is_authenticated:

@@ -173,7 +173,7 @@ def remove_member(org: Organisation, remover: User, user_id: int, now: datetime)
     ended = 0
     if db.session.scalar(select(Membership.id).where(Membership.user_id == user_id)
                          .limit(1)) is None:
-        ended = end_every_session(user_id, now)  # in no organisation now: signed out too
+        ended = end_every_session(user_id)  # in no organisation now: signed out too
     ledger.audit(db.session, org.id, "member_removed",
                  f"{remover.email} removed {user.email} ({membership.role})"
                  + (f"; {len(tokens)} API token(s) they made revoked" if tokens else ""),

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from flask_babel import gettext as _
 
@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 MAX_AMOUNT = Decimal("999999999999.99")
 # Days, counts and offsets: 100 years of days is more than any rule needs.
 MAX_WHOLE = 36_500
-MAX_TEXT_DIGITS = 20  # what is read at all: no number is longer than this
+MAX_TEXT_DIGITS = 20  # what is read as a number at all: none in range is longer
 
 
 class NumberRefused(ValueError):
@@ -21,13 +21,28 @@ class NumberRefused(ValueError):
 def whole_number(raw: str, low: int = -MAX_WHOLE, high: int = MAX_WHOLE) -> int:
     text = raw.strip()
     try:
-        if len(text) > MAX_TEXT_DIGITS:
-            raise ValueError(text)
-        value = int(text)
+        value = int(text) if len(text) <= MAX_TEXT_DIGITS else None
     except ValueError:
+        raise NumberRefused(_("Enter a whole number.")) from None
+    if value is None:  # digits beyond any range: not worth reading
         raise NumberRefused(_("Enter a whole number from %(low)s to %(high)s.",
-                              low=low, high=high)) from None
+                              low=low, high=high))
     return within(value, low, high)
+
+
+def day_offsets(raw: str) -> list[int]:
+    """"-3, 0, 3": whole numbers of days separated by commas, each within ±MAX_WHOLE."""
+    offsets = []
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        try:
+            offsets.append(whole_number(part))
+        except NumberRefused:
+            if part.lstrip("+-").isdigit():
+                raise NumberRefused(_(
+                    "Give whole numbers of days separated by commas, each from %(low)s to "
+                    "%(high)s.", low=-MAX_WHOLE, high=MAX_WHOLE)) from None
+            raise NumberRefused(_("Give whole numbers of days separated by commas.")) from None
+    return offsets
 
 
 def within(value: int, low: int = -MAX_WHOLE, high: int = MAX_WHOLE) -> int:
@@ -37,17 +52,10 @@ def within(value: int, low: int = -MAX_WHOLE, high: int = MAX_WHOLE) -> int:
     return value
 
 
-def amount(raw: str, places: int = 2) -> Decimal:
-    """A non-negative amount of at most MAX_AMOUNT with at most `places` decimals."""
-    text = raw.strip().replace(",", "")
-    try:
-        if len(text) > MAX_TEXT_DIGITS:
-            raise InvalidOperation(text)
-        value = Decimal(text)
-    except InvalidOperation:
-        raise NumberRefused(_("Enter an amount, such as 5000 or 5000.00.")) from None
-    if not value.is_finite() or not 0 <= value <= MAX_AMOUNT:
-        raise NumberRefused(_("Enter an amount from 0 to %(max)s.", max=f"{MAX_AMOUNT:,}"))
-    if value.as_tuple().exponent < -places:  # type: ignore[operator]
-        raise NumberRefused(_("An amount has at most two decimal places."))
-    return value
+def too_large(value: Decimal) -> bool:
+    """Beyond any amount a business has (infinite and NaN included)."""
+    return not value.is_finite() or abs(value) > MAX_AMOUNT
+
+
+def amount_ceiling_message() -> str:
+    return _("Enter an amount from 0 to %(max)s.", max=f"{MAX_AMOUNT:,}")

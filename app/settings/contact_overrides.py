@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -89,15 +88,11 @@ class ContactForm:
 
     def _plan_section(self) -> dict[str, Any] | None:
         section = dict(policy_to_json(self.policy)["payment_plans"])
-        offsets: list[int] = []
-        for part in filter(None, (p.strip() for p in self._text("plan_offsets").split(","))):
-            try:
-                offsets.append(bounds.whole_number(part))
-            except bounds.NumberRefused:
-                self.errors["plan_offsets"] = _(
-                    "Give whole numbers of days separated by commas, each from %(low)s to "
-                    "%(high)s.", low=-bounds.MAX_WHOLE, high=bounds.MAX_WHOLE)
-                return None
+        try:
+            offsets = bounds.day_offsets(self._text("plan_offsets"))
+        except bounds.NumberRefused as exc:
+            self.errors["plan_offsets"] = str(exc)
+            return None
         if not offsets:
             self.errors["plan_offsets"] = "Give at least one day, e.g. -3, 0, 3."
             return None

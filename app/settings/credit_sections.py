@@ -15,7 +15,7 @@ import json
 import typing
 from collections.abc import Mapping
 from datetime import datetime, time
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from flask_babel import gettext as _
@@ -247,8 +247,8 @@ class CreditForm:
                                                  " 30/30/40.")
             return None
         try:
-            total = sum((bounds.amount(p) for p in percents), Decimal(0))
-        except bounds.NumberRefused:
+            total = sum((Decimal(p) for p in percents), Decimal(0))
+        except InvalidOperation:
             self.errors["deposits.schedule"] = _("Give percents separated by slashes, such as"
                                                  " 30/30/40.")
             return None
@@ -277,9 +277,10 @@ class CreditForm:
                 self.errors["deposits.reminder_offsets"] = _(
                     "Reminders must lie within 60 days of the milestone.")
         try:
-            bounds.amount(self.text("deposits.threshold"))
-        except bounds.NumberRefused as exc:
-            self.errors["deposits.threshold"] = str(exc)
+            if bounds.too_large(Decimal(self.text("deposits.threshold"))):
+                self.errors["deposits.threshold"] = bounds.amount_ceiling_message()
+        except InvalidOperation:
+            pass  # the model names what is wrong with it
         body: dict[str, Any] = {
             "threshold": self.text("deposits.threshold"),
             "currency": self.text("deposits.currency").upper(),
@@ -345,9 +346,19 @@ class CreditForm:
         if not raw:
             return
         try:
-            self.limit = bounds.amount(raw)
-        except bounds.NumberRefused as exc:
-            self.errors["default_credit_limit"] = str(exc)
+            self.limit = Decimal(raw)
+        except InvalidOperation:
+            self.errors["default_credit_limit"] = _("Enter an amount, such as 5000 or"
+                                                    " 5000.00.")
+            return
+        if self.limit.is_finite() and self.limit > bounds.MAX_AMOUNT:
+            self.errors["default_credit_limit"] = bounds.amount_ceiling_message()
+        elif not self.limit.is_finite() or self.limit < 0:
+            self.errors["default_credit_limit"] = _("A credit limit is a positive amount, or"
+                                                    " empty for none.")
+        elif self.limit.as_tuple().exponent < -2:  # type: ignore[operator]
+            self.errors["default_credit_limit"] = _("A credit limit has at most two decimal"
+                                                    " places.")
 
     def _statements(self) -> None:
         raw_day = self.text("statement_day")

@@ -197,15 +197,11 @@ class PolicyForm:
         return day
 
     def _plans(self) -> dict[str, Any]:
-        raw = self.text("payment_plans.offsets")
         offsets: list[int] = []
-        for part in filter(None, (p.strip() for p in raw.split(","))):
-            try:
-                offsets.append(bounds.whole_number(part))
-            except bounds.NumberRefused:
-                self.errors.setdefault("payment_plans.offsets", _(
-                    "Give whole numbers of days separated by commas, each from %(low)s to "
-                    "%(high)s.", low=-bounds.MAX_WHOLE, high=bounds.MAX_WHOLE))
+        try:
+            offsets = bounds.day_offsets(self.text("payment_plans.offsets"))
+        except bounds.NumberRefused as exc:
+            self.errors.setdefault("payment_plans.offsets", str(exc))
         plans: dict[str, Any] = {"offsets": offsets}
         grace = self.integer("payment_plans.grace_days")
         if grace is not None:

@@ -35,8 +35,9 @@ def _remove(owner: requests.Session, base: str, org: int, user_id: int) -> None:
     assert done.status_code == 200
 
 
-def _connect_again(http: requests.Session, base: str) -> requests.Response:
-    return flows.answer_consent(http, flows.start_connect(http, base, "xero"), "allow")
+def _connect_again(http: requests.Session, base: str, provider: str = "xero"
+                   ) -> requests.Response:
+    return flows.answer_consent(http, flows.start_connect(http, base, provider), "allow")
 
 
 def _last_sync_status(app, org_id: int) -> str:  # type: ignore[no-untyped-def]
@@ -98,3 +99,24 @@ def test_a_viewer_cannot_take_over_the_connection_and_an_admin_may_replace_it(
     assert grant_after != grant_before[0] and status == "active"
     assert roles_in(app, org) == {user_id_of(app, EMAIL): "owner", viewer: "viewer",
                                   admin: "admin"}
+
+
+def test_the_same_holds_for_a_quickbooks_company(app, web) -> None:  # type: ignore[no-untyped-def]
+    """One consent, one company: the removed member's consent is revoked at Intuit, the
+    company stays on its owner's consent and keeps syncing."""
+    from jobs.tasks import enqueue_sync
+    from tests.integration.conftest import connect
+
+    owner = connect(app, web, "quickbooks")
+    base, org = web.url, owner.org_id
+    run_jobs(app)
+    former = add_member(app, org, "former@example.com", "admin")
+    _remove(owner.http, base, org, former)
+    before, members = _connection(app, org), roles_in(app, org)
+    answer = _connect_again(signed_in(base, "former@example.com"), base, "quickbooks")
+    assert answer.status_code == 409 and EMAIL in answer.text
+    assert roles_in(app, org) == members and _connection(app, org) == before
+    with app.app_context():
+        enqueue_sync(org)
+    run_jobs(app)
+    assert _last_sync_status(app, org) == "done"

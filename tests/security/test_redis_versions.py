@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 
 import pytest
 from redis import Redis
+from rq import Queue, SimpleWorker
+from rq.job import JobStatus
 
 from tests.conftest import TEST_REDIS_URL
 from tests.integration.conftest import EMAIL, PASSWORD, create_user
@@ -92,6 +94,12 @@ def test_every_other_command_and_script_runs_on_redis_62_and_7(app, redis_server
         pass
     budget.cool_down("tenant-2", 30)
     assert 0 < budget.cooling("tenant-2") <= 30
+    # RQ itself (jobs/): a job queued, run by a worker with its scheduler, its result kept.
+    queue = Queue("redis-version-check", connection=client)
+    job = queue.enqueue(len, "abc", job_id="redis-version-check")
+    SimpleWorker([queue], connection=client).work(burst=True, with_scheduler=True)
+    job.refresh()
+    assert job.get_status() == JobStatus.FINISHED and job.return_value() == 3
     # The daily-limit notice marker (jobs/tasks.py): SET NX EX.
     assert client.set("notice", "1", nx=True, ex=86_400) is True
     assert client.set("notice", "1", nx=True, ex=86_400) is None

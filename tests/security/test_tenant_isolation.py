@@ -189,7 +189,7 @@ def test_an_accountant_removed_from_an_organisation_gets_404_everywhere_in_it(
         accountant_id = accountant.id
         db.session.add(Membership(user_id=accountant_id, org_id=books.b, role="accountant"))
         # Another client's books: still a member somewhere, so still signed in after the
-        # removal (losing the last membership ends every session: test_sessions.py).
+        # removal (losing the last membership ends every session: test_member_removal.py).
         db.session.add(Membership(user_id=accountant_id, org_id=books.a, role="accountant"))
         db.session.commit()
         # A token the accountant made for their reporting (tokens outlive role changes).
