@@ -43,6 +43,10 @@ def test_owner_journey(app, web, page) -> None:  # type: ignore[no-untyped-def]
     page.get_by_role("button", name="Allow access").click()
     page.wait_for_url(re.compile(r"/orgs/\d+/dashboard$"))
     org_id = int(re.search(r"/orgs/(\d+)/", page.url).group(1))
+    # A new book starts in review: the owner goes live on its setup page first.
+    page.goto(f"{web.url}/orgs/{org_id}/setup")
+    page.get_by_role("button", name="Go live").click()
+    page.wait_for_url(f"{web.url}/orgs/{org_id}")
     run_jobs(app)  # the first sync, planning and sending, by a real worker
 
     # A second book: QuickBooks, from the organisations page.
@@ -144,7 +148,9 @@ def test_owner_journey(app, web, page) -> None:  # type: ignore[no-untyped-def]
 
     # Disconnect the Xero book.
     page.goto(f"{web.url}/orgs/{org_id}")
-    page.get_by_role("button", name="ניתוק").click()  # "Disconnect", the page is in Hebrew
+    page.locator("#disconnect summary").click()  # asks first, and says what happens to the data
+    assert page.locator("#disconnect").get_attribute("open") is not None
+    page.locator("#disconnect-confirm").click()  # "Yes, disconnect ...", in Hebrew
     (name,) = _one(app, select(Organisation.name).where(Organisation.id == org_id))
     assert name in page.get_by_role("status").first.inner_text()  # said in Hebrew now
     assert page.locator("#data-retention").is_visible()  # when the synced data goes

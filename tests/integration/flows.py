@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from html.parser import HTMLParser
 from urllib.parse import urljoin
@@ -89,3 +90,19 @@ def go_live(http: requests.Session, base: str, org_id: int,
     live = http.post(f"{base}/orgs/{org_id}/setup/go-live", data=data)
     assert live.status_code == 200 and "Live" in live.text, live.text[:300]
     return live
+
+
+def books_state(provider: str, box: object, tenant: str) -> str:
+    """Everything a customer or the books could have received from Dunwell, read from the
+    sandbox's own state, as one comparable text: invoices (lines, totals, notes), emails,
+    history notes and credit notes; for QuickBooks every write request as well."""
+    if provider == "xero":
+        state = {"invoices": box.invoices(tenant), "emails": box.emails(tenant),  # type: ignore[attr-defined]
+                 "history": box.history(tenant), "credits": box.credit_notes(tenant)}  # type: ignore[attr-defined]
+    else:
+        state = {"invoices": box.invoices(tenant), "emails": box.emails(tenant),  # type: ignore[attr-defined]
+                 "credits": box.credit_memos(tenant),  # type: ignore[attr-defined]
+                 "writes": [r for r in box.requests(tenant)  # type: ignore[attr-defined]
+                            if r.get("method") != "GET"
+                            and not r.get("path", "").endswith("/query")]}  # a query reads
+    return json.dumps(state, sort_keys=True, default=str)

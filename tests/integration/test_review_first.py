@@ -29,19 +29,8 @@ FEE_POLICY = {
 
 
 def books(provider: str, sandbox: Any, qbo_sandbox: Any, tenant: str) -> str:
-    """Everything a customer or the books could have received, as one comparable text: the
-    invoices (lines, totals, notes), the emails, history notes and credit notes."""
-    if provider == "xero":
-        box = sandbox[0]
-        state = {"invoices": box.invoices(tenant), "emails": box.emails(tenant),
-                 "history": box.history(tenant), "credits": box.credit_notes(tenant)}
-    else:
-        box = qbo_sandbox[0]
-        state = {"invoices": box.invoices(tenant), "emails": box.emails(tenant),
-                 "credits": box.credit_memos(tenant),
-                 "writes": [r for r in box.requests(tenant) if r.get("method") != "GET"
-                            and not r.get("path", "").endswith("/query")]}  # a query reads
-    return json.dumps(state, sort_keys=True, default=str)
+    return flows.books_state(provider, (sandbox if provider == "xero" else qbo_sandbox)[0],
+                             tenant)
 
 
 def emails_of(provider: str, sandbox: Any, qbo_sandbox: Any, tenant: str) -> list[str]:
