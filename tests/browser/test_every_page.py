@@ -115,6 +115,12 @@ def test_every_page_answers_passes_axe_and_takes_the_keyboard(app, web, page  # 
     page.get_by_label("Language").select_option("he")
     page.get_by_role("button", name="Change language").click()
     expect(page.locator("html")).to_have_attribute("dir", "rtl")
+    too_wide = {}
     for url in visited:
         page.goto(f"{web.url}{url}")
         assert page.locator("html").get_attribute("dir") == "rtl", url
+        # A right-to-left page wider than the window opens scrolled to a blank stretch.
+        width = page.evaluate("document.documentElement.scrollWidth")
+        if width > page.viewport_size["width"]:
+            too_wide[url] = width
+    assert too_wide == {}
