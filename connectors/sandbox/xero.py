@@ -504,10 +504,32 @@ CONTACT_DEFAULTS: dict[str, Any] = {"BankAccountDetails": "", "TaxNumber": "",
                                     "HasValidationErrors": False}
 
 
+# A contact's two addresses and four phones, empty until filled in, as every contact in the
+# examples of Xero's description lists them.
+EMPTY_ADDRESSES = ({"AddressType": "STREET", "City": "", "Region": "", "PostalCode": "",
+                    "Country": ""},
+                   {"AddressType": "POBOX", "AddressLine1": "", "AddressLine2": "",
+                    "AddressLine3": "", "AddressLine4": "", "City": "", "Region": "",
+                    "PostalCode": "", "Country": ""})
+EMPTY_PHONES = tuple({"PhoneType": kind, "PhoneNumber": "", "PhoneAreaCode": "",
+                      "PhoneCountryCode": ""} for kind in ("DDI", "DEFAULT", "FAX", "MOBILE"))
+# How a contact appears inside another record (an invoice, a credit note): the lists empty.
+NESTED_CONTACT_DEFAULTS: dict[str, Any] = {"Addresses": [], "Phones": [], "ContactGroups": [],
+                                           "ContactPersons": [], "HasValidationErrors": False}
+
+
+def _filled(given: list[dict[str, Any]], empty: tuple[dict[str, Any], ...],
+            key: str) -> list[dict[str, Any]]:
+    kinds = {item.get(key) for item in given}
+    return [*copy.deepcopy(given), *(dict(e) for e in empty if e[key] not in kinds)]
+
+
 def render_contact(contact: dict[str, Any]) -> dict[str, Any]:
     out = {**CONTACT_DEFAULTS, **{k: v for k, v in contact.items() if not k.startswith("_")}}
     out.setdefault("ContactGroups", [])
     out.setdefault("ContactPersons", [])
+    out["Addresses"] = _filled(out.get("Addresses") or [], EMPTY_ADDRESSES, "AddressType")
+    out["Phones"] = _filled(out.get("Phones") or [], EMPTY_PHONES, "PhoneType")
     out["UpdatedDateUTC"] = ms_date(contact["_updated"])
     return out
 
@@ -530,10 +552,12 @@ def render_invoice(invoice: dict[str, Any], tenant: Tenant | None = None,
         if contact is not None:
             out["Contact"] = {"ContactID": contact["ContactID"], "Name": contact["Name"],
                               **({"EmailAddress": contact["EmailAddress"]}
-                                 if contact.get("EmailAddress") else {})}
+                                 if contact.get("EmailAddress") else {}),
+                              **copy.deepcopy(NESTED_CONTACT_DEFAULTS)}
         out["Payments"] = [
             {"PaymentID": p["PaymentID"], "Date": day_ms(p["_date"]), "Amount": p["Amount"],
-             "CurrencyRate": p["CurrencyRate"]}
+             "CurrencyRate": p["CurrencyRate"], "HasAccount": True,
+             "HasValidationErrors": False}
             for pid in invoice["_payments"] if (p := tenant.payments.get(pid))]
         out["CreditNotes"] = [applied_credit(tenant, note_id, allocation_id)
                               for note_id, allocation_id in invoice.get("_credits", ())]
@@ -578,7 +602,8 @@ def render_quote(quote: dict[str, Any], tenant: Tenant | None = None) -> dict[st
     if tenant is not None:
         contact = tenant.contacts.get(quote["Contact"]["ContactID"])
         if contact is not None:
-            out["Contact"] = {"ContactID": contact["ContactID"], "Name": contact["Name"]}
+            out["Contact"] = {"ContactID": contact["ContactID"], "Name": contact["Name"],
+                              **copy.deepcopy(NESTED_CONTACT_DEFAULTS)}
     return out
 
 
@@ -624,7 +649,8 @@ def render_credit_note(note: dict[str, Any], tenant: Tenant | None = None,
     if tenant is not None:
         contact = tenant.contacts.get(note["Contact"]["ContactID"])
         if contact is not None:
-            out["Contact"] = {"ContactID": contact["ContactID"], "Name": contact["Name"]}
+            out["Contact"] = {"ContactID": contact["ContactID"], "Name": contact["Name"],
+                              **copy.deepcopy(NESTED_CONTACT_DEFAULTS)}
         out["Allocations"] = [render_allocation(a, note, tenant) for a in note["_allocations"]]
     return out
 
@@ -637,8 +663,11 @@ def render_payment(payment: dict[str, Any], tenant: Tenant) -> dict[str, Any]:
     out["Invoice"] = {"InvoiceID": invoice["InvoiceID"], "InvoiceNumber":
                       invoice["InvoiceNumber"], "Type": invoice["Type"],
                       "Contact": {"ContactID": invoice["Contact"]["ContactID"],
-                                  "Name": invoice["Contact"]["Name"]},
-                      "CurrencyCode": invoice["CurrencyCode"]}
+                                  "Name": invoice["Contact"]["Name"],
+                                  **copy.deepcopy(NESTED_CONTACT_DEFAULTS)},
+                      "CurrencyCode": invoice["CurrencyCode"], "Payments": [],
+                      "CreditNotes": [], "Prepayments": [], "Overpayments": [],
+                      "HasErrors": False, "IsDiscounted": False, "LineItems": []}
     out["Account"] = dict(BANK_ACCOUNT)
     # The bank account is in the base currency: what reached it, at the payment's rate.
     out["BankAmount"] = (_decimal(payment["Amount"]) / _decimal(payment["CurrencyRate"])) \
@@ -1158,7 +1187,8 @@ def changed_invoice(tenant: Tenant, record: dict[str, Any], item: dict[str, Any]
     if "Contact" in item:
         contact = _contact_for(tenant, item["Contact"], record["Type"], now, problems)
         if contact is not None:
-            out["Contact"] = {"ContactID": contact["ContactID"], "Name": contact["Name"]}
+            out["Contact"] = {"ContactID": contact["ContactID"], "Name": contact["Name"],
+                              **copy.deepcopy(NESTED_CONTACT_DEFAULTS)}
             out["_contact"] = contact
     if "Reference" in item:
         out["Reference"] = str(item["Reference"] or "")
@@ -1279,7 +1309,8 @@ def changed_credit_note(tenant: Tenant, record: dict[str, Any], item: dict[str, 
         contact = _contact_for(tenant, item["Contact"], CREDIT_TYPES[record["Type"]], now,
                                problems)
         if contact is not None:
-            out["Contact"] = {"ContactID": contact["ContactID"], "Name": contact["Name"]}
+            out["Contact"] = {"ContactID": contact["ContactID"], "Name": contact["Name"],
+                              **copy.deepcopy(NESTED_CONTACT_DEFAULTS)}
             out["_contact"] = contact
     if "Reference" in item:
         out["Reference"] = str(item["Reference"] or "")
