@@ -288,8 +288,13 @@ class Effect:
 
 def _run(session: Session, action: Action, invoice: Invoice, connector: Connector,
          now: datetime, owner: str) -> str:
-    current = connector.invoice(invoice.provider_id)
-    upsert_invoices(session, invoice.org_id, [current])
+    # No transaction stays open over a provider call that may be slow (on SQLite even a
+    # reader's lock holds every other worker's commit back).
+    provider_id, org_id = invoice.provider_id, invoice.org_id
+    session.commit()
+    current = connector.invoice(provider_id)
+    upsert_invoices(session, org_id, [current])
+    session.commit()
     unknown = (action.result or {}).get(WRITING)
     if unknown:
         log.info("org %s invoice %s action %s: the outcome of %s is unknown; reconciling",

@@ -263,8 +263,12 @@ def fenced(session: Session, actions: Iterable[Action], owner: str) -> Iterator[
     """Every commit inside is conditional on `owner` still holding the claim on each of
     `actions` (see the module's docstring); one that finds otherwise raises ClaimLost and
     writes nothing. An action this owner finishes (or hands back) leaves the fence with the
-    commit that records it."""
-    session.info[FENCE] = (owner, {action.id: action for action in actions})
+    commit that records it. What the session holds on entry is committed first, unfenced."""
+    # A transaction begun before the fence (the claim's refresh) ends here: each one inside
+    # begins with the check.
+    held = {action.id: action for action in actions}  # read before the commit expires them
+    session.commit()
+    session.info[FENCE] = (owner, held)
     try:
         yield
     finally:
@@ -277,15 +281,19 @@ def _check_fence(session: Session, transaction: Any, connection: Connection) -> 
     """The first statement of every transaction while fenced: the claims still ours, and
     their rows locked (PostgreSQL) or the database (SQLite) until the transaction ends."""
     owner, held = session.info.get(FENCE, (None, {}))
-    if not held:
-        return
+    if held:
+        _verify(connection, owner, held)
+
+
+def _verify(connection: Connection, owner: str, held: dict[int, Action]) -> None:
     matched = connection.execute(
         update(Action)
         .where(Action.id.in_(sorted(held)), Action.status == "claimed",
                Action.claimed_by == owner)
         .values(claimed_by=owner)).rowcount
     if matched != len(held):
-        raise ClaimLost(", ".join(sorted(action.key for action in held.values())))
+        raise ClaimLost(f"action(s) {', '.join(map(str, sorted(held)))} no longer held by "
+                        f"{owner}")
 
 
 @event.listens_for(Session, "before_commit")
