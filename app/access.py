@@ -105,6 +105,7 @@ RULES: dict[str, dict[str, Rule]] = {
     "setup.test_send": {"POST": EDITORS},
     "setup.go_live": {"POST": MANAGERS},
     "setup.save_sender": {"POST": MANAGERS},
+    "setup.decide_rate": {"POST": MANAGERS},
     "setup.mailbox": {"GET": SIGNED_IN},  # the demo's only; 404 unless DEMO_MAILBOX is set
     "members.index": {"GET": MEMBERS},
     "members.invite": {"POST": MANAGERS},

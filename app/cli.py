@@ -12,7 +12,7 @@ from flask.cli import FlaskGroup, NoAppException, with_appcontext
 
 from app.customers.cli import customers_group
 from app.health.cli import serve_worker_metrics, workers_command
-from app.setup.cli import setup_group
+from app.setup.cli import rates_group, setup_group
 
 
 def _create_app() -> Flask:
@@ -45,6 +45,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(plans_group)
     app.cli.add_command(customers_group)
     app.cli.add_command(setup_group)
+    app.cli.add_command(rates_group)
 
 
 @click.group("db", help="Database schema (Alembic).")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -20,7 +20,16 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.models import Action, AuditEvent, CreditSettings, Invoice, Organisation, Payment
+from app import clock
+from app.models import (
+    Action,
+    AuditEvent,
+    CreditSettings,
+    Invoice,
+    Organisation,
+    Payment,
+    RateConfirmation,
+)
 from app.models import PaymentPlan as PlanRow
 from app.models import Policy as PolicyRow
 from jobs import ledger, own_documents
@@ -42,6 +51,8 @@ from rules import (
     policy_to_json,
     with_contact_overrides,
 )
+from rules.rate_checks import Choice, confirmed_table
+from rules.statutory import RateTable, default_tables
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +82,22 @@ def planning_policy(session: Session, org: Organisation) -> Policy:
         if day:
             policy = policy.model_copy(update={"statement_day": day})
     return policy
+
+
+def rate_tables_for(session: Session, org: Organisation) -> Mapping[str, RateTable]:
+    """The statutory rate tables as this organisation's planning reads them: the shipped
+    tables with its owners' decisions on unverified or missing periods (rules/rate_checks)."""
+    decisions: dict[str, dict[date, Choice]] = defaultdict(dict)
+    for jurisdiction, start, choice in session.execute(
+            select(RateConfirmation.jurisdiction, RateConfirmation.period_start,
+                   RateConfirmation.choice).where(RateConfirmation.org_id == org.id)):
+        decisions[jurisdiction][start] = choice
+    tables = default_tables()
+    if not decisions:
+        return tables
+    today = calendar_for(org).today(clock.now())
+    return {name: confirmed_table(table, decisions.get(name, {}), today)
+            for name, table in tables.items()}
 
 
 # Where a country's own holidays differ by region and the books do not say which, the region
@@ -118,6 +145,7 @@ class Book:
                     PlanRow.invoice_id.in_(chunk), PlanRow.status == "active")):
                 self.plans[plan.invoice_id] = plan_record(plan)
         self.own = own_documents.among(session, org.id, (i.provider_id for i in invoices))
+        self.tables = rate_tables_for(session, org)
         self._policies: dict[int, Policy] = {}
         from jobs.credit_requests import new_customers  # credit control: stricter variant
         self.newcomers = new_customers(session, org.id, invoices, self.policy)
@@ -216,7 +244,8 @@ def plan_org(session: Session, org: Organisation, now: datetime) -> list[Action]
         history = book.past(invoice)
         state, policy = book.state(invoice), book.policy_of(invoice)
         problems: list[str] = []
-        for step in evaluate(state, history, policy, book.calendar, now, problems=problems):
+        for step in evaluate(state, history, policy, book.calendar, now, problems=problems,
+                             tables=book.tables):
             steps.append((step, invoice))
             history = [*history, PastAction(key=step.key, status="planned", amount=step.amount,
                                             at=step.scheduled_for)]
@@ -262,7 +291,7 @@ def dry_run(session: Session, org: Organisation, day: date) -> list[dict[str, ob
             continue
         problems: list[str] = []
         for step in evaluate(book.state(invoice), book.past(invoice), book.policy_of(invoice),
-                             calendar, at, problems=problems):
+                             calendar, at, problems=problems, tables=book.tables):
             rows.append({
                 "invoice_id": invoice.id, "invoice_number": invoice.number, "key": step.key,
                 "kind": step.kind, "scheduled_for": step.scheduled_for,
@@ -303,7 +332,8 @@ def foresee(session: Session, org: Organisation, invoices: Sequence[Invoice], no
             policy = book.policy_of(invoice)
             at = max(now, calendar.at_local(today + timedelta(days=offset), policy.send_time))
             history = histories[invoice.id]
-            for step in evaluate(book.state(invoice), history, policy, calendar, at):
+            for step in evaluate(book.state(invoice), history, policy, calendar, at,
+                                 tables=book.tables):
                 found.append(Foreseen(at, invoice, step))
                 history.append(PastAction(key=step.key, status="done", amount=step.amount,
                                           at=step.scheduled_for))

@@ -193,7 +193,8 @@ def _points(value: Decimal) -> str:
     return text
 
 
-def _half_year(day: date) -> tuple[date, date]:
+def half_year(day: date) -> tuple[date, date]:
+    """The half-year around `day`: the period of the shipped tables' rows."""
     if day.month <= 6:
         return date(day.year, 1, 1), date(day.year, 6, 30)
     return date(day.year, 7, 1), date(day.year, 12, 31)
@@ -367,7 +368,7 @@ class RateTable:
         return found
 
     def _not_covered(self, day: date) -> RateNotCovered:
-        start, end = _half_year(day)
+        start, end = half_year(day)
         following = [p.effective_from for p in self.periods if p.effective_from > day]
         if following:
             end = min(end, following[0] - timedelta(days=1))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import click
 from flask.cli import with_appcontext
 
@@ -10,6 +12,8 @@ from app.extensions import db
 from app.models import Organisation
 from app.setup import services
 from jobs import review
+from rules.rate_checks import check
+from rules.statutory import default_tables, half_year
 
 
 @click.group("setup", help="An organisation's first hour: review, then go live.")
@@ -60,3 +64,27 @@ def go_live(org_id: int, fees_seen: bool, charge_earlier: bool, approvals: bool)
             "the policy charges fees: look at them (`dunwell plan`), then pass --fees-seen"
         ) from exc
     click.echo(f"{org.name}: live")
+
+
+@click.group("rates", help="Statutory rate tables.")
+def rates_group() -> None:
+    pass
+
+
+@rates_group.command("status", help="List the statutory rate periods, in force now or in the "
+                     "next half-year, that need a row or a check.")
+@with_appcontext
+def rates_status() -> None:
+    today = clock.now().date()
+    found = 0
+    for jurisdiction, table in sorted(default_tables().items()):
+        for day in (today, half_year(today)[1] + timedelta(days=1)):
+            needed = check(table, day)
+            if needed is None:
+                continue
+            found += 1
+            what = ("needs a row" if needed.problem == "missing" else
+                    f"needs a check: {needed.rate} % B2B rests on one source ({needed.source})")
+            click.echo(f"{jurisdiction} {needed.start}..{needed.end}: {what}"
+                       f" [{table.origin}]")
+    click.echo(f"{found} period(s) need a row or a check")

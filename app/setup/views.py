@@ -3,6 +3,7 @@ app/setup/services.py does the work."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 from flask import (
@@ -24,7 +25,7 @@ from app.demo import read_mailbox
 from app.extensions import db
 from app.organisations.services import may_in, organisation_for
 from app.settings import message_texts
-from app.setup import sender, services
+from app.setup import rates, sender, services
 from jobs import retention, review
 from jobs.plan import policy_for
 
@@ -43,7 +44,14 @@ def mode_at_a_glance() -> dict[str, object]:
     def grace_days() -> int:
         return retention.grace_period().days
 
-    return {"org_mode": org_mode, "grace_days": grace_days}
+    def checks(org) -> list[object]:  # type: ignore[no-untyped-def]
+        return list(rates.rate_checks(db.session, org, clock.now()))
+
+    def may_decide_rates(org) -> bool:  # type: ignore[no-untyped-def]
+        return may_in(org, "setup.decide_rate")
+
+    return {"org_mode": org_mode, "grace_days": grace_days, "rate_checks": checks,
+            "may_decide_rates": may_decide_rates}
 
 
 def _page(org, status: int = 200, errors: dict[str, str] | None = None,  # type: ignore[no-untyped-def]
@@ -155,3 +163,22 @@ def mailbox() -> str:
     if not folder:
         abort(404)
     return render_template("setup/mailbox.html", messages=read_mailbox(Path(folder)))
+
+
+@blueprint.route("/orgs/<int:org_id>/setup/rate", methods=["POST"])
+@login_required
+def decide_rate(org_id: int) -> Response:
+    """An owner's or admin's word on a statutory rate period (the banner's buttons)."""
+    org = organisation_for(current_user, org_id)
+    try:
+        start = date.fromisoformat(request.form.get("start", ""))
+        rates.decide(db.session, org, current_user, request.form.get("jurisdiction", ""),
+                     start, request.form.get("choice", ""), clock.now())
+    except (ValueError, rates.DecisionRefused):
+        db.session.rollback()
+        flash(_("Nothing was saved: that rate period does not wait for a decision."), "error")
+    else:
+        flash(_("Saved: statutory interest for that period is charged from now on."),
+              "success")
+    back = "settings.policy" if request.form.get("next") == "settings" else "dashboard.show"
+    return redirect(url_for(back, org_id=org.id))
