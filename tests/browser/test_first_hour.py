@@ -98,6 +98,10 @@ def test_the_first_hour(app, web, page, sandbox, qbo_sandbox, clock, tmp_path: P
         assert page.locator("#week-counts tbody tr").count() == 7
         assert 1 <= page.locator("#week-top li").count() <= 20
         assert "First contact" in page.locator("#week-top").inner_text()
+        # The preview says what the channel sends: the provider's own email, not our text.
+        provider_name = "Xero" if provider == "xero" else "QuickBooks"
+        assert f"Sent as {provider_name}'s own invoice email" in page.locator(
+            "#week-top").inner_text()
         earlier = page.locator("#earlier-lateness").inner_text()
         # What opting in would charge: 40.00 for each invoice late 30 days or more.
         assert re.search(r"\d0[.,]00", earlier), earlier

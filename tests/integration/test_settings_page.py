@@ -250,9 +250,12 @@ def test_own_texts_are_validated_stored_used_when_sending_and_reset(app, book, s
         source = message_source(db.session, book.org_id, "en", "firm")
         assert source.startswith("Subject: Still open:")
         row = db.session.scalars(select(Policy).where(Policy.org_id == book.org_id)).one()
+        # The invoice is late when first chased: its first message is the first contact, in
+        # the first contact's tone (friendly unless the policy says otherwise): firm here.
         row.body = {"version": 2, "send_window_hours": 8,
                     "reminder_steps": [{"offset_days": 1, "channel": "dunwell_email",
-                                        "tone": "firm"}]}
+                                        "tone": "firm"}],
+                    "first_contact": {"tone": "firm"}}
         target = next(i for i in db.session.scalars(select(Invoice).where(
             Invoice.org_id == book.org_id, Invoice.status == "open").order_by(Invoice.id))
             if i.contact is not None and i.contact.email and i.due_date is not None
