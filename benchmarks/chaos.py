@@ -1,25 +1,42 @@
-"""Chaos: writebacks over many organisations while real RQ workers are killed with SIGKILL.
+"""Chaos: writebacks over many organisations while real RQ workers meet the faults production
+brings.
 
-Xero and QuickBooks sandboxes serve in this process (they outlive every worker); `dunwell
-worker` processes run the ledger's actions against them, and die at random named points
-(`DUNWELL_CRASH_POINTS`: after the claim, after a provider answer before it is recorded, after
-the commit) and are restarted. Along the way: a thousand concurrent enqueues of one action, the
-second half of the actions booked twice for the same moment (two schedulers), and Redis flushed
-in the middle of the run (the workers' sweep gives every open action its job back). At the end
-the sandboxes are counted: every effect (email, note, fee line, fee invoice, credit note) at
-most once, every action done or skipped with a reason.
+Xero and QuickBooks sandboxes serve in this process (they outlive every worker), behind fault
+injectors; `dunwell worker` processes run the ledger's actions against them over a Redis server
+of this run's own (started here on a free port, never the machine's). Along the way:
+
+- workers die at random named points (`DUNWELL_CRASH_POINTS`: after the claim, after a
+  provider answer before it is recorded, after the commit) and are restarted, as a supervisor
+  restarts a process that failed (one that exits 0 is not restarted: it counts as lost);
+- a thousand concurrent enqueues of one action; the second half of the actions booked twice
+  for the same moment (two schedulers); Redis flushed in the middle of the run;
+- the providers forget idempotency keys (a share of writes arrives without one), so a retry
+  after an unknown outcome must find the effect in the books;
+- one worker's clock runs minutes fast;
+- a worker holding a claim is paused (SIGSTOP) past its lease, another takes the action over,
+  and the paused one resumes (SIGCONT);
+- Redis is killed, kept down (a minute at full size) and started again empty;
+- on PostgreSQL, the workers' database backends are terminated (pg_terminate_backend from a
+  side connection) in bursts, under jobs and during commits;
+- the first syncs of two more organisations fail on a provider 500 part-way (after the invoices
+  were stored) and are retried.
+
+At the end the sandboxes and the database are counted: every effect (email, note, fee line,
+fee invoice, credit note) at most once, every action done or skipped with a reason, no action
+with two outcomes in the activity log, no invoice of an interrupted first sync without its
+next-action time, no sync record left running, and as many workers running as were started.
 
     python -m benchmarks.chaos                 # the issue's scale: 1,000 writebacks, 20 orgs
-    python -m benchmarks.chaos --orgs 4 --invoices 8 --workers 2
+    python -m benchmarks.chaos --orgs 4 --invoices 8 --workers 2 --redis-down 5
 
-Prints one JSON object. DATABASE_URL (default: a fresh SQLite file) and REDIS_URL (default
-redis://127.0.0.1:6379/14; the database is flushed) say where; a PostgreSQL URL must name an
-empty database.
+Prints one JSON object. DATABASE_URL (default: a fresh SQLite file) says where; a PostgreSQL URL
+must name an empty database of this run's own (its backends are terminated).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -40,8 +57,15 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet
-from sqlalchemy import select
+from redis import Redis
+from redis.exceptions import RedisError
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
+from sqlalchemy import create_engine, func, select
+from sqlalchemy import text as sql_text
 from werkzeug.serving import make_server
+
+from benchmarks.harness import fresh_database
 
 CLIENT, SECRET = "dunwell-demo", "dunwell-demo-secret"
 UNLIMITED = 10**7
@@ -66,13 +90,21 @@ class Scale:
     storm: int = 1000  # concurrent enqueues of one action
     timeout: float = 900.0
     lease_seconds: float = 5.0
+    redis_down: float = 60.0  # seconds Redis stays killed (0: not killed)
+    pause: bool = True  # a worker holding a claim paused past its lease, then resumed
+    clock_offset: float = 300.0  # seconds one worker's clock runs fast (0: none)
+    forget_keys: float = 0.3  # share of writes whose idempotency key the provider forgot
+    backend_bursts: int = 3  # PostgreSQL only: bursts of pg_terminate_backend (0: none)
+    first_syncs: int = 2  # organisations whose first sync is interrupted, then retried
+    first_sync_invoices: int = 20
 
 
 @dataclass
 class Served:
-    """One sandbox serving in this process."""
+    """One sandbox serving in this process, behind a fault injector."""
 
     state: Any
+    faults: Any
     server: Any
     url: str = field(init=False)
 
@@ -87,13 +119,51 @@ def _serve(wsgi_app: Any) -> Any:
 
 def serve_sandboxes() -> tuple[Served, Served]:
     from connectors.sandbox import quickbooks, xero
+    from connectors.sandbox.faults import FaultInjector
 
     x = xero.XeroSandbox(xero.SandboxConfig(
         per_minute_limit=UNLIMITED, per_day_limit=UNLIMITED, concurrent_limit=UNLIMITED,
         app_minute_limit=UNLIMITED))
     q = quickbooks.QuickBooksSandbox(quickbooks.SandboxConfig(
         per_minute_limit=UNLIMITED, concurrent_limit=UNLIMITED, emails_per_day=UNLIMITED))
-    return Served(x, _serve(xero.create_app(x))), Served(q, _serve(quickbooks.create_app(q)))
+    xf = FaultInjector(xero.create_app(x), "xero", seed=7)
+    qf = FaultInjector(quickbooks.create_app(q), "quickbooks", seed=8)
+    return Served(x, xf, _serve(xf)), Served(q, qf, _serve(qf))
+
+
+class PrivateRedis:
+    """A redis-server of this run's own on a free port: killed and started again empty (no
+    persistence) without touching any other Redis on the machine."""
+
+    def __init__(self) -> None:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--protected-mode", "yes"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        client = Redis.from_url(self.url)
+        for _ in range(100):
+            try:
+                client.ping()
+                return
+            except RedisError:
+                time.sleep(0.05)
+        raise RuntimeError("the private redis-server did not start")
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
 
 
 def settings(database_url: str, redis_url: str, xero_url: str, qbo_url: str,
@@ -191,8 +261,9 @@ def connect_and_plan(app: Any, x: Served, q: Served, scale: Scale) -> list[int]:
     """Organisations connected and synced, one writeback planned per invoice; action ids."""
     from app.connections.services import connect_quickbooks, connect_xero
     from app.extensions import db
-    from app.models import Action, Contact, Invoice, User
+    from app.models import Action, Contact, Invoice, Organisation, User
     from connectors.base import TokenSet
+    from jobs.review import LIVE
     from jobs.tasks import sync_org
 
     today = datetime.now(UTC).date()
@@ -212,6 +283,12 @@ def connect_and_plan(app: Any, x: Served, q: Served, scale: Scale) -> list[int]:
         ids = []
         now = datetime.now(UTC)
         for org_id in orgs:
+            # Live: the experiment is about carrying actions out (a new organisation starts in
+            # review, which sends nothing).
+            org = db.session.get(Organisation, org_id)
+            assert org is not None
+            org.mode, org.live_since, org.safe_mode = LIVE, datetime.now(UTC), False
+            db.session.commit()
             sync_org(org_id, plan_after=False)
             invoices = db.session.scalars(
                 select(Invoice.id).where(Invoice.org_id == org_id, Invoice.status == "open")
@@ -273,33 +350,51 @@ def storm(app: Any, action_id: int, times: int) -> None:
 
 
 class Workers:
-    """`count` worker processes, each restarted when it dies."""
+    """`count` worker processes, supervised as a process manager that restarts only a process
+    that failed would: one killed (a crash point) is started again, one that exits with 0 is
+    not (it is counted, and the run ends with fewer workers than it started with). The first
+    worker's clock runs `clock_offset` seconds fast."""
 
-    def __init__(self, env: dict[str, str], count: int) -> None:
+    def __init__(self, env: dict[str, str], count: int, clock_offset: float = 0.0) -> None:
         self.env = env
-        self.processes: list[subprocess.Popen[bytes]] = []
+        self.clock_offset = clock_offset
+        self.processes: list[subprocess.Popen[bytes] | None] = []
         self.deaths = 0
+        self.clean_exits = 0
         self.log = tempfile.NamedTemporaryFile(prefix="chaos-workers-", suffix=".log",
                                                delete=False)
-        for _ in range(count):
-            self.processes.append(self._start())
+        for n in range(count):
+            self.processes.append(self._start(n))
 
-    def _start(self) -> subprocess.Popen[bytes]:
-        command = [str(Path(sys.executable).with_name("dunwell")), "worker"]
+    def _start(self, n: int) -> subprocess.Popen[bytes]:
+        if n == 0 and self.clock_offset:
+            command = [sys.executable, "-m", "benchmarks.chaos", "--worker-clock-offset",
+                       str(self.clock_offset)]
+        else:
+            command = [str(Path(sys.executable).with_name("dunwell")), "worker"]
         return subprocess.Popen(command, env=self.env, stdout=self.log, stderr=self.log,
                                 start_new_session=True)
 
     def keep_alive(self) -> None:
         for n, process in enumerate(self.processes):
-            if process.poll() is not None:
-                self.deaths += process.returncode == -signal.SIGKILL
-                _kill_group(process)  # its RQ scheduler process, orphaned
-                self.processes[n] = self._start()
+            if process is None or process.poll() is None:
+                continue
+            _kill_group(process)  # its RQ scheduler process, orphaned
+            if process.returncode == 0:
+                self.clean_exits += 1
+                self.processes[n] = None
+                continue
+            self.deaths += process.returncode == -signal.SIGKILL
+            self.processes[n] = self._start(n)
+
+    def running(self) -> int:
+        return sum(1 for p in self.processes if p is not None and p.poll() is None)
 
     def stop(self) -> None:
         for process in self.processes:
-            _kill_group(process)
-            process.wait()
+            if process is not None:
+                _kill_group(process)
+                process.wait()
         self.log.close()
 
 
@@ -313,7 +408,7 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
 # --- counting the books ----------------------------------------------------------------
 
 
-def count_effects(app: Any, x: Served, q: Served) -> dict[str, Any]:
+def count_effects(app: Any, x: Served, q: Served, ids: list[int]) -> dict[str, Any]:
     """For each action: how many times its effect is in the books; and the ledger's states."""
     from app.extensions import db
     from app.models import Action, Connection, Invoice
@@ -325,7 +420,8 @@ def count_effects(app: Any, x: Served, q: Served) -> dict[str, Any]:
                    Action.attempts, Invoice.provider_id, Connection.provider,
                    Connection.tenant_id)
             .join(Invoice, Invoice.id == Action.invoice_id)
-            .join(Connection, Connection.org_id == Action.org_id)).all()
+            .join(Connection, Connection.org_id == Action.org_id)
+            .where(Action.id.in_(ids))).all()
     # Everything the sandboxes hold, by tenant.
     xbox, qbox = x.state, q.state
     effects: dict[str, Counter[str]] = {}
@@ -396,58 +492,295 @@ def _final_share(app: Any, ids: list[int]) -> float:
     from app.models import Action
 
     with app.app_context():
-        done = db.session.query(Action).filter(Action.status.in_(FINAL)).count()
+        done = db.session.scalar(select(func.count()).select_from(Action).where(
+            Action.id.in_(ids), Action.status.in_(FINAL)))
         db.session.remove()
-    return done / max(1, len(ids))
+    return (done or 0) / max(1, len(ids))
 
 
-def run(scale: Scale, database_url: str, redis_url: str,
-        progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
+# --- the faults -------------------------------------------------------------------------
+
+
+WORKER_BACKENDS = "dunwell-chaos-worker"  # the workers' PostgreSQL application_name
+
+
+def interrupt_first_syncs(app: Any, x: Served, q: Served, scale: Scale) -> list[int]:
+    """Organisations connected but not yet synced, whose first sync meets a provider 500 after
+    its invoices were stored (on the payments page); returns their ids. The rules go first in
+    each injector: the first rule that matches a request serves it."""
+    from app.connections.services import connect_quickbooks, connect_xero
+    from app.extensions import db
+    from app.models import Organisation, User
+    from connectors.base import TokenSet
+
+    today = datetime.now(UTC).date()
+    later = datetime.now(UTC) + timedelta(days=3650)
+    orgs: list[int] = []
+    with app.app_context():
+        user = db.session.scalars(select(User)).first()
+        assert user is not None
+        known = set(db.session.scalars(select(Organisation.id)))
+        for n in range(scale.first_syncs):
+            if n % 2 == 0:
+                token = _xero_books(x, 1, scale.first_sync_invoices, today)
+                orgs += [o.id for o in connect_xero(user, TokenSet(token, "unused", later))
+                         if o.id not in known]
+                x.faults.add("server_error", method="GET", path="/Payments$", times=1)
+            else:
+                [(realm, token)] = _quickbooks_books(q, 1, scale.first_sync_invoices,
+                                                     today).items()
+                orgs.append(connect_quickbooks(user, TokenSet(token, "unused", later),
+                                               realm).id)
+                # Its queries, in order: customers, invoices, then payments (the 500).
+                where = f"/company/{realm}/query"
+                q.faults.add("slow", path=where, times=2, delay=0.0)
+                q.faults.add("server_error", path=where, times=1)
+        db.session.remove()
+    return orgs
+
+
+def retry_first_syncs(app: Any, redis: Redis, orgs: list[int], tries: Counter[int]) -> bool:
+    """As RQ's retry or the owner's "sync now" would: a first sync that failed (or was lost
+    with Redis) runs again. True once every one of them has completed."""
+    from app.extensions import db
+    from app.models import SyncRun
+    from jobs.queues import FINISHED as FINISHED_JOB
+    from jobs.queues import enqueue_once
+    from jobs.tasks import SYNC_RETRY, sync_org
+
+    finished = True
+    with app.app_context():
+        for org_id in orgs:
+            runs = db.session.execute(select(SyncRun.status, func.count()).where(
+                SyncRun.org_id == org_id).group_by(SyncRun.status)).all()
+            by_status = dict(runs)  # type: ignore[arg-type]
+            if by_status.get("done"):
+                continue
+            finished = False
+            try:
+                if tries[org_id]:
+                    last = Job.fetch_many([f"sync-org-{org_id}-try-{tries[org_id] - 1}"],
+                                          connection=redis)[0]
+                    if last is not None and last.get_status(refresh=False) not in FINISHED_JOB:
+                        continue  # waiting, running or booked for its retry
+                enqueue_once(sync_org, org_id, job_id=f"sync-org-{org_id}-try-{tries[org_id]}",
+                             retry=SYNC_RETRY)
+                tries[org_id] += 1
+            except RedisError:
+                pass  # Redis is down: the next round tries again
+        db.session.remove()
+    return finished
+
+
+def terminate_worker_backends(database_url: str, seconds: float) -> int:
+    """pg_terminate_backend on every backend of the workers, again and again for `seconds`,
+    from a side connection: jobs lose their connection in statements and in commits."""
+    engine = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    killed = 0
+    try:
+        with engine.connect() as side:
+            until = time.monotonic() + seconds
+            while time.monotonic() < until:
+                killed += len(side.execute(sql_text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND application_name = :name "
+                    "AND pid <> pg_backend_pid()"), {"name": WORKER_BACKENDS}).all())
+                time.sleep(0.05)
+    finally:
+        engine.dispose()
+    return killed
+
+
+@dataclass
+class Pause:
+    """A worker caught holding a claim, stopped (SIGSTOP) until `until`."""
+
+    pid: int
+    action_id: int
+    owner: str
+    until: float
+
+
+def pause_a_claimant(app: Any, redis: Redis, workers: Workers, seconds: float) -> Pause | None:
+    """SIGSTOP the worker that holds a live claim, if one does right now."""
+    from app.extensions import db
+    from app.models import Action
+
+    ours = {p.pid for p in workers.processes if p is not None and p.poll() is None}
+    with app.app_context():
+        claimed = db.session.execute(select(Action.id, Action.claimed_by).where(
+            Action.status == "claimed")).all()
+        for action_id, owner in claimed:
+            name = str(owner or "").split("/", 1)[0]
+            try:
+                pid = int(redis.hget(f"rq:worker:{name}", "pid") or 0)
+            except (RedisError, ValueError):
+                continue
+            if pid not in ours:
+                continue
+            os.kill(pid, signal.SIGSTOP)
+            time.sleep(0.3)  # a commit it had already sent lands before the claim is read
+            db.session.rollback()
+            still = db.session.scalar(select(Action.claimed_by).where(
+                Action.id == action_id, Action.status == "claimed"))
+            if still == owner:
+                db.session.remove()
+                return Pause(pid, action_id, str(owner), time.monotonic() + seconds)
+            os.kill(pid, signal.SIGCONT)  # it finished meanwhile: try another time
+        db.session.remove()
+    return None
+
+
+def count_books(app: Any, ids: list[int], first_orgs: list[int], redis: Redis,
+                paused: Pause | None) -> dict[str, Any]:
+    """What the faults beyond the writebacks may have left behind."""
+    from app.extensions import db
+    from app.models import Action, AuditEvent, Invoice, SyncRun
+
+    with app.app_context():
+        outcomes = db.session.execute(
+            select(AuditEvent.action_id, func.count()).where(
+                AuditEvent.kind.in_([f"action_{s}" for s in ("done", "skipped", "dead")]),
+                AuditEvent.action_id.is_not(None))
+            .group_by(AuditEvent.action_id).having(func.count() > 1)).all()
+        stuck_actions = db.session.scalar(select(func.count()).select_from(Action).where(
+            Action.status.in_(("planned", "claimed", "failed"))))
+        stuck_runs = db.session.scalar(select(func.count()).select_from(SyncRun).where(
+            SyncRun.status == "running"))
+        first_invoices = db.session.scalar(select(func.count()).select_from(Invoice).where(
+            Invoice.org_id.in_(first_orgs), Invoice.status == "open")) if first_orgs else 0
+        planned = select(Action.invoice_id).where(Action.invoice_id.is_not(None))
+        unplanned = db.session.scalar(select(func.count()).select_from(Invoice).where(
+            Invoice.org_id.in_(first_orgs), Invoice.status == "open",
+            Invoice.next_action_at.is_(None), Invoice.id.not_in(planned))) if first_orgs else 0
+        first_modes = sorted(db.session.scalars(select(SyncRun.mode).where(
+            SyncRun.org_id.in_(first_orgs), SyncRun.status == "done")).all())
+        taken_over = None
+        if paused is not None:
+            row = db.session.get(Action, paused.action_id)
+            taken_over = row is not None and row.status in FINAL and row.attempts >= 2
+        db.session.remove()
+    try:
+        booked = ScheduledJobRegistry("chaos", connection=redis).get_job_ids()
+    except RedisError:
+        booked = []
+    daily = sum(1 for org_id in first_orgs
+                if any(job.startswith(f"daily-{org_id}-") for job in booked))
+    return {
+        "double_ledger_entries": sum(n - 1 for _, n in outcomes),
+        "stuck_actions": stuck_actions or 0, "stuck_sync_runs": stuck_runs or 0,
+        "first_sync_orgs": len(first_orgs), "first_sync_invoices": first_invoices or 0,
+        "first_sync_modes": first_modes, "invoices_unplanned": unplanned or 0,
+        "first_sync_daily_runs_booked": daily,
+        "paused_workers": int(paused is not None), "paused_action_taken_over": taken_over,
+    }
+
+
+def run(scale: Scale, database_url: str,
+        report: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
     """The whole experiment; returns the figures (see the module's docstring)."""
-    from redis import Redis
-
     from app import create_app
+
+    begun = time.monotonic()
+
+    def progress(line: str) -> None:
+        report(f"{time.monotonic() - begun:6.1f} s  {line}")
+
     from app.extensions import db
     from app.models import Action
     from migrations import upgrade
 
     started = time.perf_counter()
-    Redis.from_url(redis_url).flushdb()
+    redis_server = PrivateRedis()
+    redis_url = redis_server.url
+    redis = Redis.from_url(redis_url)
+    postgres = database_url.startswith("postgresql")
     upgrade(url=database_url)
     x, q = serve_sandboxes()
     env = settings(database_url, redis_url, x.url, q.url, Fernet.generate_key().decode())
     app = create_app(flask_config(env))
     workers: Workers | None = None
+    paused: Pause | None = None
     try:
         ids = connect_and_plan(app, x, q, scale)
-        progress(f"{len(ids)} actions planned over {scale.orgs} organisations")
+        first_orgs = interrupt_first_syncs(app, x, q, scale)
+        for served in (x, q):
+            # The invoice re-read right after a claim is sometimes slow: claims are held long
+            # enough to be caught; and some writes reach the provider without their key.
+            served.faults.add("slow", method="GET", path=r"(?i)/invoices?/[0-9a-f-]+$",
+                              times=None, probability=0.2, delay=1.0)
+            if scale.forget_keys:
+                served.faults.add("forget_key", method="POST|PUT", times=None,
+                                  probability=scale.forget_keys)
+        progress(f"{len(ids)} actions planned over {scale.orgs} organisations; "
+                 f"{len(first_orgs)} first syncs to interrupt")
         set_up = time.perf_counter()
         book(app, ids)
         worker_env = {**os.environ, **env, "DUNWELL_CRASH_POINTS": scale.crash,
                       "DUNWELL_ACTION_LEASE_SECONDS": str(scale.lease_seconds),
                       "DUNWELL_SWEEP_SECONDS": "2", "DUNWELL_STUCK_SECONDS": "4",
+                      "DUNWELL_WORKER_BACKOFF": "0.5:2", "PGAPPNAME": WORKER_BACKENDS,
                       "PYTHONUNBUFFERED": "1"}
-        workers = Workers(worker_env, scale.workers)
+        workers = Workers(worker_env, scale.workers, scale.clock_offset)
         storm_target = ids[0]
         if scale.storm:
             storm(app, storm_target, scale.storm)
-        flushed = 0
+        flushed = terminated = redis_kills = 0
+        bursts = [0.15, 0.4, 0.7][:scale.backend_bursts] if postgres else []
+        redis_back_at: float | None = None
+        tries: Counter[int] = Counter()
+        first_done = not first_orgs
         deadline = time.monotonic() + scale.timeout
         while time.monotonic() < deadline:
             workers.keep_alive()
             share = _final_share(app, ids)
-            if scale.flush_at is not None and not flushed and share >= scale.flush_at:
-                Redis.from_url(redis_url).flushdb()  # every queued and scheduled job is gone
+            if redis_back_at is not None and time.monotonic() >= redis_back_at:
+                redis_server.start()  # empty: every queued and scheduled job is gone
+                redis_back_at = None
+                progress("redis started again, empty")
+            redis_up = redis_back_at is None
+            if bursts and share >= bursts[0]:
+                bursts.pop(0)
+                terminated += terminate_worker_backends(database_url, 1.0)
+                progress(f"{terminated} worker backends terminated so far at {share:.0%}")
+            if scale.pause and paused is None and share >= 0.2 and redis_up:
+                paused = pause_a_claimant(app, redis, workers, 6 * scale.lease_seconds + 20)
+                if paused is not None:
+                    progress(f"worker {paused.pid} paused holding action {paused.action_id}")
+            if paused is not None and paused.until and (
+                    time.monotonic() >= paused.until or _taken_over(app, paused)):
+                try:
+                    os.kill(paused.pid, signal.SIGCONT)
+                    paused.until = 0.0
+                    progress(f"worker {paused.pid} resumed")
+                except ProcessLookupError:  # it was dying (a crash point) when it was paused
+                    progress(f"worker {paused.pid} died while paused; another is paused")
+                    paused = None
+            if scale.redis_down and not redis_kills and share >= 0.3:
+                redis_server.kill()
+                redis_kills = 1
+                redis_back_at = time.monotonic() + scale.redis_down
+                progress(f"redis killed at {share:.0%} for {scale.redis_down:.0f} s")
+            redis_up = redis_back_at is None
+            if scale.flush_at is not None and not flushed and share >= scale.flush_at \
+                    and redis_up:
+                redis.flushdb()  # every queued and scheduled job is gone
                 flushed = 1
                 progress(f"redis flushed at {share:.0%}")
-            if share >= 1.0:
+            if not first_done and redis_up:
+                first_done = retry_first_syncs(app, redis, first_orgs, tries)
+            faults_over = redis_up and (paused is None or not paused.until) and not bursts \
+                and (not scale.redis_down or redis_kills)
+            if share >= 1.0 and first_done and faults_over and _all_final(app):
                 break
-            time.sleep(0.5)
+            time.sleep(0.1 if scale.pause and paused is None else 0.5)
         run_seconds = time.perf_counter() - set_up
-        deaths = workers.deaths
+        running = workers.running()
+        deaths, clean_exits = workers.deaths, workers.clean_exits
         workers.stop()
         workers = None
-        figures = count_effects(app, x, q)
+        figures = count_effects(app, x, q, ids)
+        books = count_books(app, ids, first_orgs, redis, paused)
         with app.app_context():
             storm_action = db.session.get(Action, storm_target)
             assert storm_action is not None
@@ -455,8 +788,15 @@ def run(scale: Scale, database_url: str, redis_url: str,
         return {
             "benchmark": "chaos", "database": database_url.split(":", 1)[0].split("+")[0],
             "organisations": scale.orgs, "writebacks": len(ids), "workers": scale.workers,
-            **figures,
+            **figures, **books,
             "worker_kills": deaths, "redis_flushes": flushed,
+            "workers_started": scale.workers, "workers_running_at_end": running,
+            "workers_exited_cleanly": clean_exits,
+            "redis_kills": redis_kills, "redis_down_seconds": scale.redis_down,
+            "backends_terminated": terminated,
+            "clock_offset_seconds": scale.clock_offset,
+            "keys_forgotten": x.faults.count("forget_key") + q.faults.count("forget_key"),
+            "first_sync_tries": sum(tries.values()),
             "storm_enqueues": scale.storm, "storm_action_claims": storm_attempts,
             "schedulers": scale.workers,
             "wall_seconds": round(run_seconds, 1),
@@ -464,12 +804,59 @@ def run(scale: Scale, database_url: str, redis_url: str,
             "crash_points": scale.crash,
         }
     finally:
+        if paused is not None and paused.until:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(paused.pid, signal.SIGCONT)
         if workers is not None:
             workers.stop()
         with app.app_context():
             db.engine.dispose()
         x.server.shutdown()
         q.server.shutdown()
+        redis_server.kill()
+
+
+def _taken_over(app: Any, paused: Pause) -> bool:
+    """Another worker claimed the paused worker's action since, and carried it out."""
+    from app.extensions import db
+    from app.models import Action
+
+    with app.app_context():
+        row = db.session.get(Action, paused.action_id)
+        over = row is not None and row.status in FINAL and row.claimed_by != paused.owner
+        db.session.remove()
+    return over
+
+
+def _all_final(app: Any) -> bool:
+    """No action of any organisation still open (those of the first syncs too)."""
+    from app.extensions import db
+    from app.models import Action
+
+    with app.app_context():
+        left = db.session.scalar(select(func.count()).select_from(Action).where(
+            Action.status.in_(("planned", "claimed", "failed"))))
+        db.session.remove()
+    return not left
+
+
+def run_skewed_worker(offset: float) -> None:
+    """`dunwell worker` with a clock `offset` seconds fast: app.clock (every time stamp
+    Dunwell takes) and the column defaults read it."""
+    import app.clock
+    from app import create_app
+    from jobs.worker import run_worker
+
+    real = datetime
+
+    class Skewed(real):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:  # type: ignore[override]
+            return real.now(tz) + timedelta(seconds=offset)
+
+    app.clock.datetime = Skewed  # type: ignore[misc]
+    with create_app().app_context():
+        run_worker()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -485,18 +872,45 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--storm", type=int, default=defaults.storm)
     parser.add_argument("--timeout", type=float, default=defaults.timeout)
     parser.add_argument("--lease-seconds", type=float, default=defaults.lease_seconds)
+    parser.add_argument("--redis-down", type=float, default=defaults.redis_down,
+                        help="seconds Redis stays killed (0: not killed)")
+    parser.add_argument("--clock-offset", type=float, default=defaults.clock_offset,
+                        help="seconds one worker's clock runs fast")
+    parser.add_argument("--forget-keys", type=float, default=defaults.forget_keys)
+    parser.add_argument("--first-syncs", type=int, default=defaults.first_syncs)
+    parser.add_argument("--backend-bursts", type=int, default=defaults.backend_bursts)
+    parser.add_argument("--no-pause", action="store_true")
+    parser.add_argument("--fresh-postgres", action="store_true",
+                        help="run on a new PostgreSQL database (dropped at the end) of the server "
+                             "BENCH_POSTGRES_URL names, instead of DATABASE_URL")
+    parser.add_argument("--worker-clock-offset", type=float, default=None,
+                        help=argparse.SUPPRESS)  # runs one worker of the experiment
     args = parser.parse_args(argv)
+    if args.worker_clock_offset is not None:
+        run_skewed_worker(args.worker_clock_offset)
+        return
     logging.disable(logging.WARNING)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the workers are stopped too
     scale = Scale(orgs=args.orgs, invoices=args.invoices, workers=args.workers,
                   crash=args.crash, storm=args.storm, timeout=args.timeout,
-                  lease_seconds=args.lease_seconds)
-    with tempfile.TemporaryDirectory() as workdir:
-        database_url = os.environ.get("DATABASE_URL") or \
-            f"sqlite:///{Path(workdir) / 'chaos.sqlite3'}"
-        redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14")
-        print(json.dumps(run(scale, database_url, redis_url,
-                             progress=lambda line: print(line, file=sys.stderr))))
+                  lease_seconds=args.lease_seconds, redis_down=args.redis_down,
+                  clock_offset=args.clock_offset, forget_keys=args.forget_keys,
+                  first_syncs=args.first_syncs, pause=not args.no_pause,
+                  backend_bursts=args.backend_bursts)
+    with tempfile.TemporaryDirectory() as workdir, \
+            _database(args.fresh_postgres, Path(workdir)) as database_url:
+        print(json.dumps(run(scale, database_url,
+                             report=lambda line: print(line, file=sys.stderr))))
+
+
+@contextlib.contextmanager
+def _database(postgres: bool, workdir: Path) -> Any:
+    """DATABASE_URL, or a fresh SQLite file, or a new PostgreSQL database of this run's own."""
+    if postgres:
+        with fresh_database("postgresql", workdir) as url:
+            yield url
+        return
+    yield os.environ.get("DATABASE_URL") or f"sqlite:///{workdir / 'chaos.sqlite3'}"
 
 
 if __name__ == "__main__":

@@ -1,8 +1,12 @@
 """Chaos at small scale: real worker processes killed with SIGKILL at the claim, between a
 provider's answer and our commit, and after the commit, restarted each time, with Redis flushed
 mid-run, one action enqueued two hundred times at once and half the actions booked twice by
-two schedulers, over Xero and QuickBooks organisations. The books end with every effect once
-and every action done or skipped with a reason. (benchmarks/chaos.py runs the same at the
+two schedulers, over Xero and QuickBooks organisations; and the faults of issue 30: providers
+that forgot idempotency keys, one worker's clock three minutes fast, a worker paused past its
+lease and resumed, Redis killed and started again empty, PostgreSQL backends terminated under
+jobs, two first syncs interrupted by a provider 500 and retried. The books end with every effect
+once, every action done or skipped with a reason, no invoice without its next-action time, no
+sync record running and every worker still running. (benchmarks/chaos.py runs the same at the
 issue's scale.)"""
 
 from __future__ import annotations
@@ -21,17 +25,18 @@ import pytest
 pytestmark = pytest.mark.db
 
 
-def test_killed_workers_leave_no_duplicate_and_no_lost_action(database_url: str,
-                                                               redis_url: str) -> None:
+def test_faults_leave_no_duplicate_no_lost_action_and_no_worker_down(database_url: str) -> None:
     """Run as its own process, as benchmarks/chaos.py is: nothing an earlier test left in this
-    interpreter (connector caches, SDK state, engines) can reach the experiment."""
+    interpreter (connector caches, SDK state, engines) can reach the experiment. It starts a
+    Redis server of its own (killed and started again empty along the way)."""
     # The deadline leaves room for RQ's retries (30 s, then 120 s) of an action whose provider
-    # call failed in passing; a run that finishes sooner ends sooner.
+    # call or database connection failed in passing; a run that finishes sooner ends sooner.
     answer = subprocess.run(
         [sys.executable, "-m", "benchmarks.chaos", "--orgs", "3", "--invoices", "4",
          "--workers", "2", "--crash", "claimed=0.2,answered=0.1,committed=0.2",
-         "--storm", "200", "--timeout", "300", "--lease-seconds", "3"],
-        env={**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url},
+         "--storm", "200", "--timeout", "300", "--lease-seconds", "3", "--redis-down", "4",
+         "--clock-offset", "180", "--backend-bursts", "1", "--first-syncs", "2"],
+        env={**os.environ, "DATABASE_URL": database_url},
         capture_output=True, text=True, timeout=420, check=False)
     assert answer.returncode == 0, answer.stderr[-3000:]
     figures = json.loads(answer.stdout.strip().splitlines()[-1])
@@ -42,3 +47,19 @@ def test_killed_workers_leave_no_duplicate_and_no_lost_action(database_url: str,
         {"done": 12}, {}, 0), figures
     assert figures["worker_kills"] >= 1, figures  # the crash points did fire
     assert figures["redis_flushes"] == 1
+    # The faults of issue 30, and what they must not leave behind.
+    assert (figures["double_ledger_entries"], figures["stuck_actions"],
+            figures["stuck_sync_runs"], figures["invoices_unplanned"]) == (0, 0, 0, 0), figures
+    assert figures["workers_running_at_end"] == figures["workers_started"] == 2, figures
+    assert figures["workers_exited_cleanly"] == 0, figures
+    assert figures["redis_kills"] == 1 and figures["keys_forgotten"] >= 1, figures
+    # Both first syncs failed part-way with their invoices stored, and completed as first
+    # syncs on a later try, each organisation's daily run booked.
+    assert figures["first_sync_orgs"] == 2 and figures["first_sync_tries"] >= 4, figures
+    assert figures["first_sync_invoices"] == 40, figures
+    assert figures["first_sync_modes"].count("full") == 2, figures
+    assert figures["first_sync_daily_runs_booked"] == 2, figures
+    if figures["paused_workers"]:  # a claim was caught held: it passed to another worker
+        assert figures["paused_action_taken_over"] is True, figures
+    if figures["database"] == "postgresql":
+        assert figures["backends_terminated"] >= 1, figures
