@@ -22,7 +22,7 @@ from app.providers import PROVIDER_NAMES, quickbooks_settings, token_vault, xero
 from app.tokens import store_tokens
 from connectors.base import AuthorizationRevoked, ConnectorError, TokenSet, TransientError
 from connectors.quickbooks import QuickBooksConnector
-from connectors.xero import consent_event, delete_connection, list_connections
+from connectors.xero import consent_tenants, delete_connection
 from jobs import ledger, retention
 
 log = logging.getLogger(__name__)
@@ -124,10 +124,8 @@ def connect_xero(user: User, tokens: TokenSet) -> list[Organisation]:
     other, except where the provider's connection is the one the organisation itself uses
     (the same login at Xero): removing that would disconnect the organisation."""
     settings = xero_settings()
-    # Xero lists every tenant the user ever connected to the app; this consent's are those
-    # of the auth event its access token names.
-    event = consent_event(tokens.access_token)
-    tenants = list_connections(settings, tokens.access_token, event)
+    # Xero lists every tenant the user ever connected to the app: take this consent's own.
+    event, tenants = consent_tenants(settings, tokens.access_token)
     allowed, refused, shared = [], {}, False
     for tenant in tenants:
         existing = _existing("xero", tenant.tenant_id)

@@ -145,6 +145,11 @@ class SandboxConfig:
     # UNVERIFIED: Xero's is an opaque token). None: this sandbox's own address, so the demo's
     # links open the sandbox's page for the invoice.
     invoice_link_base: str | None = "https://in.xero.com/"
+    # What a consent does to a tenant the user had already connected: True moves its connection
+    # to the new auth event; False keeps the old authEventId and moves only updatedDateUtc, as
+    # one developer reported (github.com/XeroAPI/xero-php-oauth2/issues/18). UNVERIFIED which
+    # Xero does; Dunwell's connect flow is tested against both.
+    reconsent_moves_auth_event: bool = True
 
 
 # --- JSON as Xero writes it -------------------------------------------------------------
@@ -339,9 +344,15 @@ class XeroSandbox:
                                                  "updated": self.now}
                     continue
                 old_event, connection_id = found
+                if not self.config.reconsent_moves_auth_event:
+                    self.auth_events[old_event]["connections"][connection_id]["updated"] = \
+                        self.now
+                    continue
                 record = self.auth_events[old_event]["connections"].pop(connection_id)
                 chosen[connection_id] = {**record, "updated": self.now}
-            self.auth_events[event_id] = {"client_id": client_id, "connections": chosen}
+            # auth_time: when the person signed in for this consent (OpenID's claim).
+            self.auth_events[event_id] = {"client_id": client_id, "connections": chosen,
+                                          "auth_time": self.now}
             return event_id
 
     def connection_of(self, client_id: str, tenant_id: str) -> tuple[str, str] | None:
@@ -1518,6 +1529,7 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
     def issue_tokens(auth_event_id: str, client_id: str, scope: str,
                      nonce: str = "") -> dict[str, Any]:
         issued = int(box.now.timestamp())
+        signed_in = int(box.auth_events[auth_event_id].get("auth_time", box.now).timestamp())
         expires = box.now + timedelta(seconds=cfg.access_token_seconds)
         # Xero's access tokens are RS256 JWTs an app may read: authentication_event_id is how it
         # tells which tenants a consent added (github.com/XeroAPI/xero-node/issues/474,
@@ -1525,7 +1537,7 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
         access = box.signing_keys.sign({
             "nbf": issued, "exp": int(expires.timestamp()), "iss": XERO_ISSUER,
             "aud": f"{XERO_ISSUER}/resources", "client_id": client_id, "sub": SANDBOX_USER_SUB,
-            "auth_time": issued, "xero_userid": SANDBOX_XERO_USERID,
+            "auth_time": signed_in, "xero_userid": SANDBOX_XERO_USERID,
             "global_session_id": auth_event_id.replace("-", ""), "jti": secrets.token_hex(16),
             "authentication_event_id": auth_event_id, "scope": scope.split()})
         refresh = secrets.token_urlsafe(48)
@@ -1549,7 +1561,8 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
             "global_session_id": auth_event_id.replace("-", ""),
             "authentication_event_id": auth_event_id,
             "iat": issued, "nbf": issued, "exp": issued + ID_TOKEN_SECONDS,
-            "auth_time": issued}
+            "auth_time": int(box.auth_events[auth_event_id].get("auth_time", box.now)
+                             .timestamp())}
         if nonce:
             claims["nonce"] = nonce
         return box.signing_keys.sign(claims)
