@@ -287,7 +287,10 @@ def test_the_logs_of_a_run_are_json_lines_with_ids_and_no_secret(  # type: ignor
     secrets = secrets_of_the_run(app, faulty.state)
     assert set(faulty.state.access_tokens) & secrets  # type: ignore[attr-defined]
     assert not [secret for secret in secrets if secret in text]
-    customers = {c["EmailAddress"] for c in faulty.state.contacts(run.tenant_id)  # type: ignore[attr-defined]
-                 if c.get("EmailAddress")}
+    contacts = faulty.state.contacts(run.tenant_id)  # type: ignore[attr-defined]
+    customers = {c["EmailAddress"] for c in contacts if c.get("EmailAddress")}
     assert customers, "the demo's customers have email addresses"
     assert not [email for email in customers | {EMAIL} if email in text]
+    # Nor their names: a log line names an invoice by its id and number, never its customer.
+    names = {c["Name"] for c in contacts if len(c.get("Name", "")) >= 6}
+    assert names and not [name for name in names if name in text]
