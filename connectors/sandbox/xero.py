@@ -12,9 +12,8 @@ Choices where Xero's behaviour is not published (each noted where it is made):
   developer saw `minute` from the OAuth 2.0 API (github.com/XeroAPI/xero-node/issues/634);
   the others are guesses in the same form (the OAuth 1.0a API sent `Daily`/`Minute`,
   calcinai/xero-php#352); `SandboxConfig.rate_limit_problems` can rename them.
-- The daily budget resets at 00:00 UTC. Contradicted: Xero's limits page, as quoted in
-  github.com/XeroAPI/xero-node/issues/262, says "5000 calls in a rolling 24 hour window"
-  (connectors/sandbox/README.md says why it is not changed yet).
+- The daily budget is a rolling 24-hour window, as Xero's limits page says (quoted in
+  github.com/XeroAPI/xero-node/issues/262); `rolling_day=False` counts UTC calendar days.
 - An Idempotency-Key reused for a different request (method, path or body) answers 400.
 - Adding a history note leaves the invoice's UpdatedDateUTC alone; the first e-mail, which sets
   SentToContact, moves it.
@@ -150,6 +149,9 @@ class SandboxConfig:
     # one developer reported (github.com/XeroAPI/xero-php-oauth2/issues/18). UNVERIFIED which
     # Xero does; Dunwell's connect flow is tested against both.
     reconsent_moves_auth_event: bool = True
+    # Xero's daily limit counts "5000 calls in a rolling 24 hour window" (Xero's limits page,
+    # as quoted in github.com/XeroAPI/xero-node/issues/262); False counts UTC calendar days.
+    rolling_day: bool = True
 
 
 # --- JSON as Xero writes it -------------------------------------------------------------
@@ -278,6 +280,7 @@ class XeroSandbox:
                               tuple[str, int, dict[str, str], str, datetime]] = {}
         self.minute_calls: dict[str, deque[datetime]] = {}
         self.day_calls: dict[tuple[str, date], int] = {}
+        self.day_window: dict[str, deque[datetime]] = {}  # calls in the last 24 h, by tenant
         self.app_calls: deque[datetime] = deque()
         self.in_flight: dict[str, int] = {}
         self.call_count: dict[str, int] = {}
@@ -1718,10 +1721,26 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
 
     # Accounting API: limits, tenant, idempotency around every call -----------------------
 
+    def day_used(tenant_id: str) -> int:
+        if not cfg.rolling_day:
+            return box.day_calls.get((tenant_id, box.now.date()), 0)
+        calls = box.day_window.setdefault(tenant_id, deque())
+        while calls and calls[0] <= box.now - timedelta(days=1):
+            calls.popleft()
+        return len(calls)
+
+    def day_ends(tenant_id: str) -> datetime:
+        """When a spent day frees a call: 24 h after the oldest call in the window, or the
+        next 00:00 UTC when days are calendar days."""
+        if cfg.rolling_day and box.day_window.get(tenant_id):
+            return box.day_window[tenant_id][0] + timedelta(days=1)
+        return datetime.combine(box.now.date() + timedelta(days=1), datetime.min.time(),
+                                tzinfo=UTC)
+
     def limit_headers(tenant_id: str) -> dict[str, str]:
         window = box.now - timedelta(seconds=60)
         minute = sum(1 for stamp in box.minute_calls.get(tenant_id, ()) if stamp > window)
-        day = box.day_calls.get((tenant_id, box.now.date()), 0)
+        day = day_used(tenant_id)
         return {"X-DayLimit-Remaining": str(max(0, cfg.per_day_limit - day)),
                 "X-MinLimit-Remaining": str(max(0, cfg.per_minute_limit - minute)),
                 **app_headers()}
@@ -1742,10 +1761,8 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
         day_key = (tenant_id, now.date())
         names = cfg.rate_limit_problems
         refusal: tuple[str, int] | None = None
-        if box.day_calls.get(day_key, 0) >= cfg.per_day_limit:
-            midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(),
-                                        tzinfo=UTC)
-            refusal = (names.get("day", "day"), _seconds(midnight - now))
+        if day_used(tenant_id) >= cfg.per_day_limit:
+            refusal = (names.get("day", "day"), _seconds(day_ends(tenant_id) - now))
         elif len(box.app_calls) >= cfg.app_minute_limit:
             refusal = (names.get("appminute", "appminute"), _seconds(box.app_calls[0] - window))
         elif len(minute) >= cfg.per_minute_limit:
@@ -1760,6 +1777,8 @@ border:1px solid #13b5ea;background:#fff}}button[value=allow]{{background:#13b5e
         minute.append(now)
         box.app_calls.append(now)
         box.day_calls[day_key] = box.day_calls.get(day_key, 0) + 1
+        if cfg.rolling_day:
+            box.day_window.setdefault(tenant_id, deque()).append(now)
 
     def accounting(handler: Callable[[Tenant], Response]) -> Response:
         tenant_id = request.headers.get("xero-tenant-id", "").strip().lower()

@@ -989,8 +989,28 @@ def test_the_minute_limit_answers_429_until_a_slot_frees(start: Any) -> None:
     assert served.box.calls(served.first) == 8 and served.box.calls() == 8
 
 
-def test_the_daily_limit_lasts_until_utc_midnight(start: Any) -> None:
+def test_the_daily_limit_is_a_rolling_24_hours(start: Any) -> None:
     served = start(per_day_limit=3)
+    tokens = connect(served.url)
+    assert api(served, tokens, "/Organisation").status_code == 200  # 10:00
+    served.clock.advance(hours=13)
+    tokens = refresh(served.url, tokens["refresh_token"]).json()
+    assert [api(served, tokens, "/Organisation").status_code for _ in range(3)] == [
+        200, 200, 429]  # 23:00: the day holds three calls
+    refused = api(served, tokens, "/Organisation")
+    assert refused.headers["X-Rate-Limit-Problem"] == "day"
+    assert refused.headers["Retry-After"] == str(11 * 3600)  # 24 h after the 10:00 call
+    served.clock.advance(hours=2)  # past 00:00 UTC: no new day yet
+    tokens = refresh(served.url, tokens["refresh_token"]).json()
+    assert api(served, tokens, "/Organisation").status_code == 429
+    served.clock.advance(hours=9)  # 10:00 the next day: the first call has left the window
+    tokens = refresh(served.url, tokens["refresh_token"]).json()
+    answer = api(served, tokens, "/Organisation")
+    assert answer.status_code == 200 and answer.headers["X-DayLimit-Remaining"] == "0"
+
+
+def test_the_daily_limit_can_count_calendar_days(start: Any) -> None:
+    served = start(per_day_limit=3, rolling_day=False)
     tokens = connect(served.url)
     answers = [api(served, tokens, "/Organisation") for _ in range(4)]
     assert [a.status_code for a in answers] == [200, 200, 200, 429]
