@@ -59,7 +59,11 @@ def test_a_hostile_template_is_refused_at_save_time_with_a_clear_message(body: s
         validate_template(HEAD + body)
     message = str(refused.value)
     assert message.startswith("the template cannot be rendered: ")
-    assert REFUSED[body] in message
+    # Too much work is stopped by whichever budget runs out first: steps, or wall time on a
+    # busy machine (rules/template_safety.MAX_RENDER_SECONDS).
+    assert REFUSED[body] in message or (
+        REFUSED[body].startswith("the template does too much work")
+        and "the template takes too long to write" in message)
     assert time.monotonic() - started < 5  # refused quickly, not after the damage
 
 
