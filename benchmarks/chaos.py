@@ -728,6 +728,7 @@ def run(scale: Scale, database_url: str,
         flushed = terminated = redis_kills = 0
         bursts = [0.15, 0.4, 0.7][:scale.backend_bursts] if postgres else []
         redis_back_at: float | None = None
+        last_burst = float("inf")
         tries: Counter[int] = Counter()
         first_done = not first_orgs
         deadline = time.monotonic() + scale.timeout
@@ -742,6 +743,7 @@ def run(scale: Scale, database_url: str,
             if bursts and share >= bursts[0]:
                 bursts.pop(0)
                 terminated += terminate_worker_backends(database_url, 1.0)
+                last_burst = time.monotonic()
                 progress(f"{terminated} worker backends terminated so far at {share:.0%}")
             if scale.pause and paused is None and share >= 0.2 and redis_up:
                 paused = pause_a_claimant(app, redis, workers, 6 * scale.lease_seconds + 20)
@@ -756,7 +758,10 @@ def run(scale: Scale, database_url: str,
                 except ProcessLookupError:  # it was dying (a crash point) when it was paused
                     progress(f"worker {paused.pid} died while paused; another is paused")
                     paused = None
-            if scale.redis_down and not redis_kills and share >= 0.3:
+            # Redis goes down at 30 %, or soon after the first burst: the jobs a burst failed
+            # wait for their retry (30 s) in Redis, and lose it with Redis's data.
+            if scale.redis_down and not redis_kills and (
+                    share >= 0.3 or time.monotonic() - last_burst > 5):
                 redis_server.kill()
                 redis_kills = 1
                 redis_back_at = time.monotonic() + scale.redis_down

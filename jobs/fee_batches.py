@@ -37,7 +37,7 @@ from connectors.base import (
     TransientError,
     batch_key,
 )
-from jobs import ledger
+from jobs import ledger, shared_clock
 from jobs.execute import FEE_KINDS, FEE_LABELS, Effect, _fee_line
 from jobs.plan import refresh_next_action
 from sync.engine import upsert_invoices
@@ -191,10 +191,21 @@ class FeeBatchRun:
 
     def _run(self) -> None:
         claimed = [(action, invoice) for action, invoice in self._candidates()
-                   if ledger.claim(self.session, action, self.owner, self.now)]
+                   if ledger.claim(self.session, action, self.owner, shared_clock.now())]
         self.counts["claimed"] = len(claimed)
         if not claimed:
             return
+        try:
+            # Every write of the batch is fenced by its claims (jobs/ledger.py): a batch
+            # that finds one of them taken over stops, writing nothing more.
+            with ledger.fenced(self.session, [action for action, _ in claimed], self.owner):
+                self._carry_out(claimed)
+        except ledger.ClaimLost as exc:
+            self.session.rollback()
+            log.warning("org %s: fee batch stopped, a claim passed to another worker (%s)",
+                        self.org.id, exc)
+
+    def _carry_out(self, claimed: list[tuple[Action, Invoice]]) -> None:
         try:
             fresh = {r.provider_id: r for r in self.connector.invoices_by_id(
                 [invoice.provider_id for _, invoice in claimed])}
