@@ -9,7 +9,7 @@ import pytest
 from redis import Redis
 from rq import Queue
 
-from tests.integration.test_operations_run import BurstWorker
+from jobs.worker import AppWorker
 from tests.unit.test_observability import TOKEN, Receiver, receiver  # noqa: F401 (fixture)
 
 
@@ -27,7 +27,7 @@ def test_a_failed_job_is_reported_with_its_ids_and_without_secrets(  # type: ign
     job = queue.enqueue(explode, 42, job_id="explode-42", meta={"request_id": "req-00000077"})
     try:
         assert init_error_reports(receiver, "test")
-        BurstWorker([queue], connection=redis).work(burst=True, with_scheduler=False)
+        AppWorker([queue], connection=redis).work(burst=True, with_scheduler=False)
         sentry_sdk.flush(timeout=10)
     finally:
         sentry_sdk.init()  # no DSN: nothing more is sent

@@ -18,9 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from connectors.sandbox.faults import FaultInjector
-from jobs.worker import AppWorker
 from tests.conftest import FakeClock, LiveServer
-from tests.integration.conftest import EMAIL, PASSWORD, connect
+from tests.integration.conftest import EMAIL, PASSWORD, connect, run_jobs
 from tests.integration.test_webhooks import XERO_KEY, sign, xero_body
 
 pytestmark = pytest.mark.db
@@ -29,33 +28,6 @@ METRICS_TOKEN = "metrics-token-for-tests"
 REQUEST_ID = "webhook-request-0001"
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-class BurstWorker(AppWorker):
-    """A real worker without RQ's pubsub listener (remote commands: none are sent here). With
-    redis-py 8.2, RQ 2.12's teardown can wait a minute for that listener's thread: redis-py's
-    `stop()` now joins it, and after the unsubscribe it waits up to RQ's 60 s sleep_time for
-    a subscription that will not come."""
-
-    def subscribe(self) -> None:
-        pass
-
-    def unsubscribe(self) -> None:
-        pass
-
-
-def run_jobs(app) -> None:  # type: ignore[no-untyped-def]
-    """Every queued job, by a burst worker, as tests/integration/conftest.py's run_jobs."""
-    from redis import Redis
-    from rq import Queue
-
-    from app.extensions import db
-
-    with app.app_context():
-        redis = Redis.from_url(app.config["REDIS_URL"])
-        BurstWorker([Queue(app.config["RQ_QUEUE"], connection=redis)],
-                    connection=redis).work(burst=True, with_scheduler=False)
-        db.session.remove()
 
 
 @dataclass
