@@ -2701,7 +2701,8 @@ border:1px solid #2ca01c;background:#fff}}button[value=allow]{{background:#2ca01
 def serve(host: str = "127.0.0.1", port: int = 5056, seed_today: date | None = None) -> None:
     from werkzeug.serving import run_simple
 
-    sandbox = QuickBooksSandbox()
+    # Served on its own (the demo): invoice links open this sandbox's page, not the provider's.
+    sandbox = QuickBooksSandbox(SandboxConfig(invoice_link_base=None))
     sandbox.seed_demo(seed_today or datetime.now(UTC).date())
     print(f"QuickBooks Online sandbox on http://{host}:{port}", flush=True)
     run_simple(host, port, create_app(sandbox), threaded=True)

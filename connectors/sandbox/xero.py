@@ -2437,7 +2437,8 @@ class CaseInsensitivePaths:
 def serve(host: str = "127.0.0.1", port: int = 5055, seed_today: date | None = None) -> None:
     from werkzeug.serving import run_simple
 
-    sandbox = XeroSandbox()
+    # Served on its own (the demo): invoice links open this sandbox's page, not the provider's.
+    sandbox = XeroSandbox(SandboxConfig(invoice_link_base=None))
     sandbox.seed_demo(seed_today or datetime.now(UTC).date())
     print(f"Xero sandbox on http://{host}:{port}", flush=True)
     run_simple(host, port, create_app(sandbox), threaded=True)
