@@ -227,7 +227,7 @@ def test_organisations_that_existed_stay_live_and_new_ones_start_in_review(  # t
     with engine.begin() as connection:
         connection.execute(insert, {"name": "New Ltd", "at": datetime.now(UTC), "safe": False})
         rows = dict(connection.execute(text(
-            "SELECT name, mode FROM organisations")).tuples().all())
+            "SELECT name, mode FROM organisations")).all())
         safe = connection.execute(text(
             "SELECT safe_mode FROM organisations WHERE name = 'Careful Ltd'")).scalar()
     engine.dispose()
