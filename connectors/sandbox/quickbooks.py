@@ -31,7 +31,8 @@ UNVERIFIED:
 - Revoking any token of a consent (access or refresh) ends the whole consent; an unknown token
   still answers 200, as RFC 7009 asks.
 - `minorversion` is read but not required; anything below 75 is served as 75, as QBO has done
-  since 2025.
+  since 1 August 2025 (settled: Intuit's developer blog, 2025-01-21, "Changes to our
+  Accounting API that may impact your application").
 - A replayed `requestid` answers the first answer (status and body), whatever the new body.
   Fault answers are replayed too; requests refused before reaching the company (401, 403,
   429) are not remembered.

@@ -12,8 +12,12 @@ Choices where Xero's behaviour is not published (each noted where it is made):
   developer saw `minute` from the OAuth 2.0 API (github.com/XeroAPI/xero-node/issues/634);
   the others are guesses in the same form (the OAuth 1.0a API sent `Daily`/`Minute`,
   calcinai/xero-php#352); `SandboxConfig.rate_limit_problems` can rename them.
-- The daily budget is a rolling 24-hour window, as Xero's limits page says (quoted in
-  github.com/XeroAPI/xero-node/issues/262); `rolling_day=False` counts UTC calendar days.
+- The daily budget is a rolling 24-hour window, as Xero's limits page said (quoted in
+  github.com/XeroAPI/xero-node/issues/262, 2019); its later wording, "counted against a fixed
+  window which will reset at different times for each tenant ... use the Retry-After header"
+  (quoted in blog.featherbear.cc, "Using Xero from a Developer's Perspective"), is not
+  emulated exactly. Either way it is not 00:00 UTC, and Retry-After is the authority.
+  `rolling_day=False` counts UTC calendar days.
 - An Idempotency-Key reused for a different request (method, path or body) answers 400.
 - Adding a history note leaves the invoice's UpdatedDateUTC alone; the first e-mail, which sets
   SentToContact, moves it.
@@ -150,7 +154,8 @@ class SandboxConfig:
     # Xero does; Dunwell's connect flow is tested against both.
     reconsent_moves_auth_event: bool = True
     # Xero's daily limit counts "5000 calls in a rolling 24 hour window" (Xero's limits page,
-    # as quoted in github.com/XeroAPI/xero-node/issues/262); False counts UTC calendar days.
+    # as quoted in github.com/XeroAPI/xero-node/issues/262; later "a fixed window which will
+    # reset at different times for each tenant"); False counts UTC calendar days.
     rolling_day: bool = True
 
 
