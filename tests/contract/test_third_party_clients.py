@@ -10,12 +10,14 @@ stream by stream; connectors/sandbox/README.md keeps the table.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,8 +44,33 @@ CACHE = Path(os.environ.get("DUNWELL_THIRD_PARTY_CACHE",
 START = "2000-01-01T00:00:00Z"
 
 
+@contextmanager
+def cache_lock() -> Iterator[None]:
+    """One process at a time makes the CA and the virtualenvs (pytest-xdist runs several)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / ".lock", "w", encoding="ascii") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def authority() -> TestAuthority:
-    return TestAuthority(CACHE / "test-ca")
+    with cache_lock():
+        return TestAuthority(CACHE / "test-ca")  # made once, then read
+
+
+def _make_venv(folder: Path, requirements: tuple[str, ...], ca_bundle: Path) -> None:
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(folder)], check=True)
+    subprocess.run([str(folder / "bin" / "pip"), "install", "--quiet",
+                    "--disable-pip-version-check", *requirements], check=True, timeout=900)
+    bundle = subprocess.run([str(folder / "bin" / "python"), "-c",
+                             "import certifi; print(certifi.where())"], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    with open(bundle, "a", encoding="ascii") as trusted:
+        trusted.write("\n" + ca_bundle.read_text(encoding="ascii"))
+    (folder / ".installed").write_text("\n".join(requirements))
 
 
 def client_venv(requirements: tuple[str, ...]) -> Path:
@@ -52,17 +79,10 @@ def client_venv(requirements: tuple[str, ...]) -> Path:
     Its certifi bundle also trusts the test CA: a client that sends prepared requests
     (tap-xero: Session.send) reads no REQUESTS_CA_BUNDLE. The client's code is untouched."""
     folder = CACHE / "+".join(r.replace("==", "-") for r in requirements)
-    done = folder / ".installed"
-    if not done.exists():
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(folder)], check=True)
-        subprocess.run([str(folder / "bin" / "pip"), "install", "--quiet",
-                        "--disable-pip-version-check", *requirements], check=True, timeout=900)
-        bundle = subprocess.run([str(folder / "bin" / "python"), "-c",
-                                 "import certifi; print(certifi.where())"], check=True,
-                                capture_output=True, text=True).stdout.strip()
-        with open(bundle, "a", encoding="ascii") as trusted:
-            trusted.write("\n" + authority().bundle.read_text(encoding="ascii"))
-        done.write_text("\n".join(requirements))
+    ca_bundle = authority().bundle
+    with cache_lock():
+        if not (folder / ".installed").exists():
+            _make_venv(folder, requirements, ca_bundle)
     return folder / "bin"
 
 
