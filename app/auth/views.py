@@ -21,6 +21,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, logout_user
 from itsdangerous import BadData, URLSafeTimedSerializer
+from redis.exceptions import RedisError
 from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
@@ -35,7 +36,7 @@ from app.auth.sessions import (
 )
 from app.extensions import db, login_manager
 from app.models import Organisation, User
-from app.security import same_origin_path
+from app.security import count_in_window, same_origin_path
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("auth", __name__)
@@ -135,6 +136,20 @@ def _email_reset_link(app: Flask, user_id: int) -> None:
             db.session.remove()
 
 
+RESET_MAILS_PER_HOUR = 3  # per address: enough for a lost mail, too few to flood an inbox
+
+
+def _reset_mail_allowed(email: str) -> bool:
+    """At most RESET_MAILS_PER_HOUR links an hour to one address (Redis down: sent)."""
+    key = "password-reset:" + hashlib.sha256(email.encode()).hexdigest()[:32]
+    try:
+        [count] = count_in_window([key], 3600)
+    except RedisError:
+        log.warning("password reset limit not checked: Redis unavailable")
+        return True
+    return count <= RESET_MAILS_PER_HOUR
+
+
 @blueprint.route("/password-reset", methods=["GET", "POST"])
 def reset_request() -> str | Response:
     """Ask for a link. The answer is the same whether or not the address has an account."""
@@ -145,7 +160,7 @@ def reset_request() -> str | Response:
         flash(_("If %(email)s has an account, a link to choose a new password is on its way. "
                 "It works once, within an hour.", email=email), "success")
         answer = redirect(url_for("auth.sign_in"))
-        if user_id is not None:
+        if user_id is not None and _reset_mail_allowed(email):
             app = current_app._get_current_object()  # type: ignore[attr-defined]
             answer.call_on_close(lambda: _email_reset_link(app, user_id))
         return answer

@@ -136,3 +136,17 @@ def test_a_password_reset_link_expires(app, web, smtp) -> None:  # type: ignore[
     app.config["PASSWORD_RESET_SECONDS"] = 3600
     assert requests.get(web.url + link.group(1)).status_code == 200
     assert requests.get(web.url + forged).status_code == 404
+
+
+def test_reset_links_to_one_address_are_limited_and_the_answer_stays_the_same(
+        app, web, smtp) -> None:  # type: ignore[no-untyped-def]
+    from app.auth.views import RESET_MAILS_PER_HOUR
+
+    create_user(app)
+    answers = [_ask_for_reset(web.url, EMAIL)[0] for _ in range(RESET_MAILS_PER_HOUR + 2)]
+    assert {(a.status_code, a.headers["Location"]) for a in answers} == {(302, "/signin")}
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(smtp.messages) < RESET_MAILS_PER_HOUR:
+        time.sleep(0.05)
+    time.sleep(0.5)  # any mail beyond the limit would have arrived by now
+    assert len([m for m in smtp.messages if m[0] == [EMAIL]]) == RESET_MAILS_PER_HOUR
