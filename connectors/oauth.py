@@ -34,9 +34,18 @@ from connectors.base import (
 TIMEOUT_SECONDS = 30
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
-# Both libraries log request and answer bodies, tokens included, at DEBUG: never let them.
-for _name in ("requests_oauthlib", "oauthlib"):
-    logging.getLogger(_name).setLevel(max(logging.INFO, logging.getLogger(_name).level))
+
+
+def _no_debug(record: logging.LogRecord) -> bool:
+    return record.levelno > logging.DEBUG
+
+
+# Both libraries log request and answer bodies, tokens included, at DEBUG. A filter on each of
+# their loggers drops those records whatever level a deployment sets (a filter on a parent
+# logger would not see its children's records).
+for _name in [n for n in list(logging.root.manager.loggerDict)
+              if n.split(".")[0] in ("requests_oauthlib", "oauthlib")]:
+    logging.getLogger(_name).addFilter(_no_debug)
 
 _insecure_lock = threading.Lock()
 _insecure_users = 0

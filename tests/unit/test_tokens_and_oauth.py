@@ -173,3 +173,18 @@ def test_a_code_is_exchanged_with_its_verifier_and_revocation_tolerates_a_dead_t
     endpoint.answer(503, "busy", "text/plain")
     with pytest.raises(TransientError):
         client_of(endpoint).revoke("live-refresh")
+
+
+def test_the_librarys_debug_logs_never_carry_the_tokens(
+        endpoint: TokenEndpoint, caplog: pytest.LogCaptureFixture) -> None:
+    """requests-oauthlib logs request and answer bodies at DEBUG; whatever level is set."""
+    import logging
+
+    for name in ("requests_oauthlib", "requests_oauthlib.oauth2_session", "oauthlib"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    caplog.set_level(logging.DEBUG)
+    endpoint.answer(200, {"access_token": "access-SECRET-1", "refresh_token": "refresh-SECRET-2",
+                          "expires_in": 1800, "token_type": "Bearer"})
+    client_of(endpoint).refresh("refresh-SECRET-0")
+    client_of(endpoint).exchange_code("code-SECRET-3", "http://127.0.0.1/cb", "verifier-SECRET")
+    assert "SECRET" not in caplog.text and "s3cret" not in caplog.text
