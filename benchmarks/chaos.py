@@ -765,6 +765,8 @@ def run(scale: Scale, database_url: str,
                 redis_server.kill()
                 redis_kills = 1
                 redis_back_at = time.monotonic() + scale.redis_down
+                if paused is not None and paused.until:  # no takeover without Redis: wait on
+                    paused.until += scale.redis_down
                 progress(f"redis killed at {share:.0%} for {scale.redis_down:.0f} s")
             redis_up = redis_back_at is None
             if scale.flush_at is not None and not flushed and share >= scale.flush_at \
