@@ -30,6 +30,9 @@ POLICY = {
     "version": 2,
     "reminder_steps": [{"offset_days": 0}, {"offset_days": 20, "channel": "dunwell_email",
                                             "tone": "firm"}],
+    # The invoice this test watches is long overdue when first chased: its first message is
+    # the first contact (the step after the due date), here in the firm tone.
+    "first_contact": {"tone": "firm"},
     "escalation": {
         "call_task": {"after_days": 25, "assignee": "Sam in accounts"},
         "stop_service": {"after_days": 30, "webhook_url": "http://127.0.0.1:9/hook"},
@@ -124,6 +127,9 @@ def test_escalation_reaches_people_the_books_and_the_owner_once(  # type: ignore
         others = db.session.scalars(select(Contact).where(Contact.id != contact_id)).all()
         for other in others:
             other.excluded = True  # keep the run to the one customer this test watches
+        for invoice in db.session.scalars(select(Invoice).where(
+                Invoice.contact_id == contact_id, Invoice.id != target_id)):
+            invoice.disputed = True  # and to its one invoice, over the weeks the test waits
         db.session.commit()
 
     with app.app_context():
@@ -134,6 +140,17 @@ def test_escalation_reaches_people_the_books_and_the_owner_once(  # type: ignore
         return {a.kind: (a.status, a.error) for a in db.session.scalars(select(Action).where(
             Action.invoice_id == target_id))}
 
+    with app.app_context():
+        # Long overdue when first chased: the first contact alone, never a backlog of
+        # escalations on day one (they count from the contact, as the ladder does).
+        assert actions() == {"reminder": ("done", None)}
+    # Five weeks on (the contact stands for day 20 of the ladder, so day 55 has come: a
+    # Tuesday, no bank holiday): the call, the stop-service signal and the final demand are
+    # due together, and the agency case after them.
+    app.config["CLOCK"].advance(days=35)
+    with app.app_context():
+        enqueue_sync(connected.org_id)
+    run_jobs(app)
     with app.app_context():
         # The agency case waits for the final demand to have gone out: the next run plans it.
         assert actions() == {"reminder": ("done", None), "call_task": ("done", None),

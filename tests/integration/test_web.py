@@ -91,7 +91,10 @@ def test_plan_command_prints_the_day_as_json(app, connected) -> None:  # type: i
     assert result.exit_code == 0, result.output
     planned = [json.loads(line) for line in result.output.splitlines()]
     assert planned and all(p["kind"] == "reminder" for p in planned)
-    assert all(p["reason"].startswith(("Reminder ", "Repeat reminder ")) for p in planned)
+    # Invoices already late get their first contact, the others their ladder step.
+    assert all(p["reason"].startswith(("Reminder ", "Repeat reminder ", "First contact, "))
+               for p in planned)
+    assert any(p["reason"].startswith("First contact, ") for p in planned)
     assert {"invoice_number", "key", "step", "step_count", "scheduled_for"} <= set(planned[0])
     from app.models import Action
 
