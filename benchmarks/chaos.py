@@ -602,7 +602,8 @@ class Pause:
 
 
 def pause_a_claimant(app: Any, redis: Redis, workers: Workers, seconds: float) -> Pause | None:
-    """SIGSTOP the worker that holds a live claim, if one does right now."""
+    """SIGSTOP the worker that holds a live claim, if one does right now. It is resumed once
+    another worker carried its action out (at the latest after `seconds`)."""
     from app.extensions import db
     from app.models import Action
 
@@ -746,7 +747,7 @@ def run(scale: Scale, database_url: str,
                 last_burst = time.monotonic()
                 progress(f"{terminated} worker backends terminated so far at {share:.0%}")
             if scale.pause and paused is None and share >= 0.2 and redis_up:
-                paused = pause_a_claimant(app, redis, workers, 6 * scale.lease_seconds + 20)
+                paused = pause_a_claimant(app, redis, workers, scale.timeout / 3)
                 if paused is not None:
                     progress(f"worker {paused.pid} paused holding action {paused.action_id}")
             if paused is not None and paused.until and (
