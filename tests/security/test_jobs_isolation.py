@@ -75,6 +75,8 @@ def _connect_tenant(app, base: str, email: str, tenant_name: str  # type: ignore
     data += [("tenant", chosen), ("decision", "allow")]
     landed = http.post(urljoin(consent.url, form["action"] or consent.url), data=data)
     assert landed.status_code == 200, landed.text[:300]
+    # A new organisation starts in review: its owner goes live, as connect() does for A.
+    flows.go_live(http, base, int(re.search(r"/orgs/(\d+)", landed.url).group(1)))
     return http
 
 
