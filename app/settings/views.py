@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import format_date, ngettext
 from flask_babel import gettext as _
-from flask_babel import ngettext
 from flask_login import current_user, login_required
 from redis.exceptions import RedisError
 from werkzeug.datastructures import MultiDict
@@ -18,6 +18,7 @@ from app.organisations.services import may_in, organisation_for
 from app.practice.services import practice_access
 from app.security import BIGGEST_ID, count_in_window
 from app.settings import approvals, contact_overrides, credit_sections, message_texts, services
+from app.setup import rates
 from jobs.plan import policy_for
 from rules import policy_to_json
 
@@ -82,6 +83,11 @@ def policy(org_id: int) -> tuple[str, int] | Response:
         return _page(org, request.form, form.errors, 422)
     version = services.save_policy(org, current_user, checked, clock.now())
     flash(_("Policy saved (version %(version)s).", version=version), "success")
+    for check in rates.rate_checks(db.session, org, clock.now()):  # said now, not discovered
+        flash(_("Statutory interest (%(jurisdiction)s) will charge nothing for %(start)s to "
+                "%(end)s until its rate is confirmed: see the notice below.",
+                jurisdiction=check.jurisdiction, start=format_date(check.start),
+                end=format_date(check.end)), "error")
     return redirect(url_for("settings.policy", org_id=org.id))
 
 

@@ -5,6 +5,7 @@ unverified shows a banner on the settings page and the dashboard; an owner confi
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -37,6 +38,12 @@ def test_an_unverified_rate_is_named_and_an_owner_confirms_it(app, web, clock) -
                   if f.action.kind == "interest"]
     assert before == []  # the unverified period charges nothing...
     http, base = connected.http, f"{web.url}/orgs/{connected.org_id}"
+    # Saving the policy on the settings page says so at once, in plain words.
+    page = http.get(base + "/settings").text
+    form = {k: v for k, v in _fields(page).items()}
+    saved = http.post(base + "/settings", data=form)
+    assert "Policy saved" in saved.text
+    assert "Statutory interest (GB) will charge nothing for" in saved.text
     for path in ("/settings", "/dashboard"):
         page = http.get(base + path).text
         # ...and says so, naming the jurisdiction and the period.
@@ -71,3 +78,25 @@ def test_rates_status_lists_the_periods_that_need_a_row_or_a_check(app, clock) -
     assert result.exit_code == 0, result.output
     assert "GB 2026-07-01..2026-12-31: needs a check: 11.75 % B2B" in result.output
     assert "period(s) need a row or a check" in result.output
+
+
+def _fields(page: str) -> dict[str, str]:
+    """The policy form as the page fills it in (its first POST form with a step field)."""
+    form = next(f for f in flows.forms_of(page)
+                if any((i.get("name") or "").startswith("reminder_steps.")
+                       for i in f["inputs"]))
+    values: dict[str, str] = {}
+    for field in form["inputs"]:
+        name, kind = field.get("name"), (field.get("type") or "text").lower()
+        if not name or kind in ("submit", "button"):
+            continue
+        if kind == "checkbox" and "checked" not in field:
+            continue
+        values[name] = field.get("value") or ("on" if kind == "checkbox" else "")
+    for name, options in re.findall(r'<select[^>]*name="([^"]+)"[^>]*>(.*?)</select>', page,
+                                    re.S):
+        chosen = re.search(r'<option value="([^"]*)"\s+selected', options) \
+            or re.search(r'<option value="([^"]*)"', options)
+        if chosen:
+            values[name] = chosen.group(1)
+    return values
