@@ -56,14 +56,18 @@ typecheck: $(DEV_STAMP)
 
 # The whole suite on SQLite, then every test that uses a database (marked `db`, which
 # tests/conftest.py derives from the fixtures) again on PostgreSQL; two workers (pytest-xdist),
-# each with a Redis server of its own. Coverage of both passes, per package, closes the run.
+# each with a Redis server of its own, then the few tests marked `serial` (throughput and
+# timing against real processes) alone. Coverage of every pass, per package, closes the run.
 TEST_WORKERS ?= 2
-PYTEST := $(BIN)/pytest -q -n $(TEST_WORKERS) -p no:cacheprovider
+PYTEST := $(BIN)/pytest -q -p no:cacheprovider --cov --cov-append --cov-report=
+SQLITE := DUNWELL_TEST_DATABASE=sqlite
+POSTGRES := DUNWELL_TEST_DATABASE=postgresql TEST_POSTGRES_URL=$(TEST_POSTGRES_URL)
 test: $(DEV_STAMP) services fonts chromium lint typecheck
 	@rm -f .coverage .coverage.*
-	DUNWELL_TEST_DATABASE=sqlite $(PYTEST) --cov --cov-report=
-	DUNWELL_TEST_DATABASE=postgresql TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) DUNWELL_COVERAGE_SUMMARY=1 \
-	  $(PYTEST) -m db --cov --cov-append --cov-report=
+	$(SQLITE) $(PYTEST) -n $(TEST_WORKERS) -m "not serial"
+	$(SQLITE) $(PYTEST) -m serial
+	$(POSTGRES) $(PYTEST) -n $(TEST_WORKERS) -m "db and not serial"
+	$(POSTGRES) DUNWELL_COVERAGE_SUMMARY=1 $(PYTEST) -m "db and serial"
 
 # Every benchmark (benchmarks/report.py says which, at what size): benchmarks/results.json
 # and the table in docs/performance.md. Redis db 6 is the benchmarks' own.

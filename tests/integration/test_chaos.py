@@ -22,7 +22,9 @@ import pytest
 # scheduler lock had been killed, and the survivors slept in Redis for RQ's default ~400 s
 # instead of taking the scheduler over (fixed in jobs/worker.py; tests/integration/
 # test_worker_scheduler.py pins it).
-pytestmark = pytest.mark.db
+# Serial: its leases and pauses are seconds long, and a second test beside it on two cores
+# stretched them until a paused worker resumed before another could take its claim over.
+pytestmark = [pytest.mark.db, pytest.mark.serial]
 
 
 def test_faults_leave_no_duplicate_no_lost_action_and_no_worker_down(database_url: str) -> None:

