@@ -572,15 +572,18 @@ def retry_first_syncs(app: Any, redis: Redis, orgs: list[int], tries: Counter[in
     return finished
 
 
-def terminate_worker_backends(database_url: str, seconds: float) -> int:
+def terminate_worker_backends(database_url: str, seconds: float, patience: float = 15.0) -> int:
     """pg_terminate_backend on every backend of the workers, again and again for `seconds`,
-    from a side connection: jobs lose their connection in statements and in commits."""
+    from a side connection: jobs lose their connection in statements and in commits. A burst
+    that found no backend (every worker between connections, or restarting) goes on, for up to
+    `patience` seconds more, until it has ended one."""
     engine = create_engine(database_url, isolation_level="AUTOCOMMIT")
     killed = 0
     try:
         with engine.connect() as side:
             until = time.monotonic() + seconds
-            while time.monotonic() < until:
+            give_up = until + patience
+            while time.monotonic() < until or (not killed and time.monotonic() < give_up):
                 killed += len(side.execute(sql_text(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                     "WHERE datname = current_database() AND application_name = :name "

@@ -11,6 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from coverage import Coverage
+from coverage.exceptions import CoverageException
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +25,10 @@ def by_package(data_file: str = ".coverage") -> dict[str, tuple[int, int]]:
         path = Path(filename).resolve()
         if not path.is_relative_to(ROOT):
             continue
-        _, statements, _, missing, _ = cov.analysis2(filename)
+        try:
+            _, statements, _, missing, _ = cov.analysis2(filename)
+        except CoverageException:  # not Python (a template's code object), or gone since
+            continue
         package = path.relative_to(ROOT).parts[0]
         totals[package][0] += len(statements)
         totals[package][1] += len(statements) - len(missing)
