@@ -176,7 +176,7 @@ def sandbox_group() -> None:
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=5055, type=int)
 def sandbox_xero(host: str, port: int) -> None:
-    from connectors.sandbox.xero import serve
+    from sandboxes.xero import serve
 
     serve(host=host, port=port)
 
@@ -186,7 +186,7 @@ def sandbox_xero(host: str, port: int) -> None:
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=5056, type=int)
 def sandbox_quickbooks(host: str, port: int) -> None:
-    from connectors.sandbox.quickbooks import serve
+    from sandboxes.quickbooks import serve
 
     serve(host=host, port=port)
 

@@ -1,6 +1,6 @@
 """Large, deterministic books for the sandboxes: what a busy organisation has after years.
 
-The demo seeds (connectors/sandbox/*_seed.py) hold a few hundred records; the benchmarks need
+The demo seeds (sandboxes/*_seed.py) hold a few hundred records; the benchmarks need
 tens of thousands, in the same stored shapes the sandboxes' own seeds and API writes produce,
 so the answers our connectors read are the answers a real book would give. Every record last
 changed at its own moment (one second apart, oldest first), all before `today`.
@@ -15,8 +15,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from connectors.sandbox.quickbooks import QuickBooksSandbox
-    from connectors.sandbox.xero import XeroSandbox
+    from sandboxes.quickbooks import QuickBooksSandbox
+    from sandboxes.xero import XeroSandbox
 
 CENT = Decimal("0.01")
 FOUR_DP = Decimal("0.0001")

@@ -118,8 +118,8 @@ def _serve(wsgi_app: Any) -> Any:
 
 
 def serve_sandboxes() -> tuple[Served, Served]:
-    from connectors.sandbox import quickbooks, xero
-    from connectors.sandbox.faults import FaultInjector
+    from sandboxes import quickbooks, xero
+    from sandboxes.faults import FaultInjector
 
     x = xero.XeroSandbox(xero.SandboxConfig(
         per_minute_limit=UNLIMITED, per_day_limit=UNLIMITED, concurrent_limit=UNLIMITED,
@@ -230,7 +230,7 @@ def _xero_books(x: Served, count: int, invoices: int, today: Any) -> str:
 def _quickbooks_books(q: Served, count: int, invoices: int, today: Any) -> dict[str, str]:
     """`count` companies, one consent each; returns their access tokens by realm."""
     from benchmarks.books import seed_quickbooks_books
-    from connectors.sandbox.quickbooks import Consent
+    from sandboxes.quickbooks import Consent
 
     box = q.state
     tokens = {}

@@ -89,8 +89,8 @@ class StatusCount:
 
 def _xero(tenants: int, clock: ScaledClock) -> tuple[Any, Callable[[str], Any], list[str], Any]:
     from connectors.oauth import OAuthClient
-    from connectors.sandbox.xero import SandboxConfig, XeroSandbox, create_app
     from connectors.xero import XeroConnector, XeroSettings
+    from sandboxes.xero import SandboxConfig, XeroSandbox, create_app
 
     state = XeroSandbox(SandboxConfig(clock=clock))  # Xero's real limits
     ids = [state.add_tenant(f"Tenant {n}", "GB", "GBP", "GMTSTANDARDTIME")
@@ -116,7 +116,7 @@ def _xero(tenants: int, clock: ScaledClock) -> tuple[Any, Callable[[str], Any], 
 def _quickbooks(tenants: int, clock: ScaledClock
                 ) -> tuple[Any, Callable[[str], Any], list[str], Any]:
     from connectors.quickbooks import QuickBooksConnector, QuickBooksSettings
-    from connectors.sandbox.quickbooks import (
+    from sandboxes.quickbooks import (
         Consent,
         QuickBooksSandbox,
         SandboxConfig,

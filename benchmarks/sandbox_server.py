@@ -59,7 +59,7 @@ def _serve(args: argparse.Namespace) -> None:
     from werkzeug.serving import make_server
 
     from benchmarks.books import seed_quickbooks_books, seed_xero_books
-    from connectors.sandbox.wire import json_response
+    from sandboxes.wire import json_response
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     clock: Callable[[], datetime] = ScaledClock(args.clock_scale) if args.clock_scale \
@@ -69,7 +69,7 @@ def _serve(args: argparse.Namespace) -> None:
     if args.open_limits:
         limits = {"per_minute_limit": 10**9, "concurrent_limit": 10**6}
     if args.provider == "xero":
-        from connectors.sandbox import xero
+        from sandboxes import xero
 
         if args.open_limits:
             limits |= {"per_day_limit": 10**9, "app_minute_limit": 10**9}
@@ -80,7 +80,7 @@ def _serve(args: argparse.Namespace) -> None:
         if not args.plain:
             _accelerate_xero(xero, app)
     else:
-        from connectors.sandbox import quickbooks
+        from sandboxes import quickbooks
 
         if args.open_limits:
             limits |= {"batch_per_minute_limit": 10**9, "emails_per_day": 10**9}

@@ -31,11 +31,11 @@ def one_run(workdir: Path) -> dict[str, float]:
     from app.extensions import db
     from app.models import User
     from connectors.oauth import new_pkce_pair
-    from connectors.sandbox.xero import XeroSandbox
-    from connectors.sandbox.xero import create_app as sandbox_app
     from connectors.xero import page_floor
     from jobs.tasks import sync_org
     from migrations import upgrade
+    from sandboxes.xero import XeroSandbox
+    from sandboxes.xero import create_app as sandbox_app
 
     box = XeroSandbox()
     box.seed_demo(datetime.now(UTC).date())

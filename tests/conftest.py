@@ -208,7 +208,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def sandbox(clock: FakeClock) -> Iterator[tuple[object, LiveServer]]:
-    from connectors.sandbox.xero import SandboxConfig, XeroSandbox, create_app
+    from sandboxes.xero import SandboxConfig, XeroSandbox, create_app
 
     state = XeroSandbox(SandboxConfig(clock=clock, per_minute_limit=100_000))
     state.seed_demo(clock().date())
@@ -219,7 +219,7 @@ def sandbox(clock: FakeClock) -> Iterator[tuple[object, LiveServer]]:
 
 @pytest.fixture
 def qbo_sandbox(clock: FakeClock) -> Iterator[tuple[object, LiveServer]]:
-    from connectors.sandbox.quickbooks import QuickBooksSandbox, SandboxConfig, create_app
+    from sandboxes.quickbooks import QuickBooksSandbox, SandboxConfig, create_app
 
     state = QuickBooksSandbox(SandboxConfig(clock=clock, per_minute_limit=100_000))
     state.seed_demo(clock().date())

@@ -104,7 +104,7 @@ class XeroHarness:
     locks_lines_once_paid = True
 
     def __init__(self, clock: FakeClock) -> None:
-        from connectors.sandbox.xero import SandboxConfig, XeroSandbox, create_app
+        from sandboxes.xero import SandboxConfig, XeroSandbox, create_app
 
         self.clock = clock
         self.box = XeroSandbox(SandboxConfig(clock=clock, per_minute_limit=100_000))
@@ -233,7 +233,7 @@ class QuickBooksHarness:
     locks_lines_once_paid = False  # QuickBooks lets a paid invoice's lines change
 
     def __init__(self, clock: FakeClock) -> None:
-        from connectors.sandbox.quickbooks import QuickBooksSandbox, SandboxConfig, create_app
+        from sandboxes.quickbooks import QuickBooksSandbox, SandboxConfig, create_app
 
         self.clock = clock
         self.box = QuickBooksSandbox(SandboxConfig(clock=clock, per_minute_limit=100_000))

@@ -5,7 +5,7 @@ ours, pinned in the dev extras). They call the providers' real host names over h
 loopback TLS relay (tests/contract/tls_relay.py) answers for those names with the sandboxes.
 
 A client's failure is the sandbox's fault until shown otherwise. What passes is asserted here
-stream by stream; connectors/sandbox/README.md keeps the table.
+stream by stream; sandboxes/README.md keeps the table.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from typing import Any
 
 import pytest
 
-from connectors.sandbox.quickbooks import QuickBooksSandbox
-from connectors.sandbox.quickbooks import SandboxConfig as QuickBooksConfig
-from connectors.sandbox.quickbooks import create_app as quickbooks_app
-from connectors.sandbox.xero import SandboxConfig as XeroConfig
-from connectors.sandbox.xero import XeroSandbox
-from connectors.sandbox.xero import create_app as xero_app
+from sandboxes.quickbooks import QuickBooksSandbox
+from sandboxes.quickbooks import SandboxConfig as QuickBooksConfig
+from sandboxes.quickbooks import create_app as quickbooks_app
+from sandboxes.xero import SandboxConfig as XeroConfig
+from sandboxes.xero import XeroSandbox
+from sandboxes.xero import create_app as xero_app
 from tests.conftest import LiveServer
 from tests.contract.harness import QBO_REDIRECT, quickbooks_consent
 from tests.contract.tls_relay import TestAuthority, TlsRelay

@@ -20,7 +20,7 @@ from connectors.base import (
     TransientError,
     effect_marker,
 )
-from connectors.sandbox.faults import FaultInjector
+from sandboxes.faults import FaultInjector
 from tests.conftest import FakeClock, LiveServer
 from tests.contract.harness import Harness, QuickBooksHarness, XeroHarness
 
@@ -34,9 +34,9 @@ def with_faults(harness: Harness) -> FaultInjector:
     """Serve the harness's sandbox again, behind a fault injector."""
     box = harness.box  # type: ignore[attr-defined]
     if harness.provider == "xero":
-        from connectors.sandbox.xero import create_app
+        from sandboxes.xero import create_app
     else:
-        from connectors.sandbox.quickbooks import create_app  # type: ignore[assignment]
+        from sandboxes.quickbooks import create_app  # type: ignore[assignment]
     faults = FaultInjector(create_app(box), harness.provider, seed=5)  # type: ignore[arg-type]
     harness.server.stop()
     harness.server = LiveServer(faults)
@@ -327,7 +327,7 @@ def test_rules_are_checked_when_added(clock: FakeClock) -> None:
 
 
 def test_a_probability_fires_about_that_often(clock: FakeClock) -> None:
-    from connectors.sandbox.xero import XeroSandbox, create_app
+    from sandboxes.xero import XeroSandbox, create_app
 
     faults = FaultInjector(create_app(XeroSandbox()), "xero", seed=11)
     server = LiveServer(faults)

@@ -20,7 +20,7 @@ from rq.registry import ScheduledJobRegistry
 from sqlalchemy import func, select
 
 from benchmarks.chaos import PrivateRedis
-from connectors.sandbox.faults import FaultInjector
+from sandboxes.faults import FaultInjector
 from tests.conftest import FakeClock
 from tests.integration.conftest import Connected, connect, run_jobs
 

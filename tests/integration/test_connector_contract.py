@@ -18,8 +18,8 @@ from werkzeug.wrappers import Response as WResponse
 
 from connectors.base import RateLimited, TokenSet
 from connectors.oauth import OAuthClient, new_pkce_pair
-from connectors.sandbox.xero import SandboxConfig, XeroSandbox, create_app
 from connectors.xero import XeroConnector, XeroSettings
+from sandboxes.xero import SandboxConfig, XeroSandbox, create_app
 from tests.conftest import SPECS_DIR, FakeClock, LiveServer
 from tests.integration.flows import answer_consent
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from connectors.sandbox.faults import FaultInjector
+from sandboxes.faults import FaultInjector
 from tests.conftest import FakeClock, LiveServer
 from tests.integration.test_ledger_exactly_once import DROPS_TO_FAIL, Books, _action
 
@@ -20,7 +20,7 @@ WINDOW_SECONDS = 600
 @pytest.fixture
 def sandbox(clock: FakeClock) -> Iterator[tuple[object, LiveServer]]:
     """The Xero sandbox with a ten-minute Idempotency-Key window, behind a fault injector."""
-    from connectors.sandbox.xero import SandboxConfig, XeroSandbox, create_app
+    from sandboxes.xero import SandboxConfig, XeroSandbox, create_app
 
     state = XeroSandbox(SandboxConfig(clock=clock, per_minute_limit=100_000,
                                       idempotency_window_seconds=WINDOW_SECONDS))

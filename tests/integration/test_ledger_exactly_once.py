@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors.base import effect_marker
-from connectors.sandbox.faults import FaultInjector
+from sandboxes.faults import FaultInjector
 from tests.conftest import FakeClock, LiveServer
 
 pytestmark = pytest.mark.db
@@ -25,7 +25,7 @@ DROPS_TO_FAIL = 3  # the connector retries a dropped connection twice itself
 @pytest.fixture
 def sandbox(clock: FakeClock) -> Iterator[tuple[object, LiveServer]]:
     """The Xero sandbox behind a fault injector (`server.faults`)."""
-    from connectors.sandbox.xero import SandboxConfig, XeroSandbox, create_app
+    from sandboxes.xero import SandboxConfig, XeroSandbox, create_app
 
     state = XeroSandbox(SandboxConfig(clock=clock, per_minute_limit=100_000))
     state.seed_demo(clock().date())
@@ -308,7 +308,7 @@ def test_a_worker_whose_lease_passed_to_another_writes_nothing_more(
 @pytest.fixture
 def qbo_sandbox(clock: FakeClock) -> Iterator[tuple[object, LiveServer]]:
     """The QuickBooks sandbox behind a fault injector (`server.faults`)."""
-    from connectors.sandbox.quickbooks import QuickBooksSandbox, SandboxConfig, create_app
+    from sandboxes.quickbooks import QuickBooksSandbox, SandboxConfig, create_app
 
     state = QuickBooksSandbox(SandboxConfig(clock=clock, per_minute_limit=100_000))
     state.seed_demo(clock().date())

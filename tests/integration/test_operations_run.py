@@ -17,7 +17,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
-from connectors.sandbox.faults import FaultInjector
+from sandboxes.faults import FaultInjector
 from tests.conftest import FakeClock, LiveServer
 from tests.integration.conftest import EMAIL, PASSWORD, connect, run_jobs
 from tests.integration.test_webhooks import XERO_KEY, sign, xero_body
@@ -38,7 +38,7 @@ class Faulty:
 
 @pytest.fixture
 def faulty(clock: FakeClock) -> Faulty:
-    from connectors.sandbox.xero import SandboxConfig, XeroSandbox, create_app
+    from sandboxes.xero import SandboxConfig, XeroSandbox, create_app
 
     state = XeroSandbox(SandboxConfig(clock=clock, per_minute_limit=100_000))
     state.seed_demo(clock().date())

@@ -17,7 +17,7 @@ from werkzeug.serving import make_server
 
 from app.auth.identity import IdentityRefused, xero_identity
 from connectors.base import TokenSet
-from connectors.sandbox.xero import SandboxConfig, XeroSandbox, create_app
+from sandboxes.xero import SandboxConfig, XeroSandbox, create_app
 from tests.sandbox.test_xero_openid_and_connections import sign_in
 from tests.sandbox.test_xero_sandbox import CLIENT, SECRET, TODAY, Clock, Served
 

@@ -34,7 +34,7 @@ from quickbooks.objects.item import Item
 from quickbooks.objects.payment import Payment
 from werkzeug.serving import make_server
 
-from connectors.sandbox.quickbooks import QuickBooksSandbox, SandboxConfig, create_app
+from sandboxes.quickbooks import QuickBooksSandbox, SandboxConfig, create_app
 from tests.conftest import SPECS_DIR
 
 SPECS = SPECS_DIR / "quickbooks"

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from app.webhooks.payloads import intuit_events
-from connectors.sandbox.quickbooks import QboFault
+from sandboxes.quickbooks import QboFault
 from tests.sandbox.test_sandbox_webhooks import receiver  # noqa: F401  (fixture)
 
 

@@ -27,7 +27,7 @@ from openapi_core import Config, OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 from werkzeug.serving import make_server
 
-from connectors.sandbox.xero import ClientApp, SandboxConfig, XeroSandbox, create_app
+from sandboxes.xero import ClientApp, SandboxConfig, XeroSandbox, create_app
 from tests.conftest import SPECS_DIR
 
 SPECS = SPECS_DIR / "xero"

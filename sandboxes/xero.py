@@ -65,11 +65,11 @@ from xml.etree import ElementTree
 
 from flask import Flask, Response, request
 
-from connectors.sandbox.openid import SigningKeys
-from connectors.sandbox.webhooks import XeroWebhooks
-from connectors.sandbox.wire import ClientApp
-from connectors.sandbox.wire import json_response as _json
-from connectors.sandbox.xero_seed import seed_tenant
+from sandboxes.openid import SigningKeys
+from sandboxes.webhooks import XeroWebhooks
+from sandboxes.wire import ClientApp
+from sandboxes.wire import json_response as _json
+from sandboxes.xero_seed import seed_tenant
 
 PROVIDER_NAME = "Dunwell Xero sandbox"
 XERO_ISSUER = "https://identity.xero.com"
@@ -128,7 +128,7 @@ class SandboxConfig:
     clock: Callable[[], datetime] = _utcnow
     seed: int = 7
     webhook_key: str = "sandbox-webhook-key"
-    # Where changes are posted as signed webhooks (None: not sent); connectors/sandbox/webhooks.
+    # Where changes are posted as signed webhooks (None: not sent); sandboxes/webhooks.py.
     webhook_url: str | None = None
     webhook_batch_seconds: float = 0.5
     webhook_retries: int = 3

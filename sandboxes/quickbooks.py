@@ -106,10 +106,10 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask, Response, request
 
-from connectors.sandbox.quickbooks_seed import seed_company
-from connectors.sandbox.webhooks import IntuitWebhooks
-from connectors.sandbox.wire import ClientApp
-from connectors.sandbox.wire import json_response as _json
+from sandboxes.quickbooks_seed import seed_company
+from sandboxes.webhooks import IntuitWebhooks
+from sandboxes.wire import ClientApp
+from sandboxes.wire import json_response as _json
 
 CENT = Decimal("0.01")
 SEVEN_DP = Decimal("0.0000001")
@@ -279,7 +279,7 @@ class SandboxConfig:
     owner_given_name: str = "Sandbox"
     owner_family_name: str = "Owner"
     owner_email: str = "owner@example.com"
-    # Where changes are posted as signed webhooks (None: not sent); connectors/sandbox/webhooks.
+    # Where changes are posted as signed webhooks (None: not sent); sandboxes/webhooks.py.
     webhook_url: str | None = None
     webhook_verifier: str = "sandbox-webhook-verifier"
     webhook_format: str = "legacy"  # legacy (eventNotifications) | cloudevents
