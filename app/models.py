@@ -48,6 +48,9 @@ class Organisation(db.Model):  # type: ignore[name-defined]
     # organisation starts here, app/setup/); live: the owner said go (live_since).
     mode: Mapped[str] = mapped_column(String(16), default="review", server_default="review")
     live_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Held by the sync that is running (jobs/tasks.py sync_org): two syncs of one book at once
+    # would both read every page, and two first syncs would both plan the whole book.
+    sync_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     connection: Mapped[Connection | None] = relationship(back_populates="organisation")
 

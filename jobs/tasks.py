@@ -39,6 +39,35 @@ def _active_connection(org: Organisation) -> Connection | None:
 
 
 SYNC_MODES = ("pending", "full", "incremental")  # the runs of sync_org (not reconciles)
+# How long a sync holds its organisation without storing a page; a sync whose worker died
+# leaves the lease to run out. Renewed at every page it stores.
+SYNC_LEASE = timedelta(seconds=float(os.environ.get("DUNWELL_SYNC_LEASE_SECONDS", "300")))
+
+
+def _take_sync_lease(session: Session, org_id: int) -> bool:
+    """Atomically take (or renew) the organisation's sync lease: one conditional UPDATE, so
+    of two workers starting a sync of the same book at once exactly one goes on. On the
+    workers' shared clock, as the actions' leases are."""
+    now = shared_clock.now()
+    taken = session.execute(update(Organisation).where(
+        Organisation.id == org_id,
+        or_(Organisation.sync_lease_until.is_(None), Organisation.sync_lease_until < now),
+    ).values(sync_lease_until=now + SYNC_LEASE).execution_options(synchronize_session=False))
+    session.commit()
+    return bool(taken.rowcount)  # type: ignore[attr-defined]
+
+
+def _release_sync_lease(org_id: int) -> None:
+    """On a session of its own (the job's may be what failed); if this write fails too, the
+    lease runs out by itself."""
+    try:
+        with Session(db.engine) as session:
+            session.execute(update(Organisation).where(Organisation.id == org_id).values(
+                sync_lease_until=None))
+            session.commit()
+    except SQLAlchemyError as exc:
+        log.warning("org %s: the sync lease could not be released (it runs out by itself "
+                    "within %s): %s", org_id, SYNC_LEASE, exc)
 
 
 def _sync_history(session: Session, org_id: int) -> tuple[bool, bool]:
@@ -80,6 +109,19 @@ def sync_org(org_id: int, plan_after: bool = True) -> dict[str, Any]:
     org = session.get(Organisation, org_id)
     if org is None or (connection := _active_connection(org)) is None:
         return {"skipped": True}
+    if not _take_sync_lease(session, org.id):
+        log.info("org %s: another sync of this organisation is running; this one is skipped",
+                 org_id)
+        return {"skipped": True, "reason": "another sync is running"}
+    try:
+        return _sync_org(session, org, connection, plan_after)
+    finally:
+        _release_sync_lease(org_id)
+
+
+def _sync_org(session: Session, org: Organisation, connection: Connection,
+              plan_after: bool) -> dict[str, Any]:
+    org_id = org.id
     completed_before, interrupted_before = _sync_history(session, org.id)
     job = get_current_job()
     run = SyncRun(org_id=org.id, job_id=job.id if job else "inline", mode="pending",
@@ -89,6 +131,7 @@ def sync_org(org_id: int, plan_after: bool = True) -> dict[str, Any]:
     run_id = run.id
 
     def progress(counts: dict[str, int]) -> None:
+        org.sync_lease_until = shared_clock.now() + SYNC_LEASE  # committed with the page
         run.progress = counts
         run.api_calls = connector.calls
         if job is not None:
@@ -329,6 +372,13 @@ def end_lost_sync_runs() -> int:
         run.error = "The sync stopped without recording its end (its worker or job was lost)."
         log.warning("org %s: sync run %s ended by the sweeper: its job is over", run.org_id,
                     run.id)
+    # Their leases go with them (a killed worker could not release its own), unless another
+    # run of the same organisation is still going.
+    going = {run.org_id for run in running if run not in lost}
+    freed = {run.org_id for run in lost} - going
+    if freed:
+        session.execute(update(Organisation).where(Organisation.id.in_(freed)).values(
+            sync_lease_until=None).execution_options(synchronize_session=False))
     session.commit()
     return len(lost)
 
