@@ -187,14 +187,17 @@ class ListingMemo:
 
 
 def _accelerate_xero(module: Any, app: Any) -> None:
+    """Each function is replaced in the module of the sandbox that calls it on a GET."""
     memo = ListingMemo(app)
-    module.render_invoice = memo.wrap(
-        module.render_invoice,
+    module.invoices.render_invoice = memo.wrap(
+        module.invoices.render_invoice,
         lambda invoice, tenant=None, summary=False, unit_dp=2: (
             id(invoice), invoice["_updated"], id(tenant), summary, unit_dp))
-    module.render_payment = memo.wrap(
-        module.render_payment, lambda payment, tenant: (id(payment), payment["_updated"]))
-    module._lookup = memo.wrap(module._lookup, lambda record, path: (id(record), path))
+    module.payments.render_payment = memo.wrap(
+        module.payments.render_payment,
+        lambda payment, tenant: (id(payment), payment["_updated"]))
+    module.query._lookup = memo.wrap(module.query._lookup,
+                                     lambda record, path: (id(record), path))
 
 
 def _accelerate_quickbooks(module: Any, app: Any, box: Any) -> None:

@@ -1,5 +1,5 @@
-"""What both sandboxes do alike on the wire: JSON with exact decimals, and the OAuth client
-apps they know (with the redirect URIs each may use)."""
+"""What both sandboxes do alike on the wire: JSON with exact decimals, their own HTML pages, and
+the OAuth client apps they know (with the redirect URIs each may use)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,13 @@ def json_response(body: Any, status: int = 200,
                   headers: dict[str, str] | None = None) -> Response:
     return Response(encode(body), status=status, headers=headers or {},
                     mimetype="application/json")
+
+
+def html_response(body: str, status: int = 200, cache_control: str = "no-store") -> Response:
+    """A page of the sandbox's own (consent, an online invoice, its front page): never cached
+    (each provider words Cache-Control its own way), never framed."""
+    return Response(body, status=status, mimetype="text/html", headers={
+        "Cache-Control": cache_control, "X-Frame-Options": "DENY"})
 
 
 @dataclass

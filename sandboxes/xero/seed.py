@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sandboxes.xero import Tenant
+    from sandboxes.xero.books import Tenant
 
 CENT = Decimal("0.01")
 FOUR_DP = Decimal("0.0001")
@@ -139,7 +139,7 @@ def _seed_quotes(tenant: Tenant, today: date, customers: list[dict[str, Any]],
                  seed: int) -> None:
     """A quote in most statuses, from its own random stream (after everything else, so the
     invoices and payments are what they were without them)."""
-    from sandboxes.xero import new_quote
+    from sandboxes.xero.quotes import new_quote
 
     rng = random.Random(f"quotes-{seed}")
     for number, (status, age, amount) in enumerate(QUOTES):
