@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask, render_template
 
 from app.config import INSTANCE_DIR, Config
-from app.extensions import babel, csrf, db, login_manager
+from app.extensions import babel, csrf, init_database, login_manager
 from app.health import init_operations
 from app.security import init_security
 
@@ -36,7 +36,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    db.init_app(app)
+    init_database(app)
     csrf.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.sign_in"

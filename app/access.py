@@ -16,8 +16,9 @@ from flask import Flask, abort, request
 from flask_login import current_user
 from sqlalchemy import select
 
-from app.extensions import db, login_manager
-from app.models import Membership
+from app.extensions import login_manager
+from store.db import db
+from store.models import Membership
 
 log = logging.getLogger(__name__)
 

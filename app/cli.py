@@ -78,9 +78,9 @@ def sync_command(org_id: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line.")
 @with_appcontext
 def plan_command(org_id: int, as_of: str | None, as_json: bool) -> None:
-    from app import clock
-    from app.extensions import db
-    from app.models import Organisation
+    from store import clock
+    from store.db import db
+    from store.models import Organisation
     from jobs.plan import dry_run
 
     org = db.session.get(Organisation, org_id)
@@ -139,8 +139,8 @@ def user_group() -> None:
 @with_appcontext
 def user_create(email: str, password: str) -> None:
     from app.auth.views import hash_password
-    from app.extensions import db
-    from app.models import User
+    from store.db import db
+    from store.models import User
 
     db.session.add(User(email=email.strip().lower(), password_hash=hash_password(password)))
     db.session.commit()
@@ -213,9 +213,9 @@ def plans_add(org_id: int, invoice_number: str, instalments: tuple[str, ...]) ->
 
     from sqlalchemy import select
 
-    from app import clock
-    from app.extensions import db
-    from app.models import Invoice, Organisation
+    from store import clock
+    from store.db import db
+    from store.models import Invoice, Organisation
     from app.payment_plans.services import PlanRefused, agree_payment_plan
 
     org = db.session.get(Organisation, org_id)

@@ -197,8 +197,8 @@ def ensure_demo_user() -> None:
     from sqlalchemy import select
 
     from app.auth.views import hash_password
-    from app.extensions import db
-    from app.models import User
+    from store.db import db
+    from store.models import User
 
     if db.session.scalar(select(User).where(User.email == DEMO_EMAIL)) is None:
         db.session.add(User(email=DEMO_EMAIL, name="Demo Owner",

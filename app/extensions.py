@@ -1,28 +1,54 @@
-"""Extensions created unbound; create_app() binds them."""
+"""Extensions created unbound; create_app() binds them, and tells the database (store/) which
+engine and session scope are the current app's, and where the clock is set."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from flask import Flask, current_app, has_app_context
+from flask.globals import app_ctx
 from flask_babel import Babel
 from flask_login import LoginManager
-from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
-from sqlalchemy import MetaData
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine
 
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+from store import clock
+from store.db import db, engine_options
 
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
-
-db = SQLAlchemy(model_class=Base)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
+
+ENGINE = "dunwell.engine"  # app.extensions key
+
+
+def _current_engine() -> Engine:
+    return current_app.extensions[ENGINE]  # type: ignore[no-any-return]
+
+
+def _app_context_scope() -> int:
+    """One session per app context, as a request or a job has one (nested contexts, as tests
+    push them, get sessions of their own)."""
+    return id(app_ctx._get_current_object())  # type: ignore[attr-defined]
+
+
+def _app_clock() -> Any:
+    if has_app_context():
+        source = current_app.config.get("CLOCK")
+        if source is not None:
+            return source
+    return None
+
+
+def init_database(app: Flask) -> None:
+    options = engine_options(app.config["SQLALCHEMY_DATABASE_URI"], app.instance_path,
+                             dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {}))
+    app.extensions[ENGINE] = create_engine(**options)
+    db.bind(_current_engine, _app_context_scope)
+    clock.use(_app_clock)
+
+    @app.teardown_appcontext
+    def close_session(_: BaseException | None) -> None:
+        db.session.remove()
+

@@ -31,9 +31,8 @@ from redis.exceptions import LockError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import clock
-from app.models import AuditEvent, Connection, Grant, Membership, User
-from connectors import registry
+from store import clock
+from store.models import AuditEvent, Connection, Grant, Membership, User
 from connectors.base import (
     AuthorizationRevoked,
     ConfigurationError,
@@ -280,12 +279,13 @@ def tell_owners_to_reconnect(session: Session, grant_id: int, connections: list[
     outside the app) the email is not sent, and the log says so."""
     from flask import current_app, has_app_context
 
-    from app import clock
+    from store import clock
     from jobs.mail import send_email
 
     now = clock.now()
     for connection in connections:
-        provider = registry.display_name(connection.provider)
+        provider = {"xero": "Xero", "quickbooks": "QuickBooks"}.get(connection.provider,
+                                                                      connection.provider)
         message = (f"{provider} no longer accepts Dunwell's access to "
                    f"{connection.tenant_name or 'this organisation'}; reminders and fees are "
                    f"paused until an owner reconnects it.")

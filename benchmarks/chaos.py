@@ -260,8 +260,8 @@ def _quickbooks_books(q: Served, count: int, invoices: int, today: Any) -> dict[
 def connect_and_plan(app: Any, x: Served, q: Served, scale: Scale) -> list[int]:
     """Organisations connected and synced, one writeback planned per invoice; action ids."""
     from app.connections.services import connect_quickbooks, connect_xero
-    from app.extensions import db
-    from app.models import Action, Contact, Invoice, Organisation, User
+    from store.db import db
+    from store.models import Action, Contact, Invoice, Organisation, User
     from connectors.base import TokenSet
     from jobs.review import LIVE
     from jobs.tasks import sync_org
@@ -332,7 +332,7 @@ def book(app: Any, ids: list[int]) -> None:
 
 def storm(app: Any, action_id: int, times: int) -> None:
     """`times` enqueues of one action at once, from 16 threads."""
-    from app.extensions import db
+    from store.db import db
     from jobs.queues import enqueue_once
     from jobs.tasks import ACTION_RETRY, execute_action
 
@@ -410,8 +410,8 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
 
 def count_effects(app: Any, x: Served, q: Served, ids: list[int]) -> dict[str, Any]:
     """For each action: how many times its effect is in the books; and the ledger's states."""
-    from app.extensions import db
-    from app.models import Action, Connection, Invoice
+    from store.db import db
+    from store.models import Action, Connection, Invoice
     from connectors.base import effect_marker
 
     with app.app_context():
@@ -488,8 +488,8 @@ def count_effects(app: Any, x: Served, q: Served, ids: list[int]) -> dict[str, A
 
 
 def _final_share(app: Any, ids: list[int]) -> float:
-    from app.extensions import db
-    from app.models import Action
+    from store.db import db
+    from store.models import Action
 
     with app.app_context():
         done = db.session.scalar(select(func.count()).select_from(Action).where(
@@ -509,8 +509,8 @@ def interrupt_first_syncs(app: Any, x: Served, q: Served, scale: Scale) -> list[
     its invoices were stored (on the payments page); returns their ids. The rules go first in
     each injector: the first rule that matches a request serves it."""
     from app.connections.services import connect_quickbooks, connect_xero
-    from app.extensions import db
-    from app.models import Organisation, User
+    from store.db import db
+    from store.models import Organisation, User
     from connectors.base import TokenSet
 
     today = datetime.now(UTC).date()
@@ -542,8 +542,8 @@ def interrupt_first_syncs(app: Any, x: Served, q: Served, scale: Scale) -> list[
 def retry_first_syncs(app: Any, redis: Redis, orgs: list[int], tries: Counter[int]) -> bool:
     """As RQ's retry or the owner's "sync now" would: a first sync that failed (or was lost
     with Redis) runs again. True once every one of them has completed."""
-    from app.extensions import db
-    from app.models import SyncRun
+    from store.db import db
+    from store.models import SyncRun
     from jobs.queues import FINISHED as FINISHED_JOB
     from jobs.queues import enqueue_once
     from jobs.tasks import SYNC_RETRY, sync_org
@@ -607,8 +607,8 @@ class Pause:
 def pause_a_claimant(app: Any, redis: Redis, workers: Workers, seconds: float) -> Pause | None:
     """SIGSTOP the worker that holds a live claim, if one does right now. It is resumed once
     another worker carried its action out (at the latest after `seconds`)."""
-    from app.extensions import db
-    from app.models import Action
+    from store.db import db
+    from store.models import Action
 
     ours = {p.pid for p in workers.processes if p is not None and p.poll() is None}
     with app.app_context():
@@ -638,8 +638,8 @@ def pause_a_claimant(app: Any, redis: Redis, workers: Workers, seconds: float) -
 def count_books(app: Any, ids: list[int], first_orgs: list[int], redis: Redis,
                 paused: Pause | None) -> dict[str, Any]:
     """What the faults beyond the writebacks may have left behind."""
-    from app.extensions import db
-    from app.models import Action, AuditEvent, Invoice, SyncRun
+    from store.db import db
+    from store.models import Action, AuditEvent, Invoice, SyncRun
 
     with app.app_context():
         outcomes = db.session.execute(
@@ -690,8 +690,8 @@ def run(scale: Scale, database_url: str,
     def progress(line: str) -> None:
         report(f"{time.monotonic() - begun:6.1f} s  {line}")
 
-    from app.extensions import db
-    from app.models import Action
+    from store.db import db
+    from store.models import Action
     from migrations import upgrade
 
     started = time.perf_counter()
@@ -829,8 +829,8 @@ def run(scale: Scale, database_url: str,
 
 def _taken_over(app: Any, paused: Pause) -> bool:
     """Another worker claimed the paused worker's action since, and carried it out."""
-    from app.extensions import db
-    from app.models import Action
+    from store.db import db
+    from store.models import Action
 
     with app.app_context():
         row = db.session.get(Action, paused.action_id)
@@ -841,8 +841,8 @@ def _taken_over(app: Any, paused: Pause) -> bool:
 
 def _all_final(app: Any) -> bool:
     """No action of any organisation still open (those of the first syncs too)."""
-    from app.extensions import db
-    from app.models import Action
+    from store.db import db
+    from store.models import Action
 
     with app.app_context():
         left = db.session.scalar(select(func.count()).select_from(Action).where(
@@ -852,9 +852,9 @@ def _all_final(app: Any) -> bool:
 
 
 def run_skewed_worker(offset: float) -> None:
-    """`dunwell worker` with a clock `offset` seconds fast: app.clock (every time stamp
+    """`dunwell worker` with a clock `offset` seconds fast: store.clock (every time stamp
     Dunwell takes) and the column defaults read it."""
-    import app.clock
+    import store.clock
     from app import create_app
     from jobs.worker import run_worker
 
@@ -865,7 +865,7 @@ def run_skewed_worker(offset: float) -> None:
         def now(cls, tz: Any = None) -> Any:  # type: ignore[override]
             return real.now(tz) + timedelta(seconds=offset)
 
-    app.clock.datetime = Skewed  # type: ignore[misc]
+    store.clock.datetime = Skewed  # type: ignore[misc]
     with create_app().app_context():
         run_worker()
 

@@ -113,7 +113,7 @@ def plan_pass(url: str, org_ids: list[int]) -> dict[str, Any]:
     from sqlalchemy import create_engine
     from sqlalchemy.orm import Session
 
-    from app.models import Organisation
+    from store.models import Organisation
     from jobs.plan import plan_org
 
     engine = create_engine(url)
@@ -148,7 +148,7 @@ def main() -> None:
 
     from sqlalchemy import create_engine, func, select
 
-    from app.models import Invoice
+    from store.models import Invoice
     from benchmarks.harness import fresh_database, machine
 
     orgs = list(range(1, args.organisations + 1))

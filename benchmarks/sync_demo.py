@@ -28,8 +28,8 @@ RUNS = int(os.environ.get("RUNS", "5"))
 def one_run(workdir: Path) -> dict[str, float]:
     from app import create_app
     from app.connections.services import connect_xero
-    from app.extensions import db
-    from app.models import User
+    from store.db import db
+    from store.models import User
     from connectors.oauth import new_pkce_pair
     from connectors.xero import page_floor
     from jobs.tasks import sync_org

@@ -156,7 +156,7 @@ class ReplayConnector:
 
 
 def new_organisation(session: Any) -> Any:
-    from app.models import Organisation
+    from store.models import Organisation
 
     org = Organisation(name="Benchmark books", country="GB", timezone="Europe/London",
                        base_currency="GBP")
@@ -171,7 +171,7 @@ def sync_child(args: argparse.Namespace) -> dict[str, Any]:
     from sqlalchemy import create_engine, func, select
     from sqlalchemy.orm import Session
 
-    from app.models import Invoice
+    from store.models import Invoice
     from benchmarks.harness import fresh_database, peak_rss_mib
     from benchmarks.sandbox_server import connector
     from sync.engine import sync_organisation

@@ -23,8 +23,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.customers import services
-from app.models import Action, AuditEvent, Contact, Invoice, Organisation, Payment, Retainer
-from app.models import ExpectedPayment as ExpectedPaymentRow
+from store.models import Action, AuditEvent, Contact, Invoice, Organisation, Payment, Retainer
+from store.models import ExpectedPayment as ExpectedPaymentRow
 from jobs import ledger
 from rules import Policy
 from rules.credit import InvoiceHistory, paid_on_time, terms_change_key, terms_verdict

@@ -10,7 +10,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Action, Document, Invoice, Organisation, Payment
+from store.models import Action, Document, Invoice, Organisation, Payment
 from jobs.plan import calendar_for, policy_for
 from rules.case_file import (
     CaseAction,

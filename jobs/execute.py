@@ -36,7 +36,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Action, Contact, Invoice, Organisation, Task
+from store.models import Action, Contact, Invoice, Organisation, Task
 from app.settings.approvals import AWAITING_APPROVAL
 from app.settings.message_texts import message_source
 from connectors.base import (

@@ -24,7 +24,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Action, Invoice, Organisation
+from store.models import Action, Invoice, Organisation
 from connectors.base import (
     ConfigurationError,
     Connector,
@@ -333,8 +333,8 @@ def create_fee_invoices(session: Session, org: Organisation, connector: Connecto
 def run_for_org(org_id: int) -> dict[str, int]:
     """Before single actions are enqueued: batch what can be batched (their jobs then find
     them done). Never fails the caller: what is not done here is done one by one."""
-    from app import clock
-    from app.extensions import db
+    from store import clock
+    from store.db import db
     from app.providers import connector_for
 
     session = db.session

@@ -45,7 +45,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.models import Action, AuditEvent, Invoice
+from store.models import Action, AuditEvent, Invoice
 from jobs.observed import count_when_committed
 from rules import PastAction, PlannedAction
 

@@ -17,7 +17,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import MailSender
+from store.models import MailSender
 from app.providers import token_vault
 from connectors.base import ConfigurationError, TransientError
 

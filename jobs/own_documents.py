@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import OwnDocument
+from store.models import OwnDocument
 
 FEE_INVOICE = "fee_invoice"
 

@@ -20,8 +20,8 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app import clock
-from app.models import (
+from store import clock
+from store.models import (
     Action,
     AuditEvent,
     CreditSettings,
@@ -30,8 +30,8 @@ from app.models import (
     Payment,
     RateConfirmation,
 )
-from app.models import PaymentPlan as PlanRow
-from app.models import Policy as PolicyRow
+from store.models import PaymentPlan as PlanRow
+from store.models import Policy as PolicyRow
 from jobs import ledger, own_documents
 from rules import (
     Instalment,

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.models import Action, Contact, Invoice, Organisation, Payment, Quote, QuoteDeposit
+from store.models import Action, Contact, Invoice, Organisation, Payment, Quote, QuoteDeposit
 from connectors.base import (
     ConfigurationError,
     Connector,

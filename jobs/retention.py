@@ -20,9 +20,9 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import Table, select
 
-from app import clock
-from app.extensions import db
-from app.models import Connection
+from store import clock
+from store.db import db
+from store.models import Connection
 from jobs import ledger
 from jobs.queues import enqueue_once
 

@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Invoice, Organisation
+from store.models import Invoice, Organisation
 from jobs import ledger
 from jobs.plan import calendar_for, foresee
 from rules import Policy

@@ -2,7 +2,7 @@
 provider write began. Each machine's own clock may be minutes off (a VM resumed, NTP gone), so
 these are read from Redis's clock, which all workers share (connectors.ratelimit.server_time,
 also the rate budget's). A test's or the demo's clock (the app's CLOCK) stands in for it
-where one is set, as it does for app.clock."""
+where one is set, as it does for store.clock."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import datetime
 
 from flask import current_app
 
-from app import clock
+from store import clock
 from app.providers import redis_client
 from connectors.ratelimit import server_time
 

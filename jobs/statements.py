@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.customers.services import credit_settings, statement_for
-from app.models import Action, Contact, Invoice, Organisation
+from store.models import Action, Contact, Invoice, Organisation
 from jobs import ledger
 from jobs.plan import calendar_for
 from rules.statements import StatementSchedule, due_statement, render_statement

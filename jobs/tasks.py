@@ -14,9 +14,9 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from app import clock
-from app.extensions import db
-from app.models import Action, Connection, Organisation, SyncRun
+from store import clock
+from store.db import db
+from store.models import Action, Connection, Organisation, SyncRun
 from app.providers import PROVIDER_NAMES, connector_for, redis_client
 from app.settings import approvals
 from connectors.base import ConfigurationError, DailyLimitReached, RateLimited

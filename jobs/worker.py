@@ -22,7 +22,7 @@ from rq import Queue, SimpleWorker
 from rq.exceptions import StopRequested
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.extensions import db
+from store.db import db
 from app.providers import redis_client
 from jobs.tasks import SWEEP_EVERY, ensure_schedules
 from observability.jobs import perform_observed

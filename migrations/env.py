@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-import app.models  # noqa: F401  (registers the tables)
-from app.extensions import db
+import store.models  # noqa: F401  (registers the tables)
+from store.db import db
 
 config = context.config
 target_metadata = db.metadata

@@ -18,7 +18,7 @@ from sqlalchemy import ARRAY, String, bindparam, cast, func, insert, select, tex
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
-from app.models import Contact, Invoice, Organisation, Payment, SyncCursor
+from store.models import Contact, Invoice, Organisation, Payment, SyncCursor
 from connectors.base import Connector, ContactRecord, InvoiceRecord, PaymentRecord, QuoteRecord
 from observability.metrics import observe_sync
 from sync.streams import STREAMS, Stream
@@ -479,7 +479,7 @@ QUOTES_STREAM = Stream("quotes", "quotes")
 
 def wants_quotes(session: Session, org_id: int) -> bool:
     """Whether the organisation's policy has a deposit rule for quotes (or both)."""
-    from app.models import Policy
+    from store.models import Policy
 
     body = session.scalar(select(Policy.body).where(Policy.org_id == org_id))
     deposits = (body or {}).get("deposits") if isinstance(body, dict) else None
@@ -492,7 +492,7 @@ def upsert_quotes(session: Session, org_id: int, records: Sequence[QuoteRecord])
     A quote's `accepted_on` is the provider's (QuickBooks' AcceptedDate); where there is none
     (Xero) it is the day of the change in which a sync first saw it accepted, kept while it
     stays accepted."""
-    from app.models import Quote
+    from store.models import Quote
 
     ids = [r.provider_id for r in records]
     existing = {q.provider_id: q for q in session.scalars(

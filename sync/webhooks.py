@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.models import Action, Invoice, Organisation, Payment, SyncCursor, WebhookEvent
+from store.models import Action, Invoice, Organisation, Payment, SyncCursor, WebhookEvent
 from connectors.base import Connector, InvoiceRecord, NotFound
 from jobs import ledger
 from jobs.plan import refresh_next_action

@@ -274,7 +274,7 @@ def app(database_url, redis_url, clock, sandbox, qbo_sandbox,  # type: ignore[no
                                           encryption_keys, qbo_sandbox[1].url))
     yield application
     with application.app_context():
-        from app.extensions import db
+        from store.db import db
 
         db.session.remove()
         db.engine.dispose()

@@ -11,10 +11,11 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy import Select, select
 
-from app import clock
+from store import clock
 from app.dashboard.services import BUCKETS, aging, dso
-from app.extensions import csrf, db
-from app.models import Action, Invoice
+from app.extensions import csrf
+from store.db import db
+from store.models import Action, Invoice
 from app.organisations.members import organisation_of_token
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")

@@ -17,8 +17,8 @@ from flask import current_app, session
 from flask_login import login_user
 from sqlalchemy import select, update
 
-from app.extensions import db
-from app.models import User, UserSession
+from store.db import db
+from store.models import User, UserSession
 
 SESSION_KEY = "sid"
 

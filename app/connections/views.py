@@ -15,7 +15,7 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 from werkzeug.wsgi import wrap_file
 
-from app import clock
+from store import clock
 from app.auth import flows
 from app.connections.services import (
     BooksAlreadyConnected,
@@ -27,7 +27,7 @@ from app.connections.services import (
     export_archive,
 )
 from app.languages import day
-from app.models import Organisation
+from store.models import Organisation
 from app.organisations.services import may_in, organisation_for
 from app.providers import PROVIDER_NAMES, quickbooks_settings, xero_settings
 from connectors.base import ConnectorError

@@ -11,8 +11,8 @@ from flask.cli import with_appcontext
 
 
 def _org(org_id: int):  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Organisation
+    from store.db import db
+    from store.models import Organisation
 
     org = db.session.get(Organisation, org_id)
     if org is None:
@@ -31,9 +31,9 @@ def customers_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line.")
 @with_appcontext
 def risk_command(org_id: int, as_json: bool) -> None:
-    from app import clock
+    from store import clock
     from app.customers.services import customer_credit
-    from app.extensions import db
+    from store.db import db
 
     customers = customer_credit(db.session, _org(org_id), clock.now())
     db.session.rollback()
@@ -55,7 +55,7 @@ def risk_command(org_id: int, as_json: bool) -> None:
 @with_appcontext
 def backtest_command(org_id: int, as_json: bool) -> None:
     from app.customers.services import backtest_org
-    from app.extensions import db
+    from store.db import db
 
     result = backtest_org(db.session, _org(org_id))
     db.session.rollback()
@@ -79,7 +79,7 @@ def backtest_command(org_id: int, as_json: bool) -> None:
 @click.option("--release", is_flag=True, help="Release the hold.")
 @with_appcontext
 def hold_command(org_id: int, contact_id: int, reason: str | None, release: bool) -> None:
-    from app import clock
+    from store import clock
     from app.customers.services import (
         CreditRefused,
         contact_of,
@@ -87,7 +87,7 @@ def hold_command(org_id: int, contact_id: int, reason: str | None, release: bool
         release_hold,
         signal_hold,
     )
-    from app.extensions import db
+    from store.db import db
 
     org = _org(org_id)
     signal = None
@@ -123,7 +123,7 @@ def limit_command(org_id: int, amount: str, contact_id: int | None, is_default: 
         set_credit_limit,
         set_default_credit_limit,
     )
-    from app.extensions import db
+    from store.db import db
 
     org = _org(org_id)
     if is_default == (contact_id is not None):
@@ -155,7 +155,7 @@ def limit_command(org_id: int, amount: str, contact_id: int | None, is_default: 
 @with_appcontext
 def settings_command(org_id: int, statement_day: int | None, statement_time: str | None,
                      stop_service_on_hold: bool | None, webhook_url: str | None) -> None:
-    from app.extensions import db
+    from store.db import db
     from app.settings.credit_sections import SettingRefused, update_credit_settings
 
     try:
@@ -210,9 +210,9 @@ def retainer_command(org_id: int, contact_id: int, threshold: str, top_up_to: st
                      start: object, currency: str | None) -> None:
     from datetime import datetime
 
-    from app import clock
+    from store import clock
     from app.customers.services import CreditRefused, contact_of, org_today, set_retainer
-    from app.extensions import db
+    from store.db import db
 
     org = _org(org_id)
     started = start.date() if isinstance(start, datetime) else org_today(org, clock.now())
@@ -238,7 +238,7 @@ def retainer_command(org_id: int, contact_id: int, threshold: str, top_up_to: st
 def top_up_command(org_id: int, contact_id: int, amount: str, received: object) -> None:
     from datetime import datetime
 
-    from app import clock
+    from store import clock
     from app.customers.services import (
         CreditRefused,
         contact_of,
@@ -246,7 +246,7 @@ def top_up_command(org_id: int, contact_id: int, amount: str, received: object) 
         record_top_up,
         retainer_view,
     )
-    from app.extensions import db
+    from store.db import db
     from rules.statutory import round_money
 
     org = _org(org_id)
@@ -287,8 +287,8 @@ def _section(value: str | None) -> object:
 @with_appcontext
 def credit_policy_command(org_id: int, deposits: str | None, terms: str | None,
                           newcomer: str | None) -> None:
-    from app import clock
-    from app.extensions import db
+    from store import clock
+    from store.db import db
     from app.settings.services import save_credit_sections
     from rules import PolicyError
 

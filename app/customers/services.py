@@ -20,7 +20,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.models import (
+from store.models import (
     Action,
     Contact,
     CreditSettings,
@@ -32,9 +32,9 @@ from app.models import (
     Retainer,
     RetainerTopUp,
 )
-from app.models import ExpectedPayment as ExpectedPaymentRow
-from app.models import PaymentPlan as PlanRow
-from app.models import Policy as PolicyRow
+from store.models import ExpectedPayment as ExpectedPaymentRow
+from store.models import PaymentPlan as PlanRow
+from store.models import Policy as PolicyRow
 from jobs import ledger
 from jobs.plan import calendar_for, plan_record
 from rules import (

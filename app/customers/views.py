@@ -7,10 +7,10 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from app import clock
+from store import clock
 from app.customers import services
 from app.customers.forms import CreditLimitForm, HoldForm, RetainerForm, TopUpForm
-from app.extensions import db
+from store.db import db
 from app.organisations.services import organisation_for
 from rules.statements import render_statement
 

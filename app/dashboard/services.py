@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
-from app.extensions import db
-from app.models import Action, AuditEvent, Contact, Invoice, Organisation, Payment, Task, User
+from store.db import db
+from store.models import Action, AuditEvent, Contact, Invoice, Organisation, Payment, Task, User
 from jobs import ledger
 
 BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")

@@ -9,10 +9,10 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from app import clock
+from store import clock
 from app.customers.services import dashboard_credit
 from app.dashboard import services
-from app.extensions import db
+from store.db import db
 from app.organisations.services import organisation_for
 
 blueprint = Blueprint("dashboard", __name__)

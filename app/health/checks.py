@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.extensions import db
+from store.db import db
 from migrations import alembic_config
 
 log = logging.getLogger(__name__)

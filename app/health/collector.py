@@ -27,11 +27,11 @@ from rq.registry import (
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from app import clock
-from app.extensions import db
+from store import clock
+from store.db import db
 from app.health.checks import health_redis
 from app.health.workers import worker_status
-from app.models import Connection
+from store.models import Connection
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from sqlalchemy import and_, func, select
 
 from app.access import ROLES
 from app.auth.sessions import end_every_session
-from app.extensions import db
-from app.models import ApiToken, Invitation, Membership, Organisation, User
+from store.db import db
+from store.models import ApiToken, Invitation, Membership, Organisation, User
 from app.organisations.services import role_of
 from connectors.base import ConfigurationError, TransientError
 from jobs import ledger

@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from app import clock
+from store import clock
 from app.access import ROLES
 from app.organisations import members
 from app.organisations.services import may_in, organisation_for

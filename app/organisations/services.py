@@ -13,8 +13,8 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import load_only, selectinload
 
 from app.access import may, role_in
-from app.extensions import db
-from app.models import (
+from store.db import db
+from store.models import (
     Action,
     AuditEvent,
     Document,

@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from app import clock
+from store import clock
 from app.organisations.services import (
     daily_limit_notice,
     document_for,

@@ -8,7 +8,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Invoice, Organisation, PaymentPlan
+from store.models import Invoice, Organisation, PaymentPlan
 from jobs import ledger
 from jobs.plan import calendar_for, refresh_next_action
 from rules.statutory import round_money

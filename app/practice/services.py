@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from app.dashboard.services import aging, dso, overdue_count
-from app.extensions import db
-from app.models import Invoice, Membership, Organisation, User
+from store.db import db
+from store.models import Invoice, Membership, Organisation, User
 from app.organisations.services import organisations_of, role_of
 
 SORTS = ("name", "overdue", "dso", "over_60", "due_today")

@@ -6,7 +6,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from app import clock
+from store import clock
 from app.practice.services import SORTS, practice_access, practice_rows
 
 blueprint = Blueprint("practice", __name__)

@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.models import Action, Invoice, Organisation, User
+from store.models import Action, Invoice, Organisation, User
 from jobs import ledger
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Contact, Invoice, Organisation, PaymentPlan
+from store.models import Contact, Invoice, Organisation, PaymentPlan
 from app.settings import bounds
 from jobs import ledger
 from jobs.plan import policy_for, refresh_next_action

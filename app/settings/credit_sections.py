@@ -24,8 +24,8 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from app.customers.services import credit_settings, set_default_credit_limit
-from app.extensions import db
-from app.models import CreditSettings, Organisation, User
+from store.db import db
+from store.models import CreditSettings, Organisation, User
 from app.settings import bounds, services
 from jobs import outbound
 from rules import Policy, PolicyError

@@ -18,7 +18,7 @@ from html import escape
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from app.models import Invoice, MessageText, Organisation, User
+from store.models import Invoice, MessageText, Organisation, User
 from connectors.base import ConfigurationError, TransientError
 from jobs import ledger
 from rules.messages import (

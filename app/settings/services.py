@@ -20,9 +20,9 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
-from app.extensions import db
-from app.models import AuditEvent, Contact, Invoice, Organisation, User
-from app.models import Policy as PolicyRow
+from store.db import db
+from store.models import AuditEvent, Contact, Invoice, Organisation, User
+from store.models import Policy as PolicyRow
 from app.settings import bounds
 from jobs import ledger, outbound, review
 from jobs.plan import calendar_for, foresee, policy_for, refresh_next_action

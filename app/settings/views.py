@@ -11,9 +11,9 @@ from redis.exceptions import RedisError
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
-from app import clock
+from store import clock
 from app.customers.services import CreditRefused
-from app.extensions import db
+from store.db import db
 from app.organisations.services import may_in, organisation_for
 from app.practice.services import practice_access
 from app.security import BIGGEST_ID, count_in_window

@@ -7,9 +7,9 @@ from datetime import timedelta
 import click
 from flask.cli import with_appcontext
 
-from app import clock
-from app.extensions import db
-from app.models import Organisation
+from store import clock
+from store.db import db
+from store.models import Organisation
 from app.setup import services
 from jobs import review
 from rules.rate_checks import check

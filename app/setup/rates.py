@@ -9,7 +9,7 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Organisation, RateConfirmation, User
+from store.models import Organisation, RateConfirmation, User
 from jobs import ledger
 from jobs.plan import calendar_for, policy_for, refresh_next_action
 from rules.rate_checks import RateCheck, open_checks

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
-from app.models import MailSender, Organisation, User
+from store.models import MailSender, Organisation, User
 from app.providers import token_vault
 from connectors.base import ConfigurationError, TransientError
 from jobs import ledger

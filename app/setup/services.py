@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import MailSender, Organisation, User
+from store.models import MailSender, Organisation, User
 from app.settings.services import save_policy
 from jobs import ledger, review
 from jobs.plan import Foreseen, calendar_for, foresee, policy_for, refresh_next_action

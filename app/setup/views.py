@@ -20,9 +20,9 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from app import clock
+from store import clock
 from app.demo import read_mailbox
-from app.extensions import db
+from store.db import db
 from app.organisations.services import may_in, organisation_for
 from app.settings import message_texts
 from app.setup import rates, sender, services

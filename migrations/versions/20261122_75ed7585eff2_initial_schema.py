@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.types
+import store.types
 
 # revision identifiers, used by Alembic.
 revision: str = '75ed7585eff2'
@@ -28,7 +28,7 @@ def upgrade() -> None:
     sa.Column('country', sa.String(length=2), nullable=False),
     sa.Column('timezone', sa.String(length=64), nullable=False),
     sa.Column('base_currency', sa.String(length=3), nullable=False),
-    sa.Column('created_at', app.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', store.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_organisations'))
     )
     op.create_table('users',
@@ -36,7 +36,7 @@ def upgrade() -> None:
     sa.Column('email', sa.String(length=255), nullable=False),
     sa.Column('name', sa.String(length=255), nullable=False),
     sa.Column('password_hash', sa.String(length=255), nullable=False),
-    sa.Column('created_at', app.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', store.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('email', name=op.f('uq_users_email'))
     )
@@ -48,7 +48,7 @@ def upgrade() -> None:
     sa.Column('email', sa.String(length=255), nullable=True),
     sa.Column('is_customer', sa.Boolean(), nullable=False),
     sa.Column('archived', sa.Boolean(), nullable=False),
-    sa.Column('provider_updated_at', app.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('provider_updated_at', store.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_contacts_org_id_organisations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_contacts')),
     sa.UniqueConstraint('org_id', 'provider_id', name=op.f('uq_contacts_org_id_provider_id'))
@@ -59,13 +59,13 @@ def upgrade() -> None:
     sa.Column('auth_event_id', sa.String(length=64), nullable=True),
     sa.Column('access_token_enc', sa.Text(), nullable=True),
     sa.Column('refresh_token_enc', sa.Text(), nullable=True),
-    sa.Column('expires_at', app.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('expires_at', store.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('scope', sa.Text(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('created_by', sa.Integer(), nullable=True),
-    sa.Column('created_at', app.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', app.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', store.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['created_by'], ['users.id'], name=op.f('fk_grants_created_by_users'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_grants'))
     )
@@ -87,7 +87,7 @@ def upgrade() -> None:
     sa.Column('org_id', sa.Integer(), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('body', sa.JSON(), nullable=False),
-    sa.Column('updated_at', app.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', store.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_policies_org_id_organisations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_policies')),
     sa.UniqueConstraint('org_id', name=op.f('uq_policies_org_id'))
@@ -96,8 +96,8 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('org_id', sa.Integer(), nullable=False),
     sa.Column('stream', sa.String(length=32), nullable=False),
-    sa.Column('cursor', app.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('updated_at', app.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('cursor', store.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', store.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_sync_cursors_org_id_organisations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_sync_cursors')),
     sa.UniqueConstraint('org_id', 'stream', name=op.f('uq_sync_cursors_org_id_stream'))
@@ -111,8 +111,8 @@ def upgrade() -> None:
     sa.Column('progress', sa.JSON(), nullable=False),
     sa.Column('api_calls', sa.Integer(), nullable=False),
     sa.Column('error', sa.Text(), nullable=True),
-    sa.Column('started_at', app.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('finished_at', app.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('started_at', store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', store.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_sync_runs_org_id_organisations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_sync_runs'))
     )
@@ -130,8 +130,8 @@ def upgrade() -> None:
     sa.Column('provider_connection_id', sa.String(length=64), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),
-    sa.Column('created_at', app.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', app.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', store.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['grant_id'], ['grants.id'], name=op.f('fk_connections_grant_id_grants'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_connections_org_id_organisations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_connections')),
@@ -151,13 +151,13 @@ def upgrade() -> None:
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('issue_date', sa.Date(), nullable=True),
     sa.Column('due_date', sa.Date(), nullable=True),
-    sa.Column('total', app.types.Money(precision=19, scale=4), nullable=False),
-    sa.Column('amount_paid', app.types.Money(precision=19, scale=4), nullable=False),
-    sa.Column('amount_due', app.types.Money(precision=19, scale=4), nullable=False),
+    sa.Column('total', store.types.Money(precision=19, scale=4), nullable=False),
+    sa.Column('amount_paid', store.types.Money(precision=19, scale=4), nullable=False),
+    sa.Column('amount_due', store.types.Money(precision=19, scale=4), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('provider_status', sa.String(length=32), nullable=False),
-    sa.Column('provider_updated_at', app.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('next_action_at', app.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('provider_updated_at', store.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_action_at', store.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_invoices_contact_id_contacts'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_invoices_org_id_organisations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_invoices')),
@@ -176,15 +176,15 @@ def upgrade() -> None:
     sa.Column('step_index', sa.Integer(), nullable=True),
     sa.Column('step_count', sa.Integer(), nullable=True),
     sa.Column('template', sa.String(length=64), nullable=True),
-    sa.Column('scheduled_for', app.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('scheduled_for', store.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('planned_amount_due', app.types.Money(precision=19, scale=4), nullable=True),
+    sa.Column('planned_amount_due', store.types.Money(precision=19, scale=4), nullable=True),
     sa.Column('result', sa.JSON(), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
-    sa.Column('created_at', app.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', app.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('finished_at', app.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', store.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], name=op.f('fk_actions_invoice_id_invoices'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_actions_org_id_organisations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_actions')),
@@ -200,11 +200,11 @@ def upgrade() -> None:
     sa.Column('provider_id', sa.String(length=64), nullable=False),
     sa.Column('invoice_id', sa.Integer(), nullable=True),
     sa.Column('invoice_provider_id', sa.String(length=64), nullable=True),
-    sa.Column('amount', app.types.Money(precision=19, scale=4), nullable=False),
+    sa.Column('amount', store.types.Money(precision=19, scale=4), nullable=False),
     sa.Column('currency', sa.String(length=3), nullable=True),
     sa.Column('paid_on', sa.Date(), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('provider_updated_at', app.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('provider_updated_at', store.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], name=op.f('fk_payments_invoice_id_invoices'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_payments_org_id_organisations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_payments')),
@@ -218,7 +218,7 @@ def upgrade() -> None:
     sa.Column('org_id', sa.Integer(), nullable=False),
     sa.Column('invoice_id', sa.Integer(), nullable=True),
     sa.Column('action_id', sa.Integer(), nullable=True),
-    sa.Column('at', app.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', store.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('kind', sa.String(length=32), nullable=False),
     sa.Column('message', sa.Text(), nullable=False),
     sa.Column('data', sa.JSON(), nullable=True),

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.types
+import store.types
 
 # revision identifiers, used by Alembic.
 revision: str = '086e0ec4d9d8'
@@ -27,9 +27,9 @@ def upgrade() -> None:
     sa.Column('org_id', sa.Integer(), nullable=False),
     sa.Column('invoice_id', sa.Integer(), nullable=False),
     sa.Column('instalments', sa.JSON(), nullable=False),
-    sa.Column('paid_before', app.types.Money(precision=19, scale=4), nullable=False),
+    sa.Column('paid_before', store.types.Money(precision=19, scale=4), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('created_at', app.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', store.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], name=op.f('fk_payment_plans_invoice_id_invoices'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_payment_plans_org_id_organisations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_payment_plans'))
@@ -46,7 +46,7 @@ def upgrade() -> None:
     sa.Column('filename', sa.String(length=255), nullable=False),
     sa.Column('content_type', sa.String(length=100), nullable=False),
     sa.Column('content', sa.LargeBinary(), nullable=False),
-    sa.Column('created_at', app.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', store.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['action_id'], ['actions.id'], name=op.f('fk_documents_action_id_actions'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], name=op.f('fk_documents_invoice_id_invoices'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_documents_org_id_organisations'), ondelete='CASCADE'),
@@ -65,7 +65,7 @@ def upgrade() -> None:
     sa.Column('assignee', sa.String(length=100), nullable=False),
     sa.Column('title', sa.Text(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('created_at', app.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', store.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['action_id'], ['actions.id'], name=op.f('fk_tasks_action_id_actions'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], name=op.f('fk_tasks_invoice_id_invoices'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_tasks_org_id_organisations'), ondelete='CASCADE'),
@@ -76,7 +76,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_tasks_org_id_status', ['org_id', 'status'], unique=False)
 
     with op.batch_alter_table('actions', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('amount', app.types.Money(precision=19, scale=4), nullable=True))
+        batch_op.add_column(sa.Column('amount', store.types.Money(precision=19, scale=4), nullable=True))
         batch_op.add_column(sa.Column('currency', sa.String(length=3), nullable=True))
         batch_op.add_column(sa.Column('reason', sa.Text(), nullable=True))
         batch_op.add_column(sa.Column('channel', sa.String(length=32), nullable=True))
@@ -94,7 +94,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('policy_overrides', sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column('stop_service', sa.Boolean(), nullable=False,
                                       server_default=sa.false()))
-        batch_op.add_column(sa.Column('stop_service_at', app.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('stop_service_at', store.types.UTCDateTime(timezone=True), nullable=True))
 
     with op.batch_alter_table('invoices', schema=None) as batch_op:
         batch_op.add_column(sa.Column('disputed', sa.Boolean(), nullable=False,

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.types
+import store.types
 
 # revision identifiers, used by Alembic.
 revision: str = "a6webhooks01"
@@ -29,9 +29,9 @@ def upgrade() -> None:
         sa.Column("entity", sa.String(length=32), nullable=False),
         sa.Column("entity_id", sa.String(length=64), nullable=False),
         sa.Column("kind", sa.String(length=64), nullable=False),
-        sa.Column("occurred_at", app.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("received_at", app.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("processed_at", app.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("occurred_at", store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("received_at", store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("processed_at", store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("org_id", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(["org_id"], ["organisations.id"],
                                 name=op.f("fk_webhook_events_org_id_organisations"),

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.types
+import store.types
 
 # revision identifiers, used by Alembic.
 revision: str = "a7web0000001"
@@ -26,7 +26,7 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("provider", sa.String(length=16), nullable=False),
         sa.Column("subject", sa.String(length=255), nullable=False),
-        sa.Column("created_at", app.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", store.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"],
                                 name=op.f("fk_user_identities_user_id_users"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_user_identities")),
@@ -44,9 +44,9 @@ def upgrade() -> None:
         sa.Column("role", sa.String(length=16), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("invited_by", sa.Integer(), nullable=True),
-        sa.Column("created_at", app.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", app.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("accepted_at", app.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("accepted_at", store.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["invited_by"], ["users.id"],
                                 name=op.f("fk_invitations_invited_by_users"), ondelete="SET NULL"),
         sa.ForeignKeyConstraint(["org_id"], ["organisations.id"],
@@ -65,9 +65,9 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("created_by", sa.Integer(), nullable=True),
-        sa.Column("created_at", app.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_used_at", app.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("revoked_at", app.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_used_at", store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", store.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["created_by"], ["users.id"],
                                 name=op.f("fk_api_tokens_created_by_users"), ondelete="SET NULL"),
         sa.ForeignKeyConstraint(["org_id"], ["organisations.id"],

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.types
+import store.types
 
 # revision identifiers, used by Alembic.
 revision: str = "c3settings01"
@@ -32,7 +32,7 @@ def upgrade() -> None:
         sa.Column("subject", sa.String(length=500), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("updated_by", sa.Integer(), nullable=True),
-        sa.Column("updated_at", app.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", store.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["org_id"], ["organisations.id"],
                                 name=op.f("fk_message_texts_org_id_organisations"),
                                 ondelete="CASCADE"),

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from app.types import UTCDateTime
+from store.types import UTCDateTime
 
 revision: str = "c4pages00001"
 down_revision: str | Sequence[str] | None = "b0merge00001"

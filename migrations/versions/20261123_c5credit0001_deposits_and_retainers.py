@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.types
+import store.types
 
 revision: str = "c5credit0001"
 down_revision: str | Sequence[str] | None = "b0merge00001"
@@ -19,11 +19,11 @@ depends_on: str | Sequence[str] | None = None
 
 
 def _money(name: str, nullable: bool = False) -> sa.Column:
-    return sa.Column(name, app.types.Money(precision=19, scale=4), nullable=nullable)
+    return sa.Column(name, store.types.Money(precision=19, scale=4), nullable=nullable)
 
 
 def _when(name: str, nullable: bool = False) -> sa.Column:
-    return sa.Column(name, app.types.UTCDateTime(timezone=True), nullable=nullable)
+    return sa.Column(name, store.types.UTCDateTime(timezone=True), nullable=nullable)
 
 
 def upgrade() -> None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.types
+import store.types
 
 revision: str = "f1session0001"
 down_revision: str | Sequence[str] | None = "e2merge00001"
@@ -27,8 +27,8 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
-        sa.Column("created_at", app.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("ended_at", app.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", store.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", store.types.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"],
                                 name=op.f("fk_user_sessions_user_id_users"),
                                 ondelete="CASCADE"),

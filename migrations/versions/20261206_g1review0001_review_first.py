@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.types
+import store.types
 
 revision: str = "g1review0001"
 down_revision: str | Sequence[str] | None = "f1session0001"
@@ -28,7 +28,7 @@ def upgrade() -> None:
     with op.batch_alter_table("organisations", schema=None) as batch_op:
         batch_op.add_column(sa.Column("mode", sa.String(length=16), nullable=False,
                                       server_default="live"))
-        batch_op.add_column(sa.Column("live_since", app.types.UTCDateTime(timezone=True),
+        batch_op.add_column(sa.Column("live_since", store.types.UTCDateTime(timezone=True),
                                       nullable=True))
     with op.batch_alter_table("organisations", schema=None) as batch_op:
         batch_op.alter_column("mode", existing_type=sa.String(length=16),
@@ -40,7 +40,7 @@ def upgrade() -> None:
         sa.Column("provider_id", sa.String(length=64), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("invoice_id", sa.Integer(), nullable=True),
-        sa.Column("created_at", app.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", store.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["org_id"], ["organisations.id"],
                                 name=op.f("fk_own_documents_org_id_organisations"),
                                 ondelete="CASCADE"),
@@ -64,8 +64,8 @@ def upgrade() -> None:
         sa.Column("from_name", sa.String(length=255), nullable=False),
         sa.Column("from_email", sa.String(length=255), nullable=True),
         sa.Column("reply_to", sa.String(length=255), nullable=True),
-        sa.Column("verified_at", app.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("updated_at", app.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("verified_at", store.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", store.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["org_id"], ["organisations.id"],
                                 name=op.f("fk_mail_senders_org_id_organisations"),
                                 ondelete="CASCADE"),
@@ -80,7 +80,7 @@ def upgrade() -> None:
         sa.Column("period_start", sa.Date(), nullable=False),
         sa.Column("choice", sa.String(length=16), nullable=False),
         sa.Column("confirmed_by", sa.Integer(), nullable=True),
-        sa.Column("confirmed_at", app.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("confirmed_at", store.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["org_id"], ["organisations.id"],
                                 name=op.f("fk_rate_confirmations_org_id_organisations"),
                                 ondelete="CASCADE"),

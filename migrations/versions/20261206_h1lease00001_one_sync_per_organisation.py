@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.types
+import store.types
 
 revision: str = "h1lease00001"
 down_revision: str | Sequence[str] | None = "g1review0001"
@@ -21,7 +21,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("organisations", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("sync_lease_until", app.types.UTCDateTime(timezone=True),
+        batch_op.add_column(sa.Column("sync_lease_until", store.types.UTCDateTime(timezone=True),
                                       nullable=True))
 
 

@@ -23,8 +23,8 @@ def check_page(page, name: str) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_credit_control_journey(app, web, page) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Contact
+    from store.db import db
+    from store.models import Contact
 
     page.goto(f"{web.url}/signin")
     page.get_by_role("link", name="Sign up with Xero").click()

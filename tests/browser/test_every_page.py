@@ -33,9 +33,9 @@ DOWNLOADS = re.compile(r"\.(pdf|zip|json|csv)$|/export|/download|/case-file|/doc
 
 def _book_values(app, org_id: int) -> dict[str, int]:  # type: ignore[no-untyped-def]
     """An object of each kind in the book, so that every page has something to show."""
-    from app import clock
-    from app.extensions import db
-    from app.models import (
+    from store import clock
+    from store.db import db
+    from store.models import (
         Action,
         ApiToken,
         Contact,

@@ -48,8 +48,8 @@ def shots(page, name: str) -> None:  # type: ignore[no-untyped-def]
 def test_the_first_hour(app, web, page, sandbox, qbo_sandbox, clock, tmp_path: Path,  # type: ignore[no-untyped-def]
                         provider: str) -> None:
     from app.demo import start_mail_catcher
-    from app.extensions import db
-    from app.models import Action, Connection, Invoice, Organisation
+    from store.db import db
+    from store.models import Action, Connection, Invoice, Organisation
     from app.settings.services import save_policy
     from jobs.tasks import enqueue_sync
     from rules import policy_from_json

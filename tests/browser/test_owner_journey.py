@@ -23,7 +23,7 @@ def check_page(page, name: str) -> None:  # type: ignore[no-untyped-def]
 
 
 def _one(app, statement):  # type: ignore[no-untyped-def]
-    from app.extensions import db
+    from store.db import db
 
     with app.app_context():
         found = db.session.scalars(statement).all()
@@ -32,8 +32,8 @@ def _one(app, statement):  # type: ignore[no-untyped-def]
 
 
 def test_owner_journey(app, web, page) -> None:  # type: ignore[no-untyped-def]
-    from app.models import AuditEvent, Connection, Organisation, Task
-    from app.models import Policy as PolicyRow
+    from store.models import AuditEvent, Connection, Organisation, Task
+    from store.models import Policy as PolicyRow
 
     # Sign up with Xero: the sandbox's consent page, then straight into the new book.
     page.goto(f"{web.url}/signin")
@@ -126,7 +126,7 @@ def test_owner_journey(app, web, page) -> None:  # type: ignore[no-untyped-def]
     page.goto(f"{web.url}/orgs/{org_id}/invoices/{done[0].invoice_id}")
     assert "Promised to pay on Friday" in page.locator("ol.timeline").inner_text()
     check_page(page, "invoice")
-    from app.models import Contact
+    from store.models import Contact
 
     contact_id = _one(app, select(Contact.id).where(Contact.org_id == org_id)
                       .order_by(Contact.id))[0]

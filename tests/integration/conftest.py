@@ -17,7 +17,7 @@ EMAIL, PASSWORD = "owner@example.com", "correct horse battery"
 
 def run_jobs(app) -> None:  # type: ignore[no-untyped-def]
     """A real RQ worker, in burst mode: runs every queued job, then returns."""
-    from app.extensions import db
+    from store.db import db
     from jobs.worker import AppWorker
 
     with app.app_context():
@@ -40,8 +40,8 @@ def expire_tokens_and_sync(app, state, clock, org_id: int) -> None:  # type: ign
 
 def create_user(app, email: str = EMAIL, password: str = PASSWORD) -> None:  # type: ignore[no-untyped-def]
     from app.auth.views import hash_password
-    from app.extensions import db
-    from app.models import User
+    from store.db import db
+    from store.models import User
 
     with app.app_context():
         db.session.add(User(email=email, password_hash=hash_password(password)))
@@ -68,8 +68,8 @@ def connect(app, web: LiveServer, provider: str = "xero",  # type: ignore[no-unt
     """Sign up, sign in and connect the provider sandbox's first organisation. A new
     organisation starts in review; unless `live` is False the owner then presses Go live
     (charging lateness from before go-live too), as the tests written before review did."""
-    from app.extensions import db
-    from app.models import Connection
+    from store.db import db
+    from store.models import Connection
 
     create_user(app)
     http = requests.Session()

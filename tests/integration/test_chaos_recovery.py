@@ -35,8 +35,8 @@ def _faults_in_front(server: Any, provider: str) -> FaultInjector:
 
 
 def _next_actions(app, org_id: int) -> dict[int, Any]:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Invoice
+    from store.db import db
+    from store.models import Invoice
 
     with app.app_context():
         rows = db.session.execute(select(Invoice.id, Invoice.next_action_at).where(
@@ -50,8 +50,8 @@ def test_an_interrupted_first_sync_leaves_no_invoice_without_its_next_action(
     """A provider 500 on the payments page of the first sync (contacts and invoices are
     stored), then the retry: every invoice gets its next-action time, as after a first sync
     that never failed, and the daily run is booked."""
-    from app.extensions import db
-    from app.models import AuditEvent, Organisation, SyncRun
+    from store.db import db
+    from store.models import AuditEvent, Organisation, SyncRun
     from jobs import plan
     from jobs.tasks import sync_org
 
@@ -86,8 +86,8 @@ def test_a_sync_after_an_unfinished_one_plans_what_that_one_stored(
         app, connected: Connected, sandbox, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
     """An incremental sync dies after storing a page (its next-action times not computed);
     the next sync, which finds nothing new to read, still computes them."""
-    from app.extensions import db
-    from app.models import Invoice, SyncRun
+    from store.db import db
+    from store.models import Invoice, SyncRun
     from jobs.tasks import sync_org
 
     faults = _faults_in_front(sandbox[1], "xero")
@@ -130,8 +130,8 @@ def test_a_sync_after_an_unfinished_one_plans_what_that_one_stored(
 
 def test_a_sync_record_whose_job_is_over_or_gone_is_ended_by_the_sweeper(
         app, connected: Connected, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import SyncRun
+    from store.db import db
+    from store.models import SyncRun
     from jobs.tasks import STUCK_AFTER, end_lost_sync_runs
 
     redis = Redis.from_url(app.config["REDIS_URL"])
@@ -161,8 +161,8 @@ def test_a_worker_that_lost_its_claim_writes_nothing(
     """Paused past its lease after the provider answered: another worker claimed the action
     and carried it out; the paused one resumes and records its part and its outcome. Neither
     reaches the ledger: the result stays the other worker's, 'done' is written once."""
-    from app.extensions import db
-    from app.models import Action, AuditEvent, Contact, Invoice, Organisation
+    from store.db import db
+    from store.models import Action, AuditEvent, Contact, Invoice, Organisation
     from app.providers import connector_for
     from jobs import execute, ledger
     from jobs.queues import queue
@@ -223,8 +223,8 @@ def test_a_worker_that_lost_its_claim_writes_nothing(
 
 def test_a_full_rate_budget_defers_the_daily_run(
         app, connected: Connected, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import AuditEvent, SyncRun
+    from store.db import db
+    from store.models import AuditEvent, SyncRun
     from jobs.tasks import daily_run
 
     run_jobs(app)  # the first sync: its calls fill this minute (the test clock stands still)

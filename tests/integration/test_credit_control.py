@@ -23,8 +23,8 @@ TODAY = date(2026, 11, 24)  # the test clock's day in London
 
 
 def _set_policy(app, org_id: int, **sections: object) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Policy
+    from store.db import db
+    from store.models import Policy
     from rules import policy_from_json
 
     with app.app_context():
@@ -37,9 +37,9 @@ def _set_policy(app, org_id: int, **sections: object) -> None:  # type: ignore[n
 
 def _plan(app, org_id: int) -> int:  # type: ignore[no-untyped-def]
     """Recompute every invoice's next action under the new policy, then the planner's pass."""
-    from app import clock
-    from app.extensions import db
-    from app.models import Organisation
+    from store import clock
+    from store.db import db
+    from store.models import Organisation
     from jobs import tasks
     from jobs.plan import refresh_next_action
 
@@ -54,8 +54,8 @@ def _money(value: Decimal) -> Decimal:
 
 
 def test_deposit_milestones_are_tracked_and_reminded_once(app, connected, smtp) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
-    from app.extensions import db
-    from app.models import Action, ExpectedPayment, Invoice, Payment
+    from store.db import db
+    from store.models import Action, ExpectedPayment, Invoice, Payment
 
     sink, port = smtp
     app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_STARTTLS=False)
@@ -121,7 +121,7 @@ def test_deposit_milestones_are_tracked_and_reminded_once(app, connected, smtp) 
     assert b"is paid in 2 parts. The deposit (30 %, GBP 4266.00) is due on 2026-11-23" in body
 
     # The customer pays the deposit (and a little more): the milestone is met that day.
-    from app.models import Organisation
+    from store.models import Organisation
     from jobs.credit_requests import track_expected_payments
     from jobs.plan import Book
 
@@ -146,8 +146,8 @@ def test_deposit_milestones_are_tracked_and_reminded_once(app, connected, smtp) 
 
 def _customer_with_open_invoices(app, org_id: int):  # type: ignore[no-untyped-def]
     """The first customer (by id) with an email address and something open."""
-    from app.extensions import db
-    from app.models import Contact, Invoice
+    from store.db import db
+    from store.models import Contact, Invoice
 
     with app.app_context():
         contact = db.session.scalars(select(Contact).join(
@@ -162,8 +162,8 @@ def _customer_with_open_invoices(app, org_id: int):  # type: ignore[no-untyped-d
 
 
 def test_a_retainer_is_drawn_down_and_a_top_up_asked_for_once(app, connected, smtp) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
-    from app.extensions import db
-    from app.models import Action
+    from store.db import db
+    from store.models import Action
 
     sink, port = smtp
     app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_STARTTLS=False)
@@ -231,8 +231,8 @@ def test_a_retainer_is_drawn_down_and_a_top_up_asked_for_once(app, connected, sm
 
 
 def test_over_the_limit_signals_stop_service_and_recommends_shorter_terms(app, connected, hook) -> None:  # type: ignore[no-untyped-def]  # noqa: F811,E501
-    from app.extensions import db
-    from app.models import Action, AuditEvent, Contact, Invoice
+    from store.db import db
+    from store.models import Action, AuditEvent, Contact, Invoice
 
     received, url = hook
     _sync(app, connected.org_id)
@@ -274,8 +274,8 @@ def test_over_the_limit_signals_stop_service_and_recommends_shorter_terms(app, c
 
 
 def test_new_customers_start_on_the_stricter_variant(app, connected) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Invoice, Organisation, Payment
+    from store.db import db
+    from store.models import Invoice, Organisation, Payment
     from jobs.plan import Book
 
     _sync(app, connected.org_id)

@@ -29,8 +29,8 @@ def _sync(app, org_id: int) -> None:  # type: ignore[no-untyped-def]
 def _craft_worsening_customer(app, org_id: int) -> int:  # type: ignore[no-untyped-def]
     """A customer who paid 2 and 4 days late early in the year, then 20, 25 and 30; 500.00
     overdue 40 days; two broken payment plans (the unit test's history, in the database)."""
-    from app.extensions import db
-    from app.models import Contact, Invoice, Organisation, Payment, PaymentPlan
+    from store.db import db
+    from store.models import Contact, Invoice, Organisation, Payment, PaymentPlan
 
     with app.app_context():
         org = db.session.get(Organisation, org_id)
@@ -74,10 +74,10 @@ def _craft_worsening_customer(app, org_id: int) -> int:  # type: ignore[no-untyp
 
 
 def test_risk_backtest_and_a_struggling_customer(app, connected) -> None:  # type: ignore[no-untyped-def]
-    from app import clock
+    from store import clock
     from app.customers.services import cash_in_forecast, struggling_customers
-    from app.extensions import db
-    from app.models import Organisation
+    from store.db import db
+    from store.models import Organisation
 
     _sync(app, connected.org_id)
     runner = app.test_cli_runner()
@@ -133,8 +133,8 @@ def test_risk_backtest_and_a_struggling_customer(app, connected) -> None:  # typ
 
 
 def test_a_credit_hold_shows_a_banner_and_signals_stop_service(app, connected, hook) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
-    from app.extensions import db
-    from app.models import Action, Contact, Invoice
+    from store.db import db
+    from store.models import Action, Contact, Invoice
 
     received, url = hook
     _sync(app, connected.org_id)
@@ -198,8 +198,8 @@ def test_a_credit_hold_shows_a_banner_and_signals_stop_service(app, connected, h
 
 
 def test_statements_go_once_a_month_in_the_customers_language(app, connected, smtp) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
-    from app.extensions import db
-    from app.models import Action, Contact
+    from store.db import db
+    from store.models import Action, Contact
 
     sink, port = smtp
     app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_STARTTLS=False)

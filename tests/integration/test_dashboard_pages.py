@@ -31,7 +31,7 @@ class Book:
 
 
 def _org(db, name: str) -> int:  # type: ignore[no-untyped-def]
-    from app.models import Organisation
+    from store.models import Organisation
 
     org = Organisation(name=name, country="GB", timezone="Europe/London", base_currency="GBP")
     db.session.add(org)
@@ -41,7 +41,7 @@ def _org(db, name: str) -> int:  # type: ignore[no-untyped-def]
 
 def _invoice(db, org_id: int, key: str, issued: str, total: str, due: str, status: str,  # type: ignore[no-untyped-def]
              currency: str = "GBP", updated: str | None = None) -> int:
-    from app.models import Invoice
+    from store.models import Invoice
 
     invoice = Invoice(org_id=org_id, provider_id=f"inv-{key}", number=f"INV-{key}",
                       currency=currency, issue_date=date.fromisoformat(issued),
@@ -55,7 +55,7 @@ def _invoice(db, org_id: int, key: str, issued: str, total: str, due: str, statu
 
 def _payment(db, org_id: int, invoice_id: int, key: str, amount: str, paid_on: str,  # type: ignore[no-untyped-def]
              currency: str = "GBP") -> None:
-    from app.models import Payment
+    from store.models import Payment
 
     db.session.add(Payment(org_id=org_id, provider_id=f"pay-{key}", invoice_id=invoice_id,
                            amount=Decimal(amount), currency=currency,
@@ -64,7 +64,7 @@ def _payment(db, org_id: int, invoice_id: int, key: str, amount: str, paid_on: s
 
 def _reminder(db, org_id: int, invoice_id: int, key: str, sent: str,  # type: ignore[no-untyped-def]
               status: str = "done") -> None:
-    from app.models import Action
+    from store.models import Action
 
     db.session.add(Action(org_id=org_id, invoice_id=invoice_id, key=f"reminder-{key}",
                           kind="reminder", scheduled_for=_at(sent, 9), status=status,
@@ -85,8 +85,8 @@ def craft_book(app) -> Book:  # type: ignore[no-untyped-def]
     V issued 1 Oct, 9,999: voided, never a sale.
     In USD, I issued 10 Oct, 100: paid on 12 Nov, 2 days after a reminder.
     Another organisation holds a reminded and paid GBP invoice of 5,000 that must not show."""
-    from app.extensions import db
-    from app.models import Membership, User
+    from store.db import db
+    from store.models import Membership, User
 
     create_user(app, OWNER, PASSWORD)
     with app.app_context():
@@ -140,8 +140,8 @@ EXPECTED_DSO = {  # month: (as of, owed, invoiced in the 90 days before, DSO)
 
 def test_dso_history_of_a_crafted_book(app) -> None:  # type: ignore[no-untyped-def]
     from app.dashboard import services
-    from app.extensions import db
-    from app.models import Organisation
+    from store.db import db
+    from store.models import Organisation
 
     book = craft_book(app)
     with app.app_context():
@@ -178,8 +178,8 @@ def test_month_ends_cross_the_year_and_end_today() -> None:
 
 def test_money_collected_after_a_reminder(app) -> None:  # type: ignore[no-untyped-def]
     from app.dashboard import services
-    from app.extensions import db
-    from app.models import Organisation
+    from store.db import db
+    from store.models import Organisation
 
     book = craft_book(app)
     with app.app_context():
@@ -237,8 +237,8 @@ def test_dashboard_page_shows_dso_over_time_and_collections(app) -> None:  # typ
 
 
 def test_an_empty_book_has_no_line_and_says_so(app) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Membership, User
+    from store.db import db
+    from store.models import Membership, User
 
     create_user(app, OWNER, PASSWORD)
     with app.app_context():
@@ -258,8 +258,8 @@ def test_an_empty_book_has_no_line_and_says_so(app) -> None:  # type: ignore[no-
 
 def _member(app, email: str, memberships: dict[str, str]) -> dict[str, int]:  # type: ignore[no-untyped-def]
     """A user with the given role in each named organisation (made if new)."""
-    from app.extensions import db
-    from app.models import Membership, Organisation, User
+    from store.db import db
+    from store.models import Membership, Organisation, User
 
     create_user(app, email, PASSWORD)
     ids = {}

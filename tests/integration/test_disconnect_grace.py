@@ -27,8 +27,8 @@ SYNCED = ("invoices", "contacts", "payments", "actions")
 
 
 def _counts(app, org_id: int) -> dict[str, int]:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Action, AuditEvent, Contact, Invoice, Payment
+    from store.db import db
+    from store.models import Action, AuditEvent, Contact, Invoice, Payment
 
     with app.app_context():
         found = {name: db.session.scalar(select(func.count()).select_from(model)
@@ -41,8 +41,8 @@ def _counts(app, org_id: int) -> dict[str, int]:  # type: ignore[no-untyped-def]
 
 
 def _connection(app, org_id: int):  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Connection
+    from store.db import db
+    from store.models import Connection
 
     with app.app_context():
         found = db.session.scalar(select(Connection).where(Connection.org_id == org_id))
@@ -67,8 +67,8 @@ def _csrf(client, org_id: int) -> str:  # type: ignore[no-untyped-def]
 def _bystander(app) -> int:  # type: ignore[no-untyped-def]
     """Another owner's organisation, itself disconnected long ago with its grace still
     running, with a row of each synced kind: nothing done to the first may touch it."""
-    from app.extensions import db
-    from app.models import (
+    from store.db import db
+    from store.models import (
         Action,
         AuditEvent,
         Connection,
@@ -143,8 +143,8 @@ def test_disconnect_shows_the_deletion_date_and_the_export_holds_every_row(
     assert re.search(r'id="deletion-date">Disconnected on November 24, 2026\. The synced data '
                      r'will be deleted after December 24, 2026 \(Europe/London\)', page.text)
 
-    from app.extensions import db
-    from app.models import Document
+    from store.db import db
+    from store.models import Document
 
     pdfs = {"Final demand INV-1.pdf": b"%PDF-1.7 first", "case/file.pdf": b"%PDF-1.7 second"}
     with app.app_context():
@@ -185,8 +185,8 @@ def test_disconnect_shows_the_deletion_date_and_the_export_holds_every_row(
     assert b"access_token" not in blob and b"refresh_token" not in blob
 
     # Only the owner may take the export or delete; a viewer sees the date but not those.
-    from app.extensions import db
-    from app.models import Membership, User
+    from store.db import db
+    from store.models import Membership, User
 
     create_user(app, "viewer@example.com", PASSWORD)
     with app.app_context():
@@ -207,8 +207,8 @@ def test_disconnect_shows_the_deletion_date_and_the_export_holds_every_row(
 
 def test_grace_expiry_deletes_by_job_and_leaves_the_log_and_other_books(
         app, connected, clock) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import AuditEvent
+    from store.db import db
+    from store.models import AuditEvent
     from jobs import retention
 
     bystander = _bystander(app)
@@ -311,8 +311,8 @@ def test_delete_now_needs_the_confirmation_and_cuts_the_grace_short(
 
 def test_reconnecting_within_the_grace_cancels_the_deletion(
         app, connected, clock) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import AuditEvent
+    from store.db import db
+    from store.models import AuditEvent
     from jobs import retention
 
     _synced_and_disconnected(app, connected)

@@ -30,8 +30,8 @@ def part_paid_invoices(state, tenant_id: str, today, count: int, paid: bool = Tr
 def plan_late_fees(app, org_id: int, now) -> list[int]:  # type: ignore[no-untyped-def]
     """A late fee planned for every LATE- invoice, as the policy engine would (placement
     "line": the batch must notice that Xero refuses the line)."""
-    from app.extensions import db
-    from app.models import Action, Invoice
+    from store.db import db
+    from store.models import Action, Invoice
 
     with app.app_context():
         invoices = db.session.scalars(select(Invoice).where(
@@ -68,8 +68,8 @@ def fee_invoices_in_the_books(state, tenant_id: str) -> Counter[str]:  # type: i
 
 def test_five_hundred_late_fees_on_one_xero_tenant_take_fifteen_calls(
         app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Action, Organisation
+    from store.db import db
+    from store.models import Action, Organisation
     from app.providers import connector_for
     from connectors.base import effect_marker
     from jobs.fee_batches import create_fee_invoices
@@ -103,8 +103,8 @@ def test_five_hundred_late_fees_on_one_xero_tenant_take_fifteen_calls(
 
 def test_a_batch_whose_answer_was_lost_is_found_again_and_never_made_twice(
         app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Action, Invoice, Organisation
+    from store.db import db
+    from store.models import Action, Invoice, Organisation
     from app.providers import connector_for
     from jobs import ledger
     from jobs.execute import Effect
@@ -139,8 +139,8 @@ def test_a_batch_whose_answer_was_lost_is_found_again_and_never_made_twice(
 
 def test_planning_batches_fee_invoices_and_the_single_jobs_find_them_done(
         app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Action
+    from store.db import db
+    from store.models import Action
     from jobs.tasks import plan_org
     from tests.integration.conftest import run_jobs
 
@@ -179,8 +179,8 @@ class AnswerLost:
 @pytest.mark.parametrize("made", [True, False])
 def test_a_lost_batch_answer_is_looked_up_at_once(
         app, connected, sandbox, clock, made: bool) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Action, Organisation
+    from store.db import db
+    from store.models import Action, Organisation
     from app.providers import connector_for
     from jobs.fee_batches import SENT, create_fee_invoices
 
@@ -208,8 +208,8 @@ def test_the_single_path_finds_a_fee_invoice_a_lost_batch_made(
         app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
     """The batch's answer and its look-up were both lost; the sweeper hands the action to the
     single path, whose own idempotency key differs from the batch's: the marker finds it."""
-    from app.extensions import db
-    from app.models import Action, Invoice, Organisation
+    from store.db import db
+    from store.models import Action, Invoice, Organisation
     from app.providers import connector_for
     from jobs import execute, ledger
     from jobs.execute import Effect
@@ -238,8 +238,8 @@ def test_the_single_path_finds_a_fee_invoice_a_lost_batch_made(
 
 def test_a_fee_the_rule_places_on_a_separate_invoice_goes_in_the_batch(
         app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Action, Organisation
+    from store.db import db
+    from store.models import Action, Organisation
     from app.providers import connector_for
     from jobs.fee_batches import create_fee_invoices
     from jobs.tasks import sync_org
@@ -263,8 +263,8 @@ def test_a_fee_the_rule_places_on_a_separate_invoice_goes_in_the_batch(
 def test_fees_for_a_statement_invoice_go_on_one_fee_invoice_per_contact_and_statement(
         app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
     """Four fees of one contact: three for the statement of 1 December, one for 1 January."""
-    from app.extensions import db
-    from app.models import Action, Organisation
+    from store.db import db
+    from store.models import Action, Organisation
     from app.providers import connector_for
     from connectors.base import effect_marker
     from jobs.fee_batches import create_fee_invoices
@@ -303,9 +303,9 @@ def test_a_statement_fee_falls_due_on_the_customer_statement_day_when_the_policy
     """A flat fee placed on the statement invoice, charged from 23 November: with customer
     statements on the 28th (Saturday 28 November 2026: Monday the 30th at 09:00) and no
     statement day in the policy, the fee is due with the statement, not on the 1st."""
-    from app.extensions import db
-    from app.models import CreditSettings, Organisation
-    from app.models import Policy as PolicyRow
+    from store.db import db
+    from store.models import CreditSettings, Organisation
+    from store.models import Policy as PolicyRow
     from jobs.plan import dry_run, planning_policy
     from jobs.tasks import sync_org
     from rules import default_policy, policy_to_json

@@ -124,7 +124,7 @@ def test_readyz_fails_while_redis_is_stopped_and_recovers(  # type: ignore[no-un
 def database_away(app, url: str) -> Iterator[None]:  # type: ignore[no-untyped-def]
     """The test's own database unreachable for the block: renamed (PostgreSQL, its sessions
     ended first) or its file replaced by a directory (SQLite)."""
-    from app.extensions import db
+    from store.db import db
 
     with app.app_context():
         db.engine.dispose()
@@ -168,7 +168,7 @@ def test_readyz_fails_while_the_database_is_unreachable_and_recovers(  # type: i
 
 def test_readyz_fails_while_the_schema_is_behind_the_code(  # type: ignore[no-untyped-def]
         database_url, redis_url, encryption_keys) -> None:
-    from app.extensions import db
+    from store.db import db
 
     app = make_app(database_url, redis_url, encryption_keys)
     with app.app_context():

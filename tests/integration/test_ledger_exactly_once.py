@@ -39,8 +39,8 @@ def sandbox(clock: FakeClock) -> Iterator[tuple[object, LiveServer]]:
 def _synced_invoice(app, org_id: int):  # type: ignore[no-untyped-def]
     """The first open invoice whose contact has an email address, after a sync (the queue
     emptied of the connection's first sync)."""
-    from app.extensions import db
-    from app.models import Contact, Invoice
+    from store.db import db
+    from store.models import Contact, Invoice
     from jobs.queues import queue
     from jobs.tasks import sync_org
 
@@ -53,8 +53,8 @@ def _synced_invoice(app, org_id: int):  # type: ignore[no-untyped-def]
 
 
 def _action(invoice, kind: str, now, **particulars):  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Action
+    from store.db import db
+    from store.models import Action
 
     action = Action(org_id=invoice.org_id, invoice_id=invoice.id,
                     key=f"{invoice.org_id}:{invoice.id}:{kind}:test", kind=kind,
@@ -68,9 +68,9 @@ def _action(invoice, kind: str, now, **particulars):  # type: ignore[no-untyped-
 def test_a_thousand_deliveries_of_one_action_run_it_once(app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
     from rq import Queue
 
-    from app import clock
-    from app.extensions import db
-    from app.models import Action
+    from store import clock
+    from store.db import db
+    from store.models import Action
     from app.providers import redis_client
     from jobs import ledger
     from jobs.tasks import enqueue_action, execute_action
@@ -137,8 +137,8 @@ def test_a_discount_whose_allocation_answer_was_lost_is_found_not_skipped(
         app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
     """The credit note closed the invoice; the retry must find it, not call the invoice paid
     by someone else."""
-    from app import clock
-    from app.extensions import db
+    from store import clock
+    from store.db import db
     from jobs.execute import RetryLater
     from jobs.tasks import execute_action
 
@@ -165,8 +165,8 @@ def test_a_fee_line_whose_answer_was_lost_is_found_not_replanned(
         app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
     """The fee raised the amount due; the retry must find the line, not call the invoice
     changed since planning."""
-    from app import clock
-    from app.extensions import db
+    from store import clock
+    from store.db import db
     from jobs.execute import RetryLater
     from jobs.tasks import execute_action
 
@@ -190,7 +190,7 @@ def test_a_fee_line_whose_answer_was_lost_is_found_not_replanned(
 
 def test_a_reminder_whose_answers_were_lost_emails_and_notes_once(
         app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
-    from app import clock
+    from store import clock
     from jobs.execute import RetryLater
     from jobs.tasks import execute_action
 
@@ -216,7 +216,7 @@ def test_the_sweeper_replaces_a_job_a_killed_worker_left_started(
     from rq import Queue
     from rq.job import Job, JobStatus
 
-    from app.extensions import db
+    from store.db import db
     from app.providers import redis_client
     from jobs.tasks import enqueue_action, execute_action, sweep_ledger
 
@@ -247,8 +247,8 @@ def test_after_redis_is_flushed_the_sweeper_gives_every_open_action_its_job(
         app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
     from rq import Queue
 
-    from app.extensions import db
-    from app.models import Action, Organisation
+    from store.db import db
+    from store.models import Action, Organisation
     from app.providers import redis_client
     from jobs import plan
     from jobs.tasks import STUCK_AFTER, enqueue_action, sweep_ledger
@@ -277,8 +277,8 @@ def test_after_redis_is_flushed_the_sweeper_gives_every_open_action_its_job(
 
 def test_a_worker_whose_lease_passed_to_another_writes_nothing_more(
         app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Organisation
+    from store.db import db
+    from store.models import Organisation
     from app.providers import connector_for
     from jobs import ledger
     from jobs.execute import ClaimLost, Effect, send_reminder
@@ -342,8 +342,8 @@ class Books:
     def open_invoice(self, app):  # type: ignore[no-untyped-def]
         """The first open, unpaid invoice whose contact has an email address, after a sync
         (compared in Python: each provider's amounts are stored at their own scale)."""
-        from app.extensions import db
-        from app.models import Contact, Invoice
+        from store.db import db
+        from store.models import Contact, Invoice
 
         _synced_invoice(app, self.connected.org_id)
         return next(invoice for invoice in db.session.scalars(
@@ -384,7 +384,7 @@ def test_a_reminder_past_the_window_is_looked_up_not_sent_or_noted_twice(
     """Both answers lost and the provider has forgotten the keys: the retry finds the email
     (Xero's History "Sent", QuickBooks' DeliveryInfo) and the note (its marker) and records
     them; one email, one note, the action done."""
-    from app.extensions import db
+    from store.db import db
     from jobs.execute import RetryLater
     from jobs.tasks import execute_action
 
@@ -426,7 +426,7 @@ def test_a_reminder_whose_email_never_reached_the_provider_is_sent_on_retry(
         app, web, sandbox, qbo_sandbox, clock, provider) -> None:  # type: ignore[no-untyped-def]
     """A 500 in front of the provider: the outcome is unknown to us, the lookup finds no
     send since the write began, so the retry sends it (once)."""
-    from app.extensions import db
+    from store.db import db
     from jobs.execute import RetryLater
     from jobs.tasks import execute_action
 
@@ -453,7 +453,7 @@ def test_a_reminder_whose_email_never_reached_the_provider_is_sent_on_retry(
 @pytest.mark.parametrize("provider", ["xero", "quickbooks"])
 def test_a_single_fee_invoice_past_the_window_is_found_by_its_marker(
         app, web, sandbox, qbo_sandbox, clock, provider) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
+    from store.db import db
     from jobs.execute import RetryLater
     from jobs.tasks import execute_action
 
@@ -517,8 +517,8 @@ def mail(app) -> Iterator[MailSink]:  # type: ignore[no-untyped-def]
 
 def test_our_email_whose_answer_was_lost_is_not_sent_again_and_the_owner_is_told(
         app, connected, sandbox, mail, clock) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import AuditEvent
+    from store.db import db
+    from store.models import AuditEvent
     from jobs.execute import UNCONFIRMED, RetryLater
     from jobs.tasks import execute_action
 
@@ -553,7 +553,7 @@ def test_our_email_that_never_reached_the_mail_server_is_sent_on_retry(
     """No connection: nothing was handed over, so the retry sends it (once) and says so."""
     import socket
 
-    from app.extensions import db
+    from store.db import db
     from jobs.execute import RetryLater
     from jobs.tasks import execute_action
 
@@ -581,8 +581,8 @@ def test_our_email_that_never_reached_the_mail_server_is_sent_on_retry(
 def test_our_other_emails_whose_answer_was_lost_are_not_sent_again(
         app, connected, sandbox, mail, clock, kind) -> None:  # type: ignore[no-untyped-def]
     """Statements and retainer top-up requests go by our email too: the same rule."""
-    from app.extensions import db
-    from app.models import AuditEvent
+    from store.db import db
+    from store.models import AuditEvent
     from jobs.execute import UNCONFIRMED, RetryLater
     from jobs.tasks import execute_action
 

@@ -81,9 +81,9 @@ class Run:
 
 def demo_like_run(app, faulty: Faulty, clock: FakeClock) -> Run:  # type: ignore[no-untyped-def]
     """Connect, sync, a webhook, a day's run with one 429, the day spent, consent revoked."""
-    from app import clock as app_clock
-    from app.extensions import db
-    from app.models import Invoice, Organisation
+    from store import clock as app_clock
+    from store.db import db
+    from store.models import Invoice, Organisation
     from jobs.plan import calendar_for
     from jobs.tasks import daily_run, enqueue_sync
     from observability.logs import configure_logging
@@ -155,8 +155,8 @@ def moved(run: Run, name: str, **labels: str) -> float:
 
 
 def test_metrics_move_with_a_demo_like_run(app, faulty, clock) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Action, Connection
+    from store.db import db
+    from store.models import Action, Connection
 
     run = demo_like_run(app, faulty, clock)
     with app.app_context():

@@ -16,7 +16,7 @@ NOW = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)  # a Wednesday, 10:00 in London
 def _book(session, due: int, later: int) -> int:  # type: ignore[no-untyped-def]
     """An organisation with `due` invoices 7 days overdue (their first overdue reminder due)
     and `later` invoices due in a month; returns its id."""
-    from app.models import Contact, Invoice, Organisation
+    from store.models import Contact, Invoice, Organisation
 
     org = Organisation(name="Bulk Ltd", country="GB", timezone="Europe/London",
                        base_currency="GBP")
@@ -41,7 +41,7 @@ def _book(session, due: int, later: int) -> int:  # type: ignore[no-untyped-def]
 
 
 def _make_due_again(session, org_id: int) -> None:  # type: ignore[no-untyped-def]
-    from app.models import Invoice
+    from store.models import Invoice
 
     session.execute(update(Invoice).where(
         Invoice.org_id == org_id, Invoice.due_date < NOW.date()).values(
@@ -51,8 +51,8 @@ def _make_due_again(session, org_id: int) -> None:  # type: ignore[no-untyped-de
 
 
 def test_a_second_pass_plans_nothing_and_next_action_times_are_stored(app) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Action, Invoice, Organisation
+    from store.db import db
+    from store.models import Action, Invoice, Organisation
     from jobs.plan import plan_org
 
     with app.app_context():
@@ -84,8 +84,8 @@ def test_a_second_pass_plans_nothing_and_next_action_times_are_stored(app) -> No
 
 
 def test_keys_written_meanwhile_are_skipped_and_changed_ones_planned_again(app) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Action, AuditEvent, Organisation
+    from store.db import db
+    from store.models import Action, AuditEvent, Organisation
     from jobs import ledger
     from jobs.plan import plan_org
 
@@ -119,8 +119,8 @@ def test_keys_written_meanwhile_are_skipped_and_changed_ones_planned_again(app) 
 
 def test_record_planned_many_writes_each_key_once(app) -> None:  # type: ignore[no-untyped-def]
     """The same step twice in one call, and a call repeated: one row, returned once."""
-    from app.extensions import db
-    from app.models import Action, Invoice
+    from store.db import db
+    from store.models import Action, Invoice
     from jobs import ledger
     from rules import PlannedAction
 

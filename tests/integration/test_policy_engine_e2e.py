@@ -68,8 +68,8 @@ class Books:
 
 def _connect(app, provider: str, clock, sandbox,  # type: ignore[no-untyped-def]
              qbo_sandbox) -> tuple[Books, int, LiveServer]:
-    from app.extensions import db
-    from app.models import Connection
+    from store.db import db
+    from store.models import Connection
 
     if provider == "quickbooks":
         clock.set(datetime(2026, 11, 24, 18, 0, tzinfo=UTC))  # 10:00 in California
@@ -90,8 +90,8 @@ def _connect(app, provider: str, clock, sandbox,  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("provider", ["xero", "quickbooks"])
 def test_a_fee_a_discount_and_a_plan_reach_the_books_once(  # type: ignore[no-untyped-def]
         app, clock, sandbox, qbo_sandbox, provider: str) -> None:
-    from app.extensions import db
-    from app.models import Action, Invoice, Organisation, PaymentPlan, Policy
+    from store.db import db
+    from store.models import Action, Invoice, Organisation, PaymentPlan, Policy
     from jobs.tasks import enqueue_sync, sync_org
 
     books, org_id, web = _connect(app, provider, clock, sandbox, qbo_sandbox)

@@ -37,8 +37,8 @@ def _deposits(currency: str, threshold: str, applies_to: str = "quotes") -> dict
 
 
 def _set_deposits(app, org_id: int, deposits: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Policy
+    from store.db import db
+    from store.models import Policy
     from rules import policy_from_json
 
     with app.app_context():
@@ -64,8 +64,8 @@ def _plan(app, org_id: int) -> int:  # type: ignore[no-untyped-def]
 
 
 def _quotes(app, org_id: int) -> dict[str, tuple[str, Decimal, date | None]]:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Quote
+    from store.db import db
+    from store.models import Quote
 
     with app.app_context():
         return {q.number: (q.status, q.total, q.accepted_on) for q in db.session.scalars(
@@ -73,8 +73,8 @@ def _quotes(app, org_id: int) -> dict[str, tuple[str, Decimal, date | None]]:  #
 
 
 def _reminders(app) -> list[tuple[str, str, str, Decimal | None]]:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Action
+    from store.db import db
+    from store.models import Action
 
     with app.app_context():
         return [(a.key, a.status, a.reason or "", a.amount) for a in db.session.scalars(
@@ -88,8 +88,8 @@ def _subjects(sink) -> list[str]:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("provider", ["xero", "quickbooks"])
 def test_an_accepted_quote_is_reminded_of_its_deposit_once(  # type: ignore[no-untyped-def]
         app, web, sandbox, qbo_sandbox, clock, smtp, provider) -> None:  # noqa: F811
-    from app.extensions import db
-    from app.models import Quote, QuoteDeposit
+    from store.db import db
+    from store.models import Quote, QuoteDeposit
 
     setup = SETUPS[provider]
     clock.set(setup["now"])
@@ -208,8 +208,8 @@ def _settle(provider: str, box, tenant: str, number: str, deposit: Decimal) -> N
 def test_declined_and_small_quotes_get_no_deposit_reminder(  # type: ignore[no-untyped-def]
         app, web, sandbox, clock) -> None:
     """Under applies_to both, only accepted quotes at or above the threshold are chased."""
-    from app.extensions import db
-    from app.models import QuoteDeposit
+    from store.db import db
+    from store.models import QuoteDeposit
 
     clock.set(SETUPS["xero"]["now"])
     connected = connect(app, web, "xero")

@@ -47,8 +47,8 @@ def start(provider: str, clock: Any) -> None:
 @pytest.mark.parametrize("provider", ["xero", "quickbooks"])
 def test_nothing_reaches_the_books_before_go_live_then_first_contact_and_spacing(  # type: ignore[no-untyped-def]
         app, web, sandbox, qbo_sandbox, clock, provider: str) -> None:
-    from app.extensions import db
-    from app.models import Action, AuditEvent, Invoice, Organisation
+    from store.db import db
+    from store.models import Action, AuditEvent, Invoice, Organisation
     from app.settings.services import save_policy
     from jobs.tasks import enqueue_sync
     from rules import policy_from_json
@@ -141,8 +141,8 @@ def test_nothing_reaches_the_books_before_go_live_then_first_contact_and_spacing
 @pytest.mark.parametrize("provider", ["xero", "quickbooks"])
 def test_a_fee_invoice_dunwell_made_is_never_reminded(  # type: ignore[no-untyped-def]
         app, web, sandbox, qbo_sandbox, clock, provider: str) -> None:
-    from app.extensions import db
-    from app.models import Action, Invoice, Organisation, OwnDocument
+    from store.db import db
+    from store.models import Action, Invoice, Organisation, OwnDocument
     from app.settings.services import save_policy
     from jobs.tasks import enqueue_sync
     from rules import policy_from_json
@@ -176,8 +176,8 @@ def test_a_fee_invoice_dunwell_made_is_never_reminded(  # type: ignore[no-untype
 
 
 def test_bad_input_on_the_setup_page_says_so_and_saves_nothing(app, web, clock) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Organisation, Policy
+    from store.db import db
+    from store.models import Organisation, Policy
     from app.settings.services import save_policy
     from rules import policy_from_json
 

@@ -7,8 +7,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-import app.models  # noqa: F401
-from app.extensions import db
+import store.models  # noqa: F401
+from store.db import db
 from migrations import upgrade
 
 pytestmark = pytest.mark.db

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.db
 
 def test_tokens_and_secrets_never_appear_in_the_database_or_the_logs(
         app, connected, sandbox, clock, caplog) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
+    from store.db import db
 
     state, _ = sandbox
     caplog.set_level(logging.DEBUG)

@@ -57,8 +57,8 @@ CLI_SECTIONS = {
 
 def _org(app, name: str, members: dict[str, str]) -> int:  # type: ignore[no-untyped-def]
     """An organisation with the given members (email: role), each user made if new."""
-    from app.extensions import db
-    from app.models import Membership, Organisation, User
+    from store.db import db
+    from store.models import Membership, Organisation, User
 
     for email in members:
         with app.app_context():
@@ -94,9 +94,9 @@ def _post(client, org_id: int, fields: dict[str, str]):  # type: ignore[no-untyp
 def _stored(app, org_id: int) -> tuple[dict[str, Any], int, Decimal | None, int, Any]:
     """The policy body and version, the default credit limit, policy_saved events, and the
     statement and stop-service settings."""
-    from app.extensions import db
-    from app.models import AuditEvent, CreditSettings
-    from app.models import Policy as PolicyRow
+    from store.db import db
+    from store.models import AuditEvent, CreditSettings
+    from store.models import Policy as PolicyRow
 
     with app.app_context():
         row = db.session.scalar(select(PolicyRow).where(PolicyRow.org_id == org_id))
@@ -301,8 +301,8 @@ def _links(page: str) -> dict[str, str]:
 
 
 def test_header_and_organisation_links_follow_each_pages_own_access_rule(app) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Action
+    from store.db import db
+    from store.models import Action
     from app.settings.approvals import AWAITING_APPROVAL
 
     org_id = _org(app, "Harbour Coffee", {OWNER: "owner",

@@ -88,8 +88,8 @@ def _queued_action_jobs(app) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def _statuses(org_id: int) -> dict[int, str]:
-    from app.extensions import db
-    from app.models import Action
+    from store.db import db
+    from store.models import Action
 
     return dict(db.session.execute(select(Action.id, Action.status).where(
         Action.org_id == org_id)).all())
@@ -99,8 +99,8 @@ def _statuses(org_id: int) -> dict[int, str]:
 
 
 def test_safe_mode_holds_actions_until_the_owner_decides(app, book, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Action, AuditEvent, Invoice, Organisation
+    from store.db import db
+    from store.models import Action, AuditEvent, Invoice, Organisation
     from app.providers import connector_for
     from app.settings.approvals import AWAITING_APPROVAL
     from jobs import execute
@@ -213,8 +213,8 @@ def _template_form(book: Book, **fields: str) -> dict[str, str]:
 
 
 def test_own_texts_are_validated_stored_used_when_sending_and_reset(app, book, smtp, clock) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Action, Contact, Invoice, MessageText, Organisation, Policy
+    from store.db import db
+    from store.models import Action, Contact, Invoice, MessageText, Organisation, Policy
     from app.settings.message_texts import message_source
     from jobs.plan import refresh_next_action
     from jobs.tasks import plan_org
@@ -302,8 +302,8 @@ def test_live_preview_reads_subject_and_body(app, book) -> None:  # type: ignore
 
 
 def test_a_test_send_goes_to_the_owner_only_marked_and_rate_limited(app, book, smtp) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Action, Invoice
+    from store.db import db
+    from store.models import Action, Invoice
 
     with app.app_context():
         invoice = db.session.scalars(select(Invoice).where(
@@ -352,8 +352,8 @@ def test_a_test_send_without_a_mail_server_says_so(app, book) -> None:  # type: 
 
 
 def test_contact_overrides_are_validated_saved_and_shown_in_the_preview(app, book) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Contact, Invoice, Policy
+    from store.db import db
+    from store.models import Contact, Invoice, Policy
 
     with app.app_context():
         row = db.session.scalars(select(Policy).where(Policy.org_id == book.org_id)).one()
@@ -410,8 +410,8 @@ def test_contact_overrides_are_validated_saved_and_shown_in_the_preview(app, boo
 
 
 def test_statement_day_and_statement_invoice_placement(app, book) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Policy
+    from store.db import db
+    from store.models import Policy
     from tests.integration.test_web_pages import _settings_form
 
     page = book.client.get(book.base).get_data(as_text=True)

@@ -126,8 +126,8 @@ def test_the_mailbox_page_is_the_demos_only(app, web) -> None:  # type: ignore[n
 def test_an_own_smtp_server_is_saved_only_once_a_test_went_through_it(  # type: ignore[no-untyped-def]
         app, web, own_server, refusing_server, caplog) -> None:
     from app.connections.services import export_archive
-    from app.extensions import db
-    from app.models import AuditEvent, MailSender, Organisation
+    from store.db import db
+    from store.models import AuditEvent, MailSender, Organisation
 
     caplog.set_level(logging.DEBUG)
     port, folder = own_server

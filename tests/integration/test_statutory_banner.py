@@ -22,8 +22,8 @@ STATUTORY = {"version": 2, "reminder_steps": [{"offset_days": 7}],
 
 
 def test_an_unverified_rate_is_named_and_an_owner_confirms_it(app, web, clock) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import AuditEvent, Organisation, RateConfirmation
+    from store.db import db
+    from store.models import AuditEvent, Organisation, RateConfirmation
     from app.settings.services import save_policy
     from app.setup.services import first_week
     from rules import policy_from_json

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.db
 
 
 def _snapshot(model) -> list[tuple]:  # type: ignore[no-untyped-def]
-    from app.extensions import db
+    from store.db import db
 
     columns = [c.name for c in model.__table__.columns]
     rows = db.session.scalars(select(model).order_by(model.id)).all()
@@ -24,7 +24,7 @@ def _snapshot(model) -> list[tuple]:  # type: ignore[no-untyped-def]
 
 def test_full_sync_at_the_call_floor_then_incremental_changes_nothing(
         app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
-    from app.models import Contact, Invoice, Payment
+    from store.models import Contact, Invoice, Payment
     from jobs.tasks import sync_org
 
     state, _ = sandbox
@@ -49,8 +49,8 @@ def test_full_sync_at_the_call_floor_then_incremental_changes_nothing(
 
 
 def test_incremental_sync_picks_up_a_payment(app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Invoice, Payment
+    from store.db import db
+    from store.models import Invoice, Payment
     from jobs.tasks import sync_org
 
     state, _ = sandbox
@@ -71,9 +71,9 @@ def test_incremental_sync_picks_up_a_payment(app, connected, sandbox) -> None:  
 
 
 def _plan(app, org_id: int):  # type: ignore[no-untyped-def]
-    from app import clock
-    from app.extensions import db
-    from app.models import Organisation
+    from store import clock
+    from store.db import db
+    from store.models import Organisation
     from jobs.plan import plan_org
     from jobs.tasks import sync_org
 
@@ -86,7 +86,7 @@ def _plan(app, org_id: int):  # type: ignore[no-untyped-def]
 
 def test_a_payment_between_planning_and_sending_skips_the_reminder(
         app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
+    from store.db import db
     from jobs.tasks import execute_action
 
     state, _ = sandbox
@@ -105,7 +105,7 @@ def test_a_payment_between_planning_and_sending_skips_the_reminder(
 
 def test_a_retry_after_a_crash_replays_instead_of_repeating(
         app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
+    from store.db import db
     from jobs.tasks import execute_action
 
     state, _ = sandbox
@@ -113,7 +113,7 @@ def test_a_retry_after_a_crash_replays_instead_of_repeating(
         action = _plan(app, connected.org_id)[0]
         assert execute_action(action.id) == "done"
         # The worker "died" after the provider answered but before our commit; its lease ran out.
-        from app import clock
+        from store import clock
 
         action.status, action.result, action.finished_at = "claimed", None, None
         action.claimed_by, action.lease_until = "dead-worker/1", clock.now() - timedelta(seconds=1)
@@ -132,7 +132,7 @@ def test_a_429_defers_the_action_instead_of_failing_it(app, connected, sandbox) 
     from rq import Queue
     from rq.registry import ScheduledJobRegistry
 
-    from app.extensions import db
+    from store.db import db
     from app.providers import redis_client
     from jobs.tasks import execute_action
 
@@ -184,7 +184,7 @@ def test_the_daily_run_is_booked_at_the_send_time_in_the_organisations_zone(
 
 def test_an_action_held_by_a_live_worker_is_not_run_twice(app, connected, sandbox,
                                                           clock) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
+    from store.db import db
     from jobs import ledger
     from jobs.tasks import execute_action
 
@@ -208,7 +208,7 @@ def test_the_sweeper_gives_stuck_actions_a_job_again(app, connected, sandbox, cl
     from rq import Queue
     from rq.registry import ScheduledJobRegistry
 
-    from app.extensions import db
+    from store.db import db
     from app.providers import redis_client
     from jobs.tasks import sweep_ledger
 
@@ -228,8 +228,8 @@ def test_the_sweeper_gives_stuck_actions_a_job_again(app, connected, sandbox, cl
 
 
 def test_a_spent_daily_limit_waits_and_tells_the_owner_once(app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import AuditEvent
+    from store.db import db
+    from store.models import AuditEvent
     from jobs.tasks import execute_action
 
     state, _ = sandbox
@@ -250,8 +250,8 @@ def test_a_spent_daily_limit_waits_and_tells_the_owner_once(app, connected, sand
 
 def test_an_organisation_that_must_reconnect_pauses_its_actions_until_it_does(
         app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Connection
+    from store.db import db
+    from store.models import Connection
     from jobs.tasks import execute_action
 
     state, _ = sandbox

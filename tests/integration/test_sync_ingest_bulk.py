@@ -58,7 +58,7 @@ def _payments(invoices: list[Any]):  # type: ignore[no-untyped-def]
 
 
 def _org(session, name: str) -> int:  # type: ignore[no-untyped-def]
-    from app.models import Organisation
+    from store.models import Organisation
 
     org = Organisation(name=name, country="GB", timezone="Europe/London", base_currency="GBP")
     session.add(org)
@@ -80,7 +80,7 @@ def _write(session, org_id: int, kind: str, records: list[Any], page: int) -> se
 def _stored(session, org_id: int) -> dict[str, dict[str, Any]]:  # type: ignore[no-untyped-def]
     """Every synced row of the organisation by provider id, with its links as provider ids
     (comparable across organisations) and its own id."""
-    from app.models import Contact, Invoice, Payment
+    from store.models import Contact, Invoice, Payment
 
     session.expire_all()
     contacts = {c.id: c.provider_id for c in session.scalars(
@@ -123,7 +123,7 @@ def _expected_invoice(record: Any, synced_contacts: set[str]) -> dict[str, Any]:
 
 
 def test_a_long_page_stores_what_the_records_say_and_a_second_write_changes_nothing(app) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
+    from store.db import db
 
     contacts, invoices = _contacts(), _invoices()
     payments = _payments(invoices)
@@ -166,7 +166,7 @@ def test_a_long_page_stores_what_the_records_say_and_a_second_write_changes_noth
 def test_changed_records_change_only_their_rows_on_every_path(app) -> None:  # type: ignore[no-untyped-def]
     """Long pages (COPY on PostgreSQL) and pages of 7 (arrays) end in the same rows: the short
     path is the one every page took before pages went by COPY."""
-    from app.extensions import db
+    from store.db import db
     from connectors.base import InvoiceRecord
 
     contacts, invoices = _contacts(), _invoices()
@@ -228,8 +228,8 @@ def test_changed_records_change_only_their_rows_on_every_path(app) -> None:  # t
 
 def test_a_row_the_session_holds_sees_the_new_values(app) -> None:  # type: ignore[no-untyped-def]
     """The executor holds an invoice while a page rewrites it: its object sees the new values."""
-    from app.extensions import db
-    from app.models import Invoice
+    from store.db import db
+    from store.models import Invoice
     from sync.engine import upsert_invoices
 
     invoices = _invoices()

@@ -11,8 +11,8 @@ pytestmark = pytest.mark.db
 
 
 def _runs(org_id: int) -> int:
-    from app.extensions import db
-    from app.models import SyncRun
+    from store.db import db
+    from store.models import SyncRun
 
     return db.session.scalar(select(func.count()).select_from(SyncRun).where(
         SyncRun.org_id == org_id)) or 0
@@ -20,9 +20,9 @@ def _runs(org_id: int) -> int:
 
 def test_a_sync_while_another_holds_the_book_is_skipped_and_records_nothing(
         app, connected) -> None:  # type: ignore[no-untyped-def]
-    from app import clock
-    from app.extensions import db
-    from app.models import Organisation
+    from store import clock
+    from store.db import db
+    from store.models import Organisation
     from jobs.tasks import SYNC_LEASE, _take_sync_lease, sync_org
 
     with app.app_context():
@@ -46,8 +46,8 @@ def test_a_sync_while_another_holds_the_book_is_skipped_and_records_nothing(
 
 
 def test_a_failed_sync_gives_its_lease_back(app, connected) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Organisation, SyncRun
+    from store.db import db
+    from store.models import Organisation, SyncRun
     from jobs import tasks
 
     def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -69,9 +69,9 @@ def test_a_failed_sync_gives_its_lease_back(app, connected) -> None:  # type: ig
 
 def test_the_sweeper_frees_the_lease_of_a_run_whose_worker_was_lost(
         app, connected) -> None:  # type: ignore[no-untyped-def]
-    from app import clock
-    from app.extensions import db
-    from app.models import Organisation, SyncRun
+    from store import clock
+    from store.db import db
+    from store.models import Organisation, SyncRun
     from jobs.tasks import STUCK_AFTER, _take_sync_lease, end_lost_sync_runs
 
     with app.app_context():

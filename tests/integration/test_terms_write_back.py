@@ -92,8 +92,8 @@ def linked(app, web, provider: str) -> Connected:  # type: ignore[no-untyped-def
 
 def _customer(app, org_id: int) -> tuple[int, str, str]:  # type: ignore[no-untyped-def]
     """A customer with an email address (id, provider id, name)."""
-    from app.extensions import db
-    from app.models import Contact
+    from store.db import db
+    from store.models import Contact
 
     with app.app_context():
         contact = db.session.scalars(select(Contact).where(
@@ -104,10 +104,10 @@ def _customer(app, org_id: int) -> tuple[int, str, str]:  # type: ignore[no-unty
 
 
 def _hold(app, org_id: int, contact_id: int) -> None:  # type: ignore[no-untyped-def]
-    from app import clock
+    from store import clock
     from app.customers.services import put_on_hold
-    from app.extensions import db
-    from app.models import Contact
+    from store.db import db
+    from store.models import Contact
 
     with app.app_context():
         contact = db.session.get(Contact, contact_id)
@@ -117,8 +117,8 @@ def _hold(app, org_id: int, contact_id: int) -> None:  # type: ignore[no-untyped
 
 
 def _invoice_row(app, org_id: int, provider_id: str) -> tuple[int, str, date | None]:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Invoice
+    from store.db import db
+    from store.models import Invoice
 
     with app.app_context():
         row = db.session.scalars(select(Invoice).where(
@@ -127,8 +127,8 @@ def _invoice_row(app, org_id: int, provider_id: str) -> tuple[int, str, date | N
 
 
 def _terms_actions(app, org_id: int) -> list[tuple[str, int | None, str, dict, dict]]:  # type: ignore[no-untyped-def,type-arg]
-    from app.extensions import db
-    from app.models import Action
+    from store.db import db
+    from store.models import Action
 
     with app.app_context():
         return [(a.key, a.invoice_id, a.status, a.details or {}, a.result or {})
@@ -139,8 +139,8 @@ def _terms_actions(app, org_id: int) -> list[tuple[str, int | None, str, dict, d
 
 def test_a_new_invoice_of_a_customer_on_hold_gets_shorter_terms_once(
         app, linked, books, clock) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import AuditEvent
+    from store.db import db
+    from store.models import AuditEvent
 
     org_id = linked.org_id
     _sync(app, org_id)
@@ -226,8 +226,8 @@ def test_an_invoice_paid_before_the_write_is_left_alone(app, linked, books, cloc
 
 def test_a_hold_released_before_the_write_leaves_the_terms(app, linked, books, clock) -> None:  # type: ignore[no-untyped-def]
     from app.customers.services import release_hold
-    from app.extensions import db
-    from app.models import Contact
+    from store.db import db
+    from store.models import Contact
 
     org_id = linked.org_id
     _sync(app, org_id)
@@ -252,8 +252,8 @@ def test_a_hold_released_before_the_write_leaves_the_terms(app, linked, books, c
 
 def test_after_a_lost_answer_the_due_date_is_looked_up_not_written_again(
         app, linked, books, clock) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Action
+    from store.db import db
+    from store.models import Action
     from jobs.execute import WRITING, WRITING_SINCE
 
     org_id = linked.org_id
@@ -290,8 +290,8 @@ def test_after_a_lost_answer_the_due_date_is_looked_up_not_written_again(
 
 
 def test_recommend_writes_nothing(app, linked, books, clock) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import AuditEvent
+    from store.db import db
+    from store.models import AuditEvent
 
     org_id = linked.org_id
     _sync(app, org_id)

@@ -94,8 +94,8 @@ def works(sandbox_url: str, access_token: str) -> bool:
 
 
 def grant_of(app, org_id: int) -> int:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Connection
+    from store.db import db
+    from store.models import Connection
 
     with app.app_context():
         connection = db.session.scalars(
@@ -201,8 +201,8 @@ def _process_worker(settings: dict[str, Any], threads: int, start: Any, done: An
 def test_fifty_workers_in_four_processes_refresh_once_per_round(
         app, connected, sandbox, clock, database_url, redis_url, encryption_keys,
         watch) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Grant
+    from store.db import db
+    from store.models import Grant
 
     state, server = sandbox
     state.config.refresh_grace_seconds = 0  # no grace to hide a second refresh behind
@@ -242,8 +242,8 @@ def test_fifty_workers_in_four_processes_refresh_once_per_round(
 
 def test_a_lost_refresh_answer_is_asked_again_within_the_grace_and_the_connection_lives(
         app, connected, sandbox, clock, grants, watch) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Connection, Grant
+    from store.db import db
+    from store.models import Connection, Grant
 
     state, server = sandbox
     grant_id = grants.grant_id
@@ -351,8 +351,8 @@ def test_invalid_grant_uses_a_newer_stored_pair_when_another_worker_saved_one(
 
 def test_a_dead_refresh_token_pauses_the_connection_and_tells_the_owner(
         app, connected, sandbox, clock, smtp, watch) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
-    from app.extensions import db
-    from app.models import AuditEvent, Connection, Grant
+    from store.db import db
+    from store.models import AuditEvent, Connection, Grant
     from app.providers import connector_for
 
     state, _ = sandbox

@@ -40,8 +40,8 @@ def expected_reminders(sandbox_state, tenant_id: str, today: date,  # type: igno
 
 
 def contact_emails(app, org_id: int) -> dict[str, bool]:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Contact
+    from store.db import db
+    from store.models import Contact
 
     with app.app_context():
         rows = db.session.execute(select(Contact.provider_id, Contact.email)
@@ -50,8 +50,8 @@ def contact_emails(app, org_id: int) -> dict[str, bool]:  # type: ignore[no-unty
 
 
 def test_connect_sync_remind_and_write_back(app, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Action, Connection, Grant, Invoice, Organisation, SyncRun
+    from store.db import db
+    from store.models import Action, Connection, Grant, Invoice, Organisation, SyncRun
 
     state, _ = sandbox
     create_user(app)

@@ -37,8 +37,8 @@ def dunwell_notes(box, realm: str) -> Counter[str]:  # type: ignore[no-untyped-d
 
 
 def test_connect_quickbooks_sync_remind_and_write_back(app, qbo_sandbox, clock) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Action, Connection, Grant, Invoice, Organisation, SyncRun
+    from store.db import db
+    from store.models import Action, Connection, Grant, Invoice, Organisation, SyncRun
     from jobs.tasks import enqueue_sync
 
     box, _ = qbo_sandbox

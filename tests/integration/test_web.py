@@ -15,14 +15,14 @@ pytestmark = pytest.mark.db
 
 
 def _count(app, model) -> int:  # type: ignore[no-untyped-def]
-    from app.extensions import db
+    from store.db import db
 
     with app.app_context():
         return db.session.scalar(select(func.count()).select_from(model)) or 0
 
 
 def test_cancel_at_xero_and_a_replayed_or_foreign_state_store_nothing(app, web) -> None:  # type: ignore[no-untyped-def]
-    from app.models import Connection, Grant, Organisation
+    from store.models import Connection, Grant, Organisation
 
     create_user(app)
     http = requests.Session()
@@ -62,8 +62,8 @@ def test_members_only_and_a_wrong_id_is_404(app, connected) -> None:  # type: ig
 
 
 def test_disconnect_revokes_at_the_provider(app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Connection, Grant
+    from store.db import db
+    from store.models import Connection, Grant
 
     state, _ = sandbox
     run_jobs(app)
@@ -96,7 +96,7 @@ def test_plan_command_prints_the_day_as_json(app, connected) -> None:  # type: i
                for p in planned)
     assert any(p["reason"].startswith("First contact, ") for p in planned)
     assert {"invoice_number", "key", "step", "step_count", "scheduled_for"} <= set(planned[0])
-    from app.models import Action
+    from store.models import Action
 
     assert _count(app, Action) == 0  # a dry run writes nothing
 

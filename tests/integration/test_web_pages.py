@@ -17,8 +17,8 @@ pytestmark = pytest.mark.db
 
 
 def _policy_row(app, org_id):  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Policy
+    from store.db import db
+    from store.models import Policy
 
     with app.app_context():
         row = db.session.scalars(select(Policy).where(Policy.org_id == org_id)).one()
@@ -110,8 +110,8 @@ def test_the_policy_editor_names_the_problems_in_the_readers_language(app, conne
 
 
 def test_preview_lists_every_action_of_the_next_90_days_and_writes_nothing(app, connected) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Action, Invoice
+    from store.db import db
+    from store.models import Action, Invoice
 
     run_jobs(app)
     with app.app_context():
@@ -135,8 +135,8 @@ def test_preview_lists_every_action_of_the_next_90_days_and_writes_nothing(app, 
 
 def test_dashboard_chart_tasks_and_invoice_timeline(app, connected) -> None:  # type: ignore[no-untyped-def]
     from app.dashboard.services import aging
-    from app.extensions import db
-    from app.models import AuditEvent, Invoice, Organisation, Task
+    from store.db import db
+    from store.models import AuditEvent, Invoice, Organisation, Task
 
     run_jobs(app)
     with app.app_context():
@@ -190,8 +190,8 @@ def test_hebrew_pages_are_right_to_left_and_money_follows_the_language(app, conn
 
 
 def test_sign_up_with_xero_makes_user_organisation_and_connection(app, web) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Connection, Membership, User, UserIdentity
+    from store.db import db
+    from store.models import Connection, Membership, User, UserIdentity
 
     http = requests.Session()
     consent = http.get(f"{web.url}/launch/xero")
@@ -218,8 +218,8 @@ def test_sign_up_with_xero_makes_user_organisation_and_connection(app, web) -> N
 
 
 def test_sign_in_with_intuit_reads_the_user_info(app, web) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Connection, UserIdentity
+    from store.db import db
+    from store.models import Connection, UserIdentity
 
     http = requests.Session()
     consent = http.get(f"{web.url}/launch/intuit")
@@ -232,8 +232,8 @@ def test_sign_in_with_intuit_reads_the_user_info(app, web) -> None:  # type: ign
 
 
 def test_an_existing_password_account_is_not_taken_over_by_an_email_claim(app, web) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Organisation
+    from store.db import db
+    from store.models import Organisation
 
     create_user(app, "owner@example.com", PASSWORD)
     http = requests.Session()
@@ -244,8 +244,8 @@ def test_an_existing_password_account_is_not_taken_over_by_an_email_claim(app, w
 
 
 def test_invitation_roles_and_viewer_cannot_edit(app, connected) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Membership, User
+    from store.db import db
+    from store.models import Membership, User
 
     run_jobs(app)
     members = connected.http.get(f"{connected.web.url}/orgs/{connected.org_id}/members")

@@ -51,8 +51,8 @@ def hooked(app):  # type: ignore[no-untyped-def]
 
 
 def stored_events(app) -> int:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import WebhookEvent
+    from store.db import db
+    from store.models import WebhookEvent
 
     with app.app_context():
         return db.session.scalar(select(func.count()).select_from(WebhookEvent)) or 0
@@ -192,7 +192,7 @@ def test_a_failure_while_storing_is_handled_as_flask_handles_errors(
 @pytest.mark.skipif(backend() != "postgresql", reason="the endpoint's own PostgreSQL pool")
 def test_a_connection_the_database_closed_is_dropped_and_the_event_sent_again(
         hooked, connected, caplog) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
+    from store.db import db
     from app.webhooks.services import _webhook_engine
 
     client = hooked.test_client()
@@ -236,7 +236,7 @@ def test_each_web_worker_opens_the_endpoint_connections_before_its_first_request
 
     from redis import Redis
 
-    from app.extensions import db
+    from store.db import db
     from app.webhooks.services import _webhook_engine
 
     def sessions() -> int:

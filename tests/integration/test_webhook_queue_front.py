@@ -45,8 +45,8 @@ def test_enqueue_once_at_front_jumps_the_waiting_jobs(app) -> None:  # type: ign
 
 
 def test_a_webhook_sync_is_queued_ahead_of_waiting_actions(app, web) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import WebhookEvent
+    from store.db import db
+    from store.models import WebhookEvent
     from jobs.queues import enqueue_once, queue
     from jobs.tasks import execute_action
 

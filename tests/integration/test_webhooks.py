@@ -66,8 +66,8 @@ def intuit_cloud_body(realm_id: str, event_id: str = "5f0e3f7a-1111-4222-8333-44
 
 
 def stored_events(app) -> int:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import WebhookEvent
+    from store.db import db
+    from store.models import WebhookEvent
 
     with app.app_context():
         return db.session.scalar(select(func.count()).select_from(WebhookEvent))
@@ -206,8 +206,8 @@ def test_an_unknown_tenant_is_answered_200_and_ignored(hooked, connected) -> Non
 
 
 def test_a_hundred_replays_store_one_event_and_run_one_sync(hooked, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Invoice, WebhookEvent
+    from store.db import db
+    from store.models import Invoice, WebhookEvent
     from app.providers import redis_client
     from app.webhooks.services import generation_key
 
@@ -263,8 +263,8 @@ def wait_for_events(app, count: int, timeout: float = 15.0) -> None:  # type: ig
 
 
 def _due_later_today(app, org_id: int, now: datetime):  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Invoice
+    from store.db import db
+    from store.models import Invoice
 
     with app.app_context():
         due = db.session.scalars(select(Invoice).where(
@@ -276,14 +276,14 @@ def _due_later_today(app, org_id: int, now: datetime):  # type: ignore[no-untype
 
 
 def _run_the_day(app, org_id: int, clock, at: datetime) -> None:  # type: ignore[no-untyped-def]
-    from app import clock as app_clock
+    from store import clock as app_clock
     from jobs.plan import calendar_for
     from jobs.tasks import daily_run
 
     clock.set(at)
     with app.app_context():
-        from app.extensions import db
-        from app.models import Organisation
+        from store.db import db
+        from store.models import Organisation
 
         org = db.session.get(Organisation, org_id)
         daily_run(org_id, calendar_for(org).today(app_clock.now()).isoformat())
@@ -292,8 +292,8 @@ def _run_the_day(app, org_id: int, clock, at: datetime) -> None:  # type: ignore
 
 def test_a_payment_in_xero_stops_the_reminder_planned_for_later_that_day(
         hooked, sandbox, web, clock) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Invoice
+    from store.db import db
+    from store.models import Invoice
 
     state, _ = sandbox
     clock.set(datetime(2026, 11, 24, 7, 0, tzinfo=UTC))  # before the 09:00 send time in London
@@ -326,8 +326,8 @@ def test_a_payment_in_xero_stops_the_reminder_planned_for_later_that_day(
 @pytest.mark.parametrize("shape", ["legacy", "cloudevents"])
 def test_a_payment_in_quickbooks_stops_the_reminder_planned_for_later_that_day(
         hooked, qbo_sandbox, web, clock, shape) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Invoice, WebhookEvent
+    from store.db import db
+    from store.models import Invoice, WebhookEvent
 
     state, _ = qbo_sandbox
     # 10:00 UTC is 02:00 in Los Angeles: hours before the 09:00 send time.
@@ -360,9 +360,9 @@ def test_a_payment_in_quickbooks_stops_the_reminder_planned_for_later_that_day(
 
 def test_a_webhook_closes_planned_actions_before_a_worker_can_run_them(
         hooked, connected, sandbox, web) -> None:  # type: ignore[no-untyped-def]
-    from app import clock as app_clock
-    from app.extensions import db
-    from app.models import Action, AuditEvent, Organisation
+    from store import clock as app_clock
+    from store.db import db
+    from store.models import Action, AuditEvent, Organisation
     from jobs.plan import plan_org
     from jobs.tasks import execute_action, sync_org, sync_webhook_changes
 
@@ -408,8 +408,8 @@ def test_a_webhook_closes_planned_actions_before_a_worker_can_run_them(
 
 def test_the_nightly_reconcile_counts_what_webhooks_missed(hooked, connected, sandbox, web,
                                                           clock) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import AuditEvent, Invoice, SyncRun
+    from store.db import db
+    from store.models import AuditEvent, Invoice, SyncRun
     from jobs.tasks import reconcile_org
 
     state, _ = sandbox
@@ -445,8 +445,8 @@ def test_the_nightly_reconcile_counts_what_webhooks_missed(hooked, connected, sa
 
 def test_a_connection_removed_in_xero_is_detected_and_shown(hooked, connected, sandbox, web
                                                             ) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Connection, Invoice
+    from store.db import db
+    from store.models import Connection, Invoice
 
     state, _ = sandbox
     run_jobs(hooked)

@@ -38,8 +38,8 @@ def test_each_consent_attaches_only_its_own_tenants_under_its_own_event(
     auth event, or keep its old one and move only updatedDateUtc), the flow takes the
     consent's own tenants."""
     from app.connections.services import connect_xero
-    from app.extensions import db
-    from app.models import Connection, User
+    from store.db import db
+    from store.models import Connection, User
 
     state, server = sandbox
     state.config.reconsent_moves_auth_event = moves

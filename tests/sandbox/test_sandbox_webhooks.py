@@ -12,8 +12,7 @@ from decimal import Decimal
 import pytest
 from flask import Flask, Response, request
 
-from connectors.quickbooks.webhooks import intuit_events
-from connectors.xero.webhooks import xero_events
+from app.webhooks.payloads import intuit_events, xero_events
 from tests.conftest import LiveServer
 
 

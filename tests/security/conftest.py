@@ -13,7 +13,7 @@ from tests.integration.test_settings_page import smtp  # noqa: F401  (a real SMT
 
 def table_rows(app) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
     """Every row of every table, as text, sorted: what "changes nothing" is checked against."""
-    from app.extensions import db
+    from store.db import db
 
     with app.app_context():
         dump = {table.name: sorted(str(tuple(row)) for row in db.session.execute(

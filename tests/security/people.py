@@ -11,8 +11,8 @@ from tests.integration.conftest import PASSWORD, create_user
 
 def add_member(app, org_id: int, email: str, role: str) -> int:  # type: ignore[no-untyped-def]
     """A new password user who is a member of the organisation with `role`; their id."""
-    from app.extensions import db
-    from app.models import Membership, User
+    from store.db import db
+    from store.models import Membership, User
 
     create_user(app, email, PASSWORD)
     with app.app_context():
@@ -31,8 +31,8 @@ def signed_in(base: str, email: str, password: str = PASSWORD) -> requests.Sessi
 
 
 def user_id_of(app, email: str) -> int:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import User
+    from store.db import db
+    from store.models import User
 
     with app.app_context():
         found = int(db.session.scalar(select(User.id).where(User.email == email)))
@@ -41,8 +41,8 @@ def user_id_of(app, email: str) -> int:  # type: ignore[no-untyped-def]
 
 
 def roles_in(app, org_id: int) -> dict[int, str]:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Membership
+    from store.db import db
+    from store.models import Membership
 
     with app.app_context():
         found = {user_id: role for user_id, role in db.session.execute(

@@ -165,8 +165,8 @@ def test_a_huge_page_with_one_bad_record_fails_whole_before_anything_is_handed_o
 def _count_events(app) -> int:  # type: ignore[no-untyped-def]
     from sqlalchemy import func, select
 
-    from app.extensions import db
-    from app.models import WebhookEvent
+    from store.db import db
+    from store.models import WebhookEvent
 
     with app.app_context():
         return db.session.scalar(select(func.count()).select_from(WebhookEvent)) or 0
@@ -190,8 +190,7 @@ WEBHOOK_KEYS = {"xero": "fuzz-xero-key", "quickbooks": "fuzz-intuit-verifier"}
        signed=st.booleans())
 def test_webhooks_answer_hostile_bodies_with_401_or_400_and_store_nothing(
         app, provider: str, body: bytes, signed: bool) -> None:  # type: ignore[no-untyped-def]
-    from app.webhooks.services import SIGNATURE_HEADERS
-    from connectors.webhooks import signature
+    from app.webhooks.services import SIGNATURE_HEADERS, signature
 
     app.config.update(XERO_WEBHOOK_KEY=WEBHOOK_KEYS["xero"],
                       QUICKBOOKS_WEBHOOK_VERIFIER=WEBHOOK_KEYS["quickbooks"])

@@ -83,7 +83,7 @@ def _connect_tenant(app, base: str, email: str, tenant_name: str  # type: ignore
 def _rows_of(app, org_id: int, grant_id: int | None) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """A hash per table of one organisation's rows: every table with an org_id, its row of
     organisations, its grant (the tokens), and whole tables that belong to no organisation."""
-    from app.extensions import db
+    from store.db import db
 
     found: dict[str, str] = {}
     with app.app_context():
@@ -104,9 +104,9 @@ def _rows_of(app, org_id: int, grant_id: int | None) -> dict[str, str]:  # type:
 
 def _pending_webhook_event(app, org_id: int, tenant_id: str, state) -> str:  # type: ignore[no-untyped-def]
     """An invoice paid in the books and the webhook event that says so, not yet applied."""
-    from app import clock
-    from app.extensions import db
-    from app.models import Invoice, WebhookEvent
+    from store import clock
+    from store.db import db
+    from store.models import Invoice, WebhookEvent
 
     with app.app_context():
         invoice = db.session.scalars(select(Invoice).where(
@@ -125,8 +125,8 @@ def _pending_webhook_event(app, org_id: int, tenant_id: str, state) -> str:  # t
 
 
 def _world(app, connected, sandbox) -> World:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Connection
+    from store.db import db
+    from store.models import Connection
 
     state, _ = sandbox
     b_http = _connect_tenant(app, connected.web.url, B_OWNER, B_TENANT_NAME)
@@ -176,8 +176,8 @@ def _arguments(name: str, function: Callable[..., Any], world: World) -> tuple[A
 
 def test_every_job_run_for_one_organisation_leaves_the_other_untouched(
         app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Connection, Invoice, Organisation, SyncRun, WebhookEvent
+    from store.db import db
+    from store.models import Connection, Invoice, Organisation, SyncRun, WebhookEvent
     from jobs.plan import calendar_for
 
     state, _ = sandbox
@@ -240,8 +240,8 @@ def test_every_job_run_for_one_organisation_leaves_the_other_untouched(
 
 def _planned_actions_of(app, org_id: int, now) -> list[int]:  # type: ignore[no-untyped-def]
     """What is due for the organisation now, planned into the ledger (not yet queued)."""
-    from app.extensions import db
-    from app.models import Organisation
+    from store.db import db
+    from store.models import Organisation
     from jobs import plan
 
     with app.app_context():
@@ -254,8 +254,8 @@ def _planned_actions_of(app, org_id: int, now) -> list[int]:  # type: ignore[no-
 
 def test_an_action_is_executed_within_its_own_organisation_and_not_once_it_is_disconnected(
         app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Action, Connection
+    from store.db import db
+    from store.models import Action, Connection
     from jobs.tasks import execute_action
 
     state, _ = sandbox

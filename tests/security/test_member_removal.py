@@ -29,8 +29,8 @@ def _remove(http: requests.Session, base: str, org_id: int, user_id: int
 
 
 def test_who_may_remove_whom(app, connected) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import AuditEvent
+    from store.db import db
+    from store.models import AuditEvent
 
     base, org = connected.web.url, connected.org_id
     owner_id = user_id_of(app, EMAIL)

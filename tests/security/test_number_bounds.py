@@ -54,8 +54,8 @@ def test_the_default_credit_limit_and_the_credit_sections_have_a_range(app, conn
 
 
 def test_a_customers_credit_limit_retainer_and_top_up_have_a_range(app, connected) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Contact
+    from store.db import db
+    from store.models import Contact
 
     run_jobs(app)
     with app.app_context():

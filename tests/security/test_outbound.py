@@ -194,8 +194,8 @@ def test_a_stop_service_signal_to_our_own_network_needs_the_owner_and_sends_noth
     address in production mode, the action ends needing the owner, and nothing is sent."""
     from sqlalchemy import select
 
-    from app.extensions import db
-    from app.models import Action, Contact, Invoice
+    from store.db import db
+    from store.models import Action, Contact, Invoice
     from jobs.tasks import sync_org
     from tests.integration.conftest import run_jobs
 
@@ -220,7 +220,7 @@ def test_a_stop_service_signal_to_our_own_network_needs_the_owner_and_sends_noth
                                    "--stop-service-on-hold"]).exit_code == 0
         # ... so it stands for an address saved before that check, or a name whose DNS
         # answer has changed since: the send-time check is the last guard.
-        from app.models import CreditSettings
+        from store.models import CreditSettings
 
         with app.app_context():
             row = db.session.scalars(select(CreditSettings).where(

@@ -18,8 +18,8 @@ pytestmark = pytest.mark.db
 
 
 def _connection(app, org_id: int) -> tuple[int | None, str]:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Connection
+    from store.db import db
+    from store.models import Connection
 
     with app.app_context():
         found = db.session.scalar(select(Connection).where(Connection.org_id == org_id))
@@ -41,8 +41,8 @@ def _connect_again(http: requests.Session, base: str, provider: str = "xero"
 
 
 def _last_sync_status(app, org_id: int) -> str:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import SyncRun
+    from store.db import db
+    from store.models import SyncRun
 
     with app.app_context():
         status = db.session.scalar(select(SyncRun.status).where(SyncRun.org_id == org_id)
@@ -52,8 +52,8 @@ def _last_sync_status(app, org_id: int) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_a_removed_member_who_connects_the_same_books_gains_nothing(app, connected) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Grant, Membership
+    from store.db import db
+    from store.models import Grant, Membership
     from jobs.tasks import enqueue_sync
 
     base, org = connected.web.url, connected.org_id

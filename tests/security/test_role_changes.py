@@ -24,8 +24,8 @@ def _set_role(http: requests.Session, base: str, org: int, user_id: int,
 
 def test_only_an_owner_grants_or_takes_away_owner_and_nobody_changes_their_own_role(
         app, connected) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import AuditEvent
+    from store.db import db
+    from store.models import AuditEvent
 
     base, org = connected.web.url, connected.org_id
     owner_id = user_id_of(app, EMAIL)
@@ -78,9 +78,9 @@ def test_only_an_owner_grants_or_takes_away_owner_and_nobody_changes_their_own_r
 def test_the_last_owner_cannot_be_demoted_even_by_the_rules_beneath_the_page(app) -> None:  # type: ignore[no-untyped-def]
     """The service itself refuses, whoever calls it (the CLI, a later page): a non-member
     cannot touch the owner role, and the owner cannot step down alone."""
-    from app import clock
-    from app.extensions import db
-    from app.models import Membership, Organisation, User
+    from store import clock
+    from store.db import db
+    from store.models import Membership, Organisation, User
     from app.organisations import members
 
     with app.app_context():

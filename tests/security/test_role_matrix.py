@@ -85,8 +85,8 @@ def test_the_matrix_in_docs_is_the_one_in_the_code() -> None:
 def _ids(app, org_id: int) -> dict[str, int]:  # type: ignore[no-untyped-def]
     from sqlalchemy import select
 
-    from app.extensions import db
-    from app.models import Action, ApiToken, Contact, Document, Invitation, Invoice, Task
+    from store.db import db
+    from store.models import Action, ApiToken, Contact, Document, Invitation, Invoice, Task
 
     with app.app_context():
         found = {}
@@ -103,9 +103,9 @@ def _ids(app, org_id: int) -> dict[str, int]:  # type: ignore[no-untyped-def]
 def _api_token(app, org_id: int, email: str) -> str:  # type: ignore[no-untyped-def]
     from sqlalchemy import select
 
-    from app import clock
-    from app.extensions import db
-    from app.models import Organisation, User
+    from store import clock
+    from store.db import db
+    from store.models import Organisation, User
     from app.organisations.members import new_api_token
 
     with app.app_context():
@@ -145,9 +145,9 @@ def test_every_route_by_every_role_as_the_matrix_says(app, connected) -> None:  
     from app.organisations import members
 
     with app.test_request_context():  # an invitation's link is built from the request
-        from app import clock
-        from app.extensions import db
-        from app.models import Organisation, User
+        from store import clock
+        from store.db import db
+        from store.models import Organisation, User
 
         members.invite(db.session.get(Organisation, org),
                        db.session.get(User, 1), "invitee@example.com", "viewer", clock.now())

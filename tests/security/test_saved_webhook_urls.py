@@ -62,8 +62,8 @@ def test_a_public_https_address_is_accepted_and_loopback_http_only_when_allowed(
 
 
 def _policy(app, org_id: int) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import Policy
+    from store.db import db
+    from store.models import Policy
 
     with app.app_context():
         row = db.session.scalars(select(Policy).where(Policy.org_id == org_id)).one()
@@ -106,8 +106,8 @@ def test_the_policy_page_refuses_such_an_address_next_to_the_field_and_saves_not
 @pytest.mark.db
 def test_the_credit_settings_refuse_such_an_address_and_save_nothing(
         app, connected) -> None:  # type: ignore[no-untyped-def]
-    from app.extensions import db
-    from app.models import CreditSettings
+    from store.db import db
+    from store.models import CreditSettings
 
     app.config["OUTBOUND_ALLOW_LOOPBACK"] = False  # production mode
     org = str(connected.org_id)

@@ -119,8 +119,8 @@ def every_log() -> Iterator[Everything]:
 
 def test_no_secret_in_the_database_or_the_logs_and_no_customer_text_in_the_logs(
         app, web, sandbox, clock, smtp, every_log) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
-    from app.extensions import db
-    from app.models import Action, Policy
+    from store.db import db
+    from store.models import Action, Policy
 
     state, _ = sandbox
     sink, smtp_port = smtp
@@ -136,7 +136,7 @@ def test_no_secret_in_the_database_or_the_logs_and_no_customer_text_in_the_logs(
 
     connected = connect(app, web)
     with app.app_context():
-        from app.models import Organisation
+        from store.models import Organisation
         from jobs.plan import policy_for
 
         policy_for(db.session, db.session.get(Organisation, connected.org_id))  # made on first use
@@ -153,7 +153,7 @@ def test_no_secret_in_the_database_or_the_logs_and_no_customer_text_in_the_logs(
     state.config.webhook_url = f"{web.url}/webhooks/xero"
     state.webhooks.flush()  # the sandbox's first look: what exists now is not a change
     with app.app_context():
-        from app.models import Invoice
+        from store.models import Invoice
 
         invoice = db.session.scalars(select(Invoice).where(
             Invoice.org_id == connected.org_id, Invoice.status == "open",
@@ -184,7 +184,7 @@ def test_no_secret_in_the_database_or_the_logs_and_no_customer_text_in_the_logs(
     logged = every_log.text()
     assert len(every_log.records) > 50  # DEBUG from the libraries too, not only ours
     with app.app_context():
-        from app.models import WebhookEvent
+        from store.models import WebhookEvent
 
         assert db.session.scalars(select(WebhookEvent.processed_at).where(
             WebhookEvent.org_id == connected.org_id)).all()  # the webhook went through

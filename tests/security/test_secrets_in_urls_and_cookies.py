@@ -90,8 +90,8 @@ def test_the_oauth_state_and_verifier_stay_on_the_server(app, connected, start) 
 def test_an_invitation_can_be_withdrawn_by_owners_and_admins_only(app, connected) -> None:  # type: ignore[no-untyped-def]
     from sqlalchemy import select
 
-    from app.extensions import db
-    from app.models import AuditEvent, Invitation
+    from store.db import db
+    from store.models import AuditEvent, Invitation
 
     base, org = connected.web.url, connected.org_id
     page = connected.http.get(f"{base}/orgs/{org}/members")

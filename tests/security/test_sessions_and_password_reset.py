@@ -48,8 +48,8 @@ def test_a_session_older_than_its_lifetime_is_over(app, web, clock) -> None:  # 
 
     from sqlalchemy import update
 
-    from app.extensions import db
-    from app.models import UserSession
+    from store.db import db
+    from store.models import UserSession
 
     create_user(app)
     http = signed_in(web.url, EMAIL)

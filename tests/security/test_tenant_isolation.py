@@ -35,7 +35,7 @@ class Books:
 
 def _tenant_rows(app, org_id: int) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """A hash per table of one organisation's rows (and of the tables no organisation owns)."""
-    from app.extensions import db
+    from store.db import db
 
     hashes = {}
     with app.app_context():
@@ -53,9 +53,9 @@ def _tenant_rows(app, org_id: int) -> dict[str, str]:  # type: ignore[no-untyped
 def _books(app, connected) -> Books:  # type: ignore[no-untyped-def]
     """B: the connected Xero organisation with synced books, sent reminders, a task, a
     document and an API token. A: an organisation of the attacker's own."""
-    from app import clock
-    from app.extensions import db
-    from app.models import (
+    from store import clock
+    from store.db import db
+    from store.models import (
         Action,
         Contact,
         Document,
@@ -91,7 +91,7 @@ def _books(app, connected) -> Books:  # type: ignore[no-untyped-def]
 
         invite(b, owner, "invitee-of-b@example.com", "viewer", clock.now())
         a_token = new_api_token(a, attacker, "A's reporting", clock.now())
-        from app.models import ApiToken, Invitation
+        from store.models import ApiToken, Invitation
 
         values_b = {
             "org_id": b.id,
@@ -177,9 +177,9 @@ def test_an_accountant_removed_from_an_organisation_gets_404_everywhere_in_it(
     """The practice removes the accountant with the members page's Remove button; the
     accountant's session, already signed in, then gets 404 on every page and action of that
     organisation, and the API token they made for it stops working."""
-    from app import clock as app_clock
-    from app.extensions import db
-    from app.models import ApiToken, AuditEvent, Membership, Organisation, User
+    from store import clock as app_clock
+    from store.db import db
+    from store.models import ApiToken, AuditEvent, Membership, Organisation, User
     from app.organisations.members import new_api_token
 
     books = _books(app, connected)

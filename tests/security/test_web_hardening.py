@@ -16,7 +16,7 @@ pytestmark = pytest.mark.db
 
 
 def _first_id(app, model, org_id: int) -> int:  # type: ignore[no-untyped-def]
-    from app.extensions import db
+    from store.db import db
 
     with app.app_context():
         found = db.session.scalar(select(model.id).where(model.org_id == org_id)
@@ -26,12 +26,12 @@ def _first_id(app, model, org_id: int) -> int:  # type: ignore[no-untyped-def]
 
 def test_every_state_changing_route_without_a_csrf_token_is_400_and_changes_nothing(
         app, connected) -> None:  # type: ignore[no-untyped-def]
-    from app.models import Action, ApiToken, Contact, Document, Invitation, Invoice, Task, User
+    from store.models import Action, ApiToken, Contact, Document, Invitation, Invoice, Task, User
 
     run_jobs(app)  # books synced, reminders sent: there is something to change
     org = connected.org_id
     with app.app_context():
-        from app.extensions import db
+        from store.db import db
 
         owner = db.session.scalar(select(User.id).where(User.email == EMAIL))
     values = {"org_id": org, "contact_id": _first_id(app, Contact, org),

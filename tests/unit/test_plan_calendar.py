@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from app.models import Organisation
+from store.models import Organisation
 from jobs.plan import calendar_for
 
 

@@ -6,7 +6,6 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from flask_login import UserMixin
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -22,18 +21,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app import clock
-from app.extensions import db
-from app.types import Money, UTCDateTime
+from store import clock
+from store.db import Base
+from store.types import Money, UTCDateTime
 
 
 def utcnow() -> datetime:
-    """Column defaults read the time where the rest of Dunwell does (app/clock.py), so a
+    """Column defaults read the time where the rest of Dunwell does (store/clock.py), so a
     row's timestamps and the code that compares them agree (a test's or the demo's clock)."""
     return clock.now()
 
 
-class Organisation(db.Model):  # type: ignore[name-defined]
+class Organisation(Base):
     __tablename__ = "organisations"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -55,8 +54,17 @@ class Organisation(db.Model):  # type: ignore[name-defined]
     connection: Mapped[Connection | None] = relationship(back_populates="organisation")
 
 
-class User(UserMixin, db.Model):  # type: ignore[name-defined]
+class User(Base):
+    """Someone who signs in. The attributes Flask-Login asks of a user are plain ones here, so
+    the model needs no web framework."""
+
     __tablename__ = "users"
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return str(self.id)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(255), unique=True)
@@ -65,7 +73,7 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Membership(db.Model):  # type: ignore[name-defined]
+class Membership(Base):
     __tablename__ = "memberships"
     __table_args__ = (UniqueConstraint("user_id", "org_id"),)
 
@@ -77,7 +85,7 @@ class Membership(db.Model):  # type: ignore[name-defined]
     role: Mapped[str] = mapped_column(String(16), default="owner")
 
 
-class Grant(db.Model):  # type: ignore[name-defined]
+class Grant(Base):
     """One OAuth consent: its tokens serve every tenant the consent authorised."""
 
     __tablename__ = "grants"
@@ -100,7 +108,7 @@ class Grant(db.Model):  # type: ignore[name-defined]
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class Connection(db.Model):  # type: ignore[name-defined]
+class Connection(Base):
     """One provider tenant linked to one organisation, through the grant that reaches it."""
 
     __tablename__ = "connections"
@@ -132,7 +140,7 @@ class Connection(db.Model):  # type: ignore[name-defined]
     grant: Mapped[Grant | None] = relationship()
 
 
-class Contact(db.Model):  # type: ignore[name-defined]
+class Contact(Base):
     __tablename__ = "contacts"
     __table_args__ = (UniqueConstraint("org_id", "provider_id"),)
 
@@ -161,7 +169,7 @@ class Contact(db.Model):  # type: ignore[name-defined]
     on_hold_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class Invoice(db.Model):  # type: ignore[name-defined]
+class Invoice(Base):
     __tablename__ = "invoices"
     __table_args__ = (
         UniqueConstraint("org_id", "provider_id"),
@@ -192,7 +200,7 @@ class Invoice(db.Model):  # type: ignore[name-defined]
     contact: Mapped[Contact | None] = relationship()
 
 
-class Payment(db.Model):  # type: ignore[name-defined]
+class Payment(Base):
     __tablename__ = "payments"
     __table_args__ = (UniqueConstraint("org_id", "provider_id"),)
 
@@ -210,7 +218,7 @@ class Payment(db.Model):  # type: ignore[name-defined]
     provider_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class Policy(db.Model):  # type: ignore[name-defined]
+class Policy(Base):
     """The organisation's collection policy, as the versioned JSON of rules.policy."""
 
     __tablename__ = "policies"
@@ -224,7 +232,7 @@ class Policy(db.Model):  # type: ignore[name-defined]
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class Action(db.Model):  # type: ignore[name-defined]
+class Action(Base):
     """The action ledger: every effect on a customer's books or inbox, written before it runs."""
 
     __tablename__ = "actions"
@@ -266,7 +274,7 @@ class Action(db.Model):  # type: ignore[name-defined]
     invoice: Mapped[Invoice | None] = relationship()
 
 
-class AuditEvent(db.Model):  # type: ignore[name-defined]
+class AuditEvent(Base):
     """What happened, for the owner's activity log and the engineer on call."""
 
     __tablename__ = "audit_events"
@@ -282,7 +290,7 @@ class AuditEvent(db.Model):  # type: ignore[name-defined]
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
-class SyncCursor(db.Model):  # type: ignore[name-defined]
+class SyncCursor(Base):
     """How far each stream of an organisation has been read (the provider's updated-at)."""
 
     __tablename__ = "sync_cursors"
@@ -295,7 +303,7 @@ class SyncCursor(db.Model):  # type: ignore[name-defined]
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class SyncRun(db.Model):  # type: ignore[name-defined]
+class SyncRun(Base):
     """One sync, with the RQ job that ran it, so a person can watch it."""
 
     __tablename__ = "sync_runs"
@@ -313,7 +321,7 @@ class SyncRun(db.Model):  # type: ignore[name-defined]
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class PaymentPlan(db.Model):  # type: ignore[name-defined]
+class PaymentPlan(Base):
     """Instalments agreed with a customer for one invoice (rules.PaymentPlan)."""
 
     __tablename__ = "payment_plans"
@@ -329,7 +337,7 @@ class PaymentPlan(db.Model):  # type: ignore[name-defined]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Task(db.Model):  # type: ignore[name-defined]
+class Task(Base):
     """Work for a person, e.g. a phone call an escalation step asked for."""
 
     __tablename__ = "tasks"
@@ -347,7 +355,7 @@ class Task(db.Model):  # type: ignore[name-defined]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Document(db.Model):  # type: ignore[name-defined]
+class Document(Base):
     """A file Dunwell produced: a final demand (HTML, PDF), a collections-agency case (ZIP)."""
 
     __tablename__ = "documents"
@@ -365,7 +373,7 @@ class Document(db.Model):  # type: ignore[name-defined]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class WebhookEvent(db.Model):  # type: ignore[name-defined]
+class WebhookEvent(Base):
     """One change a provider told us about by webhook, stored once (replays are no-ops).
 
     The event key is the provider's own event id where it sends one (Intuit CloudEvents), else
@@ -392,7 +400,7 @@ class WebhookEvent(db.Model):  # type: ignore[name-defined]
         ForeignKey("organisations.id", ondelete="CASCADE"))
 
 
-class UserIdentity(db.Model):  # type: ignore[name-defined]
+class UserIdentity(Base):
     """A provider sign-in (OpenID Connect `sub`) that belongs to one of our users."""
 
     __tablename__ = "user_identities"
@@ -405,7 +413,7 @@ class UserIdentity(db.Model):  # type: ignore[name-defined]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Invitation(db.Model):  # type: ignore[name-defined]
+class Invitation(Base):
     """An email link that makes its holder a member with a role; only its hash is stored."""
 
     __tablename__ = "invitations"
@@ -422,7 +430,7 @@ class Invitation(db.Model):  # type: ignore[name-defined]
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class ApiToken(db.Model):  # type: ignore[name-defined]
+class ApiToken(Base):
     """A read token for the JSON API, scoped to one organisation; only its hash is stored."""
 
     __tablename__ = "api_tokens"
@@ -438,7 +446,7 @@ class ApiToken(db.Model):  # type: ignore[name-defined]
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class CreditSettings(db.Model):  # type: ignore[name-defined]
+class CreditSettings(Base):
     """An organisation's credit-control settings: the default limit for customers without
     their own, what a hold does, and when monthly statements go."""
 
@@ -458,7 +466,7 @@ class CreditSettings(db.Model):  # type: ignore[name-defined]
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class MessageText(db.Model):  # type: ignore[name-defined]
+class MessageText(Base):
     """An organisation's own wording of one reminder tone in one language (the shipped text
     in rules/templates when absent); checked by rules/template_safety.py before it is saved."""
 
@@ -475,7 +483,7 @@ class MessageText(db.Model):  # type: ignore[name-defined]
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class ExpectedPayment(db.Model):  # type: ignore[name-defined]
+class ExpectedPayment(Base):
     """One milestone of an invoice under the policy's deposit rule (rules/deposits.py), as the
     last planning pass saw it: what is expected, by when, and the day it was met."""
 
@@ -498,7 +506,7 @@ class ExpectedPayment(db.Model):  # type: ignore[name-defined]
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class Retainer(db.Model):  # type: ignore[name-defined]
+class Retainer(Base):
     """Money a customer pays in advance, drawn down by their invoices (rules/retainers.py)."""
 
     __tablename__ = "retainers"
@@ -515,7 +523,7 @@ class Retainer(db.Model):  # type: ignore[name-defined]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class RetainerTopUp(db.Model):  # type: ignore[name-defined]
+class RetainerTopUp(Base):
     """A payment into a retainer, recorded by the owner."""
 
     __tablename__ = "retainer_top_ups"
@@ -529,7 +537,7 @@ class RetainerTopUp(db.Model):  # type: ignore[name-defined]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Quote(db.Model):  # type: ignore[name-defined]
+class Quote(Base):
     """A Xero Quote or QuickBooks Estimate, as the last sync read it (connectors QuoteRecord).
 
     `accepted_on` is QuickBooks' AcceptedDate; Xero records none, so it is the day a sync first
@@ -558,7 +566,7 @@ class Quote(db.Model):  # type: ignore[name-defined]
     contact: Mapped[Contact | None] = relationship()
 
 
-class QuoteDeposit(db.Model):  # type: ignore[name-defined]
+class QuoteDeposit(Base):
     """A deposit milestone of an accepted quote (rules/deposits.py), as the last planning pass
     saw it: what is expected before work starts, by when, and the day it was met."""
 
@@ -581,7 +589,7 @@ class QuoteDeposit(db.Model):  # type: ignore[name-defined]
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class UserSession(db.Model):  # type: ignore[name-defined]
+class UserSession(Base):
     """One signed-in browser: the session cookie carries its secret, only the hash is stored.
     Ending the row ends the session, wherever a copy of the cookie is (app/auth/sessions.py)."""
 
@@ -594,7 +602,7 @@ class UserSession(db.Model):  # type: ignore[name-defined]
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class OwnDocument(db.Model):  # type: ignore[name-defined]
+class OwnDocument(Base):
     """A document Dunwell created in the books (a fee invoice), by its provider id: a sync
     that reads it back must not take it for a debt of its own to chase (rules.InvoiceState)."""
 
@@ -610,7 +618,7 @@ class OwnDocument(db.Model):  # type: ignore[name-defined]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class MailSender(db.Model):  # type: ignore[name-defined]
+class MailSender(Base):
     """Who an organisation's own email comes from: its SMTP server (the password encrypted as
     the tokens are) or the server-wide relay, verified by a test send."""
 
@@ -632,7 +640,7 @@ class MailSender(db.Model):  # type: ignore[name-defined]
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class RateConfirmation(db.Model):  # type: ignore[name-defined]
+class RateConfirmation(Base):
     """An owner's or admin's word on a statutory rate period the shipped table has not
     verified: the rate they confirmed, or the last verified rate chosen instead."""
 

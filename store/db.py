@@ -1,0 +1,95 @@
+"""The database: the declarative base every model derives from, and the session the rest of
+Dunwell uses. Nothing here knows about Flask: the web application (app/extensions.py) tells
+the database where its engine is and what a session's scope is (one per app context), and a
+worker or a script can do the same with an engine of its own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import MetaData
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class NotBound(RuntimeError):
+    """The database was used before anything said which engine to use."""
+
+
+def _thread_scope() -> Hashable:
+    import threading
+
+    return threading.get_ident()
+
+
+class _BoundLater(Session):
+    """A session on the engine its database names at the moment it is created."""
+
+    def __init__(self, database: Database, **options: Any) -> None:
+        options.pop("bind", None)  # sessionmaker's own default (None)
+        super().__init__(bind=database.engine, **options)
+
+
+class Database:
+    """`db.session` is a scoped session: one per scope (by default a thread; the web
+    application makes it one per app context), created on first use on the engine the
+    current scope names, and closed by `db.session.remove()` at the scope's end."""
+
+    Model = Base
+    metadata = Base.metadata
+    func = sa.func
+
+    def __init__(self) -> None:
+        self._engine_lookup: Callable[[], Engine] | None = None
+        self._scope: Callable[[], Hashable] = _thread_scope
+        self.session: scoped_session[Session] = scoped_session(
+            sessionmaker(class_=_BoundLater, database=self), scopefunc=lambda: self._scope())
+
+    def bind(self, engine_lookup: Callable[[], Engine],
+             scope: Callable[[], Hashable] | None = None) -> None:
+        """Where the engine of the moment is, and what one session's scope is."""
+        self._engine_lookup = engine_lookup
+        if scope is not None:
+            self._scope = scope
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine_lookup is None:
+            raise NotBound("the database is not bound to an engine (create_app binds it)")
+        return self._engine_lookup()
+
+
+def engine_options(url: str, instance_path: str, options: dict[str, Any]) -> dict[str, Any]:
+    """create_engine's arguments for a URL: an in-memory SQLite database is one connection
+    shared by every thread (each new connection would be a new, empty database), and a
+    relative SQLite path is under the instance folder."""
+    import os
+
+    chosen = {**options, "url": sa.engine.make_url(url)}
+    parsed = chosen["url"]
+    if parsed.drivername in {"sqlite", "sqlite+pysqlite"}:
+        if parsed.database in (None, "", ":memory:"):
+            chosen["poolclass"] = sa.pool.StaticPool
+            chosen["connect_args"] = {**chosen.get("connect_args", {}),
+                                      "check_same_thread": False}
+        elif not parsed.query.get("uri") and not os.path.isabs(parsed.database):
+            os.makedirs(instance_path, exist_ok=True)
+            chosen["url"] = parsed.set(database=os.path.join(instance_path, parsed.database))
+    return chosen
+
+
+db = Database()
