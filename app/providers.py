@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from flask import current_app
 from redis import Redis
 from sqlalchemy.orm import sessionmaker
@@ -10,13 +12,15 @@ from store import clock
 from store.db import db
 from store.models import Connection
 from app.tokens import GrantTokenStore, TokenVault
+from connectors import registry
 from connectors.base import AuthorizationRevoked, Connector
-from connectors.oauth import OAuthClient
-from connectors.quickbooks import QuickBooksConnector, QuickBooksSettings
+from connectors.provider import Provider
+from connectors.quickbooks.oauth import QuickBooksSettings
 from connectors.ratelimit import RateBudget
-from connectors.xero import XeroConnector, XeroSettings
+from connectors.xero.oauth import XeroSettings
 
-PROVIDER_NAMES = {"xero": "Xero", "quickbooks": "QuickBooks"}
+PROVIDER_NAMES = {provider.name: provider.display_name for provider in registry.all()}
+S = TypeVar("S")
 
 
 def redis_client() -> Redis:
@@ -36,33 +40,20 @@ def token_vault() -> TokenVault:
     return vault
 
 
+def settings_for(provider: Provider[S] | str) -> S:
+    """A provider's settings in this deployment, from the app's configuration and clock."""
+    entry = registry.get(provider) if isinstance(provider, str) else provider
+    return entry.settings(current_app.config, clock.now)
+
+
 def xero_settings() -> XeroSettings:
-    config = current_app.config
-    return XeroSettings(
-        oauth=OAuthClient(
-            client_id=config["XERO_CLIENT_ID"],
-            client_secret=config["XERO_CLIENT_SECRET"],
-            authorize_url=config["XERO_AUTHORIZE_URL"],
-            token_url=config["XERO_TOKEN_URL"],
-            revoke_url=config["XERO_REVOKE_URL"],
-            scopes=config["XERO_SCOPES"],
-            clock=clock.now,
-        ),
-        api_url=config["XERO_API_URL"],
-        connections_url=config["XERO_CONNECTIONS_URL"],
-    )
+    """For the Xero-only OAuth routes (connect, sign up)."""
+    return settings_for("xero")
 
 
 def quickbooks_settings() -> QuickBooksSettings:
-    config = current_app.config
-    return QuickBooksSettings(
-        client_id=config["QUICKBOOKS_CLIENT_ID"],
-        client_secret=config["QUICKBOOKS_CLIENT_SECRET"],
-        discovery_url=config["QUICKBOOKS_DISCOVERY_URL"],
-        api_url=config["QUICKBOOKS_API_URL"],
-        minor_version=config["QUICKBOOKS_MINOR_VERSION"],
-        clock=clock.now,
-    )
+    """For the QuickBooks-only OAuth routes (connect, sign in with Intuit)."""
+    return settings_for("quickbooks")
 
 
 def token_store(grant_id: int) -> GrantTokenStore:
@@ -71,7 +62,9 @@ def token_store(grant_id: int) -> GrantTokenStore:
 
 
 def _budget(provider: str) -> RateBudget:
-    """The provider's limits from settings (XERO_CALLS_PER_MINUTE, QUICKBOOKS_CALLS_...)."""
+    """The provider's limits from settings (XERO_CALLS_PER_MINUTE, QUICKBOOKS_CALLS_...). A
+    provider whose app-wide minute is not counted apart leaves <PREFIX>_APP_CALLS_PER_MINUTE
+    unset (Intuit counts per company and app)."""
     config, prefix = current_app.config, provider.upper()
     return RateBudget(redis_client(), provider, per_minute=config[f"{prefix}_CALLS_PER_MINUTE"],
                       per_day=config[f"{prefix}_CALLS_PER_DAY"],
@@ -87,11 +80,9 @@ def connector_for(connection: Connection) -> Connector:
     if connection.grant_id is None:
         raise AuthorizationRevoked(f"connection {connection.id} has no grant")
     tokens = token_store(connection.grant_id)
-    if connection.provider == "xero":
-        return XeroConnector(xero_settings(), connection.tenant_id, tokens, clock=clock.now,
-                             budget=_budget("xero"))
-    if connection.provider == "quickbooks":
-        # Intuit counts per company and app: QUICKBOOKS_APP_CALLS_PER_MINUTE is unset.
-        return QuickBooksConnector(quickbooks_settings(), connection.tenant_id, tokens,
-                                   clock=clock.now, budget=_budget("quickbooks"))
-    raise ValueError(f"connection {connection.id}: unknown provider {connection.provider!r}")
+    provider = registry.find(connection.provider)
+    if provider is None:
+        raise ValueError(f"connection {connection.id}: unknown provider "
+                         f"{connection.provider!r}")
+    return provider.connector(settings_for(provider), connection.tenant_id, tokens, clock.now,
+                              _budget(provider.name))

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store import clock
 from store.models import AuditEvent, Connection, Grant, Membership, User
+from connectors import registry
 from connectors.base import (
     AuthorizationRevoked,
     ConfigurationError,
@@ -284,8 +285,7 @@ def tell_owners_to_reconnect(session: Session, grant_id: int, connections: list[
 
     now = clock.now()
     for connection in connections:
-        provider = {"xero": "Xero", "quickbooks": "QuickBooks"}.get(connection.provider,
-                                                                      connection.provider)
+        provider = registry.display_name(connection.provider)
         message = (f"{provider} no longer accepts Dunwell's access to "
                    f"{connection.tenant_name or 'this organisation'}; reminders and fees are "
                    f"paused until an owner reconnects it.")

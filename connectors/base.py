@@ -185,6 +185,14 @@ def effect_marker(action_key: str) -> str:
     return "DW-" + hashlib.sha256(action_key.encode()).hexdigest()[:10].upper()
 
 
+def with_marker(text: str, marker: str, limit: int) -> str:
+    """`text` cut to `limit` characters, keeping the marker at its end if the cut loses it."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    return cut if marker in cut else f"{text[:limit - len(marker) - 1]} {marker}"
+
+
 @dataclass(frozen=True)
 class FeeLine:
     description: str  # ends with the marker, e.g. "Late fee on INV-0042 (ref DW-1A2B3C4D5E)"

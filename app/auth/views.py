@@ -38,6 +38,7 @@ from app.extensions import login_manager
 from store.db import db
 from store.models import Organisation, User
 from app.security import count_in_window, same_origin_path
+from connectors import registry
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("auth", __name__)
@@ -339,13 +340,17 @@ def signin_intuit_callback() -> Response | tuple[str, int]:
     return _signed_up(user, [org])
 
 
+# Each provider's sign-up (or sign-in) route above, by the provider's name.
+SIGN_UP_VIEWS = {"xero": "auth.signup_xero", "quickbooks": "auth.signin_intuit"}
+
+
 @blueprint.route("/launch/<provider>")
 def marketplace_launch(provider: str) -> Response:
-    """Where the Xero App Store and the Intuit App Store send a person who opens Dunwell."""
-    if provider == "xero":
-        return redirect(url_for("auth.signup_xero"))
-    if provider in ("intuit", "quickbooks"):
-        return redirect(url_for("auth.signin_intuit"))
+    """Where the Xero App Store and the Intuit App Store send a person who opens Dunwell: by
+    the provider's name or its identity's (/launch/intuit)."""
+    for entry in registry.all():
+        if provider in (entry.name, entry.identity_name):
+            return redirect(url_for(SIGN_UP_VIEWS[entry.name]))
     abort(404)
 
 

@@ -19,11 +19,10 @@ from app import access
 from store import clock
 from store.db import db
 from store.models import Connection, Grant, Membership, Organisation, User
-from app.providers import PROVIDER_NAMES, quickbooks_settings, token_vault, xero_settings
+from app.providers import PROVIDER_NAMES, settings_for, token_vault
 from app.tokens import store_tokens
+from connectors import registry
 from connectors.base import AuthorizationRevoked, ConnectorError, TokenSet, TransientError
-from connectors.quickbooks import QuickBooksConnector
-from connectors.xero import consent_tenants, delete_connection
 from jobs import ledger, retention
 
 log = logging.getLogger(__name__)
@@ -124,7 +123,10 @@ def connect_xero(user: User, tokens: TokenSet) -> list[Organisation]:
     not reconnect: the consent is taken back from those tenants, or revoked if it reaches no
     other, except where the provider's connection is the one the organisation itself uses
     (the same login at Xero): removing that would disconnect the organisation."""
-    settings = xero_settings()
+    xero = registry.get("xero")
+    settings = settings_for(xero)
+    consent_tenants, remove_tenant = xero.consent_tenants, xero.remove_tenant
+    assert consent_tenants is not None and remove_tenant is not None
     # Xero lists every tenant the user ever connected to the app: take this consent's own.
     event, tenants = consent_tenants(settings, tokens.access_token)
     allowed, refused, shared = [], {}, False
@@ -142,7 +144,7 @@ def connect_xero(user: User, tokens: TokenSet) -> list[Organisation]:
         if tenant.connection_id == existing.provider_connection_id:
             shared = True
         else:
-            _withdraw("Xero tenant", lambda t=tenant: delete_connection(  # type: ignore[misc]
+            _withdraw("Xero tenant", lambda t=tenant: remove_tenant(  # type: ignore[misc]
                 settings, tokens.access_token, t.connection_id))
     organisations: list[Organisation] = []
     if allowed:
@@ -150,7 +152,7 @@ def connect_xero(user: User, tokens: TokenSet) -> list[Organisation]:
         organisations = [_attach(user, grant, "xero", tenant.tenant_id, tenant.tenant_name,
                                  tenant.connection_id) for tenant in allowed]
     elif refused and not shared:
-        _withdraw("Xero consent", lambda: settings.oauth.revoke(tokens.refresh_token))
+        _withdraw("Xero consent", lambda: xero.revoke(settings, tokens.refresh_token))
     db.session.commit()
     log.info("user %s connected %d Xero organisation(s), %d refused", user.id,
              len(organisations), len(refused))
@@ -162,17 +164,18 @@ def connect_xero(user: User, tokens: TokenSet) -> list[Organisation]:
 def connect_quickbooks(user: User, tokens: TokenSet, realm_id: str) -> Organisation:
     """One consent, one company. Its name is read at once so the owner sees it. Raises
     BooksAlreadyConnected, with the new consent revoked, if the person may not reconnect it."""
-    settings = quickbooks_settings()
+    quickbooks = registry.get("quickbooks")
+    settings = settings_for(quickbooks)
     name = f"QuickBooks company {realm_id}"
     try:
-        details = QuickBooksConnector(settings, realm_id, FixedTokens(tokens),
-                                      clock=clock.now).organisation()
+        details = quickbooks.connector(settings, realm_id, FixedTokens(tokens), clock.now,
+                                       None).organisation()
         name = details.name or name
     except ConnectorError as exc:  # the first sync will read it
         log.warning("realm %s: company details not read at connect (%s)", realm_id, exc)
     refusal = _refusal(user, _existing("quickbooks", realm_id), name)
     if refusal is not None:
-        _withdraw("QuickBooks consent", lambda: settings.revoke(tokens.refresh_token))
+        _withdraw("QuickBooks consent", lambda: quickbooks.revoke(settings, tokens.refresh_token))
         log.info("user %s: QuickBooks realm %s refused, already connected", user.id, realm_id)
         raise BooksAlreadyConnected([refusal], [])
     previous = _existing("quickbooks", realm_id)
@@ -202,27 +205,30 @@ class FixedTokens:
         raise AuthorizationRevoked("fresh tokens were refused")
 
 
-def _revoke_at_provider(connection: Connection, grant: Grant) -> None:
-    """Xero: remove the tenant, or the whole consent when no other tenant uses it.
-    QuickBooks: revoke the consent (it covers one company)."""
-    session, vault = db.session, token_vault()
-    if connection.provider == "quickbooks":
-        if grant.refresh_token_enc:
-            quickbooks_settings().revoke(vault.decrypt(grant.refresh_token_enc))
-        grant.status = "revoked"
-        grant.access_token_enc = grant.refresh_token_enc = None
-        return
-    settings = xero_settings()
-    others = session.scalar(select(Connection.id).where(
+def _grant_shared(grant: Grant, connection: Connection) -> bool:
+    """Whether another active connection uses the grant (one consent, several tenants)."""
+    return db.session.scalar(select(Connection.id).where(
         Connection.grant_id == grant.id, Connection.id != connection.id,
-        Connection.status == "active").limit(1))
-    if others is None and grant.refresh_token_enc:
-        settings.oauth.revoke(vault.decrypt(grant.refresh_token_enc))
+        Connection.status == "active").limit(1)) is not None
+
+
+def _revoke_at_provider(connection: Connection, grant: Grant) -> None:
+    """Where one consent may reach several tenants (Xero): remove this tenant from it, or
+    revoke the whole consent when no other tenant uses it. Where a consent covers one tenant
+    (QuickBooks): revoke the consent."""
+    vault = token_vault()
+    provider = registry.get(connection.provider)
+    settings = settings_for(provider)
+    remove_tenant = provider.remove_tenant
+    if remove_tenant is None or (grant.refresh_token_enc
+                                 and not _grant_shared(grant, connection)):
+        if grant.refresh_token_enc:
+            provider.revoke(settings, vault.decrypt(grant.refresh_token_enc))
         grant.status = "revoked"
         grant.access_token_enc = grant.refresh_token_enc = None
     elif connection.provider_connection_id and grant.access_token_enc:
-        delete_connection(settings, vault.decrypt(grant.access_token_enc),
-                          connection.provider_connection_id)
+        remove_tenant(settings, vault.decrypt(grant.access_token_enc),
+                      connection.provider_connection_id)
 
 
 def disconnect(org: Organisation) -> None:

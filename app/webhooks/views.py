@@ -16,15 +16,15 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flask import Blueprint, Flask, Response, g, request
 
 from app.health.requests import webhook_answered
-from app.webhooks.payloads import PayloadError, ProviderEvent, intuit_events, xero_events
-from app.webhooks.services import SIGNATURE_HEADERS, signature_valid, store_events
+from app.webhooks.services import FORMATS, SIGNATURE_HEADERS, signature_valid, store_events
+from connectors.webhooks import PayloadError
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -34,9 +34,6 @@ log = logging.getLogger(__name__)
 blueprint = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
 MAX_BODY = 1024 * 1024  # Xero and Intuit batches are far smaller
-
-PARSERS: dict[str, Callable[[Any], list[ProviderEvent]]] = {
-    "xero": xero_events, "quickbooks": intuit_events}
 
 
 @dataclass(frozen=True)
@@ -57,7 +54,7 @@ def receive(provider: str, body: bytes, given_signature: str | None) -> Answer:
         log.warning("%s webhook refused: signature missing or wrong", provider)
         return Answer(401)
     try:
-        events = PARSERS[provider](json.loads(body))
+        events = FORMATS[provider].parse(json.loads(body))
     except (ValueError, RecursionError) as error:  # PayloadError and JSON errors alike
         reason = str(error) if isinstance(error, PayloadError) else "body is not JSON"
         log.warning("%s webhook refused: %s", provider, reason)
@@ -80,20 +77,14 @@ def _receive(provider: str) -> Response:
                                    request.headers.get(SIGNATURE_HEADERS[provider])))
 
 
-@blueprint.post("/xero")
-def xero() -> Response:
-    return _receive("xero")
+# POST /webhooks/<provider> for each provider, its endpoint named after it (webhooks.xero).
+for _provider in FORMATS:
+    blueprint.add_url_rule(f"/{_provider}", endpoint=_provider, methods=["POST"],
+                           view_func=lambda provider=_provider: _receive(provider))
 
-
-@blueprint.post("/quickbooks")
-def quickbooks() -> Response:
-    return _receive("quickbooks")
-
-
-ROUTES = {"/webhooks/xero": "xero", "/webhooks/quickbooks": "quickbooks"}
+ROUTES = {f"/webhooks/{provider}": provider for provider in FORMATS}
 # The signature headers as WSGI names them (x-xero-signature -> HTTP_X_XERO_SIGNATURE).
-ENVIRON_SIGNATURE_KEYS = {provider: "HTTP_" + header.upper().replace("-", "_")
-                          for provider, header in SIGNATURE_HEADERS.items()}
+ENVIRON_SIGNATURE_KEYS = {provider: spec.environ_key for provider, spec in FORMATS.items()}
 STATUS_LINES = {200: "200 OK", 400: "400 BAD REQUEST", 401: "401 UNAUTHORIZED",
                 413: "413 REQUEST ENTITY TOO LARGE"}
 
@@ -147,7 +138,7 @@ class WebhookDispatcher:
         """Flask's headers for such an answer to an anonymous caller, and the nonce in them."""
         key = (scheme, json_body)
         if key not in self._headers:
-            with self.app.test_request_context("/webhooks/xero", method="POST",
+            with self.app.test_request_context(next(iter(ROUTES)), method="POST",
                                                base_url=f"{scheme}://localhost"):
                 response = self.app.process_response(
                     Response(b"{}", mimetype="application/json") if json_body

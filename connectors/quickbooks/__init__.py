@@ -17,7 +17,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -25,9 +25,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
 import urllib3
-from intuitlib.client import AuthClient
-from intuitlib.enums import Scopes
-from intuitlib.exceptions import AuthClientError
 from quickbooks import QuickBooks
 from quickbooks import exceptions as qbx
 from requests.adapters import HTTPAdapter
@@ -52,15 +49,16 @@ from connectors.base import (
     QuoteRecord,
     QuoteStatus,
     RateLimited,
-    TokenSet,
     TokenStore,
     TransientError,
     effect_marker,
     fee_invoice_markers,
     reads_provider_record,
+    with_marker,
 )
 from connectors.base import batch_key as make_batch_key
 from connectors.oauth import FreshTokens
+from connectors.quickbooks.oauth import QuickBooksSettings
 from connectors.ratelimit import RateBudget
 from observability.metrics import CountedRefresh, ProviderCall
 
@@ -85,7 +83,6 @@ PRIVATE_NOTE_LIMIT = 4000
 CUSTOMER_MEMO_LIMIT = 1000
 LATE_FEE_ITEM = "Late fee"
 DISCOUNT_ITEM = "Discount"
-ACCOUNTING_SCOPE = "com.intuit.quickbooks.accounting"
 BATCH_MAX_ITEMS = 30  # operations in one /batch request
 BATCH_PER_MINUTE = 40  # /batch requests a minute per company
 IDS_PER_QUERY = 200  # ids in one `IN (…)` of a query
@@ -278,75 +275,6 @@ def select(entity: str, where: tuple[str, ...] = (), order_by: str | None = None
     if order_by:
         statement += f" ORDERBY {order_by}"
     return statement + f" STARTPOSITION {start} MAXRESULTS {max_results}"
-
-
-# --- OAuth --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class QuickBooksSettings:
-    client_id: str
-    client_secret: str
-    discovery_url: str  # Intuit's .well-known/openid_configuration (or the sandbox's)
-    api_url: str  # ".../v3"
-    minor_version: int = 75
-    scopes: tuple[str, ...] = (ACCOUNTING_SCOPE,)
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-
-    def auth_client(self, redirect_uri: str = "") -> AuthClient:
-        """intuitlib reads the discovery document as it is made: endpoints are never guessed."""
-        try:
-            return AuthClient(self.client_id, self.client_secret, redirect_uri,
-                              environment=self.discovery_url)
-        except AuthClientError as exc:
-            raise TransientError(f"QuickBooks discovery answered {exc.status_code}") from exc
-        except requests.RequestException as exc:
-            raise TransientError(f"QuickBooks discovery unreachable: {type(exc).__name__}") \
-                from exc
-
-    def authorization_url(self, redirect_uri: str, state: str) -> str:
-        scopes = [Scopes(scope) for scope in self.scopes]  # intuitlib takes its own enum
-        return str(self.auth_client(redirect_uri).get_authorization_url(scopes,
-                                                                        state_token=state))
-
-    def _tokens(self, client: AuthClient, what: str,
-                call: Callable[[], object]) -> TokenSet:
-        try:
-            call()
-        except AuthClientError as exc:
-            body = str(getattr(exc, "content", "") or "")
-            if exc.status_code == 400 and "invalid_grant" in body:
-                raise AuthorizationRevoked(f"QuickBooks {what}: invalid_grant") from exc
-            if exc.status_code in (400, 401):
-                raise ConfigurationError(f"QuickBooks {what}: refused ({exc.status_code})") \
-                    from exc
-            raise TransientError(f"QuickBooks {what}: answered {exc.status_code}") from exc
-        except requests.RequestException as exc:
-            raise TransientError(f"QuickBooks {what}: {type(exc).__name__}") from exc
-        return TokenSet(access_token=str(client.access_token),
-                        refresh_token=str(client.refresh_token),
-                        expires_at=self.clock() + timedelta(seconds=int(client.expires_in)),
-                        scope=" ".join(self.scopes))
-
-    def exchange_code(self, code: str, redirect_uri: str, realm_id: str) -> TokenSet:
-        client = self.auth_client(redirect_uri)
-        return self._tokens(client, "code exchange",
-                            lambda: client.get_bearer_token(code, realm_id=realm_id))
-
-    def refresh(self, refresh_token: str) -> TokenSet:
-        client = self.auth_client()
-        return self._tokens(client, "token refresh",
-                            lambda: client.refresh(refresh_token=refresh_token))
-
-    def revoke(self, token: str) -> None:
-        client = self.auth_client()
-        try:
-            client.revoke(token=token)
-        except AuthClientError as exc:
-            if exc.status_code != 400:  # 400: already dead, which is what we wanted
-                raise TransientError(f"QuickBooks revoke answered {exc.status_code}") from exc
-        except requests.RequestException as exc:
-            raise TransientError(f"QuickBooks revoke: {type(exc).__name__}") from exc
 
 
 # --- The connector ------------------------------------------------------------------------
@@ -916,9 +844,9 @@ class QuickBooksConnector:
             "CustomerRef": {"value": credit.contact_provider_id},
             "CurrencyRef": {"value": credit.currency},
             "TxnDate": credit.issue_date.isoformat(),
-            "CustomerMemo": {"value": _with_marker(credit.description, credit.marker,
-                                                   CUSTOMER_MEMO_LIMIT)},
-            "PrivateNote": _with_marker(credit.description, credit.marker, PRIVATE_NOTE_LIMIT),
+            "CustomerMemo": {"value": with_marker(credit.description, credit.marker,
+                                                  CUSTOMER_MEMO_LIMIT)},
+            "PrivateNote": with_marker(credit.description, credit.marker, PRIVATE_NOTE_LIMIT),
             "Line": [{"DetailType": "SalesItemLineDetail", "Amount": credit.amount,
                       "Description": credit.description,
                       "SalesItemLineDetail": {"ItemRef": item, "Qty": 1,
@@ -949,14 +877,6 @@ DISCOUNT = ServiceItem(DISCOUNT_ITEM, "Early-payment discounts", "discount-item"
                        lambda a: (a.get("AccountSubType") != DISCOUNTS_GIVEN,
                                   "discount" not in str(a.get("Name", "")).lower(),
                                   int(a.get("Id", 0))))
-
-
-def _with_marker(text: str, marker: str, limit: int) -> str:
-    """`text` cut to `limit` characters, keeping the marker at its end if the cut loses it."""
-    if len(text) <= limit:
-        return text
-    cut = text[:limit]
-    return cut if marker in cut else f"{text[:limit - len(marker) - 1]} {marker}"
 
 
 def _batch_id(index: int, fee_invoice: FeeInvoice) -> str:

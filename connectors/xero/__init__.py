@@ -1,5 +1,9 @@
 """Xero Accounting API connector over the official `xero-python` SDK.
 
+Everything else about Xero lives beside it: oauth.py (settings, the OAuth client), tenants.py
+(which organisations a consent reaches), identity.py (its id_token), webhooks.py (what it
+posts to us) and provider.py (the registry's entry tying them together).
+
 The SDK builds every request (paths, tenant header, query, Idempotency-Key); we read the raw
 answer ourselves (`_preload_content=False`) so money is parsed straight into Decimal — the SDK's
 models would hand us floats.
@@ -13,13 +17,10 @@ import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
-import jwt
-import requests
 import urllib3
 from xero_python.accounting import AccountingApi
 from xero_python.accounting.models import HistoryRecord, HistoryRecords, RequestEmpty
@@ -48,16 +49,17 @@ from connectors.base import (
     QuoteRecord,
     QuoteStatus,
     RateLimited,
-    TenantRecord,
     TokenStore,
     TransientError,
     effect_marker,
     fee_invoice_markers,
     reads_provider_record,
+    with_marker,
 )
 from connectors.base import batch_key as make_batch_key
-from connectors.oauth import FreshTokens, OAuthClient
+from connectors.oauth import FreshTokens
 from connectors.ratelimit import RateBudget
+from connectors.xero.oauth import REQUEST_TIMEOUT, XeroSettings
 from observability.metrics import CountedRefresh, ProviderCall
 
 log = logging.getLogger(__name__)
@@ -73,7 +75,6 @@ PAGE_SIZE = 1000  # Xero's maximum: fewest calls per record
 FEE_INVOICES_PER_CALL = 50  # Xero: about 50 elements a request
 QUOTES_PAGE_SIZE = 100  # Xero's fixed page of GET /Quotes (it takes no pageSize)
 IDS_PER_READ = 150  # invoice or contact ids in one query string (about 5,600 characters)
-REQUEST_TIMEOUT = 60
 HISTORY_DETAILS_LIMIT = 2500  # Xero refuses longer History details
 SENT_CHANGES = ("sent", "emailed")  # History "Changes" of an invoice emailed to its contact
 REFRESH_MARGIN = timedelta(seconds=120)
@@ -228,112 +229,6 @@ def organisation_record(tenant_id: str, raw: dict[str, Any]) -> OrganisationReco
         timezone=zone,
         base_currency=str(raw.get("BaseCurrency") or ""),
     )
-
-
-@dataclass(frozen=True)
-class XeroSettings:
-    oauth: OAuthClient
-    api_url: str
-    connections_url: str
-    fee_account_code: str = "260"  # "Other Revenue" in Xero's default chart of accounts
-    # "Sales" in Xero's default chart: an early-payment discount lowers the revenue it was
-    # earned on (an ACCRECCREDIT line needs a revenue account).
-    discount_account_code: str = "200"
-
-
-def consent_tenants(settings: XeroSettings, access_token: str
-                    ) -> tuple[str | None, list[TenantRecord]]:
-    """The consent an access token was issued for (its auth event) and the tenants that
-    consent connected.
-
-    Xero lists every tenant the user ever connected to the app, whichever token asks
-    (github.com/XeroAPI/xero-ruby/issues/85, from Xero's API team). A consent's own tenants
-    are those whose `authEventId` is the token's `authentication_event_id` (Xero's advice,
-    XeroAPI/xero-php-oauth2#18), and those connected again by it: one developer reports that
-    reconnecting keeps the old `authEventId` (the same thread), while `updatedDateUtc` moves
-    (xero-identity.yaml), so a tenant connected before the token's `auth_time` and updated
-    since belongs to this consent too (were two consents interleaved, the later one's
-    reconnections would be taken as well: a guess no document settles). The token is read
-    without checking its signature: it came straight from Xero's token endpoint, and it only
-    picks among what the same token may list. A token that is not a JWT gets every tenant
-    listed."""
-    try:
-        claims = jwt.decode(access_token, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        claims = {}
-    event = str(claims.get("authentication_event_id") or "") or None
-    items = _connections(settings, access_token)
-    if event is None:
-        return None, [_tenant(item) for item in items]
-    signed_in = claims.get("auth_time")
-    since = datetime.fromtimestamp(int(signed_in), UTC) if signed_in else None
-
-    def of_this_consent(item: dict[str, Any]) -> bool:
-        if item.get("authEventId") == event:
-            return True
-        # Connected before this sign-in and again since: reconnected by it. (A tenant a later
-        # consent connects for the first time has its own event and a later created date.)
-        created = _connection_stamp(item.get("createdDateUtc"))
-        updated = _connection_stamp(item.get("updatedDateUtc"))
-        return since is not None and created is not None and updated is not None \
-            and created < since <= updated
-
-    return event, [_tenant(item) for item in items if of_this_consent(item)]
-
-
-def _connection_stamp(value: Any) -> datetime | None:
-    """/connections writes UTC without an offset, to 7 decimals: "2019-07-09T23:40:30.1833130"."""
-    try:
-        moment = datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
-def _tenant(item: dict[str, Any]) -> TenantRecord:
-    return TenantRecord(connection_id=str(item["id"]), tenant_id=str(item["tenantId"]),
-                        tenant_name=str(item.get("tenantName") or ""),
-                        auth_event_id=item.get("authEventId"))
-
-
-def _connections(settings: XeroSettings, access_token: str,
-                 auth_event_id: str | None = None) -> list[dict[str, Any]]:
-    params = {"authEventId": auth_event_id} if auth_event_id else None
-    try:
-        response = requests.get(
-            settings.connections_url,
-            params=params,
-            headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
-            timeout=REQUEST_TIMEOUT,
-        )
-    except requests.RequestException as exc:
-        raise TransientError(f"Xero connections unreachable: {type(exc).__name__}") from exc
-    if response.status_code == 401:
-        raise AuthorizationRevoked("Xero refused the access token for /connections")
-    if response.status_code != 200:
-        raise TransientError(f"Xero /connections answered {response.status_code}")
-    return [item for item in response.json()
-            if item.get("tenantType", "ORGANISATION") == "ORGANISATION"]
-
-
-def list_connections(settings: XeroSettings, access_token: str,
-                     auth_event_id: str | None = None) -> list[TenantRecord]:
-    """The tenants the user has connected to the app; with `auth_event_id`, only those whose
-    connection Xero files under that consent."""
-    return [_tenant(item) for item in _connections(settings, access_token, auth_event_id)]
-
-
-def delete_connection(settings: XeroSettings, access_token: str, connection_id: str) -> None:
-    try:
-        response = requests.delete(
-            f"{settings.connections_url}/{connection_id}",
-            headers={"Authorization": f"Bearer {access_token}"},
-            timeout=REQUEST_TIMEOUT,
-        )
-    except requests.RequestException as exc:
-        raise TransientError(f"Xero connection delete failed: {type(exc).__name__}") from exc
-    if response.status_code not in (200, 204, 404):
-        raise TransientError(f"Xero connection delete answered {response.status_code}")
 
 
 class XeroConnector:
@@ -527,7 +422,7 @@ class XeroConnector:
         window the marker is the only way to tell a note that was written from one that was
         not (History & Notes can be read, never edited or deleted)."""
         marker = effect_marker(idempotency_key)
-        details = _with_marker(f"{text} ({marker})", marker, HISTORY_DETAILS_LIMIT)
+        details = with_marker(f"{text} ({marker})", marker, HISTORY_DETAILS_LIMIT)
         records = HistoryRecords(history_records=[HistoryRecord(details=details)])
         self._call(f"history note {provider_id}", self._api.create_invoice_history, provider_id,
                    records, idempotency_key=idempotency_key)
@@ -632,7 +527,7 @@ class XeroConnector:
             "CurrencyCode": fee_invoice.currency,
             "Date": fee_invoice.issue_date.isoformat(),
             "DueDate": fee_invoice.due_date.isoformat(),
-            "Reference": _with_marker(reference, markers[-1], 255) if markers
+            "Reference": with_marker(reference, markers[-1], 255) if markers
             else reference[:255],
             "LineItems": [self._fee_line(line) for line in fee_invoice.lines],
         }
@@ -772,7 +667,7 @@ class XeroConnector:
             "Contact": {"ContactID": credit.contact_provider_id},
             "CurrencyCode": credit.currency, "Date": credit.issue_date.isoformat(),
             "LineAmountTypes": "Inclusive" if credit.tax_type else "NoTax",
-            "Reference": _with_marker(credit.description, credit.marker, 255),
+            "Reference": with_marker(credit.description, credit.marker, 255),
             "LineItems": [line],
         }]}
         answer = self._call("create credit note", self._api.create_credit_notes, body,
@@ -820,14 +715,6 @@ KEPT_LINE_FIELDS = ("LineItemID", "Description", "Quantity", "UnitAmount", "Item
 def _literal(value: str) -> str:
     """A string literal of Xero's `where` language; a quote inside is escaped, never closed."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _with_marker(text: str, marker: str, limit: int) -> str:
-    """`text` cut to `limit` characters, keeping the marker at its end if the cut loses it."""
-    if len(text) <= limit:
-        return text
-    cut = text[:limit]
-    return cut if marker in cut else f"{text[:limit - len(marker) - 1]} {marker}"
 
 
 def _validation_message(body: Any) -> str:

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 import requests
 
-from app.webhooks.payloads import intuit_events
+from connectors.quickbooks.webhooks import intuit_events
 from sandboxes.quickbooks import QboFault
 from tests.sandbox.test_sandbox_webhooks import receiver  # noqa: F401  (fixture)
 

@@ -12,7 +12,8 @@ from decimal import Decimal
 import pytest
 from flask import Flask, Response, request
 
-from app.webhooks.payloads import intuit_events, xero_events
+from connectors.quickbooks.webhooks import intuit_events
+from connectors.xero.webhooks import xero_events
 from tests.conftest import LiveServer
 
 

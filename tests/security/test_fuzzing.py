@@ -190,7 +190,8 @@ WEBHOOK_KEYS = {"xero": "fuzz-xero-key", "quickbooks": "fuzz-intuit-verifier"}
        signed=st.booleans())
 def test_webhooks_answer_hostile_bodies_with_401_or_400_and_store_nothing(
         app, provider: str, body: bytes, signed: bool) -> None:  # type: ignore[no-untyped-def]
-    from app.webhooks.services import SIGNATURE_HEADERS, signature
+    from app.webhooks.services import SIGNATURE_HEADERS
+    from connectors.webhooks import signature
 
     app.config.update(XERO_WEBHOOK_KEY=WEBHOOK_KEYS["xero"],
                       QUICKBOOKS_WEBHOOK_VERIFIER=WEBHOOK_KEYS["quickbooks"])
