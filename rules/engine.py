@@ -58,6 +58,7 @@ from rules.plans import (
     plan_state,
 )
 from rules.policy import LateFee, Policy
+from rules.promises import due_follow_up, resume_moment, waiting
 from rules.reminders import contact_anchor, due_reminder, next_reminder_moment, send_moment
 from rules.statutory import (
     FxRateRequired,
@@ -322,9 +323,14 @@ def evaluate(invoice: InvoiceState, history: Sequence[PastAction], policy: Polic
     require_aware(now)
     if not _chaseable(invoice) or not sendable(now, policy, calendar):
         return []
+    if waiting(invoice, calendar.today(now)):
+        return []  # the customer promised a day: nothing is chased before it
     settled = settle(invoice, history)
     if settled.closing:
         return []
+    follow_up = due_follow_up(invoice, settled.keys, policy, calendar, now)
+    if follow_up is not None:
+        return [follow_up]  # a broken promise: its own reminder first, the ladder after it
     offer = policy.early_payment_discount
     if offer is not None and discount_key(invoice) not in settled.keys:
         discount = due_discount(invoice, offer, policy, calendar, now)
@@ -386,9 +392,13 @@ def _earliest(invoice: InvoiceState, history: Sequence[PastAction], policy: Poli
     """The earliest moment something may fall due, before the sending window is applied."""
     if not _chaseable(invoice):
         return None
+    if waiting(invoice, calendar.today(now)):
+        return resume_moment(invoice, policy, calendar)
     settled = settle(invoice, history)
     if settled.closing:
         return None
+    if due_follow_up(invoice, settled.keys, policy, calendar, now) is not None:
+        return now
     candidates: list[datetime | None] = []
     offer = policy.early_payment_discount
     if offer is not None and discount_key(invoice) not in settled.keys:
@@ -441,8 +451,8 @@ class NextActionPlanner:
     ledger's entries by what they are (their keys without the invoice's own prefix, and their
     status), not by which invoice they belong to. The answer is computed once per distinct
     combination and policy, and the sending window once per moment. Invoices whose answer
-    depends on more (a payment plan, an early-payment discount within reach, a deposit, a
-    ledger entry not keyed by the invoice) go through next_action_at's own path.
+    depends on more (a payment plan, a promise, an early-payment discount within reach, a
+    deposit, a ledger entry not keyed by the invoice) go through next_action_at's own path.
     """
 
     def __init__(self, calendar: OrgCalendar, now: datetime) -> None:
@@ -468,7 +478,7 @@ class NextActionPlanner:
                  policy: Policy) -> datetime | None:
         if not _chaseable(invoice):
             return None  # as _earliest
-        if _active_plan(invoice) is not None \
+        if _active_plan(invoice) is not None or invoice.promise is not None \
                 or (invoice.payments and self._discount_possible(invoice, policy)) \
                 or (policy.deposits is not None and qualifies(invoice, policy.deposits)):
             return next_action_at(invoice, history, policy, self.calendar, self.now)

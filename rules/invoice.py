@@ -32,6 +32,16 @@ class PaymentPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class Promise:
+    """The customer's latest word on the invoice (the portal): paid by `pay_by`. Until that
+    day nothing is chased; after it, unpaid, the promise is broken and followed up once."""
+
+    promise_id: int
+    pay_by: date
+    kept: bool = False  # paid as promised: nothing to follow up
+
+
+@dataclass(frozen=True, slots=True)
 class InvoiceState:
     """What the planner needs to know about one invoice (and its contact)."""
 
@@ -50,6 +60,7 @@ class InvoiceState:
     excluded: bool = False  # the owner excluded the contact from collection
     disputed: bool = False  # the invoice (or contact) is in dispute: chase nothing
     plan: PaymentPlan | None = None
+    promise: Promise | None = None
     contact_id: int | None = None
     # A document Dunwell made (a fee invoice): it belongs to another invoice and is never
     # chased on its own.

@@ -100,7 +100,7 @@ class Grant(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")  # active|revoked
     last_error: Mapped[str | None] = mapped_column(Text)
     # Compare-and-swap for token refreshes: every saved pair moves the version on, and carries
-    # the fencing token of the refresh lock it was taken under (app/tokens.py).
+    # the fencing token of the refresh lock it was taken under (collect/tokens.py).
     token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     token_fence: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
@@ -654,3 +654,100 @@ class RateConfirmation(Base):
     choice: Mapped[str] = mapped_column(String(16))  # confirmed | last_verified
     confirmed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     confirmed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PortalAccess(Base):
+    """A customer's portal link: its key is part of every link signed for them, so a new key
+    (rotation) ends every link given out before, while links stay stateless to check."""
+
+    __tablename__ = "portal_access"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"),
+                                        index=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"),
+                                            unique=True)
+    key: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    rotated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PortalSettings(Base):
+    """What an organisation lets its customers ask for in the portal."""
+
+    __tablename__ = "portal_settings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), unique=True)
+    plan_max_instalments: Mapped[int] = mapped_column(Integer, default=3)
+    plan_max_days: Mapped[int] = mapped_column(Integer, default=90)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class PaymentPromise(Base):
+    """A customer's word that an invoice will be paid by a day: reminders wait until then."""
+
+    __tablename__ = "payment_promises"
+    __table_args__ = (Index("ix_payment_promises_org_id_contact_id", "org_id", "contact_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"),
+                                            index=True)
+    pay_by: Mapped[date] = mapped_column(Date)
+    amount: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    # The invoice's amount paid when promised: kept once it has grown by `amount` by pay_by.
+    paid_before: Mapped[Decimal] = mapped_column(Money)
+    # open (pay_by not passed) | kept | broken | replaced (by a newer promise)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class InvoiceDispute(Base):
+    """A customer's dispute of an invoice: chasing and fees stop until the owner resolves it.
+    An attachment is kept as bytes and only ever served back as a download."""
+
+    __tablename__ = "invoice_disputes"
+    __table_args__ = (Index("ix_invoice_disputes_org_id_status", "org_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"),
+                                            index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | resolved
+    attachment_name: Mapped[str | None] = mapped_column(String(255))
+    attachment_type: Mapped[str | None] = mapped_column(String(100))
+    attachment: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    resolution: Mapped[str | None] = mapped_column(Text)
+
+
+class PlanRequest(Base):
+    """A customer's request to pay an invoice in instalments, for the owner to decide."""
+
+    __tablename__ = "plan_requests"
+    __table_args__ = (Index("ix_plan_requests_org_id_status", "org_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"),
+                                            index=True)
+    instalments: Mapped[int] = mapped_column(Integer)
+    first_on: Mapped[date] = mapped_column(Date)
+    every_days: Mapped[int] = mapped_column(Integer)
+    note: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|approved|declined
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    plan_id: Mapped[int | None] = mapped_column(
+        ForeignKey("payment_plans.id", ondelete="SET NULL"))
