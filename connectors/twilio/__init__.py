@@ -7,6 +7,8 @@ The base URL of the API domain can be pointed elsewhere (the local emulator in s
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -98,30 +100,24 @@ def _text(message: Any) -> SentText:
                     error_code=message.error_code)
 
 
-class _classified:
+@contextmanager
+def _classified() -> Iterator[None]:
     """Twilio's exceptions as ours: every failure classified once."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
-        if exc is None:
-            return False
-        if isinstance(exc, TwilioRestException):
-            if exc.status in (401, 403):
-                raise ConfigurationError(f"Twilio refused the credentials ({exc.code})") from exc
-            if exc.status == 429:
-                raise RateLimited("Twilio: too many requests", retry_after=5.0) from exc
-            if exc.status >= 500:
-                raise TransientError(f"Twilio answered {exc.status}") from exc
-            reason = UNREACHABLE_CODES.get(exc.code or 0)
-            if reason:
-                raise NumberRefused(f"Twilio: {exc.msg}", reason) from exc
-            raise ProviderRejected(f"Twilio refused the text: {exc.msg} ({exc.code})") from exc
-        if isinstance(exc, (RequestException, TwilioException, OSError)):
-            raise TransientError(f"Twilio unreachable or no answer: {type(exc).__name__}") \
-                from exc
-        return False
+    try:
+        yield
+    except TwilioRestException as exc:
+        if exc.status in (401, 403):
+            raise ConfigurationError(f"Twilio refused the credentials ({exc.code})") from exc
+        if exc.status == 429:
+            raise RateLimited("Twilio: too many requests", retry_after=5.0) from exc
+        if exc.status >= 500:
+            raise TransientError(f"Twilio answered {exc.status}") from exc
+        reason = UNREACHABLE_CODES.get(exc.code or 0)
+        if reason:
+            raise NumberRefused(f"Twilio: {exc.msg}", reason) from exc
+        raise ProviderRejected(f"Twilio refused the text: {exc.msg} ({exc.code})") from exc
+    except (RequestException, TwilioException, OSError) as exc:
+        raise TransientError(f"Twilio unreachable or no answer: {type(exc).__name__}") from exc
 
 
 def valid_signature(auth_token: str, url: str, params: dict[str, str], signature: str) -> bool:
