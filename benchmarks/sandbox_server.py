@@ -186,23 +186,36 @@ class ListingMemo:
         return memoised
 
 
+def _everywhere(package: Any, name: str, wrap: Callable[[Any], Any]) -> None:
+    """Replace the package's function `name` with `wrap(it)` in each of its modules that looks
+    it up (the one defining it and every one importing it)."""
+    modules = [m for m in list(sys.modules.values())
+               if getattr(m, "__name__", "").startswith(package.__name__ + ".")]
+    found = {id(fn): fn for m in modules if (fn := getattr(m, name, None)) is not None}
+    if len(found) != 1:
+        raise RuntimeError(f"{package.__name__} has {len(found)} functions named {name}")
+    (original,) = found.values()
+    wrapped = wrap(original)
+    for found in modules:
+        if getattr(found, name, None) is original:
+            setattr(found, name, wrapped)
+
+
 def _accelerate_xero(module: Any, app: Any) -> None:
-    """Each function is replaced in the module of the sandbox that calls it on a GET."""
     memo = ListingMemo(app)
-    module.invoices.render_invoice = memo.wrap(
-        module.invoices.render_invoice,
-        lambda invoice, tenant=None, summary=False, unit_dp=2: (
-            id(invoice), invoice["_updated"], id(tenant), summary, unit_dp))
-    module.payments.render_payment = memo.wrap(
-        module.payments.render_payment,
-        lambda payment, tenant: (id(payment), payment["_updated"]))
-    module.query._lookup = memo.wrap(module.query._lookup,
-                                     lambda record, path: (id(record), path))
+    _everywhere(module, "render_invoice", lambda fn: memo.wrap(
+        fn, lambda invoice, tenant=None, summary=False, unit_dp=2: (
+            id(invoice), invoice["_updated"], id(tenant), summary, unit_dp)))
+    _everywhere(module, "render_payment", lambda fn: memo.wrap(
+        fn, lambda payment, tenant: (id(payment), payment["_updated"])))
+    _everywhere(module, "_lookup", lambda fn: memo.wrap(
+        fn, lambda record, path: (id(record), path)))
 
 
 def _accelerate_quickbooks(module: Any, app: Any, box: Any) -> None:
     memo = ListingMemo(app)
-    original_balance = module._customer_balance
+    records = module.records
+    original_balance = records._customer_balance
 
     def balances(company: Any) -> dict[str, Decimal]:
         """Every customer's Balance in one pass, with the sandbox's own arithmetic."""
@@ -211,7 +224,7 @@ def _accelerate_quickbooks(module: Any, app: Any, box: Any) -> None:
             for record in company.records[entity].values():
                 who = record["CustomerRef"]["value"]
                 totals[who] = totals.get(who, Decimal(0)) + sign * (
-                    record["TotalAmt"] - module._applied(record))
+                    record["TotalAmt"] - records._applied(record))
         for payment in company.records["Payment"].values():
             who = payment["CustomerRef"]["value"]
             totals[who] = totals.get(who, Decimal(0)) - payment["UnappliedAmt"]
@@ -222,17 +235,18 @@ def _accelerate_quickbooks(module: Any, app: Any, box: Any) -> None:
     def customer_balance(company: Any, customer_id: str) -> Decimal:
         if not getattr(memo.local, "active", False):
             return original_balance(company, customer_id)
-        return module._money(cached_balances(company).get(customer_id, Decimal(0)))
+        return records._money(cached_balances(company).get(customer_id, Decimal(0)))
 
-    module._customer_balance = customer_balance
-    module.render = memo.wrap(
-        module.render, lambda company, entity, record, link_base=None: (
+    _everywhere(module, "_customer_balance", lambda fn: customer_balance)
+    _everywhere(module, "render", lambda fn: memo.wrap(
+        fn, lambda company, entity, record, link_base=None: (
             id(company), entity, id(record), record["SyncToken"], record["_updated"],
-            link_base))
-    module._lookup = memo.wrap(module._lookup, lambda record, path: (id(record), path))
-    module.parse_moment = memo.wrap(module.parse_moment,
-                                    lambda text, company: (text, id(company)))
-    _keyset_queries(module, box, memo)
+            link_base)))
+    _everywhere(module, "_lookup", lambda fn: memo.wrap(
+        fn, lambda record, path: (id(record), path)))
+    _everywhere(module, "parse_moment", lambda fn: memo.wrap(
+        fn, lambda text, company: (text, id(company))))
+    _keyset_queries(module.query, box, memo)
 
 
 def _keyset_queries(module: Any, box: Any, memo: ListingMemo) -> None:

@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode
 
-from sandboxes.quickbooks import _throttled as quickbooks_throttled
+from sandboxes.quickbooks.api import throttled as quickbooks_throttled
 
 FaultKind = Literal["rate_limited", "server_error", "slow", "timeout", "lost_answer",
                     "forget_key"]

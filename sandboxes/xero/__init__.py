@@ -45,12 +45,12 @@ serve side by side in one process. Every Accounting call goes through `api.accou
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from flask import Flask
 
-from sandboxes.wire import ClientApp
+from sandboxes.wire import ClientApp, sandbox_app, serve_seeded
 from sandboxes.xero import (
     connections,
     contacts,
@@ -77,11 +77,7 @@ BLUEPRINTS = (identity.bp, connections.bp, organisation.bp, contacts.bp, invoice
 
 
 def create_app(sandbox: XeroSandbox | None = None) -> Flask:
-    box = sandbox or XeroSandbox()
-    app = Flask(__name__)
-    app.extensions[EXTENSION] = box
-    for blueprint in BLUEPRINTS:
-        app.register_blueprint(blueprint)
+    app = sandbox_app(__name__, EXTENSION, sandbox or XeroSandbox(), BLUEPRINTS)
     app.register_error_handler(ApiError, api_error)
     app.wsgi_app = CaseInsensitivePaths(app)  # type: ignore[method-assign]
     return app
@@ -110,10 +106,6 @@ class CaseInsensitivePaths:
 
 
 def serve(host: str = "127.0.0.1", port: int = 5055, seed_today: date | None = None) -> None:
-    from werkzeug.serving import run_simple
-
     # Served on its own (the demo): invoice links open this sandbox's page, not the provider's.
-    sandbox = XeroSandbox(SandboxConfig(invoice_link_base=None))
-    sandbox.seed_demo(seed_today or datetime.now(UTC).date())
-    print(f"Xero sandbox on http://{host}:{port}", flush=True)
-    run_simple(host, port, create_app(sandbox), threaded=True)
+    serve_seeded("Xero sandbox", XeroSandbox(SandboxConfig(invoice_link_base=None)), create_app,
+                 host, port, seed_today)

@@ -7,6 +7,7 @@ from collections import deque
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from sandboxes.wire import forget_before
 from sandboxes.xero.errors import ApiError
 from sandboxes.xero.formats import retry_after
 
@@ -26,10 +27,8 @@ def day_used(box: XeroSandbox, tenant_id: str) -> int:
     cfg = box.config
     if not cfg.rolling_day:
         return box.day_calls.get((tenant_id, box.now.date()), 0)
-    calls = box.day_window.setdefault(tenant_id, deque())
-    while calls and calls[0] <= box.now - timedelta(days=1):
-        calls.popleft()
-    return len(calls)
+    return len(forget_before(box.day_window.setdefault(tenant_id, deque()),
+                             box.now - timedelta(days=1)))
 
 
 def day_ends(box: XeroSandbox, tenant_id: str) -> datetime:
@@ -61,11 +60,8 @@ def admit(box: XeroSandbox, tenant_id: str) -> None:
     cfg = box.config
     now = box.now
     window = now - timedelta(seconds=60)
-    minute = box.minute_calls.setdefault(tenant_id, deque())
-    while minute and minute[0] <= window:
-        minute.popleft()
-    while box.app_calls and box.app_calls[0] <= window:
-        box.app_calls.popleft()
+    minute = forget_before(box.minute_calls.setdefault(tenant_id, deque()), window)
+    forget_before(box.app_calls, window)
     box.call_count[tenant_id] = box.call_count.get(tenant_id, 0) + 1
     day_key = (tenant_id, now.date())
     names = cfg.rate_limit_problems

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from sandboxes.wire import field_at
 from sandboxes.xero.errors import query_parse_error, validation_error
 from sandboxes.xero.formats import MS_DATE, UUID_TEXT, to_decimal
 
@@ -20,15 +21,8 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
 Predicate = Callable[[dict[str, Any]], bool]
 
 
-def _lookup(record: Any, path: str) -> Any:
-    """Field names in `where` and `order` are case-insensitive, as in Xero."""
-    value = record
-    for step in path.split("."):
-        if not isinstance(value, dict):
-            return None
-        wanted = step.lower()
-        value = next((v for k, v in value.items() if k.lower() == wanted), None)
-    return value
+# Field names in `where` and `order` are case-insensitive, as in Xero.
+_lookup = field_at
 
 
 def _as_moment(value: Any) -> datetime | None:

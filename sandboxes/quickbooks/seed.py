@@ -14,7 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sandboxes.quickbooks import Company
+    from sandboxes.quickbooks.books import Company
 
 CENT = Decimal("0.01")
 
