@@ -359,8 +359,9 @@ def evaluate(invoice: InvoiceState, history: Sequence[PastAction], policy: Polic
                                run.charged(invoice, settled),
                                today, rule_id=run.rule_id, tables=tables)
         except (RateNotCovered, FxRateRequired, NotApplicable, PolicyError) as exc:
-            if problems is not None:
-                problems.append(f"{invoice.number}: fee {run.rule_id!r} not charged: {exc}")
+            if problems is not None:  # the owner reads them: plain words, no file or option
+                why = exc if isinstance(exc, PolicyError) else exc.plain
+                problems.append(f"{invoice.number}: fee {run.rule_id!r} not charged: {why}")
             continue
         for charge in charges:
             action = _fee_action(invoice, charge, policy, calendar)

@@ -30,7 +30,7 @@ from pydantic import (
 
 from rules.fees import RULE_ID, ExactDecimal, LateFeeRule
 from rules.statutory import default_tables
-from rules.validation import PolicyError, StrictBool, StrictInt, describe
+from rules.validation import PolicyError, StrictBool, StrictInt, describe, no_rate_table
 
 __all__ = [
     "AgencyCase",
@@ -168,8 +168,7 @@ class LateFee(_Section):
             self.rule, "legal_cap", None)
         known = default_tables()
         if jurisdiction is not None and jurisdiction not in known:
-            raise ValueError(f"no statutory rate table for {jurisdiction}; known:"
-                             f" {', '.join(sorted(known))}")
+            raise no_rate_table(jurisdiction, sorted(known))
         return self
 
 

@@ -4,7 +4,10 @@ The law moves the reference rate every half-year. A statutory figure computed fr
 not hold would be a guess printed on somebody's invoice, so every rate is a dated row, a day no
 row covers refuses with `RateNotCovered` (naming the file and the half-year to add), and a row
 marked unverified (a single source, or derived) is used only when the caller passes
-`allow_unverified=True`; otherwise it refuses with `RateUnverified`, a `RateNotCovered`.
+`allow_unverified=True`; otherwise it refuses with `RateUnverified`, a `RateNotCovered`. The
+messages are for whoever keeps the tables; each refusal's `plain` says the same to an owner,
+with no file or option in it, and its fields (jurisdiction, period, rate) let a page say it in
+the reader's language.
 
 One JSON file per jurisdiction (`rules/rates/gb.json`, `eu.json`, `de.json`, `pl.json`,
 `no.json`): each country moves its rate on its own calendar and is confirmed from its own
@@ -85,7 +88,7 @@ from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
     "DECIMAL_CONTEXT",
@@ -140,20 +143,87 @@ _QUANTA = {digits: Decimal(1).scaleb(-digits) for digits in (0, 1, 2, 3, 4)}
 FxRates = Mapping[tuple[str, str], Decimal]
 
 
+Figure = Literal["interest", "compensation", "reminder_fee_cap"]
+_FIGURE_WORDS: Mapping[str, str] = MappingProxyType({
+    "interest": "statutory interest rate", "compensation": "statutory compensation",
+    "reminder_fee_cap": "reminder-fee maximum"})
+
+
 class RateNotCovered(ValueError):
-    """No usable rate for a day: the table must be extended (the message says which file)."""
+    """No usable figure for a period: the table must be extended.
+
+    The message is for whoever keeps the tables: it names the file and the period to add.
+    `plain` says the same to an owner, without files or options, and the fields let a page say
+    it in the reader's language."""
+
+    def __init__(self, message: str, *, jurisdiction: str, start: date, end: date,
+                 figure: Figure = "interest") -> None:
+        super().__init__(message)
+        self.jurisdiction, self.start, self.end, self.figure = jurisdiction, start, end, figure
+
+    @property
+    def plain(self) -> str:
+        return (f"There is no {self.jurisdiction} {_FIGURE_WORDS[self.figure]} for"
+                f" {self.start}..{self.end} yet, so nothing is charged for it.")
 
 
 class RateUnverified(RateNotCovered):
-    """The row exists but rests on one source; usable only with allow_unverified=True."""
+    """The row exists but rests on one source; usable only with allow_unverified=True, or
+    once an owner confirmed it for their organisation (rules/rate_checks.py)."""
+
+    def __init__(self, message: str, *, jurisdiction: str, start: date, end: date,
+                 figure: Figure = "interest", rate: Decimal | None = None,
+                 source: str = "") -> None:
+        super().__init__(message, jurisdiction=jurisdiction, start=start, end=end,
+                         figure=figure)
+        self.rate, self.source = rate, source  # interest: the B2B rate, percent a year
+
+    @property
+    def plain(self) -> str:
+        words = _FIGURE_WORDS[self.figure]
+        rate = ("" if self.rate is None or self.figure != "interest"
+                else f" ({_percent(self.rate)} % a year for business debts)")
+        then = (": nothing is charged at that rate until an owner or admin confirms it or"
+                " chooses the last verified rate" if self.figure == "interest"
+                else ", so it is not used")
+        return (f"The {self.jurisdiction} {words} for {self.start}..{self.end}{rate} is not yet"
+                f" confirmed by a second source{then}.")
 
 
 class NotApplicable(ValueError):
-    """The law does not give this: a consumer under a business-only law, an unknown country."""
+    """The law does not give this: a consumer under a business-only law, an unknown country.
+
+    For an unknown country `known` lists the tables there are; `plain` leaves out how an
+    operator would add one."""
+
+    def __init__(self, message: str, *, jurisdiction: str = "",
+                 known: tuple[str, ...] | None = None) -> None:
+        super().__init__(message)
+        self.jurisdiction, self.known = jurisdiction, known
+
+    @property
+    def plain(self) -> str:
+        if self.known is None:
+            return str(self)
+        others = f" (there are for {', '.join(self.known)})" if self.known else ""
+        return f"There are no statutory rates for {self.jurisdiction}{others}."
 
 
 class FxRateRequired(ValueError):
-    """A figure in another currency is needed and the caller gave no rate; we never guess one."""
+    """A figure in another currency is needed and the caller gave no rate; we never guess one.
+    """
+
+    def __init__(self, message: str, *, why: str = "", source: str = "",
+                 target: str = "") -> None:
+        super().__init__(message)
+        self.why, self.source, self.target = why, source, target
+
+    @property
+    def plain(self) -> str:
+        if not self.source:
+            return str(self)
+        return (f"{self.why}: that needs the {self.source}/{self.target} exchange rate, and"
+                " no rate is guessed.")
 
 
 class RateTableError(ValueError):
@@ -361,7 +431,10 @@ class RateTable:
                     f"The {self.jurisdiction} statutory rate for {period.effective_from}.."
                     f"{period.effective_to} ({_percent(period.annual_rate(False))} % B2B) is"
                     f" unverified ({period.source}). Confirm it against a second source and set"
-                    f' "unverified": false in {self.origin}, or pass allow_unverified=True.')
+                    f' "unverified": false in {self.origin}, or pass allow_unverified=True.',
+                    jurisdiction=self.jurisdiction, start=period.effective_from,
+                    end=period.effective_to, rate=period.annual_rate(False),
+                    source=period.source)
             end = min(period.effective_to, last)
             found.append((day, end, period))
             day = end + timedelta(days=1)
@@ -377,7 +450,8 @@ class RateTable:
             start = max(start, earlier[-1] + timedelta(days=1))
         return RateNotCovered(
             f"No {self.jurisdiction} statutory rate for {day} (the table covers"
-            f" {self.covered}): add a row for {start}..{end} to {self.origin}.")
+            f" {self.covered}): add a row for {start}..{end} to {self.origin}.",
+            jurisdiction=self.jurisdiction, start=start, end=end)
 
 
 _TABLE_KEYS = frozenset({
@@ -619,7 +693,8 @@ def rate_table(jurisdiction: str, tables: Mapping[str, RateTable] | None = None)
         raise NotApplicable(
             f"No statutory table for jurisdiction {jurisdiction!r} (known: "
             f"{', '.join(sorted(known)) or 'none'}): add rules/rates/"
-            f"{jurisdiction.strip().lower()}.json or pass tables= with one.")
+            f"{jurisdiction.strip().lower()}.json or pass tables= with one.",
+            jurisdiction=jurisdiction.strip().upper(), known=tuple(sorted(known)))
     return table
 
 
@@ -768,7 +843,8 @@ def _convert(amount: Decimal, source: str, target: str, fx: FxRates | None,
         inverse = None if fx is None else fx.get((target, source))
         if inverse is None:
             raise FxRateRequired(f"{why}: pass fx={{({source!r}, {target!r}): rate}} (the"
-                                 f" {source}/{target} rate; no rate is guessed)")
+                                 f" {source}/{target} rate; no rate is guessed)",
+                                 why=why, source=source, target=target)
         converted, used = amount / inverse, 1 / inverse
     if not used.is_finite() or used <= 0:
         raise FxRateRequired(f"{why}: the {source}/{target} rate must be above 0")
@@ -802,12 +878,15 @@ def statutory_compensation(jurisdiction: str, debt_amount: Decimal, currency: st
         raise RateNotCovered(
             f"No {table.jurisdiction} compensation amount for {day} (a debt due {due_date}):"
             f" add a compensation row for {day.year}-01-01..{day.year}-12-31 to"
-            f" {table.origin}.")
+            f" {table.origin}.", jurisdiction=table.jurisdiction,
+            start=date(day.year, 1, 1), end=date(day.year, 12, 31), figure="compensation")
     if period.unverified and not allow_unverified:
         raise RateUnverified(
             f"The {table.jurisdiction} compensation for {day} is unverified ({period.source}):"
             f' confirm it and set "unverified": false in {table.origin}, or pass'
-            " allow_unverified=True.")
+            " allow_unverified=True.", jurisdiction=table.jurisdiction,
+            start=period.effective_from or day, end=period.effective_to or day,
+            figure="compensation", source=period.source)
     with localcontext(DECIMAL_CONTEXT):
         threshold_currency = scheme.threshold_currency or currency
         measured = debt_amount
@@ -847,10 +926,14 @@ def reminder_fee_cap(jurisdiction: str, on: date, *, allow_unverified: bool = Fa
     if row is None:
         raise RateNotCovered(
             f"No {table.jurisdiction} reminder-fee maximum for {on}: add a reminder_fee_caps"
-            f" row for {on.year}-01-01..{on.year}-12-31 to {table.origin}.")
+            f" row for {on.year}-01-01..{on.year}-12-31 to {table.origin}.",
+            jurisdiction=table.jurisdiction, start=date(on.year, 1, 1),
+            end=date(on.year, 12, 31), figure="reminder_fee_cap")
     if row.unverified and not allow_unverified:
         raise RateUnverified(
             f"The {table.jurisdiction} reminder-fee maximum for {on} is unverified"
             f' ({row.source}): confirm it and set "unverified": false in {table.origin}, or'
-            " pass allow_unverified=True.")
+            " pass allow_unverified=True.", jurisdiction=table.jurisdiction,
+            start=row.effective_from or on, end=row.effective_to or on,
+            figure="reminder_fee_cap", source=row.source)
     return row.amount, table.currency

@@ -338,9 +338,8 @@ def test_a_statutory_rule_without_a_rate_is_explained_and_the_reminder_still_goe
     # Late when first chased: the first contact (step 3), not the step its lateness reaches.
     assert [a.key for a in actions] == ["3:7:reminder:2"]
     assert problems == [
-        "INV-0007: fee 'statutory' not charged: No GB statutory rate for 2026-11-03 (the table"
-        " covers 2026-01-01..2026-06-30): add a row for 2026-07-01..2026-12-31 to"
-        " test/gb.json."]
+        "INV-0007: fee 'statutory' not charged: There is no GB statutory interest rate for"
+        " 2026-07-01..2026-12-31 yet, so nothing is charged for it."]
     # Without a list to report into, the fee is still left out quietly.
     assert evaluate(invoice(date(2026, 11, 2)), [], pol, UK, at(date(2026, 12, 9)),
                     tables=GB_2026_H1) == actions
@@ -354,8 +353,7 @@ def test_a_statutory_rule_without_its_table_is_explained_not_raised() -> None:
                        at(date(2026, 12, 9)), problems=problems, tables=MappingProxyType({}))
     assert [a.key for a in actions] == ["3:7:reminder:2"]  # the first contact
     assert problems == [
-        "INV-0007: fee 'statutory' not charged: No statutory table for jurisdiction 'GB'"
-        " (known: none): add rules/rates/gb.json or pass tables= with one."]
+        "INV-0007: fee 'statutory' not charged: There are no statutory rates for GB."]
 
 
 # ----------------------------------------------------------------- early-payment discount

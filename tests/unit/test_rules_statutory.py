@@ -514,3 +514,42 @@ def test_no_reminder_fee_maximum_is_dated() -> None:
     with pytest.raises(RateNotCovered,
                        match=re.escape("2025-01-01..2025-12-31 to rules/rates/no.json")):
         reminder_fee_cap("NO", date(2025, 1, 1))
+
+
+def test_each_refusal_says_it_plainly_to_an_owner_without_files_or_options() -> None:
+    """The messages name the file to extend, for whoever keeps the tables; `plain` is what an
+    owner reads (the activity log), and the fields let a page word it in their language."""
+    refusals: list[Exception] = []
+    for call in (
+            lambda: statutory_interest("GB", debt("10000", "GBP"), date(2026, 9, 30),
+                                       date(2026, 10, 31)),
+            lambda: statutory_interest("GB", debt("1000", "GBP"), date(2026, 12, 15),
+                                       date(2027, 1, 10), allow_unverified=True),
+            lambda: statutory_compensation("NO", D("10000"), "NOK", date(2025, 12, 31)),
+            lambda: reminder_fee_cap("NO", date(2025, 1, 1)),
+            lambda: statutory_interest("XX", debt("1"), date(2026, 1, 1), date(2026, 2, 1)),
+            lambda: statutory_compensation("PL", D("1000"), "EUR", date(2024, 3, 1))):
+        with pytest.raises((RateNotCovered, NotApplicable, FxRateRequired)) as error:
+            call()
+        refusals.append(error.value)
+    plain = [r.plain for r in refusals]  # type: ignore[attr-defined]
+    assert plain[:5] == [
+        "The GB statutory interest rate for 2026-07-01..2026-12-31 (11.75 % a year for business"
+        " debts) is not yet confirmed by a second source: nothing is charged at that rate until"
+        " an owner or admin confirms it or chooses the last verified rate.",
+        "There is no GB statutory interest rate for 2027-01-01..2027-06-30 yet, so nothing is"
+        " charged for it.",
+        "There is no NO statutory compensation for 2026-01-01..2026-12-31 yet, so nothing is"
+        " charged for it.",
+        "There is no NO reminder-fee maximum for 2025-01-01..2025-12-31 yet, so nothing is"
+        " charged for it.",
+        "There are no statutory rates for XX (there are for DE, EU, GB, NO, PL)."]
+    assert "PLN/EUR exchange rate" in plain[5] or "EUR/PLN exchange rate" in plain[5]
+    for text in plain:
+        assert ".json" not in text and "allow_unverified" not in text and "--" not in text
+        assert "fx=" not in text and "tables=" not in text
+    unverified = refusals[0]
+    assert isinstance(unverified, RateUnverified)
+    assert (unverified.jurisdiction, unverified.start, unverified.end, unverified.rate,
+            unverified.figure) == ("GB", date(2026, 7, 1), date(2026, 12, 31), D("11.75"),
+                                   "interest")
