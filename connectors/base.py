@@ -41,6 +41,11 @@ class ContactRecord:
     is_customer: bool
     archived: bool
     updated_at: datetime | None
+    # As the books hold them (not normalised) and the country of the contact's address, for
+    # texts: rules/sms.py makes them E.164.
+    mobile: str | None = None
+    phone: str | None = None
+    country: str | None = None
 
 
 @dataclass(frozen=True)

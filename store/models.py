@@ -167,6 +167,10 @@ class Contact(Base):
     on_hold: Mapped[bool] = mapped_column(default=False)
     hold_reason: Mapped[str | None] = mapped_column(Text)
     on_hold_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # From the books, for texts (rules/sms.py): as the provider holds them, not normalised.
+    mobile: Mapped[str | None] = mapped_column(String(64))
+    phone: Mapped[str | None] = mapped_column(String(64))
+    country: Mapped[str | None] = mapped_column(String(2))
 
 
 class Invoice(Base):
@@ -751,3 +755,57 @@ class PlanRequest(Base):
     decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     plan_id: Mapped[int | None] = mapped_column(
         ForeignKey("payment_plans.id", ondelete="SET NULL"))
+
+
+class SmsSettings(Base):
+    """An organisation's texts: its own Twilio account (the auth token encrypted as the OAuth
+    tokens are) or the server-wide one, the sender (a number, or an alphanumeric ID where the
+    customer's country allows it) and what a segment costs it, for the preview."""
+
+    __tablename__ = "sms_settings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), unique=True)
+    enabled: Mapped[bool] = mapped_column(default=False)
+    account_sid: Mapped[str | None] = mapped_column(String(64))  # None: the server's account
+    auth_token_enc: Mapped[str | None] = mapped_column(Text)
+    sender: Mapped[str | None] = mapped_column(String(32))
+    cost_per_segment: Mapped[Decimal | None] = mapped_column(Money)
+    cost_currency: Mapped[str | None] = mapped_column(String(3))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class SmsOptOut(Base):
+    """A number that replied STOP (opted_out) or START again: no text goes to it while out."""
+
+    __tablename__ = "sms_opt_outs"
+    __table_args__ = (UniqueConstraint("org_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    number: Mapped[str] = mapped_column(String(20))  # E.164
+    opted_out: Mapped[bool] = mapped_column(default=True)
+    keyword: Mapped[str] = mapped_column(String(32))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SmsMessage(Base):
+    """A text we sent (or tried to) for an action, and what Twilio says became of it."""
+
+    __tablename__ = "sms_messages"
+    __table_args__ = (Index("ix_sms_messages_org_id_number", "org_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    action_id: Mapped[int | None] = mapped_column(
+        ForeignKey("actions.id", ondelete="SET NULL"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    number: Mapped[str] = mapped_column(String(20))
+    sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    segments: Mapped[int] = mapped_column(Integer, default=1)
+    body: Mapped[str] = mapped_column(Text)
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

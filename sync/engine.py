@@ -258,13 +258,15 @@ def _update_rows(session: Session, model: Any, rows: list[tuple[int, dict[str, A
 
 
 def upsert_contacts(session: Session, org_id: int, records: Sequence[ContactRecord]) -> set[int]:
-    fields = ("name", "email", "is_customer", "archived", "provider_updated_at")
+    fields = ("name", "email", "is_customer", "archived", "provider_updated_at", "mobile",
+              "phone", "country")
     existing = _stored(session, Contact, org_id, (r.provider_id for r in records), fields)
     new: dict[str, dict[str, Any]] = {}
     changed: list[tuple[int, dict[str, Any]]] = []
     for record in records:
         values = {"name": record.name, "email": record.email, "is_customer": record.is_customer,
-                  "archived": record.archived, "provider_updated_at": record.updated_at}
+                  "archived": record.archived, "provider_updated_at": record.updated_at,
+                  "mobile": record.mobile, "phone": record.phone, "country": record.country}
         row = existing.get(record.provider_id)
         if row is None:
             new[record.provider_id] = {"org_id": org_id, "provider_id": record.provider_id,

@@ -204,7 +204,17 @@ def contact_record(raw: dict[str, Any]) -> ContactRecord:
         is_customer=True,
         archived=raw.get("Active") is False or _deleted(raw),
         updated_at=_updated(raw),
+        mobile=(raw.get("Mobile") or {}).get("FreeFormNumber") or None,
+        phone=(raw.get("PrimaryPhone") or {}).get("FreeFormNumber") or None,
+        country=_country_code((raw.get("BillAddr") or {}).get("Country")),
     )
+
+
+def _country_code(country: str | None) -> str | None:
+    """QuickBooks' Country is free text: a two-letter code is kept, anything else is not
+    guessed (a number in international form needs none)."""
+    country = (country or "").strip()
+    return country.upper() if len(country) == 2 and country.isalpha() else None
 
 
 @reads_provider_record("QuickBooks")

@@ -200,7 +200,30 @@ def contact_record(raw: dict[str, Any]) -> ContactRecord:
         is_customer=bool(raw.get("IsCustomer", False)),
         archived=raw.get("ContactStatus") == "ARCHIVED",
         updated_at=parse_xero_datetime(raw.get("UpdatedDateUTC")),
+        mobile=_xero_phone(raw, "MOBILE"),
+        phone=_xero_phone(raw, "DEFAULT") or _xero_phone(raw, "DDI"),
+        country=_xero_country(raw),
     )
+
+
+def _xero_phone(raw: dict[str, Any], kind: str) -> str | None:
+    """A Xero phone as one dialable string: "+" country code, area code and number."""
+    for phone in raw.get("Phones") or ():
+        if phone.get("PhoneType") == kind and phone.get("PhoneNumber"):
+            country = str(phone.get("PhoneCountryCode") or "").lstrip("+")
+            parts = [f"+{country}" if country else "", phone.get("PhoneAreaCode") or "",
+                     phone["PhoneNumber"]]
+            return " ".join(p for p in parts if p)
+    return None
+
+
+def _xero_country(raw: dict[str, Any]) -> str | None:
+    """Xero's Country is free text: a two-letter code is kept, anything else is not guessed."""
+    for address in raw.get("Addresses") or ():
+        country = str(address.get("Country") or "").strip()
+        if len(country) == 2 and country.isalpha():
+            return country.upper()
+    return None
 
 
 @reads_provider_record("Xero")
