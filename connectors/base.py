@@ -267,6 +267,32 @@ class CreditNote:
             raise ValueError("a credit note's description must carry its marker")
 
 
+@dataclass(frozen=True)
+class InvoiceEmailFacts:
+    """An invoice as Dunwell holds it (its synced copy): what the provider's own invoice email
+    fills in, so a preview of many needs no read of each invoice."""
+
+    provider_id: str
+    number: str
+    contact_name: str
+    currency: str
+    total: Decimal
+    amount_due: Decimal
+    due_date: date | None
+
+
+@dataclass(frozen=True)
+class InvoiceEmail:
+    """The provider's own invoice email for one invoice, worded as the provider sends it."""
+
+    subject: str
+    body: str
+    # True: from the organisation's own email settings at the provider (QuickBooks lets an app
+    # read them). False: from the provider's standard wording, as the provider lets no app read
+    # the organisation's own (Xero): an owner who changed it there has theirs sent instead.
+    from_settings: bool
+
+
 class Connector(Protocol):
     """One provider tenant, seen through domain records."""
 
@@ -294,6 +320,11 @@ class Connector(Protocol):
         ...
 
     def email_invoice(self, provider_id: str, idempotency_key: str) -> None: ...
+
+    def invoice_emails(self, invoices: Sequence[InvoiceEmailFacts]) -> list[InvoiceEmail]:
+        """What `email_invoice` would send for each invoice now, in order: the subject and body
+        the provider words from the organisation's email settings, read once for all."""
+        ...
 
     def add_invoice_note(self, provider_id: str, text: str, idempotency_key: str) -> None:
         """A note for the bookkeeper on the invoice, carrying the marker derived from the key

@@ -40,6 +40,8 @@ from connectors.base import (
     FeeInvoice,
     FeeInvoiceOutcome,
     FeeLine,
+    InvoiceEmail,
+    InvoiceEmailFacts,
     InvoiceRecord,
     InvoiceStatus,
     NotFound,
@@ -58,6 +60,7 @@ from connectors.base import (
 )
 from connectors.base import batch_key as make_batch_key
 from connectors.oauth import FreshTokens
+from connectors.quickbooks import emails
 from connectors.quickbooks.oauth import QuickBooksSettings
 from connectors.ratelimit import RateBudget
 from observability.metrics import CountedRefresh, ProviderCall
@@ -522,6 +525,22 @@ class QuickBooksConnector:
     def email_invoice(self, provider_id: str, idempotency_key: str) -> None:
         self._post(f"email invoice {provider_id}", f"invoice/{provider_id}/send", "",
                    idempotency_key, content_type="application/octet-stream")
+
+    def invoice_emails(self, invoices: Sequence[InvoiceEmailFacts]) -> list[InvoiceEmail]:
+        """From the organisation's own email settings (its Preferences): one call, two where
+        the texts name the company."""
+        if not invoices:
+            return []
+        answer = self._call("preferences", self._qb.get,
+                            f"{self._qb.api_url}/company/{self.realm_id}/preferences") or {}
+        texts = emails.invoice_message(answer.get("Preferences") or {})
+        if texts is None:
+            raise ConnectorError("QuickBooks preferences: no invoice email message")
+        name = ""
+        if emails.needs_company_name(*texts):
+            company = self._get("CompanyInfo", self.realm_id)
+            name = str(company.get("CompanyName") or "")
+        return emails.invoice_emails(*texts, name, invoices)
 
     def add_invoice_note(self, provider_id: str, text: str, idempotency_key: str) -> None:
         """A line in the invoice's private note (the bookkeeper sees it; the customer never

@@ -40,6 +40,8 @@ from connectors.base import (
     FeeInvoice,
     FeeInvoiceOutcome,
     FeeLine,
+    InvoiceEmail,
+    InvoiceEmailFacts,
     InvoiceRecord,
     InvoiceStatus,
     NotFound,
@@ -59,6 +61,7 @@ from connectors.base import (
 from connectors.base import batch_key as make_batch_key
 from connectors.oauth import FreshTokens
 from connectors.ratelimit import RateBudget
+from connectors.xero.emails import standard_emails
 from connectors.xero.oauth import REQUEST_TIMEOUT, XeroSettings
 from observability.metrics import CountedRefresh, ProviderCall
 
@@ -439,6 +442,13 @@ class XeroConnector:
     def email_invoice(self, provider_id: str, idempotency_key: str) -> None:
         self._call(f"email invoice {provider_id}", self._api.email_invoice, provider_id,
                    RequestEmpty(), idempotency_key=idempotency_key)
+
+    def invoice_emails(self, invoices: Sequence[InvoiceEmailFacts]) -> list[InvoiceEmail]:
+        """Xero's standard wording (connectors/xero/emails.py: the API reads no template), with
+        the organisation's trading name: one call."""
+        if not invoices:
+            return []
+        return standard_emails(self.organisation().name, invoices)
 
     def add_invoice_note(self, provider_id: str, text: str, idempotency_key: str) -> None:
         """A History note ending with the marker derived from the key: past Xero's idempotency

@@ -52,6 +52,9 @@ class Company:
     deleted: dict[str, dict[str, datetime]] = field(default_factory=dict)
     sequences: dict[str, int] = field(default_factory=dict)
     emails: list[dict[str, Any]] = field(default_factory=list)
+    # The invoice email's subject and message as the owner set them in QuickBooks (Settings,
+    # Sales, Messages); None: QuickBooks' own (sandboxes/quickbooks/company_info.py).
+    invoice_message: tuple[str, str] | None = None
     requests: list[dict[str, Any]] = field(default_factory=list)
     replays: dict[str, tuple[int, str, str]] = field(default_factory=dict)
 

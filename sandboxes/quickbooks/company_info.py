@@ -37,6 +37,15 @@ def company_info(company: Company) -> dict[str, Any]:
                      "LastUpdatedTime": company.stamp(created)}}
 
 
+def invoice_message(company: Company) -> tuple[str, str]:
+    """The invoice email's subject and message: the owner's, else QuickBooks' own."""
+    return company.invoice_message or (
+        f"Invoice [Invoice No.] from {company.name}",
+        "Dear [Full Name],\n\nWe appreciate your business. Please find your invoice details"
+        " here. Feel free to contact us if you have any questions.\n\nHave a great day!\n"
+        f"{company.name}")
+
+
 def preferences(company: Company) -> dict[str, Any]:
     created = company.created
     return {
@@ -56,11 +65,8 @@ def preferences(company: Company) -> dict[str, Any]:
                             "AutoApplyCredit": False, "AutoApplyPayments": False,
                             "PrintItemWithZeroAmount": False, "UsingPriceLevels": False,
                             "UsingProgressInvoicing": False},
-        "EmailMessagesPrefs": {"InvoiceMessage": {
-            "Subject": f"Invoice [Invoice No.] from {company.name}",
-            "Message": "Dear [Full Name],\n\nWe appreciate your business. Please find your "
-                       "invoice details here. Feel free to contact us if you have any "
-                       f"questions.\n\nHave a great day!\n{company.name}"}},
+        "EmailMessagesPrefs": {"InvoiceMessage": dict(zip(
+            ("Subject", "Message"), invoice_message(company), strict=True))},
         "VendorAndPurchasesPrefs": {"TrackingByCustomer": False, "BillableExpenseTracking":
                                     False, "POCustomField": []},
         "TimeTrackingPrefs": {"UseServices": False, "WorkWeekStartDate": "Monday",

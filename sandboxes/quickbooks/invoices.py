@@ -12,6 +12,7 @@ from sandboxes.quickbooks import context
 from sandboxes.quickbooks.api import ID, Resource, link_base
 from sandboxes.quickbooks.bodies import _resolve
 from sandboxes.quickbooks.books import Company, _whole_seconds
+from sandboxes.quickbooks.company_info import invoice_message
 from sandboxes.quickbooks.config import CACHE_CONTROL
 from sandboxes.quickbooks.errors import business
 from sandboxes.quickbooks.records import render
@@ -43,6 +44,20 @@ def build_invoice(box: QuickBooksSandbox, company: Company, body: dict[str, Any]
 bp = Resource("quickbooks_invoices", __name__)
 
 
+def worded(company: Company, invoice: dict[str, Any]) -> tuple[str, str]:
+    """The email's subject and message from the company's Preferences, the invoice's fields
+    filled in. UNVERIFIED: which bracketed fields QuickBooks fills in (the number, the
+    customer's display name, the company's name); Finance.xsd describes only the two texts."""
+    customer = company.records["Customer"].get(invoice["CustomerRef"]["value"]) or {}
+    values = {"[Invoice No.]": str(invoice.get("DocNumber") or ""),
+              "[Full Name]": str(customer.get("DisplayName") or ""),
+              "[Company Name]": company.name}
+    subject, message = invoice_message(company)
+    for name, value in values.items():
+        subject, message = subject.replace(name, value), message.replace(name, value)
+    return subject, message
+
+
 def send(box: QuickBooksSandbox, company: Company, invoice_id: str, send_to: str | None,
          link_base: str | None = None) -> dict[str, Any]:
     invoice = company.find("Invoice", invoice_id)
@@ -58,9 +73,11 @@ def send(box: QuickBooksSandbox, company: Company, invoice_id: str, send_to: str
         raise business(f"This company has sent {sent_today} emails today, the daily limit "
                        "for sandbox companies. Try again tomorrow.")
     now = _whole_seconds(box.now)
+    subject, message = worded(company, invoice)
     company.emails.append({"realmId": company.realm_id, "InvoiceId": invoice["Id"],
                            "DocNumber": invoice.get("DocNumber"), "To": address,
-                           "SentAt": company.stamp(now), "_day": today})
+                           "SentAt": company.stamp(now), "_day": today, "Subject": subject,
+                           "Message": message})
     if send_to:
         invoice["BillEmail"] = {"Address": address}
     invoice["EmailStatus"] = "EmailSent"

@@ -38,6 +38,9 @@ class Tenant:
     quotes: dict[str, dict[str, Any]] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     emails: list[dict[str, Any]] = field(default_factory=list)
+    # The organisation's own Sales Invoice email template (subject, body), set in Xero's
+    # settings and never through the API; None: Xero's standard one (sandboxes/xero/invoices).
+    invoice_email_template: tuple[str, str] | None = None
 
     @property
     def tax_rate(self) -> Decimal:

@@ -82,6 +82,15 @@ class Harness(Protocol):
 
     def emails(self, invoice_id: str) -> int: ...
 
+    def sent_email(self, invoice_id: str) -> tuple[str, str]:
+        """The subject and body of the provider's last email of the invoice, as it sent it."""
+        ...
+
+    def word_invoice_emails(self, subject: str, body: str) -> None:
+        """The organisation's own invoice email, set where the provider keeps it; `{number}`
+        and `{name}` become the provider's fields for the invoice's number and customer."""
+        ...
+
     def notes(self, invoice_id: str) -> list[str]: ...
 
     def lines(self, invoice_id: str) -> list[Line]: ...
@@ -169,6 +178,17 @@ class XeroHarness:
 
     def emails(self, invoice_id: str) -> int:
         return sum(1 for e in self.box.emails(self.tenant) if e["InvoiceID"] == invoice_id)
+
+    def sent_email(self, invoice_id: str) -> tuple[str, str]:
+        sent = [e for e in self.box.emails(self.tenant) if e["InvoiceID"] == invoice_id]
+        return str(sent[-1]["Subject"]), str(sent[-1]["Body"])
+
+    def word_invoice_emails(self, subject: str, body: str) -> None:
+        """In Xero's settings (Email settings, Templates): no API reaches it."""
+        fields = {"number": "[Invoice Number]", "name": "[Contact Name]"}
+        with self.box.lock:
+            self.box.tenant(self.tenant).invoice_email_template = (
+                subject.format(**fields), body.format(**fields))
 
     def notes(self, invoice_id: str) -> list[str]:
         return [str(h["Details"]) for h in self.box.history(self.tenant, invoice_id)]
@@ -312,6 +332,17 @@ class QuickBooksHarness:
     def emails(self, invoice_id: str) -> int:
         return sum(1 for e in self.box.emails(self.realm)
                    if str(e["InvoiceId"]) == invoice_id)
+
+    def sent_email(self, invoice_id: str) -> tuple[str, str]:
+        sent = [e for e in self.box.emails(self.realm) if str(e["InvoiceId"]) == invoice_id]
+        return str(sent[-1]["Subject"]), str(sent[-1]["Message"])
+
+    def word_invoice_emails(self, subject: str, body: str) -> None:
+        """In QuickBooks' settings (Sales, Messages): what Preferences then reads."""
+        fields = {"number": "[Invoice No.]", "name": "[Full Name]"}
+        with self.box.lock:
+            self.box.company(self.realm).invoice_message = (subject.format(**fields),
+                                                            body.format(**fields))
 
     def notes(self, invoice_id: str) -> list[str]:
         return str(self._raw(invoice_id).get("PrivateNote") or "").splitlines()

@@ -21,6 +21,7 @@ from connectors.base import (
     EditRefused,
     FeeInvoice,
     FeeLine,
+    InvoiceEmailFacts,
     InvoiceStatus,
     NotFound,
     ProviderRejected,
@@ -118,6 +119,41 @@ def test_a_reminder_email_and_its_note_happen_once_however_often_they_are_retrie
         connector.add_invoice_note(target, "Dunwell: reminder 1 of 4 sent", f"{key}:note")
     assert books.emails(target) == 1
     assert sum("reminder 1 of 4" in note for note in books.notes(target)) == 1
+
+
+def test_the_preview_of_the_providers_own_email_is_the_email_it_sends(books: Harness) -> None:
+    """What the preview shows for the provider's invoice email channel: the subject and body
+    the provider words from the organisation's settings, read once for many invoices."""
+    connector = books.connector()
+    target = books.open_invoice()
+    record = connector.invoice(target)
+    contact = next(c for c in everything(connector.contacts(None))
+                   if c.provider_id == record.contact_provider_id)
+    facts = InvoiceEmailFacts(target, record.number, contact.name, record.currency,
+                              record.total, record.amount_due, record.due_date)
+    assert connector.invoice_emails([]) == []
+    calls = books.calls()
+    [preview, again] = connector.invoice_emails([facts, facts])
+    assert books.calls() - calls == 1 and preview == again
+    assert record.number in preview.subject and contact.name in preview.body
+    connector.email_invoice(target, f"1:{target}:reminder:0:email")
+    assert books.sent_email(target) == (preview.subject, preview.body)
+
+    # The owner words it differently at the provider. QuickBooks lets the preview read that;
+    # Xero does not, so its preview keeps Xero's standard wording and says so.
+    books.word_invoice_emails("Your invoice {number} is waiting",
+                              "Hello {name}, please have a look.")
+    [reworded] = connector.invoice_emails([facts])
+    connector.email_invoice(target, f"1:{target}:reminder:1:email")
+    subject, body = books.sent_email(target)
+    assert subject == f"Your invoice {record.number} is waiting"
+    assert body == f"Hello {contact.name}, please have a look."
+    if books.provider == "quickbooks":
+        assert preview.from_settings and reworded.from_settings
+        assert (reworded.subject, reworded.body) == (subject, body)
+    else:
+        assert not preview.from_settings and not reworded.from_settings
+        assert reworded == preview
 
 
 def test_a_note_and_an_email_can_be_looked_up_after_the_fact(books: Harness,

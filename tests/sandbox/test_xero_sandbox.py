@@ -734,9 +734,15 @@ def test_email_rules(served: Served) -> None:
                   and emails[i["Contact"]["ContactID"]])
     sent = api(served, tokens, f"/Invoices/{unsent['InvoiceID']}/Email", "POST", json={})
     assert sent.status_code == 204 and sent.text == ""
-    assert served.box.emails(served.first) == [{"InvoiceID": unsent["InvoiceID"],
-                                                "SentAt": "2026-11-24T10:00:00+00:00",
-                                                "To": emails[unsent["Contact"]["ContactID"]]}]
+    [email] = served.box.emails(served.first)
+    # Worded from the organisation's Sales Invoice template (Xero's standard one here).
+    name, number = unsent["Contact"]["Name"], unsent["InvoiceNumber"]
+    assert email == {"InvoiceID": unsent["InvoiceID"], "SentAt": "2026-11-24T10:00:00+00:00",
+                     "To": emails[unsent["Contact"]["ContactID"]],
+                     "Subject": f"Invoice {number} from {served.box.tenant(served.first).name}"
+                                f" for {name}", "Body": email["Body"]}
+    assert email["Body"].startswith(f"Hi {name},\n\nHere's invoice {number} for"
+                                    f" {unsent['CurrencyCode']} {unsent['Total']:,.2f}.")
     now = next(i for i in served.box.invoices(served.first)
                if i["InvoiceID"] == unsent["InvoiceID"])
     assert now["SentToContact"] and now["UpdatedDateUTC"] != unsent["UpdatedDateUTC"]
