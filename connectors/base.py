@@ -319,6 +319,10 @@ class Connector(Protocol):
         QuickBooks' InvoiceLink), if the provider has one for it."""
         ...
 
+    def invoice_pdf(self, provider_id: str) -> bytes:
+        """The invoice as the provider prints it (PDF bytes), for the customer's portal."""
+        ...
+
     def email_invoice(self, provider_id: str, idempotency_key: str) -> None: ...
 
     def invoice_emails(self, invoices: Sequence[InvoiceEmailFacts]) -> list[InvoiceEmail]:

@@ -495,6 +495,11 @@ class QuickBooksConnector:
         link = self._get("Invoice", provider_id, include="invoiceLink").get("InvoiceLink")
         return str(link) if link else None
 
+    def invoice_pdf(self, provider_id: str) -> bytes:
+        """GET /invoice/{id}/pdf."""
+        return bytes(self._call(f"invoice pdf {provider_id}", self._qb.download_pdf,
+                                "Invoice", provider_id))
+
     # --- writing --------------------------------------------------------------------------
 
     def _post(self, what: str, path: str, body: Any, key: str,

@@ -303,8 +303,10 @@ class XeroConnector:
 
     # --- calls --------------------------------------------------------------------------
 
-    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """One API call: fresh token, raw answer, errors classified once."""
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, parse: bool = True,
+              **kwargs: Any) -> Any:
+        """One API call: fresh token, raw answer, errors classified once (`parse`: as JSON,
+        else the bytes as they came)."""
         for attempt in (1, 2):
             self._access_token = self._fresh.access_token(refused=attempt == 2)
             slot = self.budget.call(self.tenant_id) if self.budget else nullcontext()
@@ -326,6 +328,8 @@ class XeroConnector:
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 raise TransientError(f"Xero {what}: {type(exc).__name__}") from exc
             data = response.data
+            if not parse:
+                return bytes(data or b"")
             if not data:
                 return None
             try:
@@ -438,6 +442,11 @@ class XeroConnector:
                           provider_id) or {}
         urls = body.get("OnlineInvoices") or []
         return urls[0].get("OnlineInvoiceUrl") if urls else None
+
+    def invoice_pdf(self, provider_id: str) -> bytes:
+        """GET /Invoices/{id} with Accept: application/pdf."""
+        return bytes(self._call(f"invoice pdf {provider_id}", self._api.get_invoice_as_pdf,
+                                provider_id, parse=False))
 
     def email_invoice(self, provider_id: str, idempotency_key: str) -> None:
         self._call(f"email invoice {provider_id}", self._api.email_invoice, provider_id,

@@ -42,8 +42,8 @@ ID = "<id>"  # a path segment that is an Id: any text
 ENTITY = "<entity>"  # a path segment that names an entity the sandbox keeps, in any case
 ENTITY_NAMES = {e.lower(): e for e in ENTITIES}
 
-# (the sandbox, the company, the path's segments as sent) -> the answer's body
-Handler = Callable[["QuickBooksSandbox", Company, list[str]], dict[str, Any]]
+# (the sandbox, the company, the path's segments as sent) -> the answer's body (or answer)
+Handler = Callable[["QuickBooksSandbox", Company, list[str]], "dict[str, Any] | Response"]
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,9 @@ def dispatch(box: QuickBooksSandbox, company: Company, rest: str) -> Response:
     lowered = [p.lower() for p in parts]
     for operation in current_app.extensions.get(OPERATIONS, ()):
         if operation.matches(request.method, lowered):
-            return answer(box, company, operation.handler(box, company, parts))
+            found = operation.handler(box, company, parts)
+            # A body as JSON, or an answer of its own (the invoice's PDF).
+            return found if isinstance(found, Response) else answer(box, company, found)
     raise unsupported_operation(
         f"Could not find resource for relative : {request.path} of full path: "
         f"{request.url}")

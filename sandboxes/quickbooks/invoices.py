@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Response, request
 
+from sandboxes.pdf import invoice_pdf as printed_invoice
 from sandboxes.quickbooks import context
 from sandboxes.quickbooks.api import ID, Resource, link_base
 from sandboxes.quickbooks.bodies import _resolve
@@ -89,6 +90,17 @@ def send(box: QuickBooksSandbox, company: Company, invoice_id: str, send_to: str
 @bp.operation("invoice", ID, "send", methods=("POST",))
 def send_invoice(box: QuickBooksSandbox, company: Company, parts: list[str]) -> dict[str, Any]:
     return send(box, company, parts[1], request.args.get("sendTo"), link_base())
+
+
+@bp.operation("invoice", ID, "pdf")
+def invoice_pdf(box: QuickBooksSandbox, company: Company, parts: list[str]) -> Response:
+    """GET /invoice/{id}/pdf: the invoice as QuickBooks prints it."""
+    invoice = render(company, "Invoice", company.find("Invoice", parts[1]))
+    return Response(printed_invoice([
+        company.name, f"Invoice {invoice.get('DocNumber', invoice['Id'])}",
+        f"To {invoice['CustomerRef'].get('name', '')}", f"Due {invoice.get('DueDate', '')}",
+        f"Balance due {invoice.get('CurrencyRef', {}).get('value', '')} {invoice['Balance']}"]),
+        mimetype="application/pdf")
 
 
 @bp.get("/online/<realm_id>/<invoice_id>")

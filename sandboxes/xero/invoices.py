@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+from sandboxes.pdf import invoice_pdf
 from sandboxes.wire import html_response as html
 from sandboxes.wire import json_response as _json
 from sandboxes.xero.api import (
@@ -202,8 +203,17 @@ def find_invoice(t: Tenant, invoice_id: str) -> dict[str, Any]:
 
 @bp.get(f"{API}/Invoices/<invoice_id>")
 def invoice(invoice_id: str) -> Response:
+    if request.accept_mimetypes.best == "application/pdf":  # the invoice as Xero prints it
+        return accounting(lambda t: Response(printed(t, find_invoice(t, invoice_id)),
+                                             mimetype="application/pdf"))
     return accounting(lambda t: _json(envelope(
         "Invoices", [render_invoice(find_invoice(t, invoice_id), t, unit_dp=unit_dp())])))
+
+
+def printed(t: Tenant, record: dict[str, Any]) -> bytes:
+    return invoice_pdf([t.name, f"Invoice {record['InvoiceNumber']}",
+                        f"To {record['Contact']['Name']}", f"Due {record['_due'].isoformat()}",
+                        f"Amount due {record['CurrencyCode']} {record['AmountDue']}"])
 
 
 INVOICES = Document("Invoices", "invoice", "InvoiceID", lambda t: t.invoices,
