@@ -51,8 +51,8 @@ def register_blueprints(app: Flask) -> None:
     from app.connections.views import blueprint as connections
     from app.customers.views import blueprint as customers
     from app.organisations.views import blueprint as organisations
-    from app.providers import PROVIDER_NAMES
     from app.webhooks.views import blueprint as webhooks
+    from collect.providers import PROVIDER_NAMES
 
     app.register_blueprint(auth)
     app.register_blueprint(organisations)

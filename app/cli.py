@@ -78,10 +78,10 @@ def sync_command(org_id: int) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line.")
 @with_appcontext
 def plan_command(org_id: int, as_of: str | None, as_json: bool) -> None:
+    from collect.plan import dry_run
     from store import clock
     from store.db import db
     from store.models import Organisation
-    from jobs.plan import dry_run
 
     org = db.session.get(Organisation, org_id)
     if org is None:
@@ -167,30 +167,6 @@ def _register_fees() -> None:
 _register_fees()
 
 
-@cli.group("sandbox", help="Local emulators of the providers' APIs.")
-def sandbox_group() -> None:
-    pass
-
-
-@sandbox_group.command("xero", with_appcontext=False, help="Serve the Xero sandbox (seeded).")
-@click.option("--host", default="127.0.0.1")
-@click.option("--port", default=5055, type=int)
-def sandbox_xero(host: str, port: int) -> None:
-    from sandboxes.xero import serve
-
-    serve(host=host, port=port)
-
-
-@sandbox_group.command("quickbooks", with_appcontext=False,
-                       help="Serve the QuickBooks Online sandbox (seeded).")
-@click.option("--host", default="127.0.0.1")
-@click.option("--port", default=5056, type=int)
-def sandbox_quickbooks(host: str, port: int) -> None:
-    from sandboxes.quickbooks import serve
-
-    serve(host=host, port=port)
-
-
 if __name__ == "__main__":
     main()
 
@@ -213,10 +189,10 @@ def plans_add(org_id: int, invoice_number: str, instalments: tuple[str, ...]) ->
 
     from sqlalchemy import select
 
+    from collect.payment_plans import PlanRefused, agree_payment_plan
     from store import clock
     from store.db import db
     from store.models import Invoice, Organisation
-    from app.payment_plans.services import PlanRefused, agree_payment_plan
 
     org = db.session.get(Organisation, org_id)
     if org is None:

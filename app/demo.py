@@ -233,11 +233,12 @@ def run_demo(port: int = 5000, sandbox_port: int = 5055) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignoring it
     dunwell = [sys.executable, "-m", "app.cli"]
+    sandbox = [sys.executable, "-m", "sandboxes"]  # a program of its own (sandboxes/cli.py)
     children = [
         ("Xero sandbox", subprocess.Popen(
-            [*dunwell, "sandbox", "xero", "--port", str(sandbox_port)], env=env)),
+            [*sandbox, "xero", "--port", str(sandbox_port)], env=env)),
         ("QuickBooks sandbox", subprocess.Popen(
-            [*dunwell, "sandbox", "quickbooks", "--port", str(qbo_port)], env=env)),
+            [*sandbox, "quickbooks", "--port", str(qbo_port)], env=env)),
         ("web", subprocess.Popen([*dunwell, "web", "--port", str(port)], env=env)),
         ("worker", subprocess.Popen([*dunwell, "worker"], env=env)),
     ]

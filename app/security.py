@@ -161,7 +161,7 @@ def count_in_window(keys: list[str], seconds: int) -> list[int]:
     """Add one to each counter and return the counts; a counter starts its window of `seconds`
     at its first count. SET NX EX then INCR (which keeps the expiry) in one MULTI/EXEC, as
     Redis 6.2 has no EXPIRE ... NX. Raises RedisError."""
-    from app.providers import redis_client
+    from collect.providers import redis_client
 
     pipe = redis_client().pipeline()
     for key in keys:
@@ -191,7 +191,7 @@ def _is_sign_in_post() -> bool:
 def _refuse_after_too_many_failed_sign_ins() -> Any:
     if not _is_sign_in_post():
         return None
-    from app.providers import redis_client
+    from collect.providers import redis_client
 
     try:
         counts = redis_client().mget(_sign_in_keys())
@@ -212,7 +212,7 @@ def _count_failed_sign_in(response: Response) -> Response:
     """A sign-in post that does not redirect onward has failed (wrong password, bad form)."""
     if not _is_sign_in_post() or g.get("sign_in_refused"):
         return response
-    from app.providers import redis_client
+    from collect.providers import redis_client
 
     keys = _sign_in_keys()
     try:

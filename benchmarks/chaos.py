@@ -260,11 +260,11 @@ def _quickbooks_books(q: Served, count: int, invoices: int, today: Any) -> dict[
 def connect_and_plan(app: Any, x: Served, q: Served, scale: Scale) -> list[int]:
     """Organisations connected and synced, one writeback planned per invoice; action ids."""
     from app.connections.services import connect_quickbooks, connect_xero
+    from collect.review import LIVE
+    from connectors.base import TokenSet
+    from jobs.tasks import sync_org
     from store.db import db
     from store.models import Action, Contact, Invoice, Organisation, User
-    from connectors.base import TokenSet
-    from jobs.review import LIVE
-    from jobs.tasks import sync_org
 
     today = datetime.now(UTC).date()
     xero_orgs = scale.orgs // 2
@@ -332,9 +332,9 @@ def book(app: Any, ids: list[int]) -> None:
 
 def storm(app: Any, action_id: int, times: int) -> None:
     """`times` enqueues of one action at once, from 16 threads."""
-    from store.db import db
     from jobs.queues import enqueue_once
     from jobs.tasks import ACTION_RETRY, execute_action
+    from store.db import db
 
     def enqueue(_: int) -> None:
         with app.app_context():
@@ -410,9 +410,9 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
 
 def count_effects(app: Any, x: Served, q: Served, ids: list[int]) -> dict[str, Any]:
     """For each action: how many times its effect is in the books; and the ledger's states."""
+    from connectors.base import effect_marker
     from store.db import db
     from store.models import Action, Connection, Invoice
-    from connectors.base import effect_marker
 
     with app.app_context():
         rows = db.session.execute(
@@ -509,9 +509,9 @@ def interrupt_first_syncs(app: Any, x: Served, q: Served, scale: Scale) -> list[
     its invoices were stored (on the payments page); returns their ids. The rules go first in
     each injector: the first rule that matches a request serves it."""
     from app.connections.services import connect_quickbooks, connect_xero
+    from connectors.base import TokenSet
     from store.db import db
     from store.models import Organisation, User
-    from connectors.base import TokenSet
 
     today = datetime.now(UTC).date()
     later = datetime.now(UTC) + timedelta(days=3650)
@@ -542,11 +542,11 @@ def interrupt_first_syncs(app: Any, x: Served, q: Served, scale: Scale) -> list[
 def retry_first_syncs(app: Any, redis: Redis, orgs: list[int], tries: Counter[int]) -> bool:
     """As RQ's retry or the owner's "sync now" would: a first sync that failed (or was lost
     with Redis) runs again. True once every one of them has completed."""
-    from store.db import db
-    from store.models import SyncRun
     from jobs.queues import FINISHED as FINISHED_JOB
     from jobs.queues import enqueue_once
     from jobs.tasks import SYNC_RETRY, sync_org
+    from store.db import db
+    from store.models import SyncRun
 
     finished = True
     with app.app_context():
@@ -690,9 +690,9 @@ def run(scale: Scale, database_url: str,
     def progress(line: str) -> None:
         report(f"{time.monotonic() - begun:6.1f} s  {line}")
 
+    from migrations import upgrade
     from store.db import db
     from store.models import Action
-    from migrations import upgrade
 
     started = time.perf_counter()
     redis_server = PrivateRedis()

@@ -12,7 +12,7 @@ hour ago (its "overdue_1" reminder is due); the others are due in 30 days, with 
 action time then. Between fractions the ledger is emptied and the next action times are set
 again, so each pass plans from the same state.
 
-The pass writes an organisation's actions set-wise (`jobs.ledger.record_planned_many`: one
+The pass writes an organisation's actions set-wise (`collect.ledger.record_planned_many`: one
 INSERT ... ON CONFLICT (key) DO NOTHING per thousand actions, one UPDATE of next action times),
 so what remains per organisation is a dozen round trips (the due invoices, the policy, the
 ledger, payments, plans, credit control) whatever its due count. 2 % and 20 % can still be
@@ -113,8 +113,8 @@ def plan_pass(url: str, org_ids: list[int]) -> dict[str, Any]:
     from sqlalchemy import create_engine
     from sqlalchemy.orm import Session
 
+    from collect.plan import plan_org
     from store.models import Organisation
-    from jobs.plan import plan_org
 
     engine = create_engine(url)
     planned = 0
@@ -148,8 +148,8 @@ def main() -> None:
 
     from sqlalchemy import create_engine, func, select
 
-    from store.models import Invoice
     from benchmarks.harness import fresh_database, machine
+    from store.models import Invoice
 
     orgs = list(range(1, args.organisations + 1))
     fractions: dict[str, Any] = {}

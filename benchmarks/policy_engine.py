@@ -22,9 +22,9 @@ What it measures (each figure is the median of 3 timed passes after one warm-up 
 headline's of `--passes`, default 5; `--next-action-only`, as `make bench` runs it, measures 1.
 and 3. and checks the reference in one pass):
 1. `next_action`: next_action_at over every invoice, through one NextActionPlanner for the pass
-   (as jobs/plan.py does) -> invoices/s. Target >= 200,000/s. `reference_invoices_per_second`
+   (as collect/plan.py does) -> invoices/s. Target >= 200,000/s. `reference_invoices_per_second`
    is next_action_at called invoice by invoice; the two must agree on every invoice.
-2. `daily_run`: what jobs/plan.py does each day. The stored next_action_at values of pass 1 are
+2. `daily_run`: what collect/plan.py does each day. The stored next_action_at values of pass 1 are
    put in a sorted index (as the database's ix_invoices_org_id_next_action_at; building it is
    not timed, the database maintains it on write); the run finds the invoices with
    next_action_at <= now by bisection and evaluates only those. Reported: how many were due,
@@ -243,7 +243,7 @@ Book = tuple[list[InvoiceState], list[tuple[PastAction, ...]]]
 
 
 def pass_next_action(book: Book, policy: Policy) -> list[datetime | None]:
-    """As jobs/plan.py stores it: one NextActionPlanner for the pass."""
+    """As collect/plan.py stores it: one NextActionPlanner for the pass."""
     invoices, histories = book
     planner = NextActionPlanner(CALENDAR, NOW)
     return [planner(invoice, history, policy)

@@ -28,14 +28,14 @@ RUNS = int(os.environ.get("RUNS", "5"))
 def one_run(workdir: Path) -> dict[str, float]:
     from app import create_app
     from app.connections.services import connect_xero
-    from store.db import db
-    from store.models import User
     from connectors.oauth import new_pkce_pair
     from connectors.xero import page_floor
     from jobs.tasks import sync_org
     from migrations import upgrade
     from sandboxes.xero import XeroSandbox
     from sandboxes.xero import create_app as sandbox_app
+    from store.db import db
+    from store.models import User
 
     box = XeroSandbox()
     box.seed_demo(datetime.now(UTC).date())
@@ -56,7 +56,7 @@ def one_run(workdir: Path) -> dict[str, float]:
     })
     try:
         with app.app_context():
-            from app.providers import xero_settings
+            from collect.providers import xero_settings
 
             redirect = "http://127.0.0.1:9/cb"
             verifier, challenge = new_pkce_pair()

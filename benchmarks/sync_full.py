@@ -171,9 +171,9 @@ def sync_child(args: argparse.Namespace) -> dict[str, Any]:
     from sqlalchemy import create_engine, func, select
     from sqlalchemy.orm import Session
 
-    from store.models import Invoice
     from benchmarks.harness import fresh_database, peak_rss_mib
     from benchmarks.sandbox_server import connector
+    from store.models import Invoice
     from sync.engine import sync_organisation
 
     logging.disable(logging.INFO)

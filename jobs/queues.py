@@ -12,7 +12,7 @@ from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
-from app.providers import redis_client
+from collect.providers import redis_client
 from observability.jobs import job_meta
 
 RESULT_TTL_SECONDS = 3600

@@ -20,11 +20,11 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import Table, select
 
+from collect import ledger
+from jobs.queues import enqueue_once
 from store import clock
 from store.db import db
 from store.models import Connection
-from jobs import ledger
-from jobs.queues import enqueue_once
 
 log = logging.getLogger(__name__)
 

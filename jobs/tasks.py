@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -14,14 +15,15 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from collect import approvals, execute, fee_batches, ledger, plan, review, shared_clock, statements
+from collect.providers import PROVIDER_NAMES, connector_for, redis_client
+from collect.webhooks import generation_key
+from connectors.base import ConfigurationError, DailyLimitReached, RateLimited
+from jobs import retention
+from jobs.queues import FINISHED, enqueue_once
 from store import clock
 from store.db import db
 from store.models import Action, Connection, Organisation, SyncRun
-from app.providers import PROVIDER_NAMES, connector_for, redis_client
-from app.settings import approvals
-from connectors.base import ConfigurationError, DailyLimitReached, RateLimited
-from jobs import execute, fee_batches, ledger, plan, retention, review, shared_clock, statements
-from jobs.queues import FINISHED, enqueue_once
 from sync.engine import sync_organisation
 
 log = logging.getLogger(__name__)
@@ -200,7 +202,7 @@ def plan_org(org_id: int) -> int:
 
 
 def plan_statements(org_id: int) -> int:
-    """Once a day, after the day's sync: the customer statements now due (jobs/statements.py),
+    """Once a day, after the day's sync: the customer statements now due (collect/statements.py),
     into the ledger and onto the queue like any other action."""
     session = db.session
     org = session.get(Organisation, org_id)
@@ -212,6 +214,16 @@ def plan_statements(org_id: int) -> int:
     for action in to_send:
         enqueue_action(action)
     return len(actions)
+
+
+def send_approved(org_id: int, actions: Sequence[Action]) -> None:
+    """Actions the owner approved go out: fee invoices many to a call, as the daily run does,
+    then one job per action."""
+    if not actions:
+        return
+    fee_batches.run_for_org(org_id)
+    for action in actions:
+        enqueue_action(action)
 
 
 def enqueue_action(action: Action, replace_started: bool = False) -> None:
@@ -417,8 +429,7 @@ def _connection_lost(org: Organisation, connection: Connection, exc: Configurati
 
 def sync_webhook_changes(org_id: int) -> dict[str, Any]:
     """Apply the organisation's pending webhook events, then plan (and enqueue) what is due."""
-    from app.webhooks.services import generation_key
-    from sync.webhooks import apply_webhook_events
+    from collect.webhooks import apply_webhook_events
 
     redis_client().incr(generation_key(org_id))  # later events get a job of their own
     session = db.session
@@ -443,7 +454,7 @@ RECONCILE_AT = time(2, 30)  # the organisation's local time: quiet in the books,
 
 def reconcile_org(org_id: int, local_day: str | None = None) -> dict[str, Any]:
     """The nightly reconcile: count (and repair) what webhooks missed; book tomorrow's."""
-    from sync.webhooks import reconcile
+    from collect.webhooks import reconcile
 
     session = db.session
     org = session.get(Organisation, org_id)

@@ -22,10 +22,10 @@ from rq import Queue, SimpleWorker
 from rq.exceptions import StopRequested
 from sqlalchemy.exc import SQLAlchemyError
 
-from store.db import db
-from app.providers import redis_client
+from collect.providers import redis_client
 from jobs.tasks import SWEEP_EVERY, ensure_schedules
 from observability.jobs import perform_observed
+from store.db import db
 
 log = logging.getLogger(__name__)
 

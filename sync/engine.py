@@ -18,9 +18,9 @@ from sqlalchemy import ARRAY, String, bindparam, cast, func, insert, select, tex
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
-from store.models import Contact, Invoice, Organisation, Payment, SyncCursor
 from connectors.base import Connector, ContactRecord, InvoiceRecord, PaymentRecord, QuoteRecord
 from observability.metrics import observe_sync
+from store.models import Contact, Invoice, Organisation, Payment, SyncCursor
 from sync.streams import STREAMS, Stream
 
 log = logging.getLogger(__name__)

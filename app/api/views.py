@@ -11,12 +11,12 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy import Select, select
 
-from store import clock
 from app.dashboard.services import BUCKETS, aging, dso
 from app.extensions import csrf
+from app.organisations.members import organisation_of_token
+from store import clock
 from store.db import db
 from store.models import Action, Invoice
-from app.organisations.members import organisation_of_token
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(blueprint)

@@ -9,7 +9,7 @@ import secrets
 
 from flask import session
 
-from app.providers import redis_client
+from collect.providers import redis_client
 
 FLOW_SECONDS = 600
 

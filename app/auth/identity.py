@@ -11,13 +11,13 @@ from typing import Any
 from sqlalchemy import func, select
 from werkzeug.security import generate_password_hash
 
-from store.db import db
-from store.models import User, UserIdentity
-from app.providers import settings_for
+from collect.providers import settings_for
 from connectors import registry
 from connectors.base import TokenSet
 from connectors.identity import Identity, IdentityRefused
 from connectors.quickbooks.oauth import QuickBooksSettings
+from store.db import db
+from store.models import User, UserIdentity
 
 log = logging.getLogger(__name__)
 

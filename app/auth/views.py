@@ -35,10 +35,10 @@ from app.auth.sessions import (
     user_of_session,
 )
 from app.extensions import login_manager
-from store.db import db
-from store.models import Organisation, User
 from app.security import count_in_window, same_origin_path
 from connectors import registry
+from store.db import db
+from store.models import Organisation, User
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("auth", __name__)
@@ -117,8 +117,8 @@ def _user_of_reset(token: str) -> User | None:
 
 def _email_reset_link(app: Flask, user_id: int) -> None:
     """Sent after the answer has gone, so that its time says nothing about the address."""
+    from collect.mail import send_email
     from connectors.base import ConfigurationError, TransientError
-    from jobs.mail import send_email
 
     with app.app_context(), app.test_request_context(base_url=app.config["BASE_URL"]):
         user = db.session.get(User, user_id)
@@ -219,7 +219,7 @@ def signup_xero() -> Response:
     """Sign up (or in) with Xero: one consent names the person and connects their books."""
     import secrets
 
-    from app.providers import xero_settings
+    from collect.providers import xero_settings
     from connectors.oauth import new_pkce_pair
 
     state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
@@ -263,7 +263,7 @@ def signup_xero_callback() -> Response | tuple[str, int]:
     from app.auth.identity import IdentityRefused, user_for, xero_identity
     from app.connections.services import BooksAlreadyConnected, connect_xero
     from app.connections.views import already_connected
-    from app.providers import xero_settings
+    from collect.providers import xero_settings
     from connectors.base import ConnectorError
 
     flow = _checked_flow("xero")
@@ -360,8 +360,8 @@ def marketplace_launch(provider: str) -> Response:
 @blueprint.route("/invitations/<token>", methods=["GET", "POST"])
 def invitation(token: str) -> str | Response | tuple[str, int]:
     """Accept an invitation: signed in as the invited email, or by choosing a password."""
-    from store import clock
     from app.organisations import members
+    from store import clock
 
     now = clock.now()
     try:

@@ -16,14 +16,15 @@ from typing import IO, Any
 from sqlalchemy import select
 
 from app import access
+from collect import ledger
+from collect.providers import PROVIDER_NAMES, settings_for, token_vault
+from collect.tokens import store_tokens
+from connectors import registry
+from connectors.base import AuthorizationRevoked, ConnectorError, TokenSet, TransientError
+from jobs import retention
 from store import clock
 from store.db import db
 from store.models import Connection, Grant, Membership, Organisation, User
-from app.providers import PROVIDER_NAMES, settings_for, token_vault
-from app.tokens import store_tokens
-from connectors import registry
-from connectors.base import AuthorizationRevoked, ConnectorError, TokenSet, TransientError
-from jobs import ledger, retention
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,6 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 from werkzeug.wsgi import wrap_file
 
-from store import clock
 from app.auth import flows
 from app.connections.services import (
     BooksAlreadyConnected,
@@ -27,12 +26,13 @@ from app.connections.services import (
     export_archive,
 )
 from app.languages import day
-from store.models import Organisation
 from app.organisations.services import may_in, organisation_for
-from app.providers import PROVIDER_NAMES, quickbooks_settings, xero_settings
+from collect.providers import PROVIDER_NAMES, quickbooks_settings, xero_settings
 from connectors.base import ConnectorError
 from connectors.oauth import new_pkce_pair
 from jobs.tasks import enqueue_sync
+from store import clock
+from store.models import Organisation
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("connections", __name__)

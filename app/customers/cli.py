@@ -31,8 +31,8 @@ def customers_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line.")
 @with_appcontext
 def risk_command(org_id: int, as_json: bool) -> None:
+    from collect.customers import customer_credit
     from store import clock
-    from app.customers.services import customer_credit
     from store.db import db
 
     customers = customer_credit(db.session, _org(org_id), clock.now())
@@ -54,7 +54,7 @@ def risk_command(org_id: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @with_appcontext
 def backtest_command(org_id: int, as_json: bool) -> None:
-    from app.customers.services import backtest_org
+    from collect.customers import backtest_org
     from store.db import db
 
     result = backtest_org(db.session, _org(org_id))
@@ -79,14 +79,14 @@ def backtest_command(org_id: int, as_json: bool) -> None:
 @click.option("--release", is_flag=True, help="Release the hold.")
 @with_appcontext
 def hold_command(org_id: int, contact_id: int, reason: str | None, release: bool) -> None:
-    from store import clock
-    from app.customers.services import (
+    from collect.customers import (
         CreditRefused,
         contact_of,
         put_on_hold,
         release_hold,
         signal_hold,
     )
+    from store import clock
     from store.db import db
 
     org = _org(org_id)
@@ -117,7 +117,7 @@ def hold_command(org_id: int, contact_id: int, reason: str | None, release: bool
 @click.option("--default", "is_default", is_flag=True)
 @with_appcontext
 def limit_command(org_id: int, amount: str, contact_id: int | None, is_default: bool) -> None:
-    from app.customers.services import (
+    from collect.customers import (
         CreditRefused,
         contact_of,
         set_credit_limit,
@@ -155,8 +155,8 @@ def limit_command(org_id: int, amount: str, contact_id: int | None, is_default: 
 @with_appcontext
 def settings_command(org_id: int, statement_day: int | None, statement_time: str | None,
                      stop_service_on_hold: bool | None, webhook_url: str | None) -> None:
-    from store.db import db
     from app.settings.credit_sections import SettingRefused, update_credit_settings
+    from store.db import db
 
     try:
         # The settings page's own function: the same checks, the same meaning of each value.
@@ -210,8 +210,8 @@ def retainer_command(org_id: int, contact_id: int, threshold: str, top_up_to: st
                      start: object, currency: str | None) -> None:
     from datetime import datetime
 
+    from collect.customers import CreditRefused, contact_of, org_today, set_retainer
     from store import clock
-    from app.customers.services import CreditRefused, contact_of, org_today, set_retainer
     from store.db import db
 
     org = _org(org_id)
@@ -238,16 +238,16 @@ def retainer_command(org_id: int, contact_id: int, threshold: str, top_up_to: st
 def top_up_command(org_id: int, contact_id: int, amount: str, received: object) -> None:
     from datetime import datetime
 
-    from store import clock
-    from app.customers.services import (
+    from collect.customers import (
         CreditRefused,
         contact_of,
         org_today,
         record_top_up,
         retainer_view,
     )
-    from store.db import db
     from rules.statutory import round_money
+    from store import clock
+    from store.db import db
 
     org = _org(org_id)
     day = received.date() if isinstance(received, datetime) else org_today(org, clock.now())
@@ -287,10 +287,10 @@ def _section(value: str | None) -> object:
 @with_appcontext
 def credit_policy_command(org_id: int, deposits: str | None, terms: str | None,
                           newcomer: str | None) -> None:
-    from store import clock
-    from store.db import db
     from app.settings.services import save_credit_sections
     from rules import PolicyError
+    from store import clock
+    from store.db import db
 
     org = _org(org_id)
     sections = {name: _section(value) for name, value in (

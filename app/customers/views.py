@@ -7,12 +7,12 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from store import clock
-from app.customers import services
 from app.customers.forms import CreditLimitForm, HoldForm, RetainerForm, TopUpForm
-from store.db import db
 from app.organisations.services import organisation_for
+from collect import customers as services
 from rules.statements import render_statement
+from store import clock
+from store.db import db
 
 blueprint = Blueprint("customers", __name__)
 

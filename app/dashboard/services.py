@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
+from collect import ledger
 from store.db import db
 from store.models import Action, AuditEvent, Contact, Invoice, Organisation, Payment, Task, User
-from jobs import ledger
 
 BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
 DSO_DAYS = 90

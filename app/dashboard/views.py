@@ -9,11 +9,11 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from store import clock
-from app.customers.services import dashboard_credit
 from app.dashboard import services
-from store.db import db
 from app.organisations.services import organisation_for
+from collect.customers import dashboard_credit
+from store import clock
+from store.db import db
 
 blueprint = Blueprint("dashboard", __name__)
 

@@ -17,8 +17,8 @@ from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from store.db import db
 from migrations import alembic_config
+from store.db import db
 
 log = logging.getLogger(__name__)
 

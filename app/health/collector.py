@@ -27,10 +27,10 @@ from rq.registry import (
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from store import clock
-from store.db import db
 from app.health.checks import health_redis
 from app.health.workers import worker_status
+from store import clock
+from store.db import db
 from store.models import Connection
 
 log = logging.getLogger(__name__)

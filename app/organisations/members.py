@@ -13,12 +13,12 @@ from sqlalchemy import and_, func, select
 
 from app.access import ROLES
 from app.auth.sessions import end_every_session
+from app.organisations.services import role_of
+from collect import ledger
+from collect.mail import send_email
+from connectors.base import ConfigurationError, TransientError
 from store.db import db
 from store.models import ApiToken, Invitation, Membership, Organisation, User
-from app.organisations.services import role_of
-from connectors.base import ConfigurationError, TransientError
-from jobs import ledger
-from jobs.mail import send_email
 
 log = logging.getLogger(__name__)
 INVITATION_DAYS = 14

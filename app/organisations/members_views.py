@@ -7,10 +7,10 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from store import clock
 from app.access import ROLES
 from app.organisations import members
 from app.organisations.services import may_in, organisation_for
+from store import clock
 
 blueprint = Blueprint("members", __name__)
 

@@ -142,7 +142,7 @@ def daily_limit_notice(org: Organisation, now: datetime) -> DailyLimitNotice | N
     00:00 UTC, so the notice is read from the `daily_limit` activity event the worker writes
     when an action is deferred for the day, and is gone once that day has rolled over. Every
     action still open and due before then waits for the budget to refill."""
-    from app.providers import PROVIDER_NAMES
+    from collect.providers import PROVIDER_NAMES
 
     day_start = datetime.combine(now.astimezone(UTC).date(), time.min, tzinfo=UTC)
     refills = day_start + timedelta(days=1)

@@ -12,7 +12,6 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from store import clock
 from app.organisations.services import (
     daily_limit_notice,
     document_for,
@@ -22,6 +21,7 @@ from app.organisations.services import (
     overview,
 )
 from jobs.tasks import enqueue_sync
+from store import clock
 
 blueprint = Blueprint("organisations", __name__)
 

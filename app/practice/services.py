@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from app.dashboard.services import aging, dso, overdue_count
+from app.organisations.services import organisations_of, role_of
 from store.db import db
 from store.models import Invoice, Membership, Organisation, User
-from app.organisations.services import organisations_of, role_of
 
 SORTS = ("name", "overdue", "dso", "over_60", "due_today")
 

@@ -6,8 +6,8 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from store import clock
 from app.practice.services import SORTS, practice_access, practice_rows
+from store import clock
 
 blueprint = Blueprint("practice", __name__)
 

@@ -19,10 +19,9 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from store.models import Contact, Invoice, Organisation, PaymentPlan
 from app.settings import bounds
-from jobs import ledger
-from jobs.plan import policy_for, refresh_next_action
+from collect import ledger
+from collect.plan import policy_for, refresh_next_action
 from rules.policy import (
     LANGUAGES,
     Policy,
@@ -31,6 +30,7 @@ from rules.policy import (
     policy_to_json,
     with_contact_overrides,
 )
+from store.models import Contact, Invoice, Organisation, PaymentPlan
 
 FEES = ("policy", "none")  # the organisation's late fees, or none for this contact
 PLANS = ("policy", "own")  # the organisation's instalment reminders, or the contact's own

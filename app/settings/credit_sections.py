@@ -23,13 +23,13 @@ from flask_babel import lazy_gettext as _l
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
-from app.customers.services import credit_settings, set_default_credit_limit
-from store.db import db
-from store.models import CreditSettings, Organisation, User
 from app.settings import bounds, services
-from jobs import outbound
+from collect import outbound
+from collect.customers import credit_settings, set_default_credit_limit
 from rules import Policy, PolicyError
 from rules.policy import DepositRule, NewCustomerPolicy, TermsOnHold
+from store.db import db
+from store.models import CreditSettings, Organisation, User
 
 CENTS = Decimal("0.01")
 MAX_POLICY_JSON_CHARS = 20_000

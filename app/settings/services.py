@@ -20,12 +20,9 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
-from store.db import db
-from store.models import AuditEvent, Contact, Invoice, Organisation, User
-from store.models import Policy as PolicyRow
 from app.settings import bounds
-from jobs import ledger, outbound, review
-from jobs.plan import calendar_for, foresee, policy_for, refresh_next_action
+from collect import ledger, outbound, review
+from collect.plan import calendar_for, foresee, policy_for, refresh_next_action
 from rules import Policy, PolicyError, policy_from_json, policy_to_json
 from rules.fees import (
     DailyInterestRule,
@@ -38,6 +35,9 @@ from rules.fees import (
 )
 from rules.messages import SAMPLE, MessageTemplateError, render, shipped_template
 from rules.policy import CREDIT_SECTIONS, LANGUAGES, dated_new_rules
+from store.db import db
+from store.models import AuditEvent, Contact, Invoice, Organisation, User
+from store.models import Policy as PolicyRow
 
 log = logging.getLogger(__name__)
 

@@ -11,16 +11,18 @@ from redis.exceptions import RedisError
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
-from store import clock
-from app.customers.services import CreditRefused
-from store.db import db
 from app.organisations.services import may_in, organisation_for
 from app.practice.services import practice_access
 from app.security import BIGGEST_ID, count_in_window
-from app.settings import approvals, contact_overrides, credit_sections, message_texts, services
+from app.settings import contact_overrides, credit_sections, services
 from app.setup import rates
-from jobs.plan import policy_for
+from collect import approvals, message_texts
+from collect.customers import CreditRefused
+from collect.plan import policy_for
+from jobs import tasks
 from rules import policy_to_json
+from store import clock
+from store.db import db
 
 blueprint = Blueprint("settings", __name__)
 PREVIEWS_PER_MINUTE = 30  # a person typing gets one a second or two; each may take 0.5 s a render
@@ -243,6 +245,7 @@ def approval(org_id: int, action_id: int) -> Response:
         done = approvals.approve(db.session, org, current_user, now, [action_id])
         if not done:
             abort(404)
+        tasks.send_approved(org.id, done)
         flash(_("Approved: it goes out now."), "success")
     elif decision == "reject":
         if approvals.reject(db.session, org, current_user, action_id, now) is None:
@@ -258,6 +261,7 @@ def approval(org_id: int, action_id: int) -> Response:
 def approve_all(org_id: int) -> Response:
     org = organisation_for(current_user, org_id)
     done = approvals.approve(db.session, org, current_user, clock.now())
+    tasks.send_approved(org.id, done)
     flash(ngettext("Approved %(num)d action: it goes out now.",
                    "Approved %(num)d actions: they go out now.", len(done)), "success")
     return redirect(url_for("settings.approvals_page", org_id=org.id))

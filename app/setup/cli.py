@@ -7,13 +7,13 @@ from datetime import timedelta
 import click
 from flask.cli import with_appcontext
 
+from app.setup import services
+from collect import review
+from rules.rate_checks import check
+from rules.statutory import default_tables, half_year
 from store import clock
 from store.db import db
 from store.models import Organisation
-from app.setup import services
-from jobs import review
-from rules.rate_checks import check
-from rules.statutory import default_tables, half_year
 
 
 @click.group("setup", help="An organisation's first hour: review, then go live.")

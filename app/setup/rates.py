@@ -9,11 +9,11 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from store.models import Organisation, RateConfirmation, User
-from jobs import ledger
-from jobs.plan import calendar_for, policy_for, refresh_next_action
+from collect import ledger
+from collect.plan import calendar_for, policy_for, refresh_next_action
 from rules.rate_checks import RateCheck, open_checks
 from rules.statutory import default_tables
+from store.models import Organisation, RateConfirmation, User
 
 log = logging.getLogger(__name__)
 CHOICES = ("confirmed", "last_verified")

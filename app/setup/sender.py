@@ -22,11 +22,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
-from store.models import MailSender, Organisation, User
-from app.providers import token_vault
+from collect import ledger
+from collect.mail import SmtpServer, relay, send_email
+from collect.providers import token_vault
 from connectors.base import ConfigurationError, TransientError
-from jobs import ledger
-from jobs.mail import SmtpServer, relay, send_email
+from store.models import MailSender, Organisation, User
 
 log = logging.getLogger(__name__)
 

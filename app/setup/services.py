@@ -1,6 +1,6 @@
 """Setup: what a new organisation's owner sees and decides before anything goes out.
 
-The organisation is in review (jobs/review.py) until `go_live`. Everything here reads the books
+The organisation is in review (collect/review.py) until `go_live`. Everything here reads the books
 and previews the policy; the only writes are the policy (a preset), the mode, and the activity
 log, each committed whole or not at all.
 """
@@ -18,14 +18,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from store.models import MailSender, Organisation, User
 from app.settings.services import save_policy
-from jobs import ledger, review
-from jobs.plan import Foreseen, calendar_for, foresee, policy_for, refresh_next_action
+from collect import ledger, review
+from collect.plan import Foreseen, calendar_for, foresee, policy_for, refresh_next_action
 from jobs.queues import enqueue_once
 from jobs.tasks import plan_org
 from rules import Policy, ReminderStep, policy_from_json, policy_to_json
 from rules.policy import looking_forward
+from store.models import MailSender, Organisation, User
 
 log = logging.getLogger(__name__)
 

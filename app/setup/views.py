@@ -20,14 +20,14 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from store import clock
 from app.demo import read_mailbox
-from store.db import db
 from app.organisations.services import may_in, organisation_for
-from app.settings import message_texts
 from app.setup import rates, sender, services
-from jobs import retention, review
-from jobs.plan import policy_for
+from collect import message_texts, review
+from collect.plan import policy_for
+from jobs import retention
+from store import clock
+from store.db import db
 
 blueprint = Blueprint("setup", __name__)
 

@@ -23,12 +23,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import QueuePool
 
+from collect.providers import redis_client
+from collect.webhooks import generation_key
+from connectors import registry
+from connectors.webhooks import ProviderEvent
 from store import clock
 from store.db import db
 from store.models import Connection, WebhookEvent
-from app.providers import redis_client
-from connectors import registry
-from connectors.webhooks import ProviderEvent
 
 log = logging.getLogger(__name__)
 
@@ -227,10 +228,6 @@ def store_events(provider: str, events: Sequence[ProviderEvent]) -> Stored:
                  fresh.get(org_id, 0), provider)
     return Stored(received=len(events), new=sum(fresh.values()),
                   unknown_tenants=len(unknown), orgs_woken=len(woken))
-
-
-def generation_key(org_id: int) -> str:
-    return f"dunwell:webhook-sync:{org_id}:generation"
 
 
 def enqueue_targeted_sync(org_id: int) -> None:

@@ -33,6 +33,7 @@ DOWNLOADS = re.compile(r"\.(pdf|zip|json|csv)$|/export|/download|/case-file|/doc
 
 def _book_values(app, org_id: int) -> dict[str, int]:  # type: ignore[no-untyped-def]
     """An object of each kind in the book, so that every page has something to show."""
+    from app.organisations.members import new_api_token
     from store import clock
     from store.db import db
     from store.models import (
@@ -46,7 +47,6 @@ def _book_values(app, org_id: int) -> dict[str, int]:  # type: ignore[no-untyped
         Task,
         User,
     )
-    from app.organisations.members import new_api_token
 
     with app.app_context():
         invoice = db.session.scalars(select(Invoice).where(Invoice.org_id == org_id)

@@ -48,11 +48,11 @@ def shots(page, name: str) -> None:  # type: ignore[no-untyped-def]
 def test_the_first_hour(app, web, page, sandbox, qbo_sandbox, clock, tmp_path: Path,  # type: ignore[no-untyped-def]
                         provider: str) -> None:
     from app.demo import start_mail_catcher
-    from store.db import db
-    from store.models import Action, Connection, Invoice, Organisation
     from app.settings.services import save_policy
     from jobs.tasks import enqueue_sync
     from rules import policy_from_json
+    from store.db import db
+    from store.models import Action, Connection, Invoice, Organisation
 
     if provider == "quickbooks":
         clock.set(datetime(2026, 11, 24, 18, 0, tzinfo=UTC))  # 10:00 in California

@@ -17,8 +17,8 @@ EMAIL, PASSWORD = "owner@example.com", "correct horse battery"
 
 def run_jobs(app) -> None:  # type: ignore[no-untyped-def]
     """A real RQ worker, in burst mode: runs every queued job, then returns."""
-    from store.db import db
     from jobs.worker import AppWorker
+    from store.db import db
 
     with app.app_context():
         redis = Redis.from_url(app.config["REDIS_URL"])

@@ -50,10 +50,10 @@ def test_an_interrupted_first_sync_leaves_no_invoice_without_its_next_action(
     """A provider 500 on the payments page of the first sync (contacts and invoices are
     stored), then the retry: every invoice gets its next-action time, as after a first sync
     that never failed, and the daily run is booked."""
+    from collect import plan
+    from jobs.tasks import sync_org
     from store.db import db
     from store.models import AuditEvent, Organisation, SyncRun
-    from jobs import plan
-    from jobs.tasks import sync_org
 
     faults = _faults_in_front(sandbox[1], "xero")
     connected = connect(app, web, live=False)
@@ -86,9 +86,9 @@ def test_a_sync_after_an_unfinished_one_plans_what_that_one_stored(
         app, connected: Connected, sandbox, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
     """An incremental sync dies after storing a page (its next-action times not computed);
     the next sync, which finds nothing new to read, still computes them."""
+    from jobs.tasks import sync_org
     from store.db import db
     from store.models import Invoice, SyncRun
-    from jobs.tasks import sync_org
 
     faults = _faults_in_front(sandbox[1], "xero")
     run_jobs(app)  # the first sync
@@ -130,9 +130,9 @@ def test_a_sync_after_an_unfinished_one_plans_what_that_one_stored(
 
 def test_a_sync_record_whose_job_is_over_or_gone_is_ended_by_the_sweeper(
         app, connected: Connected, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+    from jobs.tasks import STUCK_AFTER, end_lost_sync_runs
     from store.db import db
     from store.models import SyncRun
-    from jobs.tasks import STUCK_AFTER, end_lost_sync_runs
 
     redis = Redis.from_url(app.config["REDIS_URL"])
     finished = Queue(app.config["RQ_QUEUE"], connection=redis).enqueue("os.getpid",
@@ -161,12 +161,12 @@ def test_a_worker_that_lost_its_claim_writes_nothing(
     """Paused past its lease after the provider answered: another worker claimed the action
     and carried it out; the paused one resumes and records its part and its outcome. Neither
     reaches the ledger: the result stays the other worker's, 'done' is written once."""
-    from store.db import db
-    from store.models import Action, AuditEvent, Contact, Invoice, Organisation
-    from app.providers import connector_for
-    from jobs import execute, ledger
+    from collect import execute, ledger
+    from collect.providers import connector_for
     from jobs.queues import queue
     from jobs.tasks import sync_org
+    from store.db import db
+    from store.models import Action, AuditEvent, Contact, Invoice, Organisation
 
     with app.app_context():
         sync_org(connected.org_id, plan_after=False)  # books in, nothing planned or sent
@@ -223,9 +223,9 @@ def test_a_worker_that_lost_its_claim_writes_nothing(
 
 def test_a_full_rate_budget_defers_the_daily_run(
         app, connected: Connected, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+    from jobs.tasks import daily_run
     from store.db import db
     from store.models import AuditEvent, SyncRun
-    from jobs.tasks import daily_run
 
     run_jobs(app)  # the first sync: its calls fill this minute (the test clock stands still)
     app.config["XERO_CALLS_PER_MINUTE"] = 1

@@ -23,9 +23,9 @@ TODAY = date(2026, 11, 24)  # the test clock's day in London
 
 
 def _set_policy(app, org_id: int, **sections: object) -> None:  # type: ignore[no-untyped-def]
+    from rules import policy_from_json
     from store.db import db
     from store.models import Policy
-    from rules import policy_from_json
 
     with app.app_context():
         row = db.session.scalar(select(Policy).where(Policy.org_id == org_id))
@@ -37,11 +37,11 @@ def _set_policy(app, org_id: int, **sections: object) -> None:  # type: ignore[n
 
 def _plan(app, org_id: int) -> int:  # type: ignore[no-untyped-def]
     """Recompute every invoice's next action under the new policy, then the planner's pass."""
+    from collect.plan import refresh_next_action
+    from jobs import tasks
     from store import clock
     from store.db import db
     from store.models import Organisation
-    from jobs import tasks
-    from jobs.plan import refresh_next_action
 
     with app.app_context():
         refresh_next_action(db.session, db.session.get(Organisation, org_id), clock.now())
@@ -121,9 +121,9 @@ def test_deposit_milestones_are_tracked_and_reminded_once(app, connected, smtp) 
     assert b"is paid in 2 parts. The deposit (30 %, GBP 4266.00) is due on 2026-11-23" in body
 
     # The customer pays the deposit (and a little more): the milestone is met that day.
+    from collect.credit_requests import track_expected_payments
+    from collect.plan import Book
     from store.models import Organisation
-    from jobs.credit_requests import track_expected_payments
-    from jobs.plan import Book
 
     with app.app_context():
         db.session.add(Payment(org_id=connected.org_id, provider_id="deposit-paid",
@@ -274,9 +274,9 @@ def test_over_the_limit_signals_stop_service_and_recommends_shorter_terms(app, c
 
 
 def test_new_customers_start_on_the_stricter_variant(app, connected) -> None:  # type: ignore[no-untyped-def]
+    from collect.plan import Book
     from store.db import db
     from store.models import Invoice, Organisation, Payment
-    from jobs.plan import Book
 
     _sync(app, connected.org_id)
     _set_policy(app, connected.org_id, new_customer_policy={"paid_on_time": 3, "policy": {

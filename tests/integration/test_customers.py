@@ -74,8 +74,8 @@ def _craft_worsening_customer(app, org_id: int) -> int:  # type: ignore[no-untyp
 
 
 def test_risk_backtest_and_a_struggling_customer(app, connected) -> None:  # type: ignore[no-untyped-def]
+    from collect.customers import cash_in_forecast, struggling_customers
     from store import clock
-    from app.customers.services import cash_in_forecast, struggling_customers
     from store.db import db
     from store.models import Organisation
 

@@ -36,10 +36,10 @@ def _banner(client, org_id: int) -> str | None:  # type: ignore[no-untyped-def]
 
 def test_a_spent_daily_limit_shows_on_the_org_page_until_the_day_rolls_over(
         app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
-    from store.db import db
-    from store.models import Action, AuditEvent, Contact, Invoice
     from jobs.queues import queue
     from jobs.tasks import execute_action, sync_org
+    from store.db import db
+    from store.models import Action, AuditEvent, Contact, Invoice
 
     state, _ = sandbox
     with app.app_context():
@@ -81,8 +81,8 @@ def test_a_spent_daily_limit_shows_on_the_org_page_until_the_day_rolls_over(
     with app.app_context():
         assert execute_action(ids[0]) == "deferred"
         # One of them is settled meanwhile (the invoice was paid): one still waits.
+        from collect import ledger
         from store import clock as app_clock
-        from jobs import ledger
 
         first = db.session.get(Action, ids[0])
         ledger.finish(db.session, first, "skipped", "Invoice paid", app_clock.now(),
@@ -101,10 +101,10 @@ def test_a_spent_daily_limit_shows_on_the_org_page_until_the_day_rolls_over(
 def test_the_banner_is_shown_in_the_organisations_own_time_zone(
         app, connected, clock) -> None:  # type: ignore[no-untyped-def]
     """A New Zealand book: Xero's day ends at 00:00 UTC, 13:00 the next day in Auckland."""
+    from collect import ledger
     from store import clock as app_clock
     from store.db import db
     from store.models import Organisation
-    from jobs import ledger
 
     with app.app_context():
         org = db.session.get(Organisation, connected.org_id)
@@ -125,9 +125,9 @@ def test_a_limit_spent_again_on_the_next_utc_day_is_told_again_within_one_local_
     """Auckland (UTC+13): 23:30 UTC on the 24th and 00:30 UTC on the 25th are both the 25th
     there (12:30 and 13:30), yet two provider days: each spent day gets its own notice, so the
     banner comes back after Xero's day rolled over."""
+    from jobs.tasks import _tell_owner_daily_limit
     from store.db import db
     from store.models import AuditEvent, Organisation
-    from jobs.tasks import _tell_owner_daily_limit
 
     client = _signed_in(app)
     auckland = ZoneInfo("Pacific/Auckland")

@@ -207,9 +207,9 @@ def test_disconnect_shows_the_deletion_date_and_the_export_holds_every_row(
 
 def test_grace_expiry_deletes_by_job_and_leaves_the_log_and_other_books(
         app, connected, clock) -> None:  # type: ignore[no-untyped-def]
+    from jobs import retention
     from store.db import db
     from store.models import AuditEvent
-    from jobs import retention
 
     bystander = _bystander(app)
     _synced_and_disconnected(app, connected)
@@ -311,9 +311,9 @@ def test_delete_now_needs_the_confirmation_and_cuts_the_grace_short(
 
 def test_reconnecting_within_the_grace_cancels_the_deletion(
         app, connected, clock) -> None:  # type: ignore[no-untyped-def]
+    from jobs import retention
     from store.db import db
     from store.models import AuditEvent
-    from jobs import retention
 
     _synced_and_disconnected(app, connected)
     before = _counts(app, connected.org_id)

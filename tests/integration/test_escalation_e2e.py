@@ -95,9 +95,9 @@ def notes(provider: str, box: Any, tenant: str, invoice_id: str) -> list[str]:
 @pytest.mark.parametrize("provider", ["xero", "quickbooks"])
 def test_escalation_reaches_people_the_books_and_the_owner_once(  # type: ignore[no-untyped-def]
         app, web, clock, sandbox, qbo_sandbox, smtp, hook, provider: str) -> None:
+    from jobs.tasks import enqueue_sync, sync_org
     from store.db import db
     from store.models import Action, Contact, Document, Invoice, Policy, Task
-    from jobs.tasks import enqueue_sync, sync_org
 
     if provider == "quickbooks":
         clock.set(datetime(2026, 11, 24, 18, 0, tzinfo=UTC))  # 10:00 in California

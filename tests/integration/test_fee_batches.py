@@ -68,11 +68,11 @@ def fee_invoices_in_the_books(state, tenant_id: str) -> Counter[str]:  # type: i
 
 def test_five_hundred_late_fees_on_one_xero_tenant_take_fifteen_calls(
         app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    from collect.fee_batches import create_fee_invoices
+    from collect.providers import connector_for
+    from connectors.base import effect_marker
     from store.db import db
     from store.models import Action, Organisation
-    from app.providers import connector_for
-    from connectors.base import effect_marker
-    from jobs.fee_batches import create_fee_invoices
 
     state, _ = sandbox
     synced(app, connected, state, clock, 500)
@@ -103,12 +103,12 @@ def test_five_hundred_late_fees_on_one_xero_tenant_take_fifteen_calls(
 
 def test_a_batch_whose_answer_was_lost_is_found_again_and_never_made_twice(
         app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    from collect import ledger
+    from collect.execute import Effect
+    from collect.fee_batches import SENT, create_fee_invoices, fee_invoice_for
+    from collect.providers import connector_for
     from store.db import db
     from store.models import Action, Invoice, Organisation
-    from app.providers import connector_for
-    from jobs import ledger
-    from jobs.execute import Effect
-    from jobs.fee_batches import SENT, create_fee_invoices, fee_invoice_for
 
     state, _ = sandbox
     synced(app, connected, state, clock, 80)
@@ -139,9 +139,9 @@ def test_a_batch_whose_answer_was_lost_is_found_again_and_never_made_twice(
 
 def test_planning_batches_fee_invoices_and_the_single_jobs_find_them_done(
         app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    from jobs.tasks import plan_org
     from store.db import db
     from store.models import Action
-    from jobs.tasks import plan_org
     from tests.integration.conftest import run_jobs
 
     state, _ = sandbox
@@ -179,10 +179,10 @@ class AnswerLost:
 @pytest.mark.parametrize("made", [True, False])
 def test_a_lost_batch_answer_is_looked_up_at_once(
         app, connected, sandbox, clock, made: bool) -> None:  # type: ignore[no-untyped-def]
+    from collect.fee_batches import SENT, create_fee_invoices
+    from collect.providers import connector_for
     from store.db import db
     from store.models import Action, Organisation
-    from app.providers import connector_for
-    from jobs.fee_batches import SENT, create_fee_invoices
 
     state, _ = sandbox
     synced(app, connected, state, clock, 10)
@@ -208,12 +208,12 @@ def test_the_single_path_finds_a_fee_invoice_a_lost_batch_made(
         app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
     """The batch's answer and its look-up were both lost; the sweeper hands the action to the
     single path, whose own idempotency key differs from the batch's: the marker finds it."""
+    from collect import execute, ledger
+    from collect.execute import Effect
+    from collect.fee_batches import SENT, fee_invoice_for
+    from collect.providers import connector_for
     from store.db import db
     from store.models import Action, Invoice, Organisation
-    from app.providers import connector_for
-    from jobs import execute, ledger
-    from jobs.execute import Effect
-    from jobs.fee_batches import SENT, fee_invoice_for
 
     state, _ = sandbox
     synced(app, connected, state, clock, 1)
@@ -238,11 +238,11 @@ def test_the_single_path_finds_a_fee_invoice_a_lost_batch_made(
 
 def test_a_fee_the_rule_places_on_a_separate_invoice_goes_in_the_batch(
         app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    from collect.fee_batches import create_fee_invoices
+    from collect.providers import connector_for
+    from jobs.tasks import sync_org
     from store.db import db
     from store.models import Action, Organisation
-    from app.providers import connector_for
-    from jobs.fee_batches import create_fee_invoices
-    from jobs.tasks import sync_org
 
     state, _ = sandbox
     part_paid_invoices(state, connected.tenant_id, clock().date(), 3, paid=False)
@@ -263,11 +263,11 @@ def test_a_fee_the_rule_places_on_a_separate_invoice_goes_in_the_batch(
 def test_fees_for_a_statement_invoice_go_on_one_fee_invoice_per_contact_and_statement(
         app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
     """Four fees of one contact: three for the statement of 1 December, one for 1 January."""
+    from collect.fee_batches import create_fee_invoices
+    from collect.providers import connector_for
+    from connectors.base import effect_marker
     from store.db import db
     from store.models import Action, Organisation
-    from app.providers import connector_for
-    from connectors.base import effect_marker
-    from jobs.fee_batches import create_fee_invoices
 
     state, _ = sandbox
     synced(app, connected, state, clock, 4)
@@ -303,12 +303,12 @@ def test_a_statement_fee_falls_due_on_the_customer_statement_day_when_the_policy
     """A flat fee placed on the statement invoice, charged from 23 November: with customer
     statements on the 28th (Saturday 28 November 2026: Monday the 30th at 09:00) and no
     statement day in the policy, the fee is due with the statement, not on the 1st."""
+    from collect.plan import dry_run, planning_policy
+    from jobs.tasks import sync_org
+    from rules import default_policy, policy_to_json
     from store.db import db
     from store.models import CreditSettings, Organisation
     from store.models import Policy as PolicyRow
-    from jobs.plan import dry_run, planning_policy
-    from jobs.tasks import sync_org
-    from rules import default_policy, policy_to_json
 
     state, _ = sandbox
     today = clock().date()

@@ -39,10 +39,10 @@ def sandbox(clock: FakeClock) -> Iterator[tuple[object, LiveServer]]:
 def _synced_invoice(app, org_id: int):  # type: ignore[no-untyped-def]
     """The first open invoice whose contact has an email address, after a sync (the queue
     emptied of the connection's first sync)."""
-    from store.db import db
-    from store.models import Contact, Invoice
     from jobs.queues import queue
     from jobs.tasks import sync_org
+    from store.db import db
+    from store.models import Contact, Invoice
 
     sync_org(org_id, plan_after=False)
     queue().empty()
@@ -68,12 +68,12 @@ def _action(invoice, kind: str, now, **particulars):  # type: ignore[no-untyped-
 def test_a_thousand_deliveries_of_one_action_run_it_once(app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
     from rq import Queue
 
+    from collect import ledger
+    from collect.providers import redis_client
+    from jobs.tasks import enqueue_action, execute_action
     from store import clock
     from store.db import db
     from store.models import Action
-    from app.providers import redis_client
-    from jobs import ledger
-    from jobs.tasks import enqueue_action, execute_action
 
     state, _ = sandbox
     with app.app_context():
@@ -137,10 +137,10 @@ def test_a_discount_whose_allocation_answer_was_lost_is_found_not_skipped(
         app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
     """The credit note closed the invoice; the retry must find it, not call the invoice paid
     by someone else."""
+    from collect.execute import RetryLater
+    from jobs.tasks import execute_action
     from store import clock
     from store.db import db
-    from jobs.execute import RetryLater
-    from jobs.tasks import execute_action
 
     state, server = sandbox
     with app.app_context():
@@ -165,10 +165,10 @@ def test_a_fee_line_whose_answer_was_lost_is_found_not_replanned(
         app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
     """The fee raised the amount due; the retry must find the line, not call the invoice
     changed since planning."""
+    from collect.execute import RetryLater
+    from jobs.tasks import execute_action
     from store import clock
     from store.db import db
-    from jobs.execute import RetryLater
-    from jobs.tasks import execute_action
 
     state, server = sandbox
     with app.app_context():
@@ -190,9 +190,9 @@ def test_a_fee_line_whose_answer_was_lost_is_found_not_replanned(
 
 def test_a_reminder_whose_answers_were_lost_emails_and_notes_once(
         app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
-    from store import clock
-    from jobs.execute import RetryLater
+    from collect.execute import RetryLater
     from jobs.tasks import execute_action
+    from store import clock
 
     state, server = sandbox
     with app.app_context():
@@ -216,9 +216,9 @@ def test_the_sweeper_replaces_a_job_a_killed_worker_left_started(
     from rq import Queue
     from rq.job import Job, JobStatus
 
-    from store.db import db
-    from app.providers import redis_client
+    from collect.providers import redis_client
     from jobs.tasks import enqueue_action, execute_action, sweep_ledger
+    from store.db import db
 
     state, _ = sandbox
     with app.app_context():
@@ -247,11 +247,11 @@ def test_after_redis_is_flushed_the_sweeper_gives_every_open_action_its_job(
         app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
     from rq import Queue
 
+    from collect import plan
+    from collect.providers import redis_client
+    from jobs.tasks import STUCK_AFTER, enqueue_action, sweep_ledger
     from store.db import db
     from store.models import Action, Organisation
-    from app.providers import redis_client
-    from jobs import plan
-    from jobs.tasks import STUCK_AFTER, enqueue_action, sweep_ledger
 
     with app.app_context():
         _synced_invoice(app, connected.org_id)
@@ -277,11 +277,11 @@ def test_after_redis_is_flushed_the_sweeper_gives_every_open_action_its_job(
 
 def test_a_worker_whose_lease_passed_to_another_writes_nothing_more(
         app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    from collect import ledger
+    from collect.execute import ClaimLost, Effect, send_reminder
+    from collect.providers import connector_for
     from store.db import db
     from store.models import Organisation
-    from app.providers import connector_for
-    from jobs import ledger
-    from jobs.execute import ClaimLost, Effect, send_reminder
 
     state, _ = sandbox
     with app.app_context():
@@ -384,9 +384,9 @@ def test_a_reminder_past_the_window_is_looked_up_not_sent_or_noted_twice(
     """Both answers lost and the provider has forgotten the keys: the retry finds the email
     (Xero's History "Sent", QuickBooks' DeliveryInfo) and the note (its marker) and records
     them; one email, one note, the action done."""
-    from store.db import db
-    from jobs.execute import RetryLater
+    from collect.execute import RetryLater
     from jobs.tasks import execute_action
+    from store.db import db
 
     books = Books(provider, app, web, sandbox, qbo_sandbox)
     with app.app_context():
@@ -426,9 +426,9 @@ def test_a_reminder_whose_email_never_reached_the_provider_is_sent_on_retry(
         app, web, sandbox, qbo_sandbox, clock, provider) -> None:  # type: ignore[no-untyped-def]
     """A 500 in front of the provider: the outcome is unknown to us, the lookup finds no
     send since the write began, so the retry sends it (once)."""
-    from store.db import db
-    from jobs.execute import RetryLater
+    from collect.execute import RetryLater
     from jobs.tasks import execute_action
+    from store.db import db
 
     books = Books(provider, app, web, sandbox, qbo_sandbox)
     with app.app_context():
@@ -453,9 +453,9 @@ def test_a_reminder_whose_email_never_reached_the_provider_is_sent_on_retry(
 @pytest.mark.parametrize("provider", ["xero", "quickbooks"])
 def test_a_single_fee_invoice_past_the_window_is_found_by_its_marker(
         app, web, sandbox, qbo_sandbox, clock, provider) -> None:  # type: ignore[no-untyped-def]
-    from store.db import db
-    from jobs.execute import RetryLater
+    from collect.execute import RetryLater
     from jobs.tasks import execute_action
+    from store.db import db
 
     books = Books(provider, app, web, sandbox, qbo_sandbox)
     with app.app_context():
@@ -517,10 +517,10 @@ def mail(app) -> Iterator[MailSink]:  # type: ignore[no-untyped-def]
 
 def test_our_email_whose_answer_was_lost_is_not_sent_again_and_the_owner_is_told(
         app, connected, sandbox, mail, clock) -> None:  # type: ignore[no-untyped-def]
+    from collect.execute import UNCONFIRMED, RetryLater
+    from jobs.tasks import execute_action
     from store.db import db
     from store.models import AuditEvent
-    from jobs.execute import UNCONFIRMED, RetryLater
-    from jobs.tasks import execute_action
 
     state, _ = sandbox
     with app.app_context():
@@ -553,9 +553,9 @@ def test_our_email_that_never_reached_the_mail_server_is_sent_on_retry(
     """No connection: nothing was handed over, so the retry sends it (once) and says so."""
     import socket
 
-    from store.db import db
-    from jobs.execute import RetryLater
+    from collect.execute import RetryLater
     from jobs.tasks import execute_action
+    from store.db import db
 
     port = app.config["SMTP_PORT"]
     with socket.socket() as probe:
@@ -581,10 +581,10 @@ def test_our_email_that_never_reached_the_mail_server_is_sent_on_retry(
 def test_our_other_emails_whose_answer_was_lost_are_not_sent_again(
         app, connected, sandbox, mail, clock, kind) -> None:  # type: ignore[no-untyped-def]
     """Statements and retainer top-up requests go by our email too: the same rule."""
+    from collect.execute import UNCONFIRMED, RetryLater
+    from jobs.tasks import execute_action
     from store.db import db
     from store.models import AuditEvent
-    from jobs.execute import UNCONFIRMED, RetryLater
-    from jobs.tasks import execute_action
 
     with app.app_context():
         invoice = _synced_invoice(app, connected.org_id)

@@ -81,12 +81,12 @@ class Run:
 
 def demo_like_run(app, faulty: Faulty, clock: FakeClock) -> Run:  # type: ignore[no-untyped-def]
     """Connect, sync, a webhook, a day's run with one 429, the day spent, consent revoked."""
+    from collect.plan import calendar_for
+    from jobs.tasks import daily_run, enqueue_sync
+    from observability.logs import configure_logging
     from store import clock as app_clock
     from store.db import db
     from store.models import Invoice, Organisation
-    from jobs.plan import calendar_for
-    from jobs.tasks import daily_run, enqueue_sync
-    from observability.logs import configure_logging
 
     app.config.update(METRICS_TOKEN=METRICS_TOKEN, XERO_WEBHOOK_KEY=XERO_KEY)
     logs = io.StringIO()
@@ -246,7 +246,8 @@ def test_the_logs_of_a_run_are_json_lines_with_ids_and_no_secret(  # type: ignor
     webhook_jobs = [r for r in records if str(r.get("job_id", "")).startswith("webhook-sync-")]
     assert webhook_jobs and all(r["request_id"] == REQUEST_ID for r in webhook_jobs)
     assert all(r["org_id"] == run.org_id for r in webhook_jobs)
-    outcomes = [r for r in records if r["logger"] == "jobs.ledger" and ": done (" in r["message"]]
+    outcomes = [r for r in records
+                if r["logger"] == "collect.ledger" and ": done (" in r["message"]]
     assert outcomes
     assert all(r["org_id"] == run.org_id and r["invoice_id"] and r["action_id"] and
                r["job_id"] == f"action-{r['action_id']}" for r in outcomes)

@@ -12,9 +12,9 @@ pytestmark = pytest.mark.db
 
 
 def test_a_plan_is_agreed_checked_and_replaces_the_old_one(app, connected, clock) -> None:  # type: ignore[no-untyped-def]
+    from jobs.tasks import sync_org
     from store.db import db
     from store.models import AuditEvent, Invoice, PaymentPlan
-    from jobs.tasks import sync_org
 
     with app.app_context():
         sync_org(connected.org_id, plan_after=False)

@@ -51,9 +51,9 @@ def _make_due_again(session, org_id: int) -> None:  # type: ignore[no-untyped-de
 
 
 def test_a_second_pass_plans_nothing_and_next_action_times_are_stored(app) -> None:  # type: ignore[no-untyped-def]
+    from collect.plan import plan_org
     from store.db import db
     from store.models import Action, Invoice, Organisation
-    from jobs.plan import plan_org
 
     with app.app_context():
         session = db.session
@@ -84,10 +84,10 @@ def test_a_second_pass_plans_nothing_and_next_action_times_are_stored(app) -> No
 
 
 def test_keys_written_meanwhile_are_skipped_and_changed_ones_planned_again(app) -> None:  # type: ignore[no-untyped-def]
+    from collect import ledger
+    from collect.plan import plan_org
     from store.db import db
     from store.models import Action, AuditEvent, Organisation
-    from jobs import ledger
-    from jobs.plan import plan_org
 
     with app.app_context():
         session = db.session
@@ -119,10 +119,10 @@ def test_keys_written_meanwhile_are_skipped_and_changed_ones_planned_again(app) 
 
 def test_record_planned_many_writes_each_key_once(app) -> None:  # type: ignore[no-untyped-def]
     """The same step twice in one call, and a call repeated: one row, returned once."""
+    from collect import ledger
+    from rules import PlannedAction
     from store.db import db
     from store.models import Action, Invoice
-    from jobs import ledger
-    from rules import PlannedAction
 
     with app.app_context():
         session = db.session

@@ -90,9 +90,9 @@ def _connect(app, provider: str, clock, sandbox,  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("provider", ["xero", "quickbooks"])
 def test_a_fee_a_discount_and_a_plan_reach_the_books_once(  # type: ignore[no-untyped-def]
         app, clock, sandbox, qbo_sandbox, provider: str) -> None:
+    from jobs.tasks import enqueue_sync, sync_org
     from store.db import db
     from store.models import Action, Invoice, Organisation, PaymentPlan, Policy
-    from jobs.tasks import enqueue_sync, sync_org
 
     books, org_id, web = _connect(app, provider, clock, sandbox, qbo_sandbox)
     try:

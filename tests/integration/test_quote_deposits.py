@@ -37,9 +37,9 @@ def _deposits(currency: str, threshold: str, applies_to: str = "quotes") -> dict
 
 
 def _set_deposits(app, org_id: int, deposits: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+    from rules import policy_from_json
     from store.db import db
     from store.models import Policy
-    from rules import policy_from_json
 
     with app.app_context():
         row = db.session.scalar(select(Policy).where(Policy.org_id == org_id))

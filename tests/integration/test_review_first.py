@@ -47,11 +47,11 @@ def start(provider: str, clock: Any) -> None:
 @pytest.mark.parametrize("provider", ["xero", "quickbooks"])
 def test_nothing_reaches_the_books_before_go_live_then_first_contact_and_spacing(  # type: ignore[no-untyped-def]
         app, web, sandbox, qbo_sandbox, clock, provider: str) -> None:
-    from store.db import db
-    from store.models import Action, AuditEvent, Invoice, Organisation
     from app.settings.services import save_policy
     from jobs.tasks import enqueue_sync
     from rules import policy_from_json
+    from store.db import db
+    from store.models import Action, AuditEvent, Invoice, Organisation
 
     start(provider, clock)
     untouched = None
@@ -141,11 +141,11 @@ def test_nothing_reaches_the_books_before_go_live_then_first_contact_and_spacing
 @pytest.mark.parametrize("provider", ["xero", "quickbooks"])
 def test_a_fee_invoice_dunwell_made_is_never_reminded(  # type: ignore[no-untyped-def]
         app, web, sandbox, qbo_sandbox, clock, provider: str) -> None:
-    from store.db import db
-    from store.models import Action, Invoice, Organisation, OwnDocument
     from app.settings.services import save_policy
     from jobs.tasks import enqueue_sync
     from rules import policy_from_json
+    from store.db import db
+    from store.models import Action, Invoice, Organisation, OwnDocument
 
     start(provider, clock)
     connected = connect(app, web, provider, live=False)
@@ -176,10 +176,10 @@ def test_a_fee_invoice_dunwell_made_is_never_reminded(  # type: ignore[no-untype
 
 
 def test_bad_input_on_the_setup_page_says_so_and_saves_nothing(app, web, clock) -> None:  # type: ignore[no-untyped-def]
-    from store.db import db
-    from store.models import Organisation, Policy
     from app.settings.services import save_policy
     from rules import policy_from_json
+    from store.db import db
+    from store.models import Organisation, Policy
 
     connected = connect(app, web, "xero", live=False)
     with app.app_context():

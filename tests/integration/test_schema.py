@@ -8,8 +8,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 import store.models  # noqa: F401
-from store.db import db
 from migrations import upgrade
+from store.db import db
 
 pytestmark = pytest.mark.db
 

@@ -301,9 +301,9 @@ def _links(page: str) -> dict[str, str]:
 
 
 def test_header_and_organisation_links_follow_each_pages_own_access_rule(app) -> None:  # type: ignore[no-untyped-def]
+    from collect.approvals import AWAITING_APPROVAL
     from store.db import db
     from store.models import Action
-    from app.settings.approvals import AWAITING_APPROVAL
 
     org_id = _org(app, "Harbour Coffee", {OWNER: "owner",
                                           "accountant@example.com": "accountant"})

@@ -99,12 +99,12 @@ def _statuses(org_id: int) -> dict[int, str]:
 
 
 def test_safe_mode_holds_actions_until_the_owner_decides(app, book, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    from collect import execute
+    from collect.approvals import AWAITING_APPROVAL
+    from collect.providers import connector_for
+    from jobs.tasks import STUCK_AFTER, plan_org, sweep_ledger
     from store.db import db
     from store.models import Action, AuditEvent, Invoice, Organisation
-    from app.providers import connector_for
-    from app.settings.approvals import AWAITING_APPROVAL
-    from jobs import execute
-    from jobs.tasks import STUCK_AFTER, plan_org, sweep_ledger
 
     box = sandbox[0]
     turned = book.client.post(f"{book.base}/safe-mode",
@@ -213,12 +213,12 @@ def _template_form(book: Book, **fields: str) -> dict[str, str]:
 
 
 def test_own_texts_are_validated_stored_used_when_sending_and_reset(app, book, smtp, clock) -> None:  # type: ignore[no-untyped-def]
-    from store.db import db
-    from store.models import Action, Contact, Invoice, MessageText, Organisation, Policy
-    from app.settings.message_texts import message_source
-    from jobs.plan import refresh_next_action
+    from collect.message_texts import message_source
+    from collect.plan import refresh_next_action
     from jobs.tasks import plan_org
     from rules.messages import shipped_template
+    from store.db import db
+    from store.models import Action, Contact, Invoice, MessageText, Organisation, Policy
 
     hostile = [
         ("Hello", "{{ ''.__class__.__mro__[1].__subclasses__() }}"),

@@ -22,11 +22,11 @@ STATUTORY = {"version": 2, "reminder_steps": [{"offset_days": 7}],
 
 
 def test_an_unverified_rate_is_named_and_an_owner_confirms_it(app, web, clock) -> None:  # type: ignore[no-untyped-def]
-    from store.db import db
-    from store.models import AuditEvent, Organisation, RateConfirmation
     from app.settings.services import save_policy
     from app.setup.services import first_week
     from rules import policy_from_json
+    from store.db import db
+    from store.models import AuditEvent, Organisation, RateConfirmation
 
     clock.set(datetime(2026, 12, 1, 10, 0, tzinfo=UTC))  # the GB table's July-December row
     connected = connect(app, web, "xero", live=False)

@@ -24,8 +24,8 @@ def _snapshot(model) -> list[tuple]:  # type: ignore[no-untyped-def]
 
 def test_full_sync_at_the_call_floor_then_incremental_changes_nothing(
         app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
-    from store.models import Contact, Invoice, Payment
     from jobs.tasks import sync_org
+    from store.models import Contact, Invoice, Payment
 
     state, _ = sandbox
     with app.app_context():
@@ -49,9 +49,9 @@ def test_full_sync_at_the_call_floor_then_incremental_changes_nothing(
 
 
 def test_incremental_sync_picks_up_a_payment(app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
+    from jobs.tasks import sync_org
     from store.db import db
     from store.models import Invoice, Payment
-    from jobs.tasks import sync_org
 
     state, _ = sandbox
     with app.app_context():
@@ -71,11 +71,11 @@ def test_incremental_sync_picks_up_a_payment(app, connected, sandbox) -> None:  
 
 
 def _plan(app, org_id: int):  # type: ignore[no-untyped-def]
+    from collect.plan import plan_org
+    from jobs.tasks import sync_org
     from store import clock
     from store.db import db
     from store.models import Organisation
-    from jobs.plan import plan_org
-    from jobs.tasks import sync_org
 
     sync_org(org_id, plan_after=False)
     actions = plan_org(db.session, db.session.get(Organisation, org_id), clock.now())
@@ -86,8 +86,8 @@ def _plan(app, org_id: int):  # type: ignore[no-untyped-def]
 
 def test_a_payment_between_planning_and_sending_skips_the_reminder(
         app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
-    from store.db import db
     from jobs.tasks import execute_action
+    from store.db import db
 
     state, _ = sandbox
     with app.app_context():
@@ -105,8 +105,8 @@ def test_a_payment_between_planning_and_sending_skips_the_reminder(
 
 def test_a_retry_after_a_crash_replays_instead_of_repeating(
         app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
-    from store.db import db
     from jobs.tasks import execute_action
+    from store.db import db
 
     state, _ = sandbox
     with app.app_context():
@@ -132,9 +132,9 @@ def test_a_429_defers_the_action_instead_of_failing_it(app, connected, sandbox) 
     from rq import Queue
     from rq.registry import ScheduledJobRegistry
 
-    from store.db import db
-    from app.providers import redis_client
+    from collect.providers import redis_client
     from jobs.tasks import execute_action
+    from store.db import db
 
     state, _ = sandbox
     with app.app_context():
@@ -168,7 +168,7 @@ def test_the_daily_run_is_booked_at_the_send_time_in_the_organisations_zone(
     from rq import Queue
     from rq.registry import ScheduledJobRegistry
 
-    from app.providers import redis_client
+    from collect.providers import redis_client
     from jobs.tasks import schedule_daily_run, sync_org
 
     with app.app_context():
@@ -184,9 +184,9 @@ def test_the_daily_run_is_booked_at_the_send_time_in_the_organisations_zone(
 
 def test_an_action_held_by_a_live_worker_is_not_run_twice(app, connected, sandbox,
                                                           clock) -> None:  # type: ignore[no-untyped-def]
-    from store.db import db
-    from jobs import ledger
+    from collect import ledger
     from jobs.tasks import execute_action
+    from store.db import db
 
     state, _ = sandbox
     with app.app_context():
@@ -208,9 +208,9 @@ def test_the_sweeper_gives_stuck_actions_a_job_again(app, connected, sandbox, cl
     from rq import Queue
     from rq.registry import ScheduledJobRegistry
 
-    from store.db import db
-    from app.providers import redis_client
+    from collect.providers import redis_client
     from jobs.tasks import sweep_ledger
+    from store.db import db
 
     with app.app_context():
         lost, dead_worker, fresh = _plan(app, connected.org_id)[:3]
@@ -228,9 +228,9 @@ def test_the_sweeper_gives_stuck_actions_a_job_again(app, connected, sandbox, cl
 
 
 def test_a_spent_daily_limit_waits_and_tells_the_owner_once(app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
+    from jobs.tasks import execute_action
     from store.db import db
     from store.models import AuditEvent
-    from jobs.tasks import execute_action
 
     state, _ = sandbox
     with app.app_context():
@@ -250,9 +250,9 @@ def test_a_spent_daily_limit_waits_and_tells_the_owner_once(app, connected, sand
 
 def test_an_organisation_that_must_reconnect_pauses_its_actions_until_it_does(
         app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
+    from jobs.tasks import execute_action
     from store.db import db
     from store.models import Connection
-    from jobs.tasks import execute_action
 
     state, _ = sandbox
     with app.app_context():

@@ -166,8 +166,8 @@ def test_a_long_page_stores_what_the_records_say_and_a_second_write_changes_noth
 def test_changed_records_change_only_their_rows_on_every_path(app) -> None:  # type: ignore[no-untyped-def]
     """Long pages (COPY on PostgreSQL) and pages of 7 (arrays) end in the same rows: the short
     path is the one every page took before pages went by COPY."""
-    from store.db import db
     from connectors.base import InvoiceRecord
+    from store.db import db
 
     contacts, invoices = _contacts(), _invoices()
     payments = _payments(invoices)

@@ -20,10 +20,10 @@ def _runs(org_id: int) -> int:
 
 def test_a_sync_while_another_holds_the_book_is_skipped_and_records_nothing(
         app, connected) -> None:  # type: ignore[no-untyped-def]
+    from jobs.tasks import SYNC_LEASE, _take_sync_lease, sync_org
     from store import clock
     from store.db import db
     from store.models import Organisation
-    from jobs.tasks import SYNC_LEASE, _take_sync_lease, sync_org
 
     with app.app_context():
         assert _take_sync_lease(db.session, connected.org_id) is True
@@ -46,9 +46,9 @@ def test_a_sync_while_another_holds_the_book_is_skipped_and_records_nothing(
 
 
 def test_a_failed_sync_gives_its_lease_back(app, connected) -> None:  # type: ignore[no-untyped-def]
+    from jobs import tasks
     from store.db import db
     from store.models import Organisation, SyncRun
-    from jobs import tasks
 
     def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RuntimeError("the provider went away")
@@ -69,10 +69,10 @@ def test_a_failed_sync_gives_its_lease_back(app, connected) -> None:  # type: ig
 
 def test_the_sweeper_frees_the_lease_of_a_run_whose_worker_was_lost(
         app, connected) -> None:  # type: ignore[no-untyped-def]
+    from jobs.tasks import STUCK_AFTER, _take_sync_lease, end_lost_sync_runs
     from store import clock
     from store.db import db
     from store.models import Organisation, SyncRun
-    from jobs.tasks import STUCK_AFTER, _take_sync_lease, end_lost_sync_runs
 
     with app.app_context():
         assert _take_sync_lease(db.session, connected.org_id)

@@ -16,9 +16,9 @@ def test_a_running_sync_shows_a_progress_bar_with_its_counts(
     a sync is queued or running, none once it is done."""
     import re
 
+    from jobs.tasks import sync_org
     from store.db import db
     from store.models import SyncRun
-    from jobs.tasks import sync_org
 
     with app.app_context():
         sync_org(connected.org_id, plan_after=False)

@@ -104,8 +104,8 @@ def _customer(app, org_id: int) -> tuple[int, str, str]:  # type: ignore[no-unty
 
 
 def _hold(app, org_id: int, contact_id: int) -> None:  # type: ignore[no-untyped-def]
+    from collect.customers import put_on_hold
     from store import clock
-    from app.customers.services import put_on_hold
     from store.db import db
     from store.models import Contact
 
@@ -225,7 +225,7 @@ def test_an_invoice_paid_before_the_write_is_left_alone(app, linked, books, cloc
 
 
 def test_a_hold_released_before_the_write_leaves_the_terms(app, linked, books, clock) -> None:  # type: ignore[no-untyped-def]
-    from app.customers.services import release_hold
+    from collect.customers import release_hold
     from store.db import db
     from store.models import Contact
 
@@ -252,9 +252,9 @@ def test_a_hold_released_before_the_write_leaves_the_terms(app, linked, books, c
 
 def test_after_a_lost_answer_the_due_date_is_looked_up_not_written_again(
         app, linked, books, clock) -> None:  # type: ignore[no-untyped-def]
+    from collect.execute import WRITING, WRITING_SINCE
     from store.db import db
     from store.models import Action
-    from jobs.execute import WRITING, WRITING_SINCE
 
     org_id = linked.org_id
     _sync(app, org_id)

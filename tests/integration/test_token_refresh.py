@@ -23,7 +23,7 @@ from redis import Redis
 from sqlalchemy import create_engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.tokens import GrantTokenStore, TokenVault
+from collect.tokens import GrantTokenStore, TokenVault
 from connectors.base import AuthorizationRevoked, TokenSet, TransientError
 from connectors.oauth import FreshTokens, OAuthClient
 from tests.integration.test_escalation_e2e import smtp  # noqa: F401  (the SMTP sink fixture)
@@ -351,9 +351,9 @@ def test_invalid_grant_uses_a_newer_stored_pair_when_another_worker_saved_one(
 
 def test_a_dead_refresh_token_pauses_the_connection_and_tells_the_owner(
         app, connected, sandbox, clock, smtp, watch) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    from collect.providers import connector_for
     from store.db import db
     from store.models import AuditEvent, Connection, Grant
-    from app.providers import connector_for
 
     state, _ = sandbox
     sink, port = smtp

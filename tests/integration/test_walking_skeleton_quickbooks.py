@@ -37,9 +37,9 @@ def dunwell_notes(box, realm: str) -> Counter[str]:  # type: ignore[no-untyped-d
 
 
 def test_connect_quickbooks_sync_remind_and_write_back(app, qbo_sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    from jobs.tasks import enqueue_sync
     from store.db import db
     from store.models import Action, Connection, Grant, Invoice, Organisation, SyncRun
-    from jobs.tasks import enqueue_sync
 
     box, _ = qbo_sandbox
     # 10:00 in California, where the first sandbox company keeps its books.

@@ -192,8 +192,8 @@ def test_a_failure_while_storing_is_handled_as_flask_handles_errors(
 @pytest.mark.skipif(backend() != "postgresql", reason="the endpoint's own PostgreSQL pool")
 def test_a_connection_the_database_closed_is_dropped_and_the_event_sent_again(
         hooked, connected, caplog) -> None:  # type: ignore[no-untyped-def]
-    from store.db import db
     from app.webhooks.services import _webhook_engine
+    from store.db import db
 
     client = hooked.test_client()
     first = xero_body(connected.tenant_id)
@@ -236,8 +236,8 @@ def test_each_web_worker_opens_the_endpoint_connections_before_its_first_request
 
     from redis import Redis
 
-    from store.db import db
     from app.webhooks.services import _webhook_engine
+    from store.db import db
 
     def sessions() -> int:
         with hooked.app_context(), db.engine.connect() as conn:

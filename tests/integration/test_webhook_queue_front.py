@@ -21,7 +21,7 @@ KEY = "xero-webhook-key-for-tests"
 
 
 def _waiting(app) -> list[str]:  # type: ignore[no-untyped-def]
-    from app.providers import redis_client
+    from collect.providers import redis_client
 
     with app.app_context():
         return Queue(app.config["RQ_QUEUE"], connection=redis_client()).get_job_ids()
@@ -45,10 +45,10 @@ def test_enqueue_once_at_front_jumps_the_waiting_jobs(app) -> None:  # type: ign
 
 
 def test_a_webhook_sync_is_queued_ahead_of_waiting_actions(app, web) -> None:  # type: ignore[no-untyped-def]
-    from store.db import db
-    from store.models import WebhookEvent
     from jobs.queues import enqueue_once, queue
     from jobs.tasks import execute_action
+    from store.db import db
+    from store.models import WebhookEvent
 
     connected = connect(app, web)
     app.config.update(XERO_WEBHOOK_KEY=KEY)

@@ -74,7 +74,7 @@ def stored_events(app) -> int:  # type: ignore[no-untyped-def]
 
 
 def queued_job_ids(app) -> list[str]:  # type: ignore[no-untyped-def]
-    from app.providers import redis_client
+    from collect.providers import redis_client
 
     with app.app_context():
         return Queue(app.config["RQ_QUEUE"], connection=redis_client()).get_job_ids()
@@ -206,10 +206,10 @@ def test_an_unknown_tenant_is_answered_200_and_ignored(hooked, connected) -> Non
 
 
 def test_a_hundred_replays_store_one_event_and_run_one_sync(hooked, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
+    from collect.providers import redis_client
+    from collect.webhooks import generation_key
     from store.db import db
     from store.models import Invoice, WebhookEvent
-    from app.providers import redis_client
-    from app.webhooks.services import generation_key
 
     state, _ = sandbox
     run_jobs(hooked)  # the first sync
@@ -276,9 +276,9 @@ def _due_later_today(app, org_id: int, now: datetime):  # type: ignore[no-untype
 
 
 def _run_the_day(app, org_id: int, clock, at: datetime) -> None:  # type: ignore[no-untyped-def]
-    from store import clock as app_clock
-    from jobs.plan import calendar_for
+    from collect.plan import calendar_for
     from jobs.tasks import daily_run
+    from store import clock as app_clock
 
     clock.set(at)
     with app.app_context():
@@ -360,11 +360,11 @@ def test_a_payment_in_quickbooks_stops_the_reminder_planned_for_later_that_day(
 
 def test_a_webhook_closes_planned_actions_before_a_worker_can_run_them(
         hooked, connected, sandbox, web) -> None:  # type: ignore[no-untyped-def]
+    from collect.plan import plan_org
+    from jobs.tasks import execute_action, sync_org, sync_webhook_changes
     from store import clock as app_clock
     from store.db import db
     from store.models import Action, AuditEvent, Organisation
-    from jobs.plan import plan_org
-    from jobs.tasks import execute_action, sync_org, sync_webhook_changes
 
     state, _ = sandbox
     with hooked.app_context():
@@ -408,9 +408,9 @@ def test_a_webhook_closes_planned_actions_before_a_worker_can_run_them(
 
 def test_the_nightly_reconcile_counts_what_webhooks_missed(hooked, connected, sandbox, web,
                                                           clock) -> None:  # type: ignore[no-untyped-def]
+    from jobs.tasks import reconcile_org
     from store.db import db
     from store.models import AuditEvent, Invoice, SyncRun
-    from jobs.tasks import reconcile_org
 
     state, _ = sandbox
     run_jobs(hooked)

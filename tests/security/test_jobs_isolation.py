@@ -176,9 +176,9 @@ def _arguments(name: str, function: Callable[..., Any], world: World) -> tuple[A
 
 def test_every_job_run_for_one_organisation_leaves_the_other_untouched(
         app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    from collect.plan import calendar_for
     from store.db import db
     from store.models import Connection, Invoice, Organisation, SyncRun, WebhookEvent
-    from jobs.plan import calendar_for
 
     state, _ = sandbox
     world = _world(app, connected, sandbox)
@@ -240,9 +240,9 @@ def test_every_job_run_for_one_organisation_leaves_the_other_untouched(
 
 def _planned_actions_of(app, org_id: int, now) -> list[int]:  # type: ignore[no-untyped-def]
     """What is due for the organisation now, planned into the ledger (not yet queued)."""
+    from collect import plan
     from store.db import db
     from store.models import Organisation
-    from jobs import plan
 
     with app.app_context():
         actions = plan.plan_org(db.session, db.session.get(Organisation, org_id), now)
@@ -254,9 +254,9 @@ def _planned_actions_of(app, org_id: int, now) -> list[int]:  # type: ignore[no-
 
 def test_an_action_is_executed_within_its_own_organisation_and_not_once_it_is_disconnected(
         app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
+    from jobs.tasks import execute_action
     from store.db import db
     from store.models import Action, Connection
-    from jobs.tasks import execute_action
 
     state, _ = sandbox
     world = _world(app, connected, sandbox)

@@ -14,9 +14,9 @@ import requests
 from flask import Flask
 from werkzeug.wrappers import Request, Response
 
+from collect import outbound
+from collect.outbound import OutboundRefused, check_url, post_signed, refusal
 from connectors.base import ConfigurationError, TransientError
-from jobs import outbound
-from jobs.outbound import OutboundRefused, check_url, post_signed, refusal
 from tests.conftest import LiveServer
 
 REFUSED = {
@@ -194,9 +194,9 @@ def test_a_stop_service_signal_to_our_own_network_needs_the_owner_and_sends_noth
     address in production mode, the action ends needing the owner, and nothing is sent."""
     from sqlalchemy import select
 
+    from jobs.tasks import sync_org
     from store.db import db
     from store.models import Action, Contact, Invoice
-    from jobs.tasks import sync_org
     from tests.integration.conftest import run_jobs
 
     receiver = Receiver()

@@ -52,9 +52,9 @@ def _last_sync_status(app, org_id: int) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_a_removed_member_who_connects_the_same_books_gains_nothing(app, connected) -> None:  # type: ignore[no-untyped-def]
+    from jobs.tasks import enqueue_sync
     from store.db import db
     from store.models import Grant, Membership
-    from jobs.tasks import enqueue_sync
 
     base, org = connected.web.url, connected.org_id
     run_jobs(app)

@@ -40,7 +40,7 @@ def redis_server(request, redis_62, private_redis) -> Iterator[tuple[str, Redis]
 
 def _use(app, url: str) -> None:  # type: ignore[no-untyped-def]
     app.config["REDIS_URL"] = url
-    app.extensions.pop("dunwell_redis", None)  # app.providers.redis_client makes a new one
+    app.extensions.pop("dunwell_redis", None)  # collect.providers.redis_client makes a new one
 
 
 @pytest.mark.db
@@ -62,8 +62,8 @@ def test_the_sign_in_limit_counts_on_redis_62_and_7(app, redis_server) -> None: 
 def test_every_other_command_and_script_runs_on_redis_62_and_7(app, redis_server) -> None:  # type: ignore[no-untyped-def]
     from app.auth import flows
     from app.security import count_in_window
-    from app.tokens import _NEXT_FENCE
     from app.webhooks.services import MARK_GENERATION
+    from collect.tokens import _NEXT_FENCE
     from connectors.base import DailyLimitReached
     from connectors.ratelimit import RateBudget
 
@@ -76,7 +76,7 @@ def test_every_other_command_and_script_runs_on_redis_62_and_7(app, redis_server
         flows.begin("xero_oauth", state="s", verifier="v")
         assert flows.take("xero_oauth") == {"state": "s", "verifier": "v"}
         assert flows.take("xero_oauth") is None
-    # The fencing token of a refresh (app/tokens.py).
+    # The fencing token of a refresh (collect/tokens.py).
     fence = client.register_script(_NEXT_FENCE)
     assert int(fence(keys=["fence"], args=[7])) == 8
     assert int(fence(keys=["fence"], args=[0])) == 9

@@ -78,10 +78,10 @@ def test_only_an_owner_grants_or_takes_away_owner_and_nobody_changes_their_own_r
 def test_the_last_owner_cannot_be_demoted_even_by_the_rules_beneath_the_page(app) -> None:  # type: ignore[no-untyped-def]
     """The service itself refuses, whoever calls it (the CLI, a later page): a non-member
     cannot touch the owner role, and the owner cannot step down alone."""
+    from app.organisations import members
     from store import clock
     from store.db import db
     from store.models import Membership, Organisation, User
-    from app.organisations import members
 
     with app.app_context():
         org = Organisation(name="Solo Ltd", country="GB", timezone="UTC", base_currency="GBP")

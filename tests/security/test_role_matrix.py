@@ -103,10 +103,10 @@ def _ids(app, org_id: int) -> dict[str, int]:  # type: ignore[no-untyped-def]
 def _api_token(app, org_id: int, email: str) -> str:  # type: ignore[no-untyped-def]
     from sqlalchemy import select
 
+    from app.organisations.members import new_api_token
     from store import clock
     from store.db import db
     from store.models import Organisation, User
-    from app.organisations.members import new_api_token
 
     with app.app_context():
         org = db.session.get(Organisation, org_id)

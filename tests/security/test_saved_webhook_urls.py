@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from jobs.outbound import OutboundRefused, check_url_to_save, refusal_to_save
+from collect.outbound import OutboundRefused, check_url_to_save, refusal_to_save
 from tests.integration.conftest import run_jobs
 from tests.integration.test_web_pages import _settings_form
 

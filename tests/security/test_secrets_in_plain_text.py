@@ -136,8 +136,8 @@ def test_no_secret_in_the_database_or_the_logs_and_no_customer_text_in_the_logs(
 
     connected = connect(app, web)
     with app.app_context():
+        from collect.plan import policy_for
         from store.models import Organisation
-        from jobs.plan import policy_for
 
         policy_for(db.session, db.session.get(Organisation, connected.org_id))  # made on first use
         row = db.session.scalars(select(Policy).where(

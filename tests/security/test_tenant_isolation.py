@@ -53,6 +53,7 @@ def _tenant_rows(app, org_id: int) -> dict[str, str]:  # type: ignore[no-untyped
 def _books(app, connected) -> Books:  # type: ignore[no-untyped-def]
     """B: the connected Xero organisation with synced books, sent reminders, a task, a
     document and an API token. A: an organisation of the attacker's own."""
+    from app.organisations.members import new_api_token
     from store import clock
     from store.db import db
     from store.models import (
@@ -65,7 +66,6 @@ def _books(app, connected) -> Books:  # type: ignore[no-untyped-def]
         Task,
         User,
     )
-    from app.organisations.members import new_api_token
 
     run_jobs(app)
     create_user(app, ATTACKER, PASSWORD)
@@ -177,10 +177,10 @@ def test_an_accountant_removed_from_an_organisation_gets_404_everywhere_in_it(
     """The practice removes the accountant with the members page's Remove button; the
     accountant's session, already signed in, then gets 404 on every page and action of that
     organisation, and the API token they made for it stops working."""
+    from app.organisations.members import new_api_token
     from store import clock as app_clock
     from store.db import db
     from store.models import ApiToken, AuditEvent, Membership, Organisation, User
-    from app.organisations.members import new_api_token
 
     books = _books(app, connected)
     create_user(app, ACCOUNTANT, PASSWORD)

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from datetime import date
 
+from collect.plan import calendar_for
 from store.models import Organisation
-from jobs.plan import calendar_for
 
 
 def test_an_english_business_keeps_easter_monday_and_the_august_bank_holiday() -> None:

@@ -17,7 +17,7 @@ from cryptography.fernet import Fernet
 from oauthlib.oauth2 import InsecureTransportError
 from werkzeug.serving import make_server
 
-from app.tokens import TokenVault
+from collect.tokens import TokenVault
 from connectors.base import (
     AuthorizationRevoked,
     ConfigurationError,

@@ -2,7 +2,7 @@
 over their limit signalled, shorter terms recommended or written back; and the new action kinds
 carried out.
 
-`plan_for_customers` runs at the end of jobs.plan.plan_org (the planner's own pass, after every
+`plan_for_customers` runs at the end of collect.plan.plan_org (the planner's own pass, after every
 sync and at the day's send time). Deposit reminders themselves are planned per invoice by
 rules/engine.py (rules/deposits.py); here their milestones are written to `expected_payments`
 for the owner to see. What is per customer (a retainer running low, a balance over the limit)
@@ -22,10 +22,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.customers import services
-from store.models import Action, AuditEvent, Contact, Invoice, Organisation, Payment, Retainer
-from store.models import ExpectedPayment as ExpectedPaymentRow
-from jobs import ledger
+from collect import customers as services
+from collect import ledger
 from rules import Policy
 from rules.credit import InvoiceHistory, paid_on_time, terms_change_key, terms_verdict
 from rules.deposits import deposit_message, expected_payments, qualifies
@@ -33,10 +31,12 @@ from rules.messages import language_of
 from rules.policy import is_new_customer
 from rules.retainers import due_top_up, top_up_message
 from rules.statutory import round_money
+from store.models import Action, AuditEvent, Contact, Invoice, Organisation, Payment, Retainer
+from store.models import ExpectedPayment as ExpectedPaymentRow
 
 if TYPE_CHECKING:
-    from jobs.execute import Effect
-    from jobs.plan import Book
+    from collect.execute import Effect
+    from collect.plan import Book
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +245,7 @@ def plan_for_customers(session: Session, org: Organisation, book: Book,
                        invoices: Sequence[Invoice], now: datetime) -> list[Action]:
     """The credit-control part of a planning pass; the caller commits and enqueues."""
     track_expected_payments(session, book, invoices, now)
-    from jobs.quote_deposits import plan_quote_deposits  # deposits on accepted quotes
+    from collect.quote_deposits import plan_quote_deposits  # deposits on accepted quotes
 
     planned = plan_quote_deposits(session, org, book, now)
     planned += plan_top_ups(session, org, book, now)
@@ -268,7 +268,7 @@ def _skip(effect: Effect, reason: str, message: str) -> str:
 def send_deposit_reminder(effect: Effect) -> str:
     """A milestone reminder: our email (or the provider's invoice email), then a note on the
     invoice. The executor has re-read the invoice: a payment since planning replans it."""
-    from jobs.execute import (
+    from collect.execute import (
         UNCONFIRMED,
         UNCONFIRMED_MESSAGE,
         UNCONFIRMED_REASON,
@@ -311,7 +311,7 @@ def send_deposit_reminder(effect: Effect) -> str:
 
 def send_top_up_request(effect: Effect) -> str:
     """Ask the customer by Dunwell email to top up the retainer, once per key."""
-    from jobs.execute import UNCONFIRMED, UNCONFIRMED_MESSAGE, UNCONFIRMED_REASON, send_own_email
+    from collect.execute import UNCONFIRMED, UNCONFIRMED_MESSAGE, UNCONFIRMED_REASON, send_own_email
 
     action, org = effect.action, effect.org
     details = {k: str(v) for k, v in (action.details or {}).items()}

@@ -10,8 +10,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from store.models import Action, Document, Invoice, Organisation, Payment
-from jobs.plan import calendar_for, policy_for
+from collect.plan import calendar_for, policy_for
 from rules.case_file import (
     CaseAction,
     CaseFacts,
@@ -24,6 +23,7 @@ from rules.case_file import (
 from rules.letters import LetterFacts, LetterInvoice
 from rules.messages import language_of
 from rules.policy import policy_to_json
+from store.models import Action, Document, Invoice, Organisation, Payment
 
 FEE_KINDS = ("fee", "interest", "compensation")
 # The law a final demand may name, by the organisation's country.

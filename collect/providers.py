@@ -8,16 +8,16 @@ from flask import current_app
 from redis import Redis
 from sqlalchemy.orm import sessionmaker
 
-from store import clock
-from store.db import db
-from store.models import Connection
-from app.tokens import GrantTokenStore, TokenVault
+from collect.tokens import GrantTokenStore, TokenVault
 from connectors import registry
 from connectors.base import AuthorizationRevoked, Connector
 from connectors.provider import Provider
 from connectors.quickbooks.oauth import QuickBooksSettings
 from connectors.ratelimit import RateBudget
 from connectors.xero.oauth import XeroSettings
+from store import clock
+from store.db import db
+from store.models import Connection
 
 PROVIDER_NAMES = {provider.name: provider.display_name for provider in registry.all()}
 S = TypeVar("S")

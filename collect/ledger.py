@@ -17,7 +17,7 @@ A claim is one statement, `UPDATE actions SET status='claimed', lease... WHERE i
 Exactly one of any number of concurrent claimers gets rowcount 1. The claim carries a lease
 (`DUNWELL_ACTION_LEASE_SECONDS`, 10 minutes by default) so that a worker that died mid-action
 does not hold it for ever; the sweeper (jobs.tasks.sweep_ledger) gives such actions a job again.
-Leases are measured on the clock all workers share (jobs/shared_clock.py).
+Leases are measured on the clock all workers share (collect/shared_clock.py).
 
 A worker can outlive its lease without dying (paused, a long GC, a VM stall) and resume after
 another worker claimed the action. So every commit of the claimant is fenced (`fenced`): the
@@ -45,9 +45,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from store.models import Action, AuditEvent, Invoice
-from jobs.observed import count_when_committed
+from collect.observed import count_when_committed
 from rules import PastAction, PlannedAction
+from store.models import Action, AuditEvent, Invoice
 
 log = logging.getLogger(__name__)
 

@@ -20,19 +20,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from store import clock
-from store.models import (
-    Action,
-    AuditEvent,
-    CreditSettings,
-    Invoice,
-    Organisation,
-    Payment,
-    RateConfirmation,
-)
-from store.models import PaymentPlan as PlanRow
-from store.models import Policy as PolicyRow
-from jobs import ledger, own_documents
+from collect import ledger, own_documents
 from rules import (
     Instalment,
     InvoiceState,
@@ -53,6 +41,18 @@ from rules import (
 )
 from rules.rate_checks import Choice, confirmed_table
 from rules.statutory import RateTable, default_tables
+from store import clock
+from store.models import (
+    Action,
+    AuditEvent,
+    CreditSettings,
+    Invoice,
+    Organisation,
+    Payment,
+    RateConfirmation,
+)
+from store.models import PaymentPlan as PlanRow
+from store.models import Policy as PolicyRow
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ class Book:
         self.own = own_documents.among(session, org.id, (i.provider_id for i in invoices))
         self.tables = rate_tables_for(session, org)
         self._policies: dict[int, Policy] = {}
-        from jobs.credit_requests import new_customers  # credit control: stricter variant
+        from collect.credit_requests import new_customers  # credit control: stricter variant
         self.newcomers = new_customers(session, org.id, invoices, self.policy)
 
     def policy_of(self, invoice: Invoice) -> Policy:
@@ -256,7 +256,7 @@ def plan_org(session: Session, org: Organisation, now: datetime) -> list[Action]
             next_times.append((invoice, when))
     planned = ledger.record_planned_many(session, steps, now)
     _store_next_action_at(session, next_times)
-    from jobs import credit_requests  # deposits tracked; retainers, limits, terms planned
+    from collect import credit_requests  # deposits tracked; retainers, limits, terms planned
     planned.extend(credit_requests.plan_for_customers(session, org, book, due, now))
     session.flush()
     return planned

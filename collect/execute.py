@@ -36,9 +36,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from store.models import Action, Contact, Invoice, Organisation, Task
-from app.settings.approvals import AWAITING_APPROVAL
-from app.settings.message_texts import message_source
+from collect import documents, ledger, outbound, own_documents, review, shared_clock
+from collect.approvals import AWAITING_APPROVAL
+from collect.credit_requests import send_deposit_reminder, send_top_up_request, shorten_terms
+from collect.mail import send_email, server_for
+from collect.message_texts import message_source
+from collect.observed import with_action_ids
+from collect.plan import calendar_for, refresh_next_action
+from collect.statements import send_statement
 from connectors.base import (
     ConfigurationError,
     Connector,
@@ -53,15 +58,10 @@ from connectors.base import (
     TransientError,
     effect_marker,
 )
-from jobs import documents, ledger, outbound, own_documents, review, shared_clock
-from jobs.credit_requests import send_deposit_reminder, send_top_up_request, shorten_terms
-from jobs.mail import send_email, server_for
-from jobs.observed import with_action_ids
-from jobs.plan import calendar_for, refresh_next_action
-from jobs.statements import send_statement
 from rules.case_file import agency_case_file
 from rules.letters import demand_letter
 from rules.messages import MessageContext, language_of, render
+from store.models import Action, Contact, Invoice, Organisation, Task
 from sync.engine import upsert_invoices
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ def execute_action(session: Session, action: Action, connector: Connector,
                     action.org_id, action.key)
         return action.status
     if action.kind == "quote_deposit_reminder":  # filed under a quote, not an invoice
-        from jobs.quote_deposits import execute_quote_deposit
+        from collect.quote_deposits import execute_quote_deposit
 
         return execute_quote_deposit(session, action, connector, now, owner)
     invoice = session.get(Invoice, action.invoice_id) if action.invoice_id else None
@@ -480,7 +480,7 @@ def _fee_invoice(effect: Effect, line: FeeLine) -> str:
     invoice = effect.invoice
     sent_in_batch = (effect.action.result or {}).get("fee_batch_sent")
     if sent_in_batch and not effect.done_part("fee_invoice_id"):
-        # A batch (jobs/fee_batches.py) carried it and its answer was lost: under another
+        # A batch (collect/fee_batches.py) carried it and its answer was lost: under another
         # idempotency key than ours, so the marker is the only way to know it was made.
         assert invoice.contact_provider_id is not None
         found = effect.connector.find_fee_invoices(
@@ -591,7 +591,7 @@ def stop_service(effect: Effect) -> str:
                         "due_date": invoice.due_date.isoformat() if invoice.due_date else None},
             "at": effect.now.isoformat()}, sort_keys=True).encode()
         effect.begin("webhook")
-        # Public addresses only (SSRF), signed, bounded in time: jobs/outbound.py.
+        # Public addresses only (SSRF), signed, bounded in time: collect/outbound.py.
         status = outbound.post_signed(url, body, action.org_id, action.key)
         effect.record_part("webhook", status)
     name = contact.name if contact else "the contact"

@@ -20,23 +20,8 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from store.models import (
-    Action,
-    Contact,
-    CreditSettings,
-    Invoice,
-    Organisation,
-    Payment,
-    Quote,
-    QuoteDeposit,
-    Retainer,
-    RetainerTopUp,
-)
-from store.models import ExpectedPayment as ExpectedPaymentRow
-from store.models import PaymentPlan as PlanRow
-from store.models import Policy as PolicyRow
-from jobs import ledger
-from jobs.plan import calendar_for, plan_record
+from collect import ledger
+from collect.plan import calendar_for, plan_record
 from rules import (
     InvoiceState,
     PlannedAction,
@@ -76,6 +61,21 @@ from rules.retainers import (
     retainer_history,
 )
 from rules.statements import OpenItem, Statement, build_statement
+from store.models import (
+    Action,
+    Contact,
+    CreditSettings,
+    Invoice,
+    Organisation,
+    Payment,
+    Quote,
+    QuoteDeposit,
+    Retainer,
+    RetainerTopUp,
+)
+from store.models import ExpectedPayment as ExpectedPaymentRow
+from store.models import PaymentPlan as PlanRow
+from store.models import Policy as PolicyRow
 
 log = logging.getLogger(__name__)
 
@@ -378,7 +378,7 @@ def signal_hold(session: Session, org: Organisation, contact: Contact,
                 now: datetime) -> Action | None:
     """Plan the stop-service signal for a hold, if the organisation asked for it.
 
-    It is the escalation's own action (jobs/execute.py flags the contact and sends the signed
+    It is the escalation's own action (collect/execute.py flags the contact and sends the signed
     webhook), written to the ledger under the customer's oldest open invoice with a key per
     hold, so holding twice signals once; the caller commits and enqueues it. A customer with
     nothing open gets no signal: the ledger's actions belong to an invoice."""

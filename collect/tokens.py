@@ -31,8 +31,6 @@ from redis.exceptions import LockError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from store import clock
-from store.models import AuditEvent, Connection, Grant, Membership, User
 from connectors import registry
 from connectors.base import (
     AuthorizationRevoked,
@@ -40,6 +38,8 @@ from connectors.base import (
     TokenSet,
     TransientError,
 )
+from store import clock
+from store.models import AuditEvent, Connection, Grant, Membership, User
 
 log = logging.getLogger(__name__)
 
@@ -280,8 +280,8 @@ def tell_owners_to_reconnect(session: Session, grant_id: int, connections: list[
     outside the app) the email is not sent, and the log says so."""
     from flask import current_app, has_app_context
 
+    from collect.mail import send_email
     from store import clock
-    from jobs.mail import send_email
 
     now = clock.now()
     for connection in connections:

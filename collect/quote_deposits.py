@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from store.models import Action, Contact, Invoice, Organisation, Payment, Quote, QuoteDeposit
+from collect import ledger, shared_clock
 from connectors.base import (
     ConfigurationError,
     Connector,
@@ -35,7 +35,6 @@ from connectors.base import (
     RateLimited,
     TransientError,
 )
-from jobs import ledger, shared_clock
 from rules.deposits import (
     QuoteReminder,
     QuoteState,
@@ -47,10 +46,11 @@ from rules.engine import sendable
 from rules.messages import language_of
 from rules.policy import DepositRule
 from rules.statutory import round_money
+from store.models import Action, Contact, Invoice, Organisation, Payment, Quote, QuoteDeposit
 from sync.engine import upsert_quotes
 
 if TYPE_CHECKING:
-    from jobs.plan import Book
+    from collect.plan import Book
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ def _finish(session: Session, action: Action, status: str, message: str, now: da
 def execute_quote_deposit(session: Session, action: Action, connector: Connector,
                           now: datetime, owner: str) -> str:
     """Carry out one quote deposit reminder, at most once; its final or current status."""
-    from jobs.execute import (
+    from collect.execute import (
         UNCONFIRMED,
         UNCONFIRMED_MESSAGE,
         UNCONFIRMED_REASON,
@@ -273,6 +273,6 @@ def execute_quote_deposit(session: Session, action: Action, connector: Connector
 
 
 def _rule(session: Session, org: Organisation) -> DepositRule | None:
-    from jobs.plan import planning_policy
+    from collect.plan import planning_policy
 
     return planning_policy(session, org).deposits

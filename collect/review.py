@@ -18,11 +18,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from store.models import Invoice, Organisation
-from jobs import ledger
-from jobs.plan import calendar_for, foresee
+from collect import ledger
+from collect.plan import calendar_for, foresee
 from rules import Policy
 from rules.policy import looking_forward
+from store.models import Invoice, Organisation
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,9 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from store.models import Action, Invoice, Organisation
+from collect import ledger, shared_clock
+from collect.execute import FEE_KINDS, FEE_LABELS, Effect, _fee_line
+from collect.plan import refresh_next_action
 from connectors.base import (
     ConfigurationError,
     Connector,
@@ -37,9 +39,7 @@ from connectors.base import (
     TransientError,
     batch_key,
 )
-from jobs import ledger, shared_clock
-from jobs.execute import FEE_KINDS, FEE_LABELS, Effect, _fee_line
-from jobs.plan import refresh_next_action
+from store.models import Action, Invoice, Organisation
 from sync.engine import upsert_invoices
 
 log = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ class FeeBatchRun:
         if not claimed:
             return
         try:
-            # Every write of the batch is fenced by its claims (jobs/ledger.py): a batch
+            # Every write of the batch is fenced by its claims (collect/ledger.py): a batch
             # that finds one of them taken over stops, writing nothing more.
             with ledger.fenced(self.session, [action for action, _ in claimed], self.owner):
                 self._carry_out(claimed)
@@ -333,9 +333,9 @@ def create_fee_invoices(session: Session, org: Organisation, connector: Connecto
 def run_for_org(org_id: int) -> dict[str, int]:
     """Before single actions are enqueued: batch what can be batched (their jobs then find
     them done). Never fails the caller: what is not done here is done one by one."""
+    from collect.providers import connector_for
     from store import clock
     from store.db import db
-    from app.providers import connector_for
 
     session = db.session
     org = session.get(Organisation, org_id)

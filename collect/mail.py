@@ -17,9 +17,9 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from store.models import MailSender
-from app.providers import token_vault
+from collect.providers import token_vault
 from connectors.base import ConfigurationError, TransientError
+from store.models import MailSender
 
 
 def message_id(action_key: str, part: str = "email") -> str:

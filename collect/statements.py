@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.customers.services import credit_settings, statement_for
-from store.models import Action, Contact, Invoice, Organisation
-from jobs import ledger
-from jobs.plan import calendar_for
+from collect import ledger
+from collect.customers import credit_settings, statement_for
+from collect.plan import calendar_for
 from rules.statements import StatementSchedule, due_statement, render_statement
+from store.models import Action, Contact, Invoice, Organisation
 
 if TYPE_CHECKING:
-    from jobs.execute import Effect
+    from collect.execute import Effect
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def plan_statements(session: Session, org: Organisation, now: datetime) -> list[
 
 def send_statement(effect: Effect) -> str:
     """Email this month's statement to the customer, once (the Message-ID is the action's)."""
-    from jobs.execute import (
+    from collect.execute import (
         UNCONFIRMED,
         UNCONFIRMED_MESSAGE,
         UNCONFIRMED_REASON,

@@ -17,11 +17,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from store.models import Action, Invoice, Organisation, Payment, SyncCursor, WebhookEvent
+from collect import ledger
+from collect.plan import refresh_next_action
 from connectors.base import Connector, InvoiceRecord, NotFound
-from jobs import ledger
-from jobs.plan import refresh_next_action
 from observability.metrics import observe_webhook_lag
+from store.models import Action, Invoice, Organisation, Payment, SyncCursor, WebhookEvent
 from sync.engine import sync_organisation, upsert_invoices
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,12 @@ class TargetedResult:
     closed: list[int] = field(default_factory=list)  # action ids closed: invoice not open
     set_aside: list[int] = field(default_factory=list)  # action ids to plan again: changed
 
+
+
+def generation_key(org_id: int) -> str:
+    """The Redis counter of an organisation's targeted-sync generations: the web side marks
+    the generation a burst of webhooks shares, the job moves it on as it starts."""
+    return f"dunwell:webhook-sync:{org_id}:generation"
 
 def pending_events(session: Session, org_id: int) -> list[WebhookEvent]:
     return list(session.scalars(

@@ -8,10 +8,10 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from store.models import Invoice, Organisation, PaymentPlan
-from jobs import ledger
-from jobs.plan import calendar_for, refresh_next_action
+from collect import ledger
+from collect.plan import calendar_for, refresh_next_action
 from rules.statutory import round_money
+from store.models import Invoice, Organisation, PaymentPlan
 
 
 class PlanRefused(ValueError):

@@ -10,9 +10,9 @@ from datetime import datetime
 
 from flask import current_app
 
-from store import clock
-from app.providers import redis_client
+from collect.providers import redis_client
 from connectors.ratelimit import server_time
+from store import clock
 
 
 def now() -> datetime:

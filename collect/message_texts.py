@@ -18,9 +18,8 @@ from html import escape
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from store.models import Invoice, MessageText, Organisation, User
+from collect import ledger
 from connectors.base import ConfigurationError, TransientError
-from jobs import ledger
 from rules.messages import (
     MAX_TEMPLATE_CHARS,
     SAMPLE,
@@ -35,6 +34,7 @@ from rules.messages import (
     validate_template,
 )
 from rules.policy import LANGUAGES
+from store.models import Invoice, MessageText, Organisation, User
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def _row(session: Session, org_id: int, language: str, tone: str) -> MessageText
 
 def message_source(session: Session, org_id: int, language: str, tone: str) -> str:
     """The template a reminder is rendered from: the organisation's own text for this language
-    and tone if it has one, else the shipped one (used by jobs/execute.py)."""
+    and tone if it has one, else the shipped one (used by collect/execute.py)."""
     row = _row(session, org_id, language, tone)
     if row is None:
         return shipped_template(language, tone)
@@ -164,7 +164,7 @@ def _context(session: Session, org: Organisation, language: str, invoice_id: int
              now: datetime) -> MessageContext:
     if invoice_id is None:
         return replace(SAMPLE, locale=language, business_name=org.name)
-    from jobs.plan import calendar_for
+    from collect.plan import calendar_for
 
     invoice = session.scalar(select(Invoice).where(Invoice.org_id == org.id,
                                                    Invoice.id == invoice_id))
@@ -180,7 +180,7 @@ def _context(session: Session, org: Organisation, language: str, invoice_id: int
 
 
 def _spend_test_send(org_id: int) -> None:
-    from app.providers import redis_client
+    from collect.providers import redis_client
 
     key = f"dunwell:test-send:{org_id}"
     redis = redis_client()
@@ -200,7 +200,7 @@ def test_send(session: Session, org: Organisation, user: User, language: str, to
     """Render the text (as edited, or as in force) for the chosen invoice (or the sample) and
     email it, marked as a test, to the signed-in user's own address: the recipient is never
     taken from the form or the invoice. Rate-limited per organisation. Commits the audit."""
-    from jobs.mail import send_email, server_for
+    from collect.mail import send_email, server_for
 
     _checked_choice(language, tone)
     source = (checked_source(subject, body or "") if subject is not None and body is not None

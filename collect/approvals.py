@@ -3,7 +3,8 @@
 An action held for approval sits in the ledger as `pending_approval` (its key is taken, so the
 engine does not plan the step again). Nothing picks it up: the sweeper looks only at open
 states, a claim takes only planned or failed actions, and the executor refuses it outright.
-Approving makes it `planned` and gives it a job; rejecting ends it as `skipped`. Turning safe
+Approving makes it `planned`
+(and jobs.tasks.send_approved gives it a job); rejecting ends it as `skipped`. Turning safe
 mode off sends nothing that waits: each waits for the owner, or expires once its invoice changes
 (paid, voided, a new balance), when the next run looks at the book.
 """
@@ -17,8 +18,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from collect import ledger
 from store.models import Action, Invoice, Organisation, User
-from jobs import ledger
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +116,9 @@ def _waiting(session: Session, org: Organisation, action_ids: Sequence[int] | No
 
 def approve(session: Session, org: Organisation, user: User, now: datetime,
             action_ids: Sequence[int] | None = None) -> list[Action]:
-    """Approve the waiting actions named (all when None): each becomes planned and gets a
-    job. Commits. The executor re-checks the invoice right before writing, as always."""
-    from jobs import fee_batches
-    from jobs.tasks import enqueue_action
-
+    """Approve the waiting actions named (all when None): each becomes planned. Commits. The
+    caller sends them on their way (jobs.tasks.send_approved); the executor re-checks the
+    invoice right before writing, as always."""
     approved = _waiting(session, org, action_ids)
     for action in approved:
         action.status, action.updated_at = "planned", now
@@ -130,9 +129,6 @@ def approve(session: Session, org: Organisation, user: User, now: datetime,
     if not approved:
         return approved
     log.info("org %s: %d action(s) approved", org.id, len(approved))
-    fee_batches.run_for_org(org.id)  # fee invoices many to a call, as the daily run does
-    for action in approved:
-        enqueue_action(action)
     return approved
 
 

@@ -1,0 +1,1 @@
+"""The collections logic the web and the jobs share."""

@@ -1,0 +1,3 @@
+from sandboxes.cli import main
+
+main()
