@@ -59,6 +59,11 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(connections)
     app.register_blueprint(customers)
     app.register_blueprint(csrf.exempt(webhooks))  # signed by the provider, not a form
+    from app.sms.views import blueprint as sms_webhooks
+    from app.sms.views import pages as sms_settings
+
+    app.register_blueprint(csrf.exempt(sms_webhooks))  # signed by Twilio, not a form
+    app.register_blueprint(sms_settings)
     from app.api.views import blueprint as api
     from app.dashboard.views import blueprint as dashboard
     from app.organisations.members_views import blueprint as members

@@ -126,6 +126,10 @@ RULES: dict[str, dict[str, Rule]] = {
     "api.actions": {"GET": API_TOKEN},
     "webhooks.xero": {"POST": PROVIDER},
     "webhooks.quickbooks": {"POST": PROVIDER},
+    "sms.status": {"POST": PROVIDER},  # X-Twilio-Signature, checked in app/sms/views.py
+    "sms.inbound": {"POST": PROVIDER},
+    "sms_settings.show": {"GET": MEMBERS},
+    "sms_settings.save": {"POST": MANAGERS},  # an account and its auth token
 }
 
 

@@ -67,6 +67,13 @@ class Config:
     SMTP_USERNAME = _env("SMTP_USERNAME", "")
     SMTP_PASSWORD = _env("SMTP_PASSWORD", "")
     MAIL_FROM = _env("MAIL_FROM", "reminders@dunwell.invalid")
+    # Texts (the sms channel): the server-wide Twilio account, used by organisations that
+    # turned texts on without an account of their own; TWILIO_API_URL points elsewhere than
+    # Twilio (the demo's and tests' emulator). Empty: only organisations' own accounts.
+    TWILIO_ACCOUNT_SID = _env("TWILIO_ACCOUNT_SID", "")
+    TWILIO_AUTH_TOKEN = _env("TWILIO_AUTH_TOKEN", "")
+    TWILIO_FROM = _env("TWILIO_FROM", "")
+    TWILIO_API_URL = _env("TWILIO_API_URL", "")
     # The demo's mail catcher keeps every message here; its mailbox page is on only when set.
     DEMO_MAILBOX = _env("DUNWELL_DEMO_MAILBOX", "")
     # Signs stop-service webhooks (HMAC-SHA256); by default derived from SECRET_KEY per org.

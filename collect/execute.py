@@ -36,7 +36,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from collect import documents, ledger, outbound, own_documents, review, shared_clock
+from collect import documents, ledger, outbound, own_documents, review, shared_clock, sms
 from collect.approvals import AWAITING_APPROVAL
 from collect.credit_requests import send_deposit_reminder, send_top_up_request, shorten_terms
 from collect.mail import send_email, server_for
@@ -352,6 +352,8 @@ def send_reminder(effect: Effect) -> str:
     contact = invoice.contact
     if channel == "call_task":
         return open_call_task(effect)
+    if channel == "sms":  # texted, or by email with the reason recorded (collect/sms.py)
+        channel = sms.send_text(effect, lambda: _payment_link(effect))
     if channel in ("provider_email", "dunwell_email") and not (contact and contact.email):
         ledger.finish(effect.session, action, "skipped",
                       f"{invoice.number}: the contact has no email address", effect.now,
@@ -390,7 +392,8 @@ def send_reminder(effect: Effect) -> str:
     if unconfirmed:
         return effect.finish(f"{action.reason or 'Reminder'}: {UNCONFIRMED_MESSAGE}",
                              noted=True, unconfirmed=UNCONFIRMED_REASON)
-    how = {"note": "noted on the invoice", "dunwell_email": "emailed by Dunwell"}.get(
+    how = {"note": "noted on the invoice", "dunwell_email": "emailed by Dunwell",
+           "sms": "texted"}.get(
         channel, "emailed")
     return effect.finish(f"{action.reason or 'Reminder'}: {how}"
                          f" ({invoice.currency} {invoice.amount_due} due)", noted=True)

@@ -73,8 +73,9 @@ CURRENT_VERSION = 2
 LANGUAGES = ("en", "de", "nb", "pl", "he")
 
 # provider_email: the provider sends its own invoice email; dunwell_email: our text over SMTP;
-# note: only a note on the invoice; call_task: a phone-call task for a person.
-Channel = Literal["provider_email", "dunwell_email", "note", "call_task"]
+# note: only a note on the invoice; call_task: a phone-call task for a person; sms: a text
+# through Twilio (collect/sms.py), by email instead where no text can go.
+Channel = Literal["provider_email", "dunwell_email", "note", "call_task", "sms"]
 Tone = Literal["friendly", "firm", "final"]
 Days = Annotated[StrictInt, Field(ge=0, le=MAX_OFFSET_DAYS)]
 PersonName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]

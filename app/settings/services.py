@@ -48,7 +48,7 @@ FEE_KINDS = {cls.model_fields["kind"].default: cls for cls in (
 FEE_FIELDS = ("amount", "percent", "annual_rate_percent", "jurisdiction", "grace_days",
               "period_days", "max_charges", "placement")
 INT_FEE_FIELDS = frozenset({"grace_days", "period_days", "max_charges"})
-CHANNELS = ("provider_email", "dunwell_email", "note", "call_task")
+CHANNELS = ("provider_email", "dunwell_email", "note", "call_task", "sms")
 TONES = ("friendly", "firm", "final")
 EMPTY_STEP_ROWS = 2
 EMPTY_FEE_ROWS = 1
