@@ -315,3 +315,16 @@ def unreachable_contacts(session: Session, org: Organisation) -> list[tuple[Cont
 def mask(number: str) -> str:
     """A number as the owner's pages show it: enough to recognise, not to copy."""
     return f"{number[:-4]}••••" if len(number) > 6 else "••••"
+
+
+def texting_of(session: Session, org: Organisation,
+               contact: Contact) -> tuple[str | None, str] | None:
+    """For the customer's page: the number texts go to, or why none does ("no_number",
+    "unparseable", "not_mobile", "opted_out"); None while the organisation's texts are off."""
+    settings = session.scalar(select(SmsSettings).where(SmsSettings.org_id == org.id))
+    if settings is None or not settings.enabled:
+        return None
+    number, reason = contact_number(contact, org)
+    if number is not None and opted_out(session, org.id, number):
+        return None, "opted_out"
+    return number, reason

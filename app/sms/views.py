@@ -31,6 +31,7 @@ from collect.sms import (
     previews,
     record_reply,
     record_status,
+    texting_of,
     unreachable_contacts,
 )
 from connectors.twilio import valid_signature
@@ -127,3 +128,24 @@ def save(org_id: int) -> tuple[str, int] | WerkzeugResponse:
     db.session.commit()
     flash(_("The SMS settings are saved."), "success")
     return redirect(url_for("sms_settings.show", org_id=org.id))
+
+
+REASONS = {"no_number": lambda: _("no phone number in the books"),
+           "unparseable": lambda: _("the number in the books cannot be read"),
+           "not_mobile": lambda: _("the number is not a mobile"),
+           "opted_out": lambda: _("replied STOP")}
+
+
+@pages.app_context_processor
+def texting() -> dict[str, object]:
+    """For the customer's page: where its texts go, or why none does."""
+    def sms_line(org, contact) -> str:  # type: ignore[no-untyped-def]
+        found = texting_of(db.session, org, contact)
+        if found is None:
+            return ""
+        number, reason = found
+        if number is not None:
+            return _("Texts go to %(number)s.", number=mask(number))
+        return _("No texts: %(reason)s; reminders go by email.", reason=REASONS[reason]())
+
+    return {"sms_line": sms_line}

@@ -204,8 +204,12 @@ def test_stop_and_start_replies(app, web, clock, sandbox, qbo_sandbox, twilio) -
     from store.models import AuditEvent
 
     state, server, _ = twilio
-    connected, _, _ = set_up(app, web, clock, sandbox, qbo_sandbox, twilio, "xero")
+    connected, _, target_id = set_up(app, web, clock, sandbox, qbo_sandbox, twilio, "xero")
     run_day(app, connected.org_id)
+    with app.app_context():
+        customer = f"{web.url}/orgs/{connected.org_id}/customers/" \
+            f"{reminder(app, target_id).invoice.contact_id}"
+    assert "Texts go to +44740012••••." in connected.http.get(customer).text
     inbound = f"{web.url}/webhooks/twilio/inbound"
     for body in ("Stopp", "START", "עצור"):
         answer = requests.post(f"{server.url}/_sandbox/inbound", timeout=5, data={
@@ -225,6 +229,7 @@ def test_stop_and_start_replies(app, web, clock, sandbox, qbo_sandbox, twilio) -
     assert forged.status_code == 403
     with app.app_context():
         assert opted_out(db.session, connected.org_id, GB_MOBILE)
+    assert "No texts: replied STOP; reminders go by email." in connected.http.get(customer).text
 
 
 def test_an_opted_out_number_gets_email_instead(  # type: ignore[no-untyped-def]
