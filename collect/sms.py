@@ -40,6 +40,7 @@ from rules.sms import (
     next_text_moment,
     number_for,
     segments_of,
+    sender_for,
     sms_text,
     zones_for,
 )
@@ -183,7 +184,11 @@ def send_text(effect: TextEffect, payment_link: Callable[[], str | None]) -> str
         return _fall_back(effect, reason)
     if opted_out(session, org.id, number):
         return _fall_back(effect, "opted_out")
-    client = TwilioMessages(account)
+    sender = sender_for(account.sender, str(current_app.config.get("TWILIO_FROM") or ""),
+                        number_for(number, None, None).region)
+    if sender is None:
+        return _fall_back(effect, "sender_not_allowed")
+    client = TwilioMessages(replace(account, sender=sender))
     since = effect.unknown_since(TEXTED)
     if since is None:
         _wait_for_the_customers_hours(effect, number)

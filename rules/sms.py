@@ -35,6 +35,14 @@ GSM_ALPHABET = ("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"
                 "KLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà")
 GSM_DOUBLE = "^{}\\[~]|€\f"  # the extension table: an escape and the character
 
+# Where an alphanumeric sender ID cannot be used (the North American numbering plan's
+# countries: carriers there take texts from numbers only); a text to them goes from the
+# server's number. UNVERIFIED beyond these: Twilio's per-country guidelines list more
+# (searched: Twilio "alphanumeric sender ID supported countries"), not copied in here.
+NUMBERS_ONLY = frozenset({"US", "CA", "PR", "AG", "AI", "AS", "BB", "BM", "BS", "DM", "DO",
+                          "GD", "GU", "JM", "KN", "KY", "LC", "MP", "MS", "SX", "TC", "TT",
+                          "VC", "VG", "VI"})
+
 OPT_OUT_WORDS = frozenset({
     "STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE",  # en
     "STOPP", "ABMELDEN", "ABBESTELLEN", "ENDE", "AUSTRAGEN",  # de
@@ -79,6 +87,18 @@ def _parse(raw: str, country: str | None) -> SmsNumber:
     if phonenumbers.number_type(parsed) not in MOBILE_TYPES:
         return SmsNumber(None, "not_mobile", region)
     return SmsNumber(phonenumbers.format_number(parsed, PhoneNumberFormat.E164), None, region)
+
+
+def is_alphanumeric_sender(sender: str) -> bool:
+    return not sender.startswith("+")
+
+
+def sender_for(sender: str, fallback: str, region: str | None) -> str | None:
+    """The sender a text to `region` can come from: an alphanumeric ID only where the country
+    takes one, else the number `fallback` (None: no sender can reach it)."""
+    if not is_alphanumeric_sender(sender) or (region or "").upper() not in NUMBERS_ONLY:
+        return sender
+    return fallback if fallback.startswith("+") else None
 
 
 # ------------------------------------------------------------------------------- segments

@@ -272,12 +272,15 @@ def test_quiet_hours_in_the_customers_zone(  # type: ignore[no-untyped-def]
     from collect.plan import plan_org
     from jobs.tasks import execute_action, sync_org
     from store.db import db
-    from store.models import Organisation
+    from store.models import Organisation, SmsSettings
 
     state = twilio[0]
     connected, _, target_id = set_up(app, web, clock, sandbox, qbo_sandbox, twilio, "xero",
                                      mobile=US_NUMBER)
     with app.app_context():
+        # A name as sender: the US takes texts from numbers only, so the server's number.
+        db.session.scalars(select(SmsSettings)).one().sender = "Harbour"
+        db.session.commit()
         sync_org(connected.org_id, plan_after=False)
         plan_org(db.session, db.session.get(Organisation, connected.org_id), clock())
         db.session.commit()
@@ -288,7 +291,7 @@ def test_quiet_hours_in_the_customers_zone(  # type: ignore[no-untyped-def]
         assert state.messages == {}
         clock.set(datetime(2026, 11, 24, 14, 0, tzinfo=UTC))  # 09:00 in New York
         assert execute_action(action.id) == "done"
-    assert [m["to"] for m in state.messages.values()] == [US_NUMBER]
+    assert [(m["to"], m["from"]) for m in state.messages.values()] == [(US_NUMBER, SENDER)]
 
 
 def test_the_settings_page_saves_an_own_account_encrypted_and_previews_segments(  # type: ignore[no-untyped-def]

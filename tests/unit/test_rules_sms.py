@@ -127,3 +127,12 @@ def test_no_texts_on_public_holidays_or_weekends() -> None:
 ])
 def test_replies(body: str, meaning: str | None) -> None:
     assert reply_keyword(body) == meaning
+
+
+def test_an_alphanumeric_sender_only_where_the_country_takes_one() -> None:
+    from rules.sms import sender_for
+
+    assert sender_for("Harbour", "+15005550006", "GB") == "Harbour"
+    assert sender_for("Harbour", "+15005550006", "US") == "+15005550006"
+    assert sender_for("Harbour", "", "CA") is None
+    assert sender_for("+447400123456", "", "US") == "+447400123456"
