@@ -87,7 +87,7 @@ def purge_organisation(org_id: int) -> dict[str, Any]:
     """Delete the organisation's synced data if its grace has ended and it is still
     disconnected. Idempotent: run again (or after a reconnect) it finds nothing to do. The
     connection row is locked while it decides and deletes, so a reconnect waits for it."""
-    session = db.session
+    session = db.session()
     now = clock.now()
     connection = session.scalar(select(Connection).where(Connection.org_id == org_id)
                                 .with_for_update())

@@ -107,7 +107,7 @@ def _record_sync_failure(run_id: int, org_id: int, exc: Exception, api_calls: in
 
 def sync_org(org_id: int, plan_after: bool = True) -> dict[str, Any]:
     """Sync one organisation's books, then plan (and enqueue) what is due."""
-    session = db.session
+    session = db.session()
     org = session.get(Organisation, org_id)
     if org is None or (connection := _active_connection(org)) is None:
         return {"skipped": True}
@@ -179,7 +179,7 @@ def _sync_org(session: Session, org: Organisation, connection: Connection,
 
 def plan_org(org_id: int) -> int:
     """Plan what is due now and enqueue one job per new action."""
-    session = db.session
+    session = db.session()
     org = session.get(Organisation, org_id)
     if org is None:
         return 0
@@ -204,7 +204,7 @@ def plan_org(org_id: int) -> int:
 def plan_statements(org_id: int) -> int:
     """Once a day, after the day's sync: the customer statements now due (collect/statements.py),
     into the ledger and onto the queue like any other action."""
-    session = db.session
+    session = db.session()
     org = session.get(Organisation, org_id)
     if org is None or review.in_review(org):
         return 0
@@ -232,7 +232,7 @@ def enqueue_action(action: Action, replace_started: bool = False) -> None:
 
 
 def execute_action(action_id: int) -> str:
-    session = db.session
+    session = db.session()
     action = session.get(Action, action_id)
     if action is None:
         log.warning("action %s vanished before it ran", action_id)
@@ -274,7 +274,7 @@ def _tell_owner_daily_limit(org: Organisation, now: datetime) -> None:
                           ex=2 * 86400):
         provider = PROVIDER_NAMES.get(org.connection.provider if org.connection else "",
                                       "The provider")
-        ledger.audit(db.session, org.id, "daily_limit",
+        ledger.audit(db.session(), org.id, "daily_limit",
                      f"{provider}'s daily API limit for this organisation is spent; the remaining "
                      "reminders wait and go out when it refills.", at=now)
         db.session.commit()
@@ -291,7 +291,7 @@ def _owner() -> str:
 
 def daily_run(org_id: int, local_day: str) -> None:
     """The day's work for one organisation at its send time; then book tomorrow's."""
-    session = db.session
+    session = db.session()
     org = session.get(Organisation, org_id)
     if org is None:
         return
@@ -315,7 +315,7 @@ def daily_run(org_id: int, local_day: str) -> None:
 
 def schedule_daily_run(org_id: int, after: date | None = None) -> datetime | None:
     """Book the next daily run at the policy's send time in the organisation's zone."""
-    session = db.session
+    session = db.session()
     org = session.get(Organisation, org_id)
     if org is None:
         return None
@@ -343,7 +343,7 @@ def sweep_ledger(book_next: bool = True) -> int:
     actions planned or failed long ago whose job was lost (Redis flushed, a worker killed
     before it claimed). Enqueueing is idempotent; a job a dead worker left "started" is
     replaced; the claim keeps any action from running twice."""
-    session = db.session
+    session = db.session()
     now = shared_clock.now()  # leases are on the shared clock
     candidates = session.scalars(select(Action).where(or_(
         and_(Action.status == "claimed", Action.lease_until < now),
@@ -371,7 +371,7 @@ def end_lost_sync_runs() -> int:
     """End the sync records still "running" whose job is over: it failed or finished while
     its own write of the outcome failed (the database went away under it), or it is gone
     (Redis lost it, or the run had no job) and the run is older than STUCK_AFTER."""
-    session = db.session
+    session = db.session()
     now = clock.now()  # as the runs' own start times
     running = session.scalars(select(SyncRun).where(
         SyncRun.status == "running").order_by(SyncRun.id)).all()
@@ -419,7 +419,7 @@ def _connection_lost(org: Organisation, connection: Connection, exc: Configurati
     db.session.rollback()
     connection.status, connection.last_error = "needs_reconnect", str(exc)[:500]
     provider = PROVIDER_NAMES.get(connection.provider, connection.provider)
-    ledger.audit(db.session, org.id, "connection_lost",
+    ledger.audit(db.session(), org.id, "connection_lost",
                  f"{provider} refused Dunwell during the {what} ({exc}); reconnect to resume.",
                  at=clock.now())
     db.session.commit()
@@ -432,7 +432,7 @@ def sync_webhook_changes(org_id: int) -> dict[str, Any]:
     from collect.webhooks import apply_webhook_events
 
     redis_client().incr(generation_key(org_id))  # later events get a job of their own
-    session = db.session
+    session = db.session()
     org = session.get(Organisation, org_id)
     if org is None or (connection := _active_connection(org)) is None:
         return {"skipped": True}
@@ -456,7 +456,7 @@ def reconcile_org(org_id: int, local_day: str | None = None) -> dict[str, Any]:
     """The nightly reconcile: count (and repair) what webhooks missed; book tomorrow's."""
     from collect.webhooks import reconcile
 
-    session = db.session
+    session = db.session()
     org = session.get(Organisation, org_id)
     if org is None:
         return {"skipped": True}

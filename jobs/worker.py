@@ -70,7 +70,8 @@ class AppWorker(SimpleWorker):
         """RQ's subscription to this worker's command channel, with a short listener wait."""
         self.pubsub = self.connection.pubsub()
         self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
-        self.pubsub_thread = self.pubsub.run_in_thread(
+        # rq's Worker sets pubsub_thread = None unannotated, so mypy takes its type as None.
+        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]
             sleep_time=self.PUBSUB_WAIT_SECONDS, daemon=True,
             exception_handler=self._pubsub_exception_handler)
 
