@@ -147,7 +147,8 @@ def reset_text(session: Session, org: Organisation, user: User, language: str, t
                now: datetime) -> bool:
     """Back to the shipped text; False when the organisation had none of its own."""
     _checked_choice(language, tone)
-    gone = session.execute(delete(MessageText).where(
+    # Typed as a Result; a DELETE's is a CursorResult, which has the rowcount.
+    gone = session.execute(delete(MessageText).where(  # type: ignore[attr-defined]
         MessageText.org_id == org.id, MessageText.language == language,
         MessageText.tone == tone)).rowcount
     if gone:

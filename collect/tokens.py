@@ -161,7 +161,7 @@ class GrantTokenStore:
         """Compare-and-swap: write the pair only if the row is still at `expected_version` and
         no holder with a later fencing token has written. False: a newer pair is stored."""
         with self._sessions() as session:
-            saved = session.execute(
+            saved = session.execute(  # type: ignore[attr-defined]  # DML: a CursorResult
                 update(Grant)
                 .where(Grant.id == self.grant_id, Grant.status == "active",
                        Grant.token_version == expected_version, Grant.token_fence < fence)
@@ -255,7 +255,7 @@ class GrantTokenStore:
                                  "refresh was refused; try again") from exc
         reason = str(exc)[:500]
         with self._sessions() as session:
-            revoked = session.execute(
+            revoked = session.execute(  # type: ignore[attr-defined]  # DML: a CursorResult
                 update(Grant)
                 .where(Grant.id == self.grant_id, Grant.token_version == stored.version,
                        Grant.status == "active")
