@@ -99,7 +99,7 @@ def form_values(policy: Policy, org: Organisation) -> dict[str, str]:
     values: dict[str, str] = {"deposits.currency": org.base_currency or "",
                               "deposits.channel": "dunwell_email",
                               "deposits.reminder_offsets": "-3, 0, 3"}
-    settings = credit_settings(db.session, org)
+    settings = credit_settings(db.session(), org)
     limit = settings.default_credit_limit
     values["default_credit_limit"] = "" if limit is None else str(limit.quantize(CENTS))
     values.update({
@@ -396,7 +396,7 @@ def save(org: Organisation, user: User, form: CreditForm, now: datetime) -> int 
     """The default limit and the sections, in one transaction; the new policy version, or None
     when the policy itself did not change. CreditRefused or SettingRefused: nothing was
     saved."""
-    set_default_credit_limit(db.session, org, form.limit)
-    update_credit_settings(db.session, org, **form.settings)
+    set_default_credit_limit(db.session(), org, form.limit)
+    update_credit_settings(db.session(), org, **form.settings)
     _policy, version = services.save_credit_sections(org, user, form.sections, now)
     return version

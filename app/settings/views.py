@@ -23,6 +23,7 @@ from jobs import tasks
 from rules import policy_to_json
 from store import clock
 from store.db import db
+from store.models import Invoice
 
 blueprint = Blueprint("settings", __name__)
 PREVIEWS_PER_MINUTE = 30  # a person typing gets one a second or two; each may take 0.5 s a render
@@ -37,7 +38,7 @@ def navigation() -> dict[str, object]:
         return bool(current_user.is_authenticated and practice_access(current_user).allowed)
 
     def awaiting_approval(org) -> int:  # type: ignore[no-untyped-def]
-        return approvals.count_awaiting(db.session, org)
+        return approvals.count_awaiting(db.session(), org)
 
     return {"can_use_practice": can_use_practice, "awaiting_approval": awaiting_approval}
 
@@ -45,11 +46,11 @@ def navigation() -> dict[str, object]:
 def _page(org, values: MultiDict[str, str] | None, errors: dict[str, str],  # type: ignore[no-untyped-def]
           status: int = 200, template: dict[str, str] | None = None,
           credit: dict[str, str] | None = None) -> tuple[str, int]:
-    policy = policy_for(db.session, org)
-    texts = message_texts.texts_of(db.session, org)
+    policy = policy_for(db.session(), org)
+    texts = message_texts.texts_of(db.session(), org)
     chosen = template or {}
-    language = chosen.get("language") if chosen.get("language") in texts else "en"
-    tone = chosen.get("tone") if chosen.get("tone") in services.TONES else "friendly"
+    language = chosen["language"] if chosen.get("language") in texts else "en"
+    tone = chosen["tone"] if chosen.get("tone") in services.TONES else "friendly"
     in_force = texts[language][tone]
     return render_template(
         "settings/policy.html", org=org, policy=policy_to_json(policy), values=values,
@@ -64,7 +65,7 @@ def _page(org, values: MultiDict[str, str] | None, errors: dict[str, str],  # ty
                   "subject": chosen.get("subject", in_force.subject),
                   "body": chosen.get("body", in_force.body), "custom": in_force.custom},
         invoices=services.open_invoices(org, limit=100),
-        awaiting=approvals.count_awaiting(db.session, org),
+        awaiting=approvals.count_awaiting(db.session(), org),
         credit=credit if credit is not None else credit_sections.form_values(policy, org),
         terms_fields=credit_sections.terms_fields(),
         deposit_fields=credit_sections.deposit_fields()), status
@@ -77,7 +78,7 @@ def policy(org_id: int) -> tuple[str, int] | Response:
     if request.method == "GET":
         return _page(org, None, {}, template={"language": request.args.get("language", ""),
                                               "tone": request.args.get("tone", "")})
-    form = services.PolicyForm(request.form, policy_for(db.session, org))
+    form = services.PolicyForm(request.form, policy_for(db.session(), org))
     checked = form.validate()
     if checked is None:
         db.session.rollback()
@@ -85,7 +86,7 @@ def policy(org_id: int) -> tuple[str, int] | Response:
         return _page(org, request.form, form.errors, 422)
     version = services.save_policy(org, current_user, checked, clock.now())
     flash(_("Policy saved (version %(version)s).", version=version), "success")
-    for check in rates.rate_checks(db.session, org, clock.now()):  # said now, not discovered
+    for check in rates.rate_checks(db.session(), org, clock.now()):  # said now, not discovered
         flash(_("Statutory interest (%(jurisdiction)s) will charge nothing for %(start)s to "
                 "%(end)s until its rate is confirmed: see the notice below.",
                 jurisdiction=check.jurisdiction, start=format_date(check.start),
@@ -98,7 +99,7 @@ def policy(org_id: int) -> tuple[str, int] | Response:
 def credit(org_id: int) -> tuple[str, int] | Response:
     """Deposits, terms on hold, the new-customer variant and the default credit limit."""
     org = organisation_for(current_user, org_id)
-    form = credit_sections.CreditForm(request.form, policy_for(db.session, org))
+    form = credit_sections.CreditForm(request.form, policy_for(db.session(), org))
     if form.validate():
         try:
             version = credit_sections.save(org, current_user, form, clock.now())
@@ -149,7 +150,7 @@ def save_template(org_id: int) -> tuple[str, int] | Response:
     org = organisation_for(current_user, org_id)
     chosen = _template_choice()
     try:
-        message_texts.save_text(db.session, org, current_user, chosen["language"],
+        message_texts.save_text(db.session(), org, current_user, chosen["language"],
                                 chosen["tone"], chosen["subject"], chosen["body"], clock.now())
     except message_texts.TextRefused as exc:
         db.session.rollback()
@@ -168,7 +169,7 @@ def reset_template(org_id: int) -> tuple[str, int] | Response:
     org = organisation_for(current_user, org_id)
     chosen = _template_choice()
     try:
-        reset = message_texts.reset_text(db.session, org, current_user, chosen["language"],
+        reset = message_texts.reset_text(db.session(), org, current_user, chosen["language"],
                                          chosen["tone"], clock.now())
     except message_texts.TextRefused as exc:
         db.session.rollback()
@@ -190,7 +191,7 @@ def test_send(org_id: int) -> tuple[str, int] | Response:
         abort(404)
     edited = bool(chosen["subject"] or chosen["body"])
     try:
-        message_texts.test_send(db.session, org, current_user, chosen["language"],
+        message_texts.test_send(db.session(), org, current_user, chosen["language"],
                                 chosen["tone"], chosen["subject"] if edited else None,
                                 chosen["body"] if edited else None, invoice_id, clock.now())
     except LookupError:
@@ -214,7 +215,7 @@ def test_send(org_id: int) -> tuple[str, int] | Response:
 def safe_mode(org_id: int) -> Response:
     org = organisation_for(current_user, org_id)
     on = request.form.get("safe_mode") == "on"
-    approvals.set_safe_mode(db.session, org, current_user, on, clock.now())
+    approvals.set_safe_mode(db.session(), org, current_user, on, clock.now())
     db.session.commit()
     flash(_("Safe mode is on: planned actions wait for your approval.") if on else
           _("Safe mode is off: planned actions go out. Actions already waiting still need"
@@ -229,7 +230,7 @@ def safe_mode(org_id: int) -> Response:
 def approvals_page(org_id: int) -> str:
     org = organisation_for(current_user, org_id)
     return render_template("settings/approvals.html", org=org,
-                           actions=approvals.awaiting(db.session, org),
+                           actions=approvals.awaiting(db.session(), org),
                            can_edit=may_in(org, "settings.policy"))
 
 
@@ -239,16 +240,16 @@ def approval(org_id: int, action_id: int) -> Response:
     org = organisation_for(current_user, org_id)
     decision = request.form.get("decision")
     now = clock.now()
-    if not approvals.is_waiting(db.session, org, action_id):
+    if not approvals.is_waiting(db.session(), org, action_id):
         abort(404)
     if decision == "approve":
-        done = approvals.approve(db.session, org, current_user, now, [action_id])
+        done = approvals.approve(db.session(), org, current_user, now, [action_id])
         if not done:
             abort(404)
         tasks.send_approved(org.id, done)
         flash(_("Approved: it goes out now."), "success")
     elif decision == "reject":
-        if approvals.reject(db.session, org, current_user, action_id, now) is None:
+        if approvals.reject(db.session(), org, current_user, action_id, now) is None:
             abort(404)
         flash(_("Rejected: it will not be sent."), "success")
     else:
@@ -260,7 +261,7 @@ def approval(org_id: int, action_id: int) -> Response:
 @login_required
 def approve_all(org_id: int) -> Response:
     org = organisation_for(current_user, org_id)
-    done = approvals.approve(db.session, org, current_user, clock.now())
+    done = approvals.approve(db.session(), org, current_user, clock.now())
     tasks.send_approved(org.id, done)
     flash(ngettext("Approved %(num)d action: it goes out now.",
                    "Approved %(num)d actions: they go out now.", len(done)), "success")
@@ -281,8 +282,8 @@ def _contact_page(org, contact, values: dict[str, str], errors: dict[str, str], 
     return render_template(
         "settings/contact.html", org=org, contact=contact, values=values, errors=errors,
         can_edit=may_in(org, "settings.policy"),
-        plans=contact_overrides.active_plans(db.session, org, contact),
-        invoices=contact_overrides.open_invoices(db.session, org, contact),
+        plans=contact_overrides.active_plans(db.session(), org, contact),
+        invoices=contact_overrides.open_invoices(db.session(), org, contact),
         summary=contact_overrides.summary(contact)), status
 
 
@@ -293,10 +294,10 @@ def contact(org_id: int, contact_id: int) -> tuple[str, int] | Response:
     org = organisation_for(current_user, org_id)
     if request.method == "GET" or request.form.get("page") == "contact":
         try:
-            found = contact_overrides.contact_of(db.session, org, contact_id)
+            found = contact_overrides.contact_of(db.session(), org, contact_id)
         except LookupError:
             abort(404)
-        policy = policy_for(db.session, org)
+        policy = policy_for(db.session(), org)
         if request.method == "GET":
             return _contact_page(org, found, contact_overrides.form_values(found, policy), {})
         form = contact_overrides.ContactForm(found, request.form, policy)
@@ -304,7 +305,7 @@ def contact(org_id: int, contact_id: int) -> tuple[str, int] | Response:
             db.session.rollback()
             flash(_("Nothing was saved: please correct the fields marked below."), "error")
             return _contact_page(org, found, dict(request.form), form.errors, 422)
-        contact_overrides.save(db.session, org, form, clock.now())
+        contact_overrides.save(db.session(), org, form, clock.now())
         flash(_("Saved the settings of %(name)s.", name=found.name), "success")
         return redirect(url_for("settings.contact", org_id=org.id, contact_id=found.id))
     try:
@@ -324,7 +325,8 @@ def preview(org_id: int) -> str:
     org = organisation_for(current_user, org_id)
     invoices = services.open_invoices(org)
     chosen = request.args.get("invoice", type=int)
-    invoice, timeline = None, []
+    invoice: Invoice | None = None
+    timeline: list[services.TimelineEntry] = []
     if chosen is not None and abs(chosen) > BIGGEST_ID:
         abort(404)  # no invoice has it (and the database driver cannot hold it)
     if chosen is not None:

@@ -52,10 +52,10 @@ def go_live(org_id: int, fees_seen: bool, charge_earlier: bool, approvals: bool)
     org = _org(org_id)
     now = clock.now()
     if charge_earlier:
-        for currency, amount in services.earlier_lateness(db.session, org, now).items():
+        for currency, amount in services.earlier_lateness(db.session(), org, now).items():
             click.echo(f"charging earlier lateness adds {currency} {amount} on the first day")
     try:
-        services.go_live(db.session, org, "the command line", now, fees_seen=fees_seen,
+        services.go_live(db.session(), org, "the command line", now, fees_seen=fees_seen,
                          charge_earlier=charge_earlier, approvals=approvals)
     except services.SetupRefused as exc:
         db.session.rollback()

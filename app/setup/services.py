@@ -24,7 +24,8 @@ from collect.plan import Foreseen, calendar_for, foresee, policy_for, refresh_ne
 from jobs.queues import enqueue_once
 from jobs.tasks import plan_org
 from rules import Policy, ReminderStep, policy_from_json, policy_to_json
-from rules.policy import looking_forward
+from rules.actions import ActionKind
+from rules.policy import Channel, Tone, looking_forward
 from store.models import MailSender, Organisation, User
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ class Preset:
     """A starting ladder an owner can take as it is: name, steps, repeat."""
 
     name: str
-    steps: tuple[tuple[int, str, str], ...]  # (offset days, template, tone)
+    steps: tuple[tuple[int, str, Tone], ...]  # (offset days, template, tone)
     repeat_every_days: int | None = None
     repeat_times: int | None = None
 
@@ -86,7 +87,7 @@ def preset_policy(current: Policy, name: str, channel: str) -> Policy:
     return policy_from_json(body)
 
 
-def preset_ladders(channel: str) -> dict[str, tuple[ReminderStep, ...]]:
+def preset_ladders(channel: Channel) -> dict[str, tuple[ReminderStep, ...]]:
     """Each preset's ladder, as steps, for the page to put in words."""
     return {name: tuple(ReminderStep(offset_days=o, template=t, tone=tone, channel=channel)
                         for o, t, tone in preset.steps) for name, preset in PRESETS.items()}
@@ -109,7 +110,7 @@ class FirstWeek:
 
     days: list[date]
     counts: dict[date, Counter[str]]
-    kinds: list[str]
+    kinds: list[ActionKind]
     top: list[Foreseen]
     total: int
 

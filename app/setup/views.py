@@ -26,6 +26,7 @@ from app.setup import rates, sender, services
 from collect import message_texts, review
 from collect.plan import policy_for
 from jobs import retention
+from rules.policy import Channel
 from store import clock
 from store.db import db
 
@@ -45,7 +46,7 @@ def mode_at_a_glance() -> dict[str, object]:
         return retention.grace_period().days
 
     def checks(org) -> list[object]:  # type: ignore[no-untyped-def]
-        return list(rates.rate_checks(db.session, org, clock.now()))
+        return list(rates.rate_checks(db.session(), org, clock.now()))
 
     def may_decide_rates(org) -> bool:  # type: ignore[no-untyped-def]
         return may_in(org, "setup.decide_rate")
@@ -57,10 +58,10 @@ def mode_at_a_glance() -> dict[str, object]:
 def _page(org, status: int = 200, errors: dict[str, str] | None = None,  # type: ignore[no-untyped-def]
           values: dict[str, str] | None = None) -> tuple[str, int]:
     now = clock.now()
-    session = db.session
+    session = db.session()
     verified = services.sender_verified(session, org)
     own = sender.sender_of(session, org)
-    channel = "dunwell_email" if verified else "provider_email"
+    channel: Channel = "dunwell_email" if verified else "provider_email"
     policy = policy_for(session, org)
     page = render_template(
         "setup/show.html", org=org, in_review=review.in_review(org),
@@ -88,7 +89,7 @@ def preset(org_id: int) -> tuple[str, int] | Response:
         flash(_("Your current ladder is kept."), "success")
         return redirect(url_for("setup.show", org_id=org.id) + "#sender")
     try:
-        version = services.choose_preset(db.session, org, current_user, name, clock.now())
+        version = services.choose_preset(db.session(), org, current_user, name, clock.now())
     except services.SetupRefused:
         db.session.rollback()
         flash(_("Nothing was saved: choose one of the offered ladders."), "error")
@@ -107,7 +108,7 @@ def _preset_name(name: str) -> str:
 def test_send(org_id: int) -> tuple[str, int] | Response:
     org = organisation_for(current_user, org_id)
     try:
-        message_texts.test_send(db.session, org, current_user, "en", "friendly", None, None,
+        message_texts.test_send(db.session(), org, current_user, "en", "friendly", None, None,
                                 None, clock.now())
     except message_texts.TextRefused as exc:
         db.session.rollback()
@@ -123,7 +124,7 @@ def test_send(org_id: int) -> tuple[str, int] | Response:
 def go_live(org_id: int) -> tuple[str, int] | Response:
     org = organisation_for(current_user, org_id)
     try:
-        services.go_live(db.session, org, current_user, clock.now(),
+        services.go_live(db.session(), org, current_user, clock.now(),
                          fees_seen=request.form.get("fees_seen") == "on",
                          charge_earlier=request.form.get("charge_earlier") == "on",
                          approvals=request.form.get("approvals") == "on")
@@ -144,7 +145,7 @@ def go_live(org_id: int) -> tuple[str, int] | Response:
 def save_sender(org_id: int) -> tuple[str, int] | Response:
     org = organisation_for(current_user, org_id)
     try:
-        sender.verify_and_save(db.session, org, current_user, request.form, clock.now())
+        sender.verify_and_save(db.session(), org, current_user, request.form, clock.now())
     except sender.SenderRefused as exc:
         db.session.rollback()
         flash(_("The sender was not saved."), "error")
@@ -172,7 +173,7 @@ def decide_rate(org_id: int) -> Response:
     org = organisation_for(current_user, org_id)
     try:
         start = date.fromisoformat(request.form.get("start", ""))
-        rates.decide(db.session, org, current_user, request.form.get("jurisdiction", ""),
+        rates.decide(db.session(), org, current_user, request.form.get("jurisdiction", ""),
                      start, request.form.get("choice", ""), clock.now())
     except (ValueError, rates.DecisionRefused):
         db.session.rollback()
