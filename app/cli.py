@@ -87,7 +87,7 @@ def plan_command(org_id: int, as_of: str | None, as_json: bool) -> None:
     if org is None:
         raise click.ClickException(f"no organisation {org_id}")
     day = date.fromisoformat(as_of) if as_of else None
-    actions = dry_run(db.session, org, day or clock.now().date())
+    actions = dry_run(db.session(), org, day or clock.now().date())
     db.session.rollback()
     if as_json:
         for item in actions:
@@ -210,7 +210,7 @@ def plans_add(org_id: int, invoice_number: str, instalments: tuple[str, ...]) ->
             raise click.ClickException(f"--instalment {text!r}: give DATE:AMOUNT, e.g."
                                        " 2026-12-01:250.00") from exc
     try:
-        plan = agree_payment_plan(db.session, org, invoice, parsed, clock.now())
+        plan = agree_payment_plan(db.session(), org, invoice, parsed, clock.now())
     except PlanRefused as exc:
         db.session.rollback()
         raise click.ClickException(str(exc)) from exc

@@ -72,7 +72,7 @@ def _attach(user: User, grant: Grant, provider: str, tenant_id: str, tenant_name
             provider_connection_id: str | None = None) -> Organisation:
     """The organisation of one provider tenant, new or reconnected, now using `grant`. The
     caller has checked `_refusal` first: only a new organisation's first owner is added."""
-    session = db.session
+    session = db.session()
     connection = _existing(provider, tenant_id)
     if connection is None:
         org = Organisation(name=tenant_name or f"{PROVIDER_NAMES[provider]} organisation",
@@ -234,7 +234,7 @@ def _revoke_at_provider(connection: Connection, grant: Grant) -> None:
 
 def disconnect(org: Organisation) -> None:
     """Revoke at the provider (best effort), then stop everything here."""
-    session = db.session
+    session = db.session()
     connection = org.connection
     if connection is None or connection.status == "disconnected":
         return
@@ -270,7 +270,7 @@ def delete_now(org: Organisation, user: User) -> None:
                               "deleted now.")
     now = clock.now()
     connection.purge_after = now
-    ledger.audit(db.session, org.id, "deletion_requested",
+    ledger.audit(db.session(), org.id, "deletion_requested",
                  f"{user.email} asked for the synced data to be deleted now", at=now)
     db.session.commit()
     retention.enqueue_purge(org.id)
@@ -298,7 +298,7 @@ def export_archive(org: Organisation, out: IO[bytes]) -> None:
 
     Rows are read and written a batch at a time, so memory does not grow with the books: a
     large organisation's export held every row as a dict, then as JSON text, then the ZIP."""
-    session = db.session
+    session = db.session()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         connection = org.connection
         archive.writestr("organisation.json", json.dumps({

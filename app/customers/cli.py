@@ -35,7 +35,7 @@ def risk_command(org_id: int, as_json: bool) -> None:
     from store import clock
     from store.db import db
 
-    customers = customer_credit(db.session, _org(org_id), clock.now())
+    customers = customer_credit(db.session(), _org(org_id), clock.now())
     db.session.rollback()
     for customer in customers:
         if as_json:
@@ -57,7 +57,7 @@ def backtest_command(org_id: int, as_json: bool) -> None:
     from collect.customers import backtest_org
     from store.db import db
 
-    result = backtest_org(db.session, _org(org_id))
+    result = backtest_org(db.session(), _org(org_id))
     db.session.rollback()
     figures = {"invoices": result.invoices,
                "mean_absolute_error_days": str(result.mean_absolute_error_days),
@@ -92,12 +92,12 @@ def hold_command(org_id: int, contact_id: int, reason: str | None, release: bool
     org = _org(org_id)
     signal = None
     try:
-        contact = contact_of(db.session, org, contact_id)
+        contact = contact_of(db.session(), org, contact_id)
         if release:
-            release_hold(db.session, contact)
+            release_hold(db.session(), contact)
         else:
-            put_on_hold(db.session, contact, reason or "", clock.now())
-            signal = signal_hold(db.session, org, contact, clock.now())
+            put_on_hold(db.session(), contact, reason or "", clock.now())
+            signal = signal_hold(db.session(), org, contact, clock.now())
     except CreditRefused as exc:
         db.session.rollback()
         raise click.ClickException(str(exc)) from exc
@@ -134,9 +134,9 @@ def limit_command(org_id: int, amount: str, contact_id: int | None, is_default: 
         raise click.ClickException(f"{amount!r} is not an amount") from exc
     try:
         if is_default:
-            set_default_credit_limit(db.session, org, value)
+            set_default_credit_limit(db.session(), org, value)
         else:
-            set_credit_limit(db.session, contact_of(db.session, org, contact_id or 0), value)
+            set_credit_limit(db.session(), contact_of(db.session(), org, contact_id or 0), value)
     except CreditRefused as exc:
         db.session.rollback()
         raise click.ClickException(str(exc)) from exc
@@ -161,7 +161,7 @@ def settings_command(org_id: int, statement_day: int | None, statement_time: str
     try:
         # The settings page's own function: the same checks, the same meaning of each value.
         settings = update_credit_settings(
-            db.session, _org(org_id), statement_day=statement_day,
+            db.session(), _org(org_id), statement_day=statement_day,
             statement_time=statement_time, stop_service_on_hold=stop_service_on_hold,
             webhook_url=webhook_url)
     except SettingRefused as exc:
@@ -217,7 +217,7 @@ def retainer_command(org_id: int, contact_id: int, threshold: str, top_up_to: st
     org = _org(org_id)
     started = start.date() if isinstance(start, datetime) else org_today(org, clock.now())
     try:
-        set_retainer(db.session, org, contact_of(db.session, org, contact_id),
+        set_retainer(db.session(), org, contact_of(db.session(), org, contact_id),
                      threshold=_decimal(threshold, "threshold"),
                      top_up_to=_decimal(top_up_to, "top-up level"), started_on=started,
                      currency=currency)
@@ -252,13 +252,13 @@ def top_up_command(org_id: int, contact_id: int, amount: str, received: object) 
     org = _org(org_id)
     day = received.date() if isinstance(received, datetime) else org_today(org, clock.now())
     try:
-        contact = contact_of(db.session, org, contact_id)
-        record_top_up(db.session, org, contact, _decimal(amount, "top-up"), day)
+        contact = contact_of(db.session(), org, contact_id)
+        record_top_up(db.session(), org, contact, _decimal(amount, "top-up"), day)
     except CreditRefused as exc:
         db.session.rollback()
         raise click.ClickException(str(exc)) from exc
     db.session.commit()
-    view = retainer_view(db.session, org, contact)
+    view = retainer_view(db.session(), org, contact)
     assert view is not None
     click.echo(f"balance {view.retainer.currency}"
                f" {round_money(view.balance, view.retainer.currency)}")

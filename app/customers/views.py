@@ -20,7 +20,7 @@ blueprint = Blueprint("customers", __name__)
 def _customer(org_id: int, contact_id: int):  # type: ignore[no-untyped-def]
     org = organisation_for(current_user, org_id)
     try:
-        contact = services.contact_of(db.session, org, contact_id)
+        contact = services.contact_of(db.session(), org, contact_id)
     except services.CreditRefused:
         abort(404)
     return org, contact
@@ -32,9 +32,9 @@ def index(org_id: int) -> str:
     org = organisation_for(current_user, org_id)
     now = clock.now()
     return render_template("customers/index.html", org=org,
-                           customers=services.customer_credit(db.session, org, now),
-                           backtest=services.backtest_org(db.session, org),
-                           forecast=services.cash_in_forecast(db.session, org, now))
+                           customers=services.customer_credit(db.session(), org, now),
+                           backtest=services.backtest_org(db.session(), org),
+                           forecast=services.cash_in_forecast(db.session(), org, now))
 
 
 @blueprint.route("/orgs/<int:org_id>/customers/<int:contact_id>")
@@ -42,27 +42,27 @@ def index(org_id: int) -> str:
 def show(org_id: int, contact_id: int) -> str:
     org, contact = _customer(org_id, contact_id)
     now = clock.now()
-    credit = services.customer_credit(db.session, org, now, {contact.id})
+    credit = services.customer_credit(db.session(), org, now, {contact.id})
     if not credit:
         abort(404)
     hold = HoldForm(action="release" if contact.on_hold else "hold")
     limit = CreditLimitForm(limit=contact.credit_limit)
-    retainer = services.retainer_view(db.session, org, contact)
+    retainer = services.retainer_view(db.session(), org, contact)
     return render_template(
         "customers/show.html", org=org, contact=contact, credit=credit[0],
-        pay_dates=services.open_pay_dates(db.session, org, now, contact.id),
-        statement=render_statement(services.statement_for(db.session, org, contact, now)),
+        pay_dates=services.listed_pay_dates(db.session(), org, now, contact.id),
+        statement=render_statement(services.statement_for(db.session(), org, contact, now)),
         hold_form=hold, limit_form=limit, retainer=retainer,
         retainer_form=RetainerForm(
             threshold=retainer.retainer.threshold if retainer else None,
             top_up_to=retainer.retainer.top_up_to if retainer else None,
             started_on=retainer.retainer.started_on if retainer else None),
         top_up_form=TopUpForm(),
-        milestones=services.expected_payments_of(db.session, org, contact),
-        quote_deposits=services.quote_deposits_of(db.session, org, contact),
-        terms=services.contact_terms_changes(db.session, org, credit[0]),
-        terms_written=services.contact_terms_written(db.session, org, contact),
-        terms_write_back=services.terms_write_back(db.session, org))
+        milestones=services.expected_payments_of(db.session(), org, contact),
+        quote_deposits=services.quote_deposits_of(db.session(), org, contact),
+        terms=services.contact_terms_changes(db.session(), org, credit[0]),
+        terms_written=services.contact_terms_written(db.session(), org, contact),
+        terms_write_back=services.terms_write_back(db.session(), org))
 
 
 @blueprint.route("/orgs/<int:org_id>/customers/<int:contact_id>/hold", methods=["POST"])
@@ -77,10 +77,10 @@ def hold(org_id: int, contact_id: int) -> Response:
     signal = None
     try:
         if form.action.data == "release":
-            services.release_hold(db.session, contact)
+            services.release_hold(db.session(), contact)
         else:
-            services.put_on_hold(db.session, contact, form.reason.data or "", clock.now())
-            signal = services.signal_hold(db.session, org, contact, clock.now())
+            services.put_on_hold(db.session(), contact, form.reason.data or "", clock.now())
+            signal = services.signal_hold(db.session(), org, contact, clock.now())
     except services.CreditRefused as exc:
         db.session.rollback()
         flash(str(exc), "error")
@@ -107,7 +107,7 @@ def limit(org_id: int, contact_id: int) -> Response:
               "error")
         return back
     try:
-        services.set_credit_limit(db.session, contact, form.limit.data)
+        services.set_credit_limit(db.session(), contact, form.limit.data)
     except services.CreditRefused as exc:
         db.session.rollback()
         flash(str(exc), "error")
@@ -129,7 +129,7 @@ def retainer(org_id: int, contact_id: int) -> Response:
         return back
     try:
         services.set_retainer(
-            db.session, org, contact, threshold=form.threshold.data,
+            db.session(), org, contact, threshold=form.threshold.data,
             top_up_to=form.top_up_to.data,
             started_on=form.started_on.data or services.org_today(org, clock.now()))
     except services.CreditRefused as exc:
@@ -152,7 +152,7 @@ def top_up(org_id: int, contact_id: int) -> Response:
         flash(_("A top-up is an amount above zero."), "error")
         return back
     try:
-        services.record_top_up(db.session, org, contact, form.amount.data,
+        services.record_top_up(db.session(), org, contact, form.amount.data,
                                form.received_on.data or services.org_today(org, clock.now()))
     except services.CreditRefused as exc:
         db.session.rollback()

@@ -58,7 +58,7 @@ def invite(org: Organisation, inviter: User, email: str, role: str,
                             invited_by=inviter.id, created_at=now,
                             expires_at=now + timedelta(days=INVITATION_DAYS))
     db.session.add(invitation)
-    ledger.audit(db.session, org.id, "invited", f"{inviter.email} invited a new {role}", at=now)
+    ledger.audit(db.session(), org.id, "invited", f"{inviter.email} invited a new {role}", at=now)
     db.session.commit()
     link = url_for("auth.invitation", token=token, _external=True)
     emailed = False
@@ -84,7 +84,7 @@ def revoke_invitation(org: Organisation, revoker: User, invitation_id: int,
     if invitation is None:
         raise LookupError(invitation_id)
     db.session.delete(invitation)
-    ledger.audit(db.session, org.id, "invitation_revoked",
+    ledger.audit(db.session(), org.id, "invitation_revoked",
                  f"{revoker.email} withdrew the invitation of {invitation.email}", at=now)
     db.session.commit()
     return invitation
@@ -107,7 +107,7 @@ def accept(invitation: Invitation, user: User, now: datetime) -> Organisation:
         db.session.add(Membership(user_id=user.id, org_id=invitation.org_id,
                                   role=invitation.role))
     invitation.accepted_at = now
-    ledger.audit(db.session, invitation.org_id, "joined",
+    ledger.audit(db.session(), invitation.org_id, "joined",
                  f"{user.email} joined as {invitation.role}", at=now)
     db.session.commit()
     org = db.session.get(Organisation, invitation.org_id)
@@ -140,7 +140,7 @@ def change_role(org: Organisation, changer: User, user_id: int, role: str,
     if membership.role == role:
         return user
     before, membership.role = membership.role, role
-    ledger.audit(db.session, org.id, "role_changed",
+    ledger.audit(db.session(), org.id, "role_changed",
                  f"{changer.email} changed {user.email} from {before} to {role}", at=now,
                  data={"user_id": user_id, "by": changer.id, "from": before, "to": role})
     db.session.commit()
@@ -174,7 +174,7 @@ def remove_member(org: Organisation, remover: User, user_id: int, now: datetime)
     if db.session.scalar(select(Membership.id).where(Membership.user_id == user_id)
                          .limit(1)) is None:
         ended = end_every_session(user_id)  # in no organisation now: signed out too
-    ledger.audit(db.session, org.id, "member_removed",
+    ledger.audit(db.session(), org.id, "member_removed",
                  f"{remover.email} removed {user.email} ({membership.role})"
                  + (f"; {len(tokens)} API token(s) they made revoked" if tokens else ""),
                  at=now, data={"user_id": user_id, "role": membership.role,
@@ -200,7 +200,7 @@ def new_api_token(org: Organisation, user: User, name: str, now: datetime) -> st
     secret = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
     db.session.add(ApiToken(org_id=org.id, name=name, token_hash=digest(secret),
                             created_by=user.id, created_at=now))
-    ledger.audit(db.session, org.id, "api_token", f"{user.email} made API token {name!r}",
+    ledger.audit(db.session(), org.id, "api_token", f"{user.email} made API token {name!r}",
                  at=now)
     db.session.commit()
     return secret

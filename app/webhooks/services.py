@@ -14,10 +14,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import Engine, bindparam, create_engine, select
+from sqlalchemy import Engine, Table, bindparam, create_engine, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
@@ -63,7 +63,8 @@ def _insert_statement(dialect: str) -> Any:
     statement that stores the event, so no lookup (and no cache of one that could go stale
     when a tenant is connected or moves) precedes it; an event of an unknown tenant or a replay
     inserts nothing. Built once per process: SQLAlchemy's compiled cache does the rest."""
-    events, connections = WebhookEvent.__table__, Connection.__table__
+    events = cast(Table, WebhookEvent.__table__)
+    connections = cast(Table, Connection.__table__)
     values = [bindparam(name, type_=events.c[name].type) for name in EVENT_COLUMNS]
     source = select(*(value.label(value.key) for value in values),
                     connections.c.org_id.label("org_id")).where(
