@@ -227,7 +227,7 @@ def _wait_for_the_customers_hours(effect: TextEffect, number: str) -> None:
     policy = policy_for(effect.session, effect.org)
     region = number_for(number, None, None).region or effect.org.country
     moment = next_text_moment(effect.now, zones_for(number, None), policy.send_time,
-                              policy.send_window_hours, region)
+                              policy.send_window_hours, region, policy.business_days_only)
     if moment is None or moment > effect.now:
         wait = (moment - effect.now).total_seconds() if moment else 24 * 3600.0
         log.info("org %s action %s: outside the customer's hours; the text waits %.0f s",

@@ -6,10 +6,11 @@ what it costs in segments, when a text may go out, and what an inbound reply mea
 - Segments as carriers bill them: GSM-7 when every character is in the GSM 03.38 alphabet (160
   characters, or 153 a part once split; the extension table's characters count twice), UCS-2
   otherwise (70, or 67 a part, in UTF-16 code units): Hebrew and Polish diacritics change it.
-- When: inside the organisation's send window, within the law's hours (08:00 to 21:00, the
-  narrowest of the rules we know: the US TCPA and the German and Polish consumer guidance), on a
-  business day, all in the customer's time zone; a number whose country spans several zones
-  must be inside the hours in every one of them.
+- When: inside the organisation's send window cut to 08:00 to 21:00 (the US TCPA's hours,
+  applied everywhere as a cautious default; UNVERIFIED for the other countries), never on a
+  public holiday, on a weekend only if the organisation sends on any day, all in the
+  customer's time zone; a number whose country spans several zones must be inside the hours
+  in every one of them.
 - Replies: STOP and its usual synonyms in the five languages opt out, START opts in again.
 """
 
@@ -155,10 +156,14 @@ def zones_for(e164: str, books_zone: str | None) -> tuple[str, ...]:
     return tuple(z for z in found if z != "Etc/Unknown") or ("UTC",)
 
 
-def _inside(moment: datetime, zone: str, start: time, end: time, country: str) -> bool:
+def _inside(moment: datetime, zone: str, start: time, end: time, country: str,
+            weekdays_only: bool) -> bool:
     calendar = OrgCalendar(zone, country)
     local = moment.astimezone(calendar.zone)
-    return start <= local.time() < end and calendar.is_business_day(local.date())
+    day = local.date()
+    weekend = day.weekday() in calendar.weekend
+    holiday = not weekend and not calendar.is_business_day(day)
+    return start <= local.time() < end and not holiday and not (weekdays_only and weekend)
 
 
 def window_of(send_time: time, window_hours: int) -> tuple[time, time]:
@@ -170,21 +175,22 @@ def window_of(send_time: time, window_hours: int) -> tuple[time, time]:
 
 
 def may_text_at(moment: datetime, zones: tuple[str, ...], send_time: time, window_hours: int,
-                country: str) -> bool:
+                country: str, weekdays_only: bool = True) -> bool:
     """Whether a text may go out at `moment`: inside the window in each of the customer's
-    zones, on a business day there (no weekend, no public holiday of the customer's
-    country, from rules/calendar.py)."""
+    zones, never on a public holiday of the customer's country (rules/calendar.py), and on a
+    weekend only if the organisation sends on any day (`weekdays_only` False)."""
     start, end = window_of(send_time, window_hours)
-    return all(_inside(moment, zone, start, end, country) for zone in zones)
+    return all(_inside(moment, zone, start, end, country, weekdays_only) for zone in zones)
 
 
 def next_text_moment(moment: datetime, zones: tuple[str, ...], send_time: time,
-                     window_hours: int, country: str) -> datetime | None:
+                     window_hours: int, country: str,
+                     weekdays_only: bool = True) -> datetime | None:
     """The first moment from `moment` (in quarter hours, within three weeks) a text may go."""
     candidate = moment.replace(second=0, microsecond=0)
     candidate += timedelta(minutes=(-candidate.minute) % 15)
     for _ in range(21 * 24 * 4):
-        if may_text_at(candidate, zones, send_time, window_hours, country):
+        if may_text_at(candidate, zones, send_time, window_hours, country, weekdays_only):
             return max(candidate, moment)
         candidate += timedelta(minutes=15)
     return None

@@ -136,3 +136,14 @@ def test_an_alphanumeric_sender_only_where_the_country_takes_one() -> None:
     assert sender_for("Harbour", "+15005550006", "US") == "+15005550006"
     assert sender_for("Harbour", "", "CA") is None
     assert sender_for("+447400123456", "", "US") == "+447400123456"
+
+
+def test_weekends_follow_the_organisation_holidays_never() -> None:
+    saturday = datetime(2026, 11, 28, 11, 0, tzinfo=UTC)
+    christmas = datetime(2026, 12, 25, 11, 0, tzinfo=UTC)
+    london = ("Europe/London",)
+    assert not may_text_at(saturday, london, time(9), 8, "GB")
+    assert may_text_at(saturday, london, time(9), 8, "GB", weekdays_only=False)
+    assert not may_text_at(christmas, london, time(9), 8, "GB", weekdays_only=False)
+    assert not may_text_at(saturday.replace(hour=22), london, time(0), 24, "GB",
+                           weekdays_only=False)
