@@ -73,6 +73,13 @@ def register_blueprints(app: Flask) -> None:
 
     for blueprint in (settings, dashboard, members, practice, api, setup):
         app.register_blueprint(blueprint)
+    from app.portal.collector import blueprint as portal_admin
+    from app.portal.collector import portal_activity
+    from app.portal.views import blueprint as portal
+
+    app.register_blueprint(portal)  # the customer's, public: its signed link is the key
+    app.register_blueprint(portal_admin)
+    app.jinja_env.globals["portal_activity"] = portal_activity
     app.jinja_env.globals["PROVIDER_NAMES"] = PROVIDER_NAMES  # for labels in templates
 
 

@@ -61,15 +61,17 @@ def _refuse_ids_beyond_64_bits() -> None:
             abort(404)
 
 
-# Paths whose last part is a secret, and callbacks whose query holds an OAuth code.
-_SECRET_IN_PATH = re.compile(r"(/(?:invitations|password-reset)/)[^\s?\"']+")
+# Paths whose last part is a secret (a customer's portal link: all after /portal/), and
+# callbacks whose query holds an OAuth code.
+_SECRET_IN_PATH = re.compile(r"(/(?:invitations|password-reset|portal)/)[^\s?\"']+")
 _SECRET_IN_QUERY = re.compile(
     r"(/(?:connect/xero|connect/quickbooks|signup/xero|signin/intuit)/callback\?)[^\s\"']+")
 REDACTED = "[redacted]"
 
 
 def redact_secrets(text: str) -> str:
-    """An invitation or reset link's secret, and an OAuth callback's query, as [redacted]."""
+    """An invitation, reset or portal link's secret, and an OAuth callback's query, as
+    [redacted]."""
     return _SECRET_IN_QUERY.sub(r"\1" + REDACTED, _SECRET_IN_PATH.sub(r"\1" + REDACTED, text))
 
 

@@ -20,7 +20,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from collect import ledger
+from collect import ledger, portal
 from collect.plan import calendar_for, plan_record
 from rules import (
     InvoiceState,
@@ -267,11 +267,13 @@ def customer_credit(session: Session, org: Organisation, now: datetime,
     contacts = session.scalars(select(Contact).where(
         Contact.org_id == org.id, Contact.id.in_(sorted(wanted)))).all() if wanted else []
     broken = broken_plans(session, org, today)
+    promises = portal.broken_promises(session, org.id)  # recorded by the planner
     settings = credit_settings(session, org)
     result = []
     for contact in contacts:
         behaviour = payment_behaviour(by_contact.get(contact.id, []), today,
-                                      broken_plans=broken.get(contact.id, 0))
+                                      broken_plans=broken.get(contact.id, 0),
+                                      broken_promises=promises.get(contact.id, 0))
         result.append(CustomerCredit(
             contact=contact, behaviour=behaviour, risk=risk_score(behaviour),
             lateness=model.predict(contact.id),

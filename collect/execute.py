@@ -36,7 +36,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from collect import documents, ledger, outbound, own_documents, review, shared_clock, sms
+from collect import (
+    documents,
+    ledger,
+    outbound,
+    own_documents,
+    portal,
+    review,
+    shared_clock,
+    sms,
+)
 from collect.approvals import AWAITING_APPROVAL
 from collect.credit_requests import send_deposit_reminder, send_top_up_request, shorten_terms
 from collect.mail import send_email, server_for
@@ -60,7 +69,7 @@ from connectors.base import (
 )
 from rules.case_file import agency_case_file
 from rules.letters import demand_letter
-from rules.messages import MessageContext, language_of, render
+from rules.messages import MessageContext, language_of, render, with_portal_link
 from store.models import Action, Contact, Invoice, Organisation, Task
 from sync.engine import upsert_invoices
 
@@ -342,6 +351,7 @@ def _message(effect: Effect, tone: str | None) -> tuple[str, str, str]:
         amount_due=invoice.amount_due, currency=invoice.currency,
         due_date=invoice.due_date or effect.now.date(), days_overdue=max(days, 0),
         business_name=effect.org.name, payment_link=_payment_link(effect), locale=language))
+    message = with_portal_link(message, portal.portal_url(effect.session, contact))
     return message.subject, message.text, message.html
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from collect import ledger, own_documents
+from collect import ledger, own_documents, portal
 from rules import (
     Instalment,
     InvoiceState,
@@ -146,6 +146,9 @@ class Book:
                 self.plans[plan.invoice_id] = plan_record(plan)
         self.own = own_documents.among(session, org.id, (i.provider_id for i in invoices))
         self.tables = rate_tables_for(session, org)
+        # What customers promised in the portal: chasing waits for the day (rules/promises.py).
+        self.promises = portal.promises_of(session, list(invoices),
+                                           self.calendar.today(clock.now()))
         self._policies: dict[int, Policy] = {}
         from collect.credit_requests import new_customers  # credit control: stricter variant
         self.newcomers = new_customers(session, org.id, invoices, self.policy)
@@ -176,7 +179,8 @@ class Book:
             is_business=contact.is_business if contact else True,
             excluded=bool(contact and contact.excluded),
             disputed=invoice.disputed or bool(contact and contact.disputed),
-            plan=self.plans.get(invoice.id), contact_id=invoice.contact_id,
+            plan=self.plans.get(invoice.id), promise=self.promises.get(invoice.id),
+            contact_id=invoice.contact_id,
             own_document=invoice.provider_id in self.own)
 
     def past(self, invoice: Invoice) -> list[PastAction]:
@@ -234,6 +238,7 @@ def _report_problems(session: Session, org: Organisation, invoice: Invoice,
 
 def plan_org(session: Session, org: Organisation, now: datetime) -> list[Action]:
     """Plan what is due now into the ledger; the caller commits and enqueues the actions."""
+    portal.settle_promises(session, org.id, calendar_for(org).today(now), now)
     due = session.scalars(
         _invoices(session, org).where(Invoice.next_action_at.is_not(None),
                                       Invoice.next_action_at <= now)).all()

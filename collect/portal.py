@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
+from flask import current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -76,6 +77,15 @@ def access_for(session: Session, contact: Contact) -> PortalAccess:
 def link_token(session: Session, contact: Contact, secret_key: str) -> str:
     access = access_for(session, contact)
     return str(_serializer(secret_key).dumps({"c": contact.id, "k": access.key}))
+
+
+def portal_url(session: Session, contact: Contact | None) -> str | None:
+    """The contact's portal link as a message carries it (the app's BASE_URL and secret)."""
+    if contact is None:
+        return None
+    config = current_app.config
+    base = str(config.get("BASE_URL") or "").rstrip("/")
+    return f"{base}/portal/{link_token(session, contact, str(config['SECRET_KEY']))}"
 
 
 def rotate(session: Session, contact: Contact, now: datetime) -> PortalAccess:

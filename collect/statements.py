@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from collect import ledger
+from collect import ledger, portal
 from collect.customers import credit_settings, statement_for
 from collect.plan import calendar_for
+from rules.messages import with_portal_link
 from rules.statements import StatementSchedule, due_statement, render_statement
 from store.models import Action, Contact, Invoice, Organisation
 
@@ -104,7 +105,8 @@ def send_statement(effect: Effect) -> str:
                                   payment_link=_payment_link(effect))
         if not statement.lines:
             return skip("nothing_open", f"{contact.name} has nothing open")
-        message = render_statement(statement)
+        message = with_portal_link(render_statement(statement),
+                                   portal.portal_url(effect.session, contact))
         if send_own_email(effect, to=contact.email, subject=message.subject, text=message.text,
                           html=message.html, sender_name=org.name, action_key=effect.key):
             effect.record_part("message", {"subject": message.subject, "text": message.text,

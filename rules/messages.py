@@ -117,6 +117,27 @@ def _html(text: str, language: str, direction: str) -> str:
             + "".join(paragraphs) + "</body></html>")
 
 
+# The line every message of ours ends with: the customer's portal (app/portal/).
+PORTAL_LINE = {
+    "en": "See your invoices, promise a payment date, ask for more time or raise a problem:",
+    "de": "Ihre Rechnungen ansehen, einen Zahlungstermin zusagen, um mehr Zeit bitten oder"
+          " ein Problem melden:",
+    "nb": "Se fakturaene dine, lov en betalingsdato, be om mer tid eller si fra om et problem:",
+    "pl": "Zobacz swoje faktury, podaj termin płatności, poproś o więcej czasu lub zgłoś"
+          " problem:",
+    "he": "לצפייה בחשבוניות, להתחייבות למועד תשלום, לבקשת ארכה או לדיווח על בעיה:",
+}
+
+
+def with_portal_link(message: Message, link: str | None) -> Message:
+    """The message with the customer's portal link as its last paragraph (none: as it was).
+    Added after the owner's wording, so no template can leave it out or garble it."""
+    if not link:
+        return message
+    text = message.text.rstrip("\n") + f"\n\n{PORTAL_LINE[message.locale]} {link}\n"
+    return replace(message, text=text, html=_html(text, message.locale, message.direction))
+
+
 @cache
 def shipped_template(language: str, tone: str) -> str:
     """Our default text for a language and tone."""

@@ -1,0 +1,231 @@
+"""The customer's portal: public pages reached by a signed link (collect/portal.py), in the
+customer's language, where they see what they owe and promise, dispute, ask for a plan or pay.
+
+No account: the link is the key. Every way a link can be wrong (bad signature, expired,
+rotated, unknown customer) is the same 404. Every POST carries the CSRF token (the app's
+CSRFProtect) and is counted per link and per address (`PORTAL_POSTS_ALLOWED` in a window, then
+429); bad input is answered on the page, with status 400, and saves nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask_babel import force_locale
+from redis.exceptions import RedisError
+from sqlalchemy import select
+from werkzeug.wrappers import Response
+
+from app.languages import LANGUAGES, current_language
+from app.portal.words import refusal
+from app.security import count_in_window
+from collect import portal
+from collect.customers import statement_for
+from collect.plan import calendar_for, refresh_next_action
+from collect.providers import connector_for
+from connectors.base import ConnectorError
+from rules.messages import language_of
+from store import clock
+from store.db import db
+from store.models import Connection, Contact, Invoice, Organisation
+
+log = logging.getLogger(__name__)
+
+blueprint = Blueprint("portal", __name__)
+
+DONE = ("promise", "dispute", "plan")  # what the page thanks the customer for
+PORTAL_POSTS_ALLOWED = 20  # per link and per address, in the window
+PORTAL_POST_WINDOW_SECONDS = 600
+
+
+BODY_LIMIT = portal.MAX_ATTACHMENT_BYTES + 64 * 1024  # the file and the form around it
+
+
+def _limit_body() -> None:
+    """A portal POST larger than an attachment may be is refused (413) before anything reads
+    it: first of all the app's before-request functions, ahead of the CSRF check's parse."""
+    if request.blueprint == "portal" and request.method == "POST":
+        request.max_content_length = BODY_LIMIT
+
+
+blueprint.record_once(
+    lambda state: state.app.before_request_funcs.setdefault(None, []).insert(0, _limit_body))
+
+
+@blueprint.errorhandler(404)
+def unknown_link(error: Any) -> tuple[str, int]:
+    """One answer for every link that does not let anyone in, whatever the reason."""
+    return render_template("portal/gone.html", language=current_language()), 404
+
+
+@blueprint.errorhandler(413)
+def too_large(error: Any) -> tuple[str, int]:
+    token = str((request.view_args or {}).get("token", ""))
+    return _page(token, _contact(token), status=413, error="attachment_large",
+                 invoice_id=(request.view_args or {}).get("invoice_id"))
+
+
+def _contact(token: str) -> Contact:
+    contact = portal.contact_for_token(db.session, token, current_app.config["SECRET_KEY"],
+                                       current_app.config.get("PORTAL_LINK_DAYS",
+                                                              portal.LINK_DAYS))
+    if contact is None:
+        abort(404)
+    return contact
+
+
+def _language(contact: Contact) -> str:
+    chosen = request.args.get("lang")  # forms post to a URL carrying it too
+    if chosen in LANGUAGES:
+        return str(chosen)
+    return language_of(contact.language)
+
+
+@contextmanager
+def _in_language(contact: Contact) -> Iterator[str]:
+    language = _language(contact)
+    with force_locale(language):
+        yield language
+
+
+def _page(token: str, contact: Contact, *, status: int = 200, error: str | None = None,
+          done: str | None = None, invoice_id: int | None = None) -> tuple[str, int]:
+    session = db.session
+    org = portal.organisation_of(session, contact)
+    now = clock.now()
+    today = calendar_for(org).today(now)
+    items = portal.open_invoices(session, contact)
+    statement = statement_for(session, org, contact, now)
+    limits = portal.settings_for(session, org.id)
+    with _in_language(contact) as language:
+        body = render_template(
+            "portal/show.html", token=token, org=org, contact=contact, items=items,
+            statement=statement, today=today, limits=limits, language=language,
+            error=refusal(error) if error else None, done=done, error_invoice=invoice_id,
+            every_days=portal.PLAN_EVERY_DAYS, max_mb=portal.MAX_ATTACHMENT_BYTES // 2**20,
+            has_books=_connection(org) is not None)
+    return body, status
+
+
+def _connection(org: Organisation) -> Connection | None:
+    return db.session.scalar(select(Connection).where(Connection.org_id == org.id,
+                                                      Connection.status == "active"))
+
+
+@blueprint.get("/portal/<token>")
+def show(token: str) -> tuple[str, int]:
+    done = request.args.get("done")
+    return _page(token, _contact(token), done=done if done in DONE else None)
+
+
+def _posted_too_often(token: str) -> bool:
+    if not current_app.config.get("PORTAL_RATE_LIMIT", True):
+        return False
+    keys = [f"portal-posts:ip:{request.remote_addr or 'unknown'}",
+            f"portal-posts:link:{token[-32:]}"]
+    try:
+        counts = count_in_window(keys, PORTAL_POST_WINDOW_SECONDS)
+    except RedisError:
+        log.warning("portal post limit not checked: Redis unavailable")
+        return False
+    return any(count > PORTAL_POSTS_ALLOWED for count in counts)
+
+
+def _posted(token: str, invoice_id: int, act: Any, done: str) -> Any:
+    """The common frame of every portal POST: the link, the limit, the invoice, the answer."""
+    contact = _contact(token)
+    if _posted_too_often(token):
+        body, _ = _page(token, contact, error="too_many", invoice_id=invoice_id)
+        return Response(body, status=429, mimetype="text/html",
+                        headers={"Retry-After": str(PORTAL_POST_WINDOW_SECONDS)})
+    session = db.session
+    org = portal.organisation_of(session, contact)
+    now = clock.now()
+    try:
+        invoice = portal.customer_invoice(session, contact, invoice_id)
+        act(session, contact, invoice, calendar_for(org).today(now), now)
+    except portal.PortalRefused as refused:
+        session.rollback()
+        return _page(token, contact, status=400, error=refused.code, invoice_id=invoice_id)
+    refresh_next_action(session, org, now, [invoice_id])
+    session.commit()
+    return redirect(url_for("portal.show", token=token, done=done,
+                            lang=request.args.get("lang") or None) + f"#invoice-{invoice_id}",
+                    code=303)
+
+
+@blueprint.post("/portal/<token>/invoices/<int:invoice_id>/promise")
+def promise(token: str, invoice_id: int) -> Any:
+    def act(session, contact, invoice: Invoice, today, now) -> None:  # type: ignore[no-untyped-def]
+        portal.promise(session, contact, invoice, portal.parse_day(request.form.get("pay_by")),
+                       portal.parse_amount(request.form.get("amount"), invoice), today, now)
+    return _posted(token, invoice_id, act, "promise")
+
+
+@blueprint.post("/portal/<token>/invoices/<int:invoice_id>/dispute")
+def dispute(token: str, invoice_id: int) -> Any:
+    def act(session, contact, invoice: Invoice, today, now) -> None:  # type: ignore[no-untyped-def]
+        upload = request.files.get("attachment")
+        attachment = None
+        if upload is not None and upload.filename:
+            content = upload.stream.read(portal.MAX_ATTACHMENT_BYTES + 1)
+            attachment = (upload.filename, content)
+        portal.dispute(session, contact, invoice, request.form.get("reason", ""), attachment,
+                       now)
+    return _posted(token, invoice_id, act, "dispute")
+
+
+@blueprint.post("/portal/<token>/invoices/<int:invoice_id>/plan")
+def plan(token: str, invoice_id: int) -> Any:
+    def act(session, contact, invoice: Invoice, today, now) -> None:  # type: ignore[no-untyped-def]
+        try:
+            instalments = int(request.form.get("instalments", ""))
+            every = int(request.form.get("every_days", ""))
+        except ValueError as exc:
+            raise portal.PortalRefused("bad_number") from exc
+        portal.request_plan(session, contact, invoice, instalments,
+                            portal.parse_day(request.form.get("first_on")), every, today, now)
+    return _posted(token, invoice_id, act, "plan")
+
+
+def _from_the_books(token: str, invoice_id: int, ask: str) -> tuple[Invoice, Any]:
+    """One of the link's invoices, and what the provider answers about it (`ask`: the
+    connector's method); 404 for any other invoice, or when the books cannot answer."""
+    contact = _contact(token)
+    try:
+        invoice = portal.customer_invoice(db.session, contact, invoice_id)
+    except portal.PortalRefused:
+        abort(404)
+    connection = _connection(portal.organisation_of(db.session, contact))
+    if connection is None:
+        abort(404)
+    try:
+        answer = getattr(connector_for(connection), ask)(invoice.provider_id)
+    except ConnectorError:
+        abort(404)
+    return invoice, answer
+
+
+@blueprint.get("/portal/<token>/invoices/<int:invoice_id>/pay")
+def pay(token: str, invoice_id: int) -> Response:
+    """Pay now: the provider's own online invoice, where the books have one."""
+    _invoice, url = _from_the_books(token, invoice_id, "online_invoice_url")
+    if not url or not str(url).startswith("https://"):
+        abort(404)
+    return redirect(str(url), code=303)
+
+
+@blueprint.get("/portal/<token>/invoices/<int:invoice_id>/pdf")
+def pdf(token: str, invoice_id: int) -> Response:
+    """The invoice as the books print it, fetched from the provider, as a download."""
+    invoice, content = _from_the_books(token, invoice_id, "invoice_pdf")
+    if not isinstance(content, bytes) or not content.startswith(b"%PDF-"):
+        abort(404)
+    name = "".join(c for c in (invoice.number or str(invoice.id)) if c.isalnum() or c in "-_")
+    return Response(content, mimetype="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="{name or "invoice"}.pdf"',
+        "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})

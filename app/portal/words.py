@@ -1,0 +1,28 @@
+"""What the portal says when it will not take an answer, in the customer's language."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+
+REFUSALS = {
+    "unknown_invoice": _l("That invoice is not one of yours."),
+    "not_open": _l("That invoice has nothing left to pay."),
+    "bad_date": _l("Please give a date."),
+    "date_past": _l("The date is in the past. Please choose today or a later day."),
+    "date_far": _l("That date is too far ahead. Please ask for a payment plan instead."),
+    "bad_amount": _l("Please give an amount greater than zero and no more than what is due."),
+    "reason_missing": _l("Please tell us what is wrong with the invoice."),
+    "reason_long": _l("Please keep the reason shorter."),
+    "attachment_large": _l("The file is too large."),
+    "bad_attachment_type": _l("Please attach a PDF, PNG or JPEG file."),
+    "bad_interval": _l("Please choose how often you would pay."),
+    "bad_number": _l("Please give the number of instalments."),
+    "too_many_instalments": _l("That is more instalments than this business offers."),
+    "plan_too_long": _l("That plan would run longer than this business allows."),
+    "plan_pending": _l("You have already asked for a plan for this invoice."),
+    "too_many": _l("Too many requests. Please wait a few minutes and try again."),
+}
+
+
+def refusal(code: str) -> str:
+    return str(REFUSALS.get(code, REFUSALS["bad_number"]))
