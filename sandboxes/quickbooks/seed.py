@@ -149,6 +149,8 @@ def seed_company(company: Company, today: date, seed: int) -> None:
             record["PrimaryEmailAddr"] = {"Address": f"accounts.{_slug(name)}@example.com"}
         else:
             record["PreferredDeliveryMethod"] = "Print"
+        if not uk:  # a mobile in the fictional 555-0100 to 555-0199 range, for texts
+            record["Mobile"] = {"FreeFormNumber": f"(201) 555-01{index % 100:02d}"}
         customers.append(company.insert("Customer", record, created, created))
 
     payers = [c for i, c in enumerate(customers) if i not in (NO_EMAIL, INACTIVE)]

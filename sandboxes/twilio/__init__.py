@@ -38,9 +38,11 @@ def create_app(sandbox: TwilioSandbox | None = None) -> Flask:
     return app
 
 
-def serve(host: str = "127.0.0.1", port: int = 5058, inbound_url: str | None = None) -> None:
+def serve(host: str = "127.0.0.1", port: int = 5058, inbound_url: str | None = None,
+          account_sid: str = DEMO_ACCOUNT_SID, auth_token: str = DEMO_AUTH_TOKEN) -> None:
     from werkzeug.serving import run_simple
 
-    sandbox = TwilioSandbox(SandboxConfig(inbound_url=inbound_url, progress_delay=1.0))
+    sandbox = TwilioSandbox(SandboxConfig(inbound_url=inbound_url, progress_delay=1.0,
+                                          accounts={account_sid: auth_token}))
     print(f"Twilio sandbox on http://{host}:{port} (texts: /_sandbox/messages)", flush=True)
     run_simple(host, port, create_app(sandbox), threaded=True)
