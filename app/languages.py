@@ -1,4 +1,5 @@
-"""Interface languages: which one a page is shown in, and money and dates written its way.
+"""Interface languages: which one a page is shown in (money and dates are written its way by
+app/formatting.py).
 
 The .po files under app/translations are the source; their .mo files are compiled here when
 missing or older, so a fresh checkout needs no build step.
@@ -6,24 +7,22 @@ missing or older, so a fresh checkout needs no build step.
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
 
-from babel import Locale, UnknownLocaleError
-from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_currency, format_decimal
-from flask import Flask, has_request_context, request, session
-from flask_babel import Babel, get_locale
+from flask import Flask, request, session
+from flask_babel import Babel
 from flask_babel import lazy_gettext as _l
+
+from app.formatting import RIGHT_TO_LEFT, day, init_formatting, money, reader_language
+
+__all__ = ["LANGUAGES", "RIGHT_TO_LEFT", "current_language", "day", "money", "status_label"]
 
 TRANSLATIONS = Path(__file__).parent / "translations"
 # English first: the default. Names are each language's own.
 LANGUAGES = {"en": "English", "de": "Deutsch", "nb": "Norsk bokmål", "pl": "Polski",
              "he": "עברית"}
-RIGHT_TO_LEFT = frozenset({"he"})
 SESSION_KEY = "language"
 
 
@@ -53,48 +52,7 @@ def select_language() -> str:
 
 
 def current_language() -> str:
-    locale = get_locale()
-    return locale.language if locale is not None else "en"
-
-
-def format_locale() -> str:
-    """The interface language with the reader's region where their browser names one for it:
-    English readers in Britain see 25 Nov 2026 and 09:00, in the United States Nov 25, 2026
-    and 9:00 AM. Without a region, the language's own defaults."""
-    language = current_language()
-    if has_request_context():
-        for tag, _quality in request.accept_languages:
-            parts = tag.replace("-", "_").split("_")
-            if len(parts) == 2 and language_code(parts[0]) == language:
-                try:
-                    return str(Locale(language, parts[1].upper()))
-                except (ValueError, UnknownLocaleError):
-                    continue
-    return language
-
-
-def language_code(code: str) -> str:
-    """Browsers say 'no' or 'nn' for Norwegian, 'iw' for Hebrew: our codes are nb and he."""
-    code = code.lower()
-    return {"no": "nb", "nn": "nb", "iw": "he"}.get(code, code)
-
-
-def money(amount: Decimal | None, currency: str | None = None) -> str:
-    """An amount as the reader's language writes it (1.234,50 € in German)."""
-    if amount is None:
-        return ""
-    language = format_locale()
-    if not currency:
-        return format_decimal(amount, locale=language)
-    return format_currency(amount, currency, locale=language)
-
-
-def day(value: date | datetime | None, style: str = "medium") -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return format_datetime(value, style, locale=format_locale())
-    return format_date(value, style, locale=format_locale())
+    return reader_language()
 
 
 # Statuses stored as words (invoices, actions, syncs, connections) and shown in badges: the
@@ -129,5 +87,4 @@ def init_languages(app: Flask, babel: Babel) -> None:
                    default_translation_directories=str(TRANSLATIONS))
     app.jinja_env.globals.update(LANGUAGES=LANGUAGES, current_language=current_language,
                                  RIGHT_TO_LEFT=RIGHT_TO_LEFT, status_label=status_label)
-    app.jinja_env.filters["money"] = money
-    app.jinja_env.filters["day"] = day
+    init_formatting(app)

@@ -7,7 +7,6 @@ import logging
 import secrets
 import tempfile
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -184,7 +183,7 @@ def org_day(moment: datetime | None, org: Organisation) -> str:
     """A moment as the day it is in the organisation's zone, in the reader's language."""
     if moment is None:
         return ""
-    return day(moment.astimezone(ZoneInfo(org.timezone)).date(), "long")
+    return day(moment, org)
 
 
 @blueprint.route("/orgs/<int:org_id>/connection")

@@ -1,15 +1,19 @@
 """Every page of a book, found from the app's routes (a page added later is visited without
 anyone listing it), opened in Chromium: it answers, passes axe-core (no serious or critical
 violation, labels on every input), and every visible link, button and field can take the
-keyboard's focus. In Hebrew the same pages run right to left."""
+keyboard's focus. Then in each of the five languages, at 1280 and 390 px: no page is wider
+than the window, and Hebrew runs right to left."""
 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
+from decimal import Decimal
 
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+from collect.approvals import AWAITING_APPROVAL
 from tests.browser.conftest import axe_problems, screenshot
 from tests.integration.conftest import run_jobs
 from tests.security.routes import probes
@@ -27,8 +31,34 @@ FOCUS_CHECK = """() => {
   }
   return missed;
 }"""
+# A desktop's width and a phone's (an iPhone 12 to 15 is 390 CSS pixels wide).
+WIDTHS = (1280, 390)
+# Screenshots of these pages in German and Hebrew at both widths, kept under
+# tests/browser/screenshots/ (not in git) as the run's artefacts.
+SCREENSHOT_LANGUAGES = ("de", "he")
+MAIN_PAGES = ("", "/dashboard", "/settings", "/settings/approvals", "/settings/contacts",
+              "/preview", "/members", "/setup", "/customers", "/fees/quote")
+# The page wider than the window, and the elements that stick out of it (the first few).
+OVERFLOW_CHECK = """() => {
+  const width = document.documentElement.clientWidth;
+  if (document.documentElement.scrollWidth <= width) return null;
+  const out = [];
+  for (const el of document.body.querySelectorAll('*')) {
+    const box = el.getBoundingClientRect();
+    if (!box.width || (box.right <= width + 1 && box.left >= -1)) continue;
+    const name = typeof el.className === 'string' && el.className
+      ? '.' + el.className.trim().split(/\\s+/).join('.') : '';
+    const parent = el.parentElement;
+    out.push(`${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}${name} ` +
+             `${Math.round(box.left)}..${Math.round(box.right)} in ` +
+             `${parent ? parent.tagName.toLowerCase() + '.' + parent.className : ''}`);
+    if (out.length >= 4) break;
+  }
+  return `${document.documentElement.scrollWidth}px wide: ${out.join('; ')}`;
+}"""
 # Pages whose answer is a file, not a page.
-DOWNLOADS = re.compile(r"\.(pdf|zip|json|csv)$|/export|/download|/case-file|/documents/")
+DOWNLOADS = re.compile(r"\.(pdf|zip|json|csv)$|/export|/download|/case-file|/documents/"
+                       r"|/attachment$")
 
 
 def _book_values(app, org_id: int) -> dict[str, int]:  # type: ignore[no-untyped-def]
@@ -56,7 +86,16 @@ def _book_values(app, org_id: int) -> dict[str, int]:  # type: ignore[no-untyped
         document = Document(org_id=org_id, invoice_id=invoice.id, kind="demand_letter_pdf",
                             filename="letter.pdf", content_type="application/pdf",
                             content=b"%PDF-1.7 letter")
-        db.session.add_all([task, document])
+        # Two actions wait for approval: one planned for a day gone by (it goes out when
+        # approved), one ahead; the long reason must not push the decision off the page.
+        waiting = [Action(org_id=org_id, invoice_id=invoice.id, key=f"every-page-{n}",
+                          kind="reminder", scheduled_for=clock.now() + timedelta(days=days),
+                          status=AWAITING_APPROVAL, amount=Decimal("-3.00"),
+                          currency=invoice.currency, channel="provider_email",
+                          reason="Second reminder, firm tone, 14 days after the due date of "
+                                 f"{invoice.number}, to the customer's accounts address")
+                   for n, days in ((1, -2), (2, 3))]
+        db.session.add_all([task, document, *waiting])
         db.session.commit()
         owner = db.session.scalars(select(Membership).where(Membership.org_id == org_id)).one()
         new_api_token(db.session.get(Organisation, org_id), db.session.get(User, owner.user_id),
@@ -92,7 +131,10 @@ def test_every_page_answers_passes_axe_and_takes_the_keyboard(app, web, page  # 
     pages = sorted({p.url for p in probes(app, values, {"GET"})
                     if not p.url.startswith(("/api/", "/webhooks/", "/static/", "/signout",
                                              "/signin/", "/signup/", "/invitations/", "/connect",
-                                             "/launch", "/password-reset/", "/demo/"))
+                                             "/launch", "/password-reset/", "/demo/",
+                                             # a customer's portal needs their link:
+                                             # tests/browser/test_portal_phone.py
+                                             "/portal/"))
                     and not DOWNLOADS.search(p.url)})
     assert f"/orgs/{org_id}/dashboard" in pages and f"/orgs/{org_id}/settings" in pages
 
@@ -115,17 +157,30 @@ def test_every_page_answers_passes_axe_and_takes_the_keyboard(app, web, page  # 
     assert problems == {}
     assert len(visited) >= 10, visited
 
-    # Hebrew: the same pages, right to left.
-    page.goto(f"{web.url}/orgs/{org_id}/dashboard")
-    page.get_by_label("Language").select_option("he")
-    page.get_by_role("button", name="Change language").click()
-    expect(page.locator("html")).to_have_attribute("dir", "rtl")
-    too_wide = {}
-    for url in visited:
-        page.goto(f"{web.url}{url}")
-        assert page.locator("html").get_attribute("dir") == "rtl", url
-        # A right-to-left page wider than the window opens scrolled to a blank stretch.
-        width = page.evaluate("document.documentElement.scrollWidth")
-        if width > page.viewport_size["width"]:
-            too_wide[url] = width
+    # Every language at a desktop's and a phone's width: no page is wider than the window (a
+    # right-to-left page wider than the window opens scrolled to a blank stretch; a phone
+    # page wider than the phone scrolls sideways). Hebrew runs right to left.
+    too_wide: dict[str, str] = {}
+    for language in ("en", "de", "nb", "pl", "he"):
+        page.set_viewport_size({"width": 1280, "height": 900})
+        page.goto(f"{web.url}/orgs/{org_id}/dashboard")
+        page.locator("#language-choice").select_option(language)
+        page.locator(".language button").click()
+        expect(page.locator("html")).to_have_attribute("lang", language)
+        direction = "rtl" if language == "he" else "ltr"
+        for width in WIDTHS:
+            page.set_viewport_size({"width": width, "height": 900})
+            for url in visited:
+                page.goto(f"{web.url}{url}")
+                assert page.locator("html").get_attribute("dir") == direction, url
+                wider = page.evaluate(OVERFLOW_CHECK)
+                if wider:
+                    too_wide[f"{language} {width}px {url}"] = wider
+                if language in SCREENSHOT_LANGUAGES and _main_page(url, org_id):
+                    screenshot(page, f"{language}/{width}"
+                               + re.sub(r"[^a-z0-9]+", "_", url.lower()))
     assert too_wide == {}
+
+
+def _main_page(url: str, org_id: int) -> bool:
+    return url in {f"/orgs/{org_id}{tail}" for tail in MAIN_PAGES}

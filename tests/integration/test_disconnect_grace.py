@@ -132,7 +132,8 @@ def test_disconnect_shows_the_deletion_date_and_the_export_holds_every_row(
         app, connected) -> None:  # type: ignore[no-untyped-def]
     client, before, answer = _synced_and_disconnected(app, connected)
     # The test clock reads Tuesday 24 November 2026, 10:00 UTC; the grace is 30 days.
-    assert "will be deleted after December 24, 2026 unless you reconnect" in answer.text
+    # Dates as a British book reads in English (app/formatting.py).
+    assert "will be deleted after 24/12/2026 unless you reconnect" in answer.text
     assert 'id="data-retention"' in answer.text  # the organisation page says it too
     connection = _connection(app, connected.org_id)
     assert connection.status == "disconnected" and connection.grant_id is None
@@ -140,8 +141,8 @@ def test_disconnect_shows_the_deletion_date_and_the_export_holds_every_row(
         datetime(2026, 11, 24, 10, tzinfo=UTC), datetime(2026, 12, 24, 10, tzinfo=UTC))
     page = client.get(f"/orgs/{connected.org_id}/connection")
     assert page.status_code == 200
-    assert re.search(r'id="deletion-date">Disconnected on November 24, 2026\. The synced data '
-                     r'will be deleted after December 24, 2026 \(Europe/London\)', page.text)
+    assert re.search(r'id="deletion-date">Disconnected on 24/11/2026\. The synced data '
+                     r'will be deleted after 24/12/2026 \(Europe/London\)', page.text)
 
     from store.db import db
     from store.models import Document
@@ -195,7 +196,7 @@ def test_disconnect_shows_the_deletion_date_and_the_export_holds_every_row(
         db.session.commit()
     viewer = _client(app, "viewer@example.com")
     seen = viewer.get(f"/orgs/{connected.org_id}/connection")
-    assert seen.status_code == 200 and "December 24, 2026" in seen.text
+    assert seen.status_code == 200 and "24/12/2026" in seen.text
     assert "Download the export" not in seen.text
     assert viewer.get(f"/orgs/{connected.org_id}/connection/export").status_code == 403
     refused = viewer.post(f"/orgs/{connected.org_id}/connection/delete-now",
@@ -256,7 +257,7 @@ def test_grace_expiry_deletes_by_job_and_leaves_the_log_and_other_books(
         assert retention.purge_organisation(connected.org_id) == {"deleted": False}
         assert retention.check_retention() == 0
     page = _client(app).get(f"/orgs/{connected.org_id}")
-    assert "The synced data was deleted on December 24, 2026." in page.text
+    assert "The synced data was deleted on 24/12/2026." in page.text
 
 
 def test_delete_now_needs_the_confirmation_and_cuts_the_grace_short(
@@ -300,7 +301,7 @@ def test_delete_now_needs_the_confirmation_and_cuts_the_grace_short(
                                                                      tzinfo=UTC)
     assert _tenant_rows(app, bystander) == untouched
     shown = client.get(f"/orgs/{connected.org_id}/connection")
-    assert "The synced data was deleted on November 24, 2026." in shown.text
+    assert "The synced data was deleted on 24/11/2026." in shown.text
     assert 'id="delete-now"' not in shown.text
     # The export still answers, with the activity log the owner keeps.
     kept = zipfile.ZipFile(io.BytesIO(client.get(
@@ -351,6 +352,6 @@ def test_the_grace_period_is_configurable_and_checked(app, connected, monkeypatc
             retention.grace_period()
     monkeypatch.setenv("DUNWELL_DISCONNECT_GRACE_DAYS", "7")
     _, _, answer = _synced_and_disconnected(app, connected)
-    assert "will be deleted after December 1, 2026 unless you reconnect" in answer.text
+    assert "will be deleted after 01/12/2026 unless you reconnect" in answer.text
     assert _connection(app, connected.org_id).purge_after == datetime(2026, 12, 1, 10,
                                                                        tzinfo=UTC)

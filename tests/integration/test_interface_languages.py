@@ -78,17 +78,15 @@ def test_money_and_dates_follow_the_reader_language(app) -> None:  # type: ignor
         with app.test_request_context("/", headers={"Accept-Language": language}):
             written[language] = (money(amount, "EUR"), day(when))
     # CLDR's spaces are no-break or narrow no-break ones: \s matches both.
-    assert re.fullmatch(r"€1,234\.50", written["en"][0]) and written["en"][1] == "Nov 23, 2026"
+    assert re.fullmatch(r"€1,234\.50", written["en"][0]) and written["en"][1] == "11/23/2026"
     assert re.fullmatch(r"1\.234,50\s€", written["de"][0]) and written["de"][1] == "23.11.2026"
-    assert re.fullmatch(r"1\s234,50\s€", written["nb"][0]) and "nov" in written["nb"][1]
-    assert re.fullmatch(r"1\s?234,50\s€", written["pl"][0]) and "lis" in written["pl"][1]
+    assert re.fullmatch(r"1\s234,50\s€", written["nb"][0]) and written["nb"][1] == "23.11.2026"
+    assert re.fullmatch(r"1\s?234,50\s€", written["pl"][0]) and written["pl"][1] == "23.11.2026"
     assert "1,234.50" in written["he"][0] and "€" in written["he"][0]
-    assert "בנוב" in written["he"][1] and "2026" in written["he"][1]
+    assert "23.11.2026" in written["he"][1]
     # The reader's region, where the browser names one: British and American English differ.
     moment = datetime(2026, 11, 25, 9, 0)
-    for header, expected in (("en-GB,en;q=0.8", ("25 Nov 2026", "25/11/2026, 09:00")),
-                             ("en-US,en;q=0.8", ("Nov 25, 2026", "11/25/26, 9:00\u202fAM")),
-                             ("en", ("Nov 25, 2026", "11/25/26, 9:00\u202fAM")),
-                             ("nb-NO,no;q=0.9", ("25. nov. 2026", "25.11.2026, 09:00"))):
+    for header, expected in (("en-GB,en;q=0.8", "25/11/2026"), ("en-US,en;q=0.8", "11/25/2026"),
+                             ("en", "11/25/2026"), ("nb-NO,no;q=0.9", "25.11.2026")):
         with app.test_request_context("/", headers={"Accept-Language": header}):
-            assert (day(moment.date()), day(moment, "short")) == expected, header
+            assert day(moment.date()) == day(moment) == expected, header
