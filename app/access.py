@@ -100,6 +100,7 @@ RULES: dict[str, dict[str, Rule]] = {
     "portal_admin.approve_plan": {"POST": EDITORS},
     "portal_admin.decline_plan": {"POST": EDITORS},
     "portal_admin.rotate": {"POST": MANAGERS},
+    "portal_admin.limits": {"POST": MANAGERS},
     "settings.policy": {"GET": MEMBERS, "POST": EDITORS},
     "settings.credit": {"POST": EDITORS},
     "settings.template_preview": {"POST": EDITORS},

@@ -13,6 +13,7 @@ next action (collect/plan.py), as this layer may not reach up to the planner.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -23,19 +24,26 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from collect.mail import send_email
+from connectors.base import ConfigurationError, TransientError
 from rules.invoice import Promise
 from rules.promises import promise_broken, promise_kept
+from store import clock
 from store.models import (
     AuditEvent,
     Contact,
     Invoice,
     InvoiceDispute,
+    Membership,
     Organisation,
     PaymentPromise,
     PlanRequest,
     PortalAccess,
     PortalSettings,
+    User,
 )
+
+log = logging.getLogger(__name__)
 
 SALT = "dunwell.portal.v1"
 LINK_DAYS = 90  # a reminder's link works for a quarter; a newer message carries a newer one
@@ -46,6 +54,8 @@ MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
 ATTACHMENT_TYPES = {b"%PDF-": "application/pdf", b"\x89PNG\r\n\x1a\n": "image/png",
                     b"\xff\xd8\xff": "image/jpeg"}
 PLAN_EVERY_DAYS = (7, 14, 30)
+MAX_PLAN_INSTALMENTS = 24  # the most an owner may let a customer ask for
+MAX_PLAN_DAYS = 730
 
 
 class PortalRefused(ValueError):
@@ -135,6 +145,20 @@ class PortalInvoice:
 def settings_for(session: Session, org_id: int) -> PortalSettings:
     found = session.scalar(select(PortalSettings).where(PortalSettings.org_id == org_id))
     return found or PortalSettings(org_id=org_id, plan_max_instalments=3, plan_max_days=90)
+
+
+def set_limits(session: Session, org_id: int, instalments: int, days: int,
+               now: datetime) -> PortalSettings:
+    """The owner's limits on plan requests (checked by the caller against the maxima)."""
+    found = session.scalar(select(PortalSettings).where(PortalSettings.org_id == org_id))
+    if found is None:
+        found = PortalSettings(org_id=org_id)
+        session.add(found)
+    found.plan_max_instalments, found.plan_max_days = instalments, days
+    session.add(AuditEvent(org_id=org_id, kind="portal_limits", at=now,
+                           message=f"Plan requests in the portal: up to {instalments}"
+                                   f" instalments within {days} days"))
+    return found
 
 
 def open_invoices(session: Session, contact: Contact) -> list[PortalInvoice]:
@@ -366,6 +390,32 @@ def decide_plan(session: Session, row: PlanRequest, approve: bool, user_id: int 
     assert invoice is not None
     _log(session, invoice, f"plan_request_{row.status}",
          f"Plan request for {invoice.number} {row.status}", now, {"plan_request_id": row.id})
+
+
+def tell_owners(session: Session, invoice: Invoice, what: str, detail: str) -> int:
+    """Email the organisation's owners that a customer said something in the portal that
+    waits for them (a dispute, a plan request), with the way to the invoice; after the
+    answer is saved, best effort: a mail server that is down or not set up is logged, and the
+    activity log holds it anyway. Returns how many were sent."""
+    org = session.get(Organisation, invoice.org_id)
+    assert org is not None
+    base = str(current_app.config.get("BASE_URL") or "").rstrip("/")
+    owners = session.scalars(
+        select(User.email).join(Membership, Membership.user_id == User.id)
+        .where(Membership.org_id == org.id, Membership.role == "owner")).all()
+    sent = 0
+    for email in owners:
+        try:
+            send_email(to=email, subject=f"{what}: {invoice.number} ({org.name})",
+                       text=f"{what}: {invoice.number}.\n\n{detail}\n\n"
+                            f"{base}/orgs/{org.id}/invoices/{invoice.id}\n",
+                       html=None, sender_name="Dunwell",
+                       action_key=f"portal:{invoice.id}:{what}:{clock.now().isoformat()}")
+            sent += 1
+        except (ConfigurationError, TransientError) as failure:
+            log.warning("org %s: an owner was not emailed about invoice %s: %s", org.id,
+                        invoice.id, failure)
+    return sent
 
 
 def organisation_of(session: Session, contact: Contact) -> Organisation:

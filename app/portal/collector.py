@@ -53,7 +53,8 @@ def portal_activity(org_id: int, contact_id: int | None = None,
     numbers = dict(session.execute(select(Invoice.id, Invoice.number).where(
         Invoice.org_id == org_id)).all()) if contact_id is not None else {}
     return {"promises": rows(PaymentPromise), "disputes": rows(InvoiceDispute),
-            "plan_requests": rows(PlanRequest), "link": link, "numbers": numbers}
+            "plan_requests": rows(PlanRequest), "link": link, "numbers": numbers,
+            "limits": portal.settings_for(session, org_id)}
 
 
 def _back(org_id: int, invoice_id: int) -> Response:
@@ -147,6 +148,32 @@ def approve_plan(org_id: int, invoice_id: int) -> Response:
 @login_required
 def decline_plan(org_id: int, invoice_id: int) -> Response:
     return _decide(org_id, invoice_id, approve=False)
+
+
+@blueprint.post("/orgs/<int:org_id>/portal-settings")
+@login_required
+def limits(org_id: int) -> Response:
+    """What a customer may ask for in the portal: at most so many instalments, ending within
+    so many days."""
+    org = organisation_for(current_user, org_id)
+    back = request.form.get("back") or ""
+    target = back if back.startswith(f"/orgs/{org.id}/") and "//" not in back else \
+        url_for("customers.index", org_id=org.id)
+    try:
+        instalments = int(request.form.get("plan_max_instalments", ""))
+        days = int(request.form.get("plan_max_days", ""))
+    except ValueError:
+        instalments = days = 0
+    if not (2 <= instalments <= portal.MAX_PLAN_INSTALMENTS
+            and 7 <= days <= portal.MAX_PLAN_DAYS):
+        flash(_("A plan has 2 to %(n)s instalments and ends within 7 to %(days)s days.",
+                n=portal.MAX_PLAN_INSTALMENTS, days=portal.MAX_PLAN_DAYS), "error")
+        return redirect(target, code=303)
+    portal.set_limits(db.session, org.id, instalments, days, clock.now())
+    db.session.commit()
+    flash(_("Saved: customers may ask for up to %(n)s instalments within %(days)s days.",
+            n=instalments, days=days))
+    return redirect(target, code=303)
 
 
 @blueprint.post("/orgs/<int:org_id>/customers/<int:contact_id>/portal-link")

@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 blueprint = Blueprint("portal", __name__)
 
 DONE = ("promise", "dispute", "plan")  # what the page thanks the customer for
+# Owners hear of these by email (in English, the words of the activity log).
+OWNER_TOLD = {"dispute": "A customer disputes an invoice",
+              "plan": "A customer asks to pay an invoice in instalments"}
 PORTAL_POSTS_ALLOWED = 20  # per link and per address, in the window
 PORTAL_POST_WINDOW_SECONDS = 600
 
@@ -153,6 +156,9 @@ def _posted(token: str, invoice_id: int, act: Any, done: str) -> Any:
         return _page(token, contact, status=400, error=refused.code, invoice_id=invoice_id)
     refresh_next_action(session, org, now, [invoice_id])
     session.commit()
+    if done in OWNER_TOLD:  # it waits for the owner: told by email too
+        portal.tell_owners(session, invoice, str(OWNER_TOLD[done]),
+                           f"{contact.name}: {request.form.get('reason', '')}".strip(": "))
     return redirect(url_for("portal.show", token=token, done=done,
                             lang=request.args.get("lang") or None) + f"#invoice-{invoice_id}",
                     code=303)

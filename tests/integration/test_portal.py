@@ -17,7 +17,7 @@ import requests
 from sqlalchemy import func, select
 
 from tests.integration import flows
-from tests.integration.conftest import connect, run_jobs
+from tests.integration.conftest import EMAIL, connect, run_jobs
 from tests.integration.test_escalation_e2e import notes, smtp  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.db
@@ -183,6 +183,9 @@ def test_a_customer_follows_the_reminder_to_the_portal(  # type: ignore[no-untyp
     disputed = post("dispute", ids["dispute"], {"reason": "Half of it never arrived"},
                     files={"attachment": ("delivery note.pdf", PDF, "application/pdf")})
     assert disputed.status_code == 200
+    told = [m for m in sink.messages if m["To"] == EMAIL]
+    assert len(told) == 1 and numbers[ids["dispute"]] in told[0]["Subject"]
+    assert "Half of it never arrived" in body_text(told[0])
     # A plan for the disputed one is allowed too, within the owner's limits (3 in 90 days).
     asked = post("plan", ids["promise"], {"instalments": "3", "every_days": "30",
                                           "first_on": (today + timedelta(days=1)).isoformat()})
@@ -219,6 +222,20 @@ def test_a_customer_follows_the_reminder_to_the_portal(  # type: ignore[no-untyp
     assert attachment.headers["Content-Disposition"].startswith("attachment;")
     assert attachment.headers["X-Content-Type-Options"] == "nosniff"
     assert attachment.headers["Content-Type"] == "application/octet-stream"
+
+    # The owner narrows what customers may ask for: two instalments within 30 days.
+    limits = owner.post(f"{base}/portal-settings", data={
+        "csrf_token": flows.csrf_token(customer_page.text), "plan_max_instalments": "2",
+        "plan_max_days": "30", "back": f"/orgs/{connected.org_id}/customers/{contact_id}"})
+    assert limits.status_code == 200 and "up to 2 instalments within 30 days" in limits.text
+    refused = post("plan", ids["dispute"], {"instalments": "3", "every_days": "7",
+                                            "first_on": today.isoformat()})
+    assert refused.status_code == 400 and "more instalments" in refused.text
+    too_far = post("plan", ids["dispute"], {"instalments": "2", "every_days": "30",
+                                            "first_on": (today + timedelta(days=5)).isoformat()})
+    assert too_far.status_code == 400 and "longer than this business allows" in too_far.text
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(PlanRequest)) == 1
 
     # The owner approves the plan: it works as plans agreed by the owner do.
     token = flows.csrf_token(invoice_page.text)
