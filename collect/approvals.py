@@ -24,7 +24,7 @@ from store.models import Action, Invoice, Organisation, User
 log = logging.getLogger(__name__)
 
 # 16 characters: the width of actions.status.
-AWAITING_APPROVAL = "pending_approval"
+AWAITING_APPROVAL = ledger.ActionStatus.AWAITING_APPROVAL
 MAX_LISTED = 500
 
 
@@ -35,9 +35,7 @@ def hold_in_safe_mode(session: Session, org: Organisation, actions: Sequence[Act
     if not org.safe_mode:
         return list(actions)
     for action in actions:
-        action.status, action.updated_at = AWAITING_APPROVAL, now
-        ledger.audit(session, org.id, "action_awaiting", f"Waits for approval: {action.reason}",
-                     at=now, invoice_id=action.invoice_id, action_id=action.id)
+        ledger.hold(session, action, now, f"Waits for approval: {action.reason}")
     if actions:
         log.info("org %s: safe mode, %d action(s) wait for approval", org.id, len(actions))
     return []
@@ -69,11 +67,7 @@ def expire_changed(session: Session, org: Organisation, now: datetime) -> int:
 
 
 def _end(session: Session, action: Action, now: datetime, message: str, reason: str) -> None:
-    action.status, action.updated_at, action.finished_at = "skipped", now, now
-    action.result = {**(action.result or {}), "reason": reason}
-    ledger.audit(session, action.org_id, "action_skipped", message, at=now,
-                 invoice_id=action.invoice_id, action_id=action.id,
-                 data={"key": action.key, "reason": reason})
+    ledger.end_unsent(session, action, now, message, reason)
 
 
 def set_safe_mode(session: Session, org: Organisation, user: User, on: bool,
@@ -121,10 +115,7 @@ def approve(session: Session, org: Organisation, user: User, now: datetime,
     invoice right before writing, as always."""
     approved = _waiting(session, org, action_ids)
     for action in approved:
-        action.status, action.updated_at = "planned", now
-        ledger.audit(session, org.id, "action_approved",
-                     f"Approved by {user.email}: {action.reason}", at=now,
-                     invoice_id=action.invoice_id, action_id=action.id)
+        ledger.approve(session, action, now, f"Approved by {user.email}: {action.reason}")
     session.commit()
     if not approved:
         return approved

@@ -139,10 +139,7 @@ def execute_action(session: Session, action: Action, connector: Connector,
     owner_org = session.get(Organisation, action.org_id)
     if owner_org is not None and review.in_review(owner_org):
         # In review nothing reaches the books or a customer: held for the owner instead.
-        action.status, action.updated_at = AWAITING_APPROVAL, now
-        ledger.audit(session, action.org_id, "action_awaiting",
-                     f"In review, held for the owner: {action.reason}", at=now,
-                     invoice_id=action.invoice_id, action_id=action.id)
+        ledger.hold(session, action, now, f"In review, held for the owner: {action.reason}")
         session.commit()
         log.warning("org %s action %s: the organisation is in review; held, not run",
                     action.org_id, action.key)
@@ -212,10 +209,7 @@ def failed_in_passing(session: Session, action: Action, exc: TransientError,
 
 def _defer(session: Session, action: Action, now: datetime) -> None:
     """Not a failure: the action waits, planned, for the budget to refill."""
-    action.status = "planned"
-    action.attempts -= 1
-    action.updated_at = now
-    ledger.release(action)
+    ledger.hand_back(action, now)
     session.commit()
 
 

@@ -151,11 +151,9 @@ class FeeBatchRun:
     def _hand_back(self, actions: Sequence[Action], forget_sent: bool = False) -> None:
         """Not done here: planned again, not counted as an attempt, for the single path."""
         for action in actions:
-            action.status, action.updated_at = "planned", self.now
-            action.attempts = max(0, action.attempts - 1)
+            ledger.hand_back(action, self.now)
             if forget_sent and (action.result or {}).get(SENT):
                 action.result = {k: v for k, v in (action.result or {}).items() if k != SENT}
-            ledger.release(action)
         self.counts["handed_back"] += len(actions)
         self.session.commit()
 
@@ -337,7 +335,7 @@ def run_for_org(org_id: int) -> dict[str, int]:
     from store import clock
     from store.db import db
 
-    session = db.session
+    session = db.session()
     org = session.get(Organisation, org_id)
     connection = org.connection if org is not None else None
     if org is None or connection is None or connection.status != "active":

@@ -38,6 +38,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, and_, event, inspect, or_, select, text, update
@@ -51,12 +52,26 @@ from store.models import Action, AuditEvent, Invoice
 
 log = logging.getLogger(__name__)
 
-OPEN_STATES = ("planned", "claimed", "failed")
+class ActionStatus(StrEnum):
+    """An action's lifecycle. Only this module changes an action's status: the functions
+    below (record_planned, claim, hold, approve, hand_back, end_unsent, finish) are the
+    transitions, each with its activity-log entry where the owner should see it."""
+
+    PLANNED = "planned"
+    AWAITING_APPROVAL = "pending_approval"  # safe mode or review: only the owner sends it
+    CLAIMED = "claimed"
+    DONE = "done"
+    SKIPPED = "skipped"
+    FAILED = "failed"  # retried
+    DEAD = "dead"  # gave up; the owner sees it
+
+
+OPEN_STATES = (ActionStatus.PLANNED, ActionStatus.CLAIMED, ActionStatus.FAILED)
 FENCE = "dunwell_fence"  # in session.info: (owner, {action id: Action}) while fenced
 RELEASING = "dunwell_fence_releasing"  # fenced actions this commit takes out of "claimed"
 OUTCOMES = "dunwell_outcomes"  # log lines of outcomes, written once their commit succeeded
 LEASE = timedelta(seconds=float(os.environ.get("DUNWELL_ACTION_LEASE_SECONDS", "600")))
-FINAL_STATES = ("done", "skipped", "dead")
+FINAL_STATES = (ActionStatus.DONE, ActionStatus.SKIPPED, ActionStatus.DEAD)
 REPLAN_REASON = "changed"
 
 
@@ -96,7 +111,7 @@ def record_planned(session: Session, planned: PlannedAction, invoice: Invoice,
         return existing if _plan_again(session, existing, planned, invoice, now) else None
     action = Action(
         org_id=planned.org_id, invoice_id=planned.invoice_id, key=planned.key,
-        kind=planned.kind, status="planned", planned_amount_due=invoice.amount_due,
+        kind=planned.kind, status=ActionStatus.PLANNED, planned_amount_due=invoice.amount_due,
         created_at=now, updated_at=now,
     )
     _particulars(action, planned)
@@ -116,7 +131,7 @@ def _plan_again(session: Session, existing: Action, planned: PlannedAction, invo
     if existing.status != "skipped" or (existing.result or {}).get("reason") != REPLAN_REASON:
         return False
     _particulars(existing, planned)
-    existing.status = "planned"
+    existing.status = ActionStatus.PLANNED
     existing.planned_amount_due = invoice.amount_due
     existing.result = None
     audit(session, invoice.org_id, "action_replanned", f"Planned again: {planned.reason}",
@@ -222,10 +237,10 @@ def claim(session: Session, action: Action, owner: str, now: datetime,
     True for exactly one of any number of concurrent callers (see the module's docstring)."""
     free_row = (select(Action.id).where(Action.id == action.id, _free(now))
                 .with_for_update(skip_locked=True).scalar_subquery())
-    taken = session.execute(
+    taken = session.execute(  # type: ignore[attr-defined]  # DML: a CursorResult
         update(Action)
         .where(Action.id == free_row, _free(now))
-        .values(status="claimed", claimed_by=owner, lease_until=now + lease,
+        .values(status=ActionStatus.CLAIMED, claimed_by=owner, lease_until=now + lease,
                 attempts=Action.attempts + 1, updated_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount == 1
@@ -242,7 +257,7 @@ def renew(session: Session, action: Action, owner: str, now: datetime,
     values: dict[str, Any] = {"lease_until": now + lease, "updated_at": now}
     if result is not None:
         values["result"] = result
-    held = session.execute(
+    held = session.execute(  # type: ignore[attr-defined]  # DML: a CursorResult
         update(Action)
         .where(Action.id == action.id, Action.status == "claimed", Action.claimed_by == owner)
         .values(**values)
@@ -326,11 +341,62 @@ def release(action: Action) -> None:
     action.lease_until = None
 
 
+def hold(session: Session, action: Action, now: datetime, message: str) -> None:
+    """The action waits for the owner's approval (safe mode, or an organisation in review)."""
+    action.status, action.updated_at = ActionStatus.AWAITING_APPROVAL, now
+    audit(session, action.org_id, "action_awaiting", message, at=now,
+          invoice_id=action.invoice_id, action_id=action.id)
+
+
+def approve(session: Session, action: Action, now: datetime, message: str) -> None:
+    """The owner approved a waiting action: planned again, to be sent."""
+    action.status, action.updated_at = ActionStatus.PLANNED, now
+    audit(session, action.org_id, "action_approved", message, at=now,
+          invoice_id=action.invoice_id, action_id=action.id)
+
+
+def hand_back(action: Action, now: datetime) -> None:
+    """Not run now and not an attempt: planned again (the budget ran out, or a batch left it
+    to the single path). The caller commits."""
+    action.status, action.updated_at = ActionStatus.PLANNED, now
+    action.attempts = max(0, action.attempts - 1)
+    release(action)
+
+
+def end_unsent(session: Session, action: Action, now: datetime, message: str, reason: str,
+               **details: Any) -> None:
+    """End an action that never ran (rejected, expired, cancelled): skipped with its reason."""
+    action.status, action.updated_at, action.finished_at = ActionStatus.SKIPPED, now, now
+    release(action)
+    action.result = {**(action.result or {}), "reason": reason, **details}
+    audit(session, action.org_id, "action_skipped", message, at=now,
+          invoice_id=action.invoice_id, action_id=action.id,
+          data={"key": action.key, "reason": reason, **details})
+
+
+def end_unclaimed(session: Session, action: Action, now: datetime, message: str, reason: str,
+                  **details: Any) -> bool:
+    """end_unsent, for an action no worker may hold: one conditional UPDATE, so an action a
+    worker claimed meanwhile is left to it (it re-checks the invoice itself). True if ended."""
+    taken = session.execute(
+        update(Action).where(Action.id == action.id,
+                             Action.status.in_((ActionStatus.PLANNED, ActionStatus.FAILED)))
+        .values(status=ActionStatus.SKIPPED, result={"reason": reason, **details},
+                updated_at=now, finished_at=now, claimed_by=None, lease_until=None)
+        .execution_options(synchronize_session=False)).rowcount == 1  # type: ignore[attr-defined]
+    if taken:
+        audit(session, action.org_id, "action_skipped", message, at=now,
+              invoice_id=action.invoice_id, action_id=action.id,
+              data={"key": action.key, "reason": reason, **details})
+    return taken
+
+
 def finish(session: Session, action: Action, status: str, message: str, now: datetime,
            result: dict[str, Any] | None = None, error: str | None = None) -> None:
     """Record the outcome and say so in the activity log, in one transaction."""
-    assert status in ("done", "skipped", "failed", "dead")
-    action.status = status
+    action.status = ActionStatus(status)
+    assert action.status not in (ActionStatus.PLANNED, ActionStatus.CLAIMED,
+                                 ActionStatus.AWAITING_APPROVAL)
     release(action)
     action.result = {**(action.result or {}), **(result or {})}
     action.error = error

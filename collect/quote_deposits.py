@@ -117,11 +117,11 @@ def _record(session: Session, step: QuoteReminder, now: datetime) -> Action | No
         if existing.status != "skipped" or \
                 (existing.result or {}).get("reason") != ledger.REPLAN_REASON:
             return None
-        existing.status, existing.result = "planned", None
+        existing.status, existing.result = ledger.ActionStatus.PLANNED, None
         action = existing
     else:
         action = Action(org_id=step.org_id, invoice_id=None, key=step.key, kind=step.kind,
-                        status="planned", created_at=now, attempts=0)
+                        status=ledger.ActionStatus.PLANNED, created_at=now, attempts=0)
     action.step_index, action.step_count = step.step_index, step.step_count
     action.template, action.channel = "deposit", step.channel
     action.scheduled_for, action.reason = step.scheduled_for, step.reason

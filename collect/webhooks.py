@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 # only invoices by id, and a payment is seen through the invoices it settles).
 BY_ID_LIMIT = 20
 BATCH = 5000
-UNCLAIMED = ("planned", "failed")
+UNCLAIMED = (ledger.ActionStatus.PLANNED, ledger.ActionStatus.FAILED)
 
 
 @dataclass
@@ -130,16 +130,8 @@ def settle_open_actions(session: Session, org: Organisation, result: TargetedRes
                            f"{invoice.amount_due}); {action.kind} to be planned again")
             else:
                 continue
-            taken = session.execute(
-                update(Action).where(Action.id == action.id, Action.status.in_(UNCLAIMED))
-                .values(status="skipped", result={"reason": reason, "by": "webhook"},
-                        updated_at=now, finished_at=now, claimed_by=None, lease_until=None)
-                .execution_options(synchronize_session=False)).rowcount == 1
-            if not taken:
+            if not ledger.end_unclaimed(session, action, now, message, reason, by="webhook"):
                 continue  # a worker claimed it meanwhile: it re-checks the invoice itself
-            ledger.audit(session, org.id, "action_skipped", message, at=now,
-                         invoice_id=invoice.id, action_id=action.id,
-                         data={"key": action.key, "reason": reason, "by": "webhook"})
             (result.closed if reason != ledger.REPLAN_REASON else result.set_aside).append(
                 action.id)
             log.info("org %s invoice %s action %s: skipped (%s) after a webhook", org.id,
