@@ -6,8 +6,9 @@ the shared rate budget and a 429 or 5xx is classified before the library reads t
 JSON parser would call a throttle page "Error reading json response"). Answers are read as
 dicts with `use_decimal=True`: the library's objects would round-trip money through float.
 
-Incremental sync uses CDC (one call per record kind), falling back to a keyset query sync when
-the cursor is older than CDC's 30 days or an answer reaches CDC's 1,000-object cap.
+Incremental sync asks CDC for every record kind in one call (`changes`), falling back to a
+keyset query sync for a kind when the cursor is older than CDC's 30 days or CDC cannot answer it
+under its 1,000-object cap.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -74,8 +75,16 @@ log = logging.getLogger(__name__)
 IDEMPOTENCY_WINDOW = timedelta(hours=1)
 
 PAGE_SIZE = 1000  # QBO's largest MAXRESULTS
-CDC_MAX_OBJECTS = 1000  # an answer this big may be truncated: read by query instead
+# Intuit: "The maximum number of objects that can be returned in a response is 1000", all
+# entities of the answer together (the change-data-capture page and Intuit's developer blog,
+# 2023-08-24). An answer holding that many may have left changes out, of any kind it names.
+CDC_MAX_OBJECTS = 1000
 CDC_MAX_AGE = timedelta(days=30)
+# The record kinds of a sync (sync/streams.py's stream names) as CDC names them, and what a
+# query sync of each adds to its WHERE.
+CDC_ENTITIES = {"contacts": "Customer", "invoices": "Invoice", "payments": "Payment",
+                "quotes": "Estimate"}
+QUERY_WHERE = {"Customer": "Active IN (true, false)"}
 REQUEST_TIMEOUT = 120  # QBO's own limit
 # QuickBooks asks apps to refresh only once the access token has expired; a minute's margin
 # keeps a call from starting with a token that dies in flight.
@@ -444,22 +453,103 @@ class QuickBooksConnector:
             boundary_ids = {str(i["Id"]) for i in items if _updated(i) == newest}
             since, position = newest, 1
 
+    def _within_cdc(self, since: datetime | None) -> bool:
+        """Whether CDC looks back as far as `since` (with five minutes to spare)."""
+        return since is not None and self.clock() - since < CDC_MAX_AGE - timedelta(minutes=5)
+
+    def _cdc(self, entities: Sequence[str], changed_since: datetime
+             ) -> tuple[dict[str, list[Any]], datetime | None]:
+        """One CDC call: each entity's changed objects (deletions as `status: Deleted` stubs),
+        and when QBO answered (the answer's `time`; else its newest change). The answer holds
+        one QueryResponse per entity asked, `{}` for one without changes."""
+        answer = self._call(f"{','.join(e.lower() for e in entities)} changes",
+                            self._qb.change_data_capture, ",".join(entities),
+                            qbo_timestamp(changed_since)) or {}
+        found: dict[str, list[Any]] = {entity: [] for entity in entities}
+        for block in (answer.get("CDCResponse") or [{}])[0].get("QueryResponse") or []:
+            for entity in entities:
+                found[entity].extend(block.get(entity) or [])
+        try:
+            answered = parse_qbo_datetime(str(answer.get("time") or ""))
+        except ValueError:
+            answered = None
+        if answered is None:
+            answered = max((when for objects in found.values() for raw in objects
+                            if (when := _updated(raw)) is not None), default=None)
+        return found, answered
+
+    def _cdc_complete(self, entities: Sequence[str], changed_since: datetime
+                      ) -> dict[str, tuple[list[Any] | None, datetime | None]]:
+        """Each entity's changes since then, from CDC answers that were not full, with when
+        that entity's answer was given (it is complete for the entity up to then); None for an
+        entity that alone fills an answer (read it by query).
+
+        A full answer (CDC_MAX_OBJECTS objects in all) may have left out changes of any kind
+        it names, so its kinds are asked again in smaller groups, packed by the counts the full
+        answer showed so that each group's should fit; a group whose answer is full again is
+        split further."""
+        found, answered = self._cdc(entities, changed_since)
+        if sum(len(objects) for objects in found.values()) < CDC_MAX_OBJECTS:
+            return {entity: (objects, answered) for entity, objects in found.items()}
+        if len(entities) == 1:
+            log.info("quickbooks realm %s: %s changes fill a CDC answer; reading by query",
+                     self.realm_id, entities[0])
+            return {entities[0]: (None, None)}
+        log.info("quickbooks realm %s: the CDC answer for %s is full; asking in groups",
+                 self.realm_id, ",".join(entities))
+        complete: dict[str, tuple[list[Any] | None, datetime | None]] = {}
+        for group in _cdc_groups({entity: len(found[entity]) for entity in entities}):
+            if len(group) == 1 and len(found[group[0]]) >= CDC_MAX_OBJECTS:
+                complete[group[0]] = (None, None)  # alone it fills an answer: no need to ask
+                continue
+            complete.update(self._cdc_complete(group, changed_since))
+        return complete
+
+    def changes(self, since: Mapping[str, datetime | None]
+                ) -> dict[str, tuple[Iterator[list[Any]], datetime | None]] | None:
+        """The records of several kinds (stream names: contacts, invoices, payments, quotes)
+        changed since each one's bookmark, asked of CDC together: one call while the changes of
+        them all number fewer than CDC_MAX_OBJECTS. For each kind, its pages and the bookmark
+        it may move to once they are stored: when QBO gave the answer that held its changes,
+        so that a kind that seldom changes (customers) keeps up with the others and the next
+        call asks from a recent moment; None where the pages' own newest record is the
+        bookmark (a kind CDC cannot answer under its cap, read by a keyset query
+        from its own bookmark). None when CDC cannot serve these bookmarks (one is missing,
+        or older than CDC looks back): read each kind on its own.
+
+        CDC is asked from the oldest bookmark (one second back: QBO stamps to the second);
+        what a kind's own bookmark says it has already seen is left out."""
+        kinds = {kind: moment for kind, moment in since.items() if kind in CDC_ENTITIES}
+        moments = [moment for moment in kinds.values() if moment is not None]
+        if not kinds or len(moments) < len(kinds) or not self._within_cdc(min(moments)):
+            return None
+        second = timedelta(seconds=1)
+        found = self._cdc_complete([CDC_ENTITIES[kind] for kind in kinds],
+                                   min(moments) - second)
+        pages: dict[str, tuple[Iterator[list[Any]], datetime | None]] = {}
+        for kind, moment in kinds.items():
+            assert moment is not None
+            entity = CDC_ENTITIES[kind]
+            objects, newest = found[entity]
+            if objects is None:
+                raws = self._keyset(entity, moment, QUERY_WHERE.get(entity, ""))
+            else:
+                raws = iter([[raw for raw in objects
+                              if (when := _updated(raw)) is None or when > moment - second]])
+            pages[kind] = (_records_of(entity, raws), newest)
+        return pages
+
     def _changes(self, entity: str, since: datetime | None,
                  where: str = "") -> Iterator[list[dict[str, Any]]]:
-        """CDC when it can answer completely, else a query sync from the same point."""
-        if since is not None and self.clock() - since < CDC_MAX_AGE - timedelta(minutes=5):
+        """One kind's changes: CDC when it can answer completely, else a query sync from the
+        same point."""
+        if self._within_cdc(since):
+            assert since is not None
             # One second back: QBO stamps to the second, and re-reading is harmless.
-            changed_since = qbo_timestamp(since - timedelta(seconds=1))
-            answer = self._call(f"{entity.lower()} changes", self._qb.change_data_capture,
-                                entity, changed_since) or {}
-            items: list[dict[str, Any]] = []
-            for block in (answer.get("CDCResponse") or [{}])[0].get("QueryResponse") or []:
-                items.extend(block.get(entity) or [])
-            if len(items) < CDC_MAX_OBJECTS:
-                yield items
+            objects, _ = self._cdc_complete([entity], since - timedelta(seconds=1))[entity]
+            if objects is not None:
+                yield objects
                 return
-            log.info("quickbooks realm %s: %s changes reached CDC's cap; reading by query",
-                     self.realm_id, entity)
         yield from self._keyset(entity, since, where)
 
     def organisation(self) -> OrganisationRecord:
@@ -469,24 +559,21 @@ class QuickBooksConnector:
         return organisation_record(self.realm_id, company, answer.get("Preferences") or {})
 
     def contacts(self, modified_since: datetime | None) -> Iterator[list[ContactRecord]]:
-        for page in self._changes("Customer", modified_since, "Active IN (true, false)"):
-            yield [contact_record(raw) for raw in page]
+        return _records_of("Customer", self._changes("Customer", modified_since,
+                                                     QUERY_WHERE["Customer"]))
 
     def invoices(self, modified_since: datetime | None) -> Iterator[list[InvoiceRecord]]:
-        for page in self._changes("Invoice", modified_since):
-            yield [invoice_record(raw) for raw in page]
+        return _records_of("Invoice", self._changes("Invoice", modified_since))
 
     def payments(self, modified_since: datetime | None) -> Iterator[list[PaymentRecord]]:
-        for page in self._changes("Payment", modified_since):
-            yield [record for raw in page for record in payment_records(raw)]
+        return _records_of("Payment", self._changes("Payment", modified_since))
 
     def invoice(self, provider_id: str) -> InvoiceRecord:
         return invoice_record(self._get("Invoice", provider_id))
 
     def quotes(self, modified_since: datetime | None) -> Iterator[list[QuoteRecord]]:
         """Estimates, by CDC or a keyset query like invoices."""
-        for page in self._changes("Estimate", modified_since):
-            yield [quote_record(raw) for raw in page]
+        return _records_of("Estimate", self._changes("Estimate", modified_since))
 
     def quote(self, provider_id: str) -> QuoteRecord:
         return quote_record(self._get("Estimate", provider_id))
@@ -888,6 +975,49 @@ class QuickBooksConnector:
         }
         answer = self._post("create credit memo", "creditmemo", _json(body), idempotency_key)
         return dict(answer["CreditMemo"])
+
+
+def _records_of(entity: str, pages: Iterator[list[dict[str, Any]]]) -> Iterator[list[Any]]:
+    """Pages of an entity's raw objects as pages of records (lazily: a query sync's next page
+    is read when the sync asks for it)."""
+    for page in pages:
+        if entity == "Customer":
+            yield [contact_record(raw) for raw in page]
+        elif entity == "Invoice":
+            yield [invoice_record(raw) for raw in page]
+        elif entity == "Payment":
+            yield [record for raw in page for record in payment_records(raw)]
+        else:
+            yield [quote_record(raw) for raw in page]
+
+
+def _cdc_groups(counts: Mapping[str, int]) -> list[list[str]]:
+    """The entities of a full CDC answer in groups to ask again, each in the order asked.
+
+    A full answer's counts are lower bounds (it left changes out, of kinds unknown), so groups
+    are packed to half the cap: an entity with at least that many alone, the others largest
+    first into the first group they keep under it; the entities the answer showed none of
+    join the smallest group unless it alone filled the answer, else they form one. The counts
+    add up to the cap or more, so no group holds every entity."""
+    half = CDC_MAX_OBJECTS // 2
+    groups: list[tuple[int, list[str]]] = []
+    for entity in sorted((e for e in counts if counts[e]), key=lambda e: -counts[e]):
+        for index, (total, members) in enumerate(groups):
+            if total + counts[entity] < half:
+                groups[index] = (total + counts[entity], [*members, entity])
+                break
+        else:
+            groups.append((counts[entity], [entity]))
+    unseen = [entity for entity in counts if not counts[entity]]
+    if unseen:
+        smallest = min(range(len(groups)), key=lambda i: groups[i][0], default=None)
+        if smallest is not None and groups[smallest][0] < CDC_MAX_OBJECTS:
+            total, members = groups[smallest]
+            groups[smallest] = (total, [*members, *unseen])
+        else:
+            groups.append((0, unseen))
+    order = list(counts)
+    return [sorted(members, key=order.index) for _, members in groups]
 
 
 @dataclass(frozen=True)

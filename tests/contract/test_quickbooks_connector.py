@@ -14,6 +14,7 @@ from connectors.quickbooks import CDC_MAX_OBJECTS, QuickBooksConnector, parse_qb
 from tests.conftest import FakeClock
 from tests.contract.harness import QuickBooksHarness
 from tests.contract.test_connector_contract import everything, fee
+from tests.contract.test_incremental_changes import delete_entity
 
 
 @pytest.fixture
@@ -109,16 +110,7 @@ def test_a_deleted_payment_and_a_deleted_invoice_reach_the_sync_as_deletions(
     paid = everything(connector.payments(cursor))
     assert [(p.provider_id, p.amount) for p in paid if p.invoice_provider_id == target] == [
         (f"{payment['Id']}:{target}", Decimal("2.00"))]
-    import requests
-
-    tokens = books.tokens().tokens
-    deleted = requests.post(
-        f"{books.server.url}/v3/company/{books.realm}/payment",
-        params={"operation": "delete", "minorversion": 75},
-        json={"Id": payment["Id"], "SyncToken": payment["SyncToken"]},
-        headers={"Authorization": f"Bearer {tokens.access_token}",
-                 "Accept": "application/json"}, timeout=10)
-    assert deleted.status_code == 200, deleted.text
+    delete_entity(books, "Payment", payment)
     books.clock.advance(minutes=1)
     gone = everything(connector.payments(cursor + timedelta(seconds=90)))
     assert [(p.provider_id, p.status, p.invoice_provider_id) for p in gone] == [
