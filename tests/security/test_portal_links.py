@@ -157,3 +157,11 @@ def test_every_portal_post_needs_the_csrf_token_and_is_rate_limited(app, connect
         assert db.session.scalars(select(PaymentPromise)).all() == []
         db.session.remove()
     del mine
+
+
+def test_the_access_log_hides_portal_links() -> None:
+    from app.security import redact_secrets
+
+    line = '127.0.0.1 - - "GET /portal/eyJjIjoyM30.abc.def/invoices/3/pdf?lang=he HTTP/1.1" 200'
+    assert redact_secrets(line) == ('127.0.0.1 - - "GET /portal/[redacted]?lang=he HTTP/1.1"'
+                                    ' 200')
