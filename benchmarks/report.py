@@ -151,6 +151,14 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                     f"{data['api_calls']} (worst of {data['runs']}: +"
                     f"{data['worst_calls_over_floor']})", "<= floor + 1",
                     str(data["api_call_floor"]), _met(data["worst_calls_over_floor"] <= 1)))
+        for settled in data.get("settled_rounds", []):
+            out.append((f"sync_incremental {provider}: calls for {settled['changed']} changed "
+                        "(settled bookmark)", str(settled["calls"]), "<= floor + 1",
+                        str(settled["floor"]), _met(settled["calls"] <= settled["floor"] + 1)))
+        for named, read in data.get("webhook_invoices_by_ids", {}).items():
+            out.append((f"sync_incremental {provider}: webhook naming {named} invoices, read by "
+                        "IDs", str(read["calls"]), "= ceil(n / 150)", str(read["floor"]),
+                        _met(read["calls"] == read["floor"])))
     plan = bench.get("plan_daily", {})
     for fraction, data in plan.get("fractions", {}).items():
         target = "<= 2 s" if fraction == "2%" else "proportional"
