@@ -223,14 +223,15 @@ def test_dashboard_page_shows_dso_over_time_and_collections(app) -> None:  # typ
                          ("2026-10", "£3,600.00", "£4,600.00", "70"),
                          ("2026-11", "£2,300.00", "£3,600.00", "58")]
     assert days[0] == ("2025-12", "£0.00", "£0.00", "—")
-    assert "Nov 24, 2026: 58 days." in dso  # the <desc>
+    assert "24/11/2026: 58 days." in dso  # the <desc>, dated as a British book reads
 
     collected = _rows(html, "collected")
     assert "in the 14 days after; each payment counts once" in collected  # the rule, stated
     found = re.findall(r'<tr data-window="(\d+)" data-currency="(\w+)"><td>[^<]*</td><td>\w+'
                        r'</td><td class="num">([^<]*)</td><td class="num">(\d+)</td>', collected)
-    assert found == [("30", "GBP", "£200.00", "1"), ("30", "USD", "$100.00", "1"),
-                     ("90", "GBP", "£1,200.00", "2"), ("90", "USD", "$100.00", "1")]
+    # A British book in English: the dollar is written US$ (CLDR's en_GB).
+    assert found == [("30", "GBP", "£200.00", "1"), ("30", "USD", "US$100.00", "1"),
+                     ("90", "GBP", "£1,200.00", "2"), ("90", "USD", "US$100.00", "1")]
     assert "5,000" not in html  # the other organisation's payment
 
     assert client.get(f"/orgs/{book.other_org_id}/dashboard").status_code == 404
