@@ -6,10 +6,30 @@ from typing import Any
 
 from flask import Flask, render_template
 
+from app.api.views import blueprint as api
+from app.auth.views import blueprint as auth
+from app.cli import register
 from app.config import INSTANCE_DIR, Config
+from app.connections.views import blueprint as connections
+from app.customers.views import blueprint as customers
+from app.dashboard.views import blueprint as dashboard
 from app.extensions import babel, csrf, init_database, login_manager
 from app.health import init_operations
+from app.languages import init_languages
+from app.organisations.members_views import blueprint as members
+from app.organisations.views import blueprint as organisations
+from app.portal.collector import blueprint as portal_admin
+from app.portal.collector import portal_activity
+from app.portal.views import blueprint as portal
+from app.practice.views import blueprint as practice
 from app.security import init_security
+from app.settings.views import blueprint as settings
+from app.setup.views import blueprint as setup
+from app.sms.views import blueprint as sms_webhooks
+from app.sms.views import pages as sms_settings
+from app.webhooks.views import WebhookDispatcher
+from app.webhooks.views import blueprint as webhooks
+from collect.providers import PROVIDER_NAMES
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
@@ -27,7 +47,6 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     register_errorhandlers(app)
     register_commands(app)
     init_security(app)  # CSP nonce, HSTS, no-store, the sign-in limit
-    from app.webhooks.views import WebhookDispatcher
 
     # Provider webhooks answered in front of Flask's request machinery (see the class).
     app.wsgi_app = WebhookDispatcher(app, app.wsgi_app)  # type: ignore[method-assign]
@@ -41,41 +60,23 @@ def register_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.login_view = "auth.sign_in"
     login_manager.login_message = "Please sign in to continue."
-    from app.languages import init_languages
 
     init_languages(app, babel)
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.auth.views import blueprint as auth
-    from app.connections.views import blueprint as connections
-    from app.customers.views import blueprint as customers
-    from app.organisations.views import blueprint as organisations
-    from app.webhooks.views import blueprint as webhooks
-    from collect.providers import PROVIDER_NAMES
 
     app.register_blueprint(auth)
     app.register_blueprint(organisations)
     app.register_blueprint(connections)
     app.register_blueprint(customers)
     app.register_blueprint(csrf.exempt(webhooks))  # signed by the provider, not a form
-    from app.sms.views import blueprint as sms_webhooks
-    from app.sms.views import pages as sms_settings
 
     app.register_blueprint(csrf.exempt(sms_webhooks))  # signed by Twilio, not a form
     app.register_blueprint(sms_settings)
-    from app.api.views import blueprint as api
-    from app.dashboard.views import blueprint as dashboard
-    from app.organisations.members_views import blueprint as members
-    from app.practice.views import blueprint as practice
-    from app.settings.views import blueprint as settings
-    from app.setup.views import blueprint as setup
 
     for blueprint in (settings, dashboard, members, practice, api, setup):
         app.register_blueprint(blueprint)
-    from app.portal.collector import blueprint as portal_admin
-    from app.portal.collector import portal_activity
-    from app.portal.views import blueprint as portal
 
     app.register_blueprint(portal)  # the customer's, public: its signed link is the key
     app.register_blueprint(portal_admin)
@@ -94,6 +95,5 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    from app.cli import register
 
     register(app)

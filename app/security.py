@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
 from app.access import init_access
+from collect.providers import redis_client
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,6 @@ def count_in_window(keys: list[str], seconds: int) -> list[int]:
     """Add one to each counter and return the counts; a counter starts its window of `seconds`
     at its first count. SET NX EX then INCR (which keeps the expiry) in one MULTI/EXEC, as
     Redis 6.2 has no EXPIRE ... NX. Raises RedisError."""
-    from collect.providers import redis_client
 
     pipe = redis_client().pipeline()
     for key in keys:
@@ -193,7 +193,6 @@ def _is_sign_in_post() -> bool:
 def _refuse_after_too_many_failed_sign_ins() -> Any:
     if not _is_sign_in_post():
         return None
-    from collect.providers import redis_client
 
     try:
         counts = redis_client().mget(_sign_in_keys())
@@ -214,7 +213,6 @@ def _count_failed_sign_in(response: Response) -> Response:
     """A sign-in post that does not redirect onward has failed (wrong password, bad form)."""
     if not _is_sign_in_post() or g.get("sign_in_refused"):
         return response
-    from collect.providers import redis_client
 
     keys = _sign_in_keys()
     try:

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from collect import ledger, shared_clock
 from collect.execute import FEE_KINDS, FEE_LABELS, Effect, _fee_line
 from collect.plan import refresh_next_action
+from collect.providers import connector_for
 from connectors.base import (
     ConfigurationError,
     Connector,
@@ -39,6 +40,8 @@ from connectors.base import (
     TransientError,
     batch_key,
 )
+from store import clock
+from store.db import db
 from store.models import Action, Invoice, Organisation
 from sync.engine import upsert_invoices
 
@@ -331,9 +334,6 @@ def create_fee_invoices(session: Session, org: Organisation, connector: Connecto
 def run_for_org(org_id: int) -> dict[str, int]:
     """Before single actions are enqueued: batch what can be batched (their jobs then find
     them done). Never fails the caller: what is not done here is done one by one."""
-    from collect.providers import connector_for
-    from store import clock
-    from store.db import db
 
     session = db.session()
     org = session.get(Organisation, org_id)

@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session
 from collect.observed import count_when_committed
 from rules import PastAction, PlannedAction
 from store.models import Action, AuditEvent, Invoice
+from sync.engine import column_arrays
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +185,6 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]) -> Iterable[Action
     if session.get_bind().dialect.name != "postgresql":
         statement = sqlite_insert(Action).on_conflict_do_nothing(index_elements=["key"])
         return session.scalars(statement.returning(Action), rows)
-    from sync.engine import column_arrays
 
     table = Action.__table__
     dialect = session.get_bind().dialect

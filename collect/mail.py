@@ -17,7 +17,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from collect.providers import token_vault
+from collect.vault import token_vault
 from connectors.base import ConfigurationError, TransientError
 from store.models import MailSender
 

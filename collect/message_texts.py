@@ -19,6 +19,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from collect import ledger
+from collect.mail import send_email, server_for
+from collect.plan import calendar_for
+from collect.providers import redis_client
 from connectors.base import ConfigurationError, TransientError
 from rules.messages import (
     MAX_TEMPLATE_CHARS,
@@ -165,7 +168,6 @@ def _context(session: Session, org: Organisation, language: str, invoice_id: int
              now: datetime) -> MessageContext:
     if invoice_id is None:
         return replace(SAMPLE, locale=language, business_name=org.name)
-    from collect.plan import calendar_for
 
     invoice = session.scalar(select(Invoice).where(Invoice.org_id == org.id,
                                                    Invoice.id == invoice_id))
@@ -181,7 +183,6 @@ def _context(session: Session, org: Organisation, language: str, invoice_id: int
 
 
 def _spend_test_send(org_id: int) -> None:
-    from collect.providers import redis_client
 
     key = f"dunwell:test-send:{org_id}"
     redis = redis_client()
@@ -201,7 +202,6 @@ def test_send(session: Session, org: Organisation, user: User, language: str, to
     """Render the text (as edited, or as in force) for the chosen invoice (or the sample) and
     email it, marked as a test, to the signed-in user's own address: the recipient is never
     taken from the form or the invoice. Rate-limited per organisation. Commits the audit."""
-    from collect.mail import send_email, server_for
 
     _checked_choice(language, tone)
     source = (checked_source(subject, body or "") if subject is not None and body is not None

@@ -8,7 +8,8 @@ from flask import current_app
 from redis import Redis
 from sqlalchemy.orm import sessionmaker
 
-from collect.tokens import GrantTokenStore, TokenVault
+from collect.tokens import GrantTokenStore
+from collect.vault import token_vault
 from connectors import registry
 from connectors.base import AuthorizationRevoked, Connector
 from connectors.provider import Provider
@@ -30,14 +31,6 @@ def redis_client() -> Redis:
         client = Redis.from_url(current_app.config["REDIS_URL"])
         current_app.extensions["dunwell_redis"] = client
     return client
-
-
-def token_vault() -> TokenVault:
-    vault = current_app.extensions.get("dunwell_vault")
-    if vault is None:
-        vault = TokenVault(current_app.config["TOKEN_ENCRYPTION_KEYS"])
-        current_app.extensions["dunwell_vault"] = vault
-    return vault
 
 
 def settings_for(provider: Provider[S] | str) -> S:

@@ -25,12 +25,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from redis import Redis
 from redis.exceptions import LockError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from collect.mail import send_email
+from collect.vault import TokenVault
 from connectors import registry
 from connectors.base import (
     AuthorizationRevoked,
@@ -61,31 +62,6 @@ if fence <= floor then
 end
 return fence
 """
-
-
-class TokenVault:
-    """MultiFernet: the first key encrypts; every key decrypts, so keys can rotate."""
-
-    def __init__(self, keys: str) -> None:
-        parts = [k.strip() for k in keys.split(",") if k.strip()]
-        if not parts:
-            raise RuntimeError(
-                "TOKEN_ENCRYPTION_KEYS is not set: generate one with "
-                "`python -c 'from cryptography.fernet import Fernet; "
-                "print(Fernet.generate_key().decode())'`"
-            )
-        self._fernet = MultiFernet([Fernet(k.encode()) for k in parts])
-
-    def encrypt(self, plain: str) -> str:
-        return self._fernet.encrypt(plain.encode()).decode()
-
-    def decrypt(self, sealed: str) -> str:
-        try:
-            return self._fernet.decrypt(sealed.encode()).decode()
-        except InvalidToken as exc:
-            raise RuntimeError(
-                "a stored token cannot be decrypted with the configured keys"
-            ) from exc
 
 
 def store_tokens(grant: Grant, tokens: TokenSet, vault: TokenVault) -> None:
@@ -280,8 +256,6 @@ def tell_owners_to_reconnect(session: Session, grant_id: int, connections: list[
     outside the app) the email is not sent, and the log says so."""
     from flask import current_app, has_app_context
 
-    from collect.mail import send_email
-    from store import clock
 
     now = clock.now()
     for connection in connections:

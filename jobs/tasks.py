@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from collect import approvals, execute, fee_batches, ledger, plan, review, shared_clock, statements
 from collect.providers import PROVIDER_NAMES, connector_for, redis_client
-from collect.webhooks import generation_key
+from collect.webhooks import apply_webhook_events, generation_key, reconcile
 from connectors.base import ConfigurationError, DailyLimitReached, RateLimited
 from jobs import retention
 from jobs.queues import FINISHED, enqueue_once
@@ -429,7 +429,6 @@ def _connection_lost(org: Organisation, connection: Connection, exc: Configurati
 
 def sync_webhook_changes(org_id: int) -> dict[str, Any]:
     """Apply the organisation's pending webhook events, then plan (and enqueue) what is due."""
-    from collect.webhooks import apply_webhook_events
 
     redis_client().incr(generation_key(org_id))  # later events get a job of their own
     session = db.session()
@@ -454,7 +453,6 @@ RECONCILE_AT = time(2, 30)  # the organisation's local time: quiet in the books,
 
 def reconcile_org(org_id: int, local_day: str | None = None) -> dict[str, Any]:
     """The nightly reconcile: count (and repair) what webhooks missed; book tomorrow's."""
-    from collect.webhooks import reconcile
 
     session = db.session()
     org = session.get(Organisation, org_id)

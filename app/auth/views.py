@@ -28,15 +28,32 @@ from werkzeug.wrappers import Response
 
 from app.auth import flows
 from app.auth.forms import NewPasswordForm, ResetRequestForm, SignInForm
+from app.auth.identity import (
+    IdentityRefused,
+    intuit_identity,
+    intuit_settings,
+    user_for,
+    xero_identity,
+)
 from app.auth.sessions import (
     end_every_session,
     end_this_session,
     start_session,
     user_of_session,
 )
+from app.connections.services import BooksAlreadyConnected, connect_quickbooks, connect_xero
+from app.connections.views import already_connected
 from app.extensions import login_manager
+from app.languages import LANGUAGES, SESSION_KEY
+from app.organisations import members
 from app.security import count_in_window, same_origin_path
+from collect.mail import send_email
+from collect.providers import xero_settings
 from connectors import registry
+from connectors.base import ConfigurationError, ConnectorError, TransientError
+from connectors.oauth import new_pkce_pair
+from jobs.tasks import enqueue_sync
+from store import clock
 from store.db import db
 from store.models import Organisation, User
 
@@ -117,8 +134,6 @@ def _user_of_reset(token: str) -> User | None:
 
 def _email_reset_link(app: Flask, user_id: int) -> None:
     """Sent after the answer has gone, so that its time says nothing about the address."""
-    from collect.mail import send_email
-    from connectors.base import ConfigurationError, TransientError
 
     with app.app_context(), app.test_request_context(base_url=app.config["BASE_URL"]):
         user = db.session.get(User, user_id)
@@ -196,7 +211,6 @@ def reset_password(token: str) -> str | Response | tuple[str, int]:
 
 @blueprint.route("/language", methods=["POST"])
 def set_language() -> Response:
-    from app.languages import LANGUAGES, SESSION_KEY
 
     chosen = request.form.get("language", "")
     if chosen in LANGUAGES:
@@ -219,8 +233,6 @@ def signup_xero() -> Response:
     """Sign up (or in) with Xero: one consent names the person and connects their books."""
     import secrets
 
-    from collect.providers import xero_settings
-    from connectors.oauth import new_pkce_pair
 
     state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     verifier, challenge = new_pkce_pair()
@@ -244,7 +256,6 @@ def _checked_flow(provider: str) -> dict | tuple[str, int]:
 
 
 def _signed_up(user: User, organisations: list) -> Response:  # type: ignore[type-arg]
-    from jobs.tasks import enqueue_sync
 
     if not current_user.is_authenticated or current_user.id != user.id:
         start_session(user)
@@ -260,11 +271,6 @@ def _signed_up(user: User, organisations: list) -> Response:  # type: ignore[typ
 
 @blueprint.route("/signup/xero/callback")
 def signup_xero_callback() -> Response | tuple[str, int]:
-    from app.auth.identity import IdentityRefused, user_for, xero_identity
-    from app.connections.services import BooksAlreadyConnected, connect_xero
-    from app.connections.views import already_connected
-    from collect.providers import xero_settings
-    from connectors.base import ConnectorError
 
     flow = _checked_flow("xero")
     if isinstance(flow, tuple):
@@ -295,8 +301,6 @@ def signup_xero_callback() -> Response | tuple[str, int]:
 def signin_intuit() -> Response | tuple[str, int]:
     import secrets
 
-    from app.auth.identity import intuit_settings
-    from connectors.base import ConnectorError
 
     state = secrets.token_urlsafe(32)
     flows.begin(SIGNUP_FLOW, state=state, provider="intuit")
@@ -310,10 +314,6 @@ def signin_intuit() -> Response | tuple[str, int]:
 
 @blueprint.route("/signin/intuit/callback")
 def signin_intuit_callback() -> Response | tuple[str, int]:
-    from app.auth.identity import IdentityRefused, intuit_identity, intuit_settings, user_for
-    from app.connections.services import BooksAlreadyConnected, connect_quickbooks
-    from app.connections.views import already_connected
-    from connectors.base import ConnectorError
 
     flow = _checked_flow("intuit")
     if isinstance(flow, tuple):
@@ -360,8 +360,6 @@ def marketplace_launch(provider: str) -> Response:
 @blueprint.route("/invitations/<token>", methods=["GET", "POST"])
 def invitation(token: str) -> str | Response | tuple[str, int]:
     """Accept an invitation: signed in as the invited email, or by choosing a password."""
-    from app.organisations import members
-    from store import clock
 
     now = clock.now()
     try:

@@ -13,6 +13,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import load_only, selectinload
 
 from app.access import may, role_in
+from collect.providers import PROVIDER_NAMES
 from store.db import db
 from store.models import (
     Action,
@@ -142,7 +143,6 @@ def daily_limit_notice(org: Organisation, now: datetime) -> DailyLimitNotice | N
     00:00 UTC, so the notice is read from the `daily_limit` activity event the worker writes
     when an action is deferred for the day, and is gone once that day has rolled over. Every
     action still open and due before then waits for the budget to refill."""
-    from collect.providers import PROVIDER_NAMES
 
     day_start = datetime.combine(now.astimezone(UTC).date(), time.min, tzinfo=UTC)
     refills = day_start + timedelta(days=1)

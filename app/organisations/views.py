@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
+from app.fees_cli import _amount, _day, _tables, quote, quote_lines
 from app.organisations.services import (
     daily_limit_notice,
     document_for,
@@ -21,6 +22,7 @@ from app.organisations.services import (
     overview,
 )
 from jobs.tasks import enqueue_sync
+from rules.statutory import PrincipalEvents
 from store import clock
 
 blueprint = Blueprint("organisations", __name__)
@@ -84,14 +86,6 @@ def document(org_id: int, document_id: int) -> Response:
 @login_required
 def fee_quote(org_id: int) -> str:
     """The statutory-interest calculator (the same figures as `dunwell fees quote`)."""
-    from app.fees_cli import (
-        _amount,
-        _day,
-        _tables,
-        quote,
-        quote_lines,
-    )
-    from rules.statutory import PrincipalEvents
 
     org = organisation_for(current_user, org_id)
     args = request.args

@@ -27,6 +27,8 @@ from collect.providers import redis_client
 from collect.webhooks import generation_key
 from connectors import registry
 from connectors.webhooks import ProviderEvent
+from jobs.queues import enqueue_once
+from jobs.tasks import SYNC_RETRY, sync_webhook_changes
 from store import clock
 from store.db import db
 from store.models import Connection, WebhookEvent
@@ -237,8 +239,6 @@ def enqueue_targeted_sync(org_id: int) -> None:
     The job moves the generation on as it starts, before it reads the events; an event stored
     after that gets a job of the next generation, so none is left behind a running job. A
     marker per generation spares the burst's later requests the enqueue itself."""
-    from jobs.queues import enqueue_once
-    from jobs.tasks import SYNC_RETRY, sync_webhook_changes
 
     redis = redis_client()
     # One round trip: read the generation and set its marker unless it is set.
