@@ -20,7 +20,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from collect import ledger, portal
+from collect import ledger, own_documents, portal
 from collect.plan import calendar_for, plan_record
 from rules import (
     InvoiceState,
@@ -297,6 +297,19 @@ def open_pay_dates(session: Session, org: Organisation, now: datetime,
     return predict_pay_dates(
         [h for h in histories if h.is_open and (contact_id is None or h.contact_id == contact_id)],
         model, org_today(org, now))
+
+
+def listed_pay_dates(session: Session, org: Organisation, now: datetime, contact_id: int
+                     ) -> list[tuple[PayDate, Invoice, str | None]]:
+    """A customer's open invoices with their expected pay dates, as their page lists them:
+    each fee invoice Dunwell made right after the invoice it is for, with that one's number
+    (collect/own_documents.py)."""
+    dates = open_pay_dates(session, org, now, contact_id)
+    invoices = {i.id: i for i in session.scalars(select(Invoice).where(
+        Invoice.org_id == org.id, Invoice.id.in_([d.invoice_id for d in dates])))}
+    return [(d, invoices[d.invoice_id], made_for) for d, made_for in
+            own_documents.beside_their_invoices(session, org.id, dates,
+                                                lambda d: invoices[d.invoice_id])]
 
 
 def cash_in_forecast(session: Session, org: Organisation, now: datetime) -> CashForecast:

@@ -572,6 +572,9 @@ def grant_discount(effect: Effect) -> str:
         marker=marker, account_code=details.get("account_code"),
         item_name=details.get("item"), tax_type=details.get("tax_rate")),
         idempotency_key=f"{action.key}:credit")
+    # Ours: shown with the invoice, never taken for a debt (recorded with the outcome).
+    own_documents.remember(effect.session, action.org_id, credit_id, invoice.id,
+                           own_documents.CREDIT_NOTE)
     return effect.finish(f"{action.reason}: credit note applied", placed="credit_note",
                          marker=marker, credit_note_id=credit_id)
 

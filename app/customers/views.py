@@ -50,7 +50,7 @@ def show(org_id: int, contact_id: int) -> str:
     retainer = services.retainer_view(db.session(), org, contact)
     return render_template(
         "customers/show.html", org=org, contact=contact, credit=credit[0],
-        pay_dates=services.open_pay_dates(db.session(), org, now, contact.id),
+        pay_dates=services.listed_pay_dates(db.session(), org, now, contact.id),
         statement=render_statement(services.statement_for(db.session(), org, contact, now)),
         hold_form=hold, limit_form=limit, retainer=retainer,
         retainer_form=RetainerForm(

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
-from collect import ledger
+from collect import ledger, own_documents
 from store.db import db
 from store.models import Action, AuditEvent, Contact, Invoice, Organisation, Payment, Task, User
 
@@ -216,6 +216,30 @@ def invoice_timeline(org: Organisation, invoice_id: int
                                   payment.status))
     items.sort(key=lambda i: _sortable(i.at), reverse=True)
     return invoice, items, actions
+
+
+@dataclass(frozen=True)
+class OwnDocuments:
+    """What Dunwell made for an invoice, or, for a document Dunwell made, its invoice."""
+
+    attached: list[own_documents.Attached]
+    owed_with_them: Decimal  # the invoice's amount due with its open fee invoices'
+    belongs_to: Invoice | None  # set when this invoice is a fee invoice Dunwell made
+
+
+def own_documents_of(org: Organisation, invoice: Invoice) -> OwnDocuments:
+    session = db.session
+    attached = own_documents.attached_to(session, org.id, [invoice.id]).get(invoice.id, [])
+    owed = invoice.amount_due if invoice.status == "open" else Decimal(0)
+    owed += sum((a.owed for a in attached
+                 if a.document is not None and a.document.currency == invoice.currency),
+                Decimal(0))
+    parent_id = own_documents.made_for(session, org.id, [invoice.provider_id]).get(
+        invoice.provider_id)
+    parent = session.scalar(select(Invoice).where(Invoice.org_id == org.id,
+                                                  Invoice.id == parent_id)) \
+        if parent_id is not None else None
+    return OwnDocuments(attached, owed, parent)
 
 
 def overdue_count(org: Organisation, today: date, older_than_days: int) -> int:

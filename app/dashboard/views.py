@@ -69,4 +69,5 @@ def invoice(org_id: int, invoice_id: int) -> str:
     except LookupError:
         abort(404)
     return render_template("dashboard/invoice.html", org=org, invoice=found, timeline=timeline,
-                           actions=actions, reference=services.provider_reference)
+                           actions=actions, reference=services.provider_reference,
+                           own=services.own_documents_of(org, found))

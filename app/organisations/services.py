@@ -13,6 +13,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import load_only, selectinload
 
 from app.access import may, role_in
+from collect import own_documents
 from collect.providers import PROVIDER_NAMES
 from store.db import db
 from store.models import (
@@ -61,6 +62,8 @@ class InvoiceRow:
     next_action_local: str | None
     due_now: bool
     reminders_sent: int
+    # A fee invoice Dunwell made: the number of the invoice it is for (listed right after it).
+    made_for: str | None = None
 
 
 @dataclass
@@ -96,10 +99,13 @@ def overview(org: Organisation, now_local: datetime, limit: int = 500) -> Overvi
         select(Invoice).where(Invoice.org_id == org.id).options(selectinload(Invoice.contact))
         .order_by(open_first, Invoice.next_action_at.is_(None), Invoice.next_action_at,
                   Invoice.due_date).limit(limit)).all()
+    # Each fee invoice Dunwell made is listed right after the invoice it is for.
     rows = [InvoiceRow(invoice=i, contact_name=i.contact.name if i.contact else "",
                        next_action_local=local_time(org, i.next_action_at),
                        due_now=i.next_action_at is not None and i.next_action_at <= now_local,
-                       reminders_sent=sent.get(i.id, 0)) for i in invoices]
+                       reminders_sent=sent.get(i.id, 0), made_for=made_for)
+            for i, made_for in own_documents.beside_their_invoices(
+                session, org.id, invoices, lambda i: i)]
     events = list(session.scalars(select(AuditEvent).where(AuditEvent.org_id == org.id)
                                   .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
                                   .limit(100)))
