@@ -34,7 +34,7 @@ def portal_activity(org_id: int, contact_id: int | None = None,
                     invoice_id: int | None = None) -> dict[str, Any]:
     """For the pages' panel: the customer's promises, disputes and plan requests (newest
     first), and their portal link on the customer's page. The caller's page checked access."""
-    session = db.session
+    session = db.session()
 
     def rows(model: Any) -> list[Any]:
         query = select(model).where(model.org_id == org_id)
@@ -83,10 +83,10 @@ def resolve(org_id: int, invoice_id: int) -> Response:
         InvoiceDispute.org_id == org.id, InvoiceDispute.invoice_id == invoice.id,
         InvoiceDispute.status == "open")).all()
     for row in rows:
-        portal.resolve_dispute(db.session, row, current_user.id,
+        portal.resolve_dispute(db.session(), row, current_user.id,
                                request.form.get("resolution", ""), now)
     if rows:
-        refresh_next_action(db.session, org, now, [invoice.id])
+        refresh_next_action(db.session(), org, now, [invoice.id])
         db.session.commit()
         flash(_("Dispute resolved: the invoice is chased again."))
     return _back(org.id, invoice.id)
@@ -124,14 +124,14 @@ def _decide(org_id: int, invoice_id: int, approve: bool) -> Response:
     plan_id = None
     if approve:
         try:
-            plan = agree_payment_plan(db.session, org, invoice,
+            plan = agree_payment_plan(db.session(), org, invoice,
                                       portal.requested_instalments(row, invoice), now)
         except PlanRefused as exc:
             db.session.rollback()
             flash(str(exc), "error")
             return _back(org.id, invoice.id)
         plan_id = plan.id
-    portal.decide_plan(db.session, row, approve, current_user.id, plan_id, now)
+    portal.decide_plan(db.session(), row, approve, current_user.id, plan_id, now)
     db.session.commit()
     flash(_("Plan approved: its instalments are chased from now on.") if approve
           else _("Plan request declined."))
@@ -169,7 +169,7 @@ def limits(org_id: int) -> Response:
         flash(_("A plan has 2 to %(n)s instalments and ends within 7 to %(days)s days.",
                 n=portal.MAX_PLAN_INSTALMENTS, days=portal.MAX_PLAN_DAYS), "error")
         return redirect(target, code=303)
-    portal.set_limits(db.session, org.id, instalments, days, clock.now())
+    portal.set_limits(db.session(), org.id, instalments, days, clock.now())
     db.session.commit()
     flash(_("Saved: customers may ask for up to %(n)s instalments within %(days)s days.",
             n=instalments, days=days))
@@ -183,7 +183,7 @@ def rotate(org_id: int, contact_id: int) -> Response:
     contact = db.session.get(Contact, contact_id)
     if contact is None or contact.org_id != org.id:
         abort(404)
-    portal.rotate(db.session, contact, clock.now())
+    portal.rotate(db.session(), contact, clock.now())
     db.session.commit()
     flash(_("A new portal link was made; the old one no longer works."))
     return redirect(url_for("customers.show", org_id=org.id, contact_id=contact.id), code=303)

@@ -73,7 +73,7 @@ def too_large(error: Any) -> tuple[str, int]:
 
 
 def _contact(token: str) -> Contact:
-    contact = portal.contact_for_token(db.session, token, current_app.config["SECRET_KEY"],
+    contact = portal.contact_for_token(db.session(), token, current_app.config["SECRET_KEY"],
                                        current_app.config.get("PORTAL_LINK_DAYS",
                                                               portal.LINK_DAYS))
     if contact is None:
@@ -97,7 +97,7 @@ def _in_language(contact: Contact) -> Iterator[str]:
 
 def _page(token: str, contact: Contact, *, status: int = 200, error: str | None = None,
           done: str | None = None, invoice_id: int | None = None) -> tuple[str, int]:
-    session = db.session
+    session = db.session()
     org = portal.organisation_of(session, contact)
     now = clock.now()
     today = calendar_for(org).today(now)
@@ -145,7 +145,7 @@ def _posted(token: str, invoice_id: int, act: Any, done: str) -> Any:
         body, _ = _page(token, contact, error="too_many", invoice_id=invoice_id)
         return Response(body, status=429, mimetype="text/html",
                         headers={"Retry-After": str(PORTAL_POST_WINDOW_SECONDS)})
-    session = db.session
+    session = db.session()
     org = portal.organisation_of(session, contact)
     now = clock.now()
     try:
@@ -203,10 +203,10 @@ def _from_the_books(token: str, invoice_id: int, ask: str) -> tuple[Invoice, Any
     connector's method); 404 for any other invoice, or when the books cannot answer."""
     contact = _contact(token)
     try:
-        invoice = portal.customer_invoice(db.session, contact, invoice_id)
+        invoice = portal.customer_invoice(db.session(), contact, invoice_id)
     except portal.PortalRefused:
         abort(404)
-    connection = _connection(portal.organisation_of(db.session, contact))
+    connection = _connection(portal.organisation_of(db.session(), contact))
     if connection is None:
         abort(404)
     try:

@@ -56,7 +56,7 @@ def _signed_url() -> str:
 
 
 def _signed_by(org_id: int) -> bool:
-    account = account_for(db.session, org_id)
+    account = account_for(db.session(), org_id)
     if account is None or account.account_sid != request.form.get("AccountSid"):
         return False
     return valid_signature(account.auth_token, _signed_url(), request.form.to_dict(),
@@ -70,7 +70,7 @@ def status() -> tuple[str, int]:
     if message is None or not _signed_by(message.org_id):
         return "", 403
     code = request.form.get("ErrorCode", "")
-    action = record_status(db.session, sid, request.form.get("MessageStatus", ""),
+    action = record_status(db.session(), sid, request.form.get("MessageStatus", ""),
                            int(code) if code.isdigit() else None, clock.now())
     if action is not None:
         enqueue_action(action)  # the step goes by email now
@@ -80,14 +80,14 @@ def status() -> tuple[str, int]:
 @blueprint.post("/webhooks/twilio/inbound")
 def inbound() -> Response | tuple[str, int]:
     number = request.form.get("From", "")
-    orgs = [org_id for org_id in orgs_texting(db.session, number) if _signed_by(org_id)]
+    orgs = [org_id for org_id in orgs_texting(db.session(), number) if _signed_by(org_id)]
     if not orgs:
         return "", 403
     body = request.form.get("Body", "")
     meaning = reply_keyword(body)
     if meaning is not None:
         for org_id in orgs:
-            record_reply(db.session, org_id, number, meaning, body.strip(), clock.now())
+            record_reply(db.session(), org_id, number, meaning, body.strip(), clock.now())
         db.session.commit()
     # No reply of our own: Twilio answers STOP and START itself.
     return Response(EMPTY_TWIML, mimetype="text/xml")
@@ -98,13 +98,13 @@ def inbound() -> Response | tuple[str, int]:
 
 def _page(org, status: int = 200, errors: dict[str, str] | None = None,  # type: ignore[no-untyped-def]
           ) -> tuple[str, int]:
-    row = settings.settings_of(db.session, org)
+    row = settings.settings_of(db.session(), org)
     return render_template(
         "sms/settings.html", org=org, settings=row, errors=errors or {},
         server_account=bool(current_app.config.get("TWILIO_ACCOUNT_SID")),
         previews=previews(row, org),
-        opt_outs=opt_outs(db.session, org.id),
-        unreachable=unreachable_contacts(db.session, org), mask=mask,
+        opt_outs=opt_outs(db.session(), org.id),
+        unreachable=unreachable_contacts(db.session(), org), mask=mask,
         can_edit=may_in(org, "sms_settings.save")), status
 
 
@@ -119,12 +119,12 @@ def show(org_id: int) -> tuple[str, int]:
 def save(org_id: int) -> tuple[str, int] | WerkzeugResponse:
     org = organisation_for(current_user, org_id)
     try:
-        choice = settings.read_choice(request.form, settings.settings_of(db.session, org))
+        choice = settings.read_choice(request.form, settings.settings_of(db.session(), org))
     except settings.SettingsRefused as exc:
         db.session.rollback()
         flash(_("The SMS settings were not saved."), "error")
         return _page(org, 400, {exc.field: str(exc)})
-    settings.save(db.session, org, choice)
+    settings.save(db.session(), org, choice)
     db.session.commit()
     flash(_("The SMS settings are saved."), "success")
     return redirect(url_for("sms_settings.show", org_id=org.id))
@@ -140,7 +140,7 @@ REASONS = {"no_number": lambda: _("no phone number in the books"),
 def texting() -> dict[str, object]:
     """For the customer's page: where its texts go, or why none does."""
     def sms_line(org, contact) -> str:  # type: ignore[no-untyped-def]
-        found = texting_of(db.session, org, contact)
+        found = texting_of(db.session(), org, contact)
         if found is None:
             return ""
         number, reason = found
