@@ -108,7 +108,7 @@ def invoice_histories(session: Session, org: Organisation) -> list[InvoiceHistor
                 .where(Payment.org_id == org.id, Payment.invoice_id.in_(chunk),
                        Payment.status == "active")
                 .group_by(Payment.invoice_id)):
-            if day is not None:
+            if day is not None and invoice_id is not None:  # not None: IN (chunk)
                 last_paid[invoice_id] = day
     histories = []
     for row in rows:
@@ -140,7 +140,7 @@ def broken_plans(session: Session, org: Organisation, today: date) -> dict[int, 
             select(Payment.invoice_id, Payment.paid_on, Payment.amount)
             .where(Payment.org_id == org.id, Payment.invoice_id.in_(invoice_ids),
                    Payment.status == "active")):
-        if paid_on is not None:
+        if paid_on is not None and invoice_id is not None:  # not None: IN (invoice_ids)
             payments[invoice_id].append((paid_on, amount))
     counts: dict[int, int] = defaultdict(int)
     for n, plan in enumerate(plans):

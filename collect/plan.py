@@ -14,9 +14,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from typing import cast
 
 from flask import current_app
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -91,7 +92,7 @@ def rate_tables_for(session: Session, org: Organisation) -> Mapping[str, RateTab
     for jurisdiction, start, choice in session.execute(
             select(RateConfirmation.jurisdiction, RateConfirmation.period_start,
                    RateConfirmation.choice).where(RateConfirmation.org_id == org.id)):
-        decisions[jurisdiction][start] = choice
+        decisions[jurisdiction][start] = cast(Choice, choice)  # decide() stores only these
     tables = default_tables()
     if not decisions:
         return tables
@@ -273,7 +274,7 @@ def _store_next_action_at(session: Session, rows: list[tuple[Invoice, datetime |
     if not rows:
         return
     session.flush()
-    table = Invoice.__table__
+    table = cast(Table, Invoice.__table__)
     session.connection().execute(
         update(table).where(table.c.id == bindparam("invoice_id"))
         .values(next_action_at=bindparam("when")),

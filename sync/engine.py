@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import time
+import typing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ARRAY, String, bindparam, cast, func, insert, select, text, update
 from sqlalchemy.orm import Session
@@ -22,6 +23,9 @@ from connectors.base import Connector, ContactRecord, InvoiceRecord, PaymentReco
 from observability.metrics import observe_sync
 from store.models import Contact, Invoice, Organisation, Payment, SyncCursor
 from sync.streams import STREAMS, Stream
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +151,9 @@ def _copy_page(session: Session, table: Any, rows: list[tuple[int, dict[str, Any
     dialect = session.get_bind().dialect
     page = f"page_{table.name}"
     binds = [(name, table.c[name].type.bind_processor(dialect)) for name in columns]
-    driver = session.connection().connection.dbapi_connection
-    assert driver is not None
+    raw = session.connection().connection.dbapi_connection
+    assert raw is not None
+    driver = typing.cast("psycopg.Connection[Any]", raw)  # COPY: PostgreSQL only
     with driver.cursor() as cursor:
         # Without parameters both statements go in one round trip. The table lives as long as
         # the connection, and ON COMMIT DELETE ROWS empties it at the end of each transaction.
@@ -219,8 +224,8 @@ def _insert_rows(session: Session, model: Any, rows: list[dict[str, Any]],
             set_={name: statement.excluded[name] for name in updated})
     else:
         statement = insert(table)
-    found = session.execute(statement.returning(table.c.provider_id, table.c.id), rows)
-    return {provider_id: row_id for provider_id, row_id in found}
+    returned = session.execute(statement.returning(table.c.provider_id, table.c.id), rows)
+    return {provider_id: row_id for provider_id, row_id in returned}
 
 
 def _update_rows(session: Session, model: Any, rows: list[tuple[int, dict[str, Any]]]) -> None:
@@ -330,8 +335,8 @@ def upsert_invoices(session: Session, org_id: int, records: Sequence[InvoiceReco
     if new and not _by_copy(session, len(new)):
         found = _ids_by_provider_id(session, Contact, org_id,
                                     (row["contact_provider_id"] for row in new.values()))
-        for row in new.values():
-            row["contact_id"] = found.get(row["contact_provider_id"] or "")
+        for new_row in new.values():
+            new_row["contact_id"] = found.get(new_row["contact_provider_id"] or "")
     inserted = _insert_rows(session, Invoice, list(new.values()),
                             links={"contact_id": (Contact, "contact_provider_id")})
     _update_rows(session, Invoice, list(changed.items()))
@@ -369,11 +374,11 @@ def upsert_payments(session: Session, org_id: int, records: Sequence[PaymentReco
     whole = {r.provider_id.split(":", 1)[0] for r in records
              if ":" in r.provider_id or (r.status == "deleted" and r.invoice_provider_id is None)}
     current = {r.provider_id for r in records if r.status == "active"}
-    for row in _allocations(session, org_id, whole):
-        if row.provider_id not in current:
-            row.status = "deleted"
-            if row.invoice_id is not None:
-                touched.add(row.invoice_id)
+    for allocation in _allocations(session, org_id, whole):
+        if allocation.provider_id not in current:
+            allocation.status = "deleted"
+            if allocation.invoice_id is not None:
+                touched.add(allocation.invoice_id)
     records = [r for r in records if ":" in r.provider_id or r.invoice_provider_id is not None
                or r.status != "deleted"]
     existing = _stored(session, Payment, org_id, (r.provider_id for r in records),
@@ -448,13 +453,18 @@ def sync_organisation(session: Session, org: Organisation, connector: Connector,
     session.commit()
 
     org_id = org.id  # read once: after each commit `org.id` would cost a SELECT
+    quotes = wants_quotes(session, org_id)
+    together = None if full else _changes_together(session, org_id, connector, cursors, quotes)
     for stream in STREAMS:
         cursor = cursors[stream.name]
         result.counts[stream.name] = 0
-        pages = getattr(connector, stream.connector_method)(cursor.cursor)
+        pages, through = together[stream.name] if together and stream.name in together else \
+            (getattr(connector, stream.connector_method)(cursor.cursor), None)
         for page in pages:
             result.changed_invoice_ids |= UPSERTS[stream.name](session, org_id, page)
             newest = _newest(page, cursor.cursor)
+            if through is not None and (newest is None or through > newest):
+                newest = through  # what the read covered, past this kind's own records
             if newest != cursor.cursor:
                 cursor.cursor = newest
             _commit_without_flush_wait(session)
@@ -462,14 +472,36 @@ def sync_organisation(session: Session, org: Organisation, connector: Connector,
             result.counts[stream.name] += len(page)
             if on_progress is not None:
                 on_progress(dict(result.counts))
-    if wants_quotes(session, org.id):
-        sync_quotes(session, org, connector, result, on_progress)
+    if quotes:
+        sync_quotes(session, org, connector, result, on_progress,
+                    *(together or {}).get(QUOTES_STREAM.name, (None, None)))
     result.api_calls = connector.calls - calls_before
     observe_sync(getattr(connector, "provider", "other"), result.mode,
                  time.perf_counter() - started, sum(result.counts.values()))
     log.info("org %s: %s sync read %s in %s API calls; %s invoices changed", org.id,
              result.mode, result.counts, result.api_calls, len(result.changed_invoice_ids))
     return result
+
+
+Together = dict[str, tuple[Iterable[Sequence[Any]], datetime | None]]
+
+
+def _changes_together(session: Session, org_id: int, connector: Connector,
+                      cursors: dict[str, SyncCursor], quotes: bool) -> Together | None:
+    """Where the connector reads several record kinds' changes at once (`changes`: QuickBooks'
+    CDC), each stream's pages from it, with the bookmark the read covers (None: the pages'
+    newest record); None to read stream by stream. Quotes join while their stream has a
+    bookmark (a first read of them is a full one, on its own)."""
+    changes = getattr(connector, "changes", None)
+    if changes is None:
+        return None
+    since: dict[str, datetime | None] = {name: c.cursor for name, c in cursors.items()}
+    if quotes:
+        bookmark = _cursor(session, org_id, QUOTES_STREAM).cursor
+        if bookmark is not None:
+            since[QUOTES_STREAM.name] = bookmark
+    together: Together | None = changes(since)
+    return together
 
 
 # ------------------------------------------------------------------------------ quotes
@@ -536,13 +568,18 @@ def upsert_quotes(session: Session, org_id: int, records: Sequence[QuoteRecord])
 
 
 def sync_quotes(session: Session, org: Organisation, connector: Connector, result: SyncResult,
-                on_progress: Progress | None = None) -> None:
-    """Quotes changed since the stream's bookmark, committed page by page."""
+                on_progress: Progress | None = None,
+                pages: Iterable[Sequence[QuoteRecord]] | None = None,
+                through: datetime | None = None) -> None:
+    """Quotes changed since the stream's bookmark (or the `pages` read with the other kinds'
+    changes, covering changes up to `through`), committed page by page."""
     cursor = _cursor(session, org.id, QUOTES_STREAM)
     result.counts["quotes"] = 0
-    for page in connector.quotes(cursor.cursor):
+    for page in pages if pages is not None else connector.quotes(cursor.cursor):
         upsert_quotes(session, org.id, page)
         newest = _newest(page, cursor.cursor)
+        if through is not None and (newest is None or through > newest):
+            newest = through
         if newest != cursor.cursor:
             cursor.cursor = newest
         session.commit()

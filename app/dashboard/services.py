@@ -156,7 +156,7 @@ def complete_task(org: Organisation, task_id: int, user: User, note: str,
     if task.status != "done":
         task.status = "done"
         message = f"{task.title}: done by {user.email}" + (f". Note: {note}" if note else "")
-        ledger.audit(db.session, org.id, "task_done", message, at=now,
+        ledger.audit(db.session(), org.id, "task_done", message, at=now,
                      invoice_id=task.invoice_id, action_id=task.action_id,
                      data={"task_id": task.id, "note": note})
     db.session.commit()
@@ -190,7 +190,7 @@ def invoice_timeline(org: Organisation, invoice_id: int
                      ) -> tuple[Invoice, list[TimelineItem], list[Action]]:
     """Everything that happened to one invoice: synced changes and other events, every action
     with its provider reference, and every payment; newest first."""
-    session = db.session
+    session = db.session()
     invoice = session.scalar(select(Invoice).where(Invoice.org_id == org.id,
                                                    Invoice.id == invoice_id)
                              .options(selectinload(Invoice.contact)))
@@ -228,7 +228,7 @@ class OwnDocuments:
 
 
 def own_documents_of(org: Organisation, invoice: Invoice) -> OwnDocuments:
-    session = db.session
+    session = db.session()
     attached = own_documents.attached_to(session, org.id, [invoice.id]).get(invoice.id, [])
     owed = invoice.amount_due if invoice.status == "open" else Decimal(0)
     owed += sum((a.owed for a in attached
@@ -304,10 +304,12 @@ def dso_history(org: Organisation, today: date, currency: str,
             .join(Invoice, Invoice.id == Payment.invoice_id).where(
             Payment.org_id == org.id, Payment.status == "active",
             Invoice.currency == currency, Invoice.status.in_(SOLD))):
+        assert invoice_id is not None  # joined with its invoice
         when = paid_on or (updated.astimezone(zone).date() if updated else None)
         payments[invoice_id].append((when, amount))
     settlements = []  # (invoice's issue day, total, [(day, amount settled)])
     for invoice_id, issued, total, amount_due, updated in invoices:
+        assert issued is not None  # selected with an issue date
         settled = list(payments.get(invoice_id, []))
         otherwise = total - amount_due - sum((a for _, a in settled), Decimal(0))
         if otherwise > 0:
@@ -402,6 +404,7 @@ def collected_after_reminder(org: Organisation, today: date, window_days: int,
                                                           Action.status == "done",
                                                           Action.invoice_id.is_not(None),
                                                           Action.finished_at >= earliest)):
+        assert invoice_id is not None and finished is not None  # both compared in the WHERE
         reminded[invoice_id].append(finished.astimezone(zone).date())
     totals: dict[str, Decimal] = defaultdict(Decimal)
     paid: dict[str, set[int]] = defaultdict(set)
@@ -412,6 +415,7 @@ def collected_after_reminder(org: Organisation, today: date, window_days: int,
             .join(Invoice, Invoice.id == Payment.invoice_id).where(
                 Payment.org_id == org.id, Payment.status == "active",
                 Payment.paid_on >= since, Payment.paid_on <= today)):
+        assert invoice_id is not None and paid_on is not None  # joined; compared in the WHERE
         if any(sent <= paid_on <= sent + window for sent in reminded.get(invoice_id, ())):
             totals[currency] += amount
             paid[currency].add(invoice_id)

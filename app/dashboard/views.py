@@ -41,7 +41,7 @@ def show(org_id: int) -> str:
         upcoming=services.upcoming_actions(org, now),
         next_due=services.next_due_invoices(org, now),
         tasks=services.open_tasks(org), disputed=services.disputed_invoices(org),
-        **dashboard_credit(db.session, org, now))
+        **dashboard_credit(db.session(), org, now))
 
 
 @blueprint.route("/orgs/<int:org_id>/tasks/<int:task_id>/done", methods=["POST"])

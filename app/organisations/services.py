@@ -90,7 +90,7 @@ def local_time(org: Organisation, moment: datetime | None) -> str | None:
 
 
 def overview(org: Organisation, now_local: datetime, limit: int = 500) -> Overview:
-    session = db.session
+    session = db.session()
     sent = dict(session.execute(
         select(Action.invoice_id, func.count()).where(
             Action.org_id == org.id, Action.status == "done").group_by(Action.invoice_id)).all())
