@@ -49,7 +49,7 @@ from collect import (
 from collect.approvals import AWAITING_APPROVAL
 from collect.credit_requests import send_deposit_reminder, send_top_up_request, shorten_terms
 from collect.mail import send_email, server_for
-from collect.message_texts import message_source
+from collect.message_texts import reminder_message
 from collect.observed import with_action_ids
 from collect.plan import calendar_for, refresh_next_action
 from collect.statements import send_statement
@@ -69,7 +69,6 @@ from connectors.base import (
 )
 from rules.case_file import agency_case_file
 from rules.letters import demand_letter
-from rules.messages import MessageContext, language_of, render, with_portal_link
 from store.models import Action, Contact, Invoice, Organisation, Task
 from sync.engine import upsert_invoices
 
@@ -335,17 +334,11 @@ def _payment_link(effect: Effect) -> str | None:
 
 
 def _message(effect: Effect, tone: str | None) -> tuple[str, str, str]:
-    """Subject, text and HTML of our own email, in the contact's language."""
-    invoice, contact = effect.invoice, effect.invoice.contact
-    language = language_of(contact.language if contact else None)
-    days = (effect.now.date() - invoice.due_date).days if invoice.due_date else 0
-    source = message_source(effect.session, effect.org.id, language, tone or "friendly")
-    message = render(source, MessageContext(
-        contact_name=contact.name if contact else "", invoice_number=invoice.number,
-        amount_due=invoice.amount_due, currency=invoice.currency,
-        due_date=invoice.due_date or effect.now.date(), days_overdue=max(days, 0),
-        business_name=effect.org.name, payment_link=_payment_link(effect), locale=language))
-    message = with_portal_link(message, portal.portal_url(effect.session, contact))
+    """Subject, text and HTML of our own email, in the contact's language (the previews show
+    the same, collect/message_texts.py)."""
+    message = reminder_message(effect.session, effect.org, effect.invoice, tone,
+                               effect.now.date(), _payment_link(effect),
+                               portal.portal_url(effect.session, effect.invoice.contact))
     return message.subject, message.text, message.html
 
 

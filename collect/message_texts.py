@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from html import escape
 
 from sqlalchemy import delete, select
@@ -31,10 +31,12 @@ from rules.messages import (
     MessageContext,
     MessageTemplateError,
     join_template,
+    language_of,
     render,
     shipped_template,
     split_template,
     validate_template,
+    with_portal_link,
 )
 from rules.policy import LANGUAGES
 from store.models import Invoice, MessageText, Organisation, User
@@ -87,6 +89,24 @@ def message_source(session: Session, org_id: int, language: str, tone: str) -> s
     if row is None:
         return shipped_template(language, tone)
     return join_template(row.subject, row.body)
+
+
+def reminder_message(session: Session, org: Organisation, invoice: Invoice, tone: str | None,
+                     today: date, payment_link: str | None,
+                     portal_link: str | None) -> Message:
+    """Our own reminder email for an invoice, as collect/execute.py sends it and the previews
+    show it: the organisation's text for the tone in the contact's language, the invoice's
+    amount in its currency, the customer's portal link last."""
+    contact = invoice.contact
+    language = language_of(contact.language if contact else None)
+    days = (today - invoice.due_date).days if invoice.due_date else 0
+    context = MessageContext(
+        contact_name=contact.name if contact else "", invoice_number=invoice.number,
+        amount_due=invoice.amount_due, currency=invoice.currency,
+        due_date=invoice.due_date or today, days_overdue=max(days, 0),
+        business_name=org.name, payment_link=payment_link, locale=language)
+    source = message_source(session, org.id, language, tone or "friendly")
+    return with_portal_link(render(source, context), portal_link)
 
 
 def texts_of(session: Session, org: Organisation) -> dict[str, dict[str, Text]]:

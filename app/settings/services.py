@@ -23,7 +23,7 @@ from werkzeug.datastructures import MultiDict
 from app.settings import bounds
 from collect import ledger, outbound, review
 from collect.plan import calendar_for, foresee, policy_for, refresh_next_action
-from rules import Policy, PolicyError, policy_from_json, policy_to_json
+from rules import PlannedAction, Policy, PolicyError, policy_from_json, policy_to_json
 from rules.fees import (
     DailyInterestRule,
     FlatFeeRule,
@@ -369,14 +369,17 @@ def save_contact_settings(org: Organisation, contact_id: int, form: Mapping[str,
 # -- templates ----------------------------------------------------------------------------
 
 
-def template_preview(source: str, language: str, business_name: str) -> dict[str, str]:
-    """A template rendered for a sample invoice in one language, or what is wrong with it."""
+def template_preview(source: str, language: str, business_name: str,
+                     currency: str) -> dict[str, str]:
+    """A template rendered for a sample invoice in one language and the book's currency, or
+    what is wrong with it."""
     from dataclasses import replace
 
     if language not in LANGUAGES:
         return {"error": f"Language must be one of {', '.join(LANGUAGES)}."}
     try:
-        message = render(source, replace(SAMPLE, locale=language, business_name=business_name))
+        message = render(source, replace(SAMPLE, locale=language, business_name=business_name,
+                                         currency=currency))
     except MessageTemplateError as exc:
         return {"error": str(exc)}
     return {"subject": message.subject, "text": message.text, "direction": message.direction}
@@ -398,6 +401,7 @@ class TimelineEntry:
     amount: Decimal | None
     currency: str | None
     channel: str | None
+    action: PlannedAction  # as the engine planned it (its key and tone: what it will send)
 
 
 def what_will_happen(org: Organisation, invoice_id: int, now: datetime,
@@ -414,7 +418,7 @@ def what_will_happen(org: Organisation, invoice_id: int, now: datetime,
         return invoice, []
     return invoice, [TimelineEntry(at=f.at, kind=f.action.kind, reason=f.action.reason,
                                    amount=f.action.amount, currency=f.action.currency,
-                                   channel=f.action.channel)
+                                   channel=f.action.channel, action=f.action)
                      for f in foresee(session, org, [invoice], now, days,
                                       adjust=review.previewed(org, now))]
 

@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response
 from app.organisations.services import may_in, organisation_for
 from app.practice.services import practice_access
 from app.security import BIGGEST_ID, count_in_window
-from app.settings import contact_overrides, credit_sections, services
+from app.settings import channel_previews, contact_overrides, credit_sections, services
 from app.setup import rates
 from collect import approvals, message_texts
 from collect.customers import CreditRefused
@@ -68,7 +68,8 @@ def _page(org, values: MultiDict[str, str] | None, errors: dict[str, str],  # ty
         awaiting=approvals.count_awaiting(db.session(), org),
         credit=credit if credit is not None else credit_sections.form_values(policy, org),
         terms_fields=credit_sections.terms_fields(),
-        deposit_fields=credit_sections.deposit_fields()), status
+        deposit_fields=credit_sections.deposit_fields(),
+        **channel_previews.of_settings_page(org)), status
 
 
 @blueprint.route("/orgs/<int:org_id>/settings", methods=["GET", "POST"])
@@ -137,7 +138,7 @@ def template_preview(org_id: int) -> Response | tuple[Response, int]:
         except message_texts.TextRefused as exc:
             return jsonify({"error": str(exc), "field": exc.field})
     return jsonify(services.template_preview(source, request.form.get("language", "en"),
-                                             org.name))
+                                             org.name, org.base_currency))
 
 
 def _template_choice() -> dict[str, str]:
@@ -327,17 +328,19 @@ def preview(org_id: int) -> str:
     chosen = request.args.get("invoice", type=int)
     invoice: Invoice | None = None
     timeline: list[services.TimelineEntry] = []
+    sent = channel_previews.Previews({})
     if chosen is not None and abs(chosen) > BIGGEST_ID:
         abort(404)  # no invoice has it (and the database driver cannot hold it)
     if chosen is not None:
         try:
             invoice, timeline = services.what_will_happen(org, chosen, clock.now())
+            sent = channel_previews.of_timeline(db.session(), org, invoice, timeline)
         except LookupError:
             abort(404)
         finally:
             db.session.rollback()  # a preview writes nothing, whatever it read
     return render_template("settings/preview.html", org=org, invoices=invoices,
-                           invoice=invoice, timeline=timeline,
+                           invoice=invoice, timeline=timeline, sent=sent,
                            days=services.PREVIEW_DAYS,
                            contact_settings=contact_overrides.summary(
                                invoice.contact if invoice is not None else None))

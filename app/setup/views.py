@@ -22,6 +22,7 @@ from werkzeug.wrappers import Response
 
 from app.demo import read_mailbox
 from app.organisations.services import may_in, organisation_for
+from app.settings import channel_previews
 from app.setup import rates, sender, services
 from collect import message_texts, review
 from collect.plan import policy_for
@@ -63,12 +64,14 @@ def _page(org, status: int = 200, errors: dict[str, str] | None = None,  # type:
     own = sender.sender_of(session, org)
     channel: Channel = "dunwell_email" if verified else "provider_email"
     policy = policy_for(session, org)
+    week = services.first_week(session, org, now)
     page = render_template(
         "setup/show.html", org=org, in_review=review.in_review(org),
         can_edit=may_in(org, "setup.go_live"), presets=services.preset_ladders(channel),
         current=policy.reminder_steps, verified=verified, fees=policy.late_fees,
         earlier=services.earlier_lateness(session, org, now),
-        week=services.first_week(session, org, now), errors=errors or {},
+        week=week, previews=channel_previews.of_week(session, org, week.top),
+        errors=errors or {},
         sender=own, values=values or {}, mailbox=bool(current_app.config.get("DEMO_MAILBOX")))
     session.rollback()  # a preview writes nothing (the policy's first read may add its row)
     return page, status

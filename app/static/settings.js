@@ -52,3 +52,26 @@
   body.addEventListener("input", later);
   render();
 })();
+
+// A step sent as the provider's own invoice email is worded by the provider: its template and
+// tone are disabled (their values kept by hidden twins) while its channel says so.
+(function () {
+  "use strict";
+  var fields = document.querySelectorAll("[data-follows-channel]");
+  var note = document.getElementById("provider-wording");
+  function follow(field) {
+    var channel = document.getElementById(field.dataset.followsChannel);
+    if (!channel || channel.disabled) { return; }
+    var byProvider = channel.value === "provider_email";
+    field.disabled = byProvider;
+    if (byProvider) { field.setAttribute("aria-describedby", "provider-wording"); }
+    else { field.removeAttribute("aria-describedby"); }
+    var twin = document.querySelector('[data-twin-of="' + field.id + '"]');
+    if (twin) { twin.disabled = !byProvider; }
+  }
+  Array.prototype.forEach.call(fields, function (field) {
+    var channel = document.getElementById(field.dataset.followsChannel);
+    if (channel) { channel.addEventListener("change", function () { follow(field); }); }
+  });
+  if (note && !fields.length) { note.hidden = true; }
+})();
