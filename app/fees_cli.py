@@ -184,19 +184,28 @@ def _as_options(message: str) -> str:
     return message
 
 
-def quote(jurisdiction: str, debt: PrincipalEvents, due: date, as_of: date, *, b2c: bool,
-          fx: FxRates, allow_unverified: bool, tables: Mapping[str, RateTable]) -> Quote:
-    """Both figures, or QuoteRefused with the tables' own explanation."""
-    try:
-        table = rate_table(jurisdiction, tables)
-        interest = statutory_interest(table.jurisdiction, debt, due, as_of, b2c=b2c,
-                                      allow_unverified=allow_unverified, tables=tables)
-        compensation, note = _compensation(table, debt, due, as_of, b2c, fx, allow_unverified,
-                                           tables)
-    except (RateNotCovered, NotApplicable, FxRateRequired) as exc:
-        raise QuoteRefused(_as_options(str(exc))) from None
+def compute(jurisdiction: str, debt: PrincipalEvents, due: date, as_of: date, *, b2c: bool,
+            fx: FxRates, allow_unverified: bool, tables: Mapping[str, RateTable]) -> Quote:
+    """Both figures; refuses with rules/statutory.py's own refusals (RateNotCovered,
+    NotApplicable, FxRateRequired), which a page words for its reader."""
+    table = rate_table(jurisdiction, tables)
+    interest = statutory_interest(table.jurisdiction, debt, due, as_of, b2c=b2c,
+                                  allow_unverified=allow_unverified, tables=tables)
+    compensation, note = _compensation(table, debt, due, as_of, b2c, fx, allow_unverified,
+                                       tables)
     return Quote(table=table, debt=debt, due=due, as_of=as_of, b2c=b2c, interest=interest,
                  compensation=compensation, compensation_note=note)
+
+
+def quote(jurisdiction: str, debt: PrincipalEvents, due: date, as_of: date, *, b2c: bool,
+          fx: FxRates, allow_unverified: bool, tables: Mapping[str, RateTable]) -> Quote:
+    """Both figures, or QuoteRefused with the tables' own explanation (for the operator: the
+    file to extend, the option to give)."""
+    try:
+        return compute(jurisdiction, debt, due, as_of, b2c=b2c, fx=fx,
+                       allow_unverified=allow_unverified, tables=tables)
+    except (RateNotCovered, NotApplicable, FxRateRequired) as exc:
+        raise QuoteRefused(_as_options(str(exc))) from None
 
 
 # ----------------------------------------------------------------------------- output

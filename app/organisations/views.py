@@ -6,13 +6,12 @@ import re
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import click
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from app.fees_cli import _amount, _day, _tables, quote, quote_lines
+from app.organisations import calculator
 from app.organisations.services import (
     daily_limit_notice,
     document_for,
@@ -22,8 +21,8 @@ from app.organisations.services import (
     overview,
 )
 from jobs.tasks import enqueue_sync
-from rules.statutory import PrincipalEvents
 from store import clock
+from store.db import db
 
 blueprint = Blueprint("organisations", __name__)
 
@@ -88,25 +87,8 @@ def fee_quote(org_id: int) -> str:
     """The statutory-interest calculator (the same figures as `dunwell fees quote`)."""
 
     org = organisation_for(current_user, org_id)
-    args = request.args
-    form = {"jurisdiction": args.get("jurisdiction", org.country),
-            "amount": args.get("amount", ""), "currency": args.get("currency",
-                                                                   org.base_currency),
-            "due": args.get("due", ""), "as_of": args.get("as_of", ""),
-            "b2c": args.get("b2c") == "on"}
-    lines: list[str] = []
-    error = None
-    if form["amount"] and form["due"] and form["as_of"]:
-        try:
-            currency = str(form["currency"]).strip().upper()
-            debt = PrincipalEvents(_amount(str(form["amount"]), "--amount", currency),
-                                   currency, ())
-            lines = quote_lines(quote(
-                str(form["jurisdiction"]).strip().upper(), debt, _day(str(form["due"]),
-                                                                     "--due"),
-                _day(str(form["as_of"]), "--as-of"), b2c=bool(form["b2c"]), fx={},
-                allow_unverified=False, tables=_tables(None)))
-        except click.ClickException as exc:  # QuoteRefused and bad input alike
-            error = exc.message
-    return render_template("organisations/fee_quote.html", org=org, form=form, lines=lines,
-                           error=error)
+    asked = calculator.Asked.from_args(request.args, org)
+    answer = (calculator.calculate(db.session(), org, asked, clock.now()) if asked.complete
+              else calculator.Answer())
+    return render_template("organisations/fee_quote.html", org=org, form=asked,
+                           answer=answer)

@@ -35,6 +35,7 @@ from rules.fees import (
 )
 from rules.messages import SAMPLE, MessageTemplateError, render, shipped_template
 from rules.policy import CREDIT_SECTIONS, LANGUAGES, dated_new_rules
+from rules.validation import NO_RATE_TABLE
 from store.db import db
 from store.models import AuditEvent, Contact, Invoice, Organisation, User
 from store.models import Policy as PolicyRow
@@ -54,6 +55,7 @@ EMPTY_STEP_ROWS = 2
 EMPTY_FEE_ROWS = 1
 PREVIEW_DAYS = 90
 STEP_NAMED = re.compile(r"step (\d+) has")
+COUNTRY_PATTERN = "^[A-Z]{2}$"  # rules/fees.py's Jurisdiction
 # The policy's sections this page edits; an empty field removes the optional ones.
 PAGE_SECTIONS = frozenset({
     "version", "reminder_steps", "repeat", "send_time", "send_window_hours",
@@ -81,7 +83,13 @@ def schema_problem(item: Mapping[str, Any]) -> str:
                                         places=ctx.get("decimal_places")),
         "decimal_max_digits": lambda: _("That amount has too many digits."),
         "literal_error": lambda: _("Choose one of the offered options."),
-        "string_pattern_mismatch": lambda: _("Give a three-letter currency code, such as GBP."),
+        "string_pattern_mismatch": lambda: (
+            _("Two letters, e.g. GB or DE.") if ctx.get("pattern") == COUNTRY_PATTERN
+            else _("Give a three-letter currency code, such as GBP.")),
+        # rules/validation.py: a statutory rule for a country Dunwell holds no rates for.
+        NO_RATE_TABLE: lambda: _("Dunwell has no statutory rates for %(jurisdiction)s. It has"
+                                 " them for %(known)s.", jurisdiction=ctx.get("jurisdiction"),
+                                 known=ctx.get("known")),
         "too_short": lambda: _("Give at least %(count)s.", count=ctx.get("min_length")),
         "too_long": lambda: _("Give at most %(count)s.", count=ctx.get("max_length")),
         "missing": lambda: _("This field is required."),
