@@ -148,8 +148,8 @@ def calculate(session: Session, org: Organisation, asked: Asked, now: datetime) 
             raise Refused(_("Give a three-letter currency code, such as GBP."))
         debt = PrincipalEvents(_amount(asked.amount, currency), currency, ())
         due, as_of = _day(asked.due), _day(asked.as_of)
-    except Refused as exc:
-        return Answer(refusal=str(exc))
+    except Refused as bad_input:
+        return Answer(refusal=str(bad_input))
     tables = rate_tables_for(session, org)
     try:
         found = compute(jurisdiction, debt, due, as_of, b2c=asked.b2c, fx={},

@@ -291,7 +291,7 @@ def save_policy(org: Organisation, by: User | str, policy: Policy, now: datetime
 
     The one way a policy is saved, from this page and from the command line (`by` is then a
     description such as "the command line")."""
-    session = db.session
+    session = db.session()
     policy_for(session, org)  # the row exists from here on
     row = session.scalars(select(PolicyRow).where(PolicyRow.org_id == org.id)).one()
     previous = row.body
@@ -322,7 +322,7 @@ def save_credit_sections(org: Organisation, by: User | str, sections: Mapping[st
     """Deposits, terms on hold and the new-customer variant, from the settings page or the
     command line alike: saved as the policy's next version (save_policy) when they change it.
     Returns the policy in force and the new version (None: nothing changed, nothing saved)."""
-    current = policy_for(db.session, org)
+    current = policy_for(db.session(), org)
     policy = with_credit_sections(current, sections)
     if policy == current:
         db.session.commit()
@@ -333,7 +333,7 @@ def save_credit_sections(org: Organisation, by: User | str, sections: Mapping[st
 
 
 def policy_version(org: Organisation) -> int:
-    policy_for(db.session, org)
+    policy_for(db.session(), org)
     return db.session.scalar(select(PolicyRow.version).where(PolicyRow.org_id == org.id)) or 1
 
 
@@ -365,11 +365,11 @@ def save_contact_settings(org: Organisation, contact_id: int, form: Mapping[str,
     contact.excluded = form.get("excluded") == "on"
     contact.language = language or None
     contact.is_business = kind == "business"
-    ledger.audit(db.session, org.id, "contact_settings",
+    ledger.audit(db.session(), org.id, "contact_settings",
                  f"Collection settings changed for contact {contact.id}", at=now)
     ids = db.session.scalars(select(Invoice.id).where(Invoice.org_id == org.id,
                                                       Invoice.contact_id == contact.id)).all()
-    refresh_next_action(db.session, org, now, ids)
+    refresh_next_action(db.session(), org, now, ids)
     db.session.commit()
     return contact
 
@@ -417,7 +417,7 @@ def what_will_happen(org: Organisation, invoice_id: int, now: datetime,
     """Every action the policy would take on this invoice over the next `days`, if nobody pays:
     the engine asked at each day's send time, with what it planned before counted as done.
     Pure: nothing is written."""
-    session = db.session
+    session = db.session()
     invoice = session.scalar(select(Invoice).where(Invoice.org_id == org.id,
                                                    Invoice.id == invoice_id))
     if invoice is None:
