@@ -58,9 +58,6 @@ class Answer:
     quote: Quote | None = None
     compensation_note: str | None = None  # why there is no fixed compensation
     refusal: str | None = None
-    # The refusal is a period waiting for this organisation's decision: the page shows the
-    # notice whose buttons confirm the rate or take the last verified one.
-    confirm_here: bool = False
 
 
 def _no_compensation(q: Quote, org: Organisation) -> str | None:
@@ -150,24 +147,27 @@ def calculate(session: Session, org: Organisation, asked: Asked, now: datetime) 
         due, as_of = _day(asked.due), _day(asked.as_of)
     except Refused as bad_input:
         return Answer(refusal=str(bad_input))
-    tables = rate_tables_for(session, org)
     try:
         found = compute(jurisdiction, debt, due, as_of, b2c=asked.b2c, fx={},
-                        allow_unverified=False, tables=tables)
-        return Answer(quote=found, compensation_note=_no_compensation(found, org))
-    except (RateNotCovered, NotApplicable, FxRateRequired) as refused:
-        exc: Exception = refused
-    waiting = isinstance(exc, RateUnverified | RateNotCovered) and any(
-        (c.jurisdiction, c.start) == (exc.jurisdiction, exc.start)
-        for c in rates.rate_checks(session, org, now))
-    message = explain(exc, asked.b2c, org)
-    if waiting:
-        message += " " + _("An owner or admin can confirm the rate, or choose the last verified"
-                           " rate, in the notice above.")
-    elif isinstance(exc, RateUnverified) and exc.figure == "interest":
-        message += " " + _("Once your policy charges %(jurisdiction)s statutory interest, an"
-                           " owner or admin confirms the rate in Dunwell's notice on the"
-                           " settings page, or chooses the last verified rate.",
-                           jurisdiction=exc.jurisdiction)
-    return Answer(refusal=message, confirm_here=waiting)
+                        allow_unverified=False, tables=rate_tables_for(session, org))
+    except (RateNotCovered, NotApplicable, FxRateRequired) as exc:
+        return Answer(refusal=_refusal(session, org, exc, asked.b2c, now))
+    return Answer(quote=found, compensation_note=_no_compensation(found, org))
+
+
+def _refusal(session: Session, org: Organisation, exc: Exception, b2c: bool,
+             now: datetime) -> str:
+    """Why, and for a period waiting for a decision, where an owner or admin makes it."""
+    message = explain(exc, b2c, org)
+    if isinstance(exc, RateNotCovered) and any(
+            (c.jurisdiction, c.start) == (exc.jurisdiction, exc.start)
+            for c in rates.rate_checks(session, org, now)):
+        return message + " " + _("An owner or admin can confirm the rate, or choose the last"
+                                 " verified rate, in the notice above.")
+    if isinstance(exc, RateUnverified) and exc.figure == "interest":
+        return message + " " + _("Once your policy charges %(jurisdiction)s statutory"
+                                 " interest, an owner or admin confirms the rate in Dunwell's"
+                                 " notice on the settings page, or chooses the last verified"
+                                 " rate.", jurisdiction=exc.jurisdiction)
+    return message
 
