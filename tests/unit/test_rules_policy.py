@@ -119,8 +119,8 @@ def test_a_version_1_body_is_read_as_version_2_with_its_meaning_kept() -> None:
     ({"reminder_steps": [{"offset_days": 1, "template": "a" * 65}]},
      "reminder_steps.0.template: template name 'aaaa"),
     ({"reminder_steps": [{"offset_days": 1, "channel": "fax"}]},
-     "reminder_steps.0.channel: Input should be 'provider_email', 'dunwell_email', 'note'"
-     " or 'call_task'"),
+     "reminder_steps.0.channel: Input should be 'provider_email', 'dunwell_email', 'note',"
+     " 'call_task' or 'sms'"),
     ({"reminder_steps": [{"offset_days": 1, "colour": "red"}]},
      "reminder_steps.0.colour: Extra inputs are not permitted"),
     ({"reminder_steps": []},
