@@ -50,6 +50,44 @@ def credit_notes(provider: str, box: Any, tenant: str) -> list[str]:
     return [str(m["Id"]) for m in box.credit_memos(tenant)]
 
 
+def test_credit_notes_made_before_are_recorded_as_ours_by_the_migration(  # type: ignore[no-untyped-def]
+        empty_database_url) -> None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from migrations import upgrade
+    from store.models import Action, Invoice, Organisation, OwnDocument
+
+    upgrade("j1sms0000001", url=empty_database_url)
+    engine = create_engine(empty_database_url)
+    at = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    with Session(engine) as session:
+        org = Organisation(name="Old Ltd", country="GB", timezone="Europe/London",
+                           base_currency="GBP")
+        session.add(org)
+        session.flush()
+        invoice = Invoice(org_id=org.id, provider_id="INV-9", number="INV-9", currency="GBP",
+                          total=Decimal("100.00"), amount_paid=Decimal("98.00"),
+                          amount_due=Decimal(0), status="paid")
+        session.add(invoice)
+        session.flush()
+        session.add_all([
+            Action(org_id=org.id, invoice_id=invoice.id, key="1:9:discount", kind="discount",
+                   scheduled_for=at, status="done", finished_at=at, amount=Decimal("2.00"),
+                   result={"placed": "credit_note", "credit_note_id": "CN-7"}),
+            Action(org_id=org.id, invoice_id=invoice.id, key="1:9:discount:line",
+                   kind="discount", scheduled_for=at, status="done", finished_at=at,
+                   result={"placed": "line"})])
+        session.commit()
+        org_id, invoice_id = org.id, invoice.id
+    upgrade(url=empty_database_url)
+    with Session(engine) as session:
+        rows = [(r.org_id, r.provider_id, r.kind, r.invoice_id)
+                for r in session.scalars(select(OwnDocument))]
+    engine.dispose()
+    assert rows == [(org_id, "CN-7", "credit_note", invoice_id)]
+
+
 @pytest.mark.parametrize("provider", ["xero", "quickbooks"])
 def test_our_documents_are_shown_with_their_invoice_and_counted_never_chased(  # type: ignore[no-untyped-def]
         app, web, sandbox, qbo_sandbox, clock, provider: str) -> None:
