@@ -17,7 +17,6 @@ carry, and records it instead of making it again. Whatever is not for a fee invo
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
@@ -27,7 +26,6 @@ from sqlalchemy.orm import Session
 from collect import ledger, shared_clock
 from collect.execute import FEE_KINDS, FEE_LABELS, Effect, _fee_line
 from collect.plan import refresh_next_action
-from collect.providers import connector_for
 from connectors.base import (
     ConfigurationError,
     Connector,
@@ -40,8 +38,6 @@ from connectors.base import (
     TransientError,
     batch_key,
 )
-from store import clock
-from store.db import db
 from store.models import Action, Invoice, Organisation
 from sync.engine import upsert_invoices
 
@@ -329,24 +325,3 @@ def create_fee_invoices(session: Session, org: Organisation, connector: Connecto
                         now: datetime, owner: str) -> dict[str, int]:
     """Every due fee of the organisation that must go on a separate fee invoice, batched."""
     return FeeBatchRun(session, org, connector, now, owner).run()
-
-
-def run_for_org(org_id: int) -> dict[str, int]:
-    """Before single actions are enqueued: batch what can be batched (their jobs then find
-    them done). Never fails the caller: what is not done here is done one by one."""
-
-    session = db.session()
-    org = session.get(Organisation, org_id)
-    connection = org.connection if org is not None else None
-    if org is None or connection is None or connection.status != "active":
-        return {}
-    try:
-        counts = create_fee_invoices(session, org, connector_for(connection), clock.now(),
-                                     owner=f"fee-batch/pid-{os.getpid()}")
-    except ConnectorError as exc:
-        session.rollback()
-        log.warning("org %s: fee invoices not batched (%s); each goes on its own", org_id, exc)
-        return {}
-    if counts["claimed"]:
-        log.info("org %s: fee invoices in batches: %s", org_id, counts)
-    return counts

@@ -15,11 +15,11 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from collect import approvals, execute, fee_batches, ledger, plan, review, shared_clock, statements
+from collect import approvals, execute, ledger, plan, review, shared_clock, statements
 from collect.providers import PROVIDER_NAMES, connector_for, redis_client
 from collect.webhooks import apply_webhook_events, generation_key, reconcile
 from connectors.base import ConfigurationError, DailyLimitReached, RateLimited
-from jobs import retention
+from jobs import fee_batches, retention
 from jobs.queues import FINISHED, enqueue_once
 from store import clock
 from store.db import db
@@ -216,12 +216,12 @@ def plan_statements(org_id: int) -> int:
     return len(actions)
 
 
-def send_approved(org_id: int, actions: Sequence[Action]) -> None:
-    """Actions the owner approved go out: fee invoices many to a call, as the daily run does,
-    then one job per action."""
+def send_approved(actions: Sequence[Action]) -> None:
+    """Actions the owner approved (of one organisation) go out: fee invoices many to a call,
+    as the daily run does, then one job per action."""
     if not actions:
         return
-    fee_batches.run_for_org(org_id)
+    fee_batches.run_for_org(actions[0].org_id)
     for action in actions:
         enqueue_action(action)
 

@@ -247,7 +247,7 @@ def approval(org_id: int, action_id: int) -> Response:
         done = approvals.approve(db.session(), org, current_user, now, [action_id])
         if not done:
             abort(404)
-        tasks.send_approved(org.id, done)
+        tasks.send_approved(done)
         flash(_("Approved: it goes out now."), "success")
     elif decision == "reject":
         if approvals.reject(db.session(), org, current_user, action_id, now) is None:
@@ -263,7 +263,7 @@ def approval(org_id: int, action_id: int) -> Response:
 def approve_all(org_id: int) -> Response:
     org = organisation_for(current_user, org_id)
     done = approvals.approve(db.session(), org, current_user, clock.now())
-    tasks.send_approved(org.id, done)
+    tasks.send_approved(done)
     flash(ngettext("Approved %(num)d action: it goes out now.",
                    "Approved %(num)d actions: they go out now.", len(done)), "success")
     return redirect(url_for("settings.approvals_page", org_id=org.id))
