@@ -127,7 +127,10 @@ def test_an_accepted_quote_is_reminded_of_its_deposit_once(  # type: ignore[no-u
     # providers compare whole seconds); one quote changed, that one with it.
     assert _sync(app, org_id)["quotes"] == 1
     small = _accept_a_small_quote(provider, box, tenant)
-    assert _sync(app, org_id)["quotes"] == 2
+    # Xero reads the quote at the bookmark's second again with the changed one; QuickBooks
+    # reads every kind's changes in one CDC answer, whose bookmarks move with the answer, so
+    # only the changed quote.
+    assert _sync(app, org_id)["quotes"] == (2 if provider == "xero" else 1)
     assert _quotes(app, org_id)[small][0] == "accepted"
 
     assert _plan(app, org_id) >= 1
