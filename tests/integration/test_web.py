@@ -108,12 +108,14 @@ def test_the_statutory_interest_calculator_gives_the_cli_figures(app, connected)
         "as_of": "2026-03-02"})
     # 1,000.00 x 10.27 % x 60 / 365 = 16.88, and the EUR 40 Pauschale.
     assert page.status_code == 200
-    assert "16.88 EUR" in page.text and "40.00 EUR" in page.text and "56.88 EUR" in page.text
+    # The figures as the page writes money (the reader's locale, the debt's currency).
+    assert "€16.88" in page.text and "€40.00" in page.text and "€56.88" in page.text
     refused = connected.http.get(base, params={
         "jurisdiction": "GB", "amount": "100", "currency": "GBP", "due": "2026-01-31",
         "as_of": "2026-03-31", "b2c": "on"})
     assert refused.status_code == 200
-    assert "the Late Payment Act applies to business debts only" in refused.text
+    # In plain words, as the page says it to an owner (no file, no option).
+    assert "statutory interest and compensation on business debts only" in refused.text
     bad = connected.http.get(base, params={"jurisdiction": "DE", "amount": "lots",
                                            "currency": "EUR", "due": "2026-01-01",
                                            "as_of": "2026-03-02"})
