@@ -112,7 +112,14 @@ class Segments:
     segments: int
 
     def cost(self, per_segment: Decimal | None) -> Decimal | None:
-        return None if per_segment is None else per_segment * self.segments
+        """Per message: the digits that matter and at least cents, whatever scale the price was
+        stored with (NUMERIC(19,4) on PostgreSQL reads 0.1000 where SQLite keeps 0.10)."""
+        if per_segment is None:
+            return None
+        exact = (per_segment * self.segments).normalize()
+        exponent = exact.as_tuple().exponent
+        return exact.quantize(Decimal("0.01")) if isinstance(exponent, int) and exponent >= -2 \
+            else exact
 
 
 def segments_of(text: str) -> Segments:
