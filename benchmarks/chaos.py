@@ -41,6 +41,7 @@ import json
 import os
 import secrets
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -604,6 +605,26 @@ class Pause:
     until: float
 
 
+def _stopped_in_a_transaction(engine: Any) -> bool:
+    """Whether a worker holds a transaction open right now: SQLite's write lock taken, or a
+    worker backend idle in a transaction on PostgreSQL."""
+    if engine.url.get_backend_name() == "sqlite":
+        probe = sqlite3.connect(engine.url.database, timeout=0.5)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.rollback()
+            return False
+        except sqlite3.OperationalError:
+            return True
+        finally:
+            probe.close()
+    with engine.connect() as side:
+        return bool(side.execute(sql_text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = :name AND state LIKE 'idle in transaction%'"),
+            {"name": WORKER_BACKENDS}).scalar())
+
+
 def pause_a_claimant(app: Any, redis: Redis, workers: Workers, seconds: float) -> Pause | None:
     """SIGSTOP the worker that holds a live claim, if one does right now. It is resumed once
     another worker carried its action out (at the latest after `seconds`)."""
@@ -624,6 +645,11 @@ def pause_a_claimant(app: Any, redis: Redis, workers: Workers, seconds: float) -
                 continue
             os.kill(pid, signal.SIGSTOP)
             time.sleep(0.3)  # a commit it had already sent lands before the claim is read
+            if _stopped_in_a_transaction(db.engine):
+                # Stopped mid-commit it holds the database (SQLite) or the row (PostgreSQL):
+                # nobody can take over until it runs again. Another moment, then.
+                os.kill(pid, signal.SIGCONT)
+                continue
             db.session.rollback()
             still = db.session.scalar(select(Action.claimed_by).where(
                 Action.id == action_id, Action.status == "claimed"))
