@@ -268,6 +268,28 @@ class CreditNote:
 
 
 @dataclass(frozen=True)
+class ReceivedPayment:
+    """Money a payment processor took for one invoice, to be booked there as a payment.
+
+    The marker (from the processor's payment id) is written into the payment's reference, so
+    after an unknown outcome the payment is found again instead of being booked twice."""
+
+    invoice_provider_id: str
+    currency: str
+    paid_on: date
+    amount: Decimal  # positive, in the invoice's currency, at most what it owes
+    reference: str  # ends with the marker, e.g. "Card payment pi_3Qx... (ref DW-1A2B3C4D5E)"
+    marker: str
+    account_code: str | None = None  # where the money is deposited; None: the provider's default
+
+    def __post_init__(self) -> None:
+        if not self.amount.is_finite() or self.amount <= 0:
+            raise ValueError(f"a payment's amount must be positive, not {self.amount}")
+        if not self.marker or self.marker not in self.reference:
+            raise ValueError("a payment's reference must carry its marker")
+
+
+@dataclass(frozen=True)
 class InvoiceEmailFacts:
     """An invoice as Dunwell holds it (its synced copy): what the provider's own invoice email
     fills in, so a preview of many needs no read of each invoice."""
@@ -321,6 +343,12 @@ class Connector(Protocol):
 
     def invoice_pdf(self, provider_id: str) -> bytes:
         """The invoice as the provider prints it (PDF bytes), for the customer's portal."""
+        ...
+
+    def record_payment(self, payment: ReceivedPayment, idempotency_key: str) -> str:
+        """Book the payment against its invoice; its provider id. A payment already carrying
+        the marker is answered, not booked again; an invoice that no longer owes the amount
+        is refused (ProviderRejected)."""
         ...
 
     def email_invoice(self, provider_id: str, idempotency_key: str) -> None: ...

@@ -52,6 +52,7 @@ from connectors.base import (
     QuoteRecord,
     QuoteStatus,
     RateLimited,
+    ReceivedPayment,
     TokenStore,
     TransientError,
     effect_marker,
@@ -958,6 +959,45 @@ class QuickBooksConnector:
         self._post(f"apply credit memo {memo_id}", "payment", _json(body),
                    f"{idempotency_key}:apply")
         return memo_id
+
+    def record_payment(self, payment: ReceivedPayment, idempotency_key: str) -> str:
+        """A Payment linked to the invoice, with a requestid; before it, the invoice's linked
+        payments are read for the marker (in PaymentRefNum and PrivateNote), so a retry under a
+        new requestid after a lost answer books nothing twice."""
+        invoice_id = payment.invoice_provider_id
+        invoice = self._get("Invoice", invoice_id)
+        for linked in invoice.get("LinkedTxn") or []:
+            if linked.get("TxnType") != "Payment":
+                continue
+            existing = self._get("Payment", str(linked.get("TxnId")))
+            if payment.marker in str(existing.get("PrivateNote") or "") or \
+                    existing.get("PaymentRefNum") == payment.marker:
+                return str(existing["Id"])
+        status, shown = invoice_status(invoice)
+        balance = _money(invoice.get("Balance"))
+        if status != "open" or balance < payment.amount:
+            raise ProviderRejected(f"QuickBooks invoice {invoice_id} is {shown.lower()} and "
+                                   f"owes {balance}: a payment of {payment.amount} cannot be"
+                                   " booked")
+        currency = _ref(invoice.get("CurrencyRef"))
+        if currency and currency != payment.currency:
+            raise ProviderRejected(f"QuickBooks invoice {invoice_id} is in {currency}, not "
+                                   f"{payment.currency}")
+        body: dict[str, Any] = {
+            "CustomerRef": {"value": _ref(invoice.get("CustomerRef"))},
+            "CurrencyRef": {"value": payment.currency}, "TotalAmt": payment.amount,
+            "TxnDate": payment.paid_on.isoformat(),
+            "PaymentRefNum": payment.marker[:21],
+            "PrivateNote": payment.reference[:PRIVATE_NOTE_LIMIT],
+            "Line": [{"Amount": payment.amount, "LinkedTxn": [
+                {"TxnId": invoice_id, "TxnType": "Invoice"}]}]}
+        if payment.account_code:
+            body["DepositToAccountRef"] = {"value": payment.account_code}
+        answer = self._post("create payment", "payment", _json(body), idempotency_key)
+        created = answer.get("Payment") or {}
+        if not created.get("Id"):
+            raise ProviderRejected("QuickBooks payment: no payment in the answer")
+        return str(created["Id"])
 
     def _create_credit_memo(self, credit: CreditNote, idempotency_key: str) -> dict[str, Any]:
         item = self._item_for(credit.item_name, DISCOUNT)

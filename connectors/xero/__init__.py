@@ -51,6 +51,7 @@ from connectors.base import (
     QuoteRecord,
     QuoteStatus,
     RateLimited,
+    ReceivedPayment,
     TokenStore,
     TransientError,
     effect_marker,
@@ -747,6 +748,38 @@ class XeroConnector:
         self._call(f"allocate credit note {note_id}", self._api.create_credit_note_allocation,
                    note_id, body, idempotency_key=f"{idempotency_key}:allocation")
         return note_id
+
+    def record_payment(self, payment: ReceivedPayment, idempotency_key: str) -> str:
+        """PUT /Payments with an Idempotency-Key; before it, GET /Payments by the marker in
+        the Reference, so a retry under a new key after a lost answer books nothing twice."""
+        where = (f"Reference.Contains({_literal(payment.marker)})"
+                 ' AND Status=="AUTHORISED"')
+        found = self._call(f"payments marked {payment.marker}", self._api.get_payments,
+                           where=where, page=1) or {}
+        for existing in found.get("Payments") or []:
+            if payment.marker in str(existing.get("Reference") or ""):
+                return str(existing["PaymentID"])
+        invoice_id = payment.invoice_provider_id
+        invoice = self._raw_invoice(invoice_id)
+        due, status = _money(invoice.get("AmountDue")), str(invoice.get("Status", ""))
+        if status != "AUTHORISED" or due < payment.amount:
+            raise ProviderRejected(f"Xero invoice {invoice_id} is {status.lower()} and owes "
+                                   f"{due}: a payment of {payment.amount} cannot be booked")
+        if invoice.get("CurrencyCode") != payment.currency:
+            raise ProviderRejected(f"Xero invoice {invoice_id} is in "
+                                   f"{invoice.get('CurrencyCode')}, not {payment.currency}")
+        body = {"Payments": [{
+            "Invoice": {"InvoiceID": invoice_id},
+            "Account": {"Code": payment.account_code or self.settings.payment_account_code},
+            "Date": payment.paid_on.isoformat(), "Amount": payment.amount,
+            "Reference": payment.reference[:255]}]}
+        answer = self._call("create payment", self._api.create_payments, body,
+                            idempotency_key=idempotency_key) or {}
+        created = (answer.get("Payments") or [{}])[0]
+        if created.get("HasErrors") or not created.get("PaymentID"):
+            errors = created.get("ValidationErrors") or [{}]
+            raise ProviderRejected(f"Xero payment: {errors[0].get('Message', 'refused')}")
+        return str(created["PaymentID"])
 
 
 # What Xero needs to keep a line as it is when the invoice's lines are sent back.

@@ -23,6 +23,8 @@ class XeroSettings:
     # "Sales" in Xero's default chart: an early-payment discount lowers the revenue it was
     # earned on (an ACCRECCREDIT line needs a revenue account).
     discount_account_code: str = "200"
+    # Where a processor's payments are deposited: "Business Bank Account" in the demo company.
+    payment_account_code: str = "090"
     jwks_url: str = ""  # XERO_JWKS_URL; empty: beside the token endpoint (`keys_url`)
 
     def keys_url(self) -> str:

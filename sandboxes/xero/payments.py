@@ -1,17 +1,23 @@
-"""Payments: how Xero writes them; GET /Payments."""
+"""Payments: how Xero writes them; GET /Payments, and PUT /Payments (a payment applied to one
+sales invoice, as a payment processor's integration books one)."""
 
 from __future__ import annotations
 
 import copy
-from decimal import ROUND_HALF_UP
+import uuid
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from flask import Blueprint, Response
 
-from sandboxes.xero.api import API, accounting, paged
+from sandboxes.wire import json_response as _json
+from sandboxes.xero.api import API, accounting, envelope, paged, request_items
 from sandboxes.xero.books import Tenant
 from sandboxes.xero.contacts import NESTED_CONTACT_DEFAULTS
-from sandboxes.xero.formats import CENT, day_ms, ms_date, to_decimal
+from sandboxes.xero.context import current
+from sandboxes.xero.errors import validation_error
+from sandboxes.xero.formats import CENT, day_ms, ms_date, parse_day, to_decimal
 
 bp = Blueprint("xero_payments", __name__)
 
@@ -45,4 +51,71 @@ def payments() -> Response:
     def handle(t: Tenant) -> Response:
         return paged("Payments", list(t.payments.values()),
                      lambda p: render_payment(p, t), "Payment")
+    return accounting(handle)
+
+
+def apply_payment(tenant: Tenant, invoice: dict[str, Any], amount: Decimal, paid_on: date,
+                  reference: str) -> dict[str, Any]:
+    """A payment of `amount` on the invoice: its AmountPaid and AmountDue move, and it is PAID
+    when nothing is left. The caller has checked the amount and the invoice's status."""
+    payment: dict[str, Any] = {
+        "PaymentID": str(uuid.uuid4()), "_date": paid_on, "Amount": amount,
+        "CurrencyRate": invoice["CurrencyRate"],
+        "PaymentType": "ACCRECPAYMENT" if invoice["Type"] == "ACCREC" else "ACCPAYPAYMENT",
+        "Status": "AUTHORISED", "Reference": reference,
+        "IsReconciled": False, "_invoice_id": invoice["InvoiceID"],
+    }
+    tenant.payments[payment["PaymentID"]] = payment
+    invoice["AmountPaid"] += amount
+    invoice["AmountDue"] -= amount
+    invoice["_payments"].append(payment["PaymentID"])
+    if invoice["AmountDue"] == 0:
+        invoice["Status"] = "PAID"
+        invoice["_paid_on"] = paid_on
+    return payment
+
+
+@bp.put(f"{API}/Payments")
+def create_payments() -> Response:
+    """One payment per element, each applied to one invoice from a bank account given by
+    AccountID or Code. UNVERIFIED: the wording of the refusals (an invoice that is not
+    AUTHORISED, an amount above what is due) is ours; Xero's API reference names the fields and
+    that a payment needs Invoice, Account, Date and Amount, not the messages' text."""
+    box = current()
+
+    def handle(t: Tenant) -> Response:
+        out: list[dict[str, Any]] = []
+        staged: list[tuple[dict[str, Any], Decimal, date, str]] = []
+        for item in request_items("Payments", "payments"):
+            if not isinstance(item, dict):
+                raise validation_error("A payment must be an object")
+            invoice_ref = item.get("Invoice") or {}
+            invoice = t.invoices.get(str(invoice_ref.get("InvoiceID") or "").lower()) or next(
+                (i for i in t.invoices.values()
+                 if i.get("InvoiceNumber") and i["InvoiceNumber"] == invoice_ref.get(
+                     "InvoiceNumber")), None)
+            if invoice is None:
+                raise validation_error("Invoice could not be found")
+            account = item.get("Account") or {}
+            if not (account.get("AccountID") or account.get("Code")):
+                raise validation_error("Account code or ID must be specified")
+            try:
+                amount = to_decimal(item.get("Amount")).quantize(CENT, ROUND_HALF_UP)
+            except (InvalidOperation, TypeError, ValueError) as exc:
+                raise validation_error("Amount must be a number") from exc
+            if amount <= 0:
+                raise validation_error("Payment amount must be greater than zero")
+            if invoice["Status"] != "AUTHORISED":
+                raise validation_error("Invoice not of valid status for modification")
+            if amount > invoice["AmountDue"]:
+                raise validation_error(
+                    "Payment amount exceeds the amount outstanding on this document")
+            paid_on = parse_day(item["Date"], "Date") if item.get("Date") else box.now.date()
+            staged.append((invoice, amount, paid_on, str(item.get("Reference") or "")[:255]))
+        for invoice, amount, paid_on, reference in staged:
+            payment = apply_payment(t, invoice, amount, paid_on, reference)
+            box.touch(payment)
+            box.touch(invoice)
+            out.append(render_payment(payment, t))
+        return _json(envelope("Payments", out))
     return accounting(handle)

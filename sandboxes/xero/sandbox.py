@@ -20,7 +20,7 @@ from sandboxes.xero.credit_notes import render_credit_note
 from sandboxes.xero.errors import Rejected
 from sandboxes.xero.formats import CENT, to_decimal
 from sandboxes.xero.invoices import new_invoice, render_invoice
-from sandboxes.xero.payments import render_payment
+from sandboxes.xero.payments import apply_payment, render_payment
 from sandboxes.xero.quotes import QUOTE_MOVES, QUOTE_STATUSES, new_quote, render_quote
 from sandboxes.xero.seed import seed_tenant
 from sandboxes.xero.webhooks import XeroWebhooks
@@ -251,22 +251,8 @@ class XeroSandbox:
             if invoice["Status"] != "AUTHORISED" or not 0 < amount <= invoice["AmountDue"]:
                 raise ValueError("payment must be positive, at most the amount due, on an "
                                  "AUTHORISED invoice")
-            paid_on = on or self.now.date()
-            payment: dict[str, Any] = {
-                "PaymentID": str(uuid.uuid4()), "_date": paid_on, "Amount": amount,
-                "CurrencyRate": invoice["CurrencyRate"],
-                "PaymentType": "ACCRECPAYMENT" if invoice["Type"] == "ACCREC"
-                else "ACCPAYPAYMENT",
-                "Status": "AUTHORISED", "Reference": f"Payment {invoice['InvoiceNumber']}",
-                "IsReconciled": False, "_invoice_id": invoice_id,
-            }
+            payment = apply_payment(tenant, invoice, amount, on or self.now.date(),
+                                    f"Payment {invoice['InvoiceNumber']}")
             self.touch(payment)
-            tenant.payments[payment["PaymentID"]] = payment
-            invoice["AmountPaid"] += amount
-            invoice["AmountDue"] -= amount
-            invoice["_payments"].append(payment["PaymentID"])
-            if invoice["AmountDue"] == 0:
-                invoice["Status"] = "PAID"
-                invoice["_paid_on"] = paid_on
             self.touch(invoice)
             return render_payment(payment, tenant)
