@@ -809,3 +809,70 @@ class SmsMessage(Base):
     error_code: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class CardPaymentSettings(Base):
+    """An organisation's own Stripe account for the portal's card payments: the secret key and
+    the webhook signing secret encrypted as the OAuth tokens are."""
+
+    __tablename__ = "card_payment_settings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), unique=True)
+    enabled: Mapped[bool] = mapped_column(default=False)
+    secret_key_enc: Mapped[str | None] = mapped_column(Text)
+    webhook_secret_enc: Mapped[str | None] = mapped_column(Text)
+    account_code: Mapped[str | None] = mapped_column(String(64))  # where the books deposit it
+    book_fees: Mapped[bool] = mapped_column(default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class CardPayment(Base):
+    """One payment a customer started from the portal (a Checkout Session), and what became of
+    it: paid, failed, refunded, and the Payment it was booked as in the books (at most one:
+    the processor's payment id is unique)."""
+
+    __tablename__ = "card_payments"
+    __table_args__ = (Index("ix_card_payments_org_id_invoice_id", "org_id", "invoice_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id", ondelete="SET NULL"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    payment_id: Mapped[str | None] = mapped_column(String(255), unique=True)  # pi_...
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[Decimal] = mapped_column(Money)  # asked for
+    received: Mapped[Decimal | None] = mapped_column(Money)
+    fee: Mapped[Decimal | None] = mapped_column(Money)
+    refunded: Mapped[Decimal | None] = mapped_column(Money)
+    # open | paid | failed | expired ("failed": the last attempt; the customer may try again)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    failure: Mapped[str | None] = mapped_column(String(255))
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    books_payment_id: Mapped[str | None] = mapped_column(String(64))
+    booked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    booking_error: Mapped[str | None] = mapped_column(String(255))
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ProcessorEvent(Base):
+    """A payment processor's webhook event, stored before anything acts on it (a replay is a
+    no-op; one stored but not yet applied is applied by the next job). Only the event's type
+    and the id of its object are kept: the processor is asked for the rest."""
+
+    __tablename__ = "processor_events"
+    __table_args__ = (UniqueConstraint("org_id", "event_id"),
+                      Index("ix_processor_events_org_id_processed_at", "org_id", "processed_at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(64))
+    object_id: Mapped[str] = mapped_column(String(255))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,387 @@
+"""Card payments from the portal through the organisation's own Stripe account, booked in the
+books exactly once.
+
+1. The customer presses Pay by card: a CardPayment row is committed, then a Checkout Session
+   is opened for it (idempotency key of the row), and the customer goes to Stripe's page.
+2. Stripe's webhooks are verified (connectors/stripe) and stored as ProcessorEvent rows, unique
+   per event id, before anything acts on them: a replay is a no-op, and an event stored by a
+   worker that then died is applied by the next job (or the next delivery of any event).
+3. Applying an event asks Stripe for the payment as it stands now (the event only says where
+   to look), so events arriving twice or out of order converge on the same row: paid once,
+   a failure recorded only while nothing succeeded, refunds only ever growing.
+4. A paid row is booked in the books by `book`: the row is claimed with a lease (one
+   conditional UPDATE, committed), the provider is written with an idempotency key made of
+   the processor's payment id, and the payment carries its marker so a retry after a lost
+   answer (or a worker killed between the write and the commit) finds it instead of booking a
+   second one. The processor's payment id is unique on the row: one payment, one booking.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from flask import current_app
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from collect.ledger import audit
+from collect.vault import token_vault
+from connectors.base import (
+    Connector,
+    NotFound,
+    ProviderRejected,
+    ReceivedPayment,
+    effect_marker,
+)
+from connectors.stripe import CheckoutOrder, EventNotice, StripeProcessor
+from rules.card_payments import from_minor, payment_method_types, to_minor
+from store import clock
+from store.models import (
+    CardPayment,
+    CardPaymentSettings,
+    Contact,
+    Invoice,
+    Organisation,
+    ProcessorEvent,
+)
+from sync.engine import upsert_invoices
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=2)  # a booking worker that died gives the row up after this
+EVENT_BATCH = 200
+
+
+class CardPaymentRefused(ValueError):
+    """The portal cannot take a card payment now; `code` names why (the page words it)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class BookingHeld(RuntimeError):
+    """Another worker holds the row's booking claim: try again once its lease has passed."""
+
+
+# ------------------------------------------------------------------------------- settings
+
+
+def settings_of(session: Session, org_id: int) -> CardPaymentSettings | None:
+    return session.scalar(select(CardPaymentSettings).where(
+        CardPaymentSettings.org_id == org_id))
+
+
+def ready(row: CardPaymentSettings | None) -> bool:
+    return bool(row is not None and row.enabled and row.secret_key_enc
+                and row.webhook_secret_enc)
+
+
+@dataclass(frozen=True)
+class CardChoice:
+    enabled: bool
+    secret_key: str | None  # None: keep the saved one
+    webhook_secret: str | None
+    account_code: str | None
+    book_fees: bool
+
+
+def save_settings(session: Session, org: Organisation, choice: CardChoice,
+                  now: datetime) -> CardPaymentSettings:
+    row = settings_of(session, org.id)
+    if row is None:
+        row = CardPaymentSettings(org_id=org.id, enabled=False, book_fees=False)
+        session.add(row)
+    vault = token_vault()
+    if choice.secret_key:
+        row.secret_key_enc = vault.encrypt(choice.secret_key)
+    if choice.webhook_secret:
+        row.webhook_secret_enc = vault.encrypt(choice.webhook_secret)
+    row.enabled, row.account_code, row.book_fees = (choice.enabled, choice.account_code,
+                                                    choice.book_fees)
+    audit(session, org.id, "card_payments_settings",
+          "Card payments in the portal " + ("on" if choice.enabled else "off")
+          + (" (Stripe keys replaced)" if choice.secret_key or choice.webhook_secret else ""),
+          at=now)
+    return row
+
+
+def processor_for(row: CardPaymentSettings) -> StripeProcessor:
+    if not row.secret_key_enc:
+        raise CardPaymentRefused("card_unavailable")
+    return StripeProcessor(token_vault().decrypt(row.secret_key_enc),
+                           current_app.config.get("STRIPE_API_BASE") or None)
+
+
+def webhook_secret(row: CardPaymentSettings) -> str | None:
+    return token_vault().decrypt(row.webhook_secret_enc) if row.webhook_secret_enc else None
+
+
+# ---------------------------------------------------------------------------- checkout
+
+
+def new_card_payment(session: Session, contact: Contact, invoice: Invoice,
+                     now: datetime) -> CardPayment:
+    """The row a Checkout Session is opened for (the caller commits it first)."""
+    if not ready(settings_of(session, invoice.org_id)):
+        raise CardPaymentRefused("card_unavailable")
+    row = CardPayment(org_id=invoice.org_id, invoice_id=invoice.id, contact_id=contact.id,
+                      currency=invoice.currency, amount=invoice.amount_due, status="open",
+                      created_at=now, updated_at=now)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def open_checkout(session: Session, row: CardPayment, contact: Contact, invoice: Invoice,
+                  success_url: str, cancel_url: str, locale: str | None, now: datetime) -> str:
+    """Stripe's page for the row; the caller commits the session id it gets."""
+    settings = settings_of(session, row.org_id)
+    if settings is None or not ready(settings):
+        raise CardPaymentRefused("card_unavailable")
+    ids = {"dunwell_org": str(row.org_id), "dunwell_invoice": str(invoice.id),
+           "dunwell_card_payment": str(row.id)}
+    started = processor_for(settings).create_checkout(CheckoutOrder(
+        currency=row.currency, amount_minor=to_minor(row.amount, row.currency),
+        description=f"Invoice {invoice.number}", reference=f"{row.org_id}:{row.id}",
+        payment_method_types=payment_method_types(row.currency), success_url=success_url,
+        cancel_url=cancel_url, metadata=ids, customer_email=contact.email or None,
+        locale=locale), idempotency_key=f"dunwell-checkout-{row.org_id}-{row.id}")
+    row.session_id = started.session_id
+    audit(session, row.org_id, "card_payment_started",
+          f"{contact.name} started paying {invoice.number} by card "
+          f"({row.currency} {row.amount})", at=now, invoice_id=invoice.id,
+          data={"card_payment_id": row.id})
+    return started.url
+
+
+def latest_by_invoice(session: Session, invoice_ids: list[int]) -> dict[int, CardPayment]:
+    """Each invoice's latest card payment that got further than an open page."""
+    if not invoice_ids:
+        return {}
+    found: dict[int, CardPayment] = {}
+    for row in session.scalars(select(CardPayment).where(
+            CardPayment.invoice_id.in_(invoice_ids),
+            CardPayment.status.in_(("paid", "failed"))).order_by(CardPayment.id)):
+        if row.invoice_id is not None:
+            found[row.invoice_id] = row
+    return found
+
+
+# ------------------------------------------------------------------------------ webhooks
+
+
+def record_event(session: Session, org_id: int, notice: EventNotice, now: datetime) -> bool:
+    """Store the event once; True while it still waits to be applied (a new one, or a replay
+    of one a dead worker never applied)."""
+    existing = session.scalar(select(ProcessorEvent).where(
+        ProcessorEvent.org_id == org_id, ProcessorEvent.event_id == notice.event_id))
+    if existing is not None:
+        return existing.processed_at is None
+    try:
+        with session.begin_nested():
+            session.add(ProcessorEvent(org_id=org_id, event_id=notice.event_id,
+                                       kind=notice.kind[:64], object_id=notice.object_id,
+                                       received_at=now))
+    except IntegrityError:  # the same event, stored by a concurrent delivery
+        return True
+    return True
+
+
+def pending_events(session: Session, org_id: int) -> list[ProcessorEvent]:
+    return list(session.scalars(select(ProcessorEvent).where(
+        ProcessorEvent.org_id == org_id, ProcessorEvent.processed_at.is_(None))
+        .order_by(ProcessorEvent.id).limit(EVENT_BATCH)))
+
+
+def _row_by_metadata(session: Session, org_id: int, metadata: dict[str, str]
+                     ) -> CardPayment | None:
+    try:
+        row_id = int(metadata.get("dunwell_card_payment", ""))
+    except ValueError:
+        return None
+    row = session.get(CardPayment, row_id)
+    return row if row is not None and row.org_id == org_id else None
+
+
+def _row_for(session: Session, org_id: int, event: ProcessorEvent,
+             processor: StripeProcessor) -> CardPayment | None:
+    """The card payment an event is about, found by the ids Stripe gave us."""
+    object_id = event.object_id
+    if object_id.startswith("cs_"):
+        row = session.scalar(select(CardPayment).where(CardPayment.org_id == org_id,
+                                                       CardPayment.session_id == object_id))
+        if row is None:
+            row = _row_by_metadata(session, org_id, processor.checkout(object_id).metadata)
+            if row is not None and row.session_id is None:
+                row.session_id = object_id  # the answer to open_checkout was lost
+        return row
+    payment_id: str | None = object_id
+    if object_id.startswith(("ch_", "py_")):
+        payment_id = processor.charge_payment_id(object_id)
+    elif not object_id.startswith("pi_"):
+        return None
+    if payment_id is None:
+        return None
+    row = session.scalar(select(CardPayment).where(CardPayment.org_id == org_id,
+                                                   CardPayment.payment_id == payment_id))
+    if row is None:
+        row = _row_by_metadata(session, org_id, processor.payment(payment_id).metadata)
+    return row
+
+
+def reconcile(session: Session, row: CardPayment, processor: StripeProcessor,
+              now: datetime) -> bool:
+    """Bring the row to what Stripe says of its payment now; True when it became paid."""
+    if row.payment_id is None and row.session_id:
+        checkout = processor.checkout(row.session_id)
+        if checkout.payment_id:
+            row.payment_id = checkout.payment_id
+        elif checkout.status == "expired" and row.status == "open":
+            row.status = "expired"
+            return False
+    if row.payment_id is None:
+        return False
+    state = processor.payment(row.payment_id)
+    if state.metadata.get("dunwell_card_payment") != str(row.id):
+        log.warning("card payment %s: Stripe's payment is not ours; left alone", row.id)
+        return False
+    invoice_id = row.invoice_id
+    became_paid = False
+    if state.status == "succeeded" and row.status != "paid":
+        row.status, row.paid_at, row.failure = "paid", now, None
+        row.received = from_minor(state.received_minor, state.currency)
+        became_paid = True
+        audit(session, row.org_id, "card_payment_received",
+              f"Card payment of {row.currency} {row.received} received; it is booked in the"
+              " books as a payment", at=now, invoice_id=invoice_id,
+              data={"card_payment_id": row.id})
+    elif state.status in ("requires_payment_method", "canceled") and state.failure \
+            and row.status in ("open", "failed") and row.failure != state.failure:
+        row.status, row.failure = "failed", state.failure
+        audit(session, row.org_id, "card_payment_failed",
+              f"A card payment of {row.currency} {row.amount} failed: {state.failure}",
+              at=now, invoice_id=invoice_id, data={"card_payment_id": row.id})
+    if row.status == "paid" and state.fee_minor is not None:
+        row.fee = from_minor(state.fee_minor, state.currency)
+    refunded = from_minor(state.refunded_minor, state.currency)
+    if refunded > (row.refunded or Decimal(0)):
+        row.refunded = refunded
+        audit(session, row.org_id, "card_payment_refunded",
+              f"{row.currency} {refunded} of a card payment refunded through Stripe; the"
+              " books' payment stays until the refund is recorded there", at=now,
+              invoice_id=invoice_id, data={"card_payment_id": row.id})
+    row.updated_at = now
+    return became_paid
+
+
+def apply_events(session: Session, org_id: int, processor: StripeProcessor) -> list[int]:
+    """Apply the organisation's stored events, committing after each; the card payments that
+    are paid and not yet booked (to book)."""
+    while True:
+        events = pending_events(session, org_id)
+        for event in events:
+            now = clock.now()
+            try:
+                row = _row_for(session, org_id, event, processor)
+                if row is not None:
+                    reconcile(session, row, processor, now)
+            except NotFound:
+                log.info("org %s: Stripe event %s names nothing Stripe knows", org_id,
+                         event.event_id)
+            event.processed_at = now
+            session.commit()
+        if len(events) < EVENT_BATCH:
+            break
+    return to_book(session, org_id)
+
+
+def to_book(session: Session, org_id: int) -> list[int]:
+    return list(session.scalars(select(CardPayment.id).where(
+        CardPayment.org_id == org_id, CardPayment.status == "paid",
+        CardPayment.books_payment_id.is_(None), CardPayment.booking_error.is_(None))
+        .order_by(CardPayment.id)))
+
+
+# ----------------------------------------------------------------------------- booking
+
+
+def payment_key(row: CardPayment) -> str:
+    """The idempotency key of the booking: the processor's payment id, for ever."""
+    return f"{row.org_id}:{row.invoice_id}:card:{row.payment_id}"
+
+
+def claim(session: Session, row_id: int, owner: str, now: datetime) -> bool:
+    """One conditional UPDATE, committed: True for exactly one claimer at a time."""
+    done = session.execute(update(CardPayment).where(
+        CardPayment.id == row_id, CardPayment.status == "paid",
+        CardPayment.books_payment_id.is_(None), CardPayment.booking_error.is_(None),
+        or_(CardPayment.claimed_by.is_(None), CardPayment.claimed_until < now))
+        .values(claimed_by=owner, claimed_until=now + LEASE)
+        .execution_options(synchronize_session=False))
+    session.commit()
+    return bool(getattr(done, "rowcount", 0))
+
+
+def book(session: Session, row_id: int, connector: Connector, owner: str,
+         paid_on: date) -> str:
+    """Book a paid card payment in the books once: booked | already | rejected. Raises
+    BookingHeld while another worker's claim lasts, and the connector's TransientError."""
+    row = session.get(CardPayment, row_id)
+    if row is None or row.status != "paid":
+        return "already"
+    if row.books_payment_id is not None:
+        return "already"
+    now = clock.now()
+    if not claim(session, row_id, owner, now):
+        session.refresh(row)
+        if row.books_payment_id is not None or row.booking_error is not None:
+            return "already"
+        raise BookingHeld(f"card payment {row_id} is being booked by another worker")
+    session.refresh(row)
+    invoice = session.get(Invoice, row.invoice_id) if row.invoice_id else None
+    settings = settings_of(session, row.org_id)
+    key = payment_key(row)
+    marker = effect_marker(key)
+    try:
+        if invoice is None:
+            raise ProviderRejected("the invoice is no longer in the books")
+        received = row.received or row.amount
+        books_id = connector.record_payment(ReceivedPayment(
+            invoice_provider_id=invoice.provider_id, currency=row.currency,
+            paid_on=paid_on, amount=received,
+            reference=f"Card payment {row.payment_id} ({marker})", marker=marker,
+            account_code=settings.account_code if settings else None), key)
+    except ProviderRejected as refused:
+        row.booking_error, row.claimed_by, row.claimed_until = str(refused)[:255], None, None
+        audit(session, row.org_id, "card_payment_not_booked",
+              f"A card payment of {row.currency} {row.received} could not be booked in the "
+              f"books: {refused}. Book it there by hand (or refund it).", at=now,
+              invoice_id=row.invoice_id, data={"card_payment_id": row.id})
+        session.commit()
+        return "rejected"
+    except Exception:
+        session.rollback()
+        session.execute(update(CardPayment).where(
+            CardPayment.id == row_id, CardPayment.claimed_by == owner)
+            .values(claimed_by=None, claimed_until=None)
+            .execution_options(synchronize_session=False))
+        session.commit()
+        raise
+    row.books_payment_id, row.booked_at = books_id, now
+    row.claimed_by, row.claimed_until = None, None
+    audit(session, row.org_id, "card_payment_booked",
+          f"Card payment of {row.currency} {row.received} booked in the books on "
+          f"{invoice.number}", at=now, invoice_id=invoice.id,
+          data={"card_payment_id": row.id, "books_payment_id": books_id})
+    session.commit()
+    try:  # the invoice as the books now have it, so every page shows it paid at once
+        upsert_invoices(session, row.org_id, [connector.invoice(invoice.provider_id)])
+        session.commit()
+    except (NotFound, ProviderRejected):
+        session.rollback()
+    return "booked"

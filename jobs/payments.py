@@ -1,0 +1,69 @@
+"""RQ entry points of the portal's card payments: apply the stored Stripe events of an
+organisation, then book each paid payment in the books (collect/payments.py)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rq import Retry, get_current_job
+
+from collect import payments
+from collect.providers import connector_for
+from jobs.queues import enqueue_once
+from store import clock
+from store.db import db
+from store.models import CardPayment, Connection, Organisation
+
+log = logging.getLogger(__name__)
+
+# A held claim is waited out (the lease is two minutes); a provider that is down, longer.
+CARD_RETRY = Retry(max=6, interval=[30, 120, 300, 900, 1800, 3600])
+
+
+def _owner() -> str:
+    job = get_current_job()
+    token = secrets.token_hex(4)
+    return f"{job.worker_name or 'worker'}/{job.id}/{token}" if job else \
+        f"pid-{os.getpid()}/{token}"
+
+
+def enqueue_card_events(org_id: int) -> None:
+    enqueue_once(apply_card_events, org_id, job_id=f"card-events-{org_id}", retry=CARD_RETRY,
+                 at_front=True)
+
+
+def enqueue_booking(card_payment_id: int) -> None:
+    enqueue_once(book_card_payment, card_payment_id, job_id=f"card-payment-{card_payment_id}",
+                 retry=CARD_RETRY)
+
+
+def apply_card_events(org_id: int) -> dict[str, Any]:
+    session = db.session()
+    settings = payments.settings_of(session, org_id)
+    if settings is None or not settings.secret_key_enc:
+        return {"applied": 0}
+    to_book = payments.apply_events(session, org_id, payments.processor_for(settings))
+    for card_payment_id in to_book:
+        enqueue_booking(card_payment_id)
+    return {"to_book": to_book}
+
+
+def book_card_payment(card_payment_id: int) -> str:
+    session = db.session()
+    row = session.get(CardPayment, card_payment_id)
+    if row is None:
+        return "gone"
+    org = session.get(Organisation, row.org_id)
+    assert org is not None
+    connection = session.query(Connection).filter(
+        Connection.org_id == org.id, Connection.status == "active").first()
+    if connection is None:
+        log.info("org %s: card payment %s waits for the books to be connected", org.id,
+                 card_payment_id)
+        raise payments.BookingHeld("the organisation's books are not connected")
+    paid_on = (row.paid_at or clock.now()).astimezone(ZoneInfo(org.timezone)).date()
+    return payments.book(session, card_payment_id, connector_for(connection), _owner(), paid_on)
