@@ -18,6 +18,8 @@ from app.health import init_operations
 from app.languages import init_languages
 from app.organisations.members_views import blueprint as members
 from app.organisations.views import blueprint as organisations
+from app.payments.views import pages as card_payments
+from app.payments.views import webhook as stripe_webhooks
 from app.portal.collector import blueprint as portal_admin
 from app.portal.collector import portal_activity
 from app.portal.views import blueprint as portal
@@ -74,6 +76,8 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(csrf.exempt(sms_webhooks))  # signed by Twilio, not a form
     app.register_blueprint(sms_settings)
+    app.register_blueprint(csrf.exempt(stripe_webhooks))  # signed by Stripe, not a form
+    app.register_blueprint(card_payments)
 
     for blueprint in (settings, dashboard, members, practice, api, setup):
         app.register_blueprint(blueprint)

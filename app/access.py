@@ -95,6 +95,7 @@ RULES: dict[str, dict[str, Rule]] = {
     "portal.plan": {"POST": ANYONE},
     "portal.pay": {"GET": ANYONE},
     "portal.pdf": {"GET": ANYONE},
+    "portal.card": {"POST": ANYONE},
     "portal_admin.resolve": {"POST": EDITORS},
     "portal_admin.attachment": {"GET": MEMBERS},
     "portal_admin.approve_plan": {"POST": EDITORS},
@@ -143,6 +144,9 @@ RULES: dict[str, dict[str, Rule]] = {
     "sms.inbound": {"POST": PROVIDER},
     "sms_settings.show": {"GET": MEMBERS},
     "sms_settings.save": {"POST": MANAGERS},  # an account and its auth token
+    "stripe_webhooks.receive": {"POST": PROVIDER},  # Stripe-Signature, app/payments/views.py
+    "card_payments.show": {"GET": MEMBERS},
+    "card_payments.save": {"POST": MANAGERS},  # a Stripe secret key and webhook secret
 }
 
 

@@ -74,6 +74,9 @@ class Config:
     TWILIO_AUTH_TOKEN = _env("TWILIO_AUTH_TOKEN", "")
     TWILIO_FROM = _env("TWILIO_FROM", "")
     TWILIO_API_URL = _env("TWILIO_API_URL", "")
+    # Card payments in the portal go through each organisation's own Stripe account; this
+    # points the stripe package elsewhere than api.stripe.com (the demo's and tests' emulator).
+    STRIPE_API_BASE = _env("STRIPE_API_BASE", "")
     # The demo's mail catcher keeps every message here; its mailbox page is on only when set.
     DEMO_MAILBOX = _env("DUNWELL_DEMO_MAILBOX", "")
     # Signs stop-service webhooks (HMAC-SHA256); by default derived from SECRET_KEY per org.

@@ -23,7 +23,7 @@ from werkzeug.wrappers import Response
 from app.languages import LANGUAGES, current_language
 from app.portal.words import refusal
 from app.security import count_in_window
-from collect import portal
+from collect import payments, portal
 from collect.customers import statement_for
 from collect.plan import calendar_for, refresh_next_action
 from collect.providers import connector_for
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 blueprint = Blueprint("portal", __name__)
 
-DONE = ("promise", "dispute", "plan")  # what the page thanks the customer for
+DONE = ("promise", "dispute", "plan", "card")  # what the page thanks the customer for
 # Owners hear of these by email (in English, the words of the activity log).
 OWNER_TOLD = {"dispute": "A customer disputes an invoice",
               "plan": "A customer asks to pay an invoice in instalments"}
@@ -104,13 +104,16 @@ def _page(token: str, contact: Contact, *, status: int = 200, error: str | None 
     items = portal.open_invoices(session, contact)
     statement = statement_for(session, org, contact, now)
     limits = portal.settings_for(session, org.id)
+    card_ready = payments.ready(payments.settings_of(session, org.id))
+    card_payments = payments.latest_by_invoice(session, [item.invoice.id for item in items])
     with _in_language(contact) as language:
         body = render_template(
             "portal/show.html", token=token, org=org, contact=contact, items=items,
             statement=statement, today=today, limits=limits, language=language,
             error=refusal(error) if error else None, done=done, error_invoice=invoice_id,
             every_days=portal.PLAN_EVERY_DAYS, max_mb=portal.MAX_ATTACHMENT_BYTES // 2**20,
-            has_books=_connection(org) is not None)
+            has_books=_connection(org) is not None, card_ready=card_ready,
+            card_payments=card_payments)
     return body, status
 
 
@@ -138,13 +141,17 @@ def _posted_too_often(token: str) -> bool:
     return any(count > PORTAL_POSTS_ALLOWED for count in counts)
 
 
+def _too_many(token: str, contact: Contact, invoice_id: int) -> Response:
+    body, _ = _page(token, contact, error="too_many", invoice_id=invoice_id)
+    return Response(body, status=429, mimetype="text/html",
+                    headers={"Retry-After": str(PORTAL_POST_WINDOW_SECONDS)})
+
+
 def _posted(token: str, invoice_id: int, act: Any, done: str) -> Any:
     """The common frame of every portal POST: the link, the limit, the invoice, the answer."""
     contact = _contact(token)
     if _posted_too_often(token):
-        body, _ = _page(token, contact, error="too_many", invoice_id=invoice_id)
-        return Response(body, status=429, mimetype="text/html",
-                        headers={"Retry-After": str(PORTAL_POST_WINDOW_SECONDS)})
+        return _too_many(token, contact, invoice_id)
     session = db.session()
     org = portal.organisation_of(session, contact)
     now = clock.now()
@@ -235,3 +242,38 @@ def pdf(token: str, invoice_id: int) -> Response:
     return Response(content, mimetype="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="{name or "invoice"}.pdf"',
         "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
+
+
+@blueprint.post("/portal/<token>/invoices/<int:invoice_id>/card")
+def card(token: str, invoice_id: int) -> Any:
+    """Pay by card: a card payment is recorded, then Stripe's Checkout page opened for it
+    (collect/payments.py); back on the portal, the page says the payment is being confirmed."""
+    contact = _contact(token)
+    if _posted_too_often(token):
+        return _too_many(token, contact, invoice_id)
+    session = db.session()
+    now = clock.now()
+    language = _language(contact)
+    lang = request.args.get("lang") or None
+    try:
+        invoice = portal.customer_invoice(session, contact, invoice_id)
+        row = payments.new_card_payment(session, contact, invoice, now)
+        session.commit()
+        anchor = f"#invoice-{invoice_id}"
+        url = payments.open_checkout(
+            session, row, contact, invoice,
+            success_url=url_for("portal.show", token=token, done="card", lang=lang,
+                                _external=True) + anchor,
+            cancel_url=url_for("portal.show", token=token, lang=lang, _external=True) + anchor,
+            locale=language, now=now)
+        session.commit()
+    except (portal.PortalRefused, payments.CardPaymentRefused) as refused:
+        session.rollback()
+        return _page(token, contact, status=400, error=refused.code, invoice_id=invoice_id)
+    except ConnectorError as failure:
+        session.rollback()
+        log.warning("portal: Stripe did not open a checkout for invoice %s: %s", invoice_id,
+                    failure)
+        return _page(token, contact, status=502, error="card_unavailable",
+                     invoice_id=invoice_id)
+    return redirect(url, code=303)

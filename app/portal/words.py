@@ -21,6 +21,7 @@ REFUSALS = {
     "plan_too_long": _l("That plan would run longer than this business allows."),
     "plan_pending": _l("You have already asked for a plan for this invoice."),
     "too_many": _l("Too many requests. Please wait a few minutes and try again."),
+    "card_unavailable": _l("Paying by card is not possible just now. Please try again later."),
 }
 
 

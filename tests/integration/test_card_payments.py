@@ -1,0 +1,295 @@
+"""Paying an invoice by card from the portal, on both providers: Stripe's Checkout (the Stripe
+sandbox's hosted page, over HTTP), its signed webhooks to the app, and the payment booked in
+the provider sandbox's books exactly once, however often a webhook arrives, in whatever order,
+and when the worker booking it dies half way. A refund and a declined card are recorded and
+shown and book nothing; a webhook that is not Stripe's changes nothing."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import requests
+from redis import Redis
+from rq import Queue
+from sqlalchemy import func, select
+
+from tests.integration import flows
+from tests.integration.conftest import connect, run_jobs
+from tests.integration.stripe_fixtures import (  # noqa: F401 (a fixture)
+    books_payments,
+    connect_stripe,
+    stripe_sandbox,
+)
+
+pytestmark = pytest.mark.db
+
+PROVIDERS = ["xero", "quickbooks"]
+
+
+def _setup(app, web, provider: str, stripe) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Connected, synced, card payments on; an open invoice, its customer's portal link."""
+    from collect import portal
+    from jobs.tasks import sync_org
+    from store.db import db
+    from store.models import Invoice
+
+    connected = connect(app, web, provider)
+    with app.app_context():
+        sync_org(connected.org_id, plan_after=False)
+        invoice = db.session.scalars(select(Invoice).where(
+            Invoice.org_id == connected.org_id, Invoice.status == "open",
+            Invoice.contact_id.is_not(None)).order_by(Invoice.id)).all()
+        invoice = next(i for i in invoice if i.amount_due > 0)
+        token = portal.link_token(db.session(), invoice.contact, app.config["SECRET_KEY"])
+        db.session.commit()
+        facts = {"invoice_id": invoice.id, "provider_id": invoice.provider_id,
+                 "amount": invoice.amount_due, "currency": invoice.currency,
+                 "number": invoice.number}
+    account = connect_stripe(app, web, stripe, connected.org_id)
+    return {"connected": connected, "token": token, "account": account, **facts}
+
+
+def _checkout(web, facts: dict[str, Any]) -> tuple[requests.Session, str]:  # type: ignore[no-untyped-def]
+    """The customer opens their portal and presses Pay by card: Stripe's page."""
+    http = requests.Session()
+    page = http.get(f"{web.url}/portal/{facts['token']}")
+    assert page.status_code == 200
+    form = next(f for f in flows.forms_of(page.text)
+                if f["action"].split("?")[0].endswith(f"/invoices/{facts['invoice_id']}/card"))
+    fields = {i["name"]: i.get("value") or "" for i in form["inputs"] if i.get("name")}
+    answer = http.post(f"{web.url}{form['action']}", data=fields, allow_redirects=False)
+    assert answer.status_code == 303, answer.text[:300]
+    return http, answer.headers["Location"]
+
+
+def _pay(http: requests.Session, checkout_url: str, card: str) -> requests.Response:
+    return http.post(checkout_url, data={"cardNumber": card, "cardExpiry": "12 / 34",
+                                         "cardCvc": "123", "billingName": "A Customer"},
+                     allow_redirects=False)
+
+
+def _deliver_all(box) -> None:  # type: ignore[no-untyped-def]
+    for event in list(box.events):
+        assert box.deliver(event["id"]) == 200
+
+
+def _row(app, facts: dict[str, Any]):  # type: ignore[no-untyped-def]
+    from store.db import db
+    from store.models import CardPayment
+
+    with app.app_context():
+        row = db.session.scalars(select(CardPayment).where(
+            CardPayment.invoice_id == facts["invoice_id"]).order_by(CardPayment.id.desc())
+        ).first()
+        db.session.expunge_all()
+        return row
+
+
+def _books(provider: str, sandbox, qbo_sandbox, facts: dict[str, Any]):  # type: ignore[no-untyped-def]
+    box = sandbox[0] if provider == "xero" else qbo_sandbox[0]
+    return books_payments(provider, box, facts["connected"].tenant_id, facts["provider_id"])
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_card_payment_is_booked_once_however_often_stripe_tells(  # type: ignore[no-untyped-def]
+        app, web, sandbox, qbo_sandbox, stripe_sandbox, provider: str) -> None:  # noqa: F811
+    from store.db import db
+    from store.models import AuditEvent, Invoice, ProcessorEvent
+
+    box = stripe_sandbox[0]
+    facts = _setup(app, web, provider, stripe_sandbox)
+    before = _books(provider, sandbox, qbo_sandbox, facts)
+    http, checkout_url = _checkout(web, facts)
+    assert checkout_url.startswith(stripe_sandbox[1].url + "/c/pay/cs_test_")
+    assert "Pay" in http.get(checkout_url).text
+
+    box.hold_webhooks = True
+    paid = _pay(http, checkout_url, "4242424242424242")
+    assert paid.status_code == 303
+    back = http.get(paid.headers["Location"])
+    assert back.status_code == 200 and "Thank you for your payment" in back.text
+
+    # Every event twice, the last first: the books get one payment.
+    for event in reversed(box.events):
+        assert box.deliver(event["id"]) == 200
+    _deliver_all(box)
+    run_jobs(app)
+    _deliver_all(box)
+    run_jobs(app)
+
+    after = _books(provider, sandbox, qbo_sandbox, facts)
+    new = [p for p in after if p not in before]
+    assert len(new) == 1, after
+    assert new[0][0] == facts["amount"]
+    row = _row(app, facts)
+    assert row.status == "paid" and row.books_payment_id and row.received == facts["amount"]
+    assert row.fee is not None and row.fee > 0
+    assert row.payment_id and row.payment_id in new[0][1]
+    with app.app_context():
+        invoice = db.session.get(Invoice, facts["invoice_id"])
+        assert invoice.amount_due == 0 and invoice.status == "paid"
+        kinds = [e.kind for e in db.session.scalars(select(AuditEvent).where(
+            AuditEvent.invoice_id == facts["invoice_id"]))]
+        assert kinds.count("card_payment_received") == 1
+        assert kinds.count("card_payment_booked") == 1
+        events = db.session.scalar(select(func.count()).select_from(ProcessorEvent))
+        assert events == len(box.events)  # each stored once, however often it came
+
+    # The collector sees it on the organisation's card payments page.
+    page = facts["connected"].http.get(
+        f"{web.url}/orgs/{facts['connected'].org_id}/card-payments")
+    assert page.status_code == 200 and "Booked" in page.text
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_worker_killed_while_booking_books_nothing_twice(  # type: ignore[no-untyped-def]
+        app, web, clock, sandbox, qbo_sandbox, stripe_sandbox, provider: str) -> None:  # noqa: F811
+    from collect import payments
+    from collect.providers import connector_for
+    from jobs.payments import apply_card_events
+    from store.db import db
+    from store.models import Connection
+
+    box = stripe_sandbox[0]
+    facts = _setup(app, web, provider, stripe_sandbox)
+    before = _books(provider, sandbox, qbo_sandbox, facts)
+    http, checkout_url = _checkout(web, facts)
+    box.hold_webhooks = True
+    _pay(http, checkout_url, "4242424242424242")
+
+    # The webhooks are stored and their job queued, then the queue is lost (the worker that
+    # took the job was killed before it wrote anything).
+    _deliver_all(box)
+    with app.app_context():
+        Queue(app.config["RQ_QUEUE"], connection=Redis.from_url(app.config["REDIS_URL"])).empty()
+    assert _books(provider, sandbox, qbo_sandbox, facts) == before
+    # Stripe delivers again (it does until it is answered; a replay of a stored event that
+    # was never applied queues it again).
+    _deliver_all(box)
+
+    class Killed(BaseException):
+        """The worker dies: after the provider wrote the payment, before our commit."""
+
+    class DiesAfterWriting:
+        def __init__(self, real: Any) -> None:
+            self.real = real
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.real, name)
+
+        def record_payment(self, *args: Any, **kwargs: Any) -> str:
+            self.real.record_payment(*args, **kwargs)
+            raise Killed()
+
+    with app.app_context():
+        apply_card_events(facts["connected"].org_id)
+        row = _row(app, facts)
+        connection = db.session.scalars(select(Connection)).one()
+        with pytest.raises(Killed):
+            payments.book(db.session(), row.id, DiesAfterWriting(connector_for(connection)),
+                          "killed-worker", clock().date())
+        db.session.rollback()
+        db.session.remove()
+    assert len([p for p in _books(provider, sandbox, qbo_sandbox, facts) if p not in before]) == 1
+    held = _row(app, facts)
+    assert held.books_payment_id is None and held.claimed_by == "killed-worker"
+
+    run_jobs(app)  # its job retried while the dead worker's claim lasts: it waits
+    assert _row(app, facts).books_payment_id is None
+    clock.advance(minutes=3)  # the claim's lease passes
+    with app.app_context():
+        from jobs.payments import book_card_payment
+
+        assert book_card_payment(held.id) == "booked"
+    _deliver_all(box)
+    run_jobs(app)
+    new = [p for p in _books(provider, sandbox, qbo_sandbox, facts) if p not in before]
+    assert len(new) == 1, new
+    row = _row(app, facts)
+    assert row.books_payment_id and row.claimed_by is None
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_refund_and_a_declined_card_are_recorded_and_book_nothing(  # type: ignore[no-untyped-def]
+        app, web, sandbox, qbo_sandbox, stripe_sandbox, provider: str) -> None:  # noqa: F811
+    from collect import payments
+    from store.db import db
+    from store.models import AuditEvent, CardPaymentSettings
+
+    box = stripe_sandbox[0]
+    facts = _setup(app, web, provider, stripe_sandbox)
+    before = _books(provider, sandbox, qbo_sandbox, facts)
+    http, checkout_url = _checkout(web, facts)
+    declined = _pay(http, checkout_url, "4000000000000002")
+    assert declined.status_code == 200 and "declined" in declined.text
+    run_jobs(app)
+    row = _row(app, facts)
+    assert row.status == "failed" and "declined" in (row.failure or "")
+    assert _books(provider, sandbox, qbo_sandbox, facts) == before
+    page = http.get(f"{web.url}/portal/{facts['token']}")
+    assert "did not go through" in page.text
+
+    # The same page, another card that asks the bank first: paid once confirmed.
+    asked = _pay(http, checkout_url, "4000002500003155")
+    assert "Complete authentication" in asked.text
+    confirmed = http.post(f"{checkout_url}/authenticate", data={"answer": "approve"},
+                          allow_redirects=False)
+    assert confirmed.status_code == 303
+    run_jobs(app)
+    assert _row(app, facts).status == "paid"
+    assert len([p for p in _books(provider, sandbox, qbo_sandbox, facts)
+                if p not in before]) == 1
+
+    # Refunded through Stripe: recorded once, shown, and the books are not written again.
+    with app.app_context():
+        settings = db.session.scalars(select(CardPaymentSettings)).one()
+        minor = int(facts["amount"] * 100)
+        payments.processor_for(settings).refund(_row(app, facts).payment_id, minor // 2,
+                                                "refund-1")
+    run_jobs(app)
+    _deliver_all(box)
+    run_jobs(app)
+    row = _row(app, facts)
+    assert row.refunded == (Decimal(minor // 2) / 100).quantize(Decimal("0.01"))
+    assert len([p for p in _books(provider, sandbox, qbo_sandbox, facts)
+                if p not in before]) == 1
+    with app.app_context():
+        kinds = [e.kind for e in db.session.scalars(select(AuditEvent).where(
+            AuditEvent.invoice_id == facts["invoice_id"]))]
+    assert kinds.count("card_payment_refunded") == 1
+    assert kinds.count("card_payment_failed") == 1
+    page = facts["connected"].http.get(
+        f"{web.url}/orgs/{facts['connected'].org_id}/card-payments")
+    assert "refunded" in page.text
+
+
+def test_a_webhook_stripe_did_not_sign_changes_nothing(  # type: ignore[no-untyped-def]
+        app, web, stripe_sandbox) -> None:  # noqa: F811
+    from sandboxes.stripe import signature_header
+    from store.db import db
+    from store.models import ProcessorEvent
+
+    facts = _setup(app, web, "xero", stripe_sandbox)
+    org_id = facts["connected"].org_id
+    event = {"id": "evt_forged", "object": "event", "type": "payment_intent.succeeded",
+             "data": {"object": {"id": "pi_forged", "object": "payment_intent"}}}
+    body = json.dumps(event).encode()
+    url = f"{web.url}/webhooks/stripe/{org_id}"
+    for header in (signature_header(body, "whsec_not_theirs"),  # another secret
+                   signature_header(body, facts["account"].webhook_secret, at=1_000_000),  # old
+                   "", "t=1,v1=00"):
+        answer = requests.post(url, data=body, headers={"Stripe-Signature": header})
+        assert answer.status_code == 400
+    # Signed right, but altered on the way.
+    header = signature_header(body, facts["account"].webhook_secret)
+    answer = requests.post(url, data=body.replace(b"pi_forged", b"pi_altered"),
+                           headers={"Stripe-Signature": header})
+    assert answer.status_code == 400
+    # An organisation without Stripe: nothing there.
+    assert requests.post(f"{web.url}/webhooks/stripe/{org_id + 99}", data=body,
+                         headers={"Stripe-Signature": header}).status_code == 404
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(ProcessorEvent)) == 0
