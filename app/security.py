@@ -34,6 +34,9 @@ FAILED_SIGN_IN_WINDOW_SECONDS = 60
 HSTS = "max-age=31536000; includeSubDomains"
 # Where the connect buttons' form posts are redirected to (Chrome applies form-action to them).
 INTUIT_AUTHORIZE_ORIGIN = "https://appcenter.intuit.com"
+# Where the portal's Pay by card post is redirected to: Stripe's hosted Checkout page (or, with
+# STRIPE_API_BASE set, the emulator that serves both the API and the page).
+STRIPE_CHECKOUT_ORIGIN = "https://checkout.stripe.com"
 
 
 def init_security(app: Flask) -> None:
@@ -124,8 +127,8 @@ def _origin(url: str) -> str | None:
 
 def content_security_policy(nonce: str) -> str:
     config = current_app.config
-    form_targets = {"'self'", INTUIT_AUTHORIZE_ORIGIN}
-    for key in ("XERO_AUTHORIZE_URL", "QUICKBOOKS_DISCOVERY_URL"):
+    form_targets = {"'self'", INTUIT_AUTHORIZE_ORIGIN, STRIPE_CHECKOUT_ORIGIN}
+    for key in ("XERO_AUTHORIZE_URL", "QUICKBOOKS_DISCOVERY_URL", "STRIPE_API_BASE"):
         origin = _origin(str(config.get(key) or ""))
         if origin:
             form_targets.add(origin)
