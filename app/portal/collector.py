@@ -19,6 +19,7 @@ from collect.plan import refresh_next_action
 from store import clock
 from store.db import db
 from store.models import (
+    CardPayment,
     Contact,
     Invoice,
     InvoiceDispute,
@@ -32,8 +33,9 @@ blueprint = Blueprint("portal_admin", __name__)
 
 def portal_activity(org_id: int, contact_id: int | None = None,
                     invoice_id: int | None = None) -> dict[str, Any]:
-    """For the pages' panel: the customer's promises, disputes and plan requests (newest
-    first), and their portal link on the customer's page. The caller's page checked access."""
+    """For the pages' panel: the customer's promises, disputes, plan requests and card payments
+    (newest first), and their portal link on the customer's page. The caller's page checked
+    access."""
     session = db.session()
 
     def rows(model: Any) -> list[Any]:
@@ -52,8 +54,10 @@ def portal_activity(org_id: int, contact_id: int | None = None,
             session.commit()  # the key, made on first sight
     numbers = dict(session.execute(select(Invoice.id, Invoice.number).where(
         Invoice.org_id == org_id)).all()) if contact_id is not None else {}
+    card_payments = [row for row in rows(CardPayment) if row.status in ("paid", "failed")]
     return {"promises": rows(PaymentPromise), "disputes": rows(InvoiceDispute),
-            "plan_requests": rows(PlanRequest), "link": link, "numbers": numbers,
+            "plan_requests": rows(PlanRequest), "card_payments": card_payments,
+            "link": link, "numbers": numbers,
             "limits": portal.settings_for(session, org_id)}
 
 

@@ -138,9 +138,13 @@ def test_a_card_payment_is_booked_once_however_often_stripe_tells(  # type: igno
         events = db.session.scalar(select(func.count()).select_from(ProcessorEvent))
         assert events == len(box.events)  # each stored once, however often it came
 
-    # The collector sees it on the organisation's card payments page.
-    page = facts["connected"].http.get(
-        f"{web.url}/orgs/{facts['connected'].org_id}/card-payments")
+    # The collector sees it on the invoice's page and the organisation's card payments page.
+    org_id = facts["connected"].org_id
+    page = facts["connected"].http.get(f"{web.url}/orgs/{org_id}/invoices/{facts['invoice_id']}")
+    assert page.status_code == 200
+    panel = page.text.split('id="card-payment-', 1)[1].split("</p>", 1)[0]
+    assert "Card payment" in panel and "Paid" in panel and "Booked" in panel
+    page = facts["connected"].http.get(f"{web.url}/orgs/{org_id}/card-payments")
     assert page.status_code == 200 and "Booked" in page.text
 
 
