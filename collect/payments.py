@@ -53,6 +53,10 @@ from sync.engine import upsert_invoices
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=2)  # a booking worker that died gives the row up after this
+# What the webhook endpoint made for an organisation listens to (the rest is not ours).
+EVENTS = ("checkout.session.completed", "checkout.session.async_payment_succeeded",
+          "checkout.session.async_payment_failed", "checkout.session.expired",
+          "payment_intent.succeeded", "payment_intent.payment_failed", "charge.refunded")
 EVENT_BATCH = 200
 
 
@@ -91,7 +95,10 @@ class CardChoice:
 
 
 def save_settings(session: Session, org: Organisation, choice: CardChoice,
-                  now: datetime) -> CardPaymentSettings:
+                  now: datetime, webhook_url: str | None = None) -> CardPaymentSettings:
+    """Save the choice. A new secret key with no webhook secret given makes the account's
+    webhook endpoint at `webhook_url` through Stripe's API and keeps its signing secret (the
+    connector's errors reach the caller, and nothing is saved)."""
     row = settings_of(session, org.id)
     if row is None:
         row = CardPaymentSettings(org_id=org.id, enabled=False, book_fees=False)
@@ -101,6 +108,9 @@ def save_settings(session: Session, org: Organisation, choice: CardChoice,
         row.secret_key_enc = vault.encrypt(choice.secret_key)
     if choice.webhook_secret:
         row.webhook_secret_enc = vault.encrypt(choice.webhook_secret)
+    elif choice.secret_key and webhook_url:
+        _endpoint_id, secret = processor_for(row).create_webhook_endpoint(webhook_url, EVENTS)
+        row.webhook_secret_enc = vault.encrypt(secret)
     row.enabled, row.account_code, row.book_fees = (choice.enabled, choice.account_code,
                                                     choice.book_fees)
     audit(session, org.id, "card_payments_settings",

@@ -17,6 +17,7 @@ from werkzeug.wrappers import Response
 
 from app.organisations.services import may_in, organisation_for
 from collect import payments
+from connectors.base import ConnectorError
 from connectors.stripe import SignatureRefused, verify_event
 from jobs.payments import enqueue_card_events
 from store import clock
@@ -86,11 +87,9 @@ def _choice(row: object | None) -> payments.CardChoice:
         raise ValueError("account_code", _("An account code of letters and digits, such as "
                                            "090."))
     enabled = form.get("enabled") == "on"
-    has_keys = (secret_key or getattr(row, "secret_key_enc", None)) and (
-        webhook_secret or getattr(row, "webhook_secret_enc", None))
-    if enabled and not has_keys:
-        raise ValueError("secret_key", _("Give the secret key and the webhook's signing "
-                                         "secret before turning card payments on."))
+    if enabled and not (secret_key or getattr(row, "secret_key_enc", None)):
+        raise ValueError("secret_key", _("Give the secret key before turning card payments "
+                                         "on."))
     return payments.CardChoice(enabled=enabled, secret_key=secret_key,
                                webhook_secret=webhook_secret, account_code=account_code,
                                book_fees=form.get("book_fees") == "on")
@@ -107,7 +106,15 @@ def save(org_id: int) -> tuple[str, int] | Response:
         db.session.rollback()
         flash(_("The card payment settings were not saved."), "error")
         return _page(org, 400, {str(field): str(message)})
-    payments.save_settings(db.session(), org, choice, clock.now())
+    try:
+        payments.save_settings(db.session(), org, choice, clock.now(), url_for(
+            "stripe_webhooks.receive", org_id=org.id, _external=True))
+    except ConnectorError as failure:
+        db.session.rollback()
+        log.info("org %s: Stripe refused the card payment settings: %s", org.id, failure)
+        flash(_("The card payment settings were not saved."), "error")
+        return _page(org, 400, {"secret_key": _("Stripe did not accept this key: check it "
+                                                "in Stripe's dashboard.")})
     db.session.commit()
     flash(_("The card payment settings are saved."), "success")
     return redirect(url_for("card_payments.show", org_id=org.id))

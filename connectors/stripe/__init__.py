@@ -229,6 +229,17 @@ class StripeProcessor:
                             {"idempotency_key": idempotency_key})
         return str(refund["id"])
 
+    def create_webhook_endpoint(self, url: str, events: Sequence[str]) -> tuple[str, str]:
+        """A webhook endpoint of the account at `url`: its id and its signing secret (Stripe
+        answers the secret once, when the endpoint is made)."""
+        endpoint = self._call("create webhook endpoint",
+                              self._client.v1.webhook_endpoints.create,
+                              {"url": url, "enabled_events": list(events),
+                               "description": "Dunwell: card payments from the portal"})
+        if not endpoint.get("id") or not endpoint.get("secret"):
+            raise ProviderRejected("Stripe answered a webhook endpoint without its secret")
+        return str(endpoint["id"]), str(endpoint["secret"])
+
     def charge_payment_id(self, charge_id: str) -> str | None:
         """The PaymentIntent a charge belongs to (a refund's webhook names the charge)."""
         charge = self._call(f"charge {charge_id}", self._client.v1.charges.retrieve, charge_id)

@@ -3,11 +3,12 @@ and tests: the official `stripe` package talks to it over HTTP when its API base
 here (`StripeClient(base_addresses={"api": ...})`).
 
 Checkout Sessions (with the hosted page their `url` leads to), PaymentIntents, charges, balance
-transactions (the fee), refunds and events; answers rendered from Stripe's own fixtures
-(sandboxes/specs/stripe/fixtures3.json); secret-key auth; form-encoded bodies; Idempotency-Key
-replays; Stripe's error bodies; webhooks signed with `Stripe-Signature` (t=..., v1=HMAC-SHA256)
-and sent to each account's endpoint; Stripe's test cards: 4242 4242 4242 4242 succeeds,
-4000 0000 0000 0002 is declined, 4000 0025 0000 3155 asks for authentication first.
+transactions (the fee), refunds, events and webhook endpoints; answers rendered from Stripe's
+own fixtures (sandboxes/specs/stripe/fixtures3.json); secret-key auth; form-encoded bodies;
+Idempotency-Key replays; Stripe's error bodies; webhooks signed with `Stripe-Signature`
+(t=..., v1=HMAC-SHA256) and sent to each endpoint of the account; Stripe's test cards:
+4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined, 4000 0025 0000 3155 asks for
+authentication first.
 See `sandbox.py` for the choices no document settles.
 """
 
@@ -22,6 +23,7 @@ from sandboxes.stripe import (
     events,
     payment_intents,
     refunds,
+    webhook_endpoints,
 )
 from sandboxes.stripe.api import EXTENSION, StripeError, error_response
 from sandboxes.stripe.sandbox import (
@@ -43,7 +45,8 @@ __all__ = ["CARD_AUTHENTICATES", "CARD_DECLINED", "CARD_SUCCEEDS", "DEMO_SECRET_
 def create_app(sandbox: StripeSandbox | None = None) -> Flask:
     app = Flask(__name__)
     app.extensions[EXTENSION] = sandbox or StripeSandbox()
-    for module in (checkout, payment_intents, charges, balance_transactions, refunds, events):
+    for module in (checkout, payment_intents, charges, balance_transactions, refunds, events,
+                   webhook_endpoints):
         app.register_blueprint(module.bp)
     app.register_error_handler(StripeError, error_response)
     return app

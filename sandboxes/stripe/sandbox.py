@@ -63,8 +63,9 @@ def fee_of(amount: int, currency: str) -> int:
 @dataclass
 class Account:
     secret_key: str
-    webhook_url: str | None = None
+    webhook_url: str | None = None  # an endpoint set up beforehand (as in the dashboard)
     webhook_secret: str = DEMO_WEBHOOK_SECRET
+    endpoints: list[dict[str, Any]] = field(default_factory=list)  # POST /v1/webhook_endpoints
 
 
 @dataclass
@@ -133,22 +134,28 @@ class StripeSandbox:
         return event
 
     def deliver(self, event_id: str, *, secret: str | None = None) -> int:
-        """POST the event to its account's endpoint, signed now; the status answered."""
+        """POST the event to each endpoint of its account that wants it, signed now; the
+        worst status answered (0: none reached, or no endpoint)."""
         event = self.objects[event_id]
         account = self.accounts[self.owner[event_id]]
-        if not account.webhook_url:
-            return 0
+        targets = [(account.webhook_url, account.webhook_secret)] if account.webhook_url else []
+        targets += [(e["url"], e["_secret"]) for e in account.endpoints
+                    if e["status"] == "enabled" and (
+                        "*" in e["enabled_events"] or event["type"] in e["enabled_events"])]
+        worst = 0
         payload = json.dumps(event).encode()
-        header = signature_header(payload, secret or account.webhook_secret)
-        try:
-            answer = requests.post(account.webhook_url, data=payload, timeout=30, headers={
-                "Content-Type": "application/json; charset=utf-8",
-                "Stripe-Signature": header, "User-Agent": "Stripe/1.0 (+https://stripe.com)"})
-            status = answer.status_code
-        except requests.RequestException:
-            status = 0
-        self.deliveries.append((event_id, status))
-        return status
+        for url, endpoint_secret in targets:
+            header = signature_header(payload, secret or endpoint_secret)
+            try:
+                answer = requests.post(url, data=payload, timeout=30, headers={
+                    "Content-Type": "application/json; charset=utf-8",
+                    "Stripe-Signature": header, "User-Agent": "Stripe/1.0 (+https://stripe.com)"})
+                status = answer.status_code
+            except requests.RequestException:
+                status = 599
+            self.deliveries.append((event_id, status))
+            worst = max(worst, status)
+        return worst
 
     def events_of(self, kind: str | None = None) -> list[dict[str, Any]]:
         return [e for e in self.events if kind is None or e["type"] == kind]

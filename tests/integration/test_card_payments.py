@@ -297,3 +297,37 @@ def test_a_webhook_stripe_did_not_sign_changes_nothing(  # type: ignore[no-untyp
                          headers={"Stripe-Signature": header}).status_code == 404
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(ProcessorEvent)) == 0
+
+
+def test_the_owner_connects_stripe_with_the_secret_key_alone(  # type: ignore[no-untyped-def]
+        app, web, stripe_sandbox) -> None:  # noqa: F811
+    """The settings page takes the secret key; Dunwell makes the webhook endpoint through
+    Stripe's API and keeps its signing secret, encrypted. A key Stripe refuses saves nothing."""
+    from store.db import db
+    from store.models import CardPaymentSettings
+
+    box, server = stripe_sandbox
+    connected = connect(app, web, "xero")
+    app.config["STRIPE_API_BASE"] = server.url
+    account = box.add_account()
+    url = f"{web.url}/orgs/{connected.org_id}/card-payments"
+    page = connected.http.get(url)
+    refused = connected.http.post(url, data={
+        "csrf_token": flows.csrf_token(page.text), "enabled": "on",
+        "secret_key": "sk_test_not_a_key_stripe_knows"})
+    assert refused.status_code == 400 and "did not accept" in refused.text
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(CardPaymentSettings)) == 0
+    saved = connected.http.post(url, data={
+        "csrf_token": flows.csrf_token(page.text), "enabled": "on",
+        "secret_key": account.secret_key, "account_code": "090"})
+    assert saved.status_code == 200 and "Card payments are on" in saved.text
+    assert [e["url"] for e in account.endpoints] == [
+        f"{web.url}/webhooks/stripe/{connected.org_id}"]
+    with app.app_context():
+        row = db.session.scalars(select(CardPaymentSettings)).one()
+        assert row.enabled and row.account_code == "090"
+        secret = account.endpoints[0]["_secret"]
+        assert account.secret_key not in (row.secret_key_enc or "")
+        assert secret not in (row.webhook_secret_enc or "")
+    assert account.secret_key not in saved.text and secret not in saved.text
