@@ -17,57 +17,26 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from collect import customers as services
 from collect import ledger
+from collect.book import Book
+from collect.effects import Effect, payment_link, send_own_email
+from collect.outcomes import Skip
+from collect.quote_deposits import plan_quote_deposits
 from rules import Policy
-from rules.credit import InvoiceHistory, paid_on_time, terms_change_key, terms_verdict
+from rules.credit import terms_change_key, terms_verdict
 from rules.deposits import deposit_message, expected_payments, qualifies
 from rules.messages import language_of
-from rules.policy import is_new_customer
 from rules.retainers import due_top_up, top_up_message
 from rules.statutory import round_money
-from store.models import Action, AuditEvent, Contact, Invoice, Organisation, Payment, Retainer
+from store.models import Action, AuditEvent, Contact, Invoice, Organisation, Retainer
 from store.models import ExpectedPayment as ExpectedPaymentRow
 
-if TYPE_CHECKING:
-    from collect.execute import Effect
-    from collect.plan import Book
-
 log = logging.getLogger(__name__)
-
-BATCH = 1000
-
-
-def new_customers(session: Session, org_id: int, invoices: Sequence[Invoice],
-                  policy: Policy) -> set[int]:
-    """Contacts of these invoices still on the new-customer variant: fewer than N of their
-    invoices paid on time (nothing is read when the policy has no variant)."""
-    if policy.new_customer_policy is None:
-        return set()
-    contact_ids = sorted({i.contact_id for i in invoices if i.contact_id is not None})
-    histories: dict[int, list[InvoiceHistory]] = {c: [] for c in contact_ids}
-    for start in range(0, len(contact_ids), BATCH):
-        chunk = contact_ids[start:start + BATCH]
-        for row in session.execute(
-                select(Invoice.id, Invoice.contact_id, Invoice.issue_date, Invoice.due_date,
-                       Invoice.total, Invoice.currency, func.max(Payment.paid_on))
-                .join(Payment, Payment.invoice_id == Invoice.id)
-                .where(Invoice.org_id == org_id, Invoice.contact_id.in_(chunk),
-                       Invoice.status == "paid", Invoice.due_date.is_not(None),
-                       Payment.status == "active")
-                .group_by(Invoice.id, Invoice.contact_id, Invoice.issue_date, Invoice.due_date,
-                          Invoice.total, Invoice.currency)):
-            invoice_id, contact_id, issued, due, total, currency, paid_on = row
-            if paid_on is not None and contact_id is not None and due is not None:
-                histories[contact_id].append(InvoiceHistory(
-                    invoice_id, issued or due, due, total, total * 0, currency, paid_on,
-                    contact_id))
-    return {c for c in contact_ids if is_new_customer(policy, paid_on_time(histories[c]))}
 
 
 def track_expected_payments(session: Session, book: Book, invoices: Sequence[Invoice],
@@ -245,9 +214,7 @@ def plan_for_customers(session: Session, org: Organisation, book: Book,
                        invoices: Sequence[Invoice], now: datetime) -> list[Action]:
     """The credit-control part of a planning pass; the caller commits and enqueues."""
     track_expected_payments(session, book, invoices, now)
-    from collect.quote_deposits import plan_quote_deposits  # deposits on accepted quotes
-
-    planned = plan_quote_deposits(session, org, book, now)
+    planned = plan_quote_deposits(session, org, book, now)  # deposits on accepted quotes
     planned += plan_top_ups(session, org, book, now)
     blocked = _blocked_customers(session, org, now)
     planned += plan_limit_signals(session, org, blocked, now)
@@ -259,29 +226,15 @@ def plan_for_customers(session: Session, org: Organisation, book: Book,
 # --------------------------------------------------------------------------- execution
 
 
-def _skip(effect: Effect, reason: str, message: str) -> str:
-    ledger.finish(effect.session, effect.action, "skipped", message, effect.now,
-                  result={"reason": reason})
-    return "skipped"
-
-
 def send_deposit_reminder(effect: Effect) -> str:
     """A milestone reminder: our email (or the provider's invoice email), then a note on the
     invoice. The executor has re-read the invoice: a payment since planning replans it."""
-    from collect.execute import (
-        UNCONFIRMED,
-        UNCONFIRMED_MESSAGE,
-        UNCONFIRMED_REASON,
-        _payment_link,
-        send_own_email,
-    )
-
     action, invoice = effect.action, effect.invoice
     contact = invoice.contact
     channel = action.channel or "dunwell_email"
     details = {k: str(v) for k, v in (action.details or {}).items()}
     if channel in ("provider_email", "dunwell_email") and not (contact and contact.email):
-        return _skip(effect, "no_email", f"{invoice.number}: the contact has no email address")
+        raise Skip("no_email", f"{invoice.number}: the contact has no email address")
     assert action.amount is not None
     still = round_money(action.amount, invoice.currency)  # the column keeps 4 places
     if channel == "provider_email" and not effect.done_part("emailed"):
@@ -292,7 +245,7 @@ def send_deposit_reminder(effect: Effect) -> str:
         assert contact is not None and contact.email
         subject, text = deposit_message(contact.name, effect.org.name, invoice.number,
                                         invoice.currency, details, still,
-                                        _payment_link(effect), language_of(contact.language))
+                                        payment_link(effect), language_of(contact.language))
         if send_own_email(effect, to=contact.email, subject=subject, text=text, html=None,
                           sender_name=effect.org.name, action_key=effect.key):
             effect.record_part("message", {"subject": subject, "text": text})
@@ -303,24 +256,19 @@ def send_deposit_reminder(effect: Effect) -> str:
             f"Dunwell: milestone {details.get('milestone')} of {details.get('milestones')}"
             f" reminder sent; {invoice.currency} {still} still due"
             f" {details.get('milestone_due')}.", idempotency_key=f"{effect.key}:note")
-    if (action.result or {}).get("emailed") == UNCONFIRMED:
-        return effect.finish(f"{action.reason}: {UNCONFIRMED_MESSAGE}", noted=True,
-                             unconfirmed=UNCONFIRMED_REASON)
-    return effect.finish(f"{action.reason}: sent", noted=True)
+    return effect.finish_sent(str(action.reason), "sent", noted=True)
 
 
 def send_top_up_request(effect: Effect) -> str:
     """Ask the customer by Dunwell email to top up the retainer, once per key."""
-    from collect.execute import UNCONFIRMED, UNCONFIRMED_MESSAGE, UNCONFIRMED_REASON, send_own_email
-
     action, org = effect.action, effect.org
     details = {k: str(v) for k, v in (action.details or {}).items()}
     contact_id = (action.details or {}).get("contact_id")
     contact = effect.session.get(Contact, contact_id) if contact_id else None
     if contact is None or contact.org_id != org.id:
-        return _skip(effect, "gone", "The customer no longer exists")
+        raise Skip("gone", "The customer no longer exists")
     if not contact.email:
-        return _skip(effect, "no_email", f"{contact.name} has no email address")
+        raise Skip("no_email", f"{contact.name} has no email address")
     assert action.amount is not None and action.currency is not None
     if not effect.done_part("emailed"):
         subject, text = top_up_message(contact.name, org.name, action.currency, details,
@@ -329,10 +277,7 @@ def send_top_up_request(effect: Effect) -> str:
         if send_own_email(effect, to=contact.email, subject=subject, text=text, html=None,
                           sender_name=org.name, action_key=effect.key):
             effect.record_part("message", {"subject": subject, "text": text})
-    if (action.result or {}).get("emailed") == UNCONFIRMED:
-        return effect.finish(f"{action.reason}: {UNCONFIRMED_MESSAGE}", top_up=True,
-                             unconfirmed=UNCONFIRMED_REASON)
-    return effect.finish(f"{action.reason}: emailed by Dunwell", top_up=True)
+    return effect.finish_sent(str(action.reason), "emailed by Dunwell", top_up=True)
 
 
 def shorten_terms(effect: Effect) -> str:
@@ -350,13 +295,13 @@ def shorten_terms(effect: Effect) -> str:
     verdict = terms_verdict(invoice.status, invoice.due_date, new_due, write_unknown=unknown)
     contact = effect.session.get(Contact, details.get("contact_id") or invoice.contact_id or 0)
     if verdict == "write" and because == "on credit hold" and not (contact and contact.on_hold):
-        return _skip(effect, "released", f"{invoice.number}: the customer is no longer on"
+        raise Skip("released", f"{invoice.number}: the customer is no longer on"
                      " credit hold; its terms are left as they are")
     if verdict == "not_open":
-        return _skip(effect, invoice.status, f"{invoice.number} is {invoice.status} now;"
+        raise Skip(invoice.status, f"{invoice.number} is {invoice.status} now;"
                      " its terms are left as they are")
     if verdict == "already_shorter":
-        return _skip(effect, "already_shorter", f"{invoice.number} is due {invoice.due_date}"
+        raise Skip("already_shorter", f"{invoice.number} is due {invoice.due_date}"
                      f" already, not later than {new_due}; its terms are left as they are")
     if verdict == "done":
         log.info("org %s invoice %s action %s: due %s already; the lost write is recorded, not"

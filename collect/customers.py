@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from collect import ledger, own_documents, portal
-from collect.plan import calendar_for, plan_record
+from collect.book import calendar_for, plan_record
 from rules import (
     InvoiceState,
     PlannedAction,

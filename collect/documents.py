@@ -10,7 +10,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from collect.plan import calendar_for, policy_for
+from collect.book import calendar_for, policy_for
 from rules.case_file import (
     CaseAction,
     CaseFacts,

@@ -22,51 +22,53 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import random
-import signal
-import smtplib
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Literal, get_args
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from collect import (
+    credit_requests,
     documents,
     ledger,
     outbound,
+    outcomes,
     own_documents,
     portal,
+    quote_deposits,
     review,
     shared_clock,
     sms,
+    statements,
 )
 from collect.approvals import AWAITING_APPROVAL
-from collect.credit_requests import send_deposit_reminder, send_top_up_request, shorten_terms
-from collect.mail import send_email, server_for
+from collect.book import calendar_for
+from collect.effects import (
+    UNCONFIRMED_NOTE,
+    WRITING,
+    Effect,
+    crash_point,
+    payment_link,
+    send_own_email,
+)
 from collect.message_texts import reminder_message
 from collect.observed import with_action_ids
-from collect.plan import calendar_for, refresh_next_action
-from collect.statements import send_statement
+from collect.outcomes import OUTCOME_ERRORS, Skip
+from collect.plan import refresh_next_action
 from connectors.base import (
-    ConfigurationError,
     Connector,
     CreditNote,
-    DailyLimitReached,
     EditRefused,
     FeeInvoice,
     FeeLine,
-    NotFound,
-    ProviderRejected,
-    RateLimited,
     TransientError,
     effect_marker,
 )
+from rules.actions import ActionKind
 from rules.case_file import agency_case_file
 from rules.letters import demand_letter
 from store.models import Action, Contact, Invoice, Organisation, Task
@@ -74,43 +76,8 @@ from sync.engine import upsert_invoices
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 6
 FEE_KINDS = ("fee", "interest", "compensation")
 FEE_LABELS = {"fee": "Late fee", "interest": "Interest", "compensation": "Recovery costs"}
-WRITING = "writing"  # in action.result: the part whose provider write may or may not have happened
-WRITING_SINCE = "writing_since"  # when the first attempt at that write began (aware UTC, ISO)
-CRASH_POINTS = "DUNWELL_CRASH_POINTS"  # e.g. "claimed=0.1,answered=0.1,committed=0.1"
-
-
-def crash_point(name: str) -> None:
-    """Die as `kill -9` would, at a named point, with the chance DUNWELL_CRASH_POINTS gives it.
-
-    For chaos tests and benchmarks only (unset in production): `claimed` (the claim is
-    committed, nothing sent), `answered` (the provider answered a write, nothing recorded yet),
-    `committed` (the outcome is committed, RQ does not know it yet)."""
-    spec = os.environ.get(CRASH_POINTS)
-    if not spec:
-        return
-    chances = dict(item.split("=", 1) for item in spec.split(",") if "=" in item)
-    if random.random() < float(chances.get(name, 0)):
-        log.warning("crash point %s: pid %s dies now", name, os.getpid())
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-class RetryLater(Exception):
-    """The action failed for a passing reason; the job should run again."""
-
-
-ClaimLost = ledger.ClaimLost
-
-
-class Deferred(Exception):
-    """The provider's budget is spent for now: run the action again after `retry_after`."""
-
-    def __init__(self, retry_after: float, daily: bool = False) -> None:
-        super().__init__(f"deferred for {retry_after:.0f} s")
-        self.retry_after = retry_after
-        self.daily = daily
 
 
 def reminder_note(action: Action, invoice: Invoice) -> str:
@@ -135,25 +102,27 @@ def execute_action(session: Session, action: Action, connector: Connector,
     if action.status == AWAITING_APPROVAL:  # safe mode: only the owner's approval sends it
         log.warning("org %s action %s waits for approval; not run", action.org_id, action.key)
         return action.status
-    owner_org = session.get(Organisation, action.org_id)
-    if owner_org is not None and review.in_review(owner_org):
+    org = session.get(Organisation, action.org_id)
+    if org is not None and review.in_review(org):
         # In review nothing reaches the books or a customer: held for the owner instead.
         ledger.hold(session, action, now, f"In review, held for the owner: {action.reason}")
         session.commit()
         log.warning("org %s action %s: the organisation is in review; held, not run",
                     action.org_id, action.key)
         return action.status
-    if action.kind == "quote_deposit_reminder":  # filed under a quote, not an invoice
-        from collect.quote_deposits import execute_quote_deposit
-
-        return execute_quote_deposit(session, action, connector, now, owner)
-    invoice = session.get(Invoice, action.invoice_id) if action.invoice_id else None
-    org = session.get(Organisation, action.org_id)
-    if invoice is None or org is None:
-        ledger.finish(session, action, "skipped", "Invoice no longer exists", now,
-                      result={"reason": "gone"})
+    handler = HANDLERS[action.kind]
+    invoice = None
+    if handler.filed_under == "quote":
+        gone = "Quote no longer exists" if org is None or \
+            quote_deposits.quote_of(session, action) is None else None
+    else:
+        invoice = session.get(Invoice, action.invoice_id) if action.invoice_id else None
+        gone = "Invoice no longer exists" if invoice is None or org is None else None
+    if gone is not None:
+        ledger.finish(session, action, "skipped", gone, now, result={"reason": "gone"})
         session.commit()
         return action.status
+    assert org is not None
     if not ledger.claim(session, action, owner, shared_clock.now()):
         log.info("action %s is held by %s until %s; not run twice", action.key,
                  action.claimed_by, action.lease_until)
@@ -161,8 +130,9 @@ def execute_action(session: Session, action: Action, connector: Connector,
     crash_point("claimed")
     try:
         with ledger.fenced(session, [action], owner):
-            status = _carry_out(session, action, invoice, org, connector, now, owner)
-    except ClaimLost:
+            status = _carry_out(Effect(session, action, invoice, org, connector, now, owner),
+                                handler)
+    except ledger.ClaimLost:
         session.rollback()
         log.warning("org %s invoice %s action %s: the claim passed to another worker; stopped"
                     " without writing", action.org_id, action.invoice_id, action.key)
@@ -171,130 +141,33 @@ def execute_action(session: Session, action: Action, connector: Connector,
     return status
 
 
-def _carry_out(session: Session, action: Action, invoice: Invoice, org: Organisation,
-               connector: Connector, now: datetime, owner: str) -> str:
-    """The claimed action run and its outcome recorded, each commit fenced by the claim."""
+def _carry_out(effect: Effect, handler: Handler) -> str:
+    """The claimed action run and its outcome recorded (collect/outcomes.py), each commit
+    fenced by the claim."""
+    session, action, invoice = effect.session, effect.action, effect.filed_under
     try:
-        status = _run(session, action, invoice, connector, now, owner)
-    except RateLimited as exc:  # also the daily limit: wait, do not count it as a failure
-        _defer(session, action, now)
-        raise Deferred(exc.retry_after, daily=isinstance(exc, DailyLimitReached)) from exc
-    except ProviderRejected as exc:
-        ledger.finish(session, action, "skipped", f"Provider refused: {exc}", now,
-                      result={"reason": "rejected"}, error=str(exc))
-        status = "skipped"
-    except (ConfigurationError, NotFound) as exc:
-        ledger.finish(session, action, "dead", f"Needs the owner: {exc}", now, error=str(exc))
-        status = "dead"
-    except TransientError as exc:
-        return failed_in_passing(session, action, exc, now)
-    refresh_next_action(session, org, now, [invoice.id])
+        if invoice is not None:
+            _recheck(effect)
+        status = handler.run(effect)
+    except OUTCOME_ERRORS as exc:
+        status = outcomes.record(session, action, exc, effect.now)  # or raises to run again
+        if isinstance(exc, TransientError):
+            return status  # attempts spent: recorded as it stands
+    if invoice is not None:
+        refresh_next_action(session, effect.org, effect.now, [invoice.id])
     session.commit()
     return status
 
 
-def failed_in_passing(session: Session, action: Action, exc: TransientError,
-                      now: datetime) -> str:
-    """A passing failure: recorded, and the job raises to be retried ("dead" once the
-    attempts are spent)."""
-    final = action.attempts >= MAX_ATTEMPTS
-    ledger.finish(session, action, "dead" if final else "failed",
-                  f"{'Gave up' if final else 'Will retry'}: {exc}", now, error=str(exc))
-    session.commit()
-    if final:
-        return "dead"
-    raise RetryLater(str(exc)) from exc
-
-
-def _defer(session: Session, action: Action, now: datetime) -> None:
-    """Not a failure: the action waits, planned, for the budget to refill."""
-    ledger.hand_back(action, now)
-    session.commit()
-
-
-@dataclass
-class Effect:
-    """One action being carried out, with what its handler may touch."""
-
-    session: Session
-    action: Action
-    invoice: Invoice
-    org: Organisation
-    connector: Connector
-    now: datetime
-    owner: str = ""  # who claimed it; empty: whoever the ledger says holds it
-
-    @property
-    def key(self) -> str:
-        return self.action.key
-
-    def done_part(self, part: str) -> bool:
-        return bool((self.action.result or {}).get(part))
-
-    def begin(self, part: str) -> None:
-        """Say, before the provider is asked, which write may happen: if no answer is recorded,
-        a retry knows the outcome is unknown and reconciles instead of trusting the books'
-        look."""
-        owner = self.owner or self.action.claimed_by or ""
-        # The shared clock: a later lookup (by any worker) compares it with the provider's.
-        moment = shared_clock.now()
-        result = dict(self.action.result or {})
-        # A write tried again keeps the time of its first try: a lookup after a later unknown
-        # outcome must still see an effect the first try made.
-        if result.get(WRITING) != part or not result.get(WRITING_SINCE):
-            result[WRITING_SINCE] = moment.isoformat()
-        if not ledger.renew(self.session, self.action, owner, moment,
-                            result={**result, WRITING: part}):
-            raise ClaimLost(self.action.key)
-
-    def unknown_since(self, part: str) -> datetime | None:
-        """When the write of `part` whose outcome is unknown began (None: no such write).
-
-        Within the provider's idempotency window the same key would replay its answer; past it
-        only a lookup at the provider tells whether the effect happened, and this is the moment
-        from which to look."""
-        result = self.action.result or {}
-        if result.get(WRITING) != part:
-            return None
-        since = result.get(WRITING_SINCE)
-        if since:
-            return datetime.fromisoformat(str(since))
-        return self.action.updated_at or self.now
-
-    def forget_write(self) -> None:
-        """The write just tried is known not to have happened: a retry simply makes it."""
-        result = {k: v for k, v in (self.action.result or {}).items()
-                  if k not in (WRITING, WRITING_SINCE)}
-        self.action.result = result
-        self.session.commit()
-
-    def record_part(self, part: str, value: object = True) -> None:
-        """Remember at once that a part of the effect happened (a retry skips it)."""
-        crash_point("answered")
-        result = {**(self.action.result or {}), part: value}
-        result.pop(WRITING, None)
-        result.pop(WRITING_SINCE, None)
-        self.action.result = result
-        if part == "fee_invoice_id" and value:  # ours: never chased on its own once synced
-            own_documents.remember(self.session, self.action.org_id, str(value),
-                                   self.action.invoice_id)
-        self.session.commit()
-
-    def finish(self, message: str, **result: object) -> str:
-        crash_point("answered")
-        self.action.result = {k: v for k, v in (self.action.result or {}).items()
-                              if k not in (WRITING, WRITING_SINCE)}
-        ledger.finish(self.session, self.action, "done", message, self.now, result=result)
-        return "done"
-
-
-def _run(session: Session, action: Action, invoice: Invoice, connector: Connector,
-         now: datetime, owner: str) -> str:
+def _recheck(effect: Effect) -> None:
+    """The invoice re-read from the provider right before any write: paid, voided or changed
+    since planning, the action is skipped (a changed one is planned again)."""
+    session, action, invoice = effect.session, effect.action, effect.invoice
     # No transaction stays open over a provider call that may be slow (on SQLite even a
     # reader's lock holds every other worker's commit back).
     provider_id, org_id = invoice.provider_id, invoice.org_id
     session.commit()
-    current = connector.invoice(provider_id)
+    current = effect.connector.invoice(provider_id)
     upsert_invoices(session, org_id, [current])
     session.commit()
     unknown = (action.result or {}).get(WRITING)
@@ -306,38 +179,22 @@ def _run(session: Session, action: Action, invoice: Invoice, connector: Connecto
     # whose write may have happened is looked up too (the invoice may be paid since).
     if current.status != "open" and not (unknown and action.kind in ("discount",
                                                                      "terms_change")):
-        ledger.finish(session, action, "skipped",
-                      f"Invoice {invoice.number} is {current.status} now; nothing done", now,
-                      result={"reason": current.status})
-        return "skipped"
+        raise Skip(current.status,
+                   f"Invoice {invoice.number} is {current.status} now; nothing done")
     if ledger.amount_changed(action, current.amount_due) and not action.result:
-        ledger.finish(
-            session, action, "skipped",
-            f"Invoice {invoice.number} changed since planning "
-            f"({action.planned_amount_due} -> {current.amount_due}); planned again",
-            now, result={"reason": ledger.REPLAN_REASON})
-        return "skipped"
-    org = session.get(Organisation, action.org_id)
-    assert org is not None
-    effect = Effect(session, action, invoice, org, connector, now, owner)
-    return HANDLERS[action.kind](effect)
+        raise Skip(ledger.REPLAN_REASON,
+                   f"Invoice {invoice.number} changed since planning "
+                   f"({action.planned_amount_due} -> {current.amount_due}); planned again")
 
 
 # ------------------------------------------------------------------------------ reminders
-
-
-def _payment_link(effect: Effect) -> str | None:
-    try:
-        return effect.connector.online_invoice_url(effect.invoice.provider_id)
-    except (NotFound, ProviderRejected):
-        return None  # the message goes without a link rather than not at all
 
 
 def _message(effect: Effect, tone: str | None) -> tuple[str, str, str]:
     """Subject, text and HTML of our own email, in the contact's language (the previews show
     the same, collect/message_texts.py)."""
     message = reminder_message(effect.session, effect.org, effect.invoice, tone,
-                               effect.now.date(), _payment_link(effect),
+                               effect.now.date(), payment_link(effect),
                                portal.portal_url(effect.session, effect.invoice.contact))
     return message.subject, message.text, message.html
 
@@ -350,12 +207,9 @@ def send_reminder(effect: Effect) -> str:
     if channel == "call_task":
         return open_call_task(effect)
     if channel == "sms":  # texted, or by email with the reason recorded (collect/sms.py)
-        channel = sms.send_text(effect, lambda: _payment_link(effect))
+        channel = sms.send_text(effect, lambda: payment_link(effect))
     if channel in ("provider_email", "dunwell_email") and not (contact and contact.email):
-        ledger.finish(effect.session, action, "skipped",
-                      f"{invoice.number}: the contact has no email address", effect.now,
-                      result={"reason": "no_email"})
-        return "skipped"
+        raise Skip("no_email", f"{invoice.number}: the contact has no email address")
     if channel == "provider_email" and not effect.done_part("emailed"):
         since = effect.unknown_since("emailed")
         # `since` is on the shared clock; the provider stamps the email with its own. An
@@ -378,60 +232,18 @@ def send_reminder(effect: Effect) -> str:
         if send_own_email(effect, to=contact.email, subject=subject, text=text, html=html,
                            sender_name=effect.org.name, action_key=effect.key):
             effect.record_part("message", {"subject": subject, "text": text})
-    unconfirmed = (action.result or {}).get("emailed") == UNCONFIRMED
     if not effect.done_part("noted") and not _note_found(effect, f"{effect.key}:note"):
         effect.begin("noted")
         note = reminder_note(action, invoice)
-        if unconfirmed:
+        if effect.unconfirmed:
             note += f" {UNCONFIRMED_NOTE}"
         effect.connector.add_invoice_note(invoice.provider_id, note,
                                           idempotency_key=f"{effect.key}:note")
-    if unconfirmed:
-        return effect.finish(f"{action.reason or 'Reminder'}: {UNCONFIRMED_MESSAGE}",
-                             noted=True, unconfirmed=UNCONFIRMED_REASON)
     how = {"note": "noted on the invoice", "dunwell_email": "emailed by Dunwell",
            "sms": "texted"}.get(
         channel, "emailed")
-    return effect.finish(f"{action.reason or 'Reminder'}: {how}"
-                         f" ({invoice.currency} {invoice.amount_due} due)", noted=True)
-
-
-# Our own email (SMTP) leaves no trace we could look up: once the mail server's answer is lost
-# (a dropped connection or a timeout after the message was handed over), nobody can tell
-# whether the customer got it. A second copy of a dunning email is the harm Dunwell exists to
-# prevent, so it is not sent again: the action is finished with this reason, in the owner's
-# activity log and on the invoice's note. Failures that prove nothing was handed over (no
-# connection, the server refused us or the message) are retried as usual.
-UNCONFIRMED = "unconfirmed"
-UNCONFIRMED_REASON = "smtp_answer_lost"
-UNCONFIRMED_MESSAGE = ("the mail server's answer to Dunwell's email was lost, so it may or may "
-                       "not have reached the customer; it was not sent again. Check with the "
-                       "customer before chasing this invoice further.")
-UNCONFIRMED_NOTE = "(Delivery unconfirmed: the mail server's answer was lost.)"
-NOTHING_SENT = (ConnectionRefusedError, socket.gaierror, smtplib.SMTPConnectError,
-                smtplib.SMTPHeloError, smtplib.SMTPAuthenticationError,
-                smtplib.SMTPSenderRefused, smtplib.SMTPDataError, smtplib.SMTPNotSupportedError)
-
-
-def send_own_email(effect: Effect, **message: Any) -> bool:
-    """Send through our SMTP server once; False when an earlier attempt's outcome is unknown
-    (then it is recorded as unconfirmed and not sent again). Every email of ours goes through
-    here: reminders, final demands, statements, milestone reminders and top-up requests."""
-    if effect.unknown_since("emailed") is not None:
-        log.warning("org %s invoice %s action %s: the outcome of an earlier email is unknown;"
-                    " not sent again", effect.action.org_id, effect.action.invoice_id,
-                    effect.key)
-        effect.record_part("emailed", UNCONFIRMED)
-        return False
-    effect.begin("emailed")
-    try:
-        send_email(**message, server=server_for(effect.session, effect.action.org_id))
-    except TransientError as exc:
-        if isinstance(exc.__cause__, NOTHING_SENT):
-            effect.forget_write()  # nothing was handed over: the retry sends it
-        raise
-    effect.record_part("emailed")
-    return True
+    return effect.finish_sent(action.reason or "Reminder",
+                              f"{how} ({invoice.currency} {invoice.amount_due} due)", noted=True)
 
 
 def _note_found(effect: Effect, idempotency_key: str) -> bool:
@@ -610,7 +422,7 @@ def send_demand_letter(effect: Effect) -> str:
     days = int((action.details or {}).get("pay_within_days", 14))
     facts = documents.letter_facts(effect.session, org, invoice, days,
                                    calendar.today(effect.now))
-    letter = demand_letter(replace(facts, payment_link=_payment_link(effect)))
+    letter = demand_letter(replace(facts, payment_link=payment_link(effect)))
     stem = f"final-demand-{invoice.number or invoice.id}"
     documents.keep(effect.session, action, "demand_letter_html", f"{stem}.html",
                    "text/html", letter.html.encode(), effect.now)
@@ -623,21 +435,17 @@ def send_demand_letter(effect: Effect) -> str:
                             attachments=((f"{stem}.pdf", "application/pdf", letter.pdf),)):
         effect.record_part("message", {"subject": letter.subject, "text": letter.text})
     emailed = (action.result or {}).get("emailed")
-    unconfirmed = emailed == UNCONFIRMED
     if not effect.done_part("noted") and not _note_found(effect, f"{action.key}:note"):
         effect.begin("noted")
         effect.connector.add_invoice_note(
             invoice.provider_id, f"Dunwell: final demand {'sent' if emailed else 'written'}"
             f" ({letter.subject}); pay within {days} days."
-            + (f" {UNCONFIRMED_NOTE}" if unconfirmed else ""),
+            + (f" {UNCONFIRMED_NOTE}" if effect.unconfirmed else ""),
             idempotency_key=f"{action.key}:note")
         effect.record_part("noted")
-    if unconfirmed:
-        return effect.finish(f"Final demand for {invoice.number}: written; "
-                             f"{UNCONFIRMED_MESSAGE}", letter=True,
-                             unconfirmed=UNCONFIRMED_REASON)
     how = "emailed with the PDF" if emailed else "written; no email address, send it by post"
-    return effect.finish(f"Final demand for {invoice.number}: {how}", letter=True)
+    return effect.finish_sent(f"Final demand for {invoice.number}", how, written="written; ",
+                              letter=True)
 
 
 def open_agency_case(effect: Effect) -> str:
@@ -652,19 +460,32 @@ def open_agency_case(effect: Effect) -> str:
                          f" ({len(content):,} bytes)", case_file=True)
 
 
-HANDLERS: dict[str, Callable[[Effect], str]] = {
-    "reminder": send_reminder,
-    "plan_instalment": send_reminder,
-    "fee": charge_fee,
-    "interest": charge_fee,
-    "compensation": charge_fee,
-    "discount": grant_discount,
-    "call_task": open_call_task,
-    "stop_service": stop_service,
-    "demand_letter": send_demand_letter,
-    "agency_case": open_agency_case,
-    "statement": send_statement,
-    "deposit_reminder": send_deposit_reminder,
-    "retainer_top_up": send_top_up_request,
-    "terms_change": shorten_terms,
+@dataclass(frozen=True, slots=True)
+class Handler:
+    """How one kind of action is carried out, and what it is filed under: an invoice (re-read
+    from the provider before the handler runs) or a quote (the handler re-reads it)."""
+
+    run: Callable[[Effect], str]
+    filed_under: Literal["invoice", "quote"] = "invoice"
+
+
+# Every kind of action, one entry each (checked below against rules.actions.ActionKind).
+HANDLERS: dict[str, Handler] = {
+    "reminder": Handler(send_reminder),
+    "plan_instalment": Handler(send_reminder),
+    "fee": Handler(charge_fee),
+    "interest": Handler(charge_fee),
+    "compensation": Handler(charge_fee),
+    "discount": Handler(grant_discount),
+    "call_task": Handler(open_call_task),
+    "stop_service": Handler(stop_service),
+    "demand_letter": Handler(send_demand_letter),
+    "agency_case": Handler(open_agency_case),
+    "statement": Handler(statements.send_statement),
+    "deposit_reminder": Handler(credit_requests.send_deposit_reminder),
+    "retainer_top_up": Handler(credit_requests.send_top_up_request),
+    "terms_change": Handler(credit_requests.shorten_terms),
+    "quote_deposit_reminder": Handler(quote_deposits.send_quote_deposit_reminder,
+                                      filed_under="quote"),
 }
+assert set(HANDLERS) == set(get_args(ActionKind)), "one handler for every kind of action"

@@ -24,18 +24,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from collect import ledger, shared_clock
-from collect.execute import FEE_KINDS, FEE_LABELS, Effect, _fee_line
+from collect.effects import Effect
+from collect.execute import FEE_KINDS, FEE_LABELS, _fee_line
+from collect.ledger import ActionStatus
+from collect.outcomes import OUTCOME_ERRORS, verdict
 from collect.plan import refresh_next_action
 from connectors.base import (
-    ConfigurationError,
     Connector,
     ConnectorError,
     FeeInvoice,
     InvoiceRecord,
-    NotFound,
-    ProviderRejected,
-    RateLimited,
-    TransientError,
     batch_key,
 )
 from store.models import Action, Invoice, Organisation
@@ -295,21 +293,23 @@ class FeeBatchRun:
         self.session.commit()  # from here on a lost answer is looked for before any repeat
         try:
             outcomes = self.connector.create_fee_invoices(items)
-        except RateLimited as exc:  # refused before it was carried out
-            log.info("org %s: fee invoices wait for the budget (%s)", self.org.id, exc)
+        except OUTCOME_ERRORS as exc:  # what it means: collect/outcomes.py
+            found = verdict(exc)
+            if found.status is ActionStatus.SKIPPED:  # the request as a whole was refused
+                for action, invoice in chunk:
+                    self._skip(action, invoice, found.message, str(found.reason), found.error)
+                self.session.commit()
+                return True
+            if found.status is ActionStatus.FAILED:  # unknown: made or not? Look at once.
+                return self._lost(chunk, exc)
+            # Refused before it was carried out (the budget), or the owner must act: the
+            # actions wait for the single path, which records that outcome for each.
+            if found.status is ActionStatus.PLANNED:
+                log.info("org %s: fee invoices wait for the budget (%s)", self.org.id, exc)
+            else:
+                log.warning("org %s: fee invoices not made: %s", self.org.id, exc)
             self._hand_back([action for action, _ in chunk], forget_sent=True)
             return False
-        except ProviderRejected as exc:  # the request as a whole was refused
-            for action, invoice in chunk:
-                self._skip(action, invoice, f"Provider refused: {exc}", "rejected", str(exc))
-            self.session.commit()
-            return True
-        except (ConfigurationError, NotFound) as exc:
-            log.warning("org %s: fee invoices not made: %s", self.org.id, exc)
-            self._hand_back([action for action, _ in chunk], forget_sent=True)
-            return False
-        except TransientError as exc:  # unknown: made or not? Look at once.
-            return self._lost(chunk, exc)
         for unit, outcome in zip(units, outcomes, strict=True):
             for action, invoice in unit:
                 if outcome.provider_id is not None:

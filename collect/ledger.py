@@ -48,6 +48,7 @@ from sqlalchemy.orm import Session
 
 from collect.observed import count_when_committed
 from rules import PastAction, PlannedAction
+from rules.deposits import QuoteReminder
 from store.models import Action, AuditEvent, Invoice
 from sync.engine import column_arrays
 
@@ -55,8 +56,9 @@ log = logging.getLogger(__name__)
 
 class ActionStatus(StrEnum):
     """An action's lifecycle. Only this module changes an action's status: the functions
-    below (record_planned, claim, hold, approve, hand_back, end_unsent, finish) are the
-    transitions, each with its activity-log entry where the owner should see it."""
+    below (record_planned, record_planned_for_quote, claim, hold, approve, hand_back,
+    end_unsent, finish) are the transitions, each with its activity-log entry where the owner
+    should see it (collect/outcomes.py says which one an error leads to)."""
 
     PLANNED = "planned"
     AWAITING_APPROVAL = "pending_approval"  # safe mode or review: only the owner sends it
@@ -116,11 +118,16 @@ def record_planned(session: Session, planned: PlannedAction, invoice: Invoice,
         created_at=now, updated_at=now,
     )
     _particulars(action, planned)
+    return _add_new(session, action)
+
+
+def _add_new(session: Session, action: Action) -> Action | None:
+    """Insert a newly planned action; None if another worker planned its key meanwhile."""
     try:
         with session.begin_nested():
             session.add(action)
     except IntegrityError:
-        log.info("action %s already planned by another worker", planned.key)
+        log.info("action %s already planned by another worker", action.key)
         return None
     return action
 
@@ -138,6 +145,27 @@ def _plan_again(session: Session, existing: Action, planned: PlannedAction, invo
     audit(session, invoice.org_id, "action_replanned", f"Planned again: {planned.reason}",
           at=now, invoice_id=invoice.id, action_id=existing.id)
     return True
+
+
+def record_planned_for_quote(session: Session, step: QuoteReminder,
+                             now: datetime) -> Action | None:
+    """`record_planned` for a quote's deposit reminder, which is filed under no invoice."""
+    existing = session.scalar(select(Action).where(Action.key == step.key))
+    if existing is not None:
+        if existing.status != ActionStatus.SKIPPED or \
+                (existing.result or {}).get("reason") != REPLAN_REASON:
+            return None
+        existing.status, existing.result = ActionStatus.PLANNED, None
+        action = existing
+    else:
+        action = Action(org_id=step.org_id, invoice_id=None, key=step.key, kind=step.kind,
+                        status=ActionStatus.PLANNED, created_at=now, attempts=0)
+    action.step_index, action.step_count = step.step_index, step.step_count
+    action.template, action.channel = "deposit", step.channel
+    action.scheduled_for, action.reason = step.scheduled_for, step.reason
+    action.amount, action.currency = step.amount, step.currency
+    action.details, action.updated_at = dict(step.details), now
+    return action if existing is not None else _add_new(session, action)
 
 
 def record_planned_many(session: Session, steps: Sequence[tuple[PlannedAction, Invoice]],

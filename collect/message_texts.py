@@ -19,8 +19,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from collect import ledger
+from collect.book import calendar_for
 from collect.mail import send_email, server_for
-from collect.plan import calendar_for
 from collect.providers import redis_client
 from connectors.base import ConfigurationError, TransientError
 from rules.messages import (

@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from collect import ledger
-from collect.plan import calendar_for, refresh_next_action
+from collect.book import calendar_for
+from collect.plan import refresh_next_action
 from rules.statutory import round_money
 from store.models import Invoice, Organisation, PaymentPlan
 

@@ -19,7 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from collect import ledger
-from collect.plan import calendar_for, foresee
+from collect.book import calendar_for
+from collect.plan import foresee
 from rules import Policy
 from rules.policy import looking_forward
 from store.models import Invoice, Organisation

@@ -16,14 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Protocol
 
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from collect import ledger
-from collect.plan import policy_for
+from collect.book import policy_for
+from collect.effects import Effect
 from collect.providers import token_vault
 from connectors.base import RateLimited
 from connectors.twilio import (
@@ -62,22 +62,6 @@ FALLBACK = "sms_fallback"  # why the step went by email instead
 UNDELIVERED = "sms_undelivered"
 FALLBACK_CHANNEL = "provider_email"
 LOOKUP_SLACK = timedelta(minutes=5)  # Twilio's clock against ours, for the lookup
-
-
-class TextEffect(Protocol):
-    """What the executor's Effect offers the channel."""
-
-    session: Session
-    action: Action
-    invoice: Invoice
-    org: Organisation
-    now: datetime
-
-    def done_part(self, part: str) -> bool: ...
-    def begin(self, part: str) -> None: ...
-    def unknown_since(self, part: str) -> datetime | None: ...
-    def record_part(self, part: str, value: object = True) -> None: ...
-    def forget_write(self) -> None: ...
 
 
 class QuietHours(RateLimited):
@@ -151,7 +135,7 @@ def previews(settings: SmsSettings | None, org: Organisation) -> list[TextPrevie
     return found
 
 
-def _fall_back(effect: TextEffect, reason: str, number: str | None = None) -> str:
+def _fall_back(effect: Effect, reason: str, number: str | None = None) -> str:
     """No text for this step: said in the ledger's result and the activity log; by email."""
     if (effect.action.result or {}).get(FALLBACK) != reason:
         effect.record_part(FALLBACK, reason)
@@ -166,7 +150,7 @@ def _fall_back(effect: TextEffect, reason: str, number: str | None = None) -> st
     return FALLBACK_CHANNEL
 
 
-def send_text(effect: TextEffect, payment_link: Callable[[], str | None]) -> str:
+def send_text(effect: Effect, payment_link: Callable[[], str | None]) -> str:
     """Text the reminder; the channel the step went by: "sms", or the fallback email's."""
     action, invoice, org, session = effect.action, effect.invoice, effect.org, effect.session
     result = action.result or {}
@@ -213,7 +197,7 @@ def send_text(effect: TextEffect, payment_link: Callable[[], str | None]) -> str
     return _sent(effect, sent, number)
 
 
-def _sent(effect: TextEffect, sent: SentText, number: str) -> str:
+def _sent(effect: Effect, sent: SentText, number: str) -> str:
     effect.session.add(SmsMessage(
         org_id=effect.action.org_id, action_id=effect.action.id,
         contact_id=effect.invoice.contact_id, number=number, sid=sent.sid, status=sent.status,
@@ -223,7 +207,7 @@ def _sent(effect: TextEffect, sent: SentText, number: str) -> str:
     return "sms"
 
 
-def _wait_for_the_customers_hours(effect: TextEffect, number: str) -> None:
+def _wait_for_the_customers_hours(effect: Effect, number: str) -> None:
     policy = policy_for(effect.session, effect.org)
     region = number_for(number, None, None).region or effect.org.country
     moment = next_text_moment(effect.now, zones_for(number, None), policy.send_time,

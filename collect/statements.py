@@ -13,20 +13,18 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, time
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from collect import ledger, portal
+from collect.book import calendar_for
 from collect.customers import credit_settings, statement_for
-from collect.plan import calendar_for
+from collect.effects import Effect, payment_link, send_own_email
+from collect.outcomes import Skip
 from rules.messages import with_portal_link
 from rules.statements import StatementSchedule, due_statement, render_statement
 from store.models import Action, Contact, Invoice, Organisation
-
-if TYPE_CHECKING:
-    from collect.execute import Effect
 
 log = logging.getLogger(__name__)
 
@@ -77,41 +75,24 @@ def plan_statements(session: Session, org: Organisation, now: datetime) -> list[
 
 def send_statement(effect: Effect) -> str:
     """Email this month's statement to the customer, once (the Message-ID is the action's)."""
-    from collect.execute import (
-        UNCONFIRMED,
-        UNCONFIRMED_MESSAGE,
-        UNCONFIRMED_REASON,
-        _payment_link,
-        send_own_email,
-    )
-
     action, org = effect.action, effect.org
     contact_id = (action.details or {}).get("contact_id")
     contact = effect.session.get(Contact, contact_id) if contact_id else None
-
-    def skip(reason: str, message: str) -> str:
-        ledger.finish(effect.session, action, "skipped", message, effect.now,
-                      result={"reason": reason})
-        return "skipped"
-
     if contact is None or contact.org_id != org.id:
-        return skip("gone", "The customer no longer exists")
+        raise Skip("gone", "The customer no longer exists")
     if (action.channel or "dunwell_email") not in CHANNELS:
-        return skip("channel", f"Statements go by Dunwell email, not {action.channel}")
+        raise Skip("channel", f"Statements go by Dunwell email, not {action.channel}")
     if not contact.email:
-        return skip("no_email", f"{contact.name} has no email address")
+        raise Skip("no_email", f"{contact.name} has no email address")
     if not effect.done_part("emailed"):
         statement = statement_for(effect.session, org, contact, effect.now,
-                                  payment_link=_payment_link(effect))
+                                  payment_link=payment_link(effect))
         if not statement.lines:
-            return skip("nothing_open", f"{contact.name} has nothing open")
+            raise Skip("nothing_open", f"{contact.name} has nothing open")
         message = with_portal_link(render_statement(statement),
                                    portal.portal_url(effect.session, contact))
         if send_own_email(effect, to=contact.email, subject=message.subject, text=message.text,
                           html=message.html, sender_name=org.name, action_key=effect.key):
             effect.record_part("message", {"subject": message.subject, "text": message.text,
                                            "items": len(statement.lines)})
-    if (action.result or {}).get("emailed") == UNCONFIRMED:
-        return effect.finish(f"{action.reason}: {UNCONFIRMED_MESSAGE}", statement=True,
-                             unconfirmed=UNCONFIRMED_REASON)
-    return effect.finish(f"{action.reason}: emailed by Dunwell", statement=True)
+    return effect.finish_sent(str(action.reason), "emailed by Dunwell", statement=True)

@@ -15,7 +15,17 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from collect import approvals, execute, ledger, plan, review, shared_clock, statements
+from collect import (
+    approvals,
+    book,
+    execute,
+    ledger,
+    outcomes,
+    plan,
+    review,
+    shared_clock,
+    statements,
+)
 from collect.providers import PROVIDER_NAMES, connector_for, redis_client
 from collect.webhooks import apply_webhook_events, generation_key, reconcile
 from connectors.base import ConfigurationError, DailyLimitReached, RateLimited
@@ -28,7 +38,7 @@ from sync.engine import sync_organisation
 
 log = logging.getLogger(__name__)
 
-ACTION_RETRY = Retry(max=execute.MAX_ATTEMPTS - 1, interval=[30, 120, 600, 1800, 3600])
+ACTION_RETRY = Retry(max=outcomes.MAX_ATTEMPTS - 1, interval=[30, 120, 600, 1800, 3600])
 SYNC_RETRY = Retry(max=3, interval=[30, 120, 600])
 
 
@@ -254,7 +264,7 @@ def execute_action(action_id: int) -> str:
     try:
         return execute.execute_action(session, action, connector_for(connection), clock.now(),
                                       owner=_owner())
-    except execute.Deferred as deferred:
+    except outcomes.Deferred as deferred:
         at = clock.now() + timedelta(seconds=max(1.0, deferred.retry_after))
         enqueue_once(execute_action, action_id, at=at, retry=ACTION_RETRY,
                      job_id=f"action-{action_id}-at-{int(at.timestamp())}")
@@ -319,7 +329,7 @@ def schedule_daily_run(org_id: int, after: date | None = None) -> datetime | Non
     org = session.get(Organisation, org_id)
     if org is None:
         return None
-    policy, calendar = plan.policy_for(session, org), plan.calendar_for(org)
+    policy, calendar = book.policy_for(session, org), book.calendar_for(org)
     now = clock.now()
     day = calendar.today(now)
     if after is not None and day <= after:
@@ -496,7 +506,7 @@ def schedule_reconcile(org_id: int, after: date | None = None) -> datetime | Non
     org = db.session.get(Organisation, org_id)
     if org is None:
         return None
-    calendar = plan.calendar_for(org)
+    calendar = book.calendar_for(org)
     now = clock.now()
     day = calendar.today(now)
     if after is not None and day <= after:

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from rules.actions import PlannedAction, action_key
+from rules.actions import ActionKind, PlannedAction, action_key
 from rules.calendar import OrgCalendar
 from rules.invoice import InvoiceState
 from rules.policy import DepositRule, Policy
@@ -276,7 +276,7 @@ class QuoteReminder:
     step_index: int
     step_count: int
     details: dict[str, str]
-    kind: str = "quote_deposit_reminder"
+    kind: ActionKind = "quote_deposit_reminder"
 
 
 def quote_qualifies(quote: QuoteState, rule: DepositRule | None) -> bool:

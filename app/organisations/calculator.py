@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from app.fees_cli import LARGEST_AMOUNT_DIGITS, Quote, compute
 from app.formatting import day, percent
 from app.setup import rates
-from collect.plan import rate_tables_for
+from collect.book import rate_tables_for
 from rules.statutory import (
     FxRateRequired,
     NotApplicable,

@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from app.settings import bounds
 from collect import ledger
-from collect.plan import policy_for, refresh_next_action
+from collect.book import policy_for
+from collect.plan import refresh_next_action
 from rules.policy import (
     LANGUAGES,
     Policy,

@@ -22,7 +22,8 @@ from werkzeug.datastructures import MultiDict
 
 from app.settings import bounds
 from collect import ledger, outbound, review
-from collect.plan import calendar_for, foresee, policy_for, refresh_next_action
+from collect.book import calendar_for, policy_for
+from collect.plan import foresee, refresh_next_action
 from rules import PlannedAction, Policy, PolicyError, policy_from_json, policy_to_json
 from rules.fees import (
     DailyInterestRule,

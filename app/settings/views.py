@@ -17,8 +17,8 @@ from app.security import BIGGEST_ID, count_in_window
 from app.settings import channel_previews, contact_overrides, credit_sections, services
 from app.setup import rates
 from collect import approvals, message_texts
+from collect.book import policy_for
 from collect.customers import CreditRefused
-from collect.plan import policy_for
 from jobs import tasks
 from rules import policy_to_json
 from store import clock

@@ -10,7 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from collect import ledger
-from collect.plan import calendar_for, policy_for, refresh_next_action
+from collect.book import calendar_for, policy_for
+from collect.plan import refresh_next_action
 from rules.rate_checks import RateCheck, open_checks
 from rules.statutory import default_tables
 from store.models import Organisation, RateConfirmation, User

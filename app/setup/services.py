@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 
 from app.settings.services import save_policy
 from collect import ledger, review
-from collect.plan import Foreseen, calendar_for, foresee, policy_for, refresh_next_action
+from collect.book import calendar_for, policy_for
+from collect.plan import Foreseen, foresee, refresh_next_action
 from jobs.queues import enqueue_once
 from jobs.tasks import plan_org
 from rules import Policy, ReminderStep, policy_from_json, policy_to_json

@@ -25,7 +25,7 @@ from app.organisations.services import may_in, organisation_for
 from app.settings import channel_previews
 from app.setup import rates, sender, services
 from collect import message_texts, review
-from collect.plan import policy_for
+from collect.book import policy_for
 from jobs import retention
 from rules.policy import Channel
 from store import clock

@@ -121,8 +121,8 @@ def test_deposit_milestones_are_tracked_and_reminded_once(app, connected, smtp) 
     assert b"is paid in 2 parts. The deposit (30 %, GBP 4266.00) is due on 2026-11-23" in body
 
     # The customer pays the deposit (and a little more): the milestone is met that day.
+    from collect.book import Book
     from collect.credit_requests import track_expected_payments
-    from collect.plan import Book
     from store.models import Organisation
 
     with app.app_context():
@@ -274,7 +274,7 @@ def test_over_the_limit_signals_stop_service_and_recommends_shorter_terms(app, c
 
 
 def test_new_customers_start_on_the_stricter_variant(app, connected) -> None:  # type: ignore[no-untyped-def]
-    from collect.plan import Book
+    from collect.book import Book
     from store.db import db
     from store.models import Invoice, Organisation, Payment
 

@@ -104,7 +104,7 @@ def test_five_hundred_late_fees_on_one_xero_tenant_take_fifteen_calls(
 def test_a_batch_whose_answer_was_lost_is_found_again_and_never_made_twice(
         app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
     from collect import ledger
-    from collect.execute import Effect
+    from collect.effects import Effect
     from collect.fee_batches import SENT, create_fee_invoices, fee_invoice_for
     from collect.providers import connector_for
     from store.db import db
@@ -209,7 +209,7 @@ def test_the_single_path_finds_a_fee_invoice_a_lost_batch_made(
     """The batch's answer and its look-up were both lost; the sweeper hands the action to the
     single path, whose own idempotency key differs from the batch's: the marker finds it."""
     from collect import execute, ledger
-    from collect.execute import Effect
+    from collect.effects import Effect
     from collect.fee_batches import SENT, fee_invoice_for
     from collect.providers import connector_for
     from store.db import db
@@ -303,7 +303,8 @@ def test_a_statement_fee_falls_due_on_the_customer_statement_day_when_the_policy
     """A flat fee placed on the statement invoice, charged from 23 November: with customer
     statements on the 28th (Saturday 28 November 2026: Monday the 30th at 09:00) and no
     statement day in the policy, the fee is due with the statement, not on the 1st."""
-    from collect.plan import dry_run, planning_policy
+    from collect.book import planning_policy
+    from collect.plan import dry_run
     from jobs.tasks import sync_org
     from rules import default_policy, policy_to_json
     from store.db import db

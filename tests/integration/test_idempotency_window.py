@@ -35,7 +35,7 @@ def sandbox(clock: FakeClock) -> Iterator[tuple[object, LiveServer]]:
 @pytest.mark.parametrize("pause_minutes", [5, 20])
 def test_a_reminder_retried_inside_or_past_the_window_emails_and_notes_once(
         app, web, sandbox, qbo_sandbox, clock, pause_minutes) -> None:  # type: ignore[no-untyped-def]
-    from collect.execute import RetryLater
+    from collect.outcomes import RetryLater
     from jobs.tasks import execute_action
     from store.db import db
 

@@ -137,7 +137,7 @@ def test_a_discount_whose_allocation_answer_was_lost_is_found_not_skipped(
         app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
     """The credit note closed the invoice; the retry must find it, not call the invoice paid
     by someone else."""
-    from collect.execute import RetryLater
+    from collect.outcomes import RetryLater
     from jobs.tasks import execute_action
     from store import clock
     from store.db import db
@@ -165,7 +165,7 @@ def test_a_fee_line_whose_answer_was_lost_is_found_not_replanned(
         app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
     """The fee raised the amount due; the retry must find the line, not call the invoice
     changed since planning."""
-    from collect.execute import RetryLater
+    from collect.outcomes import RetryLater
     from jobs.tasks import execute_action
     from store import clock
     from store.db import db
@@ -190,7 +190,7 @@ def test_a_fee_line_whose_answer_was_lost_is_found_not_replanned(
 
 def test_a_reminder_whose_answers_were_lost_emails_and_notes_once(
         app, connected, sandbox) -> None:  # type: ignore[no-untyped-def]
-    from collect.execute import RetryLater
+    from collect.outcomes import RetryLater
     from jobs.tasks import execute_action
     from store import clock
 
@@ -278,7 +278,9 @@ def test_after_redis_is_flushed_the_sweeper_gives_every_open_action_its_job(
 def test_a_worker_whose_lease_passed_to_another_writes_nothing_more(
         app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
     from collect import ledger
-    from collect.execute import ClaimLost, Effect, send_reminder
+    from collect.effects import Effect
+    from collect.execute import send_reminder
+    from collect.ledger import ClaimLost
     from collect.providers import connector_for
     from store.db import db
     from store.models import Organisation
@@ -384,7 +386,7 @@ def test_a_reminder_past_the_window_is_looked_up_not_sent_or_noted_twice(
     """Both answers lost and the provider has forgotten the keys: the retry finds the email
     (Xero's History "Sent", QuickBooks' DeliveryInfo) and the note (its marker) and records
     them; one email, one note, the action done."""
-    from collect.execute import RetryLater
+    from collect.outcomes import RetryLater
     from jobs.tasks import execute_action
     from store.db import db
 
@@ -426,7 +428,7 @@ def test_a_reminder_whose_email_never_reached_the_provider_is_sent_on_retry(
         app, web, sandbox, qbo_sandbox, clock, provider) -> None:  # type: ignore[no-untyped-def]
     """A 500 in front of the provider: the outcome is unknown to us, the lookup finds no
     send since the write began, so the retry sends it (once)."""
-    from collect.execute import RetryLater
+    from collect.outcomes import RetryLater
     from jobs.tasks import execute_action
     from store.db import db
 
@@ -453,7 +455,7 @@ def test_a_reminder_whose_email_never_reached_the_provider_is_sent_on_retry(
 @pytest.mark.parametrize("provider", ["xero", "quickbooks"])
 def test_a_single_fee_invoice_past_the_window_is_found_by_its_marker(
         app, web, sandbox, qbo_sandbox, clock, provider) -> None:  # type: ignore[no-untyped-def]
-    from collect.execute import RetryLater
+    from collect.outcomes import RetryLater
     from jobs.tasks import execute_action
     from store.db import db
 
@@ -517,7 +519,8 @@ def mail(app) -> Iterator[MailSink]:  # type: ignore[no-untyped-def]
 
 def test_our_email_whose_answer_was_lost_is_not_sent_again_and_the_owner_is_told(
         app, connected, sandbox, mail, clock) -> None:  # type: ignore[no-untyped-def]
-    from collect.execute import UNCONFIRMED, RetryLater
+    from collect.effects import UNCONFIRMED
+    from collect.outcomes import RetryLater
     from jobs.tasks import execute_action
     from store.db import db
     from store.models import AuditEvent
@@ -553,7 +556,7 @@ def test_our_email_that_never_reached_the_mail_server_is_sent_on_retry(
     """No connection: nothing was handed over, so the retry sends it (once) and says so."""
     import socket
 
-    from collect.execute import RetryLater
+    from collect.outcomes import RetryLater
     from jobs.tasks import execute_action
     from store.db import db
 
@@ -581,7 +584,8 @@ def test_our_email_that_never_reached_the_mail_server_is_sent_on_retry(
 def test_our_other_emails_whose_answer_was_lost_are_not_sent_again(
         app, connected, sandbox, mail, clock, kind) -> None:  # type: ignore[no-untyped-def]
     """Statements and retainer top-up requests go by our email too: the same rule."""
-    from collect.execute import UNCONFIRMED, RetryLater
+    from collect.effects import UNCONFIRMED
+    from collect.outcomes import RetryLater
     from jobs.tasks import execute_action
     from store.db import db
     from store.models import AuditEvent

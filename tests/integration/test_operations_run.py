@@ -81,7 +81,7 @@ class Run:
 
 def demo_like_run(app, faulty: Faulty, clock: FakeClock) -> Run:  # type: ignore[no-untyped-def]
     """Connect, sync, a webhook, a day's run with one 429, the day spent, consent revoked."""
-    from collect.plan import calendar_for
+    from collect.book import calendar_for
     from jobs.tasks import daily_run, enqueue_sync
     from observability.logs import configure_logging
     from store import clock as app_clock

@@ -172,7 +172,7 @@ def test_no_text_to_a_landline_or_unparseable_number_the_step_emails(  # type: i
 
 def test_a_lost_answer_is_looked_up_not_sent_again(  # type: ignore[no-untyped-def]
         app, web, clock, sandbox, qbo_sandbox, twilio) -> None:
-    from collect.execute import RetryLater
+    from collect.outcomes import RetryLater
     from collect.plan import plan_org
     from jobs.tasks import execute_action, sync_org
     from store.db import db

@@ -252,7 +252,7 @@ def test_a_hold_released_before_the_write_leaves_the_terms(app, linked, books, c
 
 def test_after_a_lost_answer_the_due_date_is_looked_up_not_written_again(
         app, linked, books, clock) -> None:  # type: ignore[no-untyped-def]
-    from collect.execute import WRITING, WRITING_SINCE
+    from collect.effects import WRITING, WRITING_SINCE
     from store.db import db
     from store.models import Action
 

@@ -276,7 +276,7 @@ def _due_later_today(app, org_id: int, now: datetime):  # type: ignore[no-untype
 
 
 def _run_the_day(app, org_id: int, clock, at: datetime) -> None:  # type: ignore[no-untyped-def]
-    from collect.plan import calendar_for
+    from collect.book import calendar_for
     from jobs.tasks import daily_run
     from store import clock as app_clock
 

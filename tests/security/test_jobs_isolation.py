@@ -176,7 +176,7 @@ def _arguments(name: str, function: Callable[..., Any], world: World) -> tuple[A
 
 def test_every_job_run_for_one_organisation_leaves_the_other_untouched(
         app, connected, sandbox, clock) -> None:  # type: ignore[no-untyped-def]
-    from collect.plan import calendar_for
+    from collect.book import calendar_for
     from store.db import db
     from store.models import Connection, Invoice, Organisation, SyncRun, WebhookEvent
 

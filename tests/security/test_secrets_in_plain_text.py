@@ -136,7 +136,7 @@ def test_no_secret_in_the_database_or_the_logs_and_no_customer_text_in_the_logs(
 
     connected = connect(app, web)
     with app.app_context():
-        from collect.plan import policy_for
+        from collect.book import policy_for
         from store.models import Organisation
 
         policy_for(db.session, db.session.get(Organisation, connected.org_id))  # made on first use

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from collect.plan import calendar_for
+from collect.book import calendar_for
 from store.models import Organisation
 
 
