@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from flask import current_app, has_app_context
 from redis import Redis
 from redis.exceptions import LockError
 from sqlalchemy import select, update
@@ -254,9 +255,6 @@ def tell_owners_to_reconnect(session: Session, grant_id: int, connections: list[
                              reason: str) -> None:
     """An activity-log entry per organisation and an email to its owners. Without SMTP (or
     outside the app) the email is not sent, and the log says so."""
-    from flask import current_app, has_app_context
-
-
     now = clock.now()
     for connection in connections:
         provider = registry.display_name(connection.provider)

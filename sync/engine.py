@@ -16,12 +16,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ARRAY, String, bindparam, cast, func, insert, select, text, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from connectors.base import Connector, ContactRecord, InvoiceRecord, PaymentRecord, QuoteRecord
 from observability.metrics import observe_sync
-from store.models import Contact, Invoice, Organisation, Payment, SyncCursor
+from store.models import Contact, Invoice, Organisation, Payment, Policy, Quote, SyncCursor
 from sync.streams import STREAMS, Stream
 
 if TYPE_CHECKING:
@@ -216,8 +217,6 @@ def _insert_rows(session: Session, model: Any, rows: list[dict[str, Any]],
         return {provider_id: row_id for provider_id, row_id in found}
     statement: Any
     if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
         statement = sqlite_insert(table)
         statement = statement.on_conflict_do_update(
             index_elements=["org_id", "provider_id"],
@@ -513,8 +512,6 @@ QUOTES_STREAM = Stream("quotes", "quotes")
 
 def wants_quotes(session: Session, org_id: int) -> bool:
     """Whether the organisation's policy has a deposit rule for quotes (or both)."""
-    from store.models import Policy
-
     body = session.scalar(select(Policy.body).where(Policy.org_id == org_id))
     deposits = (body or {}).get("deposits") if isinstance(body, dict) else None
     return isinstance(deposits, dict) and deposits.get("applies_to") in ("quotes", "both")
@@ -526,8 +523,6 @@ def upsert_quotes(session: Session, org_id: int, records: Sequence[QuoteRecord])
     A quote's `accepted_on` is the provider's (QuickBooks' AcceptedDate); where there is none
     (Xero) it is the day of the change in which a sync first saw it accepted, kept while it
     stays accepted."""
-    from store.models import Quote
-
     ids = [r.provider_id for r in records]
     existing = {q.provider_id: q for q in session.scalars(
         select(Quote).where(Quote.org_id == org_id, Quote.provider_id.in_(ids)))} if ids else {}
