@@ -8,7 +8,7 @@ from flask import Flask, render_template
 
 from app.api.views import blueprint as api
 from app.auth.views import blueprint as auth
-from app.cli import register
+from app.commands import register
 from app.config import INSTANCE_DIR, Config
 from app.connections.views import blueprint as connections
 from app.customers.views import blueprint as customers

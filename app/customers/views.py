@@ -10,6 +10,7 @@ from werkzeug.wrappers import Response
 from app.customers.forms import CreditLimitForm, HoldForm, RetainerForm, TopUpForm
 from app.organisations.services import organisation_for
 from collect import customers as services
+from jobs.tasks import enqueue_action
 from rules.statements import render_statement
 from store import clock
 from store.db import db
@@ -87,8 +88,6 @@ def hold(org_id: int, contact_id: int) -> Response:
         return back
     db.session.commit()
     if signal is not None:
-        from jobs.tasks import enqueue_action
-
         enqueue_action(signal)
     flash(_("%(name)s is on credit hold.", name=contact.name) if contact.on_hold
           else _("%(name)s is no longer on hold.", name=contact.name),
