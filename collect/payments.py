@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from collect.ledger import audit
 from collect.vault import token_vault
 from connectors.base import (
+    BankFee,
     Connector,
     NotFound,
     ProviderRejected,
@@ -337,6 +338,24 @@ def claim(session: Session, row_id: int, owner: str, now: datetime) -> bool:
     return bool(getattr(done, "rowcount", 0))
 
 
+def _book_fee(row: CardPayment, connector: Connector, settings: CardPaymentSettings | None,
+              key: str, paid_on: date, account_code: str | None) -> tuple[str, str | None]:
+    """The processor's fee as a bank fee, when the organisation wants it: written after the
+    payment and before the row is saved, so a retry finds both by their markers. A fee the
+    books refuse leaves the payment booked and says so."""
+    if settings is None or not settings.book_fees or not row.fee or row.fee <= 0:
+        return "", None
+    marker = effect_marker(f"{key}:fee")
+    try:
+        fee_id = connector.record_bank_fee(BankFee(
+            currency=row.currency, paid_on=paid_on, amount=row.fee,
+            description=f"Stripe fee for {row.payment_id} ({marker})", marker=marker,
+            payee="Stripe", bank_account_code=account_code), f"{key}:fee")
+    except ProviderRejected as refused:
+        return f"; its fee of {row.currency} {row.fee} was not booked: {refused}", None
+    return f", with Stripe's fee of {row.currency} {row.fee} as a bank fee", fee_id
+
+
 def book(session: Session, row_id: int, connector: Connector, owner: str,
          paid_on: date) -> str:
     """Book a paid card payment in the books once: booked | already | rejected. Raises
@@ -361,11 +380,12 @@ def book(session: Session, row_id: int, connector: Connector, owner: str,
         if invoice is None:
             raise ProviderRejected("the invoice is no longer in the books")
         received = row.received or row.amount
+        account_code = settings.account_code if settings else None
         books_id = connector.record_payment(ReceivedPayment(
             invoice_provider_id=invoice.provider_id, currency=row.currency,
             paid_on=paid_on, amount=received,
             reference=f"Card payment {row.payment_id} ({marker})", marker=marker,
-            account_code=settings.account_code if settings else None), key)
+            account_code=account_code), key)
     except ProviderRejected as refused:
         row.booking_error, row.claimed_by, row.claimed_until = str(refused)[:255], None, None
         audit(session, row.org_id, "card_payment_not_booked",
@@ -382,12 +402,14 @@ def book(session: Session, row_id: int, connector: Connector, owner: str,
             .execution_options(synchronize_session=False))
         session.commit()
         raise
+    fee_note, fee_id = _book_fee(row, connector, settings, key, paid_on, account_code)
     row.books_payment_id, row.booked_at = books_id, now
     row.claimed_by, row.claimed_until = None, None
     audit(session, row.org_id, "card_payment_booked",
           f"Card payment of {row.currency} {row.received} booked in the books on "
-          f"{invoice.number}", at=now, invoice_id=invoice.id,
-          data={"card_payment_id": row.id, "books_payment_id": books_id})
+          f"{invoice.number}{fee_note}", at=now, invoice_id=invoice.id,
+          data={"card_payment_id": row.id, "books_payment_id": books_id,
+                "books_fee_id": fee_id})
     session.commit()
     try:  # the invoice as the books now have it, so every page shows it paid at once
         upsert_invoices(session, row.org_id, [connector.invoice(invoice.provider_id)])

@@ -290,6 +290,27 @@ class ReceivedPayment:
 
 
 @dataclass(frozen=True)
+class BankFee:
+    """A payment processor's fee for a payment, booked as money spent from the bank account
+    the payment went to; its marker (from the processor's payment id) is written into it, so a
+    retry after a lost answer finds it instead of booking it twice."""
+
+    currency: str
+    paid_on: date
+    amount: Decimal  # positive
+    description: str  # ends with the marker
+    marker: str
+    payee: str  # the processor, e.g. "Stripe"
+    bank_account_code: str | None = None  # None: where the provider's payments go by default
+
+    def __post_init__(self) -> None:
+        if not self.amount.is_finite() or self.amount <= 0:
+            raise ValueError(f"a fee must be positive, not {self.amount}")
+        if not self.marker or self.marker not in self.description:
+            raise ValueError("a fee's description must carry its marker")
+
+
+@dataclass(frozen=True)
 class InvoiceEmailFacts:
     """An invoice as Dunwell holds it (its synced copy): what the provider's own invoice email
     fills in, so a preview of many needs no read of each invoice."""
@@ -349,6 +370,11 @@ class Connector(Protocol):
         """Book the payment against its invoice; its provider id. A payment already carrying
         the marker is answered, not booked again; an invoice that no longer owes the amount
         is refused (ProviderRejected)."""
+        ...
+
+    def record_bank_fee(self, fee: BankFee, idempotency_key: str) -> str:
+        """Book the processor's fee as a bank fee (spent from the bank account); its provider
+        id. One already carrying the marker is answered, not booked again."""
         ...
 
     def email_invoice(self, provider_id: str, idempotency_key: str) -> None: ...

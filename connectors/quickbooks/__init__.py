@@ -33,6 +33,7 @@ from requests.adapters import HTTPAdapter
 from connectors.base import (
     COUNTRY_ZONES,
     AuthorizationRevoked,
+    BankFee,
     ConfigurationError,
     ConnectorError,
     ContactRecord,
@@ -93,6 +94,7 @@ REFRESH_MARGIN = timedelta(seconds=60)
 DEFAULT_RETRY_AFTER = 60.0  # QBO's 429 carries no Retry-After; Intuit says to wait a minute
 STALE_OBJECT = 5010
 PRIVATE_NOTE_LIMIT = 4000
+BANK_CHARGES = "Bank Charges"  # the expense account a processor's fees are booked to
 CUSTOMER_MEMO_LIMIT = 1000
 LATE_FEE_ITEM = "Late fee"
 DISCOUNT_ITEM = "Discount"
@@ -998,6 +1000,42 @@ class QuickBooksConnector:
         if not created.get("Id"):
             raise ProviderRejected("QuickBooks payment: no payment in the answer")
         return str(created["Id"])
+
+    def record_bank_fee(self, fee: BankFee, idempotency_key: str) -> str:
+        """A Purchase (cash, from the bank account) with one expense line on the "Bank
+        Charges" account (found, or made once), its DocNumber the marker: found by it first."""
+        found = self._query(f"bank fee {fee.marker}", select(
+            "Purchase", (f"DocNumber = {quote(fee.marker)}",))).get("Purchase") or []
+        if found:
+            return str(found[0]["Id"])
+        bank = fee.bank_account_code or self._account_id(
+            "bank account", "AccountType = 'Bank'", None)
+        charges = self._account_id("bank charges account", f"Name = {quote(BANK_CHARGES)}", {
+            "Name": BANK_CHARGES, "AccountType": "Expense", "AccountSubType": "BankCharges"})
+        body = {"PaymentType": "Cash", "AccountRef": {"value": bank},
+                "TxnDate": fee.paid_on.isoformat(), "DocNumber": fee.marker,
+                "CurrencyRef": {"value": fee.currency},
+                "PrivateNote": fee.description[:PRIVATE_NOTE_LIMIT],
+                "Line": [{"Amount": fee.amount, "Description": fee.description[:4000],
+                          "DetailType": "AccountBasedExpenseLineDetail",
+                          "AccountBasedExpenseLineDetail": {"AccountRef": {"value": charges}}}]}
+        answer = self._post("create bank fee", "purchase", _json(body), idempotency_key)
+        created = answer.get("Purchase") or {}
+        if not created.get("Id"):
+            raise ProviderRejected("QuickBooks bank fee: no purchase in the answer")
+        return str(created["Id"])
+
+    def _account_id(self, what: str, where: str, make: dict[str, str] | None) -> str:
+        """The first account the condition finds; else, with `make`, one made once (one
+        requestid per company, so two workers make one)."""
+        found = self._query(what, select("Account", (where,))).get("Account") or []
+        if found:
+            return str(found[0]["Id"])
+        if make is None:
+            raise ProviderRejected(f"QuickBooks has no {what}")
+        made = self._post(f"create {what}", "account", _json(make),
+                          f"account-{make['Name']}")["Account"]
+        return str(made["Id"])
 
     def _create_credit_memo(self, credit: CreditNote, idempotency_key: str) -> dict[str, Any]:
         item = self._item_for(credit.item_name, DISCOUNT)

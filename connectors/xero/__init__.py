@@ -31,6 +31,7 @@ from xero_python.exceptions import ApiException
 from connectors.base import (
     COUNTRY_ZONES,
     AuthorizationRevoked,
+    BankFee,
     ConfigurationError,
     ConnectorError,
     ContactRecord,
@@ -781,6 +782,31 @@ class XeroConnector:
             raise ProviderRejected(f"Xero payment: {errors[0].get('Message', 'refused')}")
         return str(created["PaymentID"])
 
+
+    def record_bank_fee(self, fee: BankFee, idempotency_key: str) -> str:
+        """PUT /BankTransactions (SPEND, to the payee, from the bank account the payments go
+        to), found first by the marker in its Reference."""
+        where = f"Reference.Contains({_literal(fee.marker)})" + ' AND Status=="AUTHORISED"'
+        found = self._call(f"bank transactions marked {fee.marker}",
+                           self._api.get_bank_transactions, where=where, page=1) or {}
+        for existing in found.get("BankTransactions") or []:
+            if fee.marker in str(existing.get("Reference") or ""):
+                return str(existing["BankTransactionID"])
+        body = {"BankTransactions": [{
+            "Type": "SPEND", "Contact": {"Name": fee.payee},
+            "BankAccount": {"Code": fee.bank_account_code or self.settings.payment_account_code},
+            "Date": fee.paid_on.isoformat(), "CurrencyCode": fee.currency,
+            "Reference": fee.description[:255], "LineAmountTypes": "NoTax",
+            "LineItems": [{"Description": fee.description[:4000], "Quantity": 1,
+                           "UnitAmount": fee.amount,
+                           "AccountCode": self.settings.bank_fee_account_code}]}]}
+        answer = self._call("create bank transaction", self._api.create_bank_transactions,
+                            body, idempotency_key=idempotency_key) or {}
+        created = (answer.get("BankTransactions") or [{}])[0]
+        if created.get("HasErrors") or not created.get("BankTransactionID"):
+            errors = created.get("ValidationErrors") or [{}]
+            raise ProviderRejected(f"Xero bank fee: {errors[0].get('Message', 'refused')}")
+        return str(created["BankTransactionID"])
 
 # What Xero needs to keep a line as it is when the invoice's lines are sent back.
 KEPT_LINE_FIELDS = ("LineItemID", "Description", "Quantity", "UnitAmount", "ItemCode",

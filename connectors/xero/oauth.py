@@ -25,6 +25,7 @@ class XeroSettings:
     discount_account_code: str = "200"
     # Where a processor's payments are deposited: "Business Bank Account" in the demo company.
     payment_account_code: str = "090"
+    bank_fee_account_code: str = "404"  # "Bank Fees" in Xero's default chart of accounts
     jwks_url: str = ""  # XERO_JWKS_URL; empty: beside the token endpoint (`keys_url`)
 
     def keys_url(self) -> str:

@@ -126,6 +126,21 @@ def _resolve(company: Company, entity: str, value: Any, element: str,
     return found
 
 
+def _set_texts(record: dict[str, Any], body: dict[str, Any],
+               limits: tuple[tuple[str, int], ...], even_absent: bool) -> None:
+    """Text fields of a write, each within its length: given empty (or, with `even_absent`,
+    not given) takes the field away."""
+    for name, limit in limits:
+        if name in body or even_absent:
+            text = _text(body.get(name), name)
+            if text:
+                if len(text) > limit:
+                    raise too_long(name, limit, len(text))
+                record[name] = text
+            else:
+                record.pop(name, None)
+
+
 def _name_ref(record: dict[str, Any], key: str = "Name") -> dict[str, str]:
     return {"value": record["Id"], "name": record[key]}
 

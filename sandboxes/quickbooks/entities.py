@@ -1,5 +1,5 @@
 """The entities a company keeps (Invoice, Customer, Item, Payment, CreditMemo, Account,
-Estimate): how each is built from a request; GET .../<entity>/<id> reads one, and POST
+Estimate, Purchase): how each is built from a request; GET .../<entity>/<id> reads one, and POST
 .../<entity> creates, updates, deletes or voids one (`operation=`)."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from sandboxes.quickbooks.estimates import build_estimate
 from sandboxes.quickbooks.invoices import build_invoice
 from sandboxes.quickbooks.items import build_item
 from sandboxes.quickbooks.payments import build_payment
+from sandboxes.quickbooks.purchases import build_purchase
 
 if TYPE_CHECKING:
     from sandboxes.quickbooks.sandbox import QuickBooksSandbox
@@ -29,7 +30,8 @@ Builder = Callable[["QuickBooksSandbox", Company, dict[str, Any], "dict[str, Any
 BUILDERS: dict[str, Builder] = {
     "Invoice": build_invoice, "CreditMemo": build_credit_memo, "Estimate": build_estimate,
     "Customer": build_customer,
-    "Item": build_item, "Account": build_account, "Payment": build_payment}
+    "Item": build_item, "Account": build_account, "Payment": build_payment,
+    "Purchase": build_purchase}
 
 
 @bp.operation(ENTITY, ID)

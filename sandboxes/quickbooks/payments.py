@@ -14,10 +14,11 @@ from sandboxes.quickbooks.bodies import (
     _decimal,
     _name_ref,
     _resolve,
+    _set_texts,
     _text,
 )
 from sandboxes.quickbooks.books import Company, _money
-from sandboxes.quickbooks.errors import bad_value, business, invalid_reference, required, too_long
+from sandboxes.quickbooks.errors import bad_value, business, invalid_reference, required
 from sandboxes.quickbooks.records import _applied
 from sandboxes.quickbooks.schema import SCHEMA
 
@@ -114,16 +115,8 @@ def build_payment(box: QuickBooksSandbox, company: Company, body: dict[str, Any]
                             if a["AccountSubType"] == "UndepositedFunds"), None)
         if account is not None:
             record["DepositToAccountRef"] = _name_ref(account)
-    for name in ("PaymentRefNum", "PrivateNote"):
-        if name in body or (not sparse and current is not None):
-            text = _text(body.get(name), name)
-            if text:
-                limit = 21 if name == "PaymentRefNum" else 4000
-                if len(text) > limit:
-                    raise too_long(name, limit, len(text))
-                record[name] = text
-            else:
-                record.pop(name, None)
+    _set_texts(record, body, (("PaymentRefNum", 21), ("PrivateNote", 4000)),
+               even_absent=not sparse and current is not None)
     return record
 
 

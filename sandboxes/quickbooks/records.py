@@ -19,7 +19,7 @@ def render(company: Company, entity: str, record: dict[str, Any],
            link_base: str | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {k: copy.deepcopy(v) for k, v in record.items()
                            if not k.startswith("_") and k not in ("Id", "SyncToken")}
-    if entity in TRANSACTIONS:
+    if entity in TRANSACTIONS and "CustomerRef" in record:  # a Purchase has none
         customer = company.records["Customer"].get(record["CustomerRef"]["value"])
         if customer is not None:  # a renamed customer shows its new name everywhere
             out["CustomerRef"]["name"] = customer["DisplayName"]

@@ -14,8 +14,9 @@ CURRENCY_NAMES = {"USD": "United States Dollar", "GBP": "British Pound Sterling"
                   "EUR": "Euro", "CAD": "Canadian Dollar", "AUD": "Australian Dollar",
                   "NZD": "New Zealand Dollar"}
 EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
-TRANSACTIONS = ("Invoice", "Payment", "CreditMemo", "Estimate")
-ENTITIES = ("Invoice", "Customer", "Item", "Payment", "CreditMemo", "Account", "Estimate")
+TRANSACTIONS = ("Invoice", "Payment", "CreditMemo", "Estimate", "Purchase")
+ENTITIES = ("Invoice", "Customer", "Item", "Payment", "CreditMemo", "Account", "Estimate",
+            "Purchase")
 # An Estimate's TxnStatus (Finance.xsd leaves it a string; these are the values QBO uses).
 ESTIMATE_STATUSES = ("Pending", "Accepted", "Closed", "Rejected")
 SINGLETONS = ("CompanyInfo", "Preferences")
@@ -64,6 +65,12 @@ _FIELDS = {
         CreditCardPayment DepositToAccountRef DeliveryInfo DiscountRate DiscountAmt
         GovtTxnRefIdentifier TaxExemptionRef ExpirationDate AcceptedBy AcceptedDate
         EstimateEx""",
+    "Purchase": """DocNumber TxnDate DepartmentRef CurrencyRef ExchangeRate PrivateNote
+        TxnStatus LinkedTxn Line TxnTaxDetail TxnSource TaxFormType TaxFormNum
+        TransactionLocationType Tag TxnApprovalInfo RecurDataRef RecurringInfo ProjectRef
+        TotalCostAmount HomeTotalCostAmount AccountRef PaymentMethodRef PaymentRefNum
+        PaymentType CheckPayment CreditCardPayment EntityRef Credit RemitToAddr TotalAmt Memo
+        PrintStatus GlobalTaxCalculation PurchaseEx LessCIS IncludeInAnnualTPAR""",
     "Payment": """DocNumber TxnDate DepartmentRef CurrencyRef ExchangeRate PrivateNote
         TxnStatus LinkedTxn Line TxnTaxDetail TxnSource TaxFormType TaxFormNum
         TransactionLocationType Tag TxnApprovalInfo RecurDataRef RecurringInfo ProjectRef

@@ -37,9 +37,10 @@ Choices where Xero's behaviour is not published (each noted where it is made):
   allocated, the lines of a credit note can be updated.
 
 Here: `create_app` assembles one blueprint per resource (sign-in in `identity`, `connections`,
-`organisation`, `contacts`, `invoices`, `history`, `credit_notes`, `payments`, `quotes`, and our
-own `control`); the state is a `XeroSandbox` (`sandbox`) kept on the app, so several sandboxes
-serve side by side in one process. Every Accounting call goes through `api.accounting`.
+`organisation`, `contacts`, `invoices`, `history`, `credit_notes`, `payments`, `quotes`,
+`bank_transactions`, and our own `control`); the state is a `XeroSandbox` (`sandbox`) kept on
+the app, so several sandboxes serve side by side in one process. Every Accounting call goes
+through `api.accounting`.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from flask import Flask
 
 from sandboxes.wire import ClientApp, sandbox_app, serve_seeded
 from sandboxes.xero import (
+    bank_transactions,
     connections,
     contacts,
     control,
@@ -73,7 +75,8 @@ from sandboxes.xero.sandbox import XeroSandbox
 __all__ = ["ClientApp", "SandboxConfig", "Tenant", "XeroSandbox", "create_app", "serve"]
 
 BLUEPRINTS = (identity.bp, connections.bp, organisation.bp, contacts.bp, invoices.bp,
-              history.bp, credit_notes.bp, payments.bp, quotes.bp, control.bp)
+              history.bp, credit_notes.bp, payments.bp, quotes.bp, bank_transactions.bp,
+              control.bp)
 
 
 def create_app(sandbox: XeroSandbox | None = None) -> Flask:

@@ -63,3 +63,12 @@ def books_payments(provider: str, box: Any, tenant_id: str, invoice_id: str
                    for t in line.get("LinkedTxn") or []):
                 found.append((Decimal(str(line["Amount"])), str(payment.get("PrivateNote"))))
     return found
+
+
+def books_fees(provider: str, box: Any, tenant_id: str, payment_id: str) -> list[Decimal]:
+    """The bank fees the provider sandbox's books hold for a processor's payment."""
+    if provider == "xero":
+        return [t["Total"] for t in box.tenant(tenant_id).bank_transactions.values()
+                if payment_id in str(t.get("Reference"))]
+    return [p["TotalAmt"] for p in box.company(tenant_id).records["Purchase"].values()
+            if payment_id in str(p.get("PrivateNote"))]

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from tests.integration import flows
 from tests.integration.conftest import connect, run_jobs
 from tests.integration.stripe_fixtures import (  # noqa: F401 (a fixture)
+    books_fees,
     books_payments,
     connect_stripe,
     stripe_sandbox,
@@ -155,10 +156,13 @@ def test_a_worker_killed_while_booking_books_nothing_twice(  # type: ignore[no-u
     from collect.providers import connector_for
     from jobs.payments import apply_card_events
     from store.db import db
-    from store.models import Connection
+    from store.models import CardPaymentSettings, Connection
 
     box = stripe_sandbox[0]
     facts = _setup(app, web, provider, stripe_sandbox)
+    with app.app_context():  # Stripe's fee is booked too, as a bank fee
+        db.session.scalars(select(CardPaymentSettings)).one().book_fees = True
+        db.session.commit()
     before = _books(provider, sandbox, qbo_sandbox, facts)
     http, checkout_url = _checkout(web, facts)
     box.hold_webhooks = True
@@ -214,6 +218,9 @@ def test_a_worker_killed_while_booking_books_nothing_twice(  # type: ignore[no-u
     assert len(new) == 1, new
     row = _row(app, facts)
     assert row.books_payment_id and row.claimed_by is None
+    books = sandbox[0] if provider == "xero" else qbo_sandbox[0]
+    assert books_fees(provider, books, facts["connected"].tenant_id, row.payment_id) == [
+        row.fee]
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
