@@ -181,6 +181,10 @@ class Invoice(Base):
         # whole book. Every query on next_action_at is scoped to an organisation, so this one
         # index serves them all (a single-column one was dropped: e1ingest0001).
         Index("ix_invoices_org_id_next_action_at", "org_id", "next_action_at"),
+        # The invoice list's sorts by due date and amount (collect/invoice_list.py): each of
+        # its pages is a short range read of one of these, not a sort of the whole book.
+        Index("ix_invoices_org_id_due_date_id", "org_id", "due_date", "id"),
+        Index("ix_invoices_org_id_amount_due_id", "org_id", "amount_due", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from flask import abort
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import case, func, select
-from sqlalchemy.orm import load_only, selectinload
+from sqlalchemy import func, select
+from sqlalchemy.orm import load_only
 
 from app.access import may, role_in
-from collect import own_documents
+from collect import invoice_list
 from collect.providers import PROVIDER_NAMES
 from store.db import db
 from store.models import (
     Action,
     AuditEvent,
     Document,
-    Invoice,
     Membership,
     Organisation,
     SyncRun,
@@ -56,24 +56,13 @@ def organisation_for(user: User, org_id: int) -> Organisation:
 
 
 @dataclass
-class InvoiceRow:
-    invoice: Invoice
-    contact_name: str
-    next_action_local: str | None
-    due_now: bool
-    reminders_sent: int
-    # A fee invoice Dunwell made: the number of the invoice it is for (listed right after it).
-    made_for: str | None = None
-
-
-@dataclass
 class Overview:
     org: Organisation
     sync: SyncRun | None
-    invoices: list[InvoiceRow]
     events: list[AuditEvent]
     open_count: int
-    overdue_total_by_currency: dict[str, Decimal]
+    # Open invoices per currency: how many, what they owe, how much of it is overdue.
+    open_totals: list[invoice_list.CurrencyTotal]
     tasks: list[Task]
     documents: list[Document]
 
@@ -89,34 +78,16 @@ def local_time(org: Organisation, moment: datetime | None) -> str | None:
     return moment.astimezone(ZoneInfo(org.timezone)).strftime("%a %d %b %Y, %H:%M")
 
 
-def overview(org: Organisation, now_local: datetime, limit: int = 500) -> Overview:
+def overview(org: Organisation, now_local: datetime,
+             listed: invoice_list.InvoicePage | None = None) -> Overview:
+    """The organisation page's figures; its invoice list is read by `invoices` below, with
+    the headline's totals in the same read of the book."""
     session = db.session()
-    sent = dict(session.execute(
-        select(Action.invoice_id, func.count()).where(
-            Action.org_id == org.id, Action.status == "done").group_by(Action.invoice_id)).all())
-    open_first = case((Invoice.status == "open", 0), else_=1)
-    invoices = session.scalars(
-        select(Invoice).where(Invoice.org_id == org.id).options(selectinload(Invoice.contact))
-        .order_by(open_first, Invoice.next_action_at.is_(None), Invoice.next_action_at,
-                  Invoice.due_date).limit(limit)).all()
-    # Each fee invoice Dunwell made is listed right after the invoice it is for.
-    rows = [InvoiceRow(invoice=i, contact_name=i.contact.name if i.contact else "",
-                       next_action_local=local_time(org, i.next_action_at),
-                       due_now=i.next_action_at is not None and i.next_action_at <= now_local,
-                       reminders_sent=sent.get(i.id, 0), made_for=made_for)
-            for i, made_for in own_documents.beside_their_invoices(
-                session, org.id, invoices, lambda i: i)]
     events = list(session.scalars(select(AuditEvent).where(AuditEvent.org_id == org.id)
                                   .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
                                   .limit(100)))
-    overdue: dict[str, Decimal] = {}
-    for invoice in invoices:
-        if invoice.status == "open" and invoice.due_date and \
-                invoice.due_date < now_local.date():
-            overdue[invoice.currency] = overdue.get(invoice.currency, Decimal(0)) + \
-                invoice.amount_due
-    open_count = session.scalar(select(func.count()).select_from(Invoice).where(
-        Invoice.org_id == org.id, Invoice.status == "open")) or 0
+    open_totals = listed.open_totals if listed is not None \
+        else invoice_list.open_totals(session, org.id, now_local.date())
     tasks = list(session.scalars(select(Task).where(Task.org_id == org.id,
                                                     Task.status == "open")
                                  .order_by(Task.created_at.desc()).limit(50)))
@@ -125,9 +96,28 @@ def overview(org: Organisation, now_local: datetime, limit: int = 500) -> Overvi
         select(Document).where(Document.org_id == org.id)
         .options(load_only(Document.id, Document.filename, Document.kind, Document.created_at))
         .order_by(Document.created_at.desc()).limit(50)))
-    return Overview(org=org, sync=latest_sync(org), invoices=rows, events=events,
-                    open_count=open_count, overdue_total_by_currency=overdue, tasks=tasks,
-                    documents=documents)
+    return Overview(org=org, sync=latest_sync(org), events=events,
+                    open_count=sum(t.count for t in open_totals), open_totals=open_totals,
+                    tasks=tasks, documents=documents)
+
+
+# The kinds of action the list may be narrowed to, as the collector knows them.
+NEXT_KIND_LABELS = {
+    "reminder": _l("Reminder"), "fee": _l("Late fee"), "interest": _l("Interest"),
+    "compensation": _l("Compensation"), "discount": _l("Early-payment discount"),
+    "plan_instalment": _l("Instalment reminder"), "call_task": _l("Phone call"),
+    "stop_service": _l("Stop service"), "demand_letter": _l("Final demand"),
+    "agency_case": _l("Collections agency"), "statement": _l("Statement"),
+    "deposit_reminder": _l("Deposit reminder"), "retainer_top_up": _l("Retainer top-up"),
+    "terms_change": _l("Terms change")}
+
+
+def invoices(org: Organisation, args: Mapping[str, str], now: datetime
+             ) -> invoice_list.InvoicePage:
+    """One page of the organisation's invoices as the query string asks."""
+    today = now.astimezone(ZoneInfo(org.timezone)).date()
+    return invoice_list.invoice_page(db.session(), org.id,
+                                     invoice_list.InvoiceQuery.from_args(args), now, today)
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,16 @@ from werkzeug.wrappers import Response
 
 from app.organisations import calculator
 from app.organisations.services import (
+    NEXT_KIND_LABELS,
     daily_limit_notice,
     document_for,
+    invoices,
     latest_sync,
     organisation_for,
     organisations_of,
     overview,
 )
+from collect import invoice_list
 from jobs.tasks import enqueue_sync
 from store import clock
 from store.db import db
@@ -44,7 +47,11 @@ def show(org_id: int) -> str:
     org = organisation_for(current_user, org_id)
     now = clock.now()
     now_local = now.astimezone(ZoneInfo(org.timezone))
-    return render_template("organisations/show.html", view=overview(org, now_local),
+    listed = invoices(org, request.args, now)
+    return render_template("organisations/show.html", view=overview(org, now_local, listed),
+                           listed=listed, kinds=NEXT_KIND_LABELS,
+                           buckets=invoice_list.BUCKETS, statuses=invoice_list.STATUSES,
+                           page_sizes=invoice_list.PAGE_SIZES,
                            now_local=now_local, daily_limit=daily_limit_notice(org, now))
 
 

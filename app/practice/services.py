@@ -49,11 +49,13 @@ class BookRow:
     org: Organisation
     role: str
     currency: str
-    overdue: Decimal
+    overdue: Decimal  # in `currency`, the book's largest (what the list is sorted by)
     dso: int | None
     over_60: int
     due_today: int
     health: str  # active | needs_reconnect | disconnected | none
+    # Every currency the book is owed in, one figure each: never added across currencies.
+    overdue_by_currency: tuple[tuple[str, Decimal], ...] = ()
 
 
 def practice_rows(user: User, now: datetime, query: str = "", health: str = "",
@@ -77,7 +79,8 @@ def practice_rows(user: User, now: datetime, query: str = "", health: str = "",
             org=org, role=role_of(user, org) or "", currency=main.currency if main
             else org.base_currency, overdue=main.overdue if main else Decimal(0),
             dso=dso(org, today, main.currency) if main else None,
-            over_60=overdue_count(org, today, 60), due_today=due_today, health=state))
+            over_60=overdue_count(org, today, 60), due_today=due_today, health=state,
+            overdue_by_currency=tuple((row.currency, row.overdue) for row in books)))
     key = sort if sort in SORTS else "overdue"
     if key == "name":
         rows.sort(key=lambda r: r.org.name.lower())

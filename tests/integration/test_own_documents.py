@@ -194,8 +194,10 @@ def test_our_documents_are_shown_with_their_invoice_and_counted_never_chased(  #
     assert money(-credited_amount, credited_currency) in made
     assert "fee invoices" not in made.split("Credit note")[0]
 
-    # The organisation's invoice list: the fee invoice right after its invoice, not chased.
-    page = text_of(http.get(base).text)
+    # The organisation's invoice list: the fee invoice right after its invoice, not chased
+    # (the list is read a page at a time: the customer's invoices, on one page).
+    page = text_of(http.get(base, params={"customer": contact_id, "status": "all",
+                                          "per_page": 200}).text)
     rows = " ".join(page.split())
     at_parent = rows.index(f" {parent_number} ")
     at_fee = rows.index(f" {fee_number} ")
