@@ -338,3 +338,34 @@ def test_the_owner_connects_stripe_with_the_secret_key_alone(  # type: ignore[no
         assert account.secret_key not in (row.secret_key_enc or "")
         assert secret not in (row.webhook_secret_enc or "")
     assert account.secret_key not in saved.text and secret not in saved.text
+
+
+def test_a_link_pays_only_its_own_customers_invoices(  # type: ignore[no-untyped-def]
+        app, web, stripe_sandbox) -> None:  # noqa: F811
+    """Another customer's invoice through this link, a post without its CSRF token, and a
+    link that lets no one in: no card payment, no checkout at Stripe."""
+    from store.db import db
+    from store.models import CardPayment, Invoice
+
+    box = stripe_sandbox[0]
+    facts = _setup(app, web, "xero", stripe_sandbox)
+    with app.app_context():
+        mine = db.session.get(Invoice, facts["invoice_id"])
+        other = next(i for i in db.session.scalars(select(Invoice).where(
+            Invoice.org_id == mine.org_id, Invoice.status == "open"))
+            if i.contact_id != mine.contact_id and i.amount_due > 0)
+        other_id = other.id
+    http = requests.Session()
+    page = http.get(f"{web.url}/portal/{facts['token']}")
+    csrf = flows.csrf_token(page.text)
+    refused = http.post(f"{web.url}/portal/{facts['token']}/invoices/{other_id}/card",
+                        data={"csrf_token": csrf}, allow_redirects=False)
+    assert refused.status_code == 400 and "not one of yours" in refused.text
+    assert http.post(f"{web.url}/portal/{facts['token']}/invoices/{facts['invoice_id']}/card",
+                     allow_redirects=False).status_code == 400  # no CSRF token
+    wrong = http.post(f"{web.url}/portal/{facts['token']}x/invoices/{facts['invoice_id']}/card",
+                      data={"csrf_token": csrf}, allow_redirects=False)
+    assert wrong.status_code == 404
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(CardPayment)) == 0
+    assert not [o for o in box.objects.values() if o.get("object") == "checkout.session"]
