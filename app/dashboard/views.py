@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from app.dashboard import services
-from app.organisations.services import organisation_for
+from app.organisations.services import may_in, organisation_for
+from collect import invoice_actions
+from collect.book import calendar_for
 from collect.customers import dashboard_credit
+from collect.plan import refresh_next_action
 from store import clock
 from store.db import db
+from store.models import Invoice, User
 
 blueprint = Blueprint("dashboard", __name__)
 
@@ -70,4 +78,78 @@ def invoice(org_id: int, invoice_id: int) -> str:
         abort(404)
     return render_template("dashboard/invoice.html", org=org, invoice=found, timeline=timeline,
                            actions=actions, reference=services.provider_reference,
-                           own=services.own_documents_of(org, found))
+                           own=services.own_documents_of(org, found),
+                           may_act=may_in(org, "dashboard.invoice_note"),
+                           promise_max_days=invoice_actions.PROMISE_MAX_DAYS,
+                           today=calendar_for(org).today(clock.now()))
+
+
+# What an invoice's actions say when they will not take the input (nothing is saved).
+REFUSALS = {
+    "not_open": _l("This invoice has nothing left to pay."),
+    "no_customer": _l("This invoice has no customer in the books."),
+    "bad_date": _l("Please give the day the customer promised to pay by."),
+    "date_past": _l("The promised day is in the past: choose today or a later day."),
+    "date_far": _l("A promise may be at most %(days)s days ahead: agree a payment plan "
+                   "instead."),
+    "bad_amount": _l("Please give an amount greater than zero and no more than what is due."),
+    "reason_missing": _l("Please say why the invoice is disputed."),
+    "reason_long": _l("Please keep the reason shorter."),
+    "note_missing": _l("Please write the note."),
+    "note_long": _l("A note may hold at most %(chars)s characters."),
+}
+DONE = {"promise": _l("Promise recorded: reminders wait until the promised day."),
+        "dispute": _l("Invoice marked disputed: reminders and fees stop until it is resolved."),
+        "note": _l("Note added.")}
+
+
+def _act(org_id: int, invoice_id: int, done: str,
+         act: Callable[[Session, Invoice, User, date, datetime], None]) -> Response:
+    """The common frame of an invoice action: the invoice, the input, the ledger's next
+    action, one commit; refused input is rolled back and said in plain words."""
+    org = organisation_for(current_user, org_id)
+    try:
+        found, _timeline, _actions = services.invoice_timeline(org, invoice_id)
+    except LookupError:
+        abort(404)
+    session = db.session()
+    now = clock.now()
+    try:
+        act(session, found, current_user, calendar_for(org).today(now), now)
+    except invoice_actions.ActionRefused as refused:
+        session.rollback()
+        flash(str(REFUSALS.get(refused.code, REFUSALS["bad_amount"])) % {
+            "days": invoice_actions.PROMISE_MAX_DAYS,
+            "chars": invoice_actions.MAX_NOTE_CHARS}, "error")
+        return redirect(url_for("dashboard.invoice", org_id=org.id, invoice_id=invoice_id)
+                        + "#act", code=303)
+    refresh_next_action(session, org, now, [found.id])
+    session.commit()
+    flash(str(DONE[done]), "success")
+    return redirect(url_for("dashboard.invoice", org_id=org.id, invoice_id=invoice_id),
+                    code=303)
+
+
+@blueprint.route("/orgs/<int:org_id>/invoices/<int:invoice_id>/promise", methods=["POST"])
+@login_required
+def invoice_promise(org_id: int, invoice_id: int) -> Response:
+    return _act(org_id, invoice_id, "promise",
+                lambda session, invoice, user, today, now: invoice_actions.record_promise(
+                    session, invoice, user, request.form.get("pay_by"),
+                    request.form.get("amount"), today, now))
+
+
+@blueprint.route("/orgs/<int:org_id>/invoices/<int:invoice_id>/dispute", methods=["POST"])
+@login_required
+def invoice_dispute(org_id: int, invoice_id: int) -> Response:
+    return _act(org_id, invoice_id, "dispute",
+                lambda session, invoice, user, _today, now: invoice_actions.mark_disputed(
+                    session, invoice, user, request.form.get("reason"), now))
+
+
+@blueprint.route("/orgs/<int:org_id>/invoices/<int:invoice_id>/note", methods=["POST"])
+@login_required
+def invoice_note(org_id: int, invoice_id: int) -> Response:
+    return _act(org_id, invoice_id, "note",
+                lambda session, invoice, user, _today, now: invoice_actions.add_note(
+                    session, invoice, user, request.form.get("note"), now))
