@@ -6,22 +6,25 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from rq import Retry, get_current_job
+from sqlalchemy import or_, select
 
 from collect import payments
 from collect.providers import connector_for
 from jobs.queues import enqueue_once
 from store import clock
 from store.db import db
-from store.models import CardPayment, Connection, Organisation
+from store.models import CardPayment, Connection, Organisation, ProcessorEvent
 
 log = logging.getLogger(__name__)
 
 # A held claim is waited out (the lease is two minutes); a provider that is down, longer.
 CARD_RETRY = Retry(max=6, interval=[30, 120, 300, 900, 1800, 3600])
+STUCK_AFTER = timedelta(minutes=5)  # a stored event or a paid row left this long lost its job
 
 
 def _owner() -> str:
@@ -67,3 +70,27 @@ def book_card_payment(card_payment_id: int) -> str:
         raise payments.BookingHeld("the organisation's books are not connected")
     paid_on = (row.paid_at or clock.now()).astimezone(ZoneInfo(org.timezone)).date()
     return payments.book(session, card_payment_id, connector_for(connection), _owner(), paid_on)
+
+
+def sweep_card_payments() -> int:
+    """Give a job again to what lost its own (Redis flushed, a worker killed before it ran):
+    stored events not applied, and paid payments not booked whose claim, if any, ran out.
+    Enqueueing is idempotent; the row's claim keeps a booking from running twice."""
+    session = db.session()
+    now = clock.now()
+    orgs = session.scalars(select(ProcessorEvent.org_id).where(
+        ProcessorEvent.processed_at.is_(None), ProcessorEvent.received_at < now - STUCK_AFTER)
+        .distinct()).all()
+    rows = session.scalars(select(CardPayment.id).where(
+        CardPayment.status == "paid", CardPayment.books_payment_id.is_(None),
+        CardPayment.booking_error.is_(None), CardPayment.paid_at < now - STUCK_AFTER,
+        or_(CardPayment.claimed_by.is_(None), CardPayment.claimed_until < now))).all()
+    session.commit()
+    for org_id in orgs:
+        enqueue_card_events(org_id)
+    for card_payment_id in rows:
+        enqueue_booking(card_payment_id)
+    if orgs or rows:
+        log.warning("sweeper: card payments of %d organisation(s) and %d payment(s) given a "
+                    "job again", len(orgs), len(rows))
+    return len(orgs) + len(rows)

@@ -30,6 +30,7 @@ from collect.providers import PROVIDER_NAMES, connector_for, redis_client
 from collect.webhooks import apply_webhook_events, generation_key, reconcile
 from connectors.base import ConfigurationError, DailyLimitReached, RateLimited
 from jobs import fee_batches, retention
+from jobs.payments import sweep_card_payments
 from jobs.queues import FINISHED, enqueue_once
 from store import clock
 from store.db import db
@@ -371,6 +372,7 @@ def sweep_ledger(book_next: bool = True) -> int:
         log.warning("sweeper: %d stuck action(s) given a job again", len(stuck))
     session.commit()
     end_lost_sync_runs()
+    sweep_card_payments()
     if book_next:
         slot = int((now + SWEEP_EVERY).timestamp()) // max(1, int(SWEEP_EVERY.total_seconds()))
         enqueue_once(sweep_ledger, job_id=f"sweep-{slot}", at=now + SWEEP_EVERY)

@@ -77,6 +77,17 @@ def _deliver_all(box) -> None:  # type: ignore[no-untyped-def]
         assert box.deliver(event["id"]) == 200
 
 
+def _paid_and_job_lost(app, web, box, facts: dict[str, Any]) -> None:  # type: ignore[no-untyped-def]
+    """The customer pays; Stripe's webhooks are stored and answered; then their job is lost
+    (Redis's queue emptied, as a worker killed before it ran leaves it)."""
+    http, checkout_url = _checkout(web, facts)
+    box.hold_webhooks = True
+    _pay(http, checkout_url, "4242424242424242")
+    _deliver_all(box)
+    with app.app_context():
+        Queue(app.config["RQ_QUEUE"], connection=Redis.from_url(app.config["REDIS_URL"])).empty()
+
+
 def _row(app, facts: dict[str, Any]):  # type: ignore[no-untyped-def]
     from store.db import db
     from store.models import CardPayment
@@ -164,15 +175,9 @@ def test_a_worker_killed_while_booking_books_nothing_twice(  # type: ignore[no-u
         db.session.scalars(select(CardPaymentSettings)).one().book_fees = True
         db.session.commit()
     before = _books(provider, sandbox, qbo_sandbox, facts)
-    http, checkout_url = _checkout(web, facts)
-    box.hold_webhooks = True
-    _pay(http, checkout_url, "4242424242424242")
-
     # The webhooks are stored and their job queued, then the queue is lost (the worker that
     # took the job was killed before it wrote anything).
-    _deliver_all(box)
-    with app.app_context():
-        Queue(app.config["RQ_QUEUE"], connection=Redis.from_url(app.config["REDIS_URL"])).empty()
+    _paid_and_job_lost(app, web, box, facts)
     assert _books(provider, sandbox, qbo_sandbox, facts) == before
     # Stripe delivers again (it does until it is answered; a replay of a stored event that
     # was never applied queues it again).
@@ -369,3 +374,30 @@ def test_a_link_pays_only_its_own_customers_invoices(  # type: ignore[no-untyped
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(CardPayment)) == 0
     assert not [o for o in box.objects.values() if o.get("object") == "checkout.session"]
+
+
+def test_the_sweeper_gives_a_lost_job_again(  # type: ignore[no-untyped-def]
+        app, web, clock, sandbox, stripe_sandbox) -> None:  # noqa: F811
+    """The webhooks were stored and answered, then their job was lost (Redis flushed) and
+    Stripe has no reason to send them again: the sweeper finds them, and the payment is
+    booked once."""
+    from jobs.tasks import sweep_ledger
+
+    box = stripe_sandbox[0]
+    facts = _setup(app, web, "xero", stripe_sandbox)
+    before = _books("xero", sandbox, None, facts)
+    _paid_and_job_lost(app, web, box, facts)
+    with app.app_context():
+        assert sweep_ledger(book_next=False) == 0  # not yet: the job may still be on its way
+    run_jobs(app)
+    assert _books("xero", sandbox, None, facts) == before
+    clock.advance(minutes=6)
+    with app.app_context():
+        sweep_ledger(book_next=False)
+    run_jobs(app)
+    new = [p for p in _books("xero", sandbox, None, facts) if p not in before]
+    assert len(new) == 1 and _row(app, facts).books_payment_id
+    with app.app_context():
+        sweep_ledger(book_next=False)
+    run_jobs(app)
+    assert len([p for p in _books("xero", sandbox, None, facts) if p not in before]) == 1
