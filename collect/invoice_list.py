@@ -28,7 +28,6 @@ from sqlalchemy import (
     func,
     or_,
     select,
-    true,
 )
 from sqlalchemy.orm import Session, aliased
 
@@ -370,53 +369,40 @@ def _filters(org_id: int, query: InvoiceQuery, today: date, now: datetime, diale
 # ---------------------------------------------------------------------------------- reads
 
 
-def totals(session: Session, org_id: int, filters: list[ColumnElement[bool]], dialect: str,
-           today: date) -> tuple[list[CurrencyTotal], list[CurrencyTotal]]:
-    """Per currency, the count and amounts due (all, and overdue) of the invoices the filters
-    select, and of every open invoice (the headline): both in one read of the book."""
-    selected = and_(*filters) if filters else true()
-    is_open = Invoice.status == "open"
-    late = and_(is_open, Invoice.due_date < today)
+def totals(session: Session, where: list[ColumnElement[bool]], dialect: str,
+           today: date) -> list[CurrencyTotal]:
+    """Per currency, the count and amounts due (all, and overdue) of the invoices `where`
+    selects."""
+    late = and_(Invoice.status == "open", Invoice.due_date < today)
     found: dict[str, list[Any]] = {}
     if dialect == "sqlite":  # money is exact text there: summed here, never as REAL
-        for currency, status, due, amount, chosen in session.execute(select(
-                Invoice.currency, Invoice.status, Invoice.due_date, Invoice.amount_due,
-                case((selected, 1), else_=0)).where(Invoice.org_id == org_id)):
-            row = found.setdefault(currency, [0, Decimal(0), Decimal(0), 0, Decimal(0),
-                                              Decimal(0)])
-            overdue = status == "open" and due is not None and due < today
-            if chosen:
-                row[0] += 1
-                row[1] += amount
-                row[2] += amount if overdue else 0
-            if status == "open":
-                row[3] += 1
-                row[4] += amount
-                row[5] += amount if overdue else 0
+        for currency, status, due, amount in session.execute(select(
+                Invoice.currency, Invoice.status, Invoice.due_date, Invoice.amount_due)
+                .where(*where)):
+            row = found.setdefault(currency, [0, Decimal(0), Decimal(0)])
+            row[0] += 1
+            row[1] += amount
+            if status == "open" and due is not None and due < today:
+                row[2] += amount
     else:
-        for currency, *figures in session.execute(select(
-                Invoice.currency,
-                func.sum(case((selected, 1), else_=0)),
-                func.sum(case((selected, Invoice.amount_due), else_=0)),
-                func.sum(case((and_(selected, late), Invoice.amount_due), else_=0)),
-                func.sum(case((is_open, 1), else_=0)),
-                func.sum(case((is_open, Invoice.amount_due), else_=0)),
+        for currency, count, owed, overdue in session.execute(select(
+                Invoice.currency, func.count(), func.sum(Invoice.amount_due),
                 func.sum(case((late, Invoice.amount_due), else_=0)))
-                .where(Invoice.org_id == org_id).group_by(Invoice.currency)):
-            found[currency] = [int(figures[0]), *(Decimal(f or 0) for f in figures[1:3]),
-                               int(figures[3]), *(Decimal(f or 0) for f in figures[4:])]
-
-    def listed(first: int) -> list[CurrencyTotal]:
-        return sorted((CurrencyTotal(c, f[first], f[first + 1], f[first + 2])
-                       for c, f in found.items() if f[first]),
-                      key=lambda t: (-t.count, t.currency))
-
-    return listed(0), listed(3)
+                .where(*where).group_by(Invoice.currency)):
+            found[currency] = [int(count), Decimal(owed or 0), Decimal(overdue or 0)]
+    return sorted((CurrencyTotal(c, n, owed, overdue) for c, (n, owed, overdue)
+                   in found.items()), key=lambda t: (-t.count, t.currency))
 
 
 def open_totals(session: Session, org_id: int, today: date) -> list[CurrencyTotal]:
     """Every open invoice of the organisation, per currency: the headline figures."""
-    return totals(session, org_id, [], session.get_bind().dialect.name, today)[1]
+    return open_totals_of(session, org_id, session.get_bind().dialect.name, today)
+
+
+def open_totals_of(session: Session, org_id: int, dialect: str, today: date
+                   ) -> list[CurrencyTotal]:
+    return totals(session, [Invoice.org_id == org_id, Invoice.status == "open"], dialect,
+                  today)
 
 
 def invoice_page(session: Session, org_id: int, query: InvoiceQuery, now: datetime,
@@ -432,6 +418,7 @@ def invoice_page(session: Session, org_id: int, query: InvoiceQuery, now: dateti
     cursor = _decode(asked, keys) if asked else None
     if cursor is None:
         backwards = False
+    counted = where
     if query.text or query.customer_text:
         # A search matches few invoices, spread over the whole sort order: walking an index
         # in that order to find them would visit most of the book. Read the matches first
@@ -441,6 +428,7 @@ def invoice_page(session: Session, org_id: int, query: InvoiceQuery, now: dateti
         if len(matches) <= SEARCH_SORTED_ALONE:
             where = [Invoice.org_id == org_id, Invoice.id.in_(matches)] if matches \
                 else [false()]
+            counted = where  # the totals too: the matches, not the search again
     statement = select(Invoice, func.coalesce(contact.name, "")).outerjoin(
         contact, contact.id == Invoice.contact_id).where(*where)
     if cursor is not None:
@@ -459,7 +447,10 @@ def invoice_page(session: Session, org_id: int, query: InvoiceQuery, now: dateti
     # Forwards, more rows mean a next page and a cursor means a page before; backwards the
     # other way round (the page we came from is the next one).
     has_next, has_previous = (True, more) if backwards else (more, cursor is not None)
-    found_totals, open_totals = totals(session, org_id, filters, dialect, today)
+    # The headline (every open invoice) is what an unfiltered list selects: read once.
+    open_totals = open_totals_of(session, org_id, dialect, today)
+    found_totals = open_totals if not query.filtered else totals(session, counted, dialect,
+                                                                 today)
     return InvoicePage(
         rows=_rows(session, org_id, pairs, now), count=sum(t.count for t in found_totals),
         totals=found_totals, open_totals=open_totals,
