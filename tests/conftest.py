@@ -270,6 +270,9 @@ def app_settings(database_url: str, redis_url: str, clock: FakeClock,
         "SESSION_COOKIE_SECURE": False,
         "OUTBOUND_ALLOW_LOOPBACK": True,  # receivers in tests listen on 127.0.0.1
         "CLOCK": clock,
+        # scrypt at 1/32 of the product's cost (N=2**10, not 2**15): the suite signs in
+        # thousands of times; tests/security/test_password_hashing.py holds the real default.
+        "PASSWORD_HASH_METHOD": "scrypt:1024:8:1",
         "RQ_QUEUE": "dunwell-test",
         # The test clock stands still, so a minute never ends: budgets are tested on their own.
         "XERO_CALLS_PER_MINUTE": 100_000,

@@ -9,8 +9,8 @@ import secrets
 from typing import Any
 
 from sqlalchemy import func, select
-from werkzeug.security import generate_password_hash
 
+from app.auth.passwords import hash_password
 from collect.providers import settings_for
 from connectors import registry
 from connectors.base import TokenSet
@@ -69,7 +69,7 @@ def user_for(identity: Identity, signed_in: User | None) -> User:
                                   "password first, then connect")
         # No password: this person signs in through the provider.
         user = User(email=identity.email, name=identity.name,
-                    password_hash=generate_password_hash(secrets.token_urlsafe(32)))
+                    password_hash=hash_password(secrets.token_urlsafe(32)))
         session.add(user)
         session.flush()
         log.info("user %s signed up with %s", user.id, identity.provider)

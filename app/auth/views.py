@@ -23,7 +23,7 @@ from flask_login import current_user, login_required, logout_user
 from itsdangerous import BadData, URLSafeTimedSerializer
 from redis.exceptions import RedisError
 from sqlalchemy import func, select
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.security import check_password_hash
 from werkzeug.wrappers import Response
 
 from app.auth import flows
@@ -35,6 +35,7 @@ from app.auth.identity import (
     user_for,
     xero_identity,
 )
+from app.auth.passwords import check_no_password, hash_password
 from app.auth.sessions import (
     end_every_session,
     end_this_session,
@@ -60,17 +61,10 @@ from store.models import Organisation, User
 log = logging.getLogger(__name__)
 blueprint = Blueprint("auth", __name__)
 
-# Compared against when the email is unknown, so both paths cost the same time.
-_DUMMY_HASH = generate_password_hash("not-a-real-password")
-
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
     return user_of_session(user_id)
-
-
-def hash_password(password: str) -> str:
-    return generate_password_hash(password, method="scrypt")
 
 
 @blueprint.route("/signin", methods=["GET", "POST"])
@@ -85,7 +79,7 @@ def sign_in() -> str | Response:
             start_session(user)  # a fresh session on sign-in
             return redirect(same_origin_path(request.args.get("next", ""),
                                              url_for("organisations.index")))
-        check_password_hash(_DUMMY_HASH, form.password.data)
+        check_no_password(form.password.data)
         flash(_("Email or password is not right."), "error")
     return render_template("auth/sign_in.html", form=form)
 
