@@ -17,7 +17,7 @@ from tests.integration.stripe_fixtures import (  # noqa: F401 (a fixture)
     stripe_sandbox,
 )
 from tests.integration.test_escalation_e2e import smtp  # noqa: F401 (a fixture)
-from tests.integration.test_portal import LINK, body_text, mailing, sync_and_run
+from tests.integration.test_portal import LINK, body_text, mailing, most_overdue, sync_and_run
 
 pytestmark = pytest.mark.db
 
@@ -27,21 +27,14 @@ def test_a_customer_promises_disputes_asks_for_a_plan_and_pays(  # type: ignore[
         app, web, page, clock, sandbox, qbo_sandbox, smtp, stripe_sandbox,  # noqa: F811
         provider: str) -> None:
     from store.db import db
-    from store.models import AuditEvent, Contact, Invoice
+    from store.models import AuditEvent, Contact
 
     if provider == "quickbooks":
         clock.set(datetime(2026, 11, 24, 18, 0, tzinfo=UTC))  # 10:00 in California
     connected = connect(app, web, provider)
     sink = mailing(app, web, smtp, connected.org_id)
     with app.app_context():
-        overdue: dict[int, list[Invoice]] = {}
-        for invoice in db.session.scalars(select(Invoice).where(
-                Invoice.org_id == connected.org_id, Invoice.status == "open")
-                .order_by(Invoice.due_date, Invoice.id)):
-            if invoice.contact is not None and invoice.contact.email and invoice.amount_due > 0 \
-                    and invoice.due_date is not None and invoice.due_date < clock().date():
-                overdue.setdefault(invoice.contact_id, []).append(invoice)
-        contact_id, invoices = max(overdue.items(), key=lambda item: len(item[1]))
+        contact_id, invoices = most_overdue(connected.org_id, clock().date())
         first, second = invoices[0].id, invoices[1].id
         provider_id, amount = invoices[0].provider_id, invoices[0].amount_due
         for other in db.session.scalars(select(Contact).where(Contact.id != contact_id)):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from html import unescape as html_unescape
 from typing import Any
 from urllib.parse import urljoin
@@ -65,6 +65,22 @@ def mailing(app, web, smtp_sink, org_id: int) -> Any:  # type: ignore[no-untyped
     return sink
 
 
+def most_overdue(org_id: int, today: date) -> tuple[int, list[Any]]:
+    """The customer (with an email address) with the most overdue invoices, and those
+    invoices, oldest due first; in the caller's app context."""
+    from store.db import db
+    from store.models import Invoice
+
+    overdue: dict[int, list[Invoice]] = {}
+    for invoice in db.session.scalars(select(Invoice).where(
+            Invoice.org_id == org_id, Invoice.status == "open")
+            .order_by(Invoice.due_date, Invoice.id)):
+        if invoice.contact is not None and invoice.contact.email and invoice.amount_due > 0 \
+                and invoice.due_date is not None and invoice.due_date < today:
+            overdue.setdefault(invoice.contact_id, []).append(invoice)
+    return max(overdue.items(), key=lambda item: len(item[1]))
+
+
 def sync_and_run(app, org_id: int) -> None:  # type: ignore[no-untyped-def]
     from jobs.tasks import enqueue_sync
 
@@ -97,14 +113,7 @@ def test_a_customer_follows_the_reminder_to_the_portal(  # type: ignore[no-untyp
     with app.app_context():
         # The customer with the most overdue invoices (and an email address) is watched;
         # everyone else is left alone.
-        overdue: dict[int, list[Invoice]] = {}
-        for invoice in db.session.scalars(select(Invoice).where(
-                Invoice.org_id == connected.org_id, Invoice.status == "open")
-                .order_by(Invoice.due_date, Invoice.id)):
-            if invoice.contact is not None and invoice.contact.email and invoice.amount_due > 0 \
-                    and invoice.due_date is not None and invoice.due_date < clock().date():
-                overdue.setdefault(invoice.contact_id, []).append(invoice)
-        contact_id, invoices = max(overdue.items(), key=lambda item: len(item[1]))
+        contact_id, invoices = most_overdue(connected.org_id, clock().date())
         assert len(invoices) >= 2, "the seed has a customer with two overdue invoices"
         first, second = invoices[0], invoices[1]
         ids = {"promise": first.id, "dispute": second.id}
