@@ -284,8 +284,13 @@ def test_a_stale_lock_holder_cannot_overwrite_a_newer_token(
     before = grants.store().read()
     stale_pair = TokenSet("stale-access", "stale-refresh", clock() + timedelta(hours=1))
 
+    # The order is held by events, not by sleeps a loaded machine can stretch: the slow holder
+    # has taken the lock before the other starts, and answers only after the other is done.
+    refreshing, other_done = threading.Event(), threading.Event()
+
     def slow_refresh(old: TokenSet) -> TokenSet:
-        time.sleep(0.8)  # a long pause: the 0.3 s lock expires and another worker takes it
+        refreshing.set()
+        other_done.wait(timeout=10)  # a long pause: its lock expires, another worker refreshes
         return stale_pair
 
     slow = grants.store(lock_timeout=0.3)
@@ -293,9 +298,11 @@ def test_a_stale_lock_holder_cannot_overwrite_a_newer_token(
     first = threading.Thread(target=lambda: outcome.update(
         slow=slow.refresh(lambda t: True, slow_refresh)))
     first.start()
-    time.sleep(0.45)
+    assert refreshing.wait(timeout=10)
+    time.sleep(0.45)  # the slow holder's 0.3 s lock runs out
     other = grants.store()
     newer = FreshTokens(other, oauth.refresh, clock, MARGIN).access_token()
+    other_done.set()
     first.join(timeout=10)
     after = other.read()
 
