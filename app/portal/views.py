@@ -24,8 +24,9 @@ from app.languages import LANGUAGES, current_language
 from app.portal.words import refusal
 from app.security import count_in_window
 from collect import payments, portal
+from collect.book import calendar_for
 from collect.customers import statement_for
-from collect.plan import calendar_for, refresh_next_action
+from collect.plan import refresh_next_action
 from collect.providers import connector_for
 from connectors.base import ConnectorError
 from rules.messages import language_of
