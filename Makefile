@@ -60,11 +60,12 @@ typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
 # The whole suite on SQLite, then every test that uses a database (marked `db`, which
-# tests/conftest.py derives from the fixtures) again on PostgreSQL; two workers (pytest-xdist),
+# tests/conftest.py derives from the fixtures) again on PostgreSQL; three workers (pytest-xdist:
+# on two cores a third fills the time the others wait on servers and sleeps),
 # each with a Redis server of its own, then the few tests marked `serial` (throughput and
 # timing against real processes) alone; each part says how long it took. Coverage of every
 # pass, per package, closes the run.
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 # worksteal: a worker that runs out of tests takes some of the other's (the browser tests are long).
 PARALLEL := -n $(TEST_WORKERS) --dist worksteal
 PYTEST := $(BIN)/pytest -q -p no:cacheprovider --cov --cov-append --cov-report=
