@@ -106,3 +106,27 @@ def books_state(provider: str, box: object, tenant: str) -> str:
                             if r.get("method") != "GET"
                             and not r.get("path", "").endswith("/query")]}  # a query reads
     return json.dumps(state, sort_keys=True, default=str)
+
+
+def policy_form(page: str) -> dict[str, str]:
+    """The policy form as a browser would send it: disabled fields left out."""
+    form = next(f for f in forms_of(page)
+                if any((i.get("name") or "").startswith("reminder_steps.")
+                       for i in f["inputs"]))
+    values: dict[str, str] = {}
+    for field in form["inputs"]:
+        name, kind = field.get("name"), (field.get("type") or "text").lower()
+        if not name or kind in ("submit", "button") or "disabled" in field:
+            continue
+        if kind == "checkbox" and "checked" not in field:
+            continue
+        values.setdefault(name, field.get("value") or ("on" if kind == "checkbox" else ""))
+    for attrs, options in re.findall(r'<select([^>]*)>(.*?)</select>', page, re.S):
+        name = re.search(r'name="([^"]+)"', attrs)
+        if not name or " disabled" in attrs:
+            continue
+        chosen = re.search(r'<option value="([^"]*)"\s+selected', options) \
+            or re.search(r'<option value="([^"]*)"', options)
+        if chosen:
+            values.setdefault(name.group(1), chosen.group(1))
+    return values

@@ -87,7 +87,7 @@ def test_the_provider_email_preview_is_what_the_provider_sends(  # type: ignore[
             if by_provider:
                 assert 'aria-describedby="provider-wording"' in element
     # Their values still go with the form (hidden twins), so saving keeps them.
-    saved = http.post(f"{base}/settings", data=_form(page))
+    saved = http.post(f"{base}/settings", data=flows.policy_form(page))
     assert saved.status_code == 200 and "Policy saved" in saved.text
     with app.app_context():
         from store.models import Policy
@@ -133,27 +133,3 @@ def test_the_provider_email_preview_is_what_the_provider_sends(  # type: ignore[
                 "Please pay [Invoice No.]", "Hello [Full Name], it is time.")
         page = http.get(f"{base}/preview", params={"invoice": target_id}).text
         assert f"Please pay {number}" in texts(page)
-
-
-def _form(page: str) -> dict[str, str]:
-    """The policy form as a browser would send it: disabled fields left out."""
-    form = next(f for f in flows.forms_of(page)
-                if any((i.get("name") or "").startswith("reminder_steps.")
-                       for i in f["inputs"]))
-    values: dict[str, str] = {}
-    for field in form["inputs"]:
-        name, kind = field.get("name"), (field.get("type") or "text").lower()
-        if not name or kind in ("submit", "button") or "disabled" in field:
-            continue
-        if kind == "checkbox" and "checked" not in field:
-            continue
-        values.setdefault(name, field.get("value") or ("on" if kind == "checkbox" else ""))
-    for attrs, options in re.findall(r'<select([^>]*)>(.*?)</select>', page, re.S):
-        name = re.search(r'name="([^"]+)"', attrs)
-        if not name or " disabled" in attrs:
-            continue
-        chosen = re.search(r'<option value="([^"]*)"\s+selected', options) \
-            or re.search(r'<option value="([^"]*)"', options)
-        if chosen:
-            values.setdefault(name.group(1), chosen.group(1))
-    return values

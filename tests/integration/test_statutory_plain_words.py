@@ -83,7 +83,7 @@ def test_the_calculator_and_the_policy_say_it_in_the_readers_words(app, web, clo
 
     # The policy's own validation: a statutory rule for a country without rates, in German.
     settings = http.get(f"{base}/settings", headers={"Accept-Language": "de"}).text
-    form = {**_fields(settings), "late_fees.0.id": "statutory",
+    form = {**flows.policy_form(settings), "late_fees.0.id": "statutory",
             "late_fees.0.kind": "statutory_interest", "late_fees.0.jurisdiction": "XX"}
     refused = http.post(f"{base}/settings", data=form, headers={"Accept-Language": "de"})
     assert refused.status_code == 422
@@ -117,26 +117,3 @@ def test_rates_status_still_names_the_files_for_the_operator(app, clock) -> None
     assert result.exit_code == 0, result.output
     assert "GB 2026-07-01..2026-12-31: needs a check" in result.output
     assert "rules/rates/gb.json" in result.output
-
-
-def _fields(page: str) -> dict[str, str]:
-    form = next(f for f in flows.forms_of(page)
-                if any((i.get("name") or "").startswith("reminder_steps.")
-                       for i in f["inputs"]))
-    values: dict[str, str] = {}
-    for field in form["inputs"]:
-        name, kind = field.get("name"), (field.get("type") or "text").lower()
-        if not name or kind in ("submit", "button") or "disabled" in field:
-            continue
-        if kind == "checkbox" and "checked" not in field:
-            continue
-        values.setdefault(name, field.get("value") or ("on" if kind == "checkbox" else ""))
-    for attrs, options in re.findall(r"<select([^>]*)>(.*?)</select>", page, re.S):
-        name = re.search(r'name="([^"]+)"', attrs)
-        if not name or " disabled" in attrs:
-            continue
-        chosen = re.search(r'<option value="([^"]*)"\s+selected', options) \
-            or re.search(r'<option value="([^"]*)"', options)
-        if chosen:
-            values.setdefault(name.group(1), chosen.group(1))
-    return values
