@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import importlib
 import json
 import os
 import shutil
@@ -34,8 +35,11 @@ if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
 
 from cryptography.fernet import Fernet
 
-import app.webhooks.views as webhook_views
 from app import create_app
+
+# `app` binds the name `webhooks` to its blueprint, so `import app.webhooks.views as ...`
+# would look the module up as an attribute of that blueprint.
+webhook_views = importlib.import_module("app.webhooks.views")
 
 BODY = b'{"events": [], "firstEventSequence": 1, "lastEventSequence": 1, "entropy": "X"}'
 
