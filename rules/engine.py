@@ -59,7 +59,13 @@ from rules.plans import (
 )
 from rules.policy import LateFee, Policy
 from rules.promises import due_follow_up, resume_moment, waiting
-from rules.reminders import contact_anchor, due_reminder, next_reminder_moment, send_moment
+from rules.reminders import (
+    contact_anchor,
+    due_reminder,
+    next_reminder_moment,
+    send_moment,
+    step_now,
+)
 from rules.statutory import (
     FxRateRequired,
     NotApplicable,
@@ -159,7 +165,13 @@ def first_sendable(moment: datetime, policy: Policy, calendar: OrgCalendar) -> d
 
 def _chaseable(invoice: InvoiceState) -> bool:
     return (invoice.status == "open" and invoice.amount_due > 0 and not invoice.excluded
-            and not invoice.disputed and not invoice.own_document)
+            and not invoice.disputed and not invoice.own_document
+            and not (invoice.pause is not None and invoice.pause.until is None))
+
+
+def _paused(invoice: InvoiceState, today: date) -> bool:
+    """A collector paused chasing and the day it resumes has not come."""
+    return invoice.pause is not None and invoice.pause.holds(today)
 
 
 def _anchored(invoice: InvoiceState, anchor: date | None) -> InvoiceState:
@@ -323,6 +335,8 @@ def evaluate(invoice: InvoiceState, history: Sequence[PastAction], policy: Polic
     require_aware(now)
     if not _chaseable(invoice) or not sendable(now, policy, calendar):
         return []
+    if _paused(invoice, calendar.today(now)):
+        return []  # no reminder and no fee before the day chasing resumes
     if waiting(invoice, calendar.today(now)):
         return []  # the customer promised a day: nothing is chased before it
     settled = settle(invoice, history)
@@ -377,6 +391,38 @@ def evaluate(invoice: InvoiceState, history: Sequence[PastAction], policy: Polic
     return actions
 
 
+# Why the next reminder cannot go now (the page words each code).
+NOT_NOW = ("not_open", "excluded", "disputed", "own_document", "paused", "promised", "closing",
+           "plan", "reminder_waiting", "no_step")
+
+
+def reminder_now(invoice: InvoiceState, history: Sequence[PastAction], policy: Policy,
+                 calendar: OrgCalendar, now: datetime, by: str) -> PlannedAction | str:
+    """The next ladder step, planned for now at a collector's request, or the code (NOT_NOW)
+    of why not: the same invoices the daily run would leave alone are left alone here."""
+    require_aware(now)
+    if invoice.status != "open" or invoice.amount_due <= 0:
+        return "not_open"
+    for code, applies in (("excluded", invoice.excluded), ("disputed", invoice.disputed),
+                          ("own_document", invoice.own_document),
+                          ("paused", _paused(invoice, calendar.today(now))),
+                          ("promised", waiting(invoice, calendar.today(now))),
+                          ("plan", _active_plan(invoice) is not None)):
+        if applies:
+            return code
+    settled = settle(invoice, history)
+    if settled.closing:
+        return "closing"
+    reminders = f"{invoice.org_id}:{invoice.invoice_id}:reminder:"
+    if any(past.key.startswith(reminders) and past.status in WAITING for past in history):
+        return "reminder_waiting"  # one on its way already: not a second on top of it
+    step = step_now(invoice, settled.first_open_reminder, policy, calendar, now, by)
+    return "no_step" if step is None else step
+
+
+WAITING = ("planned", "claimed", "failed", "pending_approval")
+
+
 def next_action_at(invoice: InvoiceState, history: Sequence[PastAction], policy: Policy,
                    calendar: OrgCalendar, now: datetime) -> datetime | None:
     """The first moment at or after `now` when evaluate() may return an action, if nothing
@@ -393,6 +439,11 @@ def _earliest(invoice: InvoiceState, history: Sequence[PastAction], policy: Poli
     """The earliest moment something may fall due, before the sending window is applied."""
     if not _chaseable(invoice):
         return None
+    if _paused(invoice, calendar.today(now)):
+        assert invoice.pause is not None and invoice.pause.until is not None  # _chaseable
+        # The ladder is asked again on the day: it goes on from the steps already taken.
+        return send_moment(calendar, policy.business_days_only, invoice.pause.until,
+                           policy.send_time)
     if waiting(invoice, calendar.today(now)):
         return resume_moment(invoice, policy, calendar)
     settled = settle(invoice, history)
@@ -480,6 +531,7 @@ class NextActionPlanner:
         if not _chaseable(invoice):
             return None  # as _earliest
         if _active_plan(invoice) is not None or invoice.promise is not None \
+                or invoice.pause is not None \
                 or (invoice.payments and self._discount_possible(invoice, policy)) \
                 or (policy.deposits is not None and qualifies(invoice, policy.deposits)):
             return next_action_at(invoice, history, policy, self.calendar, self.now)

@@ -42,6 +42,17 @@ class Promise:
 
 
 @dataclass(frozen=True, slots=True)
+class Pause:
+    """A collector paused chasing: nothing is planned before `until` (chasing resumes on that
+    day), or at all while `until` is None (until someone resumes it)."""
+
+    until: date | None = None
+
+    def holds(self, today: date) -> bool:
+        return self.until is None or today < self.until
+
+
+@dataclass(frozen=True, slots=True)
 class InvoiceState:
     """What the planner needs to know about one invoice (and its contact)."""
 
@@ -61,6 +72,7 @@ class InvoiceState:
     disputed: bool = False  # the invoice (or contact) is in dispute: chase nothing
     plan: PaymentPlan | None = None
     promise: Promise | None = None
+    pause: Pause | None = None  # in force or coming to its end; the engine asks holds()
     contact_id: int | None = None
     # A document Dunwell made (a fee invoice): it belongs to another invoice and is never
     # chased on its own.

@@ -186,25 +186,49 @@ def due_reminder(invoice: InvoiceState, first_open: int, policy: Policy,
             return contact
     moment = step_moment(invoice, policy, calendar, best, anchor)
     assert moment is not None
-    if best < len(steps):
-        step = steps[best]
+    return _step_action(invoice, policy, calendar, best, moment, now)
+
+
+def _step_action(invoice: InvoiceState, policy: Policy, calendar: OrgCalendar, index: int,
+                 moment: datetime, now: datetime, *, by: str | None = None) -> PlannedAction:
+    """Step `index` of the ladder (or a repeat beyond it) as the ledger takes it."""
+    steps = policy.reminder_steps
+    if index < len(steps):
+        step = steps[index]
         template, channel, tone = step.template, step.channel, step.tone
-        label = f"Reminder {best + 1} of {len(steps)}"
+        label = f"Reminder {index + 1} of {len(steps)}"
     else:
         assert policy.repeat is not None
         template, channel, tone = (policy.repeat.template, policy.repeat.channel,
                                    policy.repeat.tone)
-        label = f"Repeat reminder {best - len(steps) + 1}"
+        label = f"Repeat reminder {index - len(steps) + 1}"
     days = (calendar.today(now) - invoice.due_date).days
     plural = "" if abs(days) == 1 else "s"
     when = ("due today" if days == 0 else f"due in {-days} day{plural}" if days < 0
             else f"{days} day{plural} overdue")
     return PlannedAction(
-        key=reminder_key(invoice.org_id, invoice.invoice_id, best), kind="reminder",
+        key=reminder_key(invoice.org_id, invoice.invoice_id, index), kind="reminder",
         invoice_id=invoice.invoice_id, org_id=invoice.org_id, scheduled_for=moment,
-        reason=f"{label} ({channel}, {tone}): {invoice.number} {when}",
-        amount=invoice.amount_due, currency=invoice.currency, step_index=best,
-        step_count=len(steps), template=template, channel=channel, tone=tone)
+        reason=f"{label} ({channel}, {tone}): {invoice.number} {when}"
+               + (f"; sent now at the request of {by}" if by else ""),
+        amount=invoice.amount_due, currency=invoice.currency, step_index=index,
+        step_count=len(steps), template=template, channel=channel, tone=tone,
+        details={"sent_now_by": by} if by else {})
+
+
+def step_now(invoice: InvoiceState, first_open: int, policy: Policy, calendar: OrgCalendar,
+             now: datetime, by: str) -> PlannedAction | None:
+    """The ladder's next open step the customer can be reached by, planned for now at a
+    collector's request (`by`); None when the ladder has nothing left. Later steps keep their
+    spacing from it (contact_anchor reads when it was planned)."""
+    index, limit = first_open, len(policy.reminder_steps) + 1
+    while index < max(limit, first_open + 1):
+        if step_day(invoice, policy, index) is None:
+            return None
+        if _usable(invoice, policy, index):
+            return _step_action(invoice, policy, calendar, index, now, now, by=by)
+        index += 1
+    return None
 
 
 def next_reminder_moment(invoice: InvoiceState, first_open: int, policy: Policy,

@@ -738,6 +738,24 @@ class InvoiceDispute(Base):
     resolution: Mapped[str | None] = mapped_column(Text)
 
 
+class InvoicePause(Base):
+    """Chasing of one invoice paused by a collector, until a day (chasing resumes on it) or
+    until someone resumes it; planning reads the pause in force (collect/book.py)."""
+
+    __tablename__ = "invoice_pauses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"),
+                                            index=True)
+    until: Mapped[date | None] = mapped_column(Date)  # None: until someone resumes it
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # resumed by hand
+    ended_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
 class PlanRequest(Base):
     """A customer's request to pay an invoice in instalments, for the owner to decide."""
 
