@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     Date,
     ForeignKey,
     Index,
@@ -241,16 +242,26 @@ class Policy(Base):
 
 
 class Action(Base):
-    """The action ledger: every effect on a customer's books or inbox, written before it runs."""
+    """The action ledger: every effect on a customer's books or inbox, written before it runs.
+
+    An action is filed under what it is about: an invoice (a reminder, a fee), or a customer
+    (a statement, a retainer top-up, a credit hold's stop-service signal), or, for a quote's
+    deposit reminder, neither (its quote is in `details`). Either may be deleted later (both
+    keys are SET NULL), so the rule is "at most one", not "exactly one"."""
 
     __tablename__ = "actions"
-    __table_args__ = (Index("ix_actions_org_id_status", "org_id", "status"),)
+    __table_args__ = (
+        Index("ix_actions_org_id_status", "org_id", "status"),
+        Index("ix_actions_org_id_contact_id", "org_id", "contact_id"),
+        CheckConstraint("invoice_id IS NULL OR contact_id IS NULL", name="filed_under_one"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
     invoice_id: Mapped[int | None] = mapped_column(
         ForeignKey("invoices.id", ondelete="SET NULL"), index=True
     )
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
     key: Mapped[str] = mapped_column(String(128), unique=True)
     kind: Mapped[str] = mapped_column(String(32))
     step_index: Mapped[int | None] = mapped_column(Integer)
@@ -280,6 +291,7 @@ class Action(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     invoice: Mapped[Invoice | None] = relationship()
+    contact: Mapped[Contact | None] = relationship()
 
 
 class AuditEvent(Base):
