@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from collect import ledger, own_documents, portal
+from collect.pauses import pauses_of
 from rules import (
     Instalment,
     InvoiceState,
@@ -140,6 +141,8 @@ class Book:
         # What customers promised in the portal: chasing waits for the day (rules/promises.py).
         self.promises = portal.promises_of(session, list(invoices),
                                            self.calendar.today(clock.now()))
+        # A collector's pauses: nothing is planned before the day chasing resumes.
+        self.pauses = pauses_of(session, ids, self.calendar.today(clock.now()))
         self._policies: dict[int, Policy] = {}
         self.newcomers = new_customers(session, org.id, invoices, self.policy)
 
@@ -170,6 +173,7 @@ class Book:
             excluded=bool(contact and contact.excluded),
             disputed=invoice.disputed or bool(contact and contact.disputed),
             plan=self.plans.get(invoice.id), promise=self.promises.get(invoice.id),
+            pause=self.pauses.get(invoice.id),
             contact_id=invoice.contact_id,
             own_document=invoice.provider_id in self.own)
 

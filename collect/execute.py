@@ -146,7 +146,7 @@ def _carry_out(effect: Effect, handler: Handler) -> str:
     fenced by the claim."""
     session, action, invoice = effect.session, effect.action, effect.filed_under
     try:
-        if invoice is not None:
+        if invoice is not None and handler.recheck:
             _recheck(effect)
         status = handler.run(effect)
     except OUTCOME_ERRORS as exc:
@@ -257,6 +257,21 @@ def _note_found(effect: Effect, idempotency_key: str) -> bool:
              effect.action.org_id, effect.invoice.id, effect.key)
     effect.record_part("noted", "found")
     return True
+
+
+def write_note(effect: Effect) -> str:
+    """A collector's note, into the invoice's history in the books (Xero History & Notes,
+    QuickBooks' private note) once: the marker of its key finds it after a lost answer."""
+    action, invoice = effect.action, effect.invoice
+    details = action.details or {}
+    if not effect.done_part("noted") and not _note_found(effect, f"{effect.key}:note"):
+        effect.begin("noted")
+        effect.connector.add_invoice_note(
+            invoice.provider_id, f"Dunwell, note by {details.get('by')}: {details.get('note')}",
+            idempotency_key=f"{effect.key}:note")
+        effect.record_part("noted")
+    return effect.finish(f"Note written to the history of {invoice.number} in the books",
+                         noted=True)
 
 
 def open_call_task(effect: Effect) -> str:
@@ -467,6 +482,9 @@ class Handler:
 
     run: Callable[[Effect], str]
     filed_under: Literal["invoice", "quote"] = "invoice"
+    # Re-read the invoice first and skip a paid or changed one; a note is written whatever
+    # the invoice's state (the collector wrote it about the invoice as it is).
+    recheck: bool = True
 
 
 # Every kind of action, one entry each (checked below against rules.actions.ActionKind).
@@ -487,5 +505,6 @@ HANDLERS: dict[str, Handler] = {
     "terms_change": Handler(credit_requests.shorten_terms),
     "quote_deposit_reminder": Handler(quote_deposits.send_quote_deposit_reminder,
                                       filed_under="quote"),
+    "note": Handler(write_note, recheck=False),
 }
 assert set(HANDLERS) == set(get_args(ActionKind)), "one handler for every kind of action"

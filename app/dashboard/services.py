@@ -14,8 +14,20 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
 from collect import ledger, own_documents
+from collect.book import plan_record
+from rules.invoice import PaymentPlan as AgreedPlan
 from store.db import db
-from store.models import Action, AuditEvent, Contact, Invoice, Organisation, Payment, Task, User
+from store.models import (
+    Action,
+    AuditEvent,
+    Contact,
+    Invoice,
+    Organisation,
+    Payment,
+    PaymentPlan,
+    Task,
+    User,
+)
 
 BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
 DSO_DAYS = 90
@@ -158,7 +170,8 @@ def complete_task(org: Organisation, task_id: int, user: User, note: str,
         message = f"{task.title}: done by {user.email}" + (f". Note: {note}" if note else "")
         ledger.audit(db.session(), org.id, "task_done", message, at=now,
                      invoice_id=task.invoice_id, action_id=task.action_id,
-                     data={"task_id": task.id, "note": note})
+                     data={"task_id": task.id, "note": note, "title": task.title,
+                           "by": user.email})
     db.session.commit()
     return task
 
@@ -216,6 +229,14 @@ def invoice_timeline(org: Organisation, invoice_id: int
                                   payment.status))
     items.sort(key=lambda i: _sortable(i.at), reverse=True)
     return invoice, items, actions
+
+
+def active_plan(org: Organisation, invoice: Invoice) -> AgreedPlan | None:
+    """The invoice's payment plan in force, if any (days and amounts as planning reads them)."""
+    row = db.session.scalar(select(PaymentPlan).where(
+        PaymentPlan.org_id == org.id, PaymentPlan.invoice_id == invoice.id,
+        PaymentPlan.status == "active").order_by(PaymentPlan.id.desc()).limit(1))
+    return plan_record(row) if row is not None else None
 
 
 @dataclass(frozen=True)

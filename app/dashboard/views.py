@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from app.dashboard import services
+from app.formatting import money
 from app.organisations.services import may_in, organisation_for
-from collect import invoice_actions
+from collect import approvals, invoice_actions
 from collect.book import calendar_for
 from collect.customers import dashboard_credit
+from collect.payment_plans import PlanRefused
 from collect.plan import refresh_next_action
+from jobs.tasks import enqueue_action
 from store import clock
 from store.db import db
-from store.models import Invoice, User
+from store.models import Action, Invoice, Organisation, User
 
 blueprint = Blueprint("dashboard", __name__)
 
@@ -76,12 +81,22 @@ def invoice(org_id: int, invoice_id: int) -> str:
         found, timeline, actions = services.invoice_timeline(org, invoice_id)
     except LookupError:
         abort(404)
+    today = calendar_for(org).today(clock.now())
     return render_template("dashboard/invoice.html", org=org, invoice=found, timeline=timeline,
                            actions=actions, reference=services.provider_reference,
                            own=services.own_documents_of(org, found),
                            may_act=may_in(org, "dashboard.invoice_note"),
                            promise_max_days=invoice_actions.PROMISE_MAX_DAYS,
-                           today=calendar_for(org).today(clock.now()))
+                           pause_max_days=invoice_actions.PAUSE_MAX_DAYS,
+                           pause=invoice_actions.pause_in_force(db.session(), found, today),
+                           plan=services.active_plan(org, found),
+                           nonce=secrets.token_hex(16), plan_rows=PLAN_ROWS,
+                           first_pause_day=today + timedelta(days=1),
+                           last_pause_day=today + timedelta(days=invoice_actions.PAUSE_MAX_DAYS),
+                           today=today)
+
+
+PLAN_ROWS = 6  # instalment rows the page offers (the command line takes up to 60)
 
 
 # What an invoice's actions say when they will not take the input (nothing is saved).
@@ -89,6 +104,7 @@ REFUSALS = {
     "not_open": _l("This invoice has nothing left to pay."),
     "no_customer": _l("This invoice has no customer in the books."),
     "bad_date": _l("Please give the day the customer promised to pay by."),
+    "pause_bad_date": _l("Please give the day chasing resumes, or choose until resumed."),
     "date_past": _l("The promised day is in the past: choose today or a later day."),
     "date_far": _l("A promise may be at most %(days)s days ahead: agree a payment plan "
                    "instead."),
@@ -97,59 +113,149 @@ REFUSALS = {
     "reason_long": _l("Please keep the reason shorter."),
     "note_missing": _l("Please write the note."),
     "note_long": _l("A note may hold at most %(chars)s characters."),
+    "pause_reason_missing": _l("Please say why chasing is paused."),
+    "pause_past": _l("Chasing can only be paused until a day after today."),
+    "pause_far": _l("A pause may last at most %(pause_days)s days: exclude the customer "
+                    "instead."),
+    "not_paused": _l("Chasing of this invoice is not paused."),
+    "excluded": _l("The customer is excluded from collection: no reminder goes."),
+    "disputed": _l("The invoice is disputed: resolve the dispute before reminding."),
+    "own_document": _l("Dunwell does not chase a document it made."),
+    "paused": _l("Chasing is paused: resume it before sending a reminder."),
+    "promised": _l("The customer promised a day to pay: reminders wait until then."),
+    "closing": _l("A discount is being credited on this invoice: nothing is chased."),
+    "plan": _l("The invoice has a payment plan: its instalments are reminded on their days."),
+    "reminder_waiting": _l("A reminder for this invoice is already on its way."),
+    "no_step": _l("The policy has no further reminder that can reach this customer."),
+}
+PLAN_REFUSALS = {
+    "not_open": _l("This invoice has nothing left to pay."),
+    "plan_row": _l("Each instalment needs a day and an amount."),
+    "plan_empty": _l("Please give at least one instalment."),
+    "plan_count": _l("A plan has at most %(most)s instalments."),
+    "plan_order": _l("The instalments' days must be different and in order."),
+    "plan_past": _l("The first instalment cannot be before today."),
+    "plan_amount": _l("Each instalment must be an amount above zero in the invoice's currency."),
+    "plan_sum": _l("The instalments add up to %(total)s, but %(due)s is due: nothing was "
+                   "saved."),
 }
 DONE = {"promise": _l("Promise recorded: reminders wait until the promised day."),
         "dispute": _l("Invoice marked disputed: reminders and fees stop until it is resolved."),
-        "note": _l("Note added.")}
+        "note": _l("Note added. It is written to the invoice's history in the books."),
+        "pause": _l("Chasing paused."),
+        "resume": _l("Chasing resumed: the reminders go on from where they were."),
+        "remind": _l("The next reminder goes out now."),
+        "remind_held": _l("The next reminder waits for approval (safe mode)."),
+        "plan": _l("Payment plan agreed: its instalments are chased from now on.")}
+
+Act = Callable[[Session, Organisation, Invoice, User, date, datetime], list[Action] | None]
 
 
-def _act(org_id: int, invoice_id: int, done: str,
-         act: Callable[[Session, Invoice, User, date, datetime], None]) -> Response:
+def _act(org_id: int, invoice_id: int, done: str, act: Act) -> Response:
     """The common frame of an invoice action: the invoice, the input, the ledger's next
-    action, one commit; refused input is rolled back and said in plain words."""
+    action, one commit, then a job for each action it planned (an action held for approval
+    in safe mode gets none); refused input is rolled back and said in plain words."""
     org = organisation_for(current_user, org_id)
-    try:
-        found, _timeline, _actions = services.invoice_timeline(org, invoice_id)
-    except LookupError:
-        abort(404)
     session = db.session()
+    found = session.scalar(select(Invoice).where(Invoice.org_id == org.id,
+                                                 Invoice.id == invoice_id))
+    if found is None:
+        abort(404)
     now = clock.now()
+    back = url_for("dashboard.invoice", org_id=org.id, invoice_id=invoice_id)
     try:
-        act(session, found, current_user, calendar_for(org).today(now), now)
+        planned = act(session, org, found, current_user, calendar_for(org).today(now), now)
     except invoice_actions.ActionRefused as refused:
         session.rollback()
         flash(str(REFUSALS.get(refused.code, REFUSALS["bad_amount"])) % {
             "days": invoice_actions.PROMISE_MAX_DAYS,
-            "chars": invoice_actions.MAX_NOTE_CHARS}, "error")
-        return redirect(url_for("dashboard.invoice", org_id=org.id, invoice_id=invoice_id)
-                        + "#act", code=303)
+            "chars": invoice_actions.MAX_NOTE_CHARS,
+            "pause_days": invoice_actions.PAUSE_MAX_DAYS}, "error")
+        return redirect(back + "#act", code=303)
+    except PlanRefused as refused:
+        session.rollback()
+        params = dict(refused.params)
+        for key in ("total", "due"):
+            if key in params:
+                params[key] = money(params[key], found.currency)  # type: ignore[arg-type]
+        flash(str(PLAN_REFUSALS.get(refused.code, PLAN_REFUSALS["plan_row"])) % params,
+              "error")
+        return redirect(back + "#plan-form", code=303)
+    to_send = approvals.hold_in_safe_mode(session, org, planned or [], now) \
+        if done == "remind" else list(planned or [])
     refresh_next_action(session, org, now, [found.id])
     session.commit()
-    flash(str(DONE[done]), "success")
-    return redirect(url_for("dashboard.invoice", org_id=org.id, invoice_id=invoice_id),
-                    code=303)
+    for action in to_send:
+        enqueue_action(action)
+    flash(str(DONE["remind_held" if done == "remind" and not to_send else done]), "success")
+    return redirect(back, code=303)
 
 
 @blueprint.route("/orgs/<int:org_id>/invoices/<int:invoice_id>/promise", methods=["POST"])
 @login_required
 def invoice_promise(org_id: int, invoice_id: int) -> Response:
-    return _act(org_id, invoice_id, "promise",
-                lambda session, invoice, user, today, now: invoice_actions.record_promise(
-                    session, invoice, user, request.form.get("pay_by"),
-                    request.form.get("amount"), today, now))
+    def act(session: Session, _org: Organisation, invoice: Invoice, user: User, today: date,
+            now: datetime) -> None:
+        invoice_actions.record_promise(session, invoice, user, request.form.get("pay_by"),
+                                       request.form.get("amount"), today, now)
+    return _act(org_id, invoice_id, "promise", act)
 
 
 @blueprint.route("/orgs/<int:org_id>/invoices/<int:invoice_id>/dispute", methods=["POST"])
 @login_required
 def invoice_dispute(org_id: int, invoice_id: int) -> Response:
-    return _act(org_id, invoice_id, "dispute",
-                lambda session, invoice, user, _today, now: invoice_actions.mark_disputed(
-                    session, invoice, user, request.form.get("reason"), now))
+    def act(session: Session, _org: Organisation, invoice: Invoice, user: User, _today: date,
+            now: datetime) -> None:
+        invoice_actions.mark_disputed(session, invoice, user, request.form.get("reason"), now)
+    return _act(org_id, invoice_id, "dispute", act)
 
 
 @blueprint.route("/orgs/<int:org_id>/invoices/<int:invoice_id>/note", methods=["POST"])
 @login_required
 def invoice_note(org_id: int, invoice_id: int) -> Response:
-    return _act(org_id, invoice_id, "note",
-                lambda session, invoice, user, _today, now: invoice_actions.add_note(
-                    session, invoice, user, request.form.get("note"), now))
+    def act(session: Session, _org: Organisation, invoice: Invoice, user: User, _today: date,
+            now: datetime) -> list[Action]:
+        action = invoice_actions.add_note(session, invoice, user, request.form.get("note"),
+                                          now, request.form.get("nonce"))
+        return [action] if action is not None else []
+    return _act(org_id, invoice_id, "note", act)
+
+
+@blueprint.route("/orgs/<int:org_id>/invoices/<int:invoice_id>/pause", methods=["POST"])
+@login_required
+def invoice_pause(org_id: int, invoice_id: int) -> Response:
+    def act(session: Session, _org: Organisation, invoice: Invoice, user: User, today: date,
+            now: datetime) -> None:
+        until = request.form.get("until") if request.form.get("how") != "resumed" else ""
+        invoice_actions.pause(session, invoice, user, until, request.form.get("reason"),
+                              today, now)
+    return _act(org_id, invoice_id, "pause", act)
+
+
+@blueprint.route("/orgs/<int:org_id>/invoices/<int:invoice_id>/resume", methods=["POST"])
+@login_required
+def invoice_resume(org_id: int, invoice_id: int) -> Response:
+    def act(session: Session, _org: Organisation, invoice: Invoice, user: User, today: date,
+            now: datetime) -> None:
+        invoice_actions.resume(session, invoice, user, today, now)
+    return _act(org_id, invoice_id, "resume", act)
+
+
+@blueprint.route("/orgs/<int:org_id>/invoices/<int:invoice_id>/remind", methods=["POST"])
+@login_required
+def invoice_remind(org_id: int, invoice_id: int) -> Response:
+    def act(session: Session, org: Organisation, invoice: Invoice, user: User, _today: date,
+            now: datetime) -> list[Action]:
+        return [invoice_actions.send_next_reminder(session, org, invoice, user, now)]
+    return _act(org_id, invoice_id, "remind", act)
+
+
+@blueprint.route("/orgs/<int:org_id>/invoices/<int:invoice_id>/plan", methods=["POST"])
+@login_required
+def invoice_plan(org_id: int, invoice_id: int) -> Response:
+    def act(session: Session, org: Organisation, invoice: Invoice, user: User, _today: date,
+            now: datetime) -> None:
+        invoice_actions.agree_plan(session, org, invoice, user,
+                                   request.form.getlist("instalment_day"),
+                                   request.form.getlist("instalment_amount"), now)
+    return _act(org_id, invoice_id, "plan", act)

@@ -100,19 +100,24 @@ def test_bad_input_is_refused_in_plain_words_and_saves_nothing(app, path, form, 
     assert _counts(app, invoice_id) == before
 
 
-def test_a_viewer_sees_no_action_and_is_refused(app) -> None:  # type: ignore[no-untyped-def]
+def signed_in_viewer(app, org_id: int):  # type: ignore[no-untyped-def]
+    """A viewer of the organisation, signed in."""
     from store.db import db
     from store.models import Membership, User
 
-    book = listing.craft_book(app)
     create_user(app, "viewer@example.com", PASSWORD)
     with app.app_context():
         user_id = db.session.scalar(select(User.id).where(User.email == "viewer@example.com"))
-        db.session.add(Membership(user_id=user_id, org_id=book.org_id, role="viewer"))
+        db.session.add(Membership(user_id=user_id, org_id=org_id, role="viewer"))
         db.session.commit()
+    return _signed_in(app, "viewer@example.com")
+
+
+def test_a_viewer_sees_no_action_and_is_refused(app) -> None:  # type: ignore[no-untyped-def]
+    book = listing.craft_book(app)
     invoice_id = book.ids["INV-002"]
     base = f"/orgs/{book.org_id}/invoices/{invoice_id}"
-    client = _signed_in(app, "viewer@example.com")
+    client = signed_in_viewer(app, book.org_id)
     page = client.get(base)
     assert page.status_code == 200 and 'id="act"' not in page.text
     token = flows.csrf_token(page.text)
