@@ -13,6 +13,7 @@ from app.config import INSTANCE_DIR, Config
 from app.connections.views import blueprint as connections
 from app.customers.views import blueprint as customers
 from app.dashboard.views import blueprint as dashboard
+from app.events import init_events
 from app.extensions import babel, csrf, init_database, login_manager
 from app.health import init_operations
 from app.languages import init_languages
@@ -64,6 +65,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.login_message = "Please sign in to continue."
 
     init_languages(app, babel)
+    init_events(app)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -80,7 +80,8 @@ def set_safe_mode(session: Session, org: Organisation, user: User, on: bool,
     ledger.audit(session, org.id, "safe_mode",
                  f"Safe mode turned {'on' if on else 'off'} by {user.email}"
                  + ("" if on or not waiting else
-                    f"; {waiting} action(s) still wait for approval"), at=now)
+                    f"; {waiting} action(s) still wait for approval"), at=now,
+                 data={"on": on, "by": user.email, "waiting": waiting})
 
 
 def count_awaiting(session: Session, org: Organisation) -> int:
@@ -115,7 +116,8 @@ def approve(session: Session, org: Organisation, user: User, now: datetime,
     invoice right before writing, as always."""
     approved = _waiting(session, org, action_ids)
     for action in approved:
-        ledger.approve(session, action, now, f"Approved by {user.email}: {action.reason}")
+        ledger.approve(session, action, now, f"Approved by {user.email}: {action.reason}",
+                       by=user.email)
     session.commit()
     if not approved:
         return approved

@@ -204,7 +204,8 @@ def record_terms_recommendations(session: Session, org: Organisation, policy: Po
                 f" instead of {change.due_date}); change it in the books",
                 at=now, invoice_id=change.invoice_id,
                 data={"recommended_due": change.recommended_due.isoformat(),
-                      "due_date": change.due_date.isoformat()})
+                      "due_date": change.due_date.isoformat(), "contact": credit.contact.name,
+                      "days": policy.terms_on_hold.due_in_days, "because": change.because})
             log.info("org %s invoice %s: shorter terms recommended", org.id, change.invoice_id)
             told += 1
     return told

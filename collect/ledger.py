@@ -85,6 +85,15 @@ def audit(session: Session, org_id: int, kind: str, message: str, *, at: datetim
                            invoice_id=invoice_id, action_id=action_id, data=data))
 
 
+def about(action: Action | PlannedAction) -> dict[str, Any]:
+    """An action's event parameters: what app/events.py words it from in the reader's
+    language (its kind, the reminder's step, the amount, the channel)."""
+    return {"key": action.key, "action": action.kind, "step": action.step_index,
+            "steps": action.step_count, "channel": action.channel,
+            "amount": None if action.amount is None else str(action.amount),
+            "currency": action.currency}
+
+
 def history(session: Session, invoice_ids: Iterable[int]) -> dict[int, list[PastAction]]:
     """What the ledger holds per invoice, in the shape rules/ reads.
 
@@ -143,7 +152,8 @@ def _plan_again(session: Session, existing: Action, planned: PlannedAction, invo
     existing.planned_amount_due = invoice.amount_due
     existing.result = None
     audit(session, invoice.org_id, "action_replanned", f"Planned again: {planned.reason}",
-          at=now, invoice_id=invoice.id, action_id=existing.id)
+          at=now, invoice_id=invoice.id, action_id=existing.id,
+          data=about(existing))
     return True
 
 
@@ -373,14 +383,17 @@ def hold(session: Session, action: Action, now: datetime, message: str) -> None:
     """The action waits for the owner's approval (safe mode, or an organisation in review)."""
     action.status, action.updated_at = ActionStatus.AWAITING_APPROVAL, now
     audit(session, action.org_id, "action_awaiting", message, at=now,
-          invoice_id=action.invoice_id, action_id=action.id)
+          invoice_id=action.invoice_id, action_id=action.id,
+          data=about(action))
 
 
-def approve(session: Session, action: Action, now: datetime, message: str) -> None:
+def approve(session: Session, action: Action, now: datetime, message: str,
+            by: str | None = None) -> None:
     """The owner approved a waiting action: planned again, to be sent."""
     action.status, action.updated_at = ActionStatus.PLANNED, now
     audit(session, action.org_id, "action_approved", message, at=now,
-          invoice_id=action.invoice_id, action_id=action.id)
+          invoice_id=action.invoice_id, action_id=action.id,
+          data={**about(action), "by": by})
 
 
 def hand_back(action: Action, now: datetime) -> None:
@@ -399,7 +412,7 @@ def end_unsent(session: Session, action: Action, now: datetime, message: str, re
     action.result = {**(action.result or {}), "reason": reason, **details}
     audit(session, action.org_id, "action_skipped", message, at=now,
           invoice_id=action.invoice_id, action_id=action.id,
-          data={"key": action.key, "reason": reason, **details})
+          data={**about(action), "reason": reason, **details})
 
 
 def end_unclaimed(session: Session, action: Action, now: datetime, message: str, reason: str,
@@ -415,7 +428,7 @@ def end_unclaimed(session: Session, action: Action, now: datetime, message: str,
     if taken:
         audit(session, action.org_id, "action_skipped", message, at=now,
               invoice_id=action.invoice_id, action_id=action.id,
-              data={"key": action.key, "reason": reason, **details})
+              data={**about(action), "reason": reason, **details})
     return taken
 
 
@@ -433,7 +446,7 @@ def finish(session: Session, action: Action, status: str, message: str, now: dat
         action.finished_at = now
     audit(session, action.org_id, f"action_{status}", message, at=now,
           invoice_id=action.invoice_id, action_id=action.id,
-          data={"key": action.key, **(result or {})})
+          data={**about(action), **(result or {}), **({"error": error} if error else {})})
     count_when_committed(session, action.kind, status, result)
     session.info.setdefault(OUTCOMES, []).append(
         ("org %s invoice %s action %s: %s (%s)", action.org_id, action.invoice_id,

@@ -162,7 +162,8 @@ def save_text(session: Session, org: Organisation, user: User, language: str, to
     row.subject, row.body = subject.strip(), body.replace("\r\n", "\n")
     row.updated_by, row.updated_at = user.id, now
     ledger.audit(session, org.id, "template_saved",
-                 f"Reminder text ({language}, {tone}) saved by {user.email}", at=now)
+                 f"Reminder text ({language}, {tone}) saved by {user.email}", at=now,
+                 data={"language": language, "tone": tone, "by": user.email})
     return row
 
 
@@ -177,7 +178,7 @@ def reset_text(session: Session, org: Organisation, user: User, language: str, t
     if gone:
         ledger.audit(session, org.id, "template_reset",
                      f"Reminder text ({language}, {tone}) reset to the default by {user.email}",
-                     at=now)
+                     at=now, data={"language": language, "tone": tone, "by": user.email})
     return bool(gone)
 
 
@@ -248,7 +249,8 @@ def test_send(session: Session, org: Organisation, user: User, language: str, to
                           f"The test was not sent ({exc}); try again in a minute.") from exc
     ledger.audit(session, org.id, "template_test",
                  f"Test of the {tone} reminder text ({language}) sent to {user.email}", at=now,
-                 invoice_id=invoice_id)
+                 invoice_id=invoice_id, data={"language": language, "tone": tone,
+                                              "by": user.email})
     session.commit()
     log.info("org %s: test reminder text (%s, %s) sent to the signed-in user", org.id,
              language, tone)

@@ -106,7 +106,7 @@ def rotate(session: Session, contact: Contact, now: datetime) -> PortalAccess:
     access.rotated_at = now
     session.add(AuditEvent(org_id=contact.org_id, kind="portal_link_rotated", at=now,
                            message=f"Portal link of {contact.name} replaced; older links no"
-                                   " longer work"))
+                                   " longer work", data={"contact": contact.name}))
     return access
 
 
@@ -157,7 +157,8 @@ def set_limits(session: Session, org_id: int, instalments: int, days: int,
     found.plan_max_instalments, found.plan_max_days = instalments, days
     session.add(AuditEvent(org_id=org_id, kind="portal_limits", at=now,
                            message=f"Plan requests in the portal: up to {instalments}"
-                                   f" instalments within {days} days"))
+                                   f" instalments within {days} days",
+                           data={"instalments": instalments, "days": days}))
     return found
 
 
@@ -240,7 +241,8 @@ def promise(session: Session, contact: Contact, invoice: Invoice, pay_by: date,
     _log(session, invoice, "promise_made",
          f"{contact.name} promised to pay {invoice.currency} {amount} of {invoice.number}"
          f" by {pay_by}; reminders wait until then", now,
-         {"promise_id": row.id, "pay_by": pay_by.isoformat(), "amount": str(amount)})
+         {"promise_id": row.id, "pay_by": pay_by.isoformat(), "amount": str(amount),
+          "currency": invoice.currency, "number": invoice.number, "contact": contact.name})
     return row
 
 
@@ -280,7 +282,8 @@ def settle_promises(session: Session, org_id: int, today: date, now: datetime) -
         _log(session, invoice, f"promise_{row.status}",
              f"Promise to pay {invoice.number} by {row.pay_by}: "
              + ("kept" if kept else "broken; a follow-up goes out"), now,
-             {"promise_id": row.id})
+             {"promise_id": row.id, "number": invoice.number,
+              "pay_by": row.pay_by.isoformat()})
         changed += 1
     return changed
 
@@ -325,7 +328,8 @@ def dispute(session: Session, contact: Contact, invoice: Invoice, reason: str,
     session.flush()
     _log(session, invoice, "dispute_opened",
          f"{contact.name} disputes {invoice.number}: reminders and fees stop until it is"
-         f" resolved", now, {"dispute_id": row.id, "attachment": bool(content)})
+         f" resolved", now, {"dispute_id": row.id, "attachment": bool(content),
+                             "contact": contact.name, "number": invoice.number})
     return row
 
 
@@ -342,7 +346,7 @@ def resolve_dispute(session: Session, row: InvoiceDispute, user_id: int | None,
     invoice.disputed = still_open is not None
     _log(session, invoice, "dispute_resolved",
          f"Dispute of {invoice.number} resolved; chasing resumes", now,
-         {"dispute_id": row.id})
+         {"dispute_id": row.id, "number": invoice.number})
 
 
 def request_plan(session: Session, contact: Contact, invoice: Invoice, instalments: int,
@@ -369,7 +373,9 @@ def request_plan(session: Session, contact: Contact, invoice: Invoice, instalmen
     _log(session, invoice, "plan_requested",
          f"{contact.name} asks to pay {invoice.number} in {instalments} instalments every"
          f" {every_days} days from {first_on}; waiting for the owner", now,
-         {"plan_request_id": row.id})
+         {"plan_request_id": row.id, "contact": contact.name, "number": invoice.number,
+          "instalments": instalments, "every_days": every_days,
+          "first_on": first_on.isoformat()})
     return row
 
 
@@ -389,7 +395,8 @@ def decide_plan(session: Session, row: PlanRequest, approve: bool, user_id: int 
     invoice = session.get(Invoice, row.invoice_id)
     assert invoice is not None
     _log(session, invoice, f"plan_request_{row.status}",
-         f"Plan request for {invoice.number} {row.status}", now, {"plan_request_id": row.id})
+         f"Plan request for {invoice.number} {row.status}", now,
+         {"plan_request_id": row.id, "number": invoice.number})
 
 
 def tell_owners(session: Session, invoice: Invoice, what: str, detail: str) -> int:

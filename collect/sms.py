@@ -143,7 +143,7 @@ def _fall_back(effect: Effect, reason: str, number: str | None = None) -> str:
                      f"{effect.invoice.number}: no text ({reason.replace('_', ' ')}); "
                      "the reminder goes by email", at=effect.now,
                      invoice_id=effect.invoice.id, action_id=effect.action.id,
-                     data={"reason": reason})
+                     data={"reason": reason, "number": effect.invoice.number})
         effect.session.commit()
     log.info("org %s action %s: no text (%s); by email", effect.action.org_id, effect.action.key,
              reason)
@@ -266,7 +266,7 @@ def record_reply(session: Session, org_id: int, number: str, meaning: str, keywo
     ledger.audit(session, org_id, "sms_opt_out" if out else "sms_opt_in",
                  f"{mask(number)} replied {keyword}: "
                  + ("no more texts to this number" if out else "texts may go to it again"),
-                 at=now, data={"number": number})
+                 at=now, data={"number": number, "masked": mask(number), "keyword": keyword})
 
 
 def orgs_texting(session: Session, number: str) -> list[int]:

@@ -262,7 +262,9 @@ def tell_owners_to_reconnect(session: Session, grant_id: int, connections: list[
                    f"{connection.tenant_name or 'this organisation'}; reminders and fees are "
                    f"paused until an owner reconnects it.")
         session.add(AuditEvent(org_id=connection.org_id, kind="needs_reconnect",
-                               message=message, at=now, data={"grant_id": grant_id}))
+                               message=message, at=now,
+                               data={"grant_id": grant_id, "provider": provider,
+                                     "tenant": connection.tenant_name or ""}))
         owners = session.scalars(
             select(User.email).join(Membership, Membership.user_id == User.id)
             .where(Membership.org_id == connection.org_id, Membership.role == "owner")).all()

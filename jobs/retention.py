@@ -109,7 +109,9 @@ def purge_organisation(org_id: int) -> dict[str, Any]:
                  "Synced data deleted after the disconnect: "
                  f"{counts.get('invoices', 0)} invoices, {counts.get('contacts', 0)} contacts, "
                  f"{counts.get('payments', 0)} payments, {counts.get('actions', 0)} actions. "
-                 "This activity log is kept.", at=now, data={"deleted": counts})
+                 "This activity log is kept.", at=now,
+                 data={"deleted": counts, **{k: counts.get(k, 0) for k in
+                                             ("invoices", "contacts", "payments", "actions")}})
     session.commit()
     log.info("org %s: synced data deleted (%s)", org_id, counts)
     return {"deleted": True, "counts": counts}

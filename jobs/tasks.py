@@ -109,7 +109,7 @@ def _record_sync_failure(run_id: int, org_id: int, exc: Exception, api_calls: in
                     status="needs_reconnect", last_error=str(exc)[:500]))
             if not isinstance(exc, RateLimited):  # the budget refills: a wait, not a failure
                 ledger.audit(session, org_id, "sync_failed", f"Sync failed: {exc}",
-                             at=clock.now())
+                             at=clock.now(), data={"error": str(exc)[:500]})
             session.commit()
     except SQLAlchemyError as db_exc:
         log.warning("org %s: sync run %s not marked failed (%s); the sweeper ends it", org_id,
@@ -178,7 +178,10 @@ def _sync_org(session: Session, org: Organisation, connection: Connection,
             f"{result.mode.capitalize()} sync: {result.counts.get('invoices', 0)} invoices, "
             f"{result.counts.get('contacts', 0)} contacts, "
             f"{result.counts.get('payments', 0)} payments read in {result.api_calls} API calls",
-            at=now, data={"counts": result.counts})
+            at=now, data={"counts": result.counts, "mode": result.mode,
+                          "api_calls": result.api_calls,
+                          **{k: result.counts.get(k, 0)
+                             for k in ("invoices", "contacts", "payments")}})
     session.commit()
     if result.mode == "full":
         schedule_daily_run(org.id)  # the organisation's zone is known now
@@ -203,7 +206,8 @@ def plan_org(org_id: int) -> int:
     actions = plan.plan_org(session, org, now)
     for action in actions:
         ledger.audit(session, org.id, "action_planned", f"Planned: {action.reason}",
-                     at=now, invoice_id=action.invoice_id, action_id=action.id)
+                     at=now, invoice_id=action.invoice_id, action_id=action.id,
+                     data=ledger.about(action))
     to_send = approvals.hold_in_safe_mode(session, org, actions, now)
     session.commit()
     fee_batches.run_for_org(org.id)  # fee invoices many to a call; their jobs find them done
@@ -287,7 +291,8 @@ def _tell_owner_daily_limit(org: Organisation, now: datetime) -> None:
                                       "The provider")
         ledger.audit(db.session(), org.id, "daily_limit",
                      f"{provider}'s daily API limit for this organisation is spent; the remaining "
-                     "reminders wait and go out when it refills.", at=now)
+                     "reminders wait and go out when it refills.", at=now,
+                     data={"provider": provider})
         db.session.commit()
 
 
@@ -433,7 +438,7 @@ def _connection_lost(org: Organisation, connection: Connection, exc: Configurati
     provider = PROVIDER_NAMES.get(connection.provider, connection.provider)
     ledger.audit(db.session(), org.id, "connection_lost",
                  f"{provider} refused Dunwell during the {what} ({exc}); reconnect to resume.",
-                 at=clock.now())
+                 at=clock.now(), data={"provider": provider})
     db.session.commit()
     log.warning("org %s: %s connection lost during the %s: %s", org.id, connection.provider,
                 what, exc)
@@ -494,7 +499,7 @@ def reconcile_org(org_id: int, local_day: str | None = None) -> dict[str, Any]:
         ledger.audit(session, org.id, "reconcile",
                      f"Nightly reconcile: {missed} change(s) webhooks missed"
                      + (f" (invoices {shown})" if missed and shown else ""),
-                     at=clock.now(), data=found)
+                     at=clock.now(), data={**found, "missed": missed})
         session.commit()
         if missed:
             plan_org(org_id)

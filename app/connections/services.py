@@ -91,12 +91,13 @@ def _attach(user: User, grant: Grant, provider: str, tenant_id: str, tenant_name
     if connection.purge_after is not None:
         ledger.audit(session, org.id, "deletion_cancelled",
                      "Reconnected within the grace period: the synced data is kept",
-                     at=clock.now())
+                     at=clock.now(), data={})
     connection.disconnected_at = connection.purge_after = connection.purged_at = None
     session.flush()
     ledger.audit(session, org.id, "connected",
                  f"{user.email} connected {PROVIDER_NAMES[provider]} organisation {tenant_name}",
-                 at=clock.now())
+                 at=clock.now(), data={"by": user.email, "provider": PROVIDER_NAMES[provider],
+                                       "tenant": tenant_name})
     return org
 
 
@@ -252,7 +253,9 @@ def disconnect(org: Organisation) -> None:
     ledger.audit(session, org.id, "disconnected",
                  f"Disconnected from {PROVIDER_NAMES[connection.provider]}; the synced data "
                  f"will be deleted after {connection.purge_after.date().isoformat()} (UTC) "
-                 "unless the organisation is reconnected", at=now)
+                 "unless the organisation is reconnected", at=now,
+                 data={"provider": PROVIDER_NAMES[connection.provider],
+                       "purge_after": connection.purge_after.date().isoformat()})
     session.commit()
 
 
@@ -271,7 +274,8 @@ def delete_now(org: Organisation, user: User) -> None:
     now = clock.now()
     connection.purge_after = now
     ledger.audit(db.session(), org.id, "deletion_requested",
-                 f"{user.email} asked for the synced data to be deleted now", at=now)
+                 f"{user.email} asked for the synced data to be deleted now", at=now,
+                 data={"by": user.email})
     db.session.commit()
     retention.enqueue_purge(org.id)
 

@@ -58,7 +58,8 @@ def invite(org: Organisation, inviter: User, email: str, role: str,
                             invited_by=inviter.id, created_at=now,
                             expires_at=now + timedelta(days=INVITATION_DAYS))
     db.session.add(invitation)
-    ledger.audit(db.session(), org.id, "invited", f"{inviter.email} invited a new {role}", at=now)
+    ledger.audit(db.session(), org.id, "invited", f"{inviter.email} invited a new {role}", at=now,
+                 data={"by": inviter.email, "role": role})
     db.session.commit()
     link = url_for("auth.invitation", token=token, _external=True)
     emailed = False
@@ -85,7 +86,8 @@ def revoke_invitation(org: Organisation, revoker: User, invitation_id: int,
         raise LookupError(invitation_id)
     db.session.delete(invitation)
     ledger.audit(db.session(), org.id, "invitation_revoked",
-                 f"{revoker.email} withdrew the invitation of {invitation.email}", at=now)
+                 f"{revoker.email} withdrew the invitation of {invitation.email}", at=now,
+                 data={"by": revoker.email, "email": invitation.email})
     db.session.commit()
     return invitation
 
@@ -108,7 +110,8 @@ def accept(invitation: Invitation, user: User, now: datetime) -> Organisation:
                                   role=invitation.role))
     invitation.accepted_at = now
     ledger.audit(db.session(), invitation.org_id, "joined",
-                 f"{user.email} joined as {invitation.role}", at=now)
+                 f"{user.email} joined as {invitation.role}", at=now,
+                 data={"by": user.email, "role": invitation.role})
     db.session.commit()
     org = db.session.get(Organisation, invitation.org_id)
     assert org is not None
@@ -142,7 +145,8 @@ def change_role(org: Organisation, changer: User, user_id: int, role: str,
     before, membership.role = membership.role, role
     ledger.audit(db.session(), org.id, "role_changed",
                  f"{changer.email} changed {user.email} from {before} to {role}", at=now,
-                 data={"user_id": user_id, "by": changer.id, "from": before, "to": role})
+                 data={"user_id": user_id, "by": changer.id, "from": before, "to": role,
+                       "changer": changer.email, "member": user.email})
     db.session.commit()
     return user
 
@@ -178,7 +182,8 @@ def remove_member(org: Organisation, remover: User, user_id: int, now: datetime)
                  f"{remover.email} removed {user.email} ({membership.role})"
                  + (f"; {len(tokens)} API token(s) they made revoked" if tokens else ""),
                  at=now, data={"user_id": user_id, "role": membership.role,
-                               "revoked_tokens": [t.id for t in tokens]})
+                               "revoked_tokens": [t.id for t in tokens],
+                               "remover": remover.email, "member": user.email})
     db.session.commit()
     log.info("org %s: member %s removed by %s, %d token(s) revoked, %d session(s) ended",
              org.id, user_id, remover.id, len(tokens), ended)
@@ -201,7 +206,7 @@ def new_api_token(org: Organisation, user: User, name: str, now: datetime) -> st
     db.session.add(ApiToken(org_id=org.id, name=name, token_hash=digest(secret),
                             created_by=user.id, created_at=now))
     ledger.audit(db.session(), org.id, "api_token", f"{user.email} made API token {name!r}",
-                 at=now)
+                 at=now, data={"by": user.email, "name": name})
     db.session.commit()
     return secret
 

@@ -8,12 +8,12 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import abort
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import load_only
 
 from app.access import may, role_in
+from app.events import ACTION_KINDS
 from collect import invoice_list
 from collect.providers import PROVIDER_NAMES
 from store.db import db
@@ -101,15 +101,11 @@ def overview(org: Organisation, now_local: datetime,
                     tasks=tasks, documents=documents)
 
 
-# The kinds of action the list may be narrowed to, as the collector knows them.
-NEXT_KIND_LABELS = {
-    "reminder": _l("Reminder"), "fee": _l("Late fee"), "interest": _l("Interest"),
-    "compensation": _l("Compensation"), "discount": _l("Early-payment discount"),
-    "plan_instalment": _l("Instalment reminder"), "call_task": _l("Phone call"),
-    "stop_service": _l("Stop service"), "demand_letter": _l("Final demand"),
-    "agency_case": _l("Collections agency"), "statement": _l("Statement"),
-    "deposit_reminder": _l("Deposit reminder"), "retainer_top_up": _l("Retainer top-up"),
-    "terms_change": _l("Terms change")}
+# The kinds of action the list may be narrowed to, worded as everywhere else (app/events.py).
+NEXT_KIND_LABELS = {kind: ACTION_KINDS[kind] for kind in (
+    "reminder", "fee", "interest", "compensation", "discount", "plan_instalment", "call_task",
+    "stop_service", "demand_letter", "agency_case", "statement", "deposit_reminder",
+    "retainer_top_up", "terms_change")}
 
 
 def invoices(org: Organisation, args: Mapping[str, str], now: datetime

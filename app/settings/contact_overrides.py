@@ -135,7 +135,8 @@ def save(session: Session, org: Organisation, checked: ContactForm, now: datetim
     contact.is_business = checked.values["is_business"]
     contact.policy_overrides = checked.overrides or None
     ledger.audit(session, org.id, "contact_settings",
-                 f"Collection settings changed for contact {contact.id}", at=now)
+                 f"Collection settings changed for contact {contact.id}", at=now,
+                 data={"contact_id": contact.id})
     ids = session.scalars(select(Invoice.id).where(Invoice.org_id == org.id,
                                                    Invoice.contact_id == contact.id)).all()
     refresh_next_action(session, org, now, list(ids))

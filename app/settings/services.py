@@ -303,7 +303,7 @@ def save_policy(org: Organisation, by: User | str, policy: Policy, now: datetime
     who = by if isinstance(by, str) else by.email
     ledger.audit(session, org.id, "policy_saved",
                  f"Collection policy version {row.version} saved by {who}", at=now,
-                 data={"version": row.version, "previous": previous})
+                 data={"version": row.version, "previous": previous, "by": who})
     refresh_next_action(session, org, now)
     session.commit()
     return row.version
@@ -367,7 +367,8 @@ def save_contact_settings(org: Organisation, contact_id: int, form: Mapping[str,
     contact.language = language or None
     contact.is_business = kind == "business"
     ledger.audit(db.session(), org.id, "contact_settings",
-                 f"Collection settings changed for contact {contact.id}", at=now)
+                 f"Collection settings changed for contact {contact.id}", at=now,
+                 data={"contact_id": contact.id})
     ids = db.session.scalars(select(Invoice.id).where(Invoice.org_id == org.id,
                                                       Invoice.contact_id == contact.id)).all()
     refresh_next_action(db.session(), org, now, ids)

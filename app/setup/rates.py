@@ -68,7 +68,7 @@ def decide(session: Session, org: Organisation, user: User, jurisdiction: str, s
     ledger.audit(session, org.id, "rate_confirmed",
                  f"{user.email} {what} for {found.start}..{found.end}", at=now,
                  data={"jurisdiction": jurisdiction, "from": found.start.isoformat(),
-                       "to": found.end.isoformat(), "choice": choice})
+                       "to": found.end.isoformat(), "choice": choice, "by": user.email})
     refresh_next_action(session, org, now)
     session.commit()
     log.info("org %s: %s statutory rate for %s decided (%s)", org.id, jurisdiction, start,

@@ -163,6 +163,6 @@ def verify_and_save(session: Session, org: Organisation, user: User,
     where = f"{server.host}:{server.port}" if server else "the relay"
     ledger.audit(session, org.id, "sender_verified",
                  f"{user.email} set up the sender ({where}); a test reached the mail server",
-                 at=now)
+                 at=now, data={"by": user.email, "where": where})
     session.commit()
     return sender

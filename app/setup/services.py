@@ -194,7 +194,9 @@ def go_live(session: Session, org: Organisation, by: User | str, now: datetime, 
     who = by if isinstance(by, str) else by.email
     ledger.audit(session, org.id, "went_live",
                  f"{who} went live{' with approvals' if approvals else ''}{fees}",
-                 at=now, data={"charge_earlier": charge_earlier, "approvals": approvals})
+                 at=now, data={"charge_earlier": charge_earlier, "approvals": approvals,
+                               "by": who, "fees": bool(policy.late_fees),
+                               "fees_from": today.isoformat()})
     refresh_next_action(session, org, now)
     session.commit()
     log.info("org %s: live (approvals %s)", org.id, approvals)

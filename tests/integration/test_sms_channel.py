@@ -166,7 +166,8 @@ def test_no_text_to_a_landline_or_unparseable_number_the_step_emails(  # type: i
         assert emails("xero", box, connected.tenant_id) == [action.invoice.provider_id]
         logged = db.session.scalars(select(AuditEvent).where(
             AuditEvent.kind == "sms_fallback")).one()
-        assert logged.data == {"reason": reason} and logged.action_id == action.id
+        assert logged.data == {"reason": reason, "number": action.invoice.number}
+        assert logged.action_id == action.id
     assert twilio[0].messages == {}
 
 

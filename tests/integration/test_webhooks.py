@@ -440,7 +440,7 @@ def test_the_nightly_reconcile_counts_what_webhooks_missed(hooked, connected, sa
         again = reconcile_org(connected.org_id, "2026-11-25")
         assert again["missed"] == 0
     page = connected.http.get(f"{web.url}/orgs/{connected.org_id}")
-    assert "Nightly reconcile: 1 change(s) webhooks missed" in page.text
+    assert "Nightly reconcile: changes webhooks missed: 1 (invoices " in page.text
 
 
 def test_a_connection_removed_in_xero_is_detected_and_shown(hooked, connected, sandbox, web
