@@ -8,6 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
@@ -15,12 +16,14 @@ from sqlalchemy.orm import selectinload
 
 from collect import ledger, own_documents
 from collect.book import plan_record
+from collect.plan import foresee
 from rules.invoice import PaymentPlan as AgreedPlan
 from store.db import db
 from store.models import (
     Action,
     AuditEvent,
     Contact,
+    Document,
     Invoice,
     Organisation,
     Payment,
@@ -178,11 +181,22 @@ def complete_task(org: Organisation, task_id: int, user: User, note: str,
 
 @dataclass(frozen=True)
 class TimelineItem:
+    """One thing that happened to an invoice, as its page shows it."""
+
     at: datetime | date
     kind: str  # event | action | payment
-    title: str
+    title: str  # the event's or the action's kind, or "payment"
     detail: str
     status: str = ""
+    by: str = ""  # the person who did it (a collector's action), if a person did
+    channel: str = ""  # how a message went: provider_email | dunwell_email | sms | note ...
+    subject: str = ""  # the message exactly as it went out, where Dunwell wrote it
+    text: str = ""
+    amount: Decimal | None = None
+    currency: str = ""
+    period: tuple[date, date] | None = None  # a fee's or interest's period (its basis)
+    documents: tuple[tuple[int, str], ...] = ()  # (document id, file name): letters, cases
+    reference: str = ""  # what the provider answered
 
 
 def _sortable(moment: datetime | date) -> tuple[date, str]:
@@ -195,14 +209,44 @@ def provider_reference(action: Action) -> str:
     """What the provider answered, as the owner can look it up in the books."""
     result = action.result or {}
     parts = [f"{k}: {v}" for k, v in sorted(result.items())
-             if isinstance(v, str | int) and k not in ("reason",)]
+             if isinstance(v, str | int) and k not in ("reason", "sms_body")]
     return ", ".join(parts)
+
+
+def _action_item(action: Action, invoice: Invoice,
+                 documents: dict[int, list[tuple[int, str]]]) -> TimelineItem:
+    """An action with what went out: the channel it took (a text that fell back to email
+    says so), the exact words where Dunwell wrote them (its own email, a text, a letter), a
+    fee's amount and basis, the files it made, who asked for it."""
+    result, details = action.result or {}, action.details or {}
+    channel = action.channel or ""
+    if result.get("sms_fallback"):
+        channel = "provider_email"
+    found = result.get("message")
+    message: dict[str, Any] = found if isinstance(found, dict) else {}
+    text = str(message.get("text") or result.get("sms_body") or "")
+    if action.kind == "note":
+        channel, text = "note", str(details.get("note") or "")
+    period = None
+    if details.get("period_start") and details.get("period_end"):
+        period = (date.fromisoformat(str(details["period_start"])),
+                  date.fromisoformat(str(details["period_end"])))
+    return TimelineItem(
+        action.finished_at or action.scheduled_for, "action", action.kind,
+        action.reason or "", action.status,
+        by=str(details.get("sent_now_by") or details.get("by") or ""), channel=channel,
+        subject=str(message.get("subject") or ""), text=text,
+        amount=action.amount if action.kind in ("fee", "interest", "compensation",
+                                                "discount") else None,
+        currency=action.currency or invoice.currency, period=period,
+        documents=tuple(documents.get(action.id, ())), reference=provider_reference(action))
 
 
 def invoice_timeline(org: Organisation, invoice_id: int
                      ) -> tuple[Invoice, list[TimelineItem], list[Action]]:
-    """Everything that happened to one invoice: synced changes and other events, every action
-    with its provider reference, and every payment; newest first."""
+    """Everything that happened to one invoice: the activity log (syncs, approvals, promises,
+    disputes, pauses, notes, who did what), every action with what went out, and every
+    payment; newest first."""
     session = db.session()
     invoice = session.scalar(select(Invoice).where(Invoice.org_id == org.id,
                                                    Invoice.id == invoice_id)
@@ -212,23 +256,52 @@ def invoice_timeline(org: Organisation, invoice_id: int
     items: list[TimelineItem] = []
     for event in session.scalars(select(AuditEvent).where(
             AuditEvent.org_id == org.id, AuditEvent.invoice_id == invoice.id)):
-        items.append(TimelineItem(event.at, "event", event.kind.replace("_", " "),
-                                  event.message))
+        items.append(TimelineItem(event.at, "event", event.kind, event.message,
+                                  by=str((event.data or {}).get("by") or "")))
     actions = list(session.scalars(select(Action).where(
         Action.org_id == org.id, Action.invoice_id == invoice.id)
         .order_by(Action.scheduled_for, Action.id)))
-    for action in actions:
-        items.append(TimelineItem(action.finished_at or action.scheduled_for, "action",
-                                  action.kind.replace("_", " "), action.reason or "",
-                                  action.status))
+    documents: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for document_id, action_id, filename in session.execute(
+            select(Document.id, Document.action_id, Document.filename).where(
+                Document.org_id == org.id, Document.invoice_id == invoice.id)
+            .order_by(Document.id)):
+        if action_id is not None:
+            documents[action_id].append((document_id, filename))
+    items.extend(_action_item(action, invoice, documents) for action in actions)
     for payment in session.scalars(select(Payment).where(
             Payment.org_id == org.id, Payment.invoice_id == invoice.id)):
         items.append(TimelineItem(payment.paid_on or payment.provider_updated_at or
                                   invoice.issue_date or date.min, "payment", "payment",
-                                  f"{payment.amount} {payment.currency or invoice.currency}",
-                                  payment.status))
+                                  "", payment.status, amount=payment.amount,
+                                  currency=payment.currency or invoice.currency))
     items.sort(key=lambda i: _sortable(i.at), reverse=True)
     return invoice, items, actions
+
+
+@dataclass(frozen=True)
+class NextStep:
+    """What the policy will do next for an invoice, and when, if nobody pays."""
+
+    at: datetime
+    kind: str
+    reason: str
+    channel: str
+
+
+NEXT_DAYS = 120  # how far ahead the invoice page looks for the next step
+
+
+def next_step(org: Organisation, invoice: Invoice, now: datetime) -> NextStep | None:
+    """The first action the run would take, as the preview foresees it (nothing written)."""
+    if invoice.status != "open" or invoice.due_date is None:
+        return None
+    found = foresee(db.session(), org, [invoice], now, NEXT_DAYS)
+    if not found:
+        return None
+    first = found[0]
+    return NextStep(first.at, first.action.kind, first.action.reason,
+                    first.action.channel or "")
 
 
 def active_plan(org: Organisation, invoice: Invoice) -> AgreedPlan | None:

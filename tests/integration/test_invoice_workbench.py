@@ -6,6 +6,7 @@ plain words and saves nothing; a viewer sees no button and the server refuses th
 
 from __future__ import annotations
 
+import html
 from datetime import timedelta
 from decimal import Decimal
 
@@ -224,3 +225,54 @@ def test_a_viewer_sees_no_workbench_button_and_is_refused(app) -> None:  # type:
         answer = client.post(f"{base}/{path}", data={"csrf_token": token, **form})
         assert answer.status_code == 403, path
     assert count() == before
+
+
+def test_one_timeline_shows_what_went_out_and_what_comes_next(app) -> None:  # type: ignore[no-untyped-def]
+    from store.db import db
+    from store.models import Action, Payment
+
+    book = listing.craft_book(app)
+    invoice_id = book.ids["INV-006"]
+    with app.app_context():
+        db.session.add_all([
+            Action(org_id=book.org_id, invoice_id=invoice_id, key="t-email", kind="reminder",
+                   status="done", channel="dunwell_email", step_index=1, step_count=4,
+                   scheduled_for=listing.NOW - timedelta(days=9),
+                   finished_at=listing.NOW - timedelta(days=9),
+                   reason="Reminder 2 of 4 (dunwell_email, friendly): INV-006 61 days overdue",
+                   result={"emailed": True, "message": {
+                       "subject": "Invoice INV-006 is overdue",
+                       "text": "Dear Cedar Cafe, please pay GBP 40.00 today."}}),
+            Action(org_id=book.org_id, invoice_id=invoice_id, key="t-sms", kind="reminder",
+                   status="done", channel="sms", scheduled_for=listing.NOW - timedelta(days=3),
+                   finished_at=listing.NOW - timedelta(days=3), reason="Reminder 3 of 4",
+                   result={"texted": "SM123", "sms_body": "Cedar Cafe: INV-006 is 67 days"
+                                                          " late, GBP 40.00."}),
+            Action(org_id=book.org_id, invoice_id=invoice_id, key="t-fee", kind="interest",
+                   status="done", amount=Decimal("1.23"), currency="GBP",
+                   scheduled_for=listing.NOW - timedelta(days=2),
+                   finished_at=listing.NOW - timedelta(days=2),
+                   reason="Statutory interest at 12.75% a year (INV-006)",
+                   details={"period_start": "2026-10-01", "period_end": "2026-10-31"},
+                   result={"placed": "line"}),
+            Payment(org_id=book.org_id, invoice_id=invoice_id, provider_id="pay-1",
+                    amount=Decimal("10.00"), currency="GBP", status="active",
+                    paid_on=listing.TODAY - timedelta(days=1)),
+        ])
+        db.session.commit()
+    client = _signed_in(app, listing.OWNER)
+    base = f"/orgs/{book.org_id}/invoices/{invoice_id}"
+    _post(client, f"{base}/note", note="Spoke to Cedar's manager")
+    page = client.get(base).text
+    timeline = html.unescape(page[page.index('class="timeline"'):])
+    for shown in ("Invoice INV-006 is overdue", "Dear Cedar Cafe, please pay GBP 40.00 today.",
+                  "Dunwell's email", "Cedar Cafe: INV-006 is 67 days late, GBP 40.00.",
+                  "text message", "Statutory interest at 12.75% a year",
+                  "Spoke to Cedar's manager", f"by {listing.OWNER}", "note in the books"):
+        assert shown in timeline, shown
+    # Newest first: the note, the payment, the interest, the text, the email.
+    order = [timeline.index(s) for s in ("Spoke to Cedar", "Payment", "Statutory interest",
+                                          "67 days late", "please pay GBP 40.00 today")]
+    assert order == sorted(order)
+    # What comes next, and when.
+    assert 'id="next-action"' in page and "Next: " in page
