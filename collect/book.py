@@ -6,18 +6,19 @@ it; it knows none of them.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, timedelta
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from collect import ledger, own_documents, portal
-from collect.pauses import pauses_of
 from rules import (
     Instalment,
     InvoiceState,
@@ -33,6 +34,7 @@ from rules import (
     with_contact_overrides,
 )
 from rules.credit import InvoiceHistory, paid_on_time
+from rules.invoice import Pause, Promise
 from rules.policy import is_new_customer
 from rules.rate_checks import Choice, confirmed_table
 from rules.statutory import RateTable, default_tables
@@ -41,7 +43,9 @@ from store.models import (
     Action,
     CreditSettings,
     Invoice,
+    InvoicePause,
     Organisation,
+    OwnDocument,
     Payment,
     RateConfirmation,
 )
@@ -108,41 +112,52 @@ class Book:
     def __init__(self, session: Session, org: Organisation, invoices: Sequence[Invoice],
                  adjust: Callable[[Policy], Policy] | None = None):
         """`adjust` changes the policy as a preview asks (e.g. fees dated from go-live)."""
+        self._fill(session, org, invoices, planning_policy(session, org), adjust,
+                   InvoiceReads.read(session, invoices, calendar_for(org).today(clock.now())),
+                   own_documents.among(session, org.id, (i.provider_id for i in invoices)),
+                   rate_tables_for(session, org))
+
+    @classmethod
+    def many(cls, session: Session, batch: Sequence[tuple[Organisation, Sequence[Invoice]]]
+             ) -> tuple[dict[int, Book], dict[int, Exception]]:
+        """The books of many organisations, each as `Book(session, org, invoices)` reads it,
+        with one read of each kind for them all (the daily run plans a batch this way); and
+        the organisations whose book could not be made (a zone or a policy that no longer
+        reads), with why."""
+        orgs = [org for org, _ in batch]
+        invoices = [invoice for _, own in batch for invoice in own]
+        policies = PlanningPolicies(session, orgs)
+        # From yesterday in UTC: no zone's today is earlier (each book keeps the pauses holding
+        # on its own today); which promise an invoice has does not depend on the day.
+        reads = InvoiceReads.read(session, invoices, (clock.now() - timedelta(days=1)).date())
+        own = _own_documents(session, invoices)
+        deciding, shipped = _deciding(session, orgs), default_tables()
+        books: dict[int, Book] = {}
+        errors: dict[int, Exception] = {}
+        for org, org_invoices in batch:
+            book = cls.__new__(cls)
+            try:
+                book._fill(session, org, org_invoices, policies.of(org), None, reads,
+                           own.get(org.id, set()),
+                           rate_tables_for(session, org) if org.id in deciding else shipped)
+            except Exception as exc:  # this organisation's data; the others' books stand
+                errors[org.id] = exc
+                continue
+            books[org.id] = book
+        return books, errors
+
+    def _fill(self, session: Session, org: Organisation, invoices: Sequence[Invoice],
+              policy: Policy, adjust: Callable[[Policy], Policy] | None, reads: InvoiceReads,
+              own: set[str], tables: Mapping[str, RateTable]) -> None:
         self.adjust = adjust
-        self.policy = planning_policy(session, org)
-        if adjust is not None:
-            self.policy = adjust(self.policy)
+        self.policy = policy if adjust is None else adjust(policy)
         self.calendar = calendar_for(org)
-        ids = [i.id for i in invoices]
-        self.history = ledger.history(session, ids)
-        self.payments: dict[int, list[tuple[date, Decimal]]] = defaultdict(list)
-        self.plans: dict[int, PaymentPlan] = {}
-        # Lines Dunwell wrote into the books change the invoice's total; fees are charged on
-        # the principal, never on fees (and a discount line does not lower it).
-        self.lines_added: dict[int, Decimal] = defaultdict(Decimal)
-        for start in range(0, len(ids), BATCH):
-            chunk = ids[start:start + BATCH]
-            for invoice_id, kind, amount, result in session.execute(
-                    select(Action.invoice_id, Action.kind, Action.amount, Action.result)
-                    .where(Action.invoice_id.in_(chunk), Action.status == "done",
-                           Action.kind.in_(("fee", "interest", "compensation", "discount")))):
-                if (result or {}).get("placed") == "line" and amount is not None:
-                    self.lines_added[invoice_id] += -amount if kind == "discount" else amount
-            for invoice_id, paid_on, amount in session.execute(
-                    select(Payment.invoice_id, Payment.paid_on, Payment.amount)
-                    .where(Payment.invoice_id.in_(chunk), Payment.status == "active")):
-                if paid_on is not None and invoice_id is not None:
-                    self.payments[invoice_id].append((paid_on, amount))
-            for plan in session.scalars(select(PlanRow).where(
-                    PlanRow.invoice_id.in_(chunk), PlanRow.status == "active")):
-                self.plans[plan.invoice_id] = plan_record(plan)
-        self.own = own_documents.among(session, org.id, (i.provider_id for i in invoices))
-        self.tables = rate_tables_for(session, org)
-        # What customers promised in the portal: chasing waits for the day (rules/promises.py).
-        self.promises = portal.promises_of(session, list(invoices),
-                                           self.calendar.today(clock.now()))
+        self.history, self.payments = reads.history, reads.payments
+        self.plans, self.lines_added = reads.plans, reads.lines_added
+        self.promises = reads.promises
         # A collector's pauses: nothing is planned before the day chasing resumes.
-        self.pauses = pauses_of(session, ids, self.calendar.today(clock.now()))
+        self.pauses = reads.pauses_on(self.calendar.today(clock.now()))
+        self.own, self.tables = own, tables
         self._policies: dict[int, Policy] = {}
         self.newcomers = new_customers(session, org.id, invoices, self.policy)
 
@@ -179,6 +194,124 @@ class Book:
 
     def past(self, invoice: Invoice) -> list[PastAction]:
         return self.history.get(invoice.id, [])
+
+
+@dataclass(slots=True)
+class InvoiceReads:
+    """What planning reads beside invoices, keyed by invoice id (of one organisation or many)."""
+
+    history: dict[int, list[PastAction]]
+    payments: dict[int, list[tuple[date, Decimal]]]
+    plans: dict[int, PaymentPlan]
+    # Lines Dunwell wrote into the books change the invoice's total; fees are charged on
+    # the principal, never on fees (and a discount line does not lower it).
+    lines_added: dict[int, Decimal]
+    # What customers promised in the portal: chasing waits for the day (rules/promises.py).
+    promises: dict[int, Promise]
+    # Pauses not resumed by hand and holding on `since` or later, oldest first.
+    pauses: dict[int, list[Pause]]
+
+    @classmethod
+    def read(cls, session: Session, invoices: Sequence[Invoice], today: date) -> InvoiceReads:
+        """`today`: the earliest day the pauses are asked about (`pauses_on`)."""
+        since = today
+        ids = [i.id for i in invoices]
+        reads = cls(ledger.history(session, ids), defaultdict(list), {}, defaultdict(Decimal),
+                    {}, defaultdict(list))
+        for start in range(0, len(ids), BATCH):
+            chunk = ids[start:start + BATCH]
+            for invoice_id, kind, amount, result in session.execute(
+                    select(Action.invoice_id, Action.kind, Action.amount, Action.result)
+                    .where(Action.invoice_id.in_(chunk), Action.status == "done",
+                           Action.kind.in_(("fee", "interest", "compensation", "discount")))):
+                if (result or {}).get("placed") == "line" and amount is not None:
+                    reads.lines_added[invoice_id] += -amount if kind == "discount" else amount
+            for invoice_id, paid_on, amount in session.execute(
+                    select(Payment.invoice_id, Payment.paid_on, Payment.amount)
+                    .where(Payment.invoice_id.in_(chunk), Payment.status == "active")):
+                if paid_on is not None and invoice_id is not None:
+                    reads.payments[invoice_id].append((paid_on, amount))
+            for plan in session.scalars(select(PlanRow).where(
+                    PlanRow.invoice_id.in_(chunk), PlanRow.status == "active")):
+                reads.plans[plan.invoice_id] = plan_record(plan)
+            for invoice_id, until in session.execute(
+                    select(InvoicePause.invoice_id, InvoicePause.until).where(
+                        InvoicePause.invoice_id.in_(chunk), InvoicePause.ended_at.is_(None),
+                        or_(InvoicePause.until.is_(None), InvoicePause.until > since))
+                    .order_by(InvoicePause.id)):
+                reads.pauses[invoice_id].append(Pause(until))
+        reads.promises = portal.promises_of(session, list(invoices), today)
+        return reads
+
+    def pauses_on(self, today: date) -> dict[int, Pause]:
+        """Each invoice's latest pause still holding on `today` (as collect.pauses.pauses_of)."""
+        found: dict[int, Pause] = {}
+        for invoice_id, pauses in self.pauses.items():
+            holding = [pause for pause in pauses if pause.holds(today)]
+            if holding:
+                found[invoice_id] = holding[-1]
+        return found
+
+
+class PlanningPolicies:
+    """`planning_policy` of many organisations from two reads; each policy is parsed when
+    asked for (a body that no longer parses fails its own organisation, not the batch), and
+    a body many organisations share is parsed once."""
+
+    def __init__(self, session: Session, orgs: Sequence[Organisation]):
+        self.session = session
+        ids = [org.id for org in orgs]
+        self.bodies: dict[int, dict[str, Any]] = {}
+        self.statement_days: dict[int, int] = {}
+        for start in range(0, len(ids), BATCH):
+            chunk = ids[start:start + BATCH]
+            self.bodies.update(session.execute(select(PolicyRow.org_id, PolicyRow.body)
+                                               .where(PolicyRow.org_id.in_(chunk))).all())
+            self.statement_days.update((org_id, day) for org_id, day in session.execute(
+                select(CreditSettings.org_id, CreditSettings.statement_day)
+                .where(CreditSettings.org_id.in_(chunk))).all() if day)
+        self.parsed: dict[str, Policy] = {}
+
+    def of(self, org: Organisation) -> Policy:
+        body = self.bodies.get(org.id)
+        if body is None:  # written, as policy_for does
+            policy = policy_for(self.session, org)
+        else:
+            text = json.dumps(body, sort_keys=True)
+            if text not in self.parsed:
+                self.parsed[text] = policy_from_json(body)
+            policy = self.parsed[text]
+        if policy.statement_day is None and org.id in self.statement_days:
+            policy = policy.model_copy(update={"statement_day": self.statement_days[org.id]})
+        return policy
+
+
+def _own_documents(session: Session, invoices: Sequence[Invoice]) -> dict[int, set[str]]:
+    """Per organisation, which of these invoices' provider ids are documents Dunwell made."""
+    asked = {(i.org_id, i.provider_id) for i in invoices}
+    wanted = sorted(asked)
+    found: dict[int, set[str]] = defaultdict(set)
+    for start in range(0, len(wanted), BATCH):
+        chunk = wanted[start:start + BATCH]
+        for org_id, provider_id in session.execute(
+                select(OwnDocument.org_id, OwnDocument.provider_id).where(
+                    OwnDocument.org_id.in_({o for o, _ in chunk}),
+                    OwnDocument.provider_id.in_({p for _, p in chunk}))):
+            if (org_id, provider_id) in asked:
+                found[org_id].add(provider_id)
+    return found
+
+
+def _deciding(session: Session, orgs: Sequence[Organisation]) -> set[int]:
+    """Of these organisations, those whose owners decided on a rate period (their tables are
+    read by `rate_tables_for`; the others plan with the shipped tables)."""
+    ids = [org.id for org in orgs]
+    decided: set[int] = set()
+    for start in range(0, len(ids), BATCH):
+        decided.update(session.scalars(
+            select(RateConfirmation.org_id).where(RateConfirmation.org_id.in_(
+                ids[start:start + BATCH])).distinct()))
+    return decided
 
 
 def plan_record(row: PlanRow) -> PaymentPlan:

@@ -12,9 +12,10 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import cast
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, union, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -29,9 +30,20 @@ from rules import (
     evaluate,
     next_action_at,
 )
-from store.models import Action, AuditEvent, Invoice, Organisation
+from store.models import (
+    Action,
+    AuditEvent,
+    Contact,
+    CreditSettings,
+    Invoice,
+    Organisation,
+    PaymentPromise,
+    Quote,
+    Retainer,
+)
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _invoices(session: Session, org: Organisation):  # type: ignore[no-untyped-def]
@@ -76,14 +88,91 @@ def _report_problems(session: Session, org: Organisation, invoice: Invoice,
 
 
 def plan_org(session: Session, org: Organisation, now: datetime) -> list[Action]:
-    """Plan what is due now into the ledger; the caller commits and enqueues the actions."""
-    portal.settle_promises(session, org.id, calendar_for(org).today(now), now)
-    due = session.scalars(
-        _invoices(session, org).where(Invoice.next_action_at.is_not(None),
-                                      Invoice.next_action_at <= now)).all()
-    book = Book(session, org, due)
+    """Plan what is due now into the ledger; the caller commits and enqueues the actions.
+    A failure in the organisation's data is raised (`plan_orgs` isolates it in a batch)."""
+    batch = plan_orgs(session, [org], now)
+    if org.id in batch.errors:
+        raise batch.errors[org.id]
+    return batch.actions[org.id]
+
+
+@dataclass(slots=True)
+class BatchPlan:
+    """What one pass over a batch of organisations planned: the new actions of each, the
+    organisations whose data failed (the rest planned all the same), how many had nothing
+    to do (none of their other reads were made)."""
+
+    actions: dict[int, list[Action]]
+    errors: dict[int, Exception]
+    idle: int = 0
+
+
+def plan_orgs(session: Session, orgs: Sequence[Organisation], now: datetime) -> BatchPlan:
+    """Plan what is due now for many organisations in one pass: one read of each kind for
+    the batch, rules/ per invoice as for one organisation, the actions and next action times
+    written set-wise; the caller commits once. An organisation with nothing due (and no
+    credit control to plan) costs its share of three reads; one whose data fails is logged
+    with the reason, and the others' plans are kept."""
+    batch = BatchPlan({org.id: [] for org in orgs}, {})
+    ids = [org.id for org in orgs]
+    due_counts = _due_counts(session, ids, now)
+    promised = _promises_to_settle(session, ids, now)
+    for org in orgs:
+        if org.id in promised:
+            _isolated(session, batch, org, portal.settle_promises, session, org.id,
+                      calendar_for(org).today(now), now)
+    credit = _credit_control(session, ids)
+    busy = [org for org in orgs if (org.id in due_counts or org.id in credit)
+            and org.id not in batch.errors]
+    batch.idle = len(orgs) - len(busy)
+    if not busy:
+        return batch
+    due = _due_invoices(session, [org.id for org in busy], now)
+    books, unreadable = Book.many(session, [(org, due.get(org.id, [])) for org in busy])
+    for org in busy:
+        if org.id in unreadable:
+            _failed(batch, org, unreadable[org.id])
+    steps: dict[int, list[tuple[PlannedAction, Invoice]]] = {}
+    next_times: dict[int, list[tuple[Invoice, datetime | None]]] = {}
+    problems: dict[int, list[tuple[Invoice, list[str]]]] = {}
+    for org in busy:
+        if org.id in unreadable:
+            continue
+        try:
+            steps[org.id], next_times[org.id], problems[org.id] = _evaluate(
+                books[org.id], due.get(org.id, []), now)
+        except Exception as exc:  # one organisation's data; the rest plan
+            _failed(batch, org, exc)
+    planned = [org for org in busy if org.id in steps]
+    for org in planned:
+        if problems[org.id]:
+            _isolated(session, batch, org, _report_all, session, org, problems[org.id], now,
+                      books[org.id].calendar)
+    _write(session, batch, [org for org in planned if org.id not in batch.errors], steps,
+           next_times, now)
+    for org in planned:
+        if org.id in batch.errors:
+            continue
+        book, invoices = books[org.id], due.get(org.id, [])
+        if org.id in credit:
+            # Deposits tracked; retainers, limits and terms planned (credit control, quotes).
+            found = _isolated(session, batch, org, credit_requests.plan_for_customers,
+                              session, org, book, invoices, now)
+            batch.actions[org.id].extend(found or [])
+        else:  # no quotes, retainers or limits: only the deposits of the invoices due
+            _isolated(session, batch, org, credit_requests.track_expected_payments, session,
+                      book, invoices, now)
+    session.flush()
+    return batch
+
+
+def _evaluate(book: Book, due: Sequence[Invoice], now: datetime) -> tuple[
+        list[tuple[PlannedAction, Invoice]], list[tuple[Invoice, datetime | None]],
+        list[tuple[Invoice, list[str]]]]:
+    """The pure part for one organisation: its steps, new next action times and problems."""
     steps: list[tuple[PlannedAction, Invoice]] = []
     next_times: list[tuple[Invoice, datetime | None]] = []
+    reported: list[tuple[Invoice, list[str]]] = []
     for invoice in due:
         history = book.past(invoice)
         state, policy = book.state(invoice), book.policy_of(invoice)
@@ -94,16 +183,120 @@ def plan_org(session: Session, org: Organisation, now: datetime) -> list[Action]
             history = [*history, PastAction(key=step.key, status="planned", amount=step.amount,
                                             at=step.scheduled_for)]
         if problems:
-            _report_problems(session, org, invoice, problems, now, book.calendar)
+            reported.append((invoice, problems))
         when = next_action_at(state, history, policy, book.calendar, now)
         if invoice.next_action_at != when:
             next_times.append((invoice, when))
-    planned = ledger.record_planned_many(session, steps, now)
-    _store_next_action_at(session, next_times)
-    # Deposits tracked; retainers, limits and terms planned (credit control, quotes).
-    planned.extend(credit_requests.plan_for_customers(session, org, book, due, now))
-    session.flush()
-    return planned
+    return steps, next_times, reported
+
+
+def _write(session: Session, batch: BatchPlan, orgs: Sequence[Organisation],
+           steps: dict[int, list[tuple[PlannedAction, Invoice]]],
+           next_times: dict[int, list[tuple[Invoice, datetime | None]]], now: datetime) -> None:
+    """The batch's actions and next action times set-wise; if the batch's statements fail,
+    each organisation's again on its own, so one organisation's rows lose no one else's."""
+    def write(group: Sequence[Organisation]) -> None:
+        for action in ledger.record_planned_many(
+                session, [step for org in group for step in steps[org.id]], now):
+            batch.actions[action.org_id].append(action)
+        _store_next_action_at(session, [row for org in group for row in next_times[org.id]])
+
+    try:
+        with session.begin_nested():
+            write(orgs)
+        return
+    except SQLAlchemyError as exc:
+        if len(orgs) == 1:
+            _failed(batch, orgs[0], exc)
+            return
+        log.warning("planning pass of %d organisations: the set-wise write failed (%s); "
+                    "each organisation is written on its own", len(orgs),
+                    exc.__class__.__name__)
+    for org in orgs:
+        batch.actions[org.id].clear()
+        _isolated(session, batch, org, write, [org])
+
+
+def _isolated(session: Session, batch: BatchPlan, org: Organisation,
+              work: Callable[..., T], *args: Any) -> T | None:
+    """One organisation's writes in a savepoint: its failure is rolled back and recorded."""
+    try:
+        with session.begin_nested():
+            return work(*args)
+    except Exception as exc:  # one organisation's data; the rest plan
+        _failed(batch, org, exc)
+        return None
+
+
+def _report_all(session: Session, org: Organisation,
+                problems: Sequence[tuple[Invoice, list[str]]], now: datetime,
+                calendar: OrgCalendar) -> None:
+    for invoice, found in problems:
+        _report_problems(session, org, invoice, found, now, calendar)
+
+
+def _failed(batch: BatchPlan, org: Organisation, exc: Exception) -> None:
+    log.error("org %s: planning failed, its invoices wait for the next pass (%s: %s)", org.id,
+              exc.__class__.__name__, exc)
+    batch.errors[org.id] = exc
+    batch.actions[org.id] = []
+
+
+def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
+    return (ids[start:start + BATCH] for start in range(0, len(ids), BATCH))
+
+
+def _due_counts(session: Session, org_ids: Sequence[int], now: datetime) -> dict[int, int]:
+    """Of these organisations, those with an invoice whose next action time has come."""
+    found: dict[int, int] = {}
+    for chunk in _chunks(org_ids):
+        found.update(session.execute(
+            select(Invoice.org_id, func.count()).where(
+                Invoice.org_id.in_(chunk), Invoice.next_action_at <= now)
+            .group_by(Invoice.org_id)).all())
+    return found
+
+
+def _promises_to_settle(session: Session, org_ids: Sequence[int], now: datetime) -> set[int]:
+    """Organisations with an open promise whose day may have passed (the day after now's in
+    UTC bounds every zone's today; settle_promises decides by the organisation's own)."""
+    bound = (now + timedelta(days=1)).date()
+    found: set[int] = set()
+    for chunk in _chunks(org_ids):
+        found.update(session.scalars(select(PaymentPromise.org_id).where(
+            PaymentPromise.org_id.in_(chunk), PaymentPromise.status == "open",
+            PaymentPromise.pay_by < bound).distinct()))
+    return found
+
+
+def _credit_control(session: Session, org_ids: Sequence[int]) -> set[int]:
+    """Organisations whose credit control may plan something whatever is due: accepted
+    quotes (deposits), retainers (top-ups), a customer with a limit or on hold, or a
+    default limit. For the others, collect.credit_requests would read and find nothing."""
+    found: set[int] = set()
+    for chunk in _chunks(org_ids):
+        found.update(session.scalars(union(
+            select(Quote.org_id).where(Quote.org_id.in_(chunk), Quote.status == "accepted"),
+            select(Retainer.org_id).where(Retainer.org_id.in_(chunk)),
+            select(Contact.org_id).where(Contact.org_id.in_(chunk), or_(
+                Contact.credit_limit.is_not(None), Contact.on_hold.is_(True))),
+            select(CreditSettings.org_id).where(CreditSettings.org_id.in_(chunk),
+                                                CreditSettings.default_credit_limit.is_not(None)),
+        )))
+    return found
+
+
+def _due_invoices(session: Session, org_ids: Sequence[int], now: datetime
+                  ) -> dict[int, list[Invoice]]:
+    found: dict[int, list[Invoice]] = {}
+    for chunk in _chunks(org_ids):
+        for invoice in session.scalars(
+                select(Invoice).where(Invoice.org_id.in_(chunk),
+                                      Invoice.next_action_at.is_not(None),
+                                      Invoice.next_action_at <= now)
+                .options(selectinload(Invoice.contact)).order_by(Invoice.org_id, Invoice.id)):
+            found.setdefault(invoice.org_id, []).append(invoice)
+    return found
 
 
 def _store_next_action_at(session: Session, rows: list[tuple[Invoice, datetime | None]]) -> None:

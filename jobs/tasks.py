@@ -31,7 +31,7 @@ from collect.webhooks import apply_webhook_events, generation_key, reconcile
 from connectors.base import ConfigurationError, DailyLimitReached, RateLimited
 from jobs import fee_batches, retention
 from jobs.payments import sweep_card_payments
-from jobs.queues import FINISHED, enqueue_once
+from jobs.queues import FINISHED, enqueue_many_once, enqueue_once
 from store import clock
 from store.db import db
 from store.models import Action, Connection, Organisation, SyncRun
@@ -192,28 +192,99 @@ def _sync_org(session: Session, org: Organisation, connection: Connection,
 
 
 def plan_org(org_id: int) -> int:
-    """Plan what is due now and enqueue one job per new action."""
-    session = db.session()
-    org = session.get(Organisation, org_id)
-    if org is None:
-        return 0
+    """Plan what is due now for one organisation and enqueue one job per new action (a
+    failure in its data is raised)."""
+    result = _plan(db.session(), [org_id])
+    if org_id in result.errors:
+        raise result.errors[org_id]
+    return result.planned
+
+
+# Organisations per planning job of the daily run: workers split the organisations by batch.
+PLAN_BATCH = int(os.environ.get("DUNWELL_PLAN_BATCH", "200"))
+PLAN_EVERY = timedelta(seconds=float(os.environ.get("DUNWELL_PLAN_SECONDS", "300")))
+
+
+def plan_orgs(org_ids: Sequence[int]) -> dict[str, Any]:
+    """The daily run's planning of a batch of organisations: what has come due is planned in
+    one pass (collect.plan.plan_orgs), committed once, and one job per new action enqueued.
+    An organisation whose data fails is logged and told in its activity log; the others'
+    plans are kept."""
+    result = _plan(db.session(), org_ids)
+    return {"organisations": len(org_ids), "planned": result.planned,
+            "idle": result.idle, "failed": sorted(result.errors)}
+
+
+class _Planned:
+    def __init__(self) -> None:
+        self.planned, self.idle = 0, 0
+        self.errors: dict[int, Exception] = {}
+
+
+def _plan(session: Session, org_ids: Sequence[int]) -> _Planned:
+    result = _Planned()
+    orgs = session.scalars(select(Organisation).where(Organisation.id.in_(list(org_ids)))
+                           .order_by(Organisation.id)).all()
     now = clock.now()
-    if review.in_review(org):  # counted and told; nothing planned, sent or written
-        count = review.review_run(session, org, now)
-        session.commit()
-        return count
-    approvals.expire_changed(session, org, now)  # waited for approval; the invoice changed
-    actions = plan.plan_org(session, org, now)
-    for action in actions:
-        ledger.audit(session, org.id, "action_planned", f"Planned: {action.reason}",
-                     at=now, invoice_id=action.invoice_id, action_id=action.id,
-                     data=ledger.about(action))
-    to_send = approvals.hold_in_safe_mode(session, org, actions, now)
+    live = []
+    for org in orgs:
+        if review.in_review(org):  # counted and told; nothing planned, sent or written
+            result.planned += review.review_run(session, org, now)
+        else:
+            live.append(org)
+    # Actions that waited for approval and whose invoice changed meanwhile (read only where
+    # some wait).
+    waiting = set(session.scalars(select(Action.org_id).where(
+        Action.org_id.in_([org.id for org in live]),
+        Action.status == approvals.AWAITING_APPROVAL).distinct())) if live else set()
+    for org in live:
+        if org.id in waiting:
+            approvals.expire_changed(session, org, now)
+    batch = plan.plan_orgs(session, live, now)
+    to_send: list[Action] = []
+    for org in live:
+        actions = batch.actions[org.id]
+        for action in actions:
+            ledger.audit(session, org.id, "action_planned", f"Planned: {action.reason}",
+                         at=now, invoice_id=action.invoice_id, action_id=action.id,
+                         data=ledger.about(action))
+        to_send.extend(approvals.hold_in_safe_mode(session, org, actions, now))
+        result.planned += len(actions)
+    for org_id, exc in batch.errors.items():
+        ledger.audit(session, org_id, "planning_failed",
+                     f"Planning stopped on this organisation's data ({exc.__class__.__name__});"
+                     " its invoices are planned again on the next pass", at=now,
+                     data={"error": exc.__class__.__name__})
+    sending = [action.id for action in to_send]  # read before the commit expires them
     session.commit()
-    fee_batches.run_for_org(org.id)  # fee invoices many to a call; their jobs find them done
-    for action in to_send:
-        enqueue_action(action)
-    return len(actions)
+    result.idle, result.errors = batch.idle, batch.errors
+    # Fee invoices many to a call, where open fees wait (one read for the batch); their jobs
+    # find them done.
+    for org_id in session.scalars(select(Action.org_id).where(
+            Action.org_id.in_([org.id for org in live]),
+            Action.kind.in_(execute.FEE_KINDS), Action.status.in_(ledger.OPEN_STATES),
+            Action.scheduled_for <= now).distinct().order_by(Action.org_id)).all():
+        fee_batches.run_for_org(org_id)
+    enqueue_many_once(execute_action, [((action_id,), f"action-{action_id}")
+                                       for action_id in sending], retry=ACTION_RETRY)
+    return result
+
+
+def plan_all_organisations(book_next: bool = True) -> int:
+    """The daily run's planning fan-out: every connected organisation, PLAN_BATCH to a job,
+    so the workers split them; each job plans what has come due (an organisation with
+    nothing due costs almost nothing). Returns how many jobs were enqueued."""
+    ids = list(db.session.scalars(select(Connection.org_id).where(
+        Connection.status == "active").order_by(Connection.org_id)))
+    now = clock.now()
+    slot = int(now.timestamp()) // max(1, int(PLAN_EVERY.total_seconds()))
+    for start in range(0, len(ids), PLAN_BATCH):
+        chunk = ids[start:start + PLAN_BATCH]
+        enqueue_once(plan_orgs, chunk, job_id=f"plan-orgs-{slot}-{chunk[0]}-{chunk[-1]}")
+    if book_next:
+        enqueue_once(plan_all_organisations, job_id=f"plan-all-{slot + 1}",
+                     at=now + PLAN_EVERY)
+    return (len(ids) + PLAN_BATCH - 1) // PLAN_BATCH
 
 
 def plan_statements(org_id: int) -> int:
