@@ -11,10 +11,12 @@ Source = Callable[[], datetime]
 _lookup: Callable[[], Source | None] = lambda: None  # noqa: E731
 
 
-def use(lookup: Callable[[], Source | None]) -> None:
-    """`lookup` returns the clock in force where it is called (None: the real time)."""
+def use(lookup: Callable[[], Source | None]) -> Callable[[], Source | None]:
+    """`lookup` returns the clock in force where it is called (None: the real time). Returns
+    the lookup it replaces."""
     global _lookup
-    _lookup = lookup
+    previous, _lookup = _lookup, lookup
+    return previous
 
 
 def now() -> datetime:

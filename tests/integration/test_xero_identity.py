@@ -18,6 +18,7 @@ from werkzeug.serving import make_server
 from app.auth.identity import IdentityRefused, xero_identity
 from connectors.base import TokenSet
 from sandboxes.xero import SandboxConfig, XeroSandbox, create_app
+from store import clock
 from tests.sandbox.test_xero_openid_and_connections import sign_in
 from tests.sandbox.test_xero_sandbox import CLIENT, SECRET, TODAY, Clock, Served
 
@@ -39,8 +40,12 @@ def dunwell(xero: Served) -> Iterator[Flask]:
     app = Flask(__name__)
     app.config.update(XERO_CLIENT_ID=CLIENT, XERO_CLIENT_SECRET=SECRET,
                       XERO_TOKEN_URL=f"{xero.url}/connect/token", CLOCK=xero.clock)
+    # A bare app registers no clock lookup (create_app does): without this the code read the
+    # machine's time, and the test passed only after another test in its process made an app.
+    previous = clock.use(lambda: xero.clock)
     with app.app_context():
         yield app
+    clock.use(previous)
 
 
 def tokens_with(id_token: str) -> TokenSet:
