@@ -15,6 +15,7 @@ import base64
 import secrets
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import jwt
@@ -39,6 +40,22 @@ class SigningKey:
                 "e": _b64(numbers.e), "n": _b64(numbers.n)}
 
 
+def _kid() -> str:
+    return secrets.token_hex(16).upper()
+
+
+def _private_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@lru_cache(maxsize=1)
+def _first_private_key() -> rsa.RSAPrivateKey:
+    """Every sandbox's first key, made once per process (a 2048-bit key takes ~50 ms; the
+    tests start two sandboxes per test). Its kid is the sandbox's own, so a token of one
+    sandbox still names a key the other does not publish; `rotate()` makes a fresh key."""
+    return _private_key()
+
+
 class SigningKeys:
     """The keys a sandbox signs with: the newest signs, every published one verifies."""
 
@@ -49,13 +66,12 @@ class SigningKeys:
     def _current(self) -> SigningKey:
         with self._lock:
             if not self._keys:
-                self._keys.append(self._new())
+                self._keys.append(SigningKey(_kid(), _first_private_key()))
             return self._keys[-1]
 
     @staticmethod
     def _new() -> SigningKey:
-        return SigningKey(secrets.token_hex(16).upper(),
-                          rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        return SigningKey(_kid(), _private_key())
 
     @property
     def current_kid(self) -> str:
