@@ -19,12 +19,22 @@ of this run's own (started here on a free port, never the machine's). Along the 
 - on PostgreSQL, the workers' database backends are terminated (pg_terminate_backend from a
   side connection) in bursts, under jobs and during commits;
 - the first syncs of two more organisations fail on a provider 500 part-way (after the invoices
-  were stored) and are retried.
+  were stored) and are retried;
+- reminders texted through the Twilio emulator (a share of its answers lost after the text was
+  queued, so a retry must look the text up instead of sending it again), to customers whose
+  country is inside the law's texting hours for the whole run (chosen from the run's clock:
+  quiet hours would otherwise hold every text back);
+- customers paying invoices by card through the Stripe emulator (some declined first, then
+  paid), its webhooks to this process's app held back and delivered twice, in reverse and then
+  in shuffled order, while workers die after taking a stored event, after claiming a booking
+  and between the books' answer and our commit.
 
 At the end the sandboxes and the database are counted: every effect (email, note, fee line,
-fee invoice, credit note) at most once, every action done or skipped with a reason, no action
-with two outcomes in the activity log, no invoice of an interrupted first sync without its
-next-action time, no sync record left running, and as many workers running as were started.
+fee invoice, credit note, text at the Twilio emulator, card payment and its fee in the books) at
+most once, and per effect kind what was expected, done and duplicated; every action done or
+skipped with a reason, no action with two outcomes in the activity log, no invoice of an
+interrupted first sync without its next-action time, no sync record left running, and as
+many workers running as were started.
 
     python -m benchmarks.chaos                 # the issue's scale: 1,000 writebacks, 20 orgs
     python -m benchmarks.chaos --orgs 4 --invoices 8 --workers 2 --redis-down 5
@@ -39,6 +49,7 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import secrets
 import signal
 import sqlite3
@@ -53,11 +64,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from datetime import time as wall_time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import phonenumbers
 from cryptography.fernet import Fernet
+from phonenumbers import PhoneNumberFormat, PhoneNumberType
 from redis import Redis
 from redis.exceptions import RedisError
 from rq.job import Job
@@ -78,7 +92,14 @@ WRITEBACKS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("fee_invoice", "fee", {"amount": Decimal("15.00"), "details": {"placement": "invoice"}}),
     ("credit_note", "discount", {"amount": Decimal("1.00"), "details": {"percent": "1"}}),
 )
+SMS_STEP: tuple[str, str, dict[str, Any]] = (
+    "sms", "reminder", {"channel": "sms", "step_index": 0, "step_count": 3,
+                        "template": "friendly"})
+CARD = "card"  # no action: the invoice's customer pays it by card in the portal
 FINAL = ("done", "skipped")
+# Countries whose mobile numbers phonenumbers places in one time zone, around the world: at
+# any hour one of them is inside the law's texting hours (08:00 to 21:00, rules/sms.py).
+SMS_COUNTRIES = ("GB", "DE", "PL", "IL", "ZA", "IN", "SG", "JP", "AR", "BR", "US", "MX")
 
 
 @dataclass
@@ -98,6 +119,15 @@ class Scale:
     backend_bursts: int = 3  # PostgreSQL only: bursts of pg_terminate_backend (0: none)
     first_syncs: int = 2  # organisations whose first sync is interrupted, then retried
     first_sync_invoices: int = 20
+    sms: bool = True  # a share of the invoices get a texted reminder
+    cards: bool = True  # a share of the invoices are paid by card in the portal
+    lost_texts: float = 0.2  # share of Twilio's answers to a new text lost on the way back
+    card_crash: str = "card_received=0.1,card_claimed=0.05,card_answered=0.1"
+
+    def ladder(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """What the invoices get in turn: the writebacks, a text, a card payment."""
+        return [*WRITEBACKS, *([SMS_STEP] if self.sms else []),
+                *([(CARD, "", {})] if self.cards else [])]
 
 
 @dataclass
@@ -130,6 +160,85 @@ def serve_sandboxes() -> tuple[Served, Served]:
     xf = FaultInjector(xero.create_app(x), "xero", seed=7)
     qf = FaultInjector(quickbooks.create_app(q), "quickbooks", seed=8)
     return Served(x, xf, _serve(xf)), Served(q, qf, _serve(qf))
+
+
+@dataclass
+class Channels:
+    """The Twilio and Stripe emulators and this process's app (Stripe's webhooks and Twilio's
+    status callbacks come to it), each serving in this process."""
+
+    twilio: Served
+    stripe: Served
+    app_server: Any = None
+    app_url: str = ""
+
+    def serve_app(self, app: Any) -> str:
+        self.app_server = _serve(app)
+        self.app_url = f"http://127.0.0.1:{self.app_server.server_port}"
+        threading.Thread(target=self.app_server.serve_forever, daemon=True).start()
+        return self.app_url
+
+    def shutdown(self) -> None:
+        for server in (self.twilio.server, self.stripe.server, self.app_server):
+            if server is not None:
+                server.shutdown()
+
+
+def serve_channels(lost_texts: float) -> Channels:
+    from sandboxes import stripe, twilio
+
+    t = twilio.TwilioSandbox(twilio.SandboxConfig())
+    tf = twilio.TwilioFaults(twilio.create_app(t), seed=9)
+    if lost_texts:
+        tf.add("lost_answer", method="POST", path=r"/Messages\.json$", times=None,
+               probability=lost_texts)
+    s = stripe.StripeSandbox()
+    served_stripe = Served(s, None, _serve(stripe.create_app(s)))
+    s.config.base_url = served_stripe.url
+    s.hold_webhooks = True  # delivered by the run, twice and out of order
+    return Channels(Served(t, tf, _serve(tf)), served_stripe)
+
+
+class Mobiles:
+    """Distinct mobile numbers of one country, each one phonenumbers takes for a mobile."""
+
+    def __init__(self, example: str) -> None:
+        self.national = str(phonenumbers.parse(example).national_number)
+        self.prefix = example[:len(example) - len(self.national)]
+        self.next = 0
+        self.used: set[str] = set()
+
+    def take(self) -> str:
+        from rules.sms import number_for
+
+        while self.next < 100_000:
+            digits = f"{self.national[:-5]}{self.next:05d}"
+            self.next += 1
+            found = number_for(f"{self.prefix}{digits}", None, None).e164
+            if found and found not in self.used:
+                self.used.add(found)
+                return found
+        raise RuntimeError("no more mobile numbers in the range")
+
+
+def texting_country(now: datetime, horizon: timedelta) -> tuple[str, str]:
+    """A country whose customers may be texted at every quarter hour from `now` for `horizon`
+    (the law's hours in each of its zones, no public holiday, any weekday): the run's texts go
+    out when they are due, none held back by quiet hours. Its code and an example mobile."""
+    from rules.sms import may_text_at, zones_for
+
+    steps = int(horizon.total_seconds() // 900) + 2
+    for region in SMS_COUNTRIES:
+        sample = phonenumbers.example_number_for_type(region, PhoneNumberType.MOBILE)
+        if sample is None:
+            continue
+        example = phonenumbers.format_number(sample, PhoneNumberFormat.E164)
+        zones = zones_for(example, None)
+        if all(may_text_at(now + timedelta(minutes=15 * k), zones, wall_time(0), 24, region,
+                           False)
+               for k in range(steps)):
+            return region, example
+    raise RuntimeError(f"no country of {SMS_COUNTRIES} is inside texting hours for {horizon}")
 
 
 class PrivateRedis:
@@ -168,9 +277,15 @@ class PrivateRedis:
 
 
 def settings(database_url: str, redis_url: str, xero_url: str, qbo_url: str,
-             keys: str) -> dict[str, str]:
+             keys: str, channels: Channels | None = None) -> dict[str, str]:
     """The environment every worker process (and this process's app) runs with."""
-    return {
+    from sandboxes.twilio import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN
+
+    texts = {} if channels is None else {
+        "TWILIO_ACCOUNT_SID": DEMO_ACCOUNT_SID, "TWILIO_AUTH_TOKEN": DEMO_AUTH_TOKEN,
+        "TWILIO_FROM": "+15005550006", "TWILIO_API_URL": channels.twilio.url,
+        "STRIPE_API_BASE": channels.stripe.url}
+    return {**texts,
         "DATABASE_URL": database_url, "REDIS_URL": redis_url, "SECRET_KEY": "chaos",
         "TOKEN_ENCRYPTION_KEYS": keys, "RQ_QUEUE": "chaos",
         "XERO_CLIENT_ID": CLIENT, "XERO_CLIENT_SECRET": SECRET,
@@ -202,15 +317,17 @@ def flask_config(env: dict[str, str]) -> dict[str, Any]:
 # --- books: organisations with overdue invoices, connected -----------------------------------
 
 
-def _xero_books(x: Served, count: int, invoices: int, today: Any) -> str:
-    """`count` tenants under one consent; returns its access token."""
+def _xero_books(x: Served, count: int, invoices: int, today: Any,
+                mobiles: Mobiles | None = None) -> str:
+    """`count` tenants under one consent, each contact with a mobile when `mobiles` gives
+    them; returns its access token."""
     box = x.state
     ids = []
     for n in range(count):
         tenant = box.add_tenant(f"Chaos Trading {n} Ltd", "GB", "GBP", "GMTSTANDARDTIME")
         ids.append(tenant)
         for i in range(invoices):
-            box.add_invoice(tenant, {
+            made = box.add_invoice(tenant, {
                 "Type": "ACCREC", "Status": "AUTHORISED",
                 "Contact": {"Name": f"Customer {n}-{i}",
                             "EmailAddress": f"customer{n}.{i}@example.com"},
@@ -219,6 +336,10 @@ def _xero_books(x: Served, count: int, invoices: int, today: Any) -> str:
                 "LineItems": [{"Description": "Consulting", "Quantity": 1,
                                "UnitAmount": Decimal(100 + i), "AccountCode": "200",
                                "TaxType": "NONE"}]})
+            if mobiles is not None:
+                box.tenant(tenant).contacts[made["Contact"]["ContactID"]]["Phones"] = [
+                    {"PhoneType": "MOBILE", "PhoneNumber": mobiles.take(),
+                     "PhoneAreaCode": "", "PhoneCountryCode": ""}]
     event, token = str(uuid.uuid4()), secrets.token_urlsafe(32)
     now = box.now
     box.auth_events[event] = {"client_id": CLIENT, "connections": {
@@ -228,8 +349,10 @@ def _xero_books(x: Served, count: int, invoices: int, today: Any) -> str:
     return token
 
 
-def _quickbooks_books(q: Served, count: int, invoices: int, today: Any) -> dict[str, str]:
-    """`count` companies, one consent each; returns their access tokens by realm."""
+def _quickbooks_books(q: Served, count: int, invoices: int, today: Any,
+                      mobiles: Mobiles | None = None) -> dict[str, str]:
+    """`count` companies, one consent each (each customer with a mobile when `mobiles` gives
+    them); returns their access tokens by realm."""
     from benchmarks.books import seed_quickbooks_books
     from sandboxes.quickbooks import Consent
 
@@ -238,10 +361,18 @@ def _quickbooks_books(q: Served, count: int, invoices: int, today: Any) -> dict[
     for n in range(count):
         # A company with its income account and "Services" item, and no customers yet.
         realm = seed_quickbooks_books(box, today, invoices=0, contacts=0, payments=0)
+        company, moment = box.company(realm), box.config.clock()
+        company.insert("Account", {  # where a card payment's fee is paid from
+            "Name": "Checking", "SubAccount": False, "FullyQualifiedName": "Checking",
+            "Active": True, "Classification": "Asset", "AccountType": "Bank",
+            "AccountSubType": "Checking", "CurrentBalance": Decimal("0.00"),
+            "CurrentBalanceWithSubAccounts": Decimal("0.00"),
+            "CurrencyRef": company.currency_ref()}, moment, moment)
         for i in range(invoices):
             email = f"customer{n}.{i}@example.com"
             customer = box.create(realm, "Customer", {
-                "DisplayName": f"Customer {n}-{i}", "PrimaryEmailAddr": {"Address": email}})
+                "DisplayName": f"Customer {n}-{i}", "PrimaryEmailAddr": {"Address": email},
+                **({"Mobile": {"FreeFormNumber": mobiles.take()}} if mobiles else {})})
             box.create(realm, "Invoice", {
                 "CustomerRef": {"value": customer["Id"]}, "BillEmail": {"Address": email},
                 "TxnDate": (today - timedelta(days=60)).isoformat(),
@@ -258,8 +389,11 @@ def _quickbooks_books(q: Served, count: int, invoices: int, today: Any) -> dict[
     return tokens
 
 
-def connect_and_plan(app: Any, x: Served, q: Served, scale: Scale) -> list[int]:
-    """Organisations connected and synced, one writeback planned per invoice; action ids."""
+def connect_and_plan(app: Any, x: Served, q: Served, scale: Scale,
+                     channels: Channels | None = None, mobiles: Mobiles | None = None
+                     ) -> tuple[list[int], list[int]]:
+    """Organisations connected and synced, one writeback planned per invoice (texts and card
+    payments on when `channels` serve); the action ids, and the invoices to pay by card."""
     from app.connections.services import connect_quickbooks, connect_xero
     from collect.review import LIVE
     from connectors.base import TokenSet
@@ -276,12 +410,14 @@ def connect_and_plan(app: Any, x: Served, q: Served, scale: Scale) -> list[int]:
         db.session.commit()
         orgs = []
         if xero_orgs:
-            token = _xero_books(x, xero_orgs, scale.invoices, today)
+            token = _xero_books(x, xero_orgs, scale.invoices, today, mobiles)
             orgs += [o.id for o in connect_xero(user, TokenSet(token, "unused", later))]
         for realm, token in _quickbooks_books(q, scale.orgs - xero_orgs, scale.invoices,
-                                              today).items():
+                                              today, mobiles).items():
             orgs.append(connect_quickbooks(user, TokenSet(token, "unused", later), realm).id)
-        ids = []
+        ids: list[int] = []
+        cards: list[int] = []
+        ladder = scale.ladder()
         now = datetime.now(UTC)
         for org_id in orgs:
             # Live: the experiment is about carrying actions out (a new organisation starts in
@@ -289,6 +425,8 @@ def connect_and_plan(app: Any, x: Served, q: Served, scale: Scale) -> list[int]:
             org = db.session.get(Organisation, org_id)
             assert org is not None
             org.mode, org.live_since, org.safe_mode = LIVE, datetime.now(UTC), False
+            if channels is not None:
+                _texts_and_cards_on(db.session(), org, channels, scale)
             db.session.commit()
             sync_org(org_id, plan_after=False)
             invoices = db.session.scalars(
@@ -298,7 +436,10 @@ def connect_and_plan(app: Any, x: Served, q: Served, scale: Scale) -> list[int]:
                 invoice = db.session.get(Invoice, invoice_id)
                 assert invoice is not None and invoice.contact_id is not None
                 assert db.session.get(Contact, invoice.contact_id).email  # type: ignore[union-attr]
-                label, kind, particulars = WRITEBACKS[n % len(WRITEBACKS)]
+                label, kind, particulars = ladder[n % len(ladder)]
+                if label == CARD:
+                    cards.append(invoice.id)
+                    continue
                 action = Action(org_id=org_id, invoice_id=invoice.id,
                                 key=f"{org_id}:{invoice.id}:{label}:chaos", kind=kind,
                                 status="planned", planned_amount_due=invoice.amount_due,
@@ -311,7 +452,102 @@ def connect_and_plan(app: Any, x: Served, q: Served, scale: Scale) -> list[int]:
         from jobs.queues import queue
 
         queue().empty()  # the connections' first syncs: done above
-        return ids
+        return ids, cards
+
+
+def _texts_and_cards_on(session: Any, org: Any, channels: Channels, scale: Scale) -> None:
+    """Texts through the server's Twilio account (the emulator) at any hour the law allows,
+    on any day; card payments through an account of the Stripe emulator whose webhooks come
+    to this process's app, Stripe's fee booked as a bank fee."""
+    from collect import payments
+    from collect.book import policy_for
+    from rules import policy_to_json
+    from store.models import Policy, SmsSettings
+
+    if scale.sms:
+        body = policy_to_json(policy_for(session, org))
+        body.update(send_time="00:00", send_window_hours=24, business_days_only=False)
+        session.flush()
+        row = session.scalar(select(Policy).where(Policy.org_id == org.id))
+        row.body = body
+        session.add(SmsSettings(org_id=org.id, enabled=True))
+    if scale.cards:
+        account = channels.stripe.state.add_account(
+            webhook_url=f"{channels.app_url}/webhooks/stripe/{org.id}")
+        payments.save_settings(session, org, payments.CardChoice(
+            enabled=True, secret_key=account.secret_key, webhook_secret=account.webhook_secret,
+            account_code=None, book_fees=True), datetime.now(UTC))
+
+
+def pay_by_card(app: Any, stripe_box: Any, invoice_ids: list[int]) -> list[int]:
+    """Each invoice's customer opens Stripe's page from the portal and pays by card (every
+    fourth is declined first, then paid with a good card on the same page); the card payment
+    rows. The webhooks wait in the emulator (the run delivers them)."""
+    from collect import payments
+    from sandboxes.stripe import CARD_DECLINED, CARD_SUCCEEDS
+    from store.db import db
+    from store.models import Invoice
+
+    rows = []
+    with app.app_context():
+        session = db.session()
+        for n, invoice_id in enumerate(invoice_ids):
+            invoice = session.get(Invoice, invoice_id)
+            assert invoice is not None and invoice.contact is not None
+            now = datetime.now(UTC)
+            row = payments.new_card_payment(session, invoice.contact, invoice, now)
+            session.commit()
+            payments.open_checkout(session, row, invoice.contact, invoice,
+                                   "http://127.0.0.1/paid", "http://127.0.0.1/cancelled",
+                                   None, now)
+            session.commit()
+            if n % 4 == 3:
+                assert stripe_box.pay(row.session_id, CARD_DECLINED) == "failed"
+            assert stripe_box.pay(row.session_id, CARD_SUCCEEDS, "A Customer") == "succeeded"
+            rows.append(row.id)
+        db.session.remove()
+    return rows
+
+
+class Webhooks:
+    """Stripe's deliveries, as Stripe makes them, from a thread of their own: every event in
+    rounds (the first in reverse order, the next shuffled), then, as Stripe retries, each
+    event until our app has answered it 200 once."""
+
+    def __init__(self, stripe_box: Any) -> None:
+        self.box = stripe_box
+        self.answered: set[str] = set()
+        self.rounds = 0
+        self.posts = 0
+        self.thread: threading.Thread | None = None
+        self.random = random.Random(11)
+
+    def busy(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def round(self, everything: bool) -> None:
+        if self.busy():
+            return
+        events = [e["id"] for e in self.box.events]
+        if everything:
+            self.rounds += 1
+            if self.rounds == 1:
+                events.reverse()
+            else:
+                self.random.shuffle(events)
+        else:
+            events = [e for e in events if e not in self.answered]
+        self.thread = threading.Thread(target=self._deliver, args=(events,), daemon=True)
+        self.thread.start()
+
+    def _deliver(self, events: list[str]) -> None:
+        for event_id in events:
+            self.posts += 1
+            if self.box.deliver(event_id) == 200:
+                self.answered.add(event_id)
+
+    def all_answered(self) -> bool:
+        return not self.busy() and all(e["id"] in self.answered for e in self.box.events)
 
 
 def book(app: Any, ids: list[int]) -> None:
@@ -391,6 +627,16 @@ class Workers:
     def running(self) -> int:
         return sum(1 for p in self.processes if p is not None and p.poll() is None)
 
+    def crashes(self) -> dict[str, int]:
+        """How many workers died at each crash point, as their log says."""
+        self.log.flush()
+        found: Counter[str] = Counter()
+        with open(self.log.name, encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                if "crash point " in line and " dies now" in line:
+                    found[line.split("crash point ", 1)[1].split(":", 1)[0]] += 1
+        return dict(found)
+
     def stop(self) -> None:
         for process in self.processes:
             if process is not None:
@@ -409,19 +655,24 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
 # --- counting the books ----------------------------------------------------------------
 
 
-def count_effects(app: Any, x: Served, q: Served, ids: list[int]) -> dict[str, Any]:
-    """For each action: how many times its effect is in the books; and the ledger's states."""
+def count_effects(app: Any, x: Served, q: Served, ids: list[int],
+                  twilio: Served | None = None) -> dict[str, Any]:
+    """For each action: how many times its effect is in the books (or, for a text, at the
+    Twilio emulator); per effect kind, expected (its action done), done and duplicated; and the
+    ledger's states."""
     from connectors.base import effect_marker
+    from rules.sms import number_for
     from store.db import db
-    from store.models import Action, Connection, Invoice
+    from store.models import Action, Connection, Contact, Invoice
 
     with app.app_context():
         rows = db.session.execute(
             select(Action.id, Action.key, Action.kind, Action.status, Action.result,
                    Action.attempts, Invoice.provider_id, Connection.provider,
-                   Connection.tenant_id)
+                   Connection.tenant_id, Contact.mobile, Contact.phone, Contact.country)
             .join(Invoice, Invoice.id == Action.invoice_id)
             .join(Connection, Connection.org_id == Action.org_id)
+            .outerjoin(Contact, Contact.id == Invoice.contact_id)
             .where(Action.id.in_(ids))).all()
     # Everything the sandboxes hold, by tenant.
     xbox, qbox = x.state, q.state
@@ -452,40 +703,145 @@ def count_effects(app: Any, x: Served, q: Served, ids: list[int]) -> dict[str, A
         tally("line", texts)
         tally("note", [line for line in notes if "Dunwell" in line])
         tally("credit", [str(m.get("PrivateNote") or "") for m in qbox.credit_memos(realm)])
+    if twilio is not None:
+        tally("text", [str(m["to"]) for m in list(twilio.state.messages.values())
+                       if m["direction"] == "outbound-api"])
 
     def times(label: str, needle: str) -> int:
         return sum(n for text, n in effects.get(label, Counter()).items() if needle in text)
 
     duplicates: Counter[str] = Counter()
     missing: Counter[str] = Counter()
+    expected: Counter[str] = Counter()
+    done: Counter[str] = Counter()
     states = Counter(r.status for r in rows)
     unexplained = []
+    fallbacks = 0
     for r in rows:
         marker = effect_marker(r.key)
         label = r.key.split(":")[2]
         where = f"{r.tenant_id}:{r.provider_id}"
+        note = {"note": times("note", where) if r.provider == "xero"
+                else times("note", effect_marker(f"{r.key}:note"))}
         if label == "reminder":
-            found = {"email": times("email", where),
-                     "note": times("note", where) if r.provider == "xero"
-                     else times("note", effect_marker(f"{r.key}:note"))}
+            found = {"email": times("email", where), **note}
+        elif label == "sms":
+            number = number_for(r.mobile, r.phone, r.country).e164
+            texted = sum(effects.get("text", Counter())[t] for t in [number] if t)
+            if (r.result or {}).get("sms_fallback"):  # by email instead, with its reason
+                fallbacks += 1
+                found = {"text": texted, "email": times("email", where), **note}
+            else:
+                found = {"text": texted, **note}
         elif label in ("fee_line", "fee_invoice"):
             found = {label: times("line", marker)}
         else:
             found = {"credit_note": times("credit", marker)}
         for what, n in found.items():
             duplicates[what] += max(0, n - 1)
-            if r.status == "done" and n == 0:
-                missing[what] += 1
+            done[what] += n > 0
+            fell_back = what == "text" and (r.result or {}).get("sms_fallback")
+            if r.status == "done" and not fell_back:
+                expected[what] += 1
+                if n == 0:
+                    missing[what] += 1
         if r.status == "skipped" and not (r.result or {}).get("reason"):
             unexplained.append(r.key)
     open_ = sum(n for s, n in states.items() if s not in FINAL)
     return {
         "actions": len(rows), "states": dict(states),
+        "effects": {what: {"expected": expected[what], "done": done[what],
+                           "duplicates": duplicates[what]}
+                    for what in sorted(set(expected) | set(done) | set(duplicates))},
+        "sms_fallbacks": fallbacks,
         "duplicates": sum(duplicates.values()), "duplicates_by_kind": dict(duplicates),
         "lost": open_ + len(unexplained) + sum(missing.values()),
         "missing_effects": dict(missing), "skipped_without_reason": len(unexplained),
         "executions": sum(r.attempts for r in rows),
     }
+
+
+def count_cards(app: Any, x: Served, q: Served, stripe_box: Any, rows: list[int],
+                webhooks: Webhooks | None) -> dict[str, Any]:
+    """Each card payment against Stripe and the books: expected (its PaymentIntent succeeded
+    at Stripe), done (a payment in the books, found by the processor's payment id in its
+    reference) and duplicates; the same for the fee booked as a bank fee."""
+    from store.db import db
+    from store.models import CardPayment, Connection, ProcessorEvent
+
+    with app.app_context():
+        found = db.session.execute(
+            select(CardPayment.id, CardPayment.status, CardPayment.payment_id,
+                   CardPayment.books_payment_id, CardPayment.booking_error, CardPayment.fee,
+                   Connection.provider, Connection.tenant_id)
+            .join(Connection, Connection.org_id == CardPayment.org_id)
+            .where(CardPayment.id.in_(rows))).all()
+        unapplied = db.session.scalar(select(func.count()).select_from(ProcessorEvent).where(
+            ProcessorEvent.processed_at.is_(None)))
+        events_stored = db.session.scalar(select(func.count()).select_from(ProcessorEvent))
+        db.session.remove()
+    payments: Counter[str] = Counter()
+    fees: Counter[str] = Counter()
+    for tenant in {r.tenant_id for r in found if r.provider == "xero"}:
+        book = x.state.tenant(tenant)
+        for p in list(book.payments.values()):
+            if p.get("Status") != "DELETED":
+                payments[str(p.get("Reference") or "")] += 1
+        for t in list(book.bank_transactions.values()):
+            fees[str(t.get("Reference") or "")] += 1
+    for realm in {r.tenant_id for r in found if r.provider == "quickbooks"}:
+        company = q.state.company(realm)
+        for p in list(company.records["Payment"].values()):
+            payments[str(p.get("PrivateNote") or "")] += 1
+        for p in list(company.records.get("Purchase", {}).values()):
+            fees[str(p.get("PrivateNote") or "")] += 1
+
+    def booked(counter: Counter[str], payment_id: str | None) -> int:
+        return sum(n for text, n in counter.items() if payment_id and payment_id in text)
+
+    figures = {"card_payment": Counter[str](), "card_fee": Counter[str]()}
+    states: Counter[str] = Counter()
+    unbooked = 0
+    for r in found:
+        states[r.status] += 1
+        intent = stripe_box.objects.get(r.payment_id or "") or {}
+        succeeded = intent.get("status") == "succeeded"
+        for what, counter in (("card_payment", payments), ("card_fee", fees)):
+            n = booked(counter, r.payment_id)
+            figures[what]["expected"] += succeeded and (what == "card_payment" or bool(r.fee))
+            figures[what]["done"] += n > 0
+            figures[what]["duplicates"] += max(0, n - 1)
+        unbooked += succeeded and (r.books_payment_id is None or r.booking_error is not None)
+    return {
+        "card_effects": {what: {k: c[k] for k in ("expected", "done", "duplicates")}
+                         for what, c in figures.items()},
+        "card_payments": len(found), "card_payment_states": dict(states),
+        "card_payments_unbooked": unbooked, "stripe_events": len(stripe_box.events),
+        "stripe_events_stored": events_stored or 0, "stripe_events_unapplied": unapplied or 0,
+        "webhook_posts": webhooks.posts if webhooks else 0,
+        "webhook_rounds": webhooks.rounds if webhooks else 0,
+    }
+
+
+def _cards_settled(app: Any, rows: list[int], webhooks: Webhooks | None) -> bool:
+    """Every webhook answered, every stored event applied, every paid payment booked."""
+    from store.db import db
+    from store.models import CardPayment, ProcessorEvent
+
+    if not rows:
+        return True
+    if webhooks is not None and not webhooks.all_answered():
+        return False
+    with app.app_context():
+        unapplied = db.session.scalar(select(func.count()).select_from(ProcessorEvent).where(
+            ProcessorEvent.processed_at.is_(None)))
+        unpaid = db.session.scalar(select(func.count()).select_from(CardPayment).where(
+            CardPayment.id.in_(rows), CardPayment.status != "paid"))
+        waiting = db.session.scalar(select(func.count()).select_from(CardPayment).where(
+            CardPayment.id.in_(rows), CardPayment.status == "paid",
+            CardPayment.books_payment_id.is_(None), CardPayment.booking_error.is_(None)))
+        db.session.remove()
+    return not unapplied and not unpaid and not waiting
 
 
 def _final_share(app: Any, ids: list[int]) -> float:
@@ -727,12 +1083,27 @@ def run(scale: Scale, database_url: str,
     postgres = database_url.startswith("postgresql")
     upgrade(url=database_url)
     x, q = serve_sandboxes()
-    env = settings(database_url, redis_url, x.url, q.url, Fernet.generate_key().decode())
+    channels = serve_channels(scale.lost_texts) if scale.sms or scale.cards else None
+    env = settings(database_url, redis_url, x.url, q.url, Fernet.generate_key().decode(),
+                   channels)
     app = create_app(flask_config(env))
+    if channels is not None:  # Stripe's webhooks and Twilio's status callbacks come here
+        env["BASE_URL"] = app.config["BASE_URL"] = channels.serve_app(app)
     workers: Workers | None = None
     paused: Pause | None = None
+    webhooks: Webhooks | None = None
+    country = None
     try:
-        ids = connect_and_plan(app, x, q, scale)
+        mobiles = None
+        if scale.sms:
+            country, example = texting_country(datetime.now(UTC),
+                                               timedelta(seconds=scale.timeout + 600))
+            mobiles = Mobiles(example)
+        ids, card_invoices = connect_and_plan(app, x, q, scale, channels, mobiles)
+        card_rows: list[int] = []
+        if channels is not None and card_invoices:
+            card_rows = pay_by_card(app, channels.stripe.state, card_invoices)
+            webhooks = Webhooks(channels.stripe.state)
         first_orgs = interrupt_first_syncs(app, x, q, scale)
         for served in (x, q):
             # The invoice re-read right after a claim is sometimes slow: claims are held long
@@ -742,12 +1113,16 @@ def run(scale: Scale, database_url: str,
             if scale.forget_keys:
                 served.faults.add("forget_key", method="POST|PUT", times=None,
                                   probability=scale.forget_keys)
-        progress(f"{len(ids)} actions planned over {scale.orgs} organisations; "
-                 f"{len(first_orgs)} first syncs to interrupt")
+        progress(f"{len(ids)} actions planned over {scale.orgs} organisations, "
+                 f"{len(card_rows)} card payments made; {len(first_orgs)} first syncs to "
+                 f"interrupt; texts to {country or 'nobody'}")
         set_up = time.perf_counter()
         book(app, ids)
-        worker_env = {**os.environ, **env, "DUNWELL_CRASH_POINTS": scale.crash,
+        crash = ",".join(c for c in (scale.crash, scale.card_crash if card_rows else "") if c)
+        worker_env = {**os.environ, **env, "DUNWELL_CRASH_POINTS": crash,
                       "DUNWELL_ACTION_LEASE_SECONDS": str(scale.lease_seconds),
+                      "DUNWELL_CARD_LEASE_SECONDS": str(scale.lease_seconds),
+                      "DUNWELL_CARD_STUCK_SECONDS": "4",
                       "DUNWELL_SWEEP_SECONDS": "2", "DUNWELL_STUCK_SECONDS": "4",
                       "DUNWELL_WORKER_BACKOFF": "0.5:2", "PGAPPNAME": WORKER_BACKENDS,
                       "PYTHONUNBUFFERED": "1"}
@@ -762,9 +1137,19 @@ def run(scale: Scale, database_url: str,
         tries: Counter[int] = Counter()
         first_done = not first_orgs
         deadline = time.monotonic() + scale.timeout
+        last_redelivery = 0.0
         while time.monotonic() < deadline:
             workers.keep_alive()
             share = _final_share(app, ids)
+            if webhooks is not None and not webhooks.busy():
+                # Every event in reverse order at once, again shuffled once 40 % of the
+                # actions are final; then, as Stripe retries, those never answered 200.
+                if webhooks.rounds < 2 and share >= (0.0, 0.4)[webhooks.rounds]:
+                    webhooks.round(everything=True)
+                    progress(f"stripe webhooks: round {webhooks.rounds} delivering")
+                elif webhooks.rounds >= 2 and time.monotonic() - last_redelivery > 2:
+                    webhooks.round(everything=False)
+                    last_redelivery = time.monotonic()
             if redis_back_at is not None and time.monotonic() >= redis_back_at:
                 redis_server.start()  # empty: every queued and scheduled job is gone
                 redis_back_at = None
@@ -808,15 +1193,22 @@ def run(scale: Scale, database_url: str,
                 first_done = retry_first_syncs(app, redis, first_orgs, tries)
             faults_over = redis_up and (paused is None or not paused.until) and not bursts \
                 and (not scale.redis_down or redis_kills)
-            if share >= 1.0 and first_done and faults_over and _all_final(app):
+            if share >= 1.0 and first_done and faults_over and _all_final(app) \
+                    and _cards_settled(app, card_rows, webhooks):
                 break
             time.sleep(0.1 if scale.pause and paused is None else 0.5)
         run_seconds = time.perf_counter() - set_up
         running = workers.running()
         deaths, clean_exits = workers.deaths, workers.clean_exits
+        crashes = workers.crashes()
         workers.stop()
         workers = None
-        figures = count_effects(app, x, q, ids)
+        if webhooks is not None and webhooks.thread is not None:
+            webhooks.thread.join()
+        figures = count_effects(app, x, q, ids, channels.twilio if channels else None)
+        cards = count_cards(app, x, q, channels.stripe.state, card_rows, webhooks) \
+            if channels is not None else {"card_effects": {}}
+        figures["effects"].update(cards.pop("card_effects"))
         books = count_books(app, ids, first_orgs, redis, paused)
         with app.app_context():
             storm_action = db.session.get(Action, storm_target)
@@ -825,8 +1217,12 @@ def run(scale: Scale, database_url: str,
         return {
             "benchmark": "chaos", "database": database_url.split(":", 1)[0].split("+")[0],
             "organisations": scale.orgs, "writebacks": len(ids), "workers": scale.workers,
-            **figures, **books,
-            "worker_kills": deaths, "redis_flushes": flushed,
+            **figures, **cards, **books,
+            "texting_country": country,
+            "texts_answers_lost": channels.twilio.faults.count("lost_answer")
+            if channels else 0,
+            "worker_kills": deaths, "worker_kills_by_point": crashes,
+            "redis_flushes": flushed,
             "workers_started": scale.workers, "workers_running_at_end": running,
             "workers_exited_cleanly": clean_exits,
             "redis_kills": redis_kills, "redis_down_seconds": scale.redis_down,
@@ -838,7 +1234,7 @@ def run(scale: Scale, database_url: str,
             "schedulers": scale.workers,
             "wall_seconds": round(run_seconds, 1),
             "total_seconds": round(time.perf_counter() - started, 1),
-            "crash_points": scale.crash,
+            "crash_points": crash,
         }
     finally:
         if paused is not None and paused.until:
@@ -850,6 +1246,8 @@ def run(scale: Scale, database_url: str,
             db.engine.dispose()
         x.server.shutdown()
         q.server.shutdown()
+        if channels is not None:
+            channels.shutdown()
         redis_server.kill()
 
 
@@ -917,6 +1315,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--first-syncs", type=int, default=defaults.first_syncs)
     parser.add_argument("--backend-bursts", type=int, default=defaults.backend_bursts)
     parser.add_argument("--no-pause", action="store_true")
+    parser.add_argument("--no-sms", action="store_true", help="no texted reminders")
+    parser.add_argument("--no-cards", action="store_true", help="no card payments")
+    parser.add_argument("--lost-texts", type=float, default=defaults.lost_texts,
+                        help="share of Twilio's answers to a new text lost")
+    parser.add_argument("--card-crash", default=defaults.card_crash,
+                        help="crash points of the card payments' jobs")
     parser.add_argument("--fresh-postgres", action="store_true",
                         help="run on a new PostgreSQL database (dropped at the end) of the server "
                              "BENCH_POSTGRES_URL names, instead of DATABASE_URL")
@@ -933,7 +1337,9 @@ def main(argv: list[str] | None = None) -> None:
                   lease_seconds=args.lease_seconds, redis_down=args.redis_down,
                   clock_offset=args.clock_offset, forget_keys=args.forget_keys,
                   first_syncs=args.first_syncs, pause=not args.no_pause,
-                  backend_bursts=args.backend_bursts)
+                  backend_bursts=args.backend_bursts, sms=not args.no_sms,
+                  cards=not args.no_cards, lost_texts=args.lost_texts,
+                  card_crash=args.card_crash)
     with tempfile.TemporaryDirectory() as workdir, \
             _database(args.fresh_postgres, Path(workdir)) as database_url:
         print(json.dumps(run(scale, database_url,

@@ -193,7 +193,10 @@ def may_text_at(moment: datetime, zones: tuple[str, ...], send_time: time, windo
 def next_text_moment(moment: datetime, zones: tuple[str, ...], send_time: time,
                      window_hours: int, country: str,
                      weekdays_only: bool = True) -> datetime | None:
-    """The first moment from `moment` (in quarter hours, within three weeks) a text may go."""
+    """The first moment from `moment` a text may go: `moment` itself when it is inside the
+    hours, else the first quarter hour that is (within three weeks)."""
+    if may_text_at(moment, zones, send_time, window_hours, country, weekdays_only):
+        return moment
     candidate = moment.replace(second=0, microsecond=0)
     candidate += timedelta(minutes=(-candidate.minute) % 15)
     for _ in range(21 * 24 * 4):

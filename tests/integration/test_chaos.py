@@ -1,13 +1,16 @@
 """Chaos at small scale: real worker processes killed with SIGKILL at the claim, between a
 provider's answer and our commit, and after the commit, restarted each time, with Redis flushed
 mid-run, one action enqueued two hundred times at once and half the actions booked twice by
-two schedulers, over Xero and QuickBooks organisations; and the faults of issue 30: providers
+two schedulers, over Xero and QuickBooks organisations, texted reminders (Twilio's answers
+lost on the way back) and card payments (Stripe's webhooks twice, out of order, workers killed
+between taking a stored event and booking its payment); and the faults of issue 30: providers
 that forgot idempotency keys, one worker's clock three minutes fast, a worker paused past its
 lease and resumed, Redis killed and started again empty, PostgreSQL backends terminated under
 jobs, two first syncs interrupted by a provider 500 and retried. The books end with every effect
-once, every action done or skipped with a reason, no invoice without its next-action time, no
-sync record running and every worker still running. (benchmarks/chaos.py runs the same at the
-issue's scale.)"""
+once (one text at the Twilio emulator per texted reminder, one payment and one fee in the
+books per card payment), every action done or skipped with a reason, no invoice without its
+next-action time, no sync record running and every worker still running.
+(benchmarks/chaos.py runs the same at the issue's scale.)"""
 
 from __future__ import annotations
 
@@ -34,19 +37,32 @@ def test_faults_leave_no_duplicate_no_lost_action_and_no_worker_down(database_ur
     # The deadline leaves room for RQ's retries (30 s, then 120 s) of an action whose provider
     # call or database connection failed in passing; a run that finishes sooner ends sooner.
     answer = subprocess.run(
-        [sys.executable, "-m", "benchmarks.chaos", "--orgs", "3", "--invoices", "4",
+        [sys.executable, "-m", "benchmarks.chaos", "--orgs", "3", "--invoices", "6",
          "--workers", "2", "--crash", "claimed=0.2,answered=0.1,committed=0.2",
+         "--card-crash", "card_received=0.3,card_claimed=0.2,card_answered=0.3",
+         "--lost-texts", "0.5",
          "--storm", "200", "--timeout", "300", "--lease-seconds", "3", "--redis-down", "4",
          "--clock-offset", "180", "--backend-bursts", "1", "--first-syncs", "2"],
         env={**os.environ, "DATABASE_URL": database_url},
         capture_output=True, text=True, timeout=420, check=False)
     assert answer.returncode == 0, answer.stderr[-3000:]
     figures = json.loads(answer.stdout.strip().splitlines()[-1])
-    assert figures["writebacks"] == 12  # 1 Xero and 2 QuickBooks organisations, 4 each
+    # 1 Xero and 2 QuickBooks organisations, 6 invoices each: 5 actions and a card payment.
+    assert figures["writebacks"] == 15
     assert (figures["duplicates_by_kind"], figures["lost"], figures["states"],
             figures["missing_effects"], figures["skipped_without_reason"]) == (
-        {"email": 0, "note": 0, "fee_line": 0, "fee_invoice": 0, "credit_note": 0}, 0,
-        {"done": 12}, {}, 0), figures
+        {"email": 0, "note": 0, "fee_line": 0, "fee_invoice": 0, "credit_note": 0, "text": 0},
+        0, {"done": 15}, {}, 0), figures
+    # Per effect kind: as many as expected, none twice; texts sent in the customers' hours
+    # (none fell back to email), every card payment booked once with its fee.
+    effects = figures["effects"]
+    assert all(e["duplicates"] == 0 and e["done"] == e["expected"] for e in effects.values()), \
+        effects
+    assert (effects["text"]["expected"], effects["card_payment"]["expected"],
+            effects["card_fee"]["expected"], figures["sms_fallbacks"]) == (3, 3, 3, 0), figures
+    assert figures["card_payment_states"] == {"paid": 3}, figures
+    assert (figures["card_payments_unbooked"], figures["stripe_events_unapplied"]) == (0, 0)
+    assert figures["webhook_posts"] >= 2 * figures["stripe_events"], figures  # each twice
     assert figures["worker_kills"] >= 1, figures  # the crash points did fire
     assert figures["redis_flushes"] == 1
     # The faults of issue 30, and what they must not leave behind.

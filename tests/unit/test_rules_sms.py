@@ -104,6 +104,9 @@ def test_quiet_hours_follow_the_customers_zone() -> None:
     noon_sydney = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)  # 12:00 Sydney, 09:00 Perth
     assert may_text_at(noon_sydney, australia, time(0), 24, "AU") is False  # Cocos: 07:30
     assert next_text_moment(noon_sydney, australia, time(0), 24, "AU") is not None
+    # Inside the hours a text goes at once, not at the next quarter hour.
+    inside = datetime(2026, 11, 24, 15, 7, 30, tzinfo=UTC)  # 10:07:30 in New York
+    assert next_text_moment(inside, new_york, time(9), 8, "US") == inside
 
 
 def test_no_texts_on_public_holidays_or_weekends() -> None:
