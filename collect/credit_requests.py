@@ -6,7 +6,8 @@ carried out.
 sync and at the day's send time). Deposit reminders themselves are planned per invoice by
 rules/engine.py (rules/deposits.py); here their milestones are written to `expected_payments`
 for the owner to see. What is per customer (a retainer running low, a balance over the limit)
-is planned here through the same ledger, each under a deterministic key. A shorter due date for
+is planned here through the same ledger, filed under the customer (no invoice of theirs is
+borrowed) with a key that names them. A shorter due date for
 a blocked customer's new invoices is, as the policy's `terms_on_hold.apply` says, recorded once
 per invoice in the activity log as a recommendation for the owner, or planned as a
 `terms_change` action that writes it into the books through the connector.
@@ -28,7 +29,7 @@ from collect.effects import Effect, payment_link, send_own_email
 from collect.outcomes import Skip
 from collect.quote_deposits import plan_quote_deposits
 from rules import Policy
-from rules.credit import terms_change_key, terms_verdict
+from rules.credit import over_limit_since, terms_change_key, terms_verdict
 from rules.deposits import deposit_message, expected_payments, qualifies
 from rules.messages import language_of
 from rules.retainers import due_top_up, top_up_message
@@ -67,19 +68,6 @@ def track_expected_payments(session: Session, book: Book, invoices: Sequence[Inv
     return touched
 
 
-def _carrier(session: Session, org: Organisation, contact_id: int,
-             since: date | None = None) -> Invoice | None:
-    """The invoice a customer-level action is filed under: the newest open one."""
-    query = select(Invoice).where(Invoice.org_id == org.id, Invoice.contact_id == contact_id,
-                                  Invoice.status == "open", Invoice.due_date.is_not(None))
-    if since is not None:
-        query = query.where(Invoice.issue_date >= since)
-    found = [i for i in session.scalars(query.order_by(Invoice.issue_date.desc(),
-                                                       Invoice.id.desc()))
-             if i.amount_due > 0]  # compared here: SQLite keeps money as text
-    return found[0] if found else None
-
-
 def plan_top_ups(session: Session, org: Organisation, book: Book,
                  now: datetime) -> list[Action]:
     planned = []
@@ -90,14 +78,11 @@ def plan_top_ups(session: Session, org: Organisation, book: Book,
             continue
         entries = services.retainer_entries(session, retainer)
         received = sum(1 for e in entries if e.kind == "top_up")
-        carrier = _carrier(session, org, contact.id)
-        step = due_top_up(org.id, contact.id, contact.name,
-                          None if carrier is None else carrier.id,
-                          services.retainer_terms(retainer), received, entries, book.policy,
-                          book.calendar, now)
-        if step is None or carrier is None:
+        step = due_top_up(org.id, contact.id, contact.name, services.retainer_terms(retainer),
+                          received, entries, book.policy, book.calendar, now)
+        if step is None:
             continue
-        action = ledger.record_planned(session, step, carrier, now)
+        action = ledger.record_planned(session, step, None, now)
         if action is not None:
             planned.append(action)
     return planned
@@ -117,28 +102,28 @@ def _blocked_customers(session: Session, org: Organisation,
 
 def plan_limit_signals(session: Session, org: Organisation,
                        blocked: Sequence[services.CustomerCredit], now: datetime) -> list[Action]:
-    """The stop-service signal for each customer over the limit, once per oldest open
-    invoice, when the organisation asked for it (holds signal when they are set)."""
+    """The stop-service signal for each customer over the limit, once per stretch over it
+    (from the issue day of the invoice that took the balance over), when the organisation
+    asked for it (holds signal when they are set)."""
     settings = services.credit_settings(session, org)
     if not settings.stop_service_on_hold:
         return []
+    over = [c for c in blocked if c.position.over_limit and not c.contact.stop_service
+            and not c.contact.on_hold]  # else already signalled, or the hold's signal covers it
+    if not over:
+        return []
+    histories = [h for h in services.invoice_histories(session, org) if h.is_open]
     planned = []
-    for credit in blocked:
-        contact = credit.contact
-        if not credit.position.over_limit or contact.stop_service or contact.on_hold:
-            continue  # already signalled, or a hold's own signal covers it
-        anchor = services.oldest_open_invoice(session, org, contact)
-        if anchor is None:
+    for credit in over:
+        contact, p = credit.contact, credit.position
+        since = over_limit_since([h for h in histories if h.contact_id == contact.id], p.limit,
+                                 p.currency)
+        if since is None:
             continue
-        p = credit.position
-        step = services.PlannedAction(
-            key=services.action_key(org.id, anchor.id, "stop_service", f"limit{contact.id}"),
-            kind="stop_service", invoice_id=anchor.id, org_id=org.id, scheduled_for=now,
-            reason=(f"{contact.name} is over the credit limit ({p.currency} {p.exposure}"
-                    f" open against {p.currency} {p.limit})"),
-            details={"webhook_url": settings.stop_service_webhook_url,
-                     "trigger": "credit_limit"})
-        action = ledger.record_planned(session, step, anchor, now)
+        action = services.signal_stop_service(
+            session, org, contact, "limit", since,
+            f"{contact.name} is over the credit limit ({p.currency} {p.exposure} open against"
+            f" {p.currency} {p.limit})", settings.stop_service_webhook_url, now)
         if action is not None:
             planned.append(action)
     return planned
@@ -170,7 +155,7 @@ def plan_terms_changes(session: Session, org: Organisation, policy: Policy,
                         f" {change.due_date})"),
                 details={"due_date": change.recommended_due.isoformat(),
                          "was": change.due_date.isoformat(), "because": change.because,
-                         "due_in_days": rule.due_in_days, "contact_id": contact.id})
+                         "due_in_days": rule.due_in_days})
             action = ledger.record_planned(session, step, invoice, now)
             if action is not None:
                 log.info("org %s invoice %s: shorter terms planned (%s)", org.id, invoice.id,
@@ -262,12 +247,8 @@ def send_deposit_reminder(effect: Effect) -> str:
 
 def send_top_up_request(effect: Effect) -> str:
     """Ask the customer by Dunwell email to top up the retainer, once per key."""
-    action, org = effect.action, effect.org
+    action, org, contact = effect.action, effect.org, effect.contact
     details = {k: str(v) for k, v in (action.details or {}).items()}
-    contact_id = (action.details or {}).get("contact_id")
-    contact = effect.session.get(Contact, contact_id) if contact_id else None
-    if contact is None or contact.org_id != org.id:
-        raise Skip("gone", "The customer no longer exists")
     if not contact.email:
         raise Skip("no_email", f"{contact.name} has no email address")
     assert action.amount is not None and action.currency is not None
@@ -294,7 +275,7 @@ def shorten_terms(effect: Effect) -> str:
     because = str(details.get("because") or "on credit hold")
     unknown = effect.unknown_since("due_date") is not None
     verdict = terms_verdict(invoice.status, invoice.due_date, new_due, write_unknown=unknown)
-    contact = effect.session.get(Contact, details.get("contact_id") or invoice.contact_id or 0)
+    contact = invoice.contact
     if verdict == "write" and because == "on credit hold" and not (contact and contact.on_hold):
         raise Skip("released", f"{invoice.number}: the customer is no longer on"
                      " credit hold; its terms are left as they are")

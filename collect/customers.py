@@ -26,7 +26,6 @@ from rules import (
     InvoiceState,
     PlannedAction,
     Policy,
-    action_key,
     default_policy,
     policy_from_json,
 )
@@ -60,6 +59,7 @@ from rules.retainers import (
     retainer_balance,
     retainer_history,
 )
+from rules.signals import TRIGGERS, PastSignal, SignalCause, signal_key, signal_planned
 from rules.statements import OpenItem, Statement, build_statement
 from store.models import (
     Action,
@@ -384,34 +384,46 @@ def open_invoices(session: Session, org: Organisation, contact: Contact) -> list
         .order_by(Invoice.due_date, Invoice.id)) if i.amount_due > 0]
 
 
-def oldest_open_invoice(session: Session, org: Organisation, contact: Contact) -> Invoice | None:
-    invoices = open_invoices(session, org, contact)
-    return invoices[0] if invoices else None
-
-
 def signal_hold(session: Session, org: Organisation, contact: Contact,
                 now: datetime) -> Action | None:
-    """Plan the stop-service signal for a hold, if the organisation asked for it.
-
-    It is the escalation's own action (collect/execute.py flags the contact and sends the signed
-    webhook), written to the ledger under the customer's oldest open invoice with a key per
-    hold, so holding twice signals once; the caller commits and enqueues it. A customer with
-    nothing open gets no signal: the ledger's actions belong to an invoice."""
+    """Plan the stop-service signal for a hold, if the organisation asked for it; the caller
+    commits and enqueues it. Holding twice signals once (the key names the hold's first day)."""
     settings = credit_settings(session, org)
     if not (settings.stop_service_on_hold and contact.on_hold):
         return None
-    anchor = oldest_open_invoice(session, org, contact)
-    if anchor is None:
-        log.info("org %s contact %s: on hold with nothing open; no stop-service signal",
-                 org.id, contact.id)
+    return signal_stop_service(session, org, contact, "hold",
+                               org_today(org, contact.on_hold_at or now),
+                               f"{contact.name} is on credit hold ({contact.hold_reason})",
+                               settings.stop_service_webhook_url, now)
+
+
+def signal_stop_service(session: Session, org: Organisation, contact: Contact,
+                        cause: SignalCause, since: date, reason: str, webhook_url: str | None,
+                        now: datetime) -> Action | None:
+    """The escalation's own stop-service action (collect/execute.py flags the customer and
+    sends the signed webhook), filed under the customer, once per hold or stretch over the
+    limit that began `since` (rules/signals.py); None if it is in the ledger already."""
+    past = [PastSignal(key, org_today(org, created_at), status in WAITING)
+            for key, status, created_at in session.execute(
+                select(Action.key, Action.status, Action.created_at).where(
+                    Action.org_id == org.id, Action.contact_id == contact.id,
+                    Action.kind == "stop_service"))]
+    if signal_planned(org.id, contact.id, cause, since, past):
         return None
-    since = org_today(org, contact.on_hold_at or now)
     planned = PlannedAction(
-        key=action_key(org.id, anchor.id, "stop_service", f"hold{contact.id}", since.isoformat()),
-        kind="stop_service", invoice_id=anchor.id, org_id=org.id, scheduled_for=now,
-        reason=f"{contact.name} is on credit hold ({contact.hold_reason})",
-        details={"webhook_url": settings.stop_service_webhook_url, "trigger": "credit_hold"})
-    return ledger.record_planned(session, planned, anchor, now)
+        key=signal_key(org.id, contact.id, cause, since), kind="stop_service",
+        invoice_id=None, contact_id=contact.id, org_id=org.id, scheduled_for=now,
+        reason=reason, details={"webhook_url": webhook_url, "trigger": TRIGGERS[cause]})
+    return ledger.record_planned(session, planned, None, now)
+
+
+def customer_actions(session: Session, org: Organisation, contact: Contact,
+                     limit: int = 50) -> list[Action]:
+    """The customer's own actions (statements, top-up requests, stop-service signals), the
+    newest first, for their page."""
+    return list(session.scalars(select(Action).where(
+        Action.org_id == org.id, Action.contact_id == contact.id)
+        .order_by(Action.scheduled_for.desc(), Action.id.desc()).limit(limit)))
 
 
 # --------------------------------------------------------------------------- statements
@@ -597,7 +609,7 @@ class TermsWritten:
     state: str  # done | waiting | refused
 
 
-TERMS_WAITING = ("planned", "claimed", "failed", "pending_approval")
+WAITING = ("planned", "claimed", "failed", "pending_approval")  # in the ledger, not run yet
 
 
 def terms_write_back(session: Session, org: Organisation) -> bool:
@@ -620,7 +632,7 @@ def contact_terms_written(session: Session, org: Organisation, contact: Contact,
         reason = (action.result or {}).get("reason")
         if action.status == "done":
             state = "done"
-        elif action.status in TERMS_WAITING:
+        elif action.status in WAITING:
             state = "waiting"
         elif action.status == "dead" or reason == "rejected":
             state = "refused"

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from collect import ledger, own_documents, shared_clock
 from collect.mail import send_email, server_for
 from connectors.base import Connector, NotFound, ProviderRejected, TransientError
-from store.models import Action, Invoice, Organisation
+from store.models import Action, Contact, Invoice, Organisation
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +70,26 @@ class Effect:
 
     session: Session
     action: Action
-    filed_under: Invoice | None  # None for an action of a quote
+    filed_under: Invoice | Contact | None  # an invoice's, a customer's; None: a quote's
     org: Organisation
     connector: Connector
     now: datetime
     owner: str = ""  # who claimed it; empty: whoever the ledger says holds it
 
     @property
+    def filed_invoice(self) -> Invoice | None:
+        return self.filed_under if isinstance(self.filed_under, Invoice) else None
+
+    @property
     def invoice(self) -> Invoice:
         """The invoice the action is filed under (only handlers of invoice actions ask)."""
-        assert self.filed_under is not None, f"action {self.action.key} has no invoice"
+        assert isinstance(self.filed_under, Invoice), f"action {self.action.key} has no invoice"
+        return self.filed_under
+
+    @property
+    def contact(self) -> Contact:
+        """The customer the action is filed under (only handlers of a customer's ask)."""
+        assert isinstance(self.filed_under, Contact), f"action {self.action.key} has no customer"
         return self.filed_under
 
     @property
@@ -160,7 +170,10 @@ class Effect:
 
 
 def payment_link(effect: Effect) -> str | None:
-    """The invoice's online payment page at the provider, if it has one."""
+    """The invoice's online payment page at the provider, if it has one (a customer's action
+    asks for no one invoice: it has none)."""
+    if effect.filed_invoice is None:
+        return None
     try:
         return effect.connector.online_invoice_url(effect.invoice.provider_id)
     except (NotFound, ProviderRejected):

@@ -111,13 +111,17 @@ def execute_action(session: Session, action: Action, connector: Connector,
                     action.org_id, action.key)
         return action.status
     handler = HANDLERS[action.kind]
-    invoice = None
+    filed: Invoice | Contact | None = None
     if handler.filed_under == "quote":
         gone = "Quote no longer exists" if org is None or \
             quote_deposits.quote_of(session, action) is None else None
+    elif handler.filed_under == "contact" or action.contact_id is not None:
+        filed = session.get(Contact, action.contact_id) if action.contact_id else None
+        gone = "The customer no longer exists" if filed is None or org is None \
+            or filed.org_id != action.org_id else None
     else:
-        invoice = session.get(Invoice, action.invoice_id) if action.invoice_id else None
-        gone = "Invoice no longer exists" if invoice is None or org is None else None
+        filed = session.get(Invoice, action.invoice_id) if action.invoice_id else None
+        gone = "Invoice no longer exists" if filed is None or org is None else None
     if gone is not None:
         ledger.finish(session, action, "skipped", gone, now, result={"reason": "gone"})
         session.commit()
@@ -130,7 +134,7 @@ def execute_action(session: Session, action: Action, connector: Connector,
     crash_point("claimed")
     try:
         with ledger.fenced(session, [action], owner):
-            status = _carry_out(Effect(session, action, invoice, org, connector, now, owner),
+            status = _carry_out(Effect(session, action, filed, org, connector, now, owner),
                                 handler)
     except ledger.ClaimLost:
         session.rollback()
@@ -144,7 +148,7 @@ def execute_action(session: Session, action: Action, connector: Connector,
 def _carry_out(effect: Effect, handler: Handler) -> str:
     """The claimed action run and its outcome recorded (collect/outcomes.py), each commit
     fenced by the claim."""
-    session, action, invoice = effect.session, effect.action, effect.filed_under
+    session, action, invoice = effect.session, effect.action, effect.filed_invoice
     try:
         if invoice is not None and handler.recheck:
             _recheck(effect)
@@ -403,9 +407,14 @@ def grant_discount(effect: Effect) -> str:
 
 
 def stop_service(effect: Effect) -> str:
-    """Flag the contact; tell the owner's system with a signed webhook if one is configured."""
-    action, invoice = effect.action, effect.invoice
-    contact = effect.session.get(Contact, invoice.contact_id) if invoice.contact_id else None
+    """Flag the contact; tell the owner's system with a signed webhook if one is configured.
+    An escalation's is filed under its invoice (the webhook names it), a credit hold's or
+    limit's under the customer (the webhook names no invoice)."""
+    action, invoice = effect.action, effect.filed_invoice
+    if invoice is None:
+        contact: Contact | None = effect.contact
+    else:
+        contact = effect.session.get(Contact, invoice.contact_id) if invoice.contact_id else None
     if contact is not None and not contact.stop_service:
         contact.stop_service, contact.stop_service_at = True, effect.now
         effect.session.commit()
@@ -416,9 +425,10 @@ def stop_service(effect: Effect) -> str:
             "contact": {"id": contact.id if contact else None,
                         "provider_id": contact.provider_id if contact else None,
                         "name": contact.name if contact else None},
-            "invoice": {"id": invoice.id, "number": invoice.number,
-                        "amount_due": str(invoice.amount_due), "currency": invoice.currency,
-                        "due_date": invoice.due_date.isoformat() if invoice.due_date else None},
+            "invoice": None if invoice is None else {
+                "id": invoice.id, "number": invoice.number,
+                "amount_due": str(invoice.amount_due), "currency": invoice.currency,
+                "due_date": invoice.due_date.isoformat() if invoice.due_date else None},
             "at": effect.now.isoformat()}, sort_keys=True).encode()
         effect.begin("webhook")
         # Public addresses only (SSRF), signed, bounded in time: collect/outbound.py.
@@ -478,10 +488,11 @@ def open_agency_case(effect: Effect) -> str:
 @dataclass(frozen=True, slots=True)
 class Handler:
     """How one kind of action is carried out, and what it is filed under: an invoice (re-read
-    from the provider before the handler runs) or a quote (the handler re-reads it)."""
+    from the provider before the handler runs), a customer (an action of an invoice's kind
+    may be one too: its `contact_id` says so) or a quote (the handler re-reads it)."""
 
     run: Callable[[Effect], str]
-    filed_under: Literal["invoice", "quote"] = "invoice"
+    filed_under: Literal["invoice", "contact", "quote"] = "invoice"
     # Re-read the invoice first and skip a paid or changed one; a note is written whatever
     # the invoice's state (the collector wrote it about the invoice as it is).
     recheck: bool = True
@@ -499,9 +510,9 @@ HANDLERS: dict[str, Handler] = {
     "stop_service": Handler(stop_service),
     "demand_letter": Handler(send_demand_letter),
     "agency_case": Handler(open_agency_case),
-    "statement": Handler(statements.send_statement),
+    "statement": Handler(statements.send_statement, filed_under="contact"),
     "deposit_reminder": Handler(credit_requests.send_deposit_reminder),
-    "retainer_top_up": Handler(credit_requests.send_top_up_request),
+    "retainer_top_up": Handler(credit_requests.send_top_up_request, filed_under="contact"),
     "terms_change": Handler(credit_requests.shorten_terms),
     "quote_deposit_reminder": Handler(quote_deposits.send_quote_deposit_reminder,
                                       filed_under="quote"),

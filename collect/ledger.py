@@ -115,16 +115,23 @@ def history(session: Session, invoice_ids: Iterable[int]) -> dict[int, list[Past
     return found
 
 
-def record_planned(session: Session, planned: PlannedAction, invoice: Invoice,
+def record_planned(session: Session, planned: PlannedAction, invoice: Invoice | None,
                    now: datetime) -> Action | None:
-    """Write the planned action; None if its key is already in the ledger (a no-op replan)."""
+    """Write the planned action; None if its key is already in the ledger (a no-op replan).
+
+    `invoice` is the invoice it is filed under, as planning read it; None for a customer's
+    action (filed under `planned.contact_id`)."""
+    if (invoice is None) != (planned.invoice_id is None) or \
+            (invoice is not None and invoice.id != planned.invoice_id):
+        raise ValueError(f"action {planned.key} is filed under invoice {planned.invoice_id},"
+                         f" not {None if invoice is None else invoice.id}")
     existing = session.scalar(select(Action).where(Action.key == planned.key))
     if existing is not None:
         return existing if _plan_again(session, existing, planned, invoice, now) else None
     action = Action(
-        org_id=planned.org_id, invoice_id=planned.invoice_id, key=planned.key,
-        kind=planned.kind, status=ActionStatus.PLANNED, planned_amount_due=invoice.amount_due,
-        created_at=now, updated_at=now,
+        org_id=planned.org_id, invoice_id=planned.invoice_id, contact_id=planned.contact_id,
+        key=planned.key, kind=planned.kind, status=ActionStatus.PLANNED,
+        planned_amount_due=_amount_due(invoice), created_at=now, updated_at=now,
     )
     _particulars(action, planned)
     return _add_new(session, action)
@@ -141,18 +148,23 @@ def _add_new(session: Session, action: Action) -> Action | None:
     return action
 
 
-def _plan_again(session: Session, existing: Action, planned: PlannedAction, invoice: Invoice,
-                now: datetime) -> bool:
+def _amount_due(invoice: Invoice | None) -> Decimal | None:
+    """What the invoice owed when planned (the executor compares); a customer's: nothing."""
+    return None if invoice is None else invoice.amount_due
+
+
+def _plan_again(session: Session, existing: Action, planned: PlannedAction,
+                invoice: Invoice | None, now: datetime) -> bool:
     """An action skipped because its invoice changed is planned again under its key (the key
     is the effect's identity, so a new row would be a second effect); any other is left be."""
     if existing.status != "skipped" or (existing.result or {}).get("reason") != REPLAN_REASON:
         return False
     _particulars(existing, planned)
     existing.status = ActionStatus.PLANNED
-    existing.planned_amount_due = invoice.amount_due
+    existing.planned_amount_due = _amount_due(invoice)
     existing.result = None
-    audit(session, invoice.org_id, "action_replanned", f"Planned again: {planned.reason}",
-          at=now, invoice_id=invoice.id, action_id=existing.id,
+    audit(session, planned.org_id, "action_replanned", f"Planned again: {planned.reason}",
+          at=now, invoice_id=planned.invoice_id, action_id=existing.id,
           data=about(existing))
     return True
 
@@ -212,7 +224,7 @@ def record_planned_many(session: Session, steps: Sequence[tuple[PlannedAction, I
     return [found[key] for key in keys if key in found]
 
 
-# Rows per INSERT: on SQLite 20 placeholders each, under its 32,766 bound parameters.
+# Rows per INSERT: on SQLite 21 placeholders each, under its 32,766 bound parameters.
 INSERT_CHUNK = 1000
 
 
@@ -243,7 +255,8 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]) -> Iterable[Action
 def _row(planned: PlannedAction, invoice: Invoice, now: datetime) -> dict[str, Any]:
     """An Action's columns as `record_planned` sets them, every row with the same keys."""
     return {
-        "org_id": planned.org_id, "invoice_id": planned.invoice_id, "key": planned.key,
+        "org_id": planned.org_id, "invoice_id": planned.invoice_id,
+        "contact_id": planned.contact_id, "key": planned.key,
         "kind": planned.kind, "status": "planned", "attempts": 0,
         "planned_amount_due": invoice.amount_due, "created_at": now, "updated_at": now,
         "step_index": planned.step_index, "step_count": planned.step_count,
@@ -449,8 +462,8 @@ def finish(session: Session, action: Action, status: str, message: str, now: dat
           data={**about(action), **(result or {}), **({"error": error} if error else {})})
     count_when_committed(session, action.kind, status, result)
     session.info.setdefault(OUTCOMES, []).append(
-        ("org %s invoice %s action %s: %s (%s)", action.org_id, action.invoice_id,
-         action.key, status, message))
+        ("org %s invoice %s contact %s action %s: %s (%s)", action.org_id, action.invoice_id,
+         action.contact_id, action.key, status, message))
 
 
 def amount_changed(action: Action, amount_due: Decimal) -> bool:

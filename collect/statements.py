@@ -3,10 +3,9 @@ executor like reminders.
 
 `plan_statements` writes this month's statement for each customer with something open, once
 the organisation's statement moment (day of month, local time) has come; the key is per
-customer per month, so planning again is a no-op. Each statement rides on the customer's
-oldest open invoice (the ledger's actions belong to an invoice): the executor re-reads that
-invoice before sending, as for any action, and `send_statement` then builds the statement
-from the books as they are at that moment.
+customer per month, so planning again is a no-op. Each statement is filed under its customer
+(none of their invoices is borrowed): `send_statement` builds it from the books as they are
+when it goes, and sends nothing if the customer has nothing open by then.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from sqlalchemy.orm import Session
 from collect import ledger, portal
 from collect.book import calendar_for
 from collect.customers import credit_settings, statement_for
-from collect.effects import Effect, payment_link, send_own_email
+from collect.effects import Effect, send_own_email
 from collect.outcomes import Skip
 from rules.messages import with_portal_link
 from rules.statements import StatementSchedule, due_statement, render_statement
@@ -40,32 +39,29 @@ def plan_statements(session: Session, org: Organisation, now: datetime) -> list[
                                  time.fromisoformat(settings.statement_time),
                                  settings.statement_channel)
     calendar = calendar_for(org)
-    carriers: dict[int, tuple[Invoice, int]] = {}
-    for invoice in session.scalars(
-            select(Invoice).where(Invoice.org_id == org.id, Invoice.status == "open",
-                                  Invoice.contact_id.is_not(None),
-                                  Invoice.due_date.is_not(None))
-            .order_by(Invoice.contact_id, Invoice.due_date, Invoice.id)):
-        assert invoice.contact_id is not None
-        if invoice.amount_due <= 0:  # compared here: SQLite keeps money as text
-            continue
-        carrier, count = carriers.get(invoice.contact_id, (invoice, 0))
-        carriers[invoice.contact_id] = (carrier, count + 1)
-    if not carriers:
+    open_items: dict[int, int] = {}
+    for contact_id, amount_due in session.execute(
+            select(Invoice.contact_id, Invoice.amount_due).where(
+                Invoice.org_id == org.id, Invoice.status == "open",
+                Invoice.contact_id.is_not(None), Invoice.due_date.is_not(None))
+            .order_by(Invoice.contact_id)):
+        if contact_id is not None and amount_due > 0:  # money compared here: SQLite keeps text
+            open_items[contact_id] = open_items.get(contact_id, 0) + 1
+    if not open_items:
         return []
     names = {contact_id: name for contact_id, name in session.execute(
         select(Contact.id, Contact.name).where(
-            Contact.org_id == org.id, Contact.id.in_(sorted(carriers)), Contact.is_customer,
+            Contact.org_id == org.id, Contact.id.in_(sorted(open_items)), Contact.is_customer,
             Contact.archived.is_(False), Contact.excluded.is_(False)))}
     planned = []
-    for contact_id, (carrier, count) in carriers.items():
+    for contact_id, count in open_items.items():
         if contact_id not in names:
             continue
-        step = due_statement(org.id, contact_id, names[contact_id], carrier.id, count,
-                             schedule, calendar, now)
+        step = due_statement(org.id, contact_id, names[contact_id], count, schedule, calendar,
+                             now)
         if step is None:
             continue
-        action = ledger.record_planned(session, step, carrier, now)
+        action = ledger.record_planned(session, step, None, now)
         if action is not None:
             planned.append(action)
     session.flush()
@@ -74,19 +70,15 @@ def plan_statements(session: Session, org: Organisation, now: datetime) -> list[
 
 
 def send_statement(effect: Effect) -> str:
-    """Email this month's statement to the customer, once (the Message-ID is the action's)."""
-    action, org = effect.action, effect.org
-    contact_id = (action.details or {}).get("contact_id")
-    contact = effect.session.get(Contact, contact_id) if contact_id else None
-    if contact is None or contact.org_id != org.id:
-        raise Skip("gone", "The customer no longer exists")
+    """Email this month's statement to the customer, once (the Message-ID is the action's).
+    It asks for no one invoice: the portal's link, where the customer sees and pays them all."""
+    action, org, contact = effect.action, effect.org, effect.contact
     if (action.channel or "dunwell_email") not in CHANNELS:
         raise Skip("channel", f"Statements go by Dunwell email, not {action.channel}")
     if not contact.email:
         raise Skip("no_email", f"{contact.name} has no email address")
     if not effect.done_part("emailed"):
-        statement = statement_for(effect.session, org, contact, effect.now,
-                                  payment_link=payment_link(effect))
+        statement = statement_for(effect.session, org, contact, effect.now)
         if not statement.lines:
             raise Skip("nothing_open", f"{contact.name} has nothing open")
         message = with_portal_link(render_statement(statement),

@@ -19,13 +19,16 @@ MONEY_KINDS = frozenset({"fee", "interest", "compensation", "discount"})
 class PlannedAction:
     """An action to write to the ledger; its key makes planning it twice a no-op.
 
+    It is filed under an invoice (`invoice_id`: a reminder, a fee) or a customer
+    (`contact_id`, and `invoice_id` None: a statement, a retainer top-up, a credit hold's
+    signal), never both: a customer's action borrows none of the customer's invoices.
     `scheduled_for` is when it became (or becomes) due, aware UTC. Money actions carry the
     amount and currency; `reason` is the sentence an owner reads in the activity log.
     """
 
     key: str
     kind: ActionKind
-    invoice_id: int
+    invoice_id: int | None
     org_id: int
     scheduled_for: datetime
     reason: str
@@ -37,6 +40,24 @@ class PlannedAction:
     channel: str | None = None
     tone: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    contact_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.invoice_id is None) == (self.contact_id is None):
+            raise ValueError(f"action {self.key} is filed under an invoice or a customer,"
+                             " one of the two")
+
+    @property
+    def filed_under(self) -> tuple[Literal["invoice", "contact"], int]:
+        if self.invoice_id is not None:
+            return "invoice", self.invoice_id
+        assert self.contact_id is not None  # __post_init__
+        return "contact", self.contact_id
+
+
+def contact_key(org_id: int, contact_id: int, *parts: object) -> str:
+    """`action_key` of a customer's action: it names the customer, never one of its invoices."""
+    return f"{org_id}:contact{contact_id}:" + ":".join(map(str, parts))
 
 
 def action_key(org_id: int, invoice_id: int, *parts: object) -> str:

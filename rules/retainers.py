@@ -21,7 +21,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal
 
-from rules.actions import PlannedAction
+from rules.actions import PlannedAction, contact_key
 from rules.calendar import OrgCalendar
 from rules.engine import sendable
 from rules.policy import Policy
@@ -100,19 +100,16 @@ def retainer_balance(entries: Iterable[RetainerEntry]) -> Decimal:
 
 
 def top_up_key(org_id: int, contact_id: int, received: int) -> str:
-    return f"{org_id}:contact{contact_id}:retainer_top_up:{received}"
+    return contact_key(org_id, contact_id, "retainer_top_up", received)
 
 
-def due_top_up(org_id: int, contact_id: int, contact_name: str, carrier_invoice_id: int | None,
-               terms: RetainerTerms, top_ups_received: int, entries: Iterable[RetainerEntry],
-               policy: Policy, calendar: OrgCalendar, now: datetime) -> PlannedAction | None:
-    """The top-up request, when the balance is below the threshold inside a sending window.
-
-    `carrier_invoice_id` is the customer invoice the ledger files it under (the executor
-    re-reads it before sending); None: nothing to file it under yet."""
+def due_top_up(org_id: int, contact_id: int, contact_name: str, terms: RetainerTerms,
+               top_ups_received: int, entries: Iterable[RetainerEntry], policy: Policy,
+               calendar: OrgCalendar, now: datetime) -> PlannedAction | None:
+    """The top-up request, when the balance is below the threshold inside a sending window:
+    filed under the customer, whether or not anything of theirs is open."""
     balance = retainer_balance(entries)
-    if balance >= terms.threshold or carrier_invoice_id is None \
-            or not sendable(now, policy, calendar):
+    if balance >= terms.threshold or not sendable(now, policy, calendar):
         return None
     # Rounded to the currency's minor unit at the last step (amounts may come with more).
     balance = round_money(balance, terms.currency)
@@ -120,13 +117,13 @@ def due_top_up(org_id: int, contact_id: int, contact_name: str, carrier_invoice_
     asked = round_money(terms.top_up_to - balance, terms.currency)
     return PlannedAction(
         key=top_up_key(org_id, contact_id, top_ups_received), kind="retainer_top_up",
-        invoice_id=carrier_invoice_id, org_id=org_id, scheduled_for=now,
+        invoice_id=None, contact_id=contact_id, org_id=org_id, scheduled_for=now,
         reason=(f"Retainer top-up for {contact_name}: balance {terms.currency} {balance}"
                 f" below {terms.currency} {threshold}; asking for"
                 f" {terms.currency} {asked}"),
         amount=asked, currency=terms.currency, channel="dunwell_email",
         template="retainer_top_up",
-        details={"contact_id": contact_id, "balance": str(balance),
+        details={"balance": str(balance),
                  "threshold": str(threshold),
                  "top_up_to": str(round_money(terms.top_up_to, terms.currency))})
 

@@ -24,7 +24,7 @@ from babel.numbers import format_currency
 from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from rules.actions import PlannedAction
+from rules.actions import PlannedAction, contact_key
 from rules.calendar import OrgCalendar
 from rules.messages import LOCALES, RIGHT_TO_LEFT, Message, language_of
 from rules.messages import _html as message_html
@@ -163,8 +163,8 @@ class StatementSchedule:
 
 
 def statement_key(org_id: int, contact_id: int, period: str) -> str:
-    """One statement per customer per month, whichever invoice carries it."""
-    return f"{org_id}:contact{contact_id}:statement:{period}"
+    """One statement per customer per month."""
+    return contact_key(org_id, contact_id, "statement", period)
 
 
 def statement_moment(schedule: StatementSchedule, calendar: OrgCalendar,
@@ -173,13 +173,11 @@ def statement_moment(schedule: StatementSchedule, calendar: OrgCalendar,
     return calendar.at_local(day.replace(day=schedule.day_of_month), schedule.send_time)
 
 
-def due_statement(org_id: int, contact_id: int, contact_name: str, carrier_invoice_id: int,
-                  open_items: int, schedule: StatementSchedule, calendar: OrgCalendar,
+def due_statement(org_id: int, contact_id: int, contact_name: str, open_items: int,
+                  schedule: StatementSchedule, calendar: OrgCalendar,
                   now: datetime) -> PlannedAction | None:
-    """This month's statement for one customer, once its moment has come.
-
-    `carrier_invoice_id` is the customer's oldest open invoice: the ledger keeps actions
-    with an invoice, and the executor re-checks it before sending."""
+    """This month's statement for one customer, once its moment has come: filed under the
+    customer (the executor builds it from the books as they are when it goes)."""
     if open_items <= 0:
         return None
     today = calendar.today(now)
@@ -189,8 +187,8 @@ def due_statement(org_id: int, contact_id: int, contact_name: str, carrier_invoi
     period = statement_period(today)
     return PlannedAction(
         key=statement_key(org_id, contact_id, period), kind="statement",
-        invoice_id=carrier_invoice_id, org_id=org_id, scheduled_for=moment,
+        invoice_id=None, contact_id=contact_id, org_id=org_id, scheduled_for=moment,
         reason=f"Statement for {period} to {contact_name} ({open_items} open item"
                f"{'' if open_items == 1 else 's'})",
         channel=schedule.channel, template="statement",
-        details={"contact_id": contact_id, "period": period})
+        details={"period": period})

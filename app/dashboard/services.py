@@ -197,6 +197,8 @@ class TimelineItem:
     period: tuple[date, date] | None = None  # a fee's or interest's period (its basis)
     documents: tuple[tuple[int, str], ...] = ()  # (document id, file name): letters, cases
     reference: str = ""  # what the provider answered
+    event: AuditEvent | None = None  # worded in the reader's language (app/events.py)
+    action: Action | None = None
 
 
 def _sortable(moment: datetime | date) -> tuple[date, str]:
@@ -239,7 +241,8 @@ def _action_item(action: Action, invoice: Invoice,
         amount=action.amount if action.kind in ("fee", "interest", "compensation",
                                                 "discount") else None,
         currency=action.currency or invoice.currency, period=period,
-        documents=tuple(documents.get(action.id, ())), reference=provider_reference(action))
+        documents=tuple(documents.get(action.id, ())), reference=provider_reference(action),
+        action=action)
 
 
 def invoice_timeline(org: Organisation, invoice_id: int
@@ -257,7 +260,7 @@ def invoice_timeline(org: Organisation, invoice_id: int
     for event in session.scalars(select(AuditEvent).where(
             AuditEvent.org_id == org.id, AuditEvent.invoice_id == invoice.id)):
         items.append(TimelineItem(event.at, "event", event.kind, event.message,
-                                  by=str((event.data or {}).get("by") or "")))
+                                  by=str((event.data or {}).get("by") or ""), event=event))
     actions = list(session.scalars(select(Action).where(
         Action.org_id == org.id, Action.invoice_id == invoice.id)
         .order_by(Action.scheduled_for, Action.id)))

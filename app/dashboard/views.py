@@ -90,7 +90,7 @@ def invoice(org_id: int, invoice_id: int) -> str:
                            pause_max_days=invoice_actions.PAUSE_MAX_DAYS,
                            pause=invoice_actions.pause_in_force(db.session(), found, today),
                            next_step=services.next_step(org, found, clock.now()),
-                           titles=TIMELINE_TITLES, channels=CHANNELS,
+                           titles=TIMELINE_TITLES,
                            plan=services.active_plan(org, found),
                            nonce=secrets.token_hex(16), plan_rows=PLAN_ROWS,
                            first_pause_day=today + timedelta(days=1),
@@ -100,17 +100,11 @@ def invoice(org_id: int, invoice_id: int) -> str:
 
 PLAN_ROWS = 6  # instalment rows the page offers (the command line takes up to 60)
 
-# What the timeline calls each kind of entry (an unknown kind is shown as stored).
+# What the timeline calls an entry of the activity log (an action is called by its kind,
+# app/events.py; an unknown kind is shown as stored).
 TIMELINE_TITLES = {
-    "reminder": _l("Reminder"), "fee": _l("Late fee"), "interest": _l("Interest"),
-    "compensation": _l("Recovery compensation"), "discount": _l("Early-payment discount"),
-    "plan_instalment": _l("Instalment reminder"), "call_task": _l("Call task"),
-    "stop_service": _l("Stop-service signal"), "demand_letter": _l("Letter of demand"),
-    "agency_case": _l("Collection agency case"), "statement": _l("Statement"),
-    "deposit_reminder": _l("Deposit reminder"), "retainer_top_up": _l("Retainer top-up request"),
-    "terms_change": _l("Shorter payment terms"), "note": _l("Note"),
-    "payment": _l("Payment"), "paused": _l("Chasing paused"), "resumed": _l("Chasing resumed"),
-    "reminder_requested": _l("Reminder asked for now"),
+    "payment": _l("Payment"), "note": _l("Note"), "paused": _l("Chasing paused"),
+    "resumed": _l("Chasing resumed"), "reminder_requested": _l("Reminder asked for now"),
     "promise_recorded": _l("Promise to pay recorded"), "promise_made": _l("Promise to pay"),
     "dispute_marked": _l("Marked disputed"), "dispute_opened": _l("Dispute"),
     "dispute_resolved": _l("Dispute resolved"), "plan_requested": _l("Plan asked for"),
@@ -119,11 +113,6 @@ TIMELINE_TITLES = {
     "action_dead": _l("Given up"), "action_approved": _l("Approved"),
     "action_awaiting": _l("Waiting for approval"), "action_replanned": _l("Planned again"),
     "needs_attention": _l("Needs attention"), "task_done": _l("Task done"),
-}
-# How a message went out.
-CHANNELS = {
-    "provider_email": _l("the books' own email"), "dunwell_email": _l("Dunwell's email"),
-    "sms": _l("text message"), "note": _l("note in the books"), "call_task": _l("phone call"),
 }
 
 

@@ -194,9 +194,10 @@ def test_a_retainer_is_drawn_down_and_a_top_up_asked_for_once(app, connected, sm
         [request] = db.session.scalars(select(Action).where(
             Action.kind == "retainer_top_up")).all()
         asked = Decimal(2000) - balance
-        assert (request.key, request.amount, request.status) == (
+        assert (request.key, request.amount, request.status, request.contact_id,
+                request.invoice_id) == (
             f"{connected.org_id}:contact{contact_id}:retainer_top_up:1", _money(asked),
-            "planned")
+            "planned", contact_id, None)
     run_jobs(app)
     with app.app_context():
         request = db.session.get(Action, request.id)
@@ -251,12 +252,17 @@ def test_over_the_limit_signals_stop_service_and_recommends_shorter_terms(app, c
         [signal] = db.session.scalars(select(Action).where(Action.kind == "stop_service")).all()
         assert signal.status == "done", signal.error
         assert signal.details["trigger"] == "credit_limit"
-        assert signal.key.endswith(f":stop_service:limit{contact_id}")
         assert db.session.get(Contact, contact_id).stop_service is True
         # Every open invoice counts from the first (over a limit of 1.00): those with terms
         # longer than 7 days are recommended 7.
         open_rows = db.session.scalars(select(Invoice).where(
             Invoice.contact_id == contact_id, Invoice.status == "open")).all()
+        # Filed under the customer, keyed by the day the first open invoice took them over.
+        first_over = min((i.issue_date, i.id) for i in open_rows
+                         if i.currency == "GBP" and i.amount_due > 0)[0]
+        assert (signal.key, signal.contact_id, signal.invoice_id) == (
+            f"{connected.org_id}:contact{contact_id}:stop_service:limit:{first_over}",
+            contact_id, None)
         longer = sorted(i.id for i in open_rows
                         if i.due_date and i.issue_date and (i.due_date - i.issue_date).days > 7)
         told = db.session.scalars(select(AuditEvent).where(

@@ -177,7 +177,10 @@ def test_a_credit_hold_shows_a_banner_and_signals_stop_service(app, connected, h
         actions = db.session.scalars(select(Action).where(Action.kind == "stop_service")).all()
         assert len(actions) == 1  # one hold, one signal
         assert actions[0].status == "done", actions[0].error
-        assert actions[0].key.endswith(f":stop_service:hold{contact_id}:2026-11-24")
+        # Filed under the customer, keyed by the customer and the hold's first day.
+        assert (actions[0].key, actions[0].contact_id, actions[0].invoice_id) == (
+            f"{connected.org_id}:contact{contact_id}:stop_service:hold:2026-11-24", contact_id,
+            None)
         contact = db.session.get(Contact, contact_id)
         assert (contact.on_hold, contact.hold_reason, contact.stop_service) == (
             True, "cheque bounced twice", True)
@@ -223,6 +226,9 @@ def test_statements_go_once_a_month_in_the_customers_language(app, connected, sm
         tasks.daily_run(connected.org_id, "2026-11-24")
         assert db.session.scalar(select(func.count()).select_from(Action).where(
             Action.kind == "statement")) == 40  # every demo customer has one open
+        # Each filed under its customer, under none of their invoices.
+        assert db.session.scalar(select(func.count(func.distinct(Action.contact_id))).where(
+            Action.kind == "statement", Action.invoice_id.is_(None))) == 40
     assert runner.invoke(args=["customers", "statements", org]).output == \
         "0 statement(s) planned\n"
     run_jobs(app)

@@ -266,12 +266,12 @@ def test_one_timeline_shows_what_went_out_and_what_comes_next(app) -> None:  # t
     page = client.get(base).text
     timeline = html.unescape(page[page.index('class="timeline"'):])
     for shown in ("Invoice INV-006 is overdue", "Dear Cedar Cafe, please pay GBP 40.00 today.",
-                  "Dunwell's email", "Cedar Cafe: INV-006 is 67 days late, GBP 40.00.",
-                  "text message", "Statutory interest at 12.75% a year",
-                  "Spoke to Cedar's manager", f"by {listing.OWNER}", "note in the books"):
+                  "Dunwell email", "Cedar Cafe: INV-006 is 67 days late, GBP 40.00.",
+                  "Text message (SMS)", "Interest of £1.23", "Statutory interest at 12.75% a year",
+                  "Spoke to Cedar's manager", f"by {listing.OWNER}", "Note only"):
         assert shown in timeline, shown
     # Newest first: the note, the payment, the interest, the text, the email.
-    order = [timeline.index(s) for s in ("Spoke to Cedar", "Payment", "Statutory interest",
+    order = [timeline.index(s) for s in ("Spoke to Cedar", "Payment", "Interest of £1.23",
                                           "67 days late", "please pay GBP 40.00 today")]
     assert order == sorted(order)
     # What comes next, and when.

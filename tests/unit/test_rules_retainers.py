@@ -56,21 +56,19 @@ def test_a_top_up_the_same_day_comes_first_and_the_balance_never_goes_below_zero
 
 def test_a_top_up_request_below_the_threshold_once_per_top_up_received() -> None:
     entries = retainer_history(TERMS, [TopUp(date(2026, 10, 1), Decimal("2000.00"))], INVOICES)
-    action = due_top_up(1, 5, "Acme Ltd", 12, TERMS, 1, entries, default_policy(), UK,
+    action = due_top_up(1, 5, "Acme Ltd", TERMS, 1, entries, default_policy(), UK,
                         TUESDAY_10AM)
     assert action is not None
-    assert (action.key, action.kind, action.invoice_id, action.amount, action.currency) == (
-        "1:contact5:retainer_top_up:1", "retainer_top_up", 12, Decimal("1700.00"), "GBP")
+    assert (action.key, action.kind, action.contact_id, action.invoice_id, action.amount,
+            action.currency) == ("1:contact5:retainer_top_up:1", "retainer_top_up", 5, None,
+                                 Decimal("1700.00"), "GBP")
     assert action.reason == ("Retainer top-up for Acme Ltd: balance GBP 300.00 below"
                              " GBP 500.00; asking for GBP 1700.00")
-    # Outside the sending window (20:00), without an invoice to file it under, or above the
-    # threshold: nothing.
+    # Outside the sending window (20:00), or above the threshold: nothing.
     evening = datetime(2026, 11, 24, 20, 0, tzinfo=UTC)
-    assert due_top_up(1, 5, "Acme Ltd", 12, TERMS, 1, entries, default_policy(), UK,
+    assert due_top_up(1, 5, "Acme Ltd", TERMS, 1, entries, default_policy(), UK,
                       evening) is None
-    assert due_top_up(1, 5, "Acme Ltd", None, TERMS, 1, entries, default_policy(), UK,
-                      TUESDAY_10AM) is None
-    assert due_top_up(1, 5, "Acme Ltd", 12, TERMS, 1, entries[:2], default_policy(), UK,
+    assert due_top_up(1, 5, "Acme Ltd", TERMS, 1, entries[:2], default_policy(), UK,
                       TUESDAY_10AM) is None
 
 

@@ -90,30 +90,31 @@ OSLO = OrgCalendar(timezone="Europe/Oslo", country="NO")
 
 def test_a_statement_is_due_from_its_local_moment_once_a_month() -> None:
     schedule = StatementSchedule(day_of_month=24, send_time=time(9, 0))
-    before = due_statement(7, 42, "Harbour Bakery", 1001, 3, schedule, OSLO,
+    before = due_statement(7, 42, "Harbour Bakery", 3, schedule, OSLO,
                            datetime(2026, 11, 24, 7, 59, tzinfo=UTC))
     assert before is None  # 08:59 in Oslo
-    action = due_statement(7, 42, "Harbour Bakery", 1001, 3, schedule, OSLO,
+    action = due_statement(7, 42, "Harbour Bakery", 3, schedule, OSLO,
                            datetime(2026, 11, 24, 8, 0, tzinfo=UTC))
     assert action is not None
     assert action.key == "7:contact42:statement:2026-11"
-    assert (action.kind, action.invoice_id, action.channel) == ("statement", 1001,
-                                                                "dunwell_email")
+    # Filed under the customer, under no invoice of theirs.
+    assert (action.kind, action.contact_id, action.invoice_id, action.channel) == (
+        "statement", 42, None, "dunwell_email")
     assert action.scheduled_for == datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
     assert action.reason == "Statement for 2026-11 to Harbour Bakery (3 open items)"
-    assert dict(action.details) == {"contact_id": 42, "period": "2026-11"}
-    # Later in the month: the same key (the ledger makes it a no-op); whichever invoice carries.
-    later = due_statement(7, 42, "Harbour Bakery", 1005, 1, schedule, LONDON,
+    assert dict(action.details) == {"period": "2026-11"}
+    # Later in the month: the same key (the ledger makes it a no-op).
+    later = due_statement(7, 42, "Harbour Bakery", 1, schedule, LONDON,
                           datetime(2026, 11, 30, 12, 0, tzinfo=UTC))
     assert later is not None and later.key == action.key
     # Next month, before its day: nothing; then a new key.
-    assert due_statement(7, 42, "Harbour Bakery", 1001, 3, schedule, LONDON,
+    assert due_statement(7, 42, "Harbour Bakery", 3, schedule, LONDON,
                          datetime(2026, 12, 23, 12, 0, tzinfo=UTC)) is None
-    december = due_statement(7, 42, "Harbour Bakery", 1001, 3, schedule, LONDON,
+    december = due_statement(7, 42, "Harbour Bakery", 3, schedule, LONDON,
                              datetime(2026, 12, 24, 9, 0, tzinfo=UTC))
     assert december is not None and december.key == "7:contact42:statement:2026-12"
     # Nothing open: no statement.
-    assert due_statement(7, 42, "Harbour Bakery", 1001, 0, schedule, LONDON,
+    assert due_statement(7, 42, "Harbour Bakery", 0, schedule, LONDON,
                          datetime(2026, 12, 24, 9, 0, tzinfo=UTC)) is None
 
 
