@@ -1,9 +1,10 @@
 """Credit control for one organisation, computed from the synced books on every call.
 
-The database side of rules/credit.py and rules/forecast.py: invoices (open and paid, with the
-day the last payment settled each) are read in bulk and handed over as plain records, so the
-figures always follow the latest sync; nothing is cached to go stale. Every query is scoped by
-the organisation.
+The database side of rules/credit.py, rules/forecast.py and rules/risk.py: invoices (open and
+paid, with the day the last payment settled each) are read in bulk and handed over as plain
+records, so the figures always follow the latest sync. Only the backtest, which costs a model
+per monthly cut-off, is cached (in Redis, under a fingerprint of the books and the day). Every
+query is scoped by the organisation.
 
 For other pages (the dashboard): `customer_credit`, `struggling_customers`,
 `cash_in_forecast`, `open_pay_dates`, `backtest_org`, `credit_position`.
@@ -11,17 +12,20 @@ For other pages (the dashboard): `customer_credit`, `struggling_customers`,
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
+from redis.exceptions import RedisError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from collect import ledger, own_documents, portal
 from collect.book import calendar_for, plan_record
+from collect.providers import redis_client
 from rules import (
     InvoiceState,
     PlannedAction,
@@ -32,20 +36,16 @@ from rules import (
 from rules.credit import (
     InvoiceHistory,
     PaymentBehaviour,
-    RiskScore,
     TermsChange,
     over_limit_since,
     payment_behaviour,
     recommended_terms,
-    risk_score,
 )
 from rules.forecast import (
-    Backtest,
     CashForecast,
     Lateness,
     LatenessModel,
     PayDate,
-    backtest,
     predict_pay_dates,
 )
 from rules.forecast import cash_in_forecast as weekly_cash_in
@@ -59,6 +59,7 @@ from rules.retainers import (
     retainer_balance,
     retainer_history,
 )
+from rules.risk import Backtest, Risk, backtest, customer_facts, risk_of, typical_invoice
 from rules.signals import TRIGGERS, PastSignal, SignalCause, signal_key, signal_planned
 from rules.statements import OpenItem, Statement, build_statement
 from store.models import (
@@ -218,7 +219,7 @@ def credit_position(org: Organisation, contact: Contact, behaviour: PaymentBehav
 class CustomerCredit:
     contact: Contact
     behaviour: PaymentBehaviour
-    risk: RiskScore
+    risk: Risk
     lateness: Lateness  # predicted for their next invoice
     position: CreditPosition
 
@@ -230,7 +231,7 @@ class CustomerCredit:
         b, p = self.behaviour, self.position
         return {
             "contact_id": self.contact.id, "name": self.contact.name,
-            "score": self.risk.score, "reasons": list(self.risk.reasons),
+            "score": self.risk.score, "reasons": [r.as_json() for r in self.risk.reasons],
             "points": self.risk.points, "struggling": self.struggling,
             "predicted_days_late": self.lateness.expected,
             "predicted_days_late_interval": [self.lateness.low, self.lateness.high],
@@ -253,12 +254,23 @@ def _text(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
+def open_disputes(session: Session, org: Organisation) -> dict[int, int]:
+    """Contact id -> open invoices in dispute, for the risk score."""
+    return {contact_id: count for contact_id, count in session.execute(
+        select(Invoice.contact_id, func.count()).where(
+            Invoice.org_id == org.id, Invoice.status == "open", Invoice.disputed.is_(True))
+        .group_by(Invoice.contact_id)) if contact_id is not None}
+
+
 def customer_credit(session: Session, org: Organisation, now: datetime,
-                    contact_ids: set[int] | None = None) -> list[CustomerCredit]:
+                    contact_ids: set[int] | None = None,
+                    histories: list[InvoiceHistory] | None = None) -> list[CustomerCredit]:
     """Every customer with an open or paid invoice (or only `contact_ids`), riskiest first."""
     today = org_today(org, now)
-    histories = invoice_histories(session, org)
+    if histories is None:
+        histories = invoice_histories(session, org)
     model = LatenessModel.from_history(histories)
+    typical = typical_invoice(histories)
     by_contact: dict[int, list[InvoiceHistory]] = defaultdict(list)
     for history in histories:
         if history.contact_id is not None:
@@ -268,14 +280,18 @@ def customer_credit(session: Session, org: Organisation, now: datetime,
         Contact.org_id == org.id, Contact.id.in_(sorted(wanted)))).all() if wanted else []
     broken = broken_plans(session, org, today)
     promises = portal.broken_promises(session, org.id)  # recorded by the planner
+    disputes = open_disputes(session, org)
     settings = credit_settings(session, org)
     result = []
     for contact in contacts:
-        behaviour = payment_behaviour(by_contact.get(contact.id, []), today,
-                                      broken_plans=broken.get(contact.id, 0),
-                                      broken_promises=promises.get(contact.id, 0))
+        own = by_contact.get(contact.id, [])
+        plans, promised = broken.get(contact.id, 0), promises.get(contact.id, 0)
+        behaviour = payment_behaviour(own, today, broken_plans=plans, broken_promises=promised)
+        facts = customer_facts(model, contact.id, own, today, broken_plans=plans,
+                               broken_promises=promised,
+                               open_disputes=disputes.get(contact.id, 0))
         result.append(CustomerCredit(
-            contact=contact, behaviour=behaviour, risk=risk_score(behaviour),
+            contact=contact, behaviour=behaviour, risk=risk_of(facts, typical),
             lateness=model.predict(contact.id),
             position=credit_position(org, contact, behaviour, settings)))
     result.sort(key=lambda c: (-c.risk.score, c.contact.name, c.contact.id))
@@ -290,9 +306,11 @@ def struggling_customers(session: Session, org: Organisation,
 
 
 def open_pay_dates(session: Session, org: Organisation, now: datetime,
-                   contact_id: int | None = None) -> list[PayDate]:
+                   contact_id: int | None = None,
+                   histories: list[InvoiceHistory] | None = None) -> list[PayDate]:
     """Expected pay date (and interval) of each open invoice, by the organisation's model."""
-    histories = invoice_histories(session, org)
+    if histories is None:
+        histories = invoice_histories(session, org)
     model = LatenessModel.from_history(histories)
     return predict_pay_dates(
         [h for h in histories if h.is_open and (contact_id is None or h.contact_id == contact_id)],
@@ -317,9 +335,47 @@ def cash_in_forecast(session: Session, org: Organisation, now: datetime) -> Cash
     return weekly_cash_in(open_pay_dates(session, org, now), org_today(org, now))
 
 
-def backtest_org(session: Session, org: Organisation) -> Backtest:
-    """How far the pay-date model would have been off on the organisation's paid invoices."""
-    return backtest(invoice_histories(session, org))
+BACKTEST_CACHE_SECONDS = 2 * 24 * 3600
+
+
+def _fingerprint(histories: list[InvoiceHistory], today: date) -> str:
+    """What the backtest depends on, in a few figures: it changes when an invoice or a payment
+    arrives, and each day (the walk ends today)."""
+    paid = [h.paid_on for h in histories if h.paid_on is not None]
+    return ":".join(str(part) for part in (
+        today.isoformat(), len(histories), max((h.invoice_id for h in histories), default=0),
+        len(paid), max(paid, default=""), sum(h.invoice_id for h in histories if h.is_open)))
+
+
+def backtest_org(session: Session, org: Organisation, now: datetime,
+                 histories: list[InvoiceHistory] | None = None) -> Backtest:
+    """The walk-forward backtest of the organisation's own books (rules/risk.py), up to today.
+
+    It costs a model per monthly cut-off, so its figures are kept in Redis under a fingerprint
+    of the books and the day, and recomputed only when those change; without Redis it is
+    computed each time."""
+    if histories is None:
+        histories = invoice_histories(session, org)
+    today = org_today(org, now)
+    key = f"dunwell:risk-backtest:{org.id}"
+    fingerprint = _fingerprint(histories, today)
+    try:
+        redis = redis_client()
+        cached = redis.get(key)
+        if cached:
+            stored = json.loads(cached)
+            if stored.get("fingerprint") == fingerprint:
+                return Backtest.from_json(stored["figures"])
+    except RedisError:
+        log.warning("org %s: the backtest cache is unreachable; computing it", org.id)
+        return backtest(histories, today)
+    result = backtest(histories, today)
+    try:
+        redis.set(key, json.dumps({"fingerprint": fingerprint, "figures": result.as_json()}),
+                  ex=BACKTEST_CACHE_SECONDS)
+    except RedisError:
+        log.warning("org %s: the backtest could not be cached", org.id)
+    return result
 
 
 # --------------------------------------------------------------------- limits and holds
@@ -663,9 +719,11 @@ class ForecastBar:
 def dashboard_credit(session: Session, org: Organisation, now: datetime) -> dict[str, object]:
     """The context of customers/_dashboard_credit.html: struggling customers, the 13-week
     cash-in forecast (in the base currency, bars scaled to the largest week) and the
-    backtest's mean absolute error."""
-    customers = customer_credit(session, org, now)
-    forecast = weekly_cash_in(open_pay_dates(session, org, now), org_today(org, now))
+    backtest of the pay-date model and the risk score on the organisation's own books."""
+    histories = invoice_histories(session, org)
+    customers = customer_credit(session, org, now, histories=histories)
+    forecast = weekly_cash_in(open_pay_dates(session, org, now, histories=histories),
+                              org_today(org, now))
     currency = org.base_currency
     amounts = [week.amounts.get(currency, Decimal(0)) for week in forecast.weeks]
     top = max(amounts, default=Decimal(0))
@@ -680,4 +738,4 @@ def dashboard_credit(session: Session, org: Organisation, now: datetime) -> dict
             "credit_forecast": forecast, "credit_forecast_bars": bars,
             "credit_forecast_currency": currency, "credit_bar_width": step - 8,
             "credit_chart_width": CHART_WIDTH, "credit_chart_height": CHART_TOP + CHART_HEIGHT + 30,
-            "credit_backtest": backtest(invoice_histories(session, org))}
+            "credit_backtest": backtest_org(session, org, now, histories)}

@@ -6,15 +6,7 @@ full), a few counts the database side supplies, and `today` (a calendar date in 
 organisation's zone). Lateness of a paid invoice is `paid_on - due_date` in days (negative:
 paid early). Means are exact Decimals, shown to one decimal place.
 
-The score (0-100) adds five capped parts, so each reason maps to points:
-
-| part | points |
-|---|---|
-| mean lateness of paid invoices (days, if positive) | 1 per day, at most 30 |
-| share of paid invoices paid late | 20 x share, rounded |
-| getting worse (trend, see below) | 1 per day of trend, at most 15 |
-| broken payment plans and promises | 10 per plan, 5 per promise, at most 20 |
-| oldest overdue open invoice | >90 days 15, >60 10, >30 5, any 2 |
+The risk score that ranks customers by what is overdue now is in rules/risk.py.
 
 Trend: mean lateness of invoices paid in the last 6 months (183 days) minus that of invoices
 paid in the 6 months before (183-365 days ago); both windows need at least `TREND_MIN`
@@ -31,7 +23,7 @@ needs 2 invoices and the baseline 3, so one bad week of a new customer is not "s
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
@@ -127,17 +119,6 @@ class PaymentBehaviour:
         if not self.paid_count:
             return None
         return Decimal(self.paid_late_count) / Decimal(self.paid_count)
-
-
-@dataclass(frozen=True, slots=True)
-class RiskScore:
-    score: int  # 0-100, higher is riskier
-    reasons: tuple[str, ...]
-    points: dict[str, int] = field(default_factory=dict)  # part -> points, adds up to score
-
-    @property
-    def summary(self) -> str:
-        return "; ".join(self.reasons)
 
 
 def _mean(values: Sequence[int | Decimal]) -> Decimal | None:
@@ -239,74 +220,6 @@ def payment_behaviour(invoices: Iterable[InvoiceHistory], today: date, *,
         trend=trend_of(paid, today), struggling=struggling_of(history, today),
         broken_plans=broken_plans, broken_promises=broken_promises,
         open_balance=open_balance, overdue_balance=overdue, oldest_overdue_days=oldest)
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
-def _money(balances: dict[str, Decimal]) -> str:
-    return ", ".join(f"{currency} {amount.quantize(Decimal('0.01'), ROUND_HALF_UP):,}"
-                     for currency, amount in sorted(balances.items()))
-
-
-def overdue_points(days: int) -> int:
-    if days > 90:
-        return 15
-    if days > 60:
-        return 10
-    if days > 30:
-        return 5
-    return 2 if days > 0 else 0
-
-
-def risk_score(behaviour: PaymentBehaviour) -> RiskScore:
-    """The score and, for each part that adds points, the sentence that explains it."""
-    b = behaviour
-    points: dict[str, int] = {}
-    reasons: list[str] = []
-    if b.mean_days_late is not None:
-        days = whole(b.mean_days_late)
-        points["lateness"] = min(30, max(0, days))
-        if days > 0:
-            phrase = f"pays {_plural(days, 'day')} late on average"
-        elif days < 0:
-            phrase = f"pays {_plural(-days, 'day')} early on average"
-        else:
-            phrase = "pays on the due date on average"
-        if b.trend.direction == "worse":
-            phrase += ", getting worse"
-        elif b.trend.direction == "better":
-            phrase += ", improving"
-        reasons.append(phrase)
-    else:
-        reasons.append("no paid invoices yet")
-    share = b.share_paid_late
-    if share is not None:
-        points["late_share"] = whole(share * 20)
-        if b.paid_late_count:
-            reasons.append(f"{b.paid_late_count} of {_plural(b.paid_count, 'invoice')}"
-                           " paid late")
-    if b.trend.direction == "worse" and b.trend.change is not None:
-        points["trend"] = min(15, whole(b.trend.change))
-    broken = min(20, 10 * b.broken_plans + 5 * b.broken_promises)
-    if broken:
-        points["broken"] = broken
-        reasons.append(", ".join(
-            part for part in (_plural(b.broken_plans, "broken plan") if b.broken_plans else "",
-                              _plural(b.broken_promises, "broken promise")
-                              if b.broken_promises else "") if part))
-    if b.oldest_overdue_days:
-        points["overdue"] = overdue_points(b.oldest_overdue_days)
-        reasons.append(f"{_money(b.overdue_balance)} overdue, the oldest"
-                       f" {_plural(b.oldest_overdue_days, 'day')}")
-    s = b.struggling
-    if s.flagged:
-        reasons.append(f"struggling: {s.recent_mean} days late on invoices due in the last"
-                       f" {RECENT_DAYS} days against {s.baseline_mean} before")
-    points = {part: value for part, value in points.items() if value}
-    return RiskScore(score=min(100, sum(points.values())), reasons=tuple(reasons),
-                     points=points)
 
 
 # ------------------------------------------------------------- new customers and terms

@@ -1,38 +1,39 @@
 """When open invoices will be paid, and so how much cash comes in each week.
 
-The model is small enough to check by hand. Lateness is `paid_on - due_date` in days over the
-paid invoices. For a customer with n paid invoices and median lateness m_c, in an organisation
-whose median is m_o:
+Lateness is `paid_on - due_date` in days over paid invoices. A customer's lateness is predicted
+from a mixture of two empirical distributions: their own last `RECENT` paid invoices (so a
+customer who is getting worse is followed) with weight w = n / (n + K), K = 2, and the
+organisation's paid invoices with weight 1 - w. A customer with one paid invoice is mostly the
+organisation's typical payer, one with 12 is mostly themselves.
 
-    expected lateness = w * m_c + (1 - w) * m_o,   w = n / (n + K),  K = 3
+What is already known conditions the prediction: an open invoice cannot be paid before
+`earliest` (today for the pages; the day after the cut-off in a backtest), so the prediction is
+the median of the mixture restricted to lateness >= earliest - due (an invoice 103 days overdue
+is predicted from the customers and invoices that were at least that late, never before
+today). The interval is that conditional distribution's 20th-80th percentiles. When nobody was
+ever that late, it is expected `TAIL_DAYS` after `earliest`. With no paid invoice anywhere,
+invoices are expected on their due date (or `earliest`, if later).
 
-rounded half up to whole days: a customer with one paid invoice is mostly the organisation's
-typical payer, one with 12 is mostly themselves. The interval is the 20th-80th percentile
-spread (linear interpolation between order statistics) of the customer's own lateness when
-they have at least 5 paid invoices, else the organisation's, moved to sit around the expected
-value: [expected + (q20 - median), expected + (q80 - median)]. With no paid invoice anywhere,
-invoices are expected on their due date.
-
-An open invoice is expected on `due_date + expected lateness`, never before today (one already
-later than that is expected any day now). The backtest predicts each paid invoice from the
-invoices paid strictly before its issue date, as the model would have on the day it was
-issued, and reports the mean absolute error in days, beside the error of the naive "paid on
-the due date" guess.
+The median minimises the mean absolute error, the figure the backtest (rules/risk.py) reports
+beside the two baselines: "paid on the due date" and "due date + the customer's median
+lateness".
 """
 
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect_left, insort
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 
 from rules.credit import InvoiceHistory
 
-SHRINK_K = 3
-CUSTOMER_SPREAD_MIN = 5
-LOW_QUANTILE, HIGH_QUANTILE = Decimal("0.2"), Decimal("0.8")
+SHRINK_K = 2
+RECENT = 6  # a customer's own distribution: their last RECENT paid invoices
+TAIL_DAYS = 7
+LOW_QUANTILE, MEDIAN, HIGH_QUANTILE = Fraction(1, 5), Fraction(1, 2), Fraction(4, 5)
 FORECAST_WEEKS = 13
 ZERO = Decimal(0)
 
@@ -50,8 +51,12 @@ def quantile(ordered: Sequence[int], q: Decimal) -> Decimal:
         * fraction
 
 
-def _days(value: Decimal) -> int:
-    return int(value.quantize(Decimal(1), ROUND_HALF_UP))
+def median_days(values: Iterable[int]) -> int | None:
+    """The median, rounded half up to whole days (None for no values)."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    return int(quantile(ordered, Decimal("0.5")).quantize(Decimal(1), ROUND_HALF_UP))
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,16 +66,51 @@ class Lateness:
     expected: int
     low: int
     high: int
-    customer_paid: int  # n: the customer's paid invoices
+    customer_paid: int  # n: the customer's paid invoices the estimate uses (at most RECENT)
     weight: Decimal  # w = n / (n + K), the customer's share of the estimate
+
+
+@dataclass(frozen=True, slots=True)
+class _Mixture:
+    own: Sequence[int]  # sorted
+    org: Sequence[int]  # sorted
+    weight: Fraction
+
+    def below(self, days: int) -> Fraction:
+        """P(lateness < days)."""
+        mass = Fraction(0)
+        if self.own:
+            mass += self.weight * Fraction(bisect_left(self.own, days), len(self.own))
+        if self.org:
+            mass += (1 - self.weight) * Fraction(bisect_left(self.org, days), len(self.org))
+        return mass
+
+    def at_most(self, days: int) -> Fraction:
+        return self.below(days + 1)
+
+    def quantile_from(self, floor: int, q: Fraction) -> int | None:
+        """The q-quantile of lateness given lateness >= floor (None: no mass there)."""
+        before = self.below(floor)
+        if before >= 1:
+            return None
+        target = before + (1 - before) * q
+        low = floor
+        high = max(floor, self.own[-1] if self.own else floor, self.org[-1] if self.org else floor)
+        while low < high:  # the smallest day whose cumulative mass reaches the target
+            middle = (low + high) // 2
+            if self.at_most(middle) >= target:
+                high = middle
+            else:
+                low = middle + 1
+        return low
 
 
 @dataclass(slots=True)
 class LatenessModel:
-    """Sorted lateness of the organisation and of each customer (contact id -> days)."""
+    """Sorted lateness of the organisation, and each customer's in the order they paid."""
 
     organisation: list[int] = field(default_factory=list)
-    customers: dict[int | None, list[int]] = field(default_factory=dict)
+    customers: dict[int | None, list[tuple[date, int, int]]] = field(default_factory=dict)
 
     @classmethod
     def from_history(cls, invoices: Iterable[InvoiceHistory]) -> LatenessModel:
@@ -81,27 +121,47 @@ class LatenessModel:
 
     def add(self, invoice: InvoiceHistory) -> None:
         late = invoice.days_late
-        if late is None:
+        if late is None or invoice.paid_on is None:
             return
         insort(self.organisation, late)
-        insort(self.customers.setdefault(invoice.contact_id, []), late)
+        insort(self.customers.setdefault(invoice.contact_id, []),
+               (invoice.paid_on, invoice.invoice_id, late))
 
-    def predict(self, contact_id: int | None) -> Lateness:
-        own = self.customers.get(contact_id, []) if contact_id is not None else []
-        if not self.organisation:
-            return Lateness(0, 0, 0, 0, ZERO)
+    def recent(self, contact_id: int | None) -> list[int]:
+        """The customer's lateness on their last RECENT paid invoices, sorted."""
+        if contact_id is None:
+            return []
+        return sorted(late for _day, _id, late in self.customers.get(contact_id, [])[-RECENT:])
+
+    def customer_median(self, contact_id: int | None) -> int | None:
+        """The median of all the customer's paid lateness (the baseline the model must beat)."""
+        if contact_id is None:
+            return None
+        return median_days(late for _day, _id, late in self.customers.get(contact_id, []))
+
+    def predict(self, contact_id: int | None, floor: int | None = None) -> Lateness:
+        """Expected lateness of the customer's invoice, given it is paid `floor` days after its
+        due date or later (None: nothing known yet)."""
+        own = self.recent(contact_id)
         n = len(own)
-        weight = Decimal(n) / Decimal(n + SHRINK_K)
-        org_median = quantile(self.organisation, Decimal("0.5"))
-        centre = org_median if not own else \
-            weight * quantile(own, Decimal("0.5")) + (1 - weight) * org_median
-        expected = _days(centre)
-        spread = own if n >= CUSTOMER_SPREAD_MIN else self.organisation
-        middle = quantile(spread, Decimal("0.5"))
-        low = _days(centre + quantile(spread, LOW_QUANTILE) - middle)
-        high = _days(centre + quantile(spread, HIGH_QUANTILE) - middle)
-        return Lateness(expected, min(low, expected), max(high, expected), n,
-                        weight.quantize(Decimal("0.001"), ROUND_HALF_UP))
+        weight = Fraction(n, n + SHRINK_K)
+        shown_weight = (Decimal(n) / Decimal(n + SHRINK_K)).quantize(Decimal("0.001"),
+                                                                      ROUND_HALF_UP)
+        if not self.organisation:
+            day = max(0, floor or 0)
+            return Lateness(day, day, day, n, shown_weight)
+        mixture = _Mixture(own, self.organisation, weight)
+        start = min(own[0] if own else self.organisation[0], self.organisation[0])
+        if floor is not None:
+            start = max(start, floor)
+        expected = mixture.quantile_from(start, MEDIAN)
+        if expected is None:  # nobody was ever this late: some time after the earliest day
+            day = start + TAIL_DAYS
+            return Lateness(day, start, start + 2 * TAIL_DAYS, n, shown_weight)
+        low = mixture.quantile_from(start, LOW_QUANTILE)
+        high = mixture.quantile_from(start, HIGH_QUANTILE)
+        assert low is not None and high is not None
+        return Lateness(expected, low, high, n, shown_weight)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +179,13 @@ class PayDate:
 
 def predict_pay_dates(open_invoices: Iterable[InvoiceHistory], model: LatenessModel,
                       today: date) -> list[PayDate]:
-    """Each open invoice's expected pay date and interval, none before today."""
+    """Each open invoice's expected pay date and interval, none before today: an open invoice
+    is paid today at the earliest, which conditions its prediction."""
     predictions = []
     for invoice in open_invoices:
         if not invoice.is_open:
             continue
-        lateness = model.predict(invoice.contact_id)
+        lateness = model.predict(invoice.contact_id, (today - invoice.due_date).days)
 
         def on(days: int, due: date = invoice.due_date) -> date:
             return max(today, due + timedelta(days=days))
@@ -173,43 +234,3 @@ def cash_in_forecast(predictions: Iterable[PayDate], today: date,
         weeks=tuple(WeekCashIn(first + timedelta(weeks=n), dict(sorted(amounts[n].items())),
                                counts[n]) for n in range(weeks)),
         later=dict(sorted(later.items())))
-
-
-@dataclass(frozen=True, slots=True)
-class Backtest:
-    invoices: int  # paid invoices predicted
-    mean_absolute_error_days: Decimal | None  # the model
-    due_date_error_days: Decimal | None  # the naive guess: paid on the due date
-    without_history: int  # predicted with no paid invoice before them (due date guessed)
-
-
-def backtest(invoices: Iterable[InvoiceHistory]) -> Backtest:
-    """Predict each paid invoice from what was paid strictly before its issue date."""
-    paid = sorted((i for i in invoices if i.paid_on is not None),
-                  key=lambda i: (i.paid_on, i.invoice_id))
-    targets = sorted(paid, key=lambda i: (i.issue_date, i.invoice_id))
-    model = LatenessModel()
-    known = 0
-    errors: list[int] = []
-    naive: list[int] = []
-    blind = 0
-    for invoice in targets:
-        while known < len(paid) and paid[known].paid_on < invoice.issue_date:  # type: ignore[operator]
-            model.add(paid[known])
-            known += 1
-        if not model.organisation:
-            blind += 1
-        lateness = model.predict(invoice.contact_id).expected
-        predicted = max(invoice.issue_date, invoice.due_date + timedelta(days=lateness))
-        assert invoice.paid_on is not None
-        errors.append(abs((invoice.paid_on - predicted).days))
-        naive.append(abs((invoice.paid_on - invoice.due_date).days))
-
-    def mean(values: list[int]) -> Decimal | None:
-        if not values:
-            return None
-        return (Decimal(sum(values)) / Decimal(len(values))).quantize(Decimal("0.01"),
-                                                                     ROUND_HALF_UP)
-
-    return Backtest(invoices=len(errors), mean_absolute_error_days=mean(errors),
-                    due_date_error_days=mean(naive), without_history=blind)

@@ -9,7 +9,9 @@ from decimal import Decimal, InvalidOperation
 
 import click
 from flask.cli import with_appcontext
+from flask_babel import force_locale
 
+from app.customers.risk_text import risk_reasons
 from app.settings.credit_sections import SettingRefused, update_credit_settings
 from app.settings.services import save_credit_sections
 from collect.customers import (
@@ -55,36 +57,36 @@ def customers_group() -> None:
 def risk_command(org_id: int, as_json: bool) -> None:
     customers = customer_credit(db.session(), _org(org_id), clock.now())
     db.session.rollback()
-    for customer in customers:
-        if as_json:
-            click.echo(json.dumps(customer.as_json(), sort_keys=True))
-        else:
-            flag = " STRUGGLING" if customer.struggling else ""
-            click.echo(f"{customer.risk.score:>3}  {customer.contact.name:<32}"
-                       f" ~{customer.lateness.expected:+d}d{flag}  {customer.risk.summary}")
+    with force_locale("en"):  # the command line's reasons in English
+        for customer in customers:
+            if as_json:
+                click.echo(json.dumps(customer.as_json(), sort_keys=True))
+            else:
+                flag = " STRUGGLING" if customer.struggling else ""
+                click.echo(f"{customer.risk.score:>3}  {customer.contact.name:<32}"
+                           f" ~{customer.lateness.expected:+d}d{flag}"
+                           f"  {risk_reasons(customer.risk)}")
     if not as_json:
         click.echo(f"{len(customers)} customer(s)")
 
 
-@customers_group.command("backtest", help="Predict each paid invoice from what was paid "
-                         "before its issue date; print the mean absolute error in days.")
+@customers_group.command("backtest", help="Walk forward through the books a month at a time: "
+                         "predict each open invoice's pay date and score its customer from what "
+                         "was known then, against what happened; print the errors and the AUC.")
 @click.argument("org_id", type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @with_appcontext
 def backtest_command(org_id: int, as_json: bool) -> None:
-    result = backtest_org(db.session(), _org(org_id))
+    result = backtest_org(db.session(), _org(org_id), clock.now())
     db.session.rollback()
-    figures = {"invoices": result.invoices,
-               "mean_absolute_error_days": str(result.mean_absolute_error_days),
-               "due_date_guess_error_days": str(result.due_date_error_days),
-               "predicted_without_history": result.without_history}
     if as_json:
-        click.echo(json.dumps(figures, sort_keys=True))
+        click.echo(json.dumps(result.as_json(), sort_keys=True))
         return
-    click.echo(f"mean absolute error: {result.mean_absolute_error_days} days over"
-               f" {result.invoices} paid invoices (guessing the due date:"
-               f" {result.due_date_error_days} days; {result.without_history} predicted with"
-               " no earlier payment)")
+    click.echo(f"pay dates off by {result.model.mean} days on average (median"
+               f" {result.model.median}) over {result.predictions} predictions at"
+               f" {result.cutoffs} cut-offs; paid on the due date: {result.due_date.mean};"
+               f" due date + the customer's median lateness: {result.customer_median.mean};"
+               f" risk score AUC for paid > 30 days late: {result.auc} over {result.scored}")
 
 
 @customers_group.command("hold", help="Put a customer on credit hold, or release them.")

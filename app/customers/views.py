@@ -8,6 +8,7 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from app.customers.forms import CreditLimitForm, HoldForm, RetainerForm, TopUpForm
+from app.customers.risk_text import risk_reasons
 from app.organisations.services import organisation_for
 from collect import customers as services
 from jobs.tasks import enqueue_action
@@ -16,6 +17,7 @@ from store import clock
 from store.db import db
 
 blueprint = Blueprint("customers", __name__)
+blueprint.add_app_template_global(risk_reasons, "risk_reasons")
 
 
 def _customer(org_id: int, contact_id: int):  # type: ignore[no-untyped-def]
@@ -34,7 +36,7 @@ def index(org_id: int) -> str:
     now = clock.now()
     return render_template("customers/index.html", org=org,
                            customers=services.customer_credit(db.session(), org, now),
-                           backtest=services.backtest_org(db.session(), org),
+                           backtest=services.backtest_org(db.session(), org, now),
                            forecast=services.cash_in_forecast(db.session(), org, now))
 
 

@@ -39,11 +39,13 @@ def test_credit_control_journey(app, web, page) -> None:  # type: ignore[no-unty
     page.goto(f"{web.url}/orgs/{org_id}/dashboard")
     panel = page.locator("#credit-struggling")
     assert "Zeta Worsening Ltd" in panel.inner_text()
-    assert "pays 16 days late on average, getting worse" in panel.inner_text()
+    assert "£500.00 overdue, the oldest by 40 days (+25)" in panel.inner_text()
     chart = page.locator("#cash-in-forecast")
     assert chart.locator("svg[role=img] g.week").count() == 13
-    assert re.search(r"Pay-date model off by \d+\.\d\d days on average over \d+ paid invoices",
+    assert re.search(r"Tested on your own books \(\d+ predictions at \d+ monthly cut-offs\):"
+                     r" expected pay dates were [\d.]+ days off on average",
                      page.locator("#backtest-mae").inner_text())
+    assert "of the time (AUC" in page.locator("#backtest-auc").inner_text()
     check_page(page, "credit_dashboard")
 
     # Open the customer; put them on hold; the banner says so.

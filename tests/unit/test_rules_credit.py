@@ -1,11 +1,12 @@
-"""Payment behaviour, risk scores and the struggling flag on small histories worked by hand."""
+"""Payment behaviour and the struggling flag on small histories worked by hand (the risk score:
+test_rules_risk.py)."""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
 
-from rules.credit import InvoiceHistory, payment_behaviour, risk_score
+from rules.credit import InvoiceHistory, payment_behaviour
 
 TODAY = date(2026, 11, 24)
 
@@ -51,33 +52,9 @@ def test_a_customer_paying_later_and_later() -> None:
     assert (s.flagged, s.recent_mean, s.baseline_mean, s.recent_count, s.baseline_count) == (
         True, Decimal("35.0"), Decimal("12.8"), 2, 4)
 
-    score = risk_score(behaviour)
-    assert score.points == {"lateness": 16, "late_share": 20, "trend": 15, "broken": 20,
-                            "overdue": 5}
-    assert score.score == 76
-    assert score.reasons == (
-        "pays 16 days late on average, getting worse",
-        "5 of 5 invoices paid late",
-        "2 broken plans",
-        "GBP 500.00 overdue, the oldest 40 days",
-        "struggling: 35.0 days late on invoices due in the last 90 days against 12.8 before",
-    )
-    assert score.summary.startswith("pays 16 days late on average, getting worse; 5 of 5")
 
 
-def test_the_score_is_capped_at_100_and_promises_count() -> None:
-    behaviour = payment_behaviour([*WORSENING, open_invoice(7, date(2026, 6, 1), "80.00")],
-                                  TODAY, broken_plans=1, broken_promises=3)
-    score = risk_score(behaviour)
-    # 176 days overdue: 15 points; 1 plan + 3 promises = 25, capped at 20.
-    assert score.points == {"lateness": 16, "late_share": 20, "trend": 15, "broken": 20,
-                            "overdue": 15}
-    assert score.score == 86
-    assert "1 broken plan, 3 broken promises" in score.reasons
-    assert "GBP 580.00 overdue, the oldest 176 days" in score.reasons
-
-
-def test_a_prompt_payer_scores_nothing() -> None:
+def test_a_prompt_payer() -> None:
     history = [paid(1, date(2026, 3, 1), -5), paid(2, date(2026, 6, 1), -1),
                paid(3, date(2026, 9, 1), 0), open_invoice(4, date(2026, 12, 10), "90.00")]
     behaviour = payment_behaviour(history, TODAY)
@@ -85,14 +62,6 @@ def test_a_prompt_payer_scores_nothing() -> None:
     assert behaviour.share_paid_late == Decimal(0)
     assert behaviour.open_balance == {"GBP": Decimal("90.00")}
     assert behaviour.overdue_balance == {} and behaviour.oldest_overdue_days == 0
-    score = risk_score(behaviour)
-    assert (score.score, score.reasons, score.points) == (
-        0, ("pays 2 days early on average",), {})
-
-
-def test_a_new_customer_has_no_history() -> None:
-    score = risk_score(payment_behaviour([open_invoice(1, date(2026, 12, 1), "10.00")], TODAY))
-    assert (score.score, score.reasons) == (0, ("no paid invoices yet",))
 
 
 def test_struggling_needs_ten_days_over_the_baseline() -> None:

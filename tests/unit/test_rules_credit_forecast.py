@@ -1,4 +1,5 @@
-"""Predicted pay dates, the 13-week cash-in forecast and the backtest, worked by hand."""
+"""Predicted pay dates and the 13-week cash-in forecast, worked by hand (the backtest:
+test_rules_risk.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from rules.credit import InvoiceHistory
 from rules.forecast import (
     Lateness,
     LatenessModel,
-    backtest,
     cash_in_forecast,
     predict_pay_dates,
     quantile,
@@ -42,15 +42,41 @@ def test_quantiles_interpolate_between_order_statistics() -> None:
     assert quantile([7], Decimal("0.8")) == Decimal(7)
 
 
-def test_lateness_is_shrunk_toward_the_organisation() -> None:
-    # Organisation median 14. Customer 1: median 15, w = 6/9: 14.67 -> 15; own spread 12..18
-    # around 15 -> 11.67..17.67.
-    assert MODEL.predict(1) == Lateness(15, 12, 18, 6, Decimal("0.667"))
-    # Customer 2: median 0, w = 1/4: 10.5 -> 11; the organisation's spread 10.4..17.6 around 14.
-    assert MODEL.predict(2) == Lateness(11, 7, 14, 1, Decimal("0.250"))
+def test_lateness_is_the_median_of_the_customer_and_the_organisation_mixed() -> None:
+    # Organisation: 0, 10, 12, 14, 16, 18, 20. Customer 1 (n = 6, w = 6/8): P(<= 14) = 3/6 x 3/4
+    # + 4/7 x 1/4 = 29/56 >= 1/2, P(<= 13) = 5/14: median 14; 20% at 12, 80% at 18.
+    assert MODEL.predict(1) == Lateness(14, 12, 18, 6, Decimal("0.750"))
+    # Customer 2 (one invoice paid on time, w = 1/3): P(<= 0) = 1/3 + 1/7 x 2/3 = 3/7 < 1/2,
+    # P(<= 10) = 1/3 + 2/7 x 2/3 = 11/21: median 10, mostly the organisation's typical payer.
+    assert MODEL.predict(2) == Lateness(10, 0, 16, 1, Decimal("0.333"))
     # A new customer is the organisation's typical payer.
     assert MODEL.predict(3) == Lateness(14, 10, 18, 0, Decimal("0.000"))
     assert LatenessModel().predict(1) == Lateness(0, 0, 0, 0, Decimal(0))
+
+
+def test_what_is_known_conditions_the_prediction() -> None:
+    # Not paid 19 days after the due date: of customer 1's and the organisation's lateness only
+    # 20 is that late.
+    assert MODEL.predict(1, 19) == Lateness(20, 20, 20, 6, Decimal("0.750"))
+    # Later than anyone ever paid: a week after the earliest day, within two.
+    assert MODEL.predict(1, 103) == Lateness(110, 103, 117, 6, Decimal("0.750"))
+    # A bound before anything was ever paid changes nothing.
+    assert MODEL.predict(1, -30) == MODEL.predict(1)
+    assert LatenessModel().predict(1, 40) == Lateness(40, 40, 40, 0, Decimal(0))
+
+
+def test_a_customer_is_judged_by_their_last_paid_invoices() -> None:
+    # On time six times, then 40 days late six times: the median of all is 20, the last six
+    # say 40 (the organisation is this customer alone: P(<= 0) = 1/4 x 1/2 < 1/2).
+    def invoice(n: int, late: int) -> InvoiceHistory:
+        due = date(2025, 1, 1) + timedelta(days=30 * n)
+        return InvoiceHistory(n, due - timedelta(days=30), due, Decimal("10.00"), Decimal(0),
+                              "GBP", due + timedelta(days=late), 1)
+
+    model = LatenessModel.from_history([invoice(n, 0 if n < 6 else 40) for n in range(12)])
+    assert model.recent(1) == [40] * 6
+    assert model.customer_median(1) == 20
+    assert model.predict(1) == Lateness(40, 40, 40, 6, Decimal("0.750"))
 
 
 def test_pay_dates_and_the_weekly_cash_in() -> None:
@@ -60,10 +86,11 @@ def test_pay_dates_and_the_weekly_cash_in() -> None:
                 open_invoice(24, 3, date(2027, 3, 1), "50.00")]
     predictions = predict_pay_dates(invoices, MODEL, TODAY)
     assert [(p.invoice_id, p.expected, p.earliest, p.latest) for p in predictions] == [
-        (21, date(2026, 12, 5), date(2026, 12, 2), date(2026, 12, 8)),
-        (22, date(2026, 12, 12), date(2026, 12, 8), date(2026, 12, 15)),
-        # Already later than expected: any day now.
-        (23, TODAY, TODAY, TODAY),
+        # Four days overdue: paid at least 4 days late, which changes little for customer 1.
+        (21, date(2026, 12, 4), date(2026, 12, 2), date(2026, 12, 8)),
+        (22, date(2026, 12, 11), date(2026, 12, 1), date(2026, 12, 17)),
+        # 54 days overdue, later than anyone ever paid: in a week, never before today.
+        (23, date(2026, 12, 1), TODAY, date(2026, 12, 8)),
         (24, date(2027, 3, 15), date(2027, 3, 11), date(2027, 3, 19)),
     ]
     forecast = cash_in_forecast(predictions, TODAY)
@@ -71,28 +98,9 @@ def test_pay_dates_and_the_weekly_cash_in() -> None:
     assert forecast.weeks[0].starts == date(2026, 11, 23)
     assert forecast.weeks[12].ends == date(2027, 2, 21)
     assert [(w.starts, dict(w.amounts), w.invoices) for w in forecast.weeks[:3]] == [
-        (date(2026, 11, 23), {"EUR": Decimal("300.00")}, 1),
-        (date(2026, 11, 30), {"GBP": Decimal("1000.00")}, 1),
+        (date(2026, 11, 23), {}, 0),
+        (date(2026, 11, 30), {"EUR": Decimal("300.00"), "GBP": Decimal("1000.00")}, 2),
         (date(2026, 12, 7), {"GBP": Decimal("200.00")}, 1),
     ]
     assert all(not w.amounts and w.invoices == 0 for w in forecast.weeks[3:])
     assert forecast.later == {"GBP": Decimal("50.00")}
-
-
-def test_the_backtest_only_sees_what_was_paid_before_each_issue_date() -> None:
-    def invoice(n: int, contact: int, issued: date, late: int) -> InvoiceHistory:
-        due = issued + timedelta(days=30)
-        return InvoiceHistory(n, issued, due, Decimal("1"), Decimal(0), "GBP",
-                              due + timedelta(days=late), contact)
-
-    result = backtest([
-        invoice(1, 1, date(2026, 1, 1), 10),   # nothing known: due date, 10 days off
-        invoice(2, 2, date(2026, 2, 1), 0),    # invoice 1 not paid yet (10 Feb): exact
-        invoice(3, 1, date(2026, 3, 1), 20),   # knows 10 (own, org): predicts 10, off by 10
-        invoice(4, 1, date(2026, 5, 1), 30),   # own 10, 20 (w 0.4, median 15), org 10: 12 -> 18
-    ])
-    assert result.invoices == 4
-    assert result.mean_absolute_error_days == Decimal("9.50")
-    assert result.due_date_error_days == Decimal("15.00")
-    assert result.without_history == 2
-    assert backtest([]).mean_absolute_error_days is None
