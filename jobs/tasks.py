@@ -489,6 +489,11 @@ def ensure_schedules() -> int:
         select(Connection.org_id).where(Connection.status == "active")).all()
     for org_id in ids:
         schedule_daily_run(org_id)
+    # The planning fan-out's next pass (its chain books the one after; a lost booking is
+    # booked again here).
+    slot = int(clock.now().timestamp()) // max(1, int(PLAN_EVERY.total_seconds()))
+    enqueue_once(plan_all_organisations, job_id=f"plan-all-{slot + 1}",
+                 at=clock.now() + PLAN_EVERY)
     sweep_ledger()
     retention.check_retention()  # disconnected books whose grace has ended
     return len(ids)

@@ -293,3 +293,23 @@ def test_the_fan_out_hands_each_job_a_batch_of_organisations(app, monkeypatch) -
         assert sorted(batches) == [org_ids[0:2], org_ids[2:4], org_ids[4:5]]
         assert tasks.plan_all_organisations(book_next=False) == 3
         assert len([j for j in queue.get_jobs() if j.func_name.endswith("plan_orgs")]) == 3
+
+
+def test_the_workers_upkeep_books_the_next_planning_pass(app, clock) -> None:  # type: ignore[no-untyped-def]
+    from rq import Queue
+    from rq.registry import ScheduledJobRegistry
+
+    from collect.providers import redis_client
+    from jobs import tasks
+    from store.db import db
+
+    with app.app_context():
+        clock.set(NOW)
+        tasks.ensure_schedules()
+        tasks.ensure_schedules()  # booked once, however often the upkeep runs
+        registry = ScheduledJobRegistry(queue=Queue(app.config["RQ_QUEUE"],
+                                                    connection=redis_client()))
+        booked = [job_id for job_id in registry.get_job_ids() if job_id.startswith("plan-all-")]
+        slot = int(NOW.timestamp()) // int(tasks.PLAN_EVERY.total_seconds())
+        assert booked == [f"plan-all-{slot + 1}"]
+        db.session.remove()
