@@ -27,10 +27,11 @@ from flask_babel.speaklater import LazyString
 
 from app.formatting import Book, _with_book, day, money, number
 from app.languages import status_label
+from rules import PlannedAction
 from store.models import Action
 
-__all__ = ["ACTION_KINDS", "EVENT_TEXTS", "SKIP_REASONS", "action_label", "describe_action",
-           "render_event", "skip_reason"]
+__all__ = ["ACTION_KINDS", "CHANNELS", "EVENT_TEXTS", "SKIP_REASONS", "action_label",
+           "channel_label", "describe_action", "render_event", "skip_reason"]
 
 
 class Event(Protocol):
@@ -50,6 +51,19 @@ ACTION_KINDS: dict[str, LazyString] = {
     "terms_change": _l("Shorter payment terms"),
     "quote_deposit_reminder": _l("Quote deposit reminder"), "note": _l("Note"),
 }
+
+# How an action reaches the customer (or the collector), as the settings page names each.
+CHANNELS: dict[str, LazyString] = {
+    "provider_email": _l("Provider's invoice email"), "dunwell_email": _l("Dunwell email"),
+    "note": _l("Note only"), "call_task": _l("Phone call task"),
+    "sms": _l("Text message (SMS)"),
+}
+
+
+def channel_label(channel: str | None) -> str:
+    label = CHANNELS.get(channel or "")
+    return str(label) if label is not None else (channel or "").replace("_", " ")
+
 
 # Why an action was not carried out (`result["reason"]`, collect/outcomes.Skip's codes).
 SKIP_REASONS: dict[str, LazyString] = {
@@ -388,7 +402,8 @@ def render_event(event: Event, book: Book | None = None) -> str:
         return event.message
 
 
-def describe_action(action: Action | _StoredAction, book: Book | None = None) -> str:
+def describe_action(action: Action | PlannedAction | _StoredAction,
+                    book: Book | None = None) -> str:
     """What an action is, in the reader's language: its kind, the reminder's step, the
     amount of a money action. `Action.reason` (English, from rules/) only where the action's
     kind is one this table does not know."""
@@ -410,4 +425,5 @@ def describe_action(action: Action | _StoredAction, book: Book | None = None) ->
 def init_events(app: Flask) -> None:
     """`{{ event|event_text }}` and `{{ action|action_text }}`, in the page's book."""
     app.jinja_env.filters.update(event_text=_with_book(render_event),
-                                 action_text=_with_book(describe_action))
+                                 action_text=_with_book(describe_action),
+                                 channel_text=channel_label, action_kind=action_label)

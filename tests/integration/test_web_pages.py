@@ -124,7 +124,7 @@ def test_preview_lists_every_action_of_the_next_90_days_and_writes_nothing(app, 
                               params={"invoice": invoice_id})
     assert page.status_code == 200
     assert f"Invoice {number}" in page.text
-    reminders = re.findall(r"<strong>reminder</strong>", page.text)
+    reminders = re.findall(r"<strong>(?:Reminder \d+ of \d+|Repeat reminder)</strong>", page.text)
     assert 1 <= len(reminders) <= 4
     with app.app_context():
         assert db.session.query(Action).count() == actions_before
