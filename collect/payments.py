@@ -41,7 +41,7 @@ from connectors.base import (
     effect_marker,
 )
 from connectors.stripe import CheckoutOrder, EventNotice, StripeProcessor
-from rules.card_payments import from_minor, payment_method_types, to_minor
+from rules.card_payments import card_surcharge, from_minor, payment_method_types, to_minor
 from store import clock
 from store.models import (
     CardPayment,
@@ -97,6 +97,7 @@ class CardChoice:
     webhook_secret: str | None
     account_code: str | None
     book_fees: bool
+    surcharge_percent: Decimal | None = None  # None: no surcharge
 
 
 def save_settings(session: Session, org: Organisation, choice: CardChoice,
@@ -118,6 +119,7 @@ def save_settings(session: Session, org: Organisation, choice: CardChoice,
         row.webhook_secret_enc = vault.encrypt(secret)
     row.enabled, row.account_code, row.book_fees = (choice.enabled, choice.account_code,
                                                     choice.book_fees)
+    row.surcharge_percent = choice.surcharge_percent
     audit(session, org.id, "card_payments_settings",
           "Card payments in the portal " + ("on" if choice.enabled else "off")
           + (" (Stripe keys replaced)" if choice.secret_key or choice.webhook_secret else ""),
@@ -139,13 +141,30 @@ def webhook_secret(row: CardPaymentSettings) -> str | None:
 # ---------------------------------------------------------------------------- checkout
 
 
+def surcharge_for(session: Session, contact: Contact, invoice: Invoice,
+                  settings: CardPaymentSettings | None = None) -> Decimal:
+    """The card surcharge paying the invoice's amount due by card carries: the organisation's
+    percentage where the law of its country allows one for this customer, capped at the cost
+    (rules/card_payments.py); zero otherwise."""
+    settings = settings if settings is not None else settings_of(session, invoice.org_id)
+    if settings is None or not settings.surcharge_percent:
+        return Decimal(0)
+    org = session.get(Organisation, invoice.org_id)
+    return card_surcharge(invoice.amount_due, invoice.currency, settings.surcharge_percent,
+                          org.country if org else None, contact.is_business)
+
+
 def new_card_payment(session: Session, contact: Contact, invoice: Invoice,
                      now: datetime) -> CardPayment:
-    """The row a Checkout Session is opened for (the caller commits it first)."""
-    if not ready(settings_of(session, invoice.org_id)):
+    """The row a Checkout Session is opened for (the caller commits it first), with the
+    surcharge the customer was shown."""
+    settings = settings_of(session, invoice.org_id)
+    if not ready(settings):
         raise CardPaymentRefused("card_unavailable")
+    surcharge = surcharge_for(session, contact, invoice, settings)
     row = CardPayment(org_id=invoice.org_id, invoice_id=invoice.id, contact_id=contact.id,
-                      currency=invoice.currency, amount=invoice.amount_due, status="open",
+                      currency=invoice.currency, amount=invoice.amount_due,
+                      surcharge=surcharge or None, status="open",
                       created_at=now, updated_at=now)
     session.add(row)
     session.flush()
@@ -160,9 +179,12 @@ def open_checkout(session: Session, row: CardPayment, contact: Contact, invoice:
         raise CardPaymentRefused("card_unavailable")
     ids = {"dunwell_org": str(row.org_id), "dunwell_invoice": str(invoice.id),
            "dunwell_card_payment": str(row.id)}
+    surcharge = row.surcharge or Decimal(0)
+    description = f"Invoice {invoice.number}" + (
+        f" (with a card surcharge of {row.currency} {surcharge})" if surcharge else "")
     started = processor_for(settings).create_checkout(CheckoutOrder(
-        currency=row.currency, amount_minor=to_minor(row.amount, row.currency),
-        description=f"Invoice {invoice.number}", reference=f"{row.org_id}:{row.id}",
+        currency=row.currency, amount_minor=to_minor(row.amount + surcharge, row.currency),
+        description=description, reference=f"{row.org_id}:{row.id}",
         payment_method_types=payment_method_types(row.currency), success_url=success_url,
         cancel_url=cancel_url, metadata=ids, customer_email=contact.email or None,
         locale=locale), idempotency_key=f"dunwell-checkout-{row.org_id}-{row.id}")
@@ -385,7 +407,9 @@ def book(session: Session, row_id: int, connector: Connector, owner: str,
     try:
         if invoice is None:
             raise ProviderRejected("the invoice is no longer in the books")
-        received = row.received or row.amount
+        # Towards the invoice: what was received, less the surcharge asked on top (the books'
+        # payment settles the invoice; the surcharge stays in the processor's payout).
+        received = (row.received or row.amount + (row.surcharge or 0)) - (row.surcharge or 0)
         account_code = settings.account_code if settings else None
         books_id = connector.record_payment(ReceivedPayment(
             invoice_provider_id=invoice.provider_id, currency=row.currency,

@@ -5,13 +5,19 @@ Surcharges: the EU's second Payment Services Directive (2015/2366, art. 62(4)) b
 consumer cards and payment methods covered by the Interchange Fee Regulation, and the UK's
 Consumer Rights (Payment Surcharges) Regulations 2012 (as amended in 2018) ban them for
 consumers; Norway (EEA) applies PSD2 too. Dunwell asks none where the law forbids it; where the
-law does not, none either unless the business sets one (which it cannot yet: no surcharge is
-ever added today, and this rule is the gate any future setting must pass).
+law does not, none either unless the business sets one (a percentage, none by default), and
+never more than accepting the card costs the business (the laws that allow a surcharge cap it
+at the cost: the EU and UK for business cards, Australia's "reasonable cost", the card
+schemes' rules in the US). The cost is Stripe's standard card pricing by currency below.
+UNVERIFIED: the pricing is Stripe's published standard rate for domestic cards (searched:
+"Stripe pricing standard card EEA UK US"); a business with negotiated rates pays less, so the
+cap can only be higher than its true cost by that difference. US states that ban surcharges
+are not told apart: the business's country is all Dunwell knows.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from rules.statutory import minor_unit_digits
 
@@ -58,3 +64,35 @@ def surcharge_allowed(business_country: str | None, customer_is_business: bool) 
     if country in EEA_AND_UK:
         return customer_is_business
     return True
+
+
+# Stripe's standard pricing for a domestic card: percent of the amount, plus a fixed part in
+# minor units (see the module's docstring).
+CARD_COST: dict[str, tuple[Decimal, int]] = {
+    "EUR": (Decimal("1.5"), 25), "GBP": (Decimal("1.5"), 20),
+}
+DEFAULT_CARD_COST = (Decimal("2.9"), 30)
+MAX_SURCHARGE_PERCENT = Decimal("10")  # what an owner may set at all (the cost caps it lower)
+
+
+def card_cost(amount: Decimal, currency: str) -> Decimal:
+    """What accepting a card payment of `amount` costs the business, in the currency."""
+    percent, fixed = CARD_COST.get(currency.upper(), DEFAULT_CARD_COST)
+    return _round(amount * percent / 100 + from_minor(fixed, currency), currency)
+
+
+def card_surcharge(amount: Decimal, currency: str, percent: Decimal | None,
+                   business_country: str | None, customer_is_business: bool) -> Decimal:
+    """The surcharge a card payment of `amount` carries: none unless the business set a
+    percentage and the law allows one for this customer; never above the card's cost."""
+    if not percent or percent <= 0 or amount <= 0:
+        return Decimal(0)
+    if not surcharge_allowed(business_country, customer_is_business):
+        return Decimal(0)
+    asked = _round(amount * min(percent, MAX_SURCHARGE_PERCENT) / 100, currency)
+    return min(asked, card_cost(amount, currency))
+
+
+def _round(amount: Decimal, currency: str) -> Decimal:
+    digits = minor_unit_digits(currency.upper())
+    return amount.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)

@@ -859,6 +859,9 @@ class CardPaymentSettings(Base):
     webhook_secret_enc: Mapped[str | None] = mapped_column(Text)
     account_code: Mapped[str | None] = mapped_column(String(64))  # where the books deposit it
     book_fees: Mapped[bool] = mapped_column(default=False)
+    # A card surcharge, percent of the amount (None: none), where the law allows one and never
+    # above the card's cost (rules/card_payments.py).
+    surcharge_percent: Mapped[Decimal | None] = mapped_column(Money)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
@@ -877,7 +880,8 @@ class CardPayment(Base):
     session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     payment_id: Mapped[str | None] = mapped_column(String(255), unique=True)  # pi_...
     currency: Mapped[str] = mapped_column(String(3))
-    amount: Mapped[Decimal] = mapped_column(Money)  # asked for
+    amount: Mapped[Decimal] = mapped_column(Money)  # asked for, towards the invoice
+    surcharge: Mapped[Decimal | None] = mapped_column(Money)  # asked on top of the amount
     received: Mapped[Decimal | None] = mapped_column(Money)
     fee: Mapped[Decimal | None] = mapped_column(Money)
     refunded: Mapped[Decimal | None] = mapped_column(Money)

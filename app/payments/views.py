@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from decimal import Decimal, InvalidOperation
 
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -20,6 +21,7 @@ from collect import payments
 from connectors.base import ConnectorError
 from connectors.stripe import SignatureRefused, verify_event
 from jobs.payments import enqueue_card_events
+from rules.card_payments import MAX_SURCHARGE_PERCENT
 from store import clock
 from store.db import db
 from store.models import CardPayment, Organisation
@@ -32,6 +34,7 @@ pages = Blueprint("card_payments", __name__)
 SECRET_KEY = re.compile(r"(sk|rk)_(test|live)_[0-9A-Za-z_]{8,247}")
 WEBHOOK_SECRET = re.compile(r"whsec_[0-9A-Za-z_]{8,247}")
 ACCOUNT_CODE = re.compile(r"[0-9A-Za-z._-]{1,64}")
+PERCENT = re.compile(r"[0-9]{1,2}([.,][0-9]{1,2})?")
 
 
 @webhook.post("/webhooks/stripe/<int:org_id>")
@@ -86,13 +89,31 @@ def _choice(row: object | None) -> payments.CardChoice:
     if account_code is not None and not ACCOUNT_CODE.fullmatch(account_code):
         raise ValueError("account_code", _("An account code of letters and digits, such as "
                                            "090."))
+    surcharge = _surcharge_percent((form.get("surcharge_percent") or "").strip())
     enabled = form.get("enabled") == "on"
     if enabled and not (secret_key or getattr(row, "secret_key_enc", None)):
         raise ValueError("secret_key", _("Give the secret key before turning card payments "
                                          "on."))
     return payments.CardChoice(enabled=enabled, secret_key=secret_key,
                                webhook_secret=webhook_secret, account_code=account_code,
-                               book_fees=form.get("book_fees") == "on")
+                               book_fees=form.get("book_fees") == "on",
+                               surcharge_percent=surcharge)
+
+
+def _surcharge_percent(text: str) -> Decimal | None:
+    """Empty or zero: no surcharge; else a percentage up to MAX_SURCHARGE_PERCENT."""
+    if not text:
+        return None
+    try:
+        if not PERCENT.fullmatch(text):
+            raise InvalidOperation(text)
+        value = Decimal(text.replace(",", "."))
+    except InvalidOperation:
+        value = Decimal(-1)
+    if not 0 <= value <= MAX_SURCHARGE_PERCENT:
+        raise ValueError("surcharge_percent", _("A percentage from 0 to %(most)s, such as 2.5.",
+                                                most=MAX_SURCHARGE_PERCENT))
+    return value or None
 
 
 @pages.post("/orgs/<int:org_id>/card-payments")

@@ -105,8 +105,13 @@ def _page(token: str, contact: Contact, *, status: int = 200, error: str | None 
     items = portal.open_invoices(session, contact)
     statement = statement_for(session, org, contact, now)
     limits = portal.settings_for(session, org.id)
-    card_ready = payments.ready(payments.settings_of(session, org.id))
+    card_settings = payments.settings_of(session, org.id)
+    card_ready = payments.ready(card_settings)
     card_payments = payments.latest_by_invoice(session, [item.invoice.id for item in items])
+    # Shown before the customer presses Pay by card: what the card adds, where it adds any.
+    surcharges = {item.invoice.id: payments.surcharge_for(session, contact, item.invoice,
+                                                          card_settings)
+                  for item in items} if card_ready else {}
     with _in_language(contact) as language:
         body = render_template(
             "portal/show.html", token=token, org=org, contact=contact, items=items,
@@ -114,7 +119,7 @@ def _page(token: str, contact: Contact, *, status: int = 200, error: str | None 
             error=refusal(error) if error else None, done=done, error_invoice=invoice_id,
             every_days=portal.PLAN_EVERY_DAYS, max_mb=portal.MAX_ATTACHMENT_BYTES // 2**20,
             has_books=_connection(org) is not None, card_ready=card_ready,
-            card_payments=card_payments)
+            card_payments=card_payments, surcharges=surcharges)
     return body, status
 
 

@@ -401,3 +401,67 @@ def test_the_sweeper_gives_a_lost_job_again(  # type: ignore[no-untyped-def]
         sweep_ledger(book_next=False)
     run_jobs(app)
     assert len([p for p in _books("xero", sandbox, None, facts) if p not in before]) == 1
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_card_surcharge_only_where_the_law_allows_shown_before_paying(  # type: ignore[no-untyped-def]
+        app, web, sandbox, qbo_sandbox, stripe_sandbox, provider: str) -> None:  # noqa: F811
+    """The owner sets a 5 % surcharge. A consumer in the UK (the Xero sandbox's business) is
+    asked none; the same customer as a business, and a consumer of the US business (the
+    QuickBooks sandbox's), are asked the card's cost at most (5 % is more). The portal shows it
+    before paying, Stripe is asked for the total, and the books get the invoice's amount."""
+    from rules.card_payments import card_cost
+    from store.db import db
+    from store.models import CardPaymentSettings, Contact, Invoice, Organisation
+
+    box = stripe_sandbox[0]
+    facts = _setup(app, web, provider, stripe_sandbox)
+    org_id = facts["connected"].org_id
+    url = f"{web.url}/orgs/{org_id}/card-payments"
+    http = facts["connected"].http
+    page = http.get(url)
+    for bad in ("12", "-1", "2.555", "lots"):  # refused in plain words, nothing saved
+        refused = http.post(url, data={"csrf_token": flows.csrf_token(page.text),
+                                       "enabled": "on", "surcharge_percent": bad})
+        assert refused.status_code == 400 and "such as 2.5" in refused.text, bad
+    with app.app_context():
+        assert db.session.scalars(select(CardPaymentSettings)).one().surcharge_percent is None
+    saved = http.post(url, data={"csrf_token": flows.csrf_token(page.text), "enabled": "on",
+                                 "surcharge_percent": "5", "book_fees": ""})
+    assert saved.status_code == 200 and 'value="5"' in saved.text
+    with app.app_context():
+        org = db.session.get(Organisation, org_id)
+        country = org.country
+        contact = db.session.get(Invoice, facts["invoice_id"]).contact
+        contact.is_business, contact_id = False, contact.id
+        db.session.commit()
+    portal = requests.get(f"{web.url}/portal/{facts['token']}").text
+    cost = card_cost(facts["amount"], facts["currency"])
+    if country == "GB":  # a consumer in the UK: none, and none shown
+        assert f'id="surcharge-{facts["invoice_id"]}"' not in portal
+        with app.app_context():
+            db.session.get(Contact, contact_id).is_business = True  # a business: allowed
+            db.session.commit()
+        portal = requests.get(f"{web.url}/portal/{facts['token']}").text
+    else:
+        assert country == "US", country
+    surcharge = min(cost, (facts["amount"] * 5 / 100).quantize(Decimal("0.01")))
+    assert surcharge == cost  # 5 % is more than the card costs: capped
+    shown = portal.split(f'id="surcharge-{facts["invoice_id"]}">', 1)[1].split("</p>", 1)[0]
+    assert "surcharge" in shown and str(surcharge) in shown
+    assert str(facts["amount"] + surcharge) in shown.replace(",", "")
+
+    before = _books(provider, sandbox, qbo_sandbox, facts)
+    http_customer, checkout_url = _checkout(web, facts)
+    session_id = checkout_url.rsplit("/", 1)[1]
+    assert box.objects[box.objects[session_id]["payment_intent"]]["amount"] == int(
+        (facts["amount"] + surcharge) * 100)
+    box.hold_webhooks = True
+    assert _pay(http_customer, checkout_url, "4242424242424242").status_code == 303
+    _deliver_all(box)
+    run_jobs(app)
+    row = _row(app, facts)
+    assert (row.surcharge, row.received, row.status) == (
+        surcharge, facts["amount"] + surcharge, "paid")
+    new = [p for p in _books(provider, sandbox, qbo_sandbox, facts) if p not in before]
+    assert [amount for amount, _ in new] == [facts["amount"]]  # the invoice's, once
