@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from collect import ledger
 from store.models import Action, Invoice, Organisation, User
@@ -90,8 +90,10 @@ def count_awaiting(session: Session, org: Organisation) -> int:
 
 
 def awaiting(session: Session, org: Organisation, limit: int = MAX_LISTED) -> list[Action]:
+    """The waiting actions with what each is filed under (an invoice or a customer)."""
     return list(session.scalars(select(Action).where(
         Action.org_id == org.id, Action.status == AWAITING_APPROVAL)
+        .options(selectinload(Action.invoice), selectinload(Action.contact))
         .order_by(Action.scheduled_for, Action.id).limit(limit)))
 
 

@@ -122,7 +122,8 @@ def actions() -> Response | tuple[Response, int]:
     rows = db.session.scalars(query.order_by(Action.scheduled_for.desc(), Action.id.desc()))
     return jsonify({"actions": [{
         "id": a.id, "key": a.key, "kind": a.kind, "status": a.status,
-        "invoice_id": a.invoice_id, "scheduled_for": a.scheduled_for.isoformat(),
+        "invoice_id": a.invoice_id, "contact_id": a.contact_id,
+        "scheduled_for": a.scheduled_for.isoformat(),
         "finished_at": a.finished_at.isoformat() if a.finished_at else None,
         "amount": _money(a.amount), "currency": a.currency, "reason": a.reason,
         "channel": a.channel,

@@ -124,7 +124,7 @@ def upcoming_actions(org: Organisation, now: datetime, limit: int = 20) -> list[
     """Actions in the ledger that have not run yet, soonest first."""
     return list(db.session.scalars(select(Action).where(
         Action.org_id == org.id, Action.status.in_(("planned", "claimed", "failed")))
-        .options(selectinload(Action.invoice))
+        .options(selectinload(Action.invoice), selectinload(Action.contact))
         .order_by(Action.scheduled_for, Action.id).limit(limit)))
 
 

@@ -197,6 +197,7 @@ def test_a_credit_hold_shows_a_banner_and_signals_stop_service(app, connected, h
         actions = db.session.scalars(select(Action).where(Action.kind == "stop_service")).all()
         assert len(actions) == 1  # one hold, one signal
         assert actions[0].status == "done", actions[0].error
+        signal_id = actions[0].id
         # Filed under the customer, keyed by the customer and the hold's first day.
         assert (actions[0].key, actions[0].contact_id, actions[0].invoice_id) == (
             f"{connected.org_id}:contact{contact_id}:stop_service:hold:2026-11-24", contact_id,
@@ -211,6 +212,9 @@ def test_a_credit_hold_shows_a_banner_and_signals_stop_service(app, connected, h
 
     page_now = connected.http.get(page)
     assert "On credit hold: cheque bounced twice" in page_now.text
+    # The signal is listed with the customer's own actions, not under one of their invoices.
+    assert f'<tr id="action-{signal_id}">' in page_now.text.split('id="customer-actions"')[1]
+    assert "Stop-service signal" in page_now.text
     listing = connected.http.get(f"{connected.web.url}/orgs/{org}/customers")
     assert listing.status_code == 200 and "on hold" in listing.text
     released = connected.http.post(f"{page}/hold", data={
