@@ -92,6 +92,8 @@ RULES: dict[str, dict[str, Rule]] = {
     "customers.index": {"GET": MEMBERS},
     "customers.show": {"GET": MEMBERS},
     "customers.hold": {"POST": EDITORS},
+    "customers.pause": {"POST": EDITORS},
+    "customers.resume": {"POST": EDITORS},
     "customers.limit": {"POST": EDITORS},
     "customers.retainer": {"POST": EDITORS},
     "customers.top_up": {"POST": EDITORS},

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from app.customers.forms import CreditLimitForm, HoldForm, RetainerForm, TopUpForm
+from app.customers.page import customer_page
 from app.customers.risk_text import risk_reasons
+from app.dashboard.views import REFUSALS
 from app.organisations.services import organisation_for
 from collect import customers as services
+from collect import invoice_actions
+from collect.plan import refresh_next_action
 from jobs.tasks import enqueue_action
 from rules.statements import render_statement
 from store import clock
@@ -65,7 +70,8 @@ def show(org_id: int, contact_id: int) -> str:
         quote_deposits=services.quote_deposits_of(db.session(), org, contact),
         terms=services.contact_terms_changes(db.session(), org, credit[0]),
         terms_written=services.contact_terms_written(db.session(), org, contact),
-        terms_write_back=services.terms_write_back(db.session(), org))
+        terms_write_back=services.terms_write_back(db.session(), org),
+        **customer_page(org, contact, services.org_today(org, now)))
 
 
 @blueprint.route("/orgs/<int:org_id>/customers/<int:contact_id>/hold", methods=["POST"])
@@ -162,3 +168,52 @@ def top_up(org_id: int, contact_id: int) -> Response:
     db.session.commit()
     flash(_("Top-up recorded."), "success")
     return back
+
+
+@blueprint.route("/orgs/<int:org_id>/customers/<int:contact_id>/pause", methods=["POST"])
+@login_required
+def pause(org_id: int, contact_id: int) -> Response:
+    """Chasing of every open invoice of the customer paused, each as from its own page."""
+    org, contact = _customer(org_id, contact_id)
+    back = url_for("customers.show", org_id=org.id, contact_id=contact.id)
+    session, now = db.session(), clock.now()
+    today = services.org_today(org, now)
+    invoices = [i for i in services.open_invoices(session, org, contact) if i.amount_due > 0]
+    until = request.form.get("until") if request.form.get("how") != "resumed" else ""
+    try:
+        if not invoices:
+            raise invoice_actions.ActionRefused("not_open")
+        for invoice in invoices:
+            invoice_actions.pause(session, invoice, current_user, until,
+                                  request.form.get("reason"), today, now)
+    except invoice_actions.ActionRefused as refused:
+        session.rollback()
+        flash(str(REFUSALS.get(refused.code, REFUSALS["pause_bad_date"])) % {
+            "pause_days": invoice_actions.PAUSE_MAX_DAYS}, "error")
+        return redirect(back + "#customer-act", code=303)
+    refresh_next_action(session, org, now, [i.id for i in invoices])
+    session.commit()
+    flash(ngettext("Chasing of %(num)d invoice paused.", "Chasing of %(num)d invoices paused.",
+                   len(invoices)), "success")
+    return redirect(back, code=303)
+
+
+@blueprint.route("/orgs/<int:org_id>/customers/<int:contact_id>/resume", methods=["POST"])
+@login_required
+def resume(org_id: int, contact_id: int) -> Response:
+    """Chasing of the customer's paused invoices resumed, each from where it was."""
+    org, contact = _customer(org_id, contact_id)
+    session, now = db.session(), clock.now()
+    today = services.org_today(org, now)
+    paused = [i for i in services.open_invoices(session, org, contact)
+              if invoice_actions.pause_in_force(session, i, today) is not None]
+    for invoice in paused:
+        invoice_actions.resume(session, invoice, current_user, today, now)
+    if paused:
+        refresh_next_action(session, org, now, [i.id for i in paused])
+        session.commit()
+        flash(ngettext("Chasing of %(num)d invoice resumed.",
+                       "Chasing of %(num)d invoices resumed.", len(paused)), "success")
+    else:
+        flash(str(REFUSALS["not_paused"]), "error")
+    return redirect(url_for("customers.show", org_id=org.id, contact_id=contact.id), code=303)

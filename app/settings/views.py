@@ -271,11 +271,10 @@ def approve_all(org_id: int) -> Response:
 
 @blueprint.route("/orgs/<int:org_id>/settings/contacts")
 @login_required
-def contacts(org_id: int) -> str:
+def contacts(org_id: int) -> Response:
+    """Contacts and customers are one place now: the customers' list (the old address stays)."""
     org = organisation_for(current_user, org_id)
-    return render_template("settings/contacts.html", org=org,
-                           contacts=services.contacts_of(org),
-                           can_edit=may_in(org, "settings.policy"))
+    return redirect(url_for("customers.index", org_id=org.id), code=301)
 
 
 def _contact_page(org, contact, values: dict[str, str], errors: dict[str, str],  # type: ignore[no-untyped-def]
@@ -298,9 +297,10 @@ def contact(org_id: int, contact_id: int) -> tuple[str, int] | Response:
             found = contact_overrides.contact_of(db.session(), org, contact_id)
         except LookupError:
             abort(404)
+        if request.method == "GET":  # the form lives on the customer's page
+            return redirect(url_for("customers.show", org_id=org.id, contact_id=found.id)
+                            + "#collection-settings", code=301)
         policy = policy_for(db.session(), org)
-        if request.method == "GET":
-            return _contact_page(org, found, contact_overrides.form_values(found, policy), {})
         form = contact_overrides.ContactForm(found, request.form, policy)
         if not form.validate():
             db.session.rollback()
@@ -308,16 +308,17 @@ def contact(org_id: int, contact_id: int) -> tuple[str, int] | Response:
             return _contact_page(org, found, dict(request.form), form.errors, 422)
         contact_overrides.save(db.session(), org, form, clock.now())
         flash(_("Saved the settings of %(name)s.", name=found.name), "success")
-        return redirect(url_for("settings.contact", org_id=org.id, contact_id=found.id))
+        return redirect(url_for("customers.show", org_id=org.id, contact_id=found.id)
+                        + "#collection-settings")
     try:
         saved = services.save_contact_settings(org, contact_id, request.form, clock.now())
     except LookupError:
         abort(404)
     except services.ContactSettingsError as exc:
         flash(str(exc), "error")
-        return redirect(url_for("settings.contacts", org_id=org.id))
+        return redirect(url_for("customers.index", org_id=org.id))
     flash(_("Saved the settings of %(name)s.", name=saved.name), "success")
-    return redirect(url_for("settings.contacts", org_id=org.id))
+    return redirect(url_for("customers.show", org_id=org.id, contact_id=saved.id))
 
 
 @blueprint.route("/orgs/<int:org_id>/preview")

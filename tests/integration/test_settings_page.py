@@ -367,8 +367,11 @@ def test_contact_overrides_are_validated_saved_and_shown_in_the_preview(app, boo
     path = f"{book.base}/contacts/{contact_id}"
     preview = f"/orgs/{book.org_id}/preview?invoice={invoice_id}"
     assert "<strong>Late fee of " in book.client.get(preview).get_data(as_text=True)
-    page = book.client.get(path)
+    # The form is on the customer's page now; its old address leads there.
+    assert book.client.get(path).status_code == 301
+    page = book.client.get(path, follow_redirects=True)
     assert page.status_code == 200 and "Policy for this customer" in page.get_data(as_text=True)
+    assert page.request.path == f"/orgs/{book.org_id}/customers/{contact_id}"
     csrf = flows.csrf_token(page.get_data(as_text=True))
 
     for bad, field in (({"plans": "own", "plan_offsets": "3, 1"}, "plan_offsets"),
