@@ -329,6 +329,13 @@ EVENT_TEXTS: dict[str, EventText] = {
                                 "by %(by)s"), days=("pay_by",), amounts={"amount": "currency"}),
     "dispute_marked": _one(_l("%(number)s marked disputed by %(by)s: %(reason)s")),
     "note": _one(_l("Note by %(by)s on %(number)s: %(note)s")),
+    "paused": EventText(
+        {True: _l("Chasing of %(number)s paused by %(by)s until %(until)s: %(reason)s"),
+         False: _l("Chasing of %(number)s paused by %(by)s until resumed: %(reason)s")},
+        variant=lambda data: data["until"] is not None, days=("until",)),
+    "resumed": _one(_l("Chasing of %(number)s resumed by %(by)s")),
+    "reminder_requested": _one(_l("Reminder step %(step)s for %(number)s asked for now by "
+                                  "%(by)s"), counts=("step",)),
     "task_done": EventText(
         {False: _l("%(title)s: done by %(by)s"),
          True: _l("%(title)s: done by %(by)s. Note: %(note)s")},
