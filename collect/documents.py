@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from collect.book import calendar_for, policy_for
+from rules.calendar import OrgCalendar
 from rules.case_file import (
     CaseAction,
     CaseFacts,
@@ -62,13 +63,28 @@ def letter_facts(session: Session, org: Organisation, invoice: Invoice, days_to_
         statutory_basis=STATUTORY_BASIS.get(org.country))
 
 
+def _statements_while_open(session: Session, invoice: Invoice,
+                           calendar: OrgCalendar) -> list[Action]:
+    """The customer's statements sent since the invoice was issued: each listed it while it
+    was open, so the agency sees them beside the invoice's own reminders."""
+    if invoice.contact_id is None:
+        return []
+    since = invoice.issue_date or invoice.due_date
+    return [action for action in session.scalars(select(Action).where(
+        Action.org_id == invoice.org_id, Action.contact_id == invoice.contact_id,
+        Action.kind == "statement", Action.status == "done"))
+        if since is None or action.finished_at is None
+        or calendar.today(action.finished_at) >= since]
+
+
 def case_facts(session: Session, org: Organisation, invoice: Invoice, now: datetime
                ) -> CaseFacts:
     contact = invoice.contact
     calendar = calendar_for(org)
     assert invoice.due_date is not None
-    actions = list(session.scalars(select(Action).where(Action.invoice_id == invoice.id)
-                                   .order_by(Action.scheduled_for, Action.id)))
+    actions = sorted([*session.scalars(select(Action).where(Action.invoice_id == invoice.id)),
+                      *_statements_while_open(session, invoice, calendar)],
+                     key=lambda a: (a.scheduled_for, a.id))
     payments = session.scalars(select(Payment).where(
         Payment.invoice_id == invoice.id, Payment.status == "active")).all()
     letter = session.scalar(select(Document.content).where(
@@ -76,7 +92,7 @@ def case_facts(session: Session, org: Organisation, invoice: Invoice, now: datet
     messages = []
     for action in actions:
         if action.status != "done" or action.kind not in (
-                "reminder", "plan_instalment", "demand_letter"):
+                "reminder", "plan_instalment", "demand_letter", "statement"):
             continue
         sent = (action.result or {}).get("message") or {}
         messages.append(CaseMessage(

@@ -88,7 +88,8 @@ def audit(session: Session, org_id: int, kind: str, message: str, *, at: datetim
 def about(action: Action | PlannedAction) -> dict[str, Any]:
     """An action's event parameters: what app/events.py words it from in the reader's
     language (its kind, the reminder's step, the amount, the channel)."""
-    return {"key": action.key, "action": action.kind, "step": action.step_index,
+    return {"key": action.key, "action": action.kind, "contact_id": action.contact_id,
+            "step": action.step_index,
             "steps": action.step_count, "channel": action.channel,
             "amount": None if action.amount is None else str(action.amount),
             "currency": action.currency}

@@ -70,6 +70,7 @@ def show(org_id: int, contact_id: int) -> str:
         quote_deposits=services.quote_deposits_of(db.session(), org, contact),
         terms=services.contact_terms_changes(db.session(), org, credit[0]),
         terms_written=services.contact_terms_written(db.session(), org, contact),
+        customer_actions=services.customer_actions(db.session(), org, contact),
         terms_write_back=services.terms_write_back(db.session(), org),
         **customer_page(org, contact, services.org_today(org, now)))
 

@@ -174,3 +174,77 @@ def test_deleting_the_customer_or_the_invoice_keeps_the_ledger_rows(app) -> None
             session.connection().exec_driver_sql("PRAGMA foreign_keys=OFF")
         assert session.execute(text("SELECT COUNT(*) FROM actions WHERE invoice_id IS NOT NULL"
                                     " AND contact_id IS NOT NULL")).scalar() == 0
+
+
+def test_the_pages_and_the_api_name_the_customer_of_a_customers_action(app, web) -> None:  # type: ignore[no-untyped-def]
+    """A statement waiting for approval is shown with its customer (linked), on the approvals
+    page and the dashboard, and on the customer's page; the API gives its contact_id."""
+    import requests
+
+    from app.organisations.members import new_api_token
+    from store.db import db
+    from store.models import Action, Membership, User
+    from tests.integration import flows
+    from tests.integration.conftest import EMAIL, PASSWORD, create_user
+
+    create_user(app)
+    with app.app_context():
+        session = db.session
+        org, ada, bob, _ = _book(session)
+        user = session.scalars(select(User).where(User.email == EMAIL)).one()
+        session.add(Membership(user_id=user.id, org_id=org.id, role="owner"))
+        statement = next(a for a in _plan_for_customers(session, org)
+                         if a.kind == "statement" and a.contact_id == bob.id)
+        statement.status = "planned"
+        waiting = Action(org_id=org.id, contact_id=ada.id, key=f"{org.id}:contact{ada.id}:x",
+                         kind="statement", status="pending_approval", scheduled_for=NOW,
+                         created_at=NOW, channel="dunwell_email")
+        session.add(waiting)
+        session.commit()
+        token = new_api_token(org, user, "test", NOW)
+        session.commit()
+        org_id, ada_id, bob_id, statement_id = org.id, ada.id, bob.id, statement.id
+        waiting_id = waiting.id
+    http = requests.Session()
+    flows.sign_in(http, web.url, EMAIL, PASSWORD)
+
+    def customer_link(contact_id: int) -> str:
+        return f'href="/orgs/{org_id}/customers/{contact_id}"'
+
+    approvals = http.get(f"{web.url}/orgs/{org_id}/settings/approvals").text
+    row = approvals.split(f'id="action-{waiting_id}"')[1].split("</tr>")[0]
+    assert customer_link(ada_id) in row and "<bdi>Ada Ltd</bdi>" in row
+    coming_up = http.get(f"{web.url}/orgs/{org_id}/dashboard").text.split('id="upcoming"')[1]
+    assert customer_link(bob_id) in coming_up.split("</table>")[0]
+    page = http.get(f"{web.url}/orgs/{org_id}/customers/{bob_id}").text
+    assert f'<tr id="action-{statement_id}">' in page.split('id="customer-actions"')[1]
+    listed = requests.get(f"{web.url}/api/v1/actions",
+                          headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
+    assert {(a["id"], a["invoice_id"], a["contact_id"]) for a in listed["actions"]
+            if a["kind"] == "statement" and a["status"] == "planned"} >= {
+        (statement_id, None, bob_id)}
+
+
+def test_the_agency_case_file_holds_the_statements_that_listed_the_invoice(app) -> None:  # type: ignore[no-untyped-def]
+    from collect.documents import case_facts
+    from store.db import db
+    from store.models import Action
+
+    with app.app_context():
+        session = db.session
+        org, ada, bob, invoices = _book(session)
+        invoice = invoices[1]  # Ada's, issued 2 October
+        for key, contact, finished in [
+                ("before", ada, datetime(2026, 9, 24, 9, tzinfo=UTC)),  # before it was issued
+                ("october", ada, datetime(2026, 10, 24, 9, tzinfo=UTC)),
+                ("bobs", bob, datetime(2026, 10, 24, 9, tzinfo=UTC))]:
+            session.add(Action(
+                org_id=org.id, contact_id=contact.id, key=f"{org.id}:{key}", kind="statement",
+                status="done", channel="dunwell_email", scheduled_for=finished,
+                finished_at=finished, created_at=finished, reason="Statement",
+                result={"message": {"subject": f"Statement {key}", "text": "..."}}))
+        session.commit()
+        facts = case_facts(session, org, invoice, NOW)
+        assert [(m.kind, m.subject, m.recipient) for m in facts.messages] == [
+            ("statement", "Statement october", "ada@example.com")]
+        assert [a.kind for a in facts.timeline] == ["statement"]
