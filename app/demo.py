@@ -271,8 +271,9 @@ def run_demo(port: int = 5000, sandbox_port: int = 5055) -> int:
   Stripe sandbox events:   http://127.0.0.1:{stripe_port}/_sandbox/events
 
   Press "Connect Xero" or "Connect QuickBooks" and choose an organisation or company.
-  Texts: turn them on under Texts (SMS) and choose SMS for a step in Settings (the
-  QuickBooks customers have mobiles in the fictional 555-01xx range).
+  Texts: turn them on under Texts (SMS) and choose SMS for a step in Settings (every
+  customer has a mobile kept for fiction: North America's 555-01xx, and Australia's
+  0491 57x xxx, inside texting hours about 13:00-02:00 and 02:00-10:00 UTC).
   Card payments: under Card payments, give the secret key {DEMO_STRIPE_KEY} and turn
   them on; a customer's portal then has "Pay by card" (test card 4242 4242 4242 4242).
   It starts in review: nothing is sent until you press Go live on its setup page.

@@ -13,6 +13,8 @@ from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
+from sandboxes.fictional import fictional_mobile
+
 if TYPE_CHECKING:
     from sandboxes.quickbooks.books import Company
 
@@ -149,8 +151,10 @@ def seed_company(company: Company, today: date, seed: int) -> None:
             record["PrimaryEmailAddr"] = {"Address": f"accounts.{_slug(name)}@example.com"}
         else:
             record["PreferredDeliveryMethod"] = "Print"
-        if not uk:  # a mobile in the fictional 555-0100 to 555-0199 range, for texts
-            record["Mobile"] = {"FreeFormNumber": f"(201) 555-01{index % 100:02d}"}
+        # A mobile for texts: in the US the fictional 555-0100 to 555-0199 range; in the UK
+        # (whose own drama range phonenumbers refuses) the ranges kept for fiction elsewhere.
+        record["Mobile"] = {"FreeFormNumber": fictional_mobile(index) if uk
+                            else f"(201) 555-01{index % 100:02d}"}
         customers.append(company.insert("Customer", record, created, created))
 
     payers = [c for i, c in enumerate(customers) if i not in (NO_EMAIL, INACTIVE)]

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from sandboxes.fictional import fictional_mobile
 from sandboxes.openid import SigningKeys
 from sandboxes.xero.books import PER_GBP, RefreshToken, Tenant
 from sandboxes.xero.config import SandboxConfig
@@ -25,6 +26,15 @@ from sandboxes.xero.quotes import QUOTE_MOVES, QUOTE_STATUSES, new_quote, render
 from sandboxes.xero.seed import seed_tenant
 from sandboxes.xero.webhooks import XeroWebhooks
 
+
+def give_mobiles(tenant: Tenant) -> None:
+    """The demo's customers get mobiles from the ranges kept for fiction (sandboxes/fictional.py),
+    in their order of creation; suppliers none. Done after the seed, so its random draws (and so
+    every other seeded record) stay as they were."""
+    customers = [c for c in tenant.contacts.values() if c.get("IsCustomer")]
+    for index, contact in enumerate(customers):
+        contact["Phones"] = [{"PhoneType": "MOBILE", "PhoneNumber": fictional_mobile(index),
+                              "PhoneAreaCode": "", "PhoneCountryCode": ""}]
 
 class XeroSandbox:
     """All state, in memory, thread-safe (one threading.RLock)."""
@@ -82,6 +92,7 @@ class XeroSandbox:
                                              for _ in range(5)),
                     created=datetime(today.year - 3, 4, 1, 9, 30, tzinfo=UTC))
                 seed_tenant(self.tenants_by_id[tenant_id], today, seed=self.config.seed + index)
+                give_mobiles(self.tenants_by_id[tenant_id])
 
     def tenant(self, tenant_id: str) -> Tenant:
         found = self.tenants_by_id.get(tenant_id)
