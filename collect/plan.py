@@ -125,8 +125,26 @@ def plan_orgs(session: Session, orgs: Sequence[Organisation], now: datetime) -> 
     busy = [org for org in orgs if (org.id in due_counts or org.id in credit)
             and org.id not in batch.errors]
     batch.idle = len(orgs) - len(busy)
-    if not busy:
-        return batch
+    group: list[Organisation] = []
+    size = 0
+    for org in busy:  # a few organisations with very many due: their own passes
+        if group and size + due_counts.get(org.id, 0) > DUE_PER_PASS:
+            _plan_group(session, batch, group, credit, now)
+            group, size = [], 0
+        group.append(org)
+        size += due_counts.get(org.id, 0)
+    if group:
+        _plan_group(session, batch, group, credit, now)
+    session.flush()
+    return batch
+
+
+# Due invoices one pass holds in memory (with their contacts, history and steps).
+DUE_PER_PASS = 20_000
+
+
+def _plan_group(session: Session, batch: BatchPlan, busy: Sequence[Organisation],
+                credit: set[int], now: datetime) -> None:
     due = _due_invoices(session, [org.id for org in busy], now)
     books, unreadable = Book.many(session, [(org, due.get(org.id, [])) for org in busy])
     for org in busy:
@@ -162,8 +180,6 @@ def plan_orgs(session: Session, orgs: Sequence[Organisation], now: datetime) -> 
         else:  # no quotes, retainers or limits: only the deposits of the invoices due
             _isolated(session, batch, org, credit_requests.track_expected_payments, session,
                       book, invoices, now)
-    session.flush()
-    return batch
 
 
 def _evaluate(book: Book, due: Sequence[Invoice], now: datetime) -> tuple[

@@ -145,7 +145,11 @@ def _start_again(session, org_ids: list[int], times: dict[int, Any]) -> None:  #
     session.expire_all()
 
 
-def test_a_batch_records_exactly_what_one_organisation_at_a_time_records(app) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("due_per_pass", [20_000, 3])
+def test_a_batch_records_exactly_what_one_organisation_at_a_time_records(  # type: ignore[no-untyped-def]
+        app, monkeypatch, due_per_pass: int) -> None:
+    """Also when the batch's due invoices are planned a few organisations at a time."""
+    from collect import plan
     from collect.plan import plan_org, plan_orgs
     from store.db import db
     from store.models import Organisation
@@ -162,6 +166,7 @@ def test_a_batch_records_exactly_what_one_organisation_at_a_time_records(app) ->
         times_one = _next_times(session, org_ids)
 
         _start_again(session, org_ids, before)
+        monkeypatch.setattr(plan, "DUE_PER_PASS", due_per_pass)
         batch = plan_orgs(session, [session.get(Organisation, i) for i in org_ids], NOW)
         session.commit()
         batched = _ledger(session, org_ids)
