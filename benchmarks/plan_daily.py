@@ -291,6 +291,9 @@ def main() -> None:
     parser.add_argument("--organisations", type=int, default=None)
     parser.add_argument("--batch", type=int, default=200, help="organisations per job")
     parser.add_argument("--workers", default="1,2", help="rq workers to measure with ('' none)")
+    parser.add_argument("--fractions", default=None,
+                        help="due shares to measure, e.g. 0.02 (default 0.002,0.02,0.2; "
+                             "--large: 0.02)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -300,7 +303,8 @@ def main() -> None:
     invoices = args.invoices or (5_000_000 if args.large else 1_000_000)
     organisations = args.organisations or (10_000 if args.large else 200)
     workers = [int(w) for w in args.workers.split(",") if w.strip()]
-    fractions = (0.02,) if args.large else FRACTIONS
+    fractions = tuple(float(f) for f in args.fractions.split(",")) if args.fractions \
+        else (0.02,) if args.large else FRACTIONS
 
     from benchmarks.harness import fresh_database, machine
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from rq import Retry, get_current_job
 from rq.job import Job, JobStatus
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -34,7 +34,7 @@ from jobs.payments import sweep_card_payments
 from jobs.queues import FINISHED, enqueue_many_once, enqueue_once
 from store import clock
 from store.db import db
-from store.models import Action, Connection, Organisation, SyncRun
+from store.models import Action, AuditEvent, Connection, Organisation, SyncRun
 from sync.engine import sync_organisation
 
 log = logging.getLogger(__name__)
@@ -242,14 +242,17 @@ def _plan(session: Session, org_ids: Sequence[int]) -> _Planned:
             approvals.expire_changed(session, org, now)
     batch = plan.plan_orgs(session, live, now)
     to_send: list[Action] = []
+    planned: list[dict[str, Any]] = []  # the activity log's entries, one INSERT for the batch
     for org in live:
         actions = batch.actions[org.id]
-        for action in actions:
-            ledger.audit(session, org.id, "action_planned", f"Planned: {action.reason}",
-                         at=now, invoice_id=action.invoice_id, action_id=action.id,
-                         data=ledger.about(action))
+        planned.extend({"org_id": org.id, "kind": "action_planned", "at": now,
+                        "message": f"Planned: {action.reason}", "invoice_id": action.invoice_id,
+                        "action_id": action.id, "data": ledger.about(action)}
+                       for action in actions)
         to_send.extend(approvals.hold_in_safe_mode(session, org, actions, now))
         result.planned += len(actions)
+    if planned:
+        session.execute(insert(AuditEvent), planned)
     for org_id, exc in batch.errors.items():
         ledger.audit(session, org_id, "planning_failed",
                      f"Planning stopped on this organisation's data ({exc.__class__.__name__});"
