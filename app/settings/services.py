@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,6 +51,21 @@ FEE_KINDS = {cls.model_fields["kind"].default: cls for cls in (
 FEE_FIELDS = ("amount", "percent", "annual_rate_percent", "jurisdiction", "grace_days",
               "period_days", "max_charges", "placement")
 INT_FEE_FIELDS = frozenset({"grace_days", "period_days", "max_charges"})
+# A new fee row counts once one of these is filled in (its kind and placement always are).
+FEE_VALUE_FIELDS = ("amount", "percent", "annual_rate_percent", "jurisdiction", "grace_days",
+                    "period_days", "max_charges")
+
+
+def fee_kind_fields() -> dict[str, list[str]]:
+    """The page's fee fields each kind of rule takes: the page shows only those."""
+    return {kind: [name for name in FEE_FIELDS if name in cls.model_fields]
+            for kind, cls in FEE_KINDS.items()}
+
+
+def new_rule_id(kind: str) -> str:
+    """A fee rule's id, made once when the rule is added: part of every charge's key, so it
+    must never be reused (a random suffix: an id removed long ago is not made again)."""
+    return f"{kind.replace('_', '-')}-{secrets.token_hex(4)}"
 CHANNELS = ("provider_email", "dunwell_email", "note", "call_task", "sms")
 TONES = ("friendly", "firm", "final")
 EMPTY_STEP_ROWS = 2
@@ -57,10 +73,11 @@ EMPTY_FEE_ROWS = 1
 PREVIEW_DAYS = 90
 STEP_NAMED = re.compile(r"step (\d+) has")
 COUNTRY_PATTERN = "^[A-Z]{2}$"  # rules/fees.py's Jurisdiction
-# The policy's sections this page edits; an empty field removes the optional ones.
+# The policy's sections this page edits; an empty field removes the optional ones. The statement
+# day is set once, with the statements, in the credit-control form.
 PAGE_SECTIONS = frozenset({
     "version", "reminder_steps", "repeat", "send_time", "send_window_hours",
-    "business_days_only", "min_amount_due", "statement_day", "language", "late_fees",
+    "business_days_only", "min_amount_due", "language", "late_fees",
     "early_payment_discount", "payment_plans", "escalation"})
 
 
@@ -137,7 +154,7 @@ class PolicyForm:
 
     def _body(self) -> dict[str, Any]:
         self.step_rows = self.rows("reminder_steps", "offset_days")
-        self.fee_rows = self.rows("late_fees", "id")
+        self.fee_rows = self._fee_rows()
         body: dict[str, Any] = {
             "version": 2,
             "reminder_steps": [{
@@ -146,7 +163,6 @@ class PolicyForm:
                 "channel": self.text(f"reminder_steps.{i}.channel") or "provider_email",
                 "tone": self.text(f"reminder_steps.{i}.tone") or "friendly",
             } for i in self.step_rows],
-            "statement_day": self._statement_day(),
             "send_time": self.text("send_time") or "09:00",
             "send_window_hours": self.integer("send_window_hours"),
             "business_days_only": self.form.get("business_days_only") == "on",
@@ -178,9 +194,18 @@ class PolicyForm:
                 "realise_as": self.text("early_payment_discount.realise_as") or "credit_note"}
         return body
 
+    def _fee_rows(self) -> list[int]:
+        """Fee rows kept: a rule already saved (its id) unless Remove is ticked, and a new row
+        once a field of it is filled in."""
+        indexes = sorted({int(k.split(".")[1]) for k in self.form
+                          if k.startswith("late_fees.") and k.split(".")[1].isdigit()})
+        return [i for i in indexes if self.form.get(f"late_fees.{i}.remove") != "on" and (
+            self.text(f"late_fees.{i}.id")
+            or any(self.text(f"late_fees.{i}.{name}") for name in FEE_VALUE_FIELDS))]
+
     def _fee(self, row: int) -> dict[str, Any]:
-        fee_id = self.text(f"late_fees.{row}.id")
         kind = self.text(f"late_fees.{row}.kind") or "flat"
+        fee_id = self.text(f"late_fees.{row}.id") or new_rule_id(kind)
         known = FEE_KINDS.get(kind)
         previous = next((f for f in self.current.late_fees if f.id == fee_id), None)
         rule: dict[str, Any] = {}
@@ -197,13 +222,6 @@ class PolicyForm:
             else:
                 rule[name] = value.upper() if name == "jurisdiction" else value
         return {"id": fee_id, "rule": rule}
-
-    def _statement_day(self) -> int | str | None:
-        day = self.integer("statement_day")
-        if isinstance(day, int) and not 1 <= day <= 28:
-            self.errors.setdefault("statement_day",
-                                   _("Choose a day from 1 to 28: every month has it."))
-        return day
 
     def _plans(self) -> dict[str, Any]:
         offsets: list[int] = []

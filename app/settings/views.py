@@ -57,6 +57,7 @@ def _page(org, values: MultiDict[str, str] | None, errors: dict[str, str],  # ty
         errors=errors, version=services.policy_version(org),
         can_edit=may_in(org, "settings.policy"), channels=services.CHANNELS,
         tones=services.TONES, fee_kinds=list(services.FEE_KINDS),
+        fee_kind_fields=services.fee_kind_fields(),
         empty_steps=services.EMPTY_STEP_ROWS, empty_fees=services.EMPTY_FEE_ROWS,
         shipped=services.shipped_texts(), history=services.recent_policy_events(org),
         texts={lang: {t: {"subject": x.subject, "body": x.body, "custom": x.custom}

@@ -75,3 +75,30 @@
   });
   if (note && !fields.length) { note.hidden = true; }
 })();
+
+// A fee rule shows only the fields its kind takes (the server reads only those, too).
+(function () {
+  "use strict";
+  var known = document.getElementById("fee-kind-fields");
+  if (!known) { return; }
+  var fields = JSON.parse(known.textContent);
+  Array.prototype.forEach.call(document.querySelectorAll("[data-fee-row]"), function (row) {
+    var kind = row.querySelector("[data-fee-kind]");
+    if (!kind) { return; }
+    function show() {
+      var wanted = fields[kind.value] || [];
+      Array.prototype.forEach.call(row.querySelectorAll("[data-fee-field]"), function (box) {
+        box.hidden = wanted.indexOf(box.dataset.feeField) < 0;
+      });
+    }
+    kind.addEventListener("change", show);
+    show();
+  });
+})();
+
+// After a refusal the summary of what to correct takes the focus, so it is read first.
+(function () {
+  "use strict";
+  var summary = document.getElementById("errors-summary");
+  if (summary) { summary.focus(); }
+})();

@@ -91,7 +91,7 @@ def test_the_policy_editor_names_the_problems_in_the_readers_language(app, conne
     connected.http.post(f"{connected.web.url}/language", data={
         "csrf_token": flows.csrf_token(page.text), "language": "de"})
     data = _settings_form(connected.http.get(base).text)
-    bad = dict(data, **{"send_window_hours": "30", "statement_day": "31",
+    bad = dict(data, **{"send_window_hours": "30",
                         "escalation.call_task.after_days": "soon",
                         "payment_plans.offsets": "7, later"})
     for name in [k for k in bad if k.startswith("reminder_steps.")]:
@@ -101,12 +101,17 @@ def test_the_policy_editor_names_the_problems_in_the_readers_language(app, conne
     assert "Nichts wurde gespeichert" in refused.text
     expected = {
         "send_window_hours": "Darf höchstens 24 sein.",
-        "statement_day": "Wählen Sie einen Tag von 1 bis 28: Jeder Monat hat ihn.",
         "escalation-call_task-after_days": "Geben Sie eine ganze Zahl ein.",
         "payment_plans-offsets": "Geben Sie ganze Tageszahlen durch Kommas getrennt an.",
         "reminder_steps-0-offset_days": "Die Mahnstufen brauchen mindestens eine Stufe."}
     for field, german in expected.items():
         assert f'id="{field}-error">{german}</p>' in refused.text, field
+    # The summary names each field as the page labels it, steps counted from 1.
+    for field, label in {"reminder_steps-0-offset_days": "Schritt 1: Tage ab Fälligkeit",
+                         "send_window_hours": "Versandfenster (Stunden)",
+                         "escalation-call_task-after_days":
+                             "Eskalation: Anruf nach (Tagen)"}.items():
+        assert f'<a href="#{field}">{label}</a>' in refused.text, field
 
 
 def test_preview_lists_every_action_of_the_next_90_days_and_writes_nothing(app, connected) -> None:  # type: ignore[no-untyped-def]
