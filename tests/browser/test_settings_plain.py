@@ -44,7 +44,9 @@ def test_fee_fields_follow_the_kind_and_a_refusal_names_the_step(app, web, page 
     page.locator("input[name=tenant]").first.check()
     page.get_by_role("button", name="Allow access").click()
     page.wait_for_url(re.compile(r"/orgs/\d+/dashboard$"))
-    org_id = int(re.search(r"/orgs/(\d+)/", page.url).group(1))
+    found = re.search(r"/orgs/(\d+)/", page.url)
+    assert found is not None
+    org_id = int(found.group(1))
     page.goto(f"{web.url}/orgs/{org_id}/settings")
     assert page.locator("#statement_day").count() == 1  # one statement day on the page
     assert page.get_by_label("Rule id").count() == 0  # ids are Dunwell's to make
