@@ -14,6 +14,13 @@ books exactly once.
    the processor's payment id, and the payment carries its marker so a retry after a lost
    answer (or a worker killed between the write and the commit) finds it instead of booking a
    second one. The processor's payment id is unique on the row: one payment, one booking.
+5. A refund is recorded and shown on the invoice's activity. When the organisation asks for it
+   and the payment is refunded in full, `unbook` takes the books' payment off the invoice once
+   (claimed like a booking; the connector reads the payment first, so a retry after a lost
+   answer removes nothing twice): the invoice owes again, its next action is worked out again,
+   and it is chased as any unpaid invoice. A partial refund leaves the books' payment as it is
+   and tells the owner: only they know whether the customer still owes the rest (goods returned
+   call for a credit note, a goodwill gesture for nothing at all).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from collect.effects import crash_point
 from collect.ledger import audit
+from collect.plan import refresh_next_action
 from collect.vault import token_vault
 from connectors.base import (
     BankFee,
@@ -98,6 +106,7 @@ class CardChoice:
     account_code: str | None
     book_fees: bool
     surcharge_percent: Decimal | None = None  # None: no surcharge
+    refunds_in_books: bool = False  # a full refund takes the books' payment off the invoice
 
 
 def save_settings(session: Session, org: Organisation, choice: CardChoice,
@@ -120,6 +129,7 @@ def save_settings(session: Session, org: Organisation, choice: CardChoice,
     row.enabled, row.account_code, row.book_fees = (choice.enabled, choice.account_code,
                                                     choice.book_fees)
     row.surcharge_percent = choice.surcharge_percent
+    row.refunds_in_books = choice.refunds_in_books
     audit(session, org.id, "card_payments_settings",
           "Card payments in the portal " + ("on" if choice.enabled else "off")
           + (" (Stripe keys replaced)" if choice.secret_key or choice.webhook_secret else ""),
@@ -308,10 +318,14 @@ def reconcile(session: Session, row: CardPayment, processor: StripeProcessor,
     refunded = from_minor(state.refunded_minor, state.currency)
     if refunded > (row.refunded or Decimal(0)):
         row.refunded = refunded
+        settings = settings_of(session, row.org_id)
+        if fully_refunded(row) and settings is not None and settings.refunds_in_books:
+            then = "the books' payment is taken off the invoice, which is chased again"
+        else:
+            then = "the books' payment stays until the refund is recorded there"
         audit(session, row.org_id, "card_payment_refunded",
-              f"{row.currency} {refunded} of a card payment refunded through Stripe; the"
-              " books' payment stays until the refund is recorded there", at=now,
-              invoice_id=invoice_id, data={"card_payment_id": row.id})
+              f"{row.currency} {refunded} of a card payment refunded through Stripe; {then}",
+              at=now, invoice_id=invoice_id, data={"card_payment_id": row.id})
     row.updated_at = now
     return became_paid
 
@@ -336,6 +350,24 @@ def apply_events(session: Session, org_id: int, processor: StripeProcessor) -> l
         if len(events) < EVENT_BATCH:
             break
     return to_book(session, org_id)
+
+
+def fully_refunded(row: CardPayment) -> bool:
+    received = row.received or row.amount
+    return row.status == "paid" and received > 0 and (row.refunded or Decimal(0)) >= received
+
+
+def to_unbook(session: Session, org_id: int | None = None) -> list[int]:
+    """Card payments refunded in full whose books' payment is still on the invoice, where the
+    organisation asked for refunds in the books (all organisations' when `org_id` is None)."""
+    query = select(CardPayment).join(
+        CardPaymentSettings, CardPaymentSettings.org_id == CardPayment.org_id).where(
+        CardPaymentSettings.refunds_in_books.is_(True), CardPayment.refunded.is_not(None),
+        CardPayment.books_payment_id.is_not(None), CardPayment.books_removed_at.is_(None))
+    if org_id is not None:
+        query = query.where(CardPayment.org_id == org_id)
+    return [row.id for row in session.scalars(query.order_by(CardPayment.id))
+            if fully_refunded(row)]
 
 
 def to_book(session: Session, org_id: int) -> list[int]:
@@ -363,6 +395,63 @@ def claim(session: Session, row_id: int, owner: str, now: datetime) -> bool:
         .execution_options(synchronize_session=False))
     session.commit()
     return bool(getattr(done, "rowcount", 0))
+
+
+def _let_go(session: Session, row_id: int, owner: str) -> None:
+    """A write failed (or its outcome is unknown): our claim is given up, nothing recorded."""
+    session.rollback()
+    session.execute(update(CardPayment).where(
+        CardPayment.id == row_id, CardPayment.claimed_by == owner)
+        .values(claimed_by=None, claimed_until=None)
+        .execution_options(synchronize_session=False))
+    session.commit()
+
+
+def unbook(session: Session, row_id: int, connector: Connector, owner: str) -> str:
+    """Take a fully refunded card payment's books' payment off its invoice once: removed |
+    already. Raises BookingHeld while another worker's claim lasts, and the connector's
+    TransientError (the claim is let go)."""
+    if row_id not in to_unbook(session):
+        return "already"
+    now = clock.now()
+    claimed = session.execute(update(CardPayment).where(
+        CardPayment.id == row_id, CardPayment.books_removed_at.is_(None),
+        or_(CardPayment.claimed_by.is_(None), CardPayment.claimed_until < now))
+        .values(claimed_by=owner, claimed_until=now + LEASE)
+        .execution_options(synchronize_session=False))
+    session.commit()
+    row = session.get(CardPayment, row_id)
+    assert row is not None
+    session.refresh(row)
+    if not getattr(claimed, "rowcount", 0):
+        if row.books_removed_at is not None:
+            return "already"
+        raise BookingHeld(f"card payment {row_id} is being taken off the books elsewhere")
+    assert row.books_payment_id is not None
+    try:
+        removed = connector.remove_payment(row.books_payment_id, f"{payment_key(row)}:refund")
+    except Exception:
+        _let_go(session, row_id, owner)
+        raise
+    row.books_removed_at, row.claimed_by, row.claimed_until = now, None, None
+    invoice = session.get(Invoice, row.invoice_id) if row.invoice_id else None
+    audit(session, row.org_id, "card_payment_unbooked",
+          f"The card payment of {row.currency} {row.received} was refunded in full: its "
+          "payment is taken off the invoice in the books"
+          + ("" if removed else " (it was already gone)") + "; the invoice is chased again",
+          at=now, invoice_id=row.invoice_id,
+          data={"card_payment_id": row.id, "books_payment_id": row.books_payment_id})
+    session.commit()
+    if invoice is not None:  # owed again: the pages show it, and its next action is planned
+        try:
+            upsert_invoices(session, row.org_id, [connector.invoice(invoice.provider_id)])
+            org = session.get(Organisation, row.org_id)
+            assert org is not None
+            refresh_next_action(session, org, now, [invoice.id])
+            session.commit()
+        except (NotFound, ProviderRejected):
+            session.rollback()
+    return "removed"
 
 
 def _book_fee(row: CardPayment, connector: Connector, settings: CardPaymentSettings | None,
@@ -426,12 +515,7 @@ def book(session: Session, row_id: int, connector: Connector, owner: str,
         session.commit()
         return "rejected"
     except Exception:
-        session.rollback()
-        session.execute(update(CardPayment).where(
-            CardPayment.id == row_id, CardPayment.claimed_by == owner)
-            .values(claimed_by=None, claimed_until=None)
-            .execution_options(synchronize_session=False))
-        session.commit()
+        _let_go(session, row_id, owner)
         raise
     fee_note, fee_id = _book_fee(row, connector, settings, key, paid_on, account_code)
     row.books_payment_id, row.booked_at = books_id, now

@@ -377,6 +377,12 @@ class Connector(Protocol):
         id. One already carrying the marker is answered, not booked again."""
         ...
 
+    def remove_payment(self, payment_id: str, idempotency_key: str) -> bool:
+        """Take a payment we booked off its invoice (Xero: the payment DELETED; QuickBooks:
+        the Payment deleted), so the invoice owes again: the money went back to the customer.
+        False when it was already gone (a retry after a lost answer removes nothing twice)."""
+        ...
+
     def email_invoice(self, provider_id: str, idempotency_key: str) -> None: ...
 
     def invoice_emails(self, invoices: Sequence[InvoiceEmailFacts]) -> list[InvoiceEmail]:

@@ -46,6 +46,12 @@ def enqueue_booking(card_payment_id: int, replace_started: bool = False) -> None
                  retry=CARD_RETRY, replace_started=replace_started)
 
 
+def enqueue_unbooking(card_payment_id: int, replace_started: bool = False) -> None:
+    enqueue_once(unbook_card_payment, card_payment_id,
+                 job_id=f"card-refund-{card_payment_id}", retry=CARD_RETRY,
+                 replace_started=replace_started)
+
+
 def apply_card_events(org_id: int) -> dict[str, Any]:
     session = db.session()
     settings = payments.settings_of(session, org_id)
@@ -54,14 +60,20 @@ def apply_card_events(org_id: int) -> dict[str, Any]:
     to_book = payments.apply_events(session, org_id, payments.processor_for(settings))
     for card_payment_id in to_book:
         enqueue_booking(card_payment_id)
-    return {"to_book": to_book}
+    to_unbook = payments.to_unbook(session, org_id)
+    session.commit()
+    for card_payment_id in to_unbook:
+        enqueue_unbooking(card_payment_id)
+    return {"to_book": to_book, "to_unbook": to_unbook}
 
 
-def book_card_payment(card_payment_id: int) -> str:
+def _row_and_books(card_payment_id: int) -> tuple[CardPayment, Organisation, Connection] | None:
+    """The card payment, its organisation and its books' connection (None: the row is gone);
+    raises BookingHeld while the books are not connected (the job is retried)."""
     session = db.session()
     row = session.get(CardPayment, card_payment_id)
     if row is None:
-        return "gone"
+        return None
     org = session.get(Organisation, row.org_id)
     assert org is not None
     connection = session.query(Connection).filter(
@@ -70,8 +82,25 @@ def book_card_payment(card_payment_id: int) -> str:
         log.info("org %s: card payment %s waits for the books to be connected", org.id,
                  card_payment_id)
         raise payments.BookingHeld("the organisation's books are not connected")
+    return row, org, connection
+
+
+def book_card_payment(card_payment_id: int) -> str:
+    found = _row_and_books(card_payment_id)
+    if found is None:
+        return "gone"
+    row, org, connection = found
     paid_on = (row.paid_at or clock.now()).astimezone(ZoneInfo(org.timezone)).date()
-    return payments.book(session, card_payment_id, connector_for(connection), _owner(), paid_on)
+    return payments.book(db.session(), card_payment_id, connector_for(connection), _owner(),
+                         paid_on)
+
+
+def unbook_card_payment(card_payment_id: int) -> str:
+    """A card payment refunded in full: its books' payment taken off the invoice, once."""
+    found = _row_and_books(card_payment_id)
+    if found is None:
+        return "gone"
+    return payments.unbook(db.session(), card_payment_id, connector_for(found[2]), _owner())
 
 
 def sweep_card_payments() -> int:
@@ -89,9 +118,12 @@ def sweep_card_payments() -> int:
         CardPayment.status == "paid", CardPayment.books_payment_id.is_(None),
         CardPayment.booking_error.is_(None), CardPayment.paid_at < now - STUCK_AFTER,
         or_(CardPayment.claimed_by.is_(None), CardPayment.claimed_until < now))).all()
+    refunded = payments.to_unbook(session)
     session.commit()
     for org_id in orgs:
         enqueue_card_events(org_id, replace_started=True)
+    for card_payment_id in refunded:  # idempotent: a job waiting or running is kept
+        enqueue_unbooking(card_payment_id)
     for card_payment_id in rows:
         enqueue_booking(card_payment_id, replace_started=True)
     if orgs or rows:

@@ -862,6 +862,8 @@ class CardPaymentSettings(Base):
     # A card surcharge, percent of the amount (None: none), where the law allows one and never
     # above the card's cost (rules/card_payments.py).
     surcharge_percent: Mapped[Decimal | None] = mapped_column(Money)
+    # A payment refunded in full through Stripe is taken off its invoice in the books too.
+    refunds_in_books: Mapped[bool] = mapped_column(default=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
@@ -892,6 +894,7 @@ class CardPayment(Base):
     books_payment_id: Mapped[str | None] = mapped_column(String(64))
     booked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     booking_error: Mapped[str | None] = mapped_column(String(255))
+    books_removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # refunded in full
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

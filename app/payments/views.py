@@ -97,7 +97,8 @@ def _choice(row: object | None) -> payments.CardChoice:
     return payments.CardChoice(enabled=enabled, secret_key=secret_key,
                                webhook_secret=webhook_secret, account_code=account_code,
                                book_fees=form.get("book_fees") == "on",
-                               surcharge_percent=surcharge)
+                               surcharge_percent=surcharge,
+                               refunds_in_books=form.get("refunds_in_books") == "on")
 
 
 def _surcharge_percent(text: str) -> Decimal | None:

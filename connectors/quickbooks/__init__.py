@@ -1001,6 +1001,20 @@ class QuickBooksConnector:
             raise ProviderRejected("QuickBooks payment: no payment in the answer")
         return str(created["Id"])
 
+    def remove_payment(self, payment_id: str, idempotency_key: str) -> bool:
+        """POST /payment?operation=delete with its current SyncToken; a Payment already
+        deleted (QuickBooks answers it as not found) is not asked again."""
+        try:
+            current = self._get("Payment", payment_id)
+        except NotFound:
+            return False
+        if current.get("status") == "Deleted":
+            return False
+        self._post(f"delete payment {payment_id}", "payment",
+                   _json({"Id": current["Id"], "SyncToken": current["SyncToken"]}),
+                   idempotency_key, operation="delete")
+        return True
+
     def record_bank_fee(self, fee: BankFee, idempotency_key: str) -> str:
         """A Purchase (cash, from the bank account) with one expense line on the "Bank
         Charges" account (found, or made once), its DocNumber the marker: found by it first."""

@@ -783,6 +783,17 @@ class XeroConnector:
         return str(created["PaymentID"])
 
 
+    def remove_payment(self, payment_id: str, idempotency_key: str) -> bool:
+        """POST /Payments/{id} with Status DELETED (Xero's way to take a payment off an
+        invoice); read first, so a payment already deleted is not asked again."""
+        found = self._call(f"payment {payment_id}", self._api.get_payment, payment_id) or {}
+        current = (found.get("Payments") or [{}])[0]
+        if not current.get("PaymentID") or current.get("Status") == "DELETED":
+            return False
+        self._call(f"delete payment {payment_id}", self._api.delete_payment, payment_id,
+                   {"Status": "DELETED"}, idempotency_key=idempotency_key)
+        return True
+
     def record_bank_fee(self, fee: BankFee, idempotency_key: str) -> str:
         """PUT /BankTransactions (SPEND, to the payee, from the bank account the payments go
         to), found first by the marker in its Reference."""

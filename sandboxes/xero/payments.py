@@ -1,5 +1,6 @@
-"""Payments: how Xero writes them; GET /Payments, and PUT /Payments (a payment applied to one
-sales invoice, as a payment processor's integration books one)."""
+"""Payments: how Xero writes them; GET /Payments and /Payments/{id}, PUT /Payments (a payment
+applied to one sales invoice, as a payment processor's integration books one), and POST
+/Payments/{id} with Status DELETED (the payment taken off its invoice, which owes again)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from sandboxes.xero.api import API, accounting, envelope, paged, request_items
 from sandboxes.xero.books import Tenant
 from sandboxes.xero.contacts import NESTED_CONTACT_DEFAULTS
 from sandboxes.xero.context import current
-from sandboxes.xero.errors import validation_error
+from sandboxes.xero.errors import not_found, validation_error
 from sandboxes.xero.formats import CENT, day_ms, ms_date, parse_day, to_decimal
 
 bp = Blueprint("xero_payments", __name__)
@@ -118,4 +119,46 @@ def create_payments() -> Response:
             box.touch(invoice)
             out.append(render_payment(payment, t))
         return _json(envelope("Payments", out))
+    return accounting(handle)
+
+
+def _payment(t: Tenant, payment_id: str) -> dict[str, Any]:
+    found = t.payments.get(payment_id.lower())
+    if found is None:
+        raise not_found()
+    return found
+
+
+@bp.get(f"{API}/Payments/<payment_id>")
+def payment(payment_id: str) -> Response:
+    return accounting(lambda t: _json(envelope("Payments",
+                                               [render_payment(_payment(t, payment_id), t)])))
+
+
+@bp.post(f"{API}/Payments/<payment_id>")
+def delete_payment(payment_id: str) -> Response:
+    """Xero changes a payment only to delete it ({"Status": "DELETED"}): its invoice's
+    AmountPaid and AmountDue move back, and a PAID invoice is AUTHORISED again. UNVERIFIED: the
+    refusal's wording for another change and for a payment already deleted is ours (the API
+    reference gives the body, PaymentDelete, not the messages)."""
+    box = current()
+
+    def handle(t: Tenant) -> Response:
+        record = _payment(t, payment_id)
+        items = request_items("Payments", "payments")
+        if not isinstance(items[0], dict) or items[0].get("Status") != "DELETED":
+            raise validation_error("A payment can only be deleted (Status DELETED)")
+        if record["Status"] == "DELETED":
+            raise validation_error("This payment has already been deleted")
+        invoice = t.invoices[record["_invoice_id"]]
+        amount = to_decimal(record["Amount"])
+        record["Status"] = "DELETED"
+        invoice["AmountPaid"] -= amount
+        invoice["AmountDue"] += amount
+        if invoice["Status"] == "PAID" and invoice["AmountDue"] > 0:
+            invoice["Status"] = "AUTHORISED"
+            invoice.pop("_paid_on", None)
+        box.touch(record)
+        box.touch(invoice)
+        return _json(envelope("Payments", [render_payment(record, t)]))
     return accounting(handle)

@@ -465,3 +465,62 @@ def test_a_card_surcharge_only_where_the_law_allows_shown_before_paying(  # type
         surcharge, facts["amount"] + surcharge, "paid")
     new = [p for p in _books(provider, sandbox, qbo_sandbox, facts) if p not in before]
     assert [amount for amount, _ in new] == [facts["amount"]]  # the invoice's, once
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_full_refund_takes_the_payment_off_the_books_once_and_the_invoice_is_chased_again(  # type: ignore[no-untyped-def]
+        app, web, clock, sandbox, qbo_sandbox, stripe_sandbox, provider: str) -> None:  # noqa: F811
+    """Refunds in the books on: a payment refunded in full through Stripe is taken off its
+    invoice in the books once (Stripe's events twice, the sweeper and the job again change
+    nothing more), the owner sees it on the invoice's activity, and the invoice, owed again,
+    gets its next action and is planned a reminder."""
+    from collect import payments
+    from collect.plan import plan_org
+    from jobs.tasks import sweep_ledger
+    from store.db import db
+    from store.models import Action, AuditEvent, CardPaymentSettings, Invoice, Organisation
+
+    box = stripe_sandbox[0]
+    facts = _setup(app, web, provider, stripe_sandbox)
+    with app.app_context():
+        db.session.scalars(select(CardPaymentSettings)).one().refunds_in_books = True
+        db.session.commit()
+    before = _books(provider, sandbox, qbo_sandbox, facts)
+    http, checkout_url = _checkout(web, facts)
+    box.hold_webhooks = True
+    assert _pay(http, checkout_url, "4242424242424242").status_code == 303
+    _deliver_all(box)
+    run_jobs(app)
+    assert len([p for p in _books(provider, sandbox, qbo_sandbox, facts)
+                if p not in before]) == 1
+    with app.app_context():
+        assert db.session.get(Invoice, facts["invoice_id"]).amount_due == 0
+        settings = db.session.scalars(select(CardPaymentSettings)).one()
+        payments.processor_for(settings).refund(_row(app, facts).payment_id, None, "refund-all")
+    for _ in range(2):  # every event twice, the job and the sweeper again
+        _deliver_all(box)
+        run_jobs(app)
+        clock.advance(minutes=6)
+        with app.app_context():
+            sweep_ledger(book_next=False)
+        run_jobs(app)
+    assert _books(provider, sandbox, qbo_sandbox, facts) == before  # the payment is off
+    row = _row(app, facts)
+    assert row.refunded == facts["amount"] and row.books_removed_at is not None
+    with app.app_context():
+        invoice = db.session.get(Invoice, facts["invoice_id"])
+        assert (invoice.amount_due, invoice.status) == (facts["amount"], "open")
+        assert invoice.next_action_at is not None  # chased again
+        kinds = [e.kind for e in db.session.scalars(select(AuditEvent).where(
+            AuditEvent.invoice_id == facts["invoice_id"]))]
+        assert kinds.count("card_payment_unbooked") == 1
+        assert kinds.count("card_payment_refunded") == 1
+        org = db.session.get(Organisation, invoice.org_id)
+        plan_org(db.session(), org, max(clock(), invoice.next_action_at))
+        db.session.commit()
+        assert db.session.scalars(select(Action).where(
+            Action.invoice_id == facts["invoice_id"],
+            Action.status == "planned")).first() is not None
+    page = facts["connected"].http.get(
+        f"{web.url}/orgs/{facts['connected'].org_id}/invoices/{facts['invoice_id']}")
+    assert page.status_code == 200 and "taken off the invoice" in page.text
