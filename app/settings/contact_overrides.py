@@ -21,8 +21,9 @@ from sqlalchemy.orm import Session
 
 from app.settings import bounds
 from collect import ledger
-from collect.book import policy_for
+from collect.book import plan_record, policy_for
 from collect.plan import refresh_next_action
+from rules.invoice import PaymentPlan as AgreedPlan
 from rules.policy import (
     LANGUAGES,
     Policy,
@@ -184,9 +185,10 @@ def summary(contact: Contact | None) -> list[str]:
 
 
 def active_plans(session: Session, org: Organisation, contact: Contact) -> list[
-        tuple[Invoice, PaymentPlan]]:
-    """The payment plans agreed with this contact (app/payment_plans), with their invoices."""
-    return [(invoice, plan) for invoice, plan in session.execute(
+        tuple[Invoice, AgreedPlan]]:
+    """The payment plans agreed with this contact (app/payment_plans), with their invoices;
+    each plan's days and amounts as planning reads them (dates, not the stored text)."""
+    return [(invoice, plan_record(plan)) for invoice, plan in session.execute(
         select(Invoice, PaymentPlan).join(PaymentPlan, PaymentPlan.invoice_id == Invoice.id)
         .where(Invoice.org_id == org.id, Invoice.contact_id == contact.id,
                PaymentPlan.status == "active").order_by(Invoice.due_date, Invoice.id))]
