@@ -278,6 +278,11 @@ def invoice_timeline(org: Organisation, invoice_id: int
                                   invoice.issue_date or date.min, "payment", "payment",
                                   "", payment.status, amount=payment.amount,
                                   currency=payment.currency or invoice.currency))
+    # What the books say, as last synced: when the invoice was issued and last changed there.
+    if invoice.issue_date is not None:
+        items.append(TimelineItem(invoice.issue_date, "sync", "issued", ""))
+    if invoice.provider_updated_at is not None:
+        items.append(TimelineItem(invoice.provider_updated_at, "sync", "synced", ""))
     items.sort(key=lambda i: _sortable(i.at), reverse=True)
     return invoice, items, actions
 

@@ -103,7 +103,8 @@ PLAN_ROWS = 6  # instalment rows the page offers (the command line takes up to 6
 # What the timeline calls an entry of the activity log (an action is called by its kind,
 # app/events.py; an unknown kind is shown as stored).
 TIMELINE_TITLES = {
-    "payment": _l("Payment"), "note": _l("Note"), "paused": _l("Chasing paused"),
+    "payment": _l("Payment"), "note": _l("Note"), "issued": _l("Issued in the books"),
+    "synced": _l("Last changed in the books, as synced"), "paused": _l("Chasing paused"),
     "resumed": _l("Chasing resumed"), "reminder_requested": _l("Reminder asked for now"),
     "promise_recorded": _l("Promise to pay recorded"), "promise_made": _l("Promise to pay"),
     "dispute_marked": _l("Marked disputed"), "dispute_opened": _l("Dispute"),

@@ -229,7 +229,7 @@ def test_a_viewer_sees_no_workbench_button_and_is_refused(app) -> None:  # type:
 
 def test_one_timeline_shows_what_went_out_and_what_comes_next(app) -> None:  # type: ignore[no-untyped-def]
     from store.db import db
-    from store.models import Action, Payment
+    from store.models import Action, Invoice, Payment
 
     book = listing.craft_book(app)
     invoice_id = book.ids["INV-006"]
@@ -259,6 +259,7 @@ def test_one_timeline_shows_what_went_out_and_what_comes_next(app) -> None:  # t
                     amount=Decimal("10.00"), currency="GBP", status="active",
                     paid_on=listing.TODAY - timedelta(days=1)),
         ])
+        db.session.get(Invoice, invoice_id).provider_updated_at = listing.NOW - timedelta(days=1)
         db.session.commit()
     client = _signed_in(app, listing.OWNER)
     base = f"/orgs/{book.org_id}/invoices/{invoice_id}"
@@ -274,5 +275,7 @@ def test_one_timeline_shows_what_went_out_and_what_comes_next(app) -> None:  # t
     order = [timeline.index(s) for s in ("Spoke to Cedar", "Payment", "Interest of £1.23",
                                           "67 days late", "please pay GBP 40.00 today")]
     assert order == sorted(order)
+    # The books' side, as synced: issued (the oldest entry), and last changed there.
+    assert "Issued in the books" in timeline and "Last changed in the books" in timeline
     # What comes next, and when.
     assert 'id="next-action"' in page and "Next: " in page
