@@ -209,6 +209,7 @@ def test_a_credit_hold_shows_a_banner_and_signals_stop_service(app, connected, h
     headers, body = received[0]
     assert headers["Dunwell-Signature"].startswith("sha256=")
     assert json.loads(body)["contact"]["id"] == contact_id
+    assert json.loads(body)["invoice"] is None  # a customer's signal borrows no invoice
 
     page_now = connected.http.get(page)
     assert "On credit hold: cheque bounced twice" in page_now.text
