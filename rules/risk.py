@@ -33,6 +33,7 @@ from typing import Any
 
 from rules.credit import InvoiceHistory
 from rules.forecast import LatenessModel
+from rules.statutory import round_money
 
 ZERO = Decimal(0)
 AGE_POINTS, AGE_FULL_DAYS = 40, 90
@@ -70,7 +71,8 @@ class RiskReason:
             if getattr(self, name):
                 found[name] = getattr(self, name)
         if self.amounts:
-            found["amounts"] = {currency: str(amount) for currency, amount in self.amounts}
+            found["amounts"] = {currency: str(round_money(amount, currency))
+                                for currency, amount in self.amounts}
         return found
 
 
