@@ -183,7 +183,7 @@ class _StoredAction:
 
 def _kind_of(data: Mapping[str, Any]) -> str:
     """The action's kind: stored as `action`, else the third part of its key."""
-    kind = data.get("action") or str(data["key"]).split(":")[2]
+    kind = data.get("action_kind") or data.get("action") or str(data["key"]).split(":")[2]
     if kind not in ACTION_KINDS:
         raise KeyError(kind)
     return str(kind)
@@ -219,7 +219,8 @@ def _with_action(text: LazyString, **how: Any) -> EventText:
 class _ActionText(EventText):
     def render(self, data: Mapping[str, Any], book: Book | None) -> str:
         # The amount is part of the action's description, not a parameter of its own.
-        return super().render({**data, "action": _action_of(data, book)}, book)
+        return super().render({**data, "action_kind": _kind_of(data),
+                               "action": _action_of(data, book)}, book)
 
 
 _CHOICES = {"confirmed": _l("confirmed"), "last_verified": _l("the last verified rate")}

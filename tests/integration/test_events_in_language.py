@@ -29,6 +29,10 @@ def _write(app, org_id: int) -> str:  # type: ignore[no-untyped-def]
                      data={"pay_by": date(2026, 12, 24).isoformat(),
                            "amount": str(Decimal("1480.00")), "currency": "GBP",
                            "number": number, "by": "sam@example.com"})
+        ledger.audit(db.session(), org_id, "action_done", "Late fee line added", at=clock.now(),
+                     data={"key": f"{org_id}:1:fee:flat40:0", "action": "fee", "step": None,
+                           "steps": None, "channel": None, "amount": "40.00",
+                           "currency": "GBP"})
         # Rows from before the kinds carried parameters: one the migration could not parse,
         # one of a kind with no text at all.
         db.session.add_all([
@@ -52,6 +56,10 @@ def test_an_event_reads_in_the_page_language_with_its_numbers(app, connected) ->
     assert (f"הבטחה לשלם {ISOLATE}1,480.00\xa0£{POP} מתוך {number} עד "
             f"{ISOLATE}24.12.2026{POP} נרשמה על ידי sam@example.com") in pages["he"]
     assert f"Promise to pay £1,480.00 of {number} by 24/12/2026 recorded by" in pages["en"]
+    # An action's outcome: its kind and amount worded for the reader.
+    assert "Mahngebühr über 40,00\xa0£ berechnet" in pages["de"]
+    assert f"עמלת איחור בסך {ISOLATE}40.00\xa0£{POP} חויב/ה" in pages["he"]
+    assert "Late fee of £40.00 charged" in pages["en"]
     for page in pages.values():
         assert "Promise to pay GBP 1480.00" not in page  # the stored sentence is not shown
         assert "An old sentence nobody could parse" in page
