@@ -152,6 +152,29 @@ def test_risk_backtest_and_a_struggling_customer(app, connected) -> None:  # typ
         "Error: no organisation 999\n"
 
 
+def test_the_backtest_is_cached_for_the_day(app, connected) -> None:  # type: ignore[no-untyped-def]
+    from collect.customers import backtest_org
+    from collect.providers import redis_client
+    from store import clock
+    from store.db import db
+    from store.models import Organisation
+
+    _sync(app, connected.org_id)
+    with app.app_context():
+        org = db.session.get(Organisation, connected.org_id)
+        first = backtest_org(db.session, org, clock.now())
+        key = f"dunwell:risk-backtest:{connected.org_id}"
+        stored = json.loads(redis_client().get(key))
+        assert stored["figures"] == first.as_json() and first.predictions > 300
+        # The next view reads the figures kept, not a new walk.
+        stored["figures"]["predictions"] = 1
+        redis_client().set(key, json.dumps(stored))
+        assert backtest_org(db.session, org, clock.now()).predictions == 1
+        # The next day walks again (up to that day).
+        later = backtest_org(db.session, org, clock.now() + timedelta(days=1))
+        assert later.predictions != 1 and later.cutoffs >= first.cutoffs
+
+
 def test_a_credit_hold_shows_a_banner_and_signals_stop_service(app, connected, hook) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     from store.db import db
     from store.models import Action, Contact, Invoice
