@@ -21,7 +21,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from collect import ledger
+from collect import ledger, portal
 from collect.book import policy_for
 from collect.effects import Effect
 from collect.providers import token_vault
@@ -100,7 +100,8 @@ def contact_number(contact: Contact | None, org: Organisation) -> tuple[str | No
 
 def text_for(invoice: Invoice, org: Organisation, tone: str | None, now: datetime,
              payment_link: Callable[[], str | None]) -> str:
-    """The reminder as the customer will read it, with the invoice's online link."""
+    """The reminder as the customer will read it, with its link: the customer's portal (where
+    they pay, promise a date, ask for time or dispute), else the invoice's online page."""
     contact = invoice.contact
     days = (now.date() - invoice.due_date).days if invoice.due_date else 0
     link = payment_link()
@@ -178,7 +179,8 @@ def send_text(effect: Effect, payment_link: Callable[[], str | None]) -> str:
         _wait_for_the_customers_hours(effect, number)
     body = str(result.get(BODY) or "")
     if not body:
-        body = text_for(invoice, org, action.tone, effect.now, payment_link)
+        body = text_for(invoice, org, action.tone, effect.now,
+                        lambda: portal.portal_url(session, invoice.contact) or payment_link())
         effect.record_part(BODY, body)
     if since is not None:
         found = client.find(number, body, since - LOOKUP_SLACK)

@@ -136,7 +136,10 @@ def test_a_ladders_sms_step_texts_once_on_both_providers(  # type: ignore[no-unt
         assert [(m["to"], m["from"], m["sid"]) for m in sent] == [
             (number, SENDER, action.result["texted"])]
         body = sent[0]["body"]
-        assert invoice.number in body and "https://" in body  # the invoice online
+        # The customer's portal link, which opens for them (pay, promise, dispute, ask).
+        assert invoice.number in body and f"{web.url}/portal/" in body
+        link = body[body.index(f"{web.url}/portal/"):].split()[0].rstrip(".")
+        assert requests.get(link, timeout=10).status_code == 200
         assert body == action.result["sms_body"]
         assert emails(provider, box, connected.tenant_id) == []  # a text, not an email
     state.settle()  # sent, then delivered: each status posted to our webhook, signed
