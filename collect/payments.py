@@ -36,6 +36,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from collect import shared_clock
 from collect.effects import crash_point
 from collect.ledger import audit
 from collect.plan import refresh_next_action
@@ -50,7 +51,6 @@ from connectors.base import (
 )
 from connectors.stripe import CheckoutOrder, EventNotice, StripeProcessor
 from rules.card_payments import card_surcharge, from_minor, payment_method_types, to_minor
-from store import clock
 from store.models import (
     CardPayment,
     CardPaymentSettings,
@@ -337,7 +337,7 @@ def apply_events(session: Session, org_id: int, processor: StripeProcessor) -> l
         events = pending_events(session, org_id)
         for event in events:
             crash_point("card_received")  # stored and answered, nothing applied yet
-            now = clock.now()
+            now = shared_clock.now()  # paid_at and the claims: every worker agrees
             try:
                 row = _row_for(session, org_id, event, processor)
                 if row is not None:
@@ -413,7 +413,7 @@ def unbook(session: Session, row_id: int, connector: Connector, owner: str) -> s
     TransientError (the claim is let go)."""
     if row_id not in to_unbook(session):
         return "already"
-    now = clock.now()
+    now = shared_clock.now()
     claimed = session.execute(update(CardPayment).where(
         CardPayment.id == row_id, CardPayment.books_removed_at.is_(None),
         or_(CardPayment.claimed_by.is_(None), CardPayment.claimed_until < now))
@@ -481,7 +481,7 @@ def book(session: Session, row_id: int, connector: Connector, owner: str,
         return "already"
     if row.books_payment_id is not None:
         return "already"
-    now = clock.now()
+    now = shared_clock.now()
     if not claim(session, row_id, owner, now):
         session.refresh(row)
         if row.books_payment_id is not None or row.booking_error is not None:

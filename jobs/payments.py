@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from rq import Retry, get_current_job
 from sqlalchemy import or_, select
 
-from collect import payments
+from collect import payments, shared_clock
 from collect.providers import connector_for
 from jobs.queues import enqueue_once
 from store import clock
@@ -110,7 +110,7 @@ def sweep_card_payments() -> int:
     job timeout (each event is committed as it is applied, so one left this long is not being
     worked on; the row's claim keeps a booking from running twice)."""
     session = db.session()
-    now = clock.now()
+    now = shared_clock.now()  # as the claims and paid_at are
     orgs = session.scalars(select(ProcessorEvent.org_id).where(
         ProcessorEvent.processed_at.is_(None), ProcessorEvent.received_at < now - STUCK_AFTER)
         .distinct()).all()
