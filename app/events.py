@@ -60,6 +60,16 @@ CHANNELS: dict[str, LazyString] = {
 }
 
 
+# The tones of a reminder's text, as the settings page names them.
+TONES: dict[str, LazyString] = {"friendly": _l("Friendly"), "firm": _l("Firm"),
+                                "final": _l("Final")}
+
+
+def tone_label(tone: str | None) -> str:
+    label = TONES.get(tone or "")
+    return str(label) if label is not None else (tone or "")
+
+
 def channel_label(channel: str | None) -> str:
     label = CHANNELS.get(channel or "")
     return str(label) if label is not None else (channel or "").replace("_", " ")
@@ -434,4 +444,5 @@ def init_events(app: Flask) -> None:
     """`{{ event|event_text }}` and `{{ action|action_text }}`, in the page's book."""
     app.jinja_env.filters.update(event_text=_with_book(render_event),
                                  action_text=_with_book(describe_action),
-                                 channel_text=channel_label, action_kind=action_label)
+                                 channel_text=channel_label, action_kind=action_label,
+                                 tone_text=tone_label)

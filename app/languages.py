@@ -60,7 +60,8 @@ def current_language() -> str:
 # status is worded the same on every page; an unknown one is shown as stored.
 STATUS_LABELS = {
     "open": _l("open"), "paid": _l("paid"), "voided": _l("voided"), "draft": _l("draft"),
-    "planned": _l("planned"), "claimed": _l("claimed"), "done": _l("done"),
+    "planned": _l("planned"), "pending_approval": _l("pending approval"),
+    "claimed": _l("claimed"), "done": _l("done"),
     "skipped": _l("skipped"), "failed": _l("failed"), "dead": _l("dead"),
     "cancelled": _l("cancelled"), "queued": _l("queued"), "running": _l("running"),
     "waiting": _l("waiting"), "active": _l("active"), "needs_reconnect": _l("needs reconnect"),

@@ -16,6 +16,7 @@
   function show(answer) {
     preview.textContent = "";
     preview.dir = answer.direction || "ltr";
+    preview.lang = language.value;  // the text's language, not the page's
     if (answer.error) {
       var p = document.createElement("p");
       p.className = "field-error";
@@ -42,6 +43,7 @@
     var text = texts[language.value][tone.value];
     subject.value = text.subject;
     body.value = text.body;
+    body.lang = language.value;
     if (state) { state.textContent = text.custom ? state.dataset.own : state.dataset["default"]; }
     render();
   }

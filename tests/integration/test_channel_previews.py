@@ -30,9 +30,9 @@ LADDER = {"version": 2, "reminder_steps": [
 
 def texts(page: str) -> dict[str, str]:
     """Each previewed email on a page: its subject and its body."""
-    found = re.findall(r'class="sent-subject"><strong>[^<]*</strong> <span dir="auto">(.*?)'
-                       r'</span></p>\s*<pre class="preview-box sent-body">(.*?)</pre>', page,
-                       re.S)
+    found = re.findall(r'class="sent-subject"><strong>[^<]*</strong> <span dir="auto"[^>]*>(.*?)'
+                       r'</span></p>\s*<pre class="preview-box sent-body"[^>]*>(.*?)</pre>',
+                       page, re.S)
     return {html.unescape(subject): html.unescape(body) for subject, body in found}
 
 
