@@ -17,6 +17,7 @@ from sqlalchemy.orm import selectinload
 from collect import ledger, own_documents
 from collect.book import plan_record
 from collect.plan import foresee
+from rules import PlannedAction
 from rules.invoice import PaymentPlan as AgreedPlan
 from store.db import db
 from store.models import (
@@ -195,6 +196,7 @@ class TimelineItem:
     amount: Decimal | None = None
     currency: str = ""
     period: tuple[date, date] | None = None  # a fee's or interest's period (its basis)
+    rule: str = ""  # and the policy's rule that charged it
     documents: tuple[tuple[int, str], ...] = ()  # (document id, file name): letters, cases
     reference: str = ""  # what the provider answered
     event: AuditEvent | None = None  # worded in the reader's language (app/events.py)
@@ -241,6 +243,7 @@ def _action_item(action: Action, invoice: Invoice,
         amount=action.amount if action.kind in ("fee", "interest", "compensation",
                                                 "discount") else None,
         currency=action.currency or invoice.currency, period=period,
+        rule=str(details.get("rule_id") or ""),
         documents=tuple(documents.get(action.id, ())), reference=provider_reference(action),
         action=action)
 
@@ -293,7 +296,7 @@ class NextStep:
 
     at: datetime
     kind: str
-    reason: str
+    action: PlannedAction  # worded for the reader by app/events.describe_action
     channel: str
 
 
@@ -308,8 +311,7 @@ def next_step(org: Organisation, invoice: Invoice, now: datetime) -> NextStep | 
     if not found:
         return None
     first = found[0]
-    return NextStep(first.at, first.action.kind, first.action.reason,
-                    first.action.channel or "")
+    return NextStep(first.at, first.action.kind, first.action, first.action.channel or "")
 
 
 def active_plan(org: Organisation, invoice: Invoice) -> AgreedPlan | None:

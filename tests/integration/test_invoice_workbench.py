@@ -253,7 +253,8 @@ def test_one_timeline_shows_what_went_out_and_what_comes_next(app) -> None:  # t
                    scheduled_for=listing.NOW - timedelta(days=2),
                    finished_at=listing.NOW - timedelta(days=2),
                    reason="Statutory interest at 12.75% a year (INV-006)",
-                   details={"period_start": "2026-10-01", "period_end": "2026-10-31"},
+                   details={"period_start": "2026-10-01", "period_end": "2026-10-31",
+                            "rule_id": "statutory"},
                    result={"placed": "line"}),
             Payment(org_id=book.org_id, invoice_id=invoice_id, provider_id="pay-1",
                     amount=Decimal("10.00"), currency="GBP", status="active",
@@ -268,7 +269,8 @@ def test_one_timeline_shows_what_went_out_and_what_comes_next(app) -> None:  # t
     timeline = html.unescape(page[page.index('class="timeline"'):])
     for shown in ("Invoice INV-006 is overdue", "Dear Cedar Cafe, please pay GBP 40.00 today.",
                   "Dunwell email", "Cedar Cafe: INV-006 is 67 days late, GBP 40.00.",
-                  "Text message (SMS)", "Interest of £1.23", "Statutory interest at 12.75% a year",
+                  "Text message (SMS)", "Interest of £1.23", "for 01/10/2026 to 31/10/2026",
+                  "charged by the policy's rule statutory",
                   "Spoke to Cedar's manager", f"by {listing.OWNER}", "Note only"):
         assert shown in timeline, shown
     # Newest first: the note, the payment, the interest, the text, the email.
