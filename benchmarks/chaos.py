@@ -1138,6 +1138,7 @@ def run(scale: Scale, database_url: str,
         first_done = not first_orgs
         deadline = time.monotonic() + scale.timeout
         last_redelivery = 0.0
+        waiting: list[str] = []
         while time.monotonic() < deadline:
             workers.keep_alive()
             share = _final_share(app, ids)
@@ -1193,8 +1194,11 @@ def run(scale: Scale, database_url: str,
                 first_done = retry_first_syncs(app, redis, first_orgs, tries)
             faults_over = redis_up and (paused is None or not paused.until) and not bursts \
                 and (not scale.redis_down or redis_kills)
-            if share >= 1.0 and first_done and faults_over and _all_final(app) \
-                    and _cards_settled(app, card_rows, webhooks):
+            waiting = [name for name, met in (
+                ("writebacks", share >= 1.0), ("first_syncs", first_done),
+                ("faults", faults_over), ("actions", _all_final(app)),
+                ("card_payments", _cards_settled(app, card_rows, webhooks))) if not met]
+            if not waiting:
                 break
             time.sleep(0.1 if scale.pause and paused is None else 0.5)
         run_seconds = time.perf_counter() - set_up
@@ -1233,6 +1237,7 @@ def run(scale: Scale, database_url: str,
             "storm_enqueues": scale.storm, "storm_action_claims": storm_attempts,
             "schedulers": scale.workers,
             "wall_seconds": round(run_seconds, 1),
+            "still_waiting_at_deadline": waiting,
             "total_seconds": round(time.perf_counter() - started, 1),
             "crash_points": crash,
         }
