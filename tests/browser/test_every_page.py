@@ -104,11 +104,12 @@ def translated_msgids(language: str) -> frozenset[str]:
     left to the word check (the page shows them filled in)."""
     with (CATALOGUES / language / "LC_MESSAGES" / "messages.po").open("rb") as source:
         catalog = read_po(source, locale=language)
-    found = set()
+    found: set[str] = set()
     for message in catalog:
-        ids = message.id if isinstance(message.id, tuple) else (message.id,)
-        strings = message.string if isinstance(message.string, tuple) else (message.string,)
-        for text in ids:
+        ids = [message.id] if isinstance(message.id, str) else list(message.id)
+        strings = [message.string] if isinstance(message.string, str) \
+            else list(message.string or ())
+        for text in map(str, ids):
             if text and "%" not in text and text not in strings and text.strip() not in ALLOWED:
                 found.add(text.strip())
     return frozenset(found)
