@@ -133,7 +133,8 @@ def save_settings(session: Session, org: Organisation, choice: CardChoice,
     audit(session, org.id, "card_payments_settings",
           "Card payments in the portal " + ("on" if choice.enabled else "off")
           + (" (Stripe keys replaced)" if choice.secret_key or choice.webhook_secret else ""),
-          at=now)
+          at=now, data={"enabled": choice.enabled,
+                        "keys_replaced": bool(choice.secret_key or choice.webhook_secret)})
     return row
 
 
@@ -202,7 +203,8 @@ def open_checkout(session: Session, row: CardPayment, contact: Contact, invoice:
     audit(session, row.org_id, "card_payment_started",
           f"{contact.name} started paying {invoice.number} by card "
           f"({row.currency} {row.amount})", at=now, invoice_id=invoice.id,
-          data={"card_payment_id": row.id})
+          data={"card_payment_id": row.id, "contact": contact.name, "number": invoice.number,
+                "amount": str(row.amount), "currency": row.currency})
     return started.url
 
 
@@ -306,13 +308,16 @@ def reconcile(session: Session, row: CardPayment, processor: StripeProcessor,
         audit(session, row.org_id, "card_payment_received",
               f"Card payment of {row.currency} {row.received} received; it is booked in the"
               " books as a payment", at=now, invoice_id=invoice_id,
-              data={"card_payment_id": row.id})
+              data={"card_payment_id": row.id, "amount": str(row.received),
+                    "currency": row.currency})
     elif state.status in ("requires_payment_method", "canceled") and state.failure \
             and row.status in ("open", "failed") and row.failure != state.failure:
         row.status, row.failure = "failed", state.failure
         audit(session, row.org_id, "card_payment_failed",
               f"A card payment of {row.currency} {row.amount} failed: {state.failure}",
-              at=now, invoice_id=invoice_id, data={"card_payment_id": row.id})
+              at=now, invoice_id=invoice_id,
+              data={"card_payment_id": row.id, "amount": str(row.amount),
+                    "currency": row.currency, "failure": state.failure})
     if row.status == "paid" and state.fee_minor is not None:
         row.fee = from_minor(state.fee_minor, state.currency)
     refunded = from_minor(state.refunded_minor, state.currency)
@@ -511,7 +516,9 @@ def book(session: Session, row_id: int, connector: Connector, owner: str,
         audit(session, row.org_id, "card_payment_not_booked",
               f"A card payment of {row.currency} {row.received} could not be booked in the "
               f"books: {refused}. Book it there by hand (or refund it).", at=now,
-              invoice_id=row.invoice_id, data={"card_payment_id": row.id})
+              invoice_id=row.invoice_id,
+              data={"card_payment_id": row.id, "amount": str(row.received),
+                    "currency": row.currency, "refused": str(refused)})
         session.commit()
         return "rejected"
     except Exception:
