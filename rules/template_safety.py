@@ -27,8 +27,10 @@ MAX_SIZE_ARGUMENT = 10_000  # widths, counts and repeats handed to calls and fil
 MAX_CALL_DEPTH = 20  # macros within macros
 MAX_POWER_EXPONENT = 64
 MAX_NUMBER_BITS = 256  # arithmetic results; far beyond any amount, far below a slow one
-# Wall time of one render: the step budget bounds the count of costly filters, not their cost
-# (50,000 `title` calls on long text take seconds). A message renders in milliseconds.
+# CPU time of one render: the step budget bounds the count of costly filters, not their cost
+# (50,000 `title` calls on long text take seconds). A message renders in milliseconds. The
+# thread's own CPU time, not the wall clock: a worker on a busy machine, waiting for a core,
+# must not refuse an ordinary letter, and a runaway template spends CPU all the same.
 MAX_RENDER_SECONDS = 0.5
 _BUDGET_FILTER = "_budgeted_loop"
 _CONCAT_FILTER = "_budgeted_concat"
@@ -57,7 +59,7 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.deadline = time.monotonic() + MAX_RENDER_SECONDS
+        self.deadline = time.thread_time() + MAX_RENDER_SECONDS
         self.steps = 0
         self.depth = 0
         self.output_chars = 0
@@ -78,7 +80,7 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
             raise TemplateBudgetExceeded(
                 f"the template does too much work (more than {MAX_STEPS:,} loop turns and "
                 "calls); a message needs far fewer")
-        if time.monotonic() > self.deadline:
+        if time.thread_time() > self.deadline:
             raise TemplateBudgetExceeded(
                 f"the template takes too long to write (more than {MAX_RENDER_SECONDS} s); "
                 "a message needs a few milliseconds")

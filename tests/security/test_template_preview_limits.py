@@ -28,16 +28,18 @@ def _post(http: requests.Session, base: str, path: str, data: dict[str, str]
     return http.post(f"{base}{path}", data={**data, "csrf_token": flows.csrf_token(page.text)})
 
 
-def test_a_slow_text_is_stopped_by_the_wall_time_budget_and_refused_at_save(
+def test_a_slow_text_is_stopped_by_the_time_budget_and_refused_at_save(
         app, connected) -> None:  # type: ignore[no-untyped-def]
     from rules.template_safety import MAX_RENDER_SECONDS
 
     base = f"{connected.web.url}/orgs/{connected.org_id}"
     form = {"language": "en", "tone": "friendly", "subject": "Invoice {{ invoice_number }}",
             "body": SLOW_BODY}
-    started = time.monotonic()
+    # CPU of this process (the app's server threads run in it), as the budget counts it: a
+    # loaded machine stretches the wall time, not the work.
+    started = time.process_time()
     preview = _post(connected.http, base, "/settings/template-preview", form)
-    took = time.monotonic() - started
+    took = time.process_time() - started
     assert preview.status_code == 200 and "takes too long" in preview.json()["error"]
     assert took < 4 * MAX_RENDER_SECONDS + 2  # one render over budget stops the rest
     before = fingerprint(app)
@@ -50,10 +52,10 @@ def test_the_budget_holds_wherever_a_text_is_rendered() -> None:
     """rules/messages.render is what the worker calls to send: the same budget stops it."""
     from rules.messages import SAMPLE, MessageTemplateError, render
 
-    started = time.monotonic()
+    started = time.thread_time()
     with pytest.raises(MessageTemplateError, match="takes too long"):
         render("Subject: x\n\n" + SLOW_BODY, SAMPLE)
-    assert time.monotonic() - started < 2
+    assert time.thread_time() - started < 2
 
 
 def test_a_viewer_may_not_preview_and_an_editor_is_rate_limited(app, connected) -> None:  # type: ignore[no-untyped-def]
