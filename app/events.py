@@ -429,6 +429,15 @@ def describe_action(action: Action | PlannedAction | _StoredAction,
         return action.reason or action.kind.replace("_", " ")
     label = action_label(action.kind)
     if action.kind == "reminder" and action.step_index is not None:
+        if (getattr(action, "details", None) or {}).get("first_contact") and action.step_count:
+            # The first reminder of an invoice already overdue when it came in (rules/
+            # reminders.first_contact): the owner must see it is not the ladder's later step.
+            step, steps = number(action.step_index + 1, book), number(action.step_count, book)
+            tone = getattr(action, "tone", None)
+            if tone:
+                return _("First contact (%(tone)s tone): reminder %(step)s of %(steps)s",
+                         tone=tone_label(tone), step=step, steps=steps)
+            return _("First contact: reminder %(step)s of %(steps)s", step=step, steps=steps)
         if action.step_count and action.step_index < action.step_count:
             return _("Reminder %(step)s of %(steps)s", step=number(action.step_index + 1, book),
                      steps=number(action.step_count, book))
