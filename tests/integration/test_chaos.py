@@ -57,7 +57,7 @@ def test_faults_leave_no_duplicate_no_lost_action_and_no_worker_down(database_ur
     # (none fell back to email), every card payment booked once with its fee.
     effects = figures["effects"]
     assert all(e["duplicates"] == 0 and e["done"] == e["expected"] for e in effects.values()), \
-        effects
+        json.dumps(figures)
     assert (effects["text"]["expected"], effects["card_payment"]["expected"],
             effects["card_fee"]["expected"], figures["sms_fallbacks"]) == (3, 3, 3, 0), figures
     assert figures["card_payment_states"] == {"paid": 3}, figures
