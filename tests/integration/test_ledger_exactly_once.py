@@ -598,6 +598,9 @@ def test_our_other_emails_whose_answer_was_lost_are_not_sent_again(
         action = _action(invoice, kind, clock(), channel="dunwell_email", template=kind,
                          amount=Decimal("1700.00"), currency=invoice.currency,
                          details=details)
+        # A customer's own action: filed under the customer, not one of its invoices.
+        action.contact_id, action.invoice_id = invoice.contact_id, None
+        db.session.commit()
         mail.lose_answers = 1
         with pytest.raises(RetryLater):
             execute_action(action.id)
