@@ -30,8 +30,10 @@ POLICY = {
 }
 
 
-def money(amount: Decimal, currency: str) -> str:
-    return format_currency(amount, currency, locale="en")
+def money(amount: Decimal, currency: str, country: str) -> str:
+    """As the pages write it in English for a book in `country` (app/formatting.reader_locale:
+    a UK book's dollars are US$)."""
+    return format_currency(amount, currency, locale=f"en_{country}")
 
 
 def text_of(page: str) -> str:
@@ -105,6 +107,7 @@ def test_our_documents_are_shown_with_their_invoice_and_counted_never_chased(  #
     run_jobs(app)  # the first sync, in review
     with app.app_context():
         org = db.session.get(Organisation, connected.org_id)
+        country = org.country
         save_policy(org, "the test", policy_from_json(POLICY), clock())
         today = clock().astimezone(ZoneInfo(org.timezone)).date()
         recent = next(i for i in db.session.scalars(select(Invoice).where(
@@ -185,14 +188,14 @@ def test_our_documents_are_shown_with_their_invoice_and_counted_never_chased(  #
     page = http.get(f"{base}/invoices/{parent_id}").text
     made = section(page, "own-documents")
     assert "Fee invoice" in made and fee_number in made
-    assert f"owed {money(fee_owed, currency)}" in made
-    assert (f"Owed on this invoice with its fee invoices: {money(owed_with_fees, currency)}."
-            in made)
+    assert f"owed {money(fee_owed, currency, country)}" in made
+    with_fees = money(owed_with_fees, currency, country)
+    assert f"Owed on this invoice with its fee invoices: {with_fees}." in made
     # The credited invoice shows the credit note Dunwell made and what it credited.
     page = http.get(f"{base}/invoices/{credited_id}").text
     made = section(page, "own-documents")
     assert "Credit note" in made and note.provider_id in made
-    assert money(-credited_amount, credited_currency) in made
+    assert money(-credited_amount, credited_currency, country) in made
     assert "fee invoices" not in made.split("Credit note")[0]
 
     # The organisation's invoice list: the fee invoice right after its invoice, not chased
