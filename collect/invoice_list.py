@@ -39,9 +39,11 @@ BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
 STATUSES = ("open", "paid", "draft", "voided")  # or "all" (deleted ones too)
 SORTS = ("attention", "due", "amount", "number", "customer", "issued")
 FLAGS = ("disputed", "promised")
+# The kinds an invoice's pending action can be (statements and retainer top-ups are filed under
+# their customer, never an invoice).
 NEXT_KINDS = ("reminder", "fee", "interest", "compensation", "discount", "plan_instalment",
-              "call_task", "stop_service", "demand_letter", "agency_case", "statement",
-              "deposit_reminder", "retainer_top_up", "terms_change")
+              "call_task", "stop_service", "demand_letter", "agency_case", "deposit_reminder",
+              "terms_change")
 PER_PAGE = 25
 PAGE_SIZES = (25, 50, 100)
 MAX_PER_PAGE = 200

@@ -102,10 +102,7 @@ def overview(org: Organisation, now_local: datetime,
 
 
 # The kinds of action the list may be narrowed to, worded as everywhere else (app/events.py).
-NEXT_KIND_LABELS = {kind: ACTION_KINDS[kind] for kind in (
-    "reminder", "fee", "interest", "compensation", "discount", "plan_instalment", "call_task",
-    "stop_service", "demand_letter", "agency_case", "statement", "deposit_reminder",
-    "retainer_top_up", "terms_change")}
+NEXT_KIND_LABELS = {kind: ACTION_KINDS[kind] for kind in invoice_list.NEXT_KINDS}
 
 
 def invoices(org: Organisation, args: Mapping[str, str], now: datetime

@@ -314,3 +314,15 @@ def test_a_viewer_reads_the_list_and_a_stranger_gets_404(app) -> None:  # type: 
         assert answer.status_code == status
         if status == 200:
             assert "3 invoices" in answer.text and "INV-003" in answer.text
+
+
+def test_the_next_action_filter_offers_only_what_an_invoice_can_have_pending() -> None:
+    """Statements and retainer top-ups are filed under their customer, never an invoice: the
+    invoice list neither offers them nor reads them from an address."""
+    from app.organisations.services import NEXT_KIND_LABELS
+    from collect.invoice_list import NEXT_KINDS, InvoiceQuery
+
+    assert "statement" not in NEXT_KINDS and "retainer_top_up" not in NEXT_KINDS
+    assert list(NEXT_KIND_LABELS) == list(NEXT_KINDS)
+    assert InvoiceQuery.from_args({"next": "statement"}).next_kind == ""
+    assert InvoiceQuery.from_args({"next": "reminder"}).next_kind == "reminder"
