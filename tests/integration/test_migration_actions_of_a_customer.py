@@ -39,8 +39,9 @@ REVISION = "o1contact001"
 NOW = datetime(2026, 12, 1, 9, tzinfo=UTC)
 
 
-def _before() -> str:
-    down = ScriptDirectory.from_config(alembic_config()).get_revision(REVISION).down_revision
+def _before(revision: str = REVISION) -> str:
+    """The revision a migration builds on (what the database holds before it)."""
+    down = ScriptDirectory.from_config(alembic_config()).get_revision(revision).down_revision
     assert isinstance(down, str)
     return down
 

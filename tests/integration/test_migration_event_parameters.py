@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from alembic import command
-from alembic.script import ScriptDirectory
 from flask import Flask
 from flask_babel import Babel
 from sqlalchemy import Engine, MetaData, create_engine, select
@@ -20,18 +19,13 @@ from sqlalchemy import Engine, MetaData, create_engine, select
 from app.events import render_event
 from app.languages import init_languages
 from migrations import alembic_config
+from tests.integration.test_migration_actions_of_a_customer import _before as _builds_on
 from tests.integration.test_migration_actions_of_a_customer import _insert
 
 pytestmark = pytest.mark.db
 
 REVISION = "r1events0001"
 NOW = datetime(2026, 12, 1, 9, tzinfo=UTC)
-
-
-def _before() -> str:
-    down = ScriptDirectory.from_config(alembic_config()).get_revision(REVISION).down_revision
-    assert isinstance(down, str)
-    return down
 
 
 def _events(engine: Engine) -> dict[str, dict[str, Any]]:
@@ -47,7 +41,7 @@ def _events(engine: Engine) -> dict[str, dict[str, Any]]:
 def test_old_sentences_get_their_parameters_and_the_rest_stay_as_stored(
         empty_database_url: str) -> None:
     config = alembic_config(empty_database_url)
-    command.upgrade(config, _before())
+    command.upgrade(config, _builds_on(REVISION))
     engine = create_engine(empty_database_url)
     try:
         org = _insert(engine, "organisations", name="Org", country="GB",
@@ -115,7 +109,8 @@ def test_old_sentences_get_their_parameters_and_the_rest_stay_as_stored(
             "Something nobody wrote a pattern for"
         assert shown["A kind that has no text at all"] == "A kind that has no text at all"
 
-        command.downgrade(config, _before())  # the parameters stay; the schema is unchanged
+        # The parameters stay; the schema is unchanged.
+        command.downgrade(config, _builds_on(REVISION))
         command.upgrade(config, "heads")
     finally:
         engine.dispose()
