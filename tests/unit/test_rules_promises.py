@@ -3,13 +3,14 @@ up once in the firm tone, and the ladder goes on after it."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date
 from decimal import Decimal
 
-from rules import InvoiceState, OrgCalendar, PastAction, default_policy, evaluate, next_action_at
+from rules import InvoiceState, OrgCalendar, default_policy, evaluate, next_action_at
 from rules.engine import NextActionPlanner
 from rules.invoice import Promise
 from rules.promises import follow_up_key, promise_kept
+from tests.unit.test_rules_pause import at, walk  # the same day-by-day walk
 
 UK = OrgCalendar("Europe/London", "GB")
 POLICY = default_policy()
@@ -20,21 +21,6 @@ PROMISED = date(2026, 11, 20)
 def invoice(promise: Promise | None = None) -> InvoiceState:
     return InvoiceState(invoice_id=7, org_id=3, number="INV-0007", status="open", due_date=DUE,
                         amount_due=Decimal("120.00"), currency="GBP", promise=promise)
-
-
-def at(day: date, hour: int = 10) -> datetime:
-    return UK.at_local(day, time(hour))
-
-
-def walk(inv: InvoiceState, start: date, days: int) -> list[tuple[date, str]]:
-    history: list[PastAction] = []
-    sent = []
-    for n in range(days):
-        day = start + timedelta(days=n)
-        for action in evaluate(inv, history, POLICY, UK, at(day)):
-            history.append(PastAction(action.key, "done", at=action.scheduled_for))
-            sent.append((day, action.key.split(":", 2)[2]))
-    return sent
 
 
 def test_nothing_is_chased_until_the_promised_day() -> None:
