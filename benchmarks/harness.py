@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
@@ -48,6 +49,19 @@ def fresh_database(kind: str, workdir: Path) -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def copy_rows(conn: Any, table: str, columns: list[str], rows: Any) -> None:
+    """Rows into `table` by PostgreSQL's COPY (a psycopg connection), sent 50,000 at a time."""
+    with conn.cursor() as cursor, cursor.copy(
+            f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        buffer = io.StringIO()
+        for n, row in enumerate(rows, 1):
+            buffer.write("\t".join("\\N" if v is None else str(v) for v in row) + "\n")
+            if n % 50_000 == 0:
+                copy.write(buffer.getvalue())
+                buffer = io.StringIO()
+        copy.write(buffer.getvalue())
 
 
 def run_child(module: str, *args: str, timeout: float = 900) -> dict[str, Any]:

@@ -39,7 +39,7 @@ def load(url: str, invoices: int, customers: int = 2_000) -> dict[str, int]:
     import psycopg
 
     from app.auth.views import hash_password
-    from benchmarks.plan_daily import _copy  # COPY in batches, as the daily plan loads its book
+    from benchmarks.harness import copy_rows as _copy
 
     rng = random.Random(24)
     made = {"invoices": invoices, "customers": customers, "done_actions": 0,
