@@ -447,7 +447,9 @@ def send_demand_letter(effect: Effect) -> str:
     days = int((action.details or {}).get("pay_within_days", 14))
     facts = documents.letter_facts(effect.session, org, invoice, days,
                                    calendar.today(effect.now))
-    letter = demand_letter(replace(facts, payment_link=payment_link(effect)))
+    letter = demand_letter(replace(facts, payment_link=payment_link(effect),
+                                   portal_link=portal.portal_url(effect.session,
+                                                                 invoice.contact)))
     stem = f"final-demand-{invoice.number or invoice.id}"
     documents.keep(effect.session, action, "demand_letter_html", f"{stem}.html",
                    "text/html", letter.html.encode(), effect.now)

@@ -29,7 +29,7 @@ from fpdf.fonts import FontFace
 from jinja2 import FileSystemLoader, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from rules.messages import RIGHT_TO_LEFT, TEMPLATE_DIR, _environment, language_of
+from rules.messages import PORTAL_LINE, RIGHT_TO_LEFT, TEMPLATE_DIR, _environment, language_of
 from rules.statutory import round_money
 
 LETTER_DIR = TEMPLATE_DIR / "letters"
@@ -117,6 +117,9 @@ class LetterFacts:
     jurisdiction: str
     statutory_basis: str | None = None
     payment_link: str | None = None
+    # The customer's own portal link (signed for them, as every message of ours carries it):
+    # where they can pay, promise a date, dispute or ask for a plan before the date passes.
+    portal_link: str | None = None
 
     def __post_init__(self) -> None:
         if not self.invoices:
@@ -143,9 +146,10 @@ class LetterFacts:
             raise LetterError(f"days to pay must be a whole number from {minimum} to "
                               f"{MAX_DAYS_TO_PAY}, not {self.days_to_pay!r}"
                               + (" (inkassoloven § 9: at least 14 days)" if minimum > 1 else ""))
-        if self.payment_link is not None and not _LINK.fullmatch(self.payment_link):
-            raise LetterError(f"the payment link must be an http(s) address, not "
-                              f"{self.payment_link!r}")
+        for what, link in (("payment link", self.payment_link),
+                           ("portal link", self.portal_link)):
+            if link is not None and not _LINK.fullmatch(link):
+                raise LetterError(f"the {what} must be an http(s) address, not {link!r}")
         if self.statutory_basis is not None and not self.statutory_basis.strip():
             raise LetterError("the statutory basis is None or a text, not blank")
 
@@ -204,6 +208,8 @@ def _values(facts: LetterFacts, language: str) -> dict[str, Any]:
         "pay_by": facts.pay_by,
         "days_to_pay": facts.days_to_pay,
         "payment_link": facts.payment_link,
+        "portal_link": facts.portal_link,
+        "portal_line": PORTAL_LINE[language],
         "jurisdiction": facts.jurisdiction.upper(),
         "statutory_basis": facts.statutory_basis or "",
     }
@@ -253,7 +259,10 @@ def _text(facts: LetterFacts, words: Mapping[str, str], money: Callable[[Decimal
     lines.append(words["demand"])
     if facts.payment_link:
         lines.append(f"{words['payment_link_label']} {facts.payment_link}")
-    lines += ["", words["consequence"], "", words["dispute"], "", words["closing"], ""]
+    lines += ["", words["consequence"], "", words["dispute"], ""]
+    if facts.portal_link:
+        lines += [PORTAL_LINE[language_of(facts.language)], facts.portal_link, ""]
+    lines += [words["closing"], ""]
     if facts.signature:
         lines.append(facts.signature)
     lines.append(facts.business_name)
@@ -306,6 +315,18 @@ def _pdf(facts: LetterFacts, language: str, words: Mapping[str, str],
         own_direction(False)
         pdf.ln(after)
 
+    def link_line(url: str) -> None:
+        """An address on one line of its own, smaller if it must be (a wrapped address cannot
+        be typed or copied whole), left to right in every letter, and clickable."""
+        pdf.set_font("DejaVuSans", "", size)
+        width = pdf.epw - 2 * pdf.c_margin
+        fitted = min(size, size * width / pdf.get_string_width(url) * 0.98)
+        pdf.set_font("DejaVuSans", "", fitted)
+        own_direction(True)
+        pdf.cell(0, height, url, align=start, link=url, new_x="LMARGIN", new_y="NEXT")
+        own_direction(False)
+        pdf.ln(6)
+
     def block(lines: list[str], *, bold_first: bool) -> None:
         for index, line in enumerate(lines):
             paragraph(line, style="B" if bold_first and index == 0 else "", after=0,
@@ -353,6 +374,9 @@ def _pdf(facts: LetterFacts, language: str, words: Mapping[str, str],
         paragraph(f"{words['payment_link_label']} {facts.payment_link}")
     paragraph(words["consequence"])
     paragraph(words["dispute"], after=6)
+    if facts.portal_link:
+        paragraph(PORTAL_LINE[language], after=0)
+        link_line(facts.portal_link)
     paragraph(words["closing"], after=8)
     if facts.signature:
         paragraph(facts.signature, after=0, theirs=True)

@@ -3,13 +3,17 @@ customer, credit limits and holds (with the stop-service signal), monthly statem
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+import requests
 from sqlalchemy import func, select
 
+from rules.messages import PORTAL_LINE
 from tests.integration.conftest import run_jobs
 from tests.integration.flows import csrf_token
 from tests.integration.test_escalation_e2e import hook, smtp  # noqa: F401  (fixtures)
@@ -253,7 +257,8 @@ def test_statements_go_once_a_month_in_the_customers_language(app, connected, sm
     from store.models import Action, Contact
 
     sink, port = smtp
-    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_STARTTLS=False)
+    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_STARTTLS=False,
+                      BASE_URL=connected.web.url)
     _sync(app, connected.org_id)
     runner = app.test_cli_runner()
     org = str(connected.org_id)
@@ -264,6 +269,7 @@ def test_statements_go_once_a_month_in_the_customers_language(app, connected, sm
             Contact.org_id == connected.org_id, Contact.email.is_not(None))
             .order_by(Contact.id)).first()
         german.language = "de"
+        german_name = german.name
         db.session.commit()
     # Today (24 November, 10:00 in London) is the statement day, from 09:00.
     runner.invoke(args=["customers", "settings", org, "--statement-day", "24",
@@ -291,5 +297,17 @@ def test_statements_go_once_a_month_in_the_customers_language(app, connected, sm
         == 1
     assert subjects.count("Statement of account from Harbour Coffee Roasters Ltd on"
                           " 24 November 2026") == 35
+    # The statement ends with the customer's own portal link under the portal's line in their
+    # language; followed, it opens their portal, in German, without signing in.
+    kontoauszug = next(m for m in sink.messages if str(m["Subject"]).startswith("Kontoauszug"))
+    text = next(p for p in kontoauszug.walk() if p.get_content_type() == "text/plain") \
+        .get_payload(decode=True).decode("utf-8")
+    links = re.findall(rf"{re.escape(PORTAL_LINE['de'])} ({re.escape(connected.web.url)}"
+                       r"/portal/\S+)", " ".join(text.split()))
+    assert len(links) == 1, text
+    portal_page = requests.get(links[0], timeout=10)
+    assert portal_page.status_code == 200
+    assert '<html lang="de"' in portal_page.text
+    assert german_name in html.unescape(portal_page.text)
     run_jobs(app)
     assert len(sink.messages) == 36  # nothing sent twice

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import html
 import io
 import json
 import socket
@@ -19,7 +20,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+import requests
 from aiosmtpd.controller import Controller
+from pypdf import PdfReader
 from sqlalchemy import select
 
 from tests.integration.conftest import connect, run_jobs
@@ -106,7 +109,7 @@ def test_escalation_reaches_people_the_books_and_the_owner_once(  # type: ignore
     sink, smtp_port = smtp
     received, hook_url = hook
     app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=smtp_port, SMTP_STARTTLS=False,
-                      MAIL_FROM="reminders@example.com")
+                      MAIL_FROM="reminders@example.com", BASE_URL=web.url)
     box = served[0]
     policy = json.loads(json.dumps(POLICY))
     policy["escalation"]["stop_service"]["webhook_url"] = hook_url
@@ -178,6 +181,7 @@ def test_escalation_reaches_people_the_books_and_the_owner_once(  # type: ignore
         assert {"README.txt", "invoice.json", "timeline.csv", "policy.json",
                 "demand-letter.pdf"} <= set(archive.namelist())
         assert archive.read("demand-letter.pdf") == pdf
+        contact_name = db.session.get(Contact, contact_id).name
         assert number in archive.read("README.txt").decode("utf-8")
         secret = hmac.new(b"test-secret-key", f"webhook:{connected.org_id}".encode(),
                           hashlib.sha256).hexdigest()
@@ -194,6 +198,17 @@ def test_escalation_reaches_people_the_books_and_the_owner_once(  # type: ignore
     assert download.headers["Content-Disposition"].startswith("attachment;")
     assert connected.http.get(f"{connected.web.url}/orgs/{connected.org_id + 1}/documents/"
                               f"{pdf_id}").status_code == 404
+
+    # The letter carries the customer's own portal link, on a line of its own: read off the
+    # PDF, it opens the customer's portal with the invoice on it; nobody signed in.
+    lines = [line.strip() for page in PdfReader(io.BytesIO(pdf)).pages
+             for line in page.extract_text().splitlines()]
+    portal_links = [line for line in lines if line.startswith(f"{web.url}/portal/")]
+    assert len(portal_links) == 1, lines
+    portal_page = requests.get(portal_links[0], timeout=10)
+    assert portal_page.status_code == 200
+    assert contact_name in html.unescape(portal_page.text)
+    assert f"invoice-{target_id}" in portal_page.text and number in portal_page.text
 
     # The webhook: one signed POST naming the contact and the invoice.
     assert len(received) == 1

@@ -214,6 +214,34 @@ def test_basis_without_charges_reserves_the_right_and_no_link_means_no_link_line
     assert "legal basis" not in no_basis.text.lower()
 
 
+PORTAL = ("https://dunwell.example/portal/eyJjIjoxMjM0NSwiayI6IjNmWGtRdkFfNXdZcjlUbUxIaFpr"
+          "Q2pOMnNCcFJkRWcifQ.Z1Qx8w.kH3p6a0cQv9rW2xYzT1uJ5mN8bV4sL7dE0fG")
+
+
+@pytest.mark.parametrize(("language", "currency", "line"), [
+    ("en", "GBP", "See your invoices, promise a payment date, ask for more time or raise a"
+                  " problem:"),
+    ("he", "ILS", "לצפייה בחשבוניות, להתחייבות למועד תשלום, לבקשת ארכה או לדיווח על בעיה:"),
+])
+def test_the_customers_portal_link_is_in_the_letter_whole(language: str, currency: str,
+                                                          line: str) -> None:
+    """The customer's own portal link, under the portal's line in their language: in the text,
+    the HTML (left to right) and the PDF, where it is one unbroken line that can be read off
+    the page (and a link to click)."""
+    letter = demand_letter(facts_in(language, currency, portal_link=PORTAL))
+    assert f"{line}\n{PORTAL}\n" in letter.text
+    assert f'<a href="{PORTAL}" dir="ltr">{PORTAL}</a>' in letter.html
+    assert line in pdf_text(letter)
+    lines = [one.strip() for page in PdfReader(io.BytesIO(letter.pdf)).pages
+             for one in page.extract_text().splitlines()]
+    assert PORTAL in lines
+    annotations = [a.get_object() for page in PdfReader(io.BytesIO(letter.pdf)).pages
+                   for a in page.get("/Annots") or []]
+    assert [a["/A"]["/URI"] for a in annotations if "/A" in a] == [PORTAL]
+    without = letter_for(facts_in(language, currency))
+    assert PORTAL not in without.text and line not in without.text
+
+
 def test_html_escapes_what_the_books_say_but_the_text_keeps_it() -> None:
     hostile = "<script>alert('x')</script> & Co"
     letter = demand_letter(replace(FACTS, customer_name=hostile,
@@ -291,6 +319,7 @@ def test_a_missing_font_names_the_debian_package(tmp_path: Path) -> None:
     ({"charges": (("Interest", Decimal("-1.00")),)}, "must be at least 0"),
     ({"charges": ((" ", Decimal("1.00")),)}, "every charge needs a description"),
     ({"payment_link": "javascript:alert(1)"}, "must be an http"),
+    ({"portal_link": "javascript:alert(1)"}, "the portal link must be an http"),
     ({"invoices": ()}, "at least one invoice"),
     ({"invoices": (INVOICE, replace(INVOICE, number="INV-9", currency="EUR"))},
      "one currency, not EUR, GBP"),
