@@ -103,7 +103,9 @@ def form_values(policy: Policy, org: Organisation) -> dict[str, str]:
     limit = settings.default_credit_limit
     values["default_credit_limit"] = "" if limit is None else str(limit.quantize(CENTS))
     values.update({
-        "statement_day": str(settings.statement_day or ""),
+        # One statement day: the policy's own where it names one (its statement-invoice fees
+        # fall due on it), else the statements' (collect/book.py reads it the same way).
+        "statement_day": str(policy.statement_day or settings.statement_day or ""),
         "statement_time": settings.statement_time or "09:00",
         "stop_service_on_hold": "on" if settings.stop_service_on_hold else "",
         "stop_service_webhook_url": settings.stop_service_webhook_url or ""})
@@ -381,6 +383,11 @@ class CreditForm:
         self._statements()
         if self.errors:
             return False
+        if self.current.statement_day is not None and 0 <= self.settings["statement_day"] <= 28:
+            # The policy names a statement day of its own: the one field shows it and saves it
+            # there too (empty: the policy's falls back to the statements', as for a new one).
+            # A day out of range is refused with the statements' settings (SettingRefused).
+            self.sections["statement_day"] = self.settings["statement_day"] or None
         try:
             self.policy = services.with_credit_sections(self.current, self.sections)
         except PolicyError as exc:

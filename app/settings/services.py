@@ -329,8 +329,9 @@ def save_policy(org: Organisation, by: User | str, policy: Policy, now: datetime
 
 def with_credit_sections(current: Policy, sections: Mapping[str, object]) -> Policy:
     """The policy with its credit-control sections replaced (None turns one off), validated
-    whole: a PolicyError names every problem, and nothing is changed."""
-    unknown = sorted(set(sections) - set(CREDIT_SECTIONS))
+    whole: a PolicyError names every problem, and nothing is changed. The policy's own
+    statement day is set with them: the credit-control form holds the one statement day."""
+    unknown = sorted(set(sections) - {*CREDIT_SECTIONS, "statement_day"})
     if unknown:
         raise PolicyError(f"not a credit-control section: {', '.join(unknown)}")
     return policy_from_json({**policy_to_json(current), **sections})

@@ -232,6 +232,39 @@ def test_a_bad_field_is_shown_beside_it_and_nothing_is_saved(app, fields, name, 
     assert _value(refused.text, "reminder_steps.0.offset_days") == "-3"
 
 
+def test_a_policys_own_statement_day_is_shown_and_saved_by_the_one_field(app) -> None:  # type: ignore[no-untyped-def]
+    """A policy that names its own statement day (its statement-invoice fees fall due on it):
+    the page's one statement-day field shows that day, not the statements', and saving the
+    form sets it (and the statements' day with it); a day out of range saves nothing."""
+    from store.db import db
+    from store.models import Policy as PolicyRow
+
+    org_id = _org(app, "Harbour Coffee", {OWNER: "owner"})
+    client = _client(app)
+    assert _post(client, org_id, {**VALID, "statement_day": "3"}).status_code == 302
+    with app.app_context():
+        row = db.session.scalar(select(PolicyRow).where(PolicyRow.org_id == org_id))
+        row.body = {**row.body, "statement_day": 15}
+        db.session.commit()
+    assert _value(client.get(f"/orgs/{org_id}/settings").text, "statement_day") == "15"
+
+    assert _post(client, org_id, {**VALID, "statement_day": "20"}).status_code == 302
+    body, _version, _limit, _events, settings = _stored(app, org_id)
+    assert (body["statement_day"], settings[0]) == (20, 20)
+    assert _value(client.get(f"/orgs/{org_id}/settings").text, "statement_day") == "20"
+
+    before = _stored(app, org_id)
+    refused = _post(client, org_id, {**VALID, "statement_day": "31"})
+    assert refused.status_code == 422
+    assert _field_error(refused.text, "statement_day").startswith("Choose a day from 1 to 28")
+    assert _stored(app, org_id) == before
+
+    # Emptied: no statements, and the policy's fees fall back to the 1st as for a new policy.
+    assert _post(client, org_id, {**VALID, "statement_day": ""}).status_code == 302
+    body, _version, _limit, _events, settings = _stored(app, org_id)
+    assert (body.get("statement_day"), settings[0]) == (None, None)
+
+
 def test_a_variant_that_is_no_policy_is_refused_whole(app) -> None:  # type: ignore[no-untyped-def]
     org_id = _org(app, "Harbour Coffee", {OWNER: "owner"})
     client = _client(app)
