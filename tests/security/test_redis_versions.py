@@ -10,9 +10,10 @@ from datetime import UTC, datetime
 
 import pytest
 from redis import Redis
-from rq import Queue, SimpleWorker
+from rq import Queue
 from rq.job import JobStatus
 
+from jobs.worker import AppWorker
 from tests.integration.conftest import EMAIL, PASSWORD, create_user
 from tests.security.test_web_hardening import _sign_in_attempt
 
@@ -96,7 +97,8 @@ def test_every_other_command_and_script_runs_on_redis_62_and_7(app, redis_server
     # RQ itself (jobs/): a job queued, run by a worker with its scheduler, its result kept.
     queue = Queue("redis-version-check", connection=client)
     job = queue.enqueue(len, "abc", job_id="redis-version-check")
-    SimpleWorker([queue], connection=client).work(burst=True, with_scheduler=True)
+    with app.app_context():  # the worker Dunwell runs (jobs/worker.py), as `dunwell worker` does
+        AppWorker([queue], connection=client).work(burst=True, with_scheduler=True)
     job.refresh()
     assert job.get_status() == JobStatus.FINISHED and job.return_value() == 3
     # The daily-limit notice marker (jobs/tasks.py): SET NX EX.
