@@ -10,12 +10,12 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
 from flask import current_app
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from collect import ledger, own_documents, portal
@@ -34,7 +34,7 @@ from rules import (
     with_contact_overrides,
 )
 from rules.credit import InvoiceHistory, paid_on_time
-from rules.invoice import Pause, Promise
+from rules.invoice import Hold, Pause, Promise
 from rules.policy import is_new_customer
 from rules.rate_checks import Choice, confirmed_table
 from rules.statutory import RateTable, default_tables
@@ -43,6 +43,7 @@ from store.models import (
     Action,
     CreditSettings,
     Invoice,
+    InvoiceDispute,
     InvoicePause,
     Organisation,
     OwnDocument,
@@ -157,6 +158,7 @@ class Book:
         self.promises = reads.promises
         # A collector's pauses: nothing is planned before the day chasing resumes.
         self.pauses = reads.pauses_on(self.calendar.today(clock.now()))
+        self.reads = reads
         self.own, self.tables = own, tables
         self._policies: dict[int, Policy] = {}
         self.newcomers = new_customers(session, org.id, invoices, self.policy)
@@ -189,6 +191,7 @@ class Book:
             disputed=invoice.disputed or bool(contact and contact.disputed),
             plan=self.plans.get(invoice.id), promise=self.promises.get(invoice.id),
             pause=self.pauses.get(invoice.id),
+            holds=self.reads.holds(invoice.id, self.calendar),
             contact_id=invoice.contact_id,
             own_document=invoice.provider_id in self.own)
 
@@ -210,6 +213,9 @@ class InvoiceReads:
     promises: dict[int, Promise]
     # Pauses not resumed by hand and holding on `since` or later, oldest first.
     pauses: dict[int, list[Pause]]
+    # Every pause and dispute, past and present, as (began, last day or None, ended or None):
+    # fees count none of their days (rules/fees.FeeDays); `holds` makes them local days.
+    held: dict[int, list[tuple[datetime, date | None, datetime | None]]]
 
     @classmethod
     def read(cls, session: Session, invoices: Sequence[Invoice], today: date) -> InvoiceReads:
@@ -217,7 +223,7 @@ class InvoiceReads:
         since = today
         ids = [i.id for i in invoices]
         reads = cls(ledger.history(session, ids), defaultdict(list), {}, defaultdict(Decimal),
-                    {}, defaultdict(list))
+                    {}, defaultdict(list), defaultdict(list))
         for start in range(0, len(ids), BATCH):
             chunk = ids[start:start + BATCH]
             for invoice_id, kind, amount, result in session.execute(
@@ -234,14 +240,32 @@ class InvoiceReads:
             for plan in session.scalars(select(PlanRow).where(
                     PlanRow.invoice_id.in_(chunk), PlanRow.status == "active")):
                 reads.plans[plan.invoice_id] = plan_record(plan)
-            for invoice_id, until in session.execute(
-                    select(InvoicePause.invoice_id, InvoicePause.until).where(
-                        InvoicePause.invoice_id.in_(chunk), InvoicePause.ended_at.is_(None),
-                        or_(InvoicePause.until.is_(None), InvoicePause.until > since))
-                    .order_by(InvoicePause.id)):
-                reads.pauses[invoice_id].append(Pause(until))
+            for invoice_id, made, until, ended in session.execute(
+                    select(InvoicePause.invoice_id, InvoicePause.created_at,
+                           InvoicePause.until, InvoicePause.ended_at)
+                    .where(InvoicePause.invoice_id.in_(chunk)).order_by(InvoicePause.id)):
+                reads.held[invoice_id].append((made, until, ended))
+                if ended is None and (until is None or until > since):
+                    reads.pauses[invoice_id].append(Pause(until))
+            for invoice_id, made, resolved in session.execute(
+                    select(InvoiceDispute.invoice_id, InvoiceDispute.created_at,
+                           InvoiceDispute.resolved_at).where(
+                        InvoiceDispute.invoice_id.in_(chunk))):
+                reads.held[invoice_id].append((made, None, resolved))
         reads.promises = portal.promises_of(session, list(invoices), today)
         return reads
+
+    def holds(self, invoice_id: int, calendar: OrgCalendar) -> tuple[Hold, ...]:
+        """The invoice's pauses and disputes as the days they held in the organisation's
+        zone: from the day each began to the day it ended (resumed, resolved, or the pause's
+        own last day), whichever came first."""
+        found = []
+        for made, until, ended in self.held.get(invoice_id, ()):
+            end = None if ended is None else calendar.today(ended)
+            if until is not None:
+                end = until if end is None else min(end, until)
+            found.append(Hold(calendar.today(made), end))
+        return tuple(found)
 
     def pauses_on(self, today: date) -> dict[int, Pause]:
         """Each invoice's latest pause still holding on `today` (as collect.pauses.pauses_of)."""

@@ -20,6 +20,9 @@ combine:
 - an invoice already late when first chased gets the first-contact step, and its later steps
   and escalations keep their spacing from that contact (rules/reminders.contact_anchor);
 - a fee rule counts lateness from its effective date only (rules/policy.LateFee);
+- a pause or a dispute plans nothing while it holds, and fees and interest count none of its
+  days after it (the invoice's `holds`, rules/fees.FeeDays): on resumption the ladder goes on
+  from the step it had reached, and fees from the day chasing resumed;
 - a document Dunwell made (a fee invoice) is never chased on its own.
 """
 
@@ -38,14 +41,14 @@ from rules.discounts import discount_key, due_discount
 from rules.escalation import due_escalations, next_escalation_moment
 from rules.fees import (
     ChargedFee,
-    DailyInterestRule,
     FeeCharge,
+    FeeDays,
     FeeInvoice,
     FlatFeeRule,
     LateFeeRule,
     PercentageFeeRule,
     StatutoryCompensationRule,
-    StatutoryInterestRule,
+    charge_day,
     due_fees,
     fee_key,
 )
@@ -81,7 +84,6 @@ Window = tuple[datetime, datetime]
 # Safety stop for the search of a sending window; any real calendar has one within a week or two.
 LOOKAHEAD_DAYS = 60
 ONE_OFF = (FlatFeeRule, PercentageFeeRule, StatutoryCompensationRule)
-INTEREST = (DailyInterestRule, StatutoryInterestRule)
 FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
 
 
@@ -252,12 +254,18 @@ def _fee_invoice(invoice: InvoiceState, due_date: date) -> FeeInvoice:
     return FeeInvoice(org_id=invoice.org_id, invoice_id=invoice.invoice_id,
                       currency=invoice.currency, principal=invoice.principal,
                       due_date=due_date, payments=invoice.payments,
-                      is_business=invoice.is_business, status=invoice.status)
+                      is_business=invoice.is_business, status=invoice.status,
+                      holds=invoice.holds)
 
 
-def _charge_day(charge: FeeCharge) -> date:
-    return charge.period_end + timedelta(days=1) if charge.kind == "interest" \
-        else charge.period_start
+def _charge_day(charge: FeeCharge, invoice: InvoiceState) -> date:
+    """A fee's day, or the day after interest's period: past a hold that began then."""
+    if charge.kind != "interest":
+        return charge.period_start
+    after = charge.period_end + timedelta(days=1)
+    if not invoice.holds:
+        return after
+    return FeeDays(charge.period_end, invoice.holds).day(after) or after
 
 
 def statement_day(day: date, policy: Policy) -> date:
@@ -278,7 +286,7 @@ def _fee_day(charge_day: date, placement: str, policy: Policy) -> date:
 
 def _fee_action(invoice: InvoiceState, charge: FeeCharge, policy: Policy,
                 calendar: OrgCalendar) -> PlannedAction:
-    day = _fee_day(_charge_day(charge), charge.placement, policy)
+    day = _fee_day(_charge_day(charge, invoice), charge.placement, policy)
     details: dict[str, object] = {
         "rule_id": charge.rule_id, "period": charge.period,
         "period_start": charge.period_start.isoformat(),
@@ -304,9 +312,9 @@ def _next_charge_day(invoice: InvoiceState, run: _FeeRun, settled: Settled) -> d
     charged = run.charged(invoice, settled)
     periods = {int(c.key[len(prefix):]) for c in charged
                if c.key.startswith(prefix) and c.key[len(prefix):].isdigit()}
-    start = run.due_date + timedelta(days=rule.grace_days + 1)
+    fee_invoice = _fee_invoice(invoice, run.due_date)
     if isinstance(rule, ONE_OFF):
-        return None if periods else start
+        return None if periods else charge_day(rule, fee_invoice, 0)
     k = 0
     while k in periods:
         k += 1
@@ -319,9 +327,7 @@ def _next_charge_day(invoice: InvoiceState, run: _FeeRun, settled: Settled) -> d
         if total >= floor_money(invoice.principal * rule.cap_percent_of_principal / 100,
                                 invoice.currency):
             return None
-    length: int = rule.period_days  # type: ignore[union-attr]
-    interest = isinstance(rule, INTEREST)
-    return start + timedelta(days=(k + 1 if interest else k) * length)
+    return charge_day(rule, fee_invoice, k)
 
 
 # ------------------------------------------------------------------------------ planning
@@ -503,8 +509,9 @@ class NextActionPlanner:
     ledger's entries by what they are (their keys without the invoice's own prefix, and their
     status), not by which invoice they belong to. The answer is computed once per distinct
     combination and policy, and the sending window once per moment. Invoices whose answer
-    depends on more (a payment plan, a promise, an early-payment discount within reach, a
-    deposit, a ledger entry not keyed by the invoice) go through next_action_at's own path.
+    depends on more (a payment plan, a promise, a pause or dispute past or present, an
+    early-payment discount within reach, a deposit, a ledger entry not keyed by the invoice)
+    go through next_action_at's own path.
     """
 
     def __init__(self, calendar: OrgCalendar, now: datetime) -> None:
@@ -531,7 +538,7 @@ class NextActionPlanner:
         if not _chaseable(invoice):
             return None  # as _earliest
         if _active_plan(invoice) is not None or invoice.promise is not None \
-                or invoice.pause is not None \
+                or invoice.pause is not None or invoice.holds \
                 or (invoice.payments and self._discount_possible(invoice, policy)) \
                 or (policy.deposits is not None and qualifies(invoice, policy.deposits)):
             return next_action_at(invoice, history, policy, self.calendar, self.now)

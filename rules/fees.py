@@ -22,6 +22,13 @@ never change after it could first be charged, so `due_fees` only reads days befo
   paid in full mid-period is no longer open, and its last partial period is not charged.
 - Interest is simple, actual/365, on the unpaid balance of each day; a payment reduces the base
   from its own date (see rules/statutory.py, which the statutory kinds use directly).
+- Days inside a hold (chasing paused by a collector, or the invoice in dispute: the invoice's
+  `holds`) do not count: the rule's clock stops on them (`FeeDays`). The grace, the periods
+  and their charge days are counted in days outside every hold, so no interest accrues for a
+  held day, no fee falls due on one, and a period a hold interrupted goes on from the day the
+  hold ended (the day chasing resumed), not charged at once. A hold is only ever added or
+  ended from its own day on, so the days before today, and with them every figure that could
+  already be charged, never change.
 - Each charge is rounded half-up to the currency's minor unit, then raised to `minimum` (only
   when there is something to charge, and never above a reminder fee's legal_cap), lowered to
   `maximum` (rounded down: a limit, like the cap; a maximum that leaves nothing charges
@@ -41,6 +48,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal, localcontext
+from itertools import pairwise
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -55,7 +63,7 @@ from pydantic import (
     model_validator,
 )
 
-from rules.invoice import InvoiceStatus
+from rules.invoice import Hold, InvoiceStatus
 from rules.statutory import (
     DECIMAL_CONTEXT,
     FxRates,
@@ -76,6 +84,7 @@ __all__ = [
     "ChargedFee",
     "DailyInterestRule",
     "FeeCharge",
+    "FeeDays",
     "FeeInvoice",
     "FlatFeeRule",
     "LateFeeRule",
@@ -84,6 +93,7 @@ __all__ = [
     "ReminderFeeRule",
     "StatutoryCompensationRule",
     "StatutoryInterestRule",
+    "charge_day",
     "due_fees",
     "fee_key",
     "fee_rule_from_json",
@@ -271,6 +281,73 @@ class FeeInvoice:
     payments: tuple[tuple[date, Decimal], ...] = ()  # (payment date, amount), any order
     is_business: bool = True
     status: InvoiceStatus = "open"
+    holds: tuple[Hold, ...] = ()  # paused or disputed days: nothing accrues on them
+
+
+class FeeDays:
+    """The days a fee rule counts for one invoice: every day after the due date but those
+    inside a hold. A rule's schedule (grace, periods) is laid out in counted days, as if the
+    held days were not there; `day` turns a position on that schedule back into the calendar
+    day it falls on."""
+
+    __slots__ = ("holds",)
+
+    def __init__(self, after: date, holds: Sequence[Hold]) -> None:
+        merged: list[tuple[date, date | None]] = []
+        for hold in sorted(holds, key=lambda h: h.start):
+            start = max(hold.start, after + timedelta(days=1))
+            end = hold.end
+            if end is not None and end <= start:
+                continue  # ended before the due date, or the day it began
+            if merged and (merged[-1][1] is None or start <= merged[-1][1]):
+                last_start, last_end = merged[-1]
+                merged[-1] = (last_start, None if end is None or last_end is None
+                              else max(last_end, end))
+                continue
+            merged.append((start, end))
+        self.holds = tuple(merged)
+
+    def day(self, counted: date) -> date | None:
+        """The calendar day of the schedule's day `counted` (the day it would be with no
+        hold), moved on past every hold before it: always a day outside the holds. None:
+        it falls in a hold that has not ended."""
+        day = counted
+        for start, end in self.holds:
+            if start > day:
+                break
+            if end is None:
+                return None
+            day += end - start
+        return day
+
+    def reached(self, as_of: date) -> date:
+        """The latest schedule day whose calendar day is as_of or earlier."""
+        held = 0
+        for start, end in self.holds:
+            if start > as_of:
+                break
+            last = as_of if end is None else min(as_of, end - timedelta(days=1))
+            held += (last - start).days + 1
+        return as_of - timedelta(days=held)
+
+    def runs(self, first: date, last: date) -> list[tuple[date, date]]:
+        """first..last (calendar days, both inclusive) without the held days, as runs."""
+        runs: list[tuple[date, date]] = []
+        for start, end in self.holds:
+            if first > last:
+                break
+            if end is not None and end <= first:
+                continue
+            if start > last:
+                break
+            if start > first:
+                runs.append((first, start - timedelta(days=1)))
+            if end is None:
+                return runs
+            first = end
+        if first <= last:
+            runs.append((first, last))
+        return runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,25 +417,44 @@ def _periods_due(rule: LateFeeRule, start: date, as_of: date) -> tuple[int, int,
     return count, rule.period_days, interest
 
 
+def _not_counted(first: date, last: date, counted: Sequence[tuple[date, date]]) -> str:
+    """The reason's note of the held days inside first..last, if there are any."""
+    held = (last - first).days + 1 - sum((b - a).days + 1 for a, b in counted)
+    if not held:
+        return ""
+    gaps = [(a + timedelta(days=1), b - timedelta(days=1))
+            for (_, a), (b, _) in pairwise(counted)]
+    where = ", ".join(f"{a}..{b}" for a, b in gaps)
+    return f"; {held} day{'s' if held != 1 else ''} paused or in dispute not counted ({where})"
+
+
 def _figure(rule: LateFeeRule, invoice: FeeInvoice, period: int, first: date, last: date,
-            tables: Mapping[str, RateTable] | None, fx: FxRates | None) -> _Figure:
+            tables: Mapping[str, RateTable] | None, fx: FxRates | None,
+            days: FeeDays | None = None) -> _Figure:
     currency = invoice.currency
+    counted = [(first, last)] if days is None else days.runs(first, last)
     if isinstance(rule, DailyInterestRule):
         exact = ZERO
-        for run_first, run_last, base in outstanding_runs(
-                invoice.principal, invoice.payments, first, last):
-            exact += base * rule.annual_rate_percent * ((run_last - run_first).days + 1)
+        for counted_first, counted_last in counted:
+            for run_first, run_last, base in outstanding_runs(
+                    invoice.principal, invoice.payments, counted_first, counted_last):
+                exact += base * rule.annual_rate_percent * ((run_last - run_first).days + 1)
         exact /= INTEREST_DIVISOR
+        number = sum((b - a).days + 1 for a, b in counted)
         return exact, (
             f"Interest {_pct(rule.annual_rate_percent)} % p.a. on the unpaid balance"
             f" ({format_money(_balance_at_end_of(invoice, last), currency)} at the end) for"
-            f" {(last - first).days + 1} days ({first}..{last})")
+            f" {number} days ({first}..{last}){_not_counted(first, last, counted)}")
     if isinstance(rule, StatutoryInterestRule):
-        quote = statutory_interest(
+        quotes = [statutory_interest(
             rule.jurisdiction, PrincipalEvents(invoice.principal, currency, invoice.payments),
-            first - timedelta(days=1), last, b2c=not invoice.is_business,
+            counted_first - timedelta(days=1), counted_last, b2c=not invoice.is_business,
             allow_unverified=rule.allow_unverified, tables=tables)
-        return quote.exact_total, quote.reason
+            for counted_first, counted_last in counted]
+        if len(quotes) == 1:
+            return quotes[0].exact_total, quotes[0].reason
+        return sum((q.exact_total for q in quotes), ZERO), (
+            "; ".join(q.reason for q in quotes) + _not_counted(first, last, counted))
     # Fees: on the balance left at the end of the day before the fee falls due.
     balance = _balance_at_end_of(invoice, first - timedelta(days=1))
     if balance <= 0:
@@ -415,6 +511,19 @@ def _law_gives_nothing(rule: LateFeeRule, invoice: FeeInvoice,
     return False
 
 
+def charge_day(rule: LateFeeRule, invoice: FeeInvoice, period: int) -> date | None:
+    """The calendar day the rule's `period` becomes chargeable (a fee on its day, interest
+    on the day after its period ends), past the invoice's holds; None: in a hold that has
+    not ended."""
+    start = invoice.due_date + timedelta(days=rule.grace_days + 1)
+    if not isinstance(rule, FlatFeeRule | PercentageFeeRule | StatutoryCompensationRule):
+        interest = isinstance(rule, DailyInterestRule | StatutoryInterestRule)
+        start += timedelta(days=(period + 1 if interest else period) * rule.period_days)
+    if not invoice.holds:
+        return start
+    return FeeDays(invoice.due_date, invoice.holds).day(start)
+
+
 def due_fees(rule: LateFeeRule, invoice: FeeInvoice, charged: Sequence[ChargedFee],
              as_of: date, *, rule_id: str, tables: Mapping[str, RateTable] | None = None,
              fx: FxRates | None = None) -> list[FeeCharge]:
@@ -430,7 +539,9 @@ def due_fees(rule: LateFeeRule, invoice: FeeInvoice, charged: Sequence[ChargedFe
             or (rule.currency is not None and rule.currency != invoice.currency)):
         return []
     start = invoice.due_date + timedelta(days=rule.grace_days + 1)
-    count, length, interest = _periods_due(rule, start, as_of)
+    days = FeeDays(invoice.due_date, invoice.holds) if invoice.holds else None
+    count, length, interest = _periods_due(rule, start,
+                                           as_of if days is None else days.reached(as_of))
     if count == 0 or _law_gives_nothing(rule, invoice, tables):
         return []
 
@@ -462,7 +573,11 @@ def due_fees(rule: LateFeeRule, invoice: FeeInvoice, charged: Sequence[ChargedFe
                 break
             first = start + timedelta(days=period * length)
             last = first + timedelta(days=length - 1) if interest else first
-            figure = _figure(rule, invoice, period, first, last, tables, fx)
+            if days is not None:  # the schedule's days as calendar days, past the holds
+                moved_first, moved_last = days.day(first), days.day(last)
+                assert moved_first is not None and moved_last is not None  # due by as_of
+                first, last = moved_first, moved_last
+            figure = _figure(rule, invoice, period, first, last, tables, fx, days)
             if figure is None:
                 continue
             amount = round_money(figure[0], currency)

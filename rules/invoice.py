@@ -53,6 +53,18 @@ class Pause:
 
 
 @dataclass(frozen=True, slots=True)
+class Hold:
+    """Days on which no fee or interest accrues: chasing paused by a collector, or the
+    invoice in dispute. From `start` (the local day it began) up to, not including, `end`
+    (the day chasing resumed); `end` None: it still holds. Fees count only the days outside
+    every hold (rules/fees.FeeDays), so a resumed invoice is charged from the resume day on,
+    never for the held days at once."""
+
+    start: date
+    end: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class InvoiceState:
     """What the planner needs to know about one invoice (and its contact)."""
 
@@ -73,6 +85,8 @@ class InvoiceState:
     plan: PaymentPlan | None = None
     promise: Promise | None = None
     pause: Pause | None = None  # in force or coming to its end; the engine asks holds()
+    # Every pause and dispute of the invoice, past and present: days no fee accrues on.
+    holds: tuple[Hold, ...] = ()
     contact_id: int | None = None
     # A document Dunwell made (a fee invoice): it belongs to another invoice and is never
     # chased on its own.

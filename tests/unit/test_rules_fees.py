@@ -5,7 +5,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from functools import cache
+from functools import cache, lru_cache
 from types import MappingProxyType
 from typing import Any
 
@@ -17,6 +17,7 @@ from rules.fees import (
     ChargedFee,
     DailyInterestRule,
     FeeCharge,
+    FeeDays,
     FeeInvoice,
     LateFeeRule,
     ReminderFeeRule,
@@ -26,7 +27,7 @@ from rules.fees import (
     fee_rule_from_json,
     norwegian_reminder_fees,
 )
-from rules.invoice import InvoiceStatus
+from rules.invoice import Hold, InvoiceStatus
 from rules.statutory import (
     CompensationBand,
     CompensationPeriod,
@@ -34,6 +35,7 @@ from rules.statutory import (
     DatedAmount,
     FxRateRequired,
     NotApplicable,
+    PrincipalEvents,
     RateNotCovered,
     RatePeriod,
     RateTable,
@@ -42,6 +44,7 @@ from rules.statutory import (
     minor_unit_digits,
     reminder_fee_cap,
     round_money,
+    statutory_interest,
 )
 from rules.validation import PolicyError
 
@@ -254,6 +257,97 @@ def test_daily_interest_accrues_from_the_end_of_the_grace_not_the_due_date() -> 
         (1, date(2026, 1, 26), date(2026, 2, 4), D("100.00"))]
     assert fees(interest, inv, date(2026, 3, 1))[0].reason.endswith(
         "for 10 days (2026-01-16..2026-01-25)")
+
+
+# ----------------------------------------------------------------------------- holds
+
+
+def test_a_hold_stops_the_rules_clock_and_resumption_charges_no_backlog() -> None:
+    """EUR 36,500 due 2026-01-01: 10 % interest is 10.00 EUR a day, 10-day periods; a 1 % fee
+    (365.00) every 10 days. Chasing paused 01-16, resumed 02-05: 20 days held.
+
+    interest period 0: 01-02..01-11, charged 01-12 (before the pause): 100.00
+    interest period 1: 01-12..01-15 and 02-05..02-10 (10 days counted), charged 02-11: 100.00
+    fee periods 0 and 1 on 01-02 and 01-12; period 2, 10 counted days after 01-12, on 02-11
+    (not 01-22, inside the pause), period 3 on 02-21 (not 02-01).
+    """
+    interest = rule(kind="daily_interest", annual_rate_percent="10", period_days=10)
+    recurring = rule(kind="recurring_percentage", percent="1", period_days=10)
+    held = replace(invoice("36500"), holds=(Hold(date(2026, 1, 16), date(2026, 2, 5)),))
+    # Without the hold, the day chasing resumes would carry every period it covered.
+    assert len(fees(interest, invoice("36500"), date(2026, 2, 5))) == 3
+    assert len(fees(recurring, invoice("36500"), date(2026, 2, 5))) == 4
+    # With it: only what accrued before the pause, on the resume day.
+    assert spans(fees(interest, held, date(2026, 2, 5))) == [
+        (0, date(2026, 1, 2), date(2026, 1, 11), D("100.00"))]
+    assert spans(fees(recurring, held, date(2026, 2, 10))) == [
+        (0, date(2026, 1, 2), date(2026, 1, 2), D("365.00")),
+        (1, date(2026, 1, 12), date(2026, 1, 12), D("365.00"))]
+    later = fees(interest, held, date(2026, 2, 11))
+    assert spans(later) == [(0, date(2026, 1, 2), date(2026, 1, 11), D("100.00")),
+                            (1, date(2026, 1, 12), date(2026, 2, 10), D("100.00"))]
+    assert later[1].reason == (
+        "Interest 10 % p.a. on the unpaid balance (36,500.00 EUR at the end) for 10 days"
+        " (2026-01-12..2026-02-10); 20 days paused or in dispute not counted"
+        " (2026-01-16..2026-02-04)")
+    assert [(c.period, c.period_start) for c in fees(recurring, held, date(2026, 3, 1))] == [
+        (0, date(2026, 1, 2)), (1, date(2026, 1, 12)), (2, date(2026, 2, 11)),
+        (3, date(2026, 2, 21))]
+    # A hold not ended yet: nothing falls due after its first day.
+    holding = replace(invoice("36500"), holds=(Hold(date(2026, 1, 16)),))
+    assert [c.period for c in fees(interest, holding, date(2026, 12, 31))] == [0]
+    assert [c.period for c in fees(recurring, holding, date(2026, 12, 31))] == [0, 1]
+
+
+def test_a_hold_inside_the_grace_moves_the_first_charge_by_its_length() -> None:
+    """Flat fee after 14 days' grace (due 01-01: on 01-16); a dispute 01-05..01-15 (10 days)
+    moves it to 01-26, on the balance left at the end of 01-25."""
+    flat = rule(kind="flat", amount="25", grace_days=14)
+    held = replace(invoice("1000", "EUR", date(2026, 1, 1), (date(2026, 1, 20), "400")),
+                   holds=(Hold(date(2026, 1, 5), date(2026, 1, 15)),))
+    assert fees(flat, held, date(2026, 1, 25)) == []
+    assert spans(fees(flat, held, date(2026, 1, 26))) == [
+        (0, date(2026, 1, 26), date(2026, 1, 26), D("25.00"))]
+    paid = replace(held, payments=((date(2026, 1, 20), D("1000")),))
+    assert fees(flat, paid, date(2026, 2, 28)) == []  # paid within the moved grace
+
+
+def test_holds_that_overlap_or_touch_count_once_and_days_before_the_due_date_not_at_all() -> None:
+    days = FeeDays(date(2026, 1, 1), (
+        Hold(date(2026, 1, 20), date(2026, 1, 25)), Hold(date(2025, 12, 20), date(2026, 1, 4)),
+        Hold(date(2026, 1, 10), date(2026, 1, 15)), Hold(date(2026, 1, 12), date(2026, 1, 20)),
+        Hold(date(2026, 2, 1), date(2026, 2, 1))))
+    # Held: 01-02..01-03 (before the due date not counted), 01-10..01-24 (three holds, one run).
+    assert days.holds == ((date(2026, 1, 2), date(2026, 1, 4)),
+                          (date(2026, 1, 10), date(2026, 1, 25)))
+    assert days.day(date(2026, 1, 2)) == date(2026, 1, 4)
+    assert days.day(date(2026, 1, 7)) == date(2026, 1, 9)
+    assert days.day(date(2026, 1, 8)) == date(2026, 1, 25)
+    assert days.reached(date(2026, 1, 24)) == date(2026, 1, 7)
+    assert days.reached(date(2026, 1, 25)) == date(2026, 1, 8)
+    assert days.runs(date(2026, 1, 1), date(2026, 1, 31)) == [
+        (date(2026, 1, 1), date(2026, 1, 1)), (date(2026, 1, 4), date(2026, 1, 9)),
+        (date(2026, 1, 25), date(2026, 1, 31))]
+
+
+def test_statutory_interest_across_a_hold_is_the_sum_of_the_days_either_side() -> None:
+    tables = synthetic_tables("EUR")
+    interest = rule(kind="statutory_interest", jurisdiction="ZZ", period_days=30)
+    held = replace(invoice("10000", "EUR", date(2026, 6, 1)),
+                   holds=(Hold(date(2026, 6, 21), date(2026, 7, 11)),))
+    # 30 days counted: 06-02..06-20 (19) and 07-11..07-21 (11); charged from 07-22.
+    assert fees(interest, held, date(2026, 7, 21), tables=tables) == []
+    [charge] = fees(interest, held, date(2026, 7, 22), tables=tables)
+    assert (charge.period_start, charge.period_end) == (date(2026, 6, 2), date(2026, 7, 21))
+    events = PrincipalEvents(D("10000"), "EUR")
+    before = statutory_interest("ZZ", events, date(2026, 6, 1), date(2026, 6, 20),
+                                tables=tables)
+    after = statutory_interest("ZZ", events, date(2026, 7, 10), date(2026, 7, 21),
+                               tables=tables)
+    assert charge.amount == round_money(before.exact_total + after.exact_total, "EUR")
+    assert charge.reason.startswith(before.reason)
+    assert charge.reason.endswith("; 20 days paused or in dispute not counted"
+                                  " (2026-06-21..2026-07-10)")
 
 
 # ----------------------------------------------------------------------------- statutory
@@ -755,6 +849,9 @@ AMOUNTS = scaled(1, 10**7, 4).map(str)
 LIMITS = st.lists(scaled(0, 10**6, 4) | scaled(0, 2000, 4), min_size=2, max_size=2).map(sorted)
 CAPS = scaled(1, 100_000_000, 6).map(str)
 OFFSETS = st.lists(st.integers(-5, HORIZON - 1), max_size=20, unique=True).map(sorted)
+# Pauses and disputes: (first day's offset from the due date, days held; None: not ended).
+HOLDS = st.lists(st.tuples(st.integers(-15, HORIZON), st.integers(0, 60) | st.none()),
+                 max_size=3)
 
 
 @st.composite
@@ -769,9 +866,11 @@ def fee_cases(draw: st.DrawFn, kinds: Sequence[str] | None = None, limits: bool 
         (due + offset * DAY, max(floor_money(principal * share / 1000, currency),
                                  D(1).scaleb(-minor_unit_digits(currency))))
         for offset, share in draw(PAYMENTS))
+    holds = tuple(Hold(due + first * DAY, None if length is None else due + (first + length) * DAY)
+                  for first, length in draw(HOLDS)) if draw(st.booleans()) else ()
     inv = FeeInvoice(org_id=draw(st.integers(1, 99)), invoice_id=draw(st.integers(1, 9999)),
                      currency=currency, principal=principal, due_date=due, payments=payments,
-                     is_business=draw(st.booleans()))
+                     is_business=draw(st.booleans()), holds=holds)
     kind = draw(st.sampled_from(kinds) if kinds else KINDS)
     data: dict[str, Any] = {"kind": kind, "grace_days": draw(st.integers(0, 60))}
     if kind in ("flat", "reminder_fee"):
@@ -805,8 +904,30 @@ def fee_cases(draw: st.DrawFn, kinds: Sequence[str] | None = None, limits: bool 
 
 
 def known_on(inv: FeeInvoice, day: date) -> FeeInvoice:
-    """The invoice as the books show it on `day`: payments dated later have not happened."""
-    return replace(inv, payments=tuple(p for p in inv.payments if p[0] <= day))
+    """The invoice as the books show it on `day`: payments dated later have not happened, a
+    hold begun later is not known, and one holding on `day` has not ended yet."""
+    return replace(inv, payments=tuple(p for p in inv.payments if p[0] <= day),
+                   holds=tuple(Hold(h.start, h.end if h.end is not None and h.end <= day
+                                    else None) for h in inv.holds if h.start <= day))
+
+
+def held(inv: FeeInvoice, day: date) -> bool:
+    """Whether no fee may accrue on `day`: after the due date, inside a pause or dispute."""
+    return day > inv.due_date and any(h.start <= day and (h.end is None or day < h.end)
+                                      for h in inv.holds)
+
+
+@lru_cache(maxsize=64)
+def schedule(inv: FeeInvoice) -> tuple[date, ...]:
+    """The oracle's schedule: the days after the due date outside every hold, in order, up
+    to well past the last day the properties run on."""
+    days = (inv.due_date + n * DAY for n in range(1, HORIZON + 200))
+    return tuple(day for day in days if not held(inv, day))
+
+
+def counted_days(inv: FeeInvoice, after: int, count: int) -> list[date]:
+    """From the (after + 1)-th day of the schedule, `count` days (fewer: beyond the list)."""
+    return list(schedule(inv)[after:after + count])
 
 
 def simulate(fee_rule: LateFeeRule, inv: FeeInvoice, offsets: Sequence[int]
@@ -934,12 +1055,13 @@ def test_property_a_charge_is_the_same_whenever_and_whatever_is_paid_later(
 def day_by_day_interest(inv: FeeInvoice, percent: Decimal, first: date, last: date
                         ) -> Decimal:
     """The oracle: each day's unpaid balance (payments count from their own date) x rate / 365,
-    summed over the period, rounded half-up once."""
+    summed over the period's days outside every hold, rounded half-up once."""
     exact = D(0)
     day = first
     while day <= last:
-        paid = sum((amount for when, amount in inv.payments if when <= day), D(0))
-        exact += max(inv.principal - paid, D(0)) * percent / 100 / 365
+        if not held(inv, day):
+            paid = sum((amount for when, amount in inv.payments if when <= day), D(0))
+            exact += max(inv.principal - paid, D(0)) * percent / 100 / 365
         day += DAY
     quantum = D(1).scaleb(-minor_unit_digits(inv.currency))
     return exact.quantize(quantum, rounding=ROUND_HALF_UP)
@@ -953,17 +1075,59 @@ def test_property_daily_interest_matches_a_day_by_day_sum(
     assert isinstance(fee_rule, DailyInterestRule)
     last_day = inv.due_date + HORIZON * DAY
     charges = due_fees(fee_rule, inv, [], last_day, rule_id="r.1")
+    length, grace = fee_rule.period_days, fee_rule.grace_days
     for charge in charges:
         assert charge.amount == day_by_day_interest(inv, fee_rule.annual_rate_percent,
                                                     charge.period_start, charge.period_end)
-        assert (charge.period_end - charge.period_start).days + 1 == fee_rule.period_days
+        # The period is its own days outside the holds: from the schedule's oracle.
+        days = counted_days(inv, grace + charge.period * length, length)
+        assert (charge.period_start, charge.period_end) == (days[0], days[-1])
+        if not inv.holds:
+            assert (charge.period_end - charge.period_start).days + 1 == length
     if not (fee_rule.business_contacts_only and not inv.is_business) and (
             fee_rule.currency in (None, inv.currency)):
-        start = inv.due_date + (fee_rule.grace_days + 1) * DAY
-        whole = (last_day - start).days // fee_rule.period_days
+        # Period k is charged on the first counted day after its own: by last_day or not.
+        whole = 0
+        while True:
+            after = counted_days(inv, grace + (whole + 1) * length, 1)
+            if not after or after[0] > last_day:
+                break
+            whole += 1
         if fee_rule.max_charges is not None:
             whole = min(whole, fee_rule.max_charges)
-        expected = [k for k in range(whole) if day_by_day_interest(
-            inv, fee_rule.annual_rate_percent, start + k * fee_rule.period_days * DAY,
-            start + ((k + 1) * fee_rule.period_days - 1) * DAY) > 0]
+        expected = []
+        for k in range(whole):
+            days = counted_days(inv, grace + k * length, length)
+            if day_by_day_interest(inv, fee_rule.annual_rate_percent, days[0], days[-1]) > 0:
+                expected.append(k)
         assert [c.period for c in charges] == expected
+
+
+@FEW
+@given(fee_cases(), st.lists(st.tuples(st.integers(-15, HORIZON), st.integers(1, 60)),
+                             min_size=1, max_size=3))
+def test_property_nothing_accrues_inside_a_hold(
+        case: tuple[LateFeeRule, FeeInvoice, list[int]], extra: list[tuple[int, int]]) -> None:
+    """Whatever the rule, with pauses and disputes on the invoice: no fee falls due on a held
+    day, interest counts none of them, every period is charged on the first day outside the
+    holds after its own days (or its day, for a fee), once, and the schedule is the one the
+    rule has with no hold, laid out in the days outside them."""
+    fee_rule, inv, offsets = case
+    inv = replace(inv, holds=(*inv.holds, *(Hold(inv.due_date + a * DAY,
+                                                 inv.due_date + (a + n) * DAY)
+                                            for a, n in extra)))
+    offered = simulate(fee_rule, inv, offsets)
+    grace = fee_rule.grace_days
+    one_off = not hasattr(fee_rule, "period_days")
+    length = 1 if one_off else fee_rule.period_days  # type: ignore[union-attr]
+    for day, charge in offered:
+        assert not held(inv, charge.period_start) and not held(inv, charge.period_end)
+        if charge.kind == "interest":
+            days = counted_days(inv, grace + charge.period * length, length + 1)
+            assert (charge.period_start, charge.period_end) == (days[0], days[-2])
+            assert days[-1] <= day  # charged once its period ended, on a counted day
+        else:
+            [due_on] = counted_days(inv, grace + (0 if one_off else charge.period * length), 1)
+            assert charge.period_start == due_on <= day
+    keys = [charge.key for _, charge in offered]
+    assert len(keys) == len(set(keys))

@@ -1,7 +1,8 @@
 """A collector's pause and "send the next reminder now": a paused invoice gets no reminder
 until the day chasing resumes (none at all while paused without a day), and then the ladder
-goes on from the steps already taken; the next step now is the ladder's next open one, refused
-(with a code) wherever the daily run would leave the invoice alone."""
+goes on from the steps already taken, and fees and interest count none of the paused days (as
+none of a dispute's); the next step now is the ladder's next open one, refused (with a code)
+wherever the daily run would leave the invoice alone."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from decimal import Decimal
 
 from rules import InvoiceState, OrgCalendar, PastAction, default_policy, evaluate, next_action_at
 from rules.engine import NextActionPlanner, reminder_now
-from rules.invoice import Instalment, Pause, PaymentPlan, Promise
+from rules.fees import DailyInterestRule, RecurringPercentageFeeRule
+from rules.invoice import Hold, Instalment, Pause, PaymentPlan, Promise
+from rules.policy import LateFee
 
 UK = OrgCalendar("Europe/London", "GB")
 POLICY = default_policy()  # steps at -3, 0, +7, +21 days, by the provider's email
@@ -98,3 +101,83 @@ def test_the_next_reminder_now_is_refused_where_the_run_would_not_chase() -> Non
     assert reminder_now(invoice(), ended, POLICY, UK, now, "a") == "no_step"
     # No email address: an email ladder cannot reach the customer.
     assert reminder_now(invoice(has_email=False), [], POLICY, UK, now, "a") == "no_step"
+
+
+# 36,500.00 at 10 % is 10.00 a day; 1 % (365.00) every 10 days; every day a sending day.
+FEES = POLICY.model_copy(update={"business_days_only": False, "late_fees": (
+    LateFee(id="interest", rule=DailyInterestRule(annual_rate_percent=Decimal("10"),
+                                                  period_days=10)),
+    LateFee(id="fee", rule=RecurringPercentageFeeRule(percent=Decimal("1"), period_days=10)))})
+PAUSED_ON, RESUMED_ON = date(2026, 11, 16), date(2026, 12, 6)
+
+
+def held_walk(how: str, days: int = 60, paused_on: date = PAUSED_ON,
+              resumed_on: date = RESUMED_ON) -> list[tuple[date, str, object]]:
+    """The daily run from the day before the due date, the invoice as the book reads it each
+    day: chasing paused (until a day, or until resumed) or disputed from `paused_on`, chasing
+    resumed (or the dispute resolved) on `resumed_on`, the days between a hold from then on.
+    Each fee is planned for the day it is found on (none for a moment gone by)."""
+    base = replace(invoice(), amount_due=Decimal("36500.00"))
+    history: list[PastAction] = []
+    sent = []
+    for n in range(days):
+        day = date(2026, 11, 1) + timedelta(days=n)
+        if day < paused_on or how == "none":
+            inv = base
+        elif day < resumed_on:
+            holding = {"until": {"pause": Pause(resumed_on)}, "resumed": {"pause": Pause(None)},
+                       "dispute": {"disputed": True}}[how]
+            inv = replace(base, holds=(Hold(paused_on, resumed_on if how == "until" else None),),
+                          **holding)  # type: ignore[arg-type]
+        else:
+            inv = replace(base, holds=(Hold(paused_on, resumed_on),))
+        for action in evaluate(inv, history, FEES, UK, at(day)):
+            if action.kind in ("fee", "interest"):
+                assert UK.today(action.scheduled_for) == day, action
+            history.append(PastAction(action.key, "done", action.amount,
+                                      at=action.scheduled_for))
+            sent.append((day, action.key.split(":", 2)[2], action.amount))
+        moment = next_action_at(inv, history, FEES, UK, at(day, 18))
+        assert NextActionPlanner(UK, at(day, 18))(inv, history, FEES) == moment
+    return sent
+
+
+def test_fees_and_interest_count_no_paused_day_and_resume_on_the_resume_day() -> None:
+    """Due 11-02. Before the pause: the fee's periods 0 and 1 (11-03, 11-13) and interest for
+    11-03..11-12. Paused 11-16..12-05 (20 days): nothing. Resumed 12-06: no backlog; interest
+    period 1 counts 11-13..11-15 and 12-06..12-12 (10 days, 100.00) on 12-13, with the fee's
+    period 2 (10 counted days after 11-13); then every 10 days, 20 days later than unpaused."""
+    sent = held_walk("until")
+    fees = [(day, key, amount) for day, key, amount in sent if key.startswith("fee:")]
+    assert fees == [
+        (date(2026, 11, 3), "fee:fee:0", Decimal("365.00")),
+        (date(2026, 11, 13), "fee:interest:0", Decimal("100.00")),
+        (date(2026, 11, 13), "fee:fee:1", Decimal("365.00")),
+        (date(2026, 12, 13), "fee:interest:1", Decimal("100.00")),
+        (date(2026, 12, 13), "fee:fee:2", Decimal("365.00")),
+        (date(2026, 12, 23), "fee:interest:2", Decimal("100.00")),
+        (date(2026, 12, 23), "fee:fee:3", Decimal("365.00"))]
+    assert not [day for day, _, _ in sent if PAUSED_ON <= day < RESUMED_ON]
+    # The ladder goes on on the resume day from the step it had reached: +21 fell in the
+    # pause (+7 went before it).
+    assert [(day, key) for day, key, _ in sent if key.startswith("reminder")] == [
+        (date(2026, 11, 1), "reminder:0"), (date(2026, 11, 2), "reminder:1"),
+        (date(2026, 11, 9), "reminder:2"), (date(2026, 12, 6), "reminder:3")]
+    # Unpaused, the same 60 days charge 40 days more of each: the pause's 20 and 20 after.
+    unpaused = [key for _, key, _ in held_walk("none") if key.startswith("fee:")]
+    assert len(unpaused) == len(fees) + 4
+
+
+def test_a_dispute_and_a_pause_until_resumed_hold_fees_as_a_dated_pause_does() -> None:
+    dated = held_walk("until")
+    assert held_walk("dispute") == dated
+    assert held_walk("resumed") == dated
+
+
+def test_interest_whose_period_ends_as_a_pause_begins_is_charged_on_the_resume_day() -> None:
+    """Interest period 1 is 11-13..11-22; chasing paused from 11-23 to 12-12: it is charged
+    (and planned) on 12-13, the day chasing resumes, with the fee's period 2 due that day."""
+    sent = held_walk("until", paused_on=date(2026, 11, 23), resumed_on=date(2026, 12, 13))
+    assert [(day, key) for day, key, _ in sent if key.startswith("fee:")][2:5] == [
+        (date(2026, 11, 13), "fee:fee:1"), (date(2026, 12, 13), "fee:interest:1"),
+        (date(2026, 12, 13), "fee:fee:2")]
