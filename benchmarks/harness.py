@@ -75,6 +75,36 @@ def run_child(module: str, *args: str, timeout: float = 900) -> dict[str, Any]:
     return dict(json.loads(lines[-1]))
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc; 0.0 where unreadable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU seconds used so far by every PostgreSQL server process of this machine (the server
+    runs beside the benchmark here): its share of a measured pass is the difference."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            name = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        if name.startswith("postgres"):
+            total += process_cpu_seconds(int(entry.name))
+    return total
+
+
+def load_average() -> list[float]:
+    """`uptime`'s three load averages (1, 5, 15 minutes)."""
+    return [round(value, 2) for value in os.getloadavg()]
+
+
 def peak_rss_mib() -> float:
     """This process's peak resident set (Linux reports KiB)."""
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

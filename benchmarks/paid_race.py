@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import secrets
@@ -41,6 +42,7 @@ from typing import Any
 
 TARGET_SENT_AFTER_PAID_2S = 0
 TARGET_P99_SECONDS = 2.0
+LOAD_LEAD_SECONDS = 12.0  # benchmarks/webhooks.py's start: a database, migrations, gunicorn
 XERO_KEY = "paid-race-xero-key"
 INTUIT_VERIFIER = "paid-race-intuit-verifier"
 EMAIL_CALL = re.compile(r"/Invoices/(?P<xero>[^/]+)/Email$|/invoice/(?P<qbo>[^/]+)/send$",
@@ -79,7 +81,7 @@ def _serve(wsgi: Any) -> tuple[Any, str]:
 
 
 def race(url: str, redis_url: str, invoices: int, window: float, workers: int,
-         webhooks: bool, seed: int) -> dict[str, Any]:
+         webhooks: bool, seed: int, load_rate: float = 0.0) -> dict[str, Any]:
     from rq import Queue, Worker
     from sqlalchemy import func, select
 
@@ -90,8 +92,8 @@ def race(url: str, redis_url: str, invoices: int, window: float, workers: int,
     from collect.providers import redis_client
     from collect.review import LIVE
     from connectors.base import TokenSet
-    from jobs.queues import enqueue_many_once, queue
-    from jobs.tasks import ACTION_RETRY, execute_action, sync_org
+    from jobs.queues import queue
+    from jobs.tasks import action_groups, enqueue_groups, sync_org
     from sandboxes import quickbooks, xero
     from store.db import db
     from store.models import Action, Connection, Invoice, Organisation, User, WebhookEvent
@@ -143,6 +145,7 @@ def race(url: str, redis_url: str, invoices: int, window: float, workers: int,
                      db.session.scalars(select(Connection).where(Connection.org_id.in_(orgs)))}
         now = datetime.now(UTC)
         actions: dict[int, int] = {}
+        org_of: dict[int, int] = {}
         for invoice_id, org_id, _, amount_due, currency in rows:
             action = Action(org_id=org_id, invoice_id=invoice_id,
                             key=f"{org_id}:{invoice_id}:reminder:race", kind="reminder",
@@ -153,6 +156,7 @@ def race(url: str, redis_url: str, invoices: int, window: float, workers: int,
             db.session.add(action)
             db.session.flush()
             actions[invoice_id] = action.id
+            org_of[action.id] = org_id
         db.session.commit()
 
     if webhooks:
@@ -168,6 +172,13 @@ def race(url: str, redis_url: str, invoices: int, window: float, workers: int,
         while len(Worker.all(queue=waiting)) < workers and time.monotonic() < deadline:
             time.sleep(0.2)
     rng = random.Random(seed)
+    load = None
+    if load_rate:  # the webhook benchmark's load from before the first payment to the end
+        load = WebhookLoad(load_rate)
+        time.sleep(LOAD_LEAD_SECONDS)  # its database made, gunicorn up, its client sending
+        if not load.running():
+            raise RuntimeError(f"the webhook load stopped; see {load.log.name}")
+    load_before = [round(v, 2) for v in os.getloadavg()]
     send_at = time.time() + window + 1.0  # the first payments land before it
     moments = sorted((send_at + rng.uniform(-window, window), row) for row in rows)
     paid_at: dict[str, float] = {}
@@ -198,9 +209,8 @@ def race(url: str, redis_url: str, invoices: int, window: float, workers: int,
     payer.start()
     try:
         time.sleep(max(0.0, send_at - time.time()))
-        with app.app_context():
-            enqueue_many_once(execute_action, [((a,), f"action-{a}") for a in actions.values()],
-                              retry=ACTION_RETRY)
+        with app.app_context():  # as the daily run queues them: groups of an organisation's
+            enqueue_groups(action_groups([(org_of[a], a) for a in actions.values()]))
         payer.join()
         deadline = time.monotonic() + 600
         with app.app_context():
@@ -219,9 +229,12 @@ def race(url: str, redis_url: str, invoices: int, window: float, workers: int,
                                            .where(Action.id.in_(list(actions.values()))))}
             events = db.session.execute(select(WebhookEvent.entity_id, WebhookEvent.received_at)
                                         .where(WebhookEvent.entity == "invoice")).all()
+            syncs = _job_times(queue(), "webhook-sync-")
+            groups = _job_times(queue(), "action-group-")
     finally:
         watching.set()
         watcher.join()
+        loaded = load.stop() if load is not None else None
         processes.stop()
         x.webhooks.stop()
         q.webhooks.stop()
@@ -264,10 +277,72 @@ def race(url: str, redis_url: str, invoices: int, window: float, workers: int,
         "latest_send_after_payment_seconds": round(max(after_payment), 3) if after_payment
         else None,
         "outcomes": dict(sorted(reasons.items())),
+        # Where a closing waits: a webhook's sync job in the queue (behind the job each worker
+        # holds), then its own run; and how long the action groups held a worker.
+        "webhook_sync_jobs": syncs, "action_group_jobs": groups,
+        "load_average_before": load_before,
+        "load_average_after": [round(v, 2) for v in os.getloadavg()],
+        "webhook_load": loaded,
         "webhook_to_cancelled_seconds": {
             "count": len(latencies), "p50": _percentile(latencies, 0.5),
             "p99": _percentile(latencies, 0.99),
             "mean": round(statistics.fmean(latencies), 3) if latencies else None}}
+
+
+def _job_times(queue: Any, prefix: str) -> dict[str, Any]:
+    """Of the queue's finished jobs whose id starts with `prefix`: seconds from enqueue to
+    start (the wait for a worker) and from start to end (the run), p50 and p99."""
+    from rq.job import Job
+    from rq.registry import FinishedJobRegistry
+
+    ids = [j for j in FinishedJobRegistry(queue=queue).get_job_ids() if j.startswith(prefix)]
+    waits, runs = [], []
+    for job in Job.fetch_many(ids, connection=queue.connection):
+        if job is None or not (job.enqueued_at and job.started_at and job.ended_at):
+            continue
+        waits.append((job.started_at - job.enqueued_at).total_seconds())
+        runs.append((job.ended_at - job.started_at).total_seconds())
+    return {"count": len(runs),
+            "queue_wait_seconds": {"p50": _percentile(waits, 0.5), "p99": _percentile(waits, 0.99),
+                                   "max": round(max(waits), 3) if waits else None},
+            "run_seconds": {"p50": _percentile(runs, 0.5), "p99": _percentile(runs, 0.99),
+                            "max": round(max(runs), 3) if runs else None}}
+
+
+class WebhookLoad:
+    """benchmarks/webhooks.py running beside the race (its gunicorn, its database, its client
+    at `rate` requests/s): the load the p99 target is set under. Stopped by SIGINT, so that
+    the script stops its server and drops its database."""
+
+    def __init__(self, rate: float) -> None:
+        import subprocess
+        import sys
+
+        self.rate = rate
+        self.log = tempfile.NamedTemporaryFile(prefix="paid-race-webhook-load-", suffix=".log",
+                                               delete=False)
+        self.started = time.time()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.webhooks", "--rate", str(rate), "--seconds",
+             "1800", "--warm-up", "0"], stdout=self.log, stderr=self.log,
+            start_new_session=True)
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> dict[str, Any]:
+        import signal
+        import subprocess
+
+        running = self.running()
+        if running:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return {"rate_per_second": self.rate, "ran_seconds": round(time.time() - self.started, 1),
+                "running_at_the_end": running, "log": self.log.name}
 
 
 def _keys() -> str:
@@ -278,7 +353,6 @@ def _keys() -> str:
 
 def main() -> None:
     import logging
-    import os
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--invoices", type=int, default=150, help="per provider")
@@ -286,6 +360,9 @@ def main() -> None:
                         help="payments within this many seconds either side of the send")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=28)
+    parser.add_argument("--webhook-load", type=float, default=0.0, metavar="RATE",
+                        help="run benchmarks/webhooks.py at RATE requests/s beside the webhook "
+                             "run (the p99 target's condition: 500); 0: none")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
 
@@ -297,7 +374,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as workdir, \
                 fresh_database("postgresql", Path(workdir)) as url:
             runs.append(race(url, redis_url, args.invoices, args.window, args.workers,
-                             webhooks, args.seed))
+                             webhooks, args.seed, args.webhook_load if webhooks else 0.0))
     hooked = runs[0]
     p99 = hooked["webhook_to_cancelled_seconds"]["p99"]
     late = sum(r["sent_more_than_2s_after_payment"] for r in runs)

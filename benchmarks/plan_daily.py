@@ -8,7 +8,13 @@ by 1 and 2 real `rq` workers (`jobs.worker.AppWorker`, as `dunwell worker` runs 
 benchmarks' Redis, timed from the first enqueue to the end of the last planning job.
 
 Run: `.venv/bin/python -m benchmarks.plan_daily [--large] [--invoices N] [--organisations N]
-[--batch N] [--workers 1,2]`. Prints one JSON object.
+[--batch N] [--workers 1,2] [--profile FILE]`. Prints one JSON object. Beside each wall time it
+prints the load average (`uptime`'s three) before and after, the CPU seconds of the planning
+process (in process) or of the rq workers, the PostgreSQL server processes' CPU seconds over
+the same span, and the jobs' phases summed (wall and CPU of the planning process): `read`,
+`rules`, `write`, `credit` inside the pass, then `review`, `audit`, `commit`, `fee_batches` and
+`enqueue` (one execution job per group of an organisation's actions). On a machine others
+share, read the CPU seconds and the phases' shares, not the wall time alone.
 
 The book is written by INSERT ... SELECT FROM generate_series in the database: per
 organisation one customer with an e-mail address and the default policy (reminders 3 days
@@ -161,28 +167,61 @@ def _empty_queue(app: Any) -> None:
         Queue(QUEUE, connection=redis_client()).empty()
 
 
-def in_process(url: str, organisations: int, size: int) -> dict[str, Any]:
-    """`jobs.tasks.plan_orgs` over every batch, one after another, in this process."""
+def _phases(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """The jobs' phases summed (wall and CPU seconds of the planning process; `read`, `rules`,
+    `write`, `credit` inside the pass, then `audit`, `commit`, `fee_batches`, `enqueue`)."""
+    total: dict[str, dict[str, float]] = {}
+    for result in results:
+        for phase, spent in (result.get("phases") or {}).items():
+            into = total.setdefault(phase, {"wall": 0.0, "cpu": 0.0})
+            into["wall"] += spent["wall"]
+            into["cpu"] += spent["cpu"]
+    return {phase: {k: round(v, 3) for k, v in spent.items()} for phase, spent in total.items()}
+
+
+def in_process(url: str, organisations: int, size: int,
+               profile: str | None = None) -> dict[str, Any]:
+    """`jobs.tasks.plan_orgs` over every batch, one after another, in this process (under
+    cProfile, its statistics written to `profile`, when asked)."""
+    import cProfile
+
     from sqlalchemy import text
 
+    from benchmarks.harness import load_average, postgres_cpu_seconds
     from jobs.tasks import plan_orgs
     from store.db import db
 
     app = _app(url)
     _empty_queue(app)
     planned = idle = 0
+    results = []
     with app.app_context():
         db.session.execute(text("SELECT 1"))  # the connection opened before the clock
+        load_before = load_average()
+        server_cpu = postgres_cpu_seconds()
+        profiler = cProfile.Profile() if profile else None
+        cpu = time.process_time()
         started = time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
         for batch in _batches(organisations, size):
             result = plan_orgs(batch)
+            results.append(result)
             planned += result["planned"]
             idle += result["idle"]
             db.session.remove()
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile)
         seconds = time.perf_counter() - started
+        cpu = time.process_time() - cpu
+        server_cpu = postgres_cpu_seconds() - server_cpu
         db.engine.dispose()
     _empty_queue(app)
-    return {"seconds": round(seconds, 3), "actions_planned": planned,
+    return {"seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3),
+            "postgres_cpu_seconds": round(server_cpu, 3),
+            "load_average_before": load_before, "load_average_after": load_average(),
+            "phases": _phases(results), "actions_planned": planned,
             "organisations_idle": idle, "jobs": len(_batches(organisations, size))}
 
 
@@ -191,6 +230,7 @@ def with_workers(url: str, organisations: int, size: int, workers: int) -> dict[
     from rq import Queue, Worker
     from rq.job import Job, JobStatus
 
+    from benchmarks.harness import load_average, postgres_cpu_seconds, process_cpu_seconds
     from collect.providers import redis_client
     from jobs.queues import enqueue_once
     from jobs.tasks import plan_orgs
@@ -211,6 +251,9 @@ def with_workers(url: str, organisations: int, size: int, workers: int) -> dict[
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"workers did not start; see {log.name}")
                 time.sleep(0.2)
+            load_before = load_average()
+            workers_cpu = sum(process_cpu_seconds(p.pid) for p in processes)
+            server_cpu = postgres_cpu_seconds()
             started_at = datetime.now(UTC)
             started = time.perf_counter()
             jobs = [enqueue_once(plan_orgs, batch, job_id=f"plan-orgs-bench-{batch[0]}")
@@ -226,6 +269,8 @@ def with_workers(url: str, organisations: int, size: int, workers: int) -> dict[
                     raise RuntimeError(f"planning jobs unfinished; see {log.name}")
                 time.sleep(0.05)
             polled = time.perf_counter() - started
+            workers_cpu = sum(process_cpu_seconds(p.pid) for p in processes) - workers_cpu
+            server_cpu = postgres_cpu_seconds() - server_cpu
             failed = sum(1 for s in states if s == JobStatus.FAILED)
             ended = max(job.ended_at for job in fetched if job and job.ended_at)
             results = [job.return_value() for job in fetched if job]
@@ -248,7 +293,12 @@ def with_workers(url: str, organisations: int, size: int, workers: int) -> dict[
     seconds = ((ended if ended.tzinfo else ended.replace(tzinfo=UTC)) - started_at
                ).total_seconds()
     return {"workers": workers, "seconds": round(seconds, 3),
-            "seconds_polled": round(polled, 3), "jobs": len(ids), "jobs_failed": failed,
+            "seconds_polled": round(polled, 3),
+            "workers_cpu_seconds": round(workers_cpu, 3),
+            "postgres_cpu_seconds": round(server_cpu, 3),
+            "load_average_before": load_before, "load_average_after": load_average(),
+            "phases": _phases([r for r in results if r]),
+            "jobs": len(ids), "jobs_failed": failed,
             "jobs_per_worker": sorted(by_worker.values()),
             "actions_planned": sum(int(r["planned"]) for r in results if r)}
 
@@ -263,13 +313,17 @@ def run_worker() -> None:
 
 
 def _pass(url: str, organisations: int, size: int, fraction: float,
-          workers: list[int]) -> dict[str, Any]:
+          workers: list[int], profile: str | None = None) -> dict[str, Any]:
     due = prepare(url, fraction)
-    result = in_process(url, organisations, size)
+    result = in_process(url, organisations, size, profile)
     counts = _counts(url)
     row: dict[str, Any] = {
         "due": due, "organisations_planned": organisations, "extrapolated": False,
-        "seconds": result["seconds"], "jobs": result["jobs"],
+        "seconds": result["seconds"], "cpu_seconds": result["cpu_seconds"],
+        "postgres_cpu_seconds": result["postgres_cpu_seconds"],
+        "load_average_before": result["load_average_before"],
+        "load_average_after": result["load_average_after"],
+        "phases": result["phases"], "jobs": result["jobs"],
         "organisations_idle": result["organisations_idle"],
         "rows_touched": {"invoices_read": due, **counts},
         "due_invoices_per_second": round(due / result["seconds"]) if due else None,
@@ -294,6 +348,9 @@ def main() -> None:
     parser.add_argument("--fractions", default=None,
                         help="due shares to measure, e.g. 0.02 (default 0.002,0.02,0.2; "
                              "--large: 0.02)")
+    parser.add_argument("--profile", default=None, metavar="FILE",
+                        help="cProfile the in-process pass at 2 %% due into FILE (pstats); "
+                             "its times are then cProfile's, not to compare")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -315,7 +372,8 @@ def main() -> None:
         for fraction in fractions:
             results[f"{fraction * 100:g}%"] = _pass(
                 url, organisations, args.batch, fraction,
-                workers if fraction == 0.02 else [])
+                workers if fraction == 0.02 else [],
+                args.profile if fraction == 0.02 else None)
         idle = _pass(url, organisations, args.batch, 0.0, workers[-1:])
     at_two = results["2%"]
     idle_ms = idle["ms_per_organisation"]

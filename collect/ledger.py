@@ -462,11 +462,17 @@ def finish(session: Session, action: Action, status: str, message: str, now: dat
           invoice_id=action.invoice_id, action_id=action.id,
           data={**about(action), **(result or {}), **({"error": error} if error else {})})
     count_when_committed(session, action.kind, status, result)
-    # What the action is filed under, as the engineer on call searches the logs for it.
-    filed = ("contact", action.contact_id) if action.contact_id is not None else \
-        ("invoice", action.invoice_id)
     session.info.setdefault(OUTCOMES, []).append(
-        ("org %s %s %s action %s: %s (%s)", action.org_id, *filed, action.key, status, message))
+        ("org %s %s %s action %s: %s (%s)", action.org_id, *filed_under(action), action.key,
+         status, message))
+
+
+def filed_under(action: Action) -> tuple[str, int | None]:
+    """What the action is filed under, as the engineer on call searches the logs for it:
+    ("invoice", 7) or ("contact", 3)."""
+    if action.contact_id is not None:
+        return "contact", action.contact_id
+    return "invoice", action.invoice_id
 
 
 def amount_changed(action: Action, amount_due: Decimal) -> bool:

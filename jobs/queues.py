@@ -16,6 +16,7 @@ from collect.providers import redis_client
 from observability.jobs import job_meta
 
 RESULT_TTL_SECONDS = 3600
+AT_FRONT = "at_front"  # in a job's meta: queued ahead of the waiting jobs (a payment's sync)
 FINISHED = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.STOPPED}
 
 
@@ -35,14 +36,18 @@ def enqueue_once(fn: Callable[..., Any], *args: Any, job_id: str, at: datetime |
 
     `at_front`: the job goes to the head of the queue, ahead of the jobs waiting there (a
     webhook's targeted sync, so a payment is seen before the actions queued behind it run).
-    Not for a job booked for later (`at`): when it is due RQ's scheduler queues it."""
+    Not for a job booked for later (`at`): when it is due RQ's scheduler queues it. Such a
+    job is marked (`AT_FRONT` in its meta) so that a long job can step aside for it
+    (`front_job_waiting`)."""
     if at_front and at is not None:
         raise ValueError("at_front applies to a job queued now, not one booked for later")
     q = queue()
+    meta = job_meta()  # the request id, for the job's logs
+    if at_front:
+        meta[AT_FRONT] = "1"
     options: dict[str, Any] = {"job_id": job_id, "unique": True, "retry": retry,
                                "result_ttl": RESULT_TTL_SECONDS, "failure_ttl": 86400,
-                               "job_timeout": job_timeout,
-                               "meta": job_meta()}  # the request id, for the job's logs
+                               "job_timeout": job_timeout, "meta": meta}
     gone = FINISHED | ({JobStatus.STARTED} if replace_started else set())
     for _ in range(3):
         try:
@@ -93,3 +98,22 @@ def enqueue_many_once(fn: Callable[..., Any], calls: Sequence[tuple[tuple[Any, .
                 for args, job_id in fresh[start:start + 1000]], pipeline=pipe)
             pipe.execute()
     return len(calls)
+
+
+def front_job_waiting() -> bool:
+    """Whether the job at the head of the queue was queued at the front (`enqueue_once(...,
+    at_front=True)`: a webhook's targeted sync, a card payment's events): a job that runs many
+    actions looks between two of them and steps aside for it. One round trip while the head
+    is another action job (the daily run's queue), two otherwise."""
+    q = queue()
+    head = q.connection.lindex(q.key, 0)
+    if head is None:
+        return False
+    job_id = head.decode() if isinstance(head, bytes) else str(head)
+    if job_id.startswith("action-"):
+        return False
+    try:
+        job = Job.fetch(job_id, connection=q.connection)
+    except NoSuchJobError:
+        return False
+    return bool((job.meta or {}).get(AT_FRONT))

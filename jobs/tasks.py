@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import secrets
@@ -11,6 +12,7 @@ from typing import Any
 
 from rq import Retry, get_current_job
 from rq.job import Job, JobStatus
+from rq.timeouts import JobTimeoutException
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -31,7 +33,7 @@ from collect.webhooks import apply_webhook_events, generation_key, reconcile
 from connectors.base import ConfigurationError, DailyLimitReached, RateLimited
 from jobs import fee_batches, retention
 from jobs.payments import sweep_card_payments
-from jobs.queues import FINISHED, enqueue_many_once, enqueue_once
+from jobs.queues import FINISHED, enqueue_many_once, enqueue_once, front_job_waiting
 from store import clock
 from store.db import db
 from store.models import Action, AuditEvent, Connection, Organisation, SyncRun
@@ -212,64 +214,73 @@ def plan_orgs(org_ids: Sequence[int]) -> dict[str, Any]:
     plans are kept."""
     result = _plan(db.session(), org_ids)
     return {"organisations": len(org_ids), "planned": result.planned,
-            "idle": result.idle, "failed": sorted(result.errors)}
+            "idle": result.idle, "failed": sorted(result.errors),
+            "phases": result.phases.as_dict()}
 
 
 class _Planned:
     def __init__(self) -> None:
         self.planned, self.idle = 0, 0
         self.errors: dict[int, Exception] = {}
+        self.phases = plan.PassPhases()  # where the job's time went (the benchmark reads it)
 
 
 def _plan(session: Session, org_ids: Sequence[int]) -> _Planned:
     result = _Planned()
-    orgs = session.scalars(select(Organisation).where(Organisation.id.in_(list(org_ids)))
-                           .order_by(Organisation.id)).all()
+    phases = result.phases
+    with phases("read"):
+        orgs = session.scalars(select(Organisation).where(
+            Organisation.id.in_(list(org_ids))).order_by(Organisation.id)).all()
     now = clock.now()
     live = []
-    for org in orgs:
-        if review.in_review(org):  # counted and told; nothing planned, sent or written
-            result.planned += review.review_run(session, org, now)
-        else:
-            live.append(org)
-    # Actions that waited for approval and whose invoice changed meanwhile (read only where
-    # some wait).
-    waiting = set(session.scalars(select(Action.org_id).where(
-        Action.org_id.in_([org.id for org in live]),
-        Action.status == approvals.AWAITING_APPROVAL).distinct())) if live else set()
-    for org in live:
-        if org.id in waiting:
-            approvals.expire_changed(session, org, now)
-    batch = plan.plan_orgs(session, live, now)
+    with phases("review"):
+        for org in orgs:
+            if review.in_review(org):  # counted and told; nothing planned, sent or written
+                result.planned += review.review_run(session, org, now)
+            else:
+                live.append(org)
+        # Actions that waited for approval and whose invoice changed meanwhile (read only
+        # where some wait).
+        waiting = set(session.scalars(select(Action.org_id).where(
+            Action.org_id.in_([org.id for org in live]),
+            Action.status == approvals.AWAITING_APPROVAL).distinct())) if live else set()
+        for org in live:
+            if org.id in waiting:
+                approvals.expire_changed(session, org, now)
+    batch = plan.plan_orgs(session, live, now, phases)
     to_send: list[Action] = []
     planned: list[dict[str, Any]] = []  # the activity log's entries, one INSERT for the batch
-    for org in live:
-        actions = batch.actions[org.id]
-        planned.extend({"org_id": org.id, "kind": "action_planned", "at": now,
-                        "message": f"Planned: {action.reason}", "invoice_id": action.invoice_id,
-                        "action_id": action.id, "data": ledger.about(action)}
-                       for action in actions)
-        to_send.extend(approvals.hold_in_safe_mode(session, org, actions, now))
-        result.planned += len(actions)
-    if planned:
-        session.execute(insert(AuditEvent), planned)
-    for org_id, exc in batch.errors.items():
-        ledger.audit(session, org_id, "planning_failed",
-                     f"Planning stopped on this organisation's data ({exc.__class__.__name__});"
-                     " its invoices are planned again on the next pass", at=now,
-                     data={"error": exc.__class__.__name__})
-    sending = [action.id for action in to_send]  # read before the commit expires them
-    session.commit()
+    with phases("audit"):
+        for org in live:
+            actions = batch.actions[org.id]
+            planned.extend({"org_id": org.id, "kind": "action_planned", "at": now,
+                            "message": f"Planned: {action.reason}",
+                            "invoice_id": action.invoice_id, "action_id": action.id,
+                            "data": ledger.about(action)} for action in actions)
+            to_send.extend(approvals.hold_in_safe_mode(session, org, actions, now))
+            result.planned += len(actions)
+        if planned:
+            session.execute(insert(AuditEvent), planned)
+        for org_id, exc in batch.errors.items():
+            ledger.audit(session, org_id, "planning_failed",
+                         f"Planning stopped on this organisation's data"
+                         f" ({exc.__class__.__name__}); its invoices are planned again on the"
+                         " next pass", at=now, data={"error": exc.__class__.__name__})
+        # Read before the commit expires them.
+        sending = [(action.org_id, action.id) for action in to_send]
+    with phases("commit"):
+        session.commit()
     result.idle, result.errors = batch.idle, batch.errors
-    # Fee invoices many to a call, where open fees wait (one read for the batch); their jobs
-    # find them done.
-    for org_id in session.scalars(select(Action.org_id).where(
-            Action.org_id.in_([org.id for org in live]),
-            Action.kind.in_(execute.FEE_KINDS), Action.status.in_(ledger.OPEN_STATES),
-            Action.scheduled_for <= now).distinct().order_by(Action.org_id)).all():
-        fee_batches.run_for_org(org_id)
-    enqueue_many_once(execute_action, [((action_id,), f"action-{action_id}")
-                                       for action_id in sending], retry=ACTION_RETRY)
+    with phases("fee_batches"):
+        # Fee invoices many to a call, where open fees wait (one read for the batch); their
+        # jobs find them done.
+        for org_id in session.scalars(select(Action.org_id).where(
+                Action.org_id.in_([org.id for org in live]),
+                Action.kind.in_(execute.FEE_KINDS), Action.status.in_(ledger.OPEN_STATES),
+                Action.scheduled_for <= now).distinct().order_by(Action.org_id)).all():
+            fee_batches.run_for_org(org_id)
+    with phases("enqueue"):
+        enqueue_groups(action_groups(sending))
     return result
 
 
@@ -321,11 +332,30 @@ def enqueue_action(action: Action, replace_started: bool = False) -> None:
 
 
 def execute_action(action_id: int) -> str:
+    """One action (approved by hand, a statement, a swept one); the daily run's go in groups
+    (`execute_actions`)."""
     session = db.session()
     action = session.get(Action, action_id)
     if action is None:
         log.warning("action %s vanished before it ran", action_id)
         return "gone"
+    try:
+        return _run(session, action)
+    except outcomes.Deferred as deferred:
+        at = clock.now() + timedelta(seconds=max(1.0, deferred.retry_after))
+        enqueue_once(execute_action, action_id, at=at, retry=ACTION_RETRY,
+                     job_id=f"action-{action_id}-at-{int(at.timestamp())}")
+        log.info("org %s action %s: provider budget spent, runs again at %s", action.org_id,
+                 action.key, at.isoformat(timespec="seconds"))
+        if deferred.daily:
+            _tell_owner_daily_limit(_organisation(session, action.org_id), clock.now())
+        return "deferred"
+
+
+def _run(session: Session, action: Action) -> str:
+    """One action through collect.execute, once its organisation's connection allows it;
+    raises outcomes.Deferred (the provider's budget) and outcomes.RetryLater (a passing
+    failure, recorded) for the caller to book it again."""
     org = session.get(Organisation, action.org_id)
     assert org is not None
     connection = org.connection
@@ -340,18 +370,165 @@ def execute_action(action_id: int) -> str:
                       result={"reason": "disconnected"})
         session.commit()
         return "skipped"
+    return execute.execute_action(session, action, connector_for(connection), clock.now(),
+                                  owner=_owner())
+
+
+# Actions of one organisation to an execution job (the daily run's): queueing a job costs RQ
+# about half a millisecond of CPU, more than planning the action did.
+GROUP_SIZE = max(1, int(os.environ.get("DUNWELL_ACTION_GROUP", "50")))
+# Which group job holds an open action (action id -> job id), for the sweeper: an action
+# waiting its turn in a group is not stuck. A group's job clears its own when it ends.
+GROUP_OF = "dunwell:action-group"
+
+
+def action_groups(actions: Sequence[tuple[int, int]]) -> list[list[int]]:
+    """(organisation id, action id) pairs as the groups their jobs run: one organisation's,
+    in order, GROUP_SIZE to a group."""
+    by_org: dict[int, list[int]] = {}
+    for org_id, action_id in actions:
+        by_org.setdefault(org_id, []).append(action_id)
+    return [ids[start:start + GROUP_SIZE] for ids in by_org.values()
+            for start in range(0, len(ids), GROUP_SIZE)]
+
+
+def _group_job_id(action_ids: Sequence[int], at: datetime | None, tries: int) -> str:
+    """Deterministic: the same group queued twice is one job."""
+    digest = hashlib.blake2b(",".join(map(str, action_ids)).encode(), digest_size=6)
+    return (f"action-group-{action_ids[0]}-{len(action_ids)}-{digest.hexdigest()}"
+            + (f"-try-{tries}" if tries else "")
+            + (f"-at-{int(at.timestamp())}" if at is not None else ""))
+
+
+def enqueue_groups(groups: Sequence[Sequence[int]], at: datetime | None = None,
+                   tries: int = 0) -> list[str]:
+    """One `execute_actions` job per group (now in one pipeline, or booked for `at`); each
+    action's group written down first, so the sweeper leaves waiting actions to their job.
+    Returns the job ids."""
+    groups = [list(group) for group in groups if group]
+    if not groups:
+        return []
+    calls = [((group,), _group_job_id(group, at, tries)) for group in groups]
+    redis_client().hset(GROUP_OF, mapping={action_id: job_id for (group,), job_id in calls
+                                           for action_id in group})
+    if at is None:
+        enqueue_many_once(execute_actions, [((group, tries), job_id)
+                                            for (group,), job_id in calls])
+    else:
+        for (group,), job_id in calls:
+            enqueue_once(execute_actions, group, tries, job_id=job_id, at=at)
+    return [job_id for _, job_id in calls]
+
+
+def _retry_at(session: Session, action_ids: Sequence[int]) -> datetime:
+    """When actions that failed for a passing reason run again: ACTION_RETRY's interval for
+    the fewest attempts among them (a single action's job waits the same)."""
+    attempts = min(session.scalars(select(Action.attempts).where(Action.id.in_(action_ids))),
+                   default=1)
+    intervals = ACTION_RETRY.intervals
+    return clock.now() + timedelta(seconds=intervals[min(max(attempts, 1), len(intervals)) - 1])
+
+
+def execute_actions(action_ids: Sequence[int], tries: int = 0) -> dict[str, int]:
+    """The daily run's execution job: a group of one organisation's actions, each carried out
+    as `execute_action` would (claimed in the ledger, so each runs once whoever else holds it;
+    its log lines name its organisation, invoice or customer, and action). What one action
+    meets stays its own: a skip or a dead end is recorded and the next goes on; a passing
+    failure is recorded and the action joins a group run again after the retry interval; an
+    unexpected error is logged, the others go on, and it is run again up to ACTION_RETRY's
+    count (then the sweeper has it once its lease runs out). The provider's budget spent (a
+    429, the tenant's cool-down) books this action and the rest of the group, untouched, for
+    when it refills. Between two actions the group steps aside for a job queued at the front
+    (a payment's webhook sync): the rest goes to the back of the queue."""
+    session = db.session()
+    ids = list(action_ids)
+    counts: dict[str, int] = {}
+    again: list[int] = []  # passing failures, recorded: run after the retry interval
+    crashed: list[tuple[int, Exception]] = []
+    moved: set[int] = set()  # booked into another group job
+    org_id: int | None = None
+
+    def count(status: str, n: int = 1) -> None:
+        counts[status] = counts.get(status, 0) + n
+
+    ran = 0  # how many of the group were taken up, in order
     try:
-        return execute.execute_action(session, action, connector_for(connection), clock.now(),
-                                      owner=_owner())
-    except outcomes.Deferred as deferred:
-        at = clock.now() + timedelta(seconds=max(1.0, deferred.retry_after))
-        enqueue_once(execute_action, action_id, at=at, retry=ACTION_RETRY,
-                     job_id=f"action-{action_id}-at-{int(at.timestamp())}")
-        log.info("org %s action %s: provider budget spent, runs again at %s", action.org_id,
-                 action.key, at.isoformat(timespec="seconds"))
-        if deferred.daily:
-            _tell_owner_daily_limit(org, clock.now())
-        return "deferred"
+        for index, action_id in enumerate(ids):
+            ran = index + 1
+            if index and front_job_waiting():
+                rest = ids[index:]
+                enqueue_groups([rest], tries=tries)
+                moved.update(rest)
+                log.info("org %s: %d action(s) of the group step aside for a job queued at the"
+                         " front", org_id, len(rest))
+                count("stepped_aside", len(rest))
+                break
+            action = session.get(Action, action_id)
+            if action is None:
+                log.warning("action %s vanished before it ran", action_id)
+                count("gone")
+                continue
+            org_id, filed = action.org_id, ledger.filed_under(action)
+            try:
+                count(_run(session, action))
+            except outcomes.Deferred as deferred:
+                rest = ids[index:]
+                at = clock.now() + timedelta(seconds=max(1.0, deferred.retry_after))
+                enqueue_groups([rest], at=at, tries=tries)
+                moved.update(rest)
+                log.info("org %s %s %s action %s: provider budget spent; it and the %d after it"
+                         " in its group run again at %s", org_id, *filed, action_id,
+                         len(rest) - 1, at.isoformat(timespec="seconds"))
+                if deferred.daily:
+                    _tell_owner_daily_limit(_organisation(session, org_id), clock.now())
+                count("deferred", len(rest))
+                break
+            except outcomes.RetryLater:
+                again.append(action_id)
+                count("failed")
+            except JobTimeoutException:
+                raise  # the job's own time is up: what did not run stays for the sweeper
+            except Exception as exc:  # this action's; the rest of the group goes on
+                session.rollback()
+                log.error("org %s %s %s action %s: stopped on %s: %s; the rest of its group"
+                          " goes on", org_id, *filed, action_id, exc.__class__.__name__, exc)
+                crashed.append((action_id, exc))
+                count("error")
+        if again:
+            enqueue_groups([again], at=_retry_at(session, again), tries=tries)
+            moved.update(again)
+        if crashed and tries < ACTION_RETRY.max:
+            retry = [action_id for action_id, _ in crashed]
+            enqueue_groups([retry], at=clock.now() + timedelta(seconds=ACTION_RETRY.intervals[
+                min(tries, len(ACTION_RETRY.intervals) - 1)]), tries=tries + 1)
+            moved.update(retry)
+    finally:
+        # What ran (or vanished) is off the sweeper's map; what a failure left unrun still
+        # names this job, which the sweeper then finds over and rescues.
+        done = [action_id for action_id in ids[:ran] if action_id not in moved]
+        if done:
+            redis_client().hdel(GROUP_OF, *done)
+    if crashed:  # the job is marked failed: what stopped it stays visible
+        raise GroupIncomplete(crashed)
+    return counts
+
+
+class GroupIncomplete(Exception):
+    """Actions of a group stopped on an unexpected error (the others ran)."""
+
+    def __init__(self, crashed: Sequence[tuple[int, Exception]]) -> None:
+        super().__init__("; ".join(f"action {action_id}: {exc.__class__.__name__}: {exc}"
+                                   for action_id, exc in crashed))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _organisation(session: Session, org_id: int) -> Organisation:
+    org = session.get(Organisation, org_id)
+    assert org is not None
+    return org
 
 
 def _tell_owner_daily_limit(org: Organisation, now: datetime) -> None:
@@ -439,15 +616,21 @@ def sweep_ledger(book_next: bool = True) -> int:
         and_(Action.status == "claimed", Action.lease_until < now),
         and_(Action.status.in_(("planned", "failed")), Action.updated_at < now - STUCK_AFTER),
     )).order_by(Action.id)).all()
-    # An open action waiting its turn in the queue (or for its retry) keeps its job; read
-    # them all in one round trip, so a long queue costs one call, not one per action.
-    jobs = Job.fetch_many([f"action-{a.id}" for a in candidates], connection=redis_client())
+    # An open action waiting its turn in the queue (or for its retry), on its own or in a
+    # group, keeps its job; read them all in a few round trips, so a long queue costs a few
+    # calls, not one per action.
+    redis = redis_client()
+    groups = redis.hmget(GROUP_OF, [a.id for a in candidates]) if candidates else []
+    jobs = Job.fetch_many([_text(group) if group else f"action-{a.id}"
+                           for a, group in zip(candidates, groups, strict=True)],
+                          connection=redis)
     stuck = [action for action, job in zip(candidates, jobs, strict=True)
              if action.status == "claimed" or job is None
              or job.get_status(refresh=False) in (*FINISHED, JobStatus.STARTED)]
     for action in stuck:
         enqueue_action(action, replace_started=True)
     if stuck:
+        redis.hdel(GROUP_OF, *[action.id for action in stuck])  # on their own job now
         log.warning("sweeper: %d stuck action(s) given a job again", len(stuck))
     session.commit()
     end_lost_sync_runs()

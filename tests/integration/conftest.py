@@ -9,7 +9,8 @@ from redis import Redis
 from rq import Queue
 from sqlalchemy import select
 
-from tests.conftest import LiveServer
+from sandboxes.faults import FaultInjector
+from tests.conftest import FakeClock, LiveServer
 from tests.integration import flows
 
 EMAIL, PASSWORD = "owner@example.com", "correct horse battery"
@@ -88,3 +89,27 @@ def connect(app, web: LiveServer, provider: str = "xero",  # type: ignore[no-unt
 def connected(app, web) -> Connected:  # type: ignore[no-untyped-def]
     """Signed in and connected to the Xero sandbox's first organisation; jobs not yet run."""
     return connect(app, web)
+
+
+@dataclass
+class Faulty:
+    state: object
+    faults: FaultInjector
+
+
+@pytest.fixture
+def faulty(clock: FakeClock) -> Faulty:
+    """The Xero sandbox with its demo books, behind a fault injector."""
+    from sandboxes.xero import SandboxConfig, XeroSandbox, create_app
+
+    state = XeroSandbox(SandboxConfig(clock=clock, per_minute_limit=100_000))
+    state.seed_demo(clock().date())
+    return Faulty(state, FaultInjector(create_app(state), "xero"))
+
+
+@pytest.fixture
+def faulty_sandbox(faulty: Faulty) -> Iterator[tuple[object, LiveServer]]:
+    """`faulty` served: a module whose `sandbox` fixture returns this has the app talk to it."""
+    server = LiveServer(faulty.faults)
+    yield faulty.state, server
+    server.stop()
