@@ -327,6 +327,8 @@ EVENT_TEXTS: dict[str, EventText] = {
                              "within %(days)s days"), counts=("instalments", "days")),
     "portal_link_rotated": _one(_l("Portal link of %(contact)s replaced; older links no longer "
                                    "work")),
+    "logo_uploaded": _one(_l("The business's logo was uploaded")),
+    "logo_removed": _one(_l("The business's logo was removed")),
     # Invoices and customers.
     "payment_plan": _one(_l("Payment plan for %(number)s: %(instalments)s instalments from "
                             "%(first)s to %(last)s; late fees wait while it is kept"),

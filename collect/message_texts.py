@@ -18,7 +18,7 @@ from html import escape
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from collect import ledger
+from collect import ledger, logos
 from collect.book import calendar_for
 from collect.mail import send_email, server_for
 from collect.providers import redis_client
@@ -36,6 +36,7 @@ from rules.messages import (
     shipped_template,
     split_template,
     validate_template,
+    with_logo,
     with_portal_link,
 )
 from rules.policy import LANGUAGES
@@ -106,7 +107,8 @@ def reminder_message(session: Session, org: Organisation, invoice: Invoice, tone
         due_date=invoice.due_date or today, days_overdue=max(days, 0),
         business_name=org.name, payment_link=payment_link, locale=language)
     source = message_source(session, org.id, language, tone or "friendly")
-    return with_portal_link(render(source, context), portal_link)
+    message = with_portal_link(render(source, context), portal_link)
+    return with_logo(message, logos.logo_url(session, org.id, portal_link), org.name)
 
 
 def texts_of(session: Session, org: Organisation) -> dict[str, dict[str, Text]]:

@@ -16,12 +16,12 @@ from datetime import datetime, time
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from collect import ledger, portal
+from collect import ledger, logos, portal
 from collect.book import calendar_for
 from collect.customers import credit_settings, statement_for
 from collect.effects import Effect, send_own_email
 from collect.outcomes import Skip
-from rules.messages import with_portal_link
+from rules.messages import with_logo, with_portal_link
 from rules.statements import StatementSchedule, due_statement, render_statement
 from store.models import Action, Contact, Invoice, Organisation
 
@@ -81,8 +81,9 @@ def send_statement(effect: Effect) -> str:
         statement = statement_for(effect.session, org, contact, effect.now)
         if not statement.lines:
             raise Skip("nothing_open", f"{contact.name} has nothing open")
-        message = with_portal_link(render_statement(statement),
-                                   portal.portal_url(effect.session, contact))
+        link = portal.portal_url(effect.session, contact)
+        message = with_logo(with_portal_link(render_statement(statement), link),
+                            logos.logo_url(effect.session, org.id, link), org.name)
         if send_own_email(effect, to=contact.email, subject=message.subject, text=message.text,
                           html=message.html, sender_name=org.name, action_key=effect.key):
             effect.record_part("message", {"subject": message.subject, "text": message.text,

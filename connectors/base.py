@@ -366,6 +366,15 @@ class Connector(Protocol):
         """The invoice as the provider prints it (PDF bytes), for the customer's portal."""
         ...
 
+    def logo_url(self) -> str | None:
+        """Where the business's logo is, as the books name it (Xero: the default branding
+        theme's LogoUrl); None where the books have none or the provider keeps none."""
+        ...
+
+    def download_logo(self, url: str, max_bytes: int) -> bytes:
+        """The image a `logo_url()` names, at most `max_bytes` (ProviderRejected beyond)."""
+        ...
+
     def record_payment(self, payment: ReceivedPayment, idempotency_key: str) -> str:
         """Book the payment against its invoice; its provider id. A payment already carrying
         the marker is answered, not booked again; an invoice that no longer owes the amount

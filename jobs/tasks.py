@@ -22,6 +22,7 @@ from collect import (
     book,
     execute,
     ledger,
+    logos,
     outcomes,
     plan,
     review,
@@ -185,12 +186,29 @@ def _sync_org(session: Session, org: Organisation, connection: Connection,
                           **{k: result.counts.get(k, 0)
                              for k in ("invoices", "contacts", "payments")}})
     session.commit()
+    if logos.due_for_a_look(session, org.id, now):  # at most daily, by a job of its own
+        enqueue_once(refresh_logo, org.id, job_id=f"logo-{org.id}")
     if result.mode == "full":
         schedule_daily_run(org.id)  # the organisation's zone is known now
     if plan_after:
         plan_org(org.id)
     return {"mode": result.mode, "counts": result.counts, "api_calls": result.api_calls,
             "changed_invoices": len(result.changed_invoice_ids)}
+
+
+def refresh_logo(org_id: int) -> str:
+    """Read the books' logo into our store (collect/logos.py): best effort, the portal shows
+    the business's name until one is kept."""
+    session = db.session()
+    org = session.get(Organisation, org_id)
+    if org is None or (connection := _active_connection(org)) is None:
+        return "skipped"
+    now = clock.now()
+    if not logos.due_for_a_look(session, org.id, now):
+        return "not due"
+    outcome = logos.refresh_from_books(session, org, connector_for(connection), now)
+    session.commit()
+    return outcome
 
 
 def plan_org(org_id: int) -> int:

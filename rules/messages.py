@@ -106,15 +106,28 @@ def render(source: str, context: MessageContext) -> Message:
                    locale=language, direction=direction)
 
 
-def _html(text: str, language: str, direction: str) -> str:
-    """Paragraphs of escaped text, links made clickable; nothing of the template is markup."""
-    paragraphs = []
+def _html(text: str, language: str, direction: str, header: str = "") -> str:
+    """Paragraphs of escaped text, links made clickable; nothing of the template is markup.
+    `header`: our own markup above them (the business's logo)."""
+    paragraphs = [header] if header else []
     for block in text.strip().split("\n\n"):
         lines = [_LINK.sub(r'<a href="\1">\1</a>', escape(line)) for line in block.split("\n")]
         paragraphs.append("<p>" + "<br>".join(lines) + "</p>")
     return (f'<!doctype html><html lang="{language}" dir="{direction}"><body '
             f'style="font-family:sans-serif;direction:{direction}">'
             + "".join(paragraphs) + "</body></html>")
+
+
+def with_logo(message: Message, logo_url: str | None, business_name: str) -> Message:
+    """The HTML with the business's logo above the text (an image of our own domain, where
+    the customer's portal link serves it); the plain text stays as it is. Applied last, as
+    it builds the HTML from the text."""
+    if not logo_url:
+        return message
+    header = (f'<p><img src="{escape(logo_url)}" alt="{escape(business_name)}" '
+              'height="48"></p>')
+    return replace(message, html=_html(message.text, message.locale, message.direction,
+                                       header))
 
 
 # The line every message of ours ends with: the customer's portal (app/portal/).

@@ -917,3 +917,23 @@ class ProcessorEvent(Base):
     object_id: Mapped[str] = mapped_column(String(255))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class BusinessLogo(Base):
+    """The business's logo as the portal shows it: read from the books where the provider
+    keeps one (`source` "books", `source_url` the address it was fetched from) or uploaded by
+    the owner ("upload"); only ever a checked PNG or JPEG (collect/logos.py). A books row
+    without `content` records that the books had none when last looked (`checked_at`)."""
+
+    __tablename__ = "business_logos"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("organisations.id", ondelete="CASCADE"), unique=True)
+    source: Mapped[str] = mapped_column(String(16))  # books | upload
+    source_url: Mapped[str | None] = mapped_column(String(2048))
+    content: Mapped[bytes | None] = mapped_column(LargeBinary)
+    content_type: Mapped[str | None] = mapped_column(String(32))
+    digest: Mapped[str | None] = mapped_column(String(64))  # sha256 of content
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -1,5 +1,6 @@
 """The collector's side of the portal: what customers said, on the invoice and customer pages,
-and the owner's answers (resolve a dispute, approve or decline a plan, replace a link)."""
+and the owner's answers (resolve a dispute, approve or decline a plan, replace a link); and the
+business's logo the portal shows, uploaded on the settings page where the books keep none."""
 
 from __future__ import annotations
 
@@ -8,17 +9,19 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from app.organisations.services import organisation_for
-from collect import portal
+from app.organisations.services import may_in, organisation_for
+from collect import logos, portal
 from collect.payment_plans import PlanRefused, agree_payment_plan
 from collect.plan import refresh_next_action
 from store import clock
 from store.db import db
 from store.models import (
+    BusinessLogo,
     CardPayment,
     Contact,
     Invoice,
@@ -29,6 +32,44 @@ from store.models import (
 )
 
 blueprint = Blueprint("portal_admin", __name__)
+
+LOGO_BODY_LIMIT = logos.MAX_LOGO_BYTES + 64 * 1024  # the file and the form around it
+LOGO_REFUSALS = {
+    "logo_missing": _l("Please choose a PNG or JPEG file."),
+    "logo_large": _l("The logo is larger than %(mb)s MB. Please upload a smaller file.",
+                     mb=logos.MAX_LOGO_BYTES // 2**20),
+    "logo_type": _l("That file is not a PNG or JPEG image. Please upload a PNG or JPEG file."),
+    "logo_dimensions": _l("The image is too large: at most %(px)s pixels on each side.",
+                          px=logos.MAX_LOGO_SIDE),
+}
+
+
+def _limit_logo_body() -> None:
+    """A logo upload larger than a logo may be is refused (413) before anything reads it,
+    ahead of the CSRF check's parse."""
+    if request.endpoint == "portal_admin.save_logo" and request.method == "POST":
+        request.max_content_length = LOGO_BODY_LIMIT
+
+
+blueprint.record_once(
+    lambda state: state.app.before_request_funcs.setdefault(None, []).insert(
+        0, _limit_logo_body))
+
+
+@blueprint.app_template_global()
+def business_logo(org_id: int) -> BusinessLogo | None:
+    """For the settings page: the logo the portal shows, if any."""
+    return logos.logo_of(db.session(), org_id)
+
+
+@blueprint.app_template_global()
+def may_change_logo(org: Organisation) -> bool:
+    return may_in(org, "portal_admin.save_logo")
+
+
+@blueprint.app_template_global()
+def logo_limit_mb() -> int:
+    return logos.MAX_LOGO_BYTES // 2**20
 
 
 def portal_activity(org_id: int, contact_id: int | None = None,
@@ -191,3 +232,51 @@ def rotate(org_id: int, contact_id: int) -> Response:
     db.session.commit()
     flash(_("A new portal link was made; the old one no longer works."))
     return redirect(url_for("customers.show", org_id=org.id, contact_id=contact.id), code=303)
+
+
+def _settings_page(org_id: int) -> Response:
+    return redirect(url_for("settings.policy", org_id=org_id) + "#logo", code=303)
+
+
+@blueprint.errorhandler(413)
+def logo_too_large(error: Any) -> Response:
+    flash(str(LOGO_REFUSALS["logo_large"]), "error")
+    return _settings_page(int((request.view_args or {}).get("org_id", 0)))
+
+
+@blueprint.get("/orgs/<int:org_id>/settings/logo")
+@login_required
+def logo(org_id: int) -> Response:
+    """The logo as the portal shows it, for the settings page (the same safe headers)."""
+    org = organisation_for(current_user, org_id)
+    found = logos.logo_of(db.session(), org.id)
+    if found is None or found.content is None or found.content_type is None:
+        abort(404)
+    return Response(found.content, mimetype=found.content_type, headers={
+        "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
+
+
+@blueprint.post("/orgs/<int:org_id>/settings/logo")
+@login_required
+def save_logo(org_id: int) -> Response:
+    """Upload the business's logo (a PNG or JPEG, checked by its bytes), or take the uploaded
+    one away (`remove`): a file that is not a logo is refused with the reason, and nothing is
+    saved."""
+    org = organisation_for(current_user, org_id)
+    now = clock.now()
+    if request.form.get("remove"):
+        if logos.remove(db.session(), org, now):
+            db.session.commit()
+            flash(_("The logo was removed."), "success")
+        return _settings_page(org.id)
+    upload = request.files.get("logo")
+    content = upload.stream.read(logos.MAX_LOGO_BYTES + 1) if upload is not None else b""
+    try:
+        logos.upload(db.session(), org, content, now)
+    except logos.LogoRefused as refused:
+        db.session.rollback()
+        flash(str(LOGO_REFUSALS[refused.code]), "error")
+        return _settings_page(org.id)
+    db.session.commit()
+    flash(_("The logo was saved: customers see it on their portal."), "success")
+    return _settings_page(org.id)

@@ -590,6 +590,14 @@ class QuickBooksConnector:
         return bytes(self._call(f"invoice pdf {provider_id}", self._qb.download_pdf,
                                 "Invoice", provider_id))
 
+    def logo_url(self) -> str | None:
+        """QuickBooks' Accounting API serves no company logo (CompanyInfo has none): the owner
+        uploads one to Dunwell instead."""
+        return None
+
+    def download_logo(self, url: str, max_bytes: int) -> bytes:
+        raise NotFound("QuickBooks keeps no logo that the API serves")
+
     # --- writing --------------------------------------------------------------------------
 
     def _post(self, what: str, path: str, body: Any, key: str,

@@ -20,7 +20,9 @@ from contextlib import nullcontext
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
+import requests
 import urllib3
 from xero_python.accounting import AccountingApi
 from xero_python.accounting.models import HistoryRecord, HistoryRecords, RequestEmpty
@@ -449,6 +451,45 @@ class XeroConnector:
         """GET /Invoices/{id} with Accept: application/pdf."""
         return bytes(self._call(f"invoice pdf {provider_id}", self._api.get_invoice_as_pdf,
                                 provider_id, parse=False))
+
+    def logo_url(self) -> str | None:
+        """GET /BrandingThemes: the logo of the default theme (the lowest SortOrder), else of
+        the first theme that has one."""
+        body = self._call("branding themes", self._api.get_branding_themes) or {}
+        themes = sorted((theme for theme in body.get("BrandingThemes") or []
+                         if isinstance(theme, dict)),
+                        key=lambda theme: int(theme.get("SortOrder") or 0))
+        for theme in themes:
+            url = str(theme.get("LogoUrl") or "").strip()
+            if url:
+                return url
+        return None
+
+    def download_logo(self, url: str, max_bytes: int) -> bytes:
+        """The image at a theme's LogoUrl: an image host, not the API, so no token goes with
+        it; https only (plain http only on the API's own host: the sandbox), no redirect
+        followed, and no more than max_bytes read."""
+        parts, api = urlsplit(url), urlsplit(self.settings.api_url)
+        if not (parts.scheme == "https" or (parts.scheme == "http"
+                                             and parts.netloc == api.netloc)):
+            raise ProviderRejected(f"Xero logo: a {parts.scheme or 'relative'} address is"
+                                   " not fetched")
+        try:
+            with requests.get(url, stream=True, timeout=REQUEST_TIMEOUT,
+                              allow_redirects=False) as answer:
+                status = answer.status_code
+                if status == 404:
+                    raise NotFound("Xero logo: not found")
+                if status == 429 or status >= 500:
+                    raise TransientError(f"Xero logo: answered {status}")
+                if status != 200:
+                    raise ProviderRejected(f"Xero logo: answered {status}")
+                content = answer.raw.read(max_bytes + 1, decode_content=True)
+        except requests.RequestException as exc:
+            raise TransientError(f"Xero logo: {type(exc).__name__}") from exc
+        if len(content) > max_bytes:
+            raise ProviderRejected(f"Xero logo: larger than {max_bytes} bytes")
+        return bytes(content)
 
     def email_invoice(self, provider_id: str, idempotency_key: str) -> None:
         self._call(f"email invoice {provider_id}", self._api.email_invoice, provider_id,

@@ -38,9 +38,9 @@ Choices where Xero's behaviour is not published (each noted where it is made):
 
 Here: `create_app` assembles one blueprint per resource (sign-in in `identity`, `connections`,
 `organisation`, `contacts`, `invoices`, `history`, `credit_notes`, `payments`, `quotes`,
-`bank_transactions`, and our own `control`); the state is a `XeroSandbox` (`sandbox`) kept on
-the app, so several sandboxes serve side by side in one process. Every Accounting call goes
-through `api.accounting`.
+`bank_transactions`, `branding` (themes and their logo images), and our own `control`); the
+state is a `XeroSandbox` (`sandbox`) kept on the app, so several sandboxes serve side by side in
+one process. Every Accounting call goes through `api.accounting`.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ from flask import Flask
 from sandboxes.wire import ClientApp, sandbox_app, serve_seeded
 from sandboxes.xero import (
     bank_transactions,
+    branding,
     connections,
     contacts,
     control,
@@ -76,7 +77,7 @@ __all__ = ["ClientApp", "SandboxConfig", "Tenant", "XeroSandbox", "create_app", 
 
 BLUEPRINTS = (identity.bp, connections.bp, organisation.bp, contacts.bp, invoices.bp,
               history.bp, credit_notes.bp, payments.bp, quotes.bp, bank_transactions.bp,
-              control.bp)
+              branding.bp, control.bp)
 
 
 def create_app(sandbox: XeroSandbox | None = None) -> Flask:

@@ -42,6 +42,8 @@ class Tenant:
     # The organisation's own Sales Invoice email template (subject, body), set in Xero's
     # settings and never through the API; None: Xero's standard one (sandboxes/xero/invoices).
     invoice_email_template: tuple[str, str] | None = None
+    # The logo on its branding theme (PNG bytes; sandboxes/xero/branding.py), or None.
+    logo: bytes | None = None
 
     @property
     def tax_rate(self) -> Decimal:

@@ -15,6 +15,7 @@ from typing import Any
 from sandboxes.fictional import fictional_mobile
 from sandboxes.openid import SigningKeys
 from sandboxes.xero.books import PER_GBP, RefreshToken, Tenant
+from sandboxes.xero.branding import logo_png
 from sandboxes.xero.config import SandboxConfig
 from sandboxes.xero.contacts import render_contact
 from sandboxes.xero.credit_notes import render_credit_note
@@ -93,6 +94,8 @@ class XeroSandbox:
                     created=datetime(today.year - 3, 4, 1, 9, 30, tzinfo=UTC))
                 seed_tenant(self.tenants_by_id[tenant_id], today, seed=self.config.seed + index)
                 give_mobiles(self.tenants_by_id[tenant_id])
+                if index == 0:  # the first has a logo on its branding theme, the other none
+                    self.tenants_by_id[tenant_id].logo = logo_png(name)
 
     def tenant(self, tenant_id: str) -> Tenant:
         found = self.tenants_by_id.get(tenant_id)

@@ -309,5 +309,12 @@ def test_statements_go_once_a_month_in_the_customers_language(app, connected, sm
     assert portal_page.status_code == 200
     assert '<html lang="de"' in portal_page.text
     assert german_name in html.unescape(portal_page.text)
+    # Its HTML shows the business's logo from the books above the text, served by that link.
+    markup = next(p for p in kontoauszug.walk() if p.get_content_type() == "text/html") \
+        .get_payload(decode=True).decode("utf-8")
+    logo = re.findall(r'<img src="([^"]+)" alt="Harbour Coffee Roasters Ltd"', markup)
+    assert len(logo) == 1 and logo[0].startswith(f"{links[0]}/logo?v=")
+    assert requests.get(html.unescape(logo[0]), timeout=10).headers["Content-Type"] == \
+        "image/png"
     run_jobs(app)
     assert len(sink.messages) == 36  # nothing sent twice
