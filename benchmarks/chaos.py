@@ -74,6 +74,7 @@ from cryptography.fernet import Fernet
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 from redis import Redis
 from redis.exceptions import RedisError
+from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import create_engine, func, select
@@ -1139,6 +1140,7 @@ def run(scale: Scale, database_url: str,
         deadline = time.monotonic() + scale.timeout
         last_redelivery = 0.0
         waiting: list[str] = []
+        last_said = time.monotonic()
         while time.monotonic() < deadline:
             workers.keep_alive()
             share = _final_share(app, ids)
@@ -1200,6 +1202,11 @@ def run(scale: Scale, database_url: str,
                 ("card_payments", _cards_settled(app, card_rows, webhooks))) if not met]
             if not waiting:
                 break
+            if time.monotonic() - last_said > 15:
+                progress(f"waiting for {', '.join(waiting)} ({share:.0%} of the writebacks final)"
+                         + (f": {_open_actions(app, redis)}" if "actions" in waiting and redis_up
+                            else ""))
+                last_said = time.monotonic()
             time.sleep(0.1 if scale.pause and paused is None else 0.5)
         run_seconds = time.perf_counter() - set_up
         running = workers.running()
@@ -1278,6 +1285,27 @@ def _all_final(app: Any) -> bool:
             Action.status.in_(("planned", "claimed", "failed"))))
         db.session.remove()
     return not left
+
+
+def _open_actions(app: Any, redis: Redis) -> str:
+    """The actions still open, with what holds each (for the engineer watching a slow run)."""
+    from store.db import db
+    from store.models import Action
+
+    with app.app_context():
+        rows = db.session.execute(select(Action.id, Action.kind, Action.status, Action.attempts,
+                                         Action.updated_at, Action.lease_until).where(
+            Action.status.in_(("planned", "claimed", "failed"))).order_by(Action.id).limit(5))
+        said = []
+        for row in rows:
+            try:
+                job = Job.fetch(f"action-{row.id}", connection=redis).get_status()
+            except (NoSuchJobError, RedisError) as exc:  # in a group's job, or Redis is away
+                job = type(exc).__name__
+            said.append(f"{row.id} {row.kind} {row.status} attempts={row.attempts} "
+                        f"updated={row.updated_at:%H:%M:%S} lease={row.lease_until} job={job}")
+        db.session.remove()
+    return "; ".join(said)
 
 
 def run_skewed_worker(offset: float) -> None:
