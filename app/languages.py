@@ -72,6 +72,9 @@ STATUS_LABELS = {
     "unknown": _l("unknown"),
     "owner": _l("owner"), "admin": _l("admin"), "accountant": _l("accountant"),
     "viewer": _l("viewer"),
+    # A customer's promise and plan request from the portal (the collector's pages).
+    "kept": _l("kept"), "broken": _l("broken"), "replaced": _l("replaced"),
+    "pending": _l("pending"), "approved": _l("approved"), "declined": _l("declined"),
 }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Session
 from collect.mail import send_email
 from connectors.base import ConfigurationError, TransientError
 from rules.invoice import Promise
+from rules.messages import language_of
 from rules.promises import promise_broken, promise_kept
 from store import clock
 from store.models import (
@@ -177,7 +179,9 @@ def open_invoices(session: Session, contact: Contact) -> list[PortalInvoice]:
         return {row.invoice_id: row for row in rows}
 
     promises = latest(PaymentPromise, PaymentPromise.status != "replaced")
-    disputes = latest(InvoiceDispute, InvoiceDispute.status == "open")
+    # An open dispute, else the latest resolved one (the customer sees chasing resume).
+    disputes = {**latest(InvoiceDispute, InvoiceDispute.status == "resolved"),
+                **latest(InvoiceDispute, InvoiceDispute.status == "open")}
     requests = latest(PlanRequest)
     return [PortalInvoice(i, promises.get(i.id), disputes.get(i.id), requests.get(i.id))
             for i in invoices]
@@ -399,30 +403,35 @@ def decide_plan(session: Session, row: PlanRequest, approve: bool, user_id: int 
          {"plan_request_id": row.id, "number": invoice.number})
 
 
-def tell_owners(session: Session, invoice: Invoice, what: str, detail: str) -> int:
+def tell_owners(session: Session, invoice: Invoice, what: str,
+                words: Callable[[str], tuple[str, str]]) -> int:
     """Email the organisation's owners that a customer said something in the portal that
-    waits for them (a dispute, a plan request), with the way to the invoice; after the
-    answer is saved, best effort: a mail server that is down or not set up is logged, and the
-    activity log holds it anyway. Returns how many were sent."""
+    waits for them (`what`: a dispute, a plan request), each in the language they chose for
+    Dunwell's pages (`words(language)`: the subject and text, the way to the invoice in it);
+    after the answer is saved, best effort: a mail server that is down or not set up is
+    logged, and the activity log holds it anyway. Returns how many were sent."""
     org = session.get(Organisation, invoice.org_id)
     assert org is not None
-    base = str(current_app.config.get("BASE_URL") or "").rstrip("/")
-    owners = session.scalars(
-        select(User.email).join(Membership, Membership.user_id == User.id)
+    owners = session.execute(
+        select(User.email, User.language).join(Membership, Membership.user_id == User.id)
         .where(Membership.org_id == org.id, Membership.role == "owner")).all()
     sent = 0
-    for email in owners:
+    for email, language in owners:
+        subject, text = words(language_of(language))
         try:
-            send_email(to=email, subject=f"{what}: {invoice.number} ({org.name})",
-                       text=f"{what}: {invoice.number}.\n\n{detail}\n\n"
-                            f"{base}/orgs/{org.id}/invoices/{invoice.id}\n",
-                       html=None, sender_name="Dunwell",
+            send_email(to=email, subject=subject, text=text, html=None, sender_name="Dunwell",
                        action_key=f"portal:{invoice.id}:{what}:{clock.now().isoformat()}")
             sent += 1
         except (ConfigurationError, TransientError) as failure:
             log.warning("org %s: an owner was not emailed about invoice %s: %s", org.id,
                         invoice.id, failure)
     return sent
+
+
+def invoice_page_url(invoice: Invoice) -> str:
+    """The collector's page of the invoice, as an email to the owner links it."""
+    base = str(current_app.config.get("BASE_URL") or "").rstrip("/")
+    return f"{base}/orgs/{invoice.org_id}/invoices/{invoice.id}"
 
 
 def organisation_of(session: Session, contact: Contact) -> Organisation:

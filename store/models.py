@@ -72,6 +72,8 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(255), default="")
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The language last chosen for the pages: what Dunwell emails them is written in it too.
+    language: Mapped[str | None] = mapped_column(String(8))
 
 
 class Membership(Base):

@@ -209,6 +209,9 @@ def set_language() -> Response:
     chosen = request.form.get("language", "")
     if chosen in LANGUAGES:
         session[SESSION_KEY] = chosen
+        if current_user.is_authenticated:  # what Dunwell emails them follows it too
+            current_user.language = chosen
+            db.session.commit()
     return redirect(same_origin_path(request.form.get("next", "").rstrip("?"),
                                      url_for("organisations.home")))
 

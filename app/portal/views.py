@@ -21,7 +21,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from app.languages import LANGUAGES, current_language
-from app.portal.words import refusal
+from app.portal.words import owner_email, refusal
 from app.security import count_in_window
 from collect import logos, payments, portal
 from collect.book import calendar_for
@@ -32,16 +32,14 @@ from connectors.base import ConnectorError
 from rules.messages import language_of
 from store import clock
 from store.db import db
-from store.models import Connection, Contact, Invoice, Organisation
+from store.models import Connection, Contact, Invoice, Organisation, PlanRequest
 
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("portal", __name__)
 
 DONE = ("promise", "dispute", "plan", "card")  # what the page thanks the customer for
-# Owners hear of these by email (in English, the words of the activity log).
-OWNER_TOLD = {"dispute": "A customer disputes an invoice",
-              "plan": "A customer asks to pay an invoice in instalments"}
+OWNER_TOLD = ("dispute", "plan")  # these wait for the owner: told by email too
 PORTAL_POSTS_ALLOWED = 20  # per link and per address, in the window
 PORTAL_POST_WINDOW_SECONDS = 600
 
@@ -185,12 +183,30 @@ def _posted(token: str, invoice_id: int, act: Any, done: str) -> Any:
         return _page(token, contact, status=400, error=refused.code, invoice_id=invoice_id)
     refresh_next_action(session, org, now, [invoice_id])
     session.commit()
-    if done in OWNER_TOLD:  # it waits for the owner: told by email too
-        portal.tell_owners(session, invoice, str(OWNER_TOLD[done]),
-                           f"{contact.name}: {request.form.get('reason', '')}".strip(": "))
+    if done in OWNER_TOLD:
+        _tell_owners(session, org, contact, invoice, done)
     return redirect(url_for("portal.show", token=token, done=done,
                             lang=request.args.get("lang") or None) + f"#invoice-{invoice_id}",
                     code=303)
+
+
+def _tell_owners(session: Any, org: Organisation, contact: Contact, invoice: Invoice,
+                 what: str) -> None:
+    """The owners' email about the dispute or plan request just saved, each in their own
+    language (app/portal/words.py)."""
+    facts: dict[str, Any] = {"business": org.name, "contact": contact.name,
+                             "number": invoice.number or invoice.provider_id,
+                             "link": portal.invoice_page_url(invoice)}
+    if what == "dispute":
+        facts["reason"] = (request.form.get("reason") or "").strip()
+    else:
+        row = session.scalar(select(PlanRequest).where(PlanRequest.invoice_id == invoice.id)
+                             .order_by(PlanRequest.id.desc()).limit(1))
+        assert row is not None  # saved by the request this answers
+        facts.update(instalments=row.instalments, every_days=row.every_days,
+                     first_on=row.first_on)
+    portal.tell_owners(session, invoice, what,
+                       lambda language: owner_email(what, language, **facts))
 
 
 @blueprint.post("/portal/<token>/invoices/<int:invoice_id>/promise")
