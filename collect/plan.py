@@ -30,7 +30,6 @@ from rules import (
     PlannedAction,
     Policy,
     evaluate,
-    next_action_at,
 )
 from store.models import (
     Action,
@@ -218,7 +217,9 @@ def _plan_credit(session: Session, batch: BatchPlan, planned: Sequence[Organisat
             found = _isolated(session, batch, org, credit_requests.plan_for_customers,
                               session, org, book, invoices, now)
             batch.actions[org.id].extend(found or [])
-        else:  # no quotes, retainers or limits: only the deposits of the invoices due
+        elif any(book.policy_of(invoice).deposits is not None for invoice in invoices):
+            # No quotes, retainers or limits: only the deposits of the invoices due (where no
+            # deposit rule applies, nothing to write and no savepoint to pay for).
             _isolated(session, batch, org, credit_requests.track_expected_payments, session,
                       book, invoices, now)
 
@@ -230,6 +231,10 @@ def _evaluate(book: Book, due: Sequence[Invoice], now: datetime) -> tuple[
     steps: list[tuple[PlannedAction, Invoice]] = []
     next_times: list[tuple[Invoice, datetime | None]] = []
     reported: list[tuple[Invoice, list[str]]] = []
+    # next_action_at's answers, computed once per distinct combination of the facts they
+    # depend on (rules/engine.py; the same answers, as its tests and the policy_engine
+    # benchmark check invoice by invoice).
+    planner = NextActionPlanner(book.calendar, now)
     for invoice in due:
         history = book.past(invoice)
         state, policy = book.state(invoice), book.policy_of(invoice)
@@ -241,7 +246,7 @@ def _evaluate(book: Book, due: Sequence[Invoice], now: datetime) -> tuple[
                                             at=step.scheduled_for)]
         if problems:
             reported.append((invoice, problems))
-        when = next_action_at(state, history, policy, book.calendar, now)
+        when = planner(state, history, policy)
         if invoice.next_action_at != when:
             next_times.append((invoice, when))
     return steps, next_times, reported

@@ -183,6 +183,39 @@ def test_a_batch_records_exactly_what_one_organisation_at_a_time_records(  # typ
         assert sum(len(a) for a in batch.actions.values()) == len(batched)
 
 
+def test_the_pass_stores_next_action_at_as_rules_next_action_at_answers(app, clock) -> None:  # type: ignore[no-untyped-def]
+    """The pass asks NextActionPlanner (one answer per combination of facts) for each due
+    invoice's next action time: the very time rules.next_action_at gives it with the actions
+    just planned in its history, invoice by invoice, across books unlike each other."""
+    from collect.book import Book
+    from collect.plan import plan_orgs
+    from rules import next_action_at
+    from store.db import db
+    from store.models import Invoice, Organisation
+
+    with app.app_context():
+        session = db.session
+        org_ids = _books(session)
+        clock.set(NOW)
+        due = {org_id: list(session.scalars(select(Invoice.id).where(
+            Invoice.org_id == org_id, Invoice.next_action_at <= NOW))) for org_id in org_ids}
+        plan_orgs(session, [session.get(Organisation, i) for i in org_ids], NOW)
+        session.commit()
+        session.expire_all()
+        compared = 0
+        for org_id, ids in due.items():
+            org = session.get(Organisation, org_id)
+            invoices = session.scalars(select(Invoice).where(Invoice.id.in_(ids))
+                                       .order_by(Invoice.id)).all()
+            book = Book(session, org, invoices)
+            for invoice in invoices:
+                assert invoice.next_action_at == next_action_at(
+                    book.state(invoice), book.past(invoice), book.policy_of(invoice),
+                    book.calendar, NOW), invoice.number
+                compared += 1
+        assert compared >= 30
+
+
 def test_one_organisations_bad_data_loses_no_one_elses_plan(app, caplog) -> None:  # type: ignore[no-untyped-def]
     from collect.plan import plan_org, plan_orgs
     from store.db import db
