@@ -14,6 +14,7 @@ codes) and formatted for the reader by app/formatting.py: a German page reads 1.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -23,15 +24,27 @@ from typing import Any, Protocol
 from flask import Flask
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_babel.speaklater import LazyString
+from markupsafe import Markup
 
-from app.formatting import Book, _with_book, day, money, number
+from app.formatting import (
+    LTR_ISOLATE,
+    POP_ISOLATE,
+    Book,
+    _with_book,
+    day,
+    money,
+    number,
+    percent,
+)
 from app.languages import status_label
 from rules import PlannedAction
 from store.models import Action
 
-__all__ = ["ACTION_KINDS", "CHANNELS", "EVENT_TEXTS", "SKIP_REASONS", "action_label",
-           "channel_label", "describe_action", "render_event", "skip_reason"]
+__all__ = ["ACTION_KINDS", "CHANNELS", "ERROR_CLASSES", "EVENT_TEXTS", "SKIP_REASONS",
+           "action_label", "action_reason", "channel_label", "describe_action",
+           "provider_error", "render_event", "render_event_html", "skip_reason", "task_title"]
 
 
 class Event(Protocol):
@@ -111,6 +124,40 @@ TERMS_BECAUSE: dict[str, LazyString] = {
 }
 
 
+# What failed, by the class of the failure (connectors.base.error_class); the provider's own
+# message is shown after it as a detail, in the provider's language.
+ERROR_CLASSES: dict[str, LazyString] = {
+    "revoked": _l("the books no longer accept Dunwell's access; reconnect the organisation"),
+    "configuration": _l("the books refused Dunwell's access; an owner must reconnect or "
+                        "allow it"),
+    "daily_limit": _l("the books' daily limit of requests is spent"),
+    "rate_limited": _l("the books asked Dunwell to slow down"),
+    "transient": _l("the books did not answer in time or had an error of their own"),
+    "not_found": _l("the books no longer have it"),
+    "edit_refused": _l("the books do not let this invoice be changed"),
+    "rejected": _l("the books refused it"),
+    "malformed": _l("the books' answer could not be read"),
+    "other": _l("something unexpected went wrong"),
+}
+
+
+def provider_error(code: str | None) -> str:
+    """A failure's class in the reader's words ("other" for a code this table lacks)."""
+    return str(ERROR_CLASSES.get(code or "other", ERROR_CLASSES["other"]))
+
+
+def quoted_detail(text: Any, markup: bool = False) -> str:
+    """The provider's own message, quoted after the reader's sentence and isolated left to
+    right (it is the provider's English): `<bdi dir="ltr" lang="en">` on a page, Unicode's
+    isolate in plain text."""
+    detail = str(text or "").strip()
+    if not detail:
+        return ""
+    if markup:
+        return Markup('<q class="detail"><bdi dir="ltr" lang="en">{}</bdi></q>').format(detail)
+    return f"\u201c{LTR_ISOLATE}{detail}{POP_ISOLATE}\u201d"
+
+
 def action_label(kind: str | None) -> str:
     label = ACTION_KINDS.get(kind or "")
     return str(label) if label is not None else (kind or "").replace("_", " ")
@@ -139,7 +186,10 @@ def _as_amount(value: Any) -> Decimal:
 class EventText:
     """One kind's text. `variant` picks one of `texts` from the data (on/off, with or without
     a count); `days`, `amounts` (amount key -> currency key), `counts` and `labels` (key ->
-    the function that words a stored code) say how each parameter is formatted."""
+    the function that words a stored code) say how each parameter is formatted. `details`
+    are the provider's own words, quoted after the sentence (quoted_detail). `parse` reads
+    the parameters out of a row stored as an English sentence before the kind carried them
+    (a match of the regular expression, its named groups, then `parsed` on them)."""
 
     texts: Mapping[Any, LazyString]
     variant: Callable[[Mapping[str, Any]], Any] = lambda data: None
@@ -147,10 +197,19 @@ class EventText:
     amounts: Mapping[str, str] = field(default_factory=dict)
     counts: tuple[str, ...] = ()
     labels: Mapping[str, Callable[[Any], str]] = field(default_factory=dict)
+    details: tuple[str, ...] = ()
+    parse: re.Pattern[str] | None = None
+    parsed: Callable[[dict[str, Any]], dict[str, Any]] = lambda found: found
 
-    def render(self, data: Mapping[str, Any], book: Book | None) -> str:
+    def from_message(self, message: str) -> dict[str, Any] | None:
+        """The parameters of a sentence stored before the kind carried them, if it parses."""
+        found = self.parse.fullmatch(message) if self.parse is not None else None
+        return None if found is None else self.parsed(
+            {k: v for k, v in found.groupdict().items() if v is not None})
+
+    def render(self, data: Mapping[str, Any], book: Book | None, markup: bool = False) -> str:
         template = self.texts[self.variant(data)]
-        params: dict[str, str] = {k: "" if v is None else str(v) for k, v in data.items()}
+        params: dict[str, Any] = {k: "" if v is None else str(v) for k, v in data.items()}
         # A parameter missing from the data is missing from the text too (KeyError below).
         for key in self.days:
             if data.get(key) is not None:
@@ -164,6 +223,10 @@ class EventText:
         for key, word in self.labels.items():
             if key in data:
                 params[key] = word(data[key])
+        for key in self.details:
+            params[key] = quoted_detail(data.get(key), markup)
+        if markup:
+            return Markup.escape(str(template)) % params
         return str(template) % params
 
 
@@ -227,10 +290,111 @@ def _with_action(text: LazyString, **how: Any) -> EventText:
 
 
 class _ActionText(EventText):
-    def render(self, data: Mapping[str, Any], book: Book | None) -> str:
+    def render(self, data: Mapping[str, Any], book: Book | None, markup: bool = False) -> str:
         # The amount is part of the action's description, not a parameter of its own.
         return super().render({**data, "action_kind": _kind_of(data),
-                               "action": _action_of(data, book)}, book)
+                               "action": _action_of(data, book)}, book, markup)
+
+
+# A phone-call task's title as collect/execute.open_call_task stores it (the parameters of
+# the sentence, read back at display time for old and new tasks alike).
+CALL_TITLE = re.compile(r"Call (?P<contact>.+) about (?P<number>.+?): (?P<currency>[A-Z]{3}) "
+                        r"(?P<amount>-?[\d.]+) due since (?P<due>\d{4}-\d{2}-\d{2})")
+NO_CONTACT = "the customer"  # the stored title's words for an invoice without a contact
+
+
+def call_title(title: str, book: Book | None = None) -> str:
+    """A call task's title in the reader's language; a title of another shape as stored."""
+    found = CALL_TITLE.fullmatch(title or "")
+    if found is None:
+        return title
+    values = {"number": found["number"],
+              "amount": money(_as_amount(found["amount"]), found["currency"], book),
+              "due": day(date.fromisoformat(found["due"]), book)}
+    if found["contact"] == NO_CONTACT:
+        return _("Call the customer about %(number)s: %(amount)s due since %(due)s", **values)
+    return _("Call %(contact)s about %(number)s: %(amount)s due since %(due)s",
+             contact=found["contact"], **values)
+
+
+class _Task(Protocol):
+    kind: str
+    title: str
+
+
+def task_title(task: _Task, book: Book | None = None) -> str:
+    """A task's title for the reader: a phone call's worded in their language."""
+    return call_title(task.title, book) if task.kind == "call" else task.title
+
+
+class _TaskDoneText(EventText):
+    def render(self, data: Mapping[str, Any], book: Book | None, markup: bool = False) -> str:
+        return super().render({**data, "title": call_title(str(data["title"]), book)}, book,
+                              markup)
+
+
+def statutory_refusal(facts: Mapping[str, Any], book: Book | None = None) -> str:
+    """Why the law's tables gave no figure (rules.statutory.refusal_facts: a code and its
+    figures) in the reader's words; KeyError for a refusal without figures."""
+    code = facts["code"]
+    if code in ("rate_missing", "rate_unverified"):
+        period = {"jurisdiction": facts["jurisdiction"],
+                  "start": day(_as_day(facts["start"]), book),
+                  "end": day(_as_day(facts["end"]), book)}
+        interest = facts["figure"] == "interest"
+        if code == "rate_unverified" and interest:
+            rate = facts.get("rate")
+            return _("The %(jurisdiction)s statutory interest rate for %(start)s to %(end)s,"
+                     " %(rate)s a year for business debts, is not yet confirmed by a second"
+                     " source, so Dunwell does not use it.",
+                     rate=percent(None if rate is None else _as_amount(rate), book), **period)
+        if code == "rate_unverified":
+            return _("The %(jurisdiction)s statutory compensation for %(start)s to %(end)s is"
+                     " not yet confirmed by a second source, so Dunwell does not use it.",
+                     **period)
+        if interest:
+            return _("Dunwell has no %(jurisdiction)s statutory interest rate for %(start)s to"
+                     " %(end)s yet, so it cannot work out interest for those days.", **period)
+        return _("Dunwell has no %(jurisdiction)s statutory compensation for %(start)s to"
+                 " %(end)s yet.", **period)
+    if code == "no_rates":
+        return _("Dunwell has no statutory rates for %(jurisdiction)s. It has them for"
+                 " %(known)s.", jurisdiction=facts["jurisdiction"], known=facts["known"])
+    if code == "fx_rate":
+        return _("The compensation depends on the debt in %(target)s, and Dunwell does not"
+                 " guess the %(source)s/%(target)s exchange rate.",
+                 source=facts["source"], target=facts["target"])
+    raise KeyError(code)
+
+
+class _ProblemText(EventText):
+    """What the planner could not do (collect/plan._report_problems), its refusal worded."""
+
+    def render(self, data: Mapping[str, Any], book: Book | None, markup: bool = False) -> str:
+        return super().render({**data, "why": statutory_refusal(data, book)}, book, markup)
+
+
+# The English of rules.statutory's `plain` refusals inside a needs_attention row stored
+# before the row carried its figures.
+_FIGURES = {"statutory interest rate": "interest", "statutory compensation": "compensation",
+            "reminder-fee maximum": "reminder_fee_cap"}
+_NOT_CHARGED = re.compile(
+    r"(?P<number>.+?): fee '(?P<rule>[^']*)' not charged: (?:There is no (?P<jurisdiction>"
+    r"[A-Z]{2}) (?P<words>[a-z -]+?) for (?P<start>[\d-]{10})\.\.(?P<end>[\d-]{10}) yet, so "
+    r"nothing is charged for it\.|The (?P<j2>[A-Z]{2}) (?P<w2>[a-z -]+?) for (?P<s2>[\d-]{10})"
+    r"\.\.(?P<e2>[\d-]{10})(?: \((?P<rate>[\d.]+) % a year for business debts\))? is not yet "
+    r"confirmed by a second source.*)")
+
+
+def _not_charged(found: dict[str, Any]) -> dict[str, Any]:
+    if "j2" in found:
+        return {"number": found["number"], "rule": found["rule"], "code": "rate_unverified",
+                "jurisdiction": found["j2"], "figure": _FIGURES[found["w2"]],
+                "start": found["s2"], "end": found["e2"],
+                **({"rate": found["rate"]} if "rate" in found else {})}
+    return {"number": found["number"], "rule": found["rule"], "code": "rate_missing",
+            "jurisdiction": found["jurisdiction"], "figure": _FIGURES[found["words"]],
+            "start": found["start"], "end": found["end"]}
 
 
 _CHOICES = {"confirmed": _l("confirmed"), "last_verified": _l("the last verified rate")}
@@ -261,7 +425,11 @@ EVENT_TEXTS: dict[str, EventText] = {
                            "payments %(payments)s, read in %(api_calls)s API calls")},
         variant=lambda data: data["mode"],
         counts=("invoices", "contacts", "payments", "api_calls")),
-    "sync_failed": _one(_l("Sync failed: %(error)s")),
+    "sync_failed": EventText(
+        {True: _l("Sync failed: %(error_class)s. %(error)s"),
+         False: _l("Sync failed. %(error)s")},  # stored before failures were classed
+        variant=lambda data: "error_class" in data, labels={"error_class": provider_error},
+        details=("error",)),
     "reconcile": EventText(
         {(False, False): _l("Nightly reconcile: nothing missed"),
          (True, False): _l("Nightly reconcile: changes webhooks missed: %(missed)s"),
@@ -349,7 +517,7 @@ EVENT_TEXTS: dict[str, EventText] = {
     "resumed": _one(_l("Chasing of %(number)s resumed by %(by)s")),
     "reminder_requested": _one(_l("Reminder step %(step)s for %(number)s asked for now by "
                                   "%(by)s"), counts=("step",)),
-    "task_done": EventText(
+    "task_done": _TaskDoneText(
         {False: _l("%(title)s: done by %(by)s"),
          True: _l("%(title)s: done by %(by)s. Note: %(note)s")},
         variant=lambda data: bool(data["note"])),
@@ -380,15 +548,39 @@ EVENT_TEXTS: dict[str, EventText] = {
     "card_payment_received": _one(_l("Card payment of %(amount)s received; it is booked in the "
                                      "books as a payment"), amounts={"amount": "currency"}),
     "card_payment_failed": _one(_l("A card payment of %(amount)s failed: %(failure)s"),
-                                amounts={"amount": "currency"}),
-    "card_payment_refunded": _one(_l("%(amount)s of a card payment refunded through Stripe; the "
-                                     "books' payment stays until the refund is recorded there"),
-                                  amounts={"amount": "currency"}),
+                                amounts={"amount": "currency"}, details=("failure",)),
+    "card_payment_refunded": EventText(
+        {False: _l("%(amount)s of a card payment refunded through Stripe; the books' payment "
+                   "stays until the refund is recorded there"),
+         True: _l("%(amount)s of a card payment refunded through Stripe; the books' payment is "
+                  "taken off the invoice, which is chased again")},
+        variant=lambda data: bool(data["taken_off"]), amounts={"amount": "currency"},
+        parse=re.compile(r"(?P<currency>[A-Z]{3}) (?P<amount>-?[\d.]+) of a card payment "
+                         r"refunded through Stripe; (?P<then>.*)"),
+        parsed=lambda found: {**found, "taken_off": found.pop("then").startswith(
+            "the books' payment is taken off")}),
     "card_payment_not_booked": _one(_l("A card payment of %(amount)s could not be booked in the "
                                        "books: %(refused)s. Book it there by hand (or refund "
-                                       "it)."), amounts={"amount": "currency"}),
-    "card_payment_booked": _one(_l("Card payment of %(amount)s booked in the books on "
-                                   "%(number)s"), amounts={"amount": "currency"}),
+                                       "it)."), amounts={"amount": "currency"},
+                                    details=("refused",)),
+    "card_payment_booked": EventText(
+        {None: _l("Card payment of %(amount)s booked in the books on %(number)s"),
+         "booked": _l("Card payment of %(amount)s booked in the books on %(number)s, with "
+                      "Stripe's fee of %(fee)s as a bank fee"),
+         "refused": _l("Card payment of %(amount)s booked in the books on %(number)s; its fee "
+                       "of %(fee)s was not booked: %(fee_refused)s")},
+        variant=lambda data: None if not data.get("fee") else
+        "refused" if data.get("fee_refused") else "booked",
+        amounts={"amount": "currency", "fee": "currency"}, details=("fee_refused",),
+        parse=re.compile(r"Card payment of (?P<currency>[A-Z]{3}) (?P<amount>-?[\d.]+) booked "
+                         r"in the books on (?P<number>.+?)(?:, with Stripe's fee of [A-Z]{3} "
+                         r"(?P<fee>[\d.]+) as a bank fee|; its fee of [A-Z]{3} "
+                         r"(?P<refused_fee>[\d.]+) was not booked: (?P<fee_refused>.*))?"),
+        parsed=lambda found: {**found, "fee": found.get("fee") or found.get("refused_fee")}),
+    # What the planner could not do.
+    "needs_attention": _ProblemText(
+        {None: _l("%(number)s: the fee %(rule)s was not charged. %(why)s")},
+        parse=_NOT_CHARGED, parsed=_not_charged),
     # Texts.
     "sms_fallback": _one(_l("%(number)s: no text (%(reason)s); the reminder goes by email"),
                          labels={"reason": lambda code: str(SMS_REASONS[code])}),
@@ -404,22 +596,53 @@ EVENT_TEXTS: dict[str, EventText] = {
          "sent": _l("%(action)s sent"), "charged": _l("%(action)s charged"),
          "credited": _l("%(action)s credited"), "done": _l("%(action)s done")},
         variant=_done_variant),
-    "action_skipped": _with_action(_l("%(action)s not carried out: %(reason)s"),
-                                   labels={"reason": _skipped}),
-    "action_failed": _with_action(_l("%(action)s failed; it will be tried again: %(error)s")),
-    "action_dead": _with_action(_l("%(action)s given up; it needs the owner: %(error)s")),
+    "action_skipped": _ActionText(
+        {False: _l("%(action)s not carried out: %(reason)s"),
+         True: _l("%(action)s not carried out: %(reason)s. %(error)s")},
+        variant=lambda data: bool(data.get("error")), labels={"reason": _skipped},
+        details=("error",)),
+    # A failure's class in the reader's words, the provider's message after it; rows stored
+    # before failures were classed show only the message.
+    "action_failed": _ActionText(
+        {True: _l("%(action)s failed; it will be tried again: %(error_class)s. %(error)s"),
+         False: _l("%(action)s failed; it will be tried again. %(error)s")},
+        variant=lambda data: "error_class" in data, labels={"error_class": provider_error},
+        details=("error",)),
+    "action_dead": _ActionText(
+        {True: _l("%(action)s given up; it needs the owner: %(error_class)s. %(error)s"),
+         False: _l("%(action)s given up; it needs the owner. %(error)s")},
+        variant=lambda data: "error_class" in data, labels={"error_class": provider_error},
+        details=("error",)),
 }
 
 
-def render_event(event: Event, book: Book | None = None) -> str:
-    """The event in the reader's language, or as stored when it cannot be worded."""
+_UNWORDED = (KeyError, IndexError, ValueError, TypeError, InvalidOperation, AttributeError)
+
+
+def render_event(event: Event, book: Book | None = None, markup: bool = False) -> str:
+    """The event in the reader's language, or as stored when it cannot be worded: from its
+    data, else from the parameters its stored sentence parses into (rows written before the
+    kind carried them), else the sentence itself."""
     text = EVENT_TEXTS.get(event.kind)
-    if text is None or event.data is None:
+    if text is None:
+        return event.message
+    if event.data is not None:
+        try:
+            return text.render(event.data, book, markup)
+        except _UNWORDED:
+            pass
+    parsed = text.from_message(event.message or "")
+    if parsed is None:
         return event.message
     try:
-        return text.render(event.data, book)
-    except (KeyError, IndexError, ValueError, TypeError, InvalidOperation, AttributeError):
+        return text.render({**(event.data or {}), **parsed}, book, markup)
+    except _UNWORDED:
         return event.message
+
+
+def render_event_html(event: Event, book: Book | None = None) -> str:
+    """render_event for a page: the provider's own words quoted in an isolated `<bdi>`."""
+    return render_event(event, book, markup=True)
 
 
 def describe_action(action: Action | PlannedAction | _StoredAction,
@@ -451,9 +674,114 @@ def describe_action(action: Action | PlannedAction | _StoredAction,
     return label
 
 
+# The kinds whose reasons rules/ give as a code with its figures (`details["why"]`): the
+# reminders, the promise follow-up and the escalation steps; and those whose figures rules/
+# give in their details (an instalment, a deposit's milestone, a retainer's balance).
+REASONED_KINDS = frozenset({"reminder", "call_task", "stop_service", "demand_letter",
+                            "agency_case", "plan_instalment", "deposit_reminder",
+                            "quote_deposit_reminder", "retainer_top_up"})
+# Their English reasons as rules/ wrote them before the codes, read back where they parse.
+_REMINDER_REASON = re.compile(
+    r"(?:First contact, reminder \d+ of \d+|Reminder \d+ of \d+|Repeat reminder \d+) "
+    r"\([^)]*\): .+? (?:(?P<today>due today)|due in (?P<due_in>\d+) days?|"
+    r"(?P<overdue>\d+) days? overdue)(?:; sent now at the request of (?P<by>.+))?")
+_ESCALATION_REASON = re.compile(
+    r"[A-Z][a-z ]+: .+ is (?P<days>\d+)\+ days overdue with (?P<amount>-?[\d,]+(?:\.\d+)?) "
+    r"(?P<currency>[A-Z]{3}) unpaid")
+_PROMISE_REASON = re.compile(r"Promise broken: .+ was promised to be paid by "
+                             r"(?P<pay_by>\d{4}-\d{2}-\d{2})")
+
+
+def _why_of(reason: str) -> dict[str, Any] | None:
+    """The code and figures of an English reason stored before rules/ gave them."""
+    if found := _REMINDER_REASON.fullmatch(reason):
+        why: dict[str, Any] = (
+            {"code": "due_today", "days": 0} if found["today"] else
+            {"code": "due_in", "days": int(found["due_in"])} if found["due_in"] else
+            {"code": "overdue", "days": int(found["overdue"])})
+        return {**why, **({"by": found["by"]} if found["by"] else {})}
+    if found := _ESCALATION_REASON.fullmatch(reason):
+        return {"code": "overdue_unpaid", "days": int(found["days"]),
+                "amount": found["amount"].replace(",", ""), "currency": found["currency"]}
+    if found := _PROMISE_REASON.fullmatch(reason):
+        return {"code": "promise_broken", "pay_by": found["pay_by"]}
+    return None
+
+
+def _why_in_details(action: Action | PlannedAction) -> dict[str, Any] | None:
+    """The figures an instalment, a deposit's milestone or a retainer's top-up carries."""
+    details, kind = action.details or {}, action.kind
+    if kind == "plan_instalment" and "instalment_due" in details:
+        return {"code": "instalment", "number": details["instalment"],
+                "of": details["instalments"], "due": details["instalment_due"]}
+    if kind in ("deposit_reminder", "quote_deposit_reminder") and "milestone_due" in details:
+        return {"code": "milestone", "number": details["milestone"],
+                "of": details["milestones"], "percent": details["percent"],
+                "due": details["milestone_due"]}
+    if kind == "retainer_top_up" and "balance" in details:
+        return {"code": "retainer_low", "balance": details["balance"],
+                "threshold": details["threshold"], "currency": action.currency}
+    return None
+
+
+def _why_text(why: Mapping[str, Any], book: Book | None) -> str:
+    code = why["code"]
+    if code == "instalment":
+        return _("instalment %(number)s of %(of)s, due %(due)s",
+                 number=number(int(why["number"]), book), of=number(int(why["of"]), book),
+                 due=day(_as_day(why["due"]), book))
+    if code == "milestone":
+        return _("deposit %(number)s of %(of)s (%(percent)s), due %(due)s",
+                 number=number(int(why["number"]), book), of=number(int(why["of"]), book),
+                 percent=percent(_as_amount(why["percent"]), book),
+                 due=day(_as_day(why["due"]), book))
+    if code == "retainer_low":
+        currency = why.get("currency")
+        return _("the retainer's balance of %(balance)s is below %(threshold)s",
+                 balance=money(_as_amount(why["balance"]), currency, book),
+                 threshold=money(_as_amount(why["threshold"]), currency, book))
+    if code == "due_today":
+        return _("due today")
+    if code == "due_in":
+        return ngettext("due in %(num)d day", "due in %(num)d days", int(why["days"]))
+    if code == "overdue":
+        return ngettext("%(num)d day overdue", "%(num)d days overdue", int(why["days"]))
+    if code == "overdue_unpaid":
+        return ngettext("%(num)d day or more overdue, %(amount)s unpaid",
+                        "%(num)d days or more overdue, %(amount)s unpaid", int(why["days"]),
+                        amount=money(_as_amount(why["amount"]), why.get("currency"), book))
+    if code == "promise_broken":
+        return _("the customer's promise to pay by %(pay_by)s was broken",
+                 pay_by=day(_as_day(why["pay_by"]), book))
+    raise KeyError(code)
+
+
+def action_reason(action: Action | PlannedAction, book: Book | None = None) -> str:
+    """Why an action goes, in the reader's language: from the code and figures rules/ gave
+    (`details["why"]`), else from its English reason where that parses (an action planned
+    before the codes), else the reason as stored. Empty for a kind whose reasons rules/ do
+    not yet give as codes (the page shows its description only)."""
+    if action.kind not in REASONED_KINDS:
+        return ""
+    details = action.details or {}
+    why = details.get("why") or _why_in_details(action) or _why_of(action.reason or "")
+    if not why:
+        return action.reason or ""
+    try:
+        text = _why_text(why, book)
+    except (KeyError, ValueError, TypeError, InvalidOperation):
+        return action.reason or ""
+    by = details.get("sent_now_by") or why.get("by")
+    return _("%(why)s; sent now at the request of %(by)s", why=text, by=by) if by else text
+
+
 def init_events(app: Flask) -> None:
     """`{{ event|event_text }}` and `{{ action|action_text }}`, in the page's book."""
-    app.jinja_env.filters.update(event_text=_with_book(render_event),
+    app.jinja_env.filters.update(event_text=_with_book(render_event_html),
+                                 task_title=_with_book(task_title),
+                                 action_reason=_with_book(action_reason),
                                  action_text=_with_book(describe_action),
                                  channel_text=channel_label, action_kind=action_label,
-                                 tone_text=tone_label)
+                                 tone_text=tone_label,
+                                 provider_detail=lambda text: quoted_detail(text, True))
+    app.jinja_env.globals["provider_error"] = provider_error

@@ -33,6 +33,7 @@ from connectors.base import (
     ProviderRejected,
     RateLimited,
     TransientError,
+    error_class,
 )
 from store.models import Action
 
@@ -101,15 +102,19 @@ def record(session: Session, action: Action, exc: Exception, now: datetime) -> s
         ledger.hand_back(action, now)
         session.commit()
         raise Deferred(exc.retry_after, daily=isinstance(exc, DailyLimitReached)) from exc
+    # The failure's class, which the pages word in the reader's language (app/events.py).
+    classed = {"error_class": error_class(exc)} if found.error is not None else {}
     if found.status is ActionStatus.FAILED:
         final = action.attempts >= MAX_ATTEMPTS
         ledger.finish(session, action, "dead" if final else "failed",
-                      f"{'Gave up' if final else 'Will retry'}: {exc}", now, error=found.error)
+                      f"{'Gave up' if final else 'Will retry'}: {exc}", now, result=classed,
+                      error=found.error)
         session.commit()
         if final:
             return "dead"
         raise RetryLater(str(exc)) from exc
     ledger.finish(session, action, found.status.value, found.message, now,
-                  result=None if found.reason is None else {"reason": found.reason},
+                  result={**classed, **({} if found.reason is None else
+                                        {"reason": found.reason})} or None,
                   error=found.error)
     return action.status

@@ -324,13 +324,15 @@ def reconcile(session: Session, row: CardPayment, processor: StripeProcessor,
     if refunded > (row.refunded or Decimal(0)):
         row.refunded = refunded
         settings = settings_of(session, row.org_id)
-        if fully_refunded(row) and settings is not None and settings.refunds_in_books:
-            then = "the books' payment is taken off the invoice, which is chased again"
-        else:
-            then = "the books' payment stays until the refund is recorded there"
+        taken_off = bool(fully_refunded(row) and settings is not None
+                         and settings.refunds_in_books)
+        then = ("the books' payment is taken off the invoice, which is chased again"
+                if taken_off else "the books' payment stays until the refund is recorded there")
         audit(session, row.org_id, "card_payment_refunded",
               f"{row.currency} {refunded} of a card payment refunded through Stripe; {then}",
-              at=now, invoice_id=invoice_id, data={"card_payment_id": row.id})
+              at=now, invoice_id=invoice_id,
+              data={"card_payment_id": row.id, "amount": str(refunded),
+                    "currency": row.currency, "taken_off": taken_off})
     row.updated_at = now
     return became_paid
 
@@ -460,12 +462,14 @@ def unbook(session: Session, row_id: int, connector: Connector, owner: str) -> s
 
 
 def _book_fee(row: CardPayment, connector: Connector, settings: CardPaymentSettings | None,
-              key: str, paid_on: date, account_code: str | None) -> tuple[str, str | None]:
+              key: str, paid_on: date, account_code: str | None
+              ) -> tuple[str, str | None, dict[str, str]]:
     """The processor's fee as a bank fee, when the organisation wants it: written after the
     payment and before the row is saved, so a retry finds both by their markers. A fee the
-    books refuse leaves the payment booked and says so."""
+    books refuse leaves the payment booked and says so. Returns the activity log's words, the
+    books' id of the fee and its parameters for the log."""
     if settings is None or not settings.book_fees or not row.fee or row.fee <= 0:
-        return "", None
+        return "", None, {}
     marker = effect_marker(f"{key}:fee")
     try:
         fee_id = connector.record_bank_fee(BankFee(
@@ -473,8 +477,10 @@ def _book_fee(row: CardPayment, connector: Connector, settings: CardPaymentSetti
             description=f"Stripe fee for {row.payment_id} ({marker})", marker=marker,
             payee="Stripe", bank_account_code=account_code), f"{key}:fee")
     except ProviderRejected as refused:
-        return f"; its fee of {row.currency} {row.fee} was not booked: {refused}", None
-    return f", with Stripe's fee of {row.currency} {row.fee} as a bank fee", fee_id
+        return (f"; its fee of {row.currency} {row.fee} was not booked: {refused}", None,
+                {"fee": str(row.fee), "fee_refused": str(refused)[:255]})
+    return (f", with Stripe's fee of {row.currency} {row.fee} as a bank fee", fee_id,
+            {"fee": str(row.fee)})
 
 
 def book(session: Session, row_id: int, connector: Connector, owner: str,
@@ -524,14 +530,15 @@ def book(session: Session, row_id: int, connector: Connector, owner: str,
     except Exception:
         _let_go(session, row_id, owner)
         raise
-    fee_note, fee_id = _book_fee(row, connector, settings, key, paid_on, account_code)
+    fee_note, fee_id, fee_data = _book_fee(row, connector, settings, key, paid_on, account_code)
     row.books_payment_id, row.booked_at = books_id, now
     row.claimed_by, row.claimed_until = None, None
     audit(session, row.org_id, "card_payment_booked",
           f"Card payment of {row.currency} {row.received} booked in the books on "
           f"{invoice.number}{fee_note}", at=now, invoice_id=invoice.id,
           data={"card_payment_id": row.id, "books_payment_id": books_id,
-                "books_fee_id": fee_id})
+                "books_fee_id": fee_id, "amount": str(row.received),
+                "currency": row.currency, "number": invoice.number, **fee_data})
     session.commit()
     try:  # the invoice as the books now have it, so every page shows it paid at once
         upsert_invoices(session, row.org_id, [connector.invoice(invoice.provider_id)])

@@ -31,6 +31,7 @@ from rules import (
     Policy,
     evaluate,
 )
+from rules.engine import FeeNotCharged
 from store.models import (
     Action,
     AuditEvent,
@@ -75,18 +76,21 @@ def refresh_next_action(session: Session, org: Organisation, now: datetime,
 
 
 def _report_problems(session: Session, org: Organisation, invoice: Invoice,
-                     problems: list[str], now: datetime, calendar: OrgCalendar) -> None:
-    """Tell the owner once a day what could not be computed (e.g. a rate table to extend)."""
+                     problems: list[FeeNotCharged], now: datetime,
+                     calendar: OrgCalendar) -> None:
+    """Tell the owner once a day what could not be computed (e.g. a rate table to extend):
+    the English sentence, and the code and figures a page words in the reader's language."""
     day_start = calendar.at_local(calendar.today(now), time(0))
     for problem in problems:
-        log.warning("org %s invoice %s: %s", org.id, invoice.id, problem)
+        message = str(problem)
+        log.warning("org %s invoice %s: %s", org.id, invoice.id, message)
         seen = session.scalar(select(AuditEvent.id).where(
             AuditEvent.org_id == org.id, AuditEvent.invoice_id == invoice.id,
-            AuditEvent.kind == "needs_attention", AuditEvent.message == problem,
+            AuditEvent.kind == "needs_attention", AuditEvent.message == message,
             AuditEvent.at >= day_start).limit(1))
         if seen is None:
-            ledger.audit(session, org.id, "needs_attention", problem, at=now,
-                         invoice_id=invoice.id)
+            ledger.audit(session, org.id, "needs_attention", message, at=now,
+                         invoice_id=invoice.id, data=problem.facts())
 
 
 def plan_org(session: Session, org: Organisation, now: datetime) -> list[Action]:
@@ -184,7 +188,7 @@ def _plan_group(session: Session, batch: BatchPlan, busy: Sequence[Organisation]
             _failed(batch, org, unreadable[org.id])
     steps: dict[int, list[tuple[PlannedAction, Invoice]]] = {}
     next_times: dict[int, list[tuple[Invoice, datetime | None]]] = {}
-    problems: dict[int, list[tuple[Invoice, list[str]]]] = {}
+    problems: dict[int, list[tuple[Invoice, list[FeeNotCharged]]]] = {}
     with batch.phases("rules"):
         for org in busy:
             if org.id in unreadable:
@@ -227,11 +231,11 @@ def _plan_credit(session: Session, batch: BatchPlan, planned: Sequence[Organisat
 
 def _evaluate(book: Book, due: Sequence[Invoice], now: datetime) -> tuple[
         list[tuple[PlannedAction, Invoice]], list[tuple[Invoice, datetime | None]],
-        list[tuple[Invoice, list[str]]]]:
+        list[tuple[Invoice, list[FeeNotCharged]]]]:
     """The pure part for one organisation: its steps, new next action times and problems."""
     steps: list[tuple[PlannedAction, Invoice]] = []
     next_times: list[tuple[Invoice, datetime | None]] = []
-    reported: list[tuple[Invoice, list[str]]] = []
+    reported: list[tuple[Invoice, list[FeeNotCharged]]] = []
     # next_action_at's answers, computed once per distinct combination of the facts they
     # depend on (rules/engine.py; the same answers, as its tests and the policy_engine
     # benchmark check invoice by invoice).
@@ -239,7 +243,7 @@ def _evaluate(book: Book, due: Sequence[Invoice], now: datetime) -> tuple[
     for invoice in due:
         history = book.past(invoice)
         state, policy = book.state(invoice), book.policy_of(invoice)
-        problems: list[str] = []
+        problems: list[FeeNotCharged] = []
         for step in evaluate(state, history, policy, book.calendar, now, problems=problems,
                              tables=book.tables):
             steps.append((step, invoice))
@@ -292,7 +296,7 @@ def _isolated(session: Session, batch: BatchPlan, org: Organisation,
 
 
 def _report_all(session: Session, org: Organisation,
-                problems: Sequence[tuple[Invoice, list[str]]], now: datetime,
+                problems: Sequence[tuple[Invoice, list[FeeNotCharged]]], now: datetime,
                 calendar: OrgCalendar) -> None:
     for invoice, found in problems:
         _report_problems(session, org, invoice, found, now, calendar)
@@ -404,7 +408,7 @@ def dry_run(session: Session, org: Organisation, day: date) -> list[dict[str, ob
     for invoice in invoices:
         if invoice.due_date is None:
             continue
-        problems: list[str] = []
+        problems: list[FeeNotCharged] = []
         for step in evaluate(book.state(invoice), book.past(invoice), book.policy_of(invoice),
                              calendar, at, problems=problems, tables=book.tables):
             rows.append({
@@ -417,7 +421,8 @@ def dry_run(session: Session, org: Organisation, day: date) -> list[dict[str, ob
                 "step_count": step.step_count, "template": step.template,
                 "amount_due": str(invoice.amount_due)})
         rows.extend({"invoice_id": invoice.id, "invoice_number": invoice.number,
-                     "kind": "needs_attention", "reason": problem} for problem in problems)
+                     "kind": "needs_attention", "reason": str(problem)}
+                    for problem in problems)
     return rows
 
 

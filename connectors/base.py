@@ -494,6 +494,21 @@ class MalformedAnswer(ConnectorError):
     is no number (or negative on an invoice), or a currency that does not exist."""
 
 
+# Each class of failure by a code the pages word in the reader's language (app/events.py);
+# the provider's own message is shown under it as the provider's detail. The most specific
+# class first.
+ERROR_CLASSES: tuple[tuple[type[Exception], str], ...] = (
+    (AuthorizationRevoked, "revoked"), (ConfigurationError, "configuration"),
+    (DailyLimitReached, "daily_limit"), (RateLimited, "rate_limited"),
+    (TransientError, "transient"), (NotFound, "not_found"), (EditRefused, "edit_refused"),
+    (ProviderRejected, "rejected"), (MalformedAnswer, "malformed"))
+
+
+def error_class(exc: BaseException) -> str:
+    """The code of a failure's class ("other" for one no connector raises)."""
+    return next((code for kind, code in ERROR_CLASSES if isinstance(exc, kind)), "other")
+
+
 def _known_currency(code: str) -> bool:
     from babel.numbers import is_currency
 

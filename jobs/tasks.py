@@ -31,7 +31,7 @@ from collect import (
 )
 from collect.providers import PROVIDER_NAMES, connector_for, redis_client
 from collect.webhooks import apply_webhook_events, generation_key, reconcile
-from connectors.base import ConfigurationError, DailyLimitReached, RateLimited
+from connectors.base import ConfigurationError, DailyLimitReached, RateLimited, error_class
 from jobs import fee_batches, retention
 from jobs.payments import sweep_card_payments
 from jobs.queues import FINISHED, enqueue_many_once, enqueue_once, front_job_waiting
@@ -112,7 +112,8 @@ def _record_sync_failure(run_id: int, org_id: int, exc: Exception, api_calls: in
                     status="needs_reconnect", last_error=str(exc)[:500]))
             if not isinstance(exc, RateLimited):  # the budget refills: a wait, not a failure
                 ledger.audit(session, org_id, "sync_failed", f"Sync failed: {exc}",
-                             at=clock.now(), data={"error": str(exc)[:500]})
+                             at=clock.now(), data={"error": str(exc)[:500],
+                                                   "error_class": error_class(exc)})
             session.commit()
     except SQLAlchemyError as db_exc:
         log.warning("org %s: sync run %s not marked failed (%s); the sweeper ends it", org_id,

@@ -76,6 +76,7 @@ from rules.statutory import (
     RateTable,
     floor_money,
     minor_unit_digits,
+    refusal_facts,
     round_money,
 )
 from rules.validation import PolicyError
@@ -250,6 +251,27 @@ def _resumed(invoice: InvoiceState, fee: LateFee, settled: Settled, plan: Paymen
     return [_FeeRun(f"{fee.id}.plan{plan.plan_id}", rule, missed_due, carried)]
 
 
+@dataclass(frozen=True, slots=True)
+class FeeNotCharged:
+    """A fee rule that could not charge an invoice, for the owner: in English (`str`, for the
+    logs) and as a code with its figures (`facts`, which a page words in its language)."""
+
+    number: str
+    rule_id: str
+    error: RateNotCovered | FxRateRequired | NotApplicable | PolicyError
+
+    def __str__(self) -> str:
+        why = self.error if isinstance(self.error, PolicyError) else self.error.plain
+        return f"{self.number}: fee {self.rule_id!r} not charged: {why}"
+
+    def facts(self) -> dict[str, str]:
+        found = refusal_facts(self.error)
+        if found["code"] == "other":
+            found["plain"] = str(self)  # a refusal without figures: its English, as stored
+        return {"problem": "fee_not_charged", "number": self.number, "rule": self.rule_id,
+                **found}
+
+
 def _fee_invoice(invoice: InvoiceState, due_date: date) -> FeeInvoice:
     return FeeInvoice(org_id=invoice.org_id, invoice_id=invoice.invoice_id,
                       currency=invoice.currency, principal=invoice.principal,
@@ -334,7 +356,8 @@ def _next_charge_day(invoice: InvoiceState, run: _FeeRun, settled: Settled) -> d
 
 
 def evaluate(invoice: InvoiceState, history: Sequence[PastAction], policy: Policy,
-             calendar: OrgCalendar, now: datetime, *, problems: list[str] | None = None,
+             calendar: OrgCalendar, now: datetime, *,
+             problems: list[FeeNotCharged] | None = None,
              tables: Mapping[str, RateTable] | None = None) -> list[PlannedAction]:
     """What is due for this invoice now. A fee that cannot be computed (a rate table without
     the period, a missing exchange rate) is left out and explained in `problems`."""
@@ -380,8 +403,7 @@ def evaluate(invoice: InvoiceState, history: Sequence[PastAction], policy: Polic
                                today, rule_id=run.rule_id, tables=tables)
         except (RateNotCovered, FxRateRequired, NotApplicable, PolicyError) as exc:
             if problems is not None:  # the owner reads them: plain words, no file or option
-                why = exc if isinstance(exc, PolicyError) else exc.plain
-                problems.append(f"{invoice.number}: fee {run.rule_id!r} not charged: {why}")
+                problems.append(FeeNotCharged(invoice.number, run.rule_id, exc))
             continue
         for charge in charges:
             action = _fee_action(invoice, charge, policy, calendar)

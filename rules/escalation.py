@@ -69,7 +69,10 @@ def due_escalations(invoice: InvoiceState, settled: set[str], done: set[str], po
             scheduled_for=moment, amount=invoice.amount_due, currency=invoice.currency,
             reason=(f"{kind.replace('_', ' ').capitalize()}: {invoice.number} is"
                     f" {after_days}+ days overdue with {money} unpaid"),
-            details=details))
+            # The same, as a code and its figures, for a page in the reader's language.
+            details={**details, "why": {"code": "overdue_unpaid", "days": after_days,
+                                        "amount": str(invoice.amount_due),
+                                        "currency": invoice.currency}}))
     return actions
 
 

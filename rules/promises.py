@@ -67,4 +67,5 @@ def due_follow_up(invoice: InvoiceState, keys: frozenset[str] | set[str], policy
                                    f" by {promise.pay_by}"),
         amount=invoice.amount_due, currency=invoice.currency, template=FOLLOW_UP_TONE,
         channel=channels[0], tone=FOLLOW_UP_TONE,
-        details={"promise_id": promise.promise_id, "broken_promise": True})
+        details={"promise_id": promise.promise_id, "broken_promise": True,
+                 "why": {"code": "promise_broken", "pay_by": promise.pay_by.isoformat()}})

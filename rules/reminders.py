@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
+from typing import Any
 
 from rules.actions import PlannedAction, reminder_key
 from rules.calendar import OrgCalendar
@@ -135,7 +136,7 @@ def first_contact(invoice: InvoiceState, policy: Policy, calendar: OrgCalendar,
                 f" {invoice.number} {days} day{'' if days == 1 else 's'} overdue"),
         amount=invoice.amount_due, currency=invoice.currency, step_index=index,
         step_count=len(steps), template=step.template, channel=step.channel, tone=tone,
-        details={"first_contact": True})
+        details={"first_contact": True, "why": standing(days)})
 
 
 def contact_anchor(invoice: InvoiceState, policy: Policy, calendar: OrgCalendar,
@@ -189,6 +190,14 @@ def due_reminder(invoice: InvoiceState, first_open: int, policy: Policy,
     return _step_action(invoice, policy, calendar, best, moment, now)
 
 
+def standing(days_overdue: int) -> dict[str, Any]:
+    """Why a reminder goes, as a code and its count for a page to word in the reader's
+    language (`details["why"]`; `reason` says the same in English): due in some days, due
+    today, or some days overdue."""
+    code = "due_today" if days_overdue == 0 else "due_in" if days_overdue < 0 else "overdue"
+    return {"code": code, "days": abs(days_overdue)}
+
+
 def _step_action(invoice: InvoiceState, policy: Policy, calendar: OrgCalendar, index: int,
                  moment: datetime, now: datetime, *, by: str | None = None) -> PlannedAction:
     """Step `index` of the ladder (or a repeat beyond it) as the ledger takes it."""
@@ -213,7 +222,7 @@ def _step_action(invoice: InvoiceState, policy: Policy, calendar: OrgCalendar, i
                + (f"; sent now at the request of {by}" if by else ""),
         amount=invoice.amount_due, currency=invoice.currency, step_index=index,
         step_count=len(steps), template=template, channel=channel, tone=tone,
-        details={"sent_now_by": by} if by else {})
+        details={"why": standing(days), **({"sent_now_by": by} if by else {})})
 
 
 def step_now(invoice: InvoiceState, first_open: int, policy: Policy, calendar: OrgCalendar,

@@ -226,6 +226,25 @@ class FxRateRequired(ValueError):
                 " no rate is guessed.")
 
 
+def refusal_facts(exc: Exception) -> dict[str, str]:
+    """A refusal above as a code and its figures (ISO days, the rate a decimal string), for a
+    page to word in the reader's language; `plain` is the English of the same."""
+    if isinstance(exc, RateNotCovered):
+        facts = {"code": "rate_unverified" if isinstance(exc, RateUnverified)
+                 else "rate_missing", "jurisdiction": exc.jurisdiction,
+                 "start": exc.start.isoformat(), "end": exc.end.isoformat(),
+                 "figure": exc.figure}
+        if isinstance(exc, RateUnverified) and exc.rate is not None:
+            facts["rate"] = str(exc.rate)
+        return facts
+    if isinstance(exc, NotApplicable) and exc.known is not None:
+        return {"code": "no_rates", "jurisdiction": exc.jurisdiction,
+                "known": ", ".join(exc.known)}
+    if isinstance(exc, FxRateRequired) and exc.source:
+        return {"code": "fx_rate", "source": exc.source, "target": exc.target}
+    return {"code": "other"}
+
+
 class RateTableError(ValueError):
     """A rate file that cannot be read as a table; the message names the file and the row."""
 

@@ -60,12 +60,13 @@ def _refused_callback(flow: dict | None, provider: str) -> tuple[str, int] | Non
     state = request.args.get("state", "")
     if not flow or not state or not secrets.compare_digest(state, flow["state"]):
         return render_template("connections/failed.html",
-                               reason="This sign-in link has expired or was not started here. "
-                                      f"Please press Connect {name} again."), 400
+                               reason=_("This sign-in link has expired or was not started here. "
+                                        "Please press Connect %(provider)s again.",
+                                        provider=name)), 400
     if request.args.get("error"):
-        reason = (f"You cancelled the connection in {name}."
+        reason = (_("You cancelled the connection in %(provider)s.", provider=name)
                   if request.args["error"] == "access_denied"
-                  else f"{name} did not authorise the connection.")
+                  else _("%(provider)s did not authorise the connection.", provider=name))
         return render_template("connections/failed.html", reason=reason), 400
     return None
 
@@ -79,7 +80,8 @@ def xero_callback() -> Response | tuple[str, int]:
     assert flow is not None
     code = request.args.get("code", "")
     if not code:
-        return render_template("connections/failed.html", reason="Xero sent no code."), 400
+        return render_template("connections/failed.html",
+                               reason=_("%(provider)s sent no code.", provider="Xero")), 400
     try:
         tokens = xero_settings().oauth.exchange_code(code, _redirect_uri(), flow["verifier"])
         organisations = connect_xero(current_user, tokens)
@@ -91,11 +93,12 @@ def xero_callback() -> Response | tuple[str, int]:
     except ConnectorError as exc:
         log.warning("user %s: Xero connection failed: %s", current_user.id, exc)
         return render_template("connections/failed.html",
-                               reason="Xero could not complete the connection. "
-                                      "Please try again in a minute."), 502
+                               reason=_("%(provider)s could not complete the connection. "
+                                        "Please try again in a minute.", provider="Xero")), 502
     if not organisations:
         return render_template("connections/failed.html",
-                               reason="No organisation was chosen in Xero."), 400
+                               reason=_("No organisation was chosen in %(provider)s.",
+                                        provider="Xero")), 400
     return _connected(organisations)
 
 
@@ -136,8 +139,8 @@ def connect_quickbooks_start() -> Response | tuple[str, int]:
     except ConnectorError as exc:
         log.warning("user %s: QuickBooks sign-in could not start: %s", current_user.id, exc)
         return render_template("connections/failed.html",
-                               reason="QuickBooks cannot be reached just now. "
-                                      "Please try again in a minute."), 502
+                               reason=_("%(provider)s cannot be reached just now. Please try "
+                                        "again in a minute.", provider="QuickBooks")), 502
     return redirect(url)
 
 
@@ -150,7 +153,8 @@ def quickbooks_callback() -> Response | tuple[str, int]:
     code, realm_id = request.args.get("code", ""), request.args.get("realmId", "")
     if not code or not realm_id.isdigit():
         return render_template("connections/failed.html",
-                               reason="QuickBooks sent no company."), 400
+                               reason=_("%(provider)s sent no company.",
+                                        provider="QuickBooks")), 400
     try:
         settings = quickbooks_settings()
         tokens = settings.exchange_code(code, _qbo_redirect_uri(), realm_id)
@@ -160,8 +164,9 @@ def quickbooks_callback() -> Response | tuple[str, int]:
     except ConnectorError as exc:
         log.warning("user %s: QuickBooks connection failed: %s", current_user.id, exc)
         return render_template("connections/failed.html",
-                               reason="QuickBooks could not complete the connection. "
-                                      "Please try again in a minute."), 502
+                               reason=_("%(provider)s could not complete the connection. "
+                                        "Please try again in a minute.",
+                                        provider="QuickBooks")), 502
     return _connected([org])
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from app.dashboard import services
+from app.events import task_title
 from app.formatting import money
 from app.organisations.services import may_in, organisation_for
 from collect import approvals, invoice_actions
@@ -69,7 +70,7 @@ def task_done(org_id: int, task_id: int) -> Response:
     except services.TaskNoteTooLong as exc:
         flash(str(exc), "error")
         return redirect(url_for("dashboard.show", org_id=org.id))
-    flash(_("Task done: %(title)s", title=task.title), "success")
+    flash(_("Task done: %(title)s", title=task_title(task, org)), "success")
     return redirect(url_for("dashboard.show", org_id=org.id))
 
 

@@ -14,8 +14,9 @@ from decimal import Decimal, InvalidOperation
 from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
+from app.events import statutory_refusal
 from app.fees_cli import LARGEST_AMOUNT_DIGITS, Quote, compute
-from app.formatting import day, percent
+from app.formatting import day
 from app.setup import rates
 from collect.book import rate_tables_for
 from rules.statutory import (
@@ -25,6 +26,7 @@ from rules.statutory import (
     RateNotCovered,
     RateUnverified,
     minor_unit_digits,
+    refusal_facts,
 )
 from store.models import Organisation
 
@@ -50,7 +52,8 @@ class Asked:
 
     @property
     def complete(self) -> bool:
-        return bool(self.amount and self.due and self.as_of)
+        return bool(self.jurisdiction and self.amount and self.currency and self.due
+                    and self.as_of)
 
 
 @dataclass(frozen=True)
@@ -105,27 +108,12 @@ def _day(text: str) -> date:
 
 
 def explain(exc: Exception, asked_b2c: bool, org: Organisation) -> str:
-    """A refusal of rules/statutory.py in the reader's language, without files or options."""
-    if isinstance(exc, RateNotCovered):
-        period = {"jurisdiction": exc.jurisdiction, "start": day(exc.start, org),
-                  "end": day(exc.end, org)}
-        if isinstance(exc, RateUnverified) and exc.figure == "interest":
-            return _("The %(jurisdiction)s statutory interest rate for %(start)s to %(end)s,"
-                     " %(rate)s a year for business debts, is not yet confirmed by a second"
-                     " source, so Dunwell does not use it.", rate=percent(exc.rate, org),
-                     **period)
-        if isinstance(exc, RateUnverified):
-            return _("The %(jurisdiction)s statutory compensation for %(start)s to %(end)s is"
-                     " not yet confirmed by a second source, so Dunwell does not use it.",
-                     **period)
-        if exc.figure == "interest":
-            return _("Dunwell has no %(jurisdiction)s statutory interest rate for %(start)s to"
-                     " %(end)s yet, so it cannot work out interest for those days.", **period)
-        return _("Dunwell has no %(jurisdiction)s statutory compensation for %(start)s to"
-                 " %(end)s yet.", **period)
-    if isinstance(exc, NotApplicable) and exc.known is not None:
-        return _("Dunwell has no statutory rates for %(jurisdiction)s. It has them for"
-                 " %(known)s.", jurisdiction=exc.jurisdiction, known=", ".join(exc.known))
+    """A refusal of rules/statutory.py in the reader's language, without files or options:
+    worded as the activity log words it (app/events.statutory_refusal), but for what only the
+    calculator's reader can do about it."""
+    facts = refusal_facts(exc)
+    if facts["code"] in ("rate_missing", "rate_unverified", "no_rates"):
+        return statutory_refusal(facts, org)
     if isinstance(exc, FxRateRequired):
         return _("The compensation depends on the debt in %(target)s, and the calculator does"
                  " not guess the %(source)s/%(target)s exchange rate: enter the debt in"

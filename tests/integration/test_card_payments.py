@@ -147,6 +147,12 @@ def test_a_card_payment_is_booked_once_however_often_stripe_tells(  # type: igno
             AuditEvent.invoice_id == facts["invoice_id"]))]
         assert kinds.count("card_payment_received") == 1
         assert kinds.count("card_payment_booked") == 1
+        # Booked with the parameters a page words it from in the reader's language.
+        booked = db.session.scalars(select(AuditEvent).where(
+            AuditEvent.invoice_id == facts["invoice_id"],
+            AuditEvent.kind == "card_payment_booked")).one().data
+        assert (Decimal(booked["amount"]), booked["currency"], booked["number"]) == (
+            row.received, row.currency, invoice.number)
         events = db.session.scalar(select(func.count()).select_from(ProcessorEvent))
         assert events == len(box.events)  # each stored once, however often it came
 
@@ -277,6 +283,13 @@ def test_a_refund_and_a_declined_card_are_recorded_and_book_nothing(  # type: ig
             AuditEvent.invoice_id == facts["invoice_id"]))]
     assert kinds.count("card_payment_refunded") == 1
     assert kinds.count("card_payment_failed") == 1
+    with app.app_context():
+        refunded = db.session.scalars(select(AuditEvent).where(
+            AuditEvent.invoice_id == facts["invoice_id"],
+            AuditEvent.kind == "card_payment_refunded")).one().data
+    # Half refunded: the books' payment stays; the amount is the refund's.
+    assert (Decimal(refunded["amount"]), refunded["currency"], refunded["taken_off"]) == (
+        row.refunded, row.currency, False)
     page = facts["connected"].http.get(
         f"{web.url}/orgs/{facts['connected'].org_id}/card-payments")
     assert "refunded" in page.text

@@ -64,6 +64,9 @@ def test_an_interrupted_first_sync_leaves_no_invoice_without_its_next_action(
         assert (run.status, run.mode) == ("failed", "pending")
         assert db.session.scalar(select(func.count()).select_from(AuditEvent).where(
             AuditEvent.kind == "sync_failed")) == 1
+        # The failure's class, which the pages word in the reader's language.
+        assert db.session.scalars(select(AuditEvent.data).where(
+            AuditEvent.kind == "sync_failed")).one()["error_class"] == "transient"
     stored = _next_actions(app, connected.org_id)
     assert len(stored) >= 20 and set(stored.values()) == {None}  # stored, not planned
 

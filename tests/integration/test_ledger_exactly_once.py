@@ -153,6 +153,7 @@ def test_a_discount_whose_allocation_answer_was_lost_is_found_not_skipped(
             execute_action(action.id)
         db.session.refresh(action)
         assert action.status == "failed" and action.result["writing"] == "credit_note_id"
+        assert action.result["error_class"] == "transient"  # worded by the pages
         assert execute_action(action.id) == "done"
         db.session.refresh(action)
         assert action.result["placed"] == "credit_note" and "writing" not in action.result

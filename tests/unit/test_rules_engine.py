@@ -34,7 +34,7 @@ from rules import (
     policy_to_json,
     with_contact_overrides,
 )
-from rules.engine import statement_day
+from rules.engine import FeeNotCharged, statement_day
 from rules.fees import (
     DailyInterestRule,
     FlatFeeRule,
@@ -139,7 +139,7 @@ def test_an_endless_weekly_repeat_follows_the_ladder() -> None:
         scheduled_for=utc(2027, 1, 27, 9),
         reason="Repeat reminder 5 (provider_email, firm): INV-0007 56 days overdue",
         amount=D("120.00"), currency="GBP", step_index=8, step_count=4, template="reminder",
-        channel="provider_email", tone="firm")
+        channel="provider_email", tone="firm", details={"why": {"code": "overdue", "days": 56}})
     # Endless: the sixth is next, on 3 Feb.
     history = [PastAction(action.key, "done") for _, action in sent]
     assert next_action_at(invoice(DUE), history, policy(repeat=Repeat(every_days=7)), UK,
@@ -332,14 +332,19 @@ def test_statutory_interest_through_the_planner() -> None:
 
 def test_a_statutory_rule_without_a_rate_is_explained_and_the_reminder_still_goes() -> None:
     pol = policy(late_fees=(STATUTORY,))
-    problems: list[str] = []
+    problems: list[FeeNotCharged] = []
     actions = evaluate(invoice(date(2026, 11, 2)), [], pol, UK, at(date(2026, 12, 9)),
                        problems=problems, tables=GB_2026_H1)
     # Late when first chased: the first contact (step 3), not the step its lateness reaches.
     assert [a.key for a in actions] == ["3:7:reminder:2"]
-    assert problems == [
+    assert list(map(str, problems)) == [
         "INV-0007: fee 'statutory' not charged: There is no GB statutory interest rate for"
         " 2026-07-01..2026-12-31 yet, so nothing is charged for it."]
+    # The same as a code and its figures, which a page words in the reader's language.
+    assert [p.facts() for p in problems] == [
+        {"problem": "fee_not_charged", "number": "INV-0007", "rule": "statutory",
+         "code": "rate_missing", "jurisdiction": "GB", "start": "2026-07-01",
+         "end": "2026-12-31", "figure": "interest"}]
     # Without a list to report into, the fee is still left out quietly.
     assert evaluate(invoice(date(2026, 11, 2)), [], pol, UK, at(date(2026, 12, 9)),
                     tables=GB_2026_H1) == actions
@@ -348,12 +353,13 @@ def test_a_statutory_rule_without_a_rate_is_explained_and_the_reminder_still_goe
 def test_a_statutory_rule_without_its_table_is_explained_not_raised() -> None:
     # Saving such a policy is refused (rules/policy.py), but a policy stored before, or tables
     # passed without the jurisdiction, must not stop the reminders.
-    problems: list[str] = []
+    problems: list[FeeNotCharged] = []
     actions = evaluate(invoice(date(2026, 11, 2)), [], policy(late_fees=(STATUTORY,)), UK,
                        at(date(2026, 12, 9)), problems=problems, tables=MappingProxyType({}))
     assert [a.key for a in actions] == ["3:7:reminder:2"]  # the first contact
-    assert problems == [
+    assert list(map(str, problems)) == [
         "INV-0007: fee 'statutory' not charged: There are no statutory rates for GB."]
+    assert problems[0].facts()["code"] == "no_rates"
 
 
 # ----------------------------------------------------------------- early-payment discount
@@ -531,6 +537,11 @@ ESCALATION = Escalation(
     agency_case=AgencyCase(after_days=25))  # before the letter: it waits for it
 
 
+def overdue(days: int) -> dict[str, str | int]:
+    """An escalation step's reason as a code and its figures (120.00 GBP unpaid)."""
+    return {"code": "overdue_unpaid", "days": days, "amount": "120.00", "currency": "GBP"}
+
+
 def test_escalation_steps_go_once_each_at_their_days() -> None:
     # Due Monday 2 Nov 2026: +10 Thursday 12 Nov, +20 Sunday 22 Nov -> Monday 23 Nov,
     # +30 Wednesday 2 Dec; the agency case (+25) waits until the letter is done.
@@ -538,11 +549,13 @@ def test_escalation_steps_go_once_each_at_their_days() -> None:
     sent = walk(invoice(date(2026, 11, 2)), date(2026, 11, 1), 90, pol)
     assert [(day, a.key, a.scheduled_for, a.details) for day, a in sent if a.kind != "reminder"
             ] == [
-        (date(2026, 11, 12), "3:7:call_task", utc(2026, 11, 12, 9), {"assignee": "Ann Smith"}),
+        (date(2026, 11, 12), "3:7:call_task", utc(2026, 11, 12, 9),
+         {"assignee": "Ann Smith", "why": overdue(10)}),
         (date(2026, 11, 23), "3:7:stop_service", utc(2026, 11, 23, 9),
-         {"webhook_url": "https://hooks.example.com/stop"}),
-        (date(2026, 12, 2), "3:7:demand_letter", utc(2026, 12, 2, 9), {"pay_within_days": 14}),
-        (date(2026, 12, 3), "3:7:agency_case", utc(2026, 11, 27, 9), {})]
+         {"webhook_url": "https://hooks.example.com/stop", "why": overdue(20)}),
+        (date(2026, 12, 2), "3:7:demand_letter", utc(2026, 12, 2, 9),
+         {"pay_within_days": 14, "why": overdue(30)}),
+        (date(2026, 12, 3), "3:7:agency_case", utc(2026, 11, 27, 9), {"why": overdue(25)})]
     assert sent[1][1].reason == (
         "Call task: INV-0007 is 10+ days overdue with 120.00 GBP unpaid")
     assert [a.kind for _, a in sent[1:]] == [

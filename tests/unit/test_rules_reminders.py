@@ -159,7 +159,8 @@ def test_a_newly_synced_overdue_invoice_gets_one_reminder_not_four() -> None:
         step_count=4, template="overdue_1", channel="provider_email", tone="friendly",
         amount=Decimal("120.00"), currency="GBP",
         reason="First contact, reminder 3 of 4 (provider_email, friendly): INV-0007 54 days"
-               " overdue", scheduled_for=now, details={"first_contact": True})]
+               " overdue", scheduled_for=now,
+        details={"first_contact": True, "why": {"code": "overdue", "days": 54}})]
     done = [PastAction("3:7:reminder:2", "done", at=now)]
     assert evaluate(inv, done, POLICY, UK, now) == []
     # The last step follows at the ladder's spacing from the contact: +21 - +7 = 14 days.
