@@ -4,6 +4,7 @@ a page of their own, app/settings/contact_overrides.py)."""
 
 from __future__ import annotations
 
+import secrets
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import date
@@ -14,6 +15,7 @@ from sqlalchemy import or_, select
 
 from app.organisations.services import may_in
 from app.settings import contact_overrides
+from collect import invoice_actions
 from collect.book import policy_for
 from store.db import db
 from store.models import Contact, Invoice, InvoicePause, Organisation, PaymentPromise
@@ -70,6 +72,10 @@ def customer_page(org: Organisation, contact: Contact, today: date) -> dict[str,
         "promise_counts": Counter(p.status for p in promises), "promise_numbers": numbers,
         "paused": paused_invoices(org, invoices, today),
         "may_act": may_in(org, "customers.pause"),
+        # What the actions on the customer's invoices offer (collect/customer_workbench.py).
+        "act_invoices": [i for i in invoices if i.amount_due > 0 and i.due_date is not None],
+        "nonce": secrets.token_hex(16), "today": today,
+        "promise_max_days": invoice_actions.PROMISE_MAX_DAYS,
         # How Dunwell chases the customer (customers/_collection_settings.html).
         "values": contact_overrides.form_values(contact, policy_for(session, org)),
         "errors": {}, "can_edit": may_in(org, "settings.policy"),

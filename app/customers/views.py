@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import date, datetime
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_login import current_user, login_required
+from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from app.customers.forms import CreditLimitForm, HoldForm, RetainerForm, TopUpForm
@@ -13,13 +18,14 @@ from app.customers.page import customer_page
 from app.customers.risk_text import risk_reasons
 from app.dashboard.views import REFUSALS
 from app.organisations.services import organisation_for
+from collect import approvals, customer_workbench, invoice_actions
 from collect import customers as services
-from collect import invoice_actions
 from collect.plan import refresh_next_action
 from jobs.tasks import enqueue_action
 from rules.statements import render_statement
 from store import clock
 from store.db import db
+from store.models import Action, Invoice, Organisation
 
 blueprint = Blueprint("customers", __name__)
 blueprint.add_app_template_global(risk_reasons, "risk_reasons")
@@ -218,3 +224,104 @@ def resume(org_id: int, contact_id: int) -> Response:
     else:
         flash(str(REFUSALS["not_paused"]), "error")
     return redirect(url_for("customers.show", org_id=org.id, contact_id=contact.id), code=303)
+
+
+# What a customer's page refuses beside an invoice's own refusals (REFUSALS).
+CUSTOMER_REFUSALS = {
+    "none_chosen": _l("Please tick at least one of the customer's open invoices."),
+    "promise_currencies": _l("The ticked invoices are in more than one currency: leave the "
+                             "amount empty, or tick invoices in one currency."),
+    "none_due": _l("None of the ticked invoices has a reminder that can go now."),
+    "not_open": _l("One of the ticked invoices has nothing left to pay: reload the page."),
+}
+
+Done = Callable[[int, int], str]  # (invoices acted on, invoices left alone) -> the message
+CustomerAct = Callable[[Session, Organisation, list[Invoice], date, datetime],
+                       tuple[list[Action], int]]
+
+
+def _act_on_invoices(org_id: int, contact_id: int, act: CustomerAct, done: Done) -> Response:
+    """The common frame of an action on the customer's ticked open invoices: each is the
+    invoice page's own action, all in one transaction; refused input is rolled back (nothing
+    saved) and said in plain words. The reminders planned wait for approval in safe mode."""
+    org, contact = _customer(org_id, contact_id)
+    back = url_for("customers.show", org_id=org.id, contact_id=contact.id)
+    session, now = db.session(), clock.now()
+    today = services.org_today(org, now)
+    try:
+        invoices = customer_workbench.chosen(session, org, contact,
+                                             request.form.getlist("invoice"))
+        planned, left = act(session, org, invoices, today, now)
+    except invoice_actions.ActionRefused as refused:
+        session.rollback()
+        words = CUSTOMER_REFUSALS.get(refused.code) or REFUSALS.get(refused.code,
+                                                                     REFUSALS["bad_amount"])
+        flash(str(words) % {"days": invoice_actions.PROMISE_MAX_DAYS,
+                            "chars": invoice_actions.MAX_NOTE_CHARS}, "error")
+        return redirect(back + "#customer-act", code=303)
+    to_send = [a for a in planned if a.kind != "reminder"]
+    reminders = [a for a in planned if a.kind == "reminder"]
+    to_send += approvals.hold_in_safe_mode(session, org, reminders, now)
+    refresh_next_action(session, org, now, [i.id for i in invoices])
+    session.commit()
+    for action in to_send:
+        enqueue_action(action)
+    message = done(len(invoices) - left, left)
+    if reminders and not to_send:
+        message = ngettext("%(num)d reminder waits for approval (safe mode).",
+                           "%(num)d reminders wait for approval (safe mode).", len(reminders))
+    flash(message, "success")
+    return redirect(back, code=303)
+
+
+@blueprint.route("/orgs/<int:org_id>/customers/<int:contact_id>/note", methods=["POST"])
+@login_required
+def note(org_id: int, contact_id: int) -> Response:
+    """The note on each ticked invoice, and to its history in the books."""
+    def act(session: Session, _org: Organisation, invoices: list[Invoice], _today: date,
+            now: datetime) -> tuple[list[Action], int]:
+        return customer_workbench.add_note(session, invoices, current_user,
+                                           request.form.get("note"), now,
+                                           request.form.get("nonce")), 0
+
+    return _act_on_invoices(org_id, contact_id, act, lambda done, _left: ngettext(
+        "Note added to %(num)d invoice. It is written to its history in the books.",
+        "Note added to %(num)d invoices. It is written to their history in the books.", done))
+
+
+@blueprint.route("/orgs/<int:org_id>/customers/<int:contact_id>/promise", methods=["POST"])
+@login_required
+def promise(org_id: int, contact_id: int) -> Response:
+    """One promise to pay by a day over the ticked invoices."""
+    def act(session: Session, _org: Organisation, invoices: list[Invoice], today: date,
+            now: datetime) -> tuple[list[Action], int]:
+        promised = customer_workbench.record_promise(
+            session, invoices, current_user, request.form.get("pay_by"),
+            request.form.get("amount"), today, now)
+        return [], len(invoices) - len(promised)
+
+    return _act_on_invoices(org_id, contact_id, act, lambda done, _left: ngettext(
+        "Promise recorded for %(num)d invoice: reminders wait until the promised day.",
+        "Promise recorded for %(num)d invoices: reminders wait until the promised day.", done))
+
+
+@blueprint.route("/orgs/<int:org_id>/customers/<int:contact_id>/remind", methods=["POST"])
+@login_required
+def remind(org_id: int, contact_id: int) -> Response:
+    """The next reminder now for each ticked invoice that is due and may be chased."""
+    def act(session: Session, org: Organisation, invoices: list[Invoice], today: date,
+            now: datetime) -> tuple[list[Action], int]:
+        planned, left = customer_workbench.send_next_reminders(session, org, invoices,
+                                                               current_user, today, now)
+        return planned, len(left)
+
+    def said(done: int, left: int) -> str:
+        sent = ngettext("The next reminder goes out now for %(num)d invoice.",
+                        "The next reminder goes out now for %(num)d invoices.", done)
+        if not left:
+            return sent
+        return sent + " " + ngettext(
+            "%(num)d invoice is left alone: not due yet, or not to be chased now.",
+            "%(num)d invoices are left alone: not due yet, or not to be chased now.", left)
+
+    return _act_on_invoices(org_id, contact_id, act, said)

@@ -2,9 +2,11 @@
 collector adds a note, sends the next reminder now, pauses chasing (a day gone by is refused,
 nothing saved) and resumes it, records a promise and agrees a payment plan (instalments that do
 not add up are refused, nothing saved); from the customer's page, reached from the invoice,
-chasing of all the customer's invoices is paused and resumed. The ledger, the activity log
-(with the person who did each) and the sandbox's books (the note and the reminder in the
-invoice's history) show each; the invoice page works right to left in Hebrew at 390 px."""
+chasing of all the customer's invoices is paused and resumed, and, over its open invoices, a
+note, the next reminder now and a promise (nothing ticked, a day gone by and more than is owed
+refused, nothing saved). The ledger, the activity log (with the person who did each) and the
+sandbox's books (the notes and the reminders in each invoice's history) show each; the invoice
+and customer pages work right to left in Hebrew at 390 px."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tests.browser.conftest import axe_problems
 from tests.browser.test_every_page import OVERFLOW_CHECK
@@ -36,8 +38,10 @@ def _flash(page) -> str:  # type: ignore[no-untyped-def]
     return page.locator(".flash").first.inner_text()
 
 
-def _remindable(org_id: int, invoices: list, now: datetime) -> int:  # type: ignore[type-arg]
-    """The first of these invoices whose ladder has a next step to send now."""
+def _remindable(org_id: int, invoices: list, now: datetime,  # type: ignore[type-arg]
+                strict: bool = True) -> int | None:
+    """The first of these invoices whose ladder has a next step to send now (none: refused
+    unless not `strict`)."""
     from collect.book import Book
     from rules.engine import reminder_now
     from store.db import db
@@ -50,6 +54,8 @@ def _remindable(org_id: int, invoices: list, now: datetime) -> int:  # type: ign
                              book.calendar, now, EMAIL)
         if not isinstance(found, str):
             return int(invoice.id)
+    if not strict:
+        return None
     raise AssertionError("no invoice of the customer has a reminder left to send")
 
 
@@ -58,7 +64,15 @@ def test_a_collector_works_an_invoice_and_a_customer(  # type: ignore[no-untyped
         app, web, page, clock, sandbox, qbo_sandbox, provider: str) -> None:
     from jobs.tasks import sync_org
     from store.db import db
-    from store.models import Action, AuditEvent, Contact, Invoice, InvoicePause, PaymentPlan
+    from store.models import (
+        Action,
+        AuditEvent,
+        Contact,
+        Invoice,
+        InvoicePause,
+        PaymentPlan,
+        PaymentPromise,
+    )
 
     if provider == "quickbooks":
         clock.set(datetime(2026, 11, 24, 18, 0, tzinfo=UTC))  # 10:00 in California
@@ -191,6 +205,95 @@ def test_a_collector_works_an_invoice_and_a_customer(  # type: ignore[no-untyped
         page.click("#customer-resume-form button[type=submit]")
     assert f"Chasing of {paused} invoices resumed." in _flash(page)
 
+    # On the customer's page, over its open invoices: a note, the next reminder now and a
+    # promise; nothing ticked, a day gone by and more than is owed are refused, saving nothing.
+    customer = f"{web.url}/orgs/{org_id}/customers/{contact_id}"
+    with app.app_context():
+        before = db.session.scalar(select(func.max(Action.id))) or 0
+        db.session.remove()
+    boxes = page.locator("#customer-note-form input[name=invoice]")
+    ticked = sorted(int(boxes.nth(n).get_attribute("value") or 0)
+                    for n in range(boxes.count()))
+    assert len(ticked) >= 2 and all(boxes.nth(n).is_checked() for n in range(len(ticked)))
+    for n in range(len(ticked)):
+        boxes.nth(n).uncheck()
+    page.fill("#customer-note-text", "Spoke to their finance director")
+    with page.expect_navigation():
+        page.click("#customer-note-form button[type=submit]")
+    assert "Please tick at least one" in _flash(page)
+    with app.app_context():
+        assert not db.session.scalars(select(Action).where(Action.id > before)).all()
+        db.session.remove()
+    page.fill("#customer-note-text", "Spoke to their finance director")
+    with page.expect_navigation():
+        page.click("#customer-note-form button[type=submit]")
+    assert f"Note added to {len(ticked)} invoices." in _flash(page)
+
+    with app.app_context():  # the due invoices whose next step may go now, as each page says
+        remindable = sorted(i for i in ticked if db.session.get(Invoice, i).due_date <= today
+                            and _remindable(org_id, [db.session.get(Invoice, i)], clock(),
+                                            strict=False) is not None)
+        db.session.remove()
+    assert remindable  # the plan's and the promise's invoices are left alone
+    with page.expect_navigation():
+        page.click("#customer-remind-form button[type=submit]")
+    assert f"The next reminder goes out now for {len(remindable)} invoice" in _flash(page)
+    run_jobs(app)
+    with app.app_context():
+        mine = list(db.session.scalars(select(Action).where(Action.id > before)))
+        notes_done = {a.invoice_id: a for a in mine if a.kind == "note"}
+        asked = {a.invoice_id: a for a in mine
+                 if a.kind == "reminder" and a.details.get("sent_now_by") == EMAIL}
+        numbers = {i: (db.session.get(Invoice, i).provider_id) for i in ticked}
+        db.session.remove()
+    assert sorted(notes_done) == ticked and sorted(asked) == remindable
+    assert all(a.status == "done" and a.details["by"] == EMAIL for a in notes_done.values())
+    assert all(a.status == "done" for a in asked.values())
+    for each in ticked:  # in the books' history of each, once
+        written = notes(provider, books, connected.tenant_id, numbers[each])
+        assert sum(f"note by {EMAIL}: Spoke to their finance director" in n
+                   for n in written) == 1, written
+        if each in remindable:
+            step = (asked[each].step_index or 0) + 1
+            assert any(f"reminder {step} of" in n for n in written), written
+
+    page.goto(customer)
+    page.eval_on_selector("#customer-promise-form", "form => { form.noValidate = true; }")
+    page.fill("#customer-promise-by", (today - timedelta(days=1)).isoformat())
+    with page.expect_navigation():
+        page.click("#customer-promise-form button[type=submit]")
+    assert "The promised day is in the past" in _flash(page)
+    page.eval_on_selector("#customer-promise-form", "form => { form.noValidate = true; }")
+    page.fill("#customer-promise-by", (today + timedelta(days=6)).isoformat())
+    page.fill("#customer-promise-amount", "99999999")
+    with page.expect_navigation():
+        page.click("#customer-promise-form button[type=submit]")
+    with app.app_context():  # an amount is of one currency: over several it is refused first
+        currencies = {db.session.get(Invoice, i).currency for i in ticked}
+        db.session.remove()
+    assert ("no more than what is due" if len(currencies) == 1
+            else "more than one currency") in _flash(page)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(PaymentPromise).where(
+            PaymentPromise.invoice_id.in_(ticked))) == 1  # the invoice page's, earlier
+        db.session.remove()
+    page.fill("#customer-promise-by", (today + timedelta(days=6)).isoformat())
+    with page.expect_navigation():
+        page.click("#customer-promise-form button[type=submit]")
+    assert f"Promise recorded for {len(ticked)} invoices" in _flash(page)
+    with app.app_context():
+        promised = {p.invoice_id: p.pay_by for p in db.session.scalars(select(
+            PaymentPromise).where(PaymentPromise.invoice_id.in_(ticked),
+                                  PaymentPromise.status == "open"))}
+        db.session.remove()
+    assert promised == dict.fromkeys(ticked, today + timedelta(days=6))
+    for width in (1280, 390):  # the customer's page with its forms, in English
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(customer)
+        assert page.evaluate(OVERFLOW_CHECK) is None, width
+        assert axe_problems(page) == [], width
+    page.set_viewport_size({"width": 1280, "height": 900})
+
     with app.app_context():
         events = list(db.session.scalars(select(AuditEvent).where(
             AuditEvent.org_id == org_id, AuditEvent.kind.in_((
@@ -200,6 +303,10 @@ def test_a_collector_works_an_invoice_and_a_customer(  # type: ignore[no-untyped
         kinds = [e.kind for e in events]
         assert kinds.count("paused") == 1 + paused and kinds.count("resumed") == 1 + paused
         assert {"note", "reminder_requested", "payment_plan", "promise_recorded"} <= set(kinds)
+        # The customer's page's: one of each per invoice, by the person who did it.
+        assert kinds.count("note") == 1 + len(ticked)
+        assert kinds.count("reminder_requested") == 1 + len(remindable)
+        assert kinds.count("promise_recorded") == 1 + len(ticked)
         (plan,) = db.session.scalars(select(PaymentPlan).where(
             PaymentPlan.invoice_id == invoice_id)).all()
         assert [Decimal(i["amount"]) for i in plan.instalments] == [half, due - half]
@@ -214,6 +321,12 @@ def test_a_collector_works_an_invoice_and_a_customer(  # type: ignore[no-untyped
     assert page.evaluate(OVERFLOW_CHECK) is None
     assert axe_problems(page) == []
     page.goto(f"{web.url}/orgs/{org_id}/customers/{contact_id}")
+    assert page.locator("html").get_attribute("dir") == "rtl"
+    assert page.evaluate(OVERFLOW_CHECK) is None
+    assert axe_problems(page) == []
+    assert page.locator("#customer-note-form").is_visible()
+    # And at 1280 px, in Hebrew too.
+    page.set_viewport_size({"width": 1280, "height": 900})
     assert page.evaluate(OVERFLOW_CHECK) is None
 
 
