@@ -42,7 +42,10 @@ from typing import Any
 
 TARGET_SENT_AFTER_PAID_2S = 0
 TARGET_P99_SECONDS = 2.0
-LOAD_LEAD_SECONDS = 12.0  # benchmarks/webhooks.py's start: a database, migrations, gunicorn
+# benchmarks/webhooks.py's start (a database, migrations, gunicorn, its requests made ready),
+# then long enough to last past the race's closings.
+LOAD_LEAD_SECONDS = 15.0
+LOAD_SECONDS = 60.0
 XERO_KEY = "paid-race-xero-key"
 INTUIT_VERIFIER = "paid-race-intuit-verifier"
 EMAIL_CALL = re.compile(r"/Invoices/(?P<xero>[^/]+)/Email$|/invoice/(?P<qbo>[^/]+)/send$",
@@ -174,7 +177,7 @@ def race(url: str, redis_url: str, invoices: int, window: float, workers: int,
     rng = random.Random(seed)
     load = None
     if load_rate:  # the webhook benchmark's load from before the first payment to the end
-        load = WebhookLoad(load_rate)
+        load = WebhookLoad(load_rate, LOAD_SECONDS)
         time.sleep(LOAD_LEAD_SECONDS)  # its database made, gunicorn up, its client sending
         if not load.running():
             raise RuntimeError(f"the webhook load stopped; see {load.log.name}")
@@ -311,38 +314,43 @@ def _job_times(queue: Any, prefix: str) -> dict[str, Any]:
 
 class WebhookLoad:
     """benchmarks/webhooks.py running beside the race (its gunicorn, its database, its client
-    at `rate` requests/s): the load the p99 target is set under. Stopped by SIGINT, so that
-    the script stops its server and drops its database."""
+    at `rate` requests/s for `seconds`): the load the p99 target is set under. It runs to its
+    end, so that its own figures (requests sent and served, their p99) show the load was
+    there; `covered` says whether it was still sending when the race's last closing came."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, seconds: float) -> None:
         import subprocess
         import sys
 
-        self.rate = rate
+        self.rate, self.seconds = rate, seconds
         self.log = tempfile.NamedTemporaryFile(prefix="paid-race-webhook-load-", suffix=".log",
                                                delete=False)
         self.started = time.time()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.webhooks", "--rate", str(rate), "--seconds",
-             "1800", "--warm-up", "0"], stdout=self.log, stderr=self.log,
+             str(seconds), "--warm-up", "0"], stdout=self.log, stderr=self.log,
             start_new_session=True)
 
     def running(self) -> bool:
         return self.process.poll() is None
 
     def stop(self) -> dict[str, Any]:
-        import signal
         import subprocess
 
-        running = self.running()
-        if running:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        return {"rate_per_second": self.rate, "ran_seconds": round(time.time() - self.started, 1),
-                "running_at_the_end": running, "log": self.log.name}
+        still_sending = self.running()
+        try:
+            self.process.wait(timeout=self.seconds + 180)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.flush()
+        lines = [line for line in Path(self.log.name).read_text().splitlines()
+                 if line.startswith("{")]
+        figures = json.loads(lines[-1]) if lines else {}
+        return {"rate_per_second": self.rate, "seconds": self.seconds,
+                "covered": still_sending,
+                "sent": figures.get("sent"), "requests_per_s": figures.get("requests_per_s"),
+                "p99_ms": figures.get("p99_ms"), "lost_events": figures.get("lost_events"),
+                "log": self.log.name}
 
 
 def _keys() -> str:
