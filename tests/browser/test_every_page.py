@@ -455,4 +455,5 @@ def test_the_english_check_knows_each_seeded_text_in_english(language: str) -> N
 
 
 def _main_page(url: str, org_id: int) -> bool:
-    return url in {f"/orgs/{org_id}{tail}" for tail in MAIN_PAGES}
+    return url in {f"/orgs/{org_id}{tail}"
+                   for tail in (*MAIN_PAGES, *CALCULATOR, "/card-payments")}
