@@ -60,14 +60,16 @@ class Payer:
         return max(-5, self.centre + rng.randint(-self.spread, self.spread))
 
 
-def payer(rng: random.Random, contact_id: int, start: date, end: date) -> Payer:
-    """A customer's habit drawn from `MIX`."""
-    roll, habit = rng.random(), Habit.STEADY
+def payer(rng: random.Random, contact_id: int, start: date, end: date,
+          habit: Habit | None = None) -> Payer:
+    """A customer's habit drawn from `MIX` (or the one given), with its parameters."""
+    roll, drawn = rng.random(), Habit.STEADY
     for candidate, share in MIX:
         if roll < share:
-            habit = candidate
+            drawn = candidate
             break
         roll -= share
+    habit = drawn if habit is None else habit
     span = (end - start).days
     return Payer(contact_id=contact_id, habit=habit, centre=rng.randint(5, 45),
                  spread=rng.randint(1, 5),

@@ -127,7 +127,8 @@ def create_app(sandbox: QuickBooksSandbox | None = None) -> Flask:
 
 
 def serve(host: str = "127.0.0.1", port: int = 5056, seed_today: date | None = None) -> None:
-    # Served on its own (the demo): invoice links open this sandbox's page, not the provider's.
+    # Served on its own (the demo): invoice links open this sandbox's page, not the provider's,
+    # and the customers have a paid history to learn their habits from.
     serve_seeded("QuickBooks Online sandbox",
-                 QuickBooksSandbox(SandboxConfig(invoice_link_base=None)), create_app, host,
-                 port, seed_today)
+                 QuickBooksSandbox(SandboxConfig(invoice_link_base=None, paid_history=True)),
+                 create_app, host, port, seed_today)

@@ -87,7 +87,8 @@ class QuickBooksSandbox:
                     address_line=line, region=region, phone=phone,
                     created=datetime.combine(today.replace(year=today.year - 3, day=1),
                                              time(17), tzinfo=UTC))
-                seed_company(self.companies_by_id[realm], today, seed=self.config.seed + index)
+                seed_company(self.companies_by_id[realm], today, seed=self.config.seed + index,
+                             history=self.config.paid_history)
 
     def reset(self, today: date | None = None) -> None:
         """Fresh demo books (same realm ids for the same seed); connections stay."""

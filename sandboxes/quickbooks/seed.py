@@ -14,6 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 from sandboxes.fictional import fictional_mobile
+from sandboxes.habits import Habit, payer
 
 if TYPE_CHECKING:
     from sandboxes.quickbooks.books import Company
@@ -97,11 +98,13 @@ def _moment(company: Company, day: date, rng: random.Random, today: date) -> dat
     return company.utc(local)
 
 
-def seed_company(company: Company, today: date, seed: int) -> None:
+def seed_company(company: Company, today: date, seed: int, history: bool = False) -> None:
     """Accounts, items, ten customers (one without an e-mail address, one inactive), forty
     invoices (unsent, not yet due, due today, 1-90 days overdue, part paid, paid, voided),
-    the payments for the paid ones and one unapplied credit memo. Every record last changed
-    before `today` (company time), within the last sixty days."""
+    the payments for the paid ones and one unapplied credit memo; with `history` (the demo's
+    books), each active customer's paid invoices of the year and a half before, paid by its
+    habit. Every record last changed before `today` (company time), within the last sixty
+    days."""
     rng = random.Random(seed)
     start = company.utc(datetime.combine(today - timedelta(days=400), time(9),
                                          tzinfo=company.tz))
@@ -167,38 +170,9 @@ def seed_company(company: Company, today: date, seed: int) -> None:
             customer = payers[number % len(payers)]
         due = today + timedelta(days=offset)
         issued = due - timedelta(days=TERMS_DAYS)
-        lines: list[dict[str, Any]] = []
-        subtotal = Decimal(0)
-        for line_number in range(1, rng.randint(1, 3) + 1):
-            item = rng.choice(items)
-            qty = Decimal(rng.randint(1, 8))
-            amount = (qty * item["UnitPrice"]).quantize(CENT, ROUND_HALF_UP)
-            subtotal += amount
-            lines.append({
-                "Id": str(line_number), "LineNum": line_number,
-                "Description": item["Description"], "Amount": amount,
-                "DetailType": "SalesItemLineDetail",
-                "SalesItemLineDetail": {
-                    "ItemRef": {"value": item["Id"], "name": item["Name"]},
-                    "UnitPrice": item["UnitPrice"], "Qty": qty,
-                    "ItemAccountRef": dict(item["IncomeAccountRef"]),
-                    "TaxCodeRef": {"value": "NON" if not uk else "20.0% S"}}})
+        lines, subtotal = _lines(rng, items, uk)
         created = _moment(company, issued, rng, today)
-        invoice: dict[str, Any] = {
-            "DocNumber": str(1001 + number), "TxnDate": issued.isoformat(),
-            "DueDate": due.isoformat(),
-            "CustomerRef": {"value": customer["Id"], "name": customer["DisplayName"]},
-            "CurrencyRef": company.currency_ref(), "Line": lines,
-            "TxnTaxDetail": {"TotalTax": Decimal("0.00")}, "TotalAmt": subtotal,
-            "ApplyTaxAfterDiscount": False, "PrintStatus": "NotSet",
-            "EmailStatus": "NotSet", "AllowIPNPayment": False, "AllowOnlinePayment": False,
-            "AllowOnlineCreditCardPayment": False, "AllowOnlineACHPayment": False,
-            "Deposit": Decimal("0.00"), "CustomField": [],
-            "BillAddr": dict(customer["BillAddr"]),
-            "_applied": {}, "_next_line": len(lines) + 1,
-        }
-        if customer.get("PrimaryEmailAddr"):
-            invoice["BillEmail"] = dict(customer["PrimaryEmailAddr"])
+        invoice = _invoice(company, customer, str(1001 + number), issued, due, lines, subtotal)
         updated = created
         if state == "unsent":
             invoice["EmailStatus"] = "NeedToSend"
@@ -259,6 +233,88 @@ def seed_company(company: Company, today: date, seed: int) -> None:
     retired["SyncToken"] = "1"
     retired["_updated"] = _moment(company, today - timedelta(days=9), rng, today)
     _seed_estimates(company, today, payers, items, seed)
+    if history:
+        _seed_history(company, today, [c for i, c in enumerate(customers) if i != INACTIVE],
+                      items, accounts["Undeposited Funds"], seed)
+
+
+HISTORY_FROM, HISTORY_TO = 420, 125  # days before today: the paid invoices before the above
+
+
+def _seed_history(company: Company, today: date, customers: list[dict[str, Any]],
+                  items: list[dict[str, Any]], deposit_to: dict[str, Any], seed: int) -> None:
+    """Each active customer's paid invoices of the year and a half before the invoices above,
+    paid by the customer's habit (sandboxes/habits.py: prompt, steady, erratic, worsening, or
+    one who stops paying, whose invoices stop with their payments), as the Xero sandbox's demo
+    has, so the risk score and the pay-date model have habits to learn and their backtest
+    something to test. With ten customers a draw could leave habits out: they take the habits
+    in turn. From their own random stream, after everything else (the records above keep
+    their ids)."""
+    rng = random.Random(f"history-{seed}")
+    start, end = today - timedelta(days=HISTORY_FROM), today - timedelta(days=HISTORY_TO)
+    uk, number = company.country == "GB", 0
+    for index, customer in enumerate(customers):
+        who = payer(rng, index, start, today, habit=list(Habit)[index % len(Habit)])
+        issued = start + timedelta(days=rng.randint(0, 20))
+        while issued < end:
+            due = issued + timedelta(days=TERMS_DAYS)
+            late = who.lateness(rng, due)
+            if late is None:
+                break
+            lines, subtotal = _lines(rng, items, uk)
+            number += 1
+            created = _moment(company, issued, rng, today)
+            invoice = _invoice(company, customer, f"H{number:04d}", issued, due, lines,
+                               subtotal)
+            invoice["EmailStatus"] = "EmailSent"
+            stored = company.insert("Invoice", invoice, created, created)
+            paid_on = min(max(issued, due + timedelta(days=late)), today - timedelta(days=1))
+            when = min(max(_moment(company, paid_on, rng, today),
+                           stored["_created"] + timedelta(hours=1)), _eve(company, today))
+            _pay(company, stored, customer, subtotal, paid_on, when, deposit_to)
+            issued += timedelta(days=rng.randint(15, 35))
+
+
+def _lines(rng: random.Random, items: list[dict[str, Any]], uk: bool
+           ) -> tuple[list[dict[str, Any]], Decimal]:
+    """One to three service lines, and their total."""
+    lines: list[dict[str, Any]] = []
+    subtotal = Decimal(0)
+    for line_number in range(1, rng.randint(1, 3) + 1):
+        item = rng.choice(items)
+        qty = Decimal(rng.randint(1, 8))
+        amount = (qty * item["UnitPrice"]).quantize(CENT, ROUND_HALF_UP)
+        subtotal += amount
+        lines.append({
+            "Id": str(line_number), "LineNum": line_number,
+            "Description": item["Description"], "Amount": amount,
+            "DetailType": "SalesItemLineDetail",
+            "SalesItemLineDetail": {
+                "ItemRef": {"value": item["Id"], "name": item["Name"]},
+                "UnitPrice": item["UnitPrice"], "Qty": qty,
+                "ItemAccountRef": dict(item["IncomeAccountRef"]),
+                "TaxCodeRef": {"value": "NON" if not uk else "20.0% S"}}})
+    return lines, subtotal
+
+
+def _invoice(company: Company, customer: dict[str, Any], number: str, issued: date, due: date,
+             lines: list[dict[str, Any]], subtotal: Decimal) -> dict[str, Any]:
+    """A sales invoice to the customer, not sent yet, nothing applied to it."""
+    invoice: dict[str, Any] = {
+        "DocNumber": number, "TxnDate": issued.isoformat(), "DueDate": due.isoformat(),
+        "CustomerRef": {"value": customer["Id"], "name": customer["DisplayName"]},
+        "CurrencyRef": company.currency_ref(), "Line": lines,
+        "TxnTaxDetail": {"TotalTax": Decimal("0.00")}, "TotalAmt": subtotal,
+        "ApplyTaxAfterDiscount": False, "PrintStatus": "NotSet",
+        "EmailStatus": "NotSet", "AllowIPNPayment": False, "AllowOnlinePayment": False,
+        "AllowOnlineCreditCardPayment": False, "AllowOnlineACHPayment": False,
+        "Deposit": Decimal("0.00"), "CustomField": [],
+        "BillAddr": dict(customer["BillAddr"]),
+        "_applied": {}, "_next_line": len(lines) + 1,
+    }
+    if customer.get("PrimaryEmailAddr"):
+        invoice["BillEmail"] = dict(customer["PrimaryEmailAddr"])
+    return invoice
 
 
 # Estimates the demo shows: (TxnStatus, days since issued, quantity of the first item).
