@@ -116,10 +116,12 @@ def held_walk(how: str, days: int = 60, paused_on: date = PAUSED_ON,
     """The daily run from the day before the due date, the invoice as the book reads it each
     day: chasing paused (until a day, or until resumed) or disputed from `paused_on`, chasing
     resumed (or the dispute resolved) on `resumed_on`, the days between a hold from then on.
-    Each fee is planned for the day it is found on (none for a moment gone by)."""
+    Each fee is planned for the day it is found on (none for a moment gone by), and the next
+    action moment stored the evening before has woken the invoice by then."""
     base = replace(invoice(), amount_due=Decimal("36500.00"))
     history: list[PastAction] = []
     sent = []
+    woken: tuple[InvoiceState, datetime | None] | None = None
     for n in range(days):
         day = date(2026, 11, 1) + timedelta(days=n)
         if day < paused_on or how == "none":
@@ -131,7 +133,11 @@ def held_walk(how: str, days: int = 60, paused_on: date = PAUSED_ON,
                           **holding)  # type: ignore[arg-type]
         else:
             inv = replace(base, holds=(Hold(paused_on, resumed_on),))
-        for action in evaluate(inv, history, FEES, UK, at(day)):
+        found = evaluate(inv, history, FEES, UK, at(day))
+        if found and woken is not None and woken[0] == inv:
+            # The moment stored the evening before (same invoice) wakes the run in time.
+            assert woken[1] is not None and woken[1] <= at(day), (day, found)
+        for action in found:
             if action.kind in ("fee", "interest"):
                 assert UK.today(action.scheduled_for) == day, action
             history.append(PastAction(action.key, "done", action.amount,
@@ -139,6 +145,7 @@ def held_walk(how: str, days: int = 60, paused_on: date = PAUSED_ON,
             sent.append((day, action.key.split(":", 2)[2], action.amount))
         moment = next_action_at(inv, history, FEES, UK, at(day, 18))
         assert NextActionPlanner(UK, at(day, 18))(inv, history, FEES) == moment
+        woken = (inv, moment)
     return sent
 
 
