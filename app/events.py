@@ -676,10 +676,12 @@ def describe_action(action: Action | PlannedAction | _StoredAction,
 
 # The kinds whose reasons rules/ give as a code with its figures (`details["why"]`): the
 # reminders, the promise follow-up and the escalation steps; and those whose figures rules/
-# give in their details (an instalment, a deposit's milestone, a retainer's balance).
+# give in their details (an instalment, a deposit's milestone, a retainer's balance, a fee's
+# rule and an interest's period, a discount's percentage).
 REASONED_KINDS = frozenset({"reminder", "call_task", "stop_service", "demand_letter",
                             "agency_case", "plan_instalment", "deposit_reminder",
-                            "quote_deposit_reminder", "retainer_top_up"})
+                            "quote_deposit_reminder", "retainer_top_up", "fee", "interest",
+                            "compensation", "discount"})
 # Their English reasons as rules/ wrote them before the codes, read back where they parse.
 _REMINDER_REASON = re.compile(
     r"(?:First contact, reminder \d+ of \d+|Reminder \d+ of \d+|Repeat reminder \d+) "
@@ -709,7 +711,8 @@ def _why_of(reason: str) -> dict[str, Any] | None:
 
 
 def _why_in_details(action: Action | PlannedAction) -> dict[str, Any] | None:
-    """The figures an instalment, a deposit's milestone or a retainer's top-up carries."""
+    """The figures an instalment, a deposit's milestone, a retainer's top-up, a fee or a
+    discount carries."""
     details, kind = action.details or {}, action.kind
     if kind == "plan_instalment" and "instalment_due" in details:
         return {"code": "instalment", "number": details["instalment"],
@@ -721,6 +724,13 @@ def _why_in_details(action: Action | PlannedAction) -> dict[str, Any] | None:
     if kind == "retainer_top_up" and "balance" in details:
         return {"code": "retainer_low", "balance": details["balance"],
                 "threshold": details["threshold"], "currency": action.currency}
+    if kind == "interest" and "rule_id" in details and "period_start" in details:
+        return {"code": "interest_period", "rule": details["rule_id"],
+                "start": details["period_start"], "end": details["period_end"]}
+    if kind in ("fee", "compensation") and "rule_id" in details:
+        return {"code": "fee_rule", "rule": details["rule_id"]}
+    if kind == "discount" and "percent" in details:
+        return {"code": "early_payment", "percent": details["percent"]}
     return None
 
 
@@ -735,6 +745,15 @@ def _why_text(why: Mapping[str, Any], book: Book | None) -> str:
                  number=number(int(why["number"]), book), of=number(int(why["of"]), book),
                  percent=percent(_as_amount(why["percent"]), book),
                  due=day(_as_day(why["due"]), book))
+    if code == "interest_period":
+        return _("%(start)s to %(end)s, charged by the policy's rule %(rule)s",
+                 start=day(_as_day(why["start"]), book), end=day(_as_day(why["end"]), book),
+                 rule=why["rule"])
+    if code == "fee_rule":
+        return _("charged by the policy's rule %(rule)s", rule=why["rule"])
+    if code == "early_payment":
+        return _("%(percent)s off for paying early",
+                 percent=percent(_as_amount(why["percent"]), book))
     if code == "retainer_low":
         currency = why.get("currency")
         return _("the retainer's balance of %(balance)s is below %(threshold)s",

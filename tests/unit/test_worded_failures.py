@@ -233,5 +233,12 @@ def test_a_reminders_reason_is_a_code_worded_for_the_reader(web: Flask) -> None:
         assert action_reason(retainer, UK) == \
             "saldoen på forskuddet, 120,00\xa0£, er under 500,00\xa0£"
     # The rest as stored; kinds whose reasons are not codes yet show none.
+    assert reason("interest", "...", {"rule_id": "statutory", "period_start": "2026-12-01",
+                                      "period_end": "2026-12-31"}) == \
+        "01.12.2026 bis 31.12.2026, berechnet nach der Regel statutory der Richtlinie"
+    assert reason("fee", "...", {"rule_id": "late"}) == \
+        "berechnet nach der Regel late der Richtlinie"
+    assert reason("discount", "...", {"percent": "2"}, "pl") == "2% rabatu za wcześniejszą zapłatę"
     assert reason("reminder", "Second reminder, firm tone") == "Second reminder, firm tone"
-    assert reason("fee", "Flat late fee (INV-7)") == ""
+    assert reason("fee", "Flat late fee (INV-7)") == "Flat late fee (INV-7)"
+    assert reason("statement", "Statement for 2026-12 to Ada") == ""
