@@ -88,6 +88,7 @@ RULES: dict[str, dict[str, Rule]] = {
     "dashboard.invoice_pause": {"POST": EDITORS},
     "dashboard.invoice_resume": {"POST": EDITORS},
     "dashboard.invoice_remind": {"POST": EDITORS},
+    "dashboard.invoice_one_off": {"POST": EDITORS},
     "dashboard.invoice_plan": {"POST": EDITORS},
     "customers.index": {"GET": MEMBERS},
     "customers.show": {"GET": MEMBERS},

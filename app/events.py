@@ -63,6 +63,7 @@ ACTION_KINDS: dict[str, LazyString] = {
     "deposit_reminder": _l("Deposit reminder"), "retainer_top_up": _l("Retainer top-up request"),
     "terms_change": _l("Shorter payment terms"),
     "quote_deposit_reminder": _l("Quote deposit reminder"), "note": _l("Note"),
+    "one_off_reminder": _l("One-off reminder"),
 }
 
 # How an action reaches the customer (or the collector), as the settings page names each.
@@ -236,6 +237,8 @@ def _one(text: LazyString, **how: Any) -> EventText:
 
 def _skipped(code: Any) -> str:
     found = skip_reason(code)
+    if found is None and code in SMS_REASONS:  # a one-off text that could not go
+        found = str(SMS_REASONS[code])
     if found is None:
         raise KeyError(code)  # a code with no words: the stored sentence says it
     return found
@@ -269,8 +272,9 @@ def _action_of(data: Mapping[str, Any], book: Book | None) -> str:
         data.get("currency"), data.get("step"), data.get("steps"), None), book)
 
 
-SENT_KINDS = frozenset({"reminder", "plan_instalment", "deposit_reminder", "statement",
-                        "quote_deposit_reminder", "retainer_top_up", "demand_letter"})
+SENT_KINDS = frozenset({"reminder", "one_off_reminder", "plan_instalment", "deposit_reminder",
+                        "statement", "quote_deposit_reminder", "retainer_top_up",
+                        "demand_letter"})
 
 
 def _done_variant(data: Mapping[str, Any]) -> str:
@@ -515,6 +519,14 @@ EVENT_TEXTS: dict[str, EventText] = {
          False: _l("Chasing of %(number)s paused by %(by)s until resumed: %(reason)s")},
         variant=lambda data: data["until"] is not None, days=("until",)),
     "resumed": _one(_l("Chasing of %(number)s resumed by %(by)s")),
+    "one_off_requested": EventText(
+        {False: _l("One-off reminder for %(number)s (%(channel)s, %(tone)s tone) asked for by "
+                   "%(by)s; it goes out now"),
+         True: _l("One-off reminder for %(number)s (%(channel)s, %(tone)s tone) asked for by "
+                  "%(by)s; outside the allowed hours, it goes out on %(send_day)s at "
+                  "%(send_time)s (%(zone)s)")},
+        variant=lambda data: bool(data["later"]), days=("send_day",),
+        labels={"channel": channel_label, "tone": tone_label}),
     "reminder_requested": _one(_l("Reminder step %(step)s for %(number)s asked for now by "
                                   "%(by)s"), counts=("step",)),
     "task_done": _TaskDoneText(

@@ -35,6 +35,7 @@ from collect import (
     credit_requests,
     documents,
     ledger,
+    one_off,
     outbound,
     outcomes,
     own_documents,
@@ -278,6 +279,54 @@ def write_note(effect: Effect) -> str:
                          noted=True)
 
 
+def send_one_off(effect: Effect) -> str:
+    """A collector's one-off reminder (collect/one_off.py): the words fixed when it was asked
+    for, by the channel chosen, once and not before its booked moment; noted on the invoice.
+    A text that cannot go is not turned into an email: the collector chose the channel."""
+    action, invoice = effect.action, effect.invoice
+    details = action.details or {}
+    if effect.now < action.scheduled_for:
+        raise one_off.NotYet("booked for later", retry_after=(
+            action.scheduled_for - effect.now).total_seconds())
+    if action.channel == "sms":
+        result = action.result or {}
+        if result.get(sms.UNDELIVERED):
+            raise Skip("undelivered", f"{invoice.number}: the one-off text was not delivered")
+        if not effect.done_part(sms.TEXTED):
+            number, reason = one_off.text_reach(effect.session, effect.org, invoice)
+            if number is None:
+                raise Skip(reason, f"{invoice.number}: no text ({reason.replace('_', ' ')});"
+                                   " the one-off reminder was not sent")
+            if not result.get(sms.BODY):
+                effect.record_part(sms.BODY, str(details.get("text") or ""))
+            if sms.send_text(effect, lambda: None) != "sms":
+                why = str((action.result or {}).get(sms.FALLBACK) or "rejected")
+                raise Skip(why, f"{invoice.number}: no text ({why.replace('_', ' ')}); the"
+                                " one-off reminder was not sent")
+    else:
+        contact = invoice.contact
+        if not (contact and contact.email):
+            raise Skip("no_email", f"{invoice.number}: the contact has no email address")
+        if not effect.done_part("emailed") and send_own_email(
+                effect, to=contact.email, subject=str(details.get("subject") or ""),
+                text=str(details.get("text") or ""), html=str(details.get("html") or ""),
+                sender_name=effect.org.name, action_key=effect.key):
+            effect.record_part("message", {"subject": details.get("subject"),
+                                           "text": details.get("text")})
+    if not effect.done_part("noted") and not _note_found(effect, f"{effect.key}:note"):
+        effect.begin("noted")
+        effect.connector.add_invoice_note(
+            invoice.provider_id,
+            f"Dunwell: one-off reminder sent ({action.tone}, {action.channel}), asked for by"
+            f" {details.get('by')}; {invoice.currency} {invoice.amount_due} due"
+            f" {invoice.due_date}." + (f" {UNCONFIRMED_NOTE}" if effect.unconfirmed else ""),
+            idempotency_key=f"{effect.key}:note")
+        effect.record_part("noted")
+    how = "texted" if action.channel == "sms" else "emailed by Dunwell"
+    return effect.finish_sent(action.reason or "One-off reminder",
+                              f"{how} ({invoice.currency} {invoice.amount_due} due)", noted=True)
+
+
 def open_call_task(effect: Effect) -> str:
     action, invoice = effect.action, effect.invoice
     existing = effect.session.scalar(select(Task).where(Task.action_id == action.id))
@@ -519,5 +568,6 @@ HANDLERS: dict[str, Handler] = {
     "quote_deposit_reminder": Handler(quote_deposits.send_quote_deposit_reminder,
                                       filed_under="quote"),
     "note": Handler(write_note, recheck=False),
+    "one_off_reminder": Handler(send_one_off),
 }
 assert set(HANDLERS) == set(get_args(ActionKind)), "one handler for every kind of action"

@@ -209,11 +209,18 @@ def _sent(effect: Effect, sent: SentText, number: str) -> str:
     return "sms"
 
 
+def text_moment(session: Session, org: Organisation, number: str,
+                now: datetime) -> datetime | None:
+    """The first moment from `now` a text to `number` may go: the organisation's send window
+    in the customer's zone(s), cut to the law's hours, no public holiday (rules/sms.py)."""
+    policy = policy_for(session, org)
+    region = number_for(number, None, None).region or org.country
+    return next_text_moment(now, zones_for(number, None), policy.send_time,
+                            policy.send_window_hours, region, policy.business_days_only)
+
+
 def _wait_for_the_customers_hours(effect: Effect, number: str) -> None:
-    policy = policy_for(effect.session, effect.org)
-    region = number_for(number, None, None).region or effect.org.country
-    moment = next_text_moment(effect.now, zones_for(number, None), policy.send_time,
-                              policy.send_window_hours, region, policy.business_days_only)
+    moment = text_moment(effect.session, effect.org, number, effect.now)
     if moment is None or moment > effect.now:
         wait = (moment - effect.now).total_seconds() if moment else 24 * 3600.0
         log.info("org %s action %s: outside the customer's hours; the text waits %.0f s",

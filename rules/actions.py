@@ -11,7 +11,8 @@ from typing import Any, Literal
 ActionKind = Literal["reminder", "fee", "interest", "compensation", "discount",
                      "plan_instalment", "call_task", "stop_service", "demand_letter",
                      "agency_case", "statement", "deposit_reminder", "retainer_top_up",
-                     "terms_change", "quote_deposit_reminder", "note"]
+                     "terms_change", "quote_deposit_reminder", "note",
+                     "one_off_reminder"]
 MONEY_KINDS = frozenset({"fee", "interest", "compensation", "discount"})
 
 

@@ -151,6 +151,15 @@ def with_portal_link(message: Message, link: str | None) -> Message:
     return replace(message, text=text, html=_html(text, message.locale, message.direction))
 
 
+def with_personal_line(message: Message, line: str) -> Message:
+    """The message with a collector's own words as a paragraph of their own after the text
+    (escaped like the rest: nothing a person types becomes markup)."""
+    if not line.strip():
+        return message
+    text = message.text.rstrip("\n") + f"\n\n{line.strip()}\n"
+    return replace(message, text=text, html=_html(text, message.locale, message.direction))
+
+
 @cache
 def shipped_template(language: str, tone: str) -> str:
     """Our default text for a language and tone."""

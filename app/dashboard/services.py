@@ -229,6 +229,9 @@ def _action_item(action: Action, invoice: Invoice,
     found = result.get("message")
     message: dict[str, Any] = found if isinstance(found, dict) else {}
     text = str(message.get("text") or result.get("sms_body") or "")
+    if action.kind == "one_off_reminder":  # its words are fixed when asked for
+        message = message or {"subject": details.get("subject")}
+        text = text or str(details.get("text") or "")
     if action.kind == "note":
         channel, text = "note", str(details.get("note") or "")
     period = None

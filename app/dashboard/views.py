@@ -16,15 +16,16 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from app.dashboard import services
-from app.events import task_title
-from app.formatting import money
+from app.events import SMS_REASONS, task_title
+from app.formatting import day, money
 from app.organisations.services import may_in, organisation_for
-from collect import approvals, invoice_actions
+from collect import approvals, invoice_actions, one_off
 from collect.book import calendar_for
 from collect.customers import dashboard_credit
 from collect.payment_plans import PlanRefused
 from collect.plan import refresh_next_action
 from jobs.tasks import enqueue_action
+from rules.messages import TONES
 from store import clock
 from store.db import db
 from store.models import Action, Invoice, Organisation, User
@@ -83,11 +84,12 @@ def invoice(org_id: int, invoice_id: int) -> str:
     except LookupError:
         abort(404)
     today = calendar_for(org).today(clock.now())
+    may_act = may_in(org, "dashboard.invoice_note")
     return render_template("dashboard/invoice.html", org=org, invoice=found, timeline=timeline,
+                           **(_one_off_form(org, found) if may_act else {}),
                            actions=actions, reference=services.provider_reference,
                            own=services.own_documents_of(org, found),
-                           may_act=may_in(org, "dashboard.invoice_note"),
-                           promise_max_days=invoice_actions.PROMISE_MAX_DAYS,
+                           may_act=may_act, promise_max_days=invoice_actions.PROMISE_MAX_DAYS,
                            pause_max_days=invoice_actions.PAUSE_MAX_DAYS,
                            pause=invoice_actions.pause_in_force(db.session(), found, today),
                            next_step=services.next_step(org, found, clock.now()),
@@ -97,6 +99,32 @@ def invoice(org_id: int, invoice_id: int) -> str:
                            first_pause_day=today + timedelta(days=1),
                            last_pause_day=today + timedelta(days=invoice_actions.PAUSE_MAX_DAYS),
                            today=today)
+
+
+def _one_off_form(org: Organisation, invoice: Invoice) -> dict[str, object]:
+    """The one-off reminder's form: whether a text can reach the customer (or why not), the
+    choice as asked (`?one_off=preview&channel=…&tone=…&line=…`) and its preview: the exact
+    words, a text's segments and cost, and when it would go. Nothing is planned; the only
+    write is the customer's portal key, made on its first use as any message makes it."""
+    session = db.session()
+    number, reason = one_off.text_reach(session, org, invoice)
+    chosen = {"channel": request.args.get("channel") or "dunwell_email",
+              "tone": request.args.get("tone") or "friendly",
+              "line": request.args.get("line") or ""}
+    found, refused = None, None
+    if request.args.get("one_off") == "preview":
+        try:
+            found = one_off.compose(session, org, invoice, chosen["channel"], chosen["tone"],
+                                    chosen["line"], clock.now())
+            session.commit()  # the customer's portal key, if this made it: the link shown
+        except one_off.Refused as exc:
+            session.rollback()
+            refused = refusal(exc.code)
+    local = found.send_at.astimezone(ZoneInfo(found.zone)) if found else None
+    return {"one_off": found, "one_off_refused": refused, "one_off_chosen": chosen,
+            "one_off_local": local, "one_off_later": bool(found and found.send_at > clock.now()),
+            "one_off_line_chars": one_off.MAX_LINE_CHARS, "tones": TONES,
+            "no_text_because": None if number else str(SMS_REASONS[reason])}
 
 
 PLAN_ROWS = 6  # instalment rows the page offers (the command line takes up to 60)
@@ -146,7 +174,28 @@ REFUSALS = {
     "plan": _l("The invoice has a payment plan: its instalments are reminded on their days."),
     "reminder_waiting": _l("A reminder for this invoice is already on its way."),
     "no_step": _l("The policy has no further reminder that can reach this customer."),
+    "one_off_channel": _l("Please choose email or text message."),
+    "one_off_template": _l("Please choose one of the organisation's reminder texts."),
+    "one_off_line_long": _l("A personal line may hold at most %(line_chars)s characters."),
+    "one_off_taken": _l("This reminder was asked for already."),
+    "one_off_changed": _l("What would go out is not what the preview showed: preview it "
+                          "again before sending."),
+    "no_email": _l("The customer has no email address in the books."),
+    "no_window": _l("The policy's send window has no moment in the coming weeks."),
+    "sms_no_hours": _l("The customer's hours have no moment in the coming weeks."),
 }
+
+
+def refusal(code: str) -> str:
+    """Refused input in the reader's words (a text that cannot reach the customer says why,
+    as the customer's page does)."""
+    if code.startswith("sms_") and code[4:] in SMS_REASONS:
+        return _("No text can go to this customer: %(why)s.", why=SMS_REASONS[code[4:]])
+    if code in SMS_REASONS:
+        return _("No text can go to this customer: %(why)s.", why=SMS_REASONS[code])
+    return str(REFUSALS.get(code, REFUSALS["bad_amount"])) % {
+        "days": invoice_actions.PROMISE_MAX_DAYS, "chars": invoice_actions.MAX_NOTE_CHARS,
+        "pause_days": invoice_actions.PAUSE_MAX_DAYS, "line_chars": one_off.MAX_LINE_CHARS}
 PLAN_REFUSALS = {
     "not_open": _l("This invoice has nothing left to pay."),
     "plan_row": _l("Each instalment needs a day and an amount."),
@@ -165,15 +214,18 @@ DONE = {"promise": _l("Promise recorded: reminders wait until the promised day."
         "resume": _l("Chasing resumed: the reminders go on from where they were."),
         "remind": _l("The next reminder goes out now."),
         "remind_held": _l("The next reminder waits for approval (safe mode)."),
+        "one_off_held": _l("The one-off reminder waits for approval (safe mode)."),
         "plan": _l("Payment plan agreed: its instalments are chased from now on.")}
 
 Act = Callable[[Session, Organisation, Invoice, User, date, datetime], list[Action] | None]
 
 
-def _act(org_id: int, invoice_id: int, done: str, act: Act) -> Response:
+def _act(org_id: int, invoice_id: int, done: str, act: Act,
+         said_when: Callable[[datetime], str | None] | None = None) -> Response:
     """The common frame of an invoice action: the invoice, the input, the ledger's next
     action, one commit, then a job for each action it planned (an action held for approval
-    in safe mode gets none); refused input is rolled back and said in plain words."""
+    in safe mode gets none); refused input is rolled back and said in plain words.
+    `said_when` words what was done, where that depends on the input (when it goes out)."""
     org = organisation_for(current_user, org_id)
     session = db.session()
     found = session.scalar(select(Invoice).where(Invoice.org_id == org.id,
@@ -186,10 +238,7 @@ def _act(org_id: int, invoice_id: int, done: str, act: Act) -> Response:
         planned = act(session, org, found, current_user, calendar_for(org).today(now), now)
     except invoice_actions.ActionRefused as refused:
         session.rollback()
-        flash(str(REFUSALS.get(refused.code, REFUSALS["bad_amount"])) % {
-            "days": invoice_actions.PROMISE_MAX_DAYS,
-            "chars": invoice_actions.MAX_NOTE_CHARS,
-            "pause_days": invoice_actions.PAUSE_MAX_DAYS}, "error")
+        flash(refusal(refused.code), "error")
         return redirect(back + "#act", code=303)
     except PlanRefused as refused:
         session.rollback()
@@ -201,12 +250,16 @@ def _act(org_id: int, invoice_id: int, done: str, act: Act) -> Response:
               "error")
         return redirect(back + "#plan-form", code=303)
     to_send = approvals.hold_in_safe_mode(session, org, planned or [], now) \
-        if done == "remind" else list(planned or [])
+        if done in ("remind", "one_off") else list(planned or [])
     refresh_next_action(session, org, now, [found.id])
+    said = said_when(now) if said_when is not None else None
     session.commit()
     for action in to_send:
-        enqueue_action(action)
-    flash(str(DONE["remind_held" if done == "remind" and not to_send else done]), "success")
+        enqueue_action(action)  # one booked for later waits in its job (collect/one_off.py)
+    if done in ("remind", "one_off") and planned and not to_send:
+        flash(str(DONE[f"{done}_held"]), "success")
+    else:
+        flash(said or str(DONE[done]), "success")
     return redirect(back, code=303)
 
 
@@ -278,3 +331,29 @@ def invoice_plan(org_id: int, invoice_id: int) -> Response:
                                    request.form.getlist("instalment_day"),
                                    request.form.getlist("instalment_amount"), now)
     return _act(org_id, invoice_id, "plan", act)
+
+
+@blueprint.route("/orgs/<int:org_id>/invoices/<int:invoice_id>/one-off", methods=["POST"])
+@login_required
+def invoice_one_off(org_id: int, invoice_id: int) -> Response:
+    booked: list[tuple[one_off.OneOff, Organisation]] = []
+
+    def act(session: Session, org: Organisation, invoice: Invoice, user: User, _today: date,
+            now: datetime) -> list[Action]:
+        action, found = one_off.plan(session, org, invoice, user, request.form.get("channel"),
+                                     request.form.get("tone"), request.form.get("line"),
+                                     request.form.get("nonce"), now,
+                                     request.form.get("previewed") or None,
+                                     request.form.get("link") or None)
+        booked.append((found, org))
+        return [action]
+
+    def said(now: datetime) -> str | None:
+        found, org = booked[0]
+        if found.send_at <= now:
+            return _("The one-off reminder goes out now.")
+        local = found.send_at.astimezone(ZoneInfo(found.zone))
+        return _("Outside the allowed hours: the one-off reminder goes out on %(day)s at "
+                 "%(time)s (%(zone)s).", day=day(local.date(), org), time=local.strftime("%H:%M"),
+                 zone=found.zone)
+    return _act(org_id, invoice_id, "one_off", act, said)
