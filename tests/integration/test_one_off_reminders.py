@@ -231,6 +231,26 @@ def test_an_email_asked_for_after_hours_waits_for_the_send_window(  # type: igno
     assert len(sink.messages) == 1
 
 
+def test_the_same_form_twice_is_one_reminder_held_in_safe_mode(  # type: ignore[no-untyped-def]
+        app, web, clock, sandbox, qbo_sandbox, twilio) -> None:  # noqa: F811
+    from store.db import db
+    from store.models import Action, Organisation
+
+    connected, _, target_id = set_up(app, web, clock, sandbox, qbo_sandbox, twilio, "xero")
+    with app.app_context():
+        db.session.get(Organisation, connected.org_id).safe_mode = True
+        db.session.commit()
+    previewed = preview(connected, target_id, "sms")
+    done = shown(send(connected, target_id, previewed).text)
+    assert "The one-off reminder waits for approval (safe mode)." in done
+    again = shown(send(connected, target_id, previewed).text)
+    assert "This reminder was asked for already." in again
+    [action] = _rows(app, Action, target_id, kind="one_off_reminder")
+    assert action.status == "pending_approval"
+    run_jobs(app)
+    assert twilio[0].messages == {}
+
+
 def _saved(app, invoice_id: int) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     from store.db import db
     from store.models import Action, AuditEvent
