@@ -75,7 +75,9 @@ def test_the_next_reminder_now_is_the_ladders_next_open_step() -> None:
     assert not isinstance(step, str)
     assert (step.key, step.scheduled_for, step.step_index, step.tone) == (
         "3:7:reminder:2", now, 2, "firm")
-    assert step.details == {"sent_now_by": "ann@example.com"}
+    # Why it goes (3 days overdue), as a code a page words, beside who asked for it.
+    assert step.details == {"sent_now_by": "ann@example.com",
+                            "why": {"code": "overdue", "days": 3}}
     assert "ann@example.com" in step.reason
     # After it, the daily run does not send the same step again on its day.
     done = [*history, PastAction(step.key, "done", at=now)]
