@@ -92,6 +92,8 @@ def channel_label(channel: str | None) -> str:
 # Why an action was not carried out (`result["reason"]`, collect/outcomes.Skip's codes).
 SKIP_REASONS: dict[str, LazyString] = {
     "changed": _l("the invoice changed; it is planned again"),
+    "changed_since_asked": _l("the invoice changed since it was asked for; ask again if it "
+                              "should still go"),
     "paid": _l("the invoice is paid"), "voided": _l("the invoice is voided"),
     "deleted": _l("the invoice was deleted"), "draft": _l("the invoice is a draft again"),
     "gone": _l("it is no longer in the books"),

@@ -186,6 +186,11 @@ def _recheck(effect: Effect) -> None:
                                                                      "terms_change")):
         raise Skip(current.status,
                    f"Invoice {invoice.number} is {current.status} now; nothing done")
+    if ledger.amount_changed(action, current.amount_due) and not action.result \
+            and action.kind == one_off.KIND:  # its words name the amount; nobody replans it
+        raise Skip(one_off.CHANGED, f"Invoice {invoice.number} changed since the one-off"
+                   f" reminder was asked for ({action.planned_amount_due} ->"
+                   f" {current.amount_due}); not sent")
     if ledger.amount_changed(action, current.amount_due) and not action.result:
         raise Skip(ledger.REPLAN_REASON,
                    f"Invoice {invoice.number} changed since planning "

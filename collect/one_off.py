@@ -38,6 +38,7 @@ from store.models import Action, Contact, Invoice, Organisation, SmsSettings, Us
 
 KIND: ActionKind = "one_off_reminder"
 CHANNELS = ("dunwell_email", "sms")
+CHANGED = "changed_since_asked"  # a skip: the invoice's amount moved before it went
 MAX_LINE_CHARS = 300  # a short personal line, not a letter
 NONCE = re.compile(r"[0-9a-f]{16,32}")
 

@@ -231,6 +231,32 @@ def test_an_email_asked_for_after_hours_waits_for_the_send_window(  # type: igno
     assert len(sink.messages) == 1
 
 
+def test_a_booked_reminder_whose_invoice_changed_is_not_sent(  # type: ignore[no-untyped-def]
+        app, web, clock, sandbox, qbo_sandbox, twilio) -> None:  # noqa: F811
+    """Its words name the amount owed: part paid overnight, it is skipped with the reason."""
+    from decimal import Decimal
+
+    from jobs.tasks import execute_action
+    from store.db import db
+    from store.models import Action, Invoice
+
+    connected, _, target_id = set_up(app, web, clock, sandbox, qbo_sandbox, twilio, "xero",
+                                     mobile=US_NUMBER)
+    run_jobs(app)
+    send(connected, target_id, preview(connected, target_id, "sms"))
+    [action] = _rows(app, Action, target_id, kind="one_off_reminder")
+    with app.app_context():
+        provider_id = db.session.get(Invoice, target_id).provider_id
+    sandbox[0].pay_invoice(connected.tenant_id, provider_id, Decimal("10.00"))
+    clock.set(datetime(2026, 11, 24, 14, 0, tzinfo=UTC))
+    with app.app_context():
+        assert execute_action(action.id) == "skipped"
+    [action] = _rows(app, Action, target_id, kind="one_off_reminder")
+    assert action.result["reason"] == "changed_since_asked" and twilio[0].messages == {}
+    page = shown(_page(connected, target_id).text)
+    assert "the invoice changed since it was asked for; ask again if it should still go" in page
+
+
 def test_the_same_form_twice_is_one_reminder_held_in_safe_mode(  # type: ignore[no-untyped-def]
         app, web, clock, sandbox, qbo_sandbox, twilio) -> None:  # noqa: F811
     from store.db import db
