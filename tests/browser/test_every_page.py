@@ -411,6 +411,9 @@ def _seeded_texts_shown(page: Any, url: str, org_id: int) -> None:
         assert page.locator("q.detail bdi[dir=ltr]").count() >= 4
     elif url == f"/orgs/{org_id}/card-payments":
         assert page.locator("q.detail").count() >= 2
+    elif re.fullmatch(rf"/orgs/{org_id}/invoices/\d+", url):  # the seeded invoice's page
+        # Its card payments: the failures worded, the processor's words quoted.
+        assert page.locator(".card-payment q.detail").count() >= 2
     elif url == f"/orgs/{org_id}/settings/approvals":
         assert page.locator(".reason").count() >= 2  # the reasons are shown, worded
 
