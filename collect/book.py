@@ -39,6 +39,7 @@ from rules.policy import is_new_customer
 from rules.rate_checks import Choice, confirmed_table
 from rules.statutory import RateTable, default_tables
 from store import clock
+from store.db import among
 from store.models import (
     Action,
     CreditSettings,
@@ -228,29 +229,31 @@ class InvoiceReads:
             chunk = ids[start:start + BATCH]
             for invoice_id, kind, amount, result in session.execute(
                     select(Action.invoice_id, Action.kind, Action.amount, Action.result)
-                    .where(Action.invoice_id.in_(chunk), Action.status == "done",
+                    .where(among(session, Action.invoice_id, chunk), Action.status == "done",
                            Action.kind.in_(("fee", "interest", "compensation", "discount")))):
                 if (result or {}).get("placed") == "line" and amount is not None:
                     reads.lines_added[invoice_id] += -amount if kind == "discount" else amount
             for invoice_id, paid_on, amount in session.execute(
                     select(Payment.invoice_id, Payment.paid_on, Payment.amount)
-                    .where(Payment.invoice_id.in_(chunk), Payment.status == "active")):
+                    .where(among(session, Payment.invoice_id, chunk),
+                           Payment.status == "active")):
                 if paid_on is not None and invoice_id is not None:
                     reads.payments[invoice_id].append((paid_on, amount))
             for plan in session.scalars(select(PlanRow).where(
-                    PlanRow.invoice_id.in_(chunk), PlanRow.status == "active")):
+                    among(session, PlanRow.invoice_id, chunk), PlanRow.status == "active")):
                 reads.plans[plan.invoice_id] = plan_record(plan)
             for invoice_id, made, until, ended in session.execute(
                     select(InvoicePause.invoice_id, InvoicePause.created_at,
                            InvoicePause.until, InvoicePause.ended_at)
-                    .where(InvoicePause.invoice_id.in_(chunk)).order_by(InvoicePause.id)):
+                    .where(among(session, InvoicePause.invoice_id, chunk))
+                    .order_by(InvoicePause.id)):
                 reads.held[invoice_id].append((made, until, ended))
                 if ended is None and (until is None or until > since):
                     reads.pauses[invoice_id].append(Pause(until))
             for invoice_id, made, resolved in session.execute(
                     select(InvoiceDispute.invoice_id, InvoiceDispute.created_at,
                            InvoiceDispute.resolved_at).where(
-                        InvoiceDispute.invoice_id.in_(chunk))):
+                        among(session, InvoiceDispute.invoice_id, chunk))):
                 reads.held[invoice_id].append((made, None, resolved))
         reads.promises = portal.promises_of(session, list(invoices), today)
         return reads

@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session
 from collect.observed import count_when_committed
 from rules import PastAction, PlannedAction
 from rules.deposits import QuoteReminder
+from store.db import among
 from store.models import Action, AuditEvent, Invoice
 from sync.engine import column_arrays
 
@@ -107,7 +108,7 @@ def history(session: Session, invoice_ids: Iterable[int]) -> dict[int, list[Past
         rows = session.execute(
             select(Action.invoice_id, Action.key, Action.status, Action.result, Action.amount,
                    Action.scheduled_for)
-            .where(Action.invoice_id.in_(ids[start:start + 500]))
+            .where(among(session, Action.invoice_id, ids[start:start + 500]))
         )
         for invoice_id, key, status, result, amount, at in rows:
             if status == "skipped" and (result or {}).get("reason") == REPLAN_REASON:

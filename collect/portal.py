@@ -31,6 +31,7 @@ from rules.invoice import Promise
 from rules.messages import language_of
 from rules.promises import promise_broken, promise_kept
 from store import clock
+from store.db import among
 from store.models import (
     AuditEvent,
     Contact,
@@ -258,7 +259,7 @@ def promises_of(session: Session, invoices: list[Invoice],
     found: dict[int, Promise] = {}
     for start in range(0, len(ids), 500):
         for row in session.scalars(select(PaymentPromise).where(
-                PaymentPromise.invoice_id.in_(ids[start:start + 500]),
+                among(session, PaymentPromise.invoice_id, ids[start:start + 500]),
                 PaymentPromise.status.in_(("open", "kept", "broken")))
                 .order_by(PaymentPromise.id)):
             invoice = by_id[row.invoice_id]

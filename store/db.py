@@ -5,11 +5,12 @@ worker or a script can do the same with an engine of its own."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import MetaData
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 
@@ -20,6 +21,17 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def among(session: Session, column: Any, values: Sequence[Any]) -> sa.ColumnElement[bool]:
+    """`column IN values` as the database takes it fastest: on PostgreSQL one array parameter
+    (`column = ANY(:values)`), which psycopg dumps once and whose statement it converts once
+    (an IN list of 1,000 ids is 1,000 placeholders, dumped one by one, in a statement psycopg
+    converts afresh each time: too long for its cache); elsewhere IN."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(None, list(values),
+                                              type_=postgresql.ARRAY(column.type)))
+    return column.in_(values)
 
 
 class Base(DeclarativeBase):
