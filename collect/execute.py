@@ -304,7 +304,7 @@ def send_one_off(effect: Effect) -> str:
                                    " the one-off reminder was not sent")
             if not result.get(sms.BODY):
                 effect.record_part(sms.BODY, str(details.get("text") or ""))
-            if sms.send_text(effect, lambda: None) != "sms":
+            if sms.send_text(effect, lambda: None, by_email=False) != "sms":
                 why = str((action.result or {}).get(sms.FALLBACK) or "rejected")
                 raise Skip(why, f"{invoice.number}: no text ({why.replace('_', ' ')}); the"
                                 " one-off reminder was not sent")

@@ -136,43 +136,48 @@ def previews(settings: SmsSettings | None, org: Organisation) -> list[TextPrevie
     return found
 
 
-def _fall_back(effect: Effect, reason: str, number: str | None = None) -> str:
-    """No text for this step: said in the ledger's result and the activity log; by email."""
+def _fall_back(effect: Effect, reason: str, by_email: bool = True) -> str:
+    """No text for this step: said in the ledger's result and, for a ladder step that goes by
+    email instead, in the activity log. A one-off text (`by_email` False) goes by nothing
+    else: its own refusal says why (collect/execute.py)."""
     if (effect.action.result or {}).get(FALLBACK) != reason:
         effect.record_part(FALLBACK, reason)
-        ledger.audit(effect.session, effect.action.org_id, "sms_fallback",
-                     f"{effect.invoice.number}: no text ({reason.replace('_', ' ')}); "
-                     "the reminder goes by email", at=effect.now,
-                     invoice_id=effect.invoice.id, action_id=effect.action.id,
-                     data={"reason": reason, "number": effect.invoice.number})
+        if by_email:
+            ledger.audit(effect.session, effect.action.org_id, "sms_fallback",
+                         f"{effect.invoice.number}: no text ({reason.replace('_', ' ')}); "
+                         "the reminder goes by email", at=effect.now,
+                         invoice_id=effect.invoice.id, action_id=effect.action.id,
+                         data={"reason": reason, "number": effect.invoice.number})
         effect.session.commit()
-    log.info("org %s action %s: no text (%s); by email", effect.action.org_id, effect.action.key,
-             reason)
+    log.info("org %s action %s: no text (%s); %s", effect.action.org_id, effect.action.key,
+             reason, "by email" if by_email else "not sent")
     return FALLBACK_CHANNEL
 
 
-def send_text(effect: Effect, payment_link: Callable[[], str | None]) -> str:
-    """Text the reminder; the channel the step went by: "sms", or the fallback email's."""
+def send_text(effect: Effect, payment_link: Callable[[], str | None],
+              by_email: bool = True) -> str:
+    """Text the reminder; the channel the step went by: "sms", or the fallback email's
+    (`by_email` False: a one-off text, which no email replaces)."""
     action, invoice, org, session = effect.action, effect.invoice, effect.org, effect.session
     result = action.result or {}
     if result.get(UNDELIVERED):
-        return _fall_back(effect, "undelivered")
+        return _fall_back(effect, "undelivered", by_email)
     if result.get(FALLBACK):
         return FALLBACK_CHANNEL
     if effect.done_part(TEXTED):
         return "sms"
     account = account_for(session, org.id)
     if account is None:
-        return _fall_back(effect, "sms_not_set_up")
+        return _fall_back(effect, "sms_not_set_up", by_email)
     number, reason = contact_number(invoice.contact, org)
     if number is None:
-        return _fall_back(effect, reason)
+        return _fall_back(effect, reason, by_email)
     if opted_out(session, org.id, number):
-        return _fall_back(effect, "opted_out")
+        return _fall_back(effect, "opted_out", by_email)
     sender = sender_for(account.sender, str(current_app.config.get("TWILIO_FROM") or ""),
                         number_for(number, None, None).region)
     if sender is None:
-        return _fall_back(effect, "sender_not_allowed")
+        return _fall_back(effect, "sender_not_allowed", by_email)
     client = TwilioMessages(replace(account, sender=sender))
     since = effect.unknown_since(TEXTED)
     if since is None:
@@ -195,7 +200,7 @@ def send_text(effect: Effect, payment_link: Callable[[], str | None]) -> str:
         effect.forget_write()  # Twilio refused it: nothing was sent
         if exc.reason == "opted_out":
             record_reply(session, org.id, number, "opt_out", "STOP (Twilio)", effect.now)
-        return _fall_back(effect, exc.reason)
+        return _fall_back(effect, exc.reason, by_email)
     return _sent(effect, sent, number)
 
 

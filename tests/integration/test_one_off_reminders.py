@@ -356,3 +356,27 @@ def test_a_viewer_sees_no_one_off_form_and_is_refused(app) -> None:  # type: ign
         "tone": "friendly", "line": ""})
     assert answer.status_code == 403
     assert _saved(app, invoice_id) == before
+
+
+def test_a_text_twilio_refuses_is_not_sent_and_nothing_says_it_went_by_email(  # type: ignore[no-untyped-def]
+        app, web, clock, sandbox, qbo_sandbox, twilio) -> None:  # noqa: F811
+    """The customer texted STOP to Twilio, which Dunwell has not heard: Twilio refuses the
+    one-off text (21610). It is skipped with that reason; unlike a ladder step's text, no
+    email replaces it, and neither the activity log nor the ledger says one did."""
+    from store.models import Action, AuditEvent
+
+    state = twilio[0]
+    connected, _, target_id = set_up(app, web, clock, sandbox, qbo_sandbox, twilio, "xero")
+    run_jobs(app)  # the ladder's first step, texted
+    senders = {message["from"] for message in state.messages.values()}
+    ladder_texts = set(state.messages)
+    send(connected, target_id, preview(connected, target_id, "sms"))
+    state.opted_out.update((GB_MOBILE, sender) for sender in senders)
+    run_jobs(app)
+    [action] = _rows(app, Action, target_id, kind="one_off_reminder")
+    assert action.status == "skipped" and action.result["reason"] == "opted_out", action.result
+    assert set(state.messages) == ladder_texts  # nothing more was sent
+    said = _rows(app, AuditEvent, target_id, action_id=action.id)
+    assert said and not [e for e in said if e.kind == "sms_fallback"], [
+        (e.kind, e.message) for e in said]
+    assert not any("by email" in (e.message or "") for e in said)
