@@ -412,8 +412,10 @@ def _seeded_texts_shown(page: Any, url: str, org_id: int) -> None:
     elif url == f"/orgs/{org_id}/card-payments":
         assert page.locator("q.detail").count() >= 2
     elif re.fullmatch(rf"/orgs/{org_id}/invoices/\d+", url):  # the seeded invoice's page
-        # Its card payments: the failures worded, the processor's words quoted.
+        # Its card payments: the failures worded, the processor's words quoted; the reasons
+        # of its actions waiting for approval, worded.
         assert page.locator(".card-payment q.detail").count() >= 2
+        assert page.locator(".timeline .reason").count() >= 2
     elif url == f"/orgs/{org_id}/settings/approvals":
         assert page.locator(".reason").count() >= 2  # the reasons are shown, worded
 
