@@ -461,6 +461,12 @@ EVENT_TEXTS: dict[str, EventText] = {
     # Settings.
     "policy_saved": _one(_l("Collection policy version %(version)s saved by %(by)s")),
     "contact_settings": _one(_l("Collection settings changed for contact %(contact_id)s")),
+    "customer_disputed": EventText(
+        {True: _l("%(contact)s marked disputed by %(by)s: no reminders, fees or interest until "
+                  "the mark is cleared"),
+         False: _l("Dispute of %(contact)s cleared by %(by)s: chasing resumes, and fees count "
+                   "from today")},
+        variant=lambda data: bool(data["disputed"])),
     "rate_confirmed": _one(_l("%(by)s decided the %(jurisdiction)s statutory rate for %(from)s "
                               "to %(to)s: %(choice)s"),
                            days=("from", "to"), labels={"choice": lambda c: str(_CHOICES[c])}),

@@ -18,7 +18,7 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from collect import ledger, own_documents, portal
+from collect import contact_disputes, ledger, own_documents, portal
 from rules import (
     Instalment,
     InvoiceState,
@@ -214,7 +214,8 @@ class InvoiceReads:
     promises: dict[int, Promise]
     # Pauses not resumed by hand and holding on `since` or later, oldest first.
     pauses: dict[int, list[Pause]]
-    # Every pause and dispute, past and present, as (began, last day or None, ended or None):
+    # Every pause and dispute (the invoice's own, and its customer's as a whole, read from
+    # collect/contact_disputes), past and present, as (began, last day or None, ended or None):
     # fees count none of their days (rules/fees.FeeDays); `holds` makes them local days.
     held: dict[int, list[tuple[datetime, date | None, datetime | None]]]
 
@@ -255,6 +256,14 @@ class InvoiceReads:
                            InvoiceDispute.resolved_at).where(
                         among(session, InvoiceDispute.invoice_id, chunk))):
                 reads.held[invoice_id].append((made, None, resolved))
+        # A customer disputed as a whole holds each of its invoices alike.
+        of_contact: dict[int, list[int]] = defaultdict(list)
+        for invoice in invoices:
+            if invoice.contact_id is not None:
+                of_contact[invoice.contact_id].append(invoice.id)
+        for contact_id, spans in contact_disputes.dispute_spans(session, list(of_contact)).items():
+            for invoice_id in of_contact[contact_id]:
+                reads.held[invoice_id].extend((began, None, ended) for began, ended in spans)
         reads.promises = portal.promises_of(session, list(invoices), today)
         return reads
 
@@ -271,7 +280,8 @@ class InvoiceReads:
         return tuple(found)
 
     def pauses_on(self, today: date) -> dict[int, Pause]:
-        """Each invoice's latest pause still holding on `today` (as collect.pauses.pauses_of)."""
+        """Each invoice's latest pause still holding on `today`: not resumed by hand, its day
+        to come."""
         found: dict[int, Pause] = {}
         for invoice_id, pauses in self.pauses.items():
             holding = [pause for pause in pauses if pause.holds(today)]

@@ -770,6 +770,23 @@ class InvoicePause(Base):
     ended_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
+class ContactDispute(Base):
+    """A customer marked disputed as a whole (the customer's page), from the day it was set
+    to the day it was cleared: no fee or interest accrues on any of its invoices meanwhile
+    (their holds, collect/book.py), as for an invoice's own dispute."""
+
+    __tablename__ = "contact_disputes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"),
+                                            index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None: still disputed
+    ended_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
 class PlanRequest(Base):
     """A customer's request to pay an invoice in instalments, for the owner to decide."""
 

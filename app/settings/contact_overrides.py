@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.settings import bounds
-from collect import ledger
+from collect import contact_disputes, ledger
 from collect.book import plan_record, policy_for
 from collect.plan import refresh_next_action
 from rules.invoice import PaymentPlan as AgreedPlan
@@ -32,7 +32,7 @@ from rules.policy import (
     policy_to_json,
     with_contact_overrides,
 )
-from store.models import Contact, Invoice, Organisation, PaymentPlan
+from store.models import Contact, Invoice, Organisation, PaymentPlan, User
 
 FEES = ("policy", "none")  # the organisation's late fees, or none for this contact
 PLANS = ("policy", "own")  # the organisation's instalment reminders, or the contact's own
@@ -127,11 +127,14 @@ def contact_of(session: Session, org: Organisation, contact_id: int) -> Contact:
     return contact
 
 
-def save(session: Session, org: Organisation, checked: ContactForm, now: datetime) -> None:
-    """Store what `checked` validated and move the contact's invoices' next actions; commits."""
+def save(session: Session, org: Organisation, checked: ContactForm, user: User,
+         now: datetime) -> None:
+    """Store what `checked` validated and move the contact's invoices' next actions; commits.
+    Marking the customer disputed, or clearing it, is dated by `user` (collect/contact_disputes):
+    none of its invoices' fees accrue on those days."""
     contact = checked.contact
     contact.excluded = checked.values["excluded"]
-    contact.disputed = checked.values["disputed"]
+    contact_disputes.set_disputed(session, contact, checked.values["disputed"], user, now)
     contact.language = checked.values["language"]
     contact.is_business = checked.values["is_business"]
     contact.policy_overrides = checked.overrides or None

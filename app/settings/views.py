@@ -307,7 +307,7 @@ def contact(org_id: int, contact_id: int) -> tuple[str, int] | Response:
             db.session.rollback()
             flash(_("Nothing was saved: please correct the fields marked below."), "error")
             return _contact_page(org, found, dict(request.form), form.errors, 422)
-        contact_overrides.save(db.session(), org, form, clock.now())
+        contact_overrides.save(db.session(), org, form, current_user, clock.now())
         flash(_("Saved the settings of %(name)s.", name=found.name), "success")
         return redirect(url_for("customers.show", org_id=org.id, contact_id=found.id)
                         + "#collection-settings")

@@ -190,3 +190,38 @@ def test_interest_whose_period_ends_as_a_pause_begins_is_charged_on_the_resume_d
     assert [(day, key) for day, key, _ in sent if key.startswith("fee:")][2:5] == [
         (date(2026, 11, 13), "fee:fee:1"), (date(2026, 12, 13), "fee:interest:1"),
         (date(2026, 12, 13), "fee:fee:2")]
+
+
+
+def holds_walk(holds: tuple[Hold, ...], days: int = 60) -> list[tuple[date, str, object]]:
+    """The daily run over `holds` as the book gives them each day (a hold not yet begun is not
+    known; one not yet ended has no end), chasing stopped while any holds; the fees charged."""
+    base = replace(invoice(), amount_due=Decimal("36500.00"))
+    history: list[PastAction] = []
+    sent = []
+    for n in range(days):
+        day = date(2026, 11, 1) + timedelta(days=n)
+        known = tuple(h if h.end is None or h.end <= day else Hold(h.start)
+                      for h in holds if h.start <= day)
+        inv = replace(base, holds=known, disputed=any(h.end is None for h in known))
+        for action in evaluate(inv, history, FEES, UK, at(day)):
+            history.append(PastAction(action.key, "done", action.amount,
+                                      at=action.scheduled_for))
+            if action.kind in ("fee", "interest"):
+                sent.append((day, action.key.split(":", 2)[2], action.amount))
+    return sent
+
+
+def test_a_customer_dispute_overlapping_an_invoice_pause_holds_its_days_once() -> None:
+    """A customer disputed as a whole gives each of its invoices one more hold (collect/book.py)
+    beside the invoice's own pauses and disputes: where they overlap, a day is held once, so
+    the charges are those of one hold over the days of both."""
+    customer = Hold(PAUSED_ON, RESUMED_ON)
+    alone = holds_walk((customer,))
+    assert alone == [entry for entry in held_walk("dispute") if entry[1].startswith("fee:")]
+    # An invoice's pause inside the customer's dispute adds nothing.
+    assert holds_walk((customer, Hold(date(2026, 11, 20), date(2026, 11, 30)))) == alone
+    # One begun before it and ended inside it: held as one, from its start.
+    both = holds_walk((Hold(date(2026, 11, 14), date(2026, 11, 18)), customer))
+    assert both == holds_walk((Hold(date(2026, 11, 14), RESUMED_ON),)) != alone
+    assert not [day for day, _, _ in both if date(2026, 11, 14) <= day < RESUMED_ON]
