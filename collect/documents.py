@@ -21,7 +21,7 @@ from rules.case_file import (
     CaseParty,
     CasePayment,
 )
-from rules.letters import LetterFacts, LetterInvoice
+from rules.letters import LetterFacts, LetterInvoice, charge_description
 from rules.messages import language_of
 from rules.policy import policy_to_json
 from store.models import Action, Document, Invoice, Organisation, Payment
@@ -43,16 +43,27 @@ def _fees(session: Session, invoice: Invoice) -> list[Action]:
         .order_by(Action.finished_at, Action.id)))
 
 
+def _period(action: Action) -> tuple[date, date] | None:
+    """The days a fee or interest charge covers, as the rules stored them."""
+    details = action.details or {}
+    start, end = details.get("period_start"), details.get("period_end")
+    if not (start and end):
+        return None
+    return date.fromisoformat(str(start)), date.fromisoformat(str(end))
+
+
 def letter_facts(session: Session, org: Organisation, invoice: Invoice, days_to_pay: int,
                  today: date) -> LetterFacts:
     contact = invoice.contact
     assert invoice.due_date is not None
-    charges = tuple((a.reason or a.kind, a.amount) for a in _fees(session, invoice)
+    language = language_of(contact.language if contact else None)
+    charges = tuple((charge_description(a.kind, language, invoice.currency, _period(a)), a.amount)
+                    for a in _fees(session, invoice)
                     if a.amount is not None and (a.result or {}).get("placed") != "line")
     return LetterFacts(
         business_name=org.name, business_address=(), signature=org.name,
         customer_name=contact.name if contact else invoice.number, customer_address=(),
-        language=language_of(contact.language if contact else None),
+        language=language,
         invoices=(LetterInvoice(
             number=invoice.number or invoice.provider_id,
             issue_date=invoice.issue_date or invoice.due_date, due_date=invoice.due_date,

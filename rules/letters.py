@@ -51,6 +51,36 @@ BLOCKS = ("subject", "salutation", "opening", "col_invoice", "col_issued", "col_
           "closing")
 
 
+# A charge added for late payment, by the ledger's kind, in each letter language: the letter
+# states it in the customer's words (the ledger's own reason is the owner's English).
+CHARGE_WORDS: dict[str, dict[str, str]] = {
+    "en": {"fee": "Late payment fee", "interest": "Interest on late payment",
+           "compensation": "Compensation for recovery costs"},
+    "de": {"fee": "Mahngebühr", "interest": "Verzugszinsen",
+           "compensation": "Verzugspauschale"},
+    "nb": {"fee": "Purregebyr", "interest": "Forsinkelsesrente",
+           "compensation": "Standardkompensasjon"},
+    "pl": {"fee": "Opłata za opóźnienie w płatności", "interest": "Odsetki za opóźnienie",
+           "compensation": "Rekompensata za koszty odzyskiwania należności"},
+    "he": {"fee": "עמלת איחור בתשלום", "interest": "ריבית פיגורים",
+           "compensation": "פיצוי בגין עלויות גבייה"},
+}
+
+
+def charge_description(kind: str, language: str, currency: str,
+                       period: tuple[date, date] | None = None) -> str:
+    """A fee, interest or compensation as the letter lists it in `language`, with the days
+    it covers where it has a period: its first and last day, in the language's long dates."""
+    language = language_of(language)
+    words = CHARGE_WORDS[language]
+    if kind not in words:
+        raise LetterError(f"a letter lists fees, interest and compensation, not {kind!r}")
+    if period is None:
+        return words[kind]
+    day = _environment(language, currency).filters["date"]
+    return f"{words[kind]}, {day(period[0])} \u2013 {day(period[1])}"
+
+
 class LetterError(ValueError):
     """Facts a letter cannot be written from; the message says which and why."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import re
 from dataclasses import replace
@@ -357,3 +358,27 @@ def test_an_unknown_language_gets_the_english_letter() -> None:
     letter = demand_letter(replace(FACTS, language="fr-FR"))
     assert letter.subject == "Letter before action: invoice INV-0042"
     assert '<html lang="en" dir="ltr">' in letter.html
+
+
+@pytest.mark.parametrize(("language", "kind", "worded"), [
+    ("en", "interest", "Interest on late payment, 1 February 2026 \u2013 28 February 2026"),
+    ("de", "interest", "Verzugszinsen, 1. Februar 2026 \u2013 28. Februar 2026"),
+    ("nb", "fee", "Purregebyr, 1. februar 2026 \u2013 28. februar 2026"),
+    ("pl", "compensation", "Rekompensata za koszty odzyskiwania należności, "
+                           "1 lutego 2026 \u2013 28 lutego 2026"),
+    ("he", "interest", "ריבית פיגורים, 1 בפברואר 2026 \u2013 28 בפברואר 2026"),
+])
+def test_a_charge_is_listed_in_the_letters_language(language: str, kind: str,
+                                                    worded: str) -> None:
+    """The ledger's reason is the owner's English; a German customer's letter says
+    Verzugszinsen, with German dates, in the text and the HTML (the PDF draws the same words)."""
+    from rules.letters import charge_description
+
+    period = (date(2026, 2, 1), date(2026, 2, 28))
+    described = charge_description(kind, language, "EUR", period)
+    assert described == worded
+    letter = demand_letter(facts_in(language, "EUR", charges=((described, Decimal("12.37")),)))
+    assert described in letter.text and described in html.unescape(letter.html)
+    assert charge_description(kind, language, "EUR") == worded.split(",")[0]
+    with pytest.raises(LetterError, match="not 'discount'"):
+        charge_description("discount", language, "EUR")
