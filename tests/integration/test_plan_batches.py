@@ -280,6 +280,41 @@ def test_organisations_with_nothing_due_add_no_read(app) -> None:  # type: ignor
         assert at_three == at_thirty <= 3
 
 
+def test_the_rq_job_over_idle_organisations_reads_as_few_for_30_as_for_3(app, clock) -> None:  # type: ignore[no-untyped-def]
+    """The daily run's job (jobs.tasks.plan_orgs), not only the pass inside it: after its
+    commit it reads no organisation again one by one (a SELECT each, 10,000 in a pass over
+    10,000 organisations, when the fee batches' read asked for their ids)."""
+    from jobs import tasks
+    from store.db import db
+
+    with app.app_context():
+        session = db.session
+        idle: list[int] = []
+        for n in range(30):
+            org, contacts = _org(session, 200 + n, None)
+            _invoice(session, org, contacts[0], 0, 3, due_now=False)
+            idle.append(org.id)
+        session.commit()
+        clock.set(NOW)
+        statements: list[str] = []
+
+        def count(conn, cursor, statement, *args: Any) -> None:  # type: ignore[no-untyped-def]
+            statements.append(statement)
+
+        engine = db.engine
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            few = tasks.plan_orgs(idle[:3])
+            at_three = len(statements)
+            statements.clear()
+            many = tasks.plan_orgs(idle)
+            at_thirty = len(statements)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        assert (few["idle"], many["idle"]) == (3, 30)
+        assert at_three == at_thirty
+
+
 def test_the_rq_job_plans_a_batch_and_enqueues_its_actions(app, clock) -> None:  # type: ignore[no-untyped-def]
     from rq import Queue
 
