@@ -147,7 +147,10 @@ def content_security_policy(nonce: str) -> str:
 
 def _security_headers(response: Response) -> Response:
     headers = response.headers
-    headers["Content-Security-Policy"] = content_security_policy(csp_nonce())
+    # A response that sets its own policy keeps it: a customer's file is served under
+    # "default-src 'none'; sandbox", stricter than the pages' (app/portal/collector.py).
+    if "Content-Security-Policy" not in headers:
+        headers["Content-Security-Policy"] = content_security_policy(csp_nonce())
     headers["X-Frame-Options"] = "DENY"
     headers["X-Content-Type-Options"] = "nosniff"
     headers["Referrer-Policy"] = "same-origin"

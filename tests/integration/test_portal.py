@@ -231,6 +231,8 @@ def test_a_customer_follows_the_reminder_to_the_portal(  # type: ignore[no-untyp
     assert attachment.headers["Content-Disposition"].startswith("attachment;")
     assert attachment.headers["X-Content-Type-Options"] == "nosniff"
     assert attachment.headers["Content-Type"] == "application/octet-stream"
+    # Opened in place anyway, the file can run nothing and load nothing.
+    assert attachment.headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
 
     # The owner narrows what customers may ask for: two instalments within 30 days.
     limits = owner.post(f"{base}/portal-settings", data={
