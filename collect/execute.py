@@ -155,7 +155,10 @@ def _carry_out(effect: Effect, handler: Handler) -> str:
             _recheck(effect)
         status = handler.run(effect)
     except OUTCOME_ERRORS as exc:
-        status = outcomes.record(session, action, exc, effect.now)  # or raises to run again
+        # Stamped on the shared clock, as claims are: the sweeper compares an open action's
+        # time with it, and a worker whose own clock runs minutes fast would otherwise hide a
+        # failed action whose retry was lost (Redis flushed) for as long as its clock is ahead.
+        status = outcomes.record(session, action, exc, shared_clock.now())  # or raises
         if isinstance(exc, TransientError):
             return status  # attempts spent: recorded as it stands
     if invoice is not None:

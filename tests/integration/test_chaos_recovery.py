@@ -45,6 +45,32 @@ def _next_actions(app, org_id: int) -> dict[int, Any]:  # type: ignore[no-untype
     return dict(rows)  # type: ignore[arg-type]
 
 
+def _a_planned_reminder(org_id: int, clock: FakeClock, tag: str) -> Any:
+    """The books synced (nothing planned or sent, the queue empty) and one reminder planned by
+    hand for the first open invoice whose customer has an email address."""
+    from jobs.queues import queue
+    from jobs.tasks import sync_org
+    from store.db import db
+    from store.models import Action, Contact, Invoice
+
+    sync_org(org_id, plan_after=False)
+    queue().empty()
+    invoice = db.session.scalars(
+        select(Invoice).join(Contact, Invoice.contact_id == Contact.id)
+        .where(Invoice.org_id == org_id, Invoice.status == "open",
+               Contact.email.is_not(None)).order_by(Invoice.id)).first()
+    assert invoice is not None
+    action = Action(org_id=org_id, invoice_id=invoice.id,
+                    key=f"{org_id}:{invoice.id}:reminder:{tag}", kind="reminder",
+                    status="planned", planned_amount_due=invoice.amount_due,
+                    scheduled_for=clock(), created_at=clock(), updated_at=clock(),
+                    reason=f"Test ({tag})", channel="provider_email", step_index=0,
+                    step_count=3, template="friendly")
+    db.session.add(action)
+    db.session.commit()
+    return action
+
+
 def test_an_interrupted_first_sync_leaves_no_invoice_without_its_next_action(
         app, web, sandbox, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
     """A provider 500 on the payments page of the first sync (contacts and invoices are
@@ -166,27 +192,12 @@ def test_a_worker_that_lost_its_claim_writes_nothing(
     reaches the ledger: the result stays the other worker's, 'done' is written once."""
     from collect import execute, ledger
     from collect.providers import connector_for
-    from jobs.queues import queue
-    from jobs.tasks import sync_org
     from store.db import db
-    from store.models import Action, AuditEvent, Contact, Invoice, Organisation
+    from store.models import Action, AuditEvent, Organisation
 
     with app.app_context():
-        sync_org(connected.org_id, plan_after=False)  # books in, nothing planned or sent
-        queue().empty()
-        invoice = db.session.scalars(
-            select(Invoice).join(Contact, Invoice.contact_id == Contact.id)
-            .where(Invoice.org_id == connected.org_id, Invoice.status == "open",
-                   Contact.email.is_not(None)).order_by(Invoice.id)).first()
-        assert invoice is not None
-        action = Action(org_id=invoice.org_id, invoice_id=invoice.id,
-                        key=f"{invoice.org_id}:{invoice.id}:reminder:fence", kind="reminder",
-                        status="planned", planned_amount_due=invoice.amount_due,
-                        scheduled_for=clock(), created_at=clock(), updated_at=clock(),
-                        reason="Fence test", channel="provider_email", step_index=0,
-                        step_count=3, template="friendly")
-        db.session.add(action)
-        db.session.commit()
+        action = _a_planned_reminder(connected.org_id, clock, "fence")
+        invoice = action.invoice
         org = db.session.get(Organisation, connected.org_id)
         assert ledger.claim(db.session, action, "paused/1/a", clock())
         stalled = execute.Effect(db.session, action, invoice, org,
@@ -296,3 +307,38 @@ def test_the_budget_counts_minutes_on_redis_clock(redis_url: str) -> None:
                                                  -1, withscores=True)]
     now = server_time(redis).timestamp() * 1000
     assert len(stamps) == 2 and all(now - 5000 < s <= now for s in stamps)
+
+
+def test_a_failure_on_a_fast_clock_is_not_hidden_from_the_sweeper(
+        app, connected: Connected, sandbox, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+    """A worker whose own clock runs three minutes fast records a passing failure, and Redis
+    loses the retry. The failure is stamped on the shared clock, as claims are, so the sweeper
+    gives the action a job again as soon as it counts as stuck, not three minutes later."""
+    from collect import execute
+    from collect.outcomes import RetryLater
+    from collect.providers import connector_for
+    from jobs.queues import queue
+    from jobs.tasks import STUCK_AFTER, sweep_ledger
+    from store.db import db
+    from store.models import Action, Organisation
+
+    faults = _faults_in_front(sandbox[1], "xero")
+    with app.app_context():
+        action = _a_planned_reminder(connected.org_id, clock, "skew")
+        faults.add("server_error", method="GET", path=r"(?i)/invoices?/", times=None)
+        org = db.session.get(Organisation, connected.org_id)
+        fast = clock() + timedelta(minutes=3)  # this worker's own clock
+        with pytest.raises(RetryLater):
+            execute.execute_action(db.session, action, connector_for(org.connection), fast,
+                                   owner="fast/1/a")
+        action_id = action.id
+        db.session.remove()
+    faults.clear()
+    clock.advance(seconds=STUCK_AFTER.total_seconds() + 1)
+    with app.app_context():
+        row = db.session.get(Action, action_id)
+        assert row is not None and row.status == "failed"
+        assert row.updated_at <= clock() - STUCK_AFTER
+        assert sweep_ledger(book_next=False) == 1  # its job was lost: it gets one again
+        assert queue().job_ids == [f"action-{action_id}"]
+        db.session.remove()
