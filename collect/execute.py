@@ -35,6 +35,7 @@ from collect import (
     credit_requests,
     documents,
     ledger,
+    logos,
     one_off,
     outbound,
     outcomes,
@@ -504,9 +505,9 @@ def send_demand_letter(effect: Effect) -> str:
     days = int((action.details or {}).get("pay_within_days", 14))
     facts = documents.letter_facts(effect.session, org, invoice, days,
                                    calendar.today(effect.now))
-    letter = demand_letter(replace(facts, payment_link=payment_link(effect),
-                                   portal_link=portal.portal_url(effect.session,
-                                                                 invoice.contact)))
+    link = portal.portal_url(effect.session, invoice.contact)
+    letter = demand_letter(replace(facts, payment_link=payment_link(effect), portal_link=link,
+                                   logo=logos.logo_for(effect.session, org.id, link)))
     stem = f"final-demand-{invoice.number or invoice.id}"
     documents.keep(effect.session, action, "demand_letter_html", f"{stem}.html",
                    "text/html", letter.html.encode(), effect.now)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from collect import ledger
 from connectors.base import Connector, ConnectorError
+from rules.messages import Logo
 from store.models import BusinessLogo, Organisation
 
 log = logging.getLogger(__name__)
@@ -100,13 +101,15 @@ def logo_of(session: Session, org_id: int) -> BusinessLogo | None:
     return row if row is not None and row.content else None
 
 
-def logo_url(session: Session, org_id: int, portal_link: str | None) -> str | None:
-    """The logo's address as an email of ours shows it: the customer's own portal link
-    serves it (from our domain), versioned by its content so a new logo is not cached."""
+def logo_for(session: Session, org_id: int, portal_link: str | None) -> Logo | None:
+    """The logo as a message of ours shows it (reminders, statements, the final demand and
+    its PDF), None without one. Its address is the customer's own portal link's (our domain),
+    versioned by the content so a new logo is not cached; no link, no address."""
     row = logo_of(session, org_id)
-    if row is None or row.digest is None or not portal_link:
+    if row is None or row.content is None or row.digest is None:
         return None
-    return f"{portal_link}/logo?v={row.digest[:16]}"
+    url = f"{portal_link}/logo?v={row.digest[:16]}" if portal_link else None
+    return Logo(content=row.content, url=url)
 
 
 def _row(session: Session, org_id: int) -> BusinessLogo | None:

@@ -108,7 +108,7 @@ def reminder_message(session: Session, org: Organisation, invoice: Invoice, tone
         business_name=org.name, payment_link=payment_link, locale=language)
     source = message_source(session, org.id, language, tone or "friendly")
     message = with_portal_link(render(source, context), portal_link)
-    return with_logo(message, logos.logo_url(session, org.id, portal_link), org.name)
+    return with_logo(message, logos.logo_for(session, org.id, portal_link), org.name)
 
 
 def texts_of(session: Session, org: Organisation) -> dict[str, dict[str, Text]]:

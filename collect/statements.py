@@ -83,7 +83,7 @@ def send_statement(effect: Effect) -> str:
             raise Skip("nothing_open", f"{contact.name} has nothing open")
         link = portal.portal_url(effect.session, contact)
         message = with_logo(with_portal_link(render_statement(statement), link),
-                            logos.logo_url(effect.session, org.id, link), org.name)
+                            logos.logo_for(effect.session, org.id, link), org.name)
         if send_own_email(effect, to=contact.email, subject=message.subject, text=message.text,
                           html=message.html, sender_name=org.name, action_key=effect.key):
             effect.record_part("message", {"subject": message.subject, "text": message.text,

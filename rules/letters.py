@@ -21,15 +21,26 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 from fpdf import FPDF
+from fpdf.enums import Align
 from fpdf.fonts import FontFace
+from fpdf.image_parsing import preload_image
 from jinja2 import FileSystemLoader, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from rules.messages import PORTAL_LINE, RIGHT_TO_LEFT, TEMPLATE_DIR, _environment, language_of
+from rules.messages import (
+    PORTAL_LINE,
+    RIGHT_TO_LEFT,
+    TEMPLATE_DIR,
+    Logo,
+    _environment,
+    language_of,
+    logo_header,
+)
 from rules.statutory import round_money
 
 LETTER_DIR = TEMPLATE_DIR / "letters"
@@ -41,6 +52,8 @@ PRODUCER = "Dunwell"
 MIN_DAYS_TO_PAY = 1
 MIN_DAYS_TO_PAY_NORWAY = 14
 MAX_DAYS_TO_PAY = 90
+# The logo at the head of the PDF: as high as our emails show it (48 px at 96 to the inch).
+LOGO_HEIGHT_MM = 48 / 96 * 25.4
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _LINK = re.compile(r"https?://[^\s<>\"']+")
 _ONE_LINE = re.compile(r"[ \t\r\n]+")
@@ -150,6 +163,8 @@ class LetterFacts:
     # The customer's own portal link (signed for them, as every message of ours carries it):
     # where they can pay, promise a date, dispute or ask for a plan before the date passes.
     portal_link: str | None = None
+    # The business's logo (rules.messages.Logo), at the head of the PDF and of the HTML.
+    logo: Logo | None = None
 
     def __post_init__(self) -> None:
         if not self.invoices:
@@ -240,6 +255,8 @@ def _values(facts: LetterFacts, language: str) -> dict[str, Any]:
         "payment_link": facts.payment_link,
         "portal_link": facts.portal_link,
         "portal_line": PORTAL_LINE[language],
+        # Our own markup, the same our reminder and statement emails carry (empty: no logo).
+        "logo_header": logo_header(facts.logo, facts.business_name),
         "jurisdiction": facts.jurisdiction.upper(),
         "statutory_basis": facts.statutory_basis or "",
     }
@@ -379,6 +396,21 @@ def _pdf(facts: LetterFacts, language: str, words: Mapping[str, str],
         own_direction(False)
         pdf.ln(3)
 
+    def logo(content: bytes) -> None:
+        """The business's logo on the side the letter starts from, above its name. A stored
+        logo was checked as a PNG or JPEG when kept; one the PDF library still cannot read
+        is left out, and the letter goes with the name alone."""
+        try:
+            info = preload_image(pdf.image_cache, BytesIO(content))[2]
+        except (OSError, SyntaxError, ValueError):
+            return
+        width = min(LOGO_HEIGHT_MM * info.width / info.height, pdf.epw)  # a long banner: narrowed
+        pdf.image(BytesIO(content), x=Align.coerce(start), w=width,
+                  h=width * info.height / info.width, alt_text=facts.business_name)
+        pdf.ln(4)
+
+    if facts.logo is not None:
+        logo(facts.logo.content)
     block([facts.business_name, *facts.business_address], bold_first=True)
     block([facts.customer_name, *facts.customer_address], bold_first=False)
     paragraph(day(facts.letter_date), align=end, after=6)

@@ -21,6 +21,7 @@ from babel.dates import format_date
 from babel.numbers import format_currency
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import Markup
 
 from rules.template_safety import TemplateSandbox
 
@@ -118,14 +119,31 @@ def _html(text: str, language: str, direction: str, header: str = "") -> str:
             + "".join(paragraphs) + "</body></html>")
 
 
-def with_logo(message: Message, logo_url: str | None, business_name: str) -> Message:
-    """The HTML with the business's logo above the text (an image of our own domain, where
-    the customer's portal link serves it); the plain text stays as it is. Applied last, as
-    it builds the HTML from the text."""
-    if not logo_url:
+@dataclass(frozen=True)
+class Logo:
+    """The business's logo as a message of ours shows it: the checked PNG or JPEG itself (a
+    PDF carries the image) and, where the customer has a portal link, the address on our own
+    domain that serves it (an email's HTML shows it from there)."""
+
+    content: bytes
+    url: str | None = None
+
+
+def logo_header(logo: Logo | None, business_name: str) -> Markup:
+    """Our own markup for the head of an email's HTML (and the letter's): the logo, 48 pixels
+    high, its alt text the business's name, both escaped; nothing without a logo or an
+    address to show it from."""
+    if logo is None or not logo.url:
+        return Markup("")
+    return Markup('<p><img src="{}" alt="{}" height="48"></p>').format(logo.url, business_name)
+
+
+def with_logo(message: Message, logo: Logo | None, business_name: str) -> Message:
+    """The HTML with the business's logo above the text; the plain text stays as it is.
+    Applied last, as it builds the HTML from the text."""
+    header = logo_header(logo, business_name)
+    if not header:
         return message
-    header = (f'<p><img src="{escape(logo_url)}" alt="{escape(business_name)}" '
-              'height="48"></p>')
     return replace(message, html=_html(message.text, message.locale, message.direction,
                                        header))
 

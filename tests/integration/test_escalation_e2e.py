@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import requests
 from aiosmtpd.controller import Controller
+from PIL import Image
 from pypdf import PdfReader
 from sqlalchemy import select
 
@@ -88,6 +89,14 @@ def hook() -> Iterator[tuple[list[tuple[dict[str, str], bytes]], str]]:
     server.shutdown()
 
 
+def images_on_first_page(pdf: bytes) -> list[tuple[int, int]]:
+    """The pixel sizes of the image XObjects drawn on a PDF's first page."""
+    page = PdfReader(io.BytesIO(pdf)).pages[0]
+    objects = page["/Resources"].get("/XObject", {})
+    return [(int(o["/Width"]), int(o["/Height"])) for o in
+            (objects[name].get_object() for name in objects) if o["/Subtype"] == "/Image"]
+
+
 def notes(provider: str, box: Any, tenant: str, invoice_id: str) -> list[str]:
     if provider == "xero":
         return [str(h["Details"]) for h in box.history(tenant, invoice_id)]
@@ -100,7 +109,16 @@ def test_escalation_reaches_people_the_books_and_the_owner_once(  # type: ignore
         app, web, clock, sandbox, qbo_sandbox, smtp, hook, provider: str) -> None:
     from jobs.tasks import enqueue_sync, sync_org
     from store.db import db
-    from store.models import Action, Contact, Document, Invoice, Policy, Task
+    from store.models import (
+        Action,
+        BusinessLogo,
+        Contact,
+        Document,
+        Invoice,
+        Organisation,
+        Policy,
+        Task,
+    )
 
     if provider == "quickbooks":
         clock.set(datetime(2026, 11, 24, 18, 0, tzinfo=UTC))  # 10:00 in California
@@ -183,6 +201,13 @@ def test_escalation_reaches_people_the_books_and_the_owner_once(  # type: ignore
         assert archive.read("demand-letter.pdf") == pdf
         contact_name = db.session.get(Contact, contact_id).name
         assert number in archive.read("README.txt").decode("utf-8")
+        # The business's logo heads the letter where the books keep one (Xero's branding
+        # theme); QuickBooks' keep none, and its letter has the name alone.
+        logo = db.session.scalar(select(BusinessLogo.content).where(
+            BusinessLogo.org_id == connected.org_id))
+        org_name = db.session.get(Organisation, connected.org_id).name
+        letter_html = db.session.scalars(select(Document.content).where(
+            Document.kind == "demand_letter_html")).one().decode()
         secret = hmac.new(b"test-secret-key", f"webhook:{connected.org_id}".encode(),
                           hashlib.sha256).hexdigest()
 
@@ -227,6 +252,22 @@ def test_escalation_reaches_people_the_books_and_the_owner_once(  # type: ignore
     attachment = next(p for p in demand.walk() if p.get_filename())
     assert attachment.get_content_type() == "application/pdf"
     assert attachment.get_payload(decode=True) == pdf
+    demand_html = next(p for p in demand.walk() if p.get_content_type() == "text/html")
+    demand_html = demand_html.get_payload(decode=True).decode().replace("\r\n", "\n")
+    assert demand_html == letter_html
+    if provider == "xero":
+        assert logo is not None and logo.startswith(b"\x89PNG")
+        assert images_on_first_page(pdf) == [Image.open(io.BytesIO(logo)).size]
+        # The email shows it as the reminders do: from our domain, through the customer's link.
+        src = f'{portal_links[0]}/logo?v='
+        assert f'<body>\n<p><img src="{src}' in demand_html
+        assert f'alt="{html.escape(org_name)}" height="48"></p>' in demand_html
+        image = requests.get(html.unescape(demand_html.split('<img src="')[1].split('"')[0]),
+                             timeout=10)
+        assert image.status_code == 200 and image.content == logo
+    else:
+        assert logo is None
+        assert images_on_first_page(pdf) == [] and "<img" not in demand_html
     # The provider emailed nothing for the Dunwell-email step; notes record every effect.
     assert any("final demand sent" in n for n in notes(provider, box, connected.tenant_id,
                                                        target_provider_id))

@@ -382,3 +382,77 @@ def test_a_charge_is_listed_in_the_letters_language(language: str, kind: str,
     assert charge_description(kind, language, "EUR") == worded.split(",")[0]
     with pytest.raises(LetterError, match="not 'discount'"):
         charge_description("discount", language, "EUR")
+
+
+def image_bytes(size: tuple[int, int], kind: str) -> bytes:
+    """A logo as the store keeps one: a PNG with transparency, or a JPEG."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    mode, colour = ("RGBA", (180, 40, 20, 255)) if kind == "PNG" else ("RGB", (180, 40, 20))
+    Image.new(mode, size, colour).save(out, kind)
+    return out.getvalue()
+
+
+def drawn_images(letter: DemandLetter) -> list[tuple[int, int, float, float]]:
+    """Each image drawn on the first page: its pixel width and height, and where it stands
+    (points from the page's left edge, and how wide)."""
+    from pypdf.generic import ContentStream
+
+    page = PdfReader(io.BytesIO(letter.pdf)).pages[0]
+    objects = page["/Resources"].get("/XObject", {})
+    drawn, matrix = [], None
+    for operands, operator in ContentStream(page.get_contents(), page.pdf).operations:
+        if operator == b"cm":
+            matrix = [float(value) for value in operands]
+        elif operator == b"Do" and matrix is not None:
+            image = objects[operands[0]].get_object()
+            if image["/Subtype"] == "/Image":
+                drawn.append((int(image["/Width"]), int(image["/Height"]), matrix[4], matrix[0]))
+    return drawn
+
+
+@pytest.mark.parametrize(("language", "currency", "size", "kind"), [
+    ("en", "GBP", (96, 96), "PNG"), ("he", "ILS", (160, 40), "JPEG")])
+def test_the_businesss_logo_heads_the_pdf_and_the_html_as_our_emails_show_it(
+        language: str, currency: str, size: tuple[int, int], kind: str) -> None:
+    from rules.messages import Logo, Message, logo_header, with_logo
+
+    logo = Logo(content=image_bytes(size, kind), url="https://dunwell.example/portal/t/logo?v=1")
+    letter = demand_letter(facts_in(language, currency, logo=logo))
+    ((width, height, x, drawn_width),) = drawn_images(letter)
+    assert (width, height) == size
+    # As high as the emails show it (48 px), on the side the letter starts from.
+    assert drawn_width / width * height == pytest.approx(48 * 0.75, abs=0.1)
+    page_width, margin = 595.28, 20 / 25.4 * 72
+    if language == "he":
+        assert x + drawn_width == pytest.approx(page_width - margin, abs=0.5)
+    else:
+        assert x == pytest.approx(margin, abs=0.5)
+    # The HTML carries the very markup a reminder's HTML does, first in the body.
+    header = logo_header(logo, FACTS.business_name)
+    assert header == ('<p><img src="https://dunwell.example/portal/t/logo?v=1" '
+                      'alt="Harbour Coffee Roasters Ltd" height="48"></p>')
+    assert f"<body>\n{header}\n<div class=\"sender\">" in letter.html
+    reminder = Message("Subject", "Hello\n", "", language, "ltr")
+    assert header in with_logo(reminder, logo, FACTS.business_name).html
+    assert letter.text == letter_for(facts_in(language, currency)).text  # the text unchanged
+    assert demand_letter(facts_in(language, currency, logo=logo)).pdf == letter.pdf
+
+
+def test_without_a_logo_the_letter_has_the_name_alone() -> None:
+    """No logo, or one the PDF library cannot read after all (the store checked only its
+    header): no image, and the letter is written all the same. A logo without an address
+    (no portal link) is in the PDF but not the HTML, which could not show it."""
+    from rules.messages import Logo
+
+    plain = letter_for(FACTS)
+    assert drawn_images(plain) == [] and "<img" not in plain.html
+    assert "<body>\n<div class=\"sender\">" in plain.html
+    good = image_bytes((96, 96), "PNG")
+    broken = good[:60] + good[-12:]  # the header and the end kept, the pixels cut out
+    letter = demand_letter(replace(FACTS, logo=Logo(content=broken, url="https://d.example/l")))
+    assert drawn_images(letter) == [] and pdf_text(letter) == pdf_text(plain)
+    unlinked = demand_letter(replace(FACTS, logo=Logo(content=good)))
+    assert [image[:2] for image in drawn_images(unlinked)] == [(96, 96)]
+    assert unlinked.html == plain.html
