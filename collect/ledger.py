@@ -41,7 +41,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, and_, event, inspect, or_, select, text, update
+from sqlalchemy import Connection, and_, event, insert, inspect, or_, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -51,7 +51,7 @@ from rules import PastAction, PlannedAction
 from rules.deposits import QuoteReminder
 from store.db import among
 from store.models import Action, AuditEvent, Invoice
-from sync.engine import column_arrays
+from sync.engine import by_copy, column_arrays, copy_into, copy_page
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,19 @@ def audit(session: Session, org_id: int, kind: str, message: str, *, at: datetim
           data: dict[str, Any] | None = None) -> None:
     session.add(AuditEvent(org_id=org_id, kind=kind, message=message, at=at,
                            invoice_id=invoice_id, action_id=action_id, data=data))
+
+
+def audit_many(session: Session, entries: Sequence[dict[str, Any]]) -> None:
+    """Many activity-log entries (AuditEvent's columns, every entry with the same keys) in one
+    statement: on PostgreSQL, from this many on, by COPY (psycopg's C code encodes the rows,
+    where an executemany dumps them value by value); otherwise one INSERT."""
+    if not entries:
+        return
+    session.flush()  # around the unit of work: what it holds goes first
+    if by_copy(session, len(entries)):
+        copy_into(session, AuditEvent.__table__, entries, list(entries[0]))
+    else:
+        session.execute(insert(AuditEvent), entries)
 
 
 def about(action: Action | PlannedAction) -> dict[str, Any]:
@@ -210,8 +223,10 @@ def record_planned_many(session: Session, steps: Sequence[tuple[PlannedAction, I
     session.flush()  # the statements below go around the unit of work
     found: dict[str, Action] = {}
     keys = list(by_key)
-    for start in range(0, len(keys), INSERT_CHUNK):
-        rows = [_row(*by_key[key], now) for key in keys[start:start + INSERT_CHUNK]]
+    # PostgreSQL takes the pass in one INSERT (its rows come by COPY or as arrays).
+    chunk = len(keys) if session.get_bind().dialect.name == "postgresql" else INSERT_CHUNK
+    for start in range(0, len(keys), chunk):
+        rows = [_row(*by_key[key], now) for key in keys[start:start + chunk]]
         for action in _insert_new(session, rows):
             found[action.key] = action
     taken = [key for key in keys if key not in found]
@@ -232,24 +247,31 @@ INSERT_CHUNK = 1000
 
 def _insert_new(session: Session, rows: list[dict[str, Any]]) -> Iterable[Action]:
     """INSERT ... ON CONFLICT (key) DO NOTHING RETURNING: the rows that were new, as the
-    session's objects. PostgreSQL gets the rows as one array per column, unnested by the
-    server (thousands of placeholders cost psycopg more to parse than the server to insert)."""
+    session's objects. PostgreSQL takes a long pass's rows by COPY into a temporary table and
+    inserts from it (psycopg's C code encodes them), a short one's as one array per column
+    unnested by the server (thousands of placeholders cost psycopg more to parse than the
+    server to insert)."""
     if session.get_bind().dialect.name != "postgresql":
         statement = sqlite_insert(Action).on_conflict_do_nothing(index_elements=["key"])
         return session.scalars(statement.returning(Action), rows)
 
     table = Action.__table__
-    dialect = session.get_bind().dialect
-    serialise = getattr(dialect, "_json_serializer", None) or json.dumps
-    rows = [{**row, "details": None if row["details"] is None else serialise(row["details"])}
-            for row in rows]  # psycopg adapts no dict inside an array: JSON goes as text
     columns = list(rows[0])
-    arrays, _ = column_arrays(session, table, rows, columns)
-    casts = [f"CAST(:{name} AS {table.c[name].type.compile(dialect=dialect)}[])"
-             for name in columns]
-    sql = (f"INSERT INTO actions ({', '.join(columns)}) "  # noqa: S608 - our own names
-           f"SELECT * FROM unnest({', '.join(casts)}) ON CONFLICT (key) DO NOTHING "
-           f"RETURNING {', '.join(c.name for c in table.columns)}")
+    arrays: dict[str, list[Any]] = {}
+    if by_copy(session, len(rows)):
+        page = copy_page(session, table, list(enumerate(rows)), columns)
+        source = f"SELECT {', '.join(columns)} FROM {page} ORDER BY id"  # noqa: S608 - ours
+    else:
+        dialect = session.get_bind().dialect
+        serialise = getattr(dialect, "_json_serializer", None) or json.dumps
+        rows = [{**row, "details": None if row["details"] is None else serialise(row["details"])}
+                for row in rows]  # psycopg adapts no dict inside an array: JSON goes as text
+        arrays, _ = column_arrays(session, table, rows, columns)
+        casts = [f"CAST(:{name} AS {table.c[name].type.compile(dialect=dialect)}[])"
+                 for name in columns]
+        source = f"SELECT * FROM unnest({', '.join(casts)})"  # noqa: S608 - ours
+    sql = (f"INSERT INTO actions ({', '.join(columns)}) {source} "
+           f"ON CONFLICT (key) DO NOTHING RETURNING {', '.join(c.name for c in table.columns)}")
     return session.scalars(select(Action).from_statement(
         text(sql).bindparams(**arrays).columns(*table.columns)))
 

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
-from sqlalchemy import Table, bindparam, func, or_, select, text, union, update
+from sqlalchemy import func, or_, select, union
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -43,7 +43,7 @@ from store.models import (
     Quote,
     Retainer,
 )
-from sync.engine import column_arrays
+from sync.engine import update_by_id
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -367,31 +367,15 @@ def _due_invoices(session: Session, org_ids: Sequence[int], now: datetime
 
 
 def _store_next_action_at(session: Session, rows: list[tuple[Invoice, datetime | None]]) -> None:
-    """The pass's new next action times in one statement, not an ORM UPDATE per invoice:
-    PostgreSQL joins the rows to two arrays (`UPDATE ... FROM unnest(...)`: one statement
-    for the server to plan, where an executemany is one per invoice); SQLite gets an
-    executemany UPDATE by primary key. The session's objects are told the new value, as the
-    database now holds it."""
+    """The pass's new next action times in one statement, not an ORM UPDATE per invoice
+    (PostgreSQL joins the rows from a temporary table filled by COPY, or from two arrays;
+    SQLite gets an executemany UPDATE by primary key). The session's objects are told the new
+    value, as the database now holds it."""
     if not rows:
         return
     session.flush()
-    table = cast(Table, Invoice.__table__)
-    if session.get_bind().dialect.name == "postgresql":
-        columns = ["id", "next_action_at"]
-        arrays, _ = column_arrays(session, table, [
-            {"id": invoice.id, "next_action_at": when} for invoice, when in rows], columns)
-        dialect = session.get_bind().dialect
-        typed = ", ".join(f"CAST(:{name} AS {table.c[name].type.compile(dialect=dialect)}[])"
-                          for name in columns)
-        session.connection().execute(text(
-            "UPDATE invoices SET next_action_at = new.next_action_at"  # noqa: S608 - our names
-            f" FROM unnest({typed}) AS new(id, next_action_at) WHERE invoices.id = new.id"),
-            arrays)
-    else:
-        session.connection().execute(
-            update(table).where(table.c.id == bindparam("invoice_id"))
-            .values(next_action_at=bindparam("when")),
-            [{"invoice_id": invoice.id, "when": when} for invoice, when in rows])
+    update_by_id(session, Invoice.__table__, ["next_action_at"],
+                 [{"row_id": invoice.id, "next_action_at": when} for invoice, when in rows])
     for invoice, when in rows:
         set_committed_value(invoice, "next_action_at", when)
 

@@ -13,7 +13,7 @@ from typing import Any
 from rq import Retry, get_current_job
 from rq.job import Job, JobStatus
 from rq.timeouts import JobTimeoutException
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -37,7 +37,7 @@ from jobs.payments import sweep_card_payments
 from jobs.queues import FINISHED, enqueue_many_once, enqueue_once, front_job_waiting
 from store import clock
 from store.db import db
-from store.models import Action, AuditEvent, Connection, Organisation, SyncRun
+from store.models import Action, Connection, Organisation, SyncRun
 from sync.engine import sync_organisation
 
 log = logging.getLogger(__name__)
@@ -278,8 +278,7 @@ def _plan(session: Session, org_ids: Sequence[int]) -> _Planned:
                             "data": ledger.about(action)} for action in actions)
             to_send.extend(approvals.hold_in_safe_mode(session, org, actions, now))
             result.planned += len(actions)
-        if planned:
-            session.execute(insert(AuditEvent), planned)
+        ledger.audit_many(session, planned)
         for org_id, exc in batch.errors.items():
             ledger.audit(session, org_id, "planning_failed",
                          f"Planning stopped on this organisation's data"

@@ -7,15 +7,16 @@ books reads one empty page per stream and writes nothing.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import typing
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ARRAY, String, bindparam, cast, func, insert, select, text, update
+from sqlalchemy import ARRAY, JSON, String, bindparam, cast, func, insert, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
@@ -140,32 +141,56 @@ def _with_defaults(table: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any
 COPY_FROM_ROWS = 50
 
 
-def _by_copy(session: Session, rows: int) -> bool:
+def by_copy(session: Session, rows: int) -> bool:
     return rows >= COPY_FROM_ROWS and session.get_bind().dialect.name == "postgresql"
 
 
-def _copy_page(session: Session, table: Any, rows: list[tuple[int, dict[str, Any]]],
-               columns: Sequence[str]) -> str:
+def copy_page(session: Session, table: Any, rows: list[tuple[int, dict[str, Any]]],
+              columns: Sequence[str]) -> str:
     """COPY `rows` (each with an id: the row's own for an UPDATE, its place in the page for an
     INSERT) into this connection's temporary table shaped like `table`, emptied first; returns
     the temporary table's name. Values are bound as SQLAlchemy would bind them."""
-    dialect = session.get_bind().dialect
     page = f"page_{table.name}"
-    binds = [(name, table.c[name].type.bind_processor(dialect)) for name in columns]
+    # Without parameters both statements go in one round trip. The table lives as long as
+    # the connection, and ON COMMIT DELETE ROWS empties it at the end of each transaction.
+    _driver(session).execute(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {page} "  # noqa: S608 - our own names
+        f"ON COMMIT DELETE ROWS AS SELECT * FROM {table.name} WITH NO DATA; DELETE FROM {page}")
+    copy_into(session, table, ({**row, "id": row_id} for row_id, row in rows), ["id", *columns],
+              into=page)
+    return page
+
+
+def copy_into(session: Session, table: Any, rows: Iterable[Mapping[str, Any]],
+              columns: Sequence[str], into: str | None = None) -> None:
+    """COPY `rows` into `table` (or into the table named `into`, shaped like it), each value
+    bound as SQLAlchemy would bind it: psycopg's C code encodes them, where an array or an
+    executemany is dumped value by value in Python. JSON goes as its text."""
+    dialect = session.get_bind().dialect
+    serialise = getattr(dialect, "_json_serializer", None) or json.dumps
+    binds = []
+    for name in columns:
+        column_type = table.c[name].type
+        bind = column_type.bind_processor(dialect)
+        if isinstance(column_type, JSON):
+            bind = _json_text(serialise)
+        binds.append((name, bind))
+    with _driver(session).cursor() as cursor, cursor.copy(
+            f"COPY {into or table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([row[name] if bind is None else bind(row[name])
+                            for name, bind in binds])
+
+
+def _json_text(serialise: Callable[[Any], str]) -> Callable[[Any], str | None]:
+    return lambda value: None if value is None else serialise(value)
+
+
+def _driver(session: Session) -> psycopg.Connection[Any]:
+    """The session's psycopg connection (COPY: PostgreSQL only)."""
     raw = session.connection().connection.dbapi_connection
     assert raw is not None
-    driver = typing.cast("psycopg.Connection[Any]", raw)  # COPY: PostgreSQL only
-    with driver.cursor() as cursor:
-        # Without parameters both statements go in one round trip. The table lives as long as
-        # the connection, and ON COMMIT DELETE ROWS empties it at the end of each transaction.
-        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {page} "  # noqa: S608
-                       f"ON COMMIT DELETE ROWS AS SELECT * FROM {table.name} WITH NO DATA; "
-                       f"DELETE FROM {page}")
-        with cursor.copy(f"COPY {page} (id, {', '.join(columns)}) FROM STDIN") as copy:
-            for row_id, row in rows:
-                copy.write_row([row_id, *[row[name] if bind is None else bind(row[name])
-                                          for name, bind in binds]])
-    return page
+    return typing.cast("psycopg.Connection[Any]", raw)
 
 
 def _insert_rows(session: Session, model: Any, rows: list[dict[str, Any]],
@@ -175,17 +200,17 @@ def _insert_rows(session: Session, model: Any, rows: list[dict[str, Any]],
 
     `links` (column -> (model, column holding its provider id)): ids the caller left for the
     database to find, by joining the page with `model` in the INSERT, when the page goes by
-    COPY (`_by_copy`); otherwise the caller has found them."""
+    COPY (`by_copy`); otherwise the caller has found them."""
     if not rows:
         return {}
     table = model.__table__
     dialect = session.get_bind().dialect.name
     updated = [name for name in rows[0] if name not in ("org_id", "provider_id")]
     filled = _with_defaults(table, rows) if dialect == "postgresql" else None
-    if filled is not None and _by_copy(session, len(filled)):
+    if filled is not None and by_copy(session, len(filled)):
         # PostgreSQL, a long page: COPY into a temporary table, one INSERT ... SELECT from it.
         columns = list(filled[0])
-        page = _copy_page(session, table, list(enumerate(filled)), columns)
+        page = copy_page(session, table, list(enumerate(filled)), columns)
         selected, joins = [], []
         for name in columns:
             if links and name in links:
@@ -238,27 +263,34 @@ def _update_rows(session: Session, model: Any, rows: list[tuple[int, dict[str, A
             _assign(loaded, values)
             continue
         by_columns.setdefault(tuple(values), []).append({"row_id": row_id, **values})
-    table = model.__table__
-    postgresql = session.get_bind().dialect.name == "postgresql"
     for columns, params in by_columns.items():
-        if postgresql and _by_copy(session, len(params)):
-            page = _copy_page(session, table, [(p["row_id"], p) for p in params], columns)
-            sql = (f"UPDATE {table.name} SET "  # noqa: S608 - our own names
-                   + ", ".join(f"{name} = page.{name}" for name in columns)
-                   + f" FROM {page} AS page WHERE {table.name}.id = page.id")
-            session.connection().exec_driver_sql(sql)
-            continue
-        if postgresql:
-            arrays, casts = column_arrays(session, table, params, columns)
-            arrays["row_id"] = [p["row_id"] for p in params]
-            sql = (f"UPDATE {table.name} SET "  # noqa: S608 - our own names
-                   + ", ".join(f"{name} = page.{name}" for name in columns)
-                   + f" FROM unnest(%(row_id)s::integer[], {', '.join(casts)}) "
-                   f"AS page(row_id, {', '.join(columns)}) WHERE {table.name}.id = page.row_id")
-            session.connection().exec_driver_sql(sql, arrays)
-            continue
-        session.execute(update(table).where(table.c.id == bindparam("row_id"))
-                        .values({name: bindparam(name) for name in columns}), params)
+        update_by_id(session, model.__table__, columns, params)
+
+
+def update_by_id(session: Session, table: Any, columns: Sequence[str],
+                 params: list[dict[str, Any]]) -> None:
+    """One UPDATE of `columns` for many rows, each given by its id (`row_id`) and values:
+    PostgreSQL joins them from a temporary table filled by COPY (a long page) or from
+    arrays; elsewhere an executemany."""
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    if postgresql and by_copy(session, len(params)):
+        page = copy_page(session, table, [(p["row_id"], p) for p in params], columns)
+        sql = (f"UPDATE {table.name} SET "  # noqa: S608 - our own names
+               + ", ".join(f"{name} = page.{name}" for name in columns)
+               + f" FROM {page} AS page WHERE {table.name}.id = page.id")
+        session.connection().exec_driver_sql(sql)
+        return
+    if postgresql:
+        arrays, casts = column_arrays(session, table, params, columns)
+        arrays["row_id"] = [p["row_id"] for p in params]
+        sql = (f"UPDATE {table.name} SET "  # noqa: S608 - our own names
+               + ", ".join(f"{name} = page.{name}" for name in columns)
+               + f" FROM unnest(%(row_id)s::integer[], {', '.join(casts)}) "
+               f"AS page(row_id, {', '.join(columns)}) WHERE {table.name}.id = page.row_id")
+        session.connection().exec_driver_sql(sql, arrays)
+        return
+    session.execute(update(table).where(table.c.id == bindparam("row_id"))
+                    .values({name: bindparam(name) for name in columns}), params)
 
 
 def upsert_contacts(session: Session, org_id: int, records: Sequence[ContactRecord]) -> set[int]:
@@ -331,7 +363,7 @@ def upsert_invoices(session: Session, org_id: int, records: Sequence[InvoiceReco
         elif _differs(row.values, values):
             row.values.update(values)
             changed[row.id] = {**changed.get(row.id, {}), **values}
-    if new and not _by_copy(session, len(new)):
+    if new and not by_copy(session, len(new)):
         found = _ids_by_provider_id(session, Contact, org_id,
                                     (row["contact_provider_id"] for row in new.values()))
         for new_row in new.values():

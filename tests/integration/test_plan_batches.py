@@ -145,14 +145,17 @@ def _start_again(session, org_ids: list[int], times: dict[int, Any]) -> None:  #
     session.expire_all()
 
 
-@pytest.mark.parametrize("due_per_pass", [20_000, 3])
+@pytest.mark.parametrize(("due_per_pass", "copy_from"), [(20_000, None), (3, None), (20_000, 1)])
 def test_a_batch_records_exactly_what_one_organisation_at_a_time_records(  # type: ignore[no-untyped-def]
-        app, monkeypatch, due_per_pass: int) -> None:
-    """Also when the batch's due invoices are planned a few organisations at a time."""
+        app, monkeypatch, due_per_pass: int, copy_from: int | None) -> None:
+    """Also when the batch's due invoices are planned a few organisations at a time, and
+    when PostgreSQL takes the batch's rows by COPY (`copy_from`: from how many rows; one
+    organisation's few go as arrays)."""
     from collect import plan
     from collect.plan import plan_org, plan_orgs
     from store.db import db
     from store.models import Organisation
+    from sync import engine
 
     with app.app_context():
         session = db.session
@@ -167,6 +170,8 @@ def test_a_batch_records_exactly_what_one_organisation_at_a_time_records(  # typ
 
         _start_again(session, org_ids, before)
         monkeypatch.setattr(plan, "DUE_PER_PASS", due_per_pass)
+        if copy_from is not None:
+            monkeypatch.setattr(engine, "COPY_FROM_ROWS", copy_from)
         batch = plan_orgs(session, [session.get(Organisation, i) for i in org_ids], NOW)
         session.commit()
         batched = _ledger(session, org_ids)
@@ -315,13 +320,19 @@ def test_the_rq_job_over_idle_organisations_reads_as_few_for_30_as_for_3(app, cl
         assert at_three == at_thirty
 
 
-def test_the_rq_job_plans_a_batch_and_enqueues_its_actions(app, clock) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("copy_from", [None, 1])
+def test_the_rq_job_plans_a_batch_and_enqueues_its_actions(app, clock, monkeypatch,  # type: ignore[no-untyped-def]
+                                                           copy_from: int | None) -> None:
+    """`copy_from`: PostgreSQL takes the ledger's and the activity log's rows by COPY from
+    this many (by default a batch this small goes by arrays and an INSERT)."""
     from rq import Queue
 
+    from collect import ledger
     from collect.providers import redis_client
     from jobs import tasks
     from store.db import db
     from store.models import Action, AuditEvent, Organisation
+    from sync import engine
 
     with app.app_context():
         session = db.session
@@ -329,13 +340,21 @@ def test_the_rq_job_plans_a_batch_and_enqueues_its_actions(app, clock) -> None: 
         session.get(Organisation, org_ids[1]).safe_mode = True
         session.commit()
         clock.set(NOW)
+        if copy_from is not None:
+            monkeypatch.setattr(engine, "COPY_FROM_ROWS", copy_from)
         result = tasks.plan_orgs(org_ids)
         actions = session.scalars(select(Action).where(Action.org_id.in_(org_ids))).all()
         assert result["planned"] == len(actions) > 0
         assert result["failed"] == [] and result["idle"] == 1
-        audited = set(session.scalars(select(AuditEvent.action_id).where(
-            AuditEvent.kind == "action_planned", AuditEvent.org_id.in_(org_ids))))
-        assert audited == {a.id for a in actions}
+        entries = session.scalars(select(AuditEvent).where(
+            AuditEvent.kind == "action_planned", AuditEvent.org_id.in_(org_ids))).all()
+        assert {e.action_id for e in entries} == {a.id for a in actions}
+        # Each entry as the activity log words it: the action's reason and particulars.
+        by_id = {a.id: a for a in actions}
+        assert all((e.org_id, e.invoice_id, e.at, e.message, e.data) == (
+            by_id[e.action_id].org_id, by_id[e.action_id].invoice_id, NOW,
+            f"Planned: {by_id[e.action_id].reason}",
+            ledger.about(by_id[e.action_id])) for e in entries)
         # One execution job per group of an organisation's actions: each action sent is in
         # exactly one, with its own organisation's only.
         groups = [job.args[0] for job in Queue(app.config["RQ_QUEUE"],
