@@ -17,7 +17,8 @@ from flask_babel import lazy_gettext as _l
 
 from app.formatting import RIGHT_TO_LEFT, day, init_formatting, money, reader_language
 
-__all__ = ["LANGUAGES", "RIGHT_TO_LEFT", "current_language", "day", "money", "status_label"]
+__all__ = ["LANGUAGES", "RIGHT_TO_LEFT", "current_language", "day", "money",
+           "negotiated_language", "status_label"]
 
 TRANSLATIONS = Path(__file__).parent / "translations"
 # English first: the default. Names are each language's own.
@@ -43,12 +44,18 @@ def compile_translations(folder: Path = TRANSLATIONS) -> list[Path]:
     return written
 
 
-def select_language() -> str:
-    """The visitor's choice, else the best match of their browser's languages, else English."""
+def negotiated_language() -> str | None:
+    """The visitor's choice, else the best match of their browser's languages (None: neither
+    names one of ours)."""
     chosen = session.get(SESSION_KEY)
     if chosen in LANGUAGES:
         return str(chosen)
-    return request.accept_languages.best_match(list(LANGUAGES)) or "en"
+    return request.accept_languages.best_match(list(LANGUAGES))
+
+
+def select_language() -> str:
+    """The language a page is shown in: the one negotiated, else English."""
+    return negotiated_language() or "en"
 
 
 def current_language() -> str:

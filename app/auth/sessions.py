@@ -17,6 +17,7 @@ from flask import current_app, session
 from flask_login import login_user
 from sqlalchemy import select, update
 
+from app.languages import negotiated_language
 from store.db import db
 from store.models import User, UserSession
 
@@ -28,7 +29,12 @@ def _digest(secret: str) -> str:
 
 
 def start_session(user: User) -> None:
-    """Sign `user` in on a fresh session (whatever the cookie held before is dropped)."""
+    """Sign `user` in on a fresh session (whatever the cookie held before is dropped). A
+    person without a language yet gets the one their pages are shown in (their browser's,
+    or the one they picked before signing in), so Dunwell's emails to them are written in
+    it; a language they chose is never replaced."""
+    if user.language is None:
+        user.language = negotiated_language()
     secret = secrets.token_urlsafe(32)
     db.session.add(UserSession(user_id=user.id, token_hash=_digest(secret),
                                created_at=datetime.now(UTC)))

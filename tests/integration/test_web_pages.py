@@ -200,6 +200,7 @@ def test_sign_up_with_xero_makes_user_organisation_and_connection(app, web) -> N
     from store.models import Connection, Membership, User, UserIdentity
 
     http = requests.Session()
+    http.headers["Accept-Language"] = "nb-NO,nb;q=0.9,en;q=0.5"
     consent = http.get(f"{web.url}/launch/xero")
     assert consent.status_code == 200 and "<form" in consent.text
     landed = flows.answer_consent(http, consent, "allow")
@@ -208,6 +209,7 @@ def test_sign_up_with_xero_makes_user_organisation_and_connection(app, web) -> N
     with app.app_context():
         user = db.session.scalars(select(User)).one()
         assert user.email == "owner@example.com"
+        assert user.language == "nb"  # the browser's, for what Dunwell emails them
         identity = db.session.scalars(select(UserIdentity)).one()
         assert (identity.provider, identity.subject) == ("xero",
                                                          "4a5c2b1e00004000800000000000000a")
@@ -215,19 +217,23 @@ def test_sign_up_with_xero_makes_user_organisation_and_connection(app, web) -> N
         membership = db.session.scalars(select(Membership)).one()
         assert (membership.user_id, membership.org_id, membership.role) == (
             user.id, connection.org_id, "owner")
-    # Signing in again with Xero finds the same person.
+    # Signing in again with Xero finds the same person, whose language another browser
+    # does not change.
     again = requests.Session()
+    again.headers["Accept-Language"] = "de-DE,de;q=0.9"
     flows.answer_consent(again, again.get(f"{web.url}/signup/xero"), "allow")
     with app.app_context():
         assert db.session.query(User).count() == 1
+        assert db.session.scalars(select(User.language)).one() == "nb"
         assert db.session.query(UserIdentity).count() == 1
 
 
 def test_sign_in_with_intuit_reads_the_user_info(app, web) -> None:  # type: ignore[no-untyped-def]
     from store.db import db
-    from store.models import Connection, UserIdentity
+    from store.models import Connection, User, UserIdentity
 
     http = requests.Session()
+    http.headers["Accept-Language"] = "he-IL,he;q=0.9,en-US;q=0.8"
     consent = http.get(f"{web.url}/launch/intuit")
     landed = flows.answer_consent(http, consent, "allow")
     assert landed.status_code == 200, landed.text[:400]
@@ -235,6 +241,7 @@ def test_sign_in_with_intuit_reads_the_user_info(app, web) -> None:  # type: ign
         identity = db.session.scalars(select(UserIdentity)).one()
         assert identity.provider == "intuit"
         assert db.session.scalars(select(Connection)).one().provider == "quickbooks"
+        assert db.session.scalars(select(User.language)).one() == "he"
 
 
 def test_an_existing_password_account_is_not_taken_over_by_an_email_claim(app, web) -> None:  # type: ignore[no-untyped-def]
