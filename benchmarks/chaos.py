@@ -768,9 +768,13 @@ def count_cards(app: Any, x: Served, q: Served, stripe_box: Any, rows: list[int]
     at Stripe), done (a payment in the books, found by the processor's payment id in its
     reference) and duplicates; the same for the fee booked as a bank fee."""
     from store.db import db
-    from store.models import CardPayment, Connection, ProcessorEvent
+    from store.models import AuditEvent, CardPayment, Connection, ProcessorEvent
 
     with app.app_context():
+        # A fee the books refused leaves its payment booked: the activity log says why.
+        refused = [str((data or {}).get("fee_refused")) for data in db.session.scalars(
+            select(AuditEvent.data).where(AuditEvent.kind == "card_payment_booked"))
+            if (data or {}).get("fee_refused")]
         found = db.session.execute(
             select(CardPayment.id, CardPayment.status, CardPayment.payment_id,
                    CardPayment.books_payment_id, CardPayment.booking_error, CardPayment.fee,
@@ -817,7 +821,8 @@ def count_cards(app: Any, x: Served, q: Served, stripe_box: Any, rows: list[int]
         "card_effects": {what: {k: c[k] for k in ("expected", "done", "duplicates")}
                          for what, c in figures.items()},
         "card_payments": len(found), "card_payment_states": dict(states),
-        "card_payments_unbooked": unbooked, "stripe_events": len(stripe_box.events),
+        "card_payments_unbooked": unbooked, "card_fees_refused": refused,
+        "stripe_events": len(stripe_box.events),
         "stripe_events_stored": events_stored or 0, "stripe_events_unapplied": unapplied or 0,
         "webhook_posts": webhooks.posts if webhooks else 0,
         "webhook_rounds": webhooks.rounds if webhooks else 0,
@@ -1040,6 +1045,12 @@ def count_books(app: Any, ids: list[int], first_orgs: list[int], redis: Redis,
         unplanned = db.session.scalar(select(func.count()).select_from(Invoice).where(
             Invoice.org_id.in_(first_orgs), Invoice.status == "open",
             Invoice.next_action_at.is_(None), Invoice.id.not_in(planned))) if first_orgs else 0
+        # Actions of the experiment's organisations that it did not plan: Dunwell's own planning
+        # (the fan-out every DUNWELL_PLAN_SECONDS, an organisation's daily run) is kept out of
+        # the run's window, since the books are counted per invoice against the writebacks.
+        beyond = db.session.execute(select(Action.kind, func.count()).where(
+            Action.id.not_in(ids), Action.org_id.not_in(first_orgs or [0]))
+            .group_by(Action.kind)).all()
         first_modes = sorted(db.session.scalars(select(SyncRun.mode).where(
             SyncRun.org_id.in_(first_orgs), SyncRun.status == "done")).all())
         taken_over = None
@@ -1059,6 +1070,7 @@ def count_books(app: Any, ids: list[int], first_orgs: list[int], redis: Redis,
         "first_sync_orgs": len(first_orgs), "first_sync_invoices": first_invoices or 0,
         "first_sync_modes": first_modes, "invoices_unplanned": unplanned or 0,
         "first_sync_daily_runs_booked": daily,
+        "actions_beyond_the_experiment": {kind: n for kind, n in beyond},
         "paused_workers": int(paused is not None), "paused_action_taken_over": taken_over,
     }
 
@@ -1067,6 +1079,7 @@ def run(scale: Scale, database_url: str,
         report: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
     """The whole experiment; returns the figures (see the module's docstring)."""
     from app import create_app
+    from jobs.queues import RETRY_SCALE
 
     begun = time.monotonic()
 
@@ -1125,6 +1138,10 @@ def run(scale: Scale, database_url: str,
                       "DUNWELL_CARD_LEASE_SECONDS": str(scale.lease_seconds),
                       "DUNWELL_CARD_STUCK_SECONDS": "4",
                       "DUNWELL_SWEEP_SECONDS": "2", "DUNWELL_STUCK_SECONDS": "4",
+                      # No planning fan-out within the run: it would plan the ladder's own
+                      # actions beside the experiment's for the same invoices (an earlier
+                      # full-size run found 645, and counted their emails as duplicates).
+                      "DUNWELL_PLAN_SECONDS": str(int(scale.timeout) + 3600),
                       "DUNWELL_WORKER_BACKOFF": "0.5:2", "PGAPPNAME": WORKER_BACKENDS,
                       "PYTHONUNBUFFERED": "1"}
         workers = Workers(worker_env, scale.workers, scale.clock_offset)
@@ -1243,6 +1260,7 @@ def run(scale: Scale, database_url: str,
             "first_sync_tries": sum(tries.values()),
             "storm_enqueues": scale.storm, "storm_action_claims": storm_attempts,
             "schedulers": scale.workers,
+            "retry_scale": RETRY_SCALE,
             "wall_seconds": round(run_seconds, 1),
             "still_waiting_at_deadline": waiting,
             "total_seconds": round(time.perf_counter() - started, 1),

@@ -10,12 +10,12 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from rq import Retry, get_current_job
+from rq import get_current_job
 from sqlalchemy import or_, select
 
 from collect import payments, shared_clock
 from collect.providers import connector_for
-from jobs.queues import enqueue_once
+from jobs.queues import enqueue_once, retry_after
 from store import clock
 from store.db import db
 from store.models import CardPayment, Connection, Organisation, ProcessorEvent
@@ -23,7 +23,7 @@ from store.models import CardPayment, Connection, Organisation, ProcessorEvent
 log = logging.getLogger(__name__)
 
 # A held claim is waited out (the lease is two minutes); a provider that is down, longer.
-CARD_RETRY = Retry(max=6, interval=[30, 120, 300, 900, 1800, 3600])
+CARD_RETRY = retry_after(6, [30, 120, 300, 900, 1800, 3600])
 # A stored event or a paid row left this long lost its job (five minutes; the chaos benchmark
 # shortens it).
 STUCK_AFTER = timedelta(seconds=float(os.environ.get("DUNWELL_CARD_STUCK_SECONDS", "300")))

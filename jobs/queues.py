@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,15 @@ from observability.jobs import job_meta
 RESULT_TTL_SECONDS = 3600
 AT_FRONT = "at_front"  # in a job's meta: queued ahead of the waiting jobs (a payment's sync)
 FINISHED = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.STOPPED}
+# Every retry interval is multiplied by this: a deployment leaves it at 1; the chaos test runs
+# its faults at a tenth of the real time (as it shortens leases and the sweeper's beat).
+RETRY_SCALE = float(os.environ.get("DUNWELL_RETRY_SCALE", "1"))
+
+
+def retry_after(tries: int, seconds: Sequence[int]) -> Retry:
+    """RQ's Retry: at most `tries` more runs, after `seconds` (each scaled by
+    DUNWELL_RETRY_SCALE, at least one second)."""
+    return Retry(max=tries, interval=[max(1, round(s * RETRY_SCALE)) for s in seconds])
 
 
 def queue() -> Queue:

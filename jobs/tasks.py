@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from rq import Retry, get_current_job
+from rq import get_current_job
 from rq.job import Job, JobStatus
 from rq.timeouts import JobTimeoutException
 from sqlalchemy import and_, func, or_, select, update
@@ -34,7 +34,13 @@ from collect.webhooks import apply_webhook_events, generation_key, reconcile
 from connectors.base import ConfigurationError, DailyLimitReached, RateLimited, error_class
 from jobs import fee_batches, retention
 from jobs.payments import sweep_card_payments
-from jobs.queues import FINISHED, enqueue_many_once, enqueue_once, front_job_waiting
+from jobs.queues import (
+    FINISHED,
+    enqueue_many_once,
+    enqueue_once,
+    front_job_waiting,
+    retry_after,
+)
 from store import clock
 from store.db import db
 from store.models import Action, Connection, Organisation, SyncRun
@@ -42,8 +48,8 @@ from sync.engine import sync_organisation
 
 log = logging.getLogger(__name__)
 
-ACTION_RETRY = Retry(max=outcomes.MAX_ATTEMPTS - 1, interval=[30, 120, 600, 1800, 3600])
-SYNC_RETRY = Retry(max=3, interval=[30, 120, 600])
+ACTION_RETRY = retry_after(outcomes.MAX_ATTEMPTS - 1, [30, 120, 600, 1800, 3600])
+SYNC_RETRY = retry_after(3, [30, 120, 600])
 
 
 def _active_connection(org: Organisation) -> Connection | None:
