@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -22,19 +23,20 @@ from collect import ledger
 from store.models import Action, Invoice, Organisation, User
 
 log = logging.getLogger(__name__)
+Recorded = TypeVar("Recorded", bound=Action | ledger.Written)
 
 # 16 characters: the width of actions.status.
 AWAITING_APPROVAL = ledger.ActionStatus.AWAITING_APPROVAL
 MAX_LISTED = 500
 
 
-def hold_in_safe_mode(session: Session, org: Organisation, actions: Sequence[Action],
-                      now: datetime) -> list[Action]:
+def hold_in_safe_mode(session: Session, org: Organisation, actions: Sequence[Recorded],
+                      now: datetime) -> list[Recorded]:
     """The actions to enqueue now: all of them normally, none in safe mode (they wait for the
     owner's approval instead; the caller commits)."""
     if not org.safe_mode:
         return list(actions)
-    for action in actions:
+    for action in ledger.as_actions(session, actions):
         ledger.hold(session, action, now, f"Waits for approval: {action.reason}")
     if actions:
         log.info("org %s: safe mode, %d action(s) wait for approval", org.id, len(actions))

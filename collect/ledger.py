@@ -36,6 +36,7 @@ import os
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -99,7 +100,67 @@ def audit_many(session: Session, entries: Sequence[dict[str, Any]]) -> None:
         session.execute(insert(AuditEvent), entries)
 
 
-def about(action: Action | PlannedAction) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Written:
+    """An action a planning pass inserted, as the pass's callers read it (the activity log,
+    the queue): its row's id and what rules/ planned. No object is made in the session for
+    it (one per action cost the pass more than planning the action); `as_actions` reads the
+    objects where a caller needs them."""
+
+    id: int
+    planned: PlannedAction
+    amount: Decimal | None  # as the row holds it (PostgreSQL: to 4 places), as Action's reads
+
+    @property
+    def org_id(self) -> int:
+        return self.planned.org_id
+
+    @property
+    def invoice_id(self) -> int | None:
+        return self.planned.invoice_id
+
+    @property
+    def contact_id(self) -> int | None:
+        return self.planned.contact_id
+
+    @property
+    def key(self) -> str:
+        return self.planned.key
+
+    @property
+    def kind(self) -> str:
+        return self.planned.kind
+
+    @property
+    def reason(self) -> str:
+        return self.planned.reason
+
+    @property
+    def step_index(self) -> int | None:
+        return self.planned.step_index
+
+    @property
+    def step_count(self) -> int | None:
+        return self.planned.step_count
+
+    @property
+    def channel(self) -> str | None:
+        return self.planned.channel
+
+    @property
+    def currency(self) -> str | None:
+        return self.planned.currency
+
+
+def as_actions(session: Session, recorded: Sequence[Action | Written]) -> list[Action]:
+    """These actions as the session's objects, in order (one read for the written ones)."""
+    ids = [item.id for item in recorded if isinstance(item, Written)]
+    read = {action.id: action for action in session.scalars(
+        select(Action).where(among(session, Action.id, ids)))} if ids else {}
+    return [read[item.id] if isinstance(item, Written) else item for item in recorded]
+
+
+def about(action: Action | PlannedAction | Written) -> dict[str, Any]:
     """An action's event parameters: what app/events.py words it from in the reader's
     language (its kind, the reminder's step, the amount, the channel)."""
     return {"key": action.key, "action": action.kind, "contact_id": action.contact_id,
@@ -206,14 +267,16 @@ def record_planned_for_quote(session: Session, step: QuoteReminder,
 
 
 def record_planned_many(session: Session, steps: Sequence[tuple[PlannedAction, Invoice]],
-                        now: datetime) -> list[Action]:
-    """Write a planning pass's actions set-wise; the new (or planned again) ones, in order.
+                        now: datetime) -> list[Action | Written]:
+    """Write a planning pass's actions set-wise; the new ones (`Written`) and the ones planned
+    again (the session's objects), in order.
 
     The same contract as `record_planned` one by one, in a few statements instead of a SELECT,
     a SAVEPOINT and an INSERT per action: one `INSERT ... ON CONFLICT (key) DO NOTHING
-    RETURNING` per chunk writes what is new (a key already in the ledger, or written by another
-    worker meanwhile, is skipped by the unique key, never duplicated), and only the keys that
-    were skipped are read back, to plan again the ones skipped because their invoice changed.
+    RETURNING id, key, amount` writes what is new (a key already in the ledger, or written by
+    another worker meanwhile, is skipped by the unique key, never duplicated), and only the
+    keys that were skipped are read back, to plan again the ones skipped because their invoice
+    changed.
     """
     by_key: dict[str, tuple[PlannedAction, Invoice]] = {}
     for planned, invoice in steps:
@@ -221,14 +284,14 @@ def record_planned_many(session: Session, steps: Sequence[tuple[PlannedAction, I
     if not by_key:
         return []
     session.flush()  # the statements below go around the unit of work
-    found: dict[str, Action] = {}
+    found: dict[str, Action | Written] = {}
     keys = list(by_key)
     # PostgreSQL takes the pass in one INSERT (its rows come by COPY or as arrays).
     chunk = len(keys) if session.get_bind().dialect.name == "postgresql" else INSERT_CHUNK
     for start in range(0, len(keys), chunk):
         rows = [_row(*by_key[key], now) for key in keys[start:start + chunk]]
-        for action in _insert_new(session, rows):
-            found[action.key] = action
+        for action_id, key, amount in _insert_new(session, rows):
+            found[key] = Written(action_id, by_key[key][0], amount)
     taken = [key for key in keys if key not in found]
     for start in range(0, len(taken), INSERT_CHUNK):
         for existing in session.scalars(
@@ -245,15 +308,17 @@ def record_planned_many(session: Session, steps: Sequence[tuple[PlannedAction, I
 INSERT_CHUNK = 1000
 
 
-def _insert_new(session: Session, rows: list[dict[str, Any]]) -> Iterable[Action]:
-    """INSERT ... ON CONFLICT (key) DO NOTHING RETURNING: the rows that were new, as the
-    session's objects. PostgreSQL takes a long pass's rows by COPY into a temporary table and
-    inserts from it (psycopg's C code encodes them), a short one's as one array per column
-    unnested by the server (thousands of placeholders cost psycopg more to parse than the
-    server to insert)."""
+def _insert_new(session: Session, rows: list[dict[str, Any]]
+                ) -> Iterable[tuple[int, str, Decimal | None]]:
+    """INSERT ... ON CONFLICT (key) DO NOTHING RETURNING id, key, amount: the rows that were
+    new.
+    PostgreSQL takes a long pass's rows by COPY into a temporary table and inserts from it
+    (psycopg's C code encodes them), a short one's as one array per column unnested by the
+    server (thousands of placeholders cost psycopg more to parse than the server to insert)."""
     if session.get_bind().dialect.name != "postgresql":
         statement = sqlite_insert(Action).on_conflict_do_nothing(index_elements=["key"])
-        return session.scalars(statement.returning(Action), rows)
+        return session.execute(statement.returning(Action.id, Action.key, Action.amount),
+                               rows).tuples()
 
     table = Action.__table__
     columns = list(rows[0])
@@ -271,9 +336,9 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]) -> Iterable[Action
                  for name in columns]
         source = f"SELECT * FROM unnest({', '.join(casts)})"  # noqa: S608 - ours
     sql = (f"INSERT INTO actions ({', '.join(columns)}) {source} "
-           f"ON CONFLICT (key) DO NOTHING RETURNING {', '.join(c.name for c in table.columns)}")
-    return session.scalars(select(Action).from_statement(
-        text(sql).bindparams(**arrays).columns(*table.columns)))
+           f"ON CONFLICT (key) DO NOTHING RETURNING id, key, amount")
+    return session.connection().execute(text(sql).bindparams(**arrays).columns(
+        table.c.id, table.c.key, table.c.amount)).tuples()
 
 
 def _row(planned: PlannedAction, invoice: Invoice, now: datetime) -> dict[str, Any]:

@@ -99,7 +99,7 @@ def plan_org(session: Session, org: Organisation, now: datetime) -> list[Action]
     batch = plan_orgs(session, [org], now)
     if org.id in batch.errors:
         raise batch.errors[org.id]
-    return batch.actions[org.id]
+    return ledger.as_actions(session, batch.actions[org.id])
 
 
 class PassPhases:
@@ -125,11 +125,12 @@ class PassPhases:
 
 @dataclass(slots=True)
 class BatchPlan:
-    """What one pass over a batch of organisations planned: the new actions of each, the
-    organisations whose data failed (the rest planned all the same), how many had nothing
-    to do (none of their other reads were made)."""
+    """What one pass over a batch of organisations planned: the new actions of each (those
+    the ledger's set-wise INSERT wrote as `ledger.Written`), the organisations whose data
+    failed (the rest planned all the same), how many had nothing to do (none of their other
+    reads were made)."""
 
-    actions: dict[int, list[Action]]
+    actions: dict[int, list[Action | ledger.Written]]
     errors: dict[int, Exception]
     idle: int = 0
     # Where the pass's time went, per phase ("read", "rules", "write"): wall and CPU seconds

@@ -273,7 +273,7 @@ def _plan(session: Session, org_ids: Sequence[int]) -> _Planned:
             if org.id in waiting:
                 approvals.expire_changed(session, org, now)
     batch = plan.plan_orgs(session, live, now, phases)
-    to_send: list[Action] = []
+    to_send: list[Action | ledger.Written] = []
     planned: list[dict[str, Any]] = []  # the activity log's entries, one INSERT for the batch
     with phases("audit"):
         for org in live:

@@ -135,7 +135,8 @@ def test_record_planned_many_writes_each_key_once(app) -> None:  # type: ignore[
         first = ledger.record_planned_many(session, [(step, invoice), (step, invoice)], NOW)
         session.commit()
         assert [a.key for a in first] == [step.key]
-        assert first[0].details == {"channel_note": "kept"} and first[0].attempts == 0
+        row = session.scalars(select(Action).where(Action.key == step.key)).one()
+        assert (row.id, row.details, row.attempts) == (first[0].id, {"channel_note": "kept"}, 0)
         assert ledger.record_planned_many(session, [(step, invoice)], NOW) == []
         session.commit()
         assert session.scalar(select(func.count()).select_from(Action)) == 1
