@@ -333,7 +333,7 @@ def _own_documents(session: Session, invoices: Sequence[Invoice]) -> dict[int, s
         for org_id, provider_id in session.execute(
                 select(OwnDocument.org_id, OwnDocument.provider_id).where(
                     OwnDocument.org_id.in_({o for o, _ in chunk}),
-                    OwnDocument.provider_id.in_({p for _, p in chunk}))):
+                    among(session, OwnDocument.provider_id, sorted({p for _, p in chunk})))):
             if (org_id, provider_id) in asked:
                 found[org_id].add(provider_id)
     return found

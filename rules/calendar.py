@@ -73,6 +73,14 @@ def _at_local(timezone: str, d: date, t: time) -> datetime:
     return wall.replace(tzinfo=_zone(timezone)).astimezone(UTC)
 
 
+@lru_cache(maxsize=4096)
+def _today(timezone: str, now: datetime) -> date:
+    """The local date of `now` in the zone (a planning pass asks it of the same moments
+    hundreds of thousands of times). Equal moments in different zones share the answer."""
+    require_aware(now)
+    return now.astimezone(_zone(timezone)).date()
+
+
 def require_aware(moment: datetime) -> None:
     """A naive datetime is ambiguous across zones; refuse it rather than guess."""
     if moment.tzinfo is None or moment.utcoffset() is None:
@@ -109,8 +117,7 @@ class OrgCalendar:
         return _weekend(self.country)
 
     def today(self, now: datetime) -> date:
-        require_aware(now)
-        return now.astimezone(self.zone).date()
+        return _today(self.timezone, now)
 
     def is_business_day(self, d: date) -> bool:
         return _is_business_day(self.country, self.subdivision, d)
