@@ -17,6 +17,7 @@ from flask import current_app, session
 from flask_login import login_user
 from sqlalchemy import select, update
 
+from app.languages import SESSION_KEY as LANGUAGE_KEY
 from app.languages import negotiated_language
 from store.db import db
 from store.models import User, UserSession
@@ -32,7 +33,8 @@ def start_session(user: User) -> None:
     """Sign `user` in on a fresh session (whatever the cookie held before is dropped). A
     person without a language yet gets the one their pages are shown in (their browser's,
     or the one they picked before signing in), so Dunwell's emails to them are written in
-    it; a language they chose is never replaced."""
+    it; a language they chose is never replaced. The pages then follow the person's language
+    (kept where the switcher keeps its pick), not this browser's, so pages and emails agree."""
     if user.language is None:
         user.language = negotiated_language()
     secret = secrets.token_urlsafe(32)
@@ -41,6 +43,8 @@ def start_session(user: User) -> None:
     db.session.commit()
     session.clear()
     session[SESSION_KEY] = secret
+    if user.language is not None:
+        session[LANGUAGE_KEY] = user.language
     login_user(user)
 
 

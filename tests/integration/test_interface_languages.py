@@ -13,6 +13,7 @@ from decimal import Decimal
 
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from tests.integration import flows
 from tests.integration.conftest import EMAIL, PASSWORD, create_user
@@ -90,3 +91,37 @@ def test_money_and_dates_follow_the_reader_language(app) -> None:  # type: ignor
                              ("en", "11/25/2026"), ("nb-NO,no;q=0.9", "25.11.2026")):
         with app.test_request_context("/", headers={"Accept-Language": header}):
             assert day(moment.date()) == day(moment) == expected, header
+
+
+def test_a_chosen_language_is_the_pages_again_after_signing_in_from_another_browser(app) -> None:  # type: ignore[no-untyped-def]
+    from store.db import db
+    from store.models import User
+
+    create_user(app)
+    client = app.test_client()
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "de-DE,de;q=0.9"
+
+    def sign_in() -> str:
+        page = client.get("/signin")
+        answer = client.post("/signin", data={"csrf_token": flows.csrf_token(page.text),
+                                              "email": EMAIL, "password": PASSWORD},
+                             follow_redirects=True)
+        assert answer.status_code == 200
+        return answer.text
+
+    sign_in()
+    choose_language(client, "pl", "/orgs")
+    with app.app_context():
+        assert db.session.scalar(select(User.language).where(User.email == EMAIL)) == "pl"
+    orgs = client.get("/orgs").text
+    signed_out = client.post("/signout", data={"csrf_token": flows.csrf_token(orgs)},
+                             follow_redirects=True)
+    # Signed out, the pages follow the browser again.
+    assert html_tag("de") in signed_out.text and EXPECTED["de"][0] in signed_out.text
+
+    # Signed in, they are in the language Dunwell's emails to the owner are written in.
+    page = sign_in()
+    _sign_in, heading, button, _not_found = EXPECTED["pl"]
+    assert html_tag("pl") in page and heading in page and button in page
+    again = client.get("/orgs").text
+    assert html_tag("pl") in again and heading in again
