@@ -256,17 +256,21 @@ def test_an_existing_password_account_is_not_taken_over_by_an_email_claim(app, w
         assert db.session.query(Organisation).count() == 0
 
 
+def _invite(connected, email: str, role: str) -> str:  # type: ignore[no-untyped-def]
+    """The owner invites `email` from the members page; the invitation's link."""
+    members = connected.http.get(f"{connected.web.url}/orgs/{connected.org_id}/members")
+    made = connected.http.post(
+        f"{connected.web.url}/orgs/{connected.org_id}/members/invite",
+        data={"csrf_token": flows.csrf_token(members.text), "email": email, "role": role})
+    return re.search(r'id="invitation-link">([^<]+)<', made.text).group(1)
+
+
 def test_invitation_roles_and_viewer_cannot_edit(app, connected) -> None:  # type: ignore[no-untyped-def]
     from store.db import db
     from store.models import Membership, User
 
     run_jobs(app)
-    members = connected.http.get(f"{connected.web.url}/orgs/{connected.org_id}/members")
-    made = connected.http.post(
-        f"{connected.web.url}/orgs/{connected.org_id}/members/invite",
-        data={"csrf_token": flows.csrf_token(members.text), "email": "Viewer@Example.com",
-              "role": "viewer"})
-    link = re.search(r'id="invitation-link">([^<]+)<', made.text).group(1)
+    link = _invite(connected, "Viewer@Example.com", "viewer")
     guest = requests.Session()
     page = guest.get(link)
     assert "You are invited as viewer, for viewer@example.com." in page.text
@@ -285,6 +289,22 @@ def test_invitation_roles_and_viewer_cannot_edit(app, connected) -> None:  # typ
                       data={"csrf_token": flows.csrf_token(settings.text),
                             "reminder_steps.0.offset_days": "1"})
     assert edit.status_code == 403
+
+
+def test_an_invited_member_gets_the_browsers_language_on_accepting(app, connected) -> None:  # type: ignore[no-untyped-def]
+    from store.db import db
+    from store.models import User
+
+    link = _invite(connected, "collector@example.com", "admin")
+    guest = requests.Session()
+    guest.headers["Accept-Language"] = "nb-NO,nb;q=0.9,en;q=0.5"
+    page = guest.get(link)
+    joined = guest.post(link, data={"csrf_token": flows.csrf_token(page.text),
+                                    "password": "a long enough password"})
+    assert joined.status_code == 200 and '<html lang="nb"' in joined.text
+    with app.app_context():
+        assert db.session.scalar(select(User.language).where(
+            User.email == "collector@example.com")) == "nb"  # what Dunwell emails them in
 
 
 def test_json_api_needs_its_organisation_token(app, connected) -> None:  # type: ignore[no-untyped-def]
