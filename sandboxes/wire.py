@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from flask import Blueprint, Flask, Response
+from werkzeug.serving import run_simple
 
 
 def encode(value: Any) -> str:
@@ -92,8 +93,6 @@ class Seedable(Protocol):
 def serve_seeded(name: str, state: Seedable, create_app: Callable[[Any], Flask], host: str,
                  port: int, seed_today: date | None = None) -> None:
     """Serve a sandbox on its own (the demo), its books seeded for `seed_today` (today)."""
-    from werkzeug.serving import run_simple
-
     state.seed_demo(seed_today or datetime.now(UTC).date())
     print(f"{name} on http://{host}:{port}", flush=True)
     run_simple(host, port, create_app(state), threaded=True)

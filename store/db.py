@@ -5,6 +5,8 @@ worker or a script can do the same with an engine of its own."""
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
@@ -43,8 +45,6 @@ class NotBound(RuntimeError):
 
 
 def _thread_scope() -> Hashable:
-    import threading
-
     return threading.get_ident()
 
 
@@ -89,8 +89,6 @@ def engine_options(url: str, instance_path: str, options: dict[str, Any]) -> dic
     """create_engine's arguments for a URL: an in-memory SQLite database is one connection
     shared by every thread (each new connection would be a new, empty database), and a
     relative SQLite path is under the instance folder."""
-    import os
-
     chosen = {**options, "url": sa.engine.make_url(url)}
     parsed = chosen["url"]
     if parsed.drivername in {"sqlite", "sqlite+pysqlite"}:

@@ -228,9 +228,6 @@ def _signup_failed(reason: str, status: int = 400) -> tuple[str, int]:
 @blueprint.route("/signup/xero")
 def signup_xero() -> Response:
     """Sign up (or in) with Xero: one consent names the person and connects their books."""
-    import secrets
-
-
     state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     verifier, challenge = new_pkce_pair()
     flows.begin(SIGNUP_FLOW, state=state, verifier=verifier, provider="xero", nonce=nonce)
@@ -239,8 +236,6 @@ def signup_xero() -> Response:
 
 
 def _checked_flow(provider: str) -> dict | tuple[str, int]:
-    import secrets
-
     flow = flows.take(SIGNUP_FLOW)  # single use
     state = request.args.get("state", "")
     if not flow or flow.get("provider") != provider or not state or \
@@ -296,9 +291,6 @@ def signup_xero_callback() -> Response | tuple[str, int]:
 
 @blueprint.route("/signin/intuit")
 def signin_intuit() -> Response | tuple[str, int]:
-    import secrets
-
-
     state = secrets.token_urlsafe(32)
     flows.begin(SIGNUP_FLOW, state=state, provider="intuit")
     try:

@@ -11,7 +11,7 @@ import logging
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -402,8 +402,6 @@ def template_preview(source: str, language: str, business_name: str,
                      currency: str) -> dict[str, str]:
     """A template rendered for a sample invoice in one language and the book's currency, or
     what is wrong with it."""
-    from dataclasses import replace
-
     if language not in LANGUAGES:
         return {"error": f"Language must be one of {', '.join(LANGUAGES)}."}
     try:

@@ -15,6 +15,7 @@ See `sandbox.py` for the choices no document settles.
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.serving import run_simple
 
 from sandboxes.stripe import (
     balance_transactions,
@@ -55,8 +56,6 @@ def create_app(sandbox: StripeSandbox | None = None) -> Flask:
 def serve(host: str = "127.0.0.1", port: int = 5059, webhook_url: str | None = None,
           secret_key: str = DEMO_SECRET_KEY,
           webhook_secret: str = DEMO_WEBHOOK_SECRET) -> None:
-    from werkzeug.serving import run_simple
-
     sandbox = StripeSandbox(SandboxConfig(base_url=f"http://{host}:{port}"))
     sandbox.add_account(secret_key, webhook_url, webhook_secret)
     print(f"Stripe sandbox on http://{host}:{port} (events: /_sandbox/events)", flush=True)

@@ -13,6 +13,7 @@ tests. See `sandbox.py` for the choices no document settles.
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.serving import run_simple
 
 from sandboxes.twilio.api import EXTENSION, bp, rejected
 from sandboxes.twilio.faults import TwilioFaults
@@ -40,8 +41,6 @@ def create_app(sandbox: TwilioSandbox | None = None) -> Flask:
 
 def serve(host: str = "127.0.0.1", port: int = 5058, inbound_url: str | None = None,
           account_sid: str = DEMO_ACCOUNT_SID, auth_token: str = DEMO_AUTH_TOKEN) -> None:
-    from werkzeug.serving import run_simple
-
     sandbox = TwilioSandbox(SandboxConfig(inbound_url=inbound_url, progress_delay=1.0,
                                           accounts={account_sid: auth_token}))
     print(f"Twilio sandbox on http://{host}:{port} (texts: /_sandbox/messages)", flush=True)

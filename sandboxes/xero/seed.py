@@ -13,6 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 from sandboxes.habits import Payer, payer
+from sandboxes.xero.quotes import new_quote
 
 if TYPE_CHECKING:
     from sandboxes.xero.books import Tenant
@@ -190,8 +191,6 @@ def _seed_quotes(tenant: Tenant, today: date, customers: list[dict[str, Any]],
                  seed: int) -> None:
     """A quote in most statuses, from its own random stream (after everything else, so the
     invoices and payments are what they were without them)."""
-    from sandboxes.xero.quotes import new_quote
-
     rng = random.Random(f"quotes-{seed}")
     for number, (status, age, amount) in enumerate(QUOTES):
         contact = customers[(number * 4 + 1) % len(customers)]
