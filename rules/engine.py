@@ -29,7 +29,7 @@ combine:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
@@ -175,11 +175,6 @@ def _chaseable(invoice: InvoiceState) -> bool:
 def _paused(invoice: InvoiceState, today: date) -> bool:
     """A collector paused chasing and the day it resumes has not come."""
     return invoice.pause is not None and invoice.pause.holds(today)
-
-
-def _anchored(invoice: InvoiceState, anchor: date | None) -> InvoiceState:
-    """The invoice as the ladder's later steps and escalation see it: due on the anchor."""
-    return invoice if anchor is None else replace(invoice, due_date=anchor)
 
 
 def _active_plan(invoice: InvoiceState) -> PaymentPlan | None:
@@ -414,8 +409,8 @@ def evaluate(invoice: InvoiceState, history: Sequence[PastAction], policy: Polic
         assert reminder.step_index is not None
         anchor = calendar.today(now) - timedelta(
             days=policy.reminder_steps[reminder.step_index].offset_days)
-    actions.extend(due_escalations(_anchored(invoice, anchor), settled.keys, settled.done,
-                                   policy, calendar, now))
+    actions.extend(due_escalations(invoice, settled.keys, settled.done, policy, calendar, now,
+                                   anchor))
     return actions
 
 
@@ -500,8 +495,8 @@ def _earliest(invoice: InvoiceState, history: Sequence[PastAction], policy: Poli
         anchor = contact_anchor(invoice, policy, calendar, settled.first_reminder)
         candidates.append(next_reminder_moment(invoice, settled.first_open_reminder,
                                                policy, calendar, anchor))
-        candidates.append(next_escalation_moment(_anchored(invoice, anchor), settled.keys,
-                                                 settled.done, policy, calendar))
+        candidates.append(next_escalation_moment(invoice, settled.keys, settled.done, policy,
+                                                 calendar, anchor))
         candidates.append(next_deposit_moment(invoice, settled.keys, policy, calendar, now))
         for run in _fee_runs(invoice, policy, settled, state, plan):
             day = _next_charge_day(invoice, run, settled)

@@ -4,7 +4,7 @@ an agency case waits until the final demand (when the policy has one) has gone o
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 
 from rules.actions import ActionKind, PlannedAction, action_key
@@ -43,10 +43,9 @@ def _steps_of(e: Escalation) -> list[tuple[ActionKind, int, dict[str, object]]]:
     return steps
 
 
-def _moment(invoice: InvoiceState, policy: Policy, calendar: OrgCalendar,
-            after_days: int) -> datetime:
+def _moment(due_date: date, policy: Policy, calendar: OrgCalendar, after_days: int) -> datetime:
     return send_moment(calendar, policy.business_days_only,
-                       invoice.due_date + timedelta(days=after_days), policy.send_time)
+                       due_date + timedelta(days=after_days), policy.send_time)
 
 
 def _waiting_for_letter(invoice: InvoiceState, kind: str, policy: Policy,
@@ -56,11 +55,15 @@ def _waiting_for_letter(invoice: InvoiceState, kind: str, policy: Policy,
 
 
 def due_escalations(invoice: InvoiceState, settled: set[str], done: set[str], policy: Policy,
-                    calendar: OrgCalendar, now: datetime) -> list[PlannedAction]:
+                    calendar: OrgCalendar, now: datetime,
+                    due_date: date | None = None) -> list[PlannedAction]:
+    """`due_date`: the day the steps count from, when not the invoice's (the ladder's anchor
+    after a first contact)."""
     actions = []
+    counted_from = invoice.due_date if due_date is None else due_date
     for kind, after_days, details in _steps(policy):
         key = escalation_key(invoice, kind)
-        moment = _moment(invoice, policy, calendar, after_days)
+        moment = _moment(counted_from, policy, calendar, after_days)
         if key in settled or moment > now or _waiting_for_letter(invoice, kind, policy, done):
             continue
         money = format_money(invoice.amount_due, invoice.currency)
@@ -77,13 +80,16 @@ def due_escalations(invoice: InvoiceState, settled: set[str], done: set[str], po
 
 
 def next_escalation_moment(invoice: InvoiceState, settled: set[str], done: set[str],
-                           policy: Policy, calendar: OrgCalendar) -> datetime | None:
+                           policy: Policy, calendar: OrgCalendar,
+                           due_date: date | None = None) -> datetime | None:
+    """`due_date` as for due_escalations."""
     steps = _steps(policy)
+    counted_from = invoice.due_date if due_date is None else due_date
     if not settled:  # nothing in the ledger yet: the earliest step, without building keys
         letter_first = policy.escalation.demand_letter is not None
         days = [d for kind, d, _ in steps if not (kind == "agency_case" and letter_first)]
-        return _moment(invoice, policy, calendar, min(days)) if days else None
-    moments = [_moment(invoice, policy, calendar, after_days)
+        return _moment(counted_from, policy, calendar, min(days)) if days else None
+    moments = [_moment(counted_from, policy, calendar, after_days)
                for kind, after_days, _ in steps
                if escalation_key(invoice, kind) not in settled
                and not _waiting_for_letter(invoice, kind, policy, done)]
