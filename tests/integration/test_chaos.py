@@ -25,9 +25,11 @@ import pytest
 # scheduler lock had been killed, and the survivors slept in Redis for RQ's default ~400 s
 # instead of taking the scheduler over (fixed in jobs/worker.py; tests/integration/
 # test_worker_scheduler.py pins it).
-# Serial: its leases and pauses are seconds long, and a second test beside it on two cores
-# stretched them until a paused worker resumed before another could take its claim over.
-pytestmark = [pytest.mark.db, pytest.mark.serial]
+# First: minutes of mostly waiting on real processes (leases, retries, RQ's scheduler lock), so
+# it runs from the start beside the rest of the parallel part, not alone after it. Load only
+# stretches it: a paused worker stays stopped until another worker has carried its action out
+# (or a third of the deadline has passed), and every figure is counted at the end.
+pytestmark = [pytest.mark.db, pytest.mark.first]
 
 
 def test_faults_leave_no_duplicate_no_lost_action_and_no_worker_down(database_url: str) -> None:
