@@ -311,14 +311,13 @@ INSERT_CHUNK = 1000
 def _insert_new(session: Session, rows: list[dict[str, Any]]
                 ) -> Iterable[tuple[int, str, Decimal | None]]:
     """INSERT ... ON CONFLICT (key) DO NOTHING RETURNING id, key, amount: the rows that were
-    new.
-    PostgreSQL takes a long pass's rows by COPY into a temporary table and inserts from it
-    (psycopg's C code encodes them), a short one's as one array per column unnested by the
+    new. PostgreSQL takes a long pass's rows by COPY into a temporary table and inserts from
+    it (psycopg's C code encodes them), a short one's as one array per column unnested by the
     server (thousands of placeholders cost psycopg more to parse than the server to insert)."""
     if session.get_bind().dialect.name != "postgresql":
         statement = sqlite_insert(Action).on_conflict_do_nothing(index_elements=["key"])
         return session.execute(statement.returning(Action.id, Action.key, Action.amount),
-                               rows).tuples()
+                               rows)
 
     table = Action.__table__
     columns = list(rows[0])
@@ -338,7 +337,7 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]
     sql = (f"INSERT INTO actions ({', '.join(columns)}) {source} "
            f"ON CONFLICT (key) DO NOTHING RETURNING id, key, amount")
     return session.connection().execute(text(sql).bindparams(**arrays).columns(
-        table.c.id, table.c.key, table.c.amount)).tuples()
+        table.c.id, table.c.key, table.c.amount))
 
 
 def _row(planned: PlannedAction, invoice: Invoice, now: datetime) -> dict[str, Any]:
