@@ -25,11 +25,11 @@ import pytest
 # scheduler lock had been killed, and the survivors slept in Redis for RQ's default ~400 s
 # instead of taking the scheduler over (fixed in jobs/worker.py; tests/integration/
 # test_worker_scheduler.py pins it).
-# First: minutes of mostly waiting on real processes (leases, retries, RQ's scheduler lock), so
-# it runs from the start beside the rest of the parallel part, not alone after it. Load only
-# stretches it: a paused worker stays stopped until another worker has carried its action out
-# (or a third of the deadline has passed), and every figure is counted at the end.
-pytestmark = [pytest.mark.db, pytest.mark.first]
+# Serial: its leases and pauses are seconds long. Beside the parallel part (tried: run first in
+# each pass, on a machine others loaded too) one PostgreSQL run ended with a first sync's
+# invoices missing from the count, a failure not seen alone; until that is understood it runs
+# alone, after the parallel part.
+pytestmark = [pytest.mark.db, pytest.mark.serial]
 
 
 def test_faults_leave_no_duplicate_no_lost_action_and_no_worker_down(database_url: str) -> None:
@@ -51,39 +51,40 @@ def test_faults_leave_no_duplicate_no_lost_action_and_no_worker_down(database_ur
         capture_output=True, text=True, timeout=420, check=False)
     assert answer.returncode == 0, answer.stderr[-3000:]
     figures = json.loads(answer.stdout.strip().splitlines()[-1])
+    said = json.dumps(figures)  # every figure in a failure's message, not pytest's abridged dict
     # 1 Xero and 2 QuickBooks organisations, 6 invoices each: 5 actions and a card payment.
     assert figures["writebacks"] == 15
     assert (figures["duplicates_by_kind"], figures["lost"], figures["states"],
             figures["missing_effects"], figures["skipped_without_reason"]) == (
         {"email": 0, "note": 0, "fee_line": 0, "fee_invoice": 0, "credit_note": 0, "text": 0},
-        0, {"done": 15}, {}, 0), figures
+        0, {"done": 15}, {}, 0), said
     # Per effect kind: as many as expected, none twice; texts sent in the customers' hours
     # (none fell back to email), every card payment booked once with its fee.
     effects = figures["effects"]
     assert all(e["duplicates"] == 0 and e["done"] == e["expected"] for e in effects.values()), \
-        json.dumps(figures)
+        said
     assert (effects["text"]["expected"], effects["card_payment"]["expected"],
-            effects["card_fee"]["expected"], figures["sms_fallbacks"]) == (3, 3, 3, 0), figures
-    assert figures["card_payment_states"] == {"paid": 3}, figures
+            effects["card_fee"]["expected"], figures["sms_fallbacks"]) == (3, 3, 3, 0), said
+    assert figures["card_payment_states"] == {"paid": 3}, said
     assert (figures["card_payments_unbooked"], figures["stripe_events_unapplied"],
-            figures["card_fees_refused"]) == (0, 0, []), figures
-    assert figures["webhook_posts"] >= 2 * figures["stripe_events"], figures  # each twice
-    assert figures["worker_kills"] >= 1, figures  # the crash points did fire
+            figures["card_fees_refused"]) == (0, 0, []), said
+    assert figures["webhook_posts"] >= 2 * figures["stripe_events"], said  # each twice
+    assert figures["worker_kills"] >= 1, said  # the crash points did fire
     assert figures["redis_flushes"] == 1
     # The faults of issue 30, and what they must not leave behind.
     assert (figures["double_ledger_entries"], figures["stuck_actions"],
-            figures["stuck_sync_runs"], figures["invoices_unplanned"]) == (0, 0, 0, 0), figures
-    assert figures["workers_running_at_end"] == figures["workers_started"] == 2, figures
-    assert figures["workers_exited_cleanly"] == 0, figures
-    assert figures["redis_kills"] == 1 and figures["keys_forgotten"] >= 1, figures
+            figures["stuck_sync_runs"], figures["invoices_unplanned"]) == (0, 0, 0, 0), said
+    assert figures["workers_running_at_end"] == figures["workers_started"] == 2, said
+    assert figures["workers_exited_cleanly"] == 0, said
+    assert figures["redis_kills"] == 1 and figures["keys_forgotten"] >= 1, said
     # Both first syncs failed part-way with their invoices stored, and completed as first
     # syncs on a later try, each organisation's daily run booked.
-    assert figures["first_sync_orgs"] == 2 and figures["first_sync_tries"] >= 4, figures
-    assert figures["first_sync_invoices"] == 40, figures
-    assert figures["first_sync_modes"].count("full") == 2, figures
-    assert figures["first_sync_daily_runs_booked"] == 2, figures
-    assert figures["actions_beyond_the_experiment"] == {}, figures
+    assert figures["first_sync_orgs"] == 2 and figures["first_sync_tries"] >= 4, said
+    assert figures["first_sync_invoices"] == 40, said
+    assert figures["first_sync_modes"].count("full") == 2, said
+    assert figures["first_sync_daily_runs_booked"] == 2, said
+    assert figures["actions_beyond_the_experiment"] == {}, said
     if figures["paused_workers"]:  # a claim was caught held: it passed to another worker
-        assert figures["paused_action_taken_over"] is True, figures
+        assert figures["paused_action_taken_over"] is True, said
     if figures["database"] == "postgresql":
-        assert figures["backends_terminated"] >= 1, figures
+        assert figures["backends_terminated"] >= 1, said
