@@ -13,7 +13,7 @@ import itertools
 import json
 import re
 from datetime import date, time
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -482,7 +482,11 @@ def _loads(data: dict[str, Any] | str) -> dict[str, Any]:
 def policy_from_json(data: dict[str, Any] | str) -> Policy:
     """Read a stored or submitted policy; every problem becomes one PolicyError naming fields."""
     data = _loads(data)
-    if data.get("version") == 1:
+    try:
+        first_version = data.get("version") == 1
+    except InvalidOperation:  # a signalling NaN answers a comparison by raising
+        first_version = False
+    if first_version:
         # Version 1 had the ladder and the window only; every field kept its meaning.
         data = {**data, "version": CURRENT_VERSION}
     try:
