@@ -59,7 +59,11 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.deadline = time.thread_time() + MAX_RENDER_SECONDS
+        # The clock starts at the render's first step, not here: making the environment,
+        # compiling its templates and a process's first-use work (Jinja's lexer, locale data)
+        # are not the template's doing. A letter's first render in a cold worker process,
+        # under coverage on a busy machine, once went over the budget before its first line.
+        self.deadline: float | None = None
         self.steps = 0
         self.depth = 0
         self.output_chars = 0
@@ -80,7 +84,9 @@ class TemplateSandbox(ImmutableSandboxedEnvironment):
             raise TemplateBudgetExceeded(
                 f"the template does too much work (more than {MAX_STEPS:,} loop turns and "
                 "calls); a message needs far fewer")
-        if time.thread_time() > self.deadline:
+        if self.deadline is None:
+            self.deadline = time.thread_time() + MAX_RENDER_SECONDS
+        elif time.thread_time() > self.deadline:
             raise TemplateBudgetExceeded(
                 f"the template takes too long to write (more than {MAX_RENDER_SECONDS} s); "
                 "a message needs a few milliseconds")

@@ -58,6 +58,20 @@ def test_the_budget_holds_wherever_a_text_is_rendered() -> None:
     assert time.thread_time() - started < 2
 
 
+def test_the_budget_counts_the_render_not_what_comes_before_it() -> None:
+    """The clock starts at the render's first step: the environment made and its template
+    compiled, then a cold process's first-use work (a final demand's first render in a fresh
+    worker went over the budget before its first line), and an ordinary text still renders."""
+    from rules.template_safety import MAX_RENDER_SECONDS, TemplateSandbox
+
+    env = TemplateSandbox()
+    template = env.from_string("{% for i in range(3) %}{{ i }}{% endfor %}")
+    spun = time.thread_time() + MAX_RENDER_SECONDS + 0.1
+    while time.thread_time() < spun:
+        pass
+    assert template.render() == "012"
+
+
 def test_a_viewer_may_not_preview_and_an_editor_is_rate_limited(app, connected) -> None:  # type: ignore[no-untyped-def]
     from app.settings.views import PREVIEWS_PER_MINUTE
 
