@@ -98,7 +98,10 @@ def test_owner_journey(app, web, page) -> None:  # type: ignore[no-untyped-def]
 
     # What will happen to the first open invoice over the next 90 days.
     page.goto(f"{web.url}/orgs/{org_id}/preview")
-    page.get_by_role("button", name="Show the timeline").click()
+    # (The count reads the DOM at once: wait for the page the button loads, not the one
+    # it leaves; the address changes before the new page's body is there.)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Show the timeline").click()
     assert page.locator("#timeline ol.timeline li").count() >= 1
     check_page(page, "preview")
 
@@ -138,7 +141,8 @@ def test_owner_journey(app, web, page) -> None:  # type: ignore[no-untyped-def]
 
     # Hebrew: the whole page turns right-to-left.
     page.get_by_label("Language").select_option("he")
-    page.get_by_role("button", name="Change language").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Change language").click()
     html = page.locator("html")
     assert (html.get_attribute("dir"), html.get_attribute("lang")) == ("rtl", "he")
     page.goto(f"{web.url}/orgs/{org_id}/dashboard")
