@@ -16,7 +16,7 @@ from rq import get_current_job
 from rq.job import Job, JobStatus
 from rq.timeouts import JobTimeoutException
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from collect import (
@@ -81,17 +81,32 @@ def _take_sync_lease(session: Session, org_id: int) -> bool:
     return bool(taken.rowcount)  # type: ignore[attr-defined]
 
 
+RELEASE_TRIES = 3
+
+
 def _release_sync_lease(org_id: int) -> None:
-    """On a session of its own (the job's may be what failed); if this write fails too, the
-    lease runs out by itself."""
-    try:
-        with Session(db.engine) as session:
-            session.execute(update(Organisation).where(Organisation.id == org_id).values(
-                sync_lease_until=None))
-            session.commit()
-    except SQLAlchemyError as exc:
-        log.warning("org %s: the sync lease could not be released (it runs out by itself "
-                    "within %s): %s", org_id, SYNC_LEASE, exc)
+    """On a session of its own (the job's may be what failed). A connection the database
+    dropped (a restart, a terminated backend) is tried again on a new one: a lease left
+    behind turns every sync of the book away, the owner's "sync now" too, until it runs out.
+    If the write still fails, the sweeper frees it (end_lost_sync_runs)."""
+    for attempt in range(1, RELEASE_TRIES + 1):
+        try:
+            with Session(db.engine) as session:
+                session.execute(update(Organisation).where(Organisation.id == org_id).values(
+                    sync_lease_until=None))
+                session.commit()
+            return
+        except DBAPIError as exc:
+            if exc.connection_invalidated and attempt < RELEASE_TRIES:
+                log.info("org %s: the database dropped the connection releasing the sync lease"
+                         " (try %d of %d); trying a new one", org_id, attempt, RELEASE_TRIES)
+                continue
+            failure: SQLAlchemyError = exc
+        except SQLAlchemyError as exc:
+            failure = exc
+        log.warning("org %s: the sync lease could not be released (the sweeper frees it, or it"
+                    " runs out by itself within %s): %s", org_id, SYNC_LEASE, failure)
+        return
 
 
 def _sync_history(session: Session, org_id: int) -> tuple[bool, bool]:
@@ -649,6 +664,9 @@ def schedule_daily_run(org_id: int, after: date | None = None) -> datetime | Non
 
 SWEEP_EVERY = timedelta(seconds=float(os.environ.get("DUNWELL_SWEEP_SECONDS", "300")))
 STUCK_AFTER = timedelta(seconds=float(os.environ.get("DUNWELL_STUCK_SECONDS", "900")))
+# A sync lease taken or renewed longer ago than this with no sync of the book running is
+# nobody's (end_lost_sync_runs); a sync records its run milliseconds after taking the lease.
+ORPHAN_LEASE = min(timedelta(seconds=60), SYNC_LEASE / 2)
 
 
 def sweep_ledger(book_next: bool = True) -> int:
@@ -705,9 +723,21 @@ def end_lost_sync_runs() -> int:
         log.warning("org %s: sync run %s ended by the sweeper: its job is over", run.org_id,
                     run.id)
     # Their leases go with them (a killed worker could not release its own), unless another
-    # run of the same organisation is still going.
+    # run of the same organisation is still going. So does a lease no run holds at all: its
+    # sync ended but the release failed. A sync records its run right after it takes the
+    # lease, and renews the lease with every page; one taken or renewed more than
+    # ORPHAN_LEASE ago with no run going is nobody's.
     going = {run.org_id for run in running if run not in lost}
     freed = {run.org_id for run in lost} - going
+    lease_now = shared_clock.now()  # leases are on the shared clock
+    orphans = set(session.scalars(select(Organisation.id).where(
+        Organisation.sync_lease_until > lease_now,
+        Organisation.sync_lease_until < lease_now + SYNC_LEASE - ORPHAN_LEASE,
+        Organisation.id.not_in(going or [0])))) - freed
+    for org_id in sorted(orphans):
+        log.warning("org %s: sync lease freed by the sweeper: no sync of the book is running"
+                    " (its release had failed)", org_id)
+    freed |= orphans
     if freed:
         session.execute(update(Organisation).where(Organisation.id.in_(freed)).values(
             sync_lease_until=None).execution_options(synchronize_session=False))
