@@ -67,9 +67,10 @@ typecheck: $(DEV_STAMP)
 # The whole suite on SQLite, then every test that uses a database (marked `db`, which
 # tests/conftest.py derives from the fixtures) again on PostgreSQL; three workers (pytest-xdist:
 # on two cores a third fills the time the others wait on servers and sleeps),
-# each with a Redis server of its own, then the few tests marked `serial` (throughput and
-# timing against real processes) alone; each part says how long it took. Coverage of every
-# pass, per package, closes the run.
+# each with a Redis server of its own; the chaos experiment (marked `first`) starts each pass.
+# The few tests marked `serial` (throughput against real processes, no database) run alone
+# between the two passes; each part says how long it took. Coverage of every pass, per
+# package, closes the run.
 TEST_WORKERS ?= 3
 # worksteal: a worker that runs out of tests takes some of the other's (the browser tests are long).
 PARALLEL := -n $(TEST_WORKERS) --dist worksteal
@@ -83,8 +84,7 @@ test: $(DEV_STAMP) services fonts chromium lint typecheck
 	@rm -f .coverage .coverage.*
 	time $(SQLITE) $(PYTEST) $(PARALLEL) -m "not serial"
 	time $(SQLITE) $(PYTEST) -m serial
-	time $(POSTGRES) $(PYTEST) $(PARALLEL) -m "db and not serial"
-	time $(POSTGRES) DUNWELL_COVERAGE_SUMMARY=1 $(PYTEST) -m "db and serial"
+	time $(POSTGRES) DUNWELL_COVERAGE_SUMMARY=1 $(PYTEST) $(PARALLEL) -m db
 
 # Every benchmark (benchmarks/report.py says which, at what size): benchmarks/results.json
 # and the table in docs/performance.md. Redis db 6 is the benchmarks' own.

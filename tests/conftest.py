@@ -91,10 +91,17 @@ def backend() -> str:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that uses a database is marked `db`, whether it says so or not: `make test` runs
-    only those a second time, on the other database."""
+    only those a second time, on the other database. Tests marked `first` go to the front, so
+    a worker starts with each while the others share the rest. A `serial` test runs alone
+    after the parallel part on SQLite only, so it may not use a database."""
     for item in items:
         if {"database_url", "empty_database_url"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.db)
+    both = [item.nodeid for item in items
+            if item.get_closest_marker("db") and item.get_closest_marker("serial")]
+    if both:
+        raise pytest.UsageError(f"serial tests run on SQLite alone; these use a database: {both}")
+    items.sort(key=lambda item: item.get_closest_marker("first") is None)
 
 
 @pytest.hookimpl(trylast=True)
