@@ -1216,6 +1216,7 @@ def run(scale: Scale, database_url: str,
             waiting = [name for name, met in (
                 ("writebacks", share >= 1.0), ("first_syncs", first_done),
                 ("faults", faults_over), ("actions", _all_final(app)),
+                ("sync_runs", not _syncs_running(app)),
                 ("card_payments", _cards_settled(app, card_rows, webhooks))) if not met]
             if not waiting:
                 break
@@ -1303,6 +1304,20 @@ def _all_final(app: Any) -> bool:
             Action.status.in_(("planned", "claimed", "failed"))))
         db.session.remove()
     return not left
+
+
+def _syncs_running(app: Any) -> int:
+    """Sync records still "running": a sync under way, or one whose execution ended while its
+    outcome's write failed, which the sweeper ends (jobs.tasks.end_lost_sync_runs). One still
+    running at the deadline is counted as stuck."""
+    from store.db import db
+    from store.models import SyncRun
+
+    with app.app_context():
+        running = db.session.scalar(select(func.count()).select_from(SyncRun).where(
+            SyncRun.status == "running")) or 0
+        db.session.remove()
+    return running
 
 
 def _open_actions(app: Any, redis: Redis) -> str:

@@ -706,16 +706,21 @@ def sweep_ledger(book_next: bool = True) -> int:
 
 
 def end_lost_sync_runs() -> int:
-    """End the sync records still "running" whose job is over: it failed or finished while
-    its own write of the outcome failed (the database went away under it), or it is gone
-    (Redis lost it, or the run had no job) and the run is older than STUCK_AFTER."""
+    """End the sync records still "running" that no job is running: the execution that
+    recorded the run is over while its own write of the outcome failed (the database went
+    away under it). That is so when the run's job is over (finished, failed), waits for a
+    retry or in its queue (an execution records a run of its own when it starts), or runs
+    again with a newer run of its own; or when the job is gone (Redis lost it, or the run had
+    no job) and the run is older than STUCK_AFTER."""
     session = db.session()
     now = clock.now()  # as the runs' own start times
     running = session.scalars(select(SyncRun).where(
         SyncRun.status == "running").order_by(SyncRun.id)).all()
     jobs = Job.fetch_many([run.job_id for run in running], connection=redis_client())
+    newest = {run.job_id: run.id for run in running}  # in id order: the last one stays
     lost = [run for run, job in zip(running, jobs, strict=True)
-            if (job is not None and job.get_status(refresh=False) in FINISHED)
+            if (job is not None and (job.get_status(refresh=False) != JobStatus.STARTED
+                                     or newest[run.job_id] != run.id))
             or (job is None and run.started_at < now - STUCK_AFTER)]
     for run in lost:
         run.status, run.finished_at = "failed", now

@@ -16,6 +16,7 @@ import pytest
 from cryptography.fernet import Fernet
 from redis import Redis
 from rq import Queue
+from rq.job import JobStatus
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import func, select
 
@@ -168,6 +169,12 @@ def test_a_sync_record_whose_job_is_over_or_gone_is_ended_by_the_sweeper(
                                                                        job_id="sync-finished")
     run_jobs(app)  # runs it (and the connection's first sync)
     assert finished.get_status(refresh=True) == "finished"
+    # Jobs the sweeper finds after a run's execution ended (its outcome's write failed with
+    # the database): waiting for RQ's retry, back in the queue, or running again.
+    queue = Queue(app.config["RQ_QUEUE"], connection=redis)
+    queue.enqueue_in(timedelta(hours=1), "os.getpid", job_id="sync-retry-booked")
+    queue.enqueue("os.getpid", job_id="sync-queued")
+    queue.enqueue("os.getpid", job_id="sync-again").set_status(JobStatus.STARTED)
     with app.app_context():
         now = clock()
         rows = [SyncRun(org_id=connected.org_id, job_id=job_id, mode="pending",
@@ -175,14 +182,19 @@ def test_a_sync_record_whose_job_is_over_or_gone_is_ended_by_the_sweeper(
                 for job_id, started in (
                     ("sync-finished", now),  # its job ended without writing the outcome
                     ("sync-gone", now - STUCK_AFTER - timedelta(seconds=1)),  # Redis lost it
-                    ("sync-gone-recent", now))]  # gone, but could still be starting
+                    ("sync-gone-recent", now),  # gone, but could still be starting
+                    ("sync-retry-booked", now), ("sync-queued", now),
+                    ("sync-again", now),  # its first execution's run...
+                    ("sync-again", now))]  # ...and the one running now
         db.session.add_all(rows)
         db.session.commit()
-        assert end_lost_sync_runs() == 2
-        statuses = dict(db.session.execute(select(SyncRun.job_id, SyncRun.status).where(
-            SyncRun.job_id.in_([r.job_id for r in rows]))).all())
-    assert statuses == {"sync-finished": "failed", "sync-gone": "failed",
-                        "sync-gone-recent": "running"}
+        assert end_lost_sync_runs() == 5
+        statuses = db.session.execute(select(SyncRun.job_id, SyncRun.status).where(
+            SyncRun.job_id.in_([r.job_id for r in rows])).order_by(SyncRun.id)).all()
+    assert [tuple(row) for row in statuses] == [
+        ("sync-finished", "failed"), ("sync-gone", "failed"), ("sync-gone-recent", "running"),
+        ("sync-retry-booked", "failed"), ("sync-queued", "failed"), ("sync-again", "failed"),
+        ("sync-again", "running")]
 
 
 def test_a_worker_that_lost_its_claim_writes_nothing(
