@@ -1230,6 +1230,7 @@ def run(scale: Scale, database_url: str,
         running = workers.running()
         deaths, clean_exits = workers.deaths, workers.clean_exits
         crashes = workers.crashes()
+        workers_log = workers.log.name  # kept: what the workers said, for a failed run
         workers.stop()
         workers = None
         if webhooks is not None and webhooks.thread is not None:
@@ -1266,6 +1267,7 @@ def run(scale: Scale, database_url: str,
             "still_waiting_at_deadline": waiting,
             "total_seconds": round(time.perf_counter() - started, 1),
             "crash_points": crash,
+            "workers_log": workers_log,
         }
     finally:
         if paused is not None and paused.until:

@@ -53,7 +53,9 @@ def test_faults_leave_no_duplicate_no_lost_action_and_no_worker_down(database_ur
         capture_output=True, text=True, timeout=420, check=False)
     assert answer.returncode == 0, answer.stderr[-3000:]
     figures = json.loads(answer.stdout.strip().splitlines()[-1])
-    said = json.dumps(figures)  # every figure in a failure's message, not pytest's abridged dict
+    # Every figure in a failure's message, not pytest's abridged dict; `workers_log` names the
+    # file with what the workers logged, kept for a failed run and removed once all passed.
+    said = json.dumps(figures)
     # 1 Xero and 2 QuickBooks organisations, 6 invoices each: 5 actions and a card payment.
     assert figures["writebacks"] == 15
     assert (figures["duplicates_by_kind"], figures["lost"], figures["states"],
@@ -90,3 +92,4 @@ def test_faults_leave_no_duplicate_no_lost_action_and_no_worker_down(database_ur
         assert figures["paused_action_taken_over"] is True, said
     if figures["database"] == "postgresql":
         assert figures["backends_terminated"] >= 1, said
+    os.unlink(figures["workers_log"])
