@@ -718,15 +718,19 @@ def end_lost_sync_runs() -> int:
         SyncRun.status == "running").order_by(SyncRun.id)).all()
     jobs = Job.fetch_many([run.job_id for run in running], connection=redis_client())
     newest = {run.job_id: run.id for run in running}  # in id order: the last one stays
-    lost = [run for run, job in zip(running, jobs, strict=True)
-            if (job is not None and (job.get_status(refresh=False) != JobStatus.STARTED
-                                     or newest[run.job_id] != run.id))
-            or (job is None and run.started_at < now - STUCK_AFTER)]
+    states = {run.id: job.get_status(refresh=False) if job is not None else None
+              for run, job in zip(running, jobs, strict=True)}
+    lost = [run for run in running
+            if (states[run.id] is not None and (states[run.id] != JobStatus.STARTED
+                                                or newest[run.job_id] != run.id))
+            or (states[run.id] is None and run.started_at < now - STUCK_AFTER)]
     for run in lost:
         run.status, run.finished_at = "failed", now
         run.error = "The sync stopped without recording its end (its worker or job was lost)."
-        log.warning("org %s: sync run %s ended by the sweeper: its job is over", run.org_id,
-                    run.id)
+        log.warning("org %s: sync run %s ended by the sweeper: its execution ended without "
+                    "recording it (job %s: %s)", run.org_id, run.id, run.job_id,
+                    "gone" if states[run.id] is None else "running a newer run"
+                    if states[run.id] == JobStatus.STARTED else JobStatus(states[run.id]).value)
     # Their leases go with them (a killed worker could not release its own), unless another
     # run of the same organisation is still going. So does a lease no run holds at all: its
     # sync ended but the release failed. A sync records its run right after it takes the
