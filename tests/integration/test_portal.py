@@ -176,6 +176,10 @@ def test_a_customer_follows_the_reminder_to_the_portal(  # type: ignore[no-untyp
     huge = post("dispute", ids["dispute"], {"reason": "Wrong amount"},
                 files={"attachment": ("big.pdf", big, "application/pdf")})
     assert huge.status_code == 413 and "too large" in huge.text
+    scan = b"%PDF-" + bytes(50 * 2**20)  # 50 MB
+    fifty = post("dispute", ids["dispute"], {"reason": "Wrong amount"},
+                 files={"attachment": ("scan.pdf", scan, "application/pdf")})
+    assert fifty.status_code == 413 and "too large" in fifty.text  # refused before it is read
     html = post("dispute", ids["dispute"], {"reason": "Wrong amount"},
                         files={"attachment": ("x.pdf", b"<html><script>alert(1)</script>",
                                       "application/pdf")})
