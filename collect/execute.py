@@ -97,8 +97,11 @@ def reminder_note(action: Action, invoice: Invoice) -> str:
 
 @with_action_ids
 def execute_action(session: Session, action: Action, connector: Connector,
-                   now: datetime, owner: str) -> str:
-    """Carry out one action; returns its final or current status."""
+                   now: datetime, owner: str, touched: set[int] | None = None) -> str:
+    """Carry out one action; returns its final or current status. The invoice's next action
+    time is worked out again with the outcome's commit; a caller running many of an
+    organisation's actions passes `touched`, gets the invoice ids in it instead, and works
+    them out once at the end (`collect.plan.refresh_next_action`)."""
     if action.status in ledger.FINAL_STATES:
         return action.status
     if action.status == AWAITING_APPROVAL:  # safe mode: only the owner's approval sends it
@@ -137,7 +140,7 @@ def execute_action(session: Session, action: Action, connector: Connector,
     try:
         with ledger.fenced(session, [action], owner):
             status = _carry_out(Effect(session, action, filed, org, connector, now, owner),
-                                handler)
+                                handler, touched)
     except ledger.ClaimLost:
         session.rollback()
         log.warning("org %s invoice %s action %s: the claim passed to another worker; stopped"
@@ -147,7 +150,7 @@ def execute_action(session: Session, action: Action, connector: Connector,
     return status
 
 
-def _carry_out(effect: Effect, handler: Handler) -> str:
+def _carry_out(effect: Effect, handler: Handler, touched: set[int] | None) -> str:
     """The claimed action run and its outcome recorded (collect/outcomes.py), each commit
     fenced by the claim."""
     session, action, invoice = effect.session, effect.action, effect.filed_invoice
@@ -162,7 +165,9 @@ def _carry_out(effect: Effect, handler: Handler) -> str:
         status = outcomes.record(session, action, exc, shared_clock.now())  # or raises
         if isinstance(exc, TransientError):
             return status  # attempts spent: recorded as it stands
-    if invoice is not None:
+    if invoice is not None and touched is not None:
+        touched.add(invoice.id)
+    elif invoice is not None:
         refresh_next_action(session, effect.org, effect.now, [invoice.id])
     session.commit()
     return status

@@ -413,10 +413,11 @@ def execute_action(action_id: int) -> str:
         return "deferred"
 
 
-def _run(session: Session, action: Action) -> str:
+def _run(session: Session, action: Action, touched: set[int] | None = None) -> str:
     """One action through collect.execute, once its organisation's connection allows it;
     raises outcomes.Deferred (the provider's budget) and outcomes.RetryLater (a passing
-    failure, recorded) for the caller to book it again."""
+    failure, recorded) for the caller to book it again. With `touched`, the invoice's next
+    action time is left for the caller to work out (collect.execute.execute_action)."""
     org = session.get(Organisation, action.org_id)
     assert org is not None
     connection = org.connection
@@ -432,7 +433,7 @@ def _run(session: Session, action: Action) -> str:
         session.commit()
         return "skipped"
     return execute.execute_action(session, action, connector_for(connection), clock.now(),
-                                  owner=_owner())
+                                  owner=_owner(), touched=touched)
 
 
 # Actions of one organisation to an execution job (the daily run's): queueing a job costs RQ
@@ -507,6 +508,7 @@ def execute_actions(action_ids: Sequence[int], tries: int = 0) -> dict[str, int]
     again: list[int] = []  # passing failures, recorded: run after the retry interval
     crashed: list[tuple[int, Exception]] = []
     moved: set[int] = set()  # booked into another group job
+    touched: set[int] = set()  # invoices whose next action time is worked out at the end
     org_id: int | None = None
 
     def count(status: str, n: int = 1) -> None:
@@ -531,7 +533,7 @@ def execute_actions(action_ids: Sequence[int], tries: int = 0) -> dict[str, int]
                 continue
             org_id, filed = action.org_id, ledger.filed_under(action)
             try:
-                count(_run(session, action))
+                count(_run(session, action, touched))
             except outcomes.Deferred as deferred:
                 rest = ids[index:]
                 at = clock.now() + timedelta(seconds=max(1.0, deferred.retry_after))
@@ -555,6 +557,7 @@ def execute_actions(action_ids: Sequence[int], tries: int = 0) -> dict[str, int]
                           " goes on", org_id, *filed, action_id, exc.__class__.__name__, exc)
                 crashed.append((action_id, exc))
                 count("error")
+        _refresh_touched(session, org_id, touched)
         if again:
             enqueue_groups([again], at=_retry_at(session, again), tries=tries)
             moved.update(again)
@@ -572,6 +575,19 @@ def execute_actions(action_ids: Sequence[int], tries: int = 0) -> dict[str, int]
     if crashed:  # the job is marked failed: what stopped it stays visible
         raise GroupIncomplete(crashed)
     return counts
+
+
+def _refresh_touched(session: Session, org_id: int | None, touched: set[int]) -> None:
+    """The next action times of the invoices a group's actions touched, worked out once for
+    the group (one read of each kind) rather than once per action. Until then an invoice's
+    time is the one its action was planned at: a planning pass that meets it sooner plans
+    nothing twice (the ledger's keys) and works the time out itself."""
+    if not touched or org_id is None:
+        return
+    org = session.get(Organisation, org_id)
+    if org is not None:
+        plan.refresh_next_action(session, org, clock.now(), touched)
+        session.commit()
 
 
 class GroupIncomplete(Exception):

@@ -155,6 +155,44 @@ def test_a_group_runs_each_action_once_however_often_it_is_delivered(
         _each_emailed_once(state, connected.tenant_id, len(ids))
 
 
+def test_a_group_works_out_its_invoices_next_action_times_once_at_its_end(
+        app, connected, clock) -> None:  # type: ignore[no-untyped-def]
+    """Each invoice a group's actions touched has the next action time its state now gives (as
+    refresh_next_action works it out), past the reminder just sent; the group reads the
+    organisation's book for them once, not once per action."""
+    from sqlalchemy import event
+
+    from collect.plan import refresh_next_action
+    from jobs.tasks import execute_actions
+    from store.db import db
+    from store.models import Action, Invoice, Organisation
+
+    with app.app_context():
+        ids = _reminders(app, connected.org_id)
+        invoice_ids = sorted(set(db.session.scalars(select(Action.invoice_id).where(
+            Action.id.in_(ids)))))
+        policies_read: list[str] = []
+
+        def count(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+            if statement.lstrip().upper().startswith("SELECT POLICIES."):
+                policies_read.append(statement)
+
+        event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            assert execute_actions(ids) == {"done": len(ids)}
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count)
+        assert len(policies_read) == 1  # one book for the group (one per action before)
+        db.session.expire_all()
+        after = dict(db.session.execute(select(Invoice.id, Invoice.next_action_at).where(
+            Invoice.id.in_(invoice_ids))).all())
+        assert all(when is None or when > clock() for when in after.values()), after
+        refresh_next_action(db.session(), db.session.get(Organisation, connected.org_id),
+                            clock(), invoice_ids)
+        assert {i.id: i.next_action_at for i in db.session.scalars(select(Invoice).where(
+            Invoice.id.in_(invoice_ids)))} == after  # nothing left to work out
+
+
 def test_a_429_books_the_rest_of_the_group_for_when_the_budget_refills(
         app, connected, sandbox, faulty) -> None:  # type: ignore[no-untyped-def]
     from collect.providers import redis_client
