@@ -473,24 +473,30 @@ def sync_organisation(session: Session, org: Organisation, connector: Connector,
     sync that brings the books in (the caller computes every invoice's next action after it
     and books the organisation's daily run)."""
     cursors = {stream.name: _cursor(session, org.id, stream) for stream in STREAMS}
-    full = first or all(c.cursor is None for c in cursors.values())
+    # Each stream's bookmark as the sync starts, read now: read after a commit, it would be a
+    # SELECT whose autoflush writes what the progress hook left pending, and the page's call
+    # would then wait on the provider holding that write's lock (on SQLite every other
+    # writer's). No write is pending while the provider is asked.
+    since = {name: c.cursor for name, c in cursors.items()}
+    full = first or all(bookmark is None for bookmark in since.values())
     result = SyncResult(mode="full" if full else "incremental")
     calls_before = connector.calls
     started = time.perf_counter()
+    session.commit()  # a new bookmark's row, before any call
     if full:
         details = connector.organisation()
         _assign(org, {"name": details.name or org.name, "country": details.country,
                       "timezone": details.timezone, "base_currency": details.base_currency})
-    session.commit()
+        session.commit()
 
     org_id = org.id  # read once: after each commit `org.id` would cost a SELECT
     quotes = wants_quotes(session, org_id)
-    together = None if full else _changes_together(session, org_id, connector, cursors, quotes)
+    together = None if full else _changes_together(session, org_id, connector, since, quotes)
     for stream in STREAMS:
         cursor = cursors[stream.name]
         result.counts[stream.name] = 0
         pages, through = together[stream.name] if together and stream.name in together else \
-            (getattr(connector, stream.connector_method)(cursor.cursor), None)
+            (getattr(connector, stream.connector_method)(since[stream.name]), None)
         for page in pages:
             result.changed_invoice_ids |= UPSERTS[stream.name](session, org_id, page)
             newest = _newest(page, cursor.cursor)
@@ -518,7 +524,7 @@ Together = dict[str, tuple[Iterable[Sequence[Any]], datetime | None]]
 
 
 def _changes_together(session: Session, org_id: int, connector: Connector,
-                      cursors: dict[str, SyncCursor], quotes: bool) -> Together | None:
+                      bookmarks: dict[str, datetime | None], quotes: bool) -> Together | None:
     """Where the connector reads several record kinds' changes at once (`changes`: QuickBooks'
     CDC), each stream's pages from it, with the bookmark the read covers (None: the pages'
     newest record); None to read stream by stream. Quotes join while their stream has a
@@ -526,11 +532,12 @@ def _changes_together(session: Session, org_id: int, connector: Connector,
     changes = getattr(connector, "changes", None)
     if changes is None:
         return None
-    since: dict[str, datetime | None] = {name: c.cursor for name, c in cursors.items()}
+    since = dict(bookmarks)
     if quotes:
         bookmark = _cursor(session, org_id, QUOTES_STREAM).cursor
         if bookmark is not None:
             since[QUOTES_STREAM.name] = bookmark
+        session.commit()  # a new bookmark's row, before the call
     together: Together | None = changes(since)
     return together
 
