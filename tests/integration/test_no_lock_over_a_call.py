@@ -51,9 +51,12 @@ def calls() -> list[tuple[str, str | None]]:
     return []
 
 
-def _looking(flask_app: Any, prefix: str, database_url: str,
-             calls: list[tuple[str, str | None]]) -> LiveServer:
-    """The sandbox served, looking at our database each time a call of its API arrives."""
+def _served(box: Any, create_app: Any, prefix: str, database_url: str,
+            calls: list[tuple[str, str | None]]) -> Iterator[tuple[object, LiveServer]]:
+    """The seeded sandbox served, looking at our database each time a call of its API
+    (under `prefix`) arrives."""
+    box.seed_demo(box.config.clock().date())
+    flask_app = create_app(box)
     inner = flask_app.wsgi_app
 
     def looking(environ: dict[str, Any], start_response: Any) -> Any:
@@ -63,31 +66,28 @@ def _looking(flask_app: Any, prefix: str, database_url: str,
         return inner(environ, start_response)
 
     flask_app.wsgi_app = looking
-    return LiveServer(flask_app)
+    server = LiveServer(flask_app)
+    yield box, server
+    server.stop()
 
 
 @pytest.fixture
 def sandbox(clock: FakeClock, database_url: str, calls: list[tuple[str, str | None]]
             ) -> Iterator[tuple[object, LiveServer]]:
-    from sandboxes.xero import SandboxConfig, XeroSandbox, create_app
+    from sandboxes import xero
 
-    state = XeroSandbox(SandboxConfig(clock=clock, per_minute_limit=100_000))
-    state.seed_demo(clock().date())
-    server = _looking(create_app(state), "/api.xro/", database_url, calls)
-    yield state, server
-    server.stop()
+    box = xero.XeroSandbox(xero.SandboxConfig(clock=clock, per_minute_limit=100_000))
+    yield from _served(box, xero.create_app, "/api.xro/", database_url, calls)
 
 
 @pytest.fixture
 def qbo_sandbox(clock: FakeClock, database_url: str, calls: list[tuple[str, str | None]]
                 ) -> Iterator[tuple[object, LiveServer]]:
-    from sandboxes.quickbooks import QuickBooksSandbox, SandboxConfig, create_app
+    from sandboxes import quickbooks
 
-    state = QuickBooksSandbox(SandboxConfig(clock=clock, per_minute_limit=100_000))
-    state.seed_demo(clock().date())
-    server = _looking(create_app(state), "/v3/company/", database_url, calls)
-    yield state, server
-    server.stop()
+    box = quickbooks.QuickBooksSandbox(quickbooks.SandboxConfig(clock=clock,
+                                                                per_minute_limit=100_000))
+    yield from _served(box, quickbooks.create_app, "/v3/company/", database_url, calls)
 
 
 @pytest.mark.parametrize("provider", ["xero", "quickbooks"])
