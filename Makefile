@@ -69,12 +69,12 @@ typecheck: $(DEV_STAMP)
 # on two cores a third fills the time the others wait on servers and sleeps),
 # each with a Redis server of its own; the chaos experiment (marked `first`) starts each pass.
 # The few tests marked `serial` (throughput against real processes, no database) run alone
-# between the two passes; each part says how long it took. Coverage of every pass, per
-# package, closes the run.
+# between the two passes; each part says how long it took and names its 15 slowest tests.
+# Coverage of every pass, per package, closes the run.
 TEST_WORKERS ?= 3
 # worksteal: a worker that runs out of tests takes some of the other's (the browser tests are long).
 PARALLEL := -n $(TEST_WORKERS) --dist worksteal
-PYTEST := $(BIN)/pytest -q -p no:cacheprovider --cov --cov-append --cov-report=
+PYTEST := $(BIN)/pytest -q -p no:cacheprovider --durations=15 --cov --cov-append --cov-report=
 # sys.monitoring where the venv's Python has it (3.12+), else coverage's C tracer.
 COVERAGE_CORE = $(shell $(BIN)/python -c 'import sys; print("sysmon" if sys.version_info >= (3, 12) else "ctrace")' 2>/dev/null)
 export COVERAGE_CORE
