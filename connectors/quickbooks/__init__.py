@@ -712,12 +712,14 @@ class QuickBooksConnector:
             if not accounts:
                 raise ProviderRejected(f"QuickBooks has no income account for {what} items")
             preferred = sorted(accounts, key=item_spec.rank)[0]
-            # One requestid per company: two workers creating the item at once make one.
-            item = self._post(f"create {what} item", "item", _json({
-                "Name": item_spec.name, "Type": "Service",
-                "Description": item_spec.description,
-                "IncomeAccountRef": {"value": str(preferred["Id"])}}),
-                f"dunwell-{item_spec.key}")["Item"]
+            item = self._made_once(f"{what} item", lambda: self._post(
+                f"create {what} item", "item", _json({
+                    "Name": item_spec.name, "Type": "Service",
+                    "Description": item_spec.description,
+                    "IncomeAccountRef": {"value": str(preferred["Id"])}}),
+                f"dunwell-{item_spec.key}")["Item"], lambda: list(self._query(
+                    f"{what} item", select("Item", (f"Name = {quote(item_spec.name)}",))
+                ).get("Item") or []))
         self._items[item_spec.name] = {"value": str(item["Id"]),
                                        "name": str(item.get("Name", item_spec.name))}
         return self._items[item_spec.name]
@@ -1048,16 +1050,37 @@ class QuickBooksConnector:
         return str(created["Id"])
 
     def _account_id(self, what: str, where: str, make: dict[str, str] | None) -> str:
-        """The first account the condition finds; else, with `make`, one made once (one
-        requestid per company, so two workers make one)."""
-        found = self._query(what, select("Account", (where,))).get("Account") or []
+        """The first account the condition finds; else, with `make`, one made once."""
+
+        def find() -> list[dict[str, Any]]:
+            return list(self._query(what, select("Account", (where,))).get("Account") or [])
+
+        found = find()
         if found:
             return str(found[0]["Id"])
         if make is None:
             raise ProviderRejected(f"QuickBooks has no {what}")
-        made = self._post(f"create {what}", "account", _json(make),
-                          f"account-{make['Name']}")["Account"]
+        made = self._made_once(what, lambda: self._post(
+            f"create {what}", "account", _json(make), f"account-{make['Name']}")["Account"], find)
         return str(made["Id"])
+
+    def _made_once(self, what: str, make: Callable[[], dict[str, Any]],
+                   find: Callable[[], list[dict[str, Any]]]) -> dict[str, Any]:
+        """Make a named thing of the company's (an account, an item) that `find` did not find.
+
+        Its requestid is one per company, so a worker asking again gets the first answer. Two
+        workers asking at once both miss it (neither has an answer yet), and QuickBooks refuses
+        the second by the name the first just took (6240, Duplicate Name Exists). Then the
+        first's is found and used; refused with nothing found, the refusal stands."""
+        try:
+            return make()
+        except ProviderRejected as refused:
+            found = find()
+            if not found:
+                raise
+            log.info("QuickBooks %s %s: made meanwhile by another request (%s); using it",
+                     self.realm_id, what, refused)
+            return found[0]
 
     def _create_credit_memo(self, credit: CreditNote, idempotency_key: str) -> dict[str, Any]:
         item = self._item_for(credit.item_name, DISCOUNT)

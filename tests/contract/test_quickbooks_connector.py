@@ -115,3 +115,42 @@ def test_a_deleted_payment_and_a_deleted_invoice_reach_the_sync_as_deletions(
     gone = everything(connector.payments(cursor + timedelta(seconds=90)))
     assert [(p.provider_id, p.status, p.invoice_provider_id) for p in gone] == [
         (payment["Id"], "deleted", None)]
+
+
+def test_two_workers_making_the_fee_item_and_the_bank_charges_account_at_once_make_one(
+        books: QuickBooksHarness) -> None:
+    """Both ask before either has an answer: the second is refused by the name the first took
+    (6240) and uses the first's, so both fees are written and the company has one of each."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from connectors.base import BankFee
+
+    accounts = [a for a in books.box.company(books.realm).records["Account"].values()
+                if a.get("Name") == "Bank Charges"]
+    items = [i for i in books.box.company(books.realm).records["Item"].values()
+             if i.get("Name") == "Late fee"]
+    assert accounts == [] and items == []  # each is made by the first fee of its kind
+    targets = [books.open_invoice(), next(i["Id"] for i in books.box.invoices(books.realm)
+                                          if i["Balance"] > 0 and i["Id"] != books.open_invoice())]
+    workers = [books.connector(), books.connector()]  # two workers, one company's tokens
+    books.box.config.latency_seconds = 0.3  # both requests are in flight together
+
+    def bank_fee(n: int) -> str:
+        key = f"card-{n}:fee"
+        return workers[n].record_bank_fee(BankFee(
+            currency="USD", paid_on=books.clock().date(), amount=Decimal("1.75"),
+            description=f"Stripe fee ({effect_marker(key)})", marker=effect_marker(key),
+            payee="Stripe"), key)
+
+    def fee_line(n: int) -> None:
+        workers[n].add_fee_line(targets[n], fee(f"1:{n}:fee:late:0"), f"1:{n}:fee:late:0")
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(fee_line, range(2)))
+        fees = list(pool.map(bank_fee, range(2)))
+    records = books.box.company(books.realm).records
+    assert len({*fees}) == 2 and all(records["Purchase"][f] for f in fees)
+    assert len([a for a in records["Account"].values() if a.get("Name") == "Bank Charges"]) == 1
+    assert len([i for i in records["Item"].values() if i.get("Name") == "Late fee"]) == 1
+    for target in targets:
+        assert any("Late fee" in str(line) for line in books._raw(target)["Line"])
