@@ -146,7 +146,7 @@ class Effect:
         if part == "fee_invoice_id" and value:  # ours: never chased on its own once synced
             own_documents.remember(self.session, self.action.org_id, str(value),
                                    self.action.invoice_id)
-        ledger.commit_keeping_loaded(self.session)  # the next part's call holds no lock
+        self.session.commit()
 
     def finish(self, message: str, **result: object) -> str:
         crash_point("answered")
@@ -190,10 +190,9 @@ def send_own_email(effect: Effect, **message: Any) -> bool:
                     effect.key)
         effect.record_part("emailed", UNCONFIRMED)
         return False
-    server = server_for(effect.session, effect.action.org_id)  # read before the fence's commit
     effect.begin("emailed")
     try:
-        send_email(**message, server=server)
+        send_email(**message, server=server_for(effect.session, effect.action.org_id))
     except TransientError as exc:
         if isinstance(exc.__cause__, NOTHING_SENT):
             effect.forget_write()  # nothing was handed over: the retry sends it

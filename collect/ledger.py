@@ -45,8 +45,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, event, insert, inspect, or_, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, scoped_session
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm import Session
 
 from collect.observed import count_when_committed
 from rules import PastAction, PlannedAction
@@ -403,30 +402,15 @@ def renew(session: Session, action: Action, owner: str, now: datetime,
         .values(**values)
         .execution_options(synchronize_session=False)
     ).rowcount == 1
-    if not held:
-        session.commit()
-        session.refresh(action)  # whoever holds it now, for the caller's log line
-        return False
-    commit_keeping_loaded(session)
-    for key, value in values.items():  # the row as this UPDATE left it
-        set_committed_value(action, key, value)
-    return True
-
-
-def commit_keeping_loaded(session: Session) -> None:
-    """Commit, leaving what the session holds loaded as it was, where a commit expires it.
-
-    For the commit right before a provider call: reading an expired object again would begin
-    a transaction whose first statement is the fence's (`fenced`), and the call would run
-    inside it, holding the action's row lock (PostgreSQL) or the database's write lock
-    (SQLite: every other worker's writes wait) for as long as the provider takes to answer.
-    What stays loaded is what this worker read a moment before; the next commit expires it."""
-    real = session() if isinstance(session, scoped_session) else session
-    expire, real.expire_on_commit = real.expire_on_commit, False
-    try:
-        real.commit()
-    finally:
-        real.expire_on_commit = expire
+    session.commit()
+    # Read back in a new transaction, which (fenced) begins with the fence's UPDATE: it stays
+    # open over the provider call that follows, until the part's outcome is committed. So while
+    # the write is in flight the action's row (PostgreSQL) or the database (SQLite) is locked,
+    # and no other worker can claim the action even when this one stalls past its lease there:
+    # a takeover would write it a second time (a credit note twice, where the provider has
+    # forgotten the idempotency key). tests/integration/test_no_lock_over_a_call.py holds it.
+    session.refresh(action)
+    return held
 
 
 class ClaimLost(Exception):
