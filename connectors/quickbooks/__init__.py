@@ -712,14 +712,19 @@ class QuickBooksConnector:
             if not accounts:
                 raise ProviderRejected(f"QuickBooks has no income account for {what} items")
             preferred = sorted(accounts, key=item_spec.rank)[0]
-            item = self._made_once(f"{what} item", lambda: self._post(
-                f"create {what} item", "item", _json({
+
+            def make() -> dict[str, Any]:
+                return dict(self._post(f"create {what} item", "item", _json({
                     "Name": item_spec.name, "Type": "Service",
                     "Description": item_spec.description,
                     "IncomeAccountRef": {"value": str(preferred["Id"])}}),
-                f"dunwell-{item_spec.key}")["Item"], lambda: list(self._query(
-                    f"{what} item", select("Item", (f"Name = {quote(item_spec.name)}",))
-                ).get("Item") or []))
+                    f"dunwell-{item_spec.key}")["Item"])
+
+            def find() -> list[dict[str, Any]]:
+                return list(self._query(f"{what} item", select(
+                    "Item", (f"Name = {quote(item_spec.name)}",))).get("Item") or [])
+
+            item = self._made_once(f"{what} item", make, find)
         self._items[item_spec.name] = {"value": str(item["Id"]),
                                        "name": str(item.get("Name", item_spec.name))}
         return self._items[item_spec.name]
@@ -1060,9 +1065,12 @@ class QuickBooksConnector:
             return str(found[0]["Id"])
         if make is None:
             raise ProviderRejected(f"QuickBooks has no {what}")
-        made = self._made_once(what, lambda: self._post(
-            f"create {what}", "account", _json(make), f"account-{make['Name']}")["Account"], find)
-        return str(made["Id"])
+        def create() -> dict[str, Any]:
+            assert make is not None
+            return dict(self._post(f"create {what}", "account", _json(make),
+                                   f"account-{make['Name']}")["Account"])
+
+        return str(self._made_once(what, create, find)["Id"])
 
     def _made_once(self, what: str, make: Callable[[], dict[str, Any]],
                    find: Callable[[], list[dict[str, Any]]]) -> dict[str, Any]:
