@@ -127,3 +127,34 @@ def front_job_waiting() -> bool:
     except NoSuchJobError:
         return False
     return bool((job.meta or {}).get(AT_FRONT))
+
+
+# RQ's scheduler moves a booked job to its queue within a second or two of its time, from the
+# one process that holds the scheduler's lock. A worker killed while it held that lock (kill -9,
+# the OOM killer) leaves the lock for 61 s, and a worker restarted after a Redis outage may be
+# the holder that is killed next: retries, the sweep's next run and the daily runs would wait
+# that long each time. A job this far past its time was missed, and any worker's maintenance
+# beat queues it (`queue_overdue_jobs`).
+OVERDUE_AFTER_SECONDS = float(os.environ.get("DUNWELL_OVERDUE_AFTER_SECONDS", "10"))
+
+
+def queue_overdue_jobs(q: Queue, now: float, overdue_after: float = OVERDUE_AFTER_SECONDS) -> int:
+    """Queue the booked jobs of `q` whose time passed more than `overdue_after` seconds before
+    `now` (a Unix time), as RQ's scheduler would have. Each is taken out of the booking set
+    first (ZREM): of any number of workers doing this at once, one queues it. A scheduler that
+    is alive but that late may queue it too; every job is safe to run twice (the ledger's
+    claim, the sync lease, deterministic ids). Returns how many were queued."""
+    registry = q.scheduled_job_registry
+    queued = 0
+    for job_id in registry.get_jobs_to_schedule(int(now - overdue_after)):
+        try:
+            job = Job.fetch(job_id, connection=q.connection, serializer=q.serializer)
+        except NoSuchJobError:  # its data expired: nothing to run, as RQ's scheduler drops it
+            registry.remove(job_id)
+            continue
+        try:
+            registry.requeue(job, at_front=job.should_enqueue_at_front())
+        except InvalidJobOperation:  # the scheduler (or another worker) queued it meanwhile
+            continue
+        queued += 1
+    return queued

@@ -23,6 +23,7 @@ from rq.exceptions import StopRequested
 from sqlalchemy.exc import SQLAlchemyError
 
 from collect.providers import redis_client
+from jobs.queues import queue_overdue_jobs
 from jobs.tasks import SWEEP_EVERY, ensure_schedules
 from observability.jobs import perform_observed
 from store.db import db
@@ -87,7 +88,8 @@ class AppWorker(SimpleWorker):
             drop_session()
 
     def run_maintenance_tasks(self) -> None:
-        """RQ's own upkeep, then ours: every connected organisation's daily run booked and the
+        """RQ's own upkeep, then ours: booked jobs long past their time queued (their
+        scheduler's worker was killed), every connected organisation's daily run booked and the
         ledger swept. The sweep books its own next run, but a Redis that lost its data (flushed,
         failed over) lost that booking too; every worker re-checks on RQ's maintenance beat, so
         open actions get their jobs back without anyone restarting anything. Booking twice is
@@ -96,6 +98,11 @@ class AppWorker(SimpleWorker):
         if not self.keeps_schedules:
             return
         try:
+            for q in self.queues:
+                if overdue := queue_overdue_jobs(q, time.time()):
+                    log.warning("worker %s: %d booked job(s) of queue %s were past their time "
+                                "(RQ's scheduler is not running); queued them", self.name,
+                                overdue, q.name)
             ensure_schedules()
         except (SQLAlchemyError, RedisError, ValueError, RuntimeError) as exc:
             # The next beat tries again (a lost connection, a job replaced meanwhile).
