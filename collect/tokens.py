@@ -128,7 +128,10 @@ class GrantTokenStore:
         ), grant.token_version or 0, grant.token_fence or 0)
 
     def read(self) -> StoredTokens:
+        """The stored pair, read before every provider call: one SELECT, so in autocommit
+        (one round trip, where a transaction of its own adds a BEGIN and a ROLLBACK)."""
         with self._sessions() as session:
+            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             return self._read(session)[1]
 
     def load(self) -> TokenSet:
