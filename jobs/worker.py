@@ -22,6 +22,7 @@ from rq import Queue, SimpleWorker
 from rq.exceptions import StopRequested
 from sqlalchemy.exc import SQLAlchemyError
 
+from collect import shared_clock
 from collect.providers import redis_client
 from jobs.queues import queue_overdue_jobs
 from jobs.tasks import SWEEP_EVERY, ensure_schedules
@@ -98,8 +99,11 @@ class AppWorker(SimpleWorker):
         if not self.keeps_schedules:
             return
         try:
+            # On the clock all workers share: a worker whose own clock runs fast would queue
+            # a booked job (a daily run at its send time) that long before its time.
+            now = shared_clock.now().timestamp()
             for q in self.queues:
-                if overdue := queue_overdue_jobs(q, time.time()):
+                if overdue := queue_overdue_jobs(q, now):
                     log.warning("worker %s: %d booked job(s) of queue %s were past their time "
                                 "(RQ's scheduler is not running); queued them", self.name,
                                 overdue, q.name)
