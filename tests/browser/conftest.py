@@ -57,3 +57,14 @@ def axe_problems(page) -> list[str]:  # type: ignore[no-untyped-def]
 def screenshot(page, name: str) -> None:  # type: ignore[no-untyped-def]
     SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True, timeout=60_000)
+
+
+def run_jobs_off_the_page(app, page) -> None:  # type: ignore[no-untyped-def]
+    """The queued jobs run by a real worker (tests.integration.conftest.run_jobs) with the tab
+    on about:blank. An organisation's page reloads itself when a sync ends (static/org.js);
+    left open while the sync ran, its reload could land after the test's next `goto` and
+    interrupt it ("Navigation ... is interrupted by another navigation to /orgs/N")."""
+    from tests.integration.conftest import run_jobs
+
+    page.goto("about:blank")
+    run_jobs(app)

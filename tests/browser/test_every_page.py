@@ -23,8 +23,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from collect.approvals import AWAITING_APPROVAL
-from tests.browser.conftest import axe_problems, screenshot
-from tests.integration.conftest import run_jobs
+from tests.browser.conftest import axe_problems, run_jobs_off_the_page, screenshot
 from tests.security.routes import probes
 
 # Focusable by the keyboard: what the page shows as interactive must take focus.
@@ -321,7 +320,7 @@ def _signed_up(app, web, page) -> tuple[int, list[str]]:  # type: ignore[no-unty
     page.goto(f"{web.url}/orgs/{org_id}/setup")
     page.get_by_role("button", name="Go live").click()
     page.wait_for_url(f"{web.url}/orgs/{org_id}")
-    run_jobs(app)
+    run_jobs_off_the_page(app, page)
     values = _book_values(app, org_id)
     pages = sorted({p.url for p in probes(app, values, {"GET"})
                     if not p.url.startswith(("/api/", "/webhooks/", "/static/", "/signout",

@@ -11,7 +11,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from tests.browser.conftest import axe_problems, screenshot
+from tests.browser.conftest import axe_problems, run_jobs_off_the_page, screenshot
 from tests.integration.conftest import run_jobs
 
 pytestmark = pytest.mark.db
@@ -47,7 +47,7 @@ def test_owner_journey(app, web, page) -> None:  # type: ignore[no-untyped-def]
     page.goto(f"{web.url}/orgs/{org_id}/setup")
     page.get_by_role("button", name="Go live").click()
     page.wait_for_url(f"{web.url}/orgs/{org_id}")
-    run_jobs(app)  # the first sync, planning and sending, by a real worker
+    run_jobs_off_the_page(app, page)  # the first sync, planning and sending, by a real worker
 
     # A second book: QuickBooks, from the organisations page.
     page.goto(f"{web.url}/orgs")
@@ -55,7 +55,7 @@ def test_owner_journey(app, web, page) -> None:  # type: ignore[no-untyped-def]
     page.locator("input[name=realmId]").first.check()
     page.get_by_role("button", name="Connect").click()
     page.wait_for_url(re.compile(r"/orgs/\d+$"))
-    run_jobs(app)
+    run_jobs_off_the_page(app, page)
     assert {c.provider for c in _one(app, select(Connection))} == {"xero", "quickbooks"}
     page.goto(f"{web.url}/orgs")
     check_page(page, "organisations")
