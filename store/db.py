@@ -15,6 +15,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
+from sqlalchemy.types import UserDefinedType
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -31,9 +32,40 @@ def among(session: Session, column: Any, values: Sequence[Any]) -> sa.ColumnElem
     (an IN list of 1,000 ids is 1,000 placeholders, dumped one by one, in a statement psycopg
     converts afresh each time: too long for its cache); elsewhere IN."""
     if session.get_bind().dialect.name == "postgresql":
+        literal = array_literal(values)
+        if literal is not None:
+            # The parameter goes untyped, so the server takes it as the array itself. Typed
+            # as text it would be cast by array_in, a STABLE function the planner does not
+            # fold: evaluated again on every row a sequential scan reads (measured: 24.8 s for
+            # three reads of 100,000 unindexed rows, against 0.06 s).
+            return column == sa.any_(sa.cast(sa.bindparam(None, literal, type_=_Untyped()),
+                                             postgresql.ARRAY(column.type)))
         return column == sa.any_(sa.bindparam(None, list(values),
                                               type_=postgresql.ARRAY(column.type)))
     return column.in_(values)
+
+
+class _Untyped(UserDefinedType[str]):
+    """A parameter SQLAlchemy sends without a cast of its own (psycopg sends a str as
+    'unknown'): the CAST around it gives it its type."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "TEXT"
+
+
+def array_literal(values: Sequence[Any]) -> str | None:
+    """PostgreSQL's text form of an array of ints or of strings (`{1,2}`, `{"a","b"}`), or
+    None for other values. psycopg dumps a list element by element, looking up each one's
+    dumper: 3-4 ms for 1,000 ids, against 0.1 ms to join them here and let the server cast
+    the text (a planning pass sends a few hundred such arrays)."""
+    if all(type(value) is int for value in values):
+        return "{" + ",".join(map(str, values)) + "}"
+    if all(type(value) is str for value in values):
+        return "{" + ",".join('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+                              for value in values) + "}"
+    return None
 
 
 class Base(DeclarativeBase):
