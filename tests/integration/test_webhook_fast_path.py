@@ -219,14 +219,30 @@ def test_a_connection_the_database_closed_is_dropped_and_the_event_sent_again(
 
 
 def _gunicorn_settings():  # type: ignore[no-untyped-def]
+    """gunicorn.conf.py as gunicorn loads it, leaving this process's environment as it was:
+    the file names a metrics directory for its workers, and /metrics in this process would
+    read that directory from then on instead of its own counters (a later test of the same
+    worker saw none of its requests counted)."""
     import importlib.util
+    import os
+    import shutil
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[2] / "gunicorn.conf.py"
     spec = importlib.util.spec_from_file_location("gunicorn_settings", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    before = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        made = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if before is None:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+            if made:
+                shutil.rmtree(made, ignore_errors=True)
+        else:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = before
     return module
 
 
