@@ -25,7 +25,8 @@ class Config:
     SQLALCHEMY_DATABASE_URI = _env(
         "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'dunwell.sqlite3'}"
     )
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    # Pooled connections are checked before use when idle (store.db.ping_when_idle).
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
     REDIS_URL = _env("REDIS_URL", "redis://127.0.0.1:6379/0")
     # MultiFernet keys, comma separated, newest first (rotation: prepend a new key).
     TOKEN_ENCRYPTION_KEYS = _env("TOKEN_ENCRYPTION_KEYS", "")

@@ -14,7 +14,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 
 from store import clock
-from store.db import db, engine_options
+from store.db import db, engine_options, ping_when_idle
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
@@ -44,7 +44,8 @@ def _app_clock() -> Any:
 def init_database(app: Flask) -> None:
     options = engine_options(app.config["SQLALCHEMY_DATABASE_URI"], app.instance_path,
                              dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {}))
-    app.extensions[ENGINE] = create_engine(**options)
+    engine = app.extensions[ENGINE] = create_engine(**options)
+    ping_when_idle(engine)
     db.bind(_current_engine, _app_context_scope)
     clock.use(_app_clock)
 

@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 def drop_session() -> None:
     """End the job's session. When its connection died under it (the database restarted, the
     backend was terminated), closing it raises: the session is forgotten all the same, and the
-    pool's pre-ping hands the next job a live connection."""
+    pool hands the next job a live connection (SQLAlchemy drops the pool's connections of that
+    time on a lost one, and store.db.ping_when_idle checks any that sat idle)."""
     try:
         db.session.remove()
     except SQLAlchemyError as exc:
