@@ -29,9 +29,10 @@ NAMING_CONVENTION = {
 
 def among(session: Session, column: Any, values: Sequence[Any]) -> sa.ColumnElement[bool]:
     """`column IN values` as the database takes it fastest: on PostgreSQL one array parameter
-    (`column = ANY(:values)`), which psycopg dumps once and whose statement it converts once
-    (an IN list of 1,000 ids is 1,000 placeholders, dumped one by one, in a statement psycopg
-    converts afresh each time: too long for its cache); elsewhere IN."""
+    (`column = ANY(:values)`), sent as text for ids and strings (`array_literal`), in a
+    statement psycopg converts once (an IN list of 1,000 ids is 1,000 placeholders, dumped one
+    by one, in a statement psycopg converts afresh each time: too long for its cache);
+    elsewhere IN."""
     if session.get_bind().dialect.name == "postgresql":
         literal = array_literal(values)
         if literal is not None:
